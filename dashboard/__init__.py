@@ -1,0 +1,1 @@
+"""perfhouse dashboard: Streamlit pages reading the warehouse through its query API."""

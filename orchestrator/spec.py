@@ -1,0 +1,685 @@
+"""The journey spec: YAML loading with source positions, the typed model, and its validation."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from orchestrator.errors import SpecError
+
+# ---------------------------------------------------------------------------------------------
+# Templated strings: literal text with ${name} references to variables or extracted values.
+
+_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+@dataclass(frozen=True)
+class Ref:
+    name: str
+
+
+Part = str | Ref
+
+
+@dataclass(frozen=True)
+class Template:
+    """A string from the spec, split into literal text and ${var} references."""
+
+    parts: tuple[Part, ...]
+
+    @classmethod
+    def parse(cls, text: str) -> Template:
+        parts: list[Part] = []
+        pos = 0
+        for m in _REF.finditer(text):
+            if m.start() > pos:
+                parts.append(text[pos : m.start()])
+            parts.append(Ref(m.group(1)))
+            pos = m.end()
+        if pos < len(text) or not parts:
+            parts.append(text[pos:])
+        return cls(tuple(parts))
+
+    @property
+    def source(self) -> str:
+        """The text as written in the spec."""
+        return "".join(f"${{{p.name}}}" if isinstance(p, Ref) else p for p in self.parts)
+
+    @property
+    def refs(self) -> list[str]:
+        return [p.name for p in self.parts if isinstance(p, Ref)]
+
+    def render(self, values: dict[str, str]) -> str:
+        return "".join(values[p.name] if isinstance(p, Ref) else p for p in self.parts)
+
+
+# ---------------------------------------------------------------------------------------------
+# The model.
+
+Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+EXECUTORS = ("constant_vus", "ramping_vus", "iterations")
+SLO_METRICS = ("p50", "p90", "p95", "p99", "avg", "max", "error_rate")
+
+
+@dataclass(frozen=True)
+class ThinkTime:
+    min_s: float
+    max_s: float
+
+    @property
+    def is_constant(self) -> bool:
+        return self.min_s == self.max_s
+
+
+@dataclass(frozen=True)
+class Body:
+    kind: Literal["json", "form", "raw"]
+    json: Any = None
+    form: tuple[tuple[str, Template], ...] = ()
+    raw: Template | None = None
+    content_type: str = ""
+
+
+@dataclass(frozen=True)
+class Check:
+    kind: Literal["status", "body_contains", "max_duration"]
+    status: int = 0
+    text: str = ""
+    max_ms: float = 0.0
+
+    @property
+    def label(self) -> str:
+        if self.kind == "status":
+            return f"status is {self.status}"
+        if self.kind == "body_contains":
+            return f"body contains {self.text}"
+        return f"duration under {self.max_ms:g} ms"
+
+
+@dataclass(frozen=True)
+class Extraction:
+    var: str
+    kind: Literal["jsonpath", "regex", "header"]
+    expr: str
+
+    @property
+    def json_keys(self) -> tuple[str | int, ...]:
+        return parse_jsonpath(self.expr)
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    service: str
+    method: str
+    path: Template
+    query: tuple[tuple[str, Template], ...]
+    headers: tuple[tuple[str, Template], ...]
+    body: Body | None
+    timeout_s: float
+    checks: tuple[Check, ...]
+    extract: tuple[Extraction, ...]
+    think_time: ThinkTime | None
+
+    @property
+    def status_check(self) -> int | None:
+        return next((c.status for c in self.checks if c.kind == "status"), None)
+
+
+@dataclass(frozen=True)
+class Journey:
+    name: str
+    weight: int
+    steps: tuple[Step, ...]
+
+
+@dataclass(frozen=True)
+class Stage:
+    duration_s: float
+    target: int
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    executor: str
+    vus: int = 1
+    duration_s: float = 0.0
+    iterations: int = 0
+    stages: tuple[Stage, ...] = ()
+
+    @property
+    def max_vus(self) -> int:
+        return max([self.vus, *(s.target for s in self.stages)])
+
+    @property
+    def total_duration_s(self) -> float:
+        if self.executor == "ramping_vus":
+            return sum(s.duration_s for s in self.stages)
+        return self.duration_s
+
+
+@dataclass(frozen=True)
+class SLO:
+    metric: str
+    threshold: float  # milliseconds for latency metrics, a ratio for error_rate
+    journey: str = ""
+    step: str = ""
+    abort_on_fail: bool = False
+
+    @property
+    def scope(self) -> str:
+        return "/".join(p for p in (self.journey, self.step) if p) or "overall"
+
+    @property
+    def label(self) -> str:
+        unit = "" if self.metric == "error_rate" else " ms"
+        return f"{self.scope} {self.metric} < {self.threshold:g}{unit}"
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    file: str
+    services: dict[str, str]
+    variables: dict[str, str]
+    headers: tuple[tuple[str, Template], ...]
+    journeys: tuple[Journey, ...]
+    profiles: dict[str, Profile]
+    slos: tuple[SLO, ...]
+    source_hash: str = ""
+    positions: dict[str, tuple[int, int]] = field(default_factory=dict, compare=False, repr=False)
+
+    def profile(self, name: str) -> Profile:
+        if name not in self.profiles:
+            raise SpecError(
+                f"no profile named {name!r}{_suggest(name, self.profiles)}; "
+                f"defined: {', '.join(self.profiles) or 'none'}",
+                self.file,
+                field="profiles",
+            )
+        return self.profiles[name]
+
+    def step_services(self) -> dict[tuple[str, str], str]:
+        return {(j.name, s.name): s.service for j in self.journeys for s in j.steps}
+
+    def vus_per_journey(self, total: int) -> dict[str, int]:
+        return split_by_weight(total, [(j.name, j.weight) for j in self.journeys])
+
+
+def split_by_weight(total: int, weights: list[tuple[str, int]]) -> dict[str, int]:
+    """Share `total` VUs between journeys by weight (largest remainder), at least one each.
+
+    Closed-model tools run a journey per VU, so the mix is a share of VUs: with fewer VUs than
+    journeys every journey still gets one, which the run records as its effective allocation.
+    """
+    if total < len(weights):
+        total = len(weights)
+    wsum = sum(w for _, w in weights)
+    exact = [(name, total * w / wsum) for name, w in weights]
+    alloc = {name: max(1, int(x)) for name, x in exact}
+    remainders = sorted(exact, key=lambda nx: nx[1] - int(nx[1]), reverse=True)
+    i = 0
+    while sum(alloc.values()) < total:
+        alloc[remainders[i % len(remainders)][0]] += 1
+        i += 1
+    while sum(alloc.values()) > total:
+        name = max(alloc, key=lambda n: alloc[n])
+        alloc[name] -= 1
+    return alloc
+
+
+# ---------------------------------------------------------------------------------------------
+# Values.
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_JSONPATH_SEG = re.compile(r"\.([A-Za-z_][A-Za-z0-9_-]*)|\[(\d+)\]|\['([^'\\]*)'\]|\[\"([^\"\\]*)\"\]")
+
+
+def parse_duration(value: Any) -> float:
+    """'1m30s', '500ms', '2h', or a number of seconds → seconds."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration like 30s, found {value!r}")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError(f"expected a non-negative duration, found {value}")
+        return float(value)
+    text = str(value).strip()
+    pos, total = 0, 0.0
+    for m in _DURATION.finditer(text):
+        if m.start() != pos:
+            break
+        total += float(m.group(1)) * _UNIT_S[m.group(2)]
+        pos = m.end()
+    if pos != len(text) or not text:
+        raise ValueError(f"expected a duration like 30s, 1m30s or 250ms, found {value!r}")
+    return total
+
+
+def parse_jsonpath(expr: str) -> tuple[str | int, ...]:
+    """A JSONPath of member and index steps ($.a.b[0]['c d']) → its keys; others are refused."""
+    if not expr.startswith("$"):
+        raise ValueError(f"a JSONPath starts with $, found {expr!r}")
+    keys: list[str | int] = []
+    pos = 1
+    for m in _JSONPATH_SEG.finditer(expr, 1):
+        if m.start() != pos:
+            break
+        name, index, q1, q2 = m.groups()
+        keys.append(int(index) if index is not None else (name or q1 or q2 or ""))
+        pos = m.end()
+    if pos != len(expr):
+        raise ValueError(
+            f"only member and index steps ($.a.b[0]) are supported, found {expr[pos:]!r} in {expr!r}"
+        )
+    if not keys:
+        raise ValueError(f"the JSONPath {expr!r} selects the whole document")
+    return tuple(keys)
+
+
+def _suggest(name: str, choices: Any) -> str:
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+# ---------------------------------------------------------------------------------------------
+# YAML with positions: every mapping key and value remembers its line and column.
+
+
+def _compose(text: str, file: str) -> tuple[Any, dict[str, tuple[int, int]]]:
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
+        raise SpecError(f"not valid YAML: {exc.problem}", file, line, col) from None
+    positions: dict[str, tuple[int, int]] = {}
+    if root is None:
+        raise SpecError("the spec is empty", file, 1, 1)
+    constructor = yaml.SafeLoader("")
+
+    def build(node: yaml.Node, path: str) -> Any:
+        positions[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+        if isinstance(node, yaml.MappingNode):
+            out: dict[str, Any] = {}
+            for key_node, value_node in node.value:
+                key = str(constructor.construct_object(key_node))
+                child = f"{path}.{key}" if path else key
+                if key in out:
+                    line = key_node.start_mark.line + 1
+                    raise SpecError("duplicate key", file, line, key_node.start_mark.column + 1, child)
+                out[key] = build(value_node, child)
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [build(item, f"{path}[{i}]") for i, item in enumerate(node.value)]
+        return constructor.construct_object(node)
+
+    return build(root, ""), positions
+
+
+class _Reader:
+    """Typed access to the composed YAML that turns every mistake into a located SpecError."""
+
+    def __init__(self, file: str, positions: dict[str, tuple[int, int]]):
+        self.file = file
+        self.positions = positions
+
+    def fail(self, path: str, message: str) -> SpecError:
+        probe = path
+        while probe and probe not in self.positions:
+            probe = re.sub(r"(\.[^.\[]*|\[\d+\])$", "", probe)
+        line, col = self.positions.get(probe, (0, 0))
+        return SpecError(message, self.file, line, col, path)
+
+    def mapping(self, value: Any, path: str, allowed: tuple[str, ...], required: tuple[str, ...] = ()) -> dict:
+        if not isinstance(value, dict):
+            raise self.fail(path, f"expected a mapping, found {_kind(value)}")
+        for key in value:
+            if key not in allowed:
+                raise self.fail(
+                    f"{path}.{key}" if path else key,
+                    f"unknown field {key!r}{_suggest(key, allowed)}; allowed: {', '.join(allowed)}",
+                )
+        for key in required:
+            if key not in value:
+                raise self.fail(path, f"missing required field {key!r}")
+        return value
+
+    def string(self, value: Any, path: str) -> str:
+        if isinstance(value, bool) or value is None or isinstance(value, dict | list):
+            raise self.fail(path, f"expected a string, found {_kind(value)}")
+        return str(value)
+
+    def name(self, value: Any, path: str) -> str:
+        text = self.string(value, path)
+        if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", text):
+            raise self.fail(path, f"expected a name of letters, digits, _ . -, found {text!r}")
+        return text
+
+    def integer(self, value: Any, path: str, minimum: int = 0) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(path, f"expected an integer, found {_kind(value)}")
+        if value < minimum:
+            raise self.fail(path, f"expected an integer of at least {minimum}, found {value}")
+        return value
+
+    def duration(self, value: Any, path: str) -> float:
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            raise self.fail(path, str(exc)) from None
+
+    def template(self, value: Any, path: str) -> Template:
+        return Template.parse(self.string(value, path))
+
+    def pairs(self, value: Any, path: str) -> tuple[tuple[str, Template], ...]:
+        if value is None:
+            return ()
+        if not isinstance(value, dict):
+            raise self.fail(path, f"expected a mapping of names to strings, found {_kind(value)}")
+        return tuple((str(k), self.template(v, f"{path}.{k}")) for k, v in value.items())
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    return {dict: "a mapping", list: "a list", bool: "a boolean", str: "a string"}.get(
+        type(value), f"a {type(value).__name__}"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading.
+
+_TOP = ("name", "services", "variables", "defaults", "journeys", "profiles", "slos")
+_STEP = ("name", "service", "method", "path", "query", "headers", "body", "timeout", "checks",
+         "extract", "think_time")
+
+
+def load_spec(path: str | Path) -> Spec:
+    file = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpecError(f"cannot read the spec: {exc.strerror}", file) from None
+    return parse_spec(text, file)
+
+
+def parse_spec(text: str, file: str = "<spec>") -> Spec:
+    data, positions = _compose(text, file)
+    r = _Reader(file, positions)
+    top = r.mapping(data, "", _TOP, required=("name", "services", "journeys", "profiles"))
+    name = r.name(top["name"], "name")
+
+    services_raw = r.mapping(top["services"], "services", tuple(top["services"] or {}))
+    services: dict[str, str] = {}
+    for sname, url in services_raw.items():
+        url_s = r.string(url, f"services.{sname}").rstrip("/")
+        if not re.match(r"https?://[^/\s]+", url_s):
+            raise r.fail(f"services.{sname}", f"expected a base URL like http://host:port, found {url!r}")
+        services[r.name(sname, f"services.{sname}")] = url_s
+    if not services:
+        raise r.fail("services", "define at least one service")
+
+    variables_raw = top.get("variables") or {}
+    r.mapping(variables_raw, "variables", tuple(variables_raw))
+    variables = {str(k): r.string(v, f"variables.{k}") for k, v in variables_raw.items()}
+
+    defaults = r.mapping(top.get("defaults") or {}, "defaults", ("headers", "timeout", "think_time"))
+    default_headers = r.pairs(defaults.get("headers"), "defaults.headers")
+    default_timeout = r.duration(defaults.get("timeout", "30s"), "defaults.timeout")
+    default_think = _think_time(r, defaults.get("think_time"), "defaults.think_time")
+
+    journeys_raw = top["journeys"]
+    if not isinstance(journeys_raw, list) or not journeys_raw:
+        raise r.fail("journeys", "expected a non-empty list of journeys")
+    journeys: list[Journey] = []
+    for ji, jraw in enumerate(journeys_raw):
+        jp = f"journeys[{ji}]"
+        j = r.mapping(jraw, jp, ("name", "weight", "steps"), required=("name", "steps"))
+        jname = r.name(j["name"], f"{jp}.name")
+        if any(x.name == jname for x in journeys):
+            raise r.fail(f"{jp}.name", f"a journey named {jname!r} is already defined")
+        weight = r.integer(j.get("weight", 1), f"{jp}.weight", minimum=1)
+        if not isinstance(j["steps"], list) or not j["steps"]:
+            raise r.fail(f"{jp}.steps", "expected a non-empty list of steps")
+        known = set(variables)
+        steps: list[Step] = []
+        for si, sraw in enumerate(j["steps"]):
+            step = _step(r, sraw, f"{jp}.steps[{si}]", services, default_timeout, default_think, known)
+            if any(x.name == step.name for x in steps):
+                raise r.fail(f"{jp}.steps[{si}].name", f"a step named {step.name!r} is already in {jname!r}")
+            steps.append(step)
+            known.update(e.var for e in step.extract)
+        journeys.append(Journey(jname, weight, tuple(steps)))
+
+    profiles_raw = r.mapping(top["profiles"], "profiles", tuple(top["profiles"] or {}))
+    if not profiles_raw:
+        raise r.fail("profiles", "define at least one load profile")
+    profiles = {str(k): _profile(r, str(k), v, f"profiles.{k}") for k, v in profiles_raw.items()}
+
+    slos_raw = top.get("slos") or []
+    if not isinstance(slos_raw, list):
+        raise r.fail("slos", f"expected a list of SLOs, found {_kind(slos_raw)}")
+    slos = tuple(_slo(r, s, f"slos[{i}]", journeys) for i, s in enumerate(slos_raw))
+
+    for hname, tmpl in default_headers:
+        _check_refs(r, tmpl, f"defaults.headers.{hname}", set(variables))
+    return Spec(
+        name=name,
+        file=file,
+        services=services,
+        variables=variables,
+        headers=default_headers,
+        journeys=tuple(journeys),
+        profiles=profiles,
+        slos=slos,
+        source_hash=hashlib.sha256(text.encode()).hexdigest(),
+        positions=positions,
+    )
+
+
+def _think_time(r: _Reader, raw: Any, path: str) -> ThinkTime | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        seconds = r.duration(raw, path)
+        return ThinkTime(seconds, seconds)
+    t = r.mapping(raw, path, ("constant", "uniform"))
+    if len(t) != 1:
+        raise r.fail(path, "give exactly one of constant: DURATION or uniform: [MIN, MAX]")
+    if "constant" in t:
+        seconds = r.duration(t["constant"], f"{path}.constant")
+        return ThinkTime(seconds, seconds)
+    bounds = t["uniform"]
+    if not isinstance(bounds, list) or len(bounds) != 2:
+        raise r.fail(f"{path}.uniform", "expected [MIN, MAX]")
+    lo, hi = (r.duration(b, f"{path}.uniform[{i}]") for i, b in enumerate(bounds))
+    if hi < lo:
+        raise r.fail(f"{path}.uniform", f"MAX ({hi:g}s) is below MIN ({lo:g}s)")
+    return ThinkTime(lo, hi)
+
+
+def _check_refs(r: _Reader, tmpl: Template, path: str, known: set[str]) -> None:
+    for ref in tmpl.refs:
+        if ref not in known:
+            raise r.fail(
+                path,
+                f"${{{ref}}} is not a variable or a value extracted by an earlier step{_suggest(ref, known)}",
+            )
+
+
+def _step(
+    r: _Reader,
+    raw: Any,
+    path: str,
+    services: dict[str, str],
+    default_timeout: float,
+    default_think: ThinkTime | None,
+    known: set[str],
+) -> Step:
+    s = r.mapping(raw, path, _STEP, required=("name", "path"))
+    name = r.name(s["name"], f"{path}.name")
+    service = r.string(s.get("service", next(iter(services))), f"{path}.service")
+    if service not in services:
+        raise r.fail(f"{path}.service", f"no service named {service!r}{_suggest(service, services)}")
+    method = r.string(s.get("method", "GET"), f"{path}.method").upper()
+    if method not in METHODS:
+        raise r.fail(f"{path}.method", f"expected one of {', '.join(METHODS)}, found {method!r}")
+    url_path = r.template(s["path"], f"{path}.path")
+    if not url_path.parts or not (isinstance(url_path.parts[0], str) and url_path.parts[0].startswith("/")):
+        raise r.fail(f"{path}.path", "a path starts with /")
+    query = r.pairs(s.get("query"), f"{path}.query")
+    headers = r.pairs(s.get("headers"), f"{path}.headers")
+    body = _body(r, s.get("body"), f"{path}.body") if "body" in s else None
+    for label, tmpl in [("path", url_path), *((f"query.{k}", v) for k, v in query),
+                        *((f"headers.{k}", v) for k, v in headers), *_body_templates(body)]:
+        _check_refs(r, tmpl, f"{path}.{label}", known)
+
+    checks: list[Check] = []
+    raw_checks = s.get("checks") or []
+    if not isinstance(raw_checks, list):
+        raise r.fail(f"{path}.checks", f"expected a list of checks, found {_kind(raw_checks)}")
+    for ci, craw in enumerate(raw_checks):
+        cp = f"{path}.checks[{ci}]"
+        c = r.mapping(craw, cp, ("status", "body_contains", "max_duration"))
+        if len(c) != 1:
+            raise r.fail(cp, "give exactly one of status, body_contains, max_duration per check")
+        if "status" in c:
+            checks.append(Check("status", status=r.integer(c["status"], f"{cp}.status", minimum=100)))
+        elif "body_contains" in c:
+            checks.append(Check("body_contains", text=r.string(c["body_contains"], f"{cp}.body_contains")))
+        else:
+            checks.append(Check("max_duration", max_ms=r.duration(c["max_duration"], f"{cp}.max_duration") * 1000))
+
+    extracts: list[Extraction] = []
+    raw_extract = s.get("extract") or {}
+    r.mapping(raw_extract, f"{path}.extract", tuple(raw_extract))
+    for var, eraw in raw_extract.items():
+        ep = f"{path}.extract.{var}"
+        r.name(var, ep)
+        e = r.mapping(eraw, ep, ("jsonpath", "regex", "header"))
+        if len(e) != 1:
+            raise r.fail(ep, "give exactly one of jsonpath, regex, header")
+        kind, expr = next(iter(e.items()))
+        expr = r.string(expr, f"{ep}.{kind}")
+        if kind == "jsonpath":
+            try:
+                parse_jsonpath(expr)
+            except ValueError as exc:
+                raise r.fail(f"{ep}.jsonpath", str(exc)) from None
+        elif kind == "regex":
+            try:
+                groups = re.compile(expr).groups
+            except re.error as exc:
+                raise r.fail(f"{ep}.regex", f"not a valid regular expression: {exc}") from None
+            if groups != 1:
+                raise r.fail(f"{ep}.regex", f"expected exactly one capturing group, found {groups}")
+        extracts.append(Extraction(str(var), kind, expr))
+
+    timeout = r.duration(s["timeout"], f"{path}.timeout") if "timeout" in s else default_timeout
+    think = _think_time(r, s["think_time"], f"{path}.think_time") if "think_time" in s else default_think
+    return Step(name, service, method, url_path, query, headers, body, timeout, tuple(checks),
+                tuple(extracts), think)
+
+
+def _body(r: _Reader, raw: Any, path: str) -> Body:
+    b = r.mapping(raw, path, ("json", "form", "raw", "content_type"))
+    kinds = [k for k in ("json", "form", "raw") if k in b]
+    if len(kinds) != 1:
+        raise r.fail(path, "give exactly one of json, form, raw")
+    ctype = r.string(b.get("content_type", ""), f"{path}.content_type") if "content_type" in b else ""
+    if kinds[0] == "json":
+        return Body("json", json=b["json"], content_type=ctype or "application/json")
+    if kinds[0] == "form":
+        return Body("form", form=r.pairs(b["form"], f"{path}.form"),
+                    content_type=ctype or "application/x-www-form-urlencoded")
+    return Body("raw", raw=r.template(b["raw"], f"{path}.raw"), content_type=ctype or "text/plain")
+
+
+def _body_templates(body: Body | None) -> Iterator[tuple[str, Template]]:
+    if body is None:
+        return
+    if body.kind == "form":
+        yield from ((f"body.form.{k}", v) for k, v in body.form)
+    elif body.kind == "raw" and body.raw is not None:
+        yield "body.raw", body.raw
+    else:
+        for i, text in enumerate(_json_strings(body.json)):
+            yield f"body.json[{i}]", Template.parse(text)
+
+
+def _json_strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _json_strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _json_strings(v)
+
+
+def _profile(r: _Reader, name: str, raw: Any, path: str) -> Profile:
+    p = r.mapping(raw, path, ("executor", "vus", "duration", "iterations", "stages"), required=("executor",))
+    executor = r.string(p["executor"], f"{path}.executor")
+    if executor not in EXECUTORS:
+        raise r.fail(f"{path}.executor", f"expected one of {', '.join(EXECUTORS)}, found {executor!r}"
+                     f"{_suggest(executor, EXECUTORS)}")
+    vus = r.integer(p.get("vus", 1), f"{path}.vus", minimum=1)
+    if executor == "constant_vus":
+        if "duration" not in p:
+            raise r.fail(path, "missing required field 'duration'")
+        return Profile(name, executor, vus=vus, duration_s=r.duration(p["duration"], f"{path}.duration"))
+    if executor == "iterations":
+        iterations = r.integer(p.get("iterations", 1), f"{path}.iterations", minimum=1)
+        return Profile(name, executor, vus=vus, iterations=iterations)
+    stages_raw = p.get("stages")
+    if not isinstance(stages_raw, list) or not stages_raw:
+        raise r.fail(f"{path}.stages", "expected a non-empty list of {duration, target}")
+    stages = []
+    for i, sraw in enumerate(stages_raw):
+        sp = f"{path}.stages[{i}]"
+        st = r.mapping(sraw, sp, ("duration", "target"), required=("duration", "target"))
+        stages.append(Stage(r.duration(st["duration"], f"{sp}.duration"), r.integer(st["target"], f"{sp}.target")))
+    return Profile(name, executor, vus=0 if "vus" not in p else vus, stages=tuple(stages))
+
+
+def _slo(r: _Reader, raw: Any, path: str, journeys: list[Journey]) -> SLO:
+    s = r.mapping(raw, path, ("metric", "threshold", "journey", "step", "abort_on_fail"),
+                  required=("metric", "threshold"))
+    metric = r.string(s["metric"], f"{path}.metric")
+    if metric not in SLO_METRICS:
+        raise r.fail(f"{path}.metric", f"expected one of {', '.join(SLO_METRICS)}, found {metric!r}"
+                     f"{_suggest(metric, SLO_METRICS)}")
+    raw_threshold = s["threshold"]
+    if metric == "error_rate":
+        text = str(raw_threshold).strip()
+        try:
+            threshold = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+        except ValueError:
+            raise r.fail(f"{path}.threshold", f"expected a ratio like 0.01 or 1%, found {raw_threshold!r}") from None
+    else:
+        threshold = r.duration(raw_threshold, f"{path}.threshold") * 1000
+    journey = r.string(s.get("journey", ""), f"{path}.journey") if "journey" in s else ""
+    step = r.string(s.get("step", ""), f"{path}.step") if "step" in s else ""
+    names = {j.name: j for j in journeys}
+    if journey and journey not in names:
+        raise r.fail(f"{path}.journey", f"no journey named {journey!r}{_suggest(journey, names)}")
+    if step:
+        steps = {st.name for j in journeys if not journey or j.name == journey for st in j.steps}
+        if step not in steps:
+            raise r.fail(f"{path}.step", f"no step named {step!r}{_suggest(step, steps)}")
+    abort = s.get("abort_on_fail", False)
+    if not isinstance(abort, bool):
+        raise r.fail(f"{path}.abort_on_fail", f"expected true or false, found {_kind(abort)}")
+    return SLO(metric, threshold, journey, step, abort)

@@ -1,0 +1,1 @@
+"""perfhouse warehouse: ClickHouse schema, backends, ingestion, queries, analysis and reports."""

@@ -1,0 +1,1 @@
+"""Analysis over warehouse data: SLO verdicts (comparisons, trends and change points build on it)."""

@@ -1,0 +1,77 @@
+"""SLO verdicts: each objective observed on a run's requests, stored beside the run."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from warehouse import queries
+from warehouse.backends import Backend
+
+LATENCY = ("p50", "p90", "p95", "p99", "avg", "max")
+
+
+@dataclass(frozen=True)
+class Objective:
+    """An SLO: `metric` must stay below `threshold` (ms, or a ratio for error_rate) within a scope."""
+
+    metric: str
+    threshold: float
+    journey: str = ""
+    step: str = ""
+    abort_on_fail: bool = False
+
+    @property
+    def scope(self) -> str:
+        return "/".join(p for p in (self.journey, self.step) if p) or "overall"
+
+    @property
+    def label(self) -> str:
+        if self.metric == "error_rate":
+            return f"{self.scope} error_rate < {self.threshold * 100:g}%"
+        return f"{self.scope} {self.metric} < {self.threshold:g} ms"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    slo: str
+    scope: str
+    metric: str
+    threshold: float
+    observed: float | None
+    passed: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def observe(backend: Backend, run_id: str, objective: Objective) -> Verdict:
+    row = backend.query(queries.SLO_OBSERVATION,
+                        {"run": run_id, "journey": objective.journey, "step": objective.step})[0]
+    value = row[objective.metric] if int(row["count"]) else None
+    observed = None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+    passed = observed is not None and observed < objective.threshold
+    return Verdict(objective.label, objective.scope, objective.metric, objective.threshold, observed, passed)
+
+
+def evaluate(backend: Backend, run_id: str, objectives: list[Objective]) -> list[Verdict]:
+    """Observe every objective and store the verdicts (re-evaluating replaces them)."""
+    verdicts = [observe(backend, run_id, o) for o in objectives]
+    for v in verdicts:
+        backend.command(
+            "INSERT INTO slo_results (run_id, slo, scope, metric, threshold, observed, passed, evaluated_at) "
+            "VALUES ({run:String}, {slo:String}, {scope:String}, {metric:String}, {threshold:Float64}, "
+            "{observed:Nullable(Float64)}, {passed:UInt8}, now64(3))",
+            {"run": run_id, "slo": v.slo, "scope": v.scope, "metric": v.metric, "threshold": v.threshold,
+             "observed": v.observed, "passed": int(v.passed)},
+        )
+    return verdicts
+
+
+def stored(backend: Backend, run_id: str) -> list[Verdict]:
+    return [
+        Verdict(r["slo"], r["scope"], r["metric"], float(r["threshold"]),
+                None if r["observed"] is None else float(r["observed"]), bool(r["passed"]))
+        for r in backend.query(queries.SLO_RESULTS, {"run": run_id})
+    ]

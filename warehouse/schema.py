@@ -1,0 +1,138 @@
+"""The warehouse schema as numbered migrations, applied in order when a warehouse is opened."""
+
+from __future__ import annotations
+
+from warehouse.backends import Backend
+
+# Each migration is a list of statements; a migration never changes once released: add a new one.
+# Sorting keys lead with run_id because every report and dashboard page reads one run (or a few);
+# LowCardinality for the small vocabularies (tool, journey, step, status...); Delta+ZSTD for
+# timestamps and Gorilla for float samples, which shrink raw k6 points several times over.
+MIGRATIONS: list[tuple[int, str, list[str]]] = [
+    (1, "runs, requests, raw k6 points, infrastructure samples, SLO results, ingested files", [
+        """
+        CREATE TABLE IF NOT EXISTS runs (
+            run_id String,
+            name String,
+            tool LowCardinality(String),
+            tool_version String,
+            spec_name String,
+            spec_hash String,
+            script_hash String,
+            profile String,
+            git_sha String,
+            branch String,
+            environment String,
+            labels Map(String, String),
+            source LowCardinality(String),
+            status LowCardinality(String),
+            notes String,
+            started_at DateTime64(3, 'UTC'),
+            ended_at Nullable(DateTime64(3, 'UTC')),
+            updated_at DateTime64(6, 'UTC')
+        ) ENGINE = ReplacingMergeTree(updated_at)
+        ORDER BY run_id
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS requests (
+            run_id String,
+            batch String CODEC(ZSTD),
+            ts DateTime64(6, 'UTC') CODEC(Delta, ZSTD),
+            tool LowCardinality(String),
+            generator LowCardinality(String),
+            journey LowCardinality(String),
+            step LowCardinality(String),
+            service LowCardinality(String),
+            method LowCardinality(String),
+            url String CODEC(ZSTD),
+            status UInt16,
+            ok UInt8,
+            duration_ms Float64 CODEC(Gorilla, ZSTD),
+            waiting_ms Float64 CODEC(Gorilla, ZSTD),
+            connect_ms Float64 CODEC(Gorilla, ZSTD),
+            bytes_sent UInt64 CODEC(T64, ZSTD),
+            bytes_received UInt64 CODEC(T64, ZSTD),
+            error String CODEC(ZSTD),
+            vu String
+        ) ENGINE = MergeTree
+        PARTITION BY toYYYYMM(ts)
+        ORDER BY (run_id, journey, step, ts)
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS k6_points (
+            run_id String,
+            batch String CODEC(ZSTD),
+            ts DateTime64(6, 'UTC') CODEC(Delta, ZSTD),
+            metric LowCardinality(String),
+            value Float64 CODEC(Gorilla, ZSTD),
+            tags Map(LowCardinality(String), String) CODEC(ZSTD),
+            generator LowCardinality(String)
+        ) ENGINE = MergeTree
+        PARTITION BY toYYYYMM(ts)
+        ORDER BY (run_id, metric, ts)
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS infra_samples (
+            run_id String,
+            ts DateTime64(3, 'UTC') CODEC(Delta, ZSTD),
+            source LowCardinality(String),
+            metric LowCardinality(String),
+            labels Map(LowCardinality(String), String),
+            value Float64 CODEC(Gorilla, ZSTD)
+        ) ENGINE = MergeTree
+        PARTITION BY toYYYYMM(ts)
+        ORDER BY (run_id, metric, ts)
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS slo_results (
+            run_id String,
+            slo String,
+            scope String,
+            metric LowCardinality(String),
+            threshold Float64,
+            observed Nullable(Float64),
+            passed UInt8,
+            evaluated_at DateTime64(3, 'UTC')
+        ) ENGINE = ReplacingMergeTree(evaluated_at)
+        ORDER BY (run_id, slo)
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS ingested_files (
+            batch String,
+            run_id String,
+            sha256 String,
+            path String,
+            format LowCardinality(String),
+            state LowCardinality(String),
+            rows UInt64,
+            rejected UInt64,
+            ingested_at DateTime64(3, 'UTC')
+        ) ENGINE = ReplacingMergeTree(ingested_at)
+        ORDER BY batch
+        """,
+    ]),
+]
+
+CURRENT_VERSION = MIGRATIONS[-1][0]
+
+
+def migrate(backend: Backend) -> int:
+    """Apply the migrations the warehouse lacks; returns the schema version it ends at."""
+    with backend.session():
+        backend.command(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, description String, "
+            "applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) ENGINE = MergeTree ORDER BY version"
+        )
+        rows = backend.query("SELECT max(version) AS v FROM schema_migrations")
+        have = int(rows[0]["v"] or 0) if rows else 0
+        for version, description, statements in MIGRATIONS:
+            if version <= have:
+                continue
+            for statement in statements:
+                backend.command(statement)
+            backend.command(
+                "INSERT INTO schema_migrations (version, description) VALUES ({v:UInt32}, {d:String})",
+                {"v": version, "d": description},
+            )
+            have = version
+        return have
