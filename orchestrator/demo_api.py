@@ -11,8 +11,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-PRODUCTS = [{"id": i, "name": f"product-{i}", "category": "books" if i % 2 else "games", "price": 5 + i}
-            for i in range(1, 41)]
+PRODUCTS = [
+    {"id": i, "name": f"product-{i}", "category": "books" if i % 2 else "games", "price": 5 + i}
+    for i in range(1, 41)
+]
 
 
 @dataclass
@@ -59,8 +61,15 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         if state.record:
             with state.lock:
-                state.requests.append(Recorded(self.command, url.path, parse_qsl(url.query, keep_blank_values=True),
-                                               {k.lower(): v for k, v in self.headers.items()}, body))
+                state.requests.append(
+                    Recorded(
+                        self.command,
+                        url.path,
+                        parse_qsl(url.query, keep_blank_values=True),
+                        {k.lower(): v for k, v in self.headers.items()},
+                        body,
+                    )
+                )
         lo, hi = state.delay_ms
         time.sleep(random.uniform(lo, hi) / 1000)
         parts = [p for p in url.path.split("/") if p]

@@ -44,10 +44,18 @@ class ToolRun:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "tool": self.tool, "run_id": self.run_id, "status": self.status, "directory": str(self.directory),
-            "exit_code": self.exit_code, "rows": sum(i.rows for i in self.ingested),
-            "rejected": sum(i.rejected for i in self.ingested), "totals": self.totals, "steps": self.steps,
-            "slos": [v.to_dict() for v in self.verdicts], "slo_passed": self.slo_passed, "notes": self.notes,
+            "tool": self.tool,
+            "run_id": self.run_id,
+            "status": self.status,
+            "directory": str(self.directory),
+            "exit_code": self.exit_code,
+            "rows": sum(i.rows for i in self.ingested),
+            "rejected": sum(i.rejected for i in self.ingested),
+            "totals": self.totals,
+            "steps": self.steps,
+            "slos": [v.to_dict() for v in self.verdicts],
+            "slo_passed": self.slo_passed,
+            "notes": self.notes,
         }
 
 
@@ -73,7 +81,9 @@ def check_targets(spec: Spec, urls: dict[str, str], timeout_s: float = 3.0) -> N
 def git_info(cwd: Path) -> tuple[str, str]:
     def git(*args: str) -> str:
         try:
-            return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10).stdout.strip()
+            return subprocess.run(
+                ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10
+            ).stdout.strip()
         except (OSError, subprocess.TimeoutExpired):
             return ""
 
@@ -96,8 +106,9 @@ def run_tool(
     """Run one tool on one spec and profile; the run lands in the warehouse whatever happens."""
     tool, binary = require(tool_name)
     version = tool.version(binary)
-    options = GenerationOptions(profile=profile, services=services or {},
-                                jmeter_version=version if tool_name == "jmeter" else "5.6")
+    options = GenerationOptions(
+        profile=profile, services=services or {}, jmeter_version=version if tool_name == "jmeter" else "5.6"
+    )
     script = generate(spec, tool_name, options)
     urls = service_urls(spec, options)
     check_targets(spec, urls)
@@ -109,18 +120,35 @@ def run_tool(
     script_path.write_text(script.content, encoding="utf-8")
     prof = spec.profile(profile)
     effective = {
-        "spec": spec.name, "file": spec.file, "profile": profile, "tool": tool_name, "tool_version": version,
-        "services": urls, "vus_per_journey": spec.vus_per_journey(prof.max_vus or 1),
+        "spec": spec.name,
+        "file": spec.file,
+        "profile": profile,
+        "tool": tool_name,
+        "tool_version": version,
+        "services": urls,
+        "vus_per_journey": spec.vus_per_journey(prof.max_vus or 1),
         "approximations": list(script.notes),
     }
     (directory / "effective.json").write_text(json.dumps(effective, indent=2), encoding="utf-8")
-    Path(directory / Path(spec.file).name).write_text(Path(spec.file).read_text(encoding="utf-8"), encoding="utf-8")
+    Path(directory / Path(spec.file).name).write_text(
+        Path(spec.file).read_text(encoding="utf-8"), encoding="utf-8"
+    )
 
     sha, branch = git_info(Path(spec.file).resolve().parent)
     info = RunInfo(
-        run_id=run_id, tool=tool_name, tool_version=version, name=f"{spec.name}/{profile}", spec_name=spec.name,
-        spec_hash=spec.source_hash, script_hash=script.sha256, profile=profile, git_sha=sha, branch=branch,
-        environment=environment, labels=labels or {}, notes="; ".join(script.notes),
+        run_id=run_id,
+        tool=tool_name,
+        tool_version=version,
+        name=f"{spec.name}/{profile}",
+        spec_name=spec.name,
+        spec_hash=spec.source_hash,
+        script_hash=script.sha256,
+        profile=profile,
+        git_sha=sha,
+        branch=branch,
+        environment=environment,
+        labels=labels or {},
+        notes="; ".join(script.notes),
     )
     warehouse.save_run(info)
     outcome = ToolRun(tool_name, run_id, "running", directory, notes=list(script.notes))
@@ -129,7 +157,9 @@ def run_tool(
     invocation = tool.invocation(binary, script_path, directory)
     status, note = "failed", ""
     try:
-        execution = RUNNERS[runner].execute(invocation.argv, directory, directory / f"{tool_name}.log", timeout_s)
+        execution = RUNNERS[runner].execute(
+            invocation.argv, directory, directory / f"{tool_name}-console.log", timeout_s
+        )
         outcome.exit_code = execution.exit_code
         if execution.interrupted:
             status, note = "aborted", "interrupted by a signal"

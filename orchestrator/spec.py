@@ -17,7 +17,7 @@ from orchestrator.errors import SpecError
 # ---------------------------------------------------------------------------------------------
 # Templated strings: literal text with ${name} references to variables or extracted values.
 
-_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_REF = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 @dataclass(frozen=True)
@@ -30,27 +30,34 @@ Part = str | Ref
 
 @dataclass(frozen=True)
 class Template:
-    """A string from the spec, split into literal text and ${var} references."""
+    """A string from the spec, split into literal text and ${var} references; `$$` is a literal `$`."""
 
     parts: tuple[Part, ...]
 
     @classmethod
     def parse(cls, text: str) -> Template:
         parts: list[Part] = []
+        literal = ""
         pos = 0
         for m in _REF.finditer(text):
-            if m.start() > pos:
-                parts.append(text[pos : m.start()])
-            parts.append(Ref(m.group(1)))
+            literal += text[pos : m.start()]
+            if m.group(1) is None:
+                literal += "$"
+            else:
+                if literal:
+                    parts.append(literal)
+                    literal = ""
+                parts.append(Ref(m.group(1)))
             pos = m.end()
-        if pos < len(text) or not parts:
-            parts.append(text[pos:])
+        literal += text[pos:]
+        if literal or not parts:
+            parts.append(literal)
         return cls(tuple(parts))
 
     @property
     def source(self) -> str:
         """The text as written in the spec."""
-        return "".join(f"${{{p.name}}}" if isinstance(p, Ref) else p for p in self.parts)
+        return "".join(f"${{{p.name}}}" if isinstance(p, Ref) else p.replace("$", "$$") for p in self.parts)
 
     @property
     def refs(self) -> list[str]:
@@ -318,6 +325,8 @@ def _compose(text: str, file: str) -> tuple[Any, dict[str, tuple[int, int]]]:
                     line = key_node.start_mark.line + 1
                     raise SpecError("duplicate key", file, line, key_node.start_mark.column + 1, child)
                 out[key] = build(value_node, child)
+                # point at the key: "field: value" errors read best at the field's name
+                positions[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
             return out
         if isinstance(node, yaml.SequenceNode):
             return [build(item, f"{path}[{i}]") for i, item in enumerate(node.value)]
@@ -340,7 +349,9 @@ class _Reader:
         line, col = self.positions.get(probe, (0, 0))
         return SpecError(message, self.file, line, col, path)
 
-    def mapping(self, value: Any, path: str, allowed: tuple[str, ...], required: tuple[str, ...] = ()) -> dict:
+    def mapping(
+        self, value: Any, path: str, allowed: tuple[str, ...], required: tuple[str, ...] = ()
+    ) -> dict:
         if not isinstance(value, dict):
             raise self.fail(path, f"expected a mapping, found {_kind(value)}")
         for key in value:
@@ -401,8 +412,19 @@ def _kind(value: Any) -> str:
 # Loading.
 
 _TOP = ("name", "services", "variables", "defaults", "journeys", "profiles", "slos")
-_STEP = ("name", "service", "method", "path", "query", "headers", "body", "timeout", "checks",
-         "extract", "think_time")
+_STEP = (
+    "name",
+    "service",
+    "method",
+    "path",
+    "query",
+    "headers",
+    "body",
+    "timeout",
+    "checks",
+    "extract",
+    "think_time",
+)
 
 
 def load_spec(path: str | Path) -> Spec:
@@ -541,8 +563,12 @@ def _step(
     query = r.pairs(s.get("query"), f"{path}.query")
     headers = r.pairs(s.get("headers"), f"{path}.headers")
     body = _body(r, s.get("body"), f"{path}.body") if "body" in s else None
-    for label, tmpl in [("path", url_path), *((f"query.{k}", v) for k, v in query),
-                        *((f"headers.{k}", v) for k, v in headers), *_body_templates(body)]:
+    for label, tmpl in [
+        ("path", url_path),
+        *((f"query.{k}", v) for k, v in query),
+        *((f"headers.{k}", v) for k, v in headers),
+        *_body_templates(body),
+    ]:
         _check_refs(r, tmpl, f"{path}.{label}", known)
 
     checks: list[Check] = []
@@ -559,7 +585,9 @@ def _step(
         elif "body_contains" in c:
             checks.append(Check("body_contains", text=r.string(c["body_contains"], f"{cp}.body_contains")))
         else:
-            checks.append(Check("max_duration", max_ms=r.duration(c["max_duration"], f"{cp}.max_duration") * 1000))
+            checks.append(
+                Check("max_duration", max_ms=r.duration(c["max_duration"], f"{cp}.max_duration") * 1000)
+            )
 
     extracts: list[Extraction] = []
     raw_extract = s.get("extract") or {}
@@ -588,8 +616,9 @@ def _step(
 
     timeout = r.duration(s["timeout"], f"{path}.timeout") if "timeout" in s else default_timeout
     think = _think_time(r, s["think_time"], f"{path}.think_time") if "think_time" in s else default_think
-    return Step(name, service, method, url_path, query, headers, body, timeout, tuple(checks),
-                tuple(extracts), think)
+    return Step(
+        name, service, method, url_path, query, headers, body, timeout, tuple(checks), tuple(extracts), think
+    )
 
 
 def _body(r: _Reader, raw: Any, path: str) -> Body:
@@ -601,8 +630,11 @@ def _body(r: _Reader, raw: Any, path: str) -> Body:
     if kinds[0] == "json":
         return Body("json", json=b["json"], content_type=ctype or "application/json")
     if kinds[0] == "form":
-        return Body("form", form=r.pairs(b["form"], f"{path}.form"),
-                    content_type=ctype or "application/x-www-form-urlencoded")
+        return Body(
+            "form",
+            form=r.pairs(b["form"], f"{path}.form"),
+            content_type=ctype or "application/x-www-form-urlencoded",
+        )
     return Body("raw", raw=r.template(b["raw"], f"{path}.raw"), content_type=ctype or "text/plain")
 
 
@@ -633,8 +665,10 @@ def _profile(r: _Reader, name: str, raw: Any, path: str) -> Profile:
     p = r.mapping(raw, path, ("executor", "vus", "duration", "iterations", "stages"), required=("executor",))
     executor = r.string(p["executor"], f"{path}.executor")
     if executor not in EXECUTORS:
-        raise r.fail(f"{path}.executor", f"expected one of {', '.join(EXECUTORS)}, found {executor!r}"
-                     f"{_suggest(executor, EXECUTORS)}")
+        raise r.fail(
+            f"{path}.executor",
+            f"expected one of {', '.join(EXECUTORS)}, found {executor!r}{_suggest(executor, EXECUTORS)}",
+        )
     vus = r.integer(p.get("vus", 1), f"{path}.vus", minimum=1)
     if executor == "constant_vus":
         if "duration" not in p:
@@ -650,24 +684,34 @@ def _profile(r: _Reader, name: str, raw: Any, path: str) -> Profile:
     for i, sraw in enumerate(stages_raw):
         sp = f"{path}.stages[{i}]"
         st = r.mapping(sraw, sp, ("duration", "target"), required=("duration", "target"))
-        stages.append(Stage(r.duration(st["duration"], f"{sp}.duration"), r.integer(st["target"], f"{sp}.target")))
+        stages.append(
+            Stage(r.duration(st["duration"], f"{sp}.duration"), r.integer(st["target"], f"{sp}.target"))
+        )
     return Profile(name, executor, vus=0 if "vus" not in p else vus, stages=tuple(stages))
 
 
 def _slo(r: _Reader, raw: Any, path: str, journeys: list[Journey]) -> SLO:
-    s = r.mapping(raw, path, ("metric", "threshold", "journey", "step", "abort_on_fail"),
-                  required=("metric", "threshold"))
+    s = r.mapping(
+        raw,
+        path,
+        ("metric", "threshold", "journey", "step", "abort_on_fail"),
+        required=("metric", "threshold"),
+    )
     metric = r.string(s["metric"], f"{path}.metric")
     if metric not in SLO_METRICS:
-        raise r.fail(f"{path}.metric", f"expected one of {', '.join(SLO_METRICS)}, found {metric!r}"
-                     f"{_suggest(metric, SLO_METRICS)}")
+        raise r.fail(
+            f"{path}.metric",
+            f"expected one of {', '.join(SLO_METRICS)}, found {metric!r}{_suggest(metric, SLO_METRICS)}",
+        )
     raw_threshold = s["threshold"]
     if metric == "error_rate":
         text = str(raw_threshold).strip()
         try:
             threshold = float(text[:-1]) / 100 if text.endswith("%") else float(text)
         except ValueError:
-            raise r.fail(f"{path}.threshold", f"expected a ratio like 0.01 or 1%, found {raw_threshold!r}") from None
+            raise r.fail(
+                f"{path}.threshold", f"expected a ratio like 0.01 or 1%, found {raw_threshold!r}"
+            ) from None
     else:
         threshold = r.duration(raw_threshold, f"{path}.threshold") * 1000
     journey = r.string(s.get("journey", ""), f"{path}.journey") if "journey" in s else ""

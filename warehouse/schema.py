@@ -9,8 +9,11 @@ from warehouse.backends import Backend
 # LowCardinality for the small vocabularies (tool, journey, step, status...); Delta+ZSTD for
 # timestamps and Gorilla for float samples, which shrink raw k6 points several times over.
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
-    (1, "runs, requests, raw k6 points, infrastructure samples, SLO results, ingested files", [
-        """
+    (
+        1,
+        "runs, requests, raw k6 points, infrastructure samples, SLO results, ingested files",
+        [
+            """
         CREATE TABLE IF NOT EXISTS runs (
             run_id String,
             name String,
@@ -33,7 +36,7 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         ) ENGINE = ReplacingMergeTree(updated_at)
         ORDER BY run_id
         """,
-        """
+            """
         CREATE TABLE IF NOT EXISTS requests (
             run_id String,
             batch String CODEC(ZSTD),
@@ -58,7 +61,7 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         PARTITION BY toYYYYMM(ts)
         ORDER BY (run_id, journey, step, ts)
         """,
-        """
+            """
         CREATE TABLE IF NOT EXISTS k6_points (
             run_id String,
             batch String CODEC(ZSTD),
@@ -71,7 +74,7 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         PARTITION BY toYYYYMM(ts)
         ORDER BY (run_id, metric, ts)
         """,
-        """
+            """
         CREATE TABLE IF NOT EXISTS infra_samples (
             run_id String,
             ts DateTime64(3, 'UTC') CODEC(Delta, ZSTD),
@@ -83,7 +86,7 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         PARTITION BY toYYYYMM(ts)
         ORDER BY (run_id, metric, ts)
         """,
-        """
+            """
         CREATE TABLE IF NOT EXISTS slo_results (
             run_id String,
             slo String,
@@ -96,7 +99,7 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         ) ENGINE = ReplacingMergeTree(evaluated_at)
         ORDER BY (run_id, slo)
         """,
-        """
+            """
         CREATE TABLE IF NOT EXISTS ingested_files (
             batch String,
             run_id String,
@@ -110,7 +113,8 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         ) ENGINE = ReplacingMergeTree(ingested_at)
         ORDER BY batch
         """,
-    ]),
+        ],
+    ),
 ]
 
 CURRENT_VERSION = MIGRATIONS[-1][0]

@@ -137,7 +137,8 @@ class Warehouse:
             if not result.duplicate:
                 times = self.backend.query(
                     "SELECT toString(min(ts)) AS a, toString(max(ts)) AS b FROM requests WHERE run_id = {r:String}",
-                    {"r": info.run_id})[0]
+                    {"r": info.run_id},
+                )[0]
                 if result.rows:
                     info.started_at, info.ended_at = times["a"], times["b"]
                 info.notes = f"imported from {Path(path).name}; {result.rejected} rejected lines"

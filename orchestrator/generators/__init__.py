@@ -6,4 +6,12 @@ from orchestrator.generators.base import GENERATORS, GeneratedScript, Generation
 from orchestrator.generators.jmeter import JMeterGenerator
 from orchestrator.generators.k6 import K6Generator
 
-__all__ = ["GENERATORS", "GeneratedScript", "GenerationOptions", "Generator", "JMeterGenerator", "K6Generator", "generate"]
+__all__ = [
+    "GENERATORS",
+    "GeneratedScript",
+    "GenerationOptions",
+    "Generator",
+    "JMeterGenerator",
+    "K6Generator",
+    "generate",
+]

@@ -74,8 +74,10 @@ def service_urls(spec: Spec, options: GenerationOptions) -> dict[str, str]:
     urls = dict(spec.services)
     for name, url in options.services.items():
         if name not in urls:
-            raise GenerationError(f"--service {name}=...: the spec {spec.file} has no service {name!r}; "
-                                  f"its services: {', '.join(urls)}")
+            raise GenerationError(
+                f"--service {name}=...: the spec {spec.file} has no service {name!r}; "
+                f"its services: {', '.join(urls)}"
+            )
         urls[name] = url.rstrip("/")
     return urls
 

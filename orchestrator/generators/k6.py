@@ -32,7 +32,9 @@ def js_string_json(value: Any) -> str:
 
 def js_template(tmpl: Template) -> str:
     """A templated spec string as a JS expression over the VU's `vars`."""
-    pieces = [f"vars[{js_string(p.name)}]" if isinstance(p, Ref) else js_string(p) for p in tmpl.parts if p != ""]
+    pieces = [
+        f"vars[{js_string(p.name)}]" if isinstance(p, Ref) else js_string(p) for p in tmpl.parts if p != ""
+    ]
     return " + ".join(pieces) if pieces else '""'
 
 
@@ -53,9 +55,15 @@ class K6Generator:
 
     def render(self, spec: Spec, options: GenerationOptions) -> GeneratedScript:
         profile = spec.profile(options.profile)
-        env = environment({"js": js_string, "js_tmpl": js_template, "js_value": js_value,
-                           "dur": fmt_seconds,
-                           "js_json": lambda v: js_string_json(v)})
+        env = environment(
+            {
+                "js": js_string,
+                "js_tmpl": js_template,
+                "js_value": js_value,
+                "dur": fmt_seconds,
+                "js_json": lambda v: js_string_json(v),
+            }
+        )
         thresholds: dict[str, list[str]] = {}
         for slo in spec.slos:
             tags = ",".join(f"{k}:{v}" for k, v in (("journey", slo.journey), ("step", slo.step)) if v)
@@ -64,7 +72,9 @@ class K6Generator:
             else:
                 metric, expr = "http_req_duration", f"{_SLO_AGG[slo.metric]}<{slo.threshold:g}"
             key = f"{metric}{{{tags}}}" if tags else metric
-            entry = json.dumps({"threshold": expr, "abortOnFail": True}) if slo.abort_on_fail else js_string(expr)
+            entry = (
+                json.dumps({"threshold": expr, "abortOnFail": True}) if slo.abort_on_fail else js_string(expr)
+            )
             thresholds.setdefault(key, []).append(entry)
         content = env.get_template("k6/script.js.j2").render(
             spec=spec,

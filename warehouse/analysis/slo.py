@@ -47,8 +47,9 @@ class Verdict:
 
 
 def observe(backend: Backend, run_id: str, objective: Objective) -> Verdict:
-    row = backend.query(queries.SLO_OBSERVATION,
-                        {"run": run_id, "journey": objective.journey, "step": objective.step})[0]
+    row = backend.query(
+        queries.SLO_OBSERVATION, {"run": run_id, "journey": objective.journey, "step": objective.step}
+    )[0]
     value = row[objective.metric] if int(row["count"]) else None
     observed = None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
     passed = observed is not None and observed < objective.threshold
@@ -63,15 +64,28 @@ def evaluate(backend: Backend, run_id: str, objectives: list[Objective]) -> list
             "INSERT INTO slo_results (run_id, slo, scope, metric, threshold, observed, passed, evaluated_at) "
             "VALUES ({run:String}, {slo:String}, {scope:String}, {metric:String}, {threshold:Float64}, "
             "{observed:Nullable(Float64)}, {passed:UInt8}, now64(3))",
-            {"run": run_id, "slo": v.slo, "scope": v.scope, "metric": v.metric, "threshold": v.threshold,
-             "observed": v.observed, "passed": int(v.passed)},
+            {
+                "run": run_id,
+                "slo": v.slo,
+                "scope": v.scope,
+                "metric": v.metric,
+                "threshold": v.threshold,
+                "observed": v.observed,
+                "passed": int(v.passed),
+            },
         )
     return verdicts
 
 
 def stored(backend: Backend, run_id: str) -> list[Verdict]:
     return [
-        Verdict(r["slo"], r["scope"], r["metric"], float(r["threshold"]),
-                None if r["observed"] is None else float(r["observed"]), bool(r["passed"]))
+        Verdict(
+            r["slo"],
+            r["scope"],
+            r["metric"],
+            float(r["threshold"]),
+            None if r["observed"] is None else float(r["observed"]),
+            bool(r["passed"]),
+        )
         for r in backend.query(queries.SLO_RESULTS, {"run": run_id})
     ]

@@ -44,9 +44,15 @@ class IngestResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "run_id": self.run_id, "rows": self.rows, "points": self.points, "rejected": self.rejected,
+            "run_id": self.run_id,
+            "rows": self.rows,
+            "points": self.points,
+            "rejected": self.rejected,
             "rejected_lines": [{"line": r.line, "reason": r.reason, "text": r.text} for r in self.samples],
-            "duplicate": self.duplicate, "format": self.format, "tool": self.tool, "path": self.path,
+            "duplicate": self.duplicate,
+            "format": self.format,
+            "tool": self.tool,
+            "path": self.path,
         }
 
 
@@ -168,8 +174,16 @@ def _record(backend: Backend, job: IngestJob, sha: str, fmt: str, state: str, re
         "INSERT INTO ingested_files (batch, run_id, sha256, path, format, state, rows, rejected, ingested_at) "
         "VALUES ({batch:String}, {run:String}, {sha:String}, {path:String}, {fmt:String}, {state:String}, "
         "{rows:UInt64}, {rejected:UInt64}, now64(3))",
-        {"batch": job.batch, "run": job.run_id, "sha": sha, "path": str(job.path), "fmt": fmt, "state": state,
-         "rows": result.rows, "rejected": result.rejected},
+        {
+            "batch": job.batch,
+            "run": job.run_id,
+            "sha": sha,
+            "path": str(job.path),
+            "fmt": fmt,
+            "state": state,
+            "rows": result.rows,
+            "rejected": result.rejected,
+        },
     )
 
 
@@ -216,8 +230,14 @@ def service_map_params(job: IngestJob) -> dict[str, Any]:
     return {"svc_keys": keys, "svc_values": list(job.services.values())}
 
 
-def count_rejects(job: IngestJob, result: IngestResult, reason_sql: str, keep_sql: str = "1",
-                  text_sql: str = "line", first_line: int = 1) -> None:
+def count_rejects(
+    job: IngestJob,
+    result: IngestResult,
+    reason_sql: str,
+    keep_sql: str = "1",
+    text_sql: str = "line",
+    first_line: int = 1,
+) -> None:
     """Count staged rows whose `reason_sql` is not empty; keep the first few with their line numbers."""
     rows = job.backend.query(
         f"SELECT count() AS n, groupArray({SAMPLE_REJECTS})((lineno, reason, text)) AS sample FROM ("
@@ -234,5 +254,14 @@ def count_rejects(job: IngestJob, result: IngestResult, reason_sql: str, keep_sq
 # Register the built-in formats.
 from warehouse.ingest import jtl_csv, k6_json  # noqa: E402
 
-__all__ = ["FORMATS", "IngestError", "IngestResult", "Rejected", "detect_format", "ingest_file", "jtl_csv",
-           "k6_json", "recover"]
+__all__ = [
+    "FORMATS",
+    "IngestError",
+    "IngestResult",
+    "Rejected",
+    "detect_format",
+    "ingest_file",
+    "jtl_csv",
+    "k6_json",
+    "recover",
+]

@@ -8,22 +8,78 @@ import re
 from typing import ClassVar
 
 from warehouse.errors import IngestError
-from warehouse.ingest import IngestJob, IngestResult, count_rejects, read_head, register, service_map_params, \
-    stage_lines
+from warehouse.ingest import (
+    IngestJob,
+    IngestResult,
+    count_rejects,
+    read_head,
+    register,
+    service_map_params,
+    stage_lines,
+)
 
 # Default column orders of headerless files, by column count.
 LAYOUTS: dict[int, list[str]] = {
     # JMeter 2.13 defaults
-    12: ["timeStamp", "elapsed", "label", "responseCode", "responseMessage", "threadName", "dataType",
-         "success", "bytes", "grpThreads", "allThreads", "Latency"],
+    12: [
+        "timeStamp",
+        "elapsed",
+        "label",
+        "responseCode",
+        "responseMessage",
+        "threadName",
+        "dataType",
+        "success",
+        "bytes",
+        "grpThreads",
+        "allThreads",
+        "Latency",
+    ],
     # JMeter 5.x defaults
-    17: ["timeStamp", "elapsed", "label", "responseCode", "responseMessage", "threadName", "dataType",
-         "success", "failureMessage", "bytes", "sentBytes", "grpThreads", "allThreads", "URL", "Latency",
-         "IdleTime", "Connect"],
+    17: [
+        "timeStamp",
+        "elapsed",
+        "label",
+        "responseCode",
+        "responseMessage",
+        "threadName",
+        "dataType",
+        "success",
+        "failureMessage",
+        "bytes",
+        "sentBytes",
+        "grpThreads",
+        "allThreads",
+        "URL",
+        "Latency",
+        "IdleTime",
+        "Connect",
+    ],
 }
-KNOWN = {"timeStamp", "elapsed", "label", "responseCode", "responseMessage", "threadName", "dataType", "success",
-         "failureMessage", "bytes", "sentBytes", "grpThreads", "allThreads", "URL", "Filename", "Latency",
-         "Encoding", "SampleCount", "ErrorCount", "Hostname", "IdleTime", "Connect"}
+KNOWN = {
+    "timeStamp",
+    "elapsed",
+    "label",
+    "responseCode",
+    "responseMessage",
+    "threadName",
+    "dataType",
+    "success",
+    "failureMessage",
+    "bytes",
+    "sentBytes",
+    "grpThreads",
+    "allThreads",
+    "URL",
+    "Filename",
+    "Latency",
+    "Encoding",
+    "SampleCount",
+    "ErrorCount",
+    "Hostname",
+    "IdleTime",
+    "Connect",
+}
 DELIMITERS = ",\t;|"
 
 
@@ -73,8 +129,10 @@ class JtlCsv:
         with open(job.path, "rb") as fh:
             fh.seek(-1, 2)
             cut_short = fh.read(1) not in (b"\n", b"\r") and not _is_gzip_path(job)
-        ts_expr = (f"if(match({ts}, '^[0-9]+$'), fromUnixTimestamp64Milli(toInt64OrZero({ts}), 'UTC'), "
-                   f"parseDateTime64BestEffortOrNull({ts}, 3, 'UTC'))")
+        ts_expr = (
+            f"if(match({ts}, '^[0-9]+$'), fromUnixTimestamp64Milli(toInt64OrZero({ts}), 'UTC'), "
+            f"parseDateTime64BestEffortOrNull({ts}, 3, 'UTC'))"
+        )
         reason = (
             f"multiIf(rowNumberInAllBlocks() + 1 = {total} AND {int(cut_short)}, 'the last line was cut short',"
             f" {ts_expr} IS NULL, 'timeStamp is not a time',"
@@ -93,12 +151,12 @@ class JtlCsv:
             SELECT {{run:String}}, {{batch:String}}, ts_, 'jmeter', {{generator:String}}, journey_, {label},
                    transform(concat(journey_, '\\t', {label}), {{svc_keys:Array(String)}},
                              {{svc_values:Array(String)}}, domain({url})),
-                   '', {url}, toUInt16OrZero({_col(columns, 'responseCode')}), {success} = 'true',
-                   toFloat64(toInt64OrZero({elapsed})), toFloat64(toInt64OrZero({_col(columns, 'Latency')})),
-                   toFloat64(toInt64OrZero({_col(columns, 'Connect')})),
-                   toUInt64OrZero({_col(columns, 'sentBytes')}), toUInt64OrZero({_col(columns, 'bytes')}),
-                   if({success} = 'true', '', if({_col(columns, 'failureMessage')} != '',
-                      {_col(columns, 'failureMessage')}, {_col(columns, 'responseMessage')})),
+                   '', {url}, toUInt16OrZero({_col(columns, "responseCode")}), {success} = 'true',
+                   toFloat64(toInt64OrZero({elapsed})), toFloat64(toInt64OrZero({_col(columns, "Latency")})),
+                   toFloat64(toInt64OrZero({_col(columns, "Connect")})),
+                   toUInt64OrZero({_col(columns, "sentBytes")}), toUInt64OrZero({_col(columns, "bytes")}),
+                   if({success} = 'true', '', if({_col(columns, "failureMessage")} != '',
+                      {_col(columns, "failureMessage")}, {_col(columns, "responseMessage")})),
                    {thread}
             FROM (SELECT *, {ts_expr} AS ts_, {journey} AS journey_, {reason} AS reason_ FROM {job.stage}
                   SETTINGS max_threads = 1)
@@ -106,8 +164,11 @@ class JtlCsv:
             """,
             {"run": job.run_id, "batch": job.batch, "generator": job.generator, **service_map_params(job)},
         )
-        result.rows = int(job.backend.query("SELECT count() AS n FROM requests WHERE batch = {b:String}",
-                                            {"b": job.batch})[0]["n"])
+        result.rows = int(
+            job.backend.query("SELECT count() AS n FROM requests WHERE batch = {b:String}", {"b": job.batch})[
+                0
+            ]["n"]
+        )
         text = f"arrayStringConcat([{', '.join(staged)}], {_sql_string(delimiter)})"
         count_rejects(job, result, reason, text_sql=text, first_line=2 if header else 1)
 

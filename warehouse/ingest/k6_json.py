@@ -71,7 +71,12 @@ class K6Json:
 
     def load(self, job: IngestJob, result: IngestResult) -> None:
         stage_lines(job, ["line"], "LineAsString")
-        params = {"run": job.run_id, "batch": job.batch, "generator": job.generator, **service_map_params(job)}
+        params = {
+            "run": job.run_id,
+            "batch": job.batch,
+            "generator": job.generator,
+            **service_map_params(job),
+        }
         job.backend.command(_POINTS.replace("{point}", _POINT).replace("{stage}", job.stage), params)
         job.backend.command(_REQUESTS.replace("{point}", _POINT).replace("{stage}", job.stage), params)
         counts = job.backend.query(

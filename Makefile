@@ -1,0 +1,22 @@
+# Developer tasks; `make test` is what CI runs (see README).
+.PHONY: test lint typecheck pytest golden bench demo
+
+test: lint typecheck pytest
+
+lint:
+	ruff check .
+
+typecheck:
+	mypy
+
+pytest:
+	python -m pytest
+
+golden:
+	python -m pytest tests/unit/test_golden.py --update-golden
+
+bench:
+	python benchmarks/ingest.py
+
+demo:
+	perfhouse demo

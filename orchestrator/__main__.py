@@ -1,0 +1,5 @@
+"""`python -m orchestrator` runs the perfhouse CLI."""
+
+from orchestrator.cli import main
+
+main()

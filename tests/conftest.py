@@ -1,0 +1,83 @@
+"""Shared fixtures: tool requirements that skip on a laptop but fail under CI=true, local servers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from orchestrator.demo_api import DemoAPI
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--update-golden", action="store_true", help="Rewrite golden files from the generators.")
+
+
+def need(binary: str) -> str:
+    """The binary's path; skip the test when it is missing, except under CI=true where it fails."""
+    path = shutil.which(binary)
+    if path is None:
+        message = f"{binary} is not installed"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{message}, and CI=true requires every integration test to run")
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture
+def demo_api() -> Iterator[DemoAPI]:
+    with DemoAPI(record=True) as api:
+        yield api
+
+
+@pytest.fixture
+def warehouse_url(tmp_path: Path) -> str:
+    return f"chdb://{tmp_path / 'warehouse'}"
+
+
+def run_k6(tmp: Path, api: DemoAPI, seconds: str = "2s") -> Path:
+    """A real k6 JSON output: two VUs on the demo API for a couple of seconds."""
+    script = tmp / "probe.js"
+    script.write_text(
+        'import http from "k6/http";\n'
+        f'export const options = {{ vus: 2, duration: "{seconds}" }};\n'
+        f'export default function () {{ http.get("{api.url}/products?category=books"); '
+        f'http.get("{api.url}/nope"); }}\n',
+        encoding="utf-8",
+    )
+    out = tmp / "probe.json"
+    subprocess.run([need("k6"), "run", "--quiet", "--out", f"json={out}", str(script)], check=True,
+                   capture_output=True, timeout=120)
+    return out
+
+
+def run_jmeter_default(tmp: Path, api: DemoAPI) -> Path:
+    """A real JTL written with JMeter's default settings (2.13: CSV without a header row)."""
+    from orchestrator.generators import GenerationOptions, generate
+    from orchestrator.spec import load_spec
+
+    spec = load_spec(ROOT / "examples" / "shop.yaml")
+    plan = tmp / "shop.jmx"
+    plan.write_text(generate(spec, "jmeter", GenerationOptions("smoke", {"api": api.url}, "2.13")).content)
+    out = tmp / "default.jtl"
+    subprocess.run([need("jmeter"), "-n", "-t", str(plan), "-l", str(out), "-j", str(tmp / "jm.log")], check=True,
+                   capture_output=True, timeout=300)
+    return out
+
+
+@pytest.fixture(scope="session")
+def k6_output(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    with DemoAPI() as api:
+        return run_k6(tmp_path_factory.mktemp("k6"), api)
+
+
+@pytest.fixture(scope="session")
+def jtl_output(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    with DemoAPI() as api:
+        return run_jmeter_default(tmp_path_factory.mktemp("jmeter"), api)

@@ -1,0 +1,181 @@
+"""The CLI as a user meets it: one-line errors, exit statuses, and nothing stored is ever lost."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import sysconfig
+import time
+from pathlib import Path
+
+import pytest
+
+from orchestrator.demo_api import DemoAPI
+from tests.conftest import ROOT, need
+
+pytestmark = pytest.mark.integration
+
+
+def perfhouse(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
+              timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "orchestrator", *args], capture_output=True, text=True,
+                          cwd=cwd, env={**os.environ, **(env or {})}, timeout=timeout)
+
+
+def runs(warehouse: str) -> list[dict[str, object]]:
+    proc = perfhouse("--warehouse", warehouse, "runs", "--json")
+    assert proc.returncode == 0, proc.stderr
+    return list(json.loads(proc.stdout))
+
+
+def one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("perfhouse: error: "), proc.stderr
+    return lines[0]
+
+
+@pytest.fixture
+def stored(tmp_path: Path, k6_output: Path) -> str:
+    """A warehouse that already holds one run, to show failures lose nothing."""
+    url = f"chdb://{tmp_path / 'wh'}"
+    proc = perfhouse("--warehouse", url, "ingest", str(k6_output), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert len(runs(url)) == 1
+    return url
+
+
+def test_ingest_json_prints_run_id_and_rows(tmp_path: Path, k6_output: Path, jtl_output: Path) -> None:
+    url = f"chdb://{tmp_path / 'wh'}"
+    proc = perfhouse("--warehouse", url, "ingest", str(k6_output), str(jtl_output), "--json")
+    assert proc.returncode == 0, proc.stderr
+    first, second = (json.loads(line) for line in proc.stdout.splitlines())
+    assert first["rows"] > 10 and first["run_id"] and first["rejected"] == 0
+    assert second["rows"] == 12 and second["tool"] == "jmeter"  # smoke: 2 journeys x 3 iterations x 2 steps
+    again = json.loads(perfhouse("--warehouse", url, "ingest", str(k6_output), "--json").stdout)
+    assert again["duplicate"] and again["run_id"] == first["run_id"]
+    assert [r["requests"] for r in runs(url)].count(first["rows"]) == 1
+
+
+def test_malformed_spec_is_one_line_with_position(tmp_path: Path, stored: str) -> None:
+    spec = tmp_path / "bad.yaml"
+    spec.write_text((ROOT / "examples" / "shop.yaml").read_text().replace("method: POST", "method: PUSH", 1))
+    proc = perfhouse("--warehouse", stored, "run", str(spec), "--profile", "ci")
+    line = one_line_error(proc)
+    assert proc.returncode == 4
+    assert re.search(r"bad\.yaml:\d+:\d+: journeys\[1\]\.steps\[0\]\.method: expected one of", line)
+    assert len(runs(stored)) == 1
+
+
+def test_missing_tool_is_one_line(tmp_path: Path, stored: str) -> None:
+    proc = perfhouse("--warehouse", stored, "run", str(ROOT / "examples" / "shop.yaml"), "--profile", "ci",
+                     "--tool", "jmeter", env={"PATH": "/nonexistent"})
+    line = one_line_error(proc)
+    assert proc.returncode == 5 and "jmeter is not installed" in line
+    assert len(runs(stored)) == 1
+
+
+def test_unreachable_target_is_one_line(stored: str) -> None:
+    need("k6")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again when the block ends: nothing listens there
+    proc = perfhouse("--warehouse", stored, "run", str(ROOT / "examples" / "shop.yaml"), "--profile", "ci",
+                     "--service", f"api=http://127.0.0.1:{port}")
+    line = one_line_error(proc)
+    assert proc.returncode == 6 and f"127.0.0.1:{port} is unreachable" in line
+    assert len(runs(stored)) == 1
+
+
+def test_truncated_results_keep_valid_rows_and_name_the_line(tmp_path: Path, stored: str,
+                                                             k6_output: Path) -> None:
+    data = k6_output.read_bytes()
+    cut = tmp_path / "cut.json"
+    cut.write_bytes(data[: len(data) - 40])  # the last line loses its end
+    lines = cut.read_bytes().count(b"\n") + 1
+    proc = perfhouse("--warehouse", stored, "ingest", str(cut), "--json")
+    assert proc.returncode == 7
+    result = json.loads(proc.stdout)
+    assert result["rejected"] == 1 and result["rows"] > 0
+    assert result["rejected_lines"][0]["line"] == lines
+    assert f"cut.json:{lines}: rejected: not valid JSON" in proc.stderr
+    assert len(runs(stored)) == 2
+
+
+def test_empty_and_foreign_files_are_refused_in_one_line(tmp_path: Path, stored: str) -> None:
+    empty = tmp_path / "empty.json"
+    empty.write_text("")
+    foreign = tmp_path / "notes.txt"
+    foreign.write_text("hello\nworld\n")
+    for path, expected in ((empty, "the file is empty"), (foreign, "not a results file perfhouse knows")):
+        proc = perfhouse("--warehouse", stored, "ingest", str(path))
+        assert proc.returncode == 7 and expected in one_line_error(proc)
+    assert len(runs(stored)) == 1
+
+
+def test_report_of_a_run_in_json_and_markdown(stored: str) -> None:
+    run_id = runs(stored)[0]["run_id"]
+    doc = json.loads(perfhouse("--warehouse", stored, "report", str(run_id), "--format", "json").stdout)
+    assert doc["run"]["run_id"] == run_id and doc["totals"]["count"] > 0
+    step = doc["steps"][0]
+    assert {"journey", "step", "count", "errors", "p50_ms", "p95_ms", "p99_ms"} <= step.keys()
+    md = perfhouse("--warehouse", stored, "report", "latest").stdout
+    assert md.startswith("# Load test report") and "| journey | step |" in md
+
+
+def test_readme_test_command_is_what_ci_runs() -> None:
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```sh\n(.*?)\n```", readme, re.S)
+    setup = [b for b in blocks if b.startswith("pip install")]
+    assert len(setup) == 2, "the README keeps exactly two set-up commands"
+    demo, tests = setup
+    assert demo.endswith("perfhouse demo")
+    assert tests in (ROOT / ".ci" / "run").read_text()
+
+
+def test_readme_demo_runs_every_installed_tool(tmp_path: Path) -> None:
+    need("k6")
+    need("jmeter")
+    proc = perfhouse("demo", cwd=tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "dashboard:" in proc.stdout
+    tools = sorted(str(r["tool"]) for r in runs(f"chdb://{tmp_path / '.perfhouse' / 'warehouse'}"))
+    assert tools == ["jmeter", "k6"]
+
+
+def test_demo_without_jmeter_says_so_in_one_line_and_runs_k6(tmp_path: Path) -> None:
+    need("k6")
+    k6 = Path(sysconfig.get_path("scripts")) / "k6"  # the binary itself, not a version manager's shim
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "k6").symlink_to(k6 if k6.exists() else Path(need("k6")).resolve())
+    proc = perfhouse("demo", cwd=tmp_path, env={"PATH": str(bin_dir)}, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    notes = [line for line in proc.stdout.splitlines() if "jmeter is not installed" in line]
+    assert len(notes) == 1
+    assert [r["tool"] for r in runs(f"chdb://{tmp_path / '.perfhouse' / 'warehouse'}")] == ["k6"]
+
+
+def test_interrupted_run_keeps_its_results_and_is_marked_aborted(tmp_path: Path) -> None:
+    need("k6")
+    url = f"chdb://{tmp_path / 'wh'}"
+    spec = tmp_path / "long.yaml"
+    head = (ROOT / "examples" / "shop.yaml").read_text().partition("profiles:\n")[0]
+    spec.write_text(head + "profiles:\n  long: {executor: constant_vus, vus: 2, duration: 60s}\n")
+    with DemoAPI() as api:
+        proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "--warehouse", url, "run", str(spec),
+                                 "--profile", "long", "--service", f"api={api.url}", "--runs-dir",
+                                 str(tmp_path / "runs")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = 30.0
+        start = time.monotonic()
+        while not list((tmp_path / "runs").glob("*/k6.json")) and time.monotonic() - start < deadline:
+            time.sleep(0.2)
+        time.sleep(3)
+        proc.send_signal(2)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    (run,) = runs(url)
+    assert run["status"] == "aborted" and int(str(run["requests"])) > 0

@@ -1,0 +1,148 @@
+"""The journey spec: loading, the model, and errors that name file, line, column and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from orchestrator.errors import SpecError
+from orchestrator.spec import Template, load_spec, parse_duration, parse_jsonpath, parse_spec, split_by_weight
+
+ROOT = Path(__file__).resolve().parents[2]
+MINIMAL = """\
+name: mini
+services:
+  api: http://127.0.0.1:8080
+journeys:
+  - name: only
+    steps:
+      - name: home
+        path: /
+profiles:
+  smoke: {executor: iterations, vus: 1, iterations: 1}
+"""
+
+
+def test_example_spec_loads_with_every_part() -> None:
+    spec = load_spec(ROOT / "examples" / "shop.yaml")
+    assert [j.name for j in spec.journeys] == ["browse", "checkout"]
+    assert [j.weight for j in spec.journeys] == [3, 1]
+    browse = spec.journeys[0]
+    assert browse.steps[0].extract[0].var == "product_id"
+    assert browse.steps[1].path.refs == ["product_id"]
+    assert spec.profiles["ci"].executor == "constant_vus"
+    assert {s.metric for s in spec.slos} == {"p95", "error_rate", "p99"}
+    assert spec.slos[1].threshold == pytest.approx(0.01)
+
+
+def test_minimal_spec_gets_defaults() -> None:
+    spec = parse_spec(MINIMAL, "mini.yaml")
+    step = spec.journeys[0].steps[0]
+    assert (step.method, step.service, step.timeout_s, step.think_time) == ("GET", "api", 30.0, None)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("30s", 30.0), ("1m30s", 90.0), ("250ms", 0.25), ("2h", 7200.0), (5, 5.0), (0.5, 0.5)],
+)
+def test_durations(text: object, expected: float) -> None:
+    assert parse_duration(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "10", "ten seconds", "5 s", "-1s", True])
+def test_bad_durations_are_refused(text: object) -> None:
+    if text == "10":  # a bare number in a string is not a duration; bare YAML numbers are seconds
+        with pytest.raises(ValueError):
+            parse_duration(text)
+        return
+    with pytest.raises(ValueError):
+        parse_duration(text)
+
+
+def test_jsonpath_member_and_index_steps() -> None:
+    assert parse_jsonpath("$.items[0].id") == ("items", 0, "id")
+    assert parse_jsonpath("$['a b'].c") == ("a b", "c")
+    with pytest.raises(ValueError, match="only member and index"):
+        parse_jsonpath("$..id")
+
+
+def test_template_parts_and_source_round_trip() -> None:
+    t = Template.parse("/products/${id}?x=${ y }&price=$$5&lit=$${id}")
+    assert t.refs == ["id"]
+    assert t.parts[1:] == ("?x=${ y }&price=$5&lit=${id}",) or t.parts[-1] == "?x=${ y }&price=$5&lit=${id}"
+    assert Template.parse(t.source) == t
+
+
+def _error(text: str) -> SpecError:
+    with pytest.raises(SpecError) as info:
+        parse_spec(text, "shop.yaml")
+    return info.value
+
+
+def test_unknown_field_names_line_column_and_suggests() -> None:
+    err = _error(MINIMAL.replace("        path: /", "        path: /\n        methd: POST"))
+    assert (err.file, err.line, err.column) == ("shop.yaml", 9, 9)
+    assert err.field == "journeys[0].steps[0].methd"
+    assert "did you mean 'method'" in str(err)
+    assert str(err).startswith("shop.yaml:9:9: journeys[0].steps[0].methd: unknown field")
+
+
+def test_undefined_variable_is_located() -> None:
+    err = _error(MINIMAL.replace("path: /", "path: /items/${item_id}"))
+    assert err.field == "journeys[0].steps[0].path"
+    assert err.line == 8
+    assert "${item_id}" in str(err)
+
+
+def test_variable_extracted_by_later_step_is_not_visible_earlier() -> None:
+    text = MINIMAL.replace(
+        "      - name: home\n        path: /",
+        "      - name: a\n        path: /${tok}\n      - name: b\n        path: /\n"
+        "        extract: {tok: {header: X-Token}}",
+    )
+    assert "not a variable or a value extracted by an earlier step" in str(_error(text))
+
+
+def test_invalid_yaml_is_located() -> None:
+    err = _error("name: x\nservices: [unclosed\n")
+    assert err.line >= 2 and "not valid YAML" in str(err)
+
+
+def test_wrong_type_and_missing_field() -> None:
+    assert "expected an integer" in str(
+        _error(MINIMAL.replace("  - name: only", "  - name: only\n    weight: lots"))
+    )
+    assert "missing required field 'profiles'" in str(_error(MINIMAL.split("profiles:")[0]))
+
+
+def test_bad_regex_and_unknown_profile_executor() -> None:
+    text = MINIMAL.replace("        path: /", "        path: /\n        extract: {x: {regex: '([a-z]'}}")
+    assert "not a valid regular expression" in str(_error(text))
+    text = MINIMAL.replace("executor: iterations", "executor: constant_vu")
+    assert "did you mean 'constant_vus'" in str(_error(text))
+
+
+def test_slo_scope_must_exist() -> None:
+    text = MINIMAL + "slos:\n  - {metric: p95, threshold: 1s, step: hom}\n"
+    err = _error(text)
+    assert err.field == "slos[0].step" and "did you mean 'home'" in str(err)
+
+
+def test_unknown_profile_lists_the_defined_ones() -> None:
+    spec = parse_spec(MINIMAL, "mini.yaml")
+    with pytest.raises(SpecError, match="defined: smoke"):
+        spec.profile("smok")
+
+
+@pytest.mark.parametrize(
+    ("total", "weights", "expected"),
+    [
+        (4, [("a", 3), ("b", 1)], {"a": 3, "b": 1}),
+        (10, [("a", 10), ("b", 1)], {"a": 9, "b": 1}),
+        (1, [("a", 3), ("b", 1)], {"a": 1, "b": 1}),
+        (7, [("a", 1), ("b", 1), ("c", 1)], {"a": 3, "b": 2, "c": 2}),
+    ],
+)
+def test_vus_shared_by_weight(total: int, weights: list[tuple[str, int]], expected: dict[str, int]) -> None:
+    assert split_by_weight(total, weights) == expected
