@@ -454,7 +454,12 @@ def parse_spec(text: str, file: str = "<spec>") -> Spec:
 
     variables_raw = top.get("variables") or {}
     r.mapping(variables_raw, "variables", tuple(variables_raw))
-    variables = {str(k): r.string(v, f"variables.{k}") for k, v in variables_raw.items()}
+    variables: dict[str, str] = {}
+    for key, value in variables_raw.items():
+        tmpl = r.template(value, f"variables.{key}")
+        if tmpl.refs:
+            raise r.fail(f"variables.{key}", f"a variable is literal text; write $${{{tmpl.refs[0]}}} for a literal ${{")
+        variables[r.name(key, f"variables.{key}")] = tmpl.render({})
 
     defaults = r.mapping(top.get("defaults") or {}, "defaults", ("headers", "timeout", "think_time"))
     default_headers = r.pairs(defaults.get("headers"), "defaults.headers")

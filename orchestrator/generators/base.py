@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -67,6 +68,7 @@ def environment(filters: dict[str, Any]) -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters.update(filters)
+    env.tests["search"] = lambda value, pattern: re.search(pattern, str(value)) is not None
     return env
 
 

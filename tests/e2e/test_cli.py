@@ -175,7 +175,7 @@ def test_interrupted_run_keeps_its_results_and_is_marked_aborted(tmp_path: Path)
             time.sleep(0.2)
         time.sleep(3)
         proc.send_signal(2)
-        out, err = proc.communicate(timeout=60)
+        _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     (run,) = runs(url)
     assert run["status"] == "aborted" and int(str(run["requests"])) > 0

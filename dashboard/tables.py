@@ -1,0 +1,119 @@
+"""What the dashboard's tables and headline figures show: pure shaping of warehouse rows, no Streamlit."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from dashboard.charts import errors_frame, step_label
+from warehouse.analysis.slo import Verdict
+
+ALL = "(all)"
+
+RUN_COLUMNS = ["run_id", "name", "tool", "spec_name", "profile", "status", "requests", "started_at",
+               "duration_s", "environment", "branch", "git_sha", "source", "notes"]
+
+
+def number(value: Any) -> float | None:
+    """A finite float, or None for a missing or NaN figure (ClickHouse gives NaN on no rows)."""
+    if value is None:
+        return None
+    result = float(value)
+    return result if math.isfinite(result) else None
+
+
+def ms(value: Any) -> str:
+    """Milliseconds for a headline: two decimals, or a dash when there is no figure."""
+    figure = number(value)
+    return "–" if figure is None else f"{figure:,.2f}"
+
+
+def runs_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """The runs list: newest first as the warehouse gives it, times parsed, a duration, a short git sha."""
+    frame = pd.DataFrame(list(rows), columns=[c for c in RUN_COLUMNS if c != "duration_s"] + ["ended_at"])
+    frame["started_at"] = pd.to_datetime(frame["started_at"], utc=True, errors="coerce")
+    ended = pd.to_datetime(frame["ended_at"], utc=True, errors="coerce")
+    frame["duration_s"] = (ended - frame["started_at"]).dt.total_seconds().round(1)
+    frame["git_sha"] = frame["git_sha"].fillna("").astype(str).str[:10]
+    return frame[RUN_COLUMNS]
+
+
+def choices(rows: Sequence[Mapping[str, Any]], column: str) -> list[str]:
+    """Filter options for one runs column: `(all)` then every non-empty value present, sorted."""
+    return [ALL, *sorted({str(r[column]) for r in rows if r.get(column)})]
+
+
+def filter_runs(rows: Sequence[Mapping[str, Any]], **equal: str) -> list[Mapping[str, Any]]:
+    """The runs whose columns equal the given values; a value of `(all)` or empty does not filter."""
+    wanted = {k: v for k, v in equal.items() if v and v != ALL}
+    return [r for r in rows if all(str(r.get(k, "")) == v for k, v in wanted.items())]
+
+
+def run_label(row: Mapping[str, Any]) -> str:
+    """One line naming a run in a picker: id, name, tool and status."""
+    name = f" {row['name']}" if row.get("name") else ""
+    return f"{row['run_id']}{name} ({row.get('tool', '?')}, {row.get('status', '?')})"
+
+
+@dataclass(frozen=True)
+class Headline:
+    """The figures at the top of a run's page."""
+
+    requests: int
+    rps: float | None
+    errors: int
+    error_rate: float | None
+    p95_ms: float | None
+    slo_status: str  # PASS, FAIL or none
+    slo_summary: str  # "1 of 3 failed"
+    slo_detail: str  # which ones
+
+    @classmethod
+    def of(cls, totals: Mapping[str, Any], verdicts: Sequence[Verdict]) -> Headline:
+        count = int(totals.get("count") or 0)
+        errors = int(totals.get("errors") or 0)
+        span = number(totals.get("span_s"))
+        failed = [v for v in verdicts if not v.passed]
+        if not verdicts:
+            status, summary, detail = "none", "", "no SLOs were evaluated for this run"
+        elif failed:
+            status, summary = "FAIL", f"{len(failed)} of {len(verdicts)} failed"
+            detail = "failed: " + "; ".join(v.slo for v in failed)
+        else:
+            status, summary, detail = "PASS", f"{len(verdicts)} of {len(verdicts)} met", "every SLO met"
+        return cls(
+            requests=count,
+            rps=count / span if count and span else None,
+            errors=errors,
+            error_rate=errors / count if count else None,
+            p95_ms=number(totals.get("p95_ms")) if count else None,
+            slo_status=status,
+            slo_summary=summary,
+            slo_detail=detail,
+        )
+
+
+def steps_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Per-step statistics with a `step` label and an error percentage."""
+    columns = ["journey", "step", "service", "count", "errors", "avg_ms", "min_ms", "max_ms",
+               "p50_ms", "p90_ms", "p95_ms", "p99_ms"]
+    frame = pd.DataFrame(list(rows), columns=columns)
+    frame.insert(0, "label", [step_label(j, s) for j, s in zip(frame["journey"], frame["step"], strict=True)])
+    frame.insert(6, "error_pct", (100 * frame["errors"] / frame["count"].where(frame["count"] > 0)).round(2))
+    return frame.drop(columns=["journey", "step"]).rename(columns={"label": "step"})
+
+
+def slo_frame(verdicts: Sequence[Verdict]) -> pd.DataFrame:
+    """SLO verdicts as rows: PASS or FAIL first (words: headless browsers may lack emoji fonts)."""
+    rows = [{"verdict": "PASS" if v.passed else "FAIL", "slo": v.slo, "scope": v.scope, "metric": v.metric,
+             "threshold": v.threshold, "observed": v.observed} for v in verdicts]
+    return pd.DataFrame(rows, columns=["verdict", "slo", "scope", "metric", "threshold", "observed"])
+
+
+def errors_table(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Errors by cause for the table beside the chart."""
+    return errors_frame(rows)[["cause", "series", "count"]].rename(columns={"series": "step"})

@@ -1,0 +1,117 @@
+"""A real k6 run against a local HTTP server, ingested into a chdb warehouse: what the dashboard tests draw.
+
+The server answers three steps differently so every panel has something to show: `browse/list` is
+fast, `browse/detail` takes 2-25 ms, and `checkout/pay` answers 503 to every third request.
+"""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from tests.conftest import need
+from warehouse.analysis.slo import Objective
+from warehouse.store import Warehouse
+
+SCRIPT = """
+import http from 'k6/http';
+import { sleep } from 'k6';
+
+export const options = {
+  stages: [{ duration: '%(ramp)ds', target: %(vus)d }, { duration: '%(hold)ds', target: %(vus)d }],
+};
+
+export default function () {
+  const base = __ENV.BASE;
+  http.get(`${base}/items`, { tags: { journey: 'browse', step: 'list' } });
+  http.get(`${base}/items/${__ITER %% 50}`, { tags: { journey: 'browse', step: 'detail' } });
+  http.post(`${base}/pay`, '{}', { tags: { journey: 'checkout', step: 'pay' } });
+  sleep(0.02);
+}
+"""
+
+SLOS = [
+    Objective("p95", 250.0),
+    Objective("p99", 100.0, journey="browse", step="list"),
+    Objective("error_rate", 0.01, journey="checkout", step="pay"),  # fails: a third of payments fail
+]
+
+
+class _Shop(BaseHTTPRequestHandler):
+    payments = 0
+    lock = threading.Lock()
+
+    def do_GET(self) -> None:
+        if self.path.startswith("/items/"):
+            time.sleep(random.uniform(0.002, 0.025))
+        self._answer(200, b'{"items": []}')
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        with _Shop.lock:
+            _Shop.payments += 1
+            failed = _Shop.payments % 3 == 0
+        self._answer(503 if failed else 201, b'{"error": "busy"}' if failed else b'{"paid": true}')
+
+    def _answer(self, status: int, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def shop() -> Iterator[str]:
+    """The system under test on 127.0.0.1 at a free port; yields its base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Shop)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def record_k6_json(directory: Path, seconds: int = 2, vus: int = 3) -> Path:
+    """Run k6 for about `seconds` against the local shop and return its `--out json` file."""
+    k6 = need("k6")
+    directory.mkdir(parents=True, exist_ok=True)
+    script = directory / "shop.js"
+    ramp = max(1, seconds // 3)
+    script.write_text(SCRIPT % {"ramp": ramp, "hold": max(1, seconds - ramp), "vus": vus}, encoding="utf-8")
+    out = directory / "k6.json"
+    with shop() as base:
+        done = subprocess.run([k6, "run", "--quiet", "--no-usage-report", "--out", f"json={out}", "-e",
+                               f"BASE={base}", str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, f"k6 failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
+    return out
+
+
+@dataclass(frozen=True)
+class Recorded:
+    url: str
+    run_id: str
+    requests: int
+
+
+def recorded_warehouse(directory: Path, seconds: int = 2, vus: int = 3) -> Recorded:
+    """A warehouse in `directory` holding one ingested k6 run with its SLOs evaluated."""
+    path = record_k6_json(directory / "k6", seconds, vus)
+    url = f"chdb://{directory / 'warehouse'}"
+    wh = Warehouse.open(url)
+    result = wh.ingest(path)
+    assert result.rows > 0 and result.rejected == 0, result
+    wh.evaluate_slos(result.run_id, SLOS)
+    return Recorded(url, result.run_id, result.rows)

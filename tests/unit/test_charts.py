@@ -1,0 +1,163 @@
+"""Dashboard charts and the tables beside them, built from plain rows without Streamlit or a warehouse."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+
+from dashboard import charts
+from dashboard.tables import ALL, Headline, choices, filter_runs, ms, runs_frame, slo_frame, steps_frame
+from warehouse.analysis.slo import Verdict
+
+SERIES = [
+    {"t": "2026-01-02 10:00:00", "journey": "browse", "step": "list", "rps": 10, "errors": 0,
+     "p50_ms": 1.0, "p95_ms": 2.0, "p99_ms": 3.0},
+    {"t": "2026-01-02 10:00:00", "journey": "checkout", "step": "pay", "rps": 5, "errors": 1,
+     "p50_ms": 4.0, "p95_ms": 8.0, "p99_ms": 9.0},
+    {"t": "2026-01-02 10:00:01", "journey": "browse", "step": "list", "rps": 12, "errors": 0,
+     "p50_ms": 1.5, "p95_ms": 2.5, "p99_ms": 3.5},
+]
+ERRORS = [
+    {"journey": "checkout", "step": "pay", "status": 503, "error": "", "count": 4},
+    {"journey": "checkout", "step": "pay", "status": 0, "error": "dial: connection refused", "count": 9},
+]
+
+
+def spec(chart: Any) -> dict[str, Any]:
+    result: dict[str, Any] = chart.to_dict()
+    return result
+
+
+def rows(chart: Any) -> list[dict[str, Any]]:
+    data = spec(chart)["datasets"]
+    assert len(data) == 1
+    return list(next(iter(data.values())))
+
+
+@pytest.mark.parametrize(("span_s", "bucket"), [(None, 1), (float("nan"), 1), (0, 1), (2, 1), (150, 1),
+                                                (151, 2), (600, 5), (3600, 30), (86_400, 600), (1e9, 3600)])
+def test_bucket_width_keeps_a_series_near_150_points_in_round_seconds(span_s: float | None, bucket: int) -> None:
+    assert charts.bucket_seconds(span_s) == bucket
+
+
+def test_steps_are_labelled_journey_slash_step() -> None:
+    assert charts.step_label("browse", "list") == "browse / list"
+    assert charts.step_label("", "list") == "list"
+    assert charts.step_label("", "") == "(unnamed)"
+
+
+def test_error_cause_names_the_status_or_the_missing_response() -> None:
+    assert charts.error_cause(503, "") == "HTTP 503"
+    assert charts.error_cause(0, "dial: connection refused") == "no response: dial: connection refused"
+    assert charts.error_cause(500, "boom") == "HTTP 500: boom"
+
+
+def test_latency_chart_is_a_line_per_step_and_percentile_over_utc_time() -> None:
+    chart = spec(charts.latency_chart(SERIES))
+    assert chart["mark"]["type"] == "line"
+    enc = chart["encoding"]
+    assert (enc["x"]["field"], enc["x"]["type"], enc["x"]["scale"]["type"]) == ("t", "temporal", "utc")
+    assert (enc["y"]["field"], enc["y"]["type"]) == ("latency_ms", "quantitative")
+    assert (enc["color"]["field"], enc["strokeDash"]["field"]) == ("series", "percentile")
+    assert enc["strokeDash"]["sort"] == ["p50", "p95", "p99"]
+    drawn = rows(charts.latency_chart(SERIES))
+    assert len(drawn) == len(SERIES) * 3
+    assert {(r["series"], r["percentile"], r["latency_ms"]) for r in drawn} >= {
+        ("checkout / pay", "p95", 8.0), ("browse / list", "p99", 3.5)}
+
+
+def test_latency_chart_draws_only_the_chosen_percentiles_in_canonical_order() -> None:
+    drawn = rows(charts.latency_chart(SERIES, percentiles=["p99_ms", "p50_ms"]))
+    assert [r["percentile"] for r in drawn[:3]] == ["p50"] * 3
+    assert {r["percentile"] for r in drawn} == {"p50", "p99"}
+
+
+def test_latency_chart_legend_picks_out_a_step() -> None:
+    chart = spec(charts.latency_chart(SERIES))
+    (param,) = chart["params"]
+    assert param["bind"] == "legend" and param["select"]["fields"] == ["series"]
+    assert [c["param"] for c in chart["encoding"]["opacity"]["condition"]] == [param["name"]]
+
+
+def test_rps_chart_stacks_requests_per_second_by_step() -> None:
+    chart = spec(charts.rps_chart(SERIES))
+    assert chart["mark"]["type"] == "area"
+    assert (chart["encoding"]["y"]["field"], chart["encoding"]["y"]["stack"]) == ("rps", "zero")
+    assert chart["encoding"]["color"]["field"] == "series"
+    assert sum(r["rps"] for r in rows(charts.rps_chart(SERIES))) == 27
+
+
+def test_errors_chart_sorts_causes_by_count() -> None:
+    chart = spec(charts.errors_chart(ERRORS))
+    assert chart["mark"]["type"] == "bar"
+    assert (chart["encoding"]["y"]["field"], chart["encoding"]["y"]["sort"]) == ("cause", "-x")
+    assert [r["cause"] for r in rows(charts.errors_chart(ERRORS))] == [
+        "no response: dial: connection refused", "HTTP 503"]
+
+
+@pytest.mark.parametrize("build", [charts.latency_chart, charts.rps_chart, charts.errors_chart])
+def test_charts_of_no_rows_are_empty_not_errors(build: Any) -> None:
+    assert rows(build([])) == []
+
+
+# -- the tables and headline figures beside the charts ------------------------------------------
+
+
+def verdict(passed: bool, slo: str = "overall p95 < 100 ms") -> Verdict:
+    return Verdict(slo, "overall", "p95", 100.0, 50.0 if passed else 150.0, passed)
+
+
+def test_headline_passes_only_when_every_slo_passes() -> None:
+    totals = {"count": 200, "errors": 5, "p95_ms": 12.5, "span_s": 4.0}
+    head = Headline.of(totals, [verdict(True), verdict(False, "checkout/pay error_rate < 1%")])
+    assert (head.requests, head.rps, head.errors, head.error_rate, head.p95_ms) == (200, 50.0, 5, 0.025, 12.5)
+    assert (head.slo_status, head.slo_summary) == ("FAIL", "1 of 2 failed")
+    assert "checkout/pay error_rate < 1%" in head.slo_detail
+    assert Headline.of(totals, [verdict(True)]).slo_status == "PASS"
+    assert Headline.of(totals, []).slo_status == "none"
+
+
+def test_headline_of_a_run_without_requests_has_no_rates_or_latency() -> None:
+    head = Headline.of({"count": 0, "errors": 0, "p95_ms": math.nan, "span_s": 1}, [])
+    assert (head.requests, head.rps, head.error_rate, head.p95_ms) == (0, None, None, None)
+    assert ms(head.p95_ms) == "–" and ms(1234.5) == "1,234.50"
+
+
+RUNS: list[dict[str, Any]] = [
+    {"run_id": "b", "tool": "k6", "spec_name": "shop", "status": "completed", "started_at": "2026-01-02 10:00:00",
+     "ended_at": "2026-01-02 10:01:30.500", "git_sha": "0123456789abcdef", "requests": 10},
+    {"run_id": "a", "tool": "jmeter", "spec_name": "", "status": "failed", "started_at": "2026-01-01 09:00:00",
+     "ended_at": None, "git_sha": "", "requests": 0},
+]
+
+
+def test_runs_filters_offer_every_value_present_and_all() -> None:
+    assert choices(RUNS, "tool") == [ALL, "jmeter", "k6"]
+    assert choices(RUNS, "spec_name") == [ALL, "shop"]
+    assert [r["run_id"] for r in filter_runs(RUNS, status=ALL, tool="")] == ["b", "a"]
+    assert [r["run_id"] for r in filter_runs(RUNS, status="failed")] == ["a"]
+
+
+def test_runs_frame_keeps_order_and_adds_duration_and_a_short_sha() -> None:
+    frame = runs_frame(RUNS)
+    assert list(frame["run_id"]) == ["b", "a"]
+    assert frame["duration_s"].iloc[0] == 90.5 and math.isnan(frame["duration_s"].iloc[1])
+    assert list(frame["git_sha"]) == ["0123456789", ""]
+
+
+def test_steps_frame_labels_steps_and_guards_the_error_percentage() -> None:
+    steps = [{"journey": "browse", "step": "list", "service": "api", "count": 8, "errors": 2, "avg_ms": 1.0,
+              "min_ms": 0.5, "max_ms": 3.0, "p50_ms": 1.0, "p90_ms": 2.0, "p95_ms": 2.5, "p99_ms": 3.0},
+             {"journey": "browse", "step": "idle", "service": "api", "count": 0, "errors": 0, "avg_ms": None,
+              "min_ms": None, "max_ms": None, "p50_ms": None, "p90_ms": None, "p95_ms": None, "p99_ms": None}]
+    frame = steps_frame(steps)
+    assert list(frame.columns[:5]) == ["step", "service", "count", "errors", "error_pct"]
+    assert frame["error_pct"].iloc[0] == 25.0 and math.isnan(frame["error_pct"].iloc[1])
+
+
+def test_slo_frame_marks_each_verdict() -> None:
+    frame = slo_frame([verdict(True), verdict(False)])
+    assert list(frame["verdict"]) == ["PASS", "FAIL"]
+    assert slo_frame([]).empty
