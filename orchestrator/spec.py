@@ -397,6 +397,9 @@ class _Reader:
             return ()
         if not isinstance(value, dict):
             raise self.fail(path, f"expected a mapping of names to strings, found {_kind(value)}")
+        for key in value:
+            if str(key) == "" or key is None:
+                raise self.fail(path, "a name here cannot be empty")
         return tuple((str(k), self.template(v, f"{path}.{k}")) for k, v in value.items())
 
 

@@ -146,3 +146,8 @@ def test_unknown_profile_lists_the_defined_ones() -> None:
 )
 def test_vus_shared_by_weight(total: int, weights: list[tuple[str, int]], expected: dict[str, int]) -> None:
     assert split_by_weight(total, weights) == expected
+
+
+def test_empty_parameter_names_are_refused() -> None:
+    err = _error(MINIMAL.replace("        path: /", "        path: /\n        query: {'': x}"))
+    assert err.field == "journeys[0].steps[0].query" and "cannot be empty" in str(err)
