@@ -72,7 +72,9 @@ class Template:
 
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
-EXECUTORS = ("constant_vus", "ramping_vus", "iterations")
+EXECUTORS = ("constant_vus", "ramping_vus", "iterations", "constant_arrival_rate", "ramping_arrival_rate")
+ARRIVAL_RATE = ("constant_arrival_rate", "ramping_arrival_rate")
+PRESETS = ("smoke", "steady", "spike", "soak", "stress", "capacity")
 SLO_METRICS = ("p50", "p90", "p95", "p99", "avg", "max", "error_rate")
 
 
@@ -95,11 +97,18 @@ class Body:
     content_type: str = ""
 
 
+CHECK_KINDS = ("status", "body_contains", "body_matches", "jsonpath", "header", "max_duration")
+
+
 @dataclass(frozen=True)
 class Check:
-    kind: Literal["status", "body_contains", "max_duration"]
+    """One check on a response. `target` is the text, regex, JSONPath or header name it looks at;
+    `equals` the value expected there (None: it only has to exist)."""
+
+    kind: Literal["status", "body_contains", "body_matches", "jsonpath", "header", "max_duration"]
     status: int = 0
-    text: str = ""
+    target: str = ""
+    equals: str | None = None
     max_ms: float = 0.0
 
     @property
@@ -107,8 +116,17 @@ class Check:
         if self.kind == "status":
             return f"status is {self.status}"
         if self.kind == "body_contains":
-            return f"body contains {self.text}"
+            return f"body contains {self.target}"
+        if self.kind == "body_matches":
+            return f"body matches {self.target}"
+        if self.kind in ("jsonpath", "header"):
+            what = "header " + self.target if self.kind == "header" else self.target
+            return f"{what} exists" if self.equals is None else f"{what} equals {self.equals}"
         return f"duration under {self.max_ms:g} ms"
+
+    @property
+    def json_keys(self) -> tuple[str | int, ...]:
+        return parse_jsonpath(self.target)
 
 
 @dataclass(frozen=True)
@@ -156,20 +174,35 @@ class Stage:
 
 @dataclass(frozen=True)
 class Profile:
+    """A load shape. Closed models count VUs (stage targets are VUs); arrival-rate models count
+    journey iterations started per `time_unit_s` (stage targets are rates), whatever the VUs do."""
+
     name: str
     executor: str
     vus: int = 1
     duration_s: float = 0.0
     iterations: int = 0
     stages: tuple[Stage, ...] = ()
+    rate: int = 0
+    start_rate: int = 0
+    time_unit_s: float = 1.0
+    pre_allocated_vus: int = 0
+    max_allocated_vus: int = 0
+    preset: str = ""
+
+    @property
+    def is_arrival_rate(self) -> bool:
+        return self.executor in ARRIVAL_RATE
 
     @property
     def max_vus(self) -> int:
+        if self.is_arrival_rate:
+            return self.max_allocated_vus
         return max([self.vus, *(s.target for s in self.stages)])
 
     @property
     def total_duration_s(self) -> float:
-        if self.executor == "ramping_vus":
+        if self.stages:
             return sum(s.duration_s for s in self.stages)
         return self.duration_s
 
@@ -585,17 +618,32 @@ def _step(
         raise r.fail(f"{path}.checks", f"expected a list of checks, found {_kind(raw_checks)}")
     for ci, craw in enumerate(raw_checks):
         cp = f"{path}.checks[{ci}]"
-        c = r.mapping(craw, cp, ("status", "body_contains", "max_duration"))
+        c = r.mapping(craw, cp, CHECK_KINDS)
         if len(c) != 1:
-            raise r.fail(cp, "give exactly one of status, body_contains, max_duration per check")
-        if "status" in c:
-            checks.append(Check("status", status=r.integer(c["status"], f"{cp}.status", minimum=100)))
-        elif "body_contains" in c:
-            checks.append(Check("body_contains", text=r.string(c["body_contains"], f"{cp}.body_contains")))
+            raise r.fail(cp, f"give exactly one of {', '.join(CHECK_KINDS)} per check")
+        kind, value = next(iter(c.items()))
+        kp = f"{cp}.{kind}"
+        if kind == "status":
+            checks.append(Check("status", status=r.integer(value, kp, minimum=100)))
+        elif kind == "body_contains":
+            checks.append(Check("body_contains", target=r.string(value, kp)))
+        elif kind == "body_matches":
+            checks.append(Check("body_matches", target=_regex(r, value, kp, groups=None)))
+        elif kind in ("jsonpath", "header"):
+            key = "path" if kind == "jsonpath" else "name"
+            spec_ = r.mapping(value, kp, (key, "equals", "exists"), required=(key,))
+            target = r.string(spec_[key], f"{kp}.{key}")
+            if kind == "jsonpath":
+                try:
+                    parse_jsonpath(target)
+                except ValueError as exc:
+                    raise r.fail(f"{kp}.path", str(exc)) from None
+            if ("equals" in spec_) == ("exists" in spec_) or spec_.get("exists", True) is not True:
+                raise r.fail(kp, "give either equals: VALUE or exists: true")
+            equals = r.string(spec_["equals"], f"{kp}.equals") if "equals" in spec_ else None
+            checks.append(Check(kind, target=target, equals=equals))
         else:
-            checks.append(
-                Check("max_duration", max_ms=r.duration(c["max_duration"], f"{cp}.max_duration") * 1000)
-            )
+            checks.append(Check("max_duration", max_ms=r.duration(value, kp) * 1000))
 
     extracts: list[Extraction] = []
     raw_extract = s.get("extract") or {}
@@ -614,12 +662,7 @@ def _step(
             except ValueError as exc:
                 raise r.fail(f"{ep}.jsonpath", str(exc)) from None
         elif kind == "regex":
-            try:
-                groups = re.compile(expr).groups
-            except re.error as exc:
-                raise r.fail(f"{ep}.regex", f"not a valid regular expression: {exc}") from None
-            if groups != 1:
-                raise r.fail(f"{ep}.regex", f"expected exactly one capturing group, found {groups}")
+            _regex(r, expr, f"{ep}.regex", groups=1)
         extracts.append(Extraction(str(var), kind, expr))
 
     timeout = r.duration(s["timeout"], f"{path}.timeout") if "timeout" in s else default_timeout
@@ -627,6 +670,18 @@ def _step(
     return Step(
         name, service, method, url_path, query, headers, body, timeout, tuple(checks), tuple(extracts), think
     )
+
+
+def _regex(r: _Reader, value: Any, path: str, groups: int | None) -> str:
+    """A regular expression (the subset JavaScript, Java and Perl5 read alike is the portable one)."""
+    text = r.string(value, path)
+    try:
+        found = re.compile(text).groups
+    except re.error as exc:
+        raise r.fail(path, f"not a valid regular expression: {exc}") from None
+    if groups is not None and found != groups:
+        raise r.fail(path, f"expected exactly {groups} capturing group, found {found}")
+    return text
 
 
 def _body(r: _Reader, raw: Any, path: str) -> Body:
@@ -669,14 +724,33 @@ def _json_strings(value: Any) -> Iterator[str]:
             yield from _json_strings(v)
 
 
+_PROFILE_FIELDS = ("executor", "preset", "vus", "duration", "iterations", "stages", "rate", "start_rate",
+                   "time_unit", "pre_allocated_vus", "max_vus", "ramp", "step", "base")
+
+
 def _profile(r: _Reader, name: str, raw: Any, path: str) -> Profile:
-    p = r.mapping(raw, path, ("executor", "vus", "duration", "iterations", "stages"), required=("executor",))
+    p = r.mapping(raw, path, _PROFILE_FIELDS)
+    if ("executor" in p) == ("preset" in p):
+        raise r.fail(path, "give either executor: (constant_vus, ramping_vus, iterations, constant_arrival_rate, "
+                           "ramping_arrival_rate) or preset: (smoke, steady, spike, soak, stress, capacity)")
+    if "preset" in p:
+        return _preset(r, name, p, path)
     executor = r.string(p["executor"], f"{path}.executor")
     if executor not in EXECUTORS:
         raise r.fail(
             f"{path}.executor",
             f"expected one of {', '.join(EXECUTORS)}, found {executor!r}{_suggest(executor, EXECUTORS)}",
         )
+    allowed = {
+        "constant_vus": ("vus", "duration"),
+        "iterations": ("vus", "iterations"),
+        "ramping_vus": ("stages",),
+        "constant_arrival_rate": ("rate", "time_unit", "duration", "pre_allocated_vus", "max_vus"),
+        "ramping_arrival_rate": ("start_rate", "time_unit", "stages", "pre_allocated_vus", "max_vus"),
+    }[executor]
+    for key in p:
+        if key not in (*allowed, "executor"):
+            raise r.fail(f"{path}.{key}", f"{executor} takes {', '.join(allowed)}; not {key!r}")
     vus = r.integer(p.get("vus", 1), f"{path}.vus", minimum=1)
     if executor == "constant_vus":
         if "duration" not in p:
@@ -685,6 +759,26 @@ def _profile(r: _Reader, name: str, raw: Any, path: str) -> Profile:
     if executor == "iterations":
         iterations = r.integer(p.get("iterations", 1), f"{path}.iterations", minimum=1)
         return Profile(name, executor, vus=vus, iterations=iterations)
+    stages = _stages(r, p, path) if "ramping" in executor else ()
+    if executor == "ramping_vus":
+        return Profile(name, executor, vus=0, stages=stages)
+    time_unit = r.duration(p.get("time_unit", "1s"), f"{path}.time_unit")
+    if time_unit <= 0:
+        raise r.fail(f"{path}.time_unit", "a time unit is longer than zero")
+    pre = r.integer(p.get("pre_allocated_vus", 1), f"{path}.pre_allocated_vus", minimum=1)
+    cap = r.integer(p.get("max_vus", pre), f"{path}.max_vus", minimum=pre)
+    if executor == "constant_arrival_rate":
+        for key in ("rate", "duration"):
+            if key not in p:
+                raise r.fail(path, f"missing required field {key!r}")
+        return Profile(name, executor, rate=r.integer(p["rate"], f"{path}.rate", minimum=1),
+                       duration_s=r.duration(p["duration"], f"{path}.duration"), time_unit_s=time_unit,
+                       pre_allocated_vus=pre, max_allocated_vus=cap)
+    return Profile(name, executor, start_rate=r.integer(p.get("start_rate", 0), f"{path}.start_rate"),
+                   stages=stages, time_unit_s=time_unit, pre_allocated_vus=pre, max_allocated_vus=cap)
+
+
+def _stages(r: _Reader, p: dict, path: str) -> tuple[Stage, ...]:
     stages_raw = p.get("stages")
     if not isinstance(stages_raw, list) or not stages_raw:
         raise r.fail(f"{path}.stages", "expected a non-empty list of {duration, target}")
@@ -692,10 +786,54 @@ def _profile(r: _Reader, name: str, raw: Any, path: str) -> Profile:
     for i, sraw in enumerate(stages_raw):
         sp = f"{path}.stages[{i}]"
         st = r.mapping(sraw, sp, ("duration", "target"), required=("duration", "target"))
-        stages.append(
-            Stage(r.duration(st["duration"], f"{sp}.duration"), r.integer(st["target"], f"{sp}.target"))
-        )
-    return Profile(name, executor, vus=0 if "vus" not in p else vus, stages=tuple(stages))
+        stages.append(Stage(r.duration(st["duration"], f"{sp}.duration"), r.integer(st["target"], f"{sp}.target")))
+    return tuple(stages)
+
+
+def _preset(r: _Reader, name: str, p: dict, path: str) -> Profile:
+    """The named shapes, written out as VU stages so both tools get the same curve.
+
+    smoke: 1 VU (or vus) for 30s. steady/soak: ramp to vus over `ramp`, hold for `duration`
+    (soak's default duration is 2h). spike: hold `base` (10 % of vus), jump to vus, hold, drop back.
+    stress: stairs at 25/50/75/100 % of vus, each ramped over `ramp` and held for `step`.
+    capacity: stairs at 10/25/50/100 % of the peak vus, each held for `step`.
+    """
+    preset = r.string(p["preset"], f"{path}.preset")
+    if preset not in PRESETS:
+        raise r.fail(f"{path}.preset", f"expected one of {', '.join(PRESETS)}, found {preset!r}"
+                                       f"{_suggest(preset, PRESETS)}")
+    allowed = {"smoke": ("vus", "duration"), "steady": ("vus", "duration", "ramp"),
+               "soak": ("vus", "duration", "ramp"), "spike": ("vus", "base", "duration", "ramp"),
+               "stress": ("vus", "ramp", "step"), "capacity": ("vus", "step", "ramp")}[preset]
+    for key in p:
+        if key not in (*allowed, "preset"):
+            raise r.fail(f"{path}.{key}", f"preset {preset} takes {', '.join(allowed)}; not {key!r}")
+    if preset != "smoke" and "vus" not in p:
+        raise r.fail(path, f"preset {preset} needs vus (its peak)")
+    vus = r.integer(p.get("vus", 1), f"{path}.vus", minimum=1)
+
+    def dur(key: str, default: str) -> float:
+        return r.duration(p.get(key, default), f"{path}.{key}")
+
+    if preset == "smoke":
+        return Profile(name, "constant_vus", vus=vus, duration_s=dur("duration", "30s"), preset=preset)
+    if preset in ("steady", "soak"):
+        hold = dur("duration", "10m" if preset == "steady" else "2h")
+        stages = [Stage(dur("ramp", "30s"), vus), Stage(hold, vus)]
+    elif preset == "spike":
+        base = r.integer(p.get("base", max(1, vus // 10)), f"{path}.base", minimum=1)
+        hold, ramp = dur("duration", "1m"), dur("ramp", "10s")
+        stages = [Stage(ramp, base), Stage(hold, base), Stage(ramp, vus), Stage(hold, vus), Stage(ramp, base),
+                  Stage(hold, base)]
+    else:
+        shares = (0.25, 0.5, 0.75, 1.0) if preset == "stress" else (0.1, 0.25, 0.5, 1.0)
+        ramp, step = dur("ramp", "30s" if preset == "stress" else "10s"), dur("step", "2m" if preset == "stress"
+                                                                           else "1m")
+        stages = []
+        for share in shares:
+            target = max(1, round(vus * share))
+            stages += [Stage(ramp, target), Stage(step, target)]
+    return Profile(name, "ramping_vus", vus=0, stages=tuple(stages), preset=preset)
 
 
 def _slo(r: _Reader, raw: Any, path: str, journeys: list[Journey]) -> SLO:

@@ -85,16 +85,30 @@ def service_urls(spec: Spec, options: GenerationOptions) -> dict[str, str]:
 
 
 def journey_vus(spec: Spec, profile: Profile) -> list[dict[str, Any]]:
-    """Per journey: its VUs (or per-stage targets) after sharing the profile's VUs by weight."""
+    """Per journey, its share by weight of the profile: VUs, stage targets, rates and VU pools.
+
+    Every share is a whole number from the same largest-remainder split (at least 1 each), so
+    both tools get identical allocations; a stage target of 0 stays 0.
+    """
+    def share(total: int) -> dict[str, int]:
+        return spec.vus_per_journey(max(1, total))
+
+    vus = share(profile.vus)
+    stage_shares = [share(s.target) for s in profile.stages]
+    rate, start = share(profile.rate), share(profile.start_rate)
+    pre, cap = share(profile.pre_allocated_vus), share(profile.max_allocated_vus)
     out = []
-    shares = spec.vus_per_journey(profile.vus) if profile.executor != "ramping_vus" else {}
-    stage_shares = [spec.vus_per_journey(max(1, s.target)) for s in profile.stages]
     for j in spec.journeys:
         stages = [
-            {"duration_s": s.duration_s, "target": (share[j.name] if s.target else 0)}
-            for s, share in zip(profile.stages, stage_shares, strict=True)
+            {"duration_s": s.duration_s, "target": (sh[j.name] if s.target else 0)}
+            for s, sh in zip(profile.stages, stage_shares, strict=True)
         ]
-        out.append({"journey": j, "vus": shares.get(j.name, 0), "stages": stages})
+        out.append({
+            "journey": j, "vus": vus[j.name], "stages": stages,
+            "rate": rate[j.name] if profile.rate else 0,
+            "start_rate": start[j.name] if profile.start_rate else 0,
+            "pre_allocated_vus": pre[j.name], "max_vus": cap[j.name],
+        })
     return out
 
 

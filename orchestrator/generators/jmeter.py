@@ -17,7 +17,7 @@ from orchestrator.generators.base import (
     register,
     service_urls,
 )
-from orchestrator.spec import Extraction, Part, Profile, Ref, Spec, Template
+from orchestrator.spec import Check, Extraction, Part, Profile, Ref, Spec, Template
 
 _XML_TEXT = {
     "&": "&amp;",
@@ -144,6 +144,32 @@ def json_regex(extraction: Extraction) -> str:
     return '"' + re.escape(last) + r'"\s*:\s*"?([^",}\]]*)'
 
 
+# ResponseAssertion test types: 2 = contains (regex), 8 = equals, 16 = substring.
+_CONTAINS, _EQUALS, _SUBSTRING = 2, 8, 16
+
+
+def assertion(check: Check) -> dict[str, Any]:
+    """The ResponseAssertion that performs a check: field, test type and pattern."""
+    if check.kind == "status":
+        return {"field": "Assertion.response_code", "test_type": _EQUALS, "pattern": str(check.status)}
+    if check.kind == "body_contains":
+        return {"field": "Assertion.response_data", "test_type": _SUBSTRING, "pattern": check.target}
+    if check.kind == "body_matches":
+        return {"field": "Assertion.response_data", "test_type": _CONTAINS, "pattern": check.target}
+    if check.kind == "header":
+        value = "" if check.equals is None else "[ \\t]*" + re.escape(check.equals) + "[ \\t]*\\r?$"
+        return {"field": "Assertion.response_headers", "test_type": _CONTAINS,
+                "pattern": "(?im)^" + re.escape(check.target) + ":" + value}
+    # JSONPath before JMeter 3.0: the path's last member, by regex on the body
+    last = check.json_keys[-1]
+    if isinstance(last, int):
+        raise GenerationError(f"check {check.label!r}: JMeter before 3.0 has no JSONPath assertion and perfhouse "
+                              "can only approximate paths that end in a member name there")
+    value = "" if check.equals is None else '\\s*"?' + re.escape(check.equals) + '"?\\s*[,}\\]]'
+    return {"field": "Assertion.response_data", "test_type": _CONTAINS,
+            "pattern": '"' + re.escape(last) + '"\\s*:' + value}
+
+
 @register
 class JMeterGenerator:
     tool: ClassVar[str] = "jmeter"
@@ -153,6 +179,10 @@ class JMeterGenerator:
         version = _version_tuple(options.jmeter_version)
         has_json_extractor = version >= (3, 0)
         notes: list[str] = []
+        if not has_json_extractor and any(c.kind == "jsonpath" for j in spec.journeys for s in j.steps
+                                          for c in s.checks):
+            notes.append(f"JMeter {options.jmeter_version} has no JSONPath assertion: JSONPath checks use a "
+                         "regular expression on the path's last member")
         if not has_json_extractor and any(
             e.kind == "jsonpath" for j in spec.journeys for s in j.steps for e in s.extract
         ):
@@ -161,7 +191,11 @@ class JMeterGenerator:
                 "regular expression for the first occurrence of the path's last member"
             )
         urls = {name: urlsplit(u) for name, u in service_urls(spec, options).items()}
-        thread_groups = [dict(j, **self._thread_group(profile, j)) for j in journey_vus(spec, profile)]
+        thread_groups = [
+            dict(j, layer=n, **group)
+            for j in journey_vus(spec, profile)
+            for n, group in enumerate(self._thread_groups(profile, j, version, notes))
+        ]
         env = environment(
             {
                 "xml": xml,
@@ -171,6 +205,7 @@ class JMeterGenerator:
                 "jm_literal": jmeter_literal,
                 "json_regex": json_regex,
                 "regex_escape": re.escape,
+                "assertion": assertion,
             }
         )
         content = env.get_template("jmeter/plan.jmx.j2").render(
@@ -184,27 +219,86 @@ class JMeterGenerator:
         )
         return GeneratedScript("jmeter", f"{spec.name}.jmx", content, tuple(notes))
 
-    def _thread_group(self, profile: Profile, j: dict[str, Any]) -> dict[str, Any]:
-        """Threads, ramp-up, loops and duration of one journey's thread group."""
+    def _thread_groups(self, profile: Profile, j: dict[str, Any], version: tuple[int, ...],
+                       notes: list[str]) -> list[dict[str, Any]]:
+        """The thread groups that give one journey its share of the profile."""
+        closed = {"kind": "closed", "ramp_s": 0, "delay_s": 0, "loops": -1}
         if profile.executor == "constant_vus":
-            return {"threads": j["vus"], "ramp_s": 0, "loops": -1, "duration_s": round(profile.duration_s)}
+            return [dict(closed, threads=j["vus"], duration_s=round(profile.duration_s))]
         if profile.executor == "iterations":
-            return {"threads": j["vus"], "ramp_s": 0, "loops": profile.iterations, "duration_s": 0}
-        stages = j["stages"]
-        # A thread group ramps up once, then holds: stages of the form [0→N over T1, hold N for T2].
-        if (
-            len(stages) in (1, 2)
-            and stages[0]["target"] > 0
-            and all(s["target"] == stages[0]["target"] for s in stages)
-        ):
-            total = sum(s["duration_s"] for s in stages)
-            return {
-                "threads": stages[0]["target"],
-                "ramp_s": round(stages[0]["duration_s"]),
-                "loops": -1,
-                "duration_s": round(total),
-            }
-        raise GenerationError(
-            f"profile {profile.name!r}: a JMeter thread group can ramp up once and hold; stages "
-            f"{[(s.duration_s, s.target) for s in profile.stages]} need another shape of profile"
-        )
+            return [dict(closed, threads=j["vus"], loops=profile.iterations, duration_s=0)]
+        if profile.executor == "ramping_vus":
+            groups, approximated = vu_layers(j["stages"])
+            if approximated and not any("ramp-down" in n for n in notes):
+                notes.append("JMeter thread groups cannot ramp down: each ramp-down stage stops its threads at the "
+                             "stage's midpoint (the same VU-seconds as a linear ramp-down)")
+            return [dict(closed, **g) for g in groups]
+        unit = profile.time_unit_s
+        if version >= (5, 5):
+            if profile.executor == "constant_arrival_rate":
+                rate = _per_second(j["rate"], unit)
+                schedule = f"rate({rate}) even_arrivals({_secs(profile.duration_s)} sec) rate({rate})"
+            else:
+                schedule = f"rate({_per_second(j['start_rate'], unit)})"
+                for st in j["stages"]:
+                    schedule += (f" even_arrivals({_secs(st['duration_s'])} sec)"
+                                 f" rate({_per_second(st['target'], unit)})")
+            return [{"kind": "open", "schedule": schedule}]
+        if profile.executor == "ramping_arrival_rate":
+            raise GenerationError(
+                f"profile {profile.name!r}: a ramping arrival rate needs JMeter 5.5's open model thread group; "
+                f"JMeter {'.'.join(map(str, version))} has none"
+            )
+        if not any("Constant Throughput Timer" in n for n in notes):
+            notes.append("JMeter before 5.5 has no open model: the arrival rate is paced by a Constant Throughput "
+                         "Timer on each journey's first request, with max_vus threads")
+        return [dict(closed, kind="paced", threads=j["max_vus"], duration_s=round(profile.duration_s),
+                     per_minute=round(j["rate"] * 60 / unit, 6))]
+
+
+def _per_second(rate: int, unit_s: float) -> str:
+    """A rate for the open model's schedule, in the profile's own unit where the schedule has one."""
+    units = {1.0: "sec", 60.0: "min", 3600.0: "hour"}
+    if unit_s in units:
+        return f"{rate}/{units[unit_s]}"
+    return f"{rate / unit_s:.6g}/sec"
+
+
+def _secs(seconds: float) -> str:
+    return f"{seconds:.6g}"
+
+
+def vu_layers(stages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], bool]:
+    """A VU curve as stacked thread groups: each rise is a group starting then (delay) that ramps its
+    threads over the stage; each fall stops the newest groups first, at the falling stage's midpoint.
+    Returns the groups (threads, delay_s, ramp_s, duration_s) and whether any fall was approximated."""
+    active: list[dict[str, float]] = []  # newest last: threads, start, ramp
+    done: list[dict[str, float]] = []
+    level, t, approximated = 0, 0.0, False
+    for stage in stages:
+        d, target = float(stage["duration_s"]), int(stage["target"])
+        if target > level:
+            active.append({"threads": target - level, "start": t, "ramp": d})
+        elif target < level:
+            stop = t + d / 2
+            approximated = approximated or d > 0
+            drop = level - target
+            while drop:
+                top = active[-1]
+                if top["threads"] <= drop:
+                    active.pop()
+                    done.append(dict(top, end=stop))
+                    drop -= int(top["threads"])
+                else:  # the last-started threads of this group stop; the rest carry on
+                    keep = top["threads"] - drop
+                    frac = keep / top["threads"]
+                    done.append({"threads": drop, "start": top["start"] + top["ramp"] * frac,
+                                 "ramp": top["ramp"] * (1 - frac), "end": stop})
+                    top["threads"], top["ramp"] = keep, top["ramp"] * frac
+                    drop = 0
+        level, t = target, t + d
+    done += [dict(a, end=t) for a in active]
+    groups = [{"threads": int(g["threads"]), "delay_s": round(g["start"]), "ramp_s": round(g["ramp"]),
+               "duration_s": max(1, round(g["end"] - g["start"]))}
+              for g in sorted(done, key=lambda g: (g["start"], g["end"]))]
+    return groups, approximated

@@ -35,24 +35,37 @@ function url(service, path, query) {
   return SERVICES[service] + path + (qs ? "?" + qs : "");
 }
 
-function jsonPath(res, keys) {
+function jsonValue(res, keys) {
   let value;
   try {
     value = res.json();
   } catch (e) {
-    return "";
+    return undefined;
   }
   for (const key of keys) {
-    if (value === null || typeof value !== "object" || !(key in value)) return "";
+    if (value === null || typeof value !== "object" || !(key in value)) return undefined;
     value = value[key];
   }
-  return typeof value === "object" ? JSON.stringify(value) : String(value);
+  return value;
+}
+
+function asText(value) {
+  if (value === undefined) return "";
+  return typeof value === "object" && value !== null ? JSON.stringify(value) : String(value);
+}
+
+function jsonPath(res, keys) {
+  return asText(jsonValue(res, keys));
+}
+
+function headerValue(res, name) {
+  const wanted = name.toLowerCase();
+  const found = Object.keys(res.headers).find((k) => k.toLowerCase() === wanted);
+  return found === undefined ? undefined : res.headers[found];
 }
 
 function header(res, name) {
-  const wanted = name.toLowerCase();
-  const found = Object.keys(res.headers).find((k) => k.toLowerCase() === wanted);
-  return found === undefined ? "" : res.headers[found];
+  return asText(headerValue(res, name));
 }
 
 function regex(res, pattern) {

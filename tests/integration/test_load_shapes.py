@@ -1,0 +1,62 @@
+"""Each profile type produces the load it promises, in both tools, measured from the warehouse."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from orchestrator.demo_api import DemoAPI
+from orchestrator.run import run_tool
+from orchestrator.spec import load_spec
+from tests.conftest import need
+from warehouse.store import Warehouse
+
+pytestmark = pytest.mark.integration
+
+SPEC = """\
+name: shapes
+services: {{api: "http://127.0.0.1:8080"}}
+journeys:
+  - name: j
+    steps:
+      - {{name: ping, path: /health, think_time: 100ms}}
+profiles:
+  {profile}
+"""
+
+
+def per_second(wh: Warehouse, run_id: str) -> list[float]:
+    """Requests started in each whole second of the run, first and last (partial) seconds left out."""
+    rows = wh.latency_over_time(run_id, bucket_s=1)
+    return [float(r["rps"]) for r in rows][1:-1]
+
+
+def measure(tool: str, profile_yaml: str, tmp_path: Path) -> list[float]:
+    need(tool)
+    path = tmp_path / "shapes.yaml"
+    path.write_text(SPEC.format(profile=profile_yaml))
+    wh = Warehouse.open(f"chdb://{tmp_path / 'wh'}")
+    with DemoAPI(delay_ms=(0.5, 1.0)) as api:
+        outcome = run_tool(load_spec(path), tool, wh, "shape", {"api": api.url}, runs_dir=tmp_path / "runs")
+    assert outcome.status == "completed", outcome.notes
+    return per_second(wh, outcome.run_id)
+
+
+@pytest.mark.parametrize("tool", ["k6", "jmeter"])
+def test_constant_arrival_rate_is_held(tool: str, tmp_path: Path) -> None:
+    rates = measure(tool, "shape: {executor: constant_arrival_rate, rate: 8, duration: 8s, "
+                          "pre_allocated_vus: 4, max_vus: 8}", tmp_path)
+    mean = sum(rates) / len(rates)
+    assert mean == pytest.approx(8, rel=0.2), rates
+
+
+@pytest.mark.parametrize("tool", ["k6", "jmeter"])
+def test_ramping_vus_stairs_double_the_rate(tool: str, tmp_path: Path) -> None:
+    # 1 VU for 5 s, then 2 VUs for 5 s: with a fixed think time the rate doubles on the second stair
+    rates = measure(tool, "shape: {executor: ramping_vus, stages: [{duration: 0s, target: 1}, "
+                          "{duration: 5s, target: 1}, {duration: 0s, target: 2}, {duration: 5s, target: 2}]}",
+                    tmp_path)
+    first, second = rates[:3], rates[-3:]
+    ratio = (sum(second) / len(second)) / (sum(first) / len(first))
+    assert ratio == pytest.approx(2, rel=0.25), rates
