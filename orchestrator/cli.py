@@ -398,3 +398,35 @@ def demo(ctx: click.Context, tools: str | None, profile: str) -> None:
     )
     if any(o.status != "completed" for o in outcomes):
         sys.exit(int(ExitStatus.ERROR))
+
+
+@main.command()
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Write to a file.")
+def schema(output: str | None) -> None:
+    """Print the journey spec's JSON Schema (for editors: validation and completion)."""
+    from orchestrator.schema import text
+
+    if output:
+        Path(output).write_text(text(), encoding="utf-8")
+        click.echo(f"schema written to {output}")
+    else:
+        click.echo(text(), nl=False)
+
+
+@main.command("import-har")
+@click.argument("har_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Spec file to write.")
+@click.option("--name", default="recorded", show_default=True, help="Name of the spec.")
+@fail_cleanly
+def import_har(har_file: str, output: str | None, name: str) -> None:
+    """Turn a browser HAR recording into a starter journey spec."""
+    from orchestrator.har import import_har as convert
+    from orchestrator.spec import parse_spec
+
+    text = convert(Path(har_file), name)
+    parse_spec(text, output or "<imported>")  # what is written always loads
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+        click.echo(f"spec written to {output}")
+    else:
+        click.echo(text, nl=False)

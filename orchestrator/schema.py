@@ -1,0 +1,103 @@
+"""The JSON Schema of the journey spec, for editors (validation and completion while typing).
+
+perfhouse itself validates with orchestrator.spec, which gives located errors; this schema is built
+from the same vocabularies (field names, executors, presets, check kinds) so the two cannot drift,
+and `perfhouse schema` prints it. The file orchestrator/spec.schema.json is its published copy.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from orchestrator import spec as model
+
+PUBLISHED = Path(__file__).with_name("spec.schema.json")
+NAME = {"type": "string", "pattern": r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"}
+DURATION = {
+    "description": "seconds, or a duration such as 250ms, 30s, 1m30s, 2h",
+    "oneOf": [{"type": "number", "minimum": 0}, {"type": "string", "pattern": r"^(\d+(\.\d+)?(ms|s|m|h))+$"}],
+}
+TEXT = {"type": ["string", "number", "boolean"], "description": "text; ${name} inserts a variable, $$ a literal $"}
+PAIRS = {"type": "object", "additionalProperties": TEXT, "propertyNames": {"minLength": 1}}
+
+
+def _obj(properties: dict[str, Any], required: tuple[str, ...] = (), **extra: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": "object", "properties": properties, "additionalProperties": False}
+    if required:
+        out["required"] = list(required)
+    out.update(extra)
+    return out
+
+
+def _one_key(options: dict[str, Any]) -> dict[str, Any]:
+    return {"oneOf": [_obj({k: v}, (k,)) for k, v in options.items()]}
+
+
+def build() -> dict[str, Any]:
+    think = {"oneOf": [DURATION, _one_key({
+        "constant": DURATION,
+        "uniform": {"type": "array", "items": DURATION, "minItems": 2, "maxItems": 2},
+    })]}
+    checks = {
+        "status": {"type": "integer", "minimum": 100, "maximum": 599},
+        "body_contains": {"type": "string"},
+        "body_matches": {"type": "string", "format": "regex"},
+        "jsonpath": _obj({"path": {"type": "string", "pattern": r"^\$"}, "equals": TEXT,
+                          "exists": {"const": True}}, ("path",)),
+        "header": _obj({"name": {"type": "string"}, "equals": TEXT, "exists": {"const": True}}, ("name",)),
+        "max_duration": DURATION,
+    }
+    extraction = _one_key({"jsonpath": {"type": "string", "pattern": r"^\$"},
+                           "regex": {"type": "string", "format": "regex"}, "header": {"type": "string"}})
+    body = {"oneOf": [
+        _obj({"json": {}, "content_type": {"type": "string"}}, ("json",)),
+        _obj({"form": PAIRS, "content_type": {"type": "string"}}, ("form",)),
+        _obj({"raw": {"type": "string"}, "content_type": {"type": "string"}}, ("raw",)),
+    ]}
+    step_props = {
+        "name": NAME, "service": {"type": "string"}, "method": {"enum": list(model.METHODS)},
+        "path": {"type": "string", "pattern": "^/"}, "query": PAIRS, "headers": PAIRS, "body": body,
+        "timeout": DURATION, "checks": {"type": "array", "items": _one_key(checks)},
+        "extract": {"type": "object", "additionalProperties": extraction}, "think_time": think,
+    }
+    stage = _obj({"duration": DURATION, "target": {"type": "integer", "minimum": 0}}, ("duration", "target"))
+    count = {"type": "integer", "minimum": 1}
+    profile_props = {
+        "executor": {"enum": list(model.EXECUTORS)}, "preset": {"enum": list(model.PRESETS)}, "vus": count,
+        "duration": DURATION, "iterations": count, "stages": {"type": "array", "items": stage, "minItems": 1},
+        "rate": count, "start_rate": {"type": "integer", "minimum": 0}, "time_unit": DURATION,
+        "pre_allocated_vus": count, "max_vus": count, "ramp": DURATION, "step": DURATION,
+        "base": count,
+    }
+    profile = _obj(profile_props, oneOf=[{"required": ["executor"]}, {"required": ["preset"]}])
+    slo = _obj({
+        "metric": {"enum": list(model.SLO_METRICS)},
+        "threshold": {"description": "a duration for latency metrics; a ratio (0.01) or percentage (1%) "
+                                     "for error_rate", "type": ["string", "number"]},
+        "journey": {"type": "string"}, "step": {"type": "string"}, "abort_on_fail": {"type": "boolean"},
+    }, ("metric", "threshold"))
+    top = {
+        "name": NAME,
+        "services": {"type": "object", "minProperties": 1,
+                     "additionalProperties": {"type": "string", "pattern": "^https?://"}},
+        "variables": {"type": "object", "additionalProperties": TEXT},
+        "defaults": _obj({"headers": PAIRS, "timeout": DURATION, "think_time": think}),
+        "journeys": {"type": "array", "minItems": 1, "items": _obj({
+            "name": NAME, "weight": count,
+            "steps": {"type": "array", "minItems": 1, "items": _obj(step_props, ("name", "path"))},
+        }, ("name", "steps"))},
+        "profiles": {"type": "object", "minProperties": 1, "additionalProperties": profile},
+        "slos": {"type": "array", "items": slo},
+    }
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "perfhouse journey spec",
+        "description": "One journey spec; perfhouse generates k6 and JMeter scripts from it.",
+        **_obj(top, ("name", "services", "journeys", "profiles")),
+    }
+
+
+def text() -> str:
+    return json.dumps(build(), indent=2, ensure_ascii=False) + "\n"
