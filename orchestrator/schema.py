@@ -84,8 +84,13 @@ def build() -> dict[str, Any]:
                      "additionalProperties": {"type": "string", "pattern": "^https?://"}},
         "variables": {"type": "object", "additionalProperties": TEXT},
         "defaults": _obj({"headers": PAIRS, "timeout": DURATION, "think_time": think}),
+        "data": {"type": "object", "propertyNames": NAME, "additionalProperties": _obj({
+            "file": {"type": "string", "description": "CSV file, relative to the spec; its header names the "
+                                                       "variables of a row"},
+            "mode": {"enum": list(model.DATA_MODES)},
+        }, ("file",))},
         "journeys": {"type": "array", "minItems": 1, "items": _obj({
-            "name": NAME, "weight": count,
+            "name": NAME, "weight": count, "data": {"type": "string", "description": "a data set name"},
             "steps": {"type": "array", "minItems": 1, "items": _obj(step_props, ("name", "path"))},
         }, ("name", "steps"))},
         "profiles": {"type": "object", "minProperties": 1, "additionalProperties": profile},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import difflib
 import hashlib
 import re
@@ -164,6 +165,22 @@ class Journey:
     name: str
     weight: int
     steps: tuple[Step, ...]
+    data: str = ""  # name of the data set that gives each iteration a row
+
+
+DATA_MODES = ("sequential", "random", "unique")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A CSV file of test data, read once at start; its header names the variables of a row.
+    sequential: each iteration takes the next row; random: any row; unique: one row per VU."""
+
+    name: str
+    path: Path
+    mode: str
+    columns: tuple[str, ...]
+    rows: int
 
 
 @dataclass(frozen=True)
@@ -235,6 +252,7 @@ class Spec:
     journeys: tuple[Journey, ...]
     profiles: dict[str, Profile]
     slos: tuple[SLO, ...]
+    datasets: dict[str, Dataset] = field(default_factory=dict)
     source_hash: str = ""
     positions: dict[str, tuple[int, int]] = field(default_factory=dict, compare=False, repr=False)
 
@@ -447,7 +465,7 @@ def _kind(value: Any) -> str:
 # ---------------------------------------------------------------------------------------------
 # Loading.
 
-_TOP = ("name", "services", "variables", "defaults", "journeys", "profiles", "slos")
+_TOP = ("name", "services", "variables", "defaults", "data", "journeys", "profiles", "slos")
 _STEP = (
     "name",
     "service",
@@ -502,13 +520,17 @@ def parse_spec(text: str, file: str = "<spec>") -> Spec:
     default_timeout = r.duration(defaults.get("timeout", "30s"), "defaults.timeout")
     default_think = _think_time(r, defaults.get("think_time"), "defaults.think_time")
 
+    datasets_raw = top.get("data") or {}
+    r.mapping(datasets_raw, "data", tuple(datasets_raw))
+    datasets = {str(k): _dataset(r, str(k), v, f"data.{k}", Path(file).parent) for k, v in datasets_raw.items()}
+
     journeys_raw = top["journeys"]
     if not isinstance(journeys_raw, list) or not journeys_raw:
         raise r.fail("journeys", "expected a non-empty list of journeys")
     journeys: list[Journey] = []
     for ji, jraw in enumerate(journeys_raw):
         jp = f"journeys[{ji}]"
-        j = r.mapping(jraw, jp, ("name", "weight", "steps"), required=("name", "steps"))
+        j = r.mapping(jraw, jp, ("name", "weight", "data", "steps"), required=("name", "steps"))
         jname = r.name(j["name"], f"{jp}.name")
         if any(x.name == jname for x in journeys):
             raise r.fail(f"{jp}.name", f"a journey named {jname!r} is already defined")
@@ -516,6 +538,11 @@ def parse_spec(text: str, file: str = "<spec>") -> Spec:
         if not isinstance(j["steps"], list) or not j["steps"]:
             raise r.fail(f"{jp}.steps", "expected a non-empty list of steps")
         known = set(variables)
+        data = r.string(j["data"], f"{jp}.data") if "data" in j else ""
+        if data:
+            if data not in datasets:
+                raise r.fail(f"{jp}.data", f"no data set named {data!r}{_suggest(data, datasets)}")
+            known.update(datasets[data].columns)
         steps: list[Step] = []
         for si, sraw in enumerate(j["steps"]):
             step = _step(r, sraw, f"{jp}.steps[{si}]", services, default_timeout, default_think, known)
@@ -523,7 +550,7 @@ def parse_spec(text: str, file: str = "<spec>") -> Spec:
                 raise r.fail(f"{jp}.steps[{si}].name", f"a step named {step.name!r} is already in {jname!r}")
             steps.append(step)
             known.update(e.var for e in step.extract)
-        journeys.append(Journey(jname, weight, tuple(steps)))
+        journeys.append(Journey(jname, weight, tuple(steps), data))
 
     profiles_raw = r.mapping(top["profiles"], "profiles", tuple(top["profiles"] or {}))
     if not profiles_raw:
@@ -546,9 +573,32 @@ def parse_spec(text: str, file: str = "<spec>") -> Spec:
         journeys=tuple(journeys),
         profiles=profiles,
         slos=slos,
+        datasets=datasets,
         source_hash=hashlib.sha256(text.encode()).hexdigest(),
         positions=positions,
     )
+
+
+def _dataset(r: _Reader, name: str, raw: Any, path: str, base: Path) -> Dataset:
+    d = r.mapping(raw, path, ("file", "mode"), required=("file",))
+    r.name(name, path)
+    file = base / r.string(d["file"], f"{path}.file")
+    mode = r.string(d.get("mode", "sequential"), f"{path}.mode")
+    if mode not in DATA_MODES:
+        raise r.fail(f"{path}.mode", f"expected one of {', '.join(DATA_MODES)}, found {mode!r}")
+    try:
+        with open(file, newline="", encoding="utf-8") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, [])
+            rows = sum(1 for row in reader if row)
+    except OSError as exc:
+        raise r.fail(f"{path}.file", f"cannot read the CSV file {file}: {exc.strerror}") from None
+    for column in header:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", column):
+            raise r.fail(f"{path}.file", f"{file}:1: the header names variables; {column!r} is not a variable name")
+    if not header or rows == 0:
+        raise r.fail(f"{path}.file", f"{file}: expected a header row and at least one data row")
+    return Dataset(name, file.resolve(), mode, tuple(header), rows)
 
 
 def _think_time(r: _Reader, raw: Any, path: str) -> ThinkTime | None:

@@ -32,6 +32,7 @@ class GeneratedScript:
     filename: str
     content: str
     notes: tuple[str, ...] = ()  # documented approximations this script makes
+    files: tuple[Path, ...] = ()  # data files the script reads, to be placed beside it
 
     @property
     def sha256(self) -> str:
@@ -70,6 +71,11 @@ def environment(filters: dict[str, Any]) -> jinja2.Environment:
     env.filters.update(filters)
     env.tests["search"] = lambda value, pattern: re.search(pattern, str(value)) is not None
     return env
+
+
+def used_datasets(spec: Spec) -> dict[str, Any]:
+    """The data sets some journey reads, by name."""
+    return {j.data: spec.datasets[j.data] for j in spec.journeys if j.data}
 
 
 def service_urls(spec: Spec, options: GenerationOptions) -> dict[str, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import quote, urlsplit
@@ -16,6 +17,7 @@ from orchestrator.generators.base import (
     journey_vus,
     register,
     service_urls,
+    used_datasets,
 )
 from orchestrator.spec import Check, Extraction, Part, Profile, Ref, Spec, Template
 
@@ -45,13 +47,29 @@ def jmeter_literal(text: str) -> str:
     return text.replace("${", "${__char(36)}{")
 
 
+@dataclass(frozen=True)
+class JsonRef(Ref):
+    """A run-time value inside a JSON string: JMeter inserts it JSON-escaped through a function."""
+
+    version: tuple[int, ...] = (5,)
+
+    def expression(self) -> str:
+        if self.version >= (3, 1):  # Groovy is bundled from JMeter 3.1 on
+            return f'${{__groovy(groovy.json.JsonOutput.toJson(String.valueOf(vars.get("{self.name}")))[1..-2])}}'
+        # before that, Rhino: the function parser splits arguments on unescaped commas
+        return f'${{__javaScript(JSON.stringify(String(vars.get("{self.name}"))).slice(1\\,-1))}}'
+
+
 def jmeter_template(tmpl: Template) -> str:
     """A templated spec string in JMeter's ${var} syntax, literal parts kept literal."""
     out = []
     for part in tmpl.parts:
-        out.append(
-            f"${{{part.name}}}" if isinstance(part, Ref) else _escape_backslash(jmeter_literal(part), tmpl)
-        )
+        if isinstance(part, JsonRef):
+            out.append(part.expression())
+        elif isinstance(part, Ref):
+            out.append(f"${{{part.name}}}")
+        else:
+            out.append(_escape_backslash(jmeter_literal(part), tmpl))
     return "".join(out)
 
 
@@ -61,10 +79,9 @@ def _escape_backslash(text: str, tmpl: Template) -> str:
     return text.replace("\\", "\\\\") if needs_parser else text
 
 
-def json_template(value: Any, constants: dict[str, str]) -> Template:
-    """A JSON body as one template. Spec variables are constants, inlined JSON-escaped; extracted
-    values stay ${var} references that JMeter substitutes as they are (no stock JMeter element
-    JSON-escapes a runtime value)."""
+def json_template(value: Any, constants: dict[str, str], version: tuple[int, ...] = (5,)) -> Template:
+    """A JSON body as one template. Spec variables are constants, inlined JSON-escaped; values known
+    only at run time (extracted, test data) are JSON-escaped by a JMeter function as they are sent."""
     parts: list[Part] = []
 
     def emit(v: Any) -> None:
@@ -72,7 +89,7 @@ def json_template(value: Any, constants: dict[str, str]) -> Template:
             parts.append('"')
             for p in Template.parse(v).parts:
                 if isinstance(p, Ref) and p.name not in constants:
-                    parts.append(p)
+                    parts.append(JsonRef(p.name, version))
                 else:
                     parts.append(_json_escape(constants[p.name] if isinstance(p, Ref) else p))
             parts.append('"')
@@ -190,6 +207,13 @@ class JMeterGenerator:
                 f"JMeter {options.jmeter_version} has no JSON extractor: JSONPath extraction uses a "
                 "regular expression for the first occurrence of the path's last member"
             )
+        datasets = used_datasets(spec)
+        for d in datasets.values():
+            if d.mode != "sequential":
+                raise GenerationError(
+                    f"data set {d.name!r} (mode {d.mode}): stock JMeter reads CSV rows in sequence only; use mode "
+                    "sequential for JMeter, or k6 alone for random and per-VU rows"
+                )
         urls = {name: urlsplit(u) for name, u in service_urls(spec, options).items()}
         thread_groups = [
             dict(j, layer=n, **group)
@@ -201,7 +225,7 @@ class JMeterGenerator:
                 "xml": xml,
                 "jm": jmeter_template,
                 "jm_query": jmeter_query,
-                "jm_json": lambda v: jmeter_template(json_template(v, spec.variables)),
+                "jm_json": lambda v: jmeter_template(json_template(v, spec.variables, version)),
                 "jm_literal": jmeter_literal,
                 "json_regex": json_regex,
                 "regex_escape": re.escape,
@@ -216,8 +240,10 @@ class JMeterGenerator:
             urls=urls,
             has_json_extractor=has_json_extractor,
             jmeter_version=options.jmeter_version,
+            datasets=datasets,
         )
-        return GeneratedScript("jmeter", f"{spec.name}.jmx", content, tuple(notes))
+        files = tuple(d.path for d in datasets.values())
+        return GeneratedScript("jmeter", f"{spec.name}.jmx", content, tuple(notes), files)
 
     def _thread_groups(self, profile: Profile, j: dict[str, Any], version: tuple[int, ...],
                        notes: list[str]) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ from orchestrator.generators.base import (
     journey_vus,
     register,
     service_urls,
+    used_datasets,
 )
 from orchestrator.spec import Ref, Spec, Template
 
@@ -83,5 +84,7 @@ class K6Generator:
             journeys=journey_vus(spec, profile),
             urls=service_urls(spec, options),
             thresholds=thresholds,
+            datasets=used_datasets(spec),
         )
-        return GeneratedScript("k6", f"{spec.name}.k6.js", content)
+        files = tuple(d.path for d in used_datasets(spec).values())
+        return GeneratedScript("k6", f"{spec.name}.k6.js", content, files=files)

@@ -105,3 +105,20 @@ def test_k6_and_jmeter_send_identical_hostile_strings(tmp_path: Path) -> None:
     ]
     assert recordings["k6"] == expected
     assert recordings["jmeter"] == expected
+
+
+@pytest.mark.parametrize("tool", ["k6", "jmeter"])
+def test_csv_rows_are_used_in_sequence_and_json_escaped(tool: str, tmp_path: Path) -> None:
+    spec = load_spec(ROOT / "tests" / "golden" / "data" / "spec.yaml")
+    script = generate(spec, tool, GenerationOptions(profile="golden"))
+    for data_file in script.files:  # runners place data files beside the script
+        (tmp_path / data_file.name).write_bytes(data_file.read_bytes())
+    with DemoAPI(record=True) as api:
+        requests = run_script(spec, tool, api, tmp_path, profile="golden")
+    bodies = [json.loads(r.body) for r in requests]
+    assert bodies == [
+        {"user": "alice", "password": "s3cret", "note": "plain"},
+        {"user": "bob", "password": "pa,ss", "note": "quoted, with comma"},
+        {"user": "carol", "password": 'say "hi"', "note": "${not_a_var} é"},
+        {"user": "alice", "password": "s3cret", "note": "plain"},
+    ]
