@@ -18,12 +18,16 @@ from orchestrator.errors import SpecError
 # ---------------------------------------------------------------------------------------------
 # Templated strings: literal text with ${name} references to variables or extracted values.
 
-_REF = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_REF = re.compile(r"\$\$|\$\{(env:)?([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 @dataclass(frozen=True)
 class Ref:
+    """${name}: a variable or extracted value; ${env:NAME}: an environment variable of the run,
+    resolved by the load tool at run time, so its value is in no script, file or warehouse row."""
+
     name: str
+    env: bool = False
 
 
 Part = str | Ref
@@ -42,13 +46,13 @@ class Template:
         pos = 0
         for m in _REF.finditer(text):
             literal += text[pos : m.start()]
-            if m.group(1) is None:
+            if m.group(2) is None:
                 literal += "$"
             else:
                 if literal:
                     parts.append(literal)
                     literal = ""
-                parts.append(Ref(m.group(1)))
+                parts.append(Ref(m.group(2), env=m.group(1) is not None))
             pos = m.end()
         literal += text[pos:]
         if literal or not parts:
@@ -58,11 +62,19 @@ class Template:
     @property
     def source(self) -> str:
         """The text as written in the spec."""
-        return "".join(f"${{{p.name}}}" if isinstance(p, Ref) else p.replace("$", "$$") for p in self.parts)
+        return "".join(
+            (f"${{env:{p.name}}}" if p.env else f"${{{p.name}}}") if isinstance(p, Ref) else p.replace("$", "$$")
+            for p in self.parts
+        )
 
     @property
     def refs(self) -> list[str]:
-        return [p.name for p in self.parts if isinstance(p, Ref)]
+        """Names of the variables and extracted values it uses."""
+        return [p.name for p in self.parts if isinstance(p, Ref) and not p.env]
+
+    @property
+    def env_refs(self) -> list[str]:
+        return [p.name for p in self.parts if isinstance(p, Ref) and p.env]
 
     def render(self, values: dict[str, str]) -> str:
         return "".join(values[p.name] if isinstance(p, Ref) else p for p in self.parts)
@@ -265,6 +277,15 @@ class Spec:
                 field="profiles",
             )
         return self.profiles[name]
+
+    def env_names(self) -> list[str]:
+        """Environment variables the journeys read (their values are given to the tools at run time)."""
+        templates = [t for _, t in self.headers]
+        for j in self.journeys:
+            for st in j.steps:
+                templates += [st.path, *(t for _, t in st.query), *(t for _, t in st.headers)]
+                templates += [t for _, t in _body_templates(st.body)]
+        return sorted({name for t in templates for name in t.env_refs})
 
     def step_services(self) -> dict[tuple[str, str], str]:
         return {(j.name, s.name): s.service for j in self.journeys for s in j.steps}
@@ -511,8 +532,9 @@ def parse_spec(text: str, file: str = "<spec>") -> Spec:
     variables: dict[str, str] = {}
     for key, value in variables_raw.items():
         tmpl = r.template(value, f"variables.{key}")
-        if tmpl.refs:
-            raise r.fail(f"variables.{key}", f"a variable is literal text; write $${{{tmpl.refs[0]}}} for a literal ${{")
+        if tmpl.refs or tmpl.env_refs:
+            raise r.fail(f"variables.{key}", "a variable is literal text (use ${env:NAME} where it is used, "
+                                             "or $$ for a literal $)")
         variables[r.name(key, f"variables.{key}")] = tmpl.render({})
 
     defaults = r.mapping(top.get("defaults") or {}, "defaults", ("headers", "timeout", "think_time"))

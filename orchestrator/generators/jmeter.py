@@ -47,6 +47,11 @@ def jmeter_literal(text: str) -> str:
     return text.replace("${", "${__char(36)}{")
 
 
+# Environment values reach JMeter as properties with this prefix, from a file the runner writes
+# for the run's duration only (see orchestrator.tools); scripts hold just their names.
+ENV_PREFIX = "perfhouse.env."
+
+
 @dataclass(frozen=True)
 class JsonRef(Ref):
     """A run-time value inside a JSON string: JMeter inserts it JSON-escaped through a function."""
@@ -54,20 +59,30 @@ class JsonRef(Ref):
     version: tuple[int, ...] = (5,)
 
     def expression(self) -> str:
+        value = f'props.get("{ENV_PREFIX}{self.name}")' if self.env else f'vars.get("{self.name}")'
         if self.version >= (3, 1):  # Groovy is bundled from JMeter 3.1 on
-            return f'${{__groovy(groovy.json.JsonOutput.toJson(String.valueOf(vars.get("{self.name}")))[1..-2])}}'
+            return f"${{__groovy(groovy.json.JsonOutput.toJson(String.valueOf({value}))[1..-2])}}"
         # before that, Rhino: the function parser splits arguments on unescaped commas
-        return f'${{__javaScript(JSON.stringify(String(vars.get("{self.name}"))).slice(1\\,-1))}}'
+        return f"${{__javaScript(JSON.stringify(String({value})).slice(1\\,-1))}}"
 
 
-def jmeter_template(tmpl: Template) -> str:
+def _ref_text(ref: Ref, version: tuple[int, ...] = (5,)) -> str:
+    """A reference in JMeter syntax: a thread variable, or (env) the run's property read as it is
+    (__P would trim its spaces)."""
+    if not ref.env:
+        return f"${{{ref.name}}}"
+    function = "__groovy" if version >= (3, 1) else "__javaScript"
+    return f'${{{function}(props.get("{ENV_PREFIX}{ref.name}"))}}'
+
+
+def jmeter_template(tmpl: Template, version: tuple[int, ...] = (5,)) -> str:
     """A templated spec string in JMeter's ${var} syntax, literal parts kept literal."""
     out = []
     for part in tmpl.parts:
         if isinstance(part, JsonRef):
             out.append(part.expression())
         elif isinstance(part, Ref):
-            out.append(f"${{{part.name}}}")
+            out.append(_ref_text(part, version))
         else:
             out.append(_escape_backslash(jmeter_literal(part), tmpl))
     return "".join(out)
@@ -89,7 +104,7 @@ def json_template(value: Any, constants: dict[str, str], version: tuple[int, ...
             parts.append('"')
             for p in Template.parse(v).parts:
                 if isinstance(p, Ref) and p.name not in constants:
-                    parts.append(JsonRef(p.name, version))
+                    parts.append(JsonRef(p.name, p.env, version))
                 else:
                     parts.append(_json_escape(constants[p.name] if isinstance(p, Ref) else p))
             parts.append('"')
@@ -119,12 +134,12 @@ def json_template(value: Any, constants: dict[str, str], version: tuple[int, ...
     return Template(tuple(merged))
 
 
-def jmeter_query(pairs: tuple[tuple[str, Template], ...]) -> str:
+def jmeter_query(pairs: tuple[tuple[str, Template], ...], version: tuple[int, ...] = (5,)) -> str:
     """A query string for a sampler path: literals URL-encoded now, references by __urlencode at run time."""
 
     def value(tmpl: Template) -> str:
         return "".join(
-            f"${{__urlencode(${{{p.name}}})}}" if isinstance(p, Ref) else quote(p, safe="")
+            f"${{__urlencode({_ref_text(p, version)})}}" if isinstance(p, Ref) else quote(p, safe="")
             for p in tmpl.parts
         )
 
@@ -223,9 +238,9 @@ class JMeterGenerator:
         env = environment(
             {
                 "xml": xml,
-                "jm": jmeter_template,
-                "jm_query": jmeter_query,
-                "jm_json": lambda v: jmeter_template(json_template(v, spec.variables, version)),
+                "jm": lambda t: jmeter_template(t, version),
+                "jm_query": lambda pairs: jmeter_query(pairs, version),
+                "jm_json": lambda v: jmeter_template(json_template(v, spec.variables, version), version),
                 "jm_literal": jmeter_literal,
                 "json_regex": json_regex,
                 "regex_escape": re.escape,

@@ -32,9 +32,12 @@ def js_string_json(value: Any) -> str:
 
 
 def js_template(tmpl: Template) -> str:
-    """A templated spec string as a JS expression over the VU's `vars`."""
+    """A templated spec string as a JS expression over the VU's `vars` and the run's `__ENV`."""
     pieces = [
-        f"vars[{js_string(p.name)}]" if isinstance(p, Ref) else js_string(p) for p in tmpl.parts if p != ""
+        (f"__ENV[{js_string(p.name)}]" if p.env else f"vars[{js_string(p.name)}]") if isinstance(p, Ref)
+        else js_string(p)
+        for p in tmpl.parts
+        if p != ""
     ]
     return " + ".join(pieces) if pieces else '""'
 

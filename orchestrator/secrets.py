@@ -1,0 +1,61 @@
+"""Environment values a spec reads (${env:NAME}): checked before a run, handed to the tools, kept
+out of scripts, run directories and the warehouse."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+from orchestrator.errors import SpecError
+from orchestrator.generators.jmeter import ENV_PREFIX
+
+
+def require_env(names: list[str], environ: Mapping[str, str], spec_file: str) -> dict[str, str]:
+    """The values of `names`; one clear error naming every missing variable."""
+    missing = [n for n in names if n not in environ]
+    if missing:
+        raise SpecError(f"the spec reads ${{env:{missing[0]}}}, but {', '.join(missing)} "
+                        f"{'is' if len(missing) == 1 else 'are'} not set in the environment", spec_file)
+    return {n: environ[n] for n in names}
+
+
+def _escape(text: str, key: bool = False) -> str:
+    """Java properties syntax, in ASCII (JMeter reads property files as ISO-8859-1)."""
+    out = []
+    for i, ch in enumerate(text):
+        if ch == "\\":
+            out.append("\\\\")
+        elif ch in "\n\r\t\f":
+            out.append({"\n": "\\n", "\r": "\\r", "\t": "\\t", "\f": "\\f"}[ch])
+        elif ch == " " and (key or i == 0):
+            out.append("\\ ")
+        elif ch in "=:#!" and (key or i == 0):
+            out.append("\\" + ch)
+        elif ord(ch) < 0x20 or ord(ch) > 0x7E:
+            data = ch.encode("utf-16-be")
+            out.extend(f"\\u{int.from_bytes(data[k:k + 2], 'big'):04x}" for k in range(0, len(data), 2))
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def jmeter_properties(values: Mapping[str, str]) -> str:
+    return "".join(f"{_escape(ENV_PREFIX + k, key=True)}={_escape(v)}\n" for k, v in sorted(values.items()))
+
+
+@contextmanager
+def properties_file(directory: Path, values: Mapping[str, str]) -> Iterator[Path | None]:
+    """A private properties file with the values for JMeter's -q, removed when the block ends."""
+    if not values:
+        yield None
+        return
+    path = directory / ".perfhouse-env.properties"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as fh:
+            fh.write(jmeter_properties(values))
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
