@@ -61,6 +61,7 @@ def build() -> dict[str, Any]:
         "path": {"type": "string", "pattern": "^/"}, "query": PAIRS, "headers": PAIRS, "body": body,
         "timeout": DURATION, "checks": {"type": "array", "items": _one_key(checks)},
         "extract": {"type": "object", "additionalProperties": extraction}, "think_time": think,
+        "group": {**NAME, "description": "a transaction: consecutive steps of one group are timed together"},
     }
     stage = _obj({"duration": DURATION, "target": {"type": "integer", "minimum": 0}}, ("duration", "target"))
     count = {"type": "integer", "minimum": 1}

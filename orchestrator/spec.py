@@ -166,6 +166,7 @@ class Step:
     checks: tuple[Check, ...]
     extract: tuple[Extraction, ...]
     think_time: ThinkTime | None
+    group: str = ""  # a transaction: consecutive steps of one group are timed together
 
     @property
     def status_check(self) -> int | None:
@@ -178,6 +179,17 @@ class Journey:
     weight: int
     steps: tuple[Step, ...]
     data: str = ""  # name of the data set that gives each iteration a row
+
+    @property
+    def segments(self) -> list[tuple[str, list[Step]]]:
+        """Runs of consecutive steps with the same group ("" for steps outside any group)."""
+        out: list[tuple[str, list[Step]]] = []
+        for step in self.steps:
+            if out and out[-1][0] == step.group:
+                out[-1][1].append(step)
+            else:
+                out.append((step.group, [step]))
+        return out
 
 
 DATA_MODES = ("sequential", "random", "unique")
@@ -499,6 +511,7 @@ _STEP = (
     "checks",
     "extract",
     "think_time",
+    "group",
 )
 
 
@@ -572,7 +585,12 @@ def parse_spec(text: str, file: str = "<spec>") -> Spec:
                 raise r.fail(f"{jp}.steps[{si}].name", f"a step named {step.name!r} is already in {jname!r}")
             steps.append(step)
             known.update(e.var for e in step.extract)
-        journeys.append(Journey(jname, weight, tuple(steps), data))
+        journey = Journey(jname, weight, tuple(steps), data)
+        groups = [g for g, _ in journey.segments if g]
+        if len(groups) != len(set(groups)):
+            again = next(g for g in groups if groups.count(g) > 1)
+            raise r.fail(f"{jp}.steps", f"the steps of group {again!r} must follow one another")
+        journeys.append(journey)
 
     profiles_raw = r.mapping(top["profiles"], "profiles", tuple(top["profiles"] or {}))
     if not profiles_raw:
@@ -739,8 +757,9 @@ def _step(
 
     timeout = r.duration(s["timeout"], f"{path}.timeout") if "timeout" in s else default_timeout
     think = _think_time(r, s["think_time"], f"{path}.think_time") if "think_time" in s else default_think
+    group = r.name(s["group"], f"{path}.group") if "group" in s else ""
     return Step(
-        name, service, method, url_path, query, headers, body, timeout, tuple(checks), tuple(extracts), think
+        name, service, method, url_path, query, headers, body, timeout, tuple(checks), tuple(extracts), think, group
     )
 
 

@@ -88,6 +88,7 @@ class K6Generator:
             urls=service_urls(spec, options),
             thresholds=thresholds,
             datasets=used_datasets(spec),
+            uses_groups=any(step.group for j in spec.journeys for step in j.steps),
         )
         files = tuple(d.path for d in used_datasets(spec).values())
         return GeneratedScript("k6", f"{spec.name}.k6.js", content, files=files)

@@ -122,3 +122,13 @@ def test_csv_rows_are_used_in_sequence_and_json_escaped(tool: str, tmp_path: Pat
         {"user": "carol", "password": 'say "hi"', "note": "${not_a_var} é"},
         {"user": "alice", "password": "s3cret", "note": "plain"},
     ]
+
+
+@pytest.mark.parametrize("tool", ["k6", "jmeter"])
+def test_grouped_steps_send_the_same_requests_in_order(tool: str, tmp_path: Path) -> None:
+    spec = load_spec(ROOT / "tests" / "golden" / "groups" / "spec.yaml")
+    with DemoAPI(record=True) as api:
+        requests = run_script(spec, tool, api, tmp_path, profile="golden")
+    assert [(r.method, r.path) for r in requests] == [("GET", "/products"), ("POST", "/login"), ("POST", "/cart"),
+                                                     ("GET", "/health")]
+    assert requests[2].headers["authorization"].startswith("Bearer tok-demo-")
