@@ -60,3 +60,46 @@ def test_ramping_vus_stairs_double_the_rate(tool: str, tmp_path: Path) -> None:
     first, second = rates[:3], rates[-3:]
     ratio = (sum(second) / len(second)) / (sum(first) / len(first))
     assert ratio == pytest.approx(2, rel=0.25), rates
+
+
+@pytest.mark.parametrize("tool", ["k6", "jmeter"])
+def test_iterations_profile_sends_exactly_vus_times_iterations(tool: str, tmp_path: Path) -> None:
+    need(tool)
+    path = tmp_path / "shapes.yaml"
+    path.write_text(SPEC.format(profile="shape: {executor: iterations, vus: 3, iterations: 4}"))
+    wh = Warehouse.open(f"chdb://{tmp_path / 'wh'}")
+    with DemoAPI(delay_ms=(0.5, 1.0)) as api:
+        outcome = run_tool(load_spec(path), tool, wh, "shape", {"api": api.url}, runs_dir=tmp_path / "runs")
+    assert wh.totals(outcome.run_id)["count"] == 12
+
+
+MIX = """\
+name: mix
+services: {{api: "http://127.0.0.1:8080"}}
+journeys:
+  - name: heavy
+    weight: 3
+    steps: [{{name: a, path: /health, think_time: 100ms}}]
+  - name: light
+    weight: 1
+    steps: [{{name: b, path: /health, think_time: 100ms}}]
+profiles:
+  shape: {profile}
+"""
+
+
+@pytest.mark.parametrize("tool", ["k6", "jmeter"])
+@pytest.mark.parametrize("profile", [
+    "{executor: constant_vus, vus: 4, duration: 6s}",
+    "{executor: constant_arrival_rate, rate: 12, duration: 6s, pre_allocated_vus: 4, max_vus: 8}",
+])
+def test_weights_give_the_journey_mix(tool: str, profile: str, tmp_path: Path) -> None:
+    # weights 3:1, journeys of equal cost: three requests of `heavy` for one of `light`, within 25 %
+    need(tool)
+    path = tmp_path / "mix.yaml"
+    path.write_text(MIX.format(profile=profile))
+    wh = Warehouse.open(f"chdb://{tmp_path / 'wh'}")
+    with DemoAPI(delay_ms=(0.5, 1.0)) as api:
+        outcome = run_tool(load_spec(path), tool, wh, "shape", {"api": api.url}, runs_dir=tmp_path / "runs")
+    counts = {s["journey"]: int(s["count"]) for s in wh.step_stats(outcome.run_id)}
+    assert counts["heavy"] / counts["light"] == pytest.approx(3, rel=0.25), counts
