@@ -16,6 +16,7 @@ import click
 from orchestrator import __version__
 from orchestrator.errors import ExitStatus, PerfhouseError
 from warehouse.errors import WarehouseError
+from warehouse.ingest import FORMATS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -184,6 +185,12 @@ def print_summary(outcomes: list[Any]) -> None:
             click.echo(f"  note: {note}")
 
 
+def _runner_names() -> list[str]:
+    from orchestrator.runners import RUNNERS
+
+    return sorted(RUNNERS)
+
+
 @main.command()
 @click.argument("spec_file", type=click.Path(dir_okay=False))
 @click.option("--tool", "tools", default="k6", show_default=True, help="Comma-separated tools: k6,jmeter.")
@@ -191,7 +198,26 @@ def print_summary(outcomes: list[Any]) -> None:
 @click.option(
     "--service", "services", multiple=True, metavar="NAME=URL", help="Override a service's base URL."
 )
-@click.option("--runner", default="local", show_default=True, type=click.Choice(["local"]))
+@click.option("--runner", default="local", show_default=True, type=click.Choice(_runner_names()))
+@click.option("--generators", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Split a k6 test over N generators (execution segments); one run holds every part.")
+@click.option("--k6-image", default=None, envvar="PERFHOUSE_K6_IMAGE",
+              help="k6 image for container runners (default grafana/k6:latest).")
+@click.option("--jmeter-image", default=None, envvar="PERFHOUSE_JMETER_IMAGE",
+              help="JMeter 5.x image for the docker runner (default justb4/jmeter:5.5).")
+@click.option("--network", "network_mode", default="host", show_default=True,
+              help="Docker network mode of the tool containers.")
+@click.option("--cpus", type=float, default=None, help="CPU limit per container.")
+@click.option("--memory", default=None, help="Memory limit per container (docker syntax: 512m, 2g).")
+@click.option("--namespace", default="default", show_default=True, help="Kubernetes namespace (--runner k8s).")
+@click.option("--kube-context", default=None, help="kubectl context (--runner k8s).")
+@click.option("--scrape", "scrape", multiple=True, metavar="URL",
+              help="Prometheus endpoint (http://...) or docker://CONTAINER sampled during the run and "
+              "stored as infra samples (repeatable).")
+@click.option("--scrape-interval", "scrape_interval_s", type=float, default=5.0, show_default=True,
+              help="Seconds between scrapes.")
+@click.option("--progress-interval", "progress_interval_s", type=float, default=10.0, show_default=True,
+              help="Seconds between progress lines while a run goes; 0 turns them off.")
 @click.option("--timeout", "timeout_s", type=float, default=None, help="Stop a tool after this many seconds.")
 @click.option("--env", "environment", default="", help="Environment name recorded with the run.")
 @click.option("--runs-dir", default=".perfhouse/runs", show_default=True, type=click.Path(file_okay=False))
@@ -205,40 +231,73 @@ def run(
     profile: str,
     services: tuple[str, ...],
     runner: str,
+    generators: int,
+    k6_image: str | None,
+    jmeter_image: str | None,
+    network_mode: str,
+    cpus: float | None,
+    memory: str | None,
+    namespace: str,
+    kube_context: str | None,
+    scrape: tuple[str, ...],
+    scrape_interval_s: float,
+    progress_interval_s: float,
     timeout_s: float | None,
     environment: str,
     runs_dir: str,
     as_json: bool,
 ) -> None:
     """Run the spec with each tool, ingest the results and judge the SLOs."""
-    from orchestrator.run import run_tool
+    from orchestrator.run import RunSettings, run_tool, runner_for, terminate_as_interrupt
+    from orchestrator.runners import RunnerOptions
     from orchestrator.spec import load_spec
-    from orchestrator.tools import require
+    from orchestrator.tools import TOOLS, require
 
     spec = load_spec(spec_file)
     spec.profile(profile)
     tool_names = _tools(tools)
+    images = {k: v for k, v in (("k6", k6_image), ("jmeter", jmeter_image)) if v}
+    options = RunnerOptions(
+        images=images,
+        network_mode=network_mode,
+        cpus=cpus,
+        memory=memory,
+        namespace=namespace,
+        kube_context=kube_context,
+    )
+    settings = RunSettings(
+        runner=runner,
+        options=options,
+        generators=generators,
+        scrape=scrape,
+        scrape_interval_s=scrape_interval_s,
+        progress_interval_s=progress_interval_s or None,
+    )
     for name in tool_names:
-        require(name)
+        require(name) if runner == "local" else runner_for(runner).target(TOOLS[name], options)
+        if generators > 1 and not TOOLS[name].splits:
+            raise click.UsageError(f"--generators {generators}: {name} cannot split one test; run it separately")
     warehouse = _open_warehouse(ctx)
     outcomes = []
     echo: Callable[[str], None] = (lambda m: click.echo(m, err=True)) if as_json else click.echo
-    for name in tool_names:
-        outcome = run_tool(
-            spec,
-            name,
-            warehouse,
-            profile,
-            _services(services),
-            runner,
-            Path(runs_dir),
-            timeout_s,
-            environment,
-            echo=echo,
-        )
-        outcomes.append(outcome)
-        if outcome.status == "aborted":
-            break
+    with terminate_as_interrupt():
+        for name in tool_names:
+            outcome = run_tool(
+                spec,
+                name,
+                warehouse,
+                profile,
+                _services(services),
+                runner,
+                Path(runs_dir),
+                timeout_s,
+                environment,
+                echo=echo,
+                settings=settings,
+            )
+            outcomes.append(outcome)
+            if outcome.status == "aborted":
+                break
     if as_json:
         click.echo(json.dumps([o.to_dict() for o in outcomes], indent=2, default=str))
     else:
@@ -251,12 +310,69 @@ def run(
         sys.exit(int(ExitStatus.SLO_FAILED))
 
 
+@main.group()
+def k8s() -> None:
+    """Kubernetes: k6-operator TestRun manifests for a spec."""
+
+
+@k8s.command("render")
+@click.argument("spec_file", type=click.Path(dir_okay=False))
+@click.option("--profile", required=True, help="Name of a load profile in the spec.")
+@click.option("--parallelism", default=1, show_default=True, type=click.IntRange(min=1),
+              help="k6 runner pods; the operator splits the test over them with execution segments.")
+@click.option("-o", "--out", "out_dir", default="build/k8s", show_default=True, type=click.Path(file_okay=False))
+@click.option(
+    "--service", "services", multiple=True, metavar="NAME=URL", help="Override a service's base URL."
+)
+@click.option("--image", default=None, envvar="PERFHOUSE_K6_IMAGE", help="k6 runner image (default grafana/k6).")
+@click.option("--namespace", default="default", show_default=True)
+@click.option("--name", default=None, help="Name of the TestRun and ConfigMap (default from spec and profile).")
+@click.option("--arg", "arguments", multiple=True, help="Extra k6 argument, e.g. --arg=--tag --arg=env=ci.")
+@fail_cleanly
+def k8s_render(
+    spec_file: str,
+    profile: str,
+    parallelism: int,
+    out_dir: str,
+    services: tuple[str, ...],
+    image: str | None,
+    namespace: str,
+    name: str | None,
+    arguments: tuple[str, ...],
+) -> None:
+    """Write a ConfigMap holding the k6 script and a k6-operator TestRun that runs it."""
+    from orchestrator.generators import generate as render_script
+    from orchestrator.generators.base import GenerationOptions
+    from orchestrator.runners.base import default_image
+    from orchestrator.runners.k8s import k8s_name, render
+    from orchestrator.spec import load_spec
+
+    spec = load_spec(spec_file)
+    spec.profile(profile)
+    script = render_script(spec, "k6", GenerationOptions(profile=profile, services=_services(services)))
+    manifests = render(
+        k8s_name(name) if name else k8s_name("perfhouse", spec.name, profile),
+        script.filename,
+        script.content,
+        parallelism,
+        image or default_image("k6"),
+        namespace,
+        list(arguments),
+        {"perfhouse.spec": k8s_name(spec.name), "perfhouse.profile": k8s_name(profile)},
+    )
+    for path in manifests.write(Path(out_dir)):
+        click.echo(f"k8s: {path}")
+    for note in script.notes:
+        click.echo(f"  note: {note}")
+    click.echo(f"apply with: kubectl apply -n {namespace} -f {out_dir}")
+
+
 @main.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["k6-json", "jtl-csv"]),
+    type=click.Choice(sorted(FORMATS)),
     default=None,
     help="Format of the files (detected when omitted).",
 )
@@ -264,7 +380,7 @@ def run(
 @click.pass_context
 @fail_cleanly
 def ingest(ctx: click.Context, files: tuple[str, ...], fmt: str | None, as_json: bool) -> None:
-    """Import k6 JSON output (plain or .gz) or JMeter JTL CSV into the warehouse, each as a run."""
+    """Import k6 JSON or CSV output or JMeter JTL CSV (plain or .gz) into the warehouse, each as a run."""
     warehouse = _open_warehouse(ctx)
     status = ExitStatus.OK
     for file in files:
@@ -353,6 +469,8 @@ def dashboard(ctx: click.Context, port: int, headless: bool) -> None:
         str(headless).lower(),
         "--browser.gatherUsageStats",
         "false",
+        "--client.toolbarMode",
+        "minimal",
     ]
     click.echo(f"dashboard: http://127.0.0.1:{port}  (Ctrl-C to stop)")
     sys.exit(subprocess.call(argv, env=env))

@@ -3,20 +3,35 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import signal
 import socket
 import subprocess
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit
 
-from orchestrator.errors import PerfhouseError, RunAborted, TargetUnreachableError
+from orchestrator.errors import (
+    GenerationError,
+    PerfhouseError,
+    RunAborted,
+    TargetUnreachableError,
+    ToolMissingError,
+)
 from orchestrator.generators import GenerationOptions, generate
 from orchestrator.generators.base import service_urls
-from orchestrator.runners import RUNNERS
+from orchestrator.progress import Progress
+from orchestrator.runners import RUNNERS, Job, Part, Runner, RunnerOptions
+from orchestrator.scrape import InfraRow, Scraper, source_for
+from orchestrator.secrets import ENV_FILE, properties_file, require_env
 from orchestrator.spec import Spec
-from orchestrator.tools import require
+from orchestrator.tools import TOOLS, Segment
 from warehouse.analysis.slo import Objective, Verdict
 from warehouse.errors import IngestError
 from warehouse.ingest import IngestResult
@@ -37,6 +52,7 @@ class ToolRun:
     steps: list[dict[str, Any]] = field(default_factory=list)
     verdicts: list[Verdict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    infra_samples: int = 0
 
     @property
     def slo_passed(self) -> bool:
@@ -56,11 +72,12 @@ class ToolRun:
             "slos": [v.to_dict() for v in self.verdicts],
             "slo_passed": self.slo_passed,
             "notes": self.notes,
+            "infra_samples": self.infra_samples,
         }
 
 
 def objectives(spec: Spec) -> list[Objective]:
-    return [Objective(s.metric, s.threshold, s.journey, s.step, s.abort_on_fail) for s in spec.slos]
+    return [Objective(s.metric, s.threshold, s.journey, s.step, s.abort_on_fail, s.service) for s in spec.slos]
 
 
 def check_targets(spec: Spec, urls: dict[str, str], timeout_s: float = 3.0) -> None:
@@ -90,6 +107,60 @@ def git_info(cwd: Path) -> tuple[str, str]:
     return git("rev-parse", "HEAD"), git("rev-parse", "--abbrev-ref", "HEAD")
 
 
+@dataclass(frozen=True)
+class RunSettings:
+    """How a run executes beyond spec and profile: where, split how, watched how."""
+
+    runner: str = "local"
+    options: RunnerOptions = field(default_factory=RunnerOptions)
+    generators: int = 1  # split the test over N generators (k6 execution segments)
+    scrape: tuple[str, ...] = ()  # Prometheus exposition URLs scraped while the run goes
+    scrape_interval_s: float = 5.0
+    progress_interval_s: float | None = None  # print a progress line this often (None: never)
+
+
+@dataclass
+class Watched:
+    """What watching a run produced besides the tools' own outputs."""
+
+    samples: list[InfraRow] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+@contextmanager
+def monitors(
+    settings: RunSettings, job: Job, outputs: list[Path], total_s: float, echo: Callable[[str], None]
+) -> Iterator[Watched]:
+    """Scrape Prometheus endpoints and print progress lines while the body (the execution) runs."""
+    watched = Watched()
+    scraper = Scraper(settings.scrape, settings.scrape_interval_s) if settings.scrape else None
+    progress = (
+        Progress(job.tool.name, outputs, total_s, settings.progress_interval_s, echo)
+        if settings.progress_interval_s
+        else None
+    )
+    for monitor in (scraper, progress):
+        if monitor is not None:
+            monitor.start()
+    try:
+        yield watched
+    finally:
+        if progress is not None:
+            progress.stop()
+            progress.update()
+            echo(progress.line())
+        if scraper is not None:
+            scraper.stop()
+            watched.samples.extend(scraper.rows)
+            watched.problems.extend(scraper.problems)
+
+
+def runner_for(name: str) -> Runner:
+    if name not in RUNNERS:
+        raise PerfhouseError(f"unknown runner {name!r}; perfhouse has: {', '.join(RUNNERS)}")
+    return RUNNERS[name]
+
+
 def run_tool(
     spec: Spec,
     tool_name: str,
@@ -102,22 +173,42 @@ def run_tool(
     environment: str = "",
     labels: dict[str, str] | None = None,
     echo: Callable[[str], None] = lambda _: None,
+    settings: RunSettings | None = None,
 ) -> ToolRun:
-    """Run one tool on one spec and profile; the run lands in the warehouse whatever happens."""
-    tool, binary = require(tool_name)
-    version = tool.version(binary)
+    """Run one tool on one spec and profile; the run lands in the warehouse whatever happens.
+
+    `settings` (runner, its options, generators, scraping, progress) replaces `runner` when given.
+    """
+    settings = settings or RunSettings(runner=runner)
+    if tool_name not in TOOLS:
+        raise ToolMissingError(f"unknown tool {tool_name!r}; perfhouse drives: {', '.join(TOOLS)}")
+    tool = TOOLS[tool_name]
+    if settings.generators < 1:
+        raise PerfhouseError(f"--generators must be at least 1, found {settings.generators}")
+    if settings.generators > 1 and not tool.splits:
+        raise GenerationError(f"{tool_name} cannot split one test over {settings.generators} generators; "
+                              "use --generators 1 for it")
+    for url in settings.scrape:
+        source_for(url, 1.0)  # an unknown kind of source fails before anything runs
+    executor = runner_for(settings.runner)
+    target = executor.target(tool, settings.options)
+    version = target.version
     options = GenerationOptions(
         profile=profile, services=services or {}, jmeter_version=version if tool_name == "jmeter" else "5.6"
     )
     script = generate(spec, tool_name, options)
+    secrets = require_env(spec.env_names(), os.environ, spec.file)
     urls = service_urls(spec, options)
-    check_targets(spec, urls)
+    if executor.on_this_host:
+        check_targets(spec, urls)
 
     run_id = new_run_id(tool_name)
     directory = (runs_dir / run_id).resolve()
     directory.mkdir(parents=True, exist_ok=True)
     script_path = directory / script.filename
     script_path.write_text(script.content, encoding="utf-8")
+    for data_file in script.files:  # test data is read from beside the script
+        shutil.copyfile(data_file, directory / data_file.name)
     prof = spec.profile(profile)
     effective = {
         "spec": spec.name,
@@ -125,6 +216,9 @@ def run_tool(
         "profile": profile,
         "tool": tool_name,
         "tool_version": version,
+        "runner": settings.runner,
+        "program": target.program,
+        "generators": settings.generators,
         "services": urls,
         "vus_per_journey": spec.vus_per_journey(prof.max_vus or 1),
         "approximations": list(script.notes),
@@ -135,6 +229,11 @@ def run_tool(
     )
 
     sha, branch = git_info(Path(spec.file).resolve().parent)
+    run_labels = dict(labels or {})
+    if settings.runner != "local":
+        run_labels.setdefault("runner", settings.runner)
+    if settings.generators > 1:
+        run_labels.setdefault("generators", str(settings.generators))
     info = RunInfo(
         run_id=run_id,
         tool=tool_name,
@@ -147,40 +246,71 @@ def run_tool(
         git_sha=sha,
         branch=branch,
         environment=environment,
-        labels=labels or {},
+        labels=run_labels,
         notes="; ".join(script.notes),
     )
     warehouse.save_run(info)
     outcome = ToolRun(tool_name, run_id, "running", directory, notes=list(script.notes))
-    echo(f"{tool_name} {version}: run {run_id} ({prof.executor}, {directory})")
+    if settings.generators > max(prof.max_vus, 1) and prof.executor != "ramping_vus":
+        outcome.notes.append(f"{settings.generators} generators share {prof.max_vus} VUs: some get none")
+    split = f", {settings.generators} generators" if settings.generators > 1 else ""
+    echo(f"{tool_name} {version}: run {run_id} ({prof.executor}, {settings.runner}{split}, {directory})")
 
-    invocation = tool.invocation(binary, script_path, directory)
+    # JMeter reads ${env:NAME} values from a private properties file that exists only while it runs
+    env_file = directory / ENV_FILE if tool_name == "jmeter" and secrets else None
+    parts: list[Part] = []
+    outputs: list[tuple[str, Path]] = []
+    for index in range(settings.generators):
+        segment = Segment(index, settings.generators)
+        invocation = tool.invocation(target.program, script_path, directory, segment)
+        argv = [*invocation.argv, "-q", str(env_file)] if env_file else invocation.argv
+        parts.append(Part(segment.name, argv, directory / f"{tool_name}{segment.suffix}-console.log"))
+        outputs.extend((segment.name, out) for out in invocation.outputs)
+    job = Job(run_id, tool, tuple(parts), directory, timeout_s, settings.options, env=secrets)
     status, note = "failed", ""
     try:
-        execution = RUNNERS[runner].execute(
-            invocation.argv, directory, directory / f"{tool_name}-console.log", timeout_s
-        )
+        with (
+            properties_file(directory, secrets if env_file else {}),
+            monitors(settings, job, [o for _, o in outputs], prof.total_duration_s, echo) as watched,
+        ):
+            execution = executor.execute(job)
         outcome.exit_code = execution.exit_code
         if execution.interrupted:
             status, note = "aborted", "interrupted by a signal"
         elif execution.timed_out:
             status, note = "aborted", f"stopped by the {timeout_s:g}s timeout"
-        elif tool.completed(execution.exit_code):
+        elif all(tool.completed(code) for code in execution.exit_codes):
             status = "completed"
         else:
-            note = f"{tool_name} exited with {execution.exit_code}; see {execution.log}"
+            logs = ", ".join(str(log) for log in execution.logs)
+            note = f"{tool_name} exited with {execution.exit_code}; see {logs}"
+        if watched.samples:
+            warehouse.add_infra_samples(run_id, watched.samples)
+            outcome.infra_samples = len(watched.samples)
+        for problem in watched.problems:
+            outcome.notes.append(problem)
         services_map = spec.step_services()
-        for output in invocation.outputs:
+        for generator, output in outputs:
             if output.exists() and output.stat().st_size > 0:
                 try:
-                    outcome.ingested.append(warehouse.ingest(output, info, services=services_map))
+                    outcome.ingested.append(
+                        warehouse.ingest(output, info, services=services_map, generator=generator)
+                    )
                 except IngestError as exc:
                     note = f"{note}; {exc}" if note else str(exc)
-            elif status == "completed":
+            elif settings.generators > 1 and executor.on_this_host:
+                outcome.notes.append(f"generator {generator} wrote no results (its segment got no VUs?)")
+            elif status == "completed" and executor.on_this_host:
                 status, note = "failed", f"{tool_name} wrote no results to {output}"
+        if status == "completed" and executor.on_this_host and not outcome.ingested:
+            status, note = "failed", f"{tool_name} wrote no results in {directory}"
+        if not executor.on_this_host:
+            outcome.notes.append(f"the {settings.runner} runner keeps results where the tool ran; "
+                                 "perfhouse ingested none")
         outcome.totals = warehouse.totals(run_id)
         outcome.steps = warehouse.step_stats(run_id)
-        outcome.verdicts = warehouse.evaluate_slos(run_id, objectives(spec))
+        if executor.on_this_host:
+            outcome.verdicts = warehouse.evaluate_slos(run_id, objectives(spec))
     except KeyboardInterrupt:
         status, note = "aborted", "interrupted"
         raise RunAborted(f"run {run_id} interrupted; what it produced is kept in {directory}") from None
@@ -193,3 +323,20 @@ def run_tool(
             outcome.notes.append(note)
         warehouse.finish_run(info, status, note)
     return outcome
+
+
+@contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM behaves like Ctrl-C for the duration: runs end aborted, with what they produced kept."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

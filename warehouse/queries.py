@@ -69,16 +69,18 @@ WHERE run_id = {run:String}
 # One SLO's observation; the scope filters are empty strings when the SLO is overall.
 SLO_OBSERVATION = """
 SELECT count() AS count, countIf(ok = 0) AS errors,
-       if(count() = 0, nan, countIf(ok = 0) / count()) AS error_rate,
+       countIf(ok = 0) / count() AS error_rate,
        avg(duration_ms) AS avg, max(duration_ms) AS max,
        quantileExactInclusive(0.5)(duration_ms) AS p50,
        quantileExactInclusive(0.9)(duration_ms) AS p90,
        quantileExactInclusive(0.95)(duration_ms) AS p95,
-       quantileExactInclusive(0.99)(duration_ms) AS p99
+       quantileExactInclusive(0.99)(duration_ms) AS p99,
+       count() / greatest(dateDiff('millisecond', min(ts), max(ts)) / 1000, 1) AS throughput
 FROM requests
 WHERE run_id = {run:String}
   AND ({journey:String} = '' OR journey = {journey:String})
   AND ({step:String} = '' OR step = {step:String})
+  AND ({service:String} = '' OR service = {service:String})
 """
 
 SLO_RESULTS = """
@@ -139,3 +141,14 @@ def parameters(sql: str) -> dict[str, str]:
 
 def check_all() -> dict[str, exp.Expression]:
     return {name: check(sql) for name, sql in ALL.items()}
+
+
+# Infrastructure samples scraped during a run (Prometheus exposition), oldest first.
+INFRA_SAMPLES = """
+SELECT toString(ts) AS ts, source, metric, labels, value
+FROM infra_samples
+WHERE run_id = {run:String} AND ({metric:String} = '' OR metric = {metric:String})
+ORDER BY metric, ts
+LIMIT {limit:UInt32}
+"""
+ALL["INFRA_SAMPLES"] = INFRA_SAMPLES

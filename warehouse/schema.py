@@ -115,6 +115,20 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         """,
         ],
     ),
+    (
+        2,
+        "ingested_files.owner: the host and pid of the ingesting process, so recovery spares live ingests",
+        ["ALTER TABLE ingested_files ADD COLUMN IF NOT EXISTS owner String DEFAULT ''"],
+    ),
+    (
+        3,
+        "k6_points.ts_ns: the nanoseconds past ts's microsecond, so k6's points group into requests exactly; "
+        "ingested_files.quick: a cheap fingerprint that decides whether the full hash must be awaited",
+        [
+            "ALTER TABLE k6_points ADD COLUMN IF NOT EXISTS ts_ns UInt16 DEFAULT 0 CODEC(ZSTD) AFTER ts",
+            "ALTER TABLE ingested_files ADD COLUMN IF NOT EXISTS quick String DEFAULT ''",
+        ],
+    ),
 ]
 
 CURRENT_VERSION = MIGRATIONS[-1][0]

@@ -81,7 +81,7 @@ class Warehouse:
             "{environment:String}, {labels:Map(String, String)}, {source:String}, {status:String}, "
             "{notes:String}, {started_at:DateTime64(3, 'UTC')}, {ended_at:Nullable(DateTime64(3, 'UTC'))}, "
             "now64(6))",
-            {**row, "labels": _map_param(info.labels)},
+            row,
         )
 
     def finish_run(self, info: RunInfo, status: str, notes: str = "") -> None:
@@ -145,6 +145,21 @@ class Warehouse:
                 self.save_run(info)
             return result
 
+    def add_infra_samples(
+        self, run_id: str, rows: list[tuple[str, str, str, dict[str, str], float]], chunk: int = 5000
+    ) -> int:
+        """Store scraped infrastructure samples: (ts UTC text, source, metric, labels, value) each."""
+        with self.backend.session():
+            for start in range(0, len(rows), chunk):
+                self.backend.command(
+                    "INSERT INTO infra_samples (run_id, ts, source, metric, labels, value) "
+                    "SELECT {run:String}, parseDateTime64BestEffort(r.1, 3, 'UTC'), r.2, r.3, r.4, r.5 "
+                    "FROM (SELECT arrayJoin({rows:Array(Tuple(String, String, String, Map(String, String), "
+                    "Float64))}) AS r)",
+                    {"run": run_id, "rows": [tuple(r) for r in rows[start : start + chunk]]},
+                )
+        return len(rows)
+
     # -- reading ------------------------------------------------------------------------------
 
     def step_stats(self, run_id: str) -> list[dict[str, Any]]:
@@ -166,9 +181,7 @@ class Warehouse:
     def slo_verdicts(self, run_id: str) -> list[slo.Verdict]:
         return slo.stored(self.backend, run_id)
 
+    # -- infrastructure samples (appended by the runners work, issue 5) ---------------------------
 
-def _map_param(values: dict[str, str]) -> str:
-    def q(text: str) -> str:
-        return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-    return "{" + ", ".join(f"{q(k)}: {q(v)}" for k, v in values.items()) + "}"
+    def infra_samples(self, run_id: str, metric: str = "", limit: int = 100_000) -> list[dict[str, Any]]:
+        return self.backend.query(queries.INFRA_SAMPLES, {"run": run_id, "metric": metric, "limit": limit})

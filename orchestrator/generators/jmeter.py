@@ -42,9 +42,16 @@ def xml(value: Any) -> str:
     return "".join(_XML_TEXT.get(ch, ch) for ch in text)
 
 
-def jmeter_literal(text: str) -> str:
-    """Literal text that JMeter must not evaluate: `${` is written as the __char function."""
+def _no_refs(text: str) -> str:
     return text.replace("${", "${__char(36)}{")
+
+
+def jmeter_literal(text: str) -> str:
+    """Literal text that JMeter must not evaluate: `${` is written as the __char function, and then,
+    as JMeter's function parser runs on the value, its backslashes are doubled."""
+    if "${" not in text:
+        return text
+    return _no_refs(text.replace("\\", "\\\\"))
 
 
 # Environment values reach JMeter as properties with this prefix, from a file the runner writes
@@ -84,7 +91,7 @@ def jmeter_template(tmpl: Template, version: tuple[int, ...] = (5,)) -> str:
         elif isinstance(part, Ref):
             out.append(_ref_text(part, version))
         else:
-            out.append(_escape_backslash(jmeter_literal(part), tmpl))
+            out.append(_escape_backslash(_no_refs(part), tmpl))
     return "".join(out)
 
 

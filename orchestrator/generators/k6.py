@@ -70,9 +70,12 @@ class K6Generator:
         )
         thresholds: dict[str, list[str]] = {}
         for slo in spec.slos:
-            tags = ",".join(f"{k}:{v}" for k, v in (("journey", slo.journey), ("step", slo.step)) if v)
+            scope = (("journey", slo.journey), ("step", slo.step), ("service", slo.service))
+            tags = ",".join(f"{k}:{v}" for k, v in scope if v)
             if slo.metric == "error_rate":
                 metric, expr = "http_req_failed", f"rate<{slo.threshold:g}"
+            elif slo.metric == "throughput":
+                metric, expr = "http_reqs", f"rate>={slo.threshold:g}"
             else:
                 metric, expr = "http_req_duration", f"{_SLO_AGG[slo.metric]}<{slo.threshold:g}"
             key = f"{metric}{{{tags}}}" if tags else metric

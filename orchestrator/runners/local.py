@@ -1,4 +1,4 @@
-"""The local runner: the tool as a child process in its own process group, logs to a file."""
+"""The local runner: each part of a job as a child process in its own process group, logs to files."""
 
 from __future__ import annotations
 
@@ -7,67 +7,64 @@ import os
 import signal
 import subprocess
 import time
-from pathlib import Path
-from types import FrameType
+from contextlib import ExitStack
 from typing import ClassVar
 
-from orchestrator.runners.base import Execution, register
-
-GRACE_S = 15.0
+from orchestrator.runners.base import Execution, Job, RunnerOptions, StopRequest, Target, register, supervise
+from orchestrator.tools import Tool, require
 
 
 @register
 class LocalRunner:
     name: ClassVar[str] = "local"
+    on_this_host: ClassVar[bool] = True
 
-    def execute(self, argv: list[str], cwd: Path, log: Path, timeout_s: float | None) -> Execution:
+    def __init__(self) -> None:
+        self._versions: dict[str, str] = {}  # binary -> version; JMeter takes seconds to say it
+
+    def target(self, tool: Tool, options: RunnerOptions) -> Target:
+        _, binary = require(tool.name)
+        if binary not in self._versions:
+            self._versions[binary] = tool.version(binary)
+        return Target(binary, self._versions[binary])
+
+    def execute(self, job: Job) -> Execution:
         started = time.monotonic()
-        interrupted = False
-
-        with open(log, "ab") as out:
-            proc = subprocess.Popen(
-                argv,
-                cwd=cwd,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-
-            def stop(signum: int, frame: FrameType | None) -> None:
-                nonlocal interrupted
-                interrupted = True
-                _signal_group(proc, signal.SIGINT)  # both tools end gracefully and flush on SIGINT
-
-            previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
-            timed_out = False
+        procs: list[subprocess.Popen[bytes]] = []
+        with ExitStack() as stack, StopRequest().on_signals() as stop_request:
             try:
-                deadline = None if timeout_s is None else started + timeout_s
-                while proc.poll() is None:
-                    if deadline is not None and time.monotonic() > deadline and not timed_out:
-                        timed_out = True
-                        _signal_group(proc, signal.SIGINT)
-                    if (interrupted or timed_out) and _waited(proc, GRACE_S):
-                        break
-                    time.sleep(0.1)
+                for part in job.parts:
+                    out = stack.enter_context(open(part.log, "ab"))
+                    procs.append(
+                        subprocess.Popen(
+                            part.argv,
+                            cwd=job.directory,
+                            stdout=out,
+                            stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL,
+                            start_new_session=True,
+                        )
+                    )
+                interrupted, timed_out = supervise(
+                    job,
+                    alive=lambda: any(p.poll() is None for p in procs),
+                    stop=lambda: _signal_all(procs, job.tool.stop_signal),
+                    kill=lambda: _signal_all(procs, signal.SIGKILL),
+                    stop_request=stop_request,
+                    started=started,
+                    clock=time.monotonic,
+                    sleep=time.sleep,
+                )
             finally:
-                if proc.poll() is None:
-                    _signal_group(proc, signal.SIGKILL)
-                    proc.wait()
-                for s, handler in previous.items():
-                    signal.signal(s, handler)
-        return Execution(proc.returncode, interrupted, timed_out, log, time.monotonic() - started)
+                _signal_all(procs, signal.SIGKILL)
+                for p in procs:
+                    p.wait()
+        codes = tuple(p.returncode for p in procs)
+        return Execution(codes, interrupted, timed_out, tuple(p.log for p in job.parts), time.monotonic() - started)
 
 
-def _waited(proc: subprocess.Popen[bytes], grace_s: float) -> bool:
-    try:
-        proc.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        _signal_group(proc, signal.SIGKILL)
-        proc.wait()
-    return True
-
-
-def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, sig)
+def _signal_all(procs: list[subprocess.Popen[bytes]], sig: int) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, sig)

@@ -132,3 +132,14 @@ def test_grouped_steps_send_the_same_requests_in_order(tool: str, tmp_path: Path
     assert [(r.method, r.path) for r in requests] == [("GET", "/products"), ("POST", "/login"), ("POST", "/cart"),
                                                      ("GET", "/health")]
     assert requests[2].headers["authorization"].startswith("Bearer tok-demo-")
+
+
+def test_jmeter_transaction_samples_are_not_counted_as_requests(tmp_path: Path) -> None:
+    from warehouse.store import Warehouse
+
+    spec = load_spec(ROOT / "tests" / "golden" / "groups" / "spec.yaml")
+    with DemoAPI(record=True) as api:
+        run_script(spec, "jmeter", api, tmp_path, profile="golden")
+    assert b"Number of samples in transaction" in (tmp_path / "jmeter.jtl").read_bytes()
+    result = Warehouse.open(f"chdb://{tmp_path / 'wh'}").ingest(tmp_path / "jmeter.jtl")
+    assert (result.rows, result.rejected) == (4, 0)

@@ -52,6 +52,11 @@ _SETTING_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _INSERT = re.compile(rb"\s*INSERT\s", re.IGNORECASE)
 # `INSERT INTO t (cols) FORMAT fmt`, newline, data. chdb truncates large inline Native data: use a file.
 _INSERT_DATA = re.compile(rb"\s*(INSERT\s+INTO\s[^']*?)\s+FORMAT\s+(\w+)[ \t]*(?:\r?\n)?", re.IGNORECASE)
+# `INSERT INTO t SELECT ... FROM input('structure') FORMAT fmt`, newline, data: the server's input().
+_INSERT_INPUT = re.compile(
+    rb"\s*(INSERT\s+INTO\s.*?(\binput\(\s*('(?:[^'\\]|\\.)*')\s*\)).*?)\s+FORMAT\s+(\w+)[ \t]*(?:\r?\n)?",
+    re.IGNORECASE | re.DOTALL,
+)
 _USE = re.compile(rb"\s*USE\s", re.IGNORECASE)
 _TRAILING_FORMAT = re.compile(rb"\bFORMAT\s+(\w+)\s*;?\s*$", re.IGNORECASE)
 
@@ -169,7 +174,9 @@ class ClickHouseFront:
                 self._prepare(wanted, params.get("database") or "default")  # a `USE` lasts one request
                 if _USE.match(sql):
                     self._database = None
-                if insert := _INSERT_DATA.match(sql, 0, 65536):
+                if is_insert and (fed := _INSERT_INPUT.match(sql, 0, 65536)):
+                    result = self._insert_from_input(fed, sql[fed.end() :], binds)
+                elif insert := _INSERT_DATA.match(sql, 0, 65536):
                     result = self._insert_from_file(insert[1], insert[2], sql[insert.end() :], binds)
                 else:
                     result = self._session.query(sql, "TSVWithNames" if with_names else fmt, params=binds)
@@ -201,6 +208,17 @@ class ClickHouseFront:
             tmp.flush()
             path = tmp.name.replace("\\", "\\\\").replace("'", "\\'").encode()
             sql = target + b" FROM INFILE '" + path + b"' FORMAT " + fmt
+            return self._session.query(sql, "TSV", params=binds)
+
+    def _insert_from_input(self, fed: re.Match[bytes], data: bytes, binds: dict[str, str]) -> Any:
+        """input('structure') reads the request's data: chdb reads the same bytes with file()."""
+        with tempfile.NamedTemporaryFile(prefix="chfront-", suffix=".data") as tmp:
+            tmp.write(data)
+            tmp.flush()
+            path = tmp.name.replace("\\", "\\\\").replace("'", "\\'").encode()
+            start, end = fed.span(2)
+            source = b"file('" + path + b"', '" + fed[4] + b"', " + fed[3] + b")"
+            sql = fed.string[fed.start(1) : start] + source + fed.string[end : fed.end(1)]
             return self._session.query(sql, "TSV", params=binds)
 
     def _prepare(self, wanted: dict[str, str], database: str) -> None:
@@ -273,7 +291,9 @@ def start_front_process(
     proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     assert proc.stdout is not None
     seen, deadline = b"", time.monotonic() + timeout
-    while (left := deadline - time.monotonic()) > 0 and select.select([proc.stdout], [], [], left)[0]:
+    poller = select.poll()  # not select(): a test process may hold descriptors past FD_SETSIZE
+    poller.register(proc.stdout.fileno(), select.POLLIN)
+    while (left := deadline - time.monotonic()) > 0 and poller.poll(left * 1000):
         chunk = os.read(proc.stdout.fileno(), 4096)
         seen += chunk
         if found := re.search(rb"^PORT=(\d+)\r?\n", seen, re.MULTILINE):

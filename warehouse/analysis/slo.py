@@ -14,23 +14,33 @@ LATENCY = ("p50", "p90", "p95", "p99", "avg", "max")
 
 @dataclass(frozen=True)
 class Objective:
-    """An SLO: `metric` must stay below `threshold` (ms, or a ratio for error_rate) within a scope."""
+    """An SLO within a scope: a latency metric (ms) or error_rate (a ratio) must stay below
+    `threshold`; throughput (requests/s) must reach it."""
 
     metric: str
     threshold: float
     journey: str = ""
     step: str = ""
     abort_on_fail: bool = False
+    service: str = ""
 
     @property
     def scope(self) -> str:
-        return "/".join(p for p in (self.journey, self.step) if p) or "overall"
+        parts = "/".join(p for p in (self.journey, self.step) if p)
+        if self.service:
+            parts = f"{parts} @{self.service}" if parts else f"service {self.service}"
+        return parts or "overall"
 
     @property
     def label(self) -> str:
         if self.metric == "error_rate":
             return f"{self.scope} error_rate < {self.threshold * 100:g}%"
+        if self.metric == "throughput":
+            return f"{self.scope} throughput >= {self.threshold:g}/s"
         return f"{self.scope} {self.metric} < {self.threshold:g} ms"
+
+    def holds(self, observed: float) -> bool:
+        return observed >= self.threshold if self.metric == "throughput" else observed < self.threshold
 
 
 @dataclass(frozen=True)
@@ -48,11 +58,12 @@ class Verdict:
 
 def observe(backend: Backend, run_id: str, objective: Objective) -> Verdict:
     row = backend.query(
-        queries.SLO_OBSERVATION, {"run": run_id, "journey": objective.journey, "step": objective.step}
+        queries.SLO_OBSERVATION,
+        {"run": run_id, "journey": objective.journey, "step": objective.step, "service": objective.service},
     )[0]
     value = row[objective.metric] if int(row["count"]) else None
     observed = None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
-    passed = observed is not None and observed < objective.threshold
+    passed = observed is not None and objective.holds(observed)
     return Verdict(objective.label, objective.scope, objective.metric, objective.threshold, observed, passed)
 
 

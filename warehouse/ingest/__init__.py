@@ -1,24 +1,48 @@
 """Ingestion of result files: format detection, the registry of formats, and the shared load path.
 
-Every format follows the same path: ClickHouse parses the file into a staging table (the bytes never
-go through Python rows), SQL moves the valid rows into the warehouse tables tagged with a batch id,
-and the batch is recorded as done last. A batch that never reached "done" (a killed process) is
-deleted the next time the warehouse opens, so a file's rows are all there or none are.
+Every format follows the same path: ClickHouse parses the file (into a staging table, or straight into
+the warehouse table; the bytes never go through Python rows), SQL moves the valid rows into the
+warehouse tables tagged with a batch id, and the batch is recorded as done last. A batch that never
+reached "done" (a killed process) is deleted the next time the warehouse opens, so a file's rows are
+all there or none are. The file's sha256 (re-ingest adds nothing) and line count are computed in a
+thread while ClickHouse loads it; a cheap fingerprint decides beforehand whether the file may be a
+duplicate, and only then is the full hash awaited before loading.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import os
+import socket
+import tempfile
 import uuid
+import zlib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
-from warehouse.backends import Backend
+from warehouse.backends import Backend, quote_identifier
 from warehouse.errors import IngestError, WarehouseError
 
 SAMPLE_REJECTS = 5
+STAGE_SUFFIXES = ("", "_lines")  # staging tables of a batch: stage_<batch><suffix>
+# Memory bounds for the statements of an ingest: the peak stays a few hundred MB whatever the file size
+# (aggregation and sorting spill to disk past these sizes; the input is read in blocks).
+BOUNDED: dict[str, Any] = {
+    "max_threads": 2,
+    "max_insert_threads": 1,
+    "max_block_size": 65536,
+    "max_insert_block_size": 65536,
+    "min_insert_block_size_rows": 65536,
+    "min_insert_block_size_bytes": 16 << 20,
+    "max_bytes_before_external_group_by": 64 << 20,
+    "max_bytes_before_external_sort": 64 << 20,
+}
+# Reading a file: pread, not mmap (a mapped input counts in full in the process's resident memory).
+READ_FILE: dict[str, Any] = {"storage_file_read_method": "pread"}
 
 
 @dataclass(frozen=True)
@@ -57,6 +81,18 @@ class IngestResult:
 
 
 @dataclass(frozen=True)
+class FileCounts:
+    """Counted in Python while hashing: ClickHouse's parsed rows are checked against these."""
+
+    lines: int  # lines in the (plain) file; a last line without a line break counts; -1 when unknown
+    marks: int = -1  # lines that start with the format's `line_mark`; -1 when not counted
+
+
+def _unknown() -> FileCounts:
+    return FileCounts(-1)
+
+
+@dataclass(frozen=True)
 class IngestJob:
     """What a format's loader needs: where to put rows and how to tag them."""
 
@@ -66,15 +102,27 @@ class IngestJob:
     batch: str
     generator: str = ""
     services: dict[tuple[str, str], str] = field(default_factory=dict)  # (journey, step) -> service
+    source: Path | None = None  # the file the user gave (path is its plain copy when it was gzip)
+    counted: Callable[[], FileCounts] = _unknown  # waits for the hashing thread's counts
 
     @property
     def stage(self) -> str:
         return f"stage_{self.batch}"
 
+    @property
+    def lines(self) -> int:
+        return self.counted().lines
+
+    @property
+    def marks(self) -> int:
+        return self.counted().marks
+
 
 class Format(Protocol):
     name: ClassVar[str]
     tool: ClassVar[str]
+    # A format may set `line_mark: ClassVar[bytes]` and `marked(line: bytes) -> bool`: the lines that
+    # start with the mark and pass `marked` are counted while hashing (job.marks).
 
     def sniff(self, head: bytes) -> bool:
         """Does a file starting with these bytes look like this format?"""
@@ -111,16 +159,82 @@ def detect_format(path: Path) -> Format:
             return fmt
     first = head.splitlines()[0][:80].decode(errors="replace")
     raise IngestError(
-        f"{path}:1: not a results file perfhouse knows (k6 JSON, JMeter JTL CSV); it starts with {first!r}"
+        f"{path}:1: not a results file perfhouse knows ({', '.join(FORMATS)}); it starts with {first!r}"
     )
 
 
 def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+    return _hash_and_count(path)[0]
+
+
+class _LineCounter:
+    """Counts lines over a stream of blocks, and the lines that start with `mark` and pass `check`."""
+
+    def __init__(self, mark: bytes = b"", check: Callable[[bytes], bool] | None = None):
+        self.lines, self.marks, self.last = 0, 0, b"\n"
+        self.mark, self.check = mark, check or (lambda line: True)
+        self.carry = b""  # the unfinished line at the end of the blocks so far
+
+    def feed(self, block: bytes) -> None:
+        if not block:
+            return
+        self.lines += block.count(b"\n")
+        self.last = block[-1:]
+        if self.mark:
+            cut = block.rfind(b"\n") + 1
+            if cut == 0:
+                self.carry += block
+                return
+            self._marked(self.carry + block[:cut] if self.carry else block[:cut])
+            self.carry = block[cut:]
+
+    def _marked(self, lines: bytes) -> None:
+        """Count the marked lines in whole lines (`lines` starts at a line start)."""
+        starts = b"\n" + self.mark
+        pos = 0 if lines.startswith(self.mark) else lines.find(starts) + 1 or -1
+        while pos >= 0:
+            end = lines.find(b"\n", pos)
+            self.marks += self.check(lines[pos:] if end < 0 else lines[pos:end])
+            pos = -1 if end < 0 else lines.find(starts, end) + 1 or -1
+
+    def counts(self) -> FileCounts:
+        if not self.mark:
+            return FileCounts(self.lines + (self.last != b"\n"))
+        if self.carry:
+            self._marked(self.carry)
+            self.carry = b""
+        return FileCounts(self.lines + (self.last != b"\n"), self.marks)
+
+
+def _hash_and_count(
+    path: Path, mark: bytes = b"", check: Callable[[bytes], bool] | None = None
+) -> tuple[str, FileCounts]:
+    """The file's sha256 and its line counts, in one read."""
+    digest, counter = hashlib.sha256(), _LineCounter(mark, check)
     with open(path, "rb") as fh:
         while block := fh.read(1 << 20):
             digest.update(block)
-    return digest.hexdigest()
+            counter.feed(block)
+    return digest.hexdigest(), counter.counts()
+
+
+def quick_fingerprint(path: Path, edge: int = 1 << 20) -> str:
+    """Size and a hash of the first and last MiB: equal for identical files, cheap for large ones."""
+    size, digest = path.stat().st_size, hashlib.sha256()
+    with open(path, "rb") as fh:
+        digest.update(fh.read(edge))
+        if size > edge:
+            fh.seek(max(edge, size - edge))
+            digest.update(fh.read(edge))
+    return f"{size}:{digest.hexdigest()}"
+
+
+def _done_run(backend: Backend, sha: str) -> str | None:
+    seen = backend.query(
+        "SELECT run_id FROM ingested_files FINAL WHERE sha256 = {sha:String} AND state = 'done' LIMIT 1",
+        {"sha": sha},
+    )
+    return str(seen[0]["run_id"]) if seen else None
 
 
 def ingest_file(
@@ -137,31 +251,97 @@ def ingest_file(
         raise IngestError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise IngestError(f"{path}: the file is empty; nothing to ingest")
-    fmt_impl = FORMATS[fmt] if fmt else detect_format(path)
-    sha = file_sha256(path)
+    fmt_impl = _given_format(path, fmt) if fmt else detect_format(path)
+    mark: bytes = getattr(fmt_impl, "line_mark", b"")
+    check = getattr(fmt_impl, "marked", None)
+    quick = quick_fingerprint(path)
     result = IngestResult(run_id, str(path), fmt_impl.name, fmt_impl.tool)
-    with backend.session():
-        seen = backend.query(
-            "SELECT run_id FROM ingested_files FINAL WHERE sha256 = {sha:String} AND state = 'done' LIMIT 1",
-            {"sha": sha},
+    with backend.session(), ThreadPoolExecutor(1, thread_name_prefix="perfhouse-hash") as pool:
+        hashing = pool.submit(_hash_and_count, path, mark, check)  # sha256 releases the GIL; ClickHouse too
+        maybe_seen = backend.query(
+            "SELECT 1 FROM ingested_files FINAL WHERE quick = {q:String} AND state = 'done' LIMIT 1", {"q": quick}
         )
-        if seen:
-            result.run_id, result.duplicate = seen[0]["run_id"], True
+        if maybe_seen and (seen := _done_run(backend, hashing.result()[0])):
+            result.run_id, result.duplicate = seen, True
             return result
-        job = IngestJob(backend, path, run_id, uuid.uuid4().hex, generator, services or {})
-        _record(backend, job, sha, fmt_impl.name, "started", result)
-        try:
-            fmt_impl.load(job, result)
-        except BaseException:
-            discard_batch(backend, job.batch)
-            raise
-        finally:
-            backend.command(f"DROP TABLE IF EXISTS {job.stage}")
-        _record(backend, job, sha, fmt_impl.name, "done", result)
+        with tempfile.TemporaryDirectory(prefix="perfhouse-ingest-") as tmp:
+            plain, cut, plain_counts = _plain(path, Path(tmp), mark, check)
+            counted = (lambda: plain_counts) if plain_counts is not None else (lambda: hashing.result()[1])
+            job = IngestJob(backend, plain, run_id, uuid.uuid4().hex, generator, services or {}, source=path,
+                            counted=counted)
+            _record(backend, job, "", quick, fmt_impl.name, "started", result)
+            try:
+                fmt_impl.load(job, result)
+                if cut is not None:
+                    result.rejected += 1
+                    result.samples.append(Rejected(cut[0], cut[1], ""))
+                sha = hashing.result()[0]
+                # Ingested meanwhile, or before quick fingerprints were recorded: this batch adds nothing.
+                if seen := _done_run(backend, sha):
+                    discard_batch(backend, job.batch)
+                    return IngestResult(seen, str(path), fmt_impl.name, fmt_impl.tool, duplicate=True)
+            except BaseException:
+                discard_batch(backend, job.batch)
+                raise
+            finally:
+                for suffix in STAGE_SUFFIXES:
+                    backend.command(f"DROP TABLE IF EXISTS {job.stage}{suffix}")
+        _record(backend, job, sha, quick, fmt_impl.name, "done", result)
         if result.rows == 0 and result.points == 0:
             discard_batch(backend, job.batch)
             raise IngestError(_nothing_valid(path, result))
     return result
+
+
+def _given_format(path: Path, name: str) -> Format:
+    """The format named by --format; a file that plainly is another format is refused, saying which."""
+    if name not in FORMATS:
+        raise IngestError(f"unknown format {name!r}; known: {', '.join(FORMATS)}")
+    chosen, head = FORMATS[name], read_head(path)
+    if not head.strip():
+        raise IngestError(f"{path}: the file is empty; nothing to ingest")
+    if not chosen.sniff(head):
+        other = next((f for f in FORMATS.values() if f.sniff(head)), None)
+        if other is not None:
+            raise IngestError(
+                f"{path}:1: --format {name} given, but the file is {other.name} ({other.tool} output); "
+                f"use --format {other.name} or leave --format out"
+            )
+    return chosen
+
+
+def _plain(
+    path: Path, tmp: Path, mark: bytes = b"", check: Callable[[bytes], bool] | None = None
+) -> tuple[Path, tuple[int, str] | None, FileCounts | None]:
+    """The file itself, or for gzip its content decompressed (streamed, bounded memory) into `tmp`.
+
+    ClickHouse fails a whole read on a gzip cut short, so Python decompresses: everything up to the cut
+    is kept, and the cut comes back as (line after the last complete one, reason) to count as rejected.
+    The third item is the decompressed content's line counts (None for a plain file).
+    """
+    with open(path, "rb") as fh:
+        if fh.read(2) != b"\x1f\x8b":
+            return path, None, None
+        fh.seek(0)
+        out_path = tmp / (path.name.removesuffix(".gz") or "data")
+        counter, problem, pending = _LineCounter(mark, check), "", False  # pending: a gzip member begun, not ended
+        decomp = zlib.decompressobj(wbits=47)
+        with open(out_path, "wb") as out:
+            while not problem and (block := fh.read(1 << 20)):
+                while block:
+                    try:
+                        data = decomp.decompress(block)
+                    except zlib.error as exc:
+                        problem = f"the gzip data is corrupt ({exc}); the rest of the file is lost"
+                        break
+                    out.write(data)
+                    counter.feed(data)
+                    pending, block = not decomp.eof, b""
+                    if decomp.eof:  # concatenated gzip members: the next one follows
+                        block, decomp = decomp.unused_data, zlib.decompressobj(wbits=47)
+            if pending and not problem:
+                problem = "the gzip stream is cut short; what followed the cut is lost"
+    return out_path, (counter.lines + 1, problem) if problem else None, counter.counts()
 
 
 def _nothing_valid(path: Path, result: IngestResult) -> str:
@@ -169,16 +349,23 @@ def _nothing_valid(path: Path, result: IngestResult) -> str:
     return f"{path}: no valid {result.format} rows; {result.rejected} rejected{where}"
 
 
-def _record(backend: Backend, job: IngestJob, sha: str, fmt: str, state: str, result: IngestResult) -> None:
+OWNER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _record(
+    backend: Backend, job: IngestJob, sha: str, quick: str, fmt: str, state: str, result: IngestResult
+) -> None:
     backend.command(
-        "INSERT INTO ingested_files (batch, run_id, sha256, path, format, state, rows, rejected, ingested_at) "
-        "VALUES ({batch:String}, {run:String}, {sha:String}, {path:String}, {fmt:String}, {state:String}, "
-        "{rows:UInt64}, {rejected:UInt64}, now64(3))",
+        "INSERT INTO ingested_files (batch, run_id, sha256, quick, path, format, state, rows, rejected, "
+        "ingested_at, owner) VALUES ({batch:String}, {run:String}, {sha:String}, {quick:String}, {path:String}, "
+        "{fmt:String}, {state:String}, {rows:UInt64}, {rejected:UInt64}, now64(3), {owner:String})",
         {
+            "owner": OWNER,
             "batch": job.batch,
             "run": job.run_id,
             "sha": sha,
-            "path": str(job.path),
+            "quick": quick,
+            "path": str(job.source or job.path),
             "fmt": fmt,
             "state": state,
             "rows": result.rows,
@@ -192,35 +379,81 @@ def discard_batch(backend: Backend, batch: str) -> None:
     for table in ("requests", "k6_points"):
         backend.command(f"DELETE FROM {table} WHERE batch = {{b:String}}", {"b": batch})
     backend.command(
-        "INSERT INTO ingested_files (batch, run_id, sha256, path, format, state, rows, rejected, ingested_at) "
-        "SELECT batch, run_id, sha256, path, format, 'failed', 0, rejected, now64(3) "
+        "INSERT INTO ingested_files (batch, run_id, sha256, quick, path, format, state, rows, rejected, "
+        "ingested_at, owner) SELECT batch, run_id, sha256, quick, path, format, 'failed', 0, rejected, now64(3), owner "
         "FROM ingested_files FINAL WHERE batch = {b:String}",
         {"b": batch},
     )
 
 
-def recover(backend: Backend) -> list[str]:
-    """Discard batches left unfinished by a process that died mid-ingest; drop their staging tables."""
+def recover(backend: Backend, stale_after_s: float = 6 * 3600) -> list[str]:
+    """Discard batches left unfinished by a process that died mid-ingest; drop their staging tables.
+
+    On the embedded backend the warehouse lock is held for a whole ingest, so any unfinished batch seen
+    at open is dead. A server is shared: a batch is dead when its owner ran on this host and that pid is
+    gone, or when it has been unfinished for longer than `stale_after_s` (an owner on another host).
+    """
     with backend.session():
-        stale = backend.query("SELECT batch FROM ingested_files FINAL WHERE state = 'started'")
-        for row in stale:
-            discard_batch(backend, row["batch"])
-        for row in backend.query(
-            "SELECT name FROM system.tables WHERE database = currentDatabase() AND name LIKE 'stage\\_%'"
-        ):
-            backend.command(f"DROP TABLE IF EXISTS {row['name']}")
-    return [r["batch"] for r in stale]
+        started = backend.query(
+            "SELECT batch, owner, dateDiff('second', ingested_at, now64(3)) AS age_s "
+            "FROM ingested_files FINAL WHERE state = 'started'"
+        )
+        stale = [
+            r["batch"]
+            for r in started
+            if backend.exclusive or _owner_dead(r["owner"], int(r["age_s"]), stale_after_s)
+        ]
+        for batch in stale:
+            discard_batch(backend, batch)
+        for batch in stale:
+            for table in STAGE_SUFFIXES:
+                backend.command(f"DROP TABLE IF EXISTS stage_{batch}{table}")
+        if backend.exclusive:
+            for row in backend.query(
+                "SELECT name FROM system.tables WHERE database = currentDatabase() AND name LIKE 'stage\\_%'"
+            ):
+                backend.command(f"DROP TABLE IF EXISTS {quote_identifier(row['name'])}")
+    return stale
 
 
-def stage_lines(job: IngestJob, columns: list[str], fmt: str, settings: dict[str, Any] | None = None) -> int:
-    """Create the staging table (file order kept) and let ClickHouse parse the file into it."""
-    cols = ", ".join(f"{c} String" for c in columns)
-    job.backend.command(f"CREATE TABLE {job.stage} ({cols}) ENGINE = Log")
+def _owner_dead(owner: str, age_s: int, stale_after_s: float) -> bool:
+    host, _, pid = owner.rpartition(":")
+    if host == socket.gethostname() and pid.isdigit():
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+    return age_s > stale_after_s
+
+
+def stage_lines(
+    job: IngestJob,
+    columns: list[str],
+    fmt: str,
+    settings: dict[str, Any] | None = None,
+    column_type: str = "String",
+    types: list[str] | None = None,
+    suffix: str = "",
+) -> int:
+    """Create a staging table (file order kept) and let ClickHouse parse the file into it, once.
+
+    `types` gives each column its own type (typed staging: the input format parses the values);
+    otherwise every column is `column_type`. Returns the number of rows staged.
+    """
+    assert suffix in STAGE_SUFFIXES
+    table = job.stage + suffix
+    types = types or [column_type] * len(columns)
+    cols = ", ".join(f"{c} {t}" for c, t in zip(columns, types, strict=True))
+    job.backend.command(f"DROP TABLE IF EXISTS {table}")
+    job.backend.command(f"CREATE TABLE {table} ({cols}) ENGINE = Log")
     try:
-        job.backend.load_file(job.stage, columns, job.path, fmt, settings)
+        job.backend.load_file(table, columns, job.path, fmt, {**BOUNDED, **READ_FILE, **(settings or {})}, types)
     except WarehouseError as exc:
-        raise IngestError(f"{job.path}: ClickHouse could not read the file: {exc}") from None
-    rows = job.backend.query(f"SELECT count() AS n FROM {job.stage}")
+        raise IngestError(f"{job.source or job.path}: ClickHouse could not read the file: {exc}") from None
+    rows = job.backend.query(f"SELECT count() AS n FROM {table}")
     return int(rows[0]["n"])
 
 
@@ -237,13 +470,14 @@ def count_rejects(
     keep_sql: str = "1",
     text_sql: str = "line",
     first_line: int = 1,
+    from_sql: str = "",
 ) -> None:
     """Count staged rows whose `reason_sql` is not empty; keep the first few with their line numbers."""
     rows = job.backend.query(
         f"SELECT count() AS n, groupArray({SAMPLE_REJECTS})((lineno, reason, text)) AS sample FROM ("
         f"  SELECT lineno, reason, text FROM ("
         f"    SELECT rowNumberInAllBlocks() + {int(first_line)} AS lineno, ({reason_sql}) AS reason,"
-        f"           substring({text_sql}, 1, 120) AS text, ({keep_sql}) AS keep FROM {job.stage}"
+        f"           substring({text_sql}, 1, 120) AS text, ({keep_sql}) AS keep FROM {from_sql or job.stage}"
         f"  ) WHERE reason != '' AND keep ORDER BY lineno"
         f") SETTINGS max_threads = 1"
     )
@@ -252,7 +486,7 @@ def count_rejects(
 
 
 # Register the built-in formats.
-from warehouse.ingest import jtl_csv, k6_json  # noqa: E402
+from warehouse.ingest import jtl_csv, jtl_xml, k6_csv, k6_json  # noqa: E402
 
 __all__ = [
     "FORMATS",
@@ -262,6 +496,8 @@ __all__ = [
     "detect_format",
     "ingest_file",
     "jtl_csv",
+    "jtl_xml",
+    "k6_csv",
     "k6_json",
     "recover",
 ]

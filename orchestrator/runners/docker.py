@@ -1,0 +1,235 @@
+"""The Docker runner: each part of a job in its own container (docker SDK), always removed afterwards.
+
+The run directory is bind-mounted at the same absolute path inside the container and is its working
+directory, so the tool's argv (whose paths all lie in that directory) stays valid unchanged; the
+image's entrypoint is the tool (grafana/k6: `k6`, justb4/jmeter: `jmeter`). Containers carry the label
+`perfhouse.run=<run id>` so leftovers of a killed orchestrator can be found and removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+from orchestrator.errors import PerfhouseError, ToolMissingError
+from orchestrator.runners.base import (
+    Execution,
+    Job,
+    Part,
+    RunnerOptions,
+    StopRequest,
+    Target,
+    register,
+    supervise,
+)
+from orchestrator.tools import Tool
+
+RUN_LABEL = "perfhouse.run"
+PART_LABEL = "perfhouse.generator"
+POLL_S = 0.3  # each tick asks the engine for every container's state
+
+
+class DockerUnavailableError(PerfhouseError):
+    """The Docker engine cannot be reached or refused a request."""
+
+
+def client() -> Any:
+    import docker
+    import docker.errors
+
+    try:
+        c = docker.from_env(timeout=120)
+        c.ping()
+    except docker.errors.DockerException as exc:
+        raise DockerUnavailableError(f"the Docker engine is not reachable ({_first_line(exc)}); start it "
+                                     "or use --runner local") from None
+    return c
+
+
+def ensure_image(docker_client: Any, image: str, tool: str) -> None:
+    """Use the image if it is present, else pull it; a missing image is a one-line error naming the fix."""
+    import docker.errors
+
+    try:
+        docker_client.images.get(image)
+        return
+    except docker.errors.ImageNotFound:
+        pass
+    try:
+        docker_client.images.pull(image)
+    except docker.errors.DockerException as exc:
+        flag = f"--{tool}-image"
+        raise ToolMissingError(
+            f"image {image} is not present and cannot be pulled ({_first_line(exc)}); "
+            f"choose another with {flag} or ${'PERFHOUSE_' + tool.upper() + '_IMAGE'}"
+        ) from None
+
+
+def leftovers(run_id: str | None = None) -> list[Any]:
+    """Containers perfhouse started (of one run, or of any) that still exist."""
+    label = RUN_LABEL if run_id is None else f"{RUN_LABEL}={run_id}"
+    return list(client().containers.list(all=True, filters={"label": label}))
+
+
+@register
+class DockerRunner:
+    name: ClassVar[str] = "docker"
+    on_this_host: ClassVar[bool] = True
+
+    def __init__(self) -> None:
+        self._versions: dict[tuple[str, str], str] = {}
+
+    def target(self, tool: Tool, options: RunnerOptions) -> Target:
+        image = options.image(tool.name)
+        key = (tool.name, image)
+        if key not in self._versions:
+            docker_client = client()
+            ensure_image(docker_client, image, tool.name)
+            self._versions[key] = tool.parse_version(_probe(docker_client, image, tool, options))
+        return Target(image, self._versions[key])
+
+    def execute(self, job: Job) -> Execution:
+        import docker.errors
+
+        docker_client = client()
+        image = job.options.image(job.tool.name)
+        started = time.monotonic()
+        containers: list[Any] = []
+        streams: list[threading.Thread] = []
+        codes: list[int] = []
+        with StopRequest().on_signals() as stop_request:
+            try:
+                for part in job.parts:
+                    container = docker_client.containers.create(image, **_create_args(job, part))
+                    containers.append(container)
+                for container, part in zip(containers, job.parts, strict=True):
+                    container.start()
+                    streams.append(_stream_logs(container, part.log))
+                state = _States(containers)
+                interrupted, timed_out = supervise(
+                    job,
+                    alive=state.any_running,
+                    stop=lambda: _signal_all(containers, job.tool.stop_signal),
+                    kill=lambda: _signal_all(containers, signal.SIGKILL),
+                    stop_request=stop_request,
+                    started=started,
+                    clock=time.monotonic,
+                    sleep=lambda _: time.sleep(POLL_S),
+                )
+                for container in containers:
+                    codes.append(_exit_code(container))
+            except docker.errors.DockerException as exc:
+                raise DockerUnavailableError(f"docker: {_first_line(exc)}") from None
+            finally:
+                _remove_all(containers, streams)
+        return Execution(
+            tuple(codes), interrupted, timed_out, tuple(p.log for p in job.parts), time.monotonic() - started
+        )
+
+
+def _probe(docker_client: Any, image: str, tool: Tool, options: RunnerOptions) -> str:
+    """The tool's version output from a short-lived container, removed even when interrupted."""
+    import docker.errors
+
+    container = docker_client.containers.create(
+        image, list(tool.version_args), network_mode=options.network_mode, labels={RUN_LABEL: "version-probe"}
+    )
+    try:
+        container.start()
+        container.wait(timeout=120)
+        return bytes(container.logs(stdout=True, stderr=True)).decode(errors="replace")
+    except docker.errors.DockerException as exc:
+        raise DockerUnavailableError(f"docker: {image} {' '.join(tool.version_args)}: {_first_line(exc)}") from None
+    finally:
+        with contextlib.suppress(docker.errors.DockerException):
+            container.remove(force=True)
+
+
+def _create_args(job: Job, part: Part) -> dict[str, Any]:
+    directory = str(job.directory)
+    opts = job.options
+    args: dict[str, Any] = {
+        "command": part.argv[1:],
+        "name": f"perfhouse-{job.run_id}{'-' + part.generator if part.generator else ''}",
+        "labels": {RUN_LABEL: job.run_id, PART_LABEL: part.generator or "g1", "perfhouse.tool": job.tool.name},
+        "network_mode": opts.network_mode,
+        "volumes": {directory: {"bind": directory, "mode": "rw"}},
+        "working_dir": directory,
+        "user": opts.user if opts.user is not None else f"{os.getuid()}:{os.getgid()}",
+        # JVM and k6 want a writable home (the image's may not be); k6 reads ${env:NAME} from __ENV
+        "environment": {**job.env, "HOME": directory},
+        "stdin_open": False,
+        "tty": False,
+    }
+    if opts.cpus:
+        args["nano_cpus"] = int(opts.cpus * 1e9)
+    if opts.memory:
+        args["mem_limit"] = opts.memory
+    return args
+
+
+class _States:
+    """Polls the containers' states (one API call per container per tick)."""
+
+    def __init__(self, containers: list[Any]):
+        self.containers = containers
+
+    def any_running(self) -> bool:
+        running = False
+        for container in self.containers:
+            container.reload()
+            if container.status in ("created", "running", "restarting"):
+                running = True
+        return running
+
+
+def _remove_all(containers: list[Any], streams: list[threading.Thread]) -> None:
+    """Remove every container, also after an error or a signal; let finished logs drain first."""
+    import docker.errors
+
+    with contextlib.suppress(docker.errors.DockerException):
+        if not _States(containers).any_running():
+            for thread in streams:
+                thread.join(timeout=5)
+    for container in containers:
+        with contextlib.suppress(docker.errors.DockerException):
+            container.remove(force=True)
+    for thread in streams:
+        thread.join(timeout=2)
+
+
+def _exit_code(container: Any) -> int:
+    container.reload()
+    return int(container.attrs.get("State", {}).get("ExitCode", -1))
+
+
+def _signal_all(containers: list[Any], sig: int) -> None:
+    import docker.errors
+
+    for container in containers:
+        with contextlib.suppress(docker.errors.DockerException):
+            container.kill(signal=int(sig))
+
+
+def _stream_logs(container: Any, log: Path) -> threading.Thread:
+    """Copy the container's output into the run's console log as it comes."""
+
+    def pump() -> None:
+        with open(log, "ab") as out, contextlib.suppress(Exception):
+            for chunk in container.logs(stream=True, follow=True, stdout=True, stderr=True):
+                out.write(chunk)
+                out.flush()
+
+    thread = threading.Thread(target=pump, name=f"logs-{log.name}", daemon=True)
+    thread.start()
+    return thread
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "explanation", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

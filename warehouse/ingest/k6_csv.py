@@ -1,0 +1,97 @@
+"""k6 `--out csv` (plain or gzip): every metric point kept, and one row per HTTP request derived."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from warehouse.errors import IngestError
+from warehouse.ingest import (
+    IngestJob,
+    IngestResult,
+    count_rejects,
+    read_head,
+    register,
+    service_map_params,
+    stage_lines,
+)
+
+HEADER = b"metric_name,timestamp,metric_value,"
+# Fixed columns of k6 1.x's CSV output; any other tag lands in extra_tags as k=v&k=v.
+TAG_COLUMNS = ["check", "error", "error_code", "expected_response", "group", "method", "name", "proto",
+               "scenario", "service", "status", "subproto", "tls_version", "url"]
+
+# k6 writes the points of one request (a sample container) one after the other, http_reqs first, so a
+# request is the run of lines from one http_reqs line to the next. The timestamp has k6's CSV time
+# format: unix seconds (default), unix_milli, or RFC 3339.
+_TS = ("multiIf(match(timestamp, '^[0-9]{1,10}$'), toDateTime64(toInt64OrZero(timestamp), 6, 'UTC'), "
+       "match(timestamp, '^[0-9]{13}$'), toDateTime64(fromUnixTimestamp64Milli(toInt64OrZero(timestamp), 'UTC'), 6, "
+       "'UTC'), parseDateTime64BestEffortOrNull(timestamp, 6, 'UTC'))")
+
+_REASON = (f"multiIf(metric_name = '' OR metric_name IS NULL, 'no metric name', {_TS} IS NULL, "
+           "'timestamp is not a time', toFloat64OrNull(metric_value) IS NULL, 'metric_value is not a number', '')")
+
+
+@register
+class K6Csv:
+    name: ClassVar[str] = "k6-csv"
+    tool: ClassVar[str] = "k6"
+
+    def sniff(self, head: bytes) -> bool:
+        return head.startswith(HEADER)
+
+    def load(self, job: IngestJob, result: IngestResult) -> None:
+        header = read_head(job.path).split(b"\n", 1)[0].decode(errors="replace").rstrip("\r").split(",")
+        if header[:3] != ["metric_name", "timestamp", "metric_value"]:
+            raise IngestError(f"{job.source or job.path}:1: not a k6 CSV header: {','.join(header)[:120]!r}")
+        settings = {"input_format_csv_skip_first_lines": 1, "input_format_csv_allow_variable_number_of_columns": 1}
+        stage_lines(job, header, "CSV", settings)
+        tags = [c for c in header[3:] if c not in ("extra_tags", "metadata")]
+        tag_map = (
+            "mapConcat(mapFilter((k, v) -> v != '', map(" + ", ".join(f"'{c}', {c}" for c in tags) + ")), "
+            + ("extractKeyValuePairs(extra_tags, '=', '&')" if "extra_tags" in header else "map()") + ")"
+        )
+        points = (
+            f"SELECT rowNumberInAllBlocks() + 2 AS lineno, metric_name AS metric, {_TS} AS ts, "
+            f"toFloat64OrZero(metric_value) AS value, {tag_map} AS tags, ({_REASON}) AS reason "
+            f"FROM {job.stage} SETTINGS max_threads = 1"
+        )
+        params = {"run": job.run_id, "batch": job.batch, "generator": job.generator, **service_map_params(job)}
+        job.backend.command(
+            "INSERT INTO k6_points (run_id, batch, ts, metric, value, tags, generator) "
+            f"SELECT {{run:String}}, {{batch:String}}, ts, metric, value, tags, {{generator:String}} "
+            f"FROM ({points}) WHERE reason = ''",
+            params,
+        )
+        job.backend.command(
+            f"""
+            INSERT INTO requests (run_id, batch, ts, tool, generator, journey, step, service, method, url, status,
+                                  ok, duration_ms, waiting_ms, connect_ms, bytes_sent, bytes_received, error, vu)
+            SELECT {{run:String}}, {{batch:String}}, min(ts), 'k6', {{generator:String}},
+                   if(any(tags['journey']) != '', any(tags['journey']), any(tags['scenario'])) AS journey_,
+                   if(any(tags['step']) != '', any(tags['step']), any(tags['name'])) AS step_,
+                   if(any(tags['service']) != '', any(tags['service']),
+                      transform(concat(journey_, '\\t', step_), {{svc_keys:Array(String)}},
+                                {{svc_values:Array(String)}}, domain(any(tags['url'])))),
+                   any(tags['method']), any(tags['url']), toUInt16OrZero(any(tags['status'])),
+                   if(any(tags['expected_response']) != '', any(tags['expected_response']) = 'true',
+                      toUInt16OrZero(any(tags['status'])) BETWEEN 200 AND 399),
+                   sumIf(value, metric = 'http_req_duration'), sumIf(value, metric = 'http_req_waiting'),
+                   sumIf(value, metric = 'http_req_connecting'), 0, 0, any(tags['error']), any(tags['vu'])
+            FROM (
+                SELECT *, sum(metric = 'http_reqs') OVER (ORDER BY lineno ROWS UNBOUNDED PRECEDING) AS request
+                FROM ({points}) WHERE reason = '' AND startsWith(metric, 'http_req')
+            )
+            WHERE request > 0
+            GROUP BY request
+            HAVING countIf(metric = 'http_reqs') = 1
+            """,
+            params,
+        )
+        counts = job.backend.query(
+            "SELECT (SELECT count() FROM k6_points WHERE batch = {b:String}) AS points, "
+            "(SELECT count() FROM requests WHERE batch = {b:String}) AS rows",
+            {"b": job.batch},
+        )[0]
+        result.points, result.rows = int(counts["points"]), int(counts["rows"])
+        count_rejects(job, result, _REASON, text_sql="concat(metric_name, ',', timestamp, ',', metric_value)",
+                      first_line=2)
