@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -145,6 +146,8 @@ def generate(
         script = render(spec, tool, options)
         path = Path(out_dir) / script.filename
         path.write_text(script.content, encoding="utf-8")
+        for data_file in script.files:  # the script reads its test data from beside it
+            shutil.copyfile(data_file, Path(out_dir) / data_file.name)
         click.echo(f"{tool}: {path}")
         for note in script.notes:
             click.echo(f"  note: {note}")
@@ -194,7 +197,7 @@ def _runner_names() -> list[str]:
 @main.command()
 @click.argument("spec_file", type=click.Path(dir_okay=False))
 @click.option("--tool", "tools", default="k6", show_default=True, help="Comma-separated tools: k6,jmeter.")
-@click.option("--profile", required=True, help="Name of a load profile in the spec.")
+@click.option("--profile", default=None, help="Name of a load profile in the spec (a suite names its own).")
 @click.option(
     "--service", "services", multiple=True, metavar="NAME=URL", help="Override a service's base URL."
 )
@@ -247,12 +250,22 @@ def run(
     runs_dir: str,
     as_json: bool,
 ) -> None:
-    """Run the spec with each tool, ingest the results and judge the SLOs."""
+    """Run the spec with each tool, ingest the results and judge the SLOs; or run a suite of specs."""
     from orchestrator.run import RunSettings, run_tool, runner_for, terminate_as_interrupt
     from orchestrator.runners import RunnerOptions
     from orchestrator.spec import load_spec
+    from orchestrator.suite import is_suite
     from orchestrator.tools import TOOLS, require
 
+    if is_suite(Path(spec_file)):
+        passed = ["--runner", runner, "--runs-dir", runs_dir, "--progress-interval", str(progress_interval_s)]
+        passed += ["--timeout", str(timeout_s)] if timeout_s else []
+        passed += ["--env", environment] if environment else []
+        passed += ["--k6-image", k6_image] if k6_image else []
+        passed += ["--jmeter-image", jmeter_image] if jmeter_image else []
+        sys.exit(_run_suite(ctx, Path(spec_file), passed, as_json))
+    if not profile:
+        raise click.UsageError("--profile is required for a spec (only a suite names its own profiles)")
     spec = load_spec(spec_file)
     spec.profile(profile)
     tool_names = _tools(tools)
@@ -400,6 +413,29 @@ def ingest(ctx: click.Context, files: tuple[str, ...], fmt: str | None, as_json:
         if result.rejected:
             status = ExitStatus.BAD_INPUT
     sys.exit(int(status))
+
+
+def _run_suite(ctx: click.Context, path: Path, passed: list[str], as_json: bool) -> int:
+    """Run a suite's waves; the exit status is the most severe of its runs'."""
+    from orchestrator.suite import load_suite, run_suite
+
+    suite = load_suite(path)
+    echo: Callable[[str], None] = (lambda m: click.echo(m, err=True)) if as_json else click.echo
+    results = run_suite(suite, ctx.obj["warehouse"], passed, echo=echo)
+    if as_json:
+        click.echo(json.dumps([{"spec": str(r.entry.spec), "profile": r.entry.profile, "exit_code": r.exit_code,
+                                "runs": r.runs, "error": r.error} for r in results], indent=2, default=str))
+    else:
+        rows = [[f"{r.entry.spec.name}/{r.entry.profile}", run.get("tool", "–"), run.get("run_id", "–"),
+                 run.get("status", "–"), "pass" if run.get("slo_passed") else "FAIL"]
+                for r in results for run in (r.runs or [{}])]
+        click.echo(table(rows, ["spec/profile", "tool", "run", "status", "SLOs"]))
+        for r in results:
+            if r.error:
+                click.echo(f"{r.entry.spec.name}/{r.entry.profile}: {r.error}")
+    severity = [int(ExitStatus.ABORTED), int(ExitStatus.ERROR), int(ExitStatus.SLO_FAILED)]
+    codes = {r.exit_code for r in results}
+    return next((c for c in severity if c in codes), max(codes, default=0))
 
 
 @main.command()

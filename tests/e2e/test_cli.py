@@ -179,3 +179,25 @@ def test_interrupted_run_keeps_its_results_and_is_marked_aborted(tmp_path: Path)
     assert proc.returncode == 130, err
     (run,) = runs(url)
     assert run["status"] == "aborted" and int(str(run["requests"])) > 0
+
+
+def test_hybrid_suite_runs_groups_in_order_and_lands_every_run(tmp_path: Path) -> None:
+    need("k6")
+    head = (ROOT / "examples" / "shop.yaml").read_text().partition("profiles:\n")[0]
+    (tmp_path / "shop.yaml").write_text(head + "profiles:\n  quick: {executor: iterations, vus: 1, iterations: 2}\n"
+                                        "  short: {executor: constant_vus, vus: 1, duration: 2s}\n")
+    url = f"chdb://{tmp_path / 'wh'}"
+    with DemoAPI() as api:
+        (tmp_path / "suite.yaml").write_text(
+            "suite: nightly\nmode: hybrid\nruns:\n"
+            f"  - {{spec: shop.yaml, profile: quick, group: 1, services: {{api: '{api.url}'}}}}\n"
+            f"  - {{spec: shop.yaml, profile: short, group: 1, services: {{api: '{api.url}'}}}}\n"
+            f"  - {{spec: shop.yaml, profile: quick, group: 2, services: {{api: '{api.url}'}}}}\n"
+        )
+        proc = perfhouse("--warehouse", url, "run", str(tmp_path / "suite.yaml"), "--runs-dir",
+                         str(tmp_path / "runs"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "wave 1: shop.yaml/quick, shop.yaml/short" in proc.stdout and "wave 2: shop.yaml/quick" in proc.stdout
+    landed = runs(url)
+    assert sorted(str(r["profile"]) for r in landed) == ["quick", "quick", "short"]
+    assert {r["status"] for r in landed} == {"completed"}
