@@ -10,7 +10,13 @@ does a second, line-by-line pass locate the rejected lines, so a clean file is r
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 from typing import ClassVar
 
 from warehouse.errors import IngestError, WarehouseError
@@ -19,6 +25,7 @@ from warehouse.ingest import (
     READ_FILE,
     IngestJob,
     IngestResult,
+    Rejected,
     count_rejects,
     register,
     service_map_params,
@@ -129,10 +136,12 @@ class K6Json:
             **service_map_params(job),
         }
         points = {k: params[k] for k in ("run", "batch", "generator")}
+        settings = {**BOUNDED, **READ_FILE, **INSERT_SETTINGS, **PARSE_SETTINGS}
         try:
-            result.points = job.backend.insert_from_file(
-                _POINTS, points, job.path, "JSONEachRow", STRUCTURE, {**BOUNDED, **READ_FILE, **INSERT_SETTINGS, **PARSE_SETTINGS}
-            )
+            with _complete_lines(job.path) as (complete, partial):
+                result.points = job.backend.insert_from_file(
+                    _POINTS, points, complete, "JSONEachRow", STRUCTURE, settings
+                )
         except WarehouseError as exc:
             raise IngestError(f"{job.source or job.path}: ClickHouse could not read the file: {exc}") from None
         grouping = {**BOUNDED, **GROUP_SETTINGS}
@@ -144,3 +153,31 @@ class K6Json:
         if job.marks < 0 or result.points + job.marks != job.lines:
             stage_lines(job, ["line"], "LineAsString", suffix="_lines")
             count_rejects(job, result, _REASON, "line != ''", from_sql=job.stage + "_lines")
+        elif partial:  # the one line that never reached ClickHouse
+            result.rejected += 1
+            result.samples.append(Rejected(job.lines + 1, "the last line was cut short", partial[:120].decode(
+                "utf-8", errors="replace")))
+
+
+@contextlib.contextmanager
+def _complete_lines(path: Path) -> Iterator[tuple[Path, bytes]]:
+    """The file, or when its last line was cut short a copy without it (ClickHouse's JSON reader
+    can fail the whole read on a line that ends mid-value), and that partial line."""
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        tail, pos = b"", size
+        while pos > 0 and b"\n" not in tail:
+            step = min(1 << 16, pos)
+            pos -= step
+            fh.seek(pos)
+            tail = fh.read(step) + tail
+    if tail.endswith(b"\n") or not tail:
+        yield path, b""
+        return
+    keep = pos + tail.rfind(b"\n") + 1
+    with tempfile.TemporaryDirectory(prefix="perfhouse-k6-") as tmp:
+        copy = Path(tmp) / path.name
+        with open(path, "rb") as src, open(copy, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        os.truncate(copy, keep)
+        yield copy, tail[tail.rfind(b"\n") + 1 :]
