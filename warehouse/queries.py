@@ -152,3 +152,27 @@ ORDER BY metric, ts
 LIMIT {limit:UInt32}
 """
 ALL["INFRA_SAMPLES"] = INFRA_SAMPLES
+
+# Interval aggregates (JMeter's InfluxDB backend listener): what JMeter computed per interval, not requests.
+AGGREGATES = """
+SELECT toString(ts) AS ts, tool, journey, step, status, metric, value, tags
+FROM aggregates
+WHERE run_id = {run:String} AND ({metric:String} = '' OR metric = {metric:String})
+ORDER BY journey, step, status, metric, ts
+"""
+ALL["AGGREGATES"] = AGGREGATES
+
+# A tool's own end-of-test summaries kept with a run (k6 --summary-export / handleSummary JSON).
+TOOL_SUMMARIES = """
+SELECT name, tool, summary FROM tool_summaries FINAL
+WHERE run_id = {run:String}
+ORDER BY name
+"""
+ALL["TOOL_SUMMARIES"] = TOOL_SUMMARIES
+
+# A table's engine clause as ClickHouse keeps it (its TTL included).
+TABLE_ENGINE = """
+SELECT engine_full, create_table_query FROM system.tables
+WHERE database = currentDatabase() AND name = {table:String}
+"""
+ALL["TABLE_ENGINE"] = TABLE_ENGINE

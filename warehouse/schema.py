@@ -129,6 +129,39 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "ALTER TABLE ingested_files ADD COLUMN IF NOT EXISTS quick String DEFAULT ''",
         ],
     ),
+    (
+        4,
+        "aggregates: interval aggregates (JMeter's InfluxDB backend listener), not requests; "
+        "tool_summaries: a tool's own end-of-test summary (k6 --summary-export / handleSummary JSON) per run",
+        [
+            """
+        CREATE TABLE IF NOT EXISTS aggregates (
+            run_id String,
+            batch String CODEC(ZSTD),
+            ts DateTime64(6, 'UTC') CODEC(Delta, ZSTD),
+            tool LowCardinality(String),
+            journey LowCardinality(String),
+            step LowCardinality(String),
+            status LowCardinality(String),
+            metric LowCardinality(String),
+            value Float64 CODEC(Gorilla, ZSTD),
+            tags Map(LowCardinality(String), String) CODEC(ZSTD)
+        ) ENGINE = MergeTree
+        PARTITION BY toYYYYMM(ts)
+        ORDER BY (run_id, journey, step, metric, ts)
+        """,
+            """
+        CREATE TABLE IF NOT EXISTS tool_summaries (
+            run_id String,
+            tool LowCardinality(String),
+            name String,
+            summary String CODEC(ZSTD),
+            added_at DateTime64(3, 'UTC')
+        ) ENGINE = ReplacingMergeTree(added_at)
+        ORDER BY (run_id, tool, name)
+        """,
+        ],
+    ),
 ]
 
 CURRENT_VERSION = MIGRATIONS[-1][0]

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
 import secrets
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,7 +15,15 @@ from warehouse import queries
 from warehouse.analysis import slo
 from warehouse.backends import Backend, open_backend
 from warehouse.errors import WarehouseError
-from warehouse.ingest import IngestResult, ingest_file, recover
+from warehouse.ingest import FORMATS, IngestResult, detect_format, ingest_file, read_head, recover
+from warehouse.ingest.history import (
+    RunMeta,
+    discover,
+    looks_like_summary,
+    read_summary,
+    resolve_meta,
+    summary_beside,
+)
 from warehouse.schema import migrate
 
 RUN_STATUSES = ("running", "completed", "failed", "aborted", "imported")
@@ -124,26 +135,212 @@ class Warehouse:
         fmt: str | None = None,
         generator: str = "",
         services: dict[tuple[str, str], str] | None = None,
+        meta: RunMeta | None = None,
     ) -> IngestResult:
-        """Ingest a file into `run`, or, when none is given, into a new imported run of its own."""
+        """Ingest a file into `run`, or, when none is given, into a new imported run of its own described by
+        `meta`. A k6 summary kept beside a k6 results file (k6.json → k6-summary.json) is stored with the run."""
+        path = Path(path)
         with self.backend.session():
             if run is not None:
-                return ingest_file(self.backend, path, run.run_id, fmt, generator, services)
-            from warehouse.ingest import detect_format
-
-            tool = detect_format(Path(path)).tool if fmt is None else fmt.split("-")[0]
-            info = RunInfo(new_run_id(tool), tool, status="imported", source="import", name=Path(path).name)
+                result = ingest_file(self.backend, path, run.run_id, fmt, generator, services)
+                self._attach_beside(path, result)
+                return result
+            fmt_impl = FORMATS.get(fmt) if fmt else detect_format(path)
+            tool = fmt_impl.tool if fmt_impl is not None else str(fmt).split("-")[0]
+            tool_for = getattr(fmt_impl, "tool_for", None)
+            if tool_for is not None:
+                tool = tool_for(read_head(path))
+            meta = meta or RunMeta()
+            info = RunInfo(new_run_id(tool), tool, status="imported", source="import", name=meta.name or path.name)
             result = ingest_file(self.backend, path, info.run_id, fmt, generator, services)
             if not result.duplicate:
+                info.tool = result.tool
+                table = "requests" if result.rows else "aggregates" if result.aggregates else "k6_points"
                 times = self.backend.query(
-                    "SELECT toString(min(ts)) AS a, toString(max(ts)) AS b FROM requests WHERE run_id = {r:String}",
+                    f"SELECT toString(min(ts)) AS a, toString(max(ts)) AS b FROM {table} WHERE run_id = {{r:String}}",
                     {"r": info.run_id},
                 )[0]
-                if result.rows:
+                if result.rows or result.aggregates or result.points:
                     info.started_at, info.ended_at = times["a"], times["b"]
-                info.notes = f"imported from {Path(path).name}; {result.rejected} rejected lines"
+                for key in ("environment", "profile", "tool_version", "spec_name", "git_sha", "branch"):
+                    if getattr(meta, key) is not None:
+                        setattr(info, key, getattr(meta, key))
+                info.labels = dict(meta.labels)
+                if meta.started_at is not None:
+                    info.started_at = meta.started_at
+                imported = f"imported from {path.name}; {result.rejected} rejected lines"
+                info.notes = f"{meta.notes}; {imported}" if meta.notes else imported
+                if result.notes:
+                    info.notes += "; " + "; ".join(result.notes)
                 self.save_run(info)
+            self._attach_beside(path, result)
             return result
+
+    def _attach_beside(self, path: Path, result: IngestResult) -> None:
+        if result.tool != "k6" or (summary := summary_beside(path)) is None:
+            return
+        try:
+            attached = self.attach_summary(result.run_id, summary)
+        except WarehouseError as exc:  # the results are in; a summary that cannot be kept only says so
+            result.notes.append(f"k6 summary {summary.name} not kept: {exc}")
+            return
+        result.notes.append(_summary_note(summary.name, attached.duplicate))
+
+    # -- a tool's own end-of-test summary -------------------------------------------------------
+
+    def attach_summary(self, run_id: str, path: Path, tool: str = "k6") -> SummaryResult:
+        """Keep a k6 --summary-export / handleSummary JSON with an existing run (once per file name)."""
+        path = Path(path)
+        doc = read_summary(path)
+        text = json.dumps(doc, separators=(",", ":"), sort_keys=True)
+        with self.backend.session():
+            self.run(run_id)  # the run must exist
+            have = self.backend.query(
+                "SELECT summary FROM tool_summaries FINAL WHERE run_id = {run:String} AND tool = {tool:String} "
+                "AND name = {name:String}",
+                {"run": run_id, "tool": tool, "name": path.name},
+            )
+            if have and have[0]["summary"] == text:
+                return SummaryResult(run_id, str(path), tool, duplicate=True)
+            self.backend.command(
+                "INSERT INTO tool_summaries (run_id, tool, name, summary, added_at) "
+                "VALUES ({run:String}, {tool:String}, {name:String}, {summary:String}, now64(3))",
+                {"run": run_id, "tool": tool, "name": path.name, "summary": text},
+            )
+        return SummaryResult(run_id, str(path), tool)
+
+    def tool_summaries(self, run_id: str) -> dict[str, dict[str, Any]]:
+        """Every summary kept with a run, by file name (a run split over generators keeps one per part)."""
+        rows = self.backend.query(queries.TOOL_SUMMARIES, {"run": run_id})
+        return {str(r["name"]): json.loads(r["summary"]) for r in rows}
+
+    def tool_summary(self, run_id: str) -> dict[str, Any] | None:
+        """The run's k6 summary (k6-summary.json when there are several), or None."""
+        kept = self.tool_summaries(run_id)
+        if not kept:
+            return None
+        return kept.get("k6-summary.json") or kept[min(kept)]
+
+    # -- import of history --------------------------------------------------------------------
+
+    def import_files(
+        self,
+        paths: list[Path],
+        flags: RunMeta | None = None,
+        recursive: bool = False,
+        fmt: str | None = None,
+        run_id: str | None = None,
+    ) -> Iterator[FileOutcome]:
+        """Ingest files and directories (their files; every file below with `recursive`), each file as a run
+        whose metadata comes from `flags`, sidecars, perfhouse-runs.yaml and the file name (in that order).
+
+        A named file that cannot be ingested raises; a file found in a directory that is not a results file
+        is skipped, and one that fails is reported, both without stopping the import. With `run_id`, results
+        go into that existing run and k6 summaries are attached to it.
+        """
+        flags = flags or RunMeta()
+        work: list[tuple[Path, Path | None, str]] = []  # (file, directory it was found under, kind)
+        for given in map(Path, paths):
+            if given.is_dir():
+                work.extend((f.path, given, f.kind) for f in discover(given, recursive))
+            else:
+                work.append((given, None, "summary" if looks_like_summary(given) else "results"))
+        total, attached = len(work), dict[Path, tuple[str, bool]]()
+        summaries = [w for w in work if w[2] == "summary"]
+        for index, (path, root, kind) in enumerate(work, start=1):
+            if kind == "summary":
+                continue
+            outcome = FileOutcome(str(path), index, total)
+            yield self._import_one(path, root, flags, fmt, run_id, outcome, attached)
+        for path, root, _ in summaries:
+            index = work.index((path, root, "summary")) + 1
+            outcome = FileOutcome(str(path), index, total, status="summary")
+            if path.resolve() in attached:
+                outcome.run_id, outcome.duplicate = attached[path.resolve()]
+                outcome.reason = f"kept with run {outcome.run_id}, of the results file beside it"
+                yield outcome
+                continue
+            target = run_id or self._lone_k6_run(path, work)
+            if target is None:
+                if root is None:
+                    raise WarehouseError(f"{path}: a k6 summary; attach it to its run with --run RUN_ID")
+                outcome.status = "skipped"
+                outcome.reason = "a k6 summary with no k6 results file beside it; attach it with --run RUN_ID"
+                yield outcome
+                continue
+            result = self.attach_summary(target, path)
+            outcome.run_id, outcome.duplicate = target, result.duplicate
+            outcome.reason = f"kept with run {target}"
+            yield outcome
+
+    def _import_one(
+        self,
+        path: Path,
+        root: Path | None,
+        flags: RunMeta,
+        fmt: str | None,
+        run_id: str | None,
+        outcome: FileOutcome,
+        attached: dict[Path, tuple[str, bool]],
+    ) -> FileOutcome:
+        from warehouse.errors import IngestError
+
+        if root is not None and not fmt:
+            try:
+                detect_format(path)
+            except IngestError as exc:
+                outcome.status, outcome.reason = "skipped", _after_path(str(exc), path)
+                return outcome
+        try:
+            meta = resolve_meta(path, flags, root)
+            if run_id is not None:
+                result = self.ingest(path, RunInfo(run_id, ""), fmt)
+            else:
+                result = self.ingest(path, fmt=fmt, meta=meta)
+        except IngestError as exc:
+            if root is None:
+                raise
+            outcome.status, outcome.reason = "failed", _after_path(str(exc), path)
+            return outcome
+        outcome.result, outcome.meta = result, meta.to_dict()
+        outcome.run_id, outcome.duplicate = result.run_id, result.duplicate
+        outcome.status = "duplicate" if result.duplicate else "ingested"
+        if result.tool == "k6" and (beside := summary_beside(path)) is not None:
+            attached[beside.resolve()] = (result.run_id, _summary_note(beside.name, True) in result.notes)
+        return outcome
+
+    def _lone_k6_run(self, summary: Path, work: list[tuple[Path, Path | None, str]]) -> str | None:
+        """The run of the only k6 results file in the summary's directory, if there is exactly one."""
+        k6_files = [p for p, _, kind in work if kind == "results" and p.parent == summary.parent]
+        rows = []
+        for p in k6_files:
+            rows.extend(self.backend.query(
+                "SELECT DISTINCT f.run_id AS run_id FROM ingested_files AS f FINAL "
+                "WHERE f.path = {path:String} AND f.state = 'done' AND f.format IN ('k6-json', 'k6-csv', 'influx-line')",
+                {"path": str(p)},
+            ))
+        runs = {str(r["run_id"]) for r in rows}
+        return runs.pop() if len(runs) == 1 else None
+
+    # -- retention ------------------------------------------------------------------------------
+
+    def set_raw_points_ttl(self, days: int | None) -> None:
+        """Keep raw k6 points for `days` days (None: for ever); requests and runs are always kept."""
+        with self.backend.session():
+            if days is None:
+                if self.raw_points_ttl() is not None:
+                    self.backend.command("ALTER TABLE k6_points REMOVE TTL")
+                return
+            if int(days) < 1:
+                raise WarehouseError(f"a retention of {days} days keeps nothing; give at least 1d, or off")
+            self.backend.command(f"ALTER TABLE k6_points MODIFY TTL toDateTime(ts) + INTERVAL {int(days)} DAY")
+
+    def raw_points_ttl(self) -> int | None:
+        """Days raw k6 points are kept, read from the table's definition (None: no TTL)."""
+        rows = self.backend.query(queries.TABLE_ENGINE, {"table": "k6_points"})
+        engine = str(rows[0]["engine_full"]) if rows else ""
+        m = re.search(r"TTL toDateTime\(ts\) \+ toIntervalDay\((\d+)\)", engine)
+        return int(m[1]) if m else None
 
     def add_infra_samples(
         self, run_id: str, rows: list[tuple[str, str, str, dict[str, str], float]], chunk: int = 5000
@@ -185,3 +382,64 @@ class Warehouse:
 
     def infra_samples(self, run_id: str, metric: str = "", limit: int = 100_000) -> list[dict[str, Any]]:
         return self.backend.query(queries.INFRA_SAMPLES, {"run": run_id, "metric": metric, "limit": limit})
+
+    # -- interval aggregates (JMeter's InfluxDB backend listener), issue 6 --------------------------
+
+    def aggregates(self, run_id: str, metric: str = "") -> list[dict[str, Any]]:
+        return self.backend.query(queries.AGGREGATES, {"run": run_id, "metric": metric})
+
+
+@dataclass
+class SummaryResult:
+    run_id: str
+    path: str
+    tool: str
+    duplicate: bool = False
+
+
+@dataclass
+class FileOutcome:
+    """One file of an import: ingested as a run, already ingested, a summary kept, skipped or failed."""
+
+    path: str
+    index: int
+    total: int
+    status: str = "ingested"  # ingested | duplicate | summary | skipped | failed
+    reason: str = ""
+    run_id: str = ""
+    duplicate: bool = False
+    result: IngestResult | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rejected(self) -> int:
+        return self.result.rejected if self.result else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        base = self.result.to_dict() if self.result else {"run_id": self.run_id, "path": self.path,
+                                                          "duplicate": self.duplicate}
+        return {**base, "status": self.status, "reason": self.reason, "meta": self.meta}
+
+
+def _summary_note(name: str, duplicate: bool) -> str:
+    return f"k6 summary {name} {'already ' if duplicate else ''}kept with the run"
+
+
+def _after_path(message: str, path: Path) -> str:
+    """An error's message without the leading `path:` (the progress line names the file already)."""
+    text = message.removeprefix(f"{path}:").lstrip()
+    return re.sub(r"^\d+: ", "", text) if text != message else message
+
+
+_DURATION = re.compile(r"(\d+)\s*([dw])")
+
+
+def parse_retention(text: str) -> int | None:
+    """`30d` or `4w` as days; `off`, `none` or `forever` as None (no TTL)."""
+    value = text.strip().lower()
+    if value in ("off", "none", "forever"):
+        return None
+    m = _DURATION.fullmatch(value)
+    if not m:
+        raise WarehouseError(f"retention {text!r}: expected days or weeks like 30d or 4w, or off")
+    return int(m[1]) * (7 if m[2] == "w" else 1)

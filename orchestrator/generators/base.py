@@ -90,11 +90,15 @@ def service_urls(spec: Spec, options: GenerationOptions) -> dict[str, str]:
     return urls
 
 
-def journey_vus(spec: Spec, profile: Profile) -> list[dict[str, Any]]:
+def journey_vus(spec: Spec, profile: Profile, vu_scale: tuple[int, int] = (0, 1)) -> list[dict[str, Any]]:
     """Per journey, its share by weight of the profile: VUs, stage targets, rates and VU pools.
 
     Every share is a whole number from the same largest-remainder split (at least 1 each), so
-    both tools get identical allocations; a stage target of 0 stays 0.
+    both tools get identical allocations; a stage target of 0 stays 0. With `vu_scale` (index, count)
+    each of those numbers is then split among `count` parts (see `part_share`) and part `index`'s
+    share returned: the parts add up to the whole exactly, and a part may get 0 of something; only
+    the VU pools of arrival rates differ (a part with iterations to start has at least one VU, a part
+    without has none).
     """
     def share(total: int) -> dict[str, int]:
         return spec.vus_per_journey(max(1, total))
@@ -115,7 +119,53 @@ def journey_vus(spec: Spec, profile: Profile) -> list[dict[str, Any]]:
             "start_rate": start[j.name] if profile.start_rate else 0,
             "pre_allocated_vus": pre[j.name], "max_vus": cap[j.name],
         })
+    index, count = vu_scale
+    if not 0 <= index < count:
+        raise GenerationError(f"vu_scale {vu_scale}: the part index must lie in 0..count-1")
+    if count > 1:
+        out = [_scaled(alloc, profile, index, count, offset) for offset, alloc in enumerate(out)]
     return out
+
+
+def part_share(total: int, index: int, count: int, offset: int = 0) -> int:
+    """Part `index`'s share of `total` split among `count` equal parts by largest remainder.
+
+    Every part gets `total // count`; the remainders tie, so the `total % count` extra units go to the
+    parts in turn from part `offset` on (the journey's position, so small journeys spread over the
+    parts instead of all landing on the first). A part's share never falls as `total` grows, so a
+    ramp stays a ramp in every part, and the shares of all parts add up to `total`.
+    """
+    return total // count + ((index - offset) % count < total % count)
+
+
+def _scaled(alloc: dict[str, Any], profile: Profile, index: int, count: int, offset: int) -> dict[str, Any]:
+    """One part's share of a journey's allocation (see journey_vus)."""
+    def part(total: int) -> int:
+        return part_share(total, index, count, offset)
+
+    scaled = dict(alloc, vus=part(alloc["vus"]), rate=part(alloc["rate"]), start_rate=part(alloc["start_rate"]),
+                  stages=[dict(s, target=part(s["target"])) for s in alloc["stages"]],
+                  pre_allocated_vus=part(alloc["pre_allocated_vus"]), max_vus=part(alloc["max_vus"]))
+    if profile.is_arrival_rate:
+        # A part that starts a journey's iterations needs a VU to run them, even when the pool split left it
+        # none; a part that starts none gets no pool (JMeter before 5.5 paces a pool of threads by a timer
+        # whose rate 0 would mean: no pacing at all).
+        busy = has_load(profile, [scaled])
+        scaled["pre_allocated_vus"] = max(1, scaled["pre_allocated_vus"]) if busy else 0
+        scaled["max_vus"] = max(1, scaled["max_vus"]) if busy else 0
+    return scaled
+
+
+def has_load(profile: Profile, allocations: list[dict[str, Any]]) -> bool:
+    """Does any journey of these allocations (journey_vus) run anything at all?"""
+    for a in allocations:
+        if profile.executor in ("constant_vus", "iterations") and a["vus"] > 0:
+            return True
+        if profile.executor in ("ramping_vus", "ramping_arrival_rate") and any(s["target"] for s in a["stages"]):
+            return True
+        if a["rate"] > 0 or a["start_rate"] > 0:
+            return True
+    return False
 
 
 def fmt_seconds(seconds: float) -> str:

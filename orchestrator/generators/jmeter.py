@@ -14,6 +14,7 @@ from orchestrator.generators.base import (
     GeneratedScript,
     GenerationOptions,
     environment,
+    has_load,
     journey_vus,
     register,
     service_urls,
@@ -239,7 +240,8 @@ class JMeterGenerator:
         urls = {name: urlsplit(u) for name, u in service_urls(spec, options).items()}
         thread_groups = [
             dict(j, layer=n, **group)
-            for j in journey_vus(spec, profile)
+            for j in journey_vus(spec, profile, options.vu_scale)
+            if has_load(profile, [j])  # a part of a split test may have no share of a journey
             for n, group in enumerate(self._thread_groups(profile, j, version, notes))
         ]
         env = environment(

@@ -130,6 +130,28 @@ def test_three_k6_generators_send_what_one_sends_into_one_run(engine: None, tmp_
     assert leftovers(split.run_id) == []
 
 
+def test_three_jmeter_containers_send_exactly_what_one_sends_into_one_run(engine: None, tmp_path: Path,
+                                                                         split_spec: Path, demo_api: DemoAPI) -> None:
+    wh = Warehouse.open(f"chdb://{tmp_path / 'wh'}")
+    spec = load_spec(split_spec)
+    single = run_tool(spec, "jmeter", wh, "fixed", {"api": demo_api.url}, runs_dir=tmp_path / "runs",
+                      settings=RunSettings(runner="docker", options=TEST_IMAGES))
+    split = run_tool(spec, "jmeter", wh, "fixed", {"api": demo_api.url}, runs_dir=tmp_path / "runs",
+                     settings=RunSettings(runner="docker", options=TEST_IMAGES, generators=3, live=True,
+                                          live_interval_s=0.5))
+    assert single.status == split.status == "completed", split.notes
+    assert single.totals["count"] == split.totals["count"] == 3 * 4 * 2  # exact: each part runs whole threads
+    assert all("/live/" in r.path for r in split.ingested), "live: the parts' JTLs arrive in chunks only"
+    assert len(wh.runs()) == 2, "the three containers' outputs form ONE run"
+    per_generator = wh.backend.query(
+        "SELECT generator, count() AS n FROM requests WHERE run_id = {r:String} GROUP BY generator "
+        "ORDER BY generator", {"r": split.run_id})
+    assert [(row["generator"], row["n"]) for row in per_generator] == [("g1", 8), ("g2", 8), ("g3", 8)]
+    assert sorted(p.name for p in split.directory.glob("jmeter-g*-console.log")) == [
+        "jmeter-g1-console.log", "jmeter-g2-console.log", "jmeter-g3-console.log"]
+    assert leftovers(split.run_id) == []
+
+
 def test_split_k6_over_local_processes_too(tmp_path: Path, split_spec: Path, demo_api: DemoAPI) -> None:
     wh = Warehouse.open(f"chdb://{tmp_path / 'wh'}")
     split = run_tool(load_spec(split_spec), "k6", wh, "fixed", {"api": demo_api.url}, runs_dir=tmp_path / "runs",

@@ -12,9 +12,13 @@ from pathlib import Path
 import pytest
 
 from orchestrator.demo_api import DemoAPI
+from orchestrator.generators import GenerationOptions, generate
+from orchestrator.generators.base import has_load, journey_vus, part_share
 from orchestrator.progress import Counts, JtlCsvCounter, K6JsonCounter
+from orchestrator.run import RunSettings, run_tool
+from orchestrator.spec import load_spec
 from orchestrator.tools import TOOLS, Segment
-from tests.conftest import need
+from tests.conftest import ROOT, need
 from tests.integration.test_runner_docker import ONE_JOURNEY, processes_mentioning
 from warehouse.store import Warehouse
 
@@ -32,6 +36,69 @@ def test_each_generator_writes_its_own_outputs(tmp_path: Path) -> None:
     assert [o[0].name for o in outputs] == ["k6-g1.json", "k6-g2.json"]
 
 
+def test_part_shares_add_up_and_never_fall_as_the_total_grows() -> None:
+    for count in (2, 3, 5):
+        for offset in range(count):
+            for total in range(0, 40):
+                shares = [part_share(total, i, count, offset) for i in range(count)]
+                assert sum(shares) == total and max(shares) - min(shares) <= 1
+                assert all(part_share(total + 1, i, count, offset) >= s for i, s in enumerate(shares))
+
+
+ALLOCATED = ("vus", "rate", "start_rate", "pre_allocated_vus", "max_vus")
+
+
+@pytest.mark.parametrize("count", [2, 3, 4])
+def test_vu_scale_splits_every_number_of_every_journey_among_the_parts(count: int) -> None:
+    spec = load_spec(ROOT / "examples" / "shop.yaml")
+    for profile in spec.profiles.values():
+        whole = journey_vus(spec, profile)
+        parts = [journey_vus(spec, profile, (i, count)) for i in range(count)]
+        for j, alloc in enumerate(whole):
+            for key in ALLOCATED:
+                if not (profile.is_arrival_rate and key in ("pre_allocated_vus", "max_vus")):
+                    assert sum(p[j][key] for p in parts) == alloc[key], (profile.name, key)
+            for s, stage in enumerate(alloc["stages"]):
+                assert sum(p[j]["stages"][s]["target"] for p in parts) == stage["target"]
+        assert journey_vus(spec, profile, (0, 1)) == whole
+
+
+def test_vu_scale_leaves_the_whole_plan_unchanged_and_spreads_small_journeys() -> None:
+    spec = load_spec(ROOT / "examples" / "shop.yaml")
+    options = GenerationOptions("smoke", {}, "5.6")
+    assert generate(spec, "jmeter", options).content == generate(
+        spec, "jmeter", GenerationOptions("smoke", {}, "5.6", vu_scale=(0, 1))).content
+    smoke = spec.profile("smoke")  # two journeys with one VU each: g1 and g2 get one, g3 none
+    assert [has_load(smoke, journey_vus(spec, smoke, (i, 3))) for i in range(3)] == [True, True, False]
+    threads = [re.findall(r'num_threads">(\d+)<', generate(spec, "jmeter", GenerationOptions(
+        "smoke", {}, "5.6", vu_scale=(i, 3))).content) for i in range(3)]
+    assert threads == [["1"], ["1"], []], "a journey with no share in a part has no thread group there"
+
+
+ARRIVAL = """
+name: arrival
+services:
+  api: http://127.0.0.1:8080
+journeys:
+  - {name: browse, weight: 3, steps: [{name: list_products, path: /products}]}
+  - {name: health, weight: 1, steps: [{name: health, path: /health}]}
+profiles:
+  open: {executor: constant_arrival_rate, rate: 4, duration: 6s, pre_allocated_vus: 2, max_vus: 4}
+"""
+
+
+def test_an_arrival_rate_part_has_a_vu_for_each_journey_it_starts_and_none_for_the_others(tmp_path: Path) -> None:
+    path = tmp_path / "arrival.yaml"
+    path.write_text(ARRIVAL)
+    spec = load_spec(path)
+    profile = spec.profile("open")  # browse 3/s, health 1/s over 3 parts
+    parts = [[(j["rate"], j["max_vus"]) for j in journey_vus(spec, profile, (i, 3))] for i in range(3)]
+    assert parts == [[(1, 1), (0, 0)], [(1, 1), (1, 1)], [(1, 1), (0, 0)]]
+    paced = [generate(spec, "jmeter", GenerationOptions("open", {}, "2.13", vu_scale=(i, 3))).content
+             for i in range(3)]
+    assert [p.count("<ThreadGroup ") for p in paced] == [1, 2, 1], "no unpaced thread group for a rate of 0"
+
+
 def test_progress_counts_k6_points_and_jtl_rows() -> None:
     counts = Counts()
     K6JsonCounter().feed([
@@ -47,9 +114,22 @@ def test_progress_counts_k6_points_and_jtl_rows() -> None:
                   b"1,2,a,200,OK,t,text,true\n"], jtl)
     counter.feed([b"1,2,a,500,Err,t,text,false\n"], jtl)
     assert (jtl.requests, jtl.errors) == (2, 1)
-    headerless = Counts()
-    JtlCsvCounter().feed([b"1,2,a,200,OK,t,text,true,100,1,1,2\n"], headerless)
-    assert (headerless.requests, headerless.errors) == (1, 0)
+    headerless, counter = Counts(), JtlCsvCounter()
+    counter.feed([b"1,2,a,200,OK,t,text,true,100,1,7,2\n"], headerless)
+    assert (headerless.requests, headerless.errors, counter.vus) == (1, 0, 7)
+
+
+def test_progress_takes_vus_and_the_p95_of_the_requests_since_the_last_line() -> None:
+    counts, k6 = Counts(), K6JsonCounter()
+    k6.feed([b'{"metric":"vus","type":"Point","data":{"time":"2026-01-01T00:00:01Z","value":4,"tags":null}}']
+            + [b'{"metric":"http_req_duration","type":"Point","data":{"time":"2026-01-01T00:00:01Z","value":%d,'
+               b'"tags":{}}}' % ms for ms in range(1, 101)], counts)
+    assert k6.vus == 4 and counts.take_p95() == 95
+    assert counts.take_p95() is None, "the next interval starts empty"
+    jtl, counter = Counts(), JtlCsvCounter()
+    # lines as the progress tail hands them over: without their line breaks
+    counter.feed([b"timeStamp,elapsed,label,success,allThreads", b"1,30,a,true,2", b"2,10,a,true,3"], jtl)
+    assert (jtl.requests, counter.vus, jtl.take_p95()) == (2, 3, 30)
 
 
 @pytest.mark.integration
@@ -64,9 +144,11 @@ def test_a_run_prints_progress_lines_while_it_goes(tmp_path: Path) -> None:
              "--profile", "steady", "--service", f"api={api.url}", "--runs-dir", str(tmp_path / "runs"),
              "--progress-interval", "1"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    lines = re.findall(r"^k6: (\d+)s/4s, (\d+) requests, (\d+) errors$", proc.stdout, re.M)
+    lines = re.findall(r"^k6: (\d+)s/4s, (\d+) VUs, (\d+) requests, (\d+) errors, p95 (\d+ms|-)$", proc.stdout,
+                       re.M)
     assert len(lines) >= 2, proc.stdout
-    requests = [int(r) for _, r, _ in lines]
+    assert any(vus == "3" and p95 != "-" for _, vus, _, _, p95 in lines), proc.stdout
+    requests = [int(r) for _, _, r, _, _ in lines]
     assert requests == sorted(requests) and requests[-1] > 0
     (run,) = Warehouse.open(f"chdb://{tmp_path / 'wh'}").runs()
     assert requests[-1] == int(run["requests"]), "the last line counts what the warehouse holds"
@@ -95,3 +177,38 @@ def test_sigterm_stops_every_local_generator_and_marks_the_run_aborted(tmp_path:
     assert processes_mentioning(str(run["run_id"])) == []
 
 
+
+
+@pytest.mark.integration
+def test_three_local_jmeter_processes_send_exactly_what_one_sends_into_one_run(tmp_path: Path,
+                                                                               demo_api: DemoAPI) -> None:
+    need("jmeter")
+    spec_path = tmp_path / "split.yaml"
+    spec_path.write_text(ONE_JOURNEY)
+    spec = load_spec(spec_path)
+    wh = Warehouse.open(f"chdb://{tmp_path / 'wh'}")
+    single = run_tool(spec, "jmeter", wh, "fixed", {"api": demo_api.url}, runs_dir=tmp_path / "runs")
+    split = run_tool(spec, "jmeter", wh, "fixed", {"api": demo_api.url}, runs_dir=tmp_path / "runs",
+                     settings=RunSettings(generators=3))
+    assert single.status == split.status == "completed", split.notes
+    assert single.totals["count"] == split.totals["count"] == 3 * 4 * 2  # 3 threads x 4 loops x 2 steps
+    assert len(wh.runs()) == 2
+    per_generator = wh.backend.query(
+        "SELECT generator, count() AS n FROM requests WHERE run_id = {r:String} GROUP BY generator "
+        "ORDER BY generator", {"r": split.run_id})
+    assert [(row["generator"], row["n"]) for row in per_generator] == [("g1", 8), ("g2", 8), ("g3", 8)]
+    names = sorted(p.name for p in split.directory.iterdir())
+    assert {"split-g1.jmx", "jmeter-g1.jtl", "jmeter-g1.log", "jmeter-g3.jtl", "jmeter-g3.log"} <= set(names)
+
+
+@pytest.mark.integration
+def test_a_jmeter_part_without_load_is_not_started(tmp_path: Path, demo_api: DemoAPI) -> None:
+    need("jmeter")
+    wh = Warehouse.open(f"chdb://{tmp_path / 'wh'}")
+    spec = load_spec(ROOT / "examples" / "shop.yaml")  # smoke: 1 VU per journey, 3 iterations
+    outcome = run_tool(spec, "jmeter", wh, "smoke", {"api": demo_api.url}, runs_dir=tmp_path / "runs",
+                       settings=RunSettings(generators=3))
+    assert outcome.status == "completed", outcome.notes
+    assert outcome.totals["count"] == 12
+    assert any("generator g3 gets no share of the load" in n for n in outcome.notes), outcome.notes
+    assert not (outcome.directory / "jmeter-g3.jtl").exists() and len(outcome.ingested) == 2

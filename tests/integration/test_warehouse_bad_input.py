@@ -4,6 +4,7 @@ and a killed ingest leaves no partial rows and no run behind."""
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import signal
 import subprocess
@@ -170,3 +171,19 @@ def test_killed_ingest_leaves_no_partial_rows_and_no_run(any_warehouse_url: str,
     )[0]["n"] == 0
     again = wh.ingest(k6_output)  # the file was never ingested: a retry goes through in full
     assert not again.duplicate and again.points > 0 and len(wh.runs()) == 1
+
+
+def test_requests_sharing_timestamp_and_tags_are_all_kept(any_warehouse_url: str, k6_output: Path,
+                                                          tmp_path: Path) -> None:
+    # Two VUs that start together can write identical timestamps and tags: both requests must count.
+    lines = k6_output.read_bytes().splitlines(keepends=True)
+    first = next(i for i, line in enumerate(lines) if b'"metric":"http_reqs","type":"Point"' in line)
+    time = json.loads(lines[first])["data"]["time"]
+    same = [line for line in lines if b'"type":"Point"' in line and json.loads(line)["data"]["time"] == time
+            and json.loads(line)["metric"].startswith("http_req")]
+    twin = tmp_path / "twin.json"
+    twin.write_bytes(b"".join(lines) + b"".join(same))
+    wh = Warehouse.open(any_warehouse_url)
+    single = wh.ingest(k6_output).rows
+    result = wh.ingest(twin)
+    assert result.rows == single + 1 and result.rejected == 0

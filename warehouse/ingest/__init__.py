@@ -65,6 +65,8 @@ class IngestResult:
     duplicate: bool = False
     first_ts: str = ""
     last_ts: str = ""
+    aggregates: int = 0  # interval aggregates kept (JMeter's InfluxDB backend listener)
+    notes: list[str] = field(default_factory=list)  # what a reader must know about these rows
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -77,6 +79,8 @@ class IngestResult:
             "format": self.format,
             "tool": self.tool,
             "path": self.path,
+            "aggregates": self.aggregates,
+            "notes": self.notes,
         }
 
 
@@ -287,7 +291,7 @@ def ingest_file(
                 for suffix in STAGE_SUFFIXES:
                     backend.command(f"DROP TABLE IF EXISTS {job.stage}{suffix}")
         _record(backend, job, sha, quick, fmt_impl.name, "done", result)
-        if result.rows == 0 and result.points == 0:
+        if result.rows == 0 and result.points == 0 and result.aggregates == 0:
             discard_batch(backend, job.batch)
             raise IngestError(_nothing_valid(path, result))
     return result
@@ -376,7 +380,7 @@ def _record(
 
 def discard_batch(backend: Backend, batch: str) -> None:
     """Remove every row of a batch that did not finish, and mark it failed."""
-    for table in ("requests", "k6_points"):
+    for table in ("requests", "k6_points", "aggregates"):
         backend.command(f"DELETE FROM {table} WHERE batch = {{b:String}}", {"b": batch})
     backend.command(
         "INSERT INTO ingested_files (batch, run_id, sha256, quick, path, format, state, rows, rejected, "
@@ -485,8 +489,9 @@ def count_rejects(
     result.samples = [Rejected(int(line), str(reason), str(text)) for line, reason, text in rows[0]["sample"]]
 
 
-# Register the built-in formats.
-from warehouse.ingest import jtl_csv, jtl_xml, k6_csv, k6_json  # noqa: E402
+# Register the built-in formats (influx_line last: its sniff accepts the loosest text).
+from warehouse.ingest import jtl_csv, jtl_xml, k6_csv, k6_json  # noqa: E402, I001
+from warehouse.ingest import influx_line  # noqa: E402
 
 __all__ = [
     "FORMATS",
@@ -494,6 +499,7 @@ __all__ = [
     "IngestResult",
     "Rejected",
     "detect_format",
+    "influx_line",
     "ingest_file",
     "jtl_csv",
     "jtl_xml",

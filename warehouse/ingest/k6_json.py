@@ -66,7 +66,9 @@ FROM (SELECT *, assumeNotNull(data.time) AS time FROM {input} WHERE type = 'Poin
 # separate points with the same nanosecond timestamp and the same tags: grouping on both rebuilds
 # the request (only the four metrics read here matter; the sorting key finds them). Tags written by
 # perfhouse scripts name journey, step and service; other scripts fall back to the scenario and the
-# name tag. The tags are a grouping key, so the outer query reads them once per request.
+# name tag. The tags are a grouping key, so the outer query reads them once per request. Two requests
+# that share timestamp and tags (VUs starting together) fall into one group: it yields a row per
+# http_reqs point, so no request is lost and every duration is kept.
 _REQUESTS = """
 INSERT INTO requests (run_id, batch, ts, tool, generator, journey, step, service, method, url, status, ok,
                       duration_ms, waiting_ms, connect_ms, bytes_sent, bytes_received, error, vu)
@@ -79,18 +81,19 @@ SELECT {run:String}, {batch:String}, ts, 'k6', {generator:String},
        tags['method'], tags['url'], toUInt16OrZero(tags['status']),
        if(tags['expected_response'] != '', tags['expected_response'] = 'true',
           toUInt16OrZero(tags['status']) BETWEEN 200 AND 399),
-       duration, waiting, connecting, 0, 0, tags['error'], tags['vu']
+       durations[n], waits[n], connects[n], 0, 0, tags['error'], tags['vu']
 FROM (
     SELECT ts, ts_ns, tags, countIf(metric = 'http_reqs') AS reqs,
-           sumIf(value, metric = 'http_req_duration') AS duration,
-           sumIf(value, metric = 'http_req_waiting') AS waiting,
-           sumIf(value, metric = 'http_req_connecting') AS connecting
+           groupArrayIf(value, metric = 'http_req_duration') AS durations,
+           groupArrayIf(value, metric = 'http_req_waiting') AS waits,
+           groupArrayIf(value, metric = 'http_req_connecting') AS connects
     FROM k6_points
     WHERE run_id = {run:String} AND batch = {batch:String}
       AND metric IN ('http_reqs', 'http_req_duration', 'http_req_waiting', 'http_req_connecting')
     GROUP BY ts, ts_ns, tags
-    HAVING reqs = 1
+    HAVING reqs > 0
 )
+ARRAY JOIN arrayEnumerate(range(reqs)) AS n
 """
 
 # The line-by-line reasons, for the files whose staged rows do not account for every line.

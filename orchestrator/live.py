@@ -1,0 +1,267 @@
+"""Live ingestion: the tools' growing outputs cut at safe boundaries into chunks, each ingested into the run.
+
+Every interval, each output is read from where the last chunk ended. A cutter (one per result format)
+says how many of the new bytes form a safe chunk: k6 JSON writes the points of one HTTP request as
+consecutive lines with one timestamp, and the warehouse rebuilds the request from its points within a
+batch, so a cut must never fall inside one request; a JTL CSV line is one sample (a quoted field may hold
+a line break, so a cut falls only where the quotes are balanced). The chunk goes into a file in the run
+directory (`live/`), is ingested as its own batch into the same run, and the offset moves past it. At the
+end, the rest of each file is ingested the same way; the full raw file is never ingested on top of its
+chunks. The chunks together hold exactly the file's bytes (a JTL chunk repeats the header row), so the
+run's requests, counts and percentiles equal those of one ingest of the whole file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar, Protocol
+
+from warehouse.errors import IngestError, WarehouseBusy
+from warehouse.ingest import IngestResult
+from warehouse.store import RunInfo, Warehouse
+
+MARGIN_S = 2.0  # a k6 chunk ends at points at least this much older than the newest point seen
+MAX_READ = 64 << 20  # bytes read from a file per chunk: memory stays bounded however far behind
+
+
+class Cutter(Protocol):
+    """Where a format's growing file may be cut: chunks that the warehouse ingests like the whole file."""
+
+    suffix: ClassVar[str]
+
+    def header(self, data: bytes) -> int:
+        """At offset 0: the length of a header every chunk must repeat (0: none); -1: not known yet."""
+
+    def cut(self, data: bytes, final: bool) -> int:
+        """How many leading bytes of `data` (the file from the current offset) form a safe chunk (0: none).
+
+        `final`: the tool has stopped and `data` runs to the end of the file.
+        """
+
+    def worth_ingesting(self, chunk: bytes) -> bool:
+        """Does the chunk hold anything the warehouse keeps (else it is skipped, not an error)?"""
+
+
+CUTTERS: dict[str, type[Cutter]] = {}
+
+
+def register(cls: type) -> type:
+    CUTTERS[cls.suffix] = cls  # type: ignore[attr-defined]
+    return cls
+
+
+_TIME = re.compile(rb'"time":"([^"]+)"')
+_RFC3339 = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$")
+
+
+def rfc3339_seconds(text: str) -> float | None:
+    """Seconds since the epoch of k6's RFC 3339 times (nanoseconds, any offset); None if not one."""
+    m = _RFC3339.match(text)
+    if m is None:
+        return None
+    zone = "+00:00" if m[3] == "Z" else m[3]
+    seconds = dt.datetime.fromisoformat(m[1] + zone).timestamp()
+    return seconds + float("0." + m[2]) if m[2] else seconds
+
+
+@register
+class K6JsonCutter:
+    """k6 `--out json`: cut after a Point older than the newest by MARGIN_S whose next Point has another time.
+
+    k6 writes one request's points (a Metric line may come between them, the first time a metric is seen)
+    one after the other with the same timestamp, so a boundary between two Points of different times never
+    splits a request; the age margin also keeps out points that a late writer could still follow.
+    """
+
+    suffix: ClassVar[str] = ".json"
+
+    def __init__(self, margin_s: float = MARGIN_S) -> None:
+        self.margin_s = margin_s
+        self.newest = float("-inf")
+
+    def header(self, data: bytes) -> int:
+        return 0
+
+    def cut(self, data: bytes, final: bool) -> int:
+        end = data.rfind(b"\n") + 1
+        if final:
+            return len(data)
+        points: list[tuple[int, int, bytes, float]] = []  # (line start, line end, time text, seconds)
+        start = 0
+        while start < end:
+            stop = data.index(b"\n", start) + 1
+            line = data[start:stop]
+            if b'"type":"Point"' in line and (m := _TIME.search(line)):
+                seconds = rfc3339_seconds(m[1].decode(errors="replace"))
+                if seconds is not None:
+                    points.append((start, stop, m[1], seconds))
+                    self.newest = max(self.newest, seconds)
+            start = stop
+        horizon = self.newest - self.margin_s
+        for (_, stop, time_text, seconds), (_, _, next_text, _) in zip(
+            reversed(points[:-1]), reversed(points[1:]), strict=True
+        ):
+            if seconds <= horizon and next_text != time_text:
+                return stop
+        return 0
+
+    def worth_ingesting(self, chunk: bytes) -> bool:
+        return b'"type":"Point"' in chunk or any(
+            line.strip() and not line.startswith(b'{"type":"Metric"') for line in chunk.splitlines()
+        )
+
+
+@register
+class JtlCsvCutter:
+    """JMeter CSV JTL: cut after the last complete line outside quotes; every chunk repeats the header row."""
+
+    suffix: ClassVar[str] = ".jtl"
+
+    def header(self, data: bytes) -> int:
+        newline = data.find(b"\n")
+        if newline < 0:
+            return -1
+        first = data[:newline]
+        return newline + 1 if first[:1].isalpha() or first.startswith(b'"') else 0
+
+    def cut(self, data: bytes, final: bool) -> int:
+        if final:
+            return len(data)
+        quotes, start, safe = 0, 0, 0
+        while (newline := data.find(b"\n", start)) >= 0:
+            quotes += data.count(b'"', start, newline)
+            start = newline + 1
+            if quotes % 2 == 0:
+                safe = start
+        return safe
+
+    def worth_ingesting(self, chunk: bytes) -> bool:
+        return bool(chunk.strip())
+
+
+@dataclass
+class LiveFile:
+    """One growing output: where its next chunk starts and the header each chunk repeats."""
+
+    path: Path
+    generator: str
+    cutter: Cutter
+    offset: int = 0
+    header: bytes | None = None  # None until read from the start of the file
+    chunks: int = 0
+
+
+@dataclass
+class LiveIngest:
+    """Ingests the outputs while the tools run (a thread, every `interval_s`), and the rest at `finish()`."""
+
+    warehouse: Warehouse
+    run: RunInfo
+    outputs: list[tuple[str, Path]]  # (generator, path)
+    directory: Path  # chunk files go to directory/live
+    interval_s: float = 5.0
+    services: dict[tuple[str, str], str] = field(default_factory=dict)
+    echo: Callable[[str], None] = lambda _: None
+    ingested: list[IngestResult] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def __post_init__(self) -> None:
+        self.files = [LiveFile(p, g, CUTTERS[p.suffix]()) for g, p in self.outputs if p.suffix in CUTTERS]
+        self.unsupported = [p for _, p in self.outputs if p.suffix not in CUTTERS]
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="perfhouse-live", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.tick(final=False)
+            # An embedded warehouse's session lingers after a unit of work; with ticks closer together than
+            # that, the run would hold it for good: let the dashboard and other readers in between ticks.
+            release = getattr(self.warehouse.backend, "release", None)
+            if release is not None:
+                release()
+
+    def finish(self, attempts: int = 3) -> None:
+        """After the tools stopped: ingest what is left of every file, to its last byte."""
+        self.stop()
+        for _ in range(attempts):  # each attempt waits the warehouse's lock timeout when it is busy
+            if self.tick(final=True):
+                return
+        for live in self.files:
+            if live.path.exists() and live.offset < live.path.stat().st_size:
+                self._problem(f"live ingest left {live.path} from byte {live.offset} on out of the run")
+
+    def tick(self, final: bool) -> bool:
+        """Ingest what is safe of every file; True when every file was read to its end."""
+        for live in self.files:
+            while self._step(live, final):
+                pass
+        return all(not f.path.exists() or f.offset >= f.path.stat().st_size for f in self.files)
+
+    def _step(self, live: LiveFile, final: bool) -> bool:
+        """Ingest one chunk of `live`; True when more may follow at once (a file read in MAX_READ pieces)."""
+        try:
+            with open(live.path, "rb") as fh:
+                if live.header is None:
+                    head = fh.read(MAX_READ)
+                    size = live.cutter.header(head)
+                    if size < 0 and not final:
+                        return False
+                    live.header = head[: max(size, 0)]
+                    live.offset = len(live.header)
+                fh.seek(live.offset)
+                data = fh.read(MAX_READ)
+                more = bool(fh.read(1))
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            self._problem(f"live ingest: cannot read {live.path}: {exc}")
+            return False
+        size = live.cutter.cut(data, final and not more)
+        if size == 0 and more:  # MAX_READ bytes without a safe boundary: cut after a whole line
+            size = data.rfind(b"\n") + 1
+        if size == 0:
+            return False
+        chunk = data[:size]
+        if live.cutter.worth_ingesting(chunk) and not self._ingest(live, live.header + chunk):
+            return False  # the warehouse was busy: the same bytes (and maybe more) next time
+        live.offset += size
+        return more
+
+    def _ingest(self, live: LiveFile, content: bytes) -> bool:
+        folder = self.directory / "live"
+        folder.mkdir(exist_ok=True)
+        live.chunks += 1
+        path = folder / f"{live.path.stem}.{live.chunks:05d}{live.path.suffix}"
+        path.write_bytes(content)
+        try:
+            result = self.warehouse.ingest(path, self.run, services=self.services, generator=live.generator)
+        except WarehouseBusy as exc:
+            self._problem(f"live ingest waits: {exc}")
+            path.unlink(missing_ok=True)
+            live.chunks -= 1
+            return False
+        except IngestError as exc:
+            self._problem(f"live ingest of {live.path.name} bytes {live.offset}..: {exc}")
+            return True
+        path.unlink(missing_ok=True)  # its bytes are in the raw output; the warehouse holds its rows
+        self.ingested.append(result)
+        return True
+
+    def _problem(self, text: str) -> None:
+        if text not in self.problems:
+            self.problems.append(text)
+            self.echo(text)
