@@ -295,6 +295,8 @@ def run(
         progress_interval_s=progress_interval_s or None,
         live=live,
         live_interval_s=live_interval_s,
+        # on a terminal the progress line is redrawn in place; in CI and pipes it prints plain lines
+        screen=sys.stdout if sys.stdout.isatty() and os.environ.get("CI") != "true" and not as_json else None,
     )
     for name in tool_names:
         require(name) if runner == "local" else runner_for(runner).target(TOOLS[name], options)

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Protocol
+from typing import ClassVar, Protocol, TextIO
 
 
 @dataclass
@@ -163,6 +163,7 @@ class Progress:
     total_s: float
     interval_s: float
     echo: Callable[[str], None]
+    screen: TextIO | None = None  # a terminal: one line redrawn in place each second, not lines
     counts: Counts = field(default_factory=Counts)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -190,9 +191,13 @@ class Progress:
         return f"{self.tool}: {elapsed:.0f}s{total}, {self.vus} VUs, {c.requests} requests, {c.errors} errors, p95 {recent}"
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.interval_s):
+        while not self._stop.wait(min(self.interval_s, 1.0) if self.screen else self.interval_s):
             self.update()
-            self.echo(self.line())
+            if self.screen is not None:
+                self.screen.write("\r\x1b[K" + self.line())
+                self.screen.flush()
+            else:
+                self.echo(self.line())
 
     def start(self) -> None:
         self._started = time.monotonic()
@@ -203,3 +208,6 @@ class Progress:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        if self.screen is not None:  # the final line is echoed as usual, in place of the live one
+            self.screen.write("\r\x1b[K")
+            self.screen.flush()

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 from orchestrator.errors import (
@@ -120,6 +120,7 @@ class RunSettings:
     progress_interval_s: float | None = None  # print a progress line this often (None: never)
     live: bool = False  # ingest the results while the tools run (orchestrator.live), not only after
     live_interval_s: float = 5.0
+    screen: TextIO | None = None  # a terminal to redraw the progress line on (else plain lines, as in CI)
 
 
 @dataclass
@@ -145,7 +146,7 @@ def monitors(
     watched = Watched()
     scraper = Scraper(settings.scrape, settings.scrape_interval_s) if settings.scrape else None
     progress = (
-        Progress(job.tool.name, outputs, total_s, settings.progress_interval_s, echo)
+        Progress(job.tool.name, outputs, total_s, settings.progress_interval_s, echo, settings.screen)
         if settings.progress_interval_s
         else None
     )
