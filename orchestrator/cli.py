@@ -67,6 +67,15 @@ def _open_warehouse(ctx: click.Context) -> Any:
     return Warehouse.open(ctx.obj["warehouse"])
 
 
+def _emit(text: str, output: str | None, what: str) -> None:
+    """A document to a file (saying so) or, without -o, to standard output as it is."""
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+        click.echo(f"{what} written to {output}")
+    else:
+        click.echo(text, nl=False)
+
+
 def _services(values: tuple[str, ...]) -> dict[str, str]:
     out = {}
     for v in values:
@@ -542,12 +551,7 @@ def report(ctx: click.Context, run_ref: str, fmt: str, output: str | None) -> No
     from warehouse.reports import RENDERERS, build_report
 
     warehouse = _open_warehouse(ctx)
-    text = RENDERERS[fmt](build_report(warehouse, warehouse.resolve(run_ref)))
-    if output:
-        Path(output).write_text(text, encoding="utf-8")
-        click.echo(f"report written to {output}")
-    else:
-        click.echo(text, nl=False)
+    _emit(RENDERERS[fmt](build_report(warehouse, warehouse.resolve(run_ref))), output, "report")
 
 
 @main.command()
@@ -632,11 +636,7 @@ def schema(output: str | None) -> None:
     """Print the journey spec's JSON Schema (for editors: validation and completion)."""
     from orchestrator.schema import text
 
-    if output:
-        Path(output).write_text(text(), encoding="utf-8")
-        click.echo(f"schema written to {output}")
-    else:
-        click.echo(text(), nl=False)
+    _emit(text(), output, "schema")
 
 
 @main.command("import-har")
@@ -651,11 +651,7 @@ def import_har(har_file: str, output: str | None, name: str) -> None:
 
     text = convert(Path(har_file), name)
     parse_spec(text, output or "<imported>")  # what is written always loads
-    if output:
-        Path(output).write_text(text, encoding="utf-8")
-        click.echo(f"spec written to {output}")
-    else:
-        click.echo(text, nl=False)
+    _emit(text, output, "spec")
 
 
 @main.command()

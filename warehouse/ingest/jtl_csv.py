@@ -56,30 +56,8 @@ LAYOUTS: dict[int, list[str]] = {
         "Connect",
     ],
 }
-KNOWN = {
-    "timeStamp",
-    "elapsed",
-    "label",
-    "responseCode",
-    "responseMessage",
-    "threadName",
-    "dataType",
-    "success",
-    "failureMessage",
-    "bytes",
-    "sentBytes",
-    "grpThreads",
-    "allThreads",
-    "URL",
-    "Filename",
-    "Latency",
-    "Encoding",
-    "SampleCount",
-    "ErrorCount",
-    "Hostname",
-    "IdleTime",
-    "Connect",
-}
+# Every saveservice column: the 5.x defaults plus the optional ones.
+KNOWN = {*LAYOUTS[17], "Filename", "Encoding", "SampleCount", "ErrorCount", "Hostname"}
 # A Transaction Controller's own sample (a group of requests, not a request) says this.
 TRANSACTION_MESSAGE = "Number of samples in transaction"
 DELIMITERS = ",\t;|"
