@@ -127,7 +127,7 @@ def clickhouse_k6_points(path: Path, work: Path) -> tuple[float, int]:
     partitioning and sorting key), in a warehouse of its own; the statement parses each line once into
     those columns: the engine's own floor for storing the raw points perfhouse stores.
     """
-    from warehouse.ingest.k6_json import STRUCTURE
+    from warehouse.ingest.k6_json import _POINTS, STRUCTURE
     from warehouse.store import Warehouse
 
     Warehouse.open(f"chdb://{work / 'ref'}")  # migrations; the session closes again
@@ -137,13 +137,8 @@ def clickhouse_k6_points(path: Path, work: Path) -> tuple[float, int]:
     try:
         t = time.perf_counter()
         s.query(
-            "INSERT INTO k6_points (run_id, batch, ts, ts_ns, metric, value, tags, generator) "
-            "SELECT 'ref', 'ref', toDateTime64(time, 6, 'UTC'), toUInt16(toUnixTimestamp64Nano(time) % 1000), "
-            "metric, data.value, data.tags, '' "
-            "FROM (SELECT *, assumeNotNull(data.time) AS time FROM file({path:String}, JSONEachRow, "
-            "{structure:String}) WHERE type = 'Point' AND data.time IS NOT NULL) "
-            "SETTINGS date_time_input_format = 'best_effort'",
-            params={"path": str(path), "structure": STRUCTURE},
+            _POINTS.replace("{strict}", "").replace("{input}", "file({path:String}, JSONEachRow, {structure:String})"),
+            params={"path": str(path), "structure": STRUCTURE, "run": "ref", "batch": "ref", "generator": ""},
         )
         seconds = time.perf_counter() - t
         rows = int(str(s.query("SELECT count() FROM k6_points", "CSV")).strip())

@@ -2,13 +2,45 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from warehouse.backends import Backend
 
-# Each migration is a list of statements; a migration never changes once released: add a new one.
+# Each migration is a list of statements (or of functions of the backend, for a change that must look at
+# what is there first); a migration never changes once released: add a new one.
 # Sorting keys lead with run_id because every report and dashboard page reads one run (or a few);
 # LowCardinality for the small vocabularies (tool, journey, step, status...); Delta+ZSTD for
 # timestamps and Gorilla for float samples, which shrink raw k6 points several times over.
-MIGRATIONS: list[tuple[int, str, list[str]]] = [
+
+
+def _k6_tags_as_text(backend: Backend) -> None:
+    """k6_points.tags from a Map to the tag set's JSON text, kept as a LowCardinality(String).
+
+    k6 writes the same few tag sets over and over: stored as text with a dictionary, the tags cost a
+    fraction of a Map to parse and to store, and a tag set compares as one value. Written so that a
+    migration interrupted at any step completes when it runs again.
+    """
+    columns = {
+        r["name"]: r["type"]
+        for r in backend.query(
+            "SELECT name, type FROM system.columns WHERE database = currentDatabase() AND table = 'k6_points'"
+        )
+    }
+    wait = " SETTINGS mutations_sync = 2"
+    if columns.get("tags", "").startswith("Map"):
+        backend.command(
+            "ALTER TABLE k6_points ADD COLUMN IF NOT EXISTS tags_text LowCardinality(String) "
+            "DEFAULT toJSONString(mapSort(tags)) CODEC(ZSTD) AFTER tags"
+        )
+        backend.command("ALTER TABLE k6_points MATERIALIZE COLUMN tags_text" + wait)
+        backend.command("ALTER TABLE k6_points MODIFY COLUMN tags_text REMOVE DEFAULT" + wait)
+        backend.command("ALTER TABLE k6_points DROP COLUMN tags" + wait)
+        columns.pop("tags")
+    if "tags_text" in columns or "tags" not in columns:
+        backend.command("ALTER TABLE k6_points RENAME COLUMN tags_text TO tags" + wait)
+
+
+MIGRATIONS: list[tuple[int, str, list[str | Callable[[Backend], None]]]] = [
     (
         1,
         "runs, requests, raw k6 points, infrastructure samples, SLO results, ingested files",
@@ -162,6 +194,11 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         """,
         ],
     ),
+    (
+        5,
+        "k6_points.tags: the tag set's JSON text (sorted keys) as LowCardinality(String) instead of a Map",
+        [_k6_tags_as_text],
+    ),
 ]
 
 CURRENT_VERSION = MIGRATIONS[-1][0]
@@ -180,7 +217,10 @@ def migrate(backend: Backend) -> int:
             if version <= have:
                 continue
             for statement in statements:
-                backend.command(statement)
+                if callable(statement):
+                    statement(backend)
+                else:
+                    backend.command(statement)
             backend.command(
                 "INSERT INTO schema_migrations (version, description) VALUES ({v:UInt32}, {d:String})",
                 {"v": version, "d": description},

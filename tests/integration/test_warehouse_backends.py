@@ -7,6 +7,7 @@ the same real k6 and JMeter files and compares every read API's answer value for
 from __future__ import annotations
 
 import gzip
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,37 @@ def test_migrate_creates_the_schema_once(any_warehouse_url: str) -> None:
     tables = {r["name"] for r in wh.backend.query(
         "SELECT name FROM system.tables WHERE database = currentDatabase()")}
     assert {"runs", "requests", "k6_points", "infra_samples", "slo_results", "ingested_files"} <= tables
+
+
+@pytest.mark.parametrize("interrupted", [False, True])
+def test_migration_5_turns_stored_k6_tag_maps_into_json_text(
+    any_warehouse_url: str, monkeypatch: pytest.MonkeyPatch, interrupted: bool
+) -> None:
+    """A warehouse written before migration 5 keeps every point, its tags now as sorted JSON text;
+    a migration stopped half-way (a copy column added, the Map not yet dropped) completes on the next open."""
+    from warehouse import schema
+
+    monkeypatch.setattr(schema, "MIGRATIONS", [m for m in schema.MIGRATIONS if m[0] < 5])
+    wh = Warehouse.open(any_warehouse_url)
+    wh.backend.command(
+        "INSERT INTO k6_points (run_id, batch, ts, metric, value, tags) VALUES "
+        "('r1', 'b', '2024-01-02 03:04:05.000001', 'http_reqs', 1, {'url': 'http://x/?a=\\'1\\'', 'method': 'GET'}), "
+        "('r1', 'b', '2024-01-02 03:04:05.000001', 'vus', 3, {})"
+    )
+    if interrupted:
+        wh.backend.command(
+            "ALTER TABLE k6_points ADD COLUMN tags_text LowCardinality(String) DEFAULT toJSONString(mapSort(tags))"
+        )
+    monkeypatch.undo()
+    wh = Warehouse.open(any_warehouse_url)
+    rows = wh.backend.query("SELECT metric, tags, toTypeName(tags) AS type FROM k6_points ORDER BY metric")
+    assert [(r["metric"], r["tags"]) for r in rows] == [
+        ("http_reqs", '{"method":"GET","url":"http:\\/\\/x\\/?a=\'1\'"}'), ("vus", "{}")]
+    assert {r["type"] for r in rows} == {"LowCardinality(String)"}
+    assert [json.loads(r["tags"]) for r in rows] == [{"method": "GET", "url": "http://x/?a='1'"}, {}]
+    columns = wh.backend.query(
+        "SELECT name FROM system.columns WHERE database = currentDatabase() AND table = 'k6_points'")
+    assert "tags_text" not in {c["name"] for c in columns}
 
 
 def test_k6_json_plain_and_gzip_give_the_same_rows(any_warehouse_url: str, k6_output: Path,

@@ -4,9 +4,9 @@ Every format follows the same path: ClickHouse parses the file (into a staging t
 the warehouse table; the bytes never go through Python rows), SQL moves the valid rows into the
 warehouse tables tagged with a batch id, and the batch is recorded as done last. A batch that never
 reached "done" (a killed process) is deleted the next time the warehouse opens, so a file's rows are
-all there or none are. The file's sha256 (re-ingest adds nothing) and line count are computed in a
-thread while ClickHouse loads it; a cheap fingerprint decides beforehand whether the file may be a
-duplicate, and only then is the full hash awaited before loading.
+all there or none are. The file's sha256 (re-ingest adds nothing) is computed in a thread while
+ClickHouse loads it; a cheap fingerprint decides beforehand whether the file may be a duplicate, and
+only then is the full hash awaited before loading.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import socket
 import tempfile
 import uuid
 import zlib
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,18 +84,6 @@ class IngestResult:
 
 
 @dataclass(frozen=True)
-class FileCounts:
-    """Counted in Python while hashing: ClickHouse's parsed rows are checked against these."""
-
-    lines: int  # lines in the (plain) file; a last line without a line break counts; -1 when unknown
-    marks: int = -1  # lines that start with the format's `line_mark`; -1 when not counted
-
-
-def _unknown() -> FileCounts:
-    return FileCounts(-1)
-
-
-@dataclass(frozen=True)
 class IngestJob:
     """What a format's loader needs: where to put rows and how to tag them."""
 
@@ -107,26 +94,15 @@ class IngestJob:
     generator: str = ""
     services: dict[tuple[str, str], str] = field(default_factory=dict)  # (journey, step) -> service
     source: Path | None = None  # the file the user gave (path is its plain copy when it was gzip)
-    counted: Callable[[], FileCounts] = _unknown  # waits for the hashing thread's counts
 
     @property
     def stage(self) -> str:
         return f"stage_{self.batch}"
 
-    @property
-    def lines(self) -> int:
-        return self.counted().lines
-
-    @property
-    def marks(self) -> int:
-        return self.counted().marks
-
 
 class Format(Protocol):
     name: ClassVar[str]
     tool: ClassVar[str]
-    # A format may set `line_mark: ClassVar[bytes]` and `marked(line: bytes) -> bool`: the lines that
-    # start with the mark and pass `marked` are counted while hashing (job.marks).
 
     def sniff(self, head: bytes) -> bool:
         """Does a file starting with these bytes look like this format?"""
@@ -168,58 +144,36 @@ def detect_format(path: Path) -> Format:
 
 
 def file_sha256(path: Path) -> str:
-    return _hash_and_count(path)[0]
-
-
-class _LineCounter:
-    """Counts lines over a stream of blocks, and the lines that start with `mark` and pass `check`."""
-
-    def __init__(self, mark: bytes = b"", check: Callable[[bytes], bool] | None = None):
-        self.lines, self.marks, self.last = 0, 0, b"\n"
-        self.mark, self.check = mark, check or (lambda line: True)
-        self.carry = b""  # the unfinished line at the end of the blocks so far
-
-    def feed(self, block: bytes) -> None:
-        if not block:
-            return
-        self.lines += block.count(b"\n")
-        self.last = block[-1:]
-        if self.mark:
-            cut = block.rfind(b"\n") + 1
-            if cut == 0:
-                self.carry += block
-                return
-            self._marked(self.carry + block[:cut] if self.carry else block[:cut])
-            self.carry = block[cut:]
-
-    def _marked(self, lines: bytes) -> None:
-        """Count the marked lines in whole lines (`lines` starts at a line start)."""
-        starts = b"\n" + self.mark
-        pos = 0 if lines.startswith(self.mark) else lines.find(starts) + 1 or -1
-        while pos >= 0:
-            end = lines.find(b"\n", pos)
-            self.marks += self.check(lines[pos:] if end < 0 else lines[pos:end])
-            pos = -1 if end < 0 else lines.find(starts, end) + 1 or -1
-
-    def counts(self) -> FileCounts:
-        if not self.mark:
-            return FileCounts(self.lines + (self.last != b"\n"))
-        if self.carry:
-            self._marked(self.carry)
-            self.carry = b""
-        return FileCounts(self.lines + (self.last != b"\n"), self.marks)
-
-
-def _hash_and_count(
-    path: Path, mark: bytes = b"", check: Callable[[bytes], bool] | None = None
-) -> tuple[str, FileCounts]:
-    """The file's sha256 and its line counts, in one read."""
-    digest, counter = hashlib.sha256(), _LineCounter(mark, check)
+    digest = hashlib.sha256()
     with open(path, "rb") as fh:
         while block := fh.read(1 << 20):
             digest.update(block)
+    return digest.hexdigest()
+
+
+def count_lines(path: Path) -> int:
+    """Lines in a file; a last line without a line break counts."""
+    counter = _LineCounter()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
             counter.feed(block)
-    return digest.hexdigest(), counter.counts()
+    return counter.lines
+
+
+class _LineCounter:
+    """Counts lines over a stream of blocks; a last line without a line break counts."""
+
+    def __init__(self) -> None:
+        self.breaks, self.last = 0, b"\n"
+
+    def feed(self, block: bytes) -> None:
+        if block:
+            self.breaks += block.count(b"\n")
+            self.last = block[-1:]
+
+    @property
+    def lines(self) -> int:
+        return self.breaks + (self.last != b"\n")
 
 
 def quick_fingerprint(path: Path, edge: int = 1 << 20) -> str:
@@ -256,30 +210,26 @@ def ingest_file(
     if path.stat().st_size == 0:
         raise IngestError(f"{path}: the file is empty; nothing to ingest")
     fmt_impl = _given_format(path, fmt) if fmt else detect_format(path)
-    mark: bytes = getattr(fmt_impl, "line_mark", b"")
-    check = getattr(fmt_impl, "marked", None)
     quick = quick_fingerprint(path)
     result = IngestResult(run_id, str(path), fmt_impl.name, fmt_impl.tool)
     with backend.session(), ThreadPoolExecutor(1, thread_name_prefix="perfhouse-hash") as pool:
-        hashing = pool.submit(_hash_and_count, path, mark, check)  # sha256 releases the GIL; ClickHouse too
+        hashing = pool.submit(file_sha256, path)  # sha256 releases the GIL; ClickHouse too
         maybe_seen = backend.query(
             "SELECT 1 FROM ingested_files FINAL WHERE quick = {q:String} AND state = 'done' LIMIT 1", {"q": quick}
         )
-        if maybe_seen and (seen := _done_run(backend, hashing.result()[0])):
+        if maybe_seen and (seen := _done_run(backend, hashing.result())):
             result.run_id, result.duplicate = seen, True
             return result
         with tempfile.TemporaryDirectory(prefix="perfhouse-ingest-") as tmp:
-            plain, cut, plain_counts = _plain(path, Path(tmp), mark, check)
-            counted = (lambda: plain_counts) if plain_counts is not None else (lambda: hashing.result()[1])
-            job = IngestJob(backend, plain, run_id, uuid.uuid4().hex, generator, services or {}, source=path,
-                            counted=counted)
+            plain, cut = _plain(path, Path(tmp))
+            job = IngestJob(backend, plain, run_id, uuid.uuid4().hex, generator, services or {}, source=path)
             _record(backend, job, "", quick, fmt_impl.name, "started", result)
             try:
                 fmt_impl.load(job, result)
                 if cut is not None:
                     result.rejected += 1
                     result.samples.append(Rejected(cut[0], cut[1], ""))
-                sha = hashing.result()[0]
+                sha = hashing.result()
                 # Ingested meanwhile, or before quick fingerprints were recorded: this batch adds nothing.
                 if seen := _done_run(backend, sha):
                     discard_batch(backend, job.batch)
@@ -314,21 +264,18 @@ def _given_format(path: Path, name: str) -> Format:
     return chosen
 
 
-def _plain(
-    path: Path, tmp: Path, mark: bytes = b"", check: Callable[[bytes], bool] | None = None
-) -> tuple[Path, tuple[int, str] | None, FileCounts | None]:
+def _plain(path: Path, tmp: Path) -> tuple[Path, tuple[int, str] | None]:
     """The file itself, or for gzip its content decompressed (streamed, bounded memory) into `tmp`.
 
     ClickHouse fails a whole read on a gzip cut short, so Python decompresses: everything up to the cut
     is kept, and the cut comes back as (line after the last complete one, reason) to count as rejected.
-    The third item is the decompressed content's line counts (None for a plain file).
     """
     with open(path, "rb") as fh:
         if fh.read(2) != b"\x1f\x8b":
-            return path, None, None
+            return path, None
         fh.seek(0)
         out_path = tmp / (path.name.removesuffix(".gz") or "data")
-        counter, problem, pending = _LineCounter(mark, check), "", False  # pending: a gzip member begun, not ended
+        counter, problem, pending = _LineCounter(), "", False  # pending: a gzip member begun, not ended
         decomp = zlib.decompressobj(wbits=47)
         with open(out_path, "wb") as out:
             while not problem and (block := fh.read(1 << 20)):
@@ -345,7 +292,7 @@ def _plain(
                         block, decomp = decomp.unused_data, zlib.decompressobj(wbits=47)
             if pending and not problem:
                 problem = "the gzip stream is cut short; what followed the cut is lost"
-    return out_path, (counter.lines + 1, problem) if problem else None, counter.counts()
+    return out_path, (counter.breaks + 1, problem) if problem else None
 
 
 def _nothing_valid(path: Path, result: IngestResult) -> str:

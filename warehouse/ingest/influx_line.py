@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import ClassVar
 
 from warehouse.ingest import (
-    BOUNDED,
     SAMPLE_REJECTS,
     IngestJob,
     IngestResult,
@@ -39,7 +38,7 @@ from warehouse.ingest import (
     service_map_params,
     stage_lines,
 )
-from warehouse.ingest.k6_json import _REQUESTS, GROUP_SETTINGS
+from warehouse.ingest.k6_json import derive_requests
 
 FieldValue = float | int | bool | str
 
@@ -263,7 +262,7 @@ STAGE_TYPES = ["String", "Int64", "String", "Map(String, String)", "String", "St
 _POINTS = """
 INSERT INTO k6_points (run_id, batch, ts, ts_ns, metric, value, tags, generator)
 SELECT {run:String}, {batch:String}, toDateTime64(fromUnixTimestamp64Nano(ns, 'UTC'), 6, 'UTC'),
-       toUInt16(ns % 1000), measurement, value, tags, {generator:String}
+       toUInt16(ns % 1000), measurement, value, toJSONString(mapSort(tags)), {generator:String}
 FROM {stage} WHERE kind = 'k6'
 """
 
@@ -315,10 +314,9 @@ class InfluxLine:
                                    source=source)
             stage_lines(staged_job, STAGE_COLUMNS, "JSONEachRow", types=STAGE_TYPES)
         params = {"run": job.run_id, "batch": job.batch, "generator": job.generator}
-        bounded = " SETTINGS " + ", ".join(f"{k} = {int(v)}" for k, v in {**BOUNDED, **GROUP_SETTINGS}.items())
         if kinds["k6"]:
             job.backend.command(_POINTS.replace("{stage}", job.stage), params)
-            job.backend.command(_REQUESTS + bounded, {**params, **service_map_params(job)})
+            derive_requests(job, {**params, **service_map_params(job)})
         if kinds["jmeter"]:
             job.backend.command(_AGGREGATES.replace("{stage}", job.stage), params)
             result.notes.append(AGGREGATES_NOTE)

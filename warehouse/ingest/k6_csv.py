@@ -58,7 +58,7 @@ class K6Csv:
         params = {"run": job.run_id, "batch": job.batch, "generator": job.generator, **service_map_params(job)}
         job.backend.command(
             "INSERT INTO k6_points (run_id, batch, ts, metric, value, tags, generator) "
-            f"SELECT {{run:String}}, {{batch:String}}, ts, metric, value, tags, {{generator:String}} "
+            f"SELECT {{run:String}}, {{batch:String}}, ts, metric, value, toJSONString(mapSort(tags)), {{generator:String}} "
             f"FROM ({points}) WHERE reason = ''",
             params,
         )

@@ -1,16 +1,21 @@
 """k6 `--out json` (plain or gzip): every metric point kept, and one row per HTTP request derived.
 
-ClickHouse parses each line once, with its JSONEachRow input format, straight into k6_points (data.time
-read as DateTime64(9): ts keeps the microseconds, ts_ns the nanoseconds past them; tags as a Map):
-there is no staging copy. Lines it cannot parse are skipped, not fatal. The requests are then SQL
-over this batch's points of the four metrics they need. The points written plus the Metric lines
-(counted by Python while hashing) must account for every line of the file; only when they do not
-does a second, line-by-line pass locate the rejected lines, so a clean file is read once.
+ClickHouse parses each line once, with its JSONEachRow input format (parallel parsing), straight into
+k6_points: there is no staging copy. data.time is read as text and parsed in the SELECT (ts keeps the
+microseconds, ts_ns the nanoseconds past them); data.tags is kept as the JSON text k6 wrote, as a
+LowCardinality string: k6 repeats a few tag sets, so parsing, storing and grouping by them is cheap.
+The requests are then SQL over this batch's points of the four metrics they need.
+
+The first pass is strict: a line that does not parse, or is neither a Point with a valid time nor a
+Metric line, fails the statement. A clean file is so read once, with nothing to count or check after.
+When the strict pass fails, its rows are deleted and a lenient pass keeps every valid point (skipping
+what it cannot parse); a line-by-line pass then locates and explains the rejected lines.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import shutil
@@ -26,70 +31,78 @@ from warehouse.ingest import (
     IngestJob,
     IngestResult,
     Rejected,
+    count_lines,
     count_rejects,
     register,
     service_map_params,
     stage_lines,
 )
 
-# The columns of a k6 line as ClickHouse parses them (other keys, like a Metric's data, are skipped).
+# The columns of a k6 line as ClickHouse parses them (other keys, like a Metric's data, are skipped;
+# the tags object is read as its text).
 STRUCTURE = (
     "type LowCardinality(String), metric LowCardinality(String), "
-    "data Tuple(time Nullable(DateTime64(9, 'UTC')), value Float64, tags Map(String, String))"
+    "data Tuple(time String, value Float64, tags LowCardinality(String))"
 )
-# A line the parser cannot read (not JSON, cut short, a value of the wrong type) is skipped and counted
-# as an error instead of failing the file; best_effort reads k6's RFC 3339 times with any offset.
 PARSE_SETTINGS = {
-    "input_format_allow_errors_num": 1 << 62,
-    "input_format_allow_errors_ratio": 1,
-    "date_time_input_format": "best_effort",
     "input_format_skip_unknown_fields": 1,
+    "input_format_json_read_objects_as_strings": 1,
 }
-# One parsing thread: parallel parsing holds several 10 MB segments and their blocks at once (measured:
-# about 150 MB more anonymous memory for no faster ingest on 2 cores, where the insert uses both anyway).
+# The lenient pass: a line the parser cannot read (not JSON, a value of the wrong type) is skipped.
+LENIENT_SETTINGS = {"input_format_allow_errors_num": 1 << 62, "input_format_allow_errors_ratio": 1}
+# Parallel parsing (one thread cuts the file into segments, the others parse them) is most of the speed
+# on 2 cores; small segments keep the blocks it holds at once, and so the memory, small.
 INSERT_SETTINGS = {
-    "input_format_parallel_parsing": 0,
+    "input_format_parallel_parsing": 1,
+    "min_chunk_bytes_for_parallel_parsing": 4 << 20,
 }
 
-# Grouping points into requests keeps one state per request (its tags are the key): spilling it to disk
-# at BOUNDED's 64 MB more than doubles the query's time, so it spills later.
-GROUP_SETTINGS = {"max_bytes_before_external_group_by": 256 << 20}
+# Grouping points into requests keeps one state per request, so the batch's requests are derived in
+# slices of about this many, cut at timestamps (all points of a request share one): the memory stays
+# that of one slice whatever the file's size, and each slice reads its range of the sorting key.
+REQUESTS_PER_SLICE = 50_000
 
+# k6 writes RFC 3339 times with nanoseconds, in UTC or with an offset: best effort reads them all.
 _POINTS = """
 INSERT INTO k6_points (run_id, batch, ts, ts_ns, metric, value, tags, generator)
 SELECT {run:String}, {batch:String}, toDateTime64(time, 6, 'UTC'), toUInt16(toUnixTimestamp64Nano(time) % 1000),
        metric, data.value, data.tags, {generator:String}
-FROM (SELECT *, assumeNotNull(data.time) AS time FROM {input} WHERE type = 'Point' AND data.time IS NOT NULL)
+FROM (SELECT type, metric, data, parseDateTime64BestEffortOrNull(data.time, 9, 'UTC') AS time FROM {input})
+WHERE {strict} type = 'Point' AND time IS NOT NULL
 """
+_STRICT = ("throwIf(type NOT IN ('Point', 'Metric') OR (type = 'Point' AND time IS NULL), "
+           "'a line that is neither a k6 Point with a time nor a Metric line') = 0 AND")
 
 # k6 writes the metrics of one HTTP request (http_reqs, http_req_duration, ..., http_req_failed) as
 # separate points with the same nanosecond timestamp and the same tags: grouping on both rebuilds
 # the request (only the four metrics read here matter; the sorting key finds them). Tags written by
 # perfhouse scripts name journey, step and service; other scripts fall back to the scenario and the
-# name tag. The tags are a grouping key, so the outer query reads them once per request. Two requests
+# name tag. The tags (one JSON text per tag set) are a grouping key, and the outer query extracts from
+# them once per distinct tag set (LowCardinality: functions run on the dictionary). Two requests
 # that share timestamp and tags (VUs starting together) fall into one group: it yields a row per
 # http_reqs point, so no request is lost and every duration is kept.
-_REQUESTS = """
+_TAGS = ("Tuple(journey String, step String, service String, scenario String, name String, method String, "
+         "url String, status String, expected_response String, error String, vu String)")
+_REQUESTS = f"""
 INSERT INTO requests (run_id, batch, ts, tool, generator, journey, step, service, method, url, status, ok,
                       duration_ms, waiting_ms, connect_ms, bytes_sent, bytes_received, error, vu)
-SELECT {run:String}, {batch:String}, ts, 'k6', {generator:String},
-       if(tags['journey'] != '', tags['journey'], tags['scenario']) AS journey_,
-       if(tags['step'] != '', tags['step'], tags['name']) AS step_,
-       if(tags['service'] != '', tags['service'],
-          transform(concat(journey_, '\\t', step_), {svc_keys:Array(String)}, {svc_values:Array(String)},
-                    domain(tags['url']))),
-       tags['method'], tags['url'], toUInt16OrZero(tags['status']),
-       if(tags['expected_response'] != '', tags['expected_response'] = 'true',
-          toUInt16OrZero(tags['status']) BETWEEN 200 AND 399),
-       durations[n], waits[n], connects[n], 0, 0, tags['error'], tags['vu']
+SELECT {{run:String}}, {{batch:String}}, ts, 'k6', {{generator:String}},
+       if(t.journey != '', t.journey, t.scenario) AS journey_, if(t.step != '', t.step, t.name) AS step_,
+       if(t.service != '', t.service,
+          transform(concat(journey_, '\\t', step_), {{svc_keys:Array(String)}}, {{svc_values:Array(String)}},
+                    domain(t.url))),
+       t.method, t.url, toUInt16OrZero(t.status),
+       if(t.expected_response != '', t.expected_response = 'true', toUInt16OrZero(t.status) BETWEEN 200 AND 399),
+       durations[n], waits[n], connects[n], 0, 0, t.error, t.vu
 FROM (
-    SELECT ts, ts_ns, tags, countIf(metric = 'http_reqs') AS reqs,
+    SELECT ts, ts_ns, JSONExtract(tags, '{_TAGS}') AS t, countIf(metric = 'http_reqs') AS reqs,
            groupArrayIf(value, metric = 'http_req_duration') AS durations,
            groupArrayIf(value, metric = 'http_req_waiting') AS waits,
            groupArrayIf(value, metric = 'http_req_connecting') AS connects
     FROM k6_points
-    WHERE run_id = {run:String} AND batch = {batch:String}
+    WHERE run_id = {{run:String}} AND batch = {{batch:String}}
       AND metric IN ('http_reqs', 'http_req_duration', 'http_req_waiting', 'http_req_connecting')
+      AND ts >= {{since:DateTime64(6, 'UTC')}} AND ts < {{until:DateTime64(6, 'UTC')}}
     GROUP BY ts, ts_ns, tags
     HAVING reqs > 0
 )
@@ -113,7 +126,6 @@ multiIf(NOT isValidJSON(line), 'not valid JSON (a truncated or garbled line)',
 class K6Json:
     name: ClassVar[str] = "k6-json"
     tool: ClassVar[str] = "k6"
-    line_mark: ClassVar[bytes] = b'{"type":"Metric"'  # how k6 starts a Metric line
 
     def sniff(self, head: bytes) -> bool:
         first = head.lstrip().split(b"\n", 1)[0]
@@ -122,14 +134,6 @@ class K6Json:
         except ValueError:
             return False
         return isinstance(doc, dict) and doc.get("type") in ("Metric", "Point") and "data" in doc
-
-    def marked(self, line: bytes) -> bool:
-        """A Metric line that ClickHouse parses too (it skips such lines: they describe, not measure)."""
-        try:
-            doc = json.loads(line)
-        except ValueError:
-            return False
-        return isinstance(doc, dict) and doc.get("type") == "Metric"
 
     def load(self, job: IngestJob, result: IngestResult) -> None:
         params = {
@@ -140,26 +144,53 @@ class K6Json:
         }
         points = {k: params[k] for k in ("run", "batch", "generator")}
         settings = {**BOUNDED, **READ_FILE, **INSERT_SETTINGS, **PARSE_SETTINGS}
-        try:
-            with _complete_lines(job.path) as (complete, partial):
+        with _complete_lines(job.path) as (complete, partial):
+            try:
                 result.points = job.backend.insert_from_file(
-                    _POINTS, points, complete, "JSONEachRow", STRUCTURE, settings
+                    _POINTS.replace("{strict}", _STRICT), points, complete, "JSONEachRow", STRUCTURE, settings
                 )
-        except WarehouseError as exc:
-            raise IngestError(f"{job.source or job.path}: ClickHouse could not read the file: {exc}") from None
-        grouping = {**BOUNDED, **GROUP_SETTINGS}
-        bounded = " SETTINGS " + ", ".join(f"{k} = {int(v)}" for k, v in grouping.items())
-        job.backend.command(_REQUESTS + bounded, params)
+                clean = True
+            except WarehouseError:
+                clean = False
+                job.backend.command("DELETE FROM k6_points WHERE batch = {b:String}", {"b": job.batch})
+            if not clean:
+                try:
+                    result.points = job.backend.insert_from_file(
+                        _POINTS.replace("{strict}", ""), points, complete, "JSONEachRow", STRUCTURE,
+                        {**settings, **LENIENT_SETTINGS},
+                    )
+                except WarehouseError as exc:
+                    raise IngestError(
+                        f"{job.source or job.path}: ClickHouse could not read the file: {exc}") from None
+            complete_lines = count_lines(complete) if partial else 0
+        derive_requests(job, params)
         result.rows = int(job.backend.query("SELECT count() AS n FROM requests WHERE batch = {b:String}",
                                             {"b": job.batch})[0]["n"])
-        # Every line is a Point kept or a Metric line (k6 starts those with line_mark), or else rejected.
-        if job.marks < 0 or result.points + job.marks != job.lines:
+        if not clean:
             stage_lines(job, ["line"], "LineAsString", suffix="_lines")
             count_rejects(job, result, _REASON, "line != ''", from_sql=job.stage + "_lines")
         elif partial:  # the one line that never reached ClickHouse
             result.rejected += 1
-            result.samples.append(Rejected(job.lines + 1, "the last line was cut short", partial[:120].decode(
+            result.samples.append(Rejected(complete_lines + 1, "the last line was cut short", partial[:120].decode(
                 "utf-8", errors="replace")))
+
+
+def derive_requests(job: IngestJob, params: dict[str, object]) -> None:
+    """Insert the batch's requests from its k6_points, a slice of REQUESTS_PER_SLICE at a time."""
+    levels = ", ".join(f"{i / 64:g}" for i in range(1, 64))  # the level parameters must be literals
+    found = job.backend.query(
+        f"SELECT count() AS n, arrayMap(t -> toString(t), quantiles({levels})(ts)) AS cuts "
+        "FROM k6_points WHERE run_id = {run:String} AND batch = {batch:String} AND metric = 'http_reqs'",
+        {"run": job.run_id, "batch": job.batch},
+    )[0]
+    if not int(found["n"]):
+        return
+    slices = min(64, -(-int(found["n"]) // REQUESTS_PER_SLICE))
+    cuts = sorted({found["cuts"][round(i * 64 / slices) - 1] for i in range(1, slices)})
+    edges = ["1900-01-01 00:00:00", *cuts, "2299-12-31 23:59:59"]
+    settings = " SETTINGS " + ", ".join(f"{k} = {int(v)}" for k, v in BOUNDED.items())
+    for since, until in itertools.pairwise(edges):
+        job.backend.command(_REQUESTS + settings, {**params, "since": since, "until": until})
 
 
 @contextlib.contextmanager
