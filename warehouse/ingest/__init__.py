@@ -99,6 +99,10 @@ class IngestJob:
     def stage(self) -> str:
         return f"stage_{self.batch}"
 
+    def table(self, name: str) -> str:
+        """The table a loader writes `name`'s rows of this batch to, and reads them back from."""
+        return name
+
 
 class Format(Protocol):
     name: ClassVar[str]
