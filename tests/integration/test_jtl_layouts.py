@@ -11,9 +11,25 @@ from typing import Any
 
 import pytest
 
+from warehouse.errors import WarehouseError
+from warehouse.ingest import jtl_csv
 from warehouse.store import Warehouse
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(params=["strict", "checked"], autouse=True)
+def jtl_pass(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test of this module passes through each of the two paths alone: the one strict pass a clean
+    file takes (the checked path must not be needed), and the checked path a file with bad records takes."""
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        if request.param == "strict":
+            raise AssertionError("the strict pass failed on a clean file")
+        raise WarehouseError("forced onto the checked path")
+
+    monkeypatch.setattr(jtl_csv, "_load_checked" if request.param == "strict" else "_load_strict", refuse)
+    return str(request.param)
 
 HEADER_5X = [
     "timeStamp",

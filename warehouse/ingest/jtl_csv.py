@@ -1,4 +1,12 @@
-"""JMeter JTL in CSV: with or without a header row, any saveservice column layout, any delimiter."""
+"""JMeter JTL in CSV: with or without a header row, any saveservice column layout, any delimiter.
+
+A first, strict pass lets ClickHouse parse the file with typed columns (parallel parsing) straight into
+the requests table: a record that does not parse or is not a valid sample fails the statement, so a
+clean file is read once. When it fails (or the last line was cut short), its rows are deleted and the
+checked path runs: the records are staged as text, split and checked in SQL, the valid ones inserted
+and the rejected ones counted and explained with their line numbers. Both paths give valid records the
+same values.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +15,11 @@ import io
 import re
 from typing import Any, ClassVar
 
-from warehouse.errors import IngestError
+from warehouse.backends import quote_identifier
+from warehouse.errors import IngestError, WarehouseError
 from warehouse.ingest import (
+    BOUNDED,
+    READ_FILE,
     IngestJob,
     IngestResult,
     count_rejects,
@@ -58,6 +69,10 @@ LAYOUTS: dict[int, list[str]] = {
 }
 # Every saveservice column: the 5.x defaults plus the optional ones.
 KNOWN = {*LAYOUTS[17], "Filename", "Encoding", "SampleCount", "ErrorCount", "Hostname"}
+# How the strict pass types the known columns; the others are text (not LowCardinality: building
+# dictionaries while parsing costs the CSV reader about three times its own time).
+INTEGERS = {"bytes", "sentBytes", "grpThreads", "allThreads", "Latency", "IdleTime", "Connect", "SampleCount",
+            "ErrorCount"}
 # A Transaction Controller's own sample (a group of requests, not a request) says this.
 TRANSACTION_MESSAGE = "Number of samples in transaction"
 DELIMITERS = ",\t;|"
@@ -95,68 +110,133 @@ class JtlCsv:
         return first.startswith(b"timeStamp") or bool(re.match(rb"^\d{13}[,\t;|]\d+[,\t;|]", first))
 
     def load(self, job: IngestJob, result: IngestResult) -> None:
-        columns, header, delimiter = _layout(read_head(job.path), str(job.source or job.path))
-        fields, total = _stage(job, len(columns), header, delimiter)
-        if _swallowed_lines(job, fields, columns):
-            fields, total = _stage(job, len(columns), header, delimiter, by_line=True)
-        ts, elapsed, success = _col(columns, "timeStamp"), _col(columns, "elapsed"), _col(columns, "success")
+        head = read_head(job.path)
+        columns, header, delimiter = _layout(head, str(job.source or job.path))
         # JMeter ends every record with a line break: a last line without one was cut short.
         with open(job.path, "rb") as fh:
             fh.seek(-1, 2)
             cut_short = fh.read(1) not in (b"\n", b"\r")
-        ts_expr = (
-            f"if(match({ts}, '^[0-9]+$'), fromUnixTimestamp64Milli(toInt64OrZero({ts}), 'UTC'), "
-            f"parseDateTime64BestEffortOrNull({ts}, 3, 'UTC'))"
-        )
-        n = len(columns)
-        reason = (
-            f"multiIf(lineno_ = {total} AND {int(cut_short)}, 'the last line was cut short',"
-            f" ncols_ != {n}, concat(if(ncols_ > {n}, 'more than ', ''), toString(least(ncols_, {n})),"
-            f"   ' columns, expected {n}'),"
-            f" {ts_expr} IS NULL, 'timeStamp is not a time',"
-            f" toInt64OrNull({elapsed}) IS NULL, 'elapsed is not a number',"
-            f" {success} NOT IN ('true', 'false'), 'success is neither true nor false',"
-            f" {_col(columns, 'label')} = '', 'label is empty', '')"
-        )
-        thread = _col(columns, "threadName")
-        journey = f"replaceRegexpOne({thread}, '\\\\s+[0-9]+-[0-9]+$', '')"
-        label = _col(columns, "label")
-        url = _col(columns, "URL")
-        staged = f"(SELECT *, rowNumberInAllBlocks() + 1 AS lineno_ FROM ({fields}))"
-        job.backend.command(
-            f"""
-            INSERT INTO requests (run_id, batch, ts, tool, generator, journey, step, service, method, url, status,
-                                  ok, duration_ms, waiting_ms, connect_ms, bytes_sent, bytes_received, error, vu)
+        if not cut_short:
+            try:
+                result.rows = _load_strict(job, columns, header, delimiter, head)
+                return
+            except WarehouseError:
+                job.backend.command(f"DELETE FROM {quote_identifier(job.table('requests'))} WHERE batch = {{b:String}}",
+                                    {"b": job.batch})
+        _load_checked(job, result, columns, header, delimiter, cut_short)
+
+
+def _requests_sql(table: str, columns: list[str], ts: str, where: str, source: str, typed: bool) -> str:
+    """The INSERT of requests from `source`'s records (cells named f0.., `ts` the time expression);
+    `typed`: the numeric cells are already Int64 (the strict pass), else text (0 when not a number)."""
+
+    def num(name: str) -> str:
+        if name not in columns:
+            return "0"
+        cell = _col(columns, name)
+        return f"assumeNotNull({cell})" if typed and name == "elapsed" else cell if typed else f"toInt64OrZero({cell})"
+
+    thread, label, url, success = (_col(columns, c) for c in ("threadName", "label", "URL", "success"))
+    failure, message = _col(columns, "failureMessage"), _col(columns, "responseMessage")
+    journey = f"replaceRegexpOne({thread}, '\\\\s+[0-9]+-[0-9]+$', '')"
+    return f"""
+            INSERT INTO {quote_identifier(table)} (run_id, batch, ts, tool, generator, journey, step, service, method,
+                                  url, status, ok, duration_ms, waiting_ms, connect_ms, bytes_sent, bytes_received,
+                                  error, vu)
             SELECT {{run:String}}, {{batch:String}}, ts_, 'jmeter', {{generator:String}}, journey_, {label},
                    transform(concat(journey_, '\\t', {label}), {{svc_keys:Array(String)}},
                              {{svc_values:Array(String)}}, domain({url})),
                    '', {url}, toUInt16OrZero({_col(columns, "responseCode")}), {success} = 'true',
-                   toFloat64(toInt64OrZero({elapsed})), toFloat64(toInt64OrZero({_col(columns, "Latency")})),
-                   toFloat64(toInt64OrZero({_col(columns, "Connect")})),
-                   toUInt64OrZero({_col(columns, "sentBytes")}), toUInt64OrZero({_col(columns, "bytes")}),
-                   if({success} = 'true', '', if({_col(columns, "failureMessage")} != '',
-                      {_col(columns, "failureMessage")}, {_col(columns, "responseMessage")})),
+                   toFloat64({num("elapsed")}), toFloat64({num("Latency")}), toFloat64({num("Connect")}),
+                   toUInt64({num("sentBytes")}), toUInt64({num("bytes")}),
+                   if({success} = 'true', '', if({failure} != '', {failure}, {message})),
                    {thread}
-            FROM (SELECT *, {ts_expr} AS ts_, {journey} AS journey_, {reason} AS reason_ FROM {staged}
-                  SETTINGS max_threads = 1)
-            WHERE reason_ = '' AND NOT startsWith({_col(columns, "responseMessage")}, '{TRANSACTION_MESSAGE}')
-            """,
-            {"run": job.run_id, "batch": job.batch, "generator": job.generator, **service_map_params(job)},
-        )
-        result.rows = int(
-            job.backend.query("SELECT count() AS n FROM requests WHERE batch = {b:String}", {"b": job.batch})[
-                0
-            ]["n"]
-        )
-        text = f"arrayStringConcat([{', '.join(f'f{i}' for i in range(n))}], {_sql_string(delimiter)})"
-        count_rejects(
-            job,
-            result,
-            reason.replace("lineno_", "(rowNumberInAllBlocks() + 1)"),
-            text_sql=text,
-            first_line=2 if header else 1,
-            from_sql=f"({fields})",
-        )
+            FROM (SELECT *, {ts} AS ts_, {journey} AS journey_ FROM {source})
+            WHERE {where} AND NOT startsWith({message}, '{TRANSACTION_MESSAGE}')
+            """
+
+
+def _load_strict(job: IngestJob, columns: list[str], header: bool, delimiter: str, head: bytes) -> int:
+    """One typed pass of ClickHouse's CSV reader into requests; raises WarehouseError on any bad record."""
+    lines = head.split(b"\n")
+    first = lines[1 if header else 0] if len(lines) > int(header) else b""
+    millis = bool(re.match(rb"^\d+[,\t;|]", first))  # else a timestamp_format: parsed as text
+    types = []
+    for i, name in enumerate(columns):
+        if name == "timeStamp":
+            kind = "Nullable(Int64)" if millis else "String"
+        elif name == "elapsed":
+            kind = "Nullable(Int64)"  # empty reads as NULL, refused below
+        else:
+            kind = "Int64" if name in INTEGERS else "String"
+        types.append(f"f{i} {kind}")
+    ts_col, elapsed, success, label = (_col(columns, c) for c in ("timeStamp", "elapsed", "success", "label"))
+    ts = (f"fromUnixTimestamp64Milli(assumeNotNull({ts_col}), 'UTC')" if millis
+          else f"parseDateTime64BestEffortOrNull({ts_col}, 3, 'UTC')")
+    invalid = (f"{ts_col} IS NULL OR ts_ IS NULL OR {elapsed} IS NULL OR {success} NOT IN ('true', 'false') "
+               f"OR {label} = ''")
+    where = f"throwIf({invalid}, 'a JTL record that is not a valid sample') = 0"
+    fmt, settings = _format_settings(delimiter, header)
+    strict = {**BOUNDED, **READ_FILE, **settings, "input_format_parallel_parsing": 1,
+              "input_format_csv_allow_variable_number_of_columns": 0,
+              "input_format_custom_allow_variable_number_of_columns": 0}
+    sql = _requests_sql(job.table("requests"), columns, ts, where, "{input}", typed=True)
+    params = {"run": job.run_id, "batch": job.batch,
+              "generator": job.generator, **service_map_params(job)}
+    return job.backend.insert_from_file(sql, params, job.path, fmt, ", ".join(types), strict)
+
+
+def _format_settings(delimiter: str, header: bool) -> tuple[str, dict[str, Any]]:
+    """ClickHouse's input format and settings for a JTL with this delimiter (CSV quoting either way)."""
+    if delimiter == "\t":  # ClickHouse's CSV refuses a tab delimiter; the same CSV quoting in a custom format
+        return "CustomSeparatedWithNames" if header else "CustomSeparated", {
+            "format_custom_escaping_rule": "CSV",
+            "format_custom_field_delimiter": "\t",
+            "input_format_with_names_use_header": 0,
+        }
+    return "CSV", {"format_csv_delimiter": delimiter, "input_format_csv_skip_first_lines": 1 if header else 0}
+
+
+def _load_checked(job: IngestJob, result: IngestResult, columns: list[str], header: bool, delimiter: str,
+                  cut_short: bool) -> None:
+    """Stage every record as text, insert the valid ones, count and explain the others."""
+    fields, total = _stage(job, len(columns), header, delimiter)
+    if _swallowed_lines(job, fields, columns):
+        fields, total = _stage(job, len(columns), header, delimiter, by_line=True)
+    ts, elapsed, success = _col(columns, "timeStamp"), _col(columns, "elapsed"), _col(columns, "success")
+    ts_expr = (
+        f"if(match({ts}, '^[0-9]+$'), fromUnixTimestamp64Milli(toInt64OrZero({ts}), 'UTC'), "
+        f"parseDateTime64BestEffortOrNull({ts}, 3, 'UTC'))"
+    )
+    n = len(columns)
+    reason = (
+        f"multiIf(lineno_ = {total} AND {int(cut_short)}, 'the last line was cut short',"
+        f" ncols_ != {n}, concat(if(ncols_ > {n}, 'more than ', ''), toString(least(ncols_, {n})),"
+        f"   ' columns, expected {n}'),"
+        f" {ts_expr} IS NULL, 'timeStamp is not a time',"
+        f" toInt64OrNull({elapsed}) IS NULL, 'elapsed is not a number',"
+        f" {success} NOT IN ('true', 'false'), 'success is neither true nor false',"
+        f" {_col(columns, 'label')} = '', 'label is empty', '')"
+    )
+    staged = (f"(SELECT *, {reason} AS reason_ FROM (SELECT *, rowNumberInAllBlocks() + 1 AS lineno_ "
+              f"FROM ({fields})) SETTINGS max_threads = 1)")
+    job.backend.command(
+        _requests_sql(job.table("requests"), columns, ts_expr, "reason_ = ''", staged, typed=False),
+        {"run": job.run_id, "batch": job.batch, "generator": job.generator,
+         **service_map_params(job)},
+    )
+    result.rows = int(job.backend.query(
+        f"SELECT count() AS n FROM {quote_identifier(job.table('requests'))} WHERE batch = {{b:String}}",
+        {"b": job.batch})[0]["n"])
+    text = f"arrayStringConcat([{', '.join(f'f{i}' for i in range(n))}], {_sql_string(delimiter)})"
+    count_rejects(
+        job,
+        result,
+        reason.replace("lineno_", "(rowNumberInAllBlocks() + 1)"),
+        text_sql=text,
+        first_line=2 if header else 1,
+        from_sql=f"({fields})",
+    )
 
 
 def _swallowed_lines(job: IngestJob, fields: str, columns: list[str]) -> bool:
