@@ -101,7 +101,7 @@ def test_truncated_results_keep_valid_rows_and_name_the_line(tmp_path: Path, sto
     result = json.loads(proc.stdout)
     assert result["rejected"] == 1 and result["rows"] > 0
     assert result["rejected_lines"][0]["line"] == lines
-    assert f"cut.json:{lines}: rejected: not valid JSON" in proc.stderr
+    assert f"cut.json:{lines}: rejected: the last line was cut short" in proc.stderr
     assert len(runs(stored)) == 2
 
 

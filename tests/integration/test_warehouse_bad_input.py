@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from warehouse.backends import open_backend
+from warehouse.backends import Backend, open_backend
 from warehouse.errors import IngestError
 from warehouse.store import Warehouse
 
@@ -130,39 +130,59 @@ def test_gzip_cut_short_keeps_what_decompresses(any_warehouse_url: str, k6_outpu
     assert result.rejected == 1 + partial
 
 
-# The child ingests into the warehouse and stops for good right after the raw points are inserted: the
-# warehouse then holds a batch's rows but no finished batch, exactly what a crash midway leaves.
+# The child ingests into the warehouse and stops for good right after the first statement matching its third
+# argument: the warehouse then holds exactly what a crash there leaves.
 CHILD = """
-import sys, time
+import re, sys, time
 from warehouse.store import Warehouse
 wh = Warehouse.open(sys.argv[1])
 command = wh.backend.command
 def pausing(sql, params=None):
     command(sql, params)
-    if sql.lstrip().startswith("INSERT INTO requests"):  # k6_points of the batch are written by then
-        print("PARTIAL", flush=True)
+    if re.match(sys.argv[3], sql.lstrip()):
+        print("PAUSED", flush=True)
         time.sleep(3600)
 wh.backend.command = pausing
 wh.ingest(sys.argv[2])
 """
+# Where the child dies: while loading (the batch's points and now its requests are in its staging tables),
+# or once its rows are attached to the warehouse tables but before the batch is recorded as done.
+STOPS = {
+    "loading": (r"INSERT INTO stage_[0-9a-f]{32}_requests ", "staging"),
+    "attached": (r"ALTER TABLE requests ATTACH PARTITION ", "attaching"),
+}
 
 
+def staged_rows(backend: Backend) -> int:
+    tables = backend.query(
+        "SELECT name FROM system.tables WHERE database = currentDatabase() AND startsWith(name, 'stage_') "
+        "AND endsWith(name, '_k6_points')")
+    return sum(int(backend.query(f"SELECT count() AS n FROM {t['name']}")[0]["n"]) for t in tables)
+
+
+@pytest.mark.parametrize("stop", sorted(STOPS))
 def test_killed_ingest_leaves_no_partial_rows_and_no_run(any_warehouse_url: str, k6_output: Path,
-                                                         tmp_path: Path) -> None:
+                                                         stop: str) -> None:
     Warehouse.open(any_warehouse_url)
-    child = subprocess.Popen([sys.executable, "-c", CHILD, any_warehouse_url, str(k6_output)],
+    statement, state = STOPS[stop]
+    child = subprocess.Popen([sys.executable, "-c", CHILD, any_warehouse_url, str(k6_output), statement],
                              stdout=subprocess.PIPE, cwd=Path(__file__).resolve().parents[2])
     assert child.stdout is not None
     try:
-        assert child.stdout.readline() == b"PARTIAL\n"
+        assert child.stdout.readline() == b"PAUSED\n"
     finally:
         os.kill(child.pid, signal.SIGKILL)
         child.wait()
         child.stdout.close()
     backend = open_backend(any_warehouse_url, lock_timeout_s=30)  # no recovery yet: the crash's leftovers
     with backend.session():
-        assert backend.query("SELECT count() AS n FROM k6_points")[0]["n"] > 0
-        assert backend.query("SELECT state FROM ingested_files FINAL") == [{"state": "started"}]
+        points = int(backend.query("SELECT count() AS n FROM k6_points")[0]["n"])
+        requests = int(backend.query("SELECT count() AS n FROM requests")[0]["n"])
+        if stop == "loading":  # readers see nothing of a batch still loading
+            assert points == requests == 0 and staged_rows(backend) > 0
+        else:
+            assert points > 0 and requests > 0
+        assert backend.query("SELECT state FROM ingested_files FINAL") == [{"state": state}]
     wh = Warehouse.open(any_warehouse_url)
     assert count(wh, "k6_points") == count(wh, "requests") == 0 and wh.runs() == []
     assert wh.backend.query("SELECT state FROM ingested_files FINAL") == [{"state": "failed"}]

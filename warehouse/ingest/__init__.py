@@ -1,11 +1,15 @@
 """Ingestion of result files: format detection, the registry of formats, and the shared load path.
 
-Every format follows the same path: ClickHouse parses the file (into a staging table, or straight into
-the warehouse table; the bytes never go through Python rows), SQL moves the valid rows into the
-warehouse tables tagged with a batch id, and the batch is recorded as done last. A batch that never
-reached "done" (a killed process) is deleted the next time the warehouse opens, so a file's rows are
-all there or none are. The file's sha256 (re-ingest adds nothing) is computed in a thread while
-ClickHouse loads it; a cheap fingerprint decides beforehand whether the file may be a duplicate, and
+Every format follows the same path: ClickHouse parses the file (the bytes never go through Python rows)
+and SQL writes the valid rows, tagged with a batch id, into the batch's own staging copies of the
+warehouse tables (`IngestJob.table`: same engine, partition key, sorting key, codecs and TTL). Readers
+never look there, so a file's rows stay invisible while they load, and a load that fails only drops its
+staging tables. A loaded batch is then moved into the warehouse tables partition by partition with
+ATTACH PARTITION FROM (a part swap, no copy of the data: each partition's rows appear at once), and
+recorded as done last. A batch that never reached "done" (a killed process) is removed the next time the
+warehouse opens: its staging tables dropped and, when its rows may have been attached, deleted, so a
+file's rows are all there or none are. The file's sha256 (re-ingest adds nothing) is computed in a thread
+while ClickHouse loads it; a cheap fingerprint decides beforehand whether the file may be a duplicate, and
 only then is the full hash awaited before loading.
 """
 
@@ -14,6 +18,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import re
 import socket
 import tempfile
 import uuid
@@ -27,7 +32,19 @@ from warehouse.backends import Backend, quote_identifier
 from warehouse.errors import IngestError, WarehouseError
 
 SAMPLE_REJECTS = 5
-STAGE_SUFFIXES = ("", "_lines")  # staging tables of a batch: stage_<batch><suffix>
+# The warehouse tables a batch adds rows to, in the order its rows are attached: a run's requests (what
+# reports read) appear last, once the raw points and aggregates they come with are there.
+BATCH_TABLES = ("k6_points", "aggregates", "requests")
+# Every staging table of a batch is stage_<batch><suffix>: the parsed lines ("", "_lines"; Log tables)
+# and a copy of each warehouse table its rows go to before they are attached.
+LINE_SUFFIXES = ("", "_lines")
+STAGE_SUFFIXES = (*LINE_SUFFIXES, *(f"_{name}" for name in BATCH_TABLES))
+_STAGE_NAME = re.compile(r"stage_([0-9a-f]{32})(?:_[a-z0-9_]+)?")
+_PARTITION_ID = re.compile(r"[0-9A-Za-z_-]+")
+# The states of a batch in ingested_files: "staging" while its rows load into its staging tables,
+# "attaching" from the moment they may reach the warehouse tables, then "done" or "failed". "started" is
+# what versions before staging wrote: their rows went straight into the warehouse tables.
+UNFINISHED = ("staging", "attaching", "started")
 # Memory bounds for the statements of an ingest: the peak stays a few hundred MB whatever the file size
 # (aggregation and sorting spill to disk past these sizes; the input is read in blocks).
 BOUNDED: dict[str, Any] = {
@@ -97,11 +114,15 @@ class IngestJob:
 
     @property
     def stage(self) -> str:
+        """The table a loader may parse the file's lines into (stage_lines), before SQL checks them."""
         return f"stage_{self.batch}"
 
     def table(self, name: str) -> str:
-        """The table a loader writes `name`'s rows of this batch to, and reads them back from."""
-        return name
+        """The table a loader writes `name`'s rows of this batch to, and reads them back from: the batch's
+        staging copy of warehouse table `name`, which ingest_file creates before the load and attaches after."""
+        if name not in BATCH_TABLES:
+            raise ValueError(f"not a table a batch adds rows to: {name!r}")
+        return f"{self.stage}_{name}"
 
 
 class Format(Protocol):
@@ -227,28 +248,71 @@ def ingest_file(
         with tempfile.TemporaryDirectory(prefix="perfhouse-ingest-") as tmp:
             plain, cut = _plain(path, Path(tmp))
             job = IngestJob(backend, plain, run_id, uuid.uuid4().hex, generator, services or {}, source=path)
-            _record(backend, job, "", quick, fmt_impl.name, "started", result)
+            _record(backend, job, "", quick, fmt_impl.name, "staging", result)
+            attaching = False
             try:
+                create_stage(job)
                 fmt_impl.load(job, result)
                 if cut is not None:
                     result.rejected += 1
                     result.samples.append(Rejected(cut[0], cut[1], ""))
                 sha = hashing.result()
                 # Ingested meanwhile, or before quick fingerprints were recorded: this batch adds nothing.
-                if seen := _done_run(backend, sha):
-                    discard_batch(backend, job.batch)
-                    return IngestResult(seen, str(path), fmt_impl.name, fmt_impl.tool, duplicate=True)
+                seen = _done_run(backend, sha)
+                if not seen and (result.rows or result.points or result.aggregates):
+                    attaching = True
+                    _record(backend, job, sha, quick, fmt_impl.name, "attaching", result)
+                    attach_stage(job)
+                    _record(backend, job, sha, quick, fmt_impl.name, "done", result)
             except BaseException:
-                discard_batch(backend, job.batch)
+                discard_batch(backend, job.batch, attached=attaching)
                 raise
             finally:
-                for suffix in STAGE_SUFFIXES:
-                    backend.command(f"DROP TABLE IF EXISTS {job.stage}{suffix}")
-        _record(backend, job, sha, quick, fmt_impl.name, "done", result)
-        if result.rows == 0 and result.points == 0 and result.aggregates == 0:
-            discard_batch(backend, job.batch)
+                drop_stage(backend, job.batch)
+        if seen:
+            discard_batch(backend, job.batch, attached=False)
+            return IngestResult(seen, str(path), fmt_impl.name, fmt_impl.tool, duplicate=True)
+        if not attaching:
+            discard_batch(backend, job.batch, attached=False)
             raise IngestError(_nothing_valid(path, result))
     return result
+
+
+def create_stage(job: IngestJob) -> None:
+    """The batch's staging copy of each table it adds rows to. `CREATE TABLE ... AS` copies the engine,
+    partition key, sorting key, codecs and TTL, which ATTACH PARTITION FROM requires to be the same."""
+    for name in BATCH_TABLES:
+        job.backend.command(f"CREATE TABLE {quote_identifier(job.table(name))} AS {name}")
+
+
+def attach_stage(job: IngestJob) -> None:
+    """Move the batch's staged rows into the warehouse tables, one ATTACH PARTITION FROM per partition.
+
+    Each statement makes a whole partition's parts visible at once. Statements are not atomic together:
+    partitions go in ascending order, so while a batch spanning several months is attached a reader sees
+    its earliest months first, as of a run still going, never a month missing in the middle; the batch
+    is not "done" until every partition is in.
+    """
+    for name in BATCH_TABLES:
+        stage = quote_identifier(job.table(name))
+        partitions = job.backend.query(
+            "SELECT DISTINCT partition_id FROM system.parts WHERE database = currentDatabase() "
+            "AND table = {t:String} AND active ORDER BY partition_id",
+            {"t": stage},
+        )
+        for row in partitions:
+            partition = str(row["partition_id"])
+            if not _PARTITION_ID.fullmatch(partition):
+                raise WarehouseError(f"unexpected partition id {partition!r} in {stage}")
+            job.backend.command(f"ALTER TABLE {name} ATTACH PARTITION ID '{partition}' FROM {stage}")
+
+
+def drop_stage(backend: Backend, batch: str) -> None:
+    """Drop every staging table a batch may have; attached parts stay, the warehouse table has its own links
+    to their files. SYNC frees the files now, not after the database's drop delay: live ingestion adds a batch
+    every few seconds, and dropped tables would pile up meanwhile."""
+    for suffix in STAGE_SUFFIXES:
+        backend.command(f"DROP TABLE IF EXISTS {quote_identifier(f'stage_{batch}{suffix}')} SYNC")
 
 
 def _given_format(path: Path, name: str) -> Format:
@@ -329,10 +393,13 @@ def _record(
     )
 
 
-def discard_batch(backend: Backend, batch: str) -> None:
-    """Remove every row of a batch that did not finish, and mark it failed."""
-    for table in ("requests", "k6_points", "aggregates"):
-        backend.command(f"DELETE FROM {table} WHERE batch = {{b:String}}", {"b": batch})
+def discard_batch(backend: Backend, batch: str, attached: bool = True) -> None:
+    """Mark a batch that did not finish failed. When its rows may have reached the warehouse tables (it was
+    attaching, or was written by a version that inserted there directly), delete them first; a batch that
+    never left its staging tables has nothing there, and its staging tables are dropped by the caller."""
+    if attached:
+        for table in BATCH_TABLES:
+            backend.command(f"DELETE FROM {table} WHERE batch = {{b:String}}", {"b": batch})
     backend.command(
         "INSERT INTO ingested_files (batch, run_id, sha256, quick, path, format, state, rows, rejected, "
         "ingested_at, owner) SELECT batch, run_id, sha256, quick, path, format, 'failed', 0, rejected, now64(3), owner "
@@ -347,28 +414,51 @@ def recover(backend: Backend, stale_after_s: float = 6 * 3600) -> list[str]:
     On the embedded backend the warehouse lock is held for a whole ingest, so any unfinished batch seen
     at open is dead. A server is shared: a batch is dead when its owner ran on this host and that pid is
     gone, or when it has been unfinished for longer than `stale_after_s` (an owner on another host).
+    Staging tables are dropped before the batch is marked failed, and a process stopped between finishing
+    a batch and dropping its staging tables leaves them to the next recovery, which drops the staging
+    tables of finished batches too.
     """
     with backend.session():
-        started = backend.query(
-            "SELECT batch, owner, dateDiff('second', ingested_at, now64(3)) AS age_s "
-            "FROM ingested_files FINAL WHERE state = 'started'"
+        unfinished = backend.query(
+            "SELECT batch, state, owner, dateDiff('second', ingested_at, now64(3)) AS age_s "
+            "FROM ingested_files FINAL WHERE state IN {states:Array(String)}",
+            {"states": list(UNFINISHED)},
         )
         stale = [
-            r["batch"]
-            for r in started
-            if backend.exclusive or _owner_dead(r["owner"], int(r["age_s"]), stale_after_s)
+            r for r in unfinished if backend.exclusive or _owner_dead(r["owner"], int(r["age_s"]), stale_after_s)
         ]
-        for batch in stale:
-            discard_batch(backend, batch)
-        for batch in stale:
-            for table in STAGE_SUFFIXES:
-                backend.command(f"DROP TABLE IF EXISTS stage_{batch}{table}")
-        if backend.exclusive:
+        for row in stale:
+            drop_stage(backend, row["batch"])
+            discard_batch(backend, row["batch"], attached=row["state"] != "staging")
+        left = [
+            str(row["name"])
             for row in backend.query(
                 "SELECT name FROM system.tables WHERE database = currentDatabase() AND name LIKE 'stage\\_%'"
-            ):
-                backend.command(f"DROP TABLE IF EXISTS {quote_identifier(row['name'])}")
-    return stale
+            )
+        ]
+        if not backend.exclusive:  # a server is shared: only the staging tables of batches that are over
+            over = _finished_batches(backend, {_stage_batch(name) for name in left} - {""})
+            left = [name for name in left if _stage_batch(name) in over]
+        for name in left:
+            backend.command(f"DROP TABLE IF EXISTS {quote_identifier(name)} SYNC")
+    return [str(r["batch"]) for r in stale]
+
+
+def _stage_batch(table: str) -> str:
+    """The batch a staging table belongs to ("" for a table not named like one)."""
+    m = _STAGE_NAME.fullmatch(table)
+    return m[1] if m else ""
+
+
+def _finished_batches(backend: Backend, batches: set[str]) -> set[str]:
+    if not batches:
+        return set()
+    rows = backend.query(
+        "SELECT batch FROM ingested_files FINAL WHERE batch IN {batches:Array(String)} "
+        "AND state NOT IN {states:Array(String)}",
+        {"batches": sorted(batches), "states": list(UNFINISHED)},
+    )
+    return {str(r["batch"]) for r in rows}
 
 
 def _owner_dead(owner: str, age_s: int, stale_after_s: float) -> bool:
@@ -398,7 +488,7 @@ def stage_lines(
     `types` gives each column its own type (typed staging: the input format parses the values);
     otherwise every column is `column_type`. Returns the number of rows staged.
     """
-    assert suffix in STAGE_SUFFIXES
+    assert suffix in LINE_SUFFIXES
     table = job.stage + suffix
     types = types or [column_type] * len(columns)
     cols = ", ".join(f"{c} {t}" for c, t in zip(columns, types, strict=True))

@@ -260,14 +260,14 @@ STAGE_TYPES = ["String", "Int64", "String", "Map(String, String)", "String", "St
                "Float64"]
 
 _POINTS = """
-INSERT INTO k6_points (run_id, batch, ts, ts_ns, metric, value, tags, generator)
+INSERT INTO {points} (run_id, batch, ts, ts_ns, metric, value, tags, generator)
 SELECT {run:String}, {batch:String}, toDateTime64(fromUnixTimestamp64Nano(ns, 'UTC'), 6, 'UTC'),
        toUInt16(ns % 1000), measurement, value, toJSONString(mapSort(tags)), {generator:String}
 FROM {stage} WHERE kind = 'k6'
 """
 
 _AGGREGATES = """
-INSERT INTO aggregates (run_id, batch, ts, tool, journey, step, status, metric, value, tags)
+INSERT INTO {aggregates} (run_id, batch, ts, tool, journey, step, status, metric, value, tags)
 SELECT {run:String}, {batch:String}, toDateTime64(fromUnixTimestamp64Nano(ns, 'UTC'), 6, 'UTC'), 'jmeter',
        application, transaction, statut, field, value, tags
 FROM {stage} WHERE kind = 'jmeter'
@@ -315,16 +315,17 @@ class InfluxLine:
             stage_lines(staged_job, STAGE_COLUMNS, "JSONEachRow", types=STAGE_TYPES)
         params = {"run": job.run_id, "batch": job.batch, "generator": job.generator}
         if kinds["k6"]:
-            job.backend.command(_POINTS.replace("{stage}", job.stage), params)
+            job.backend.command(_POINTS.replace("{stage}", job.stage).replace("{points}", job.table("k6_points")),
+                                params)
             derive_requests(job, {**params, **service_map_params(job)})
         if kinds["jmeter"]:
-            job.backend.command(_AGGREGATES.replace("{stage}", job.stage), params)
+            sql = _AGGREGATES.replace("{stage}", job.stage).replace("{aggregates}", job.table("aggregates"))
+            job.backend.command(sql, params)
             result.notes.append(AGGREGATES_NOTE)
         counts = job.backend.query(
-            "SELECT (SELECT count() FROM k6_points WHERE batch = {b:String}) AS points, "
-            "(SELECT count() FROM requests WHERE batch = {b:String}) AS rows, "
-            "(SELECT count() FROM aggregates WHERE batch = {b:String}) AS aggregates",
-            {"b": job.batch},
+            f"SELECT (SELECT count() FROM {job.table('k6_points')}) AS points, "
+            f"(SELECT count() FROM {job.table('requests')}) AS rows, "
+            f"(SELECT count() FROM {job.table('aggregates')}) AS aggregates"
         )[0]
         result.points, result.rows = int(counts["points"]), int(counts["rows"])
         result.aggregates = int(counts["aggregates"])

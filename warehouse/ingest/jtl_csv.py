@@ -121,8 +121,7 @@ class JtlCsv:
                 result.rows = _load_strict(job, columns, header, delimiter, head)
                 return
             except WarehouseError:
-                job.backend.command(f"DELETE FROM {quote_identifier(job.table('requests'))} WHERE batch = {{b:String}}",
-                                    {"b": job.batch})
+                job.backend.command(f"TRUNCATE TABLE {quote_identifier(job.table('requests'))}")
         _load_checked(job, result, columns, header, delimiter, cut_short)
 
 
@@ -225,9 +224,7 @@ def _load_checked(job: IngestJob, result: IngestResult, columns: list[str], head
         {"run": job.run_id, "batch": job.batch, "generator": job.generator,
          **service_map_params(job)},
     )
-    result.rows = int(job.backend.query(
-        f"SELECT count() AS n FROM {quote_identifier(job.table('requests'))} WHERE batch = {{b:String}}",
-        {"b": job.batch})[0]["n"])
+    result.rows = int(job.backend.query(f"SELECT count() AS n FROM {quote_identifier(job.table('requests'))}")[0]["n"])
     text = f"arrayStringConcat([{', '.join(f'f{i}' for i in range(n))}], {_sql_string(delimiter)})"
     count_rejects(
         job,

@@ -276,8 +276,9 @@ class JtlXml:
         journey = "replaceRegexpOne(thread, '\\\\s+[0-9]+-[0-9]+$', '')"
         job.backend.command(
             f"""
-            INSERT INTO requests (run_id, batch, ts, tool, generator, journey, step, service, method, url, status,
-                                  ok, duration_ms, waiting_ms, connect_ms, bytes_sent, bytes_received, error, vu)
+            INSERT INTO {job.table("requests")} (run_id, batch, ts, tool, generator, journey, step, service,
+                                  method, url, status, ok, duration_ms, waiting_ms, connect_ms, bytes_sent,
+                                  bytes_received, error, vu)
             SELECT {{run:String}}, {{batch:String}}, {_TS}, 'jmeter', {{generator:String}}, journey_, step,
                    transform(concat(journey_, '\\t', step), {{svc_keys:Array(String)}},
                              {{svc_values:Array(String)}}, domain(url)),
@@ -291,12 +292,11 @@ class JtlXml:
             {"run": job.run_id, "batch": job.batch, "generator": job.generator, **service_map_params(job)},
         )
         counts = job.backend.query(
-            f"SELECT (SELECT count() FROM requests WHERE batch = {{b:String}}) AS rows, "
+            f"SELECT (SELECT count() FROM {job.table('requests')}) AS rows, "
             f"(SELECT count() FROM {job.stage} WHERE {_REASON} != '') AS rejected, "
             f"(SELECT groupArray({SAMPLE_REJECTS})((lineno, reason, text)) FROM "
             f"  (SELECT lineno, {_REASON} AS reason, text FROM {job.stage} WHERE reason != '' ORDER BY lineno))"
-            f" AS sample",
-            {"b": job.batch},
+            f" AS sample"
         )[0]
         result.rows, result.rejected = int(counts["rows"]), int(counts["rejected"])
         result.samples = [

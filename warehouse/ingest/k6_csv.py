@@ -57,15 +57,16 @@ class K6Csv:
         )
         params = {"run": job.run_id, "batch": job.batch, "generator": job.generator, **service_map_params(job)}
         job.backend.command(
-            "INSERT INTO k6_points (run_id, batch, ts, metric, value, tags, generator) "
+            f"INSERT INTO {job.table('k6_points')} (run_id, batch, ts, metric, value, tags, generator) "
             f"SELECT {{run:String}}, {{batch:String}}, ts, metric, value, toJSONString(mapSort(tags)), {{generator:String}} "
             f"FROM ({points}) WHERE reason = ''",
             params,
         )
         job.backend.command(
             f"""
-            INSERT INTO requests (run_id, batch, ts, tool, generator, journey, step, service, method, url, status,
-                                  ok, duration_ms, waiting_ms, connect_ms, bytes_sent, bytes_received, error, vu)
+            INSERT INTO {job.table("requests")} (run_id, batch, ts, tool, generator, journey, step, service,
+                                  method, url, status, ok, duration_ms, waiting_ms, connect_ms, bytes_sent,
+                                  bytes_received, error, vu)
             SELECT {{run:String}}, {{batch:String}}, min(ts), 'k6', {{generator:String}},
                    if(any(tags['journey']) != '', any(tags['journey']), any(tags['scenario'])) AS journey_,
                    if(any(tags['step']) != '', any(tags['step']), any(tags['name'])) AS step_,
@@ -88,9 +89,8 @@ class K6Csv:
             params,
         )
         counts = job.backend.query(
-            "SELECT (SELECT count() FROM k6_points WHERE batch = {b:String}) AS points, "
-            "(SELECT count() FROM requests WHERE batch = {b:String}) AS rows",
-            {"b": job.batch},
+            f"SELECT (SELECT count() FROM {job.table('k6_points')}) AS points, "
+            f"(SELECT count() FROM {job.table('requests')}) AS rows"
         )[0]
         result.points, result.rows = int(counts["points"]), int(counts["rows"])
         count_rejects(job, result, _REASON, text_sql="concat(metric_name, ',', timestamp, ',', metric_value)",

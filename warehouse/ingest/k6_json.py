@@ -1,15 +1,16 @@
 """k6 `--out json` (plain or gzip): every metric point kept, and one row per HTTP request derived.
 
 ClickHouse parses each line once, with its JSONEachRow input format (parallel parsing), straight into
-k6_points: there is no staging copy. data.time is read as text and parsed in the SELECT (ts keeps the
-microseconds, ts_ns the nanoseconds past them); data.tags is kept as the JSON text k6 wrote, as a
-LowCardinality string: k6 repeats a few tag sets, so parsing, storing and grouping by them is cheap.
-The requests are then SQL over this batch's points of the four metrics they need.
+the batch's k6_points (`job.table`): there is no copy of the lines. data.time is read as text and parsed
+in the SELECT (ts keeps the microseconds, ts_ns the nanoseconds past them); data.tags is kept as the JSON
+text k6 wrote, as a LowCardinality string: k6 repeats a few tag sets, so parsing, storing and grouping by
+them is cheap. The requests are then SQL over the batch's points of the four metrics they need.
 
 The first pass is strict: a line that does not parse, or is neither a Point with a valid time nor a
 Metric line, fails the statement. A clean file is so read once, with nothing to count or check after.
-When the strict pass fails, its rows are deleted and a lenient pass keeps every valid point (skipping
-what it cannot parse); a line-by-line pass then locates and explains the rejected lines.
+When the strict pass fails, the rows it wrote are truncated away (the batch's table holds nothing else)
+and a lenient pass keeps every valid point (skipping what it cannot parse); a line-by-line pass then
+locates and explains the rejected lines.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ REQUESTS_PER_SLICE = 50_000
 
 # k6 writes RFC 3339 times with nanoseconds, in UTC or with an offset: best effort reads them all.
 _POINTS = """
-INSERT INTO k6_points (run_id, batch, ts, ts_ns, metric, value, tags, generator)
+INSERT INTO {points} (run_id, batch, ts, ts_ns, metric, value, tags, generator)
 SELECT {run:String}, {batch:String}, toDateTime64(time, 6, 'UTC'), toUInt16(toUnixTimestamp64Nano(time) % 1000),
        metric, data.value, data.tags, {generator:String}
 FROM (SELECT type, metric, data, parseDateTime64BestEffortOrNull(data.time, 9, 'UTC') AS time FROM {input})
@@ -84,7 +85,7 @@ _STRICT = ("throwIf(type NOT IN ('Point', 'Metric') OR (type = 'Point' AND time 
 _TAGS = ("Tuple(journey String, step String, service String, scenario String, name String, method String, "
          "url String, status String, expected_response String, error String, vu String)")
 _REQUESTS = f"""
-INSERT INTO requests (run_id, batch, ts, tool, generator, journey, step, service, method, url, status, ok,
+INSERT INTO {{requests}} (run_id, batch, ts, tool, generator, journey, step, service, method, url, status, ok,
                       duration_ms, waiting_ms, connect_ms, bytes_sent, bytes_received, error, vu)
 SELECT {{run:String}}, {{batch:String}}, ts, 'k6', {{generator:String}},
        if(t.journey != '', t.journey, t.scenario) AS journey_, if(t.step != '', t.step, t.name) AS step_,
@@ -99,8 +100,8 @@ FROM (
            groupArrayIf(value, metric = 'http_req_duration') AS durations,
            groupArrayIf(value, metric = 'http_req_waiting') AS waits,
            groupArrayIf(value, metric = 'http_req_connecting') AS connects
-    FROM k6_points
-    WHERE run_id = {{run:String}} AND batch = {{batch:String}}
+    FROM {{points}}
+    WHERE run_id = {{run:String}}
       AND metric IN ('http_reqs', 'http_req_duration', 'http_req_waiting', 'http_req_connecting')
       AND ts >= {{since:DateTime64(6, 'UTC')}} AND ts < {{until:DateTime64(6, 'UTC')}}
     GROUP BY ts, ts_ns, tags
@@ -144,19 +145,20 @@ class K6Json:
         }
         points = {k: params[k] for k in ("run", "batch", "generator")}
         settings = {**BOUNDED, **READ_FILE, **INSERT_SETTINGS, **PARSE_SETTINGS}
+        insert = _POINTS.replace("{points}", job.table("k6_points"))
         with _complete_lines(job.path) as (complete, partial):
             try:
                 result.points = job.backend.insert_from_file(
-                    _POINTS.replace("{strict}", _STRICT), points, complete, "JSONEachRow", STRUCTURE, settings
+                    insert.replace("{strict}", _STRICT), points, complete, "JSONEachRow", STRUCTURE, settings
                 )
                 clean = True
             except WarehouseError:
                 clean = False
-                job.backend.command("DELETE FROM k6_points WHERE batch = {b:String}", {"b": job.batch})
+                job.backend.command(f"TRUNCATE TABLE {job.table('k6_points')}")
             if not clean:
                 try:
                     result.points = job.backend.insert_from_file(
-                        _POINTS.replace("{strict}", ""), points, complete, "JSONEachRow", STRUCTURE,
+                        insert.replace("{strict}", ""), points, complete, "JSONEachRow", STRUCTURE,
                         {**settings, **LENIENT_SETTINGS},
                     )
                 except WarehouseError as exc:
@@ -164,8 +166,7 @@ class K6Json:
                         f"{job.source or job.path}: ClickHouse could not read the file: {exc}") from None
             complete_lines = count_lines(complete) if partial else 0
         derive_requests(job, params)
-        result.rows = int(job.backend.query("SELECT count() AS n FROM requests WHERE batch = {b:String}",
-                                            {"b": job.batch})[0]["n"])
+        result.rows = int(job.backend.query(f"SELECT count() AS n FROM {job.table('requests')}")[0]["n"])
         if not clean:
             stage_lines(job, ["line"], "LineAsString", suffix="_lines")
             count_rejects(job, result, _REASON, "line != ''", from_sql=job.stage + "_lines")
@@ -180,8 +181,8 @@ def derive_requests(job: IngestJob, params: dict[str, object]) -> None:
     levels = ", ".join(f"{i / 64:g}" for i in range(1, 64))  # the level parameters must be literals
     found = job.backend.query(
         f"SELECT count() AS n, arrayMap(t -> toString(t), quantiles({levels})(ts)) AS cuts "
-        "FROM k6_points WHERE run_id = {run:String} AND batch = {batch:String} AND metric = 'http_reqs'",
-        {"run": job.run_id, "batch": job.batch},
+        f"FROM {job.table('k6_points')} WHERE run_id = {{run:String}} AND metric = 'http_reqs'",
+        {"run": job.run_id},
     )[0]
     if not int(found["n"]):
         return
@@ -189,8 +190,9 @@ def derive_requests(job: IngestJob, params: dict[str, object]) -> None:
     cuts = sorted({found["cuts"][round(i * 64 / slices) - 1] for i in range(1, slices)})
     edges = ["1900-01-01 00:00:00", *cuts, "2299-12-31 23:59:59"]
     settings = " SETTINGS " + ", ".join(f"{k} = {int(v)}" for k, v in BOUNDED.items())
+    sql = _REQUESTS.replace("{requests}", job.table("requests")).replace("{points}", job.table("k6_points"))
     for since, until in itertools.pairwise(edges):
-        job.backend.command(_REQUESTS + settings, {**params, "since": since, "until": until})
+        job.backend.command(sql + settings, {**params, "since": since, "until": until})
 
 
 @contextlib.contextmanager
