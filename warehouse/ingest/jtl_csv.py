@@ -1,8 +1,8 @@
 """JMeter JTL in CSV: with or without a header row, any saveservice column layout, any delimiter.
 
-A first, strict pass lets ClickHouse parse the file with typed columns (parallel parsing) straight into
-the requests table: a record that does not parse or is not a valid sample fails the statement, so a
-clean file is read once. When it fails (or the last line was cut short), its rows are deleted and the
+A first, strict pass lets ClickHouse parse the file with typed columns straight into the batch's
+requests table: a record that does not parse or is not a valid sample fails the statement, so a clean
+file is read once. When it fails (or the last line was cut short), its rows are truncated away and the
 checked path runs: the records are staged as text, split and checked in SQL, the valid ones inserted
 and the rejected ones counted and explained with their line numbers. Both paths give valid records the
 same values.
@@ -176,7 +176,9 @@ def _load_strict(job: IngestJob, columns: list[str], header: bool, delimiter: st
                f"OR {label} = ''")
     where = f"throwIf({invalid}, 'a JTL record that is not a valid sample') = 0"
     fmt, settings = _format_settings(delimiter, header)
-    strict = {**BOUNDED, **READ_FILE, **settings, "input_format_parallel_parsing": 1,
+    # One parsing thread: JMeter's short records parse faster than the insert writes them, so parallel
+    # parsing only adds memory (measured on 2 GB: 180 MB and 2.7M rows/s without, 250 MB and 2.5M with).
+    strict = {**BOUNDED, **READ_FILE, **settings, "input_format_parallel_parsing": 0,
               "input_format_csv_allow_variable_number_of_columns": 0,
               "input_format_custom_allow_variable_number_of_columns": 0}
     sql = _requests_sql(job.table("requests"), columns, ts, where, "{input}", typed=True)
