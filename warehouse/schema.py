@@ -199,6 +199,16 @@ MIGRATIONS: list[tuple[int, str, list[str | Callable[[Backend], None]]]] = [
         "k6_points.tags: the tag set's JSON text (sorted keys) as LowCardinality(String) instead of a Map",
         [_k6_tags_as_text],
     ),
+    (
+        6,
+        "run_id and batch as LowCardinality(String) in the tables a batch adds rows to: the same two strings "
+        "on every row made a large file's load and the reads after it slow and memory-hungry",
+        [
+            f"ALTER TABLE {table} MODIFY COLUMN run_id LowCardinality(String), "
+            f"MODIFY COLUMN batch LowCardinality(String) SETTINGS mutations_sync = 2"
+            for table in ("requests", "k6_points", "aggregates")
+        ],
+    ),
 ]
 
 CURRENT_VERSION = MIGRATIONS[-1][0]

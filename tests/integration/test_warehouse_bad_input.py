@@ -62,6 +62,41 @@ def test_garbage_line_in_the_middle_is_rejected_with_its_line_number(
     ]
 
 
+def test_points_without_a_time_or_a_number_are_rejected_and_the_rest_kept(
+    any_warehouse_url: str, k6_output: Path, tmp_path: Path
+) -> None:
+    wh = Warehouse.open(any_warehouse_url)
+    rows, points = full_counts(wh, k6_output)
+    lines = lines_of(k6_output)
+    point = json.loads(next(line for line in lines if b'"type":"Point"' in line))
+    no_time = {**point, "data": {**point["data"], "time": "yesterday"}}
+    text_value = {**point, "data": {**point["data"], "value": "fast"}}
+    bad = tmp_path / "points.json"
+    bad.write_bytes(b"".join([*lines[:3], json.dumps(no_time).encode() + b"\n", json.dumps(text_value).encode() + b"\n",
+                              b"\n", *lines[3:]]))
+    result = wh.ingest(bad)
+    assert (result.rows, result.points, result.rejected) == (rows, points, 2)
+    assert [(r.line, r.reason) for r in result.samples] == [
+        (4, "a Point without a valid data.time"),
+        (5, "a Point whose data.value is not a number"),
+    ]
+
+
+def test_a_clean_k6_file_is_read_in_one_pass(
+    any_warehouse_url: str, k6_output: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The strict pass takes a clean file whole: no lenient pass, no line-by-line reject pass."""
+    from warehouse.ingest import k6_json
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a clean file went down the path for bad files")
+
+    monkeypatch.setattr(k6_json, "stage_lines", refuse)
+    monkeypatch.setattr(k6_json, "count_rejects", refuse)
+    result = Warehouse.open(any_warehouse_url).ingest(k6_output)
+    assert result.rejected == 0 and result.rows > 10 and result.points > result.rows
+
+
 def test_jtl_wrong_column_counts_are_rejected(any_warehouse_url: str, jtl_output: Path, tmp_path: Path) -> None:
     wh = Warehouse.open(any_warehouse_url)
     lines = lines_of(jtl_output)
