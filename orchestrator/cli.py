@@ -344,6 +344,39 @@ def run(
         sys.exit(int(ExitStatus.SLO_FAILED))
 
 
+@main.command()
+@click.option("--run", "run_id", default=None, metavar="RUN_ID", help="Only this run's containers.")
+@click.option("--all", "all_runs", is_flag=True, help="Every run's containers, including runs still going.")
+@click.option("--dry-run", is_flag=True, help="List the containers; stop and remove nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one object per container.")
+@fail_cleanly
+def cleanup(run_id: str | None, all_runs: bool, dry_run: bool, as_json: bool) -> None:
+    """Stop and remove the Docker containers a killed perfhouse left behind: of --run, or of --all runs.
+
+    Without either, the containers are only listed: a run still going has containers too, and only the
+    user knows which runs are dead."""
+    from orchestrator.runners.docker import cleanup as clean
+
+    listing = dry_run or (run_id is None and not all_runs)
+    done = clean(run_id, listing)
+    failed = [c for c in done if c.failed]
+    if as_json:
+        click.echo(json.dumps([c.to_dict() for c in done], indent=2))
+    elif done:
+        click.echo(table([[c.id, c.run_id, c.tool, c.generator, c.state, c.action] for c in done],
+                         ["container", "run", "tool", "generator", "state", "action"]))
+        found = f"{len(done)} container{'s' * (len(done) != 1)}"
+        if not listing:
+            click.echo(f"\n{found}: {len(done) - len(failed)} removed, {len(failed)} failed")
+        else:
+            hint = "" if dry_run else "; name a dead run with --run RUN_ID (or use --all) to remove them"
+            click.echo(f"\n{found}: listed, nothing stopped or removed{hint}")
+    else:
+        click.echo(f"no perfhouse containers{f' of run {run_id}' if run_id else ''}: nothing to clean up")
+    if failed:
+        sys.exit(int(ExitStatus.ERROR))
+
+
 @main.group()
 def k8s() -> None:
     """Kubernetes: k6-operator TestRun manifests for a spec."""

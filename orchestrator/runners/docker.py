@@ -3,7 +3,7 @@
 The run directory is bind-mounted at the same absolute path inside the container and is its working
 directory, so the tool's argv (whose paths all lie in that directory) stays valid unchanged; the
 image's entrypoint is the tool (grafana/k6: `k6`, justb4/jmeter: `jmeter`). Containers carry the label
-`perfhouse.run=<run id>` so leftovers of a killed orchestrator can be found and removed.
+`perfhouse.run=<run id>` so leftovers of a killed orchestrator can be found and removed (`cleanup`).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import os
 import signal
 import threading
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -31,14 +32,17 @@ from orchestrator.tools import Tool
 
 RUN_LABEL = "perfhouse.run"
 PART_LABEL = "perfhouse.generator"
+TOOL_LABEL = "perfhouse.tool"
 POLL_S = 0.3  # each tick asks the engine for every container's state
+CLEANUP_STOP_S = 3  # seconds a leftover container gets to stop before it is killed
+_ACTIVE = ("running", "restarting", "paused")  # states `cleanup` stops before removing
 
 
 class DockerUnavailableError(PerfhouseError):
     """The Docker engine cannot be reached or refused a request."""
 
 
-def client() -> Any:
+def client(fix: str = "start it or use --runner local") -> Any:
     import docker
     import docker.errors
 
@@ -46,8 +50,7 @@ def client() -> Any:
         c = docker.from_env(timeout=120)
         c.ping()
     except docker.errors.DockerException as exc:
-        raise DockerUnavailableError(f"the Docker engine is not reachable ({_first_line(exc)}); start it "
-                                     "or use --runner local") from None
+        raise DockerUnavailableError(f"the Docker engine is not reachable ({_first_line(exc)}); {fix}") from None
     return c
 
 
@@ -70,10 +73,74 @@ def ensure_image(docker_client: Any, image: str, tool: str) -> None:
         ) from None
 
 
-def leftovers(run_id: str | None = None) -> list[Any]:
+def leftovers(run_id: str | None = None, docker_client: Any = None) -> list[Any]:
     """Containers perfhouse started (of one run, or of any) that still exist."""
     label = RUN_LABEL if run_id is None else f"{RUN_LABEL}={run_id}"
-    return list(client().containers.list(all=True, filters={"label": label}))
+    containers = (docker_client or client()).containers
+    return list(containers.list(all=True, filters={"label": label}, ignore_removed=True))
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """A container perfhouse left behind, and what `cleanup` did with it."""
+
+    id: str  # short id
+    name: str
+    run_id: str
+    tool: str | None
+    generator: str | None
+    state: str  # the engine's: created, running, exited, paused, ...
+    action: str  # "stopped and removed", "removed", "would ..." (dry run), "already gone", "failed: ..."
+
+    @property
+    def failed(self) -> bool:
+        return self.action.startswith("failed")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def cleanup(run_id: str | None = None, dry_run: bool = False, stop_s: int = CLEANUP_STOP_S) -> list[Leftover]:
+    """Stop (`stop_s` seconds, then kill) and remove the containers of one run or of every run; a dry run lists.
+
+    For containers a killed orchestrator left behind: a run still going loses its containers too."""
+    import docker.errors
+
+    docker_client = client(fix="start it or set DOCKER_HOST")
+    try:
+        found = leftovers(run_id, docker_client)
+    except docker.errors.DockerException as exc:
+        raise DockerUnavailableError(f"docker: listing containers: {_first_line(exc)}") from None
+    return [_clean(container, dry_run, stop_s) for container in found]
+
+
+def _clean(container: Any, dry_run: bool, stop_s: int) -> Leftover:
+    import docker.errors
+
+    labels = container.labels or {}
+    state = str(container.status)
+    active = state in _ACTIVE
+    if dry_run:
+        action = "would stop and remove" if active else "would remove"
+    else:
+        try:
+            if active:
+                container.stop(timeout=stop_s)
+            container.remove(force=True)  # force: one that ignored the stop is killed
+            action = "stopped and removed" if active else "removed"
+        except docker.errors.NotFound:
+            action = "already gone"
+        except docker.errors.DockerException as exc:
+            action = f"failed: {_first_line(exc)}"
+    return Leftover(
+        id=str(container.short_id),
+        name=str(container.name),
+        run_id=str(labels.get(RUN_LABEL, "")),
+        tool=labels.get(TOOL_LABEL),
+        generator=labels.get(PART_LABEL),
+        state=state,
+        action=action,
+    )
 
 
 @register
@@ -156,7 +223,7 @@ def _create_args(job: Job, part: Part) -> dict[str, Any]:
     args: dict[str, Any] = {
         "command": part.argv[1:],
         "name": f"perfhouse-{job.run_id}{'-' + part.generator if part.generator else ''}",
-        "labels": {RUN_LABEL: job.run_id, PART_LABEL: part.generator or "g1", "perfhouse.tool": job.tool.name},
+        "labels": {RUN_LABEL: job.run_id, PART_LABEL: part.generator or "g1", TOOL_LABEL: job.tool.name},
         "network_mode": opts.network_mode,
         "volumes": {directory: {"bind": directory, "mode": "rw"}},
         "working_dir": directory,

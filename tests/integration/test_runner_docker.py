@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from orchestrator.demo_api import DemoAPI
 from orchestrator.run import RunSettings, run_tool
 from orchestrator.runners import RunnerOptions
-from orchestrator.runners.docker import leftovers
+from orchestrator.runners.docker import PART_LABEL, RUN_LABEL, TOOL_LABEL, leftovers
 from orchestrator.spec import load_spec
 from tests.conftest import ROOT, need
 from warehouse.store import Warehouse
@@ -248,3 +252,91 @@ def test_docker_stats_of_a_named_container_land_in_the_run(tmp_path: Path, sut_c
     assert all(r["labels"]["container"] == sut_container for r in rows)
     memory = [r["value"] for r in rows if r["metric"] == "container_memory_usage_bytes"]
     assert memory and all(v > 0 for v in memory)
+
+
+SLEEPING_K6 = """import { sleep } from "k6";
+export const options = { vus: 1, iterations: 1 };
+export default function () { sleep(120); }
+"""
+
+
+def perfhouse_cleanup(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "orchestrator", "cleanup", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=120)
+
+
+def exists(container: Any) -> bool:
+    import docker.errors
+
+    try:
+        container.reload()
+    except docker.errors.NotFound:
+        return False
+    return True
+
+
+def test_cleanup_stops_and_removes_one_runs_leftover_containers_and_leaves_other_runs_alone(
+        engine: None, tmp_path: Path) -> None:
+    """What a `kill -9`ed perfhouse leaves: a running and a never-started container of its run."""
+    import docker
+
+    client = docker.from_env()
+    (tmp_path / "sleep.js").write_text(SLEEPING_K6)
+    killed, other = f"test-cleanup-{uuid.uuid4().hex[:8]}", f"test-other-{uuid.uuid4().hex[:8]}"
+
+    def labelled(run_id: str, generator: str) -> dict[str, str]:
+        return {RUN_LABEL: run_id, PART_LABEL: generator, TOOL_LABEL: "k6"}
+
+    sleeping = {"command": ["run", "--quiet", str(tmp_path / "sleep.js")], "network_mode": "host",
+                "volumes": {str(tmp_path): {"bind": str(tmp_path), "mode": "ro"}}}
+    containers = []
+    try:
+        running = client.containers.run(K6_IMAGE, detach=True, labels=labelled(killed, "g1"), **sleeping)
+        containers.append(running)
+        created = client.containers.create(K6_IMAGE, detach=True, labels=labelled(killed, "g2"), **sleeping)
+        containers.append(created)
+        bystander = client.containers.run(K6_IMAGE, detach=True, labels=labelled(other, "g1"), **sleeping)
+        containers.append(bystander)
+
+        listed = perfhouse_cleanup("--dry-run", "--json")
+        assert listed.returncode == 0, listed.stderr
+        mine = {c["id"]: c for c in json.loads(listed.stdout) if c["run_id"] in (killed, other)}
+        assert mine == {
+            running.short_id: {"id": running.short_id, "name": running.name, "run_id": killed, "tool": "k6",
+                               "generator": "g1", "state": "running", "action": "would stop and remove"},
+            created.short_id: {"id": created.short_id, "name": created.name, "run_id": killed, "tool": "k6",
+                               "generator": "g2", "state": "created", "action": "would remove"},
+            bystander.short_id: {"id": bystander.short_id, "name": bystander.name, "run_id": other, "tool": "k6",
+                                 "generator": "g1", "state": "running", "action": "would stop and remove"},
+        }
+        assert all(exists(c) for c in containers), "a dry run removes nothing"
+        unnamed = perfhouse_cleanup()
+        assert unnamed.returncode == 0, unnamed.stderr
+        assert "nothing stopped or removed; name a dead run with --run RUN_ID" in unnamed.stdout
+        assert all(exists(c) for c in containers), "without --run or --all nothing is removed"
+
+        cleaned = perfhouse_cleanup("--run", killed)
+        assert cleaned.returncode == 0, cleaned.stderr
+        lines = cleaned.stdout.splitlines()
+        assert any(running.short_id in line and "stopped and removed" in line for line in lines), cleaned.stdout
+        assert any(created.short_id in line and line.endswith(" removed") for line in lines), cleaned.stdout
+        assert lines[-1] == "2 containers: 2 removed, 0 failed"
+        assert bystander.short_id not in cleaned.stdout
+        assert not exists(running) and not exists(created) and leftovers(killed) == []
+        assert exists(bystander) and bystander.status == "running", "another run's container is left alone"
+
+        again = perfhouse_cleanup("--run", killed)
+        assert again.returncode == 0, again.stderr
+        assert again.stdout.strip() == f"no perfhouse containers of run {killed}: nothing to clean up"
+    finally:
+        for container in containers:
+            with contextlib.suppress(docker.errors.NotFound):
+                container.remove(force=True)
+
+
+def test_cleanup_without_a_docker_engine_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    proc = perfhouse_cleanup("--dry-run", env={"DOCKER_HOST": f"unix://{tmp_path / 'no-engine.sock'}"})
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1, proc.stderr
+    assert lines[0].startswith("perfhouse: error: the Docker engine is not reachable") and "DOCKER_HOST" in lines[0]
+    assert proc.stdout == ""
