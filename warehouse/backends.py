@@ -77,7 +77,8 @@ def open_backend(url: str | None = None, lock_timeout_s: float = 60.0) -> Backen
     )
 
 
-def _settings_sql(settings: dict[str, Any] | None) -> str:
+def settings_sql(settings: dict[str, Any] | None) -> str:
+    """A statement's SETTINGS clause (empty for none); names are checked, strings quoted."""
     if not settings:
         return ""
     for key in settings:
@@ -237,7 +238,7 @@ class ChdbBackend:
         self.command(
             f"INSERT INTO {quote_identifier(table)} ({cols}) "
             f"SELECT * FROM file({{path:String}}, {{fmt:String}}, {{structure:String}}, {{compression:String}})"
-            + _settings_sql(settings),
+            + settings_sql(settings),
             {
                 "path": str(Path(path).resolve()),
                 "fmt": fmt,
@@ -266,7 +267,7 @@ class ChdbBackend:
         with self.session():
             try:
                 result = self._session.query(
-                    sql.replace("{input}", source) + _settings_sql(settings), "CSV", params=_stringify(all_params)
+                    sql.replace("{input}", source) + settings_sql(settings), "CSV", params=_stringify(all_params)
                 )
             except Exception as exc:
                 raise WarehouseError(_clean_error(str(exc))) from None

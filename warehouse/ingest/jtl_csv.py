@@ -261,22 +261,12 @@ def _stage(job: IngestJob, n: int, header: bool, delimiter: str, by_line: bool =
     still have their line numbers.
     """
     staged = [f"c{i}" for i in range(n + 1)]
-    settings: dict[str, Any] = {
-        "format_csv_delimiter": delimiter,
-        "input_format_csv_skip_first_lines": 1 if header else 0,
+    fmt, settings = _format_settings(delimiter, header)
+    settings |= {
         "input_format_csv_allow_variable_number_of_columns": 1,
+        "input_format_custom_allow_variable_number_of_columns": 1,
         "input_format_csv_empty_as_default": 0,
     }
-    fmt = "CSV"
-    if delimiter == "\t":  # ClickHouse's CSV refuses a tab delimiter; the same CSV quoting in a custom format
-        fmt = "CustomSeparatedWithNames" if header else "CustomSeparated"
-        settings = {
-            "format_custom_escaping_rule": "CSV",
-            "format_custom_field_delimiter": "\t",
-            "input_format_custom_allow_variable_number_of_columns": 1,
-            "input_format_with_names_use_header": 0,
-            "input_format_csv_empty_as_default": 0,
-        }
     if not by_line:
         try:
             total = stage_lines(job, staged, fmt, settings, column_type="Nullable(String)")

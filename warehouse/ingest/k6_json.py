@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
+from warehouse.backends import settings_sql
 from warehouse.errors import IngestError, WarehouseError
 from warehouse.ingest import (
     BOUNDED,
@@ -103,7 +104,6 @@ FROM (
 ARRAY JOIN arrayEnumerate(range(reqs)) AS n
 """
 
-# The line-by-line reasons, for the files whose staged rows do not account for every line.
 # Why a line was not kept: the same extraction and conditions as _POINTS, line by line.
 _REASON = """
 multiIf(j.type = '' AND NOT isValidJSON(line), 'not valid JSON (a truncated or garbled line)',
@@ -179,7 +179,7 @@ def derive_requests(job: IngestJob, params: dict[str, object]) -> None:
     slices = min(64, -(-int(found["n"]) // REQUESTS_PER_SLICE))
     cuts = sorted({found["cuts"][round(i * 64 / slices) - 1] for i in range(1, slices)})
     edges = ["1900-01-01 00:00:00", *cuts, "2299-12-31 23:59:59"]
-    settings = " SETTINGS " + ", ".join(f"{k} = {int(v)}" for k, v in BOUNDED.items())
+    settings = settings_sql(BOUNDED)
     sql = _REQUESTS.replace("{requests}", job.table("requests")).replace("{points}", job.table("k6_points"))
     for since, until in itertools.pairwise(edges):
         job.backend.command(sql + settings, {**params, "since": since, "until": until})
@@ -187,8 +187,8 @@ def derive_requests(job: IngestJob, params: dict[str, object]) -> None:
 
 @contextlib.contextmanager
 def _complete_lines(path: Path) -> Iterator[tuple[Path, bytes]]:
-    """The file, or when its last line was cut short a copy without it (ClickHouse's JSON reader
-    can fail the whole read on a line that ends mid-value), and that partial line."""
+    """The file, or when its last line was cut short a copy without it, and that partial line: a
+    cut-short last line (a run stopped mid-write) so keeps the one strict pass, and is named for what it is."""
     size = path.stat().st_size
     with open(path, "rb") as fh:
         tail, pos = b"", size
