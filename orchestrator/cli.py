@@ -314,6 +314,8 @@ def run(
     warehouse = _open_warehouse(ctx)
     outcomes = []
     echo: Callable[[str], None] = (lambda m: click.echo(m, err=True)) if as_json else click.echo
+    for line in _dead_leftovers_notes(warehouse.orphans_aborted):
+        echo(line)
     with terminate_as_interrupt():
         for name in tool_names:
             outcome = run_tool(
@@ -349,32 +351,70 @@ def run(
 @click.option("--all", "all_runs", is_flag=True, help="Every run's containers, including runs still going.")
 @click.option("--dry-run", is_flag=True, help="List the containers; stop and remove nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one object per container.")
+@click.pass_context
 @fail_cleanly
-def cleanup(run_id: str | None, all_runs: bool, dry_run: bool, as_json: bool) -> None:
-    """Stop and remove the Docker containers a killed perfhouse left behind: of --run, or of --all runs.
+def cleanup(ctx: click.Context, run_id: str | None, all_runs: bool, dry_run: bool, as_json: bool) -> None:
+    """Stop and remove the Docker containers a killed perfhouse left behind, and mark its runs aborted.
 
-    Without either, the containers are only listed: a run still going has containers too, and only the
-    user knows which runs are dead."""
+    Without --run or --all, only the containers whose perfhouse died (on this host) are removed; the others
+    are listed: a run still going has containers too. --run RUN_ID or --all removes them whatever their owner."""
     from orchestrator.runners.docker import cleanup as clean
 
-    listing = dry_run or (run_id is None and not all_runs)
-    done = clean(run_id, listing)
+    if not dry_run:
+        for line in _abort_dead_runs(ctx):
+            click.echo(line, err=as_json)
+    dead_only = run_id is None and not all_runs
+    done = clean(run_id, dry_run, dead_only=dead_only)
     failed = [c for c in done if c.failed]
+    listed = [c for c in done if c.action == "listed"]
     if as_json:
         click.echo(json.dumps([c.to_dict() for c in done], indent=2))
     elif done:
-        click.echo(table([[c.id, c.run_id, c.tool, c.generator, c.state, c.action] for c in done],
-                         ["container", "run", "tool", "generator", "state", "action"]))
+        click.echo(table([[c.id, c.run_id, c.tool, c.generator, c.state, c.owner, c.action] for c in done],
+                         ["container", "run", "tool", "generator", "state", "owner", "action"]))
         found = f"{len(done)} container{'s' * (len(done) != 1)}"
-        if not listing:
-            click.echo(f"\n{found}: {len(done) - len(failed)} removed, {len(failed)} failed")
+        if dry_run:
+            click.echo(f"\n{found}: listed, nothing stopped or removed")
+        elif listed:
+            removed = len(done) - len(listed) - len(failed)
+            click.echo(f"\n{found}: {removed} of dead runs removed, {len(failed)} failed, {len(listed)} listed "
+                       "(their perfhouse is alive or unknown); name a dead run with --run RUN_ID (or use --all) "
+                       "to remove them")
         else:
-            hint = "" if dry_run else "; name a dead run with --run RUN_ID (or use --all) to remove them"
-            click.echo(f"\n{found}: listed, nothing stopped or removed{hint}")
+            click.echo(f"\n{found}: {len(done) - len(failed)} removed, {len(failed)} failed")
     else:
         click.echo(f"no perfhouse containers{f' of run {run_id}' if run_id else ''}: nothing to clean up")
     if failed:
         sys.exit(int(ExitStatus.ERROR))
+
+
+def _dead_leftovers_notes(orphans: list[str]) -> list[str]:
+    """What a dead perfhouse left: runs just marked aborted, and containers of dead runs still there."""
+    from orchestrator.runners.docker import dead_leftovers
+
+    lines = [f"note: run {run}: its perfhouse died while it went; marked aborted" for run in orphans]
+    by_run: dict[str, list[str]] = {}
+    for container in dead_leftovers():
+        by_run.setdefault(container.run_id, []).append(f"{container.id} ({container.state})")
+    for run, containers in sorted(by_run.items()):
+        lines.append(f"note: containers of dead run {run} are still there: {', '.join(containers)}; "
+                     f"`perfhouse cleanup` removes them")
+    return lines
+
+
+def _abort_dead_runs(ctx: click.Context) -> list[str]:
+    """Open the warehouse (if there is one) so runs whose perfhouse died are marked aborted; say which."""
+    from warehouse.backends import DEFAULT_URL
+    from warehouse.store import Warehouse
+
+    url = ctx.obj["warehouse"] or DEFAULT_URL
+    if url.startswith("chdb://") and not Path(url.split("://", 1)[1]).expanduser().exists():
+        return []  # no warehouse here: none of its runs can be running
+    try:
+        warehouse = Warehouse.open(url)
+    except WarehouseError as exc:
+        return [f"note: runs of a dead perfhouse stay `running` for now: {exc}"]
+    return [f"run {run}: its perfhouse died while it went; marked aborted" for run in warehouse.orphans_aborted]
 
 
 @main.group()

@@ -35,6 +35,12 @@ RUN_PREFIX = """
 SELECT run_id FROM runs FINAL WHERE startsWith(run_id, {prefix:String}) ORDER BY started_at DESC LIMIT 2
 """
 
+# Runs still going that name the process which owns them (warehouse/owners.py).
+OWNED_RUNNING_RUNS = """
+SELECT run_id, labels[{label:String}] AS owner FROM runs FINAL
+WHERE status = 'running' AND mapContains(labels, {label:String})
+"""
+
 LATEST_RUN = """
 SELECT run_id FROM runs FINAL ORDER BY started_at DESC, run_id DESC LIMIT 1
 """
