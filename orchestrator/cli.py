@@ -658,7 +658,34 @@ def dashboard(ctx: click.Context, port: int, headless: bool) -> None:
         "minimal",
     ]
     click.echo(f"dashboard: http://127.0.0.1:{port}  (Ctrl-C to stop)")
-    sys.exit(subprocess.call(argv, env=env))
+    sys.exit(_serve(argv, env))
+
+
+def _serve(argv: list[str], env: dict[str, str]) -> int:
+    """Run a server child until it ends. SIGINT or SIGTERM to perfhouse stop it (a second one kills it), and it
+    gets SIGTERM if perfhouse dies. Stopped that way, the exit status is 0."""
+    import signal
+
+    from orchestrator.runners.local import dies_with_parent
+
+    child = subprocess.Popen([*dies_with_parent("TERM"), *argv], env=env)
+    stopping = []
+
+    def stop(signum: int, frame: Any) -> None:
+        stopping.append(signum)
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM if len(stopping) == 1 else signal.SIGKILL)
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        code = child.wait()  # resumed after each signal handler (PEP 475) until the child has ended
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    return 0 if stopping and code in (0, -signal.SIGTERM) else code
 
 
 @main.command()
