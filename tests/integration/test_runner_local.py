@@ -126,6 +126,15 @@ def test_progress_counts_k6_points_and_jtl_rows() -> None:
 
 
 @pytest.mark.integration
+def test_asking_jmeter_its_version_leaves_no_log_in_the_current_directory(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    binary = need("jmeter")
+    monkeypatch.chdir(tmp_path)
+    assert re.fullmatch(r"\d+\.\d+(\.\d+)?", TOOLS["jmeter"].version(binary))
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.integration
 def test_jmeter_progress_counts_the_requests_the_warehouse_stores(tmp_path: Path) -> None:
     need("jmeter")
     spec = load_spec(ROOT / "tests" / "golden" / "groups" / "spec.yaml")
