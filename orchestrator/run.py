@@ -35,7 +35,7 @@ from orchestrator.spec import Spec
 from orchestrator.tools import TOOLS, Segment
 from orchestrator.watchdog import Watchdog
 from warehouse.analysis.slo import Objective, Verdict
-from warehouse.errors import IngestError
+from warehouse.errors import IngestError, WarehouseError
 from warehouse.ingest import IngestResult
 from warehouse.owners import OWNER_LABEL, me
 from warehouse.store import RunInfo, Warehouse, new_run_id
@@ -287,6 +287,7 @@ def run_tool(
         watchdog.guard_file(env_file.path)
     parts: list[Part] = []
     outputs: list[tuple[str, Path]] = []
+    summaries: list[Path] = []  # the tool's own end-of-test summaries, kept with the run
     for index in range(settings.generators):
         segment = Segment(index, settings.generators)
         part_script = script_path
@@ -303,6 +304,7 @@ def run_tool(
         argv = [*invocation.argv, "-q", str(env_file.path)] if env_file else invocation.argv
         parts.append(Part(segment.name, argv, directory / f"{tool_name}{segment.suffix}-console.log"))
         outputs.extend((segment.name, out) for out in invocation.outputs)
+        summaries.extend([invocation.summary] if invocation.summary else [])
     fds = (env_file.fd,) if env_file is not None and env_file.fd is not None else ()
     job = Job(run_id, tool, tuple(parts), directory, timeout_s, settings.options, env=secrets, fds=fds,
               watchdog=watchdog)
@@ -335,6 +337,12 @@ def run_tool(
             live.finish()
             outcome.ingested.extend(live.ingested)
             outcome.notes.extend(live.problems)
+            for summary in summaries:  # an ingest of the whole output keeps it; live chunks lie elsewhere
+                if summary.is_file():
+                    try:
+                        warehouse.attach_summary(run_id, summary, tool_name)
+                    except WarehouseError as exc:
+                        outcome.notes.append(f"{summary.name} not kept with the run: {exc}")
         for generator, output in outputs:
             if output.exists() and output.stat().st_size > 0:
                 if live is not None:
