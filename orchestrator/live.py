@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import datetime as dt
 import multiprocessing
+import os
 import re
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -168,6 +170,17 @@ class LiveFile:
 _WORKER_WAREHOUSES: dict[str, Warehouse] = {}
 
 
+def _worker_dies_with(parent: int) -> None:
+    """In the worker process: exit as soon as perfhouse is gone (a kill -9 must not leave it writing)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="perfhouse-live-parent", daemon=True).start()
+
+
 def _ingest_in_worker(url: str, run: RunInfo, path: Path, services: dict[tuple[str, str], str],
                       generator: str) -> IngestResult:
     """In the worker process: ingest one chunk, then close the session so other processes can read."""
@@ -202,6 +215,7 @@ class ChunkWriter:
             release()
         if self._pool is None:
             self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_worker_dies_with, initargs=(os.getpid(),),
                                              max_tasks_per_child=self.chunks_per_worker)
         future = self._pool.submit(_ingest_in_worker, self.warehouse.url, run, path, services, generator)
         try:

@@ -115,10 +115,36 @@ def eventually(check: object, what: str, seconds: float = 60) -> None:
         time.sleep(0.2)
 
 
+def descendants(pid: int) -> list[int]:
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                parents.setdefault(int((entry / "stat").read_text().rpartition(")")[2].split()[1]), []).append(
+                    int(entry.name))
+    found, todo = [], list(parents.get(pid, []))
+    while todo:
+        found.append(child := todo.pop())
+        todo.extend(parents.get(child, []))
+    return found
+
+
+def running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def kill_9_and_check(tmp_path: Path, proc: subprocess.Popen[str], directory: Path) -> None:
-    """kill -9 perfhouse mid-run; then no tool runs, no file holds the secret, and the run is aborted."""
+    """kill -9 perfhouse mid-run; then no process it started runs (tool, live worker, watchdog), no file holds
+    the secret, and the run is aborted."""
+    started_by_perfhouse = descendants(proc.pid)
+    assert started_by_perfhouse
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=30)
+    eventually(lambda: not any(running(pid) for pid in started_by_perfhouse),
+               f"a process perfhouse started outlived it: {[p for p in started_by_perfhouse if running(p)]}")
     runs = str(tmp_path / "runs")
     eventually(lambda: processes_mentioning(runs) == [], "a tool (or the watchdog) outlived perfhouse: "
                f"{processes_mentioning(runs)}")
@@ -140,8 +166,9 @@ def test_kill_9_of_perfhouse_stops_its_local_tool_and_leaves_no_secret(tool: str
                                                                         owned_spec: Path) -> None:
     need(tool)
     with DemoAPI() as api:
-        proc = start_perfhouse(tmp_path, owned_spec, api, tool)
+        proc = start_perfhouse(tmp_path, owned_spec, api, tool, "--live", "--live-interval", "1")
         directory = started(tmp_path, tool, proc)
+        eventually(lambda: (directory / "live").exists(), "the live ingest began")  # its worker runs too
         assert processes_mentioning(str(directory)), "the tool runs"
         assert not (directory / ENV_FILE).exists(), "a local tool reads its secrets from memory"
         kill_9_and_check(tmp_path, proc, directory)
