@@ -232,3 +232,45 @@ def test_the_next_run_names_containers_of_a_dead_run_and_cleanup_removes_only_th
         assert mine[live_run]["owner"] == "alive" and mine[live_run]["action"] == "listed"
         assert leftovers(dead_run) == []
         assert [c.id for c in leftovers(live_run)] == [alive.id]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("released", [False, True])
+def test_the_watchdog_undoes_what_it_was_told_only_when_perfhouse_does_not_release_it(
+        released: bool, tmp_path: Path) -> None:
+    from orchestrator.watchdog import Watchdog
+
+    sleeper = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    secret = tmp_path / ENV_FILE
+    secret.write_text("perfhouse.env.TOKEN=x\n")
+    log = tmp_path / "watchdog.log"
+    watchdog = Watchdog(log)
+    watchdog.guard_group(sleeper.pid)
+    watchdog.guard_file(secret)
+    try:
+        if released:
+            watchdog.close()  # the run ended in order
+        else:
+            assert watchdog._proc.stdin is not None
+            watchdog._proc.stdin.close()  # what the end of perfhouse does to the pipe
+            watchdog._proc.wait(timeout=30)
+        if released:
+            assert sleeper.poll() is None and secret.exists() and not log.exists()
+        else:
+            assert sleeper.wait(timeout=30) == -signal.SIGKILL
+            assert not secret.exists()
+            assert f"killed process group {sleeper.pid}; removed {secret}" in log.read_text()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_cleanup_marks_the_runs_of_a_dead_perfhouse_aborted(engine: None, tmp_path: Path) -> None:
+    url = f"chdb://{tmp_path / 'wh'}"
+    warehouse = Warehouse.open(url)
+    dead = save(warehouse, dead_owner().token)
+    getattr(warehouse.backend, "release", lambda: None)()
+    cleaned = subprocess.run([sys.executable, "-m", "orchestrator", "--warehouse", url, "cleanup", "--run",
+                              f"no-such-run-{os.getpid()}"], capture_output=True, text=True, timeout=120)
+    assert cleaned.returncode == 0, cleaned.stderr
+    assert f"run {dead}: its perfhouse died while it went; marked aborted" in cleaned.stdout
+    assert Warehouse.open(url).run(dead)["status"] == "aborted"
