@@ -666,7 +666,7 @@ def _serve(argv: list[str], env: dict[str, str]) -> int:
     gets SIGTERM if perfhouse dies. Stopped that way, the exit status is 0."""
     import signal
 
-    from orchestrator.runners.local import dies_with_parent
+    from orchestrator.watchdog import dies_with_parent
 
     child = subprocess.Popen([*dies_with_parent("TERM"), *argv], env=env)
     stopping = []

@@ -15,6 +15,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,6 +23,14 @@ from pathlib import Path
 from typing import IO, Any
 
 STOP_S = 10.0  # how long perfhouse waits for its watchdog to exit after `done`
+
+
+def dies_with_parent(signal_name: str = "KILL") -> list[str]:
+    """An argv prefix that sends the program a signal when perfhouse dies (Linux's parent-death signal,
+    through util-linux's setpriv; nothing where setpriv is missing). It is set for the program itself: a
+    process it starts in turn is the watchdog's to stop (by process group)."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", signal_name, "--"] if setpriv else []
 
 
 class Watchdog:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -18,6 +17,7 @@ from typing import ClassVar
 
 from orchestrator.runners.base import Execution, Job, RunnerOptions, StopRequest, Target, register, supervise
 from orchestrator.tools import Tool, require
+from orchestrator.watchdog import dies_with_parent
 
 
 @register
@@ -80,10 +80,3 @@ def _signal_all(procs: list[subprocess.Popen[bytes]], sig: int) -> None:
         if proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, sig)
-
-
-def dies_with_parent(signal_name: str = "KILL") -> list[str]:
-    """An argv prefix that sends the program a signal when perfhouse dies (Linux's parent-death signal,
-    through util-linux's setpriv; nothing where setpriv is missing)."""
-    setpriv = shutil.which("setpriv")
-    return [setpriv, "--pdeathsig", signal_name, "--"] if setpriv else []
