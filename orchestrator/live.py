@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import ClassVar, Protocol
 
 from warehouse.errors import IngestError, WarehouseBusy
-from warehouse.ingest import IngestResult
+from warehouse.ingest import SAMPLE_REJECTS, IngestResult
 from warehouse.store import RunInfo, Warehouse
 
 MARGIN_S = 2.0  # a k6 chunk ends at points at least this much older than the newest point seen
@@ -165,6 +165,7 @@ class LiveFile:
     offset: int = 0
     header: bytes | None = None  # None until read from the start of the file
     chunks: int = 0
+    results: IngestResult | None = None  # what the chunks of this file added to the run, summed
 
 
 _WORKER_WAREHOUSES: dict[str, Warehouse] = {}
@@ -241,6 +242,7 @@ class LiveIngest:
     interval_s: float = 5.0
     services: dict[tuple[str, str], str] = field(default_factory=dict)
     echo: Callable[[str], None] = lambda _: None
+    # One result per output file, each chunk's counts added to it: nothing grows with the length of the run
     ingested: list[IngestResult] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -341,8 +343,24 @@ class LiveIngest:
             self._problem(f"live ingest of {live.path.name} bytes {live.offset}..: {exc}")
             return True
         path.unlink(missing_ok=True)  # its bytes are in the raw output; the warehouse holds its rows
-        self.ingested.append(result)
+        self._add(live, result)
         return True
+
+    def _add(self, live: LiveFile, result: IngestResult) -> None:
+        """Add a chunk's result to its file's (the first chunk's result, which stands for the whole file)."""
+        total = live.results
+        if total is None:
+            live.results = result
+            self.ingested.append(result)
+            return
+        total.rows += result.rows
+        total.points += result.points
+        total.rejected += result.rejected
+        total.aggregates += result.aggregates
+        total.samples.extend(result.samples[: max(0, SAMPLE_REJECTS - len(total.samples))])
+        total.notes.extend(n for n in result.notes if n not in total.notes)
+        total.first_ts = min(filter(None, (total.first_ts, result.first_ts)), default="")
+        total.last_ts = max(total.last_ts, result.last_ts)
 
     def _problem(self, text: str) -> None:
         if text not in self.problems:
