@@ -239,7 +239,11 @@ def test_the_watchdog_undoes_what_it_was_told_only_when_perfhouse_does_not_relea
         released: bool, tmp_path: Path) -> None:
     from orchestrator.watchdog import Watchdog
 
-    sleeper = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    # a shell wrapper that starts the real program without exec, as JMeter 5's bin/jmeter starts java
+    sleeper = subprocess.Popen(["sh", "-c", "sleep 300 & echo $!; wait"], start_new_session=True,
+                               stdout=subprocess.PIPE, text=True)
+    assert sleeper.stdout is not None
+    program = int(sleeper.stdout.readline())
     secret = tmp_path / ENV_FILE
     secret.write_text("perfhouse.env.TOKEN=x\n")
     log = tmp_path / "watchdog.log"
@@ -254,13 +258,15 @@ def test_the_watchdog_undoes_what_it_was_told_only_when_perfhouse_does_not_relea
             watchdog._proc.stdin.close()  # what the end of perfhouse does to the pipe
             watchdog._proc.wait(timeout=30)
         if released:
-            assert sleeper.poll() is None and secret.exists() and not log.exists()
+            assert sleeper.poll() is None and running(program) and secret.exists() and not log.exists()
         else:
             assert sleeper.wait(timeout=30) == -signal.SIGKILL
+            eventually(lambda: not running(program), "the wrapper's program outlived the group kill", 30)
             assert not secret.exists()
             assert f"killed process group {sleeper.pid}; removed {secret}" in log.read_text()
     finally:
-        sleeper.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(sleeper.pid, signal.SIGKILL)
         sleeper.wait()
 
 
