@@ -615,16 +615,35 @@ def runs(ctx: click.Context, as_json: bool, tool: str, spec: str, limit: int) ->
 
 @main.command()
 @click.argument("run_ref", default="latest")
-@click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Write to a file.")
+@click.option("--format", "fmt", type=click.Choice(["md", "html", "json", "junit"]), default="md",
+              show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Write to a file (Markdown charts go to <name>_files/ beside it).")
+@click.option("--percentiles", default="50,90,95,99", show_default=True, metavar="LIST",
+              help="Percentiles of the per-step table, exact over all samples, e.g. 50,75,95,99,99.9.")
+@click.option("--apdex-t", "apdex_t", type=click.FloatRange(min=0, min_open=True), default=500.0,
+              show_default=True, metavar="MS", help="APDEX threshold T in ms (tolerating up to 4T).")
 @click.pass_context
 @fail_cleanly
-def report(ctx: click.Context, run_ref: str, fmt: str, output: str | None) -> None:
-    """Per-step counts, errors, p50/p95/p99 and SLO verdicts of a run (id, prefix or `latest`)."""
-    from warehouse.reports import RENDERERS, build_report
+def report(ctx: click.Context, run_ref: str, fmt: str, output: str | None, percentiles: str,
+           apdex_t: float) -> None:
+    """Report a run or its group (id, prefix or `latest`): verdict per SLO, percentiles, time series,
+    bottlenecks, errors, APDEX, infrastructure and the knee of a stepped profile."""
+    from pathlib import PurePosixPath
 
+    from warehouse.report_formats import FORMATS
+    from warehouse.reports import ReportOptions, build_group_report, parse_percentiles
+
+    options = ReportOptions(parse_percentiles(percentiles), apdex_t)
     warehouse = _open_warehouse(ctx)
-    _emit(RENDERERS[fmt](build_report(warehouse, warehouse.resolve(run_ref))), output, "report")
+    group = warehouse.run_group(warehouse.resolve(run_ref))
+    rendered = FORMATS[fmt](build_group_report(warehouse, group, options), PurePosixPath(output) if output else None)
+    if output:
+        for name, data in rendered.files.items():
+            path = Path(output).parent / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+    _emit(rendered.text, output, "report")
 
 
 @main.command()

@@ -125,6 +125,11 @@ class Warehouse:
             raise WarehouseError(f"{ref!r} matches several runs; give more of the id")
         return str(rows[0]["run_id"])
 
+    def run_group(self, run_id: str) -> list[str]:
+        """The runs reported together with `run_id`: the runs of one invocation (one per tool) that share its
+        group. Until runs carry a group id this is the run itself."""
+        return [run_id]
+
     def run(self, run_id: str) -> dict[str, Any]:
         rows = self.backend.query(queries.RUN, {"run": run_id})
         if not rows:
