@@ -190,8 +190,8 @@ def _md_cell(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def _md_table(header: list[str], rows: list[list[str]], numeric_from: int = 2) -> list[str]:
-    align = ["---" if i < numeric_from else "---:" for i in range(len(header))]
+def _md_table(header: list[str], rows: list[list[str]], numeric_from: int = 2, text_from: int = 99) -> list[str]:
+    align = ["---" if i < numeric_from or i >= text_from else "---:" for i in range(len(header))]
     out = ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |"]
     out += ["| " + " | ".join(_md_cell(c) for c in r) + " |" for r in rows]
     return [*out, ""]
@@ -211,7 +211,7 @@ def render_markdown(doc: GroupReport, output: PurePosixPath | None = None) -> Re
             lines += [f"## {report.run['tool']} · `{report.run['run_id']}`: {report.verdict}", ""]
         lines += [f"- {_md_cell(f)}" for f in _run_facts(report)] + [""]
         lines += [f"{h} SLOs", ""]
-        lines += (_md_table(["SLO", "observed", "verdict"], _slo_rows(report), numeric_from=1)
+        lines += (_md_table(["SLO", "observed", "verdict"], _slo_rows(report), numeric_from=1, text_from=2)
                   if report.slos else ["No SLOs were defined for this run.", ""])
         chart_for = {f.key: f for f in figures(report)}
 
@@ -236,15 +236,17 @@ def render_markdown(doc: GroupReport, output: PurePosixPath | None = None) -> Re
             lines += [f"{h} Errors by status and message", ""]
             lines += _md_table(["status", "message", "count", "share"], _status_rows(report), numeric_from=2)
             lines += [f"{h} Errors by step and cause", ""]
-            lines += _md_table(["journey", "step", "status", "error", "count"], _cause_rows(report), numeric_from=2)
+            lines += _md_table(["journey", "step", "status", "error", "count"], _cause_rows(report), numeric_from=2,
+                                text_from=3)
         if report.infra.get("series"):
             lines += [f"{h} Infrastructure", "", *[s for x in _infra_sentences(report) for s in (x, "")]]
             lines += picture("infrastructure")
-            lines += _md_table(["series", "peak", "r with P95", "correlated"], _infra_rows(report), numeric_from=1)
+            lines += _md_table(["series", "peak", "r with P95", "correlated"], _infra_rows(report), numeric_from=1,
+                                text_from=3)
         if report.capacity:
             lines += [f"{h} Capacity", "", _knee_sentence(report), ""]
             lines += _md_table(["VUs", "from (UTC)", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors",
-                                "SLOs"], _capacity_rows(report), numeric_from=0)
+                                "SLOs"], _capacity_rows(report), numeric_from=0, text_from=8)
             lines += picture("capacity")
     table = _comparison_table(doc)
     if table is not None:
@@ -341,8 +343,19 @@ def render_html(doc: GroupReport, output: PurePosixPath | None = None) -> Render
 
 # -- JSON and JUnit -----------------------------------------------------------------------------------------
 
+def _rounded(value: Any) -> Any:
+    """Floats to 6 decimals: the figures read the same whichever backend computed them."""
+    if isinstance(value, float):
+        return round(value, 6)
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return value
+
+
 def render_json(doc: GroupReport, output: PurePosixPath | None = None) -> Rendered:
-    return Rendered(json.dumps(doc.to_dict(), indent=2, default=str) + "\n")
+    return Rendered(json.dumps(_rounded(doc.to_dict()), indent=2, default=str) + "\n")
 
 
 def junit_suites(doc: GroupReport) -> list[junit.Suite]:

@@ -135,15 +135,17 @@ def as_rate(points: Sequence[tuple[str, float]]) -> list[tuple[str, float]]:
 
 
 def climb(timeline: Sequence[Mapping[str, Any]], metric: str = "p95_ms") -> dict[str, Any] | None:
-    """When latency climbed: the first bucket whose P95 exceeds CLIMB times the early level (the median of
-    the first quarter of the run); None when it never did or the run is too short to tell."""
+    """When latency climbed: the first bucket whose P95 is past CLIMB times the early level (the median of
+    the first quarter of the run) and halfway from it to the run's highest P95; None when it never did or
+    the run is too short to tell."""
     values = [(str(r["t"]), float(r[metric])) for r in timeline if r.get(metric) is not None]
     if len(values) < 4:
         return None
     early = sorted(v for _, v in values[: max(1, len(values) // 4)])
     base = early[len(early) // 2]
+    bar = max(CLIMB * base, (base + max(v for _, v in values)) / 2)
     for t, v in values:
-        if base > 0 and v > CLIMB * base:
+        if base > 0 and v > bar:
             return {"t": t, "p95_ms": v, "early_p95_ms": base, "ratio": v / base}
     return None
 

@@ -1,0 +1,102 @@
+"""Reports are deterministic for a given warehouse state: a fixed run (a checked-in JTL of a stepped load, fixed
+metadata, scraped samples and SLOs) renders to the reviewed Markdown, JSON and JUnit files in
+tests/golden/report/, on both backends. `pytest tests/integration/test_report_golden.py --update-golden` rewrites
+them; review the diff like code."""
+
+from __future__ import annotations
+
+import dataclasses
+import xml.etree.ElementTree as ET
+from pathlib import Path, PurePosixPath
+
+import pytest
+
+from warehouse.analysis.slo import Objective
+from warehouse.report_formats import FORMATS, Rendered
+from warehouse.reports import ABORTED, NO_SLOS, GroupReport, ReportOptions, build_group_report, run_verdict
+from warehouse.store import RunInfo, Warehouse
+
+pytestmark = pytest.mark.integration
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "report"
+RUN = RunInfo(run_id="20260101-100000-jmeter-golden", tool="jmeter", status="completed", name="shop/capacity",
+              tool_version="5.6.3", spec_name="shop", profile="capacity", environment="staging",
+              started_at="2026-01-01 10:00:00.000", ended_at="2026-01-01 10:00:21.000")
+OBJECTIVES = [
+    Objective("p95", 100.0),
+    Objective("p99.9", 400.0, journey="shop", step="detail"),
+    Objective("error_rate", 0.05, journey="shop", step="pay"),
+    Objective("p75", 60.0, step="list"),
+]
+THREADS = {0: 1, 1: 2, 2: 4, 3: 8}  # the load of each 5 s step of run.jtl
+
+
+def infra_rows() -> list[tuple[str, str, str, dict[str, str], float]]:
+    rows = []
+    cpu_seconds = 0.0
+    for second in range(21):
+        threads = THREADS[min(second // 5, 3)]
+        cpu_seconds += 0.1 * threads
+        ts = f"2026-01-01 10:00:{second:02d}.500"
+        rows.append((ts, "http://127.0.0.1:9100/metrics", "sut_cpu_ratio", {"host": "app"}, threads / 8))
+        rows.append((ts, "http://127.0.0.1:9100/metrics", "process_cpu_seconds_total", {}, round(cpu_seconds, 3)))
+        rows.append((ts, "http://127.0.0.1:9100/metrics", "sut_pool_size", {}, 32.0))
+    return rows
+
+
+def golden_document(url: str) -> GroupReport:
+    wh = Warehouse.open(url)
+    wh.save_run(dataclasses.replace(RUN))
+    result = wh.ingest(GOLDEN / "run.jtl", dataclasses.replace(RUN))
+    assert result.rows == 150 and result.rejected == 0
+    wh.add_infra_samples(RUN.run_id, infra_rows())
+    wh.evaluate_slos(RUN.run_id, OBJECTIVES)
+    return build_group_report(wh, wh.run_group(RUN.run_id), ReportOptions((50, 75, 95, 99, 99.9), apdex_t_ms=50))
+
+
+def check_golden(request: pytest.FixtureRequest, name: str, text: str) -> None:
+    golden = GOLDEN / name
+    if request.config.getoption("--update-golden"):
+        golden.write_text(text, encoding="utf-8")
+    assert golden.exists(), f"{golden} is missing: run pytest --update-golden and review it"
+    assert text == golden.read_text(encoding="utf-8"), f"{golden} differs: review, then --update-golden"
+
+
+def render(fmt: str, doc: GroupReport) -> Rendered:
+    return FORMATS[fmt](doc, PurePosixPath("report.md") if fmt == "md" else None)
+
+
+def test_reports_of_a_fixed_warehouse_state_match_the_golden_files(any_warehouse_url: str,
+                                                                   request: pytest.FixtureRequest) -> None:
+    doc = golden_document(any_warehouse_url)
+    report = doc.runs[0]
+    assert report.verdict == "FAILED"
+    assert report.capacity is not None and report.capacity["knee"] == 2  # 4 threads broke p95 < 100 ms
+    md = render("md", doc)
+    check_golden(request, "report.md", md.text)
+    assert sorted(md.files) == [f"report_files/{k}.png" for k in
+                                ("bottlenecks", "capacity", "infrastructure", "latency", "throughput")]
+    assert all(data.startswith(b"\x89PNG") for data in md.files.values())
+    check_golden(request, "report.json", render("json", doc).text)
+    check_golden(request, "report.junit.xml", render("junit", doc).text)
+
+    aborted = dataclasses.replace(report, run={**report.run, "status": "aborted"})
+    aborted.verdict = run_verdict("aborted", aborted.slos)
+    assert aborted.verdict == ABORTED
+    check_golden(request, "report-aborted.junit.xml", render("junit", GroupReport([aborted])).text)
+    none = dataclasses.replace(report, slos=[])
+    none.verdict = run_verdict("completed", [])
+    assert none.verdict == NO_SLOS
+    check_golden(request, "report-no-slos.junit.xml", render("junit", GroupReport([none])).text)
+
+
+def test_junit_is_the_form_ci_servers_read(tmp_path: Path) -> None:
+    """Checked against the golden files themselves: testsuite counts agree with their testcases."""
+    for name in ("report.junit.xml", "report-aborted.junit.xml", "report-no-slos.junit.xml"):
+        root = ET.parse(GOLDEN / name).getroot()
+        assert root.tag == "testsuites"
+        for suite in root.iter("testsuite"):
+            cases = suite.findall("testcase")
+            assert int(suite.get("tests", -1)) == len(cases)
+            for kind, attr in (("failure", "failures"), ("error", "errors"), ("skipped", "skipped")):
+                assert int(suite.get(attr, -1)) == sum(1 for c in cases if c.find(kind) is not None), (name, kind)
