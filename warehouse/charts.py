@@ -20,6 +20,7 @@ Rows = Sequence[Mapping[str, Any]]
 TIMELINE_PERCENTILES = ("p50", "p90", "p95", "p99")
 _NICE_BUCKETS_S = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600)
 _WIDTH, _HEIGHT = 640, 220
+_FONT = "DejaVu Sans, Liberation Sans, Arial, sans-serif"
 _TIME = alt.X("t:T", title="time (UTC)", scale=alt.Scale(type="utc"),
               axis=alt.Axis(format="%H:%M:%S", labelOverlap=True))
 
@@ -149,7 +150,9 @@ def bottleneck_chart(bottlenecks: Rows) -> alt.Chart:
 
 def _spec(chart: alt.TopLevelMixin) -> dict[str, Any]:
     spec: dict[str, Any] = chart.to_dict()
-    spec.setdefault("config", {}).setdefault("background", "white")
+    config = spec.setdefault("config", {})
+    config.setdefault("background", "white")
+    config.setdefault("font", _FONT)  # measured and drawn in the same face by vl-convert and by a browser
     return spec
 
 

@@ -271,11 +271,11 @@ def _h(text: Any) -> str:
     return html.escape(str(text), quote=True)
 
 
-def _html_table(header: list[str], rows: list[list[str]], numeric_from: int = 2) -> str:
+def _html_table(header: list[str], rows: list[list[str]], numeric_from: int = 2, text_from: int = 99) -> str:
     head = "".join(f"<th>{_h(c)}</th>" for c in header)
     body = "".join(
         "<tr>" + "".join(
-            f'<td class="{"n" if i >= numeric_from else ""}{" fail" if c == "FAIL" else ""}">{_h(c)}</td>'
+            f'<td class="{"n" if numeric_from <= i < text_from else ""}{" fail" if c == "FAIL" else ""}">{_h(c)}</td>'
             for i, c in enumerate(r)) + "</tr>" for r in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>\n"
 
@@ -298,7 +298,7 @@ def render_html(doc: GroupReport, output: PurePosixPath | None = None) -> Render
             parts.append(f"<h2>{_h(report.run['tool'])} · {_h(report.run['run_id'])} {_badge(report.verdict)}</h2>\n")
         parts.append("<ul>" + "".join(f"<li>{_h(f.replace('`', ''))}</li>" for f in _run_facts(report)) + "</ul>\n")
         parts.append(f"<{h}>SLOs</{h}>\n")
-        parts.append(_html_table(["SLO", "observed", "verdict"], _slo_rows(report), numeric_from=1)
+        parts.append(_html_table(["SLO", "observed", "verdict"], _slo_rows(report), numeric_from=1, text_from=2)
                      if report.slos else "<p>No SLOs were defined for this run.</p>\n")
         chart_for = {f.key: f for f in figures(report)}
 
@@ -331,7 +331,7 @@ def render_html(doc: GroupReport, output: PurePosixPath | None = None) -> Render
         if report.capacity:
             parts.append(f"<{h}>Capacity</{h}>\n<p>{_h(_knee_sentence(report))}</p>\n")
             parts.append(_html_table(["VUs", "from (UTC)", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms",
-                                      "errors", "SLOs"], _capacity_rows(report), numeric_from=0))
+                                      "errors", "SLOs"], _capacity_rows(report), numeric_from=0, text_from=8))
             parts.append(picture("capacity"))
     table = _comparison_table(doc)
     if table is not None:
