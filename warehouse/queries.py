@@ -266,16 +266,19 @@ GROUP BY t, source, metric, series_labels
 ORDER BY source, metric, series_labels, t
 """
 
-# The load level each second: k6's `vus` gauge when the run has k6 points, else the distinct threads
-# (JMeter thread names) that sent requests in that second.
+# The load level per bucket of `bucket` seconds: k6's `vus` gauge when the run has k6 points, else the distinct
+# threads (JMeter thread names) that sent requests in the bucket (uniq: exact at these cardinalities, and a
+# fraction of uniqExact's time over millions of requests).
 REPORT_LOAD_LEVEL = """
 SELECT t, max(level) AS level FROM (
-    SELECT toString(toDateTime(toStartOfInterval(ts, toIntervalSecond(1)), 'UTC')) AS t, max(value) AS level
+    SELECT toString(toDateTime(toStartOfInterval(ts, toIntervalSecond({bucket:UInt32})), 'UTC')) AS t,
+           max(value) AS level
     FROM k6_points
     WHERE run_id = {run:String} AND metric = 'vus'
     GROUP BY t
     UNION ALL
-    SELECT toString(toDateTime(toStartOfInterval(ts, toIntervalSecond(1)), 'UTC')) AS t, toFloat64(uniqExact(vu)) AS level
+    SELECT toString(toDateTime(toStartOfInterval(ts, toIntervalSecond({bucket:UInt32})), 'UTC')) AS t,
+           toFloat64(uniq(vu)) AS level
     FROM requests
     WHERE run_id = {run:String} AND vu != ''
     GROUP BY t
@@ -284,28 +287,33 @@ GROUP BY t
 ORDER BY t
 """
 
-# One window of a run (a step of a stepped profile): its figures and one objective's observation.
-# `start` and `end` are UTC timestamps as text; `level` is the percentile an objective asks for.
-REPORT_WINDOW = """
-SELECT count() AS count, countIf(ok = 0) AS errors,
-       countIf(ok = 0) / greatest(count(), 1) AS error_rate,
-       avg(duration_ms) AS avg, max(duration_ms) AS max,
-       quantileExactInclusive({level:Float64})(duration_ms) AS percentile,
-       quantilesExactInclusive(0.5, 0.95, 0.99)(duration_ms) AS levels
-FROM requests
-WHERE run_id = {run:String}
-  AND ts >= parseDateTime64BestEffortOrZero({start:String}, 6, 'UTC')
-  AND ts < parseDateTime64BestEffortOrZero({end:String}, 6, 'UTC')
-  AND ({journey:String} = '' OR journey = {journey:String})
-  AND ({step:String} = '' OR step = {step:String})
-  AND ({service:String} = '' OR service = {service:String})
-"""
-
 # The journeys a run's requests name (to read an SLO's scope back).
 REPORT_JOURNEYS = """
 SELECT DISTINCT journey FROM requests WHERE run_id = {run:String} ORDER BY journey
 """
 
 for _name in ("REPORT_STEPS", "REPORT_TOTALS", "REPORT_TIMELINE", "REPORT_ERRORS_BY_STATUS", "REPORT_INFRA",
-              "REPORT_LOAD_LEVEL", "REPORT_WINDOW", "REPORT_JOURNEYS"):
+              "REPORT_LOAD_LEVEL", "REPORT_JOURNEYS"):
     ALL[_name] = globals()[_name]
+
+# The steps of a stepped load at once. Steps are whole buckets of `bucket` seconds from `origin` (Unix
+# seconds): `parts[k + 1]` is the step (1-based, 0 for none) of bucket k; one objective's observation per step
+# (scope filters empty when overall, `level` the percentile it asks for).
+REPORT_WINDOWS = """
+SELECT multiIf(toUnixTimestamp(ts) < {origin:UInt32}, 0,
+               arrayElement({parts:Array(UInt32)}, intDiv(toUnixTimestamp(ts) - {origin:UInt32}, {bucket:UInt32}) + 1))
+           AS part,
+       count() AS count, countIf(ok = 0) AS errors, countIf(ok = 0) / count() AS error_rate,
+       avg(duration_ms) AS avg, max(duration_ms) AS max,
+       quantileExactInclusive({level:Float64})(duration_ms) AS percentile,
+       quantilesExactInclusive(0.5, 0.95, 0.99)(duration_ms) AS levels
+FROM requests
+WHERE run_id = {run:String}
+  AND ({journey:String} = '' OR journey = {journey:String})
+  AND ({step:String} = '' OR step = {step:String})
+  AND ({service:String} = '' OR service = {service:String})
+GROUP BY part
+HAVING part > 0
+ORDER BY part
+"""
+ALL["REPORT_WINDOWS"] = REPORT_WINDOWS

@@ -238,7 +238,7 @@ def build_run_report(warehouse: Warehouse, run_id: str, options: ReportOptions) 
                           "count": s["count"]} for s in steps]},
         infra=_infra(backend.query(queries.REPORT_INFRA, {"run": run_id, "bucket": bucket}), timeline),
     )
-    report.capacity = _capacity(warehouse, run_id, slos)
+    report.capacity = _capacity(warehouse, run_id, slos, bucket)
     return report
 
 
@@ -301,33 +301,42 @@ def _infra(rows: list[dict[str, Any]], timeline: list[dict[str, Any]]) -> dict[s
             "climb": climbed, "saturated": saturated}
 
 
-def _capacity(warehouse: Warehouse, run_id: str, slos: list[Verdict]) -> dict[str, Any] | None:
+def _capacity(warehouse: Warehouse, run_id: str, slos: list[Verdict], bucket: int) -> dict[str, Any] | None:
     """For a stepped profile: each step's figures and whether it met the SLOs; the knee."""
     backend = warehouse.backend
-    levels = [(r["t"], float(r["level"])) for r in backend.query(queries.REPORT_LOAD_LEVEL, {"run": run_id})]
-    found = insight.plateaus(levels)
+    levels = [(r["t"], float(r["level"]))
+              for r in backend.query(queries.REPORT_LOAD_LEVEL, {"run": run_id, "bucket": bucket})]
+    found = insight.plateaus(levels, bucket)
     if not insight.is_stepped(found):
         return None
     journeys = {str(r["journey"]) for r in backend.query(queries.REPORT_JOURNEYS, {"run": run_id})}
     objectives = [(v, objective_of(v, journeys)) for v in slos if v.metric != "throughput"]
+    windows = [insight.window(p, bucket) for p in found]
+    where = {"run": run_id, "bucket": bucket, **insight.bucket_parts(windows, bucket)}
+
+    def per_step(objective: Objective | None) -> dict[int, dict[str, Any]]:
+        o = objective or Objective("p50", 0.0)
+        rows = backend.query(queries.REPORT_WINDOWS, {**where, "level": o.level, "journey": o.journey,
+                                                      "step": o.step, "service": o.service})
+        return {int(r["part"]): r for r in rows}
+
+    base = per_step(None)
+    observed = [(verdict, o, per_step(o)) for verdict, o in objectives]
     steps: list[dict[str, Any]] = []
-    for p in found:
-        start, end = insight.window(p)
-        where = {"run": run_id, "start": start, "end": end}
-        row = backend.query(queries.REPORT_WINDOW, {**where, "level": 0.5, "journey": "", "step": "", "service": ""})[0]
-        count = int(row["count"])
-        seconds = max((insight._time(end) - insight._time(start)).total_seconds(), 1.0)
-        p50, p95, p99 = (_number(v) for v in row["levels"]) if count else (None, None, None)
+    for index, (p, (start, end)) in enumerate(zip(found, windows, strict=True), start=1):
+        row = base.get(index)
+        count = int(row["count"]) if row else 0
+        seconds = max((insight.parse_time(end) - insight.parse_time(start)).total_seconds(), 1.0)
+        p50, p95, p99 = (_number(v) for v in row["levels"]) if row else (None, None, None)
         missed = []
-        for verdict, o in objectives:
-            got = backend.query(queries.REPORT_WINDOW, {**where, "level": o.level, "journey": o.journey,
-                                                        "step": o.step, "service": o.service})[0]
+        for verdict, o, rows in observed:
+            got = rows.get(index)
             column = "percentile" if percentile_level(o.metric) is not None else o.metric
-            value = _number(got[column]) if int(got["count"]) else None
+            value = _number(got[column]) if got else None
             if value is None or not o.holds(value):
                 missed.append(verdict.slo)
         steps.append({"level": p.level, "start": start, "end": end, "count": count, "rps": count / seconds,
-                      "error_rate": int(row["errors"]) / count if count else None,
+                      "error_rate": int(row["errors"]) / count if row and count else None,
                       "p50_ms": p50, "p95_ms": p95, "p99_ms": p99, "missed": missed, "met": False})
     if objectives:
         criterion = "every SLO (throughput SLOs aside) held within the step"

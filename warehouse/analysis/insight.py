@@ -60,22 +60,22 @@ def step_name(journey: str, step: str) -> str:
 
 @dataclass(frozen=True)
 class Plateau:
-    """A stretch of the run at one load level: seconds `start` to `last` (UTC text, both included)."""
+    """A stretch of the run at one load level: buckets `start` to `last` (UTC text, both included)."""
 
     level: float
     start: str
     last: str
-    seconds: int
+    buckets: int
 
 
-def plateaus(levels: Sequence[tuple[str, float]]) -> list[Plateau]:
-    """The load steps of a run from its load level each second: stretches at one level that last at least
-    half as long as the longest one (ramps between steps pass through levels for a second or two)."""
+def plateaus(levels: Sequence[tuple[str, float]], bucket_s: int = 1) -> list[Plateau]:
+    """The load steps of a run from its load level per bucket: stretches at one level that last at least half
+    as long as the longest one (ramps between steps pass through levels for a bucket or two)."""
     runs: list[list[Any]] = []
     previous: dt.datetime | None = None
     for t, level in levels:
-        now = _time(t)
-        adjacent = previous is not None and (now - previous).total_seconds() <= 1.0
+        now = parse_time(t)
+        adjacent = previous is not None and (now - previous).total_seconds() <= bucket_s
         if runs and adjacent and runs[-1][0] == level:
             runs[-1][2], runs[-1][3] = t, runs[-1][3] + 1
         else:
@@ -93,12 +93,30 @@ def is_stepped(steps: Sequence[Plateau]) -> bool:
     return len({p.level for p in steps}) >= 3
 
 
-def window(p: Plateau) -> tuple[str, str]:
-    """The requests of a step: from its second second (the first may still be ramping) to its end."""
-    start, last = _time(p.start), _time(p.last)
-    if p.seconds >= 3:
-        start += dt.timedelta(seconds=1)
-    return _text(start), _text(last + dt.timedelta(seconds=1))
+def window(p: Plateau, bucket_s: int = 1) -> tuple[str, str]:
+    """The requests of a step: from its second bucket (the first may still be ramping) to its end."""
+    start, last = parse_time(p.start), parse_time(p.last)
+    if p.buckets >= 3:
+        start += dt.timedelta(seconds=bucket_s)
+    return _text(start), _text(last + dt.timedelta(seconds=bucket_s))
+
+
+def bucket_parts(windows: Sequence[tuple[str, str]], bucket_s: int) -> dict[str, Any]:
+    """Windows made of whole buckets as the first bucket's Unix second (`origin`) and, per bucket from there,
+    the 1-based window it belongs to or 0 (`parts`)."""
+    if not windows:
+        return {"origin": 0, "parts": []}
+    spans = [(_unix(a), _unix(b)) for a, b in windows]
+    origin = spans[0][0]
+    parts = []
+    for k in range((max(b for _, b in spans) - origin) // bucket_s):
+        at = origin + k * bucket_s
+        parts.append(next((i for i, (a, b) in enumerate(spans, start=1) if a <= at < b), 0))
+    return {"origin": origin, "parts": parts}
+
+
+def _unix(text: str) -> int:
+    return int(parse_time(text).replace(tzinfo=dt.UTC).timestamp())
 
 
 def knee(steps: Sequence[Mapping[str, Any]]) -> float | None:
@@ -128,7 +146,7 @@ def as_rate(points: Sequence[tuple[str, float]]) -> list[tuple[str, float]]:
     """A counter's per-second rate between consecutive points (a reset gives no point)."""
     out = []
     for (t0, v0), (t1, v1) in itertools.pairwise(points):
-        seconds = (_time(t1) - _time(t0)).total_seconds()
+        seconds = (parse_time(t1) - parse_time(t0)).total_seconds()
         if seconds > 0 and v1 >= v0:
             out.append((t1, (v1 - v0) / seconds))
     return out
@@ -152,17 +170,17 @@ def climb(timeline: Sequence[Mapping[str, Any]], metric: str = "p95_ms") -> dict
 
 def value_at(points: Sequence[tuple[str, float]], t: str) -> float | None:
     """A series' value at time `t`: the last point at or before it."""
-    at = _time(t)
+    at = parse_time(t)
     found = None
     for pt, v in points:
-        if _time(pt) <= at:
+        if parse_time(pt) <= at:
             found = v
         else:
             break
     return found
 
 
-def _time(text: str) -> dt.datetime:
+def parse_time(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(str(text).replace(" ", "T")).replace(tzinfo=None)
 
 
