@@ -63,7 +63,7 @@ def main() -> None:
 
 def run(work: Path, requests: int) -> None:
     from warehouse.analysis.slo import Objective
-    from warehouse.report_formats import render_html
+    from warehouse.report_formats import render_html, report
     from warehouse.reports import ReportOptions, build_group_report
     from warehouse.store import RunInfo, Warehouse
 
@@ -89,21 +89,20 @@ def run(work: Path, requests: int) -> None:
         reference = time.perf_counter() - started
 
         options = ReportOptions((50, 75, 90, 95, 99, 99.9))
-        timings = []
-        for _ in range(2):
-            started = time.perf_counter()
-            doc = build_group_report(wh, [RUN_ID], options)
-            built = time.perf_counter() - started
-            page = render_html(doc).text
-            timings.append((built, time.perf_counter() - started - built))
+        started = time.perf_counter()
+        page = report(wh, [RUN_ID], "html", options).text  # as `perfhouse report --format html` does
+        cold = time.perf_counter() - started
+        started = time.perf_counter()
+        doc = build_group_report(wh, [RUN_ID], options)
+        warm_q = time.perf_counter() - started
+        render_html(doc)
+        warm = time.perf_counter() - started
         (work / "report.html").write_text(page, encoding="utf-8")
 
-    (cold_q, cold_r), (warm_q, warm_r) = timings
-    cold, warm = cold_q + cold_r, warm_q + warm_r
     print(f"reference scan (count + exact median of {requests:,} durations): {reference:.2f} s")
-    print(f"HTML report, first in the process: {cold:.2f} s (queries {cold_q:.2f} s, rendering {cold_r:.2f} s "
-          f"including the chart renderer's start); {cold / reference:.1f}x the reference scan")
-    print(f"HTML report, warm:                 {warm:.2f} s (queries {warm_q:.2f} s, rendering {warm_r:.2f} s); "
+    print(f"HTML report, first in the process: {cold:.2f} s (the chart renderer starting meanwhile); "
+          f"{cold / reference:.1f}x the reference scan")
+    print(f"HTML report, again:                {warm:.2f} s (queries {warm_q:.2f} s, rendering {warm - warm_q:.2f} s); "
           f"{warm / reference:.1f}x the reference scan")
     print(f"target: under {TARGET_S:.0f} s -> {'met' if cold < TARGET_S else 'MISSED'} "
           f"({cold / TARGET_S:.2f} of the target, first report)")

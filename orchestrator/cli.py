@@ -631,13 +631,13 @@ def report(ctx: click.Context, run_ref: str, fmt: str, output: str | None, perce
     bottlenecks, errors, APDEX, infrastructure and the knee of a stepped profile."""
     from pathlib import PurePosixPath
 
-    from warehouse.report_formats import FORMATS
-    from warehouse.reports import ReportOptions, build_group_report, parse_percentiles
+    from warehouse.report_formats import report as render_report
+    from warehouse.reports import ReportOptions, parse_percentiles
 
     options = ReportOptions(parse_percentiles(percentiles), apdex_t)
     warehouse = _open_warehouse(ctx)
     group = warehouse.run_group(warehouse.resolve(run_ref))
-    rendered = FORMATS[fmt](build_group_report(warehouse, group, options), PurePosixPath(output) if output else None)
+    rendered = render_report(warehouse, group, fmt, options, PurePosixPath(output) if output else None)
     if output:
         for name, data in rendered.files.items():
             path = Path(output).parent / name

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -166,6 +167,17 @@ def to_svg(chart: alt.TopLevelMixin, prefix: str) -> str:
     svg = re.sub(r'url\(#([^)]+)\)', lambda m: f"url(#{prefix}-{m[1]})", svg)
     svg = re.sub(r'href="#([^"]+)"', lambda m: f'href="#{prefix}-{m[1]}"', svg)
     return re.sub(r"^<\?xml[^>]*>\s*", "", svg)
+
+
+def warm_up() -> threading.Thread:
+    """Start the chart renderer (a JavaScript engine inside vl-convert, a second or two the first time) in a
+    background thread, so it is ready when the report's queries are done."""
+    import vl_convert as vlc
+
+    spec = json.dumps({"data": {"values": [{"x": 1}]}, "mark": "point", "encoding": {"x": {"field": "x"}}})
+    thread = threading.Thread(target=vlc.vegalite_to_svg, args=(spec,), daemon=True)
+    thread.start()
+    return thread
 
 
 def to_png(chart: alt.TopLevelMixin, scale: float = 1.5) -> bytes:

@@ -205,6 +205,7 @@ LEVEL_SLOTS = 12
 _LEVELS = ", ".join(f"{{q{i}:Float64}}" for i in range(1, LEVEL_SLOTS + 1))
 
 # Per step: counts, time spent, exact percentiles at the asked levels and APDEX counts (threshold in ms).
+# Requests are stored in (run, journey, step) order, so the steps aggregate in that order, one at a time.
 REPORT_STEPS = f"""
 SELECT journey, step, any(service) AS service, count() AS count, countIf(ok = 0) AS errors,
        sum(duration_ms) AS total_ms, avg(duration_ms) AS avg_ms, min(duration_ms) AS min_ms,
@@ -217,6 +218,7 @@ FROM requests
 WHERE run_id = {{run:String}}
 GROUP BY journey, step
 ORDER BY journey, step
+SETTINGS optimize_aggregation_in_order = 1
 """
 
 # The whole run at the same levels, with its time span.
@@ -297,16 +299,15 @@ for _name in ("REPORT_STEPS", "REPORT_TOTALS", "REPORT_TIMELINE", "REPORT_ERRORS
     ALL[_name] = globals()[_name]
 
 # The steps of a stepped load at once. Steps are whole buckets of `bucket` seconds from `origin` (Unix
-# seconds): `parts[k + 1]` is the step (1-based, 0 for none) of bucket k; one objective's observation per step
-# (scope filters empty when overall, `level` the percentile it asks for).
+# seconds): `parts[k + 1]` is the step (1-based, 0 for none) of bucket k; the figures of one scope per step
+# (scope filters empty when overall) with exact percentiles at the levels q1..q12.
 REPORT_WINDOWS = """
 SELECT multiIf(toUnixTimestamp(ts) < {origin:UInt32}, 0,
                arrayElement({parts:Array(UInt32)}, intDiv(toUnixTimestamp(ts) - {origin:UInt32}, {bucket:UInt32}) + 1))
            AS part,
        count() AS count, countIf(ok = 0) AS errors, countIf(ok = 0) / count() AS error_rate,
        avg(duration_ms) AS avg, max(duration_ms) AS max,
-       quantileExactInclusive({level:Float64})(duration_ms) AS percentile,
-       quantilesExactInclusive(0.5, 0.95, 0.99)(duration_ms) AS levels
+       quantilesExactInclusive(""" + _LEVELS + """)(duration_ms) AS levels
 FROM requests
 WHERE run_id = {run:String}
   AND ({journey:String} = '' OR journey = {journey:String})

@@ -12,7 +12,18 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from warehouse import charts, junit
-from warehouse.reports import ABORTED, INCOMPLETE, NO_SLOS, GroupReport, Report, ms
+from warehouse.errors import WarehouseError
+from warehouse.reports import (
+    ABORTED,
+    INCOMPLETE,
+    NO_SLOS,
+    GroupReport,
+    Report,
+    ReportOptions,
+    build_group_report,
+    ms,
+)
+from warehouse.store import Warehouse
 
 INFRA_SERIES_CHARTED = 8
 
@@ -391,6 +402,19 @@ def render_junit(doc: GroupReport, output: PurePosixPath | None = None) -> Rende
     return Rendered(junit.write(junit_suites(doc)))
 
 
+def report(warehouse: Warehouse, run_ids: list[str], fmt: str, options: ReportOptions | None = None,
+           output: PurePosixPath | None = None) -> Rendered:
+    """Build the report of `run_ids` and render it as `fmt`; charts start rendering while the queries run."""
+    if fmt not in FORMATS:
+        raise WarehouseError(f"unknown report format {fmt!r}; perfhouse writes {', '.join(FORMATS)}")
+    warming = charts.warm_up() if fmt in CHARTED else None
+    doc = build_group_report(warehouse, run_ids, options)
+    if warming is not None:
+        warming.join()
+    return FORMATS[fmt](doc, output)
+
+
+CHARTED = ("md", "html")
 FORMATS: dict[str, Callable[[GroupReport, PurePosixPath | None], Rendered]] = {
     "md": render_markdown,
     "html": render_html,

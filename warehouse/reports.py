@@ -314,24 +314,27 @@ def _capacity(warehouse: Warehouse, run_id: str, slos: list[Verdict], bucket: in
     windows = [insight.window(p, bucket) for p in found]
     where = {"run": run_id, "bucket": bucket, **insight.bucket_parts(windows, bucket)}
 
-    def per_step(objective: Objective | None) -> dict[int, dict[str, Any]]:
-        o = objective or Objective("p50", 0.0)
-        rows = backend.query(queries.REPORT_WINDOWS, {**where, "level": o.level, "journey": o.journey,
-                                                      "step": o.step, "service": o.service})
-        return {int(r["part"]): r for r in rows}
-
-    base = per_step(None)
-    observed = [(verdict, o, per_step(o)) for verdict, o in objectives]
+    scopes = sorted({("", "", "")} | {(o.journey, o.step, o.service) for _, o in objectives})
+    observed: dict[tuple[str, str, str], dict[int, dict[str, Any]]] = {}
+    for journey, step, service in scopes:  # one query per scope: every level its objectives ask for at once
+        wanted = sorted({0.5, 0.95, 0.99} | {o.level for _, o in objectives if (o.journey, o.step, o.service)
+                                             == (journey, step, service)})
+        wanted += [wanted[-1]] * (queries.LEVEL_SLOTS - len(wanted))
+        rows = backend.query(queries.REPORT_WINDOWS, {**where, "journey": journey, "step": step, "service": service,
+                                                      **{f"q{i}": q for i, q in enumerate(wanted, start=1)}})
+        observed[(journey, step, service)] = {
+            int(r["part"]): {**r, **{f"q{q}": _number(v) for q, v in zip(wanted, r["levels"], strict=True)}}
+            for r in rows}
     steps: list[dict[str, Any]] = []
     for index, (p, (start, end)) in enumerate(zip(found, windows, strict=True), start=1):
-        row = base.get(index)
+        row = observed[("", "", "")].get(index)
         count = int(row["count"]) if row else 0
         seconds = max((insight.parse_time(end) - insight.parse_time(start)).total_seconds(), 1.0)
-        p50, p95, p99 = (_number(v) for v in row["levels"]) if row else (None, None, None)
+        p50, p95, p99 = (row["q0.5"], row["q0.95"], row["q0.99"]) if row else (None, None, None)
         missed = []
-        for verdict, o, rows in observed:
-            got = rows.get(index)
-            column = "percentile" if percentile_level(o.metric) is not None else o.metric
+        for verdict, o in objectives:
+            got = observed[(o.journey, o.step, o.service)].get(index)
+            column = f"q{o.level}" if percentile_level(o.metric) is not None else o.metric
             value = _number(got[column]) if got else None
             if value is None or not o.holds(value):
                 missed.append(verdict.slo)
