@@ -171,7 +171,7 @@ def test_specs_accept_any_percentile_slo_and_k6_thresholds_follow(tmp_path: Path
     assert '"http_req_duration": ["p(75)<250"]' in generate(load_spec(path), "k6", GenerationOptions("smoke", {})).content
     for bad in ("p100", "p0", "q75", "p75x"):
         path.write_text(SPEC.format(metric=bad))
-        with pytest.raises(SpecError, match="any percentile like p75 or p99.9"):
+        with pytest.raises(SpecError, match=r"any percentile like p75 or p99\.9"):
             load_spec(path)
 
 
