@@ -13,10 +13,11 @@ pytest:
 	python -m pytest
 
 golden:
-	python -m pytest tests/unit/test_golden.py --update-golden
+	python -m pytest tests/unit/test_golden.py tests/integration/test_report_golden.py --update-golden
 
 bench:
 	python benchmarks/ingest.py
+	python benchmarks/report.py
 
 soak:
 	python benchmarks/soak.py

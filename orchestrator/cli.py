@@ -634,7 +634,11 @@ def report(ctx: click.Context, run_ref: str, fmt: str, output: str | None, perce
     from warehouse.report_formats import report as render_report
     from warehouse.reports import ReportOptions, parse_percentiles
 
-    options = ReportOptions(parse_percentiles(percentiles), apdex_t)
+    try:
+        levels = parse_percentiles(percentiles)
+    except WarehouseError as exc:
+        raise click.BadParameter(str(exc).removeprefix("--percentiles: "), param_hint="--percentiles") from None
+    options = ReportOptions(levels, apdex_t)
     warehouse = _open_warehouse(ctx)
     group = warehouse.run_group(warehouse.resolve(run_ref))
     rendered = render_report(warehouse, group, fmt, options, PurePosixPath(output) if output else None)

@@ -13,7 +13,16 @@ import pytest
 
 from warehouse.analysis.slo import Objective
 from warehouse.report_formats import FORMATS, Rendered
-from warehouse.reports import ABORTED, NO_SLOS, GroupReport, ReportOptions, build_group_report, run_verdict
+from warehouse.reports import (
+    ABORTED,
+    NO_SLOS,
+    Comparison,
+    ComparisonRow,
+    GroupReport,
+    ReportOptions,
+    build_group_report,
+    run_verdict,
+)
 from warehouse.store import RunInfo, Warehouse
 
 pytestmark = pytest.mark.integration
@@ -100,3 +109,33 @@ def test_junit_is_the_form_ci_servers_read(tmp_path: Path) -> None:
             assert int(suite.get("tests", -1)) == len(cases)
             for kind, attr in (("failure", "failures"), ("error", "errors"), ("skipped", "skipped")):
                 assert int(suite.get(attr, -1)) == sum(1 for c in cases if c.find(kind) is not None), (name, kind)
+
+
+def test_a_group_is_reported_side_by_side_and_a_comparison_when_attached(tmp_path: Path) -> None:
+    url = f"chdb://{tmp_path / 'warehouse'}"
+    golden_document(url)
+    wh = Warehouse.open(url)
+    other = dataclasses.replace(RUN, run_id="20260101-100000-jmeter-other", tool_version="5.6.2")
+    slower = tmp_path / "other.jtl"
+    lines = (GOLDEN / "run.jtl").read_text(encoding="utf-8").splitlines()
+    slower.write_text("\n".join([lines[0], *(",".join([r.split(",")[0], str(int(r.split(",")[1]) + 5),
+                                                          *r.split(",")[2:]]) for r in lines[1:])]) + "\n")
+    wh.save_run(other)
+    wh.ingest(slower, dataclasses.replace(other))
+    doc = build_group_report(wh, [RUN.run_id, other.run_id])
+    assert doc.verdict == "FAILED"  # the first run failed its SLOs; the second has none
+    doc.comparison = Comparison(RUN.run_id, "WORSE", [
+        ComparisonRow("shop", "list", "p95", 100.0, 120.0, "WORSE", change=0.2, note="effect above the noise")])
+    md = render("md", doc).text
+    assert "Runs of one invocation, side by side:" in md
+    assert f"## jmeter · `{RUN.run_id}`: FAILED" in md and f"## jmeter · `{other.run_id}`: NO SLOS" in md
+    assert md.count("### SLOs") == 2
+    assert f"Against baseline `{RUN.run_id}`: **WORSE**" in md
+    assert "| shop | list | p95 | 100.00 | 120.00 | +20.0 % | WORSE | effect above the noise |" in md
+    assert set(render("md", doc).files) >= {"report_files/run1-latency.png", "report_files/run2-latency.png"}
+    page = render("html", doc).text
+    assert "Against the baseline" in page and page.count('data-chart="latency"') == 2
+    data = render("json", doc).text
+    assert '"baseline_run": "' + RUN.run_id + '"' in data
+    suites = ET.fromstring(render("junit", doc).text.split("\n", 1)[1]).findall("testsuite")
+    assert [s.get("skipped") for s in suites] == ["0", "1"]
