@@ -139,3 +139,15 @@ def test_a_group_is_reported_side_by_side_and_a_comparison_when_attached(tmp_pat
     assert '"baseline_run": "' + RUN.run_id + '"' in data
     suites = ET.fromstring(render("junit", doc).text.split("\n", 1)[1]).findall("testsuite")
     assert [s.get("skipped") for s in suites] == ["0", "1"]
+
+
+def test_a_run_without_requests_reports_its_verdict_in_every_format(tmp_path: Path) -> None:
+    wh = Warehouse.open(f"chdb://{tmp_path / 'warehouse'}")
+    empty = dataclasses.replace(RUN, run_id="20260101-100000-k6-empty", tool="k6", status="aborted")
+    wh.save_run(empty)
+    doc = build_group_report(wh, wh.run_group(empty.run_id))
+    assert doc.verdict == ABORTED and doc.runs[0].totals["count"] == 0 and doc.runs[0].capacity is None
+    for fmt in ("md", "html", "json", "junit"):
+        assert render(fmt, doc).text
+    assert "**Verdict: ABORTED**" in render("md", doc).text
+    assert 'errors="1"' in render("junit", doc).text  # nothing was judged: the run errored
