@@ -158,14 +158,18 @@ def _spec(chart: alt.TopLevelMixin) -> dict[str, Any]:
 
 
 def to_svg(chart: alt.TopLevelMixin, prefix: str) -> str:
-    """The chart drawn as an SVG element (no scripts); element ids get `prefix` so several SVGs can share
-    one HTML page without their clip paths and gradients colliding."""
+    """The chart drawn as an SVG element (no scripts). Element ids become `prefix-1`, `prefix-2`... in the order
+    they appear, so several SVGs share one HTML page without their clip paths and gradients colliding, and
+    the same chart gives the same text however many the renderer drew before (it numbers gradients on)."""
     import vl_convert as vlc
 
     svg = vlc.vegalite_to_svg(json.dumps(_spec(chart)))
-    svg = re.sub(r'id="([^"]+)"', lambda m: f'id="{prefix}-{m[1]}"', svg)
-    svg = re.sub(r'url\(#([^)]+)\)', lambda m: f"url(#{prefix}-{m[1]})", svg)
-    svg = re.sub(r'href="#([^"]+)"', lambda m: f'href="#{prefix}-{m[1]}"', svg)
+    ids: dict[str, str] = {}
+    for found in re.findall(r'\bid="([^"]+)"', svg):
+        ids.setdefault(found, f"{prefix}-{len(ids) + 1}")
+    svg = re.sub(r'\bid="([^"]+)"', lambda m: f'id="{ids[m[1]]}"', svg)
+    svg = re.sub(r"url\(#([^)]+)\)", lambda m: f"url(#{ids.get(m[1], m[1])})", svg)
+    svg = re.sub(r'href="#([^"]+)"', lambda m: f'href="#{ids.get(m[1], m[1])}"', svg)
     return re.sub(r"^<\?xml[^>]*>\s*", "", svg)
 
 
