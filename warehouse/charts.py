@@ -23,7 +23,7 @@ _NICE_BUCKETS_S = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600)
 _WIDTH, _HEIGHT = 640, 220
 _FONT = "DejaVu Sans, Liberation Sans, Arial, sans-serif"
 _TIME = alt.X("t:T", title="time (UTC)", scale=alt.Scale(type="utc"),
-              axis=alt.Axis(format="%H:%M:%S", labelOverlap=True))
+              axis=alt.Axis(format="%H:%M:%S", labelOverlap="greedy", labelSeparation=6))
 
 
 def bucket_seconds(span_s: float | None, max_points: int = 150) -> int:
