@@ -12,6 +12,7 @@ each time, the ratio of the report to the reference, and the 5 s target.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -99,6 +100,8 @@ def run(work: Path, requests: int) -> None:
         warm = time.perf_counter() - started
         (work / "report.html").write_text(page, encoding="utf-8")
 
+    print(f"machine: load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (times scale with it; "
+          "the ratios less)")
     print(f"reference scan (count + exact median of {requests:,} durations): {reference:.2f} s")
     print(f"HTML report, first in the process: {cold:.2f} s (the chart renderer starting meanwhile); "
           f"{cold / reference:.1f}x the reference scan")
