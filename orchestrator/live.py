@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import ClassVar, Protocol
 
 from warehouse.errors import IngestError, WarehouseBusy
-from warehouse.ingest import IngestResult
+from warehouse.ingest import IngestResult, StepFacts
 from warehouse.store import RunInfo, Warehouse
 
 MARGIN_S = 2.0  # a k6 chunk ends at points at least this much older than the newest point seen
@@ -169,6 +169,7 @@ class LiveIngest:
     echo: Callable[[str], None] = lambda _: None
     ingested: list[IngestResult] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    steps: dict[tuple[str, str], StepFacts] = field(default_factory=dict)  # what the spec says of each step
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -248,7 +249,8 @@ class LiveIngest:
         path = folder / f"{live.path.stem}.{live.chunks:05d}{live.path.suffix}"
         path.write_bytes(content)
         try:
-            result = self.warehouse.ingest(path, self.run, services=self.services, generator=live.generator)
+            result = self.warehouse.ingest(path, self.run, services=self.services, generator=live.generator,
+                                           steps=self.steps)
         except WarehouseBusy as exc:
             self._problem(f"live ingest waits: {exc}")
             path.unlink(missing_ok=True)

@@ -35,7 +35,7 @@ from orchestrator.spec import Spec
 from orchestrator.tools import TOOLS, Segment
 from warehouse.analysis.slo import Objective, Verdict
 from warehouse.errors import IngestError
-from warehouse.ingest import IngestResult
+from warehouse.ingest import IngestResult, StepFacts
 from warehouse.store import RunInfo, Warehouse, new_run_id
 
 
@@ -168,6 +168,12 @@ def monitors(
             watched.problems.extend(scraper.problems)
 
 
+def step_facts(spec: Spec) -> dict[tuple[str, str], StepFacts]:
+    """What the warehouse must know of each step to read a tool's results alike: method, expected status, checks."""
+    return {(j.name, s.name): StepFacts(s.method, s.status_check or 0, len(s.checks))
+            for j in spec.journeys for s in j.steps}
+
+
 def runner_for(name: str) -> Runner:
     if name not in RUNNERS:
         raise PerfhouseError(f"unknown runner {name!r}; perfhouse has: {', '.join(RUNNERS)}")
@@ -293,9 +299,10 @@ def run_tool(
         parts.append(Part(segment.name, argv, directory / f"{tool_name}{segment.suffix}-console.log"))
         outputs.extend((segment.name, out) for out in invocation.outputs)
     job = Job(run_id, tool, tuple(parts), directory, timeout_s, settings.options, env=secrets)
-    services_map = spec.step_services()
+    services_map, steps_map = spec.step_services(), step_facts(spec)
     live = (
-        LiveIngest(warehouse, info, outputs, directory, settings.live_interval_s, services_map, echo)
+        LiveIngest(warehouse, info, outputs, directory, settings.live_interval_s, services_map, echo,
+                   steps=steps_map)
         if settings.live and executor.on_this_host
         else None
     )
@@ -331,7 +338,7 @@ def run_tool(
                     continue
                 try:
                     outcome.ingested.append(
-                        warehouse.ingest(output, info, services=services_map, generator=generator)
+                        warehouse.ingest(output, info, services=services_map, generator=generator, steps=steps_map)
                     )
                 except IngestError as exc:
                     note = f"{note}; {exc}" if note else str(exc)

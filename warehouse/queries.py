@@ -7,11 +7,62 @@ into SQL text. `check_all()` parses each query with sqlglot's ClickHouse dialect
 from __future__ import annotations
 
 import re
+import string
+from dataclasses import dataclass
 
 import sqlglot
 import sqlglot.expressions as exp
 
 from warehouse.errors import WarehouseError
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One of the two ways a request fails, as a condition on a row of `requests`: every query, report and
+    SLO that counts it uses this one definition."""
+
+    name: str  # the rate's name in reports, SLOs and JSON output
+    kind: str  # what one such failure is called
+    condition: str
+    meaning: str
+
+    @property
+    def count(self) -> str:
+        return f"countIf({self.condition})"
+
+    @property
+    def rate(self) -> str:
+        return f"countIf({self.condition}) / count()"
+
+
+# A request error: the request got no response (a transport failure) or a status its step does not expect.
+REQUEST_ERROR = Failure(
+    "error_rate", "request error", "ok = 0", "request errors: a transport failure or a status the step does not expect"
+)
+# A failed check: the response came, but at least one of the step's checks (body, headers, JSONPath,
+# duration, status) said no. k6: its `checks` points; JMeter: its assertion results.
+CHECK_FAILURE = Failure(
+    "check_failure_rate", "failed check", "failed_checks > 0", "requests with a failed check (body, header, JSONPath, duration, status)"
+)
+FAILURES = (REQUEST_ERROR, CHECK_FAILURE)
+# What the queries below write as $errors, $request_error, $check_failure...: the two failures' definitions.
+_FAILURE_SQL = {
+    "errors": f"{REQUEST_ERROR.count} AS errors, {CHECK_FAILURE.count} AS check_failures, "
+    "sum(checks) AS checks_total, sum(failed_checks) AS checks_failed",
+    "request_error": REQUEST_ERROR.condition,
+    "request_errors": REQUEST_ERROR.count,
+    "error_rate": f"{REQUEST_ERROR.rate} AS {REQUEST_ERROR.name}",
+    "check_failure": CHECK_FAILURE.condition,
+    "check_failures": CHECK_FAILURE.count,
+    "check_failure_rate": f"{CHECK_FAILURE.rate} AS {CHECK_FAILURE.name}",
+    "request_error_kind": REQUEST_ERROR.kind,
+    "check_failure_kind": CHECK_FAILURE.kind,
+}
+
+
+def _with_failures(sql: str) -> str:
+    return string.Template(sql).substitute(_FAILURE_SQL)
+
 
 # Runs are versioned rows (ReplacingMergeTree): FINAL gives each run's latest state.
 RUNS = """
@@ -41,8 +92,8 @@ SELECT run_id FROM runs FINAL ORDER BY started_at DESC, run_id DESC LIMIT 1
 
 # quantileExactInclusive interpolates between the two nearest samples exactly as k6's trend
 # percentiles do, so these figures equal k6's own end-of-test summary.
-STEP_STATS = """
-SELECT journey, step, any(service) AS service, count() AS count, countIf(ok = 0) AS errors,
+STEP_STATS = _with_failures("""
+SELECT journey, step, any(service) AS service, count() AS count, $errors,
        round(avg(duration_ms), 4) AS avg_ms, min(duration_ms) AS min_ms, max(duration_ms) AS max_ms,
        quantileExactInclusive(0.5)(duration_ms) AS p50_ms,
        quantileExactInclusive(0.9)(duration_ms) AS p90_ms,
@@ -52,10 +103,10 @@ FROM requests
 WHERE run_id = {run:String}
 GROUP BY journey, step
 ORDER BY journey, step
-"""
+""")
 
-RUN_TOTALS = """
-SELECT count() AS count, countIf(ok = 0) AS errors, avg(duration_ms) AS avg_ms, max(duration_ms) AS max_ms,
+RUN_TOTALS = _with_failures("""
+SELECT count() AS count, $errors, avg(duration_ms) AS avg_ms, max(duration_ms) AS max_ms,
        quantileExactInclusive(0.5)(duration_ms) AS p50_ms,
        quantileExactInclusive(0.9)(duration_ms) AS p90_ms,
        quantileExactInclusive(0.95)(duration_ms) AS p95_ms,
@@ -64,12 +115,11 @@ SELECT count() AS count, countIf(ok = 0) AS errors, avg(duration_ms) AS avg_ms, 
        greatest(dateDiff('millisecond', min(ts), max(ts)) / 1000, 1) AS span_s
 FROM requests
 WHERE run_id = {run:String}
-"""
+""")
 
 # One SLO's observation; the scope filters are empty strings when the SLO is overall.
-SLO_OBSERVATION = """
-SELECT count() AS count, countIf(ok = 0) AS errors,
-       countIf(ok = 0) / count() AS error_rate,
+SLO_OBSERVATION = _with_failures("""
+SELECT count() AS count, $request_errors AS errors, $error_rate, $check_failure_rate,
        avg(duration_ms) AS avg, max(duration_ms) AS max,
        quantileExactInclusive(0.5)(duration_ms) AS p50,
        quantileExactInclusive(0.9)(duration_ms) AS p90,
@@ -81,7 +131,7 @@ WHERE run_id = {run:String}
   AND ({journey:String} = '' OR journey = {journey:String})
   AND ({step:String} = '' OR step = {step:String})
   AND ({service:String} = '' OR service = {service:String})
-"""
+""")
 
 SLO_RESULTS = """
 SELECT slo, scope, metric, threshold, observed, passed FROM slo_results FINAL
@@ -89,9 +139,9 @@ WHERE run_id = {run:String}
 ORDER BY slo
 """
 
-LATENCY_OVER_TIME = """
+LATENCY_OVER_TIME = _with_failures("""
 SELECT toStartOfInterval(ts, toIntervalSecond({bucket:UInt32})) AS t, journey, step,
-       count() / {bucket:UInt32} AS rps, countIf(ok = 0) AS errors,
+       count() / {bucket:UInt32} AS rps, $request_errors AS errors, $check_failures AS check_failures,
        quantileExactInclusive(0.5)(duration_ms) AS p50_ms,
        quantileExactInclusive(0.95)(duration_ms) AS p95_ms,
        quantileExactInclusive(0.99)(duration_ms) AS p99_ms
@@ -99,16 +149,22 @@ FROM requests
 WHERE run_id = {run:String}
 GROUP BY t, journey, step
 ORDER BY t, journey, step
-"""
+""")
 
-ERRORS_BY_CAUSE = """
-SELECT journey, step, status, error, count() AS count
-FROM requests
-WHERE run_id = {run:String} AND ok = 0
-GROUP BY journey, step, status, error
+# Request errors by status and message, and failed checks by the first check that failed, apart.
+ERRORS_BY_CAUSE = _with_failures("""
+SELECT kind, journey, step, status, error, count() AS count
+FROM (
+    SELECT '$request_error_kind' AS kind, journey, step, status, error FROM requests
+    WHERE run_id = {run:String} AND $request_error
+    UNION ALL
+    SELECT '$check_failure_kind' AS kind, journey, step, status, failed_check AS error FROM requests
+    WHERE run_id = {run:String} AND $check_failure
+)
+GROUP BY kind, journey, step, status, error
 ORDER BY count DESC
 LIMIT 20
-"""
+""")
 
 ALL = {name: sql for name, sql in globals().items() if name.isupper() and isinstance(sql, str)}
 

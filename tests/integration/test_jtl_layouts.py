@@ -228,7 +228,7 @@ EXPECTED = [
         0.0,
         230,
         168,
-        ROWS_5X[3][8],
+        "Unauthorized",  # the request error; the failed response code assertion is the failed check
         "checkout 2-1",
     ),
     (
@@ -299,6 +299,12 @@ def test_jmeter_5x_header_lands_every_column(any_warehouse_url: str, tmp_path: P
         2,
         pytest.approx((120 + 95 + 15 + 7 + 30) / 5),
     )
+    checks = wh.backend.query(
+        "SELECT step, status, ok, checks, failed_checks, failed_check FROM requests WHERE run_id = {r:String} "
+        "AND failed_checks > 0", {"r": result.run_id})
+    # The 401's failed response code assertion: a request error and a failed check; the 500 without any
+    # assertion: a request error only.
+    assert [tuple(r.values()) for r in checks] == [("add_to_cart", 401, 0, 1, 1, ROWS_5X[3][8])]
 
 
 def test_5x_default_file_without_header_uses_the_17_column_layout(
@@ -434,7 +440,7 @@ def test_custom_header_with_a_tab_delimiter(any_warehouse_url: str, tmp_path: Pa
         ("browse", "list_products", "127.0.0.1", 200, 1, 120.0, ""),
         ("checkout", "login", "127.0.0.1", 200, 1, 95.0, ""),
         ("browse", "view_product", "127.0.0.1", 200, 1, 15.0, ""),
-        ("checkout", "add_to_cart", "127.0.0.1", 401, 0, 7.0, ROWS_5X[3][8]),
+        ("checkout", "add_to_cart", "127.0.0.1", 401, 0, 7.0, "Unauthorized"),
         ("Thread Group", "list_products", "shop.example.com", 500, 0, 30.0, "Internal Server Error"),
     ]
 
