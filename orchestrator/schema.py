@@ -76,7 +76,7 @@ def build() -> dict[str, Any]:
     slo = _obj({
         "metric": {"enum": list(model.SLO_METRICS)},
         "threshold": {"description": "a duration for latency metrics; a ratio (0.01) or percentage (1%) "
-                                     "for error_rate; requests per second (50 or 50/s) for throughput",
+                                     "for error_rate and check_failure_rate; requests per second (50 or 50/s) for throughput",
                       "type": ["string", "number"]},
         "journey": {"type": "string"}, "step": {"type": "string"}, "service": {"type": "string"},
         "abort_on_fail": {"type": "boolean"},

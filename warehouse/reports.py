@@ -8,7 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from warehouse.analysis.slo import Verdict
+from warehouse.analysis.slo import RATES, Verdict
+from warehouse.queries import CHECK_FAILURE, REQUEST_ERROR
 from warehouse.store import Warehouse
 
 
@@ -83,8 +84,12 @@ def render_markdown(report: Report) -> str:
         "",
         f"- Spec: {_cell(run.get('spec_name') or '–')}, profile {_cell(run.get('profile') or '–')}",
         f"- Window: {run['started_at']} → {run.get('ended_at') or '–'} (UTC)",
-        f"- Requests: {t['count']}, errors: {t['errors']}"
-        + (f" ({100 * t['errors'] / t['count']:.2f} %)" if t["count"] else ""),
+        f"- Requests: {t['count']}, request errors: {t['errors']}"
+        + (f" ({100 * t['errors'] / t['count']:.2f} %)" if t["count"] else "")
+        + f", with a failed check: {t['check_failures']}"
+        + (f" ({100 * t['check_failures'] / t['count']:.2f} %)" if t["count"] else "")
+        + f"; checks failed {t['checks_failed']} of {t['checks_total']}",
+        f"- error_rate counts {REQUEST_ERROR.meaning}; check_failure_rate counts {CHECK_FAILURE.meaning}",
         f"- Latency ms: p50 {ms(t['p50_ms'])}, p95 {ms(t['p95_ms'])}, p99 {ms(t['p99_ms'])}, max {ms(t['max_ms'])}",
         "",
     ]
@@ -94,19 +99,19 @@ def render_markdown(report: Report) -> str:
             observed = (
                 "–"
                 if v.observed is None
-                else (f"{v.observed * 100:.2f} %" if v.metric == "error_rate" else f"{v.observed:.2f} ms")
+                else (f"{v.observed * 100:.2f} %" if v.metric in RATES else f"{v.observed:.2f} ms")
             )
             lines.append(f"| {_cell(v.slo)} | {observed} | {'pass' if v.passed else '**FAIL**'} |")
         lines.append("")
     lines += [
         "## Steps",
         "",
-        "| journey | step | count | errors | p50 ms | p95 ms | p99 ms |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| journey | step | count | request errors | failed checks | p50 ms | p95 ms | p99 ms |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for s in report.steps:
         lines.append(
-            f"| {_cell(s['journey'])} | {_cell(s['step'])} | {s['count']} | {s['errors']} | "
+            f"| {_cell(s['journey'])} | {_cell(s['step'])} | {s['count']} | {s['errors']} | {s['check_failures']} | "
             f"{ms(s['p50_ms'])} | {ms(s['p95_ms'])} | {ms(s['p99_ms'])} |"
         )
     if report.errors:
@@ -114,12 +119,12 @@ def render_markdown(report: Report) -> str:
             "",
             "## Errors by cause",
             "",
-            "| journey | step | status | error | count |",
-            "|---|---|---:|---|---:|",
+            "| kind | journey | step | status | error or failed check | count |",
+            "|---|---|---|---:|---|---:|",
         ]
         for e in report.errors:
             lines.append(
-                f"| {_cell(e['journey'])} | {_cell(e['step'])} | {e['status']} | "
+                f"| {_cell(e['kind'])} | {_cell(e['journey'])} | {_cell(e['step'])} | {e['status']} | "
                 f"{_cell(e['error'] or '–')} | {e['count']} |"
             )
     return "\n".join(lines) + "\n"

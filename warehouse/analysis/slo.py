@@ -10,12 +10,15 @@ from warehouse import queries
 from warehouse.backends import Backend
 
 LATENCY = ("p50", "p90", "p95", "p99", "avg", "max")
+# The ratio metrics and which failure of a request each counts (queries.FAILURES defines them).
+RATES = {f.name: f for f in queries.FAILURES}
 
 
 @dataclass(frozen=True)
 class Objective:
-    """An SLO within a scope: a latency metric (ms) or error_rate (a ratio) must stay below
-    `threshold`; throughput (requests/s) must reach it."""
+    """An SLO within a scope: a latency metric (ms), error_rate (the share of requests with a request error) or
+    check_failure_rate (the share with a failed check) must stay below `threshold`; throughput (requests/s) must
+    reach it."""
 
     metric: str
     threshold: float
@@ -33,8 +36,8 @@ class Objective:
 
     @property
     def label(self) -> str:
-        if self.metric == "error_rate":
-            return f"{self.scope} error_rate < {self.threshold * 100:g}%"
+        if self.metric in RATES:  # the label says which failure it counts
+            return f"{self.scope} {self.metric} < {self.threshold * 100:g}% ({RATES[self.metric].kind}s)"
         if self.metric == "throughput":
             return f"{self.scope} throughput >= {self.threshold:g}/s"
         return f"{self.scope} {self.metric} < {self.threshold:g} ms"
