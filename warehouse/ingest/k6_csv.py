@@ -27,8 +27,8 @@ _TS = ("multiIf(match(timestamp, '^[0-9]{1,10}$'), toDateTime64(toInt64OrZero(ti
 
 # k6 writes the points of one request one after the other, http_reqs first: a request is the run of lines from
 # one http_reqs line to the next. Its checks are the `checks` lines its VU wrote after it in the same iteration:
-# each goes to the latest http_reqs line before it with the same journey, VU and iteration (vu and iter are in
-# the metadata column when --system-tags asks for them).
+# each goes to the latest http_reqs line before it with the same journey, step tag, VU and iteration (vu and
+# iter are in the metadata column when --system-tags asks for them).
 _KEYS = ("if(tags['journey'] != '', tags['journey'], tags['scenario']) AS journey_, "
          "if(meta['vu'] != '', meta['vu'], tags['vu']) AS vu_, if(meta['iter'] != '', meta['iter'], tags['iter']) AS iter_")
 _REQUESTS = f"""
@@ -61,7 +61,8 @@ LEFT JOIN (
            argMinIf(tags['check'], lineno, value = 0) AS failed_check_
     FROM (
         SELECT *, max(if(metric = 'http_reqs', lineno, 0))
-                      OVER (PARTITION BY journey_, vu_, iter_ ORDER BY lineno ROWS UNBOUNDED PRECEDING) AS request_line
+                      OVER (PARTITION BY journey_, tags['step'], vu_, iter_ ORDER BY lineno ROWS UNBOUNDED PRECEDING)
+                      AS request_line
         FROM (SELECT *, {_KEYS} FROM ({{points}}) WHERE reason = '' AND metric IN ('http_reqs', 'checks'))
     )
     WHERE metric = 'checks' AND request_line > 0

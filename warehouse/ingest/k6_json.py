@@ -92,16 +92,18 @@ if(JSONExtractString(metadata, 'iter') != '', JSONExtractString(metadata, 'iter'
     AS iter_
 """
 _KEYS = f"""
-JSONExtract(tags, '{_TAGS}') AS t, if(t.journey != '', t.journey, t.scenario) AS journey_,
+JSONExtract(tags, '{_TAGS}') AS t, if(t.journey != '', t.journey, t.scenario) AS journey_, t.step AS step_tag_,
 toUnixTimestamp64Nano(ts) + ts_ns AS tn_
 """
 # The checks of a request are the `checks` points its VU wrote in the same iteration after the request began
-# and before its next one: each check point goes to the latest request before it with the same journey, VU
-# and iteration (ASOF JOIN). The checks of a slice's requests may come after the slice's end, so the points
+# and before its next one: each check point goes to the latest request before it with the same journey, step
+# tag (generated scripts tag both; without one on either side, any step), VU and iteration (ASOF JOIN). Without
+# vu and iter (k6's InfluxDB output drops metadata) a check goes to the journey's latest request of its step. The checks of a slice's requests may come after the slice's end, so the points
 # up to `reach` (past the slice by the longest request and a margin) are read; those whose request lies past
 # the slice are left to the next slice.
 _CHECKS = f"""
-SELECT q.journey_ AS journey_, q.vu_ AS vu_, q.iter_ AS iter_, q.tn_ AS tn_, count() AS checks_,
+SELECT q.journey_ AS journey_, q.step_tag_ AS step_tag_, q.vu_ AS vu_, q.iter_ AS iter_, q.tn_ AS tn_,
+       count() AS checks_,
        countIf(c.value = 0) AS failed_, argMinIf(c.check_, c.tn_, c.value = 0) AS failed_check_
 FROM (
     SELECT value, t.check AS check_, {_KEYS}, {_VU_ITER} FROM {{points}}
@@ -112,9 +114,10 @@ ASOF JOIN (
     SELECT ts, {_KEYS}, {_VU_ITER} FROM {{points}}
     WHERE run_id = {{run:String}} AND metric = 'http_reqs'
       AND ts >= {{since:DateTime64(6, 'UTC')}} AND ts < {{reach:DateTime64(6, 'UTC')}}
-) AS q ON c.journey_ = q.journey_ AND c.vu_ = q.vu_ AND c.iter_ = q.iter_ AND c.tn_ >= q.tn_
+) AS q ON c.journey_ = q.journey_ AND c.step_tag_ = q.step_tag_ AND c.vu_ = q.vu_ AND c.iter_ = q.iter_
+            AND c.tn_ >= q.tn_
 WHERE q.ts < {{until:DateTime64(6, 'UTC')}}
-GROUP BY journey_, vu_, iter_, tn_
+GROUP BY journey_, step_tag_, vu_, iter_, tn_
 """
 # k6 replaces a request's url tag by its name tag when the request has one (generated scripts name every
 # request): a url that only repeats the name is no URL and is left empty.
@@ -147,7 +150,7 @@ FROM (
         GROUP BY ts, ts_ns, tags, vu_, iter_
         HAVING reqs > 0
     ) AS r
-    LEFT JOIN ({_CHECKS}) AS c USING (journey_, vu_, iter_, tn_)
+    LEFT JOIN ({_CHECKS}) AS c USING (journey_, step_tag_, vu_, iter_, tn_)
 )
 ARRAY JOIN arrayEnumerate(range(reqs)) AS n
 """
