@@ -117,6 +117,13 @@ def test_progress_counts_k6_points_and_jtl_rows() -> None:
     headerless, counter = Counts(), JtlCsvCounter()
     counter.feed([b"1,2,a,200,OK,t,text,true,100,1,7,2\n"], headerless)
     assert (headerless.requests, headerless.errors, counter.vus) == (1, 0, 7)
+    # a failed check on a 200 is not a request error; a failed response code assertion is
+    checked, counter = Counts(), JtlCsvCounter()
+    counter.feed([b"timeStamp,elapsed,label,responseCode,success,failureMessage\n",
+                  b"1,2,a,200,false,Test failed: text expected to contain /ok/\n",
+                  b"1,2,a,200,false,Test failed: code expected to equal /201/\n",
+                  b"1,2,a,Non HTTP response code: java.net.ConnectException,false,\n"], checked)
+    assert (checked.requests, checked.errors) == (3, 2)
 
 
 def test_progress_takes_vus_and_the_p95_of_the_requests_since_the_last_line() -> None:
