@@ -5,7 +5,8 @@ once with JSONExtract (simdjson: about twice as fast as its JSONEachRow reader f
 into the batch's k6_points (`job.table`): there is no copy of the lines. data.time is parsed in the
 SELECT (ts keeps the microseconds, ts_ns the nanoseconds past them); data.tags is kept as the tag set's
 JSON text, as a LowCardinality string: k6 repeats a few tag sets, so storing and grouping by them is
-cheap. The requests are then SQL over the batch's points of the four metrics they need.
+cheap. The requests are then SQL over the batch's points of the four metrics they need, each with the
+`checks` points that its VU wrote about it.
 
 The first pass is strict: a line that is not JSON, or is neither a Point with a valid time and a
 numeric value nor a Metric line, fails the statement. A clean file is so read once, with nothing to
@@ -98,9 +99,9 @@ toUnixTimestamp64Nano(ts) + ts_ns AS tn_
 # The checks of a request are the `checks` points its VU wrote in the same iteration after the request began
 # and before its next one: each check point goes to the latest request before it with the same journey, step
 # tag (generated scripts tag both; without one on either side, any step), VU and iteration (ASOF JOIN). Without
-# vu and iter (k6's InfluxDB output drops metadata) a check goes to the journey's latest request of its step. The checks of a slice's requests may come after the slice's end, so the points
-# up to `reach` (past the slice by the longest request and a margin) are read; those whose request lies past
-# the slice are left to the next slice.
+# vu and iter (k6's InfluxDB output drops metadata) a check goes to the journey's latest request of its step.
+# The checks of a slice's requests may come after the slice's end, so the points up to `reach` (past the slice
+# by the longest request and a margin) are read; those whose request lies past the slice are left to the next.
 _CHECKS = f"""
 SELECT q.journey_ AS journey_, q.step_tag_ AS step_tag_, q.vu_ AS vu_, q.iter_ AS iter_, q.tn_ AS tn_,
        count() AS checks_,
