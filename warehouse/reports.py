@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from warehouse.analysis.slo import RATES, Verdict
-from warehouse.queries import CHECK_FAILURE, REQUEST_ERROR
+from warehouse.queries import CHECK_FAILURE, FAILURES, REQUEST_ERROR
 from warehouse.store import Warehouse
 
 
@@ -33,6 +33,8 @@ class Report:
                 "steps": self.steps,
                 "slos": [v.to_dict() for v in self.slos],
                 "errors": self.errors,
+                # which failure each rate counts (the totals' and steps' errors and check_failures likewise)
+                "rates": {f.name: f.meaning for f in FAILURES},
                 "passed": self.passed,
             }
         )

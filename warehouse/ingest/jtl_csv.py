@@ -163,7 +163,7 @@ def _requests_sql(table: str, columns: list[str], ts: str, where: str, source: s
         return f"assumeNotNull({cell})" if typed and name == "elapsed" else cell if typed else f"toInt64OrZero({cell})"
 
     thread, label, url, success = (_col(columns, c) for c in ("threadName", "label", "URL", "success"))
-    failure, message, code = _col(columns, "failureMessage"), _col(columns, "responseMessage"), _col(columns, "responseCode")
+    failure, message, code = (_col(columns, c) for c in ("failureMessage", "responseMessage", "responseCode"))
     journey = f"replaceRegexpOne({thread}, '\\\\s+[0-9]+-[0-9]+$', '')"
     outcome = outcome_sql("key_", code, success, failure)
     # CSV names the first failed assertion only: a sample counts one failed check at most.
