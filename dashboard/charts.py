@@ -9,6 +9,8 @@ from typing import Any, TypeAlias
 import altair as alt
 import pandas as pd
 
+from warehouse.queries import CHECK_FAILURE
+
 Rows: TypeAlias = Sequence[Mapping[str, Any]] | pd.DataFrame
 
 PERCENTILES = ("p50_ms", "p95_ms", "p99_ms")
@@ -90,10 +92,14 @@ def rps_chart(rows: Rows) -> alt.Chart:
 
 def errors_frame(rows: Rows) -> pd.DataFrame:
     """Errors-by-cause rows with a `cause` and a step `series` label, largest count first."""
-    columns = ["journey", "step", "status", "error", "count"]
+    columns = ["kind", "journey", "step", "status", "error", "count"]
     frame = pd.DataFrame(rows, columns=columns) if not isinstance(rows, pd.DataFrame) else rows.copy()
     frame["series"] = [step_label(j, s) for j, s in zip(frame["journey"], frame["step"], strict=True)]
-    frame["cause"] = [error_cause(int(st), str(e)) for st, e in zip(frame["status"], frame["error"], strict=True)]
+    # a request error by its status and text; a failed check by the check (its kind says which is which)
+    frame["cause"] = [
+        f"failed check: {e}" if k == CHECK_FAILURE.kind else error_cause(int(st), str(e))
+        for k, st, e in zip(frame["kind"], frame["status"], frame["error"], strict=True)
+    ]
     return frame.sort_values("count", ascending=False, kind="stable").reset_index(drop=True)
 
 

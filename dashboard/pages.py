@@ -26,6 +26,7 @@ from dashboard.tables import (
     steps_frame,
 )
 from warehouse.errors import WarehouseError
+from warehouse.queries import REQUEST_ERROR
 
 RUNS_LIMIT = 500
 _MS_COLUMNS = ("avg_ms", "min_ms", "max_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms")
@@ -91,7 +92,9 @@ def run_page(url: str) -> None:
     cells = st.columns(5)
     cells[0].metric("Requests", f"{head.requests:,}", border=True)
     cells[1].metric("Throughput (req/s)", "–" if head.rps is None else f"{head.rps:,.1f}", border=True)
-    cells[2].metric("Errors", f"{head.errors:,}", border=True, delta_arrow="off",
+    checked = int(report.totals.get("check_failures") or 0)
+    cells[2].metric("Request errors", f"{head.errors:,}", border=True, delta_arrow="off",
+                    help=f"{REQUEST_ERROR.meaning}; {checked:,} requests had a failed check (check_failure_rate)",
                     delta=None if head.error_rate is None else f"{head.error_rate:.2%} of requests",
                     delta_color="red" if head.errors else "gray")
     cells[3].metric("p95 latency (ms)", ms(head.p95_ms), border=True)

@@ -163,6 +163,8 @@ def generate(
 
 
 def print_summary(outcomes: list[Any]) -> None:
+    from orchestrator.spec import RATE_METRICS
+
     rows = []
     for o in outcomes:
         for s in o.steps:
@@ -172,6 +174,7 @@ def print_summary(outcomes: list[Any]) -> None:
                     f"{s['journey']}/{s['step']}",
                     s["count"],
                     s["errors"],
+                    s["check_failures"],
                     _f(s["p50_ms"]),
                     _f(s["p95_ms"]),
                     _f(s["p99_ms"]),
@@ -180,17 +183,20 @@ def print_summary(outcomes: list[Any]) -> None:
         t = o.totals
         if t:
             rows.append(
-                [o.tool, "ALL", t["count"], t["errors"], _f(t["p50_ms"]), _f(t["p95_ms"]), _f(t["p99_ms"])]
+                [o.tool, "ALL", t["count"], t["errors"], t["check_failures"], _f(t["p50_ms"]), _f(t["p95_ms"]),
+                 _f(t["p99_ms"])]
             )
     if rows:
-        click.echo(table(rows, ["tool", "journey/step", "requests", "errors", "p50 ms", "p95 ms", "p99 ms"]))
+        # request errors (transport failures, unexpected statuses) and requests with a failed check, apart
+        click.echo(table(rows, ["tool", "journey/step", "requests", "request errors", "failed checks", "p50 ms",
+                                "p95 ms", "p99 ms"]))
     for o in outcomes:
         click.echo(f"\n{o.tool} run {o.run_id}: {o.status}")
         for v in o.verdicts:
             observed = (
                 "no data"
                 if v.observed is None
-                else (f"{v.observed * 100:.2f}%" if v.metric == "error_rate" else f"{v.observed:.2f} ms")
+                else (f"{v.observed * 100:.2f}%" if v.metric in RATE_METRICS else f"{v.observed:.2f} ms")
             )
             click.echo(f"  {'PASS' if v.passed else 'FAIL'}  {v.slo}  (observed {observed})")
         for note in o.notes:

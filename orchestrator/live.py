@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import ClassVar, Protocol
 
 from warehouse.errors import IngestError, WarehouseBusy
-from warehouse.ingest import SAMPLE_REJECTS, IngestResult
+from warehouse.ingest import SAMPLE_REJECTS, IngestResult, StepFacts
 from warehouse.store import RunInfo, Warehouse
 
 MARGIN_S = 2.0  # a k6 chunk ends at points at least this much older than the newest point seen
@@ -82,11 +82,14 @@ def rfc3339_seconds(text: str) -> float | None:
 
 @register
 class K6JsonCutter:
-    """k6 `--out json`: cut after a Point older than the newest by MARGIN_S whose next Point has another time.
+    """k6 `--out json`: cut after a Point older than the newest by MARGIN_S whose next Point has another time
+    and is no check.
 
     k6 writes one request's points (a Metric line may come between them, the first time a metric is seen)
     one after the other with the same timestamp, so a boundary between two Points of different times never
-    splits a request; the age margin also keeps out points that a late writer could still follow.
+    splits a request; the age margin also keeps out points that a late writer could still follow. A VU's
+    `checks` points follow its request's at once, with a later time: a cut before them would part them from
+    the request they belong to.
     """
 
     suffix: ClassVar[str] = ".json"
@@ -102,7 +105,7 @@ class K6JsonCutter:
         end = data.rfind(b"\n") + 1
         if final:
             return len(data)
-        points: list[tuple[int, int, bytes, float]] = []  # (line start, line end, time text, seconds)
+        points: list[tuple[int, int, bytes, float, bool]] = []  # (start, end, time text, seconds, a check?)
         start = 0
         while start < end:
             stop = data.index(b"\n", start) + 1
@@ -110,14 +113,14 @@ class K6JsonCutter:
             if b'"type":"Point"' in line and (m := _TIME.search(line)):
                 seconds = rfc3339_seconds(m[1].decode(errors="replace"))
                 if seconds is not None:
-                    points.append((start, stop, m[1], seconds))
+                    points.append((start, stop, m[1], seconds, b'"metric":"checks"' in line))
                     self.newest = max(self.newest, seconds)
             start = stop
         horizon = self.newest - self.margin_s
-        for (_, stop, time_text, seconds), (_, _, next_text, _) in zip(
+        for (_, stop, time_text, seconds, _), (_, _, next_text, _, next_is_check) in zip(
             reversed(points[:-1]), reversed(points[1:]), strict=True
         ):
-            if seconds <= horizon and next_text != time_text:
+            if seconds <= horizon and next_text != time_text and not next_is_check:
                 return stop
         return 0
 
@@ -183,13 +186,13 @@ def _worker_dies_with(parent: int) -> None:
 
 
 def _ingest_in_worker(url: str, run: RunInfo, path: Path, services: dict[tuple[str, str], str],
-                      generator: str) -> IngestResult:
+                      generator: str, steps: dict[tuple[str, str], StepFacts]) -> IngestResult:
     """In the worker process: ingest one chunk, then close the session so other processes can read."""
     warehouse = _WORKER_WAREHOUSES.get(url)
     if warehouse is None:
         warehouse = _WORKER_WAREHOUSES[url] = Warehouse.open(url)
     try:
-        return warehouse.ingest(path, run, services=services, generator=generator)
+        return warehouse.ingest(path, run, services=services, generator=generator, steps=steps)
     finally:
         release = getattr(warehouse.backend, "release", None)
         if release is not None:
@@ -208,9 +211,10 @@ class ChunkWriter:
     def in_worker(self) -> bool:
         return bool(getattr(self.warehouse.backend, "exclusive", False))
 
-    def ingest(self, path: Path, run: RunInfo, services: dict[tuple[str, str], str], generator: str) -> IngestResult:
+    def ingest(self, path: Path, run: RunInfo, services: dict[tuple[str, str], str], generator: str,
+               steps: dict[tuple[str, str], StepFacts]) -> IngestResult:
         if not self.in_worker:
-            return self.warehouse.ingest(path, run, services=services, generator=generator)
+            return self.warehouse.ingest(path, run, services=services, generator=generator, steps=steps)
         release = getattr(self.warehouse.backend, "release", None)
         if release is not None:  # this process's own session would only keep the worker waiting
             release()
@@ -218,7 +222,7 @@ class ChunkWriter:
             self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
                                              initializer=_worker_dies_with, initargs=(os.getpid(),),
                                              max_tasks_per_child=self.chunks_per_worker)
-        future = self._pool.submit(_ingest_in_worker, self.warehouse.url, run, path, services, generator)
+        future = self._pool.submit(_ingest_in_worker, self.warehouse.url, run, path, services, generator, steps)
         try:
             return future.result()
         except BrokenProcessPool:  # the worker died (killed, out of memory): a fresh pool for the next chunk
@@ -245,6 +249,7 @@ class LiveIngest:
     # One result per output file, each chunk's counts added to it: nothing grows with the length of the run
     ingested: list[IngestResult] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    steps: dict[tuple[str, str], StepFacts] = field(default_factory=dict)  # what the spec says of each step
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -333,7 +338,7 @@ class LiveIngest:
         path = folder / f"{live.path.stem}.{live.chunks:05d}{live.path.suffix}"
         path.write_bytes(content)
         try:
-            result = self.writer.ingest(path, self.run, self.services, live.generator)
+            result = self.writer.ingest(path, self.run, self.services, live.generator, self.steps)
         except WarehouseBusy as exc:
             self._problem(f"live ingest waits: {exc}")
             path.unlink(missing_ok=True)

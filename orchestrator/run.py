@@ -36,7 +36,7 @@ from orchestrator.tools import TOOLS, Segment
 from orchestrator.watchdog import Watchdog
 from warehouse.analysis.slo import Objective, Verdict
 from warehouse.errors import IngestError, WarehouseError
-from warehouse.ingest import IngestResult
+from warehouse.ingest import IngestResult, StepFacts
 from warehouse.owners import OWNER_LABEL, me
 from warehouse.store import RunInfo, Warehouse, new_run_id
 
@@ -168,6 +168,12 @@ def monitors(
             scraper.stop()
             watched.samples.extend(scraper.rows)
             watched.problems.extend(scraper.problems)
+
+
+def step_facts(spec: Spec) -> dict[tuple[str, str], StepFacts]:
+    """What the warehouse must know of each step to read a tool's results alike: method, expected status, checks."""
+    return {(j.name, s.name): StepFacts(s.method, s.status_check or 0, len(s.checks))
+            for j in spec.journeys for s in j.steps}
 
 
 def runner_for(name: str) -> Runner:
@@ -308,9 +314,10 @@ def run_tool(
     fds = (env_file.fd,) if env_file is not None and env_file.fd is not None else ()
     job = Job(run_id, tool, tuple(parts), directory, timeout_s, settings.options, env=secrets, fds=fds,
               watchdog=watchdog)
-    services_map = spec.step_services()
+    services_map, steps_map = spec.step_services(), step_facts(spec)
     live = (
-        LiveIngest(warehouse, info, outputs, directory, settings.live_interval_s, services_map, echo)
+        LiveIngest(warehouse, info, outputs, directory, settings.live_interval_s, services_map, echo,
+                   steps=steps_map)
         if settings.live and executor.on_this_host
         else None
     )
@@ -349,7 +356,7 @@ def run_tool(
                     continue
                 try:
                     outcome.ingested.append(
-                        warehouse.ingest(output, info, services=services_map, generator=generator)
+                        warehouse.ingest(output, info, services=services_map, generator=generator, steps=steps_map)
                     )
                 except IngestError as exc:
                     note = f"{note}; {exc}" if note else str(exc)

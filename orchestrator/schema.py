@@ -78,7 +78,7 @@ def build() -> dict[str, Any]:
                              {"type": "string", "pattern": f"^{model.SLO_PERCENTILE.pattern}$",
                               "description": "any percentile of duration: p75, p99.9"}]},
         "threshold": {"description": "a duration for latency metrics; a ratio (0.01) or percentage (1%) "
-                                     "for error_rate; requests per second (50 or 50/s) for throughput",
+                                     "for error_rate and check_failure_rate; requests per second (50 or 50/s) for throughput",
                       "type": ["string", "number"]},
         "journey": {"type": "string"}, "step": {"type": "string"}, "service": {"type": "string"},
         "abort_on_fail": {"type": "boolean"},

@@ -88,8 +88,11 @@ METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 EXECUTORS = ("constant_vus", "ramping_vus", "iterations", "constant_arrival_rate", "ramping_arrival_rate")
 ARRIVAL_RATE = ("constant_arrival_rate", "ramping_arrival_rate")
 PRESETS = ("smoke", "steady", "spike", "soak", "stress", "capacity")
-SLO_METRICS = ("p50", "p90", "p95", "p99", "avg", "max", "error_rate", "throughput")
+# error_rate: the share of requests with a request error (a transport failure or a status the step does not
+# expect); check_failure_rate: the share of requests with a failed check.
+SLO_METRICS = ("p50", "p90", "p95", "p99", "avg", "max", "error_rate", "check_failure_rate", "throughput")
 SLO_PERCENTILE = re.compile(r"p[1-9][0-9]?(\.[0-9]+)?")  # any percentile of duration: p75, p99.9
+RATE_METRICS = ("error_rate", "check_failure_rate")
 
 
 @dataclass(frozen=True)
@@ -251,8 +254,9 @@ class Profile:
 
 @dataclass(frozen=True)
 class SLO:
-    """A latency metric (ms) or error_rate (a ratio) that must stay below its threshold, or a
-    throughput (requests/s) that must reach it; overall or per journey, step or service."""
+    """A latency metric (ms) or a ratio (error_rate: request errors; check_failure_rate: requests with a failed
+    check) that must stay below its threshold, or a throughput (requests/s) that must reach it; overall or per
+    journey, step or service."""
 
     metric: str
     threshold: float
@@ -938,7 +942,7 @@ def _slo(r: _Reader, raw: Any, path: str, journeys: list[Journey], services: dic
             f"{_suggest(metric, SLO_METRICS)}",
         )
     raw_threshold = s["threshold"]
-    if metric == "error_rate":
+    if metric in RATE_METRICS:
         text = str(raw_threshold).strip()
         try:
             threshold = float(text[:-1]) / 100 if text.endswith("%") else float(text)

@@ -152,6 +152,14 @@ class K6:
         return exit_code in (0, 99)  # 99: thresholds failed, the load itself ran
 
 
+# The JTL columns the warehouse reads beyond JMeter 2.13's defaults: the first failed assertion's message (a
+# failed check, told apart from a request error), the URL, connect time and sent bytes (5.x; 2.13 has none).
+SAVE_COLUMNS = tuple(
+    f"-Jjmeter.save.saveservice.{name}=true"
+    for name in ("assertion_results_failure_message", "url", "connect_time", "sent_bytes", "thread_name", "bytes")
+)
+
+
 @register
 class JMeter:
     name: ClassVar[str] = "jmeter"
@@ -190,6 +198,7 @@ class JMeter:
             str(outdir / f"jmeter{segment.suffix}.log"),
             "-Jjmeter.save.saveservice.output_format=csv",
             "-Jjmeter.save.saveservice.print_field_names=true",
+            *SAVE_COLUMNS,
             "-Jsummariser.interval=5",
             "-Jjmeter.save.saveservice.autoflush=true",
         ]

@@ -7,11 +7,62 @@ into SQL text. `check_all()` parses each query with sqlglot's ClickHouse dialect
 from __future__ import annotations
 
 import re
+import string
+from dataclasses import dataclass
 
 import sqlglot
 import sqlglot.expressions as exp
 
 from warehouse.errors import WarehouseError
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One of the two ways a request fails, as a condition on a row of `requests`: every query, report and
+    SLO that counts it uses this one definition."""
+
+    name: str  # the rate's name in reports, SLOs and JSON output
+    kind: str  # what one such failure is called
+    condition: str
+    meaning: str
+
+    @property
+    def count(self) -> str:
+        return f"countIf({self.condition})"
+
+    @property
+    def rate(self) -> str:
+        return f"countIf({self.condition}) / count()"
+
+
+# A request error: the request got no response (a transport failure) or a status its step does not expect.
+REQUEST_ERROR = Failure(
+    "error_rate", "request error", "ok = 0", "request errors: a transport failure or a status the step does not expect"
+)
+# A failed check: the response came, but at least one of the step's checks (body, headers, JSONPath,
+# duration, status) said no. k6: its `checks` points; JMeter: its assertion results.
+CHECK_FAILURE = Failure(
+    "check_failure_rate", "failed check", "failed_checks > 0", "requests with a failed check (body, header, JSONPath, duration, status)"
+)
+FAILURES = (REQUEST_ERROR, CHECK_FAILURE)
+# What the queries below write as $errors, $request_error, $check_failure...: the two failures' definitions.
+_FAILURE_SQL = {
+    "errors": f"{REQUEST_ERROR.count} AS errors, {CHECK_FAILURE.count} AS check_failures, "
+    "sum(checks) AS checks_total, sum(failed_checks) AS checks_failed",
+    "request_error": REQUEST_ERROR.condition,
+    "request_errors": REQUEST_ERROR.count,
+    "error_rate": f"{REQUEST_ERROR.rate} AS {REQUEST_ERROR.name}",
+    "check_failure": CHECK_FAILURE.condition,
+    "check_failures": CHECK_FAILURE.count,
+    "check_failure_rate": f"{CHECK_FAILURE.rate} AS {CHECK_FAILURE.name}",
+    "request_error_kind": REQUEST_ERROR.kind,
+    "check_failure_kind": CHECK_FAILURE.kind,
+}
+
+
+def _with_failures(sql: str) -> str:
+    return string.Template(sql).substitute(_FAILURE_SQL)
+
 
 # Runs are versioned rows (ReplacingMergeTree): FINAL gives each run's latest state.
 RUNS = """
@@ -47,8 +98,8 @@ SELECT run_id FROM runs FINAL ORDER BY started_at DESC, run_id DESC LIMIT 1
 
 # quantileExactInclusive interpolates between the two nearest samples exactly as k6's trend
 # percentiles do, so these figures equal k6's own end-of-test summary.
-STEP_STATS = """
-SELECT journey, step, any(service) AS service, count() AS count, countIf(ok = 0) AS errors,
+STEP_STATS = _with_failures("""
+SELECT journey, step, any(service) AS service, count() AS count, $errors,
        round(avg(duration_ms), 4) AS avg_ms, min(duration_ms) AS min_ms, max(duration_ms) AS max_ms,
        quantileExactInclusive(0.5)(duration_ms) AS p50_ms,
        quantileExactInclusive(0.9)(duration_ms) AS p90_ms,
@@ -58,10 +109,10 @@ FROM requests
 WHERE run_id = {run:String}
 GROUP BY journey, step
 ORDER BY journey, step
-"""
+""")
 
-RUN_TOTALS = """
-SELECT count() AS count, countIf(ok = 0) AS errors, avg(duration_ms) AS avg_ms, max(duration_ms) AS max_ms,
+RUN_TOTALS = _with_failures("""
+SELECT count() AS count, $errors, avg(duration_ms) AS avg_ms, max(duration_ms) AS max_ms,
        quantileExactInclusive(0.5)(duration_ms) AS p50_ms,
        quantileExactInclusive(0.9)(duration_ms) AS p90_ms,
        quantileExactInclusive(0.95)(duration_ms) AS p95_ms,
@@ -70,12 +121,12 @@ SELECT count() AS count, countIf(ok = 0) AS errors, avg(duration_ms) AS avg_ms, 
        greatest(dateDiff('millisecond', min(ts), max(ts)) / 1000, 1) AS span_s
 FROM requests
 WHERE run_id = {run:String}
-"""
+""")
 
 # One SLO's observation; the scope filters are empty strings when the SLO is overall.
-SLO_OBSERVATION = """
-SELECT count() AS count, countIf(ok = 0) AS errors,
-       countIf(ok = 0) / count() AS error_rate,
+# One SLO's observation; the scope filters are empty strings when the SLO is overall.
+SLO_OBSERVATION = _with_failures("""
+SELECT count() AS count, $request_errors AS errors, $error_rate, $check_failure_rate,
        avg(duration_ms) AS avg, max(duration_ms) AS max,
        quantileExactInclusive(0.5)(duration_ms) AS p50,
        quantileExactInclusive(0.9)(duration_ms) AS p90,
@@ -88,7 +139,7 @@ WHERE run_id = {run:String}
   AND ({journey:String} = '' OR journey = {journey:String})
   AND ({step:String} = '' OR step = {step:String})
   AND ({service:String} = '' OR service = {service:String})
-"""
+""")
 
 SLO_RESULTS = """
 SELECT slo, scope, metric, threshold, observed, passed FROM slo_results FINAL
@@ -96,9 +147,9 @@ WHERE run_id = {run:String}
 ORDER BY slo
 """
 
-LATENCY_OVER_TIME = """
+LATENCY_OVER_TIME = _with_failures("""
 SELECT toStartOfInterval(ts, toIntervalSecond({bucket:UInt32})) AS t, journey, step,
-       count() / {bucket:UInt32} AS rps, countIf(ok = 0) AS errors,
+       count() / {bucket:UInt32} AS rps, $request_errors AS errors, $check_failures AS check_failures,
        quantileExactInclusive(0.5)(duration_ms) AS p50_ms,
        quantileExactInclusive(0.95)(duration_ms) AS p95_ms,
        quantileExactInclusive(0.99)(duration_ms) AS p99_ms
@@ -106,16 +157,22 @@ FROM requests
 WHERE run_id = {run:String}
 GROUP BY t, journey, step
 ORDER BY t, journey, step
-"""
+""")
 
-ERRORS_BY_CAUSE = """
-SELECT journey, step, status, error, count() AS count
-FROM requests
-WHERE run_id = {run:String} AND ok = 0
-GROUP BY journey, step, status, error
+# Request errors by status and message, and failed checks by the first check that failed, apart.
+ERRORS_BY_CAUSE = _with_failures("""
+SELECT kind, journey, step, status, error, count() AS count
+FROM (
+    SELECT '$request_error_kind' AS kind, journey, step, status, error FROM requests
+    WHERE run_id = {run:String} AND $request_error
+    UNION ALL
+    SELECT '$check_failure_kind' AS kind, journey, step, status, failed_check AS error FROM requests
+    WHERE run_id = {run:String} AND $check_failure
+)
+GROUP BY kind, journey, step, status, error
 ORDER BY count DESC
 LIMIT 20
-"""
+""")
 
 ALL = {name: sql for name, sql in globals().items() if name.isupper() and isinstance(sql, str)}
 
@@ -206,8 +263,8 @@ _LEVELS = ", ".join(f"{{q{i}:Float64}}" for i in range(1, LEVEL_SLOTS + 1))
 
 # Per step: counts, time spent, exact percentiles at the asked levels and APDEX counts (threshold in ms).
 # Requests are stored in (run, journey, step) order, so the steps aggregate in that order, one at a time.
-REPORT_STEPS = f"""
-SELECT journey, step, any(service) AS service, count() AS count, countIf(ok = 0) AS errors,
+REPORT_STEPS = _with_failures(f"""
+SELECT journey, step, any(service) AS service, count() AS count, $errors,
        sum(duration_ms) AS total_ms, avg(duration_ms) AS avg_ms, min(duration_ms) AS min_ms,
        max(duration_ms) AS max_ms,
        quantilesExactInclusive({_LEVELS})(duration_ms) AS levels,
@@ -219,11 +276,11 @@ WHERE run_id = {{run:String}}
 GROUP BY journey, step
 ORDER BY journey, step
 SETTINGS optimize_aggregation_in_order = 1
-"""
+""")
 
 # The whole run at the same levels, with its time span.
-REPORT_TOTALS = f"""
-SELECT count() AS count, countIf(ok = 0) AS errors, sum(duration_ms) AS total_ms, avg(duration_ms) AS avg_ms,
+REPORT_TOTALS = _with_failures(f"""
+SELECT count() AS count, $errors, sum(duration_ms) AS total_ms, avg(duration_ms) AS avg_ms,
        max(duration_ms) AS max_ms,
        quantilesExactInclusive({_LEVELS})(duration_ms) AS levels,
        countIf(ok = 1 AND duration_ms <= {{apdex_ms:Float64}}) AS satisfied,
@@ -233,30 +290,30 @@ SELECT count() AS count, countIf(ok = 0) AS errors, sum(duration_ms) AS total_ms
        greatest(dateDiff('millisecond', min(ts), max(ts)) / 1000, 1) AS span_s
 FROM requests
 WHERE run_id = {{run:String}}
-"""
+""")
 
 # The run over time in buckets of `bucket` seconds: P50/P90/P95/P99, throughput, errors and the mean number
 # of requests in flight (time spent in requests per second of the bucket).
-REPORT_TIMELINE = """
+REPORT_TIMELINE = _with_failures("""
 SELECT toString(toDateTime(toStartOfInterval(ts, toIntervalSecond({bucket:UInt32})), 'UTC')) AS t,
-       count() / {bucket:UInt32} AS rps, countIf(ok = 0) AS errors,
+       count() / {bucket:UInt32} AS rps, $request_errors AS errors, $check_failures AS check_failures,
        sum(duration_ms) / (1000 * {bucket:UInt32}) AS in_flight,
        quantilesExactInclusive(0.5, 0.9, 0.95, 0.99)(duration_ms) AS levels
 FROM requests
 WHERE run_id = {run:String}
 GROUP BY t
 ORDER BY t
-"""
+""")
 
 # Failed requests by HTTP status and message over the whole run.
-REPORT_ERRORS_BY_STATUS = """
+REPORT_ERRORS_BY_STATUS = _with_failures("""
 SELECT status, error, count() AS count, uniqExact(journey, step) AS steps
 FROM requests
-WHERE run_id = {run:String} AND ok = 0
+WHERE run_id = {run:String} AND $request_error
 GROUP BY status, error
 ORDER BY count DESC, status, error
 LIMIT 20
-"""
+""")
 
 # Infrastructure samples averaged per bucket of the latency timeline, one series per source, metric and labels.
 REPORT_INFRA = """
@@ -301,11 +358,11 @@ for _name in ("REPORT_STEPS", "REPORT_TOTALS", "REPORT_TIMELINE", "REPORT_ERRORS
 # The steps of a stepped load at once. Steps are whole buckets of `bucket` seconds from `origin` (Unix
 # seconds): `parts[k + 1]` is the step (1-based, 0 for none) of bucket k; the figures of one scope per step
 # (scope filters empty when overall) with exact percentiles at the levels q1..q12.
-REPORT_WINDOWS = """
+REPORT_WINDOWS = _with_failures("""
 SELECT multiIf(toUnixTimestamp(ts) < {origin:UInt32}, 0,
                arrayElement({parts:Array(UInt32)}, intDiv(toUnixTimestamp(ts) - {origin:UInt32}, {bucket:UInt32}) + 1))
            AS part,
-       count() AS count, countIf(ok = 0) AS errors, countIf(ok = 0) / count() AS error_rate,
+       count() AS count, $request_errors AS errors, $error_rate, $check_failure_rate,
        avg(duration_ms) AS avg, max(duration_ms) AS max,
        quantilesExactInclusive(""" + _LEVELS + """)(duration_ms) AS levels
 FROM requests
@@ -316,5 +373,5 @@ WHERE run_id = {run:String}
 GROUP BY part
 HAVING part > 0
 ORDER BY part
-"""
+""")
 ALL["REPORT_WINDOWS"] = REPORT_WINDOWS

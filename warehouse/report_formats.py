@@ -12,7 +12,9 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from warehouse import charts, junit
+from warehouse.analysis.slo import RATES
 from warehouse.errors import WarehouseError
+from warehouse.queries import CHECK_FAILURE, REQUEST_ERROR
 from warehouse.reports import (
     ABORTED,
     INCOMPLETE,
@@ -74,7 +76,7 @@ def _num(value: Any, digits: int = 2) -> str:
 def _observed(metric: str, value: float | None) -> str:
     if value is None:
         return "–"
-    if metric == "error_rate":
+    if metric in RATES:
         return f"{value * 100:.2f} %"
     if metric == "throughput":
         return f"{value:.2f}/s"
@@ -86,12 +88,13 @@ def _slo_rows(report: Report) -> list[list[str]]:
 
 
 def _step_header(report: Report) -> list[str]:
-    return ["journey", "step", "count", "errors", "error %", "avg ms",
+    return ["journey", "step", "count", "request errors", "error %", "failed checks", "avg ms",
             *(f"{p} ms" for p in report.percentiles), "max ms", "req/s", "APDEX"]
 
 
 def _step_rows(report: Report) -> list[list[str]]:
-    return [[s["journey"], s["step"], str(s["count"]), str(s["errors"]), _pct(s["error_rate"]), ms(s["avg_ms"]),
+    return [[s["journey"], s["step"], str(s["count"]), str(s["errors"]), _pct(s["error_rate"]),
+             str(s["check_failures"]), ms(s["avg_ms"]),
              *(ms(s.get(f"{p}_ms")) for p in report.percentiles), ms(s["max_ms"]), _num(s["throughput"]),
              _num(s["apdex"], 3)] for s in report.steps]
 
@@ -107,8 +110,12 @@ def _status_rows(report: Report) -> list[list[str]]:
              _pct(int(e["count"]) / total)] for e in report.errors_by_status]
 
 
+CAUSE_HEADER = ["kind", "journey", "step", "status", "error or failed check", "count"]
+
+
 def _cause_rows(report: Report) -> list[list[str]]:
-    return [[e["journey"], e["step"], str(e["status"]), e["error"] or "–", str(e["count"])] for e in report.errors]
+    return [[e["kind"], e["journey"], e["step"], str(e["status"]), e["error"] or "–", str(e["count"])]
+            for e in report.errors]
 
 
 def _infra_rows(report: Report) -> list[list[str]]:
@@ -169,15 +176,18 @@ def _run_facts(report: Report) -> list[str]:
         f"Spec: {run.get('spec_name') or '–'}, profile {run.get('profile') or '–'}"
         + (f", environment {run['environment']}" if run.get("environment") else ""),
         f"Window: {run['started_at']} → {run.get('ended_at') or '–'} (UTC)",
-        f"Requests: {t['count']}, errors: {t['errors']} ({_pct(t['error_rate'])}), "
-        f"throughput {_num(t['throughput'])} requests/s, APDEX {_num(t['apdex'], 3)} (T = {report.apdex['t_ms']:g} ms)",
+        f"Requests: {t['count']}, request errors: {t['errors']} ({_pct(t['error_rate'])}), "
+        f"with a failed check: {t['check_failures']} ({_pct(t['check_failure_rate'])}); "
+        f"checks failed {t['checks_failed']} of {t['checks_total']}",
+        f"error_rate counts {REQUEST_ERROR.meaning}; check_failure_rate counts {CHECK_FAILURE.meaning}",
+        f"Throughput {_num(t['throughput'])} requests/s, APDEX {_num(t['apdex'], 3)} (T = {report.apdex['t_ms']:g} ms)",
         "Latency ms: " + ", ".join(f"{p} {ms(t.get(f'{p}_ms'))}" for p in report.percentiles)
         + f", max {ms(t['max_ms'])}",
     ]
 
 
 def _side_by_side(doc: GroupReport) -> tuple[list[str], list[list[str]]]:
-    header = ["tool", "run", "verdict", "requests", "errors", "req/s", "p50 ms", "p95 ms", "p99 ms"]
+    header = ["tool", "run", "verdict", "requests", "error %", "req/s", "p50 ms", "p95 ms", "p99 ms"]
     rows = [[r.run["tool"], r.run["run_id"], r.verdict, str(r.totals["count"]), _pct(r.totals["error_rate"]),
              _num(r.totals["throughput"]), ms(r.totals["p50_ms"]), ms(r.totals["p95_ms"]), ms(r.totals["p99_ms"])]
             for r in doc.runs]
@@ -247,8 +257,8 @@ def render_markdown(doc: GroupReport, output: PurePosixPath | None = None) -> Re
             lines += [f"{h} Errors by status and message", ""]
             lines += _md_table(["status", "message", "count", "share"], _status_rows(report), numeric_from=2)
             lines += [f"{h} Errors by step and cause", ""]
-            lines += _md_table(["journey", "step", "status", "error", "count"], _cause_rows(report), numeric_from=2,
-                                text_from=3)
+            lines += _md_table(CAUSE_HEADER, _cause_rows(report), numeric_from=3,
+                                text_from=4)
         if report.infra.get("series"):
             lines += [f"{h} Infrastructure", "", *[s for x in _infra_sentences(report) for s in (x, "")]]
             lines += picture("infrastructure")
@@ -333,7 +343,7 @@ def render_html(doc: GroupReport, output: PurePosixPath | None = None) -> Render
             parts.append(f"<{h}>Errors by status and message</{h}>\n"
                          + _html_table(["status", "message", "count", "share"], _status_rows(report)))
             parts.append(f"<{h}>Errors by step and cause</{h}>\n"
-                         + _html_table(["journey", "step", "status", "error", "count"], _cause_rows(report)))
+                         + _html_table(CAUSE_HEADER, _cause_rows(report)))
         if report.infra.get("series"):
             parts.append(f"<{h}>Infrastructure</{h}>\n"
                          + "".join(f"<p>{_h(s.replace('`', ''))}</p>\n" for s in _infra_sentences(report)))

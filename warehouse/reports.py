@@ -145,6 +145,8 @@ class Report:
             "slos": [v.to_dict() for v in self.slos],
             "steps": self.steps,
             "errors": self.errors,
+            # which failure each rate counts (the totals' and steps' errors and check_failures likewise)
+            "rates": {f.name: f.meaning for f in queries.FAILURES},
             "passed": self.passed,
         }
         if self.verdict:
@@ -217,6 +219,7 @@ def build_run_report(warehouse: Warehouse, run_id: str, options: ReportOptions) 
     for s in (totals, *steps):
         count = int(s["count"])
         s["error_rate"] = int(s["errors"]) / count if count else None
+        s["check_failure_rate"] = int(s["check_failures"]) / count if count else None
         s["apdex"] = insight.apdex(int(s.pop("satisfied")), int(s.pop("tolerating")), count)
         s["throughput"] = count / float(totals["span_s"]) if count else 0.0
     bucket = bucket_seconds(float(totals["span_s"]) if int(totals["count"]) else None)

@@ -218,6 +218,23 @@ MIGRATIONS: list[tuple[int, str, list[str | Callable[[Backend], None]]]] = [
             for table in ("requests", "k6_points", "aggregates")
         ],
     ),
+    (
+        10,
+        "the same error semantics for every tool: requests.ok means no request error (a transport failure or a "
+        "status the step does not expect); checks, failed_checks and failed_check say what the step's checks "
+        "found; k6_points.metadata keeps k6's per-sample metadata (vu, iter), which joins checks to requests",
+        [
+            "ALTER TABLE requests ADD COLUMN IF NOT EXISTS checks UInt16 DEFAULT 0 CODEC(T64, ZSTD) AFTER ok, "
+            "ADD COLUMN IF NOT EXISTS failed_checks UInt16 DEFAULT 0 CODEC(T64, ZSTD) AFTER checks, "
+            "ADD COLUMN IF NOT EXISTS failed_check String DEFAULT '' CODEC(ZSTD) AFTER error",
+            "ALTER TABLE k6_points ADD COLUMN IF NOT EXISTS metadata String DEFAULT '' CODEC(ZSTD) AFTER tags",
+            # JMeter rows stored before: a sample that JMeter failed with a 2xx/3xx response code was failed by
+            # an assertion (JMeter's HTTP sampler accepts those codes), unless a response code assertion did it.
+            "ALTER TABLE requests UPDATE ok = 1, checks = 1, failed_checks = 1, failed_check = if(error != '', "
+            "error, 'an assertion failed'), error = '' WHERE tool = 'jmeter' AND ok = 0 AND status BETWEEN 200 "
+            "AND 399 AND NOT startsWith(error, 'Test failed: code') SETTINGS mutations_sync = 2",
+        ],
+    ),
 ]
 
 CURRENT_VERSION = MIGRATIONS[-1][0]

@@ -15,7 +15,7 @@ from warehouse import queries
 from warehouse.analysis import slo
 from warehouse.backends import Backend, open_backend
 from warehouse.errors import WarehouseError
-from warehouse.ingest import FORMATS, IngestResult, detect_format, ingest_file, read_head, recover
+from warehouse.ingest import FORMATS, IngestResult, StepFacts, detect_format, ingest_file, read_head, recover
 from warehouse.ingest.history import (
     RunMeta,
     discover,
@@ -146,13 +146,16 @@ class Warehouse:
         generator: str = "",
         services: dict[tuple[str, str], str] | None = None,
         meta: RunMeta | None = None,
+        steps: dict[tuple[str, str], StepFacts] | None = None,
     ) -> IngestResult:
         """Ingest a file into `run`, or, when none is given, into a new imported run of its own described by
-        `meta`. A k6 summary kept beside a k6 results file (k6.json → k6-summary.json) is stored with the run."""
+        `meta`. A k6 summary kept beside a k6 results file (k6.json → k6-summary.json) is stored with the run.
+        `services` and `steps` say what the spec knows of each (journey, step): its service, method, expected
+        status and checks."""
         path = Path(path)
         with self.backend.session():
             if run is not None:
-                result = ingest_file(self.backend, path, run.run_id, fmt, generator, services)
+                result = ingest_file(self.backend, path, run.run_id, fmt, generator, services, steps)
                 self._attach_beside(path, result)
                 return result
             fmt_impl = FORMATS.get(fmt) if fmt else detect_format(path)
@@ -162,7 +165,7 @@ class Warehouse:
                 tool = tool_for(read_head(path))
             meta = meta or RunMeta()
             info = RunInfo(new_run_id(tool), tool, status="imported", source="import", name=meta.name or path.name)
-            result = ingest_file(self.backend, path, info.run_id, fmt, generator, services)
+            result = ingest_file(self.backend, path, info.run_id, fmt, generator, services, steps)
             if not result.duplicate:
                 info.tool = result.tool
                 table = "requests" if result.rows else "aggregates" if result.aggregates else "k6_points"

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any, ClassVar
 
+from orchestrator.errors import GenerationError
 from orchestrator.generators.base import (
     GeneratedScript,
     GenerationOptions,
@@ -72,6 +73,15 @@ class K6Generator:
         for slo in spec.slos:
             scope = (("journey", slo.journey), ("step", slo.step), ("service", slo.service))
             tags = ",".join(f"{k}:{v}" for k, v in scope if v)
+            if slo.metric == "check_failure_rate":
+                # k6's checks rate counts checks, not requests with a failed check: the warehouse judges this
+                # SLO after the run, and k6 cannot stop the run on it
+                if slo.abort_on_fail:
+                    raise GenerationError(
+                        "SLO check_failure_rate with abort_on_fail: k6 measures checks one by one, not requests "
+                        "with a failed check, so it cannot stop a run on this SLO; drop abort_on_fail (the "
+                        "warehouse judges it after the run) or use error_rate")
+                continue
             if slo.metric == "error_rate":
                 metric, expr = "http_req_failed", f"rate<{slo.threshold:g}"
             elif slo.metric == "throughput":

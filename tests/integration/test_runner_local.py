@@ -123,6 +123,13 @@ def test_progress_counts_k6_points_and_jtl_rows() -> None:
                   b'1,5,checkout,200,"Number of samples in transaction : 2, number of failing samples : 1",t,,false,'
                   b"200,1,1,0"], grouped)
     assert (grouped.requests, grouped.errors) == (1, 0)
+    # a failed check on a 200 is not a request error; a failed response code assertion is
+    checked, counter = Counts(), JtlCsvCounter()
+    counter.feed([b"timeStamp,elapsed,label,responseCode,success,failureMessage\n",
+                  b"1,2,a,200,false,Test failed: text expected to contain /ok/\n",
+                  b"1,2,a,200,false,Test failed: code expected to equal /201/\n",
+                  b"1,2,a,Non HTTP response code: java.net.ConnectException,false,\n"], checked)
+    assert (checked.requests, checked.errors) == (3, 2)
 
 
 @pytest.mark.integration

@@ -19,12 +19,15 @@ def percentile_level(metric: str) -> float | None:
     """The quantile level (0.75 for p75, 0.999 for p99.9) a metric names, or None if it is no percentile."""
     m = PERCENTILE.fullmatch(metric)
     return float(m[1]) / 100 if m else None
+# The ratio metrics and which failure of a request each counts (queries.FAILURES defines them).
+RATES = {f.name: f for f in queries.FAILURES}
 
 
 @dataclass(frozen=True)
 class Objective:
-    """An SLO within a scope: a latency metric (ms) or error_rate (a ratio) must stay below
-    `threshold`; throughput (requests/s) must reach it."""
+    """An SLO within a scope: a latency metric (ms), error_rate (the share of requests with a request error) or
+    check_failure_rate (the share with a failed check) must stay below `threshold`; throughput (requests/s) must
+    reach it."""
 
     metric: str
     threshold: float
@@ -42,8 +45,8 @@ class Objective:
 
     @property
     def label(self) -> str:
-        if self.metric == "error_rate":
-            return f"{self.scope} error_rate < {self.threshold * 100:g}%"
+        if self.metric in RATES:  # the label says which failure it counts
+            return f"{self.scope} {self.metric} < {self.threshold * 100:g}% ({RATES[self.metric].kind}s)"
         if self.metric == "throughput":
             return f"{self.scope} throughput >= {self.threshold:g}/s"
         return f"{self.scope} {self.metric} < {self.threshold:g} ms"

@@ -102,6 +102,17 @@ class IngestResult:
 
 
 @dataclass(frozen=True)
+class StepFacts:
+    """What the spec knows of a step that a tool's output may not say: its method, the status it expects
+    (0: any 2xx or 3xx) and how many checks it has. JMeter's results need it to tell a request error
+    from a failed check, since JMeter fails a sample for either."""
+
+    method: str = ""
+    expected_status: int = 0
+    checks: int = 0
+
+
+@dataclass(frozen=True)
 class IngestJob:
     """What a format's loader needs: where to put rows and how to tag them."""
 
@@ -112,6 +123,7 @@ class IngestJob:
     generator: str = ""
     services: dict[tuple[str, str], str] = field(default_factory=dict)  # (journey, step) -> service
     source: Path | None = None  # the file the user gave (path is its plain copy when it was gzip)
+    steps: dict[tuple[str, str], StepFacts] = field(default_factory=dict)  # (journey, step) -> what the spec says
 
     @property
     def stage(self) -> str:
@@ -228,6 +240,7 @@ def ingest_file(
     fmt: str | None = None,
     generator: str = "",
     services: dict[tuple[str, str], str] | None = None,
+    steps: dict[tuple[str, str], StepFacts] | None = None,
 ) -> IngestResult:
     """Ingest one file into run `run_id` (which the caller records in `runs`)."""
     path = Path(path)
@@ -248,7 +261,8 @@ def ingest_file(
             return result
         with tempfile.TemporaryDirectory(prefix="perfhouse-ingest-") as tmp:
             plain, cut = _plain(path, Path(tmp))
-            job = IngestJob(backend, plain, run_id, uuid.uuid4().hex, generator, services or {}, source=path)
+            job = IngestJob(backend, plain, run_id, uuid.uuid4().hex, generator, services or {}, source=path,
+                            steps=steps or {})
             _record(backend, job, "", quick, fmt_impl.name, "staging", result)
             attaching = False
             try:
@@ -515,6 +529,17 @@ def service_map_params(job: IngestJob) -> dict[str, Any]:
     return {"svc_keys": keys, "svc_values": list(job.services.values())}
 
 
+def step_map_params(job: IngestJob) -> dict[str, Any]:
+    """(journey, step) → method, expected status (0: any 2xx or 3xx) and number of checks, as arrays for
+    ClickHouse's transform(); `step_keys` holds "journey<TAB>step"."""
+    return {
+        "step_keys": [f"{j}\t{s}" for j, s in job.steps],
+        "step_methods": [f.method for f in job.steps.values()],
+        "step_expected": [f.expected_status for f in job.steps.values()],
+        "step_checks": [f.checks for f in job.steps.values()],
+    }
+
+
 def count_rejects(
     job: IngestJob,
     result: IngestResult,
@@ -546,6 +571,7 @@ __all__ = [
     "IngestError",
     "IngestResult",
     "Rejected",
+    "StepFacts",
     "detect_format",
     "influx_line",
     "ingest_file",
