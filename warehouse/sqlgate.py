@@ -99,7 +99,7 @@ def admit(sql: str, tables: Collection[str], database: str = "") -> Admitted:
             raise Refused("query parameters are not supported here: write the value")
         elif isinstance(node, exp.DDL | exp.DML | exp.Command | exp.Set):
             raise Refused(f"only SELECT is allowed, found {node.key.upper()}")
-    return Admitted(tree.sql(dialect="clickhouse"), tuple(dict.fromkeys(read)))
+    return Admitted(tree.sql(dialect="clickhouse", comments=False), tuple(dict.fromkeys(read)))
 
 
 def _refuse_clauses(node: exp.Expr) -> None:
