@@ -255,6 +255,8 @@ def live_page(url: str) -> None:
         return
     run_id = _chosen_run(url, running or data.run_list(url, RunFilter(), RUNS_LIMIT, version), version,
                          fallback=str(running[0]["run_id"]) if running else "latest")
+    if not ref:  # stay on this run when it ends
+        st.query_params["run"] = run_id
     _live_view(url, run_id)
 
 

@@ -60,7 +60,7 @@ def runs_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """The runs list: newest first as the warehouse gives it, times parsed, a duration, a short git sha."""
     frame = pd.DataFrame(list(rows), columns=[c for c in RUN_COLUMNS if c not in ("duration_s", "verdict")]
                          + ["ended_at", "slos", "slos_failed"])
-    frame["verdict"] = [run_verdict(str(st), int(n or 0), int(f or 0))
+    frame["verdict"] = [run_verdict(str(st), int(number(n) or 0), int(number(f) or 0))
                         for st, n, f in zip(frame["status"], frame["slos"], frame["slos_failed"], strict=True)]
     for column in ("requests", "errors"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").fillna(0).astype("int64")
