@@ -16,7 +16,7 @@ PERCENTILES = ("p50_ms", "p95_ms", "p99_ms")
 _NICE_BUCKETS_S = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600)
 _SERIES_COLUMNS = ("t", "journey", "step", "rps", "errors", *PERCENTILES)
 _TIME = alt.X("t:T", title="time (UTC)", scale=alt.Scale(type="utc"),
-              axis=alt.Axis(format="%H:%M:%S", labelOverlap=True))
+              axis=alt.Axis(format="%H:%M:%S", labelOverlap=True, tickMinStep=1000))  # no sub-second ticks
 _STEP_COLOUR = alt.Color("series:N", title="step", scale=alt.Scale(scheme="tableau10"))
 
 
@@ -135,10 +135,12 @@ def _infra_series(metric: str, labels: str) -> str:
     return f"{metric} {{{shown}}}" if shown else str(metric)
 
 
-def infra_overlay_chart(series: Rows, infra: Rows, steps: Sequence[str] | None = None) -> alt.VConcatChart:
+def infra_overlay_chart(series: Rows, infra: Rows, steps: Sequence[str] | None = None,
+                        width: int = 760) -> alt.VConcatChart:
     """Latency (p95 per step) with infrastructure series on its time axis: the first infrastructure series
-    overlaid on the latency on a right-hand axis, every series below it, and a time window brushed on
-    either panel highlighted on both."""
+    overlaid on the latency on a right-hand axis, every series below it (each on its own range, so bytes
+    and ratios share one panel), and a time window brushed on either panel highlighted on both.
+    A concatenation does not stretch to its container, so both panels are `width` pixels wide."""
     latency = series_frame(series)
     if steps is not None:
         latency = latency[latency["series"].isin(steps)]
@@ -163,20 +165,23 @@ def infra_overlay_chart(series: Rows, infra: Rows, steps: Sequence[str] | None =
                          alt.Tooltip("value:Q", format=".4g"), alt.Tooltip("unit:N")])
     )
     top = alt.layer(p95, overlay, title="p95 latency with infrastructure").resolve_scale(y="independent")
+    span = machines.groupby("series")["value"].transform(lambda v: (v.max() - v.min()) or 1.0)
+    machines = machines.assign(relative=(machines["value"] - machines.groupby("series")["value"].transform("min")) / span)
     below = (
         alt.Chart(machines, title="Infrastructure series (drag on either chart to pick a time window)")
         .mark_line()
-        .encode(x=_TIME, y=alt.Y("value:Q", title="value", scale=alt.Scale(zero=False)),
-                color=alt.Color("series:N", title="series", scale=alt.Scale(scheme="dark2")),
+        .encode(x=_TIME, y=alt.Y("relative:Q", title="share of each series' range", axis=alt.Axis(format="%")),
+                color=alt.Color("series:N", title="series", scale=alt.Scale(scheme="dark2"),
+                                legend=alt.Legend(orient="bottom", direction="vertical", labelLimit=400)),
                 opacity=highlight,
                 tooltip=[alt.Tooltip("time:N", title="time (UTC)"), alt.Tooltip("series:N"),
                          alt.Tooltip("value:Q", format=".4g"), alt.Tooltip("unit:N")])
         .add_params(brush)
-        .properties(height=160)
+        .properties(width=width, height=150)
     )
     with warnings.catch_warnings():  # one brush shared by both panels is what is meant here
         warnings.filterwarnings("ignore", message="Automatically deduplicated selection parameter")
-        return alt.vconcat(top.properties(height=240), below).resolve_scale(color="independent")
+        return alt.vconcat(top.properties(width=width, height=240), below).resolve_scale(color="independent")
 
 
 def top_steps(steps: Sequence[Mapping[str, Any]], n: int = 8) -> list[str]:

@@ -108,7 +108,7 @@ class Headline:
     verdict: str = "NO SLOS"  # the run's verdict, one of VERDICTS
 
     @classmethod
-    def of(cls, totals: Mapping[str, Any], verdicts: Sequence[Verdict], status: str = "completed") -> Headline:
+    def of(cls, totals: Mapping[str, Any], verdicts: Sequence[Verdict], run_status: str = "completed") -> Headline:
         count = int(totals.get("count") or 0)
         errors = int(totals.get("errors") or 0)
         span = number(totals.get("span_s"))
@@ -129,7 +129,7 @@ class Headline:
             slo_status=status,
             slo_summary=summary,
             slo_detail=detail,
-            verdict=run_verdict(status, len(verdicts), len(failed)),
+            verdict=run_verdict(run_status, len(verdicts), len(failed)),
         )
 
 

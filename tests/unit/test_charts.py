@@ -233,3 +233,12 @@ def test_run_files_lists_scripts_first_and_guards_large_files(tmp_path: Any) -> 
                                                  ("k6.json", "results")]
     assert [f.downloadable for f in files] == [True, True, True, True, False]
     assert rundir.run_files(tmp_path, "missing") is None and rundir.run_files(tmp_path, "../etc") is None
+
+
+@pytest.mark.parametrize(("run_status", "passed", "verdict"), [
+    ("completed", [True, False], "FAILED"), ("completed", [True], "PASSED"), ("completed", [], "NO SLOS"),
+    ("running", [True], "INCOMPLETE"), ("aborted", [True], "ABORTED"),
+])
+def test_the_headline_verdict_weighs_the_run_status(run_status: str, passed: list[bool], verdict: str) -> None:
+    verdicts = [Verdict("s", "overall", "p95", 1.0, 0.5, p) for p in passed]
+    assert Headline.of({"count": 1, "errors": 0, "span_s": 1}, verdicts, run_status).verdict == verdict
