@@ -17,6 +17,7 @@ golden:
 
 bench:
 	python benchmarks/ingest.py
+	python benchmarks/dashboard.py
 
 demo:
 	perfhouse demo

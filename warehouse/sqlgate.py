@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlglot
@@ -59,6 +59,7 @@ class Admitted:
 
     sql: str
     tables: tuple[str, ...]
+    tree: exp.Expr | None = field(default=None, compare=False, repr=False)
 
 
 def admit(sql: str, tables: Collection[str], database: str = "") -> Admitted:
@@ -99,7 +100,7 @@ def admit(sql: str, tables: Collection[str], database: str = "") -> Admitted:
             raise Refused("query parameters are not supported here: write the value")
         elif isinstance(node, exp.DDL | exp.DML | exp.Command | exp.Set):
             raise Refused(f"only SELECT is allowed, found {node.key.upper()}")
-    return Admitted(tree.sql(dialect="clickhouse", comments=False), tuple(dict.fromkeys(read)))
+    return Admitted(tree.sql(dialect="clickhouse", comments=False), tuple(dict.fromkeys(read)), tree)
 
 
 def _refuse_clauses(node: exp.Expr) -> None:
@@ -126,7 +127,8 @@ def _check_table(node: exp.Table, allowed: set[str], ctes: set[str], database: s
 
 def limited(admitted: Admitted, row_limit: int = DEFAULT_ROW_LIMIT, timeout_s: int = DEFAULT_TIMEOUT_S) -> str:
     """The admitted SQL with the backend's guard: read-only, at most `row_limit` rows (a larger result is
-    cut, not an error) and `timeout_s` seconds, a bounded amount of memory."""
+    cut, not an error) and `timeout_s` seconds, a bounded amount of memory. A SELECT without a LIMIT gets
+    one of `row_limit` (the rows shown are the same; ClickHouse stops reading sooner)."""
     settings: dict[str, Any] = {
         "readonly": 1,
         "max_execution_time": max(1, int(timeout_s)),
@@ -135,4 +137,8 @@ def limited(admitted: Admitted, row_limit: int = DEFAULT_ROW_LIMIT, timeout_s: i
         "result_overflow_mode": "break",
         "max_memory_usage": 2 * 2**30,
     }
-    return admitted.sql + settings_sql(settings)
+    sql = admitted.sql
+    tree = admitted.tree
+    if isinstance(tree, exp.Select) and not tree.args.get("limit") and not tree.args.get("offset"):
+        sql = tree.copy().limit(max(1, int(row_limit))).sql(dialect="clickhouse", comments=False)
+    return sql + settings_sql(settings)

@@ -168,7 +168,18 @@ def test_other_clauses_and_malformed_text_are_refused(sql: str, reason: str) -> 
 
 def test_limited_adds_readonly_and_the_limits_as_the_statement_settings() -> None:
     sql = limited(admit("SELECT * FROM requests", TABLES), row_limit=1000, timeout_s=5)
-    assert sql.startswith("SELECT * FROM requests SETTINGS readonly = 1, max_execution_time = 5")
+    assert sql.startswith("SELECT * FROM requests LIMIT 1000 SETTINGS readonly = 1, max_execution_time = 5")
     assert "max_result_rows = 1000" in sql and "result_overflow_mode = 'break'" in sql
     tree = sqlglot.parse_one(sql, read="clickhouse")
     assert len(tree.args["settings"]) == 6
+
+
+@pytest.mark.parametrize(("sql", "expected"), [
+    ("SELECT * FROM requests LIMIT 5", "SELECT * FROM requests LIMIT 5 SETTINGS"),  # the user's own limit stays
+    ("SELECT * FROM requests LIMIT 5 OFFSET 10", "SELECT * FROM requests LIMIT 5 OFFSET 10 SETTINGS"),
+    ("SELECT step FROM requests LIMIT 1 BY step", "SELECT step FROM requests LIMIT 1 BY step SETTINGS"),
+    ("SELECT run_id FROM runs UNION ALL SELECT run_id FROM runs", "SELECT run_id FROM runs UNION ALL SELECT run_id FROM runs SETTINGS"),
+    ("SELECT step FROM requests ORDER BY ts DESC", "SELECT step FROM requests ORDER BY ts DESC LIMIT 100 SETTINGS"),
+])
+def test_a_select_without_a_limit_gets_the_row_limit(sql: str, expected: str) -> None:
+    assert limited(admit(sql, TABLES), row_limit=100).startswith(expected)
