@@ -124,3 +124,14 @@ def test_jenkins_publishes_in_post_always() -> None:
 def test_the_ci_spec_exists_with_a_ci_profile() -> None:
     spec = yaml.safe_load((ROOT / "examples" / "shop.yaml").read_text(encoding="utf-8"))
     assert "ci" in spec["profiles"]
+
+
+def test_every_perfhouse_command_the_readme_shows_is_real() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    lines = [line.split("#", 1)[0] for block in re.findall(r"```sh\n(.*?)\n```", readme, re.S)
+             for line in block.splitlines()]
+    lines += re.findall(r"`(perfhouse [^`]+)`", readme)
+    results = [check(argv, PENDING) for line in lines for argv in commands_in(line)]
+    assert len(results) > 20
+    wrong = [(r.argv, r.problem) for r in results if r.problem and not r.pending]
+    assert not wrong
