@@ -130,13 +130,21 @@ def infra_frame(rows: Rows) -> pd.DataFrame:
     return frame.dropna(subset=["value"]).reset_index(drop=True)
 
 
+def _axis_title(frame: pd.DataFrame) -> str:
+    """A series' name with its unit (`per second` for a counter's rate)."""
+    if not len(frame):
+        return ""
+    unit = str(frame["unit"].iloc[0])
+    return f"{frame['series'].iloc[0]} ({unit})" if unit else str(frame["series"].iloc[0])
+
+
 def _infra_series(metric: str, labels: str) -> str:
     shown = str(labels).strip("{}")
     return f"{metric} {{{shown}}}" if shown else str(metric)
 
 
 def infra_overlay_chart(series: Rows, infra: Rows, steps: Sequence[str] | None = None,
-                        width: int = 760) -> alt.VConcatChart:
+                        width: int = 680) -> alt.VConcatChart:
     """Latency (p95 per step) with infrastructure series on its time axis: the first infrastructure series
     overlaid on the latency on a right-hand axis, every series below it (each on its own range, so bytes
     and ratios share one panel), and a time window brushed on either panel highlighted on both.
@@ -151,7 +159,10 @@ def infra_overlay_chart(series: Rows, infra: Rows, steps: Sequence[str] | None =
     p95 = (
         alt.Chart(latency)
         .mark_line(point=alt.OverlayMarkDef(size=10))
-        .encode(x=_TIME, y=alt.Y("p95_ms:Q", title="p95 latency (ms)"), color=_STEP_COLOUR, opacity=highlight,
+        .encode(x=_TIME, y=alt.Y("p95_ms:Q", title="p95 latency (ms)"),
+                color=alt.Color("series:N", title="step", scale=alt.Scale(scheme="tableau10"),
+                                legend=alt.Legend(orient="bottom", columns=3, labelLimit=300)),
+                opacity=highlight,
                 tooltip=[alt.Tooltip("time:N", title="time (UTC)"), alt.Tooltip("series:N", title="step"),
                          alt.Tooltip("p95_ms:Q", title="p95 ms", format=".2f")])
         .add_params(brush)
@@ -159,7 +170,7 @@ def infra_overlay_chart(series: Rows, infra: Rows, steps: Sequence[str] | None =
     overlay = (
         alt.Chart(first)
         .mark_line(strokeDash=[4, 3], color="#555555")
-        .encode(x=_TIME, y=alt.Y("value:Q", title=str(first["series"].iloc[0]) if len(first) else "",
+        .encode(x=_TIME, y=alt.Y("value:Q", title=_axis_title(first),
                                  axis=alt.Axis(orient="right", titleColor="#555555")),
                 tooltip=[alt.Tooltip("time:N", title="time (UTC)"), alt.Tooltip("series:N"),
                          alt.Tooltip("value:Q", format=".4g"), alt.Tooltip("unit:N")])
@@ -172,7 +183,7 @@ def infra_overlay_chart(series: Rows, infra: Rows, steps: Sequence[str] | None =
         .mark_line()
         .encode(x=_TIME, y=alt.Y("relative:Q", title="share of each series' range", axis=alt.Axis(format="%")),
                 color=alt.Color("series:N", title="series", scale=alt.Scale(scheme="dark2"),
-                                legend=alt.Legend(orient="bottom", direction="vertical", labelLimit=400)),
+                                legend=alt.Legend(orient="bottom", columns=2, labelLimit=400)),
                 opacity=highlight,
                 tooltip=[alt.Tooltip("time:N", title="time (UTC)"), alt.Tooltip("series:N"),
                          alt.Tooltip("value:Q", format=".4g"), alt.Tooltip("unit:N")])

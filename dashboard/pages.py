@@ -218,7 +218,7 @@ def _infrastructure(run_id: str, detail: data.RunDetail, top: list[str]) -> None
         return
     picked = frame[frame["series"].isin(shown)]
     picked = picked.assign(order=picked["series"].map(shown.index)).sort_values(["order", "t"], kind="stable")
-    st.altair_chart(charts.infra_overlay_chart(detail.series, picked.drop(columns="order"), top), width="stretch")
+    st.altair_chart(charts.infra_overlay_chart(detail.series, picked.drop(columns="order"), top), width="content")
     st.caption(f"{detail.bucket_s} s buckets, as above. Drag across either panel to pick a time window; "
                "double-click to clear it.")
 
