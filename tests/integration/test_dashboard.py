@@ -375,3 +375,15 @@ def test_the_sql_page_reports_a_query_the_warehouse_rejects(monkeypatch: pytest.
                                                             recorded: Recorded) -> None:
     at = run_sql(run_app(monkeypatch, recorded.url, page="sql"), "SELECT no_such_column FROM runs")
     assert at.error[0].value.startswith("The warehouse could not run it: ")
+
+
+def test_a_run_added_shows_at_the_next_load_without_a_refresh(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                              jtl_output: Path) -> None:
+    url = f"chdb://{tmp_path / 'warehouse'}"
+    at = run_app(monkeypatch, url)
+    assert "holds no runs yet" in at.info[0].value
+    result = Warehouse.open(url).ingest(jtl_output, meta=JMETER_META)
+    time.sleep(data.VERSION_TTL_S)  # the data version is read at most once a second
+    at.run()
+    assert list(at.dataframe[0].value["run_id"]) == [result.run_id]
+    assert at.selectbox(key="runs_profile").options == ["(all)", "smoke"]
