@@ -68,7 +68,7 @@ def page_reads(wh: Any, run_id: str) -> dict[str, list[tuple[str, Callable[[], A
     return {
         "runs": [*every, ("run_facets", wh.run_facets), ("run_list", lambda: wh.run_list(RunFilter(), 500)),
                  ("run_list (filtered)", lambda: wh.run_list(RunFilter(tool="k6", branch="main"), 500))],
-        "run": [*every, ("run_list", lambda: wh.run_list(RunFilter(), 500)), *detail],
+        "run": [*every, ("run_choices", lambda: wh.run_choices(500)), *detail],
         "live": [*every, ("run_list (running)", lambda: wh.run_list(RunFilter(status="running"), 50)), *detail[1:-1]],
         "sql": [*every, ("table_columns", wh.table_columns),
                 ("read_only_sql (example)", lambda: wh.read_only_sql(example, DEFAULT_ROW_LIMIT)),

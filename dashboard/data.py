@@ -54,6 +54,11 @@ def run_list(url: str, filters: RunFilter, limit: int, data_version: tuple[Any, 
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=16)
+def run_choices(url: str, limit: int, data_version: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    return _warehouse(url).run_choices(limit)
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=16)
 def facets(url: str, data_version: tuple[Any, ...] = ()) -> dict[str, Any]:
     return _warehouse(url).run_facets()
 
@@ -96,12 +101,7 @@ def read_only_sql(url: str, sql: str, row_limit: int, timeout_s: int) -> SqlResu
     return _warehouse(url).read_only_sql(sql, row_limit, timeout_s)
 
 
-def current(url: str) -> tuple[Any, ...]:
-    """The data version to key reads with."""
-    return version(url)
-
-
 def refresh() -> None:
     """Forget cached reads so the next page load reads the warehouse again."""
-    for cached in (version, run_list, facets, resolve, run_detail, table_columns):
+    for cached in (version, run_list, run_choices, facets, resolve, run_detail, table_columns):
         cached.clear()

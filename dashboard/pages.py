@@ -54,7 +54,7 @@ _FILTERS = (("spec", "Spec", "spec_name"), ("tool", "Tool", "tool"), ("profile",
 @page("runs", "Runs")
 def runs_page(url: str) -> None:
     st.title("Runs")
-    version = data.current(url)
+    version = data.version(url)
     known = data.facets(url, version)
     if not known.get("runs"):
         empty_warehouse(url)
@@ -98,8 +98,8 @@ def runs_page(url: str) -> None:
 
 @page("run", "Run detail")
 def run_page(url: str) -> None:
-    version = data.current(url)
-    listed = data.run_list(url, RunFilter(), RUNS_LIMIT, version)
+    version = data.version(url)
+    listed = data.run_choices(url, RUNS_LIMIT, version)
     if not listed:
         st.title("Run detail")
         empty_warehouse(url)
@@ -245,7 +245,7 @@ def _files(run_id: str) -> None:
 @page("live", "Live")
 def live_page(url: str) -> None:
     st.title("Live")
-    version = data.current(url)
+    version = data.version(url)
     running = data.run_list(url, RunFilter(status="running"), 50, version)
     ref = param("run", "")
     if not ref and not running:
@@ -253,7 +253,7 @@ def live_page(url: str) -> None:
                 "here within seconds and grows as results are ingested.")
         _wait_for_a_run(url)
         return
-    run_id = _chosen_run(url, running or data.run_list(url, RunFilter(), RUNS_LIMIT, version), version,
+    run_id = _chosen_run(url, running or data.run_choices(url, RUNS_LIMIT, version), version,
                          fallback=str(running[0]["run_id"]) if running else "latest")
     if not ref:  # stay on this run when it ends
         st.query_params["run"] = run_id
@@ -263,13 +263,13 @@ def live_page(url: str) -> None:
 @st.fragment(run_every=LIVE_REFRESH_S)
 def _wait_for_a_run(url: str) -> None:
     """Reload the page when a run starts."""
-    if data.run_list(url, RunFilter(status="running"), 1, data.current(url)):
+    if data.run_list(url, RunFilter(status="running"), 1, data.version(url)):
         st.rerun()
 
 
 @st.fragment(run_every=LIVE_REFRESH_S)
 def _live_view(url: str, run_id: str) -> None:
-    version = data.current(url)
+    version = data.version(url)
     detail = data.run_detail(url, run_id, version)
     report = detail.report
     status = str(report.run.get("status", ""))

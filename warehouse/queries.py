@@ -216,6 +216,13 @@ LEFT JOIN (
 ORDER BY r.started_at DESC, r.run_id DESC
 """
 
+# The newest runs for a picker: what names a run, nothing counted.
+RUN_CHOICES = """
+SELECT run_id, name, tool, status FROM runs FINAL
+ORDER BY started_at DESC, run_id DESC
+LIMIT {limit:UInt32}
+"""
+
 # The values the runs list can be filtered by, and the span of start times.
 RUN_FACETS = """
 SELECT arraySort(groupUniqArray(tool)) AS tool, arraySort(groupUniqArray(spec_name)) AS spec_name,
@@ -259,5 +266,5 @@ WHERE database = currentDatabase() AND has({tables:Array(String)}, table)
 ORDER BY table, position
 """
 
-ALL.update({name: globals()[name] for name in ("RUN_LIST", "RUN_FACETS", "DATA_VERSION", "INFRA_OVER_TIME",
+ALL.update({name: globals()[name] for name in ("RUN_LIST", "RUN_CHOICES", "RUN_FACETS", "DATA_VERSION", "INFRA_OVER_TIME",
                                                 "CURRENT_DATABASE", "TABLE_COLUMNS")})

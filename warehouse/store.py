@@ -394,6 +394,10 @@ class Warehouse:
         """Runs newest first, narrowed by `filters`, with request, error and SLO counts."""
         return self.backend.query(queries.RUN_LIST, {**asdict(filters or RunFilter()), "limit": limit})
 
+    def run_choices(self, limit: int = 500) -> list[dict[str, Any]]:
+        """The newest runs' ids, names, tools and statuses (a picker's options; nothing counted)."""
+        return self.backend.query(queries.RUN_CHOICES, {"limit": limit})
+
     def run_facets(self) -> dict[str, Any]:
         """The values each runs filter can take (sorted, empty values left out) and the span of start times."""
         row = self.backend.query(queries.RUN_FACETS)[0]

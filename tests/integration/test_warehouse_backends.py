@@ -58,6 +58,7 @@ def snapshot(wh: Warehouse, run_id: str) -> dict[str, Any]:
         "run_list": wh.run_list(),
         "run_list_k6_since_2024": wh.run_list(RunFilter(tool="k6", since="2024-01-01")),
         "run_facets": wh.run_facets(),
+        "run_choices": wh.run_choices(),
         "read_only_sql": wh.read_only_sql("SELECT step, count() AS n FROM requests GROUP BY step ORDER BY step").rows,
     }
 
