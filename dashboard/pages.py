@@ -236,7 +236,7 @@ def _files(run_id: str) -> None:
             name_col.markdown(f"`{item.name}`")
             kind_col.caption(f"{item.kind}, {item.size:,} bytes")
             if item.downloadable:
-                get_col.download_button("Download", item.path.read_bytes(), file_name=item.name,
+                get_col.download_button("Download", item.path.read_bytes, file_name=item.name,  # read on click
                                         key=f"file:{run_id}:{item.name}", on_click="ignore")
             else:
                 get_col.caption("too large to download here")

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-DOWNLOAD_LIMIT_BYTES = 20 * 2**20  # raw results can be gigabytes: those are named, not loaded
+DOWNLOAD_LIMIT_BYTES = 100 * 2**20  # raw results can be gigabytes: those are named, not offered
 
 _KINDS = (
     ("script", (".js", ".jmx")),

@@ -218,12 +218,13 @@ def test_top_steps_ranks_by_time_spent_then_errors() -> None:
     assert charts.top_steps(steps, 3) == ["a / slow", "b / broken", "a / fast"]
 
 
-def test_run_files_lists_scripts_first_and_guards_large_files(tmp_path: Any) -> None:
+def test_run_files_lists_scripts_first_and_guards_large_files(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     from dashboard import rundir
 
+    monkeypatch.setattr(rundir, "DOWNLOAD_LIMIT_BYTES", 100)
     run = tmp_path / "20260101-k6-ab12"
     run.mkdir()
-    for name, size in (("k6-console.log", 10), ("k6.json", rundir.DOWNLOAD_LIMIT_BYTES + 1), ("shop.k6.js", 5),
+    for name, size in (("k6-console.log", 10), ("k6.json", 101), ("shop.k6.js", 5),
                        ("effective.json", 3), ("shop.yaml", 4)):
         (run / name).write_bytes(b"x" * size)
     files = rundir.run_files(tmp_path, run.name)
