@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.test_stack import expand, grafana_targets
+from tests.support.grafana import expand, grafana_targets
 from warehouse.store import Warehouse
 
 pytestmark = pytest.mark.integration
@@ -18,7 +18,7 @@ def test_every_grafana_panel_query_runs_on_a_real_run(tmp_path: Path, k6_output:
     result = wh.ingest(k6_output)
     answers = {}
     for title, target in grafana_targets():
-        sql = expand(target["rawSql"], result.run_id).replace("INTERVAL 1 HOUR", "INTERVAL 3650 DAY")
+        sql = expand(target["rawSql"], result.run_id, days=3650)
         answers[title] = wh.backend.query(sql)
     assert answers["Requests"] == [{"requests": result.rows}]
     assert sum(int(r["requests"]) for r in answers["Steps"]) == result.rows

@@ -243,3 +243,26 @@ def test_run_files_lists_scripts_first_and_guards_large_files(tmp_path: Any, mon
 def test_the_headline_verdict_weighs_the_run_status(run_status: str, passed: list[bool], verdict: str) -> None:
     verdicts = [Verdict("s", "overall", "p95", 1.0, 0.5, p) for p in passed]
     assert Headline.of({"count": 1, "errors": 0, "span_s": 1}, verdicts, run_status).verdict == verdict
+
+
+def test_the_dashboard_has_no_sql_of_its_own() -> None:
+    """Pages read through the warehouse API: no string in dashboard/ is SQL, except the SQL page's example,
+    which the user runs through the SQL gate."""
+    import ast
+    import re
+    from pathlib import Path
+
+    import dashboard
+    from dashboard.pages import _EXAMPLE_SQL
+
+    sql = re.compile(r"^\s*(SELECT|WITH|INSERT|ALTER|CREATE|DROP|SET)\b", re.I)
+    found = []
+    for path in Path(dashboard.__file__).parent.glob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        found += [(path.name, node.value) for node in ast.walk(tree)
+                  if isinstance(node, ast.Constant) and isinstance(node.value, str) and sql.match(node.value)
+                  and node.value != _EXAMPLE_SQL]
+        found += [(path.name, ast.unparse(node)) for node in ast.walk(tree)
+                  if isinstance(node, ast.Attribute) and node.attr in ("query", "command") and
+                  isinstance(node.value, ast.Attribute) and node.value.attr == "backend"]
+    assert not found

@@ -21,10 +21,10 @@ import yaml
 
 from tests.conftest import ROOT
 from tests.support.clicheck import check
+from tests.support.grafana import DASHBOARD_JSON, expand, grafana_targets
 from warehouse.sqlgate import admit, warehouse_tables
 
 COMPOSE = ROOT / "docker-compose.yml"
-DASHBOARD_JSON = ROOT / "deploy" / "grafana" / "dashboards" / "perfhouse.json"
 _VARIABLE = re.compile(r"\$\{([A-Z0-9_]+)(?::-([^}]*))?\}")
 
 
@@ -117,27 +117,6 @@ def test_prometheus_scrapes_the_node_exporter_of_the_stack() -> None:
     exporter = compose()["services"]["node-exporter"]["command"]
     listen = next(a.split("=", 1)[1] for a in exporter if a.startswith("--web.listen-address="))
     assert listen in targets
-
-
-def grafana_targets() -> list[tuple[str, dict[str, Any]]]:
-    board = json.loads(DASHBOARD_JSON.read_text(encoding="utf-8"))
-    return [(panel["title"], target) for panel in board["panels"] for target in panel["targets"]]
-
-
-# Grafana's macros and variables, replaced by what they expand to for one run and the last hour.
-GRAFANA_MACROS = [
-    (re.compile(r"\$__timeFilter\((\w+)\)"), r"\1 >= now() - INTERVAL 1 HOUR AND \1 <= now()"),
-    (re.compile(r"\$\{run\}"), "20260101-000000-k6-0000"),
-    (re.compile(r"\$\{bucket\}"), "5"),
-]
-
-
-def expand(sql: str, run_id: str = "20260101-000000-k6-0000") -> str:
-    sql = sql.replace("${run}", run_id)
-    for pattern, replacement in GRAFANA_MACROS:
-        sql = pattern.sub(replacement, sql)
-    assert "$" not in sql, f"an unexpanded Grafana macro in {sql!r}"
-    return sql
 
 
 def test_the_grafana_dashboard_reads_the_warehouse_through_the_provisioned_datasource() -> None:
