@@ -147,7 +147,7 @@ def run_page(url: str) -> None:
 
 
 def _headline(head: Headline) -> None:
-    cells = st.columns([1, 1, 1, 1, 1.35])  # INCOMPLETE needs the room
+    cells = st.columns([1, 1, 1, 1, 1.7])  # INCOMPLETE needs the room
     cells[0].metric("Requests", f"{head.requests:,}", border=True)
     cells[1].metric("Throughput (req/s)", "–" if head.rps is None else f"{head.rps:,.1f}", border=True)
     cells[2].metric("Errors", f"{head.errors:,}", border=True, delta_arrow="off",

@@ -51,11 +51,9 @@ STATE = """(() => {
     && state.metrics.length >= METRICS && !state.running);
   return state;
 })()"""
-CLICK_RUN_QUERY = """(() => {
-  const button = [...document.querySelectorAll('button')].find(b => b.innerText.trim() === 'Run query');
-  if (button) { button.click(); }
-  return Boolean(button);
-})()"""
+RUN_QUERY = "[...document.querySelectorAll('button')].find(b => b.innerText.trim() === 'Run query')"
+HAS_RUN_QUERY = f"Boolean({RUN_QUERY})"
+CLICK_RUN_QUERY = f"{RUN_QUERY}.click()"
 
 
 def page_state(charts: int = 0, tables: int = 0, metrics: int = 0) -> str:
@@ -145,7 +143,8 @@ def test_every_page_screenshot_shows_its_charts_and_no_exception(tmp_path: Path,
         states["live"] = browser.wait_for(page_state(charts=2, metrics=5), timeout_s=60)
         browser.screenshot(shots["live"])
         browser.open(f"{base}/?page=sql")
-        browser.wait_for(CLICK_RUN_QUERY, timeout_s=30, settle_s=0)
+        browser.wait_for(HAS_RUN_QUERY, timeout_s=30)
+        browser.evaluate(CLICK_RUN_QUERY)
         states["sql"] = browser.wait_for(page_state(tables=1), timeout_s=60)
         browser.screenshot(shots["sql"])
 
