@@ -42,7 +42,7 @@ def empty_warehouse(url: str) -> None:
     st.info(
         f"The warehouse `{url}` holds no runs yet.\n\n"
         f"Record some with `perfhouse --warehouse {url} demo`, or import a k6 or JMeter results file with "
-        f"`perfhouse --warehouse {url} ingest FILE`; then press **Refresh** in the sidebar."
+        f"`perfhouse --warehouse {url} ingest FILE`; they show here at the next load."
     )
 
 
