@@ -1,5 +1,5 @@
 # Developer tasks; `make test` is what CI runs (see README).
-.PHONY: test lint typecheck pytest golden bench demo
+.PHONY: test lint typecheck pytest golden bench soak demo
 
 test: lint typecheck pytest
 
@@ -13,11 +13,15 @@ pytest:
 	python -m pytest
 
 golden:
-	python -m pytest tests/unit/test_golden.py --update-golden
+	python -m pytest tests/unit/test_golden.py tests/integration/test_report_golden.py --update-golden
 
 bench:
 	python benchmarks/ingest.py
+	python benchmarks/report.py
 	python benchmarks/dashboard.py
+
+soak:
+	python benchmarks/soak.py
 
 demo:
 	perfhouse demo

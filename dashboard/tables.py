@@ -11,29 +11,21 @@ import pandas as pd
 
 from dashboard.charts import errors_frame, step_label
 from warehouse.analysis.slo import Verdict
+from warehouse.reports import ABORTED, FAILED, INCOMPLETE, NO_SLOS, PASSED, verdict_of
 
 ALL = "(all)"
 
 RUN_COLUMNS = ["run_id", "verdict", "name", "tool", "spec_name", "profile", "status", "requests", "errors",
                "started_at", "duration_s", "environment", "branch", "git_sha", "source", "notes"]
 
-VERDICTS = ("PASSED", "FAILED", "NO SLOS", "ABORTED", "INCOMPLETE")
+VERDICTS = (PASSED, FAILED, NO_SLOS, ABORTED, INCOMPLETE)
 # Badge colours: background, text (words, not emoji: headless browsers may lack emoji fonts).
-VERDICT_COLOURS = {"PASSED": ("#d3f0d8", "#14532d"), "FAILED": ("#fbd5d5", "#7f1d1d"),
-                   "NO SLOS": ("#e5e7eb", "#374151"), "ABORTED": ("#fde8c8", "#7c2d12"),
-                   "INCOMPLETE": ("#fef3c7", "#713f12")}
+VERDICT_COLOURS = {PASSED: ("#d3f0d8", "#14532d"), FAILED: ("#fbd5d5", "#7f1d1d"),
+                   NO_SLOS: ("#e5e7eb", "#374151"), ABORTED: ("#fde8c8", "#7c2d12"),
+                   INCOMPLETE: ("#fef3c7", "#713f12")}
 
-
-def run_verdict(status: str, slos: int, slos_failed: int) -> str:
-    """What a run's outcome says: ABORTED (interrupted: partial data never passes), INCOMPLETE (a tool died,
-    or the run has not ended), NO SLOS (none judged), FAILED (one or more SLOs failed) or PASSED."""
-    if status == "aborted":
-        return "ABORTED"
-    if status in ("failed", "running"):
-        return "INCOMPLETE"
-    if not slos:
-        return "NO SLOS"
-    return "FAILED" if slos_failed else "PASSED"
+# A run's verdict from its status and its SLO counts: the one rule reports use too.
+run_verdict = verdict_of
 
 
 def verdict_style(verdict: Any) -> str:

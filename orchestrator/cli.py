@@ -314,6 +314,8 @@ def run(
     warehouse = _open_warehouse(ctx)
     outcomes = []
     echo: Callable[[str], None] = (lambda m: click.echo(m, err=True)) if as_json else click.echo
+    for line in _dead_leftovers_notes(warehouse.orphans_aborted):
+        echo(line)
     with terminate_as_interrupt():
         for name in tool_names:
             outcome = run_tool(
@@ -349,32 +351,70 @@ def run(
 @click.option("--all", "all_runs", is_flag=True, help="Every run's containers, including runs still going.")
 @click.option("--dry-run", is_flag=True, help="List the containers; stop and remove nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one object per container.")
+@click.pass_context
 @fail_cleanly
-def cleanup(run_id: str | None, all_runs: bool, dry_run: bool, as_json: bool) -> None:
-    """Stop and remove the Docker containers a killed perfhouse left behind: of --run, or of --all runs.
+def cleanup(ctx: click.Context, run_id: str | None, all_runs: bool, dry_run: bool, as_json: bool) -> None:
+    """Stop and remove the Docker containers a killed perfhouse left behind, and mark its runs aborted.
 
-    Without either, the containers are only listed: a run still going has containers too, and only the
-    user knows which runs are dead."""
+    Without --run or --all, only the containers whose perfhouse died (on this host) are removed; the others
+    are listed: a run still going has containers too. --run RUN_ID or --all removes them whatever their owner."""
     from orchestrator.runners.docker import cleanup as clean
 
-    listing = dry_run or (run_id is None and not all_runs)
-    done = clean(run_id, listing)
+    if not dry_run:
+        for line in _abort_dead_runs(ctx):
+            click.echo(line, err=as_json)
+    dead_only = run_id is None and not all_runs
+    done = clean(run_id, dry_run, dead_only=dead_only)
     failed = [c for c in done if c.failed]
+    listed = [c for c in done if c.action == "listed"]
     if as_json:
         click.echo(json.dumps([c.to_dict() for c in done], indent=2))
     elif done:
-        click.echo(table([[c.id, c.run_id, c.tool, c.generator, c.state, c.action] for c in done],
-                         ["container", "run", "tool", "generator", "state", "action"]))
+        click.echo(table([[c.id, c.run_id, c.tool, c.generator, c.state, c.owner, c.action] for c in done],
+                         ["container", "run", "tool", "generator", "state", "owner", "action"]))
         found = f"{len(done)} container{'s' * (len(done) != 1)}"
-        if not listing:
-            click.echo(f"\n{found}: {len(done) - len(failed)} removed, {len(failed)} failed")
+        if dry_run:
+            click.echo(f"\n{found}: listed, nothing stopped or removed")
+        elif listed:
+            removed = len(done) - len(listed) - len(failed)
+            click.echo(f"\n{found}: {removed} of dead runs removed, {len(failed)} failed, {len(listed)} listed "
+                       "(their perfhouse is alive or unknown); name a dead run with --run RUN_ID (or use --all) "
+                       "to remove them")
         else:
-            hint = "" if dry_run else "; name a dead run with --run RUN_ID (or use --all) to remove them"
-            click.echo(f"\n{found}: listed, nothing stopped or removed{hint}")
+            click.echo(f"\n{found}: {len(done) - len(failed)} removed, {len(failed)} failed")
     else:
         click.echo(f"no perfhouse containers{f' of run {run_id}' if run_id else ''}: nothing to clean up")
     if failed:
         sys.exit(int(ExitStatus.ERROR))
+
+
+def _dead_leftovers_notes(orphans: list[str]) -> list[str]:
+    """What a dead perfhouse left: runs just marked aborted, and containers of dead runs still there."""
+    from orchestrator.runners.docker import dead_leftovers
+
+    lines = [f"note: run {run}: its perfhouse died while it went; marked aborted" for run in orphans]
+    by_run: dict[str, list[str]] = {}
+    for container in dead_leftovers():
+        by_run.setdefault(container.run_id, []).append(f"{container.id} ({container.state})")
+    for run, containers in sorted(by_run.items()):
+        lines.append(f"note: containers of dead run {run} are still there: {', '.join(containers)}; "
+                     f"`perfhouse cleanup` removes them")
+    return lines
+
+
+def _abort_dead_runs(ctx: click.Context) -> list[str]:
+    """Open the warehouse (if there is one) so runs whose perfhouse died are marked aborted; say which."""
+    from warehouse.backends import DEFAULT_URL
+    from warehouse.store import Warehouse
+
+    url = ctx.obj["warehouse"] or DEFAULT_URL
+    if url.startswith("chdb://") and not Path(url.split("://", 1)[1]).expanduser().exists():
+        return []  # no warehouse here: none of its runs can be running
+    try:
+        warehouse = Warehouse.open(url)
+    except WarehouseError as exc:
+        return [f"note: runs of a dead perfhouse stay `running` for now: {exc}"]
+    return [f"run {run}: its perfhouse died while it went; marked aborted" for run in warehouse.orphans_aborted]
 
 
 @main.group()
@@ -575,16 +615,39 @@ def runs(ctx: click.Context, as_json: bool, tool: str, spec: str, limit: int) ->
 
 @main.command()
 @click.argument("run_ref", default="latest")
-@click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Write to a file.")
+@click.option("--format", "fmt", type=click.Choice(["md", "html", "json", "junit"]), default="md",
+              show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Write to a file (Markdown charts go to <name>_files/ beside it).")
+@click.option("--percentiles", default="50,90,95,99", show_default=True, metavar="LIST",
+              help="Percentiles of the per-step table, exact over all samples, e.g. 50,75,95,99,99.9.")
+@click.option("--apdex-t", "apdex_t", type=click.FloatRange(min=0, min_open=True), default=500.0,
+              show_default=True, metavar="MS", help="APDEX threshold T in ms (tolerating up to 4T).")
 @click.pass_context
 @fail_cleanly
-def report(ctx: click.Context, run_ref: str, fmt: str, output: str | None) -> None:
-    """Per-step counts, errors, p50/p95/p99 and SLO verdicts of a run (id, prefix or `latest`)."""
-    from warehouse.reports import RENDERERS, build_report
+def report(ctx: click.Context, run_ref: str, fmt: str, output: str | None, percentiles: str,
+           apdex_t: float) -> None:
+    """Report a run or its group (id, prefix or `latest`): verdict per SLO, percentiles, time series,
+    bottlenecks, errors, APDEX, infrastructure and the knee of a stepped profile."""
+    from pathlib import PurePosixPath
 
+    from warehouse.report_formats import report as render_report
+    from warehouse.reports import ReportOptions, parse_percentiles
+
+    try:
+        levels = parse_percentiles(percentiles)
+    except WarehouseError as exc:
+        raise click.BadParameter(str(exc).removeprefix("--percentiles: "), param_hint="--percentiles") from None
+    options = ReportOptions(levels, apdex_t)
     warehouse = _open_warehouse(ctx)
-    _emit(RENDERERS[fmt](build_report(warehouse, warehouse.resolve(run_ref))), output, "report")
+    group = warehouse.run_group(warehouse.resolve(run_ref))
+    rendered = render_report(warehouse, group, fmt, options, PurePosixPath(output) if output else None)
+    if output:
+        for name, data in rendered.files.items():
+            path = Path(output).parent / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+    _emit(rendered.text, output, "report")
 
 
 @main.command()
@@ -618,7 +681,34 @@ def dashboard(ctx: click.Context, port: int, headless: bool) -> None:
         "minimal",
     ]
     click.echo(f"dashboard: http://127.0.0.1:{port}  (Ctrl-C to stop)")
-    sys.exit(subprocess.call(argv, env=env))
+    sys.exit(_serve(argv, env))
+
+
+def _serve(argv: list[str], env: dict[str, str]) -> int:
+    """Run a server child until it ends. SIGINT or SIGTERM to perfhouse stop it (a second one kills it), and it
+    gets SIGTERM if perfhouse dies. Stopped that way, the exit status is 0."""
+    import signal
+
+    from orchestrator.watchdog import dies_with_parent
+
+    child = subprocess.Popen([*dies_with_parent("TERM"), *argv], env=env)
+    stopping = []
+
+    def stop(signum: int, frame: Any) -> None:
+        stopping.append(signum)
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM if len(stopping) == 1 else signal.SIGKILL)
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        code = child.wait()  # resumed after each signal handler (PEP 475) until the child has ended
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    return 0 if stopping and code in (0, -signal.SIGTERM) else code
 
 
 @main.command()

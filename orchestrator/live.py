@@ -9,24 +9,35 @@ directory (`live/`), is ingested as its own batch into the same run, and the off
 end, the rest of each file is ingested the same way; the full raw file is never ingested on top of its
 chunks. The chunks together hold exactly the file's bytes (a JTL chunk repeats the header row), so the
 run's requests, counts and percentiles equal those of one ingest of the whole file.
+
+An embedded (chdb) warehouse is written by a worker process, not by perfhouse itself: the session must be
+closed between chunks so the dashboard can read, and every chdb session opened and closed in a process
+leaves threads and memory behind in it, so a run of hours would grow without end. The worker is replaced
+after WORKER_CHUNKS chunks, which bounds what it can accumulate whatever the length of the run.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import multiprocessing
+import os
 import re
 import threading
+import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Protocol
 
 from warehouse.errors import IngestError, WarehouseBusy
-from warehouse.ingest import IngestResult
+from warehouse.ingest import SAMPLE_REJECTS, IngestResult
 from warehouse.store import RunInfo, Warehouse
 
 MARGIN_S = 2.0  # a k6 chunk ends at points at least this much older than the newest point seen
 MAX_READ = 64 << 20  # bytes read from a file per chunk: memory stays bounded however far behind
+WORKER_CHUNKS = 20  # chunks one worker process ingests before a fresh one replaces it
 
 
 class Cutter(Protocol):
@@ -154,6 +165,70 @@ class LiveFile:
     offset: int = 0
     header: bytes | None = None  # None until read from the start of the file
     chunks: int = 0
+    results: IngestResult | None = None  # what the chunks of this file added to the run, summed
+
+
+_WORKER_WAREHOUSES: dict[str, Warehouse] = {}
+
+
+def _worker_dies_with(parent: int) -> None:
+    """In the worker process: exit as soon as perfhouse is gone (a kill -9 must not leave it writing)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="perfhouse-live-parent", daemon=True).start()
+
+
+def _ingest_in_worker(url: str, run: RunInfo, path: Path, services: dict[tuple[str, str], str],
+                      generator: str) -> IngestResult:
+    """In the worker process: ingest one chunk, then close the session so other processes can read."""
+    warehouse = _WORKER_WAREHOUSES.get(url)
+    if warehouse is None:
+        warehouse = _WORKER_WAREHOUSES[url] = Warehouse.open(url)
+    try:
+        return warehouse.ingest(path, run, services=services, generator=generator)
+    finally:
+        release = getattr(warehouse.backend, "release", None)
+        if release is not None:
+            release()
+
+
+class ChunkWriter:
+    """Ingests chunks into the run: through a recycled worker process for an embedded warehouse, else here."""
+
+    def __init__(self, warehouse: Warehouse, chunks_per_worker: int = WORKER_CHUNKS) -> None:
+        self.warehouse = warehouse
+        self.chunks_per_worker = chunks_per_worker
+        self._pool: ProcessPoolExecutor | None = None
+
+    @property
+    def in_worker(self) -> bool:
+        return bool(getattr(self.warehouse.backend, "exclusive", False))
+
+    def ingest(self, path: Path, run: RunInfo, services: dict[tuple[str, str], str], generator: str) -> IngestResult:
+        if not self.in_worker:
+            return self.warehouse.ingest(path, run, services=services, generator=generator)
+        release = getattr(self.warehouse.backend, "release", None)
+        if release is not None:  # this process's own session would only keep the worker waiting
+            release()
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_worker_dies_with, initargs=(os.getpid(),),
+                                             max_tasks_per_child=self.chunks_per_worker)
+        future = self._pool.submit(_ingest_in_worker, self.warehouse.url, run, path, services, generator)
+        try:
+            return future.result()
+        except BrokenProcessPool:  # the worker died (killed, out of memory): a fresh pool for the next chunk
+            self.close()
+            raise IngestError(f"the live ingest worker died while ingesting {path.name}") from None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
 
 @dataclass
@@ -167,6 +242,7 @@ class LiveIngest:
     interval_s: float = 5.0
     services: dict[tuple[str, str], str] = field(default_factory=dict)
     echo: Callable[[str], None] = lambda _: None
+    # One result per output file, each chunk's counts added to it: nothing grows with the length of the run
     ingested: list[IngestResult] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -175,6 +251,7 @@ class LiveIngest:
     def __post_init__(self) -> None:
         self.files = [LiveFile(p, g, CUTTERS[p.suffix]()) for g, p in self.outputs if p.suffix in CUTTERS]
         self.unsupported = [p for _, p in self.outputs if p.suffix not in CUTTERS]
+        self.writer = ChunkWriter(self.warehouse)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="perfhouse-live", daemon=True)
@@ -184,6 +261,11 @@ class LiveIngest:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+
+    def close(self) -> None:
+        """Stop the thread and the worker process; what was not ingested stays out of the run."""
+        self.stop()
+        self.writer.close()
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval_s):
@@ -197,12 +279,15 @@ class LiveIngest:
     def finish(self, attempts: int = 3) -> None:
         """After the tools stopped: ingest what is left of every file, to its last byte."""
         self.stop()
-        for _ in range(attempts):  # each attempt waits the warehouse's lock timeout when it is busy
-            if self.tick(final=True):
-                return
-        for live in self.files:
-            if live.path.exists() and live.offset < live.path.stat().st_size:
-                self._problem(f"live ingest left {live.path} from byte {live.offset} on out of the run")
+        try:
+            for _ in range(attempts):  # each attempt waits the warehouse's lock timeout when it is busy
+                if self.tick(final=True):
+                    return
+            for live in self.files:
+                if live.path.exists() and live.offset < live.path.stat().st_size:
+                    self._problem(f"live ingest left {live.path} from byte {live.offset} on out of the run")
+        finally:
+            self.writer.close()
 
     def tick(self, final: bool) -> bool:
         """Ingest what is safe of every file; True when every file was read to its end."""
@@ -248,7 +333,7 @@ class LiveIngest:
         path = folder / f"{live.path.stem}.{live.chunks:05d}{live.path.suffix}"
         path.write_bytes(content)
         try:
-            result = self.warehouse.ingest(path, self.run, services=self.services, generator=live.generator)
+            result = self.writer.ingest(path, self.run, self.services, live.generator)
         except WarehouseBusy as exc:
             self._problem(f"live ingest waits: {exc}")
             path.unlink(missing_ok=True)
@@ -258,8 +343,24 @@ class LiveIngest:
             self._problem(f"live ingest of {live.path.name} bytes {live.offset}..: {exc}")
             return True
         path.unlink(missing_ok=True)  # its bytes are in the raw output; the warehouse holds its rows
-        self.ingested.append(result)
+        self._add(live, result)
         return True
+
+    def _add(self, live: LiveFile, result: IngestResult) -> None:
+        """Add a chunk's result to its file's (the first chunk's result, which stands for the whole file)."""
+        total = live.results
+        if total is None:
+            live.results = result
+            self.ingested.append(result)
+            return
+        total.rows += result.rows
+        total.points += result.points
+        total.rejected += result.rejected
+        total.aggregates += result.aggregates
+        total.samples.extend(result.samples[: max(0, SAMPLE_REJECTS - len(total.samples))])
+        total.notes.extend(n for n in result.notes if n not in total.notes)
+        total.first_ts = min(filter(None, (total.first_ts, result.first_ts)), default="")
+        total.last_ts = max(total.last_ts, result.last_ts)
 
     def _problem(self, text: str) -> None:
         if text not in self.problems:

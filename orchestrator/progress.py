@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Protocol, TextIO
 
+from warehouse.ingest.jtl_csv import TRANSACTION_MESSAGE
+
 
 @dataclass
 class Counts:
@@ -91,7 +93,9 @@ _ALL_THREADS = {12: 10, 17: 12}
 @register
 class JtlCsvCounter:
     """JMeter CSV JTL: one line per sample; `success` false is an error, `elapsed` the duration, `allThreads`
-    the active threads of this JMeter (header row, or the default layouts of 2.13's 12 and 5.x's 17 columns)."""
+    the active threads of this JMeter (header row, or the default layouts of 2.13's 12 and 5.x's 17 columns).
+    A Transaction Controller's own sample (a group of requests, not a request) is not counted, as the warehouse
+    does not store it."""
 
     suffix: ClassVar[str] = ".jtl"
 
@@ -99,6 +103,7 @@ class JtlCsvCounter:
         self.success_column: int | None = None
         self.elapsed_column = 1
         self.threads_column: int | None = None
+        self.message_column: int | None = 4  # responseMessage, 5th in both default layouts
         self.header = False
         self.vus: int | None = None
 
@@ -113,10 +118,14 @@ class JtlCsvCounter:
                     self.success_column = row.index("success")
                     self.elapsed_column = row.index("elapsed") if "elapsed" in row else 1
                     self.threads_column = row.index("allThreads") if "allThreads" in row else None
+                    self.message_column = row.index("responseMessage") if "responseMessage" in row else None
                     continue
                 self.success_column = 7
             if not self.header and self.threads_column is None:
                 self.threads_column = _ALL_THREADS.get(len(row))
+            if self.message_column is not None and len(row) > self.message_column and row[
+                    self.message_column].startswith(TRANSACTION_MESSAGE):
+                continue
             counts.requests += 1
             if len(row) > self.success_column and row[self.success_column].strip().lower() != "true":
                 counts.errors += 1

@@ -10,7 +10,7 @@ import socket
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
@@ -30,12 +30,14 @@ from orchestrator.live import LiveIngest
 from orchestrator.progress import Progress
 from orchestrator.runners import RUNNERS, Job, Part, Runner, RunnerOptions
 from orchestrator.scrape import InfraRow, Scraper, source_for
-from orchestrator.secrets import ENV_FILE, properties_file, require_env
+from orchestrator.secrets import properties_file, require_env
 from orchestrator.spec import Spec
 from orchestrator.tools import TOOLS, Segment
+from orchestrator.watchdog import Watchdog
 from warehouse.analysis.slo import Objective, Verdict
-from warehouse.errors import IngestError
+from warehouse.errors import IngestError, WarehouseError
 from warehouse.ingest import IngestResult
+from warehouse.owners import OWNER_LABEL, me
 from warehouse.store import RunInfo, Warehouse, new_run_id
 
 
@@ -250,6 +252,7 @@ def run_tool(
         run_labels.setdefault("runner", settings.runner)
     if settings.generators > 1:
         run_labels.setdefault("generators", str(settings.generators))
+    run_labels[OWNER_LABEL] = me().token  # while it runs: a run whose owner died is marked aborted
     info = RunInfo(
         run_id=run_id,
         tool=tool_name,
@@ -272,10 +275,19 @@ def run_tool(
     split = f", {settings.generators} generators" if settings.generators > 1 else ""
     echo(f"{tool_name} {version}: run {run_id} ({prof.executor}, {settings.runner}{split}, {directory})")
 
-    # JMeter reads ${env:NAME} values from a private properties file that exists only while it runs
-    env_file = directory / ENV_FILE if tool_name == "jmeter" and secrets else None
+    # What a killed perfhouse would leave behind (tool processes, containers, a secrets file), the watchdog
+    # process undoes; JMeter reads ${env:NAME} values from a properties file that exists only while it runs
+    # (in memory when the tool runs on this host: nothing of it is ever on disk).
+    resources = ExitStack()
+    watchdog = resources.enter_context(Watchdog(directory / "watchdog.log")) if executor.on_this_host else None
+    env_file = resources.enter_context(
+        properties_file(directory, secrets if tool_name == "jmeter" else {}, in_memory=executor.inherits_fds)
+    )
+    if env_file is not None and env_file.on_disk and watchdog is not None:
+        watchdog.guard_file(env_file.path)
     parts: list[Part] = []
     outputs: list[tuple[str, Path]] = []
+    summaries: list[Path] = []  # the tool's own end-of-test summaries, kept with the run
     for index in range(settings.generators):
         segment = Segment(index, settings.generators)
         part_script = script_path
@@ -289,10 +301,13 @@ def run_tool(
             part_script.write_text(generate(spec, tool_name, replace(options, vu_scale=scale)).content,
                                    encoding="utf-8")
         invocation = tool.invocation(target.program, part_script, directory, segment)
-        argv = [*invocation.argv, "-q", str(env_file)] if env_file else invocation.argv
+        argv = [*invocation.argv, "-q", str(env_file.path)] if env_file else invocation.argv
         parts.append(Part(segment.name, argv, directory / f"{tool_name}{segment.suffix}-console.log"))
         outputs.extend((segment.name, out) for out in invocation.outputs)
-    job = Job(run_id, tool, tuple(parts), directory, timeout_s, settings.options, env=secrets)
+        summaries.extend([invocation.summary] if invocation.summary else [])
+    fds = (env_file.fd,) if env_file is not None and env_file.fd is not None else ()
+    job = Job(run_id, tool, tuple(parts), directory, timeout_s, settings.options, env=secrets, fds=fds,
+              watchdog=watchdog)
     services_map = spec.step_services()
     live = (
         LiveIngest(warehouse, info, outputs, directory, settings.live_interval_s, services_map, echo)
@@ -301,10 +316,7 @@ def run_tool(
     )
     status, note = "failed", ""
     try:
-        with (
-            properties_file(directory, secrets if env_file else {}),
-            monitors(settings, job, [o for _, o in outputs], prof.total_duration_s, echo, live) as watched,
-        ):
+        with monitors(settings, job, [o for _, o in outputs], prof.total_duration_s, echo, live) as watched:
             execution = executor.execute(job)
         outcome.exit_code = execution.exit_code
         if execution.interrupted:
@@ -325,6 +337,12 @@ def run_tool(
             live.finish()
             outcome.ingested.extend(live.ingested)
             outcome.notes.extend(live.problems)
+            for summary in summaries:  # an ingest of the whole output keeps it; live chunks lie elsewhere
+                if summary.is_file():
+                    try:
+                        warehouse.attach_summary(run_id, summary, tool_name)
+                    except WarehouseError as exc:
+                        outcome.notes.append(f"{summary.name} not kept with the run: {exc}")
         for generator, output in outputs:
             if output.exists() and output.stat().st_size > 0:
                 if live is not None:
@@ -355,6 +373,10 @@ def run_tool(
         note = str(exc)
         raise
     finally:
+        if live is not None:
+            live.close()
+        resources.close()  # the secrets file is gone and the watchdog released before the run is final
+        info.labels.pop(OWNER_LABEL, None)
         outcome.status = status
         if note:
             outcome.notes.append(note)

@@ -74,7 +74,9 @@ def build() -> dict[str, Any]:
     }
     profile = _obj(profile_props, oneOf=[{"required": ["executor"]}, {"required": ["preset"]}])
     slo = _obj({
-        "metric": {"enum": list(model.SLO_METRICS)},
+        "metric": {"anyOf": [{"enum": list(model.SLO_METRICS)},
+                             {"type": "string", "pattern": f"^{model.SLO_PERCENTILE.pattern}$",
+                              "description": "any percentile of duration: p75, p99.9"}]},
         "threshold": {"description": "a duration for latency metrics; a ratio (0.01) or percentage (1%) "
                                      "for error_rate; requests per second (50 or 50/s) for throughput",
                       "type": ["string", "number"]},

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.errors import SpecError
@@ -47,17 +48,48 @@ def jmeter_properties(values: Mapping[str, str]) -> str:
     return "".join(f"{_escape(ENV_PREFIX + k, key=True)}={_escape(v)}\n" for k, v in sorted(values.items()))
 
 
+@dataclass(frozen=True)
+class SecretFile:
+    """The properties JMeter reads with -q: a private file in the run directory, or a file that exists only
+    in memory (memfd) and reaches the tool as an inherited descriptor, read through /dev/fd/N."""
+
+    path: Path  # what the tool is given
+    fd: int | None = None  # the in-memory file's descriptor, which the tool's process must inherit
+
+    @property
+    def on_disk(self) -> bool:
+        return self.fd is None
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+
 @contextmanager
-def properties_file(directory: Path, values: Mapping[str, str]) -> Iterator[Path | None]:
-    """A private properties file with the values for JMeter's -q, removed when the block ends."""
+def properties_file(directory: Path, values: Mapping[str, str], in_memory: bool = False) -> Iterator[SecretFile | None]:
+    """The values as properties for JMeter's -q, gone when the block ends.
+
+    `in_memory` (for a tool started on this host): the file never has a name on any disk, so nothing of it
+    can outlive perfhouse, even a kill -9; else a private (0600) file in `directory`, removed at the end.
+    """
     if not values:
         yield None
+        return
+    content = jmeter_properties(values).encode("ascii")
+    if in_memory and hasattr(os, "memfd_create"):
+        fd = os.memfd_create("perfhouse-env")
+        try:
+            view = memoryview(content)
+            while view:
+                view = view[os.write(fd, view):]
+            yield SecretFile(Path(f"/dev/fd/{fd}"), fd)
+        finally:
+            os.close(fd)
         return
     path = directory / ENV_FILE
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        with os.fdopen(fd, "w", encoding="ascii") as fh:
-            fh.write(jmeter_properties(values))
-        yield path
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(content)
+        yield SecretFile(path)
     finally:
         path.unlink(missing_ok=True)

@@ -89,6 +89,7 @@ EXECUTORS = ("constant_vus", "ramping_vus", "iterations", "constant_arrival_rate
 ARRIVAL_RATE = ("constant_arrival_rate", "ramping_arrival_rate")
 PRESETS = ("smoke", "steady", "spike", "soak", "stress", "capacity")
 SLO_METRICS = ("p50", "p90", "p95", "p99", "avg", "max", "error_rate", "throughput")
+SLO_PERCENTILE = re.compile(r"p[1-9][0-9]?(\.[0-9]+)?")  # any percentile of duration: p75, p99.9
 
 
 @dataclass(frozen=True)
@@ -930,10 +931,11 @@ def _slo(r: _Reader, raw: Any, path: str, journeys: list[Journey], services: dic
         required=("metric", "threshold"),
     )
     metric = r.string(s["metric"], f"{path}.metric")
-    if metric not in SLO_METRICS:
+    if metric not in SLO_METRICS and not SLO_PERCENTILE.fullmatch(metric):
         raise r.fail(
             f"{path}.metric",
-            f"expected one of {', '.join(SLO_METRICS)}, found {metric!r}{_suggest(metric, SLO_METRICS)}",
+            f"expected one of {', '.join(SLO_METRICS)} or any percentile like p75 or p99.9, found {metric!r}"
+            f"{_suggest(metric, SLO_METRICS)}",
         )
     raw_threshold = s["threshold"]
     if metric == "error_rate":

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from orchestrator.errors import SpecError
+from orchestrator.watchdog import dies_with_parent
 
 MODES = ("sequential", "parallel", "hybrid")
 
@@ -121,8 +122,10 @@ def run_suite(suite: Suite, warehouse: str | None, extra: list[str], echo: Any =
     results: list[EntryResult] = []
     for n, wave in enumerate(suite.waves(), 1):
         echo(f"suite {suite.name}: wave {n}: " + ", ".join(f"{e.spec.name}/{e.profile}" for e in wave))
-        procs = [(e, subprocess.Popen(command(e, warehouse, extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                      text=True, env=os.environ.copy())) for e in wave]
+        # each entry's perfhouse gets SIGTERM (stops its tools, keeps what they wrote) if this one dies
+        procs = [(e, subprocess.Popen([*dies_with_parent("TERM"), *command(e, warehouse, extra)],
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                      env=os.environ.copy())) for e in wave]
         interrupted = False
         for entry, proc in procs:
             try:

@@ -6,6 +6,7 @@ import re
 import shutil
 import signal
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Protocol
@@ -164,7 +165,10 @@ class JMeter:
         return shutil.which("jmeter")
 
     def version(self, binary: str) -> str:
-        proc = subprocess.run([binary, *self.version_args], capture_output=True, text=True, timeout=120)
+        # JMeter writes jmeter.log into its working directory even for --version: let it write in a throwaway one
+        with tempfile.TemporaryDirectory(prefix="perfhouse-jmeter-") as scratch:
+            proc = subprocess.run([binary, *self.version_args], capture_output=True, text=True, timeout=120,
+                                  cwd=scratch)
         return self.parse_version(proc.stdout + proc.stderr)
 
     def parse_version(self, output: str) -> str:

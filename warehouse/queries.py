@@ -35,6 +35,12 @@ RUN_PREFIX = """
 SELECT run_id FROM runs FINAL WHERE startsWith(run_id, {prefix:String}) ORDER BY started_at DESC LIMIT 2
 """
 
+# Runs still going that name the process which owns them (warehouse/owners.py).
+OWNED_RUNNING_RUNS = """
+SELECT run_id, labels[{label:String}] AS owner FROM runs FINAL
+WHERE status = 'running' AND mapContains(labels, {label:String})
+"""
+
 LATEST_RUN = """
 SELECT run_id FROM runs FINAL ORDER BY started_at DESC, run_id DESC LIMIT 1
 """
@@ -75,6 +81,7 @@ SELECT count() AS count, countIf(ok = 0) AS errors,
        quantileExactInclusive(0.9)(duration_ms) AS p90,
        quantileExactInclusive(0.95)(duration_ms) AS p95,
        quantileExactInclusive(0.99)(duration_ms) AS p99,
+       quantileExactInclusive({level:Float64})(duration_ms) AS percentile,
        count() / greatest(dateDiff('millisecond', min(ts), max(ts)) / 1000, 1) AS throughput
 FROM requests
 WHERE run_id = {run:String}
@@ -113,6 +120,19 @@ LIMIT 20
 ALL = {name: sql for name, sql in globals().items() if name.isupper() and isinstance(sql, str)}
 
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*):([A-Za-z0-9()]+)\}")
+
+
+def _teach_sqlglot_plural_inclusive_quantiles() -> None:
+    """sqlglot's ClickHouse parser knows quantileExactInclusive but not its plural form (sqlglot 30), and
+    misreads `quantilesExactInclusive(0.5, 0.9)(x)` without it; teach it the one name."""
+    from sqlglot.parsers import clickhouse as parser
+
+    mapping = getattr(parser, "_AGG_FUNC_MAPPING", None)
+    if isinstance(mapping, dict) and "quantilesExactInclusive" not in mapping:
+        mapping["quantilesExactInclusive"] = ("quantilesExactInclusive", None)
+
+
+_teach_sqlglot_plural_inclusive_quantiles()
 
 
 def check(sql: str) -> exp.Expression:
@@ -176,6 +196,128 @@ SELECT engine_full, create_table_query FROM system.tables
 WHERE database = currentDatabase() AND name = {table:String}
 """
 ALL["TABLE_ENGINE"] = TABLE_ENGINE
+
+# -- reports -------------------------------------------------------------------------------------
+# Percentiles in reports are exact over every sample: quantilesExactInclusive sorts a group's durations
+# once and interpolates linearly between the two nearest ranks (numpy's default, and k6's), so any level
+# (p75, p99.9) costs one sort. A report asks for up to LEVEL_SLOTS levels; unused slots repeat a level.
+LEVEL_SLOTS = 12
+_LEVELS = ", ".join(f"{{q{i}:Float64}}" for i in range(1, LEVEL_SLOTS + 1))
+
+# Per step: counts, time spent, exact percentiles at the asked levels and APDEX counts (threshold in ms).
+# Requests are stored in (run, journey, step) order, so the steps aggregate in that order, one at a time.
+REPORT_STEPS = f"""
+SELECT journey, step, any(service) AS service, count() AS count, countIf(ok = 0) AS errors,
+       sum(duration_ms) AS total_ms, avg(duration_ms) AS avg_ms, min(duration_ms) AS min_ms,
+       max(duration_ms) AS max_ms,
+       quantilesExactInclusive({_LEVELS})(duration_ms) AS levels,
+       countIf(ok = 1 AND duration_ms <= {{apdex_ms:Float64}}) AS satisfied,
+       countIf(ok = 1 AND duration_ms > {{apdex_ms:Float64}} AND duration_ms <= 4 * {{apdex_ms:Float64}})
+           AS tolerating
+FROM requests
+WHERE run_id = {{run:String}}
+GROUP BY journey, step
+ORDER BY journey, step
+SETTINGS optimize_aggregation_in_order = 1
+"""
+
+# The whole run at the same levels, with its time span.
+REPORT_TOTALS = f"""
+SELECT count() AS count, countIf(ok = 0) AS errors, sum(duration_ms) AS total_ms, avg(duration_ms) AS avg_ms,
+       max(duration_ms) AS max_ms,
+       quantilesExactInclusive({_LEVELS})(duration_ms) AS levels,
+       countIf(ok = 1 AND duration_ms <= {{apdex_ms:Float64}}) AS satisfied,
+       countIf(ok = 1 AND duration_ms > {{apdex_ms:Float64}} AND duration_ms <= 4 * {{apdex_ms:Float64}})
+           AS tolerating,
+       toString(min(ts)) AS first_ts, toString(max(ts)) AS last_ts,
+       greatest(dateDiff('millisecond', min(ts), max(ts)) / 1000, 1) AS span_s
+FROM requests
+WHERE run_id = {{run:String}}
+"""
+
+# The run over time in buckets of `bucket` seconds: P50/P90/P95/P99, throughput, errors and the mean number
+# of requests in flight (time spent in requests per second of the bucket).
+REPORT_TIMELINE = """
+SELECT toString(toDateTime(toStartOfInterval(ts, toIntervalSecond({bucket:UInt32})), 'UTC')) AS t,
+       count() / {bucket:UInt32} AS rps, countIf(ok = 0) AS errors,
+       sum(duration_ms) / (1000 * {bucket:UInt32}) AS in_flight,
+       quantilesExactInclusive(0.5, 0.9, 0.95, 0.99)(duration_ms) AS levels
+FROM requests
+WHERE run_id = {run:String}
+GROUP BY t
+ORDER BY t
+"""
+
+# Failed requests by HTTP status and message over the whole run.
+REPORT_ERRORS_BY_STATUS = """
+SELECT status, error, count() AS count, uniqExact(journey, step) AS steps
+FROM requests
+WHERE run_id = {run:String} AND ok = 0
+GROUP BY status, error
+ORDER BY count DESC, status, error
+LIMIT 20
+"""
+
+# Infrastructure samples averaged per bucket of the latency timeline, one series per source, metric and labels.
+REPORT_INFRA = """
+SELECT toString(toDateTime(toStartOfInterval(ts, toIntervalSecond({bucket:UInt32})), 'UTC')) AS t, source, metric,
+       toJSONString(mapSort(labels)) AS series_labels, avg(value) AS mean
+FROM infra_samples
+WHERE run_id = {run:String} AND isFinite(value)
+GROUP BY t, source, metric, series_labels
+ORDER BY source, metric, series_labels, t
+"""
+
+# The load level per bucket of `bucket` seconds: k6's `vus` gauge when the run has k6 points, else the distinct
+# threads (JMeter thread names) that sent requests in the bucket (uniq: exact at these cardinalities, and a
+# fraction of uniqExact's time over millions of requests).
+REPORT_LOAD_LEVEL = """
+SELECT t, max(level) AS level FROM (
+    SELECT toString(toDateTime(toStartOfInterval(ts, toIntervalSecond({bucket:UInt32})), 'UTC')) AS t,
+           max(value) AS level
+    FROM k6_points
+    WHERE run_id = {run:String} AND metric = 'vus'
+    GROUP BY t
+    UNION ALL
+    SELECT toString(toDateTime(toStartOfInterval(ts, toIntervalSecond({bucket:UInt32})), 'UTC')) AS t,
+           toFloat64(uniq(vu)) AS level
+    FROM requests
+    WHERE run_id = {run:String} AND vu != ''
+    GROUP BY t
+)
+GROUP BY t
+ORDER BY t
+"""
+
+# The journeys a run's requests name (to read an SLO's scope back).
+REPORT_JOURNEYS = """
+SELECT DISTINCT journey FROM requests WHERE run_id = {run:String} ORDER BY journey
+"""
+
+for _name in ("REPORT_STEPS", "REPORT_TOTALS", "REPORT_TIMELINE", "REPORT_ERRORS_BY_STATUS", "REPORT_INFRA",
+              "REPORT_LOAD_LEVEL", "REPORT_JOURNEYS"):
+    ALL[_name] = globals()[_name]
+
+# The steps of a stepped load at once. Steps are whole buckets of `bucket` seconds from `origin` (Unix
+# seconds): `parts[k + 1]` is the step (1-based, 0 for none) of bucket k; the figures of one scope per step
+# (scope filters empty when overall) with exact percentiles at the levels q1..q12.
+REPORT_WINDOWS = """
+SELECT multiIf(toUnixTimestamp(ts) < {origin:UInt32}, 0,
+               arrayElement({parts:Array(UInt32)}, intDiv(toUnixTimestamp(ts) - {origin:UInt32}, {bucket:UInt32}) + 1))
+           AS part,
+       count() AS count, countIf(ok = 0) AS errors, countIf(ok = 0) / count() AS error_rate,
+       avg(duration_ms) AS avg, max(duration_ms) AS max,
+       quantilesExactInclusive(""" + _LEVELS + """)(duration_ms) AS levels
+FROM requests
+WHERE run_id = {run:String}
+  AND ({journey:String} = '' OR journey = {journey:String})
+  AND ({step:String} = '' OR step = {step:String})
+  AND ({service:String} = '' OR service = {service:String})
+GROUP BY part
+HAVING part > 0
+ORDER BY part
+"""
+ALL["REPORT_WINDOWS"] = REPORT_WINDOWS
 
 # -- the dashboard ------------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from warehouse.ingest.history import (
     resolve_meta,
     summary_beside,
 )
+from warehouse.owners import abort_orphaned_runs
 from warehouse.schema import migrate
 
 RUN_STATUSES = ("running", "completed", "failed", "aborted", "imported")
@@ -64,6 +65,7 @@ class Warehouse:
 
     def __init__(self, backend: Backend):
         self.backend = backend
+        self.orphans_aborted: list[str] = []  # runs found running with a dead owner when it opened
 
     @classmethod
     def open(cls, url: str | None = None, lock_timeout_s: float = 60.0) -> Warehouse:
@@ -71,7 +73,10 @@ class Warehouse:
         with backend.session():
             migrate(backend)
             recover(backend)
-        return cls(backend)
+            orphans = abort_orphaned_runs(backend)
+        warehouse = cls(backend)
+        warehouse.orphans_aborted = orphans
+        return warehouse
 
     @property
     def url(self) -> str:
@@ -119,6 +124,11 @@ class Warehouse:
         if len(rows) > 1 and rows[0]["run_id"] != ref:
             raise WarehouseError(f"{ref!r} matches several runs; give more of the id")
         return str(rows[0]["run_id"])
+
+    def run_group(self, run_id: str) -> list[str]:
+        """The runs reported together with `run_id`: the runs of one invocation (one per tool) that share its
+        group. Until runs carry a group id this is the run itself."""
+        return [run_id]
 
     def run(self, run_id: str) -> dict[str, Any]:
         rows = self.backend.query(queries.RUN, {"run": run_id})

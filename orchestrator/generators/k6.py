@@ -77,7 +77,7 @@ class K6Generator:
             elif slo.metric == "throughput":
                 metric, expr = "http_reqs", f"rate>={slo.threshold:g}"
             else:
-                metric, expr = "http_req_duration", f"{_SLO_AGG[slo.metric]}<{slo.threshold:g}"
+                metric, expr = "http_req_duration", f"{_SLO_AGG.get(slo.metric) or f'p({slo.metric[1:]})'}<{slo.threshold:g}"
             key = f"{metric}{{{tags}}}" if tags else metric
             entry = (
                 json.dumps({"threshold": expr, "abortOnFail": True}) if slo.abort_on_fail else js_string(expr)

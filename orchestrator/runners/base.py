@@ -13,6 +13,7 @@ from types import FrameType
 from typing import ClassVar, Protocol
 
 from orchestrator.tools import Tool
+from orchestrator.watchdog import Watchdog
 
 GRACE_S = 15.0  # how long a stopped tool may take to flush its results before it is killed
 
@@ -59,6 +60,8 @@ class Job:
     timeout_s: float | None = None
     options: RunnerOptions = field(default_factory=RunnerOptions)
     env: dict[str, str] = field(default_factory=dict)  # ${env:NAME} values the tool reads (never logged)
+    fds: tuple[int, ...] = ()  # descriptors the tool's processes inherit (in-memory secret files)
+    watchdog: Watchdog | None = None  # told of every process group and container, undoes them if perfhouse dies
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,8 @@ class Runner(Protocol):
     # Do the tools run on this host, sharing its network and the run directory? Then perfhouse checks
     # the targets first and ingests the outputs after; otherwise (Kubernetes) results stay remote.
     on_this_host: ClassVar[bool]
+    # Can the tool inherit file descriptors (then secrets reach it as in-memory files, never on disk)?
+    inherits_fds: ClassVar[bool]
 
     def target(self, tool: Tool, options: RunnerOptions) -> Target:
         """Check the tool can run here (raise a PerfhouseError saying why not) and report its version."""

@@ -3,7 +3,9 @@
 The run directory is bind-mounted at the same absolute path inside the container and is its working
 directory, so the tool's argv (whose paths all lie in that directory) stays valid unchanged; the
 image's entrypoint is the tool (grafana/k6: `k6`, justb4/jmeter: `jmeter`). Containers carry the label
-`perfhouse.run=<run id>` so leftovers of a killed orchestrator can be found and removed (`cleanup`).
+`perfhouse.run=<run id>` so leftovers of a killed orchestrator can be found and removed (`cleanup`), and
+`perfhouse.owner=<host:pid:start>` naming the perfhouse that started them: the run's watchdog removes them
+when that perfhouse dies, and `cleanup` removes those of a dead owner without being told the run.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from orchestrator.runners.base import (
     supervise,
 )
 from orchestrator.tools import Tool
+from warehouse.owners import OWNER_LABEL, Owner, me
 
 RUN_LABEL = "perfhouse.run"
 PART_LABEL = "perfhouse.generator"
@@ -90,7 +93,8 @@ class Leftover:
     tool: str | None
     generator: str | None
     state: str  # the engine's: created, running, exited, paused, ...
-    action: str  # "stopped and removed", "removed", "would ..." (dry run), "already gone", "failed: ..."
+    action: str  # "stopped and removed", "removed", "would ..." (dry run), "already gone", "failed: ...", "listed"
+    owner: str = "unknown"  # the perfhouse that started it: "alive", "dead" or "unknown" (no label, another host)
 
     @property
     def failed(self) -> bool:
@@ -100,10 +104,19 @@ class Leftover:
         return asdict(self)
 
 
-def cleanup(run_id: str | None = None, dry_run: bool = False, stop_s: int = CLEANUP_STOP_S) -> list[Leftover]:
+def owner_state(labels: dict[str, str]) -> str:
+    """Is the perfhouse that started a container alive ("alive", "dead"), or can it not be told ("unknown")?"""
+    owner = Owner.parse(labels.get(OWNER_LABEL, ""))
+    alive = owner.alive() if owner is not None else None
+    return "unknown" if alive is None else "alive" if alive else "dead"
+
+
+def cleanup(run_id: str | None = None, dry_run: bool = False, stop_s: int = CLEANUP_STOP_S,
+            dead_only: bool = False) -> list[Leftover]:
     """Stop (`stop_s` seconds, then kill) and remove the containers of one run or of every run; a dry run lists.
 
-    For containers a killed orchestrator left behind: a run still going loses its containers too."""
+    `dead_only`: only the containers whose perfhouse died; the others are listed. Otherwise the containers
+    of a run still going are removed too (the user names the run, or asks for all)."""
     import docker.errors
 
     docker_client = client(fix="start it or set DOCKER_HOST")
@@ -111,16 +124,31 @@ def cleanup(run_id: str | None = None, dry_run: bool = False, stop_s: int = CLEA
         found = leftovers(run_id, docker_client)
     except docker.errors.DockerException as exc:
         raise DockerUnavailableError(f"docker: listing containers: {_first_line(exc)}") from None
-    return [_clean(container, dry_run, stop_s) for container in found]
+    return [_clean(container, dry_run, stop_s, dead_only) for container in found]
 
 
-def _clean(container: Any, dry_run: bool, stop_s: int) -> Leftover:
+def dead_leftovers(timeout_s: float = 5.0) -> list[Leftover]:
+    """The containers of runs whose perfhouse died, as listed by `cleanup`; [] when Docker cannot be asked."""
+    try:
+        import docker
+
+        docker_client = docker.from_env(timeout=timeout_s)
+        found = leftovers(None, docker_client)
+    except Exception:  # no SDK or no engine here: nothing to say about containers
+        return []
+    return [_clean(c, True, 0) for c in found if owner_state(c.labels or {}) == "dead"]
+
+
+def _clean(container: Any, dry_run: bool, stop_s: int, dead_only: bool = False) -> Leftover:
     import docker.errors
 
     labels = container.labels or {}
     state = str(container.status)
     active = state in _ACTIVE
-    if dry_run:
+    owner = owner_state(labels)
+    if dead_only and owner != "dead":
+        action = "listed"
+    elif dry_run:
         action = "would stop and remove" if active else "would remove"
     else:
         try:
@@ -140,6 +168,7 @@ def _clean(container: Any, dry_run: bool, stop_s: int) -> Leftover:
         generator=labels.get(PART_LABEL),
         state=state,
         action=action,
+        owner=owner,
     )
 
 
@@ -147,6 +176,7 @@ def _clean(container: Any, dry_run: bool, stop_s: int) -> Leftover:
 class DockerRunner:
     name: ClassVar[str] = "docker"
     on_this_host: ClassVar[bool] = True
+    inherits_fds: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self._versions: dict[tuple[str, str], str] = {}
@@ -174,6 +204,8 @@ class DockerRunner:
                 for part in job.parts:
                     container = docker_client.containers.create(image, **_create_args(job, part))
                     containers.append(container)
+                    if job.watchdog is not None:  # it holds the secrets in its environment: never outlive us
+                        job.watchdog.guard_container(str(container.id))
                 for container, part in zip(containers, job.parts, strict=True):
                     container.start()
                     streams.append(_stream_logs(container, part.log))
@@ -194,6 +226,9 @@ class DockerRunner:
                 raise DockerUnavailableError(f"docker: {_first_line(exc)}") from None
             finally:
                 _remove_all(containers, streams)
+                if job.watchdog is not None:
+                    for container in containers:
+                        job.watchdog.forget_container(str(container.id))
         return Execution(
             tuple(codes), interrupted, timed_out, tuple(p.log for p in job.parts), time.monotonic() - started
         )
@@ -223,7 +258,8 @@ def _create_args(job: Job, part: Part) -> dict[str, Any]:
     args: dict[str, Any] = {
         "command": part.argv[1:],
         "name": f"perfhouse-{job.run_id}{'-' + part.generator if part.generator else ''}",
-        "labels": {RUN_LABEL: job.run_id, PART_LABEL: part.generator or "g1", TOOL_LABEL: job.tool.name},
+        "labels": {RUN_LABEL: job.run_id, PART_LABEL: part.generator or "g1", TOOL_LABEL: job.tool.name,
+                   OWNER_LABEL: me().token},
         "network_mode": opts.network_mode,
         "volumes": {directory: {"bind": directory, "mode": "rw"}},
         "working_dir": directory,

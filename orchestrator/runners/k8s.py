@@ -131,6 +131,7 @@ def kubectl(options: RunnerOptions, *args: str, timeout_s: float = 60) -> str:
 class K8sRunner:
     name: ClassVar[str] = "k8s"
     on_this_host: ClassVar[bool] = False
+    inherits_fds: ClassVar[bool] = False
     poll_s: ClassVar[float] = 2.0
 
     def target(self, tool: Tool, options: RunnerOptions) -> Target:

@@ -1,4 +1,9 @@
-"""The local runner: each part of a job as a child process in its own process group, logs to files."""
+"""The local runner: each part of a job as a child process in its own process group, logs to files.
+
+The tools die with perfhouse: each is started with the parent-death signal set (setpriv --pdeathsig, when
+util-linux has it), and the job's watchdog kills each part's whole process group (a shell wrapper such as
+JMeter's and the JVM it starts) if perfhouse dies without stopping them.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +17,14 @@ from typing import ClassVar
 
 from orchestrator.runners.base import Execution, Job, RunnerOptions, StopRequest, Target, register, supervise
 from orchestrator.tools import Tool, require
+from orchestrator.watchdog import dies_with_parent
 
 
 @register
 class LocalRunner:
     name: ClassVar[str] = "local"
     on_this_host: ClassVar[bool] = True
+    inherits_fds: ClassVar[bool] = True
 
     def __init__(self) -> None:
         self._versions: dict[str, str] = {}  # binary -> version; JMeter takes seconds to say it
@@ -37,14 +44,17 @@ class LocalRunner:
                     out = stack.enter_context(open(part.log, "ab"))
                     procs.append(
                         subprocess.Popen(
-                            part.argv,
+                            [*dies_with_parent(), *part.argv],
                             cwd=job.directory,
                             stdout=out,
                             stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL,
                             start_new_session=True,
+                            pass_fds=job.fds,
                         )
                     )
+                    if job.watchdog is not None:
+                        job.watchdog.guard_group(procs[-1].pid)  # its own session: the group id is its pid
                 interrupted, timed_out = supervise(
                     job,
                     alive=lambda: any(p.poll() is None for p in procs),
@@ -59,6 +69,8 @@ class LocalRunner:
                 _signal_all(procs, signal.SIGKILL)
                 for p in procs:
                     p.wait()
+                    if job.watchdog is not None:
+                        job.watchdog.forget_group(p.pid)
         codes = tuple(p.returncode for p in procs)
         return Execution(codes, interrupted, timed_out, tuple(p.log for p in job.parts), time.monotonic() - started)
 

@@ -34,8 +34,9 @@ class BrowserError(RuntimeError):
 class Chromium:
     """One headless browser with one tab; use as a context manager."""
 
-    def __init__(self, binary: str, profile: Path, width: int = 1400, height: int = 1000):
-        self.binary, self.profile, self.size = binary, profile, (width, height)
+    def __init__(self, binary: str, profile: Path, width: int = 1400, height: int = 1000,
+                 flags: tuple[str, ...] = ()):
+        self.binary, self.profile, self.size, self.flags = binary, profile, (width, height), flags
         self._ids = itertools.count(1)
         self._proc: subprocess.Popen[bytes] | None = None
         self._tab: ClientConnection | None = None
@@ -45,7 +46,7 @@ class Chromium:
         self.profile.mkdir(parents=True, exist_ok=True)
         log = (self.profile / "chromium.log").open("wb")
         self._proc = subprocess.Popen(
-            [self.binary, *FLAGS, f"--user-data-dir={self.profile}", f"--window-size={self.size[0]},{self.size[1]}",
+            [self.binary, *FLAGS, *self.flags, f"--user-data-dir={self.profile}", f"--window-size={self.size[0]},{self.size[1]}",
              "about:blank"], stdout=log, stderr=log, start_new_session=True)
         port = self._devtools_port(timeout_s=30)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as reply:

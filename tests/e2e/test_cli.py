@@ -118,7 +118,7 @@ def test_empty_and_foreign_files_are_refused_in_one_line(tmp_path: Path, stored:
 
 def test_report_of_a_run_in_json_and_markdown(stored: str) -> None:
     run_id = runs(stored)[0]["run_id"]
-    doc = json.loads(perfhouse("--warehouse", stored, "report", str(run_id), "--format", "json").stdout)
+    doc = json.loads(perfhouse("--warehouse", stored, "report", str(run_id), "--format", "json").stdout)["runs"][0]
     assert doc["run"]["run_id"] == run_id and doc["totals"]["count"] > 0
     step = doc["steps"][0]
     assert {"journey", "step", "count", "errors", "p50_ms", "p95_ms", "p99_ms"} <= step.keys()

@@ -12,7 +12,7 @@ import pytest
 from orchestrator.demo_api import DemoAPI
 from orchestrator.errors import SpecError
 from orchestrator.generators import GenerationOptions, generate
-from orchestrator.secrets import properties_file, require_env
+from orchestrator.secrets import ENV_FILE, properties_file, require_env
 from orchestrator.spec import load_spec
 from orchestrator.tools import TOOLS
 from tests.conftest import ROOT, need
@@ -30,8 +30,8 @@ def test_missing_environment_variables_are_named() -> None:
         require_env(spec.env_names(), {}, spec.file)
 
 
-@pytest.mark.parametrize("tool", ["k6", "jmeter"])
-def test_environment_values_reach_the_server_and_no_file(tool: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("tool", "in_memory"), [("k6", False), ("jmeter", False), ("jmeter", True)])
+def test_environment_values_reach_the_server_and_no_file(tool: str, in_memory: bool, tmp_path: Path) -> None:
     binary = need(tool)
     spec = load_spec(SPEC)
     values = require_env(spec.env_names(), VALUES, spec.file)
@@ -41,11 +41,14 @@ def test_environment_values_reach_the_server_and_no_file(tool: str, tmp_path: Pa
         path = tmp_path / script.filename
         path.write_text(script.content)
         argv = TOOLS[tool].invocation(binary, path, tmp_path).argv
-        with properties_file(tmp_path, values if tool == "jmeter" else {}) as props:
+        with properties_file(tmp_path, values if tool == "jmeter" else {}, in_memory=in_memory) as props:
             if props is not None:
                 argv = [*argv, "-q", str(props)]
+                # in memory: the tool reads /dev/fd/N of a descriptor it inherits; no file has the values
+                assert props.on_disk is not in_memory
+                assert (tmp_path / ENV_FILE).exists() is not in_memory
             proc = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=300,
-                                  env={**os.environ, **values})
+                                  env={**os.environ, **values}, pass_fds=(props.fd,) if props and props.fd else ())
         assert TOOLS[tool].completed(proc.returncode), proc.stdout[-2000:]
         (seen,) = api.requests
     token, tenant = VALUES["PERFHOUSE_TEST_TOKEN"], VALUES["PERFHOUSE_TEST_TENANT"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -76,7 +77,8 @@ def test_chunks_of_a_growing_file_add_up_to_one_ingest_of_the_whole(tmp_path: Pa
             out.flush()
             live.tick(final=False)
     live.finish()
-    assert len(live.ingested) > 1 and not live.problems
+    assert live.files[0].chunks > 1 and not live.problems
+    assert len(live.ingested) == 1, "one result per file, whatever the number of chunks"
     whole = wh.ingest(k6_output)  # a fresh run of its own: the same content is a different file here
     assert not whole.duplicate
     live_totals, whole_totals = wh.totals("live-run"), wh.totals(whole.run_id)
@@ -85,6 +87,33 @@ def test_chunks_of_a_growing_file_add_up_to_one_ingest_of_the_whole(tmp_path: Pa
     assert live_totals["avg_ms"] == pytest.approx(whole_totals["avg_ms"], rel=1e-12)  # summed in another order
     assert sum(r.points for r in live.ingested) == whole.points
     assert sum(r.rows for r in live.ingested) == whole.rows
+
+
+def threads() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
+def test_live_chunks_leave_nothing_behind_in_perfhouse_however_many(tmp_path: Path) -> None:
+    """Each chdb session opened and closed in a process leaves threads (and memory) behind in it: chunks of a
+    long run go through a worker process that is replaced, so perfhouse itself does not grow with the run."""
+    growing = tmp_path / "k6.json"
+    wh = Warehouse.open(f"chdb://{tmp_path / 'wh'}")
+    info = RunInfo("live-run", "k6")
+    wh.save_run(info)
+    live = LiveIngest(wh, info, [("", growing)], tmp_path)
+    live.writer.chunks_per_worker = 4
+    with open(growing, "wb") as out:
+        for second in range(0, 48, 3):
+            out.writelines(request_lines(second, 1, "a") + request_lines(second + 1, 2, "b"))
+            out.flush()
+            live.tick(final=False)
+            release(wh)  # as the live loop does between ticks, so the dashboard can read
+            if second == 6:
+                baseline = threads()  # the worker pool's own threads are running by now
+    live.finish()
+    assert threads() <= baseline, "the chunks' sessions left threads in this process"
+    assert live.files[0].chunks >= 14 and len(live.ingested) == 1 and not live.problems
+    assert wh.totals("live-run")["count"] == 16 * 2
 
 
 def release(wh: Warehouse) -> None:
@@ -128,6 +157,8 @@ def test_a_live_run_grows_in_the_warehouse_and_ends_equal_to_one_ingest_of_its_r
     wh = Warehouse.open(f"chdb://{tmp_path / 'wh'}")
     (run,) = wh.runs()
     run_id = str(run["run_id"])
+    if tool == "k6":
+        assert list(wh.tool_summaries(run_id)) == ["k6-summary.json"], "k6's own summary is kept, as without --live"
     files = wh.backend.query("SELECT path FROM ingested_files FINAL WHERE run_id = {r:String} AND state = 'done'",
                              {"r": run_id})
     assert len(files) > 1 and all("/live/" in str(f["path"]) for f in files), "the raw file is not ingested again"

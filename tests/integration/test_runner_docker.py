@@ -298,22 +298,23 @@ def test_cleanup_stops_and_removes_one_runs_leftover_containers_and_leaves_other
         bystander = client.containers.run(K6_IMAGE, detach=True, labels=labelled(other, "g1"), **sleeping)
         containers.append(bystander)
 
-        listed = perfhouse_cleanup("--dry-run", "--json")
+        listed = perfhouse_cleanup("--dry-run", "--all", "--json")
         assert listed.returncode == 0, listed.stderr
         mine = {c["id"]: c for c in json.loads(listed.stdout) if c["run_id"] in (killed, other)}
         assert mine == {
             running.short_id: {"id": running.short_id, "name": running.name, "run_id": killed, "tool": "k6",
-                               "generator": "g1", "state": "running", "action": "would stop and remove"},
+                               "generator": "g1", "state": "running", "action": "would stop and remove", "owner": "unknown"},
             created.short_id: {"id": created.short_id, "name": created.name, "run_id": killed, "tool": "k6",
-                               "generator": "g2", "state": "created", "action": "would remove"},
+                               "generator": "g2", "state": "created", "action": "would remove",
+                               "owner": "unknown"},
             bystander.short_id: {"id": bystander.short_id, "name": bystander.name, "run_id": other, "tool": "k6",
-                                 "generator": "g1", "state": "running", "action": "would stop and remove"},
+                                 "generator": "g1", "state": "running", "action": "would stop and remove", "owner": "unknown"},
         }
         assert all(exists(c) for c in containers), "a dry run removes nothing"
         unnamed = perfhouse_cleanup()
         assert unnamed.returncode == 0, unnamed.stderr
-        assert "nothing stopped or removed; name a dead run with --run RUN_ID" in unnamed.stdout
-        assert all(exists(c) for c in containers), "without --run or --all nothing is removed"
+        assert "listed (their perfhouse is alive or unknown); name a dead run with --run RUN_ID" in unnamed.stdout
+        assert all(exists(c) for c in containers), "without --run or --all only containers of dead owners go"
 
         cleaned = perfhouse_cleanup("--run", killed)
         assert cleaned.returncode == 0, cleaned.stderr

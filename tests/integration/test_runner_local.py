@@ -117,6 +117,38 @@ def test_progress_counts_k6_points_and_jtl_rows() -> None:
     headerless, counter = Counts(), JtlCsvCounter()
     counter.feed([b"1,2,a,200,OK,t,text,true,100,1,7,2\n"], headerless)
     assert (headerless.requests, headerless.errors, counter.vus) == (1, 0, 7)
+    # a Transaction Controller's own sample is a group of requests, not one: the warehouse does not keep it
+    grouped, counter = Counts(), JtlCsvCounter()
+    counter.feed([b"1,2,login,200,OK,t,text,true,100,1,1,2",
+                  b'1,5,checkout,200,"Number of samples in transaction : 2, number of failing samples : 1",t,,false,'
+                  b"200,1,1,0"], grouped)
+    assert (grouped.requests, grouped.errors) == (1, 0)
+
+
+@pytest.mark.integration
+def test_asking_jmeter_its_version_leaves_no_log_in_the_current_directory(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    binary = need("jmeter")
+    monkeypatch.chdir(tmp_path)
+    assert re.fullmatch(r"\d+\.\d+(\.\d+)?", TOOLS["jmeter"].version(binary))
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.integration
+def test_jmeter_progress_counts_the_requests_the_warehouse_stores(tmp_path: Path) -> None:
+    need("jmeter")
+    spec = load_spec(ROOT / "tests" / "golden" / "groups" / "spec.yaml")
+    lines: list[str] = []
+    with DemoAPI() as api:
+        outcome = run_tool(spec, "jmeter", Warehouse.open(f"chdb://{tmp_path / 'wh'}"), "golden", {"api": api.url},
+                           runs_dir=tmp_path / "runs", echo=lines.append,
+                           settings=RunSettings(progress_interval_s=60))
+    assert outcome.status == "completed", outcome.notes
+    jtl = (outcome.directory / "jmeter.jtl").read_text()
+    assert "Number of samples in transaction" in jtl, "the plan's Transaction Controller wrote its own sample"
+    final = [line for line in lines if line.startswith("jmeter: ")][-1]
+    assert f", {outcome.totals['count']} requests," in final, (final, outcome.totals)
+    assert outcome.totals["count"] == 4
 
 
 def test_progress_takes_vus_and_the_p95_of_the_requests_since_the_last_line() -> None:

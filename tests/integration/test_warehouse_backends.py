@@ -154,7 +154,7 @@ def test_query_round_trips_through_sqlglot_and_runs(any_warehouse_url: str, name
     generated = tree.sql(dialect="clickhouse")
     assert sqlglot.parse_one(generated, read="clickhouse") == tree
     params = {
-        key: {"String": "", "UInt32": 1, "Array(String)": ["runs"]}[kind]
+        key: {"String": "", "UInt32": 1, "Float64": 0.5, "Array(UInt32)": [], "Array(String)": ["runs"]}[kind]
         for key, kind in queries.parameters(sql).items()
     }
     wh = Warehouse.open(any_warehouse_url)

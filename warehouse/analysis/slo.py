@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -10,6 +11,14 @@ from warehouse import queries
 from warehouse.backends import Backend
 
 LATENCY = ("p50", "p90", "p95", "p99", "avg", "max")
+# Any percentile of duration: p75, p99.9 (above 0, below 100).
+PERCENTILE = re.compile(r"p([1-9][0-9]?(?:\.[0-9]+)?)")
+
+
+def percentile_level(metric: str) -> float | None:
+    """The quantile level (0.75 for p75, 0.999 for p99.9) a metric names, or None if it is no percentile."""
+    m = PERCENTILE.fullmatch(metric)
+    return float(m[1]) / 100 if m else None
 
 
 @dataclass(frozen=True)
@@ -39,6 +48,11 @@ class Objective:
             return f"{self.scope} throughput >= {self.threshold:g}/s"
         return f"{self.scope} {self.metric} < {self.threshold:g} ms"
 
+    @property
+    def level(self) -> float:
+        """The percentile level of a pNN objective (0.5 for any other metric: the query needs one)."""
+        return percentile_level(self.metric) or 0.5
+
     def holds(self, observed: float) -> bool:
         return observed >= self.threshold if self.metric == "throughput" else observed < self.threshold
 
@@ -59,9 +73,11 @@ class Verdict:
 def observe(backend: Backend, run_id: str, objective: Objective) -> Verdict:
     row = backend.query(
         queries.SLO_OBSERVATION,
-        {"run": run_id, "journey": objective.journey, "step": objective.step, "service": objective.service},
+        {"run": run_id, "journey": objective.journey, "step": objective.step, "service": objective.service,
+         "level": objective.level},
     )[0]
-    value = row[objective.metric] if int(row["count"]) else None
+    column = "percentile" if percentile_level(objective.metric) is not None else objective.metric
+    value = row[column] if int(row["count"]) else None
     observed = None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
     passed = observed is not None and objective.holds(observed)
     return Verdict(objective.label, objective.scope, objective.metric, objective.threshold, observed, passed)
