@@ -95,7 +95,12 @@ def _finding(argv: list[str], problem: str, path: list[str], pending: tuple[Pend
     for command, option, value in pending:
         if tuple(path[: len(command)]) != command:
             continue
-        if (option is None or option in problem) and (value is None or repr(value) in problem or
-                                                       value in problem):
+        if option is None:  # the whole command is pending
+            missing = problem.startswith("no command")
+        elif value is None:  # an option is pending
+            missing = problem.endswith(f"no option {option}")
+        else:  # a value of a choice is pending
+            missing = problem.startswith(f"{option} {value!r} is not one of")
+        if missing:
             return Finding(tuple(argv), problem, pending=True)
     return Finding(tuple(argv), problem)
