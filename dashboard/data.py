@@ -96,6 +96,13 @@ def table_columns(url: str) -> list[dict[str, Any]]:
     return _warehouse(url).table_columns()
 
 
+def html_report(url: str, run_id: str) -> bytes:
+    """The run's self-contained HTML report (what `perfhouse report RUN --format html` writes)."""
+    from warehouse.report_formats import report
+
+    return report(_warehouse(url), [run_id], "html").text.encode()
+
+
 def read_only_sql(url: str, sql: str, row_limit: int, timeout_s: int) -> SqlResult:
     """An ad-hoc query through the SQL gate; never cached (the user asked for it now)."""
     return _warehouse(url).read_only_sql(sql, row_limit, timeout_s)

@@ -141,7 +141,7 @@ def run_page(url: str) -> None:
             st.caption("No failed requests.")
         _infrastructure(run_id, detail, charts.top_steps(report.steps))
 
-    _files(run_id)
+    _files(url, run_id)
     with st.expander("Run record"):
         st.json({k: v for k, v in report.run.items() if v not in ("", None, {})})
 
@@ -223,9 +223,15 @@ def _infrastructure(run_id: str, detail: data.RunDetail, top: list[str]) -> None
                "double-click to clear it.")
 
 
-def _files(run_id: str) -> None:
+def _files(url: str, run_id: str) -> None:
     files = rundir.run_files(data.runs_dir(), run_id)
-    with st.expander("Scripts, logs and results", expanded=False):
+    with st.expander("Report, scripts, logs and results", expanded=False):
+        name_col, kind_col, get_col = st.columns([4, 1, 2])
+        name_col.markdown(f"`{run_id}.html`")
+        kind_col.caption("report")
+        get_col.download_button("Download", lambda: data.html_report(url, run_id), file_name=f"{run_id}.html",
+                                mime="text/html", key=f"report:{run_id}", on_click="ignore",
+                                help="The self-contained HTML report, made when clicked")
         if files is None:
             st.caption(f"No run directory `{data.runs_dir() / run_id}` here (an imported run, or the dashboard "
                        "runs elsewhere; PERFHOUSE_RUNS_DIR names the runs directory).")

@@ -267,10 +267,13 @@ def test_a_run_without_samples_says_how_to_record_them(monkeypatch: pytest.Monke
 def test_the_run_page_offers_the_run_directory_files(monkeypatch: pytest.MonkeyPatch, recorded: Recorded) -> None:
     at = run_app(monkeypatch, recorded.url, page="run", run=recorded.run_id)
     buttons = at.get("download_button")
-    assert [b.proto.label for b in buttons] == ["Download", "Download"]  # the script first, then the results
-    assert any("`shop.js`" in m.value for m in at.markdown) and any("`k6.json`" in m.value for m in at.markdown)
+    assert [b.proto.label for b in buttons] == ["Download"] * 3  # the report, the script, then the results
+    names = [m.value for m in at.markdown if m.value.startswith("`")]
+    assert names == [f"`{recorded.run_id}.html`", "`shop.js`", "`k6.json`"]
+    html = data.html_report(recorded.url, recorded.run_id).decode()
+    assert html.startswith("<!DOCTYPE html>") and recorded.run_id in html
     imported = run_app(monkeypatch, recorded.url, page="run", run=jmeter_run(recorded.url))
-    assert not imported.get("download_button")
+    assert len(imported.get("download_button")) == 1  # the report only
     assert any("No run directory" in c.value for c in imported.caption)
 
 
