@@ -150,8 +150,8 @@ def _headline(head: Headline) -> None:
     cells = st.columns([1, 1, 1, 1, 1.7])  # INCOMPLETE needs the room
     cells[0].metric("Requests", f"{head.requests:,}", border=True)
     cells[1].metric("Throughput (req/s)", "–" if head.rps is None else f"{head.rps:,.1f}", border=True)
-    cells[2].metric("Errors", f"{head.errors:,}", border=True, delta_arrow="off",
-                    delta=None if head.error_rate is None else f"{head.error_rate:.2%} of requests",
+    cells[2].metric("Errors", f"{head.errors:,}", border=True, delta_arrow="off", help="failed requests",
+                    delta=None if head.error_rate is None else f"{head.error_rate:.2%}",
                     delta_color="red" if head.errors else "gray")
     cells[3].metric("p95 latency (ms)", ms(head.p95_ms), border=True)
     cells[4].metric("Verdict", head.verdict, help=head.slo_detail, border=True, delta_arrow="off",
