@@ -390,3 +390,19 @@ def test_a_run_added_shows_at_the_next_load_without_a_refresh(monkeypatch: pytes
     at.run()
     assert list(at.dataframe[0].value["run_id"]) == [result.run_id]
     assert at.selectbox(key="runs_profile").options == ["(all)", "smoke"]
+
+
+def test_a_run_with_many_steps_charts_the_costliest_eight_first(monkeypatch: pytest.MonkeyPatch,
+                                                                tmp_path: Path) -> None:
+    from tests.support.synthetic import STEPS, fill
+
+    url = f"chdb://{tmp_path / 'warehouse'}"
+    fill(Warehouse.open(url).backend, runs=2, requests=24_000, seconds=60)
+    at = run_app(monkeypatch, url, page="run", run="bench-0001")
+    picker = at.multiselect(key="steps:bench-0001")
+    assert len(picker.options) == len(STEPS) == 12
+    steps = Warehouse.open(url).step_stats("bench-0001")
+    costliest = sorted(steps, key=lambda s: s["count"] * s["avg_ms"], reverse=True)[:8]
+    assert set(picker.value) == {f"{s['journey']} / {s['step']}" for s in costliest}
+    _, rows = charts(at)["Latency percentiles over time"]
+    assert set(rows["series"]) == set(picker.value)
