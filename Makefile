@@ -18,6 +18,7 @@ golden:
 bench:
 	python benchmarks/ingest.py
 	python benchmarks/report.py
+	python benchmarks/dashboard.py
 
 soak:
 	python benchmarks/soak.py

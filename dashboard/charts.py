@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeAlias
 
@@ -17,7 +18,7 @@ PERCENTILES = ("p50_ms", "p95_ms", "p99_ms")
 _NICE_BUCKETS_S = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600)
 _SERIES_COLUMNS = ("t", "journey", "step", "rps", "errors", *PERCENTILES)
 _TIME = alt.X("t:T", title="time (UTC)", scale=alt.Scale(type="utc"),
-              axis=alt.Axis(format="%H:%M:%S", labelOverlap=True))
+              axis=alt.Axis(format="%H:%M:%S", labelOverlap=True, tickMinStep=1000))  # no sub-second ticks
 _STEP_COLOUR = alt.Color("series:N", title="step", scale=alt.Scale(scheme="tableau10"))
 
 
@@ -116,3 +117,97 @@ def errors_chart(rows: Rows) -> alt.Chart:
             tooltip=[alt.Tooltip("cause:N"), alt.Tooltip("series:N", title="step"), alt.Tooltip("count:Q")],
         )
     )
+
+
+def infra_frame(rows: Rows) -> pd.DataFrame:
+    """Infrastructure samples in time buckets as one value per series and bucket: a counter (a metric named
+    `*_total`) as its rate per second between buckets, a gauge as its mean; `series` names source and labels."""
+    columns = ["t", "source", "metric", "labels", "mean", "last"]
+    frame = pd.DataFrame(rows, columns=columns) if not isinstance(rows, pd.DataFrame) else rows.copy()
+    frame["t"] = pd.to_datetime(frame["t"], utc=True)
+    frame["series"] = [_infra_series(m, lb) for m, lb in zip(frame["metric"], frame["labels"], strict=True)]
+    frame = frame.sort_values(["series", "t"], kind="stable").reset_index(drop=True)
+    counter = frame["metric"].str.endswith("_total")
+    seconds = frame.groupby("series")["t"].diff().dt.total_seconds()
+    rate = frame.groupby("series")["last"].diff() / seconds.where(seconds > 0)
+    frame["value"] = frame["mean"].where(~counter, rate.clip(lower=0))  # a counter reset is not a negative rate
+    frame["unit"] = ["per second" if c else "" for c in counter]
+    frame["time"] = frame["t"].dt.strftime("%H:%M:%S")
+    return frame.dropna(subset=["value"]).reset_index(drop=True)
+
+
+def _axis_title(frame: pd.DataFrame) -> str:
+    """A series' name with its unit (`per second` for a counter's rate)."""
+    if not len(frame):
+        return ""
+    unit = str(frame["unit"].iloc[0])
+    return f"{frame['series'].iloc[0]} ({unit})" if unit else str(frame["series"].iloc[0])
+
+
+def _infra_series(metric: str, labels: str) -> str:
+    shown = str(labels).strip("{}")
+    return f"{metric} {{{shown}}}" if shown else str(metric)
+
+
+def infra_overlay_chart(series: Rows, infra: Rows, steps: Sequence[str] | None = None,
+                        width: int = 680) -> alt.VConcatChart:
+    """Latency (p95 per step) with infrastructure series on its time axis: the first infrastructure series
+    overlaid on the latency on a right-hand axis, every series below it (each on its own range, so bytes
+    and ratios share one panel), and a time window brushed on either panel highlighted on both.
+    A concatenation does not stretch to its container, so both panels are `width` pixels wide."""
+    latency = series_frame(series)
+    if steps is not None:
+        latency = latency[latency["series"].isin(steps)]
+    machines = infra_frame(infra)
+    brush = alt.selection_interval(encodings=["x"], name="window")
+    highlight = alt.when(brush).then(alt.value(1.0)).otherwise(alt.value(0.25))
+    first = machines[machines["series"] == machines["series"].iloc[0]] if len(machines) else machines
+    p95 = (
+        alt.Chart(latency)
+        .mark_line(point=alt.OverlayMarkDef(size=10))
+        .encode(x=_TIME, y=alt.Y("p95_ms:Q", title="p95 latency (ms)"),
+                color=alt.Color("series:N", title="step", scale=alt.Scale(scheme="tableau10"),
+                                legend=alt.Legend(orient="bottom", columns=3, labelLimit=300)),
+                opacity=highlight,
+                tooltip=[alt.Tooltip("time:N", title="time (UTC)"), alt.Tooltip("series:N", title="step"),
+                         alt.Tooltip("p95_ms:Q", title="p95 ms", format=".2f")])
+        .add_params(brush)
+    )
+    overlay = (
+        alt.Chart(first)
+        .mark_line(strokeDash=[4, 3], color="#555555")
+        .encode(x=_TIME, y=alt.Y("value:Q", title=_axis_title(first),
+                                 axis=alt.Axis(orient="right", titleColor="#555555")),
+                tooltip=[alt.Tooltip("time:N", title="time (UTC)"), alt.Tooltip("series:N"),
+                         alt.Tooltip("value:Q", format=".4g"), alt.Tooltip("unit:N")])
+    )
+    top = alt.layer(p95, overlay, title="p95 latency with infrastructure").resolve_scale(y="independent")
+    span = machines.groupby("series")["value"].transform(lambda v: (v.max() - v.min()) or 1.0)
+    machines = machines.assign(relative=(machines["value"] - machines.groupby("series")["value"].transform("min")) / span)
+    below = (
+        alt.Chart(machines, title="Infrastructure series (drag on either chart to pick a time window)")
+        .mark_line()
+        .encode(x=_TIME, y=alt.Y("relative:Q", title="share of each series' range", axis=alt.Axis(format="%")),
+                color=alt.Color("series:N", title="series", scale=alt.Scale(scheme="dark2"),
+                                legend=alt.Legend(orient="bottom", columns=2, labelLimit=400)),
+                opacity=highlight,
+                tooltip=[alt.Tooltip("time:N", title="time (UTC)"), alt.Tooltip("series:N"),
+                         alt.Tooltip("value:Q", format=".4g"), alt.Tooltip("unit:N")])
+        .add_params(brush)
+        .properties(width=width, height=150)
+    )
+    with warnings.catch_warnings():  # one brush shared by both panels is what is meant here
+        warnings.filterwarnings("ignore", message="Automatically deduplicated selection parameter")
+        return alt.vconcat(top.properties(width=width, height=240), below).resolve_scale(color="independent")
+
+
+def top_steps(steps: Sequence[Mapping[str, Any]], n: int = 8) -> list[str]:
+    """The `n` steps that cost the most time (requests × mean latency), errors breaking ties: the steps a
+    chart shows by default when a run has many."""
+
+    def impact(row: Mapping[str, Any]) -> tuple[float, int]:
+        count, avg = float(row.get("count") or 0), float(row.get("avg_ms") or 0)
+        return (count * (avg if math.isfinite(avg) else 0), int(row.get("errors") or 0))
+
+    ranked = sorted(steps, key=impact, reverse=True)
+    return [step_label(str(r["journey"]), str(r["step"])) for r in ranked[:n]]

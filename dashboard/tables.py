@@ -11,11 +11,27 @@ import pandas as pd
 
 from dashboard.charts import errors_frame, step_label
 from warehouse.analysis.slo import Verdict
+from warehouse.reports import ABORTED, FAILED, INCOMPLETE, NO_SLOS, PASSED, verdict_of
 
 ALL = "(all)"
 
-RUN_COLUMNS = ["run_id", "name", "tool", "spec_name", "profile", "status", "requests", "started_at",
-               "duration_s", "environment", "branch", "git_sha", "source", "notes"]
+RUN_COLUMNS = ["run_id", "verdict", "name", "tool", "spec_name", "profile", "status", "requests", "errors",
+               "started_at", "duration_s", "environment", "branch", "git_sha", "source", "notes"]
+
+VERDICTS = (PASSED, FAILED, NO_SLOS, ABORTED, INCOMPLETE)
+# Badge colours: background, text (words, not emoji: headless browsers may lack emoji fonts).
+VERDICT_COLOURS = {PASSED: ("#d3f0d8", "#14532d"), FAILED: ("#fbd5d5", "#7f1d1d"),
+                   NO_SLOS: ("#e5e7eb", "#374151"), ABORTED: ("#fde8c8", "#7c2d12"),
+                   INCOMPLETE: ("#fef3c7", "#713f12")}
+
+# A run's verdict from its status and its SLO counts: the one rule reports use too.
+run_verdict = verdict_of
+
+
+def verdict_style(verdict: Any) -> str:
+    """CSS for a verdict cell (pandas Styler), empty for anything else."""
+    colours = VERDICT_COLOURS.get(str(verdict))
+    return f"background-color: {colours[0]}; color: {colours[1]}; font-weight: 600" if colours else ""
 
 
 def number(value: Any) -> float | None:
@@ -34,7 +50,12 @@ def ms(value: Any) -> str:
 
 def runs_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """The runs list: newest first as the warehouse gives it, times parsed, a duration, a short git sha."""
-    frame = pd.DataFrame(list(rows), columns=[c for c in RUN_COLUMNS if c != "duration_s"] + ["ended_at"])
+    frame = pd.DataFrame(list(rows), columns=[c for c in RUN_COLUMNS if c not in ("duration_s", "verdict")]
+                         + ["ended_at", "slos", "slos_failed"])
+    frame["verdict"] = [run_verdict(str(st), int(number(n) or 0), int(number(f) or 0))
+                        for st, n, f in zip(frame["status"], frame["slos"], frame["slos_failed"], strict=True)]
+    for column in ("requests", "errors"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").fillna(0).astype("int64")
     frame["started_at"] = pd.to_datetime(frame["started_at"], utc=True, errors="coerce")
     ended = pd.to_datetime(frame["ended_at"], utc=True, errors="coerce")
     frame["duration_s"] = (ended - frame["started_at"]).dt.total_seconds().round(1)
@@ -45,6 +66,11 @@ def runs_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
 def choices(rows: Sequence[Mapping[str, Any]], column: str) -> list[str]:
     """Filter options for one runs column: `(all)` then every non-empty value present, sorted."""
     return [ALL, *sorted({str(r[column]) for r in rows if r.get(column)})]
+
+
+def unless_all(value: Any) -> str:
+    """A filter's value for the warehouse: empty for `(all)`."""
+    return "" if value in (None, ALL) else str(value)
 
 
 def filter_runs(rows: Sequence[Mapping[str, Any]], **equal: str) -> list[Mapping[str, Any]]:
@@ -71,9 +97,10 @@ class Headline:
     slo_status: str  # PASS, FAIL or none
     slo_summary: str  # "1 of 3 failed"
     slo_detail: str  # which ones
+    verdict: str = "NO SLOS"  # the run's verdict, one of VERDICTS
 
     @classmethod
-    def of(cls, totals: Mapping[str, Any], verdicts: Sequence[Verdict]) -> Headline:
+    def of(cls, totals: Mapping[str, Any], verdicts: Sequence[Verdict], run_status: str = "completed") -> Headline:
         count = int(totals.get("count") or 0)
         errors = int(totals.get("errors") or 0)
         span = number(totals.get("span_s"))
@@ -94,6 +121,7 @@ class Headline:
             slo_status=status,
             slo_summary=summary,
             slo_detail=detail,
+            verdict=run_verdict(run_status, len(verdicts), len(failed)),
         )
 
 

@@ -375,3 +375,98 @@ HAVING part > 0
 ORDER BY part
 """)
 ALL["REPORT_WINDOWS"] = REPORT_WINDOWS
+
+# -- the dashboard ------------------------------------------------------------------------------
+
+# The runs list with its filters (an empty value does not filter; times are UTC text, '' for none),
+# each run's request and error counts and how many of its SLOs were judged and failed. requests is sorted
+# by run_id first, so counting per run in that order streams instead of hashing (10M requests: about
+# 10x faster).
+RUN_LIST = """
+WITH chosen AS (
+    SELECT run_id, name, tool, tool_version, spec_name, profile, status, source, environment, git_sha, branch,
+           started_at, ended_at, notes, labels
+    FROM runs FINAL
+    WHERE ({tool:String} = '' OR tool = {tool:String})
+      AND ({spec:String} = '' OR spec_name = {spec:String})
+      AND ({profile:String} = '' OR profile = {profile:String})
+      AND ({branch:String} = '' OR branch = {branch:String})
+      AND ({environment:String} = '' OR environment = {environment:String})
+      AND ({status:String} = '' OR status = {status:String})
+      AND ({since:String} = '' OR started_at >= parseDateTime64BestEffortOrZero({since:String}, 3, 'UTC'))
+      AND ({until:String} = '' OR started_at < parseDateTime64BestEffortOrZero({until:String}, 3, 'UTC'))
+    ORDER BY started_at DESC, run_id DESC
+    LIMIT {limit:UInt32}
+)
+SELECT r.run_id AS run_id, r.name AS name, r.tool AS tool, r.tool_version AS tool_version,
+       r.spec_name AS spec_name, r.profile AS profile, r.status AS status, r.source AS source,
+       r.environment AS environment, r.git_sha AS git_sha, r.branch AS branch,
+       toString(r.started_at) AS started_at, toString(r.ended_at) AS ended_at, r.notes AS notes,
+       q.requests AS requests, q.errors AS errors, s.slos AS slos, s.slos_failed AS slos_failed
+FROM chosen AS r
+LEFT JOIN (
+    SELECT run_id, count() AS requests, countIf(ok = 0) AS errors FROM requests
+    WHERE run_id IN (SELECT run_id FROM chosen)
+    GROUP BY run_id
+) AS q ON q.run_id = r.run_id
+LEFT JOIN (
+    SELECT run_id, count() AS slos, countIf(passed = 0) AS slos_failed FROM slo_results FINAL
+    WHERE run_id IN (SELECT run_id FROM chosen)
+    GROUP BY run_id
+) AS s ON s.run_id = r.run_id
+ORDER BY r.started_at DESC, r.run_id DESC
+SETTINGS optimize_aggregation_in_order = 1
+"""
+
+# The newest runs for a picker: what names a run, nothing counted.
+RUN_CHOICES = """
+SELECT run_id, name, tool, status FROM runs FINAL
+ORDER BY started_at DESC, run_id DESC
+LIMIT {limit:UInt32}
+"""
+
+# The values the runs list can be filtered by, and the span of start times.
+RUN_FACETS = """
+SELECT arraySort(groupUniqArray(tool)) AS tool, arraySort(groupUniqArray(spec_name)) AS spec_name,
+       arraySort(groupUniqArray(profile)) AS profile, arraySort(groupUniqArray(branch)) AS branch,
+       arraySort(groupUniqArray(environment)) AS environment, arraySort(groupUniqArray(status)) AS status,
+       toString(min(started_at)) AS first_started, toString(max(started_at)) AS last_started, count() AS runs
+FROM runs FINAL
+"""
+
+# What changes whenever anything is written: a run saved, a file (or a live chunk) ingested, SLOs judged,
+# samples scraped. Counts of whole tables come from part metadata, so this reads almost nothing.
+DATA_VERSION = """
+SELECT (SELECT count() FROM runs) AS runs, (SELECT toString(max(updated_at)) FROM runs) AS runs_updated,
+       (SELECT count() FROM ingested_files) AS files,
+       (SELECT toString(max(ingested_at)) FROM ingested_files) AS files_updated,
+       (SELECT count() FROM requests) AS requests, (SELECT count() FROM slo_results) AS slos,
+       (SELECT count() FROM infra_samples) AS infra
+"""
+
+# Infrastructure samples of a run in time buckets: the mean and the last value of each series (a counter's
+# rate comes from the last values), series named by source, metric and labels.
+INFRA_OVER_TIME = """
+SELECT toStartOfInterval(ts, toIntervalSecond({bucket:UInt32})) AS t, source, metric,
+       toString(labels) AS labels, avg(value) AS mean, argMax(value, ts) AS last
+FROM infra_samples
+WHERE run_id = {run:String}
+GROUP BY t, source, metric, labels
+ORDER BY metric, source, labels, t
+LIMIT {limit:UInt32}
+"""
+
+# The database a table of the ad-hoc SQL page may be qualified with.
+CURRENT_DATABASE = """
+SELECT currentDatabase() AS database
+"""
+
+# The columns of perfhouse's tables, for the SQL page's schema list.
+TABLE_COLUMNS = """
+SELECT table, name, type FROM system.columns
+WHERE database = currentDatabase() AND has({tables:Array(String)}, table)
+ORDER BY table, position
+"""
+
+ALL.update({name: globals()[name] for name in ("RUN_LIST", "RUN_CHOICES", "RUN_FACETS", "DATA_VERSION", "INFRA_OVER_TIME",
+                                                "CURRENT_DATABASE", "TABLE_COLUMNS")})

@@ -32,13 +32,19 @@ MAX_PERCENTILES = queries.LEVEL_SLOTS - len(DEFAULT_PERCENTILES)
 
 def run_verdict(status: str, slos: list[Verdict]) -> str:
     """The run's verdict from its status and its SLO verdicts."""
+    return verdict_of(status, len(slos), sum(not v.passed for v in slos))
+
+
+def verdict_of(status: str, judged: int, failed: int) -> str:
+    """The run's verdict from its status and how many of its SLOs were judged and failed (the dashboard's
+    runs list counts them in SQL)."""
     if status == "aborted":
         return ABORTED
     if status in ("failed", "running"):
         return INCOMPLETE
-    if not slos:
+    if not judged:
         return NO_SLOS
-    return PASSED if all(v.passed for v in slos) else FAILED
+    return FAILED if failed else PASSED
 
 
 def group_verdict(verdicts: list[str]) -> str:

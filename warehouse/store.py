@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from warehouse import queries
+from warehouse import queries, sqlgate
 from warehouse.analysis import slo
 from warehouse.backends import Backend, open_backend
 from warehouse.errors import WarehouseError
@@ -400,6 +400,71 @@ class Warehouse:
 
     def aggregates(self, run_id: str, metric: str = "") -> list[dict[str, Any]]:
         return self.backend.query(queries.AGGREGATES, {"run": run_id, "metric": metric})
+
+    # -- the dashboard's reads ----------------------------------------------------------------------
+
+    def run_list(self, filters: RunFilter | None = None, limit: int = 500) -> list[dict[str, Any]]:
+        """Runs newest first, narrowed by `filters`, with request, error and SLO counts."""
+        return self.backend.query(queries.RUN_LIST, {**asdict(filters or RunFilter()), "limit": limit})
+
+    def run_choices(self, limit: int = 500) -> list[dict[str, Any]]:
+        """The newest runs' ids, names, tools and statuses (a picker's options; nothing counted)."""
+        return self.backend.query(queries.RUN_CHOICES, {"limit": limit})
+
+    def run_facets(self) -> dict[str, Any]:
+        """The values each runs filter can take (sorted, empty values left out) and the span of start times."""
+        row = self.backend.query(queries.RUN_FACETS)[0]
+        return {k: [x for x in v if x] if isinstance(v, list) else v for k, v in row.items()}
+
+    def data_version(self) -> tuple[Any, ...]:
+        """A value that changes whenever anything is written to the warehouse: the key of cached reads."""
+        return tuple(self.backend.query(queries.DATA_VERSION)[0].values())
+
+    def infra_over_time(self, run_id: str, bucket_s: int = 1, limit: int = 50_000) -> list[dict[str, Any]]:
+        return self.backend.query(queries.INFRA_OVER_TIME, {"run": run_id, "bucket": bucket_s, "limit": limit})
+
+    def table_columns(self) -> list[dict[str, Any]]:
+        """Columns of perfhouse's tables: (table, name, type), in table order."""
+        return self.backend.query(queries.TABLE_COLUMNS, {"tables": sorted(sqlgate.warehouse_tables())})
+
+    def read_only_sql(
+        self, sql: str, row_limit: int = sqlgate.DEFAULT_ROW_LIMIT, timeout_s: int = sqlgate.DEFAULT_TIMEOUT_S
+    ) -> SqlResult:
+        """An ad-hoc query through the SQL gate (one SELECT over perfhouse's tables), run read-only with
+        a row limit and a timeout; sqlgate.Refused when the gate does not admit it."""
+        with self.backend.session():
+            database = str(self.backend.query(queries.CURRENT_DATABASE)[0]["database"])
+            admitted = sqlgate.admit(sql, sqlgate.warehouse_tables(), database)
+            rows = self.backend.query(sqlgate.limited(admitted, row_limit + 1, timeout_s))
+        return SqlResult(admitted.sql, rows[:row_limit], truncated=len(rows) > row_limit, row_limit=row_limit)
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    """What the runs list is narrowed to; an empty value does not filter. Times are UTC text."""
+
+    tool: str = ""
+    spec: str = ""
+    profile: str = ""
+    branch: str = ""
+    environment: str = ""
+    status: str = ""
+    since: str = ""
+    until: str = ""
+
+
+@dataclass
+class SqlResult:
+    """An ad-hoc query's answer: the SQL that ran, its rows (at most `row_limit`) and whether more were cut."""
+
+    sql: str
+    rows: list[dict[str, Any]]
+    truncated: bool
+    row_limit: int
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.rows[0]) if self.rows else []
 
 
 @dataclass

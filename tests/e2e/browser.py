@@ -105,14 +105,17 @@ class Chromium:
         return reply["result"].get("value")
 
     def wait_for(self, expression: str, timeout_s: float = 60, settle_s: float = 1.0) -> Any:
-        """Poll a JavaScript expression until it is truthy (then let the page settle); its last value."""
+        """Poll a JavaScript expression until it is truthy and still is after the page has settled for
+        `settle_s` (a page that redraws itself, like a live view, can be caught mid-redraw); its value."""
         deadline = time.monotonic() + timeout_s
         value = None
         while time.monotonic() < deadline:
             value = self.evaluate(expression)
-            if value and (not isinstance(value, dict) or value.get("ready")):
+            if _ready(value):
                 time.sleep(settle_s)
-                return self.evaluate(expression)
+                value = self.evaluate(expression)
+                if _ready(value):
+                    return value
             time.sleep(0.25)
         raise BrowserError(f"the page was not ready within {timeout_s:g}s; last state: {value}")
 
@@ -121,3 +124,7 @@ class Chromium:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(base64.b64decode(data))
         return path
+
+
+def _ready(value: Any) -> bool:
+    return bool(value) and (not isinstance(value, dict) or bool(value.get("ready")))

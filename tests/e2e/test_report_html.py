@@ -89,7 +89,8 @@ def test_html_report_of_a_real_run_draws_every_chart_offline(tmp_path: Path) -> 
     shot = tmp_path / "report-k6.png"
     state = look_at(page, shot, tmp_path / "chromium")
     assert state["title"].startswith("Load test report")
-    assert_drawn(state, page, shot, {"latency", "throughput", "bottlenecks"})
+    assert recorded.infra_samples > 0  # the recorded shop's own /metrics, scraped during the run
+    assert_drawn(state, page, shot, {"latency", "throughput", "bottlenecks", "infrastructure"})
 
 
 def test_html_report_with_infrastructure_and_capacity_draws_every_chart_offline(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from tests.integration.conftest import make_warehouse_url
 from warehouse import queries
 from warehouse.analysis.slo import Objective
 from warehouse.schema import CURRENT_VERSION, MIGRATIONS, migrate
-from warehouse.store import RunInfo, Warehouse
+from warehouse.store import RunFilter, RunInfo, Warehouse
 
 pytestmark = pytest.mark.integration
 
@@ -56,6 +56,11 @@ def snapshot(wh: Warehouse, run_id: str) -> dict[str, Any]:
         "latency_over_time_5s": wh.latency_over_time(run_id, 5),
         "errors": wh.errors(run_id),
         "slo_verdicts": wh.slo_verdicts(run_id),
+        "run_list": wh.run_list(),
+        "run_list_k6_since_2024": wh.run_list(RunFilter(tool="k6", since="2024-01-01")),
+        "run_facets": wh.run_facets(),
+        "run_choices": wh.run_choices(),
+        "read_only_sql": wh.read_only_sql("SELECT step, count() AS n FROM requests GROUP BY step ORDER BY step").rows,
     }
 
 
@@ -150,7 +155,8 @@ def test_query_round_trips_through_sqlglot_and_runs(any_warehouse_url: str, name
     generated = tree.sql(dialect="clickhouse")
     assert sqlglot.parse_one(generated, read="clickhouse") == tree
     params = {
-        key: {"String": "", "UInt32": 1, "Float64": 0.5, "Array(UInt32)": []}[kind] for key, kind in queries.parameters(sql).items()
+        key: {"String": "", "UInt32": 1, "Float64": 0.5, "Array(UInt32)": [], "Array(String)": ["runs"]}[kind]
+        for key, kind in queries.parameters(sql).items()
     }
     wh = Warehouse.open(any_warehouse_url)
     assert wh.backend.query(sql, params) == wh.backend.query(generated, params)

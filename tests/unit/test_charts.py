@@ -161,3 +161,108 @@ def test_slo_frame_marks_each_verdict() -> None:
     frame = slo_frame([verdict(True), verdict(False)])
     assert list(frame["verdict"]) == ["PASS", "FAIL"]
     assert slo_frame([]).empty
+
+
+@pytest.mark.parametrize(("status", "slos", "failed", "verdict"), [
+    ("completed", 3, 1, "FAILED"), ("completed", 3, 0, "PASSED"), ("imported", 0, 0, "NO SLOS"),
+    ("aborted", 3, 0, "ABORTED"),  # partial data is never a pass
+    ("aborted", 0, 0, "ABORTED"), ("failed", 2, 0, "INCOMPLETE"), ("running", 2, 0, "INCOMPLETE"),
+])
+def test_a_run_verdict_comes_from_its_status_and_its_slos(status: str, slos: int, failed: int, verdict: str) -> None:
+    from dashboard.tables import VERDICTS, run_verdict, verdict_style
+
+    assert run_verdict(status, slos, failed) == verdict and verdict in VERDICTS
+    assert "background-color" in verdict_style(verdict) and verdict_style("running") == ""
+
+
+def test_runs_frame_adds_a_verdict_per_run() -> None:
+    rows = [{**RUNS[0], "slos": 2, "slos_failed": 1, "status": "completed"}, {**RUNS[1], "status": "aborted"}]
+    assert list(runs_frame(rows)["verdict"]) == ["FAILED", "ABORTED"]
+
+
+INFRA = [
+    {"t": "2026-01-02 10:00:00", "source": "s", "metric": "cpu_seconds_total", "labels": "{}", "mean": 1.0, "last": 2.0},
+    {"t": "2026-01-02 10:00:05", "source": "s", "metric": "cpu_seconds_total", "labels": "{}", "mean": 3.0, "last": 4.5},
+    {"t": "2026-01-02 10:00:10", "source": "s", "metric": "cpu_seconds_total", "labels": "{}", "mean": 0.1, "last": 0.2},
+    {"t": "2026-01-02 10:00:00", "source": "s", "metric": "load1", "labels": "{'host':'a'}", "mean": 0.5, "last": 0.6},
+    {"t": "2026-01-02 10:00:05", "source": "s", "metric": "load1", "labels": "{'host':'a'}", "mean": 0.7, "last": 0.9},
+]
+
+
+def test_infra_frame_turns_counters_into_rates_and_keeps_gauges_as_means() -> None:
+    frame = charts.infra_frame(INFRA)
+    cpu = frame[frame["series"] == "cpu_seconds_total"]
+    assert list(cpu["value"]) == [0.5, 0.0]  # (4.5 - 2) / 5 s, then a counter reset (not negative)
+    load = frame[frame["series"] == "load1 {'host':'a'}"]
+    assert list(load["value"]) == [0.5, 0.7] and set(load["unit"]) == {""}
+
+
+def test_the_infrastructure_overlay_shares_one_time_brush_between_its_panels() -> None:
+    chart = spec(charts.infra_overlay_chart(SERIES, INFRA, steps=["browse / list"]))
+    (brush,) = chart["params"]
+    assert brush["select"]["encodings"] == ["x"] and len(brush["views"]) == 2
+    top, below = chart["vconcat"]
+    latency, overlay = top["layer"]
+    assert overlay["encoding"]["y"]["axis"]["orient"] == "right"
+    for panel in (latency, below):
+        assert [c["param"] for c in panel["encoding"]["opacity"]["condition"]] == ["window"]
+    drawn = chart["datasets"][latency["data"]["name"]]
+    assert {r["series"] for r in drawn} == {"browse / list"}
+
+
+def test_top_steps_ranks_by_time_spent_then_errors() -> None:
+    steps = [{"journey": "a", "step": "fast", "count": 1000, "avg_ms": 1.0, "errors": 0},
+             {"journey": "a", "step": "slow", "count": 10, "avg_ms": 500.0, "errors": 0},
+             {"journey": "b", "step": "broken", "count": 1000, "avg_ms": 1.0, "errors": 9},
+             {"journey": "b", "step": "idle", "count": 0, "avg_ms": math.nan, "errors": 0}]
+    assert charts.top_steps(steps, 3) == ["a / slow", "b / broken", "a / fast"]
+
+
+def test_run_files_lists_scripts_first_and_guards_large_files(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dashboard import rundir
+
+    monkeypatch.setattr(rundir, "DOWNLOAD_LIMIT_BYTES", 100)
+    run = tmp_path / "20260101-k6-ab12"
+    run.mkdir()
+    for name, size in (("k6-console.log", 10), ("k6.json", 101), ("shop.k6.js", 5),
+                       ("effective.json", 3), ("shop.yaml", 4)):
+        (run / name).write_bytes(b"x" * size)
+    files = rundir.run_files(tmp_path, run.name)
+    assert files is not None
+    assert [(f.name, f.kind) for f in files] == [("shop.k6.js", "script"), ("shop.yaml", "spec"),
+                                                 ("effective.json", "run"), ("k6-console.log", "log"),
+                                                 ("k6.json", "results")]
+    assert [f.downloadable for f in files] == [True, True, True, True, False]
+    assert rundir.run_files(tmp_path, "missing") is None and rundir.run_files(tmp_path, "../etc") is None
+
+
+@pytest.mark.parametrize(("run_status", "passed", "verdict"), [
+    ("completed", [True, False], "FAILED"), ("completed", [True], "PASSED"), ("completed", [], "NO SLOS"),
+    ("running", [True], "INCOMPLETE"), ("aborted", [True], "ABORTED"),
+])
+def test_the_headline_verdict_weighs_the_run_status(run_status: str, passed: list[bool], verdict: str) -> None:
+    verdicts = [Verdict("s", "overall", "p95", 1.0, 0.5, p) for p in passed]
+    assert Headline.of({"count": 1, "errors": 0, "span_s": 1}, verdicts, run_status).verdict == verdict
+
+
+def test_the_dashboard_has_no_sql_of_its_own() -> None:
+    """Pages read through the warehouse API: no string in dashboard/ is SQL, except the SQL page's example,
+    which the user runs through the SQL gate."""
+    import ast
+    import re
+    from pathlib import Path
+
+    import dashboard
+    from dashboard.pages import _EXAMPLE_SQL
+
+    sql = re.compile(r"^\s*(SELECT|WITH|INSERT|ALTER|CREATE|DROP|SET)\b", re.I)
+    found = []
+    for path in Path(dashboard.__file__).parent.glob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        found += [(path.name, node.value) for node in ast.walk(tree)
+                  if isinstance(node, ast.Constant) and isinstance(node.value, str) and sql.match(node.value)
+                  and node.value != _EXAMPLE_SQL]
+        found += [(path.name, ast.unparse(node)) for node in ast.walk(tree)
+                  if isinstance(node, ast.Attribute) and node.attr in ("query", "command") and
+                  isinstance(node.value, ast.Attribute) and node.value.attr == "backend"]
+    assert not found
