@@ -87,7 +87,7 @@ def run_page(url: str) -> None:
     st.title(f"Run {run_id}")
     st.caption(_run_caption(report.run))
 
-    head = Headline.of(report.totals, report.slos)
+    head = Headline.of(report.totals, report.slos, str(report.run.get("status") or ""))
     cells = st.columns(5)
     cells[0].metric("Requests", f"{head.requests:,}", border=True)
     cells[1].metric("Throughput (req/s)", "–" if head.rps is None else f"{head.rps:,.1f}", border=True)
@@ -96,7 +96,8 @@ def run_page(url: str) -> None:
                     delta_color="red" if head.errors else "gray")
     cells[3].metric("p95 latency (ms)", ms(head.p95_ms), border=True)
     cells[4].metric("SLOs", head.slo_status, help=head.slo_detail, border=True, delta_arrow="off",
-                    delta=head.slo_summary or None, delta_color="red" if head.slo_status == "FAIL" else "green")
+                    delta=head.slo_summary or None,
+                    delta_color="green" if head.slo_status == "PASSED" else "gray" if head.slo_status == "NO SLOS" else "red")
 
     if not head.requests:
         st.info("This run holds no requests yet: a run that is starting, or an import that found none.")

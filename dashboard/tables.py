@@ -11,6 +11,7 @@ import pandas as pd
 
 from dashboard.charts import errors_frame, step_label
 from warehouse.analysis.slo import Verdict
+from warehouse.analysis.verdict import RunVerdict, run_verdict
 
 ALL = "(all)"
 
@@ -68,23 +69,28 @@ class Headline:
     errors: int
     error_rate: float | None
     p95_ms: float | None
-    slo_status: str  # PASS, FAIL or none
+    slo_status: str  # the run's verdict: PASSED, FAILED, NO SLOS, ABORTED or INCOMPLETE
     slo_summary: str  # "1 of 3 failed"
     slo_detail: str  # which ones
 
     @classmethod
-    def of(cls, totals: Mapping[str, Any], verdicts: Sequence[Verdict]) -> Headline:
+    def of(cls, totals: Mapping[str, Any], verdicts: Sequence[Verdict], run_status: str = "completed") -> Headline:
         count = int(totals.get("count") or 0)
         errors = int(totals.get("errors") or 0)
         span = number(totals.get("span_s"))
         failed = [v for v in verdicts if not v.passed]
-        if not verdicts:
-            status, summary, detail = "none", "", "no SLOs were evaluated for this run"
+        status = str(run_verdict(run_status, verdicts))
+        if status == RunVerdict.ABORTED:
+            summary, detail = "", "the run was interrupted: its partial data is not a pass"
+        elif status == RunVerdict.INCOMPLETE:
+            summary, detail = "", f"the run is {run_status}: a tool died or the run never finished"
+        elif not verdicts:
+            summary, detail = "", "no SLOs were evaluated for this run"
         elif failed:
-            status, summary = "FAIL", f"{len(failed)} of {len(verdicts)} failed"
+            summary = f"{len(failed)} of {len(verdicts)} failed"
             detail = "failed: " + "; ".join(v.slo for v in failed)
         else:
-            status, summary, detail = "PASS", f"{len(verdicts)} of {len(verdicts)} met", "every SLO met"
+            summary, detail = f"{len(verdicts)} of {len(verdicts)} met", "every SLO met"
         return cls(
             requests=count,
             rps=count / span if count and span else None,

@@ -185,7 +185,7 @@ def print_summary(outcomes: list[Any]) -> None:
     if rows:
         click.echo(table(rows, ["tool", "journey/step", "requests", "errors", "p50 ms", "p95 ms", "p99 ms"]))
     for o in outcomes:
-        click.echo(f"\n{o.tool} run {o.run_id}: {o.status}")
+        click.echo(f"\n{o.tool} run {o.run_id}: {o.status}, {o.verdict}")
         for v in o.verdicts:
             observed = (
                 "no data"
@@ -311,11 +311,14 @@ def run(
         require(name) if runner == "local" else runner_for(runner).target(TOOLS[name], options)
         if generators > 1 and not TOOLS[name].splits:
             raise click.UsageError(f"--generators {generators}: {name} cannot split one test; run it separately")
+    from warehouse.analysis.fingerprint import new_group_id
+
     warehouse = _open_warehouse(ctx)
     outcomes = []
     echo: Callable[[str], None] = (lambda m: click.echo(m, err=True)) if as_json else click.echo
     for line in _dead_leftovers_notes(warehouse.orphans_aborted):
         echo(line)
+    group_id = new_group_id()
     with terminate_as_interrupt():
         for name in tool_names:
             outcome = run_tool(
@@ -330,6 +333,7 @@ def run(
                 environment,
                 echo=echo,
                 settings=settings,
+                group_id=group_id,
             )
             outcomes.append(outcome)
             if outcome.status == "aborted":
@@ -596,21 +600,75 @@ def _run_suite(ctx: click.Context, path: Path, passed: list[str], as_json: bool)
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--tool", default="", help="Only runs of this tool.")
 @click.option("--spec", default="", help="Only runs of this spec name.")
+@click.option("--group", default="", help="Only the runs of this group (id or prefix): one invocation's tools.")
+@click.option("--fingerprint", default="", help="Only the runs of this fingerprint (or prefix): one history.")
 @click.option("--limit", default=50, show_default=True)
 @click.pass_context
 @fail_cleanly
-def runs(ctx: click.Context, as_json: bool, tool: str, spec: str, limit: int) -> None:
-    """List runs, newest first."""
-    rows = _open_warehouse(ctx).runs(limit=limit, tool=tool, spec=spec)
+def runs(ctx: click.Context, as_json: bool, tool: str, spec: str, group: str, fingerprint: str, limit: int) -> None:
+    """List runs, newest first, with the group and fingerprint that make them comparable."""
+    rows = _open_warehouse(ctx).runs(limit=limit, tool=tool, spec=spec, group=group, fingerprint=fingerprint)
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
         return
     click.echo(
         table(
-            [[r["run_id"], r["name"], r["tool"], r["status"], r["requests"], r["started_at"]] for r in rows],
-            ["run", "name", "tool", "status", "requests", "started (UTC)"],
+            [[r["run_id"], r["name"], r["tool"], r["status"], r["requests"], r["started_at"],
+              r["group_id"] or "–", r["fingerprint"] or "–"] for r in rows],
+            ["run", "name", "tool", "status", "requests", "started (UTC)", "group", "fingerprint"],
         )
     )
+
+
+@main.group()
+def baseline() -> None:
+    """Baselines pinned per fingerprint: the run later runs of that history are compared with."""
+
+
+@baseline.command("pin")
+@click.argument("run_ref")
+@click.option("--note", default="", help="Why this run is the baseline.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@fail_cleanly
+def baseline_pin(ctx: click.Context, run_ref: str, note: str, as_json: bool) -> None:
+    """Pin RUN (id, prefix or `latest`) as the baseline of its fingerprint."""
+    from warehouse.analysis.baseline import pin
+
+    warehouse = _open_warehouse(ctx)
+    done = pin(warehouse, warehouse.resolve(run_ref), note)
+    click.echo(json.dumps(done.to_dict()) if as_json else f"pinned {done.run_id} as the baseline of {done.fingerprint}")
+
+
+@baseline.command("unpin")
+@click.argument("ref")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@fail_cleanly
+def baseline_unpin(ctx: click.Context, ref: str, as_json: bool) -> None:
+    """Unpin the baseline of a fingerprint (given, or that of run REF)."""
+    from warehouse.analysis.baseline import unpin
+
+    done = unpin(_open_warehouse(ctx), ref)
+    click.echo(json.dumps(done.to_dict()) if as_json else f"unpinned {done.run_id} from {done.fingerprint}")
+
+
+@baseline.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@fail_cleanly
+def baseline_list(ctx: click.Context, as_json: bool) -> None:
+    """The pinned baselines, one per fingerprint."""
+    from warehouse.analysis.baseline import pinned
+
+    pins = pinned(_open_warehouse(ctx))
+    if as_json:
+        click.echo(json.dumps([p.to_dict() for p in pins], indent=2))
+    elif pins:
+        click.echo(table([[p.fingerprint, p.run_id, p.pinned_at, p.note or "–"] for p in pins],
+                         ["fingerprint", "run", "pinned (UTC)", "note"]))
+    else:
+        click.echo("no pinned baselines: without one, compare and gate use the latest passed run of a fingerprint")
 
 
 @main.command()

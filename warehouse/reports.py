@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from warehouse.analysis.slo import Verdict
+from warehouse.analysis.verdict import RunVerdict, run_verdict
 from warehouse.store import Warehouse
 
 
@@ -21,8 +22,13 @@ class Report:
     errors: list[dict[str, Any]] = field(default_factory=list)
 
     @property
+    def verdict(self) -> RunVerdict:
+        """PASSED, FAILED, NO SLOS, ABORTED or INCOMPLETE: an interrupted or unfinished run never passes."""
+        return run_verdict(str(self.run.get("status") or ""), self.slos)
+
+    @property
     def passed(self) -> bool:
-        return all(v.passed for v in self.slos)
+        return self.verdict == RunVerdict.PASSED
 
     def to_dict(self) -> dict[str, Any]:
         return _finite(
@@ -32,6 +38,7 @@ class Report:
                 "steps": self.steps,
                 "slos": [v.to_dict() for v in self.slos],
                 "errors": self.errors,
+                "verdict": str(self.verdict),
                 "passed": self.passed,
             }
         )
@@ -74,7 +81,7 @@ def _cell(text: Any) -> str:
 
 def render_markdown(report: Report) -> str:
     run, t = report.run, report.totals
-    verdict = "PASSED" if report.passed else "FAILED"
+    verdict = report.verdict
     lines = [
         f"# Load test report: {_cell(run.get('name') or run['run_id'])}",
         "",
