@@ -156,7 +156,7 @@ ORDER BY overall, journey, step, run_id
 COMPARE_TESTS = """
 SELECT journey, step, grouping(journey, step) != 0 AS overall, run_id IN ({a:String}, {b:String}) AS compared,
        tupleElement(mannWhitneyUTest('two-sided')(duration_ms, toUInt8(run_id = {b:String})), 2) AS mw_p,
-       tupleElement(kolmogorovSmirnovTest('two-sided')(duration_ms, toUInt8(run_id = {b:String})), 2) AS ks_p
+       tupleElement(kolmogorovSmirnovTest('two-sided', 'asymp')(duration_ms, toUInt8(run_id = {b:String})), 2) AS ks_p
 FROM requests
 WHERE run_id IN ({a:String}, {b:String})
   AND (journey, step) IN (
@@ -169,7 +169,8 @@ ORDER BY overall, journey, step
 
 # Per-run, per-step figures of the comparable runs (completed or imported) that a trend or the noise of a
 # history reads: the newest {runs} of each fingerprint started before {before}, optionally of one fingerprint,
-# spec, journey or step, leaving out {exclude} ({before} empty: no bound).
+# spec, journey or step, leaving out {exclude} ({before} empty: no bound). Rows with journey and step empty are
+# the whole run (of the journey and step chosen).
 STEP_HISTORY = f"""
 SELECT h.fingerprint AS fingerprint, h.run_id AS run_id, toString(h.started_at) AS started_at, h.tool AS tool,
        h.profile AS profile, h.spec_name AS spec_name, h.environment AS environment, r.journey AS journey,
@@ -195,7 +196,10 @@ INNER JOIN (
     FROM requests GROUP BY run_id
 ) AS s ON r.run_id = s.run_id
 WHERE ({{journey:String}} = '' OR r.journey = {{journey:String}}) AND ({{step:String}} = '' OR r.step = {{step:String}})
-GROUP BY h.fingerprint, h.run_id, h.started_at, h.tool, h.profile, h.spec_name, h.environment, r.journey, r.step
+GROUP BY GROUPING SETS (
+    (h.fingerprint, h.run_id, h.started_at, h.tool, h.profile, h.spec_name, h.environment, r.journey, r.step),
+    (h.fingerprint, h.run_id, h.started_at, h.tool, h.profile, h.spec_name, h.environment)
+)
 ORDER BY fingerprint, journey, step, h.started_at, run_id
 """
 
