@@ -205,7 +205,7 @@ ORDER BY fingerprint, journey, step, h.started_at, run_id
 
 # The runs of one fingerprint newest first, with their stored SLO results: where an automatic baseline is found.
 FINGERPRINT_RUNS = """
-SELECT run_id, status, toString(started_at) AS started_at,
+SELECT run_id, status, toString(started_at) AS started,
        (SELECT count() FROM slo_results FINAL WHERE slo_results.run_id = runs.run_id) AS slos,
        (SELECT countIf(passed = 0) FROM slo_results FINAL WHERE slo_results.run_id = runs.run_id) AS slos_failed
 FROM runs FINAL

@@ -345,23 +345,25 @@ def compare_runs(
 
 def store_comparison(backend: Backend, comparison: Comparison) -> None:
     """Keep a comparison's per-step verdicts (and overall: journey and step empty); comparing again replaces."""
-    rows = []
     for s in [*comparison.steps, comparison.overall]:
         d = s.deltas()
-        rows.append((s.journey, s.step, s.a.count if s.a else 0, s.b.count if s.b else 0,
-                     d["p50_ms"]["a"], d["p50_ms"]["b"], d["p95_ms"]["a"], d["p95_ms"]["b"], d["p99_ms"]["a"],
-                     d["p99_ms"]["b"], d["error_rate"]["a"], d["error_rate"]["b"], d["rps"]["a"], d["rps"]["b"],
-                     _min_p(s.mw_p, s.ks_p), s.floor, s.noise.sigma, str(s.verdict), s.reason))
-    backend.command(
-        "INSERT INTO comparisons (run_id, baseline_id, journey, step, count_a, count_b, p50_a, p50_b, p95_a, p95_b, "
-        "p99_a, p99_b, error_rate_a, error_rate_b, rps_a, rps_b, p_value, floor, noise, verdict, reason, "
-        "compared_at) SELECT {run:String}, {baseline:String}, r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8, r.9, r.10, "
-        "r.11, r.12, r.13, r.14, r.15, r.16, r.17, r.18, r.19, now64(6) FROM (SELECT arrayJoin({rows:Array(Tuple("
-        "String, String, UInt64, UInt64, Nullable(Float64), Nullable(Float64), Nullable(Float64), Nullable(Float64), "
-        "Nullable(Float64), Nullable(Float64), Nullable(Float64), Nullable(Float64), Nullable(Float64), "
-        "Nullable(Float64), Nullable(Float64), Float64, Nullable(Float64), String, String))}) AS r)",
-        {"run": str(comparison.b["run_id"]), "baseline": str(comparison.a["run_id"]), "rows": rows},
-    )
+        row = {"journey": s.journey, "step": s.step, "count_a": s.a.count if s.a else 0,
+               "count_b": s.b.count if s.b else 0, "p_value": _min_p(s.mw_p, s.ks_p), "floor": s.floor,
+               "noise": s.noise.sigma, "verdict": str(s.verdict), "reason": s.reason}
+        for metric, column in (("p50_ms", "p50"), ("p95_ms", "p95"), ("p99_ms", "p99"),
+                               ("error_rate", "error_rate"), ("rps", "rps")):
+            row[f"{column}_a"], row[f"{column}_b"] = d[metric]["a"], d[metric]["b"]
+        backend.command(
+            "INSERT INTO comparisons (run_id, baseline_id, journey, step, count_a, count_b, p50_a, p50_b, p95_a, "
+            "p95_b, p99_a, p99_b, error_rate_a, error_rate_b, rps_a, rps_b, p_value, floor, noise, verdict, reason, "
+            "compared_at) VALUES ({run:String}, {baseline:String}, {journey:String}, {step:String}, "
+            "{count_a:UInt64}, {count_b:UInt64}, {p50_a:Nullable(Float64)}, {p50_b:Nullable(Float64)}, "
+            "{p95_a:Nullable(Float64)}, {p95_b:Nullable(Float64)}, {p99_a:Nullable(Float64)}, "
+            "{p99_b:Nullable(Float64)}, {error_rate_a:Nullable(Float64)}, {error_rate_b:Nullable(Float64)}, "
+            "{rps_a:Nullable(Float64)}, {rps_b:Nullable(Float64)}, {p_value:Nullable(Float64)}, {floor:Float64}, "
+            "{noise:Nullable(Float64)}, {verdict:String}, {reason:String}, now64(6))",
+            {"run": str(comparison.b["run_id"]), "baseline": str(comparison.a["run_id"]), **row},
+        )
 
 
 def stored_comparisons(backend: Backend, run_id: str, baseline_id: str = "") -> list[dict[str, Any]]:
