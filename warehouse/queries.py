@@ -205,13 +205,15 @@ ORDER BY fingerprint, journey, step, h.started_at, run_id
 
 # The runs of one fingerprint newest first, with their stored SLO results: where an automatic baseline is found.
 FINGERPRINT_RUNS = """
-SELECT run_id, status, toString(started_at) AS started,
-       (SELECT count() FROM slo_results FINAL WHERE slo_results.run_id = runs.run_id) AS slos,
-       (SELECT countIf(passed = 0) FROM slo_results FINAL WHERE slo_results.run_id = runs.run_id) AS slos_failed
-FROM runs FINAL
-WHERE fingerprint = {fingerprint:String} AND run_id != {exclude:String}
-  AND ({before:String} = '' OR started_at <= parseDateTime64BestEffortOrNull({before:String}, 3, 'UTC'))
-ORDER BY started_at DESC, run_id DESC
+SELECT r.run_id AS run_id, r.status AS status, toString(r.started_at) AS started,
+       ifNull(s.slos, 0) AS slos, ifNull(s.failed, 0) AS slos_failed
+FROM runs AS r FINAL
+LEFT JOIN (
+    SELECT run_id, count() AS slos, countIf(passed = 0) AS failed FROM slo_results FINAL GROUP BY run_id
+) AS s ON r.run_id = s.run_id
+WHERE r.fingerprint = {fingerprint:String} AND r.run_id != {exclude:String}
+  AND ({before:String} = '' OR r.started_at <= parseDateTime64BestEffortOrNull({before:String}, 3, 'UTC'))
+ORDER BY r.started_at DESC, r.run_id DESC
 LIMIT {limit:UInt32}
 """
 
