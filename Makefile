@@ -16,6 +16,7 @@ golden:
 	python -m pytest tests/unit/test_golden.py --update-golden
 
 bench:
+	python benchmarks/analysis.py
 	python benchmarks/ingest.py
 
 soak:

@@ -129,8 +129,8 @@ SELECT DISTINCT journey, step FROM requests WHERE run_id = {run:String} ORDER BY
 """
 
 # Per run, per step and over the whole run (overall = 1, journey and step empty), the figures a compare shows.
-# q94/q96 bracket p95 so that its sampling error follows from the density there; throughput divides by the
-# run's span (first to last request), as RUN_TOTALS does.
+# q94/q96 bracket p95 so that its sampling error follows from the density there; span_s of the overall row is
+# the run's span (first to last request), which throughput divides by, as RUN_TOTALS does.
 COMPARE_STATS = f"""
 SELECT run_id, journey, step, grouping(journey, step) != 0 AS overall,
        count() AS count, countIf({REQUEST_ERROR}) AS errors,
@@ -139,38 +139,45 @@ SELECT run_id, journey, step, grouping(journey, step) != 0 AS overall,
        quantileExactInclusive(0.95)(duration_ms) AS p95,
        quantileExactInclusive(0.96)(duration_ms) AS q96,
        quantileExactInclusive(0.99)(duration_ms) AS p99,
-       any(spans.span_s) AS span_s
+       greatest(dateDiff('millisecond', min(ts), max(ts)) / 1000, 1) AS span_s
 FROM requests
-INNER JOIN (
-    SELECT run_id, greatest(dateDiff('millisecond', min(ts), max(ts)) / 1000, 1) AS span_s
-    FROM requests WHERE run_id IN ({{a:String}}, {{b:String}}) GROUP BY run_id
-) AS spans USING run_id
 WHERE run_id IN ({{a:String}}, {{b:String}})
 GROUP BY GROUPING SETS ((run_id, journey, step), (run_id))
 ORDER BY overall, journey, step, run_id
 """
 
-# Do the two runs' durations come from one distribution? Mann-Whitney U and Kolmogorov-Smirnov p-values per
-# step both runs have, and over those steps together (overall = 1). Run b is sample 1. The overall set groups
-# by a column (true on every row) rather than (), which would aggregate zero rows into a failing test.
+# Do the two runs' durations come from one distribution? The Kolmogorov-Smirnov p-value (asymptotic: exact
+# is far slower on large runs) per step and over the steps together (overall = 1); run b is sample 1.
+# {journeys} and {steps} list (pairwise) the steps both runs have when some step is in one run only (empty:
+# every step), as a test needs both samples. The overall set groups by a column (true on every row), not (), which would aggregate
+# zero rows into a failing test.
 COMPARE_TESTS = """
 SELECT journey, step, grouping(journey, step) != 0 AS overall, run_id IN ({a:String}, {b:String}) AS compared,
-       tupleElement(mannWhitneyUTest('two-sided')(duration_ms, toUInt8(run_id = {b:String})), 2) AS mw_p,
        tupleElement(kolmogorovSmirnovTest('two-sided', 'asymp')(duration_ms, toUInt8(run_id = {b:String})), 2) AS ks_p
 FROM requests
 WHERE run_id IN ({a:String}, {b:String})
-  AND (journey, step) IN (
-      SELECT journey, step FROM requests WHERE run_id IN ({a:String}, {b:String})
-      GROUP BY journey, step HAVING uniqExact(run_id) = 2
-  )
+  AND (empty({steps:Array(String)}) OR has(arrayZip({journeys:Array(String)}, {steps:Array(String)}), (journey, step)))
 GROUP BY GROUPING SETS ((journey, step), (compared))
 ORDER BY overall, journey, step
 """
 
-# Per-run, per-step figures of the comparable runs (completed or imported) that a trend or the noise of a
-# history reads: the newest {runs} of each fingerprint started before {before}, optionally of one fingerprint,
-# spec, journey or step, leaving out {exclude} ({before} empty: no bound). Rows with journey and step empty are
-# the whole run (of the journey and step chosen).
+# The comparable runs (completed or imported) a trend or the noise of a history reads: the newest {runs} of each
+# fingerprint started before {before} ({before} empty: no bound), optionally of one fingerprint or spec,
+# leaving out {exclude}.
+_HISTORY_RUNS = """
+    SELECT run_id, fingerprint, started_at, tool, profile, spec_name, environment
+    FROM runs FINAL
+    WHERE status IN ('completed', 'imported') AND fingerprint != ''
+      AND ({fingerprint:String} = '' OR fingerprint = {fingerprint:String})
+      AND ({spec:String} = '' OR spec_name = {spec:String})
+      AND ({before:String} = '' OR started_at < parseDateTime64BestEffortOrNull({before:String}, 3, 'UTC'))
+      AND run_id != {exclude:String}
+    ORDER BY started_at DESC, run_id DESC
+    LIMIT {runs:UInt32} BY fingerprint
+"""
+
+# Per run and step of those runs (and per run: journey and step empty, over the journey and step chosen), the
+# figures of a trend, oldest first; throughput over the span of the requests counted.
 STEP_HISTORY = f"""
 SELECT h.fingerprint AS fingerprint, h.run_id AS run_id, toString(h.started_at) AS started_at, h.tool AS tool,
        h.profile AS profile, h.spec_name AS spec_name, h.environment AS environment, r.journey AS journey,
@@ -178,29 +185,25 @@ SELECT h.fingerprint AS fingerprint, h.run_id AS run_id, toString(h.started_at) 
        quantileExactInclusive(0.5)(r.duration_ms) AS p50,
        quantileExactInclusive(0.95)(r.duration_ms) AS p95,
        quantileExactInclusive(0.99)(r.duration_ms) AS p99,
-       count() / any(s.span_s) AS rps
+       count() / greatest(dateDiff('millisecond', min(r.ts), max(r.ts)) / 1000, 1) AS rps
 FROM requests AS r
-INNER JOIN (
-    SELECT run_id, fingerprint, started_at, tool, profile, spec_name, environment
-    FROM runs FINAL
-    WHERE status IN ('completed', 'imported') AND fingerprint != ''
-      AND ({{fingerprint:String}} = '' OR fingerprint = {{fingerprint:String}})
-      AND ({{spec:String}} = '' OR spec_name = {{spec:String}})
-      AND ({{before:String}} = '' OR started_at < parseDateTime64BestEffortOrNull({{before:String}}, 3, 'UTC'))
-      AND run_id != {{exclude:String}}
-    ORDER BY started_at DESC, run_id DESC
-    LIMIT {{runs:UInt32}} BY fingerprint
-) AS h ON r.run_id = h.run_id
-INNER JOIN (
-    SELECT run_id, greatest(dateDiff('millisecond', min(ts), max(ts)) / 1000, 1) AS span_s
-    FROM requests GROUP BY run_id
-) AS s ON r.run_id = s.run_id
+INNER JOIN ({_HISTORY_RUNS}) AS h ON r.run_id = h.run_id
 WHERE ({{journey:String}} = '' OR r.journey = {{journey:String}}) AND ({{step:String}} = '' OR r.step = {{step:String}})
 GROUP BY GROUPING SETS (
     (h.fingerprint, h.run_id, h.started_at, h.tool, h.profile, h.spec_name, h.environment, r.journey, r.step),
     (h.fingerprint, h.run_id, h.started_at, h.tool, h.profile, h.spec_name, h.environment)
 )
 ORDER BY fingerprint, journey, step, h.started_at, run_id
+"""
+
+# The p95 per run and step (and per run) of a fingerprint's history, oldest first: its run-to-run noise.
+NOISE_HISTORY = f"""
+SELECT h.run_id AS run_id, r.journey AS journey, r.step AS step,
+       quantileExactInclusive(0.95)(r.duration_ms) AS p95
+FROM requests AS r
+INNER JOIN ({_HISTORY_RUNS}) AS h ON r.run_id = h.run_id
+GROUP BY GROUPING SETS ((h.run_id, h.started_at, r.journey, r.step), (h.run_id, h.started_at))
+ORDER BY journey, step, h.started_at, run_id
 """
 
 # The runs of one fingerprint newest first, with their stored SLO results: where an automatic baseline is found.
@@ -242,7 +245,7 @@ WHERE run_id = {run:String} AND ({baseline:String} = '' OR baseline_id = {baseli
 ORDER BY journey, step
 """
 
-ALL = {name: sql for name, sql in globals().items() if name.isupper() and isinstance(sql, str)}
+ALL = {name: sql for name, sql in globals().items() if name.isupper() and name[0] != "_" and isinstance(sql, str)}
 ALL.pop("REQUEST_ERROR")
 
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*):([A-Za-z0-9()]+)\}")

@@ -149,7 +149,7 @@ def test_query_round_trips_through_sqlglot_and_runs(any_warehouse_url: str, name
     generated = tree.sql(dialect="clickhouse")
     assert sqlglot.parse_one(generated, read="clickhouse") == tree
     params = {
-        key: {"String": "", "UInt32": 1}[kind] for key, kind in queries.parameters(sql).items()
+        key: {"String": "", "UInt32": 1, "Array(String)": []}[kind] for key, kind in queries.parameters(sql).items()
     }
     wh = Warehouse.open(any_warehouse_url)
     assert wh.backend.query(sql, params) == wh.backend.query(generated, params)
