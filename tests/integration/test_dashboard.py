@@ -107,7 +107,7 @@ def test_run_detail_defaults_to_the_latest_run_and_heads_with_its_figures(
     assert metrics["Requests"].value == f"{recorded.requests:,}" == f"{totals['count']:,}"
     assert metrics["Errors"].value == f"{totals['errors']:,}" and int(totals["errors"]) > 0
     assert metrics["p95 latency (ms)"].value == ms(totals["p95_ms"])
-    assert metrics["SLOs"].value == "FAIL"  # a third of the payments answered 503
+    assert metrics["SLOs"].value == "FAILED"  # a third of the payments answered 503
     assert metrics["SLOs"].delta == "1 of 3 failed"
 
 

@@ -90,13 +90,16 @@ def trends(
     fingerprint: str = "",
     runs: int = MAX_RUNS,
 ) -> Trends:
-    """Every step's `metric` over the newest `runs` completed runs of each fingerprint, with change points."""
+    """Every step's `metric` (and the whole run's, unless a journey or step is chosen) over the newest `runs`
+    completed runs of each fingerprint, with change points."""
     if metric not in METRICS:
         raise DataError(f"unknown trend metric {metric!r}; one of {', '.join(METRICS)}")
     rows = backend.query(queries.STEP_HISTORY, {"fingerprint": fingerprint, "spec": spec, "journey": journey,
                                                 "step": step, "before": "", "exclude": "", "runs": runs})
     by_key: dict[tuple[str, str, str], Series] = {}
     for r in rows:
+        if (journey or step) and not r["journey"] and not r["step"]:
+            continue  # the whole run over the chosen journey or step: the step's own series says it
         value = r[metric]
         if value is None or not math.isfinite(float(value)):
             continue
