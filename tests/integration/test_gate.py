@@ -70,6 +70,7 @@ class Recorded:
     regressed: str
     breached: str
     aborted: str
+    died: str
     regressed_exit: int
     regressed_output: str
     regressed_junit: Path
@@ -107,19 +108,48 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorded]:
         assert proc.returncode == ExitStatus.SLO_FAILED, proc.stdout + proc.stderr
         breached = latest_run(warehouse)
         aborted = interrupted_run(warehouse, ok_spec, fast.url, runs, tmp)
-    yield Recorded(warehouse, tmp, passed, regressed, breached, aborted, regressed_exit, regressed_output, junit)
+        died = run_whose_tool_dies(warehouse, ok_spec, fast.url, runs, tmp)
+    yield Recorded(warehouse, tmp, passed, regressed, breached, aborted, died, regressed_exit, regressed_output,
+                   junit)
 
 
-def interrupted_run(warehouse: str, spec: Path, url: str, runs: list[str], tmp: Path) -> str:
-    """A run stopped by SIGTERM once k6 has written results: perfhouse marks it aborted."""
+def started_run(warehouse: str, spec: Path, url: str, runs: list[str], tmp: Path) -> tuple[subprocess.Popen[str], Path]:
+    """A long run started in the background, returned once k6 has written results, with its directory."""
     before = set((tmp / "runs").iterdir())
     proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "--warehouse", warehouse, "run", str(spec),
                              "--profile", "long", "--service", f"api={url}", *runs],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     start = time.monotonic()
-    while not [p for d in set((tmp / "runs").iterdir()) - before for p in d.glob("k6*.json") if p.stat().st_size]:
+    while True:
+        written = [p for d in set((tmp / "runs").iterdir()) - before for p in d.glob("k6*.json") if p.stat().st_size]
+        if written:
+            return proc, written[0].parent
         assert time.monotonic() - start < 60 and proc.poll() is None, proc.stderr and proc.stderr.read()
         time.sleep(0.2)
+
+
+def run_whose_tool_dies(warehouse: str, spec: Path, url: str, runs: list[str], tmp: Path) -> str:
+    """A run whose k6 process is killed (SIGKILL) midway: the run's tool died, perfhouse did not."""
+    proc, directory = started_run(warehouse, spec, url, runs, tmp)
+    time.sleep(1)
+    (pid,) = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _is_k6_of(p, directory)]
+    os.kill(pid, signal.SIGKILL)
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == ExitStatus.ERROR, err
+    return latest_run(warehouse)
+
+
+def _is_k6_of(proc: Path, directory: Path) -> bool:
+    try:
+        argv = (proc / "cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return bool(argv) and Path(argv[0].decode(errors="replace")).name == "k6" and str(directory).encode() in b" ".join(argv)
+
+
+def interrupted_run(warehouse: str, spec: Path, url: str, runs: list[str], tmp: Path) -> str:
+    """A run stopped by SIGTERM once k6 has written results: perfhouse marks it aborted."""
+    proc, _ = started_run(warehouse, spec, url, runs, tmp)
     time.sleep(1)
     proc.send_signal(signal.SIGTERM)
     _out, err = proc.communicate(timeout=120)
@@ -193,6 +223,14 @@ def test_an_interrupted_run_is_aborted_never_passed_and_the_gate_exits_9(recorde
     assert json.loads(report.stdout)["verdict"] == "ABORTED"
 
 
+def test_a_run_whose_tool_died_midway_is_incomplete_and_the_gate_exits_9(recorded: Recorded) -> None:
+    proc = perfhouse(recorded.warehouse, "gate", recorded.died, "--json")
+    assert proc.returncode == ExitStatus.RUN_INCOMPLETE, proc.stdout + proc.stderr
+    (result,) = json.loads(proc.stdout)
+    assert (result["run"]["status"], result["verdict"], result["outcome"]) == ("failed", "INCOMPLETE", "INCOMPLETE")
+    assert all(v["passed"] for v in result["slos"])  # its partial data meets the SLOs, and still does not pass
+
+
 def test_usage_and_data_errors_exit_2_in_one_line(recorded: Recorded) -> None:
     for args in (["gate", "no-such-run"], ["gate", recorded.regressed, "--baseline", "no-such-run"],
                  ["gate", recorded.passed, "--baseline", "pinned"], ["compare", "a", "b", "c"]):
@@ -220,7 +258,7 @@ def test_runs_show_and_filter_by_group_and_fingerprint(recorded: Recorded) -> No
     by_id = {r["run_id"]: r for r in runs}
     ci = {by_id[r]["fingerprint"] for r in (recorded.passed, recorded.regressed, recorded.breached)}
     assert len(ci) == 1 and by_id[recorded.aborted]["fingerprint"] not in ci  # another profile
-    assert len({r["group_id"] for r in runs}) == 4 and all(r["group_id"] for r in runs)
+    assert len({r["group_id"] for r in runs}) == 5 and all(r["group_id"] for r in runs)
     (fingerprint,) = ci
     same = json.loads(perfhouse(recorded.warehouse, "runs", "--fingerprint", fingerprint[:8], "--json").stdout)
     assert {r["run_id"] for r in same} == {recorded.passed, recorded.regressed, recorded.breached}
