@@ -267,3 +267,24 @@ def test_runs_show_and_filter_by_group_and_fingerprint(recorded: Recorded) -> No
     assert [r["run_id"] for r in group] == [recorded.passed]
     table = perfhouse(recorded.warehouse, "runs").stdout
     assert "fingerprint" in table.splitlines()[0] and fingerprint in table
+
+
+def test_one_invocation_with_two_tools_is_a_group_compared_k6_against_jmeter(tmp_path: Path) -> None:
+    need("k6")
+    need("jmeter")
+    spec = tmp_path / "shop.yaml"
+    spec.write_text(SPEC.format(p95="500ms").replace("profiles:\n", "profiles:\n  few:\n    executor: iterations\n"
+                                                     "    vus: 2\n    iterations: 20\n"))
+    warehouse = f"chdb://{tmp_path / 'warehouse'}"
+    with DemoAPI() as api:
+        proc = perfhouse(warehouse, "run", str(spec), "--profile", "few", "--tool", "k6,jmeter", "--service",
+                         f"api={api.url}", "--runs-dir", str(tmp_path / "runs"), "--progress-interval", "0")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    runs = json.loads(perfhouse(warehouse, "runs", "--json").stdout)
+    assert sorted(r["tool"] for r in runs) == ["jmeter", "k6"]
+    assert len({r["group_id"] for r in runs}) == 1 and len({r["fingerprint"] for r in runs}) == 2
+    result = json.loads(perfhouse(warehouse, "compare", "--group", "latest", "--json").stdout)
+    assert (result["a"]["tool"], result["b"]["tool"], result["baseline"]) == ("k6", "jmeter", "group")
+    assert {s["journey"] + "/" + s["step"] for s in result["steps"]} == {"browse/list", "browse/view"}
+    assert all(s["verdict"] == "INCONCLUSIVE" and "too few samples" in s["reason"] for s in result["steps"])
+    assert any("the tools measure differently" in n for n in result["notes"])
