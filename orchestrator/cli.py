@@ -281,8 +281,11 @@ def run(
     from orchestrator.spec import load_spec
     from orchestrator.suite import is_suite
     from orchestrator.tools import TOOLS, require
+    from warehouse.analysis.fingerprint import new_group_id
 
     if is_suite(Path(spec_file)):
+        if gate_runs:
+            raise click.UsageError("--gate judges the runs of one spec; gate a suite's runs with `perfhouse gate RUN`")
         passed = ["--runner", runner, "--runs-dir", runs_dir, "--progress-interval", str(progress_interval_s)]
         passed += ["--timeout", str(timeout_s)] if timeout_s else []
         passed += ["--env", environment] if environment else []
@@ -320,8 +323,6 @@ def run(
         require(name) if runner == "local" else runner_for(runner).target(TOOLS[name], options)
         if generators > 1 and not TOOLS[name].splits:
             raise click.UsageError(f"--generators {generators}: {name} cannot split one test; run it separately")
-    from warehouse.analysis.fingerprint import new_group_id
-
     warehouse = _open_warehouse(ctx)
     outcomes = []
     echo: Callable[[str], None] = (lambda m: click.echo(m, err=True)) if as_json else click.echo

@@ -70,3 +70,10 @@ def test_the_worst_verdict_wins() -> None:
     assert worst([CompareVerdict.BETTER, CompareVerdict.INCONCLUSIVE]) == CompareVerdict.INCONCLUSIVE
     assert worst([CompareVerdict.INCONCLUSIVE, CompareVerdict.WORSE]) == CompareVerdict.WORSE
     assert worst([]) == CompareVerdict.SAME
+
+
+def test_whole_millisecond_durations_still_have_a_sampling_error() -> None:
+    """p94 = p95 = p96 = 12 ms: the density comes from p50 and p99, so the error is not zero."""
+    tied = Side(5000, 0, 8.0, 12.0, 20.0, 12.0, 12.0, 100.0)
+    assert 0 < tied.p95_log_se() < 0.1
+    assert Side(5000, 0, 12.0, 12.0, 12.0, 12.0, 12.0, 100.0).p95_log_se() == 0  # every sample the same

@@ -87,10 +87,14 @@ class Side:
         return self.errors / self.count if self.count else None
 
     def p95_log_se(self) -> float:
-        """Sampling error of ln p95: sqrt(p(1-p)/n) / (f(q95) q95), the density from p94 and p96."""
+        """Sampling error of ln p95: sqrt(p(1-p)/n) / (f(q95) q95), the density from p94 and p96; where
+        those are equal (whole-millisecond durations, as JMeter 2.x writes) from p50 and p99 instead."""
         if not self.count or not self.p95 or self.q94 is None or self.q96 is None:
             return math.inf
-        return math.sqrt(0.95 * 0.05 / self.count) * (self.q96 - self.q94) / 0.02 / self.p95
+        per_probability = (self.q96 - self.q94) / 0.02
+        if per_probability <= 0 and self.p50 is not None and self.p99 is not None:
+            per_probability = (self.p99 - self.p50) / 0.49
+        return math.sqrt(0.95 * 0.05 / self.count) * per_probability / self.p95
 
     def to_dict(self) -> dict[str, Any]:
         return {"count": self.count, "errors": self.errors, "error_rate": self.error_rate, "p50_ms": self.p50,
