@@ -16,6 +16,7 @@ golden:
 	python -m pytest tests/unit/test_golden.py tests/integration/test_report_golden.py --update-golden
 
 bench:
+	python benchmarks/analysis.py
 	python benchmarks/ingest.py
 	python benchmarks/report.py
 	python benchmarks/dashboard.py

@@ -20,12 +20,9 @@ RUN_COLUMNS = ["run_id", "verdict", "name", "tool", "spec_name", "profile", "sta
 
 VERDICTS = (PASSED, FAILED, NO_SLOS, ABORTED, INCOMPLETE)
 # Badge colours: background, text (words, not emoji: headless browsers may lack emoji fonts).
-VERDICT_COLOURS = {PASSED: ("#d3f0d8", "#14532d"), FAILED: ("#fbd5d5", "#7f1d1d"),
+VERDICT_COLOURS: dict[str, tuple[str, str]] = {PASSED: ("#d3f0d8", "#14532d"), FAILED: ("#fbd5d5", "#7f1d1d"),
                    NO_SLOS: ("#e5e7eb", "#374151"), ABORTED: ("#fde8c8", "#7c2d12"),
                    INCOMPLETE: ("#fef3c7", "#713f12")}
-
-# A run's verdict from its status and its SLO counts: the one rule reports use too.
-run_verdict = verdict_of
 
 
 def verdict_style(verdict: Any) -> str:
@@ -52,7 +49,7 @@ def runs_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """The runs list: newest first as the warehouse gives it, times parsed, a duration, a short git sha."""
     frame = pd.DataFrame(list(rows), columns=[c for c in RUN_COLUMNS if c not in ("duration_s", "verdict")]
                          + ["ended_at", "slos", "slos_failed"])
-    frame["verdict"] = [run_verdict(str(st), int(number(n) or 0), int(number(f) or 0))
+    frame["verdict"] = [verdict_of(str(st), int(number(n) or 0), int(number(f) or 0))
                         for st, n, f in zip(frame["status"], frame["slos"], frame["slos_failed"], strict=True)]
     for column in ("requests", "errors"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").fillna(0).astype("int64")
@@ -94,7 +91,7 @@ class Headline:
     errors: int
     error_rate: float | None
     p95_ms: float | None
-    slo_status: str  # PASS, FAIL or none
+    slo_status: str  # the run's verdict: PASSED, FAILED, NO SLOS, ABORTED or INCOMPLETE
     slo_summary: str  # "1 of 3 failed"
     slo_detail: str  # which ones
     verdict: str = "NO SLOS"  # the run's verdict, one of VERDICTS
@@ -105,13 +102,18 @@ class Headline:
         errors = int(totals.get("errors") or 0)
         span = number(totals.get("span_s"))
         failed = [v for v in verdicts if not v.passed]
-        if not verdicts:
-            status, summary, detail = "none", "", "no SLOs were evaluated for this run"
+        status = verdict_of(run_status, len(verdicts), len(failed))
+        if status == ABORTED:
+            summary, detail = "", "the run was interrupted: its partial data is not a pass"
+        elif status == INCOMPLETE:
+            summary, detail = "", f"the run is {run_status}: a tool died or the run never finished"
+        elif not verdicts:
+            summary, detail = "", "no SLOs were evaluated for this run"
         elif failed:
-            status, summary = "FAIL", f"{len(failed)} of {len(verdicts)} failed"
+            summary = f"{len(failed)} of {len(verdicts)} failed"
             detail = "failed: " + "; ".join(v.slo for v in failed)
         else:
-            status, summary, detail = "PASS", f"{len(verdicts)} of {len(verdicts)} met", "every SLO met"
+            summary, detail = f"{len(verdicts)} of {len(verdicts)} met", "every SLO met"
         return cls(
             requests=count,
             rps=count / span if count and span else None,
@@ -121,7 +123,7 @@ class Headline:
             slo_status=status,
             slo_summary=summary,
             slo_detail=detail,
-            verdict=run_verdict(run_status, len(verdicts), len(failed)),
+            verdict=status,
         )
 
 

@@ -191,7 +191,7 @@ def print_summary(outcomes: list[Any]) -> None:
         click.echo(table(rows, ["tool", "journey/step", "requests", "request errors", "failed checks", "p50 ms",
                                 "p95 ms", "p99 ms"]))
     for o in outcomes:
-        click.echo(f"\n{o.tool} run {o.run_id}: {o.status}")
+        click.echo(f"\n{o.tool} run {o.run_id}: {o.status}, {o.verdict}")
         for v in o.verdicts:
             observed = (
                 "no data"
@@ -244,6 +244,11 @@ def _runner_names() -> list[str]:
 @click.option("--timeout", "timeout_s", type=float, default=None, help="Stop a tool after this many seconds.")
 @click.option("--env", "environment", default="", help="Environment name recorded with the run.")
 @click.option("--runs-dir", default=".perfhouse/runs", show_default=True, type=click.Path(file_okay=False))
+@click.option("--gate", "gate_runs", is_flag=True,
+              help="Gate the runs at the end (as `perfhouse gate`): SLOs, completeness, regressions.")
+@click.option("--baseline", default=None, metavar="RUN|auto|pinned", help="Baseline of --gate.")
+@click.option("--junit", default=None, type=click.Path(dir_okay=False), help="JUnit XML of --gate.")
+@click.option("--summary", default=None, type=click.Path(dir_okay=False), help="Markdown summary of --gate.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @fail_cleanly
@@ -270,6 +275,10 @@ def run(
     timeout_s: float | None,
     environment: str,
     runs_dir: str,
+    gate_runs: bool,
+    baseline: str | None,
+    junit: str | None,
+    summary: str | None,
     as_json: bool,
 ) -> None:
     """Run the spec with each tool, ingest the results and judge the SLOs; or run a suite of specs."""
@@ -278,8 +287,11 @@ def run(
     from orchestrator.spec import load_spec
     from orchestrator.suite import is_suite
     from orchestrator.tools import TOOLS, require
+    from warehouse.analysis.fingerprint import new_group_id
 
     if is_suite(Path(spec_file)):
+        if gate_runs:
+            raise click.UsageError("--gate judges the runs of one spec; gate a suite's runs with `perfhouse gate RUN`")
         passed = ["--runner", runner, "--runs-dir", runs_dir, "--progress-interval", str(progress_interval_s)]
         passed += ["--timeout", str(timeout_s)] if timeout_s else []
         passed += ["--env", environment] if environment else []
@@ -322,6 +334,7 @@ def run(
     echo: Callable[[str], None] = (lambda m: click.echo(m, err=True)) if as_json else click.echo
     for line in _dead_leftovers_notes(warehouse.orphans_aborted):
         echo(line)
+    group_id = new_group_id()
     with terminate_as_interrupt():
         for name in tool_names:
             outcome = run_tool(
@@ -336,6 +349,7 @@ def run(
                 environment,
                 echo=echo,
                 settings=settings,
+                group_id=group_id,
             )
             outcomes.append(outcome)
             if outcome.status == "aborted":
@@ -346,6 +360,8 @@ def run(
         print_summary(outcomes)
     if any(o.status == "aborted" for o in outcomes):
         sys.exit(int(ExitStatus.ABORTED))
+    if gate_runs:  # with --json only the runs are printed; the gate's findings go to --junit and --summary
+        sys.exit(int(_gate(warehouse, [o.run_id for o in outcomes], baseline, junit, summary, False, not as_json)))
     if any(o.status == "failed" for o in outcomes):
         sys.exit(int(ExitStatus.ERROR))
     if not all(o.slo_passed for o in outcomes):
@@ -602,21 +618,221 @@ def _run_suite(ctx: click.Context, path: Path, passed: list[str], as_json: bool)
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--tool", default="", help="Only runs of this tool.")
 @click.option("--spec", default="", help="Only runs of this spec name.")
+@click.option("--group", default="", help="Only the runs of this group (id or prefix): one invocation's tools.")
+@click.option("--fingerprint", default="", help="Only the runs of this fingerprint (or prefix): one history.")
 @click.option("--limit", default=50, show_default=True)
 @click.pass_context
 @fail_cleanly
-def runs(ctx: click.Context, as_json: bool, tool: str, spec: str, limit: int) -> None:
-    """List runs, newest first."""
-    rows = _open_warehouse(ctx).runs(limit=limit, tool=tool, spec=spec)
+def runs(ctx: click.Context, as_json: bool, tool: str, spec: str, group: str, fingerprint: str, limit: int) -> None:
+    """List runs, newest first, with the group and fingerprint that make them comparable."""
+    rows = _open_warehouse(ctx).runs(limit=limit, tool=tool, spec=spec, group=group, fingerprint=fingerprint)
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
         return
     click.echo(
         table(
-            [[r["run_id"], r["name"], r["tool"], r["status"], r["requests"], r["started_at"]] for r in rows],
-            ["run", "name", "tool", "status", "requests", "started (UTC)"],
+            [[r["run_id"], r["name"], r["tool"], r["status"], r["requests"], r["started_at"],
+              r["group_id"] or "–", r["fingerprint"] or "–"] for r in rows],
+            ["run", "name", "tool", "status", "requests", "started (UTC)", "group", "fingerprint"],
         )
     )
+
+
+@main.group()
+def baseline() -> None:
+    """Baselines pinned per fingerprint: the run later runs of that history are compared with."""
+
+
+@baseline.command("pin")
+@click.argument("run_ref")
+@click.option("--note", default="", help="Why this run is the baseline.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@fail_cleanly
+def baseline_pin(ctx: click.Context, run_ref: str, note: str, as_json: bool) -> None:
+    """Pin RUN (id, prefix or `latest`) as the baseline of its fingerprint."""
+    from warehouse.analysis.baseline import pin
+
+    warehouse = _open_warehouse(ctx)
+    done = pin(warehouse, warehouse.resolve(run_ref), note)
+    click.echo(json.dumps(done.to_dict()) if as_json else f"pinned {done.run_id} as the baseline of {done.fingerprint}")
+
+
+@baseline.command("unpin")
+@click.argument("ref")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@fail_cleanly
+def baseline_unpin(ctx: click.Context, ref: str, as_json: bool) -> None:
+    """Unpin the baseline of a fingerprint (given, or that of run REF)."""
+    from warehouse.analysis.baseline import unpin
+
+    done = unpin(_open_warehouse(ctx), ref)
+    click.echo(json.dumps(done.to_dict()) if as_json else f"unpinned {done.run_id} from {done.fingerprint}")
+
+
+@baseline.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@fail_cleanly
+def baseline_list(ctx: click.Context, as_json: bool) -> None:
+    """The pinned baselines, one per fingerprint."""
+    from warehouse.analysis.baseline import pinned
+
+    pins = pinned(_open_warehouse(ctx))
+    if as_json:
+        click.echo(json.dumps([p.to_dict() for p in pins], indent=2))
+    elif pins:
+        click.echo(table([[p.fingerprint, p.run_id, p.pinned_at, p.note or "–"] for p in pins],
+                         ["fingerprint", "run", "pinned (UTC)", "note"]))
+    else:
+        click.echo("no pinned baselines: without one, compare and gate use the latest passed run of a fingerprint")
+
+
+@main.command()
+@click.argument("refs", nargs=-1, metavar="[A] [B]")
+@click.option("--baseline", default=None, metavar="RUN|auto|pinned",
+              help="Baseline of a single run: a run, `auto` (latest passed run of its fingerprint) or `pinned`; "
+              "default the pinned one, else auto.")
+@click.option("--group", default=None, metavar="latest|GROUP",
+              help="Compare the k6 run of a group (one invocation with several tools) against its JMeter run.")
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+@click.option("--md", "as_md", is_flag=True, help="Print the comparison as Markdown.")
+@click.pass_context
+@fail_cleanly
+def compare(ctx: click.Context, refs: tuple[str, ...], baseline: str | None, group: str | None, as_json: bool,
+            as_md: bool) -> None:
+    """Compare run B against run A per step: p50/p95/p99, error rate, throughput and a verdict (BETTER, SAME,
+    WORSE, INCONCLUSIVE). One run: against its baseline; none: the latest run against its baseline."""
+    from warehouse.analysis.compare import compare as compare_refs
+    from warehouse.analysis.compare import render_markdown
+
+    if len(refs) > 2:
+        raise click.UsageError("give at most two runs: A (the baseline) and B")
+    if group is not None and refs:
+        raise click.UsageError("--group compares the runs of a group: give no runs with it")
+    if baseline is not None and len(refs) == 2:
+        raise click.UsageError("--baseline chooses A for one run: with two runs, A is the first")
+    warehouse = _open_warehouse(ctx)
+    first, second = [*refs, None, None][:2]
+    result = compare_refs(warehouse, first, second, baseline=baseline, group=group)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2, default=str))
+    elif as_md:
+        click.echo(render_markdown(result), nl=False)
+    else:
+        click.echo(f"B {result.b['run_id']} ({result.b.get('tool')}) against A {result.a['run_id']} "
+                   f"({result.a.get('tool')}, {result.how}): {result.verdict}\n")
+        rows = []
+        for st in [*result.steps, result.overall]:
+            d = st.deltas()
+            rows.append([st.label, f"{st.a.count if st.a else 0}/{st.b.count if st.b else 0}",
+                         *(_delta(d[k]) for k in ("p50_ms", "p95_ms", "p99_ms")),
+                         _delta(d["error_rate"], pct=True), _delta(d["rps"]), st.verdict])
+        click.echo(table(rows, ["step", "n A/B", "p50 ms", "p95 ms", "p99 ms", "errors", "req/s", "verdict"]))
+        for st in [*result.steps, result.overall]:
+            click.echo(f"  {st.label}: {st.reason}")
+        for note in result.notes:
+            click.echo(f"note: {note}")
+
+
+def _delta(d: dict[str, Any], pct: bool = False) -> str:
+    def fmt(v: Any) -> str:
+        return "–" if v is None else (f"{v * 100:.2f}%" if pct else f"{v:.2f}")
+
+    rel = d.get("relative")
+    return f"{fmt(d.get('a'))}→{fmt(d.get('b'))}" + ("" if rel is None else f" {rel:+.1%}")
+
+
+@main.command()
+@click.option("--spec", default="", help="Only this spec's runs.")
+@click.option("--journey", default="", help="Only this journey's steps.")
+@click.option("--step", default="", help="Only this step.")
+@click.option("--fingerprint", default="", help="Only this fingerprint's runs.")
+@click.option("--metric", type=click.Choice(["p50", "p95", "p99", "error_rate", "rps"]), default="p95",
+              show_default=True)
+@click.option("--runs", "max_runs", default=200, show_default=True, type=click.IntRange(min=2),
+              help="Newest runs per fingerprint.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@fail_cleanly
+def trends(ctx: click.Context, spec: str, journey: str, step: str, fingerprint: str, metric: str, max_runs: int,
+           as_json: bool) -> None:
+    """A metric per step over the history of comparable runs, with change points (E-divisive means)."""
+    from warehouse.analysis.trends import trends as read_trends
+
+    warehouse = _open_warehouse(ctx)
+    found = read_trends(warehouse.backend, metric, spec, journey, step, fingerprint, max_runs)
+    if as_json:
+        click.echo(json.dumps(found.to_dict(), indent=2, default=str))
+        return
+    if not found.series:
+        click.echo("no completed runs with requests match: nothing to trend")
+        return
+    unit = {"error_rate": "", "rps": " req/s"}.get(metric, " ms")
+    for series in found.series:
+        values = [p.value for p in series.points]
+        shown = [f"{v * 100:.2f}%" if metric == "error_rate" else f"{v:.2f}{unit}" for v in values[-1:]]
+        click.echo(f"{series.spec_name} {series.tool} {series.profile or '–'} [{series.fingerprint}] "
+                   f"{series.label}: {metric} over {len(values)} runs, last {shown[0]}")
+        for cp in series.changes:
+            size = f"{cp.change * 100:+.2f} points" if metric == "error_rate" else f"{cp.change:+.1%}"
+            click.echo(f"  change point at run {cp.run_id} ({cp.started_at}): {cp.direction} {size} "
+                       f"({cp.before:.4g} → {cp.after:.4g}), p = {cp.pvalue:.2g}"
+                       f"{', worse' if cp.worse else ', better'}")
+
+
+def _gate(warehouse: Any, run_ids: list[str], baseline: str | None, junit: str | None, summary: str | None,
+          as_json: bool, show: bool = True) -> ExitStatus:
+    """Gate runs; write JUnit XML and the Markdown summary; print the outcome; the most severe exit status."""
+    from warehouse.analysis.gate import gate as judge
+    from warehouse.analysis.gate import junit_xml, markdown_summary, worst_status
+
+    results = [judge(warehouse, run_id, baseline) for run_id in run_ids]
+    if junit:
+        Path(junit).write_text(junit_xml(results), encoding="utf-8")
+    text = markdown_summary(results)
+    if summary:
+        Path(summary).write_text(text, encoding="utf-8")
+    if os.environ.get("GITHUB_STEP_SUMMARY"):
+        with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as fh:
+            fh.write(text)
+    if as_json:
+        click.echo(json.dumps([r.to_dict() for r in results], indent=2, default=str))
+    elif show:
+        for r in results:
+            click.echo(f"gate {r.run['run_id']}: {r.outcome} (exit {int(r.exit_status)})")
+            for v in r.slos:
+                click.echo(f"  SLO {'pass' if v.passed else 'FAIL'}: {v.slo}")
+            if r.comparison is not None:
+                c = r.comparison
+                click.echo(f"  against baseline {c.a['run_id']} ({c.how}): {c.verdict}")
+                for st in [*c.steps, c.overall]:
+                    click.echo(f"    {st.verdict:<12} {st.label}: {st.reason}")
+                for note in c.notes:
+                    click.echo(f"  note: {note}")
+            for note in r.notes:
+                click.echo(f"  note: {note}")
+    return worst_status(results)
+
+
+@main.command()
+@click.argument("run_ref", default="latest")
+@click.option("--baseline", default=None, metavar="RUN|auto|pinned",
+              help="Baseline: a run, `auto` (latest passed run of the fingerprint) or `pinned`; default the pinned "
+              "one, else auto (none yet: the regression checks are skipped).")
+@click.option("--junit", default=None, type=click.Path(dir_okay=False), help="Write JUnit XML here.")
+@click.option("--summary", default=None, type=click.Path(dir_okay=False),
+              help="Write the Markdown summary here (it is also appended to $GITHUB_STEP_SUMMARY when set).")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@fail_cleanly
+def gate(ctx: click.Context, run_ref: str, baseline: str | None, junit: str | None, summary: str | None,
+         as_json: bool) -> None:
+    """Exit 0 when a run (id, prefix or `latest`) is complete, every SLO holds and no step is WORSE than the
+    baseline; else 3 (SLO breach), 8 (regression), 9 (run aborted or incomplete), 2 (usage or data error)."""
+    warehouse = _open_warehouse(ctx)
+    sys.exit(int(_gate(warehouse, [warehouse.resolve(run_ref)], baseline, junit, summary, as_json)))
 
 
 @main.command()

@@ -34,7 +34,9 @@ from orchestrator.secrets import properties_file, require_env
 from orchestrator.spec import Spec
 from orchestrator.tools import TOOLS, Segment
 from orchestrator.watchdog import Watchdog
+from warehouse.analysis.fingerprint import StepShape, fingerprint, structure_hash
 from warehouse.analysis.slo import Objective, Verdict
+from warehouse.analysis.verdict import RunVerdict, run_verdict
 from warehouse.errors import IngestError, WarehouseError
 from warehouse.ingest import IngestResult, StepFacts
 from warehouse.owners import OWNER_LABEL, me
@@ -61,6 +63,10 @@ class ToolRun:
     def slo_passed(self) -> bool:
         return all(v.passed for v in self.verdicts)
 
+    @property
+    def verdict(self) -> RunVerdict:
+        return run_verdict(self.status, self.verdicts)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "tool": self.tool,
@@ -74,6 +80,7 @@ class ToolRun:
             "steps": self.steps,
             "slos": [v.to_dict() for v in self.verdicts],
             "slo_passed": self.slo_passed,
+            "verdict": str(self.verdict),
             "notes": self.notes,
             "infra_samples": self.infra_samples,
         }
@@ -81,6 +88,14 @@ class ToolRun:
 
 def objectives(spec: Spec) -> list[Objective]:
     return [Objective(s.metric, s.threshold, s.journey, s.step, s.abort_on_fail, s.service) for s in spec.slos]
+
+
+def run_fingerprint(spec: Spec, profile: str, tool: str, environment: str, labels: dict[str, str]) -> str:
+    """The fingerprint of a run of `spec`: its journeys' structure, profile, tool, environment, chosen labels."""
+    shape = structure_hash(
+        StepShape(j.name, s.name, s.method, s.path.source, s.service) for j in spec.journeys for s in j.steps
+    )
+    return fingerprint(spec.name, shape, profile, tool, environment, labels)
 
 
 def check_targets(spec: Spec, urls: dict[str, str], timeout_s: float = 3.0) -> None:
@@ -195,10 +210,12 @@ def run_tool(
     labels: dict[str, str] | None = None,
     echo: Callable[[str], None] = lambda _: None,
     settings: RunSettings | None = None,
+    group_id: str = "",
 ) -> ToolRun:
     """Run one tool on one spec and profile; the run lands in the warehouse whatever happens.
 
-    `settings` (runner, its options, generators, scraping, progress) replaces `runner` when given.
+    `settings` (runner, its options, generators, scraping, progress) replaces `runner` when given;
+    `group_id` is shared by the runs of one invocation (one per tool).
     """
     settings = settings or RunSettings(runner=runner)
     if tool_name not in TOOLS:
@@ -266,6 +283,8 @@ def run_tool(
         name=f"{spec.name}/{profile}",
         spec_name=spec.name,
         spec_hash=spec.source_hash,
+        fingerprint=run_fingerprint(spec, profile, tool_name, environment, run_labels),
+        group_id=group_id,
         script_hash=script.sha256,
         profile=profile,
         git_sha=sha,

@@ -17,39 +17,19 @@ from typing import Any
 from warehouse import queries
 from warehouse.analysis import insight
 from warehouse.analysis.slo import Objective, Verdict, percentile_level
+from warehouse.analysis.verdict import RunVerdict, group_verdict, run_verdict, verdict_of
 from warehouse.charts import bucket_seconds
 from warehouse.errors import WarehouseError
 from warehouse.store import Warehouse
 
-# A run's verdict: what happened, not only whether SLOs held. ABORTED runs (interrupted) and INCOMPLETE runs
-# (a tool failed midway, or the run is still going) never pass, whatever their partial data shows.
-PASSED, FAILED, NO_SLOS, ABORTED, INCOMPLETE = "PASSED", "FAILED", "NO SLOS", "ABORTED", "INCOMPLETE"
-_SEVERITY = (ABORTED, INCOMPLETE, FAILED, NO_SLOS, PASSED)
+# A run's verdict (warehouse.analysis.verdict): what happened, not only whether SLOs held. ABORTED runs
+# (interrupted) and INCOMPLETE runs (a tool failed midway, or the run is still going) never pass.
+PASSED, FAILED, NO_SLOS = RunVerdict.PASSED, RunVerdict.FAILED, RunVerdict.NO_SLOS
+ABORTED, INCOMPLETE = RunVerdict.ABORTED, RunVerdict.INCOMPLETE
+__all__ = ["ABORTED", "FAILED", "INCOMPLETE", "NO_SLOS", "PASSED", "group_verdict", "run_verdict", "verdict_of"]
 
 DEFAULT_PERCENTILES = (50.0, 90.0, 95.0, 99.0)
 MAX_PERCENTILES = queries.LEVEL_SLOTS - len(DEFAULT_PERCENTILES)
-
-
-def run_verdict(status: str, slos: list[Verdict]) -> str:
-    """The run's verdict from its status and its SLO verdicts."""
-    return verdict_of(status, len(slos), sum(not v.passed for v in slos))
-
-
-def verdict_of(status: str, judged: int, failed: int) -> str:
-    """The run's verdict from its status and how many of its SLOs were judged and failed (the dashboard's
-    runs list counts them in SQL)."""
-    if status == "aborted":
-        return ABORTED
-    if status in ("failed", "running"):
-        return INCOMPLETE
-    if not judged:
-        return NO_SLOS
-    return FAILED if failed else PASSED
-
-
-def group_verdict(verdicts: list[str]) -> str:
-    """The verdict of several runs: the most severe of theirs."""
-    return next((v for v in _SEVERITY if v in verdicts), NO_SLOS)
 
 
 def percentile_label(level: float) -> str:
@@ -141,7 +121,8 @@ class Report:
 
     @property
     def passed(self) -> bool:
-        return all(v.passed for v in self.slos)
+        """Whether the run's verdict is PASSED: an interrupted or unfinished run never passes."""
+        return (self.verdict or run_verdict(str(self.run.get("status") or ""), self.slos)) == PASSED
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {

@@ -219,6 +219,52 @@ MIGRATIONS: list[tuple[int, str, list[str | Callable[[Backend], None]]]] = [
         ],
     ),
     (
+        9,
+        "runs.fingerprint and runs.group_id (comparable runs; the runs of one invocation); baselines pinned per "
+        "fingerprint; comparisons: the per-step verdicts of a run against its baseline",
+        [
+            "ALTER TABLE runs ADD COLUMN IF NOT EXISTS fingerprint String DEFAULT '' AFTER spec_hash, "
+            "ADD COLUMN IF NOT EXISTS group_id String DEFAULT '' AFTER fingerprint",
+            """
+        CREATE TABLE IF NOT EXISTS baselines (
+            fingerprint String,
+            run_id String,
+            pinned UInt8,
+            note String,
+            updated_at DateTime64(6, 'UTC')
+        ) ENGINE = ReplacingMergeTree(updated_at)
+        ORDER BY fingerprint
+        """,
+            """
+        CREATE TABLE IF NOT EXISTS comparisons (
+            run_id String,
+            baseline_id String,
+            journey String,
+            step String,
+            count_a UInt64,
+            count_b UInt64,
+            p50_a Nullable(Float64),
+            p50_b Nullable(Float64),
+            p95_a Nullable(Float64),
+            p95_b Nullable(Float64),
+            p99_a Nullable(Float64),
+            p99_b Nullable(Float64),
+            error_rate_a Nullable(Float64),
+            error_rate_b Nullable(Float64),
+            rps_a Nullable(Float64),
+            rps_b Nullable(Float64),
+            p_value Nullable(Float64),
+            floor Float64,
+            noise Nullable(Float64),
+            verdict LowCardinality(String),
+            reason String,
+            compared_at DateTime64(6, 'UTC')
+        ) ENGINE = ReplacingMergeTree(compared_at)
+        ORDER BY (run_id, baseline_id, journey, step)
+        """,
+        ],
+    ),
+    (
         10,
         "the same error semantics for every tool: requests.ok means no request error (a transport failure or a "
         "status the step does not expect); checks, failed_checks and failed_check say what the step's checks "

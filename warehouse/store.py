@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from warehouse import queries, sqlgate
+from warehouse.analysis import fingerprint as fp
 from warehouse.analysis import slo
 from warehouse.backends import Backend, open_backend
-from warehouse.errors import WarehouseError
+from warehouse.errors import DataError, WarehouseError
 from warehouse.ingest import FORMATS, IngestResult, StepFacts, detect_format, ingest_file, read_head, recover
 from warehouse.ingest.history import (
     RunMeta,
@@ -48,6 +49,8 @@ class RunInfo:
     tool_version: str = ""
     spec_name: str = ""
     spec_hash: str = ""
+    fingerprint: str = ""  # runs with equal fingerprints form one history (warehouse.analysis.fingerprint)
+    group_id: str = ""  # shared by the runs of one invocation (k6 and JMeter of one `perfhouse run`)
     script_hash: str = ""
     profile: str = ""
     git_sha: str = ""
@@ -90,10 +93,12 @@ class Warehouse:
             raise WarehouseError(f"unknown run status {info.status!r}")
         row = asdict(info)
         self.backend.command(
-            "INSERT INTO runs (run_id, name, tool, tool_version, spec_name, spec_hash, script_hash, profile, "
-            "git_sha, branch, environment, labels, source, status, notes, started_at, ended_at, updated_at) "
+            "INSERT INTO runs (run_id, name, tool, tool_version, spec_name, spec_hash, fingerprint, group_id, "
+            "script_hash, profile, git_sha, branch, environment, labels, source, status, notes, started_at, ended_at, "
+            "updated_at) "
             "VALUES ({run_id:String}, {name:String}, {tool:String}, {tool_version:String}, {spec_name:String}, "
-            "{spec_hash:String}, {script_hash:String}, {profile:String}, {git_sha:String}, {branch:String}, "
+            "{spec_hash:String}, {fingerprint:String}, {group_id:String}, {script_hash:String}, {profile:String}, "
+            "{git_sha:String}, {branch:String}, "
             "{environment:String}, {labels:Map(String, String)}, {source:String}, {status:String}, "
             "{notes:String}, {started_at:DateTime64(3, 'UTC')}, {ended_at:Nullable(DateTime64(3, 'UTC'))}, "
             "now64(6))",
@@ -107,8 +112,13 @@ class Warehouse:
             info.notes = f"{info.notes}; {notes}" if info.notes else notes
         self.save_run(info)
 
-    def runs(self, limit: int = 100, tool: str = "", spec: str = "") -> list[dict[str, Any]]:
-        return self.backend.query(queries.RUNS, {"limit": limit, "tool": tool, "spec": spec})
+    def runs(
+        self, limit: int = 100, tool: str = "", spec: str = "", group: str = "", fingerprint: str = ""
+    ) -> list[dict[str, Any]]:
+        """Runs newest first; `group` and `fingerprint` filter by prefix."""
+        return self.backend.query(
+            queries.RUNS, {"limit": limit, "tool": tool, "spec": spec, "group": group, "fingerprint": fingerprint}
+        )
 
     def resolve(self, ref: str) -> str:
         """A run id from an id, a unique prefix of one, or `latest`."""
@@ -116,24 +126,25 @@ class Warehouse:
             if ref == "latest":
                 rows = self.backend.query(queries.LATEST_RUN)
                 if not rows:
-                    raise WarehouseError("the warehouse holds no runs yet")
+                    raise DataError("the warehouse holds no runs yet")
                 return str(rows[0]["run_id"])
             rows = self.backend.query(queries.RUN_PREFIX, {"prefix": ref})
         if not rows:
-            raise WarehouseError(f"no run {ref!r} in the warehouse; `perfhouse runs` lists them")
+            raise DataError(f"no run {ref!r} in the warehouse; `perfhouse runs` lists them")
         if len(rows) > 1 and rows[0]["run_id"] != ref:
-            raise WarehouseError(f"{ref!r} matches several runs; give more of the id")
+            raise DataError(f"{ref!r} matches several runs; give more of the id")
         return str(rows[0]["run_id"])
 
     def run_group(self, run_id: str) -> list[str]:
         """The runs reported together with `run_id`: the runs of one invocation (one per tool) that share its
-        group. Until runs carry a group id this is the run itself."""
-        return [run_id]
+        group id; a run without a group is a group of one."""
+        rows = self.backend.query(queries.RUN_GROUP, {"run": run_id})
+        return [str(r["run_id"]) for r in rows] or [run_id]
 
     def run(self, run_id: str) -> dict[str, Any]:
         rows = self.backend.query(queries.RUN, {"run": run_id})
         if not rows:
-            raise WarehouseError(f"no run {run_id!r} in the warehouse")
+            raise DataError(f"no run {run_id!r} in the warehouse")
         return rows[0]
 
     # -- ingestion ----------------------------------------------------------------------------
@@ -179,6 +190,8 @@ class Warehouse:
                     if getattr(meta, key) is not None:
                         setattr(info, key, getattr(meta, key))
                 info.labels = dict(meta.labels)
+                info.spec_name = info.spec_name or meta.name or ""
+                info.fingerprint = self._imported_fingerprint(info)
                 if meta.started_at is not None:
                     info.started_at = meta.started_at
                 imported = f"imported from {path.name}; {result.rejected} rejected lines"
@@ -188,6 +201,12 @@ class Warehouse:
                 self.save_run(info)
             self._attach_beside(path, result)
             return result
+
+    def _imported_fingerprint(self, info: RunInfo) -> str:
+        """An imported run's fingerprint from what it says: its name, the steps its requests name, its metadata."""
+        steps = self.backend.query(queries.RUN_STEP_SHAPES, {"run": info.run_id})
+        shape = fp.structure_hash(fp.StepShape(str(r["journey"]), str(r["step"])) for r in steps)
+        return fp.fingerprint(info.spec_name, shape, info.profile, info.tool, info.environment, info.labels)
 
     def _attach_beside(self, path: Path, result: IngestResult) -> None:
         if result.tool != "k6" or (summary := summary_beside(path)) is None:

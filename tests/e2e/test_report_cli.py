@@ -51,4 +51,4 @@ def test_bad_options_are_refused_in_one_line(golden_url: str) -> None:
     proc = perfhouse("--warehouse", golden_url, "report", "latest", "--format", "pdf")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     proc = perfhouse("--warehouse", golden_url, "report", "nope")
-    assert proc.returncode == 1 and proc.stderr.startswith("perfhouse: error: no run 'nope'")
+    assert proc.returncode == 2 and proc.stderr.startswith("perfhouse: error: no run 'nope'")

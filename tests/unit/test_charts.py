@@ -113,10 +113,17 @@ def test_headline_passes_only_when_every_slo_passes() -> None:
     totals = {"count": 200, "errors": 5, "p95_ms": 12.5, "span_s": 4.0}
     head = Headline.of(totals, [verdict(True), verdict(False, "checkout/pay error_rate < 1%")])
     assert (head.requests, head.rps, head.errors, head.error_rate, head.p95_ms) == (200, 50.0, 5, 0.025, 12.5)
-    assert (head.slo_status, head.slo_summary) == ("FAIL", "1 of 2 failed")
+    assert (head.slo_status, head.slo_summary) == ("FAILED", "1 of 2 failed")
     assert "checkout/pay error_rate < 1%" in head.slo_detail
-    assert Headline.of(totals, [verdict(True)]).slo_status == "PASS"
-    assert Headline.of(totals, []).slo_status == "none"
+    assert Headline.of(totals, [verdict(True)]).slo_status == "PASSED"
+    assert Headline.of(totals, []).slo_status == "NO SLOS"
+
+
+def test_headline_of_an_aborted_or_incomplete_run_is_never_passed() -> None:
+    totals = {"count": 200, "errors": 0, "p95_ms": 12.5, "span_s": 4.0}
+    assert Headline.of(totals, [verdict(True)], "aborted").slo_status == "ABORTED"
+    assert Headline.of(totals, [verdict(True)], "failed").slo_status == "INCOMPLETE"
+    assert Headline.of(totals, [], "running").slo_status == "INCOMPLETE"
 
 
 def test_headline_of_a_run_without_requests_has_no_rates_or_latency() -> None:
@@ -169,9 +176,9 @@ def test_slo_frame_marks_each_verdict() -> None:
     ("aborted", 0, 0, "ABORTED"), ("failed", 2, 0, "INCOMPLETE"), ("running", 2, 0, "INCOMPLETE"),
 ])
 def test_a_run_verdict_comes_from_its_status_and_its_slos(status: str, slos: int, failed: int, verdict: str) -> None:
-    from dashboard.tables import VERDICTS, run_verdict, verdict_style
+    from dashboard.tables import VERDICTS, verdict_of, verdict_style
 
-    assert run_verdict(status, slos, failed) == verdict and verdict in VERDICTS
+    assert verdict_of(status, slos, failed) == verdict and verdict in VERDICTS
     assert "background-color" in verdict_style(verdict) and verdict_style("running") == ""
 
 
