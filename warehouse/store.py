@@ -13,9 +13,9 @@ from typing import Any
 
 from warehouse import queries
 from warehouse.analysis import slo
-from warehouse.backends import Backend, open_backend
+from warehouse.backends import Backend, open_backend, quote_identifier
 from warehouse.errors import WarehouseError
-from warehouse.ingest import FORMATS, IngestResult, detect_format, ingest_file, read_head, recover
+from warehouse.ingest import FORMATS, IngestJob, IngestResult, detect_format, ingest_file, read_head, recover
 from warehouse.ingest.history import (
     RunMeta,
     discover,
@@ -162,16 +162,15 @@ class Warehouse:
                 tool = tool_for(read_head(path))
             meta = meta or RunMeta()
             info = RunInfo(new_run_id(tool), tool, status="imported", source="import", name=meta.name or path.name)
-            result = ingest_file(self.backend, path, info.run_id, fmt, generator, services)
-            if not result.duplicate:
+
+            def record_run(job: IngestJob, result: IngestResult) -> None:
+                """The imported run's record, written by ingest_file after the rows and before its commit."""
                 info.tool = result.tool
-                table = "requests" if result.rows else "aggregates" if result.aggregates else "k6_points"
+                name = "requests" if result.rows else "aggregates" if result.aggregates else "k6_points"
                 times = self.backend.query(
-                    f"SELECT toString(min(ts)) AS a, toString(max(ts)) AS b FROM {table} WHERE run_id = {{r:String}}",
-                    {"r": info.run_id},
+                    f"SELECT toString(min(ts)) AS a, toString(max(ts)) AS b FROM {quote_identifier(job.table(name))}"
                 )[0]
-                if result.rows or result.aggregates or result.points:
-                    info.started_at, info.ended_at = times["a"], times["b"]
+                info.started_at, info.ended_at = times["a"], times["b"]
                 for key in ("environment", "profile", "tool_version", "spec_name", "git_sha", "branch"):
                     if getattr(meta, key) is not None:
                         setattr(info, key, getattr(meta, key))
@@ -183,6 +182,8 @@ class Warehouse:
                 if result.notes:
                     info.notes += "; " + "; ".join(result.notes)
                 self.save_run(info)
+
+            result = ingest_file(self.backend, path, info.run_id, fmt, generator, services, run_record=record_run)
             self._attach_beside(path, result)
             return result
 

@@ -6,9 +6,10 @@ warehouse tables (`IngestJob.table`: same engine, partition key, sorting key, co
 never look there, so a file's rows stay invisible while they load, and a load that fails only drops its
 staging tables. A loaded batch is then moved into the warehouse tables partition by partition with
 ATTACH PARTITION FROM (a part swap, no copy of the data: each partition's rows appear at once), and
-recorded as done last. A batch that never reached "done" (a killed process) is removed the next time the
-warehouse opens: its staging tables dropped and, when its rows may have been attached, deleted, so a
-file's rows are all there or none are. The file's sha256 (re-ingest adds nothing) is computed in a thread
+recorded as done last (see `ingest_file` for the commit). A batch that never reached "done" (a killed
+process) is removed the next time the warehouse opens: its staging tables dropped, its rows deleted when
+they may have been attached, and the record of the run it created deleted too, so a file's run and rows
+are all there or none are. The file's sha256 (re-ingest adds nothing) is computed in a thread
 while ClickHouse loads it; a cheap fingerprint decides beforehand whether the file may be a duplicate, and
 only then is the full hash awaited before loading.
 """
@@ -20,10 +21,12 @@ import gzip
 import hashlib
 import os
 import re
+import signal
 import socket
 import tempfile
 import uuid
 import zlib
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -221,6 +224,9 @@ def _done_run(backend: Backend, sha: str) -> str | None:
     return str(seen[0]["run_id"]) if seen else None
 
 
+RunRecord = Callable[[IngestJob, IngestResult], None]
+
+
 def ingest_file(
     backend: Backend,
     path: Path,
@@ -228,8 +234,27 @@ def ingest_file(
     fmt: str | None = None,
     generator: str = "",
     services: dict[tuple[str, str], str] | None = None,
+    run_record: RunRecord | None = None,
 ) -> IngestResult:
-    """Ingest one file into run `run_id` (which the caller records in `runs`)."""
+    """Ingest one file into run `run_id`: an existing run, or with `run_record` a run this batch creates.
+
+    The commit. ClickHouse has no transaction across statements on either backend; what is atomic on both
+    is one INSERT of one row, and each ATTACH PARTITION of one partition. So one row is the commit: the
+    batch's "done" record in ingested_files, written last. In order:
+
+    1. "staging" recorded; the file loads into the batch's staging tables (invisible to readers);
+    2. "attaching" recorded, with `new_run` when the batch creates its run; the partitions are attached;
+    3. `run_record(job, result)` writes the run's record (its times read from the staging tables), so a
+       run is seen only once all its rows are in;
+    4. "done" recorded: the commit. Re-ingesting the file is a duplicate from here on, never before.
+
+    A process that stops anywhere before 4 leaves an unfinished batch: the next open (`recover`) deletes
+    its rows from the warehouse tables and, for a batch that created its run, the run's record, then marks
+    it failed, so the warehouse holds the whole run with all its rows or nothing of it, and the file can
+    be ingested again. A failure inside this process undoes the same at once (`discard_batch`). Between 3
+    and 4 a reader may see a run that a kill at that moment would take back at the next open; it never
+    sees a run without its rows, nor a file recorded as ingested into a run that does not exist.
+    """
     path = Path(path)
     if not path.is_file():
         raise IngestError(f"{path}: no such file")
@@ -249,11 +274,14 @@ def ingest_file(
         with tempfile.TemporaryDirectory(prefix="perfhouse-ingest-") as tmp:
             plain, cut = _plain(path, Path(tmp))
             job = IngestJob(backend, plain, run_id, uuid.uuid4().hex, generator, services or {}, source=path)
-            _record(backend, job, "", quick, fmt_impl.name, "staging", result)
+            new_run = run_record is not None
+            _record(backend, job, "", quick, fmt_impl.name, "staging", result, new_run)
+            checkpoint("staging-recorded")
             attaching = False
             try:
                 create_stage(job)
                 fmt_impl.load(job, result)
+                checkpoint("staged")
                 if cut is not None:
                     result.rejected += 1
                     result.samples.append(Rejected(cut[0], cut[1], ""))
@@ -262,14 +290,20 @@ def ingest_file(
                 seen = _done_run(backend, sha)
                 if not seen and (result.rows or result.points or result.aggregates):
                     attaching = True
-                    _record(backend, job, sha, quick, fmt_impl.name, "attaching", result)
+                    _record(backend, job, sha, quick, fmt_impl.name, "attaching", result, new_run)
+                    checkpoint("attaching-recorded")
                     attach_stage(job)
-                    _record(backend, job, sha, quick, fmt_impl.name, "done", result)
+                    if run_record is not None:
+                        run_record(job, result)
+                        checkpoint("run-recorded")
+                    _record(backend, job, sha, quick, fmt_impl.name, "done", result, new_run)
+                    checkpoint("done-recorded")
             except BaseException:
                 discard_batch(backend, job.batch, attached=attaching)
                 raise
             finally:
                 drop_stage(backend, job.batch)
+                checkpoint("stages-dropped")
         if seen:
             discard_batch(backend, job.batch, attached=False)
             return IngestResult(seen, str(path), fmt_impl.name, fmt_impl.tool, duplicate=True)
@@ -312,6 +346,8 @@ def attach_stage(job: IngestJob) -> None:
             if not _PARTITION_ID.fullmatch(partition):
                 raise WarehouseError(f"unexpected partition id {partition!r} in {stage}")
             job.backend.command(f"ALTER TABLE {name} ATTACH PARTITION ID '{partition}' FROM {stage}")
+            checkpoint("partition-attached")
+        checkpoint(f"attached-{name}")
 
 
 def drop_stage(backend: Backend, batch: str) -> None:
@@ -378,14 +414,30 @@ def _nothing_valid(path: Path, result: IngestResult) -> str:
 OWNER = f"{socket.gethostname()}:{os.getpid()}"
 
 
+def checkpoint(step: str) -> None:
+    """A named step of an ingest's commit. Tests of what survives a kill set PERFHOUSE_TEST_KILL_AT to a step
+    name, and the process kills itself (SIGKILL) right after that step; unset, this does nothing."""
+    if os.environ.get("PERFHOUSE_TEST_KILL_AT") == step:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def _record(
-    backend: Backend, job: IngestJob, sha: str, quick: str, fmt: str, state: str, result: IngestResult
+    backend: Backend,
+    job: IngestJob,
+    sha: str,
+    quick: str,
+    fmt: str,
+    state: str,
+    result: IngestResult,
+    new_run: bool = False,
 ) -> None:
     backend.command(
         "INSERT INTO ingested_files (batch, run_id, sha256, quick, path, format, state, rows, rejected, "
-        "ingested_at, owner) VALUES ({batch:String}, {run:String}, {sha:String}, {quick:String}, {path:String}, "
-        "{fmt:String}, {state:String}, {rows:UInt64}, {rejected:UInt64}, now64(3), {owner:String})",
+        "ingested_at, owner, new_run) VALUES ({batch:String}, {run:String}, {sha:String}, {quick:String}, "
+        "{path:String}, {fmt:String}, {state:String}, {rows:UInt64}, {rejected:UInt64}, now64(3), {owner:String}, "
+        "{new_run:UInt8})",
         {
+            "new_run": int(new_run),
             "owner": OWNER,
             "batch": job.batch,
             "run": job.run_id,
@@ -402,15 +454,22 @@ def _record(
 
 def discard_batch(backend: Backend, batch: str, attached: bool = True) -> None:
     """Mark a batch that did not finish failed. When its rows may have reached the warehouse tables (it was
-    attaching, or was written by a version that inserted there directly), delete them first; a batch that
-    never left its staging tables has nothing there, and its staging tables are dropped by the caller."""
+    attaching, or was written by a version that inserted there directly), delete them first, and the record
+    of the run the batch created (the run came with the batch); a batch that never left its staging tables
+    has nothing there, and its staging tables are dropped by the caller. Each step may be repeated: a
+    process stopped while discarding leaves the batch unfinished, and the next recovery does it again."""
     if attached:
         for table in BATCH_TABLES:
             backend.command(f"DELETE FROM {table} WHERE batch = {{b:String}}", {"b": batch})
+        created = backend.query(
+            "SELECT run_id FROM ingested_files FINAL WHERE batch = {b:String} AND new_run = 1", {"b": batch}
+        )
+        for row in created:
+            backend.command("DELETE FROM runs WHERE run_id = {r:String}", {"r": row["run_id"]})
     backend.command(
         "INSERT INTO ingested_files (batch, run_id, sha256, quick, path, format, state, rows, rejected, "
-        "ingested_at, owner) SELECT batch, run_id, sha256, quick, path, format, 'failed', 0, rejected, now64(3), owner "
-        "FROM ingested_files FINAL WHERE batch = {b:String}",
+        "ingested_at, owner, new_run) SELECT batch, run_id, sha256, quick, path, format, 'failed', 0, rejected, "
+        "now64(3), owner, new_run FROM ingested_files FINAL WHERE batch = {b:String}",
         {"b": batch},
     )
 
