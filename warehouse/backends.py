@@ -88,8 +88,8 @@ def settings_sql(settings: dict[str, Any] | None) -> str:
         if not re.fullmatch(r"[a-z_0-9]+", key):
             raise WarehouseError(f"not a ClickHouse setting name: {key!r}")
     return " SETTINGS " + ", ".join(
-        f"{k} = {json.dumps(v) if isinstance(v, str) else int(v)}" for k, v in settings.items()
-    ).replace('"', "'")
+        f"{k} = {_param_text(v) if isinstance(v, str) else int(v)}" for k, v in settings.items()
+    )
 
 
 def quote_identifier(name: str) -> str:

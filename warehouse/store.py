@@ -14,8 +14,17 @@ from typing import Any
 from warehouse import queries
 from warehouse.analysis import slo
 from warehouse.backends import Backend, open_backend, quote_identifier
-from warehouse.errors import WarehouseError
-from warehouse.ingest import FORMATS, IngestJob, IngestResult, detect_format, ingest_file, read_head, recover
+from warehouse.errors import IngestError, WarehouseError
+from warehouse.ingest import (
+    FORMATS,
+    IngestJob,
+    IngestResult,
+    detect_format,
+    ingest_file,
+    read_head,
+    readable,
+    recover,
+)
 from warehouse.ingest.history import (
     RunMeta,
     discover,
@@ -150,18 +159,20 @@ class Warehouse:
         """Ingest a file into `run`, or, when none is given, into a new imported run of its own described by
         `meta`. A k6 summary kept beside a k6 results file (k6.json → k6-summary.json) is stored with the run."""
         path = Path(path)
-        with self.backend.session():
+        with self.backend.session(), readable(path) as plain:
+            source = path if plain != path else None
             if run is not None:
-                result = ingest_file(self.backend, path, run.run_id, fmt, generator, services)
+                result = ingest_file(self.backend, plain, run.run_id, fmt, generator, services, source=source)
                 self._attach_beside(path, result)
                 return result
-            fmt_impl = FORMATS.get(fmt) if fmt else detect_format(path)
+            fmt_impl = FORMATS.get(fmt) if fmt else detect_format(plain, path)
             tool = fmt_impl.tool if fmt_impl is not None else str(fmt).split("-")[0]
             tool_for = getattr(fmt_impl, "tool_for", None)
             if tool_for is not None:
-                tool = tool_for(read_head(path))
+                tool = tool_for(read_head(plain))
             meta = meta or RunMeta()
-            info = RunInfo(new_run_id(tool), tool, status="imported", source="import", name=meta.name or path.name)
+            info = RunInfo(new_run_id(tool), tool, status="imported", source="import",
+                           name=meta.name or (plain.name if source else path.name))
 
             def record_run(job: IngestJob, result: IngestResult) -> None:
                 """The imported run's record, written by ingest_file after the rows and before its commit."""
@@ -183,7 +194,7 @@ class Warehouse:
                     info.notes += "; " + "; ".join(result.notes)
                 self.save_run(info)
 
-            result = ingest_file(self.backend, path, info.run_id, fmt, generator, services, run_record=record_run)
+            result = ingest_file(self.backend, plain, info.run_id, fmt, generator, services, record_run, source)
             self._attach_beside(path, result)
             return result
 
@@ -251,11 +262,20 @@ class Warehouse:
         """
         flags = flags or RunMeta()
         work: list[tuple[Path, Path | None, str]] = []  # (file, directory it was found under, kind)
+        empty: list[Path] = []  # directories holding no file to ingest
         for given in map(Path, paths):
             if given.is_dir():
-                work.extend((f.path, given, f.kind) for f in discover(given, recursive))
+                found = [(f.path, given, f.kind) for f in discover(given, recursive)]
+                work.extend(found)
+                if not found:
+                    empty.append(given)
             else:
-                work.append((given, None, "summary" if looks_like_summary(given) else "results"))
+                summary = given.is_file() and looks_like_summary(given)
+                work.append((given, None, "summary" if summary else "results"))
+        for directory in empty:
+            below = not recursive and any(p.is_dir() for p in directory.iterdir())
+            raise IngestError(f"{directory}: no results file in this directory"
+                              + ("; its subdirectories are searched with --recursive" if below else ""))
         total, attached = len(work), dict[Path, tuple[str, bool]]()
         summaries = [w for w in work if w[2] == "summary"]
         for index, (path, root, kind) in enumerate(work, start=1):
@@ -294,8 +314,6 @@ class Warehouse:
         outcome: FileOutcome,
         attached: dict[Path, tuple[str, bool]],
     ) -> FileOutcome:
-        from warehouse.errors import IngestError
-
         if root is not None and not fmt:
             try:
                 detect_format(path)
