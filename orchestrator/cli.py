@@ -545,7 +545,9 @@ def ingest(
             click.echo(f"  {outcome.path}:{r.line}: rejected: {r.reason}: {r.text!r}", err=True)
     if not counts["ingested"] + counts["duplicate"] + counts["summary"]:
         status = ExitStatus.BAD_INPUT
-        click.echo(f"perfhouse: nothing ingested: no results file among {', '.join(files)}", err=True)
+        deeper = not recursive and any(p.is_dir() for f in files if Path(f).is_dir() for p in Path(f).iterdir())
+        click.echo(f"perfhouse: nothing ingested: no results file among {', '.join(files)}"
+                   + ("; subdirectories are searched with --recursive" if deeper else ""), err=True)
     if not as_json and sum(counts.values()) > 1:
         click.echo(
             f"{sum(counts.values())} files: {counts['ingested']} ingested ({rows} requests), "
