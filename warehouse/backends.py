@@ -477,10 +477,20 @@ def _param_value(value: Any) -> str:
     if value is None:
         return "\\N"
     if isinstance(value, str):
-        return value.translate(_ESCAPED)
+        return _unicode(value).translate(_ESCAPED)
     if isinstance(value, bool):
         return str(int(value))
     return _param_text(value)
+
+
+def _unicode(text: str) -> str:
+    """Text that can be sent as UTF-8: bytes a file name or argument held that were not UTF-8 (which Python
+    keeps as lone surrogates) become U+FFFD, as they are shown when read back."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return text.encode(errors="surrogateescape").decode(errors="replace")
+    return text
 
 
 def _param_text(value: Any) -> str:
@@ -494,7 +504,7 @@ def _param_text(value: Any) -> str:
     if isinstance(value, dict):
         return "{" + ",".join(f"{_param_text(str(k))}:{_param_text(v)}" for k, v in value.items()) + "}"
     if isinstance(value, str):
-        return "'" + value.translate(_QUOTED) + "'"
+        return "'" + _unicode(value).translate(_QUOTED) + "'"
     if isinstance(value, bool):
         return str(int(value))
     return str(value)

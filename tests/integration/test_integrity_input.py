@@ -240,3 +240,16 @@ def test_a_missing_file_and_a_directory_given_to_ingest_are_named(any_warehouse_
         wh.ingest(tmp_path / "nope.jtl")
     with pytest.raises(IngestError, match="a directory"):
         wh.ingest(tmp_path)
+
+
+def test_a_file_name_and_a_run_name_that_are_not_utf8(tmp_path: Path, jtl_output: Path) -> None:
+    """Bytes of a Windows file name or argument reach the warehouse as U+FFFD, never a traceback."""
+    url = f"chdb://{tmp_path / 'wh'}"
+    name = os.fsencode(tmp_path) + b"/r\xe9sultats.jtl"
+    with open(name, "wb") as out:
+        out.write(jtl_output.read_bytes())
+    done = subprocess.run([sys.executable, "-m", "orchestrator", "--warehouse", url.encode(), "ingest", name,
+                           "--run-name", b"caf\xe9"], capture_output=True, timeout=300)
+    assert done.returncode == 0 and b"Traceback" not in done.stderr, done.stderr
+    runs = Warehouse.open(url).runs()
+    assert [r["name"] for r in runs] == ["caf\ufffd"] and runs[0]["requests"] > 0

@@ -17,7 +17,6 @@ only then is the full hash awaited before loading.
 from __future__ import annotations
 
 import contextlib
-import gzip
 import hashlib
 import os
 import re
@@ -159,11 +158,15 @@ def read_head(path: Path, size: int = 65536) -> bytes:
     left out, and line breaks that are CR alone read as LF (see `_plain`)."""
     try:
         with open(path, "rb") as fh:
-            magic = fh.read(2)
-        opener: Any = gzip.open if magic == GZIP_MAGIC else open
-        with opener(path, "rb") as fh:
-            head = bytes(fh.read(size))
-    except (OSError, EOFError, zlib.error) as exc:
+            head = fh.read(size)
+            if head.startswith(GZIP_MAGIC):  # what decompresses, up to a break in the data (see _plain)
+                fh.seek(0)
+                decomp, head = zlib.decompressobj(wbits=47), b""
+                with contextlib.suppress(zlib.error):
+                    while len(head) < size and not decomp.eof and (block := fh.read(1 << 14)):
+                        head += decomp.decompress(block, size - len(head))
+                head = head[:size]
+    except OSError as exc:
         raise IngestError(f"{path}: cannot read: {exc}") from None
     head = head.removeprefix(BOM)
     return head.replace(b"\r", b"\n") if _cr_only(head) else head
@@ -459,9 +462,10 @@ class Plain:
 
 
 def _plain(path: Path, tmp: Path, shown: Path | None = None) -> Plain:
-    """The file itself when ClickHouse can read it as it is; otherwise its content copied into `tmp` in one
-    streamed pass (bounded memory) that decompresses gzip, leaves a UTF-8 byte order mark out and turns
-    line breaks of a lone CR (classic Mac OS) into LF. The copy's sha256 is of the content as decompressed.
+    """The file itself when ClickHouse can read it as it is; otherwise (gzip, a UTF-8 byte order mark, line
+    breaks of a lone CR as classic Mac OS wrote them, a file name that is not UTF-8) its content copied into
+    `tmp` in one streamed pass (bounded memory) that decompresses gzip, leaves the byte order mark out and
+    turns lone CRs into LF. The copy's sha256 is of the content as decompressed.
 
     ClickHouse fails a whole read on a damaged gzip, so Python decompresses: everything up to the damage is
     kept, in pieces small enough that the data before a corrupt block is not lost with it, and the break
@@ -471,9 +475,13 @@ def _plain(path: Path, tmp: Path, shown: Path | None = None) -> Plain:
     with open(path, "rb") as fh:
         head = fh.read(65536)
     packed = head.startswith(GZIP_MAGIC)
-    if not packed and not head.startswith(BOM) and not _cr_only(head):
+    try:
+        named = bool(str(path.resolve()).encode())  # ClickHouse opens files by UTF-8 names only
+    except UnicodeEncodeError:
+        named = False
+    if named and not packed and not head.startswith(BOM) and not _cr_only(head):
         return Plain(path)
-    out_path = tmp / (path.name.removesuffix(".gz") or "data")
+    out_path = tmp / (path.name.removesuffix(".gz").encode(errors="replace").decode() or "data")
     digest, counter, problem = hashlib.sha256(), _LineCounter(), ""
     pending, first, translate = b"", True, False
 
