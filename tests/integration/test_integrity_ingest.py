@@ -46,8 +46,8 @@ def big_jtl(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def ingest_process(url: str, path: Path, kill_at: str = "") -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PERFHOUSE_TEST_KILL_AT": kill_at}
+def ingest_process(url: str, path: Path, kill_at: str = "", signal_name: str = "KILL") -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PERFHOUSE_TEST_KILL_AT": kill_at, "PERFHOUSE_TEST_KILL_SIGNAL": signal_name}
     return subprocess.Popen([sys.executable, "-m", "orchestrator", "--warehouse", url, "ingest", str(path)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
 
@@ -128,6 +128,23 @@ def test_a_killed_ingest_on_a_server_is_taken_back_or_kept(step: str, tmp_path: 
     proc.wait(300)
     assert proc.returncode == -signal.SIGKILL
     assert check_whole_or_absent(url, path, 50_000) == ("whole" if step == "done-recorded" else "absent")
+
+
+@pytest.mark.parametrize("step", ["attached-requests", "run-recorded"])
+def test_ctrl_c_before_the_commit_takes_the_run_back_at_once(step: str, any_warehouse_url: str,
+                                                             tmp_path: Path) -> None:
+    """Interrupted (SIGINT, as Ctrl-C) before its commit, the ingest undoes itself before it exits."""
+    path = tmp_path / "r.jtl"
+    write_jtl(path, 50_000)
+    release(Warehouse.open(any_warehouse_url))
+    proc = ingest_process(any_warehouse_url, path, kill_at=step, signal_name="INT")
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130 and b"Traceback" not in err, err
+    wh = Warehouse.open(any_warehouse_url)
+    assert wh.runs() == [] and wh.backend.query("SELECT count() AS n FROM requests") == [{"n": 0}]
+    assert wh.backend.query("SELECT state FROM ingested_files FINAL") == [{"state": "failed"}]
+    release(wh)
+    assert check_whole_or_absent(any_warehouse_url, path, 50_000) == "absent"
 
 
 def test_a_run_name_the_engine_refuses_leaves_nothing(any_warehouse_url: str, tmp_path: Path,

@@ -545,9 +545,10 @@ OWNER = f"{socket.gethostname()}:{os.getpid()}"
 
 def checkpoint(step: str) -> None:
     """A named step of an ingest's commit. Tests of what survives a kill set PERFHOUSE_TEST_KILL_AT to a step
-    name, and the process kills itself (SIGKILL) right after that step; unset, this does nothing."""
+    name, and the process signals itself right after that step: SIGKILL, or the signal named by
+    PERFHOUSE_TEST_KILL_SIGNAL (INT: as Ctrl-C); unset, this does nothing."""
     if os.environ.get("PERFHOUSE_TEST_KILL_AT") == step:
-        os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), signal.Signals[f"SIG{os.environ.get('PERFHOUSE_TEST_KILL_SIGNAL', 'KILL')}"])
 
 
 def _record(
