@@ -243,7 +243,7 @@ class ChdbBackend:
             f"SELECT * FROM file({{path:String}}, {{fmt:String}}, {{structure:String}}, {{compression:String}})"
             + settings_sql(settings),
             {
-                "path": str(Path(path).resolve()),
+                "path": os.path.abspath(path),  # not resolved: a link stands for a name file() cannot take
                 "fmt": fmt,
                 "structure": structure,
                 "compression": compression,
@@ -262,7 +262,7 @@ class ChdbBackend:
         source = "file({_path:String}, {_fmt:String}, {_structure:String}, {_compression:String})"
         all_params = {
             **params,
-            "_path": str(Path(path).resolve()),
+            "_path": os.path.abspath(path),
             "_fmt": fmt,
             "_structure": structure,
             "_compression": "gzip" if _is_gzip(path) else "none",

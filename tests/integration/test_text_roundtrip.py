@@ -20,9 +20,9 @@ from warehouse.store import RunInfo, Warehouse
 
 pytestmark = pytest.mark.integration
 
-# The characters that an escaping bug mangles, mixed into any other text.
+# The characters that an escaping bug mangles (and globs that ClickHouse's file() expands), mixed into any text.
 HOSTILE = ["\\", "'", '"', "`", "\0", "\n", "\r", "\t", "\\N", "\\n", "\\t", "\\0", "\\'", "{", "}", "😀", "\U0010fffd",
-           "é", "\x85", "\u2028", "%", "&", "=", ";", ","]
+           "é", "\x85", "\u2028", "%", "&", "=", ";", ",", "*", "?", "{a,b}", "{1..3}", "[x]"]
 text = st.lists(st.one_of(st.sampled_from(HOSTILE), st.text(max_size=4)), max_size=8).map("".join)
 # A file name: no "/" and no NUL (the file system refuses them), not "." or "..", at most 200 bytes.
 file_name = text.map(lambda t: t.replace("/", "\\").replace("\0", "\\0")[:40]).filter(

@@ -462,10 +462,11 @@ class Plain:
 
 
 def _plain(path: Path, tmp: Path, shown: Path | None = None) -> Plain:
-    """The file itself when ClickHouse can read it as it is; otherwise (gzip, a UTF-8 byte order mark, line
-    breaks of a lone CR as classic Mac OS wrote them, a file name that is not UTF-8) its content copied into
-    `tmp` in one streamed pass (bounded memory) that decompresses gzip, leaves the byte order mark out and
-    turns lone CRs into LF. The copy's sha256 is of the content as decompressed.
+    """The file itself when ClickHouse can read it as it is, or a link to it in `tmp` when only its name is in
+    the way (see `_plain_name`); otherwise (gzip, a UTF-8 byte order mark, line breaks of a lone CR as classic
+    Mac OS wrote them) its content copied into `tmp` in one streamed pass (bounded memory) that decompresses
+    gzip, leaves the byte order mark out and turns lone CRs into LF. The copy's sha256 is of the content as
+    decompressed.
 
     ClickHouse fails a whole read on a damaged gzip, so Python decompresses: everything up to the damage is
     kept, in pieces small enough that the data before a corrupt block is not lost with it, and the break
@@ -475,13 +476,13 @@ def _plain(path: Path, tmp: Path, shown: Path | None = None) -> Plain:
     with open(path, "rb") as fh:
         head = fh.read(65536)
     packed = head.startswith(GZIP_MAGIC)
-    try:
-        named = bool(str(path.resolve()).encode())  # ClickHouse opens files by UTF-8 names only
-    except UnicodeEncodeError:
-        named = False
-    if named and not packed and not head.startswith(BOM) and not _cr_only(head):
-        return Plain(path)
-    out_path = tmp / (path.name.removesuffix(".gz").encode(errors="replace").decode() or "data")
+    if not packed and not head.startswith(BOM) and not _cr_only(head):
+        if _plain_name(path):
+            return Plain(path)
+        link = tmp / "data"  # ClickHouse's file() reads `*?{}` in a name as a glob, and names as UTF-8
+        link.symlink_to(os.path.abspath(path))
+        return Plain(link)
+    out_path = tmp / "data"
     digest, counter, problem = hashlib.sha256(), _LineCounter(), ""
     pending, first, translate = b"", True, False
 
@@ -529,6 +530,16 @@ def _plain(path: Path, tmp: Path, shown: Path | None = None) -> Plain:
     if problem:
         plain.notes.append(f"{shown}: {problem}; the valid records of the {counter.breaks} lines before it are kept")
     return plain
+
+
+def _plain_name(path: Path) -> bool:
+    """Can ClickHouse's file() open this path as it is written: UTF-8, and no glob characters?"""
+    name = os.path.abspath(path)
+    try:
+        name.encode()
+    except UnicodeEncodeError:
+        return False
+    return not any(c in name for c in "*?{}")
 
 
 def _where_cut(cut: tuple[int, str] | None) -> str:
