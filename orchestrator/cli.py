@@ -497,7 +497,7 @@ def k8s_render(
 
 
 @main.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True))
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, allow_dash=True))
 @click.option(
     "--format",
     "fmt",
@@ -530,7 +530,9 @@ def ingest(
     as_json: bool,
 ) -> None:
     """Import k6 JSON or CSV output, JMeter JTL (CSV or XML), InfluxDB line protocol (plain or .gz) into the
-    warehouse, each file as a run; a DIR ingests the results files in it (--recursive: below it).
+    warehouse, each file as a run; a DIR ingests the results files in it (--recursive: below it), and `-`
+    reads standard input (as does a pipe or FIFO given by name). Gzip, a UTF-8 byte order mark and CR line
+    breaks are read as they come; the same results gzipped or not are one file.
 
     Run metadata: flags, then a sidecar x.jtl.meta.yaml or x.meta.yaml, then perfhouse-runs.yaml in the
     file's directory or above, then a file name <name>_<YYYYmmdd-HHMMSS>.<ext>. A k6-summary.json beside
@@ -563,6 +565,11 @@ def ingest(
             click.echo(_ingest_line(outcome, len(files) > 1 or Path(files[0]).is_dir()))
         for r in result.samples if result else []:
             click.echo(f"  {outcome.path}:{r.line}: rejected: {r.reason}: {r.text!r}", err=True)
+    if not counts["ingested"] + counts["duplicate"] + counts["summary"]:
+        status = ExitStatus.BAD_INPUT
+        deeper = not recursive and any(p.is_dir() for f in files if Path(f).is_dir() for p in Path(f).iterdir())
+        click.echo(f"perfhouse: nothing ingested: no results file among {', '.join(files)}"
+                   + ("; subdirectories are searched with --recursive" if deeper else ""), err=True)
     if not as_json and sum(counts.values()) > 1:
         click.echo(
             f"{sum(counts.values())} files: {counts['ingested']} ingested ({rows} requests), "

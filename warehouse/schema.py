@@ -40,6 +40,24 @@ def _k6_tags_as_text(backend: Backend) -> None:
         backend.command("ALTER TABLE k6_points RENAME COLUMN tags_text TO tags" + wait)
 
 
+def _batches_own_their_runs(backend: Backend) -> None:
+    """ingested_files.new_run, and the rows no run owns rolled back.
+
+    A batch that creates its run (an imported file) says so, so that undoing the batch also removes the
+    run's record. Earlier versions recorded an imported file's batch done before writing its run, and a
+    process stopped in between left rows that no run owns while the file counted as ingested: such batches
+    are rolled back here (rows deleted, batch failed), so the file can be ingested again.
+    """
+    from warehouse.ingest import discard_batch
+
+    backend.command("ALTER TABLE ingested_files ADD COLUMN IF NOT EXISTS new_run UInt8 DEFAULT 0")
+    orphans = backend.query(
+        "SELECT batch FROM ingested_files FINAL WHERE state = 'done' AND run_id NOT IN (SELECT run_id FROM runs)"
+    )
+    for row in orphans:
+        discard_batch(backend, str(row["batch"]))
+
+
 MIGRATIONS: list[tuple[int, str, list[str | Callable[[Backend], None]]]] = [
     (
         1,
@@ -217,6 +235,12 @@ MIGRATIONS: list[tuple[int, str, list[str | Callable[[Backend], None]]]] = [
             f"ALTER TABLE {table} MODIFY SETTING max_parts_to_merge_at_once = 10"
             for table in ("requests", "k6_points", "aggregates")
         ],
+    ),
+    (
+        8,
+        "ingested_files.new_run: a batch that creates its run commits the run with its rows (recovery undoes "
+        "both); batches recorded done without their run are rolled back",
+        [_batches_own_their_runs],
     ),
     (
         9,

@@ -14,9 +14,19 @@ from typing import Any
 from warehouse import queries, sqlgate
 from warehouse.analysis import fingerprint as fp
 from warehouse.analysis import slo
-from warehouse.backends import Backend, open_backend
-from warehouse.errors import DataError, WarehouseError
-from warehouse.ingest import FORMATS, IngestResult, StepFacts, detect_format, ingest_file, read_head, recover
+from warehouse.backends import Backend, open_backend, quote_identifier
+from warehouse.errors import DataError, IngestError, WarehouseError
+from warehouse.ingest import (
+    FORMATS,
+    IngestJob,
+    IngestResult,
+    StepFacts,
+    detect_format,
+    ingest_file,
+    read_head,
+    readable,
+    recover,
+)
 from warehouse.ingest.history import (
     RunMeta,
     discover,
@@ -164,28 +174,29 @@ class Warehouse:
         `services` and `steps` say what the spec knows of each (journey, step): its service, method, expected
         status and checks."""
         path = Path(path)
-        with self.backend.session():
+        with self.backend.session(), readable(path) as plain:
+            source = path if plain != path else None
             if run is not None:
-                result = ingest_file(self.backend, path, run.run_id, fmt, generator, services, steps)
+                result = ingest_file(self.backend, plain, run.run_id, fmt, generator, services, steps, source=source)
                 self._attach_beside(path, result)
                 return result
-            fmt_impl = FORMATS.get(fmt) if fmt else detect_format(path)
+            fmt_impl = FORMATS.get(fmt) if fmt else detect_format(plain, path)
             tool = fmt_impl.tool if fmt_impl is not None else str(fmt).split("-")[0]
             tool_for = getattr(fmt_impl, "tool_for", None)
             if tool_for is not None:
-                tool = tool_for(read_head(path))
+                tool = tool_for(read_head(plain))
             meta = meta or RunMeta()
-            info = RunInfo(new_run_id(tool), tool, status="imported", source="import", name=meta.name or path.name)
-            result = ingest_file(self.backend, path, info.run_id, fmt, generator, services, steps)
-            if not result.duplicate:
+            info = RunInfo(new_run_id(tool), tool, status="imported", source="import",
+                           name=meta.name or (plain.name if source else path.name))
+
+            def record_run(job: IngestJob, result: IngestResult) -> None:
+                """The imported run's record, written by ingest_file after the rows and before its commit."""
                 info.tool = result.tool
-                table = "requests" if result.rows else "aggregates" if result.aggregates else "k6_points"
+                name = "requests" if result.rows else "aggregates" if result.aggregates else "k6_points"
                 times = self.backend.query(
-                    f"SELECT toString(min(ts)) AS a, toString(max(ts)) AS b FROM {table} WHERE run_id = {{r:String}}",
-                    {"r": info.run_id},
+                    f"SELECT toString(min(ts)) AS a, toString(max(ts)) AS b FROM {quote_identifier(job.table(name))}"
                 )[0]
-                if result.rows or result.aggregates or result.points:
-                    info.started_at, info.ended_at = times["a"], times["b"]
+                info.started_at, info.ended_at = times["a"], times["b"]
                 for key in ("environment", "profile", "tool_version", "spec_name", "git_sha", "branch"):
                     if getattr(meta, key) is not None:
                         setattr(info, key, getattr(meta, key))
@@ -199,6 +210,9 @@ class Warehouse:
                 if result.notes:
                     info.notes += "; " + "; ".join(result.notes)
                 self.save_run(info)
+
+            result = ingest_file(self.backend, plain, info.run_id, fmt, generator, services, steps,
+                                 run_record=record_run, source=source)
             self._attach_beside(path, result)
             return result
 
@@ -272,11 +286,20 @@ class Warehouse:
         """
         flags = flags or RunMeta()
         work: list[tuple[Path, Path | None, str]] = []  # (file, directory it was found under, kind)
+        empty: list[Path] = []  # directories holding no file to ingest
         for given in map(Path, paths):
             if given.is_dir():
-                work.extend((f.path, given, f.kind) for f in discover(given, recursive))
+                found = [(f.path, given, f.kind) for f in discover(given, recursive)]
+                work.extend(found)
+                if not found:
+                    empty.append(given)
             else:
-                work.append((given, None, "summary" if looks_like_summary(given) else "results"))
+                summary = given.is_file() and looks_like_summary(given)
+                work.append((given, None, "summary" if summary else "results"))
+        for directory in empty:
+            below = not recursive and any(p.is_dir() for p in directory.iterdir())
+            raise IngestError(f"{directory}: no results file in this directory"
+                              + ("; its subdirectories are searched with --recursive" if below else ""))
         total, attached = len(work), dict[Path, tuple[str, bool]]()
         summaries = [w for w in work if w[2] == "summary"]
         for index, (path, root, kind) in enumerate(work, start=1):
@@ -315,8 +338,6 @@ class Warehouse:
         outcome: FileOutcome,
         attached: dict[Path, tuple[str, bool]],
     ) -> FileOutcome:
-        from warehouse.errors import IngestError
-
         if root is not None and not fmt:
             try:
                 detect_format(path)

@@ -61,4 +61,5 @@ def new_group_id() -> str:
 
 
 def _digest(value: object) -> str:
-    return hashlib.sha256(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()).hexdigest()
+    # ASCII JSON: text holding lone surrogates (bytes of a file name or argument that are not UTF-8) hashes too
+    return hashlib.sha256(json.dumps(value, separators=(",", ":")).encode()).hexdigest()

@@ -77,6 +77,8 @@ INTEGERS = {"bytes", "sentBytes", "grpThreads", "allThreads", "Latency", "IdleTi
 # A Transaction Controller's own sample (a group of requests, not a request) says this.
 TRANSACTION_MESSAGE = "Number of samples in transaction"
 DELIMITERS = ",\t;|"
+# The CSV reader's NULL text while staging: a control character no JTL cell consists of.
+NO_NULL = "\x1f"
 
 
 # JMeter fails a sample for a request error and for a failed assertion alike. A step of the spec says which
@@ -113,7 +115,10 @@ def _layout(head: bytes, path: str) -> tuple[list[str], bool, str]:
     """Column names, whether the first line is a header, and the delimiter."""
     first = head.split(b"\n", 1)[0].decode("utf-8", errors="replace").rstrip("\r")
     delimiter = max(DELIMITERS, key=first.count)
-    fields = next(csv.reader(io.StringIO(first), delimiter=delimiter))
+    try:
+        fields = next(csv.reader(io.StringIO(first), delimiter=delimiter), [])
+    except csv.Error as exc:
+        raise IngestError(f"{path}:1: not a JTL CSV record ({exc}): {first[:120]!r}") from None
     if fields and fields[0] == "timeStamp":
         unknown = [f for f in fields if f not in KNOWN]
         if "elapsed" not in fields or "label" not in fields:
@@ -209,7 +214,8 @@ def _load_strict(job: IngestJob, columns: list[str], header: bool, delimiter: st
     fmt, settings = _format_settings(delimiter, header)
     # One parsing thread: JMeter's short records parse faster than the insert writes them, so parallel
     # parsing only adds memory (measured on 2 GB: 180 MB and 2.7M rows/s without, 250 MB and 2.5M with).
-    strict = {**BOUNDED, **READ_FILE, **settings, "input_format_parallel_parsing": 0,
+    # A text cell that is exactly \\N is that text, not NULL (null_as_default off reads it as written).
+    strict = {**BOUNDED, **READ_FILE, **settings, "input_format_parallel_parsing": 0, "input_format_null_as_default": 0,
               "input_format_csv_allow_variable_number_of_columns": 0,
               "input_format_custom_allow_variable_number_of_columns": 0}
     sql = _requests_sql(job.table("requests"), columns, ts, where, "{input}", typed=True)
@@ -237,7 +243,8 @@ def _load_checked(job: IngestJob, result: IngestResult, columns: list[str], head
         fields, total = _stage(job, len(columns), header, delimiter, by_line=True)
     ts, elapsed, success = _col(columns, "timeStamp"), _col(columns, "elapsed"), _col(columns, "success")
     ts_expr = (
-        f"if(match({ts}, '^[0-9]+$'), fromUnixTimestamp64Milli(toInt64OrZero({ts}), 'UTC'), "
+        f"if(match({ts}, '^[0-9]+$'), if(length({ts}) <= 13, fromUnixTimestamp64Milli(toInt64OrZero({ts}), 'UTC'), "
+        f"NULL), "
         f"parseDateTime64BestEffortOrNull({ts}, 3, 'UTC'))"
     )
     n = len(columns)
@@ -297,6 +304,8 @@ def _stage(job: IngestJob, n: int, header: bool, delimiter: str, by_line: bool =
         "input_format_csv_allow_variable_number_of_columns": 1,
         "input_format_custom_allow_variable_number_of_columns": 1,
         "input_format_csv_empty_as_default": 0,
+        # NULL marks a missing cell only: a cell that is exactly \\N is text (JMeter writes no NULLs).
+        "format_csv_null_representation": NO_NULL,
     }
     if not by_line:
         try:
