@@ -21,6 +21,8 @@ DURATION = {
 }
 TEXT = {"type": ["string", "number", "boolean"], "description": "text; ${name} inserts a variable, $$ a literal $"}
 PAIRS = {"type": "object", "additionalProperties": TEXT, "propertyNames": {"minLength": 1}}
+COMPARED = {"type": ["string", "number", "boolean"],
+            "description": "text to compare with; ${name} inserts a spec variable, $$ a literal $"}
 
 
 def _obj(properties: dict[str, Any], required: tuple[str, ...] = (), **extra: Any) -> dict[str, Any]:
@@ -42,11 +44,11 @@ def build() -> dict[str, Any]:
     })]}
     checks = {
         "status": {"type": "integer", "minimum": 100, "maximum": 599},
-        "body_contains": {"type": "string"},
+        "body_contains": {**COMPARED, "type": "string"},
         "body_matches": {"type": "string", "format": "regex"},
-        "jsonpath": _obj({"path": {"type": "string", "pattern": r"^\$"}, "equals": TEXT,
+        "jsonpath": _obj({"path": {"type": "string", "pattern": r"^\$"}, "equals": COMPARED,
                           "exists": {"const": True}}, ("path",)),
-        "header": _obj({"name": {"type": "string"}, "equals": TEXT, "exists": {"const": True}}, ("name",)),
+        "header": _obj({"name": {"type": "string"}, "equals": COMPARED, "exists": {"const": True}}, ("name",)),
         "max_duration": DURATION,
     }
     extraction = _one_key({"jsonpath": {"type": "string", "pattern": r"^\$"},
@@ -86,7 +88,7 @@ def build() -> dict[str, Any]:
     top = {
         "name": NAME,
         "services": {"type": "object", "minProperties": 1,
-                     "additionalProperties": {"type": "string", "pattern": "^https?://"}},
+                     "additionalProperties": {"type": "string", "pattern": r"^https?://(?!.*\$\{)"}},
         "variables": {"type": "object", "additionalProperties": TEXT},
         "defaults": _obj({"headers": PAIRS, "timeout": DURATION, "think_time": think}),
         "data": {"type": "object", "propertyNames": NAME, "additionalProperties": _obj({

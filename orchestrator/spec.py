@@ -534,6 +534,9 @@ def parse_spec(text: str, file: str = "<spec>") -> Spec:
     services: dict[str, str] = {}
     for sname, url in services_raw.items():
         url_s = r.string(url, f"services.{sname}").rstrip("/")
+        if "${" in url_s:
+            raise r.fail(f"services.{sname}", "a base URL is literal text; retarget a service at run time with "
+                                              "--service NAME=URL or the generated scripts' PERFHOUSE_SERVICE_<NAME>")
         if not re.match(r"https?://[^/\s]+", url_s):
             raise r.fail(f"services.{sname}", f"expected a base URL like http://host:port, found {url!r}")
         services[r.name(sname, f"services.{sname}")] = url_s
@@ -580,7 +583,7 @@ def parse_spec(text: str, file: str = "<spec>") -> Spec:
             known.update(datasets[data].columns)
         steps: list[Step] = []
         for si, sraw in enumerate(j["steps"]):
-            step = _step(r, sraw, f"{jp}.steps[{si}]", services, default_timeout, default_think, known)
+            step = _step(r, sraw, f"{jp}.steps[{si}]", services, default_timeout, default_think, known, variables)
             if any(x.name == step.name for x in steps):
                 raise r.fail(f"{jp}.steps[{si}].name", f"a step named {step.name!r} is already in {jname!r}")
             steps.append(step)
@@ -679,6 +682,7 @@ def _step(
     default_timeout: float,
     default_think: ThinkTime | None,
     known: set[str],
+    variables: dict[str, str],
 ) -> Step:
     s = r.mapping(raw, path, _STEP, required=("name", "path"))
     name = r.name(s["name"], f"{path}.name")
@@ -716,7 +720,7 @@ def _step(
         if kind == "status":
             checks.append(Check("status", status=r.integer(value, kp, minimum=100)))
         elif kind == "body_contains":
-            checks.append(Check("body_contains", target=r.string(value, kp)))
+            checks.append(Check("body_contains", target=_constant(r, value, kp, variables)))
         elif kind == "body_matches":
             checks.append(Check("body_matches", target=_regex(r, value, kp, groups=None)))
         elif kind in ("jsonpath", "header"):
@@ -730,7 +734,7 @@ def _step(
                     raise r.fail(f"{kp}.path", str(exc)) from None
             if ("equals" in spec_) == ("exists" in spec_) or spec_.get("exists", True) is not True:
                 raise r.fail(kp, "give either equals: VALUE or exists: true")
-            equals = r.string(spec_["equals"], f"{kp}.equals") if "equals" in spec_ else None
+            equals = _constant(r, spec_["equals"], f"{kp}.equals", variables) if "equals" in spec_ else None
             checks.append(Check(kind, target=target, equals=equals))
         else:
             checks.append(Check("max_duration", max_ms=r.duration(value, kp) * 1000))
@@ -761,6 +765,20 @@ def _step(
     return Step(
         name, service, method, url_path, query, headers, body, timeout, tuple(checks), tuple(extracts), think, group
     )
+
+
+def _constant(r: _Reader, value: Any, path: str, variables: dict[str, str]) -> str:
+    """Text a check compares with: literal, or spec variables (constants, so both tools compare with
+    the same text); values known only at run time cannot be compared with portably."""
+    tmpl = r.template(value, path)
+    for ref in tmpl.env_refs:
+        raise r.fail(path, f"${{env:{ref}}}: a check compares with literal text or spec variables, not the "
+                           "environment (use $$ for a literal $)")
+    for ref in tmpl.refs:
+        if ref not in variables:
+            raise r.fail(path, f"${{{ref}}}: a check compares with literal text or spec variables, not values "
+                               f"known only at run time{_suggest(ref, variables)} (use $$ for a literal $)")
+    return tmpl.render(variables)
 
 
 def _regex(r: _Reader, value: Any, path: str, groups: int | None) -> str:

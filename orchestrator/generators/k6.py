@@ -32,10 +32,11 @@ def js_string_json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=True).replace("</", "<\\/")
 
 
-def js_template(tmpl: Template) -> str:
-    """A templated spec string as a JS expression over the VU's `vars` and the run's `__ENV`."""
+def js_template(tmpl: Template, scope: str = "vars") -> str:
+    """A templated spec string as a JS expression over the run's `__ENV` and `scope`: the VU's `vars`
+    inside a journey, the spec's `VARIABLES` outside one (where only spec variables are known)."""
     pieces = [
-        (f"__ENV[{js_string(p.name)}]" if p.env else f"vars[{js_string(p.name)}]") if isinstance(p, Ref)
+        (f"__ENV[{js_string(p.name)}]" if p.env else f"{scope}[{js_string(p.name)}]") if isinstance(p, Ref)
         else js_string(p)
         for p in tmpl.parts
         if p != ""

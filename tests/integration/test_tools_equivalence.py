@@ -143,3 +143,25 @@ def test_jmeter_transaction_samples_are_not_counted_as_requests(tmp_path: Path) 
     assert b"Number of samples in transaction" in (tmp_path / "jmeter.jtl").read_bytes()
     result = Warehouse.open(f"chdb://{tmp_path / 'wh'}").ingest(tmp_path / "jmeter.jtl")
     assert (result.rows, result.rejected) == (4, 0)
+
+
+@pytest.mark.parametrize("tool", ["k6", "jmeter"])
+def test_variables_reach_every_place_that_takes_them(tool: str, tmp_path: Path) -> None:
+    spec = load_spec(ROOT / "tests" / "golden" / "variables" / "spec.yaml")
+    for data_file in generate(spec, tool, GenerationOptions(profile="golden")).files:
+        (tmp_path / data_file.name).write_bytes(data_file.read_bytes())
+    with DemoAPI(record=True) as api:
+        requests = run_script(spec, tool, api, tmp_path, profile="golden")
+    got = seen(requests, ("x-tenant", "x-client", "authorization", "x-user", "x-version"))
+    token = got[1][1].rpartition("/")[2]
+    assert token.startswith("tok-alice-")  # extracted from the login's JSON
+    defaults = "x-tenant=acme & co|x-client=perfhouse/v2 (acme & co)"
+    assert got == [
+        ("POST", "/login", (), f"{defaults}|authorization=|x-user=|x-version=", {"user": "alice", "tenant": "acme & co"}),
+        ("GET", f"/echo/v2/alice/{token}",
+         (("tenant", "acme & co"), ("city", "Köln am Rhein"), ("session", f"s-{token}")),
+         f"{defaults}|authorization=Bearer {token}|x-user=alice|x-version=v2", ""),
+        ("POST", "/echo/form", (), f"{defaults}|authorization=|x-user=|x-version=",
+         [("tenant", "acme & co"), ("token", token), ("user", "alice")]),
+        ("PUT", "/echo/raw", (), f"{defaults}|authorization=|x-user=|x-version=", f"v2|alice|Köln am Rhein|{token}"),
+    ]

@@ -151,3 +151,29 @@ def test_vus_shared_by_weight(total: int, weights: list[tuple[str, int]], expect
 def test_empty_parameter_names_are_refused() -> None:
     err = _error(MINIMAL.replace("        path: /", "        path: /\n        query: {'': x}"))
     assert err.field == "journeys[0].steps[0].query" and "cannot be empty" in str(err)
+
+
+def test_check_values_take_spec_variables_and_dollar_escapes() -> None:
+    text = MINIMAL.replace("journeys:", "variables: {v: two}\njourneys:").replace(
+        "        path: /",
+        "        path: /\n        checks:\n          - body_contains: 'one ${v} $${v}'\n"
+        "          - header: {name: X-V, equals: '${v}'}\n          - jsonpath: {path: $.a, equals: $$5}",
+    )
+    checks = parse_spec(text, "shop.yaml").journeys[0].steps[0].checks
+    assert [c.target for c in checks[:1]] + [c.equals for c in checks[1:]] == ["one two ${v}", "two", "$5"]
+
+
+@pytest.mark.parametrize("ref", ["${tok}", "${env:TOKEN}"])
+def test_check_values_refuse_run_time_values(ref: str) -> None:
+    text = MINIMAL.replace(
+        "        path: /",
+        f"        path: /\n        extract: {{tok: {{header: X-T}}}}\n        checks:\n          - body_contains: 'a{ref}'",
+    )
+    err = _error(text)
+    assert err.field == "journeys[0].steps[0].checks[0].body_contains"
+    assert "literal text or spec variables" in str(err) and "$$" in str(err)
+
+
+def test_service_url_is_literal() -> None:
+    err = _error(MINIMAL.replace("http://127.0.0.1:8080", "http://${host}:8080"))
+    assert err.field == "services.api" and "PERFHOUSE_SERVICE_" in str(err)
