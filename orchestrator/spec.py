@@ -695,6 +695,10 @@ def _step(
     url_path = r.template(s["path"], f"{path}.path")
     if not url_path.parts or not (isinstance(url_path.parts[0], str) and url_path.parts[0].startswith("/")):
         raise r.fail(f"{path}.path", "a path starts with /")
+    for part in url_path.parts:
+        if isinstance(part, str) and (bad := re.search(r"%(?![0-9A-Fa-f]{2})", part)):
+            raise r.fail(f"{path}.path", f"{part[bad.start():bad.start() + 3]!r} is not a percent-escape %XX; "
+                                         "write %25 for a literal %")
     query = r.pairs(s.get("query"), f"{path}.query")
     headers = r.pairs(s.get("headers"), f"{path}.headers")
     body = _body(r, s.get("body"), f"{path}.body") if "body" in s else None

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote_to_bytes, urlsplit
 
 from orchestrator.errors import GenerationError
 from orchestrator.generators.base import (
@@ -154,6 +154,48 @@ def jmeter_query(pairs: tuple[tuple[str, Template], ...], version: tuple[int, ..
     return "&".join(f"{quote(name, safe='')}={value(tmpl)}" for name, tmpl in pairs)
 
 
+# What k6 (Go's net/url) sends as a path: as written when every character may stand in a path
+# (RFC 3986 pchars, `[` `]` and %XX escapes), else the decoded path escaped again, byte by byte.
+_PATH_VALID = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~!$&'()*+,;=:@[]/%")
+_PATH_KEPT = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~$&+,/:;=@")
+
+
+def go_path(path: str) -> str:
+    """A literal URL path percent-encoded exactly as k6 sends it."""
+    return path if all(ch in _PATH_VALID for ch in path) else _reescape(path)
+
+
+def _reescape(path: str) -> str:
+    return "".join(chr(b) if chr(b) in _PATH_KEPT else f"%{b:02X}" for b in unquote_to_bytes(path))
+
+
+BRACKETS_NOTE = "JMeter cannot send [ or ] in a path: it sends them percent-encoded (%5B, %5D) where k6 may not"
+
+
+def _path_ref(ref: Ref) -> str:
+    """A run-time value in a path, percent-encoded as it is sent (JMeter would refuse a space or a quote):
+    encodeURI, keeping the %XX escapes that k6 keeps too."""
+    value = f'props.get("{ENV_PREFIX}{ref.name}")' if ref.env else f'vars.get("{ref.name}")'
+    return f'${{__javaScript(encodeURI(String({value})).replace(/%25([0-9A-Fa-f][0-9A-Fa-f])/g\\, "%$1"))}}'
+
+
+def jmeter_path(tmpl: Template, base: str) -> str:
+    """A sampler path (the service's base path, then the step's) as k6 sends it (see go_path), but for
+    brackets (BRACKETS_NOTE): literal text encoded now, run-time values as they are sent."""
+    parts: list[Part] = [base, *tmpl.parts]
+    literal = "".join(p for p in parts if isinstance(p, str))
+    if not any(isinstance(p, Ref) for p in parts):
+        return _brackets(go_path(literal))
+    reencode = any(ch not in _PATH_VALID for ch in literal)
+    return "".join(
+        _path_ref(p) if isinstance(p, Ref) else _brackets(_reescape(p) if reencode else p) for p in parts
+    )
+
+
+def _brackets(path: str) -> str:
+    return path.replace("[", "%5B").replace("]", "%5D")
+
+
 def _json_escape(text: str) -> str:
     """JSON string content (quotes, backslashes, control characters and U+2028/9 escaped)."""
     out = []
@@ -230,6 +272,9 @@ class JMeterGenerator:
                 f"JMeter {options.jmeter_version} has no JSON extractor: JSONPath extraction uses a "
                 "regular expression for the first occurrence of the path's last member"
             )
+        if any("[" in p or "]" in p for j in spec.journeys for st in j.steps for p in st.path.parts
+               if isinstance(p, str)):
+            notes.append(BRACKETS_NOTE)
         datasets = used_datasets(spec)
         for d in datasets.values():
             if d.mode != "sequential":
@@ -249,6 +294,7 @@ class JMeterGenerator:
                 "xml": xml,
                 "jm": lambda t: jmeter_template(t, version),
                 "jm_query": lambda pairs: jmeter_query(pairs, version),
+                "jm_path": jmeter_path,
                 "jm_json": lambda v: jmeter_template(json_template(v, spec.variables, version), version),
                 "jm_literal": jmeter_literal,
                 "json_regex": json_regex,

@@ -11,6 +11,7 @@ import pytest
 
 from orchestrator.demo_api import DemoAPI, Recorded
 from orchestrator.generators import GenerationOptions, generate
+from orchestrator.generators.jmeter import BRACKETS_NOTE
 from orchestrator.spec import Spec, load_spec
 from orchestrator.tools import TOOLS
 from tests.conftest import ROOT, need
@@ -153,15 +154,32 @@ def test_variables_reach_every_place_that_takes_them(tool: str, tmp_path: Path) 
     with DemoAPI(record=True) as api:
         requests = run_script(spec, tool, api, tmp_path, profile="golden")
     got = seen(requests, ("x-tenant", "x-client", "authorization", "x-user", "x-version"))
-    token = got[1][1].rpartition("/")[2]
+    token = got[1][1].split("/")[4]
     assert token.startswith("tok-alice-")  # extracted from the login's JSON
     defaults = "x-tenant=acme & co|x-client=perfhouse/v2 (acme & co)"
     assert got == [
         ("POST", "/login", (), f"{defaults}|authorization=|x-user=|x-version=", {"user": "alice", "tenant": "acme & co"}),
-        ("GET", f"/echo/v2/alice/{token}",
+        ("GET", f"/echo/v2/alice/{token}/K%C3%B6ln%20am%20Rhein",  # encoded as k6 encodes it
          (("tenant", "acme & co"), ("city", "Köln am Rhein"), ("session", f"s-{token}")),
          f"{defaults}|authorization=Bearer {token}|x-user=alice|x-version=v2", ""),
         ("POST", "/echo/form", (), f"{defaults}|authorization=|x-user=|x-version=",
          [("tenant", "acme & co"), ("token", token), ("user", "alice")]),
         ("PUT", "/echo/raw", (), f"{defaults}|authorization=|x-user=|x-version=", f"v2|alice|Köln am Rhein|{token}"),
     ]
+
+
+def test_paths_needing_percent_encoding_are_sent_alike(tmp_path: Path) -> None:
+    spec = load_spec(ROOT / "tests" / "golden" / "paths" / "spec.yaml")
+    sent = {}
+    for tool in ("k6", "jmeter"):
+        (tmp_path / tool).mkdir()
+        with DemoAPI(record=True) as api:
+            sent[tool] = [r.path for r in run_script(spec, tool, api, tmp_path / tool, profile="golden")]
+    assert sent["k6"] == [
+        "/echo/q%22uote", "/echo/back%60tick", "/echo/%3Cangle%3E", "/echo/pi%7Cpe", "/echo/%7Bbrace%7D",
+        "/echo/ca%5Eret", "/echo/sp%20ace", "/echo/%C3%BCn%C3%AF/%E6%97%A5%E6%9C%AC", "/echo/back%5Cslash",
+        "/echo/sub!$&'()*+,;=:@[x]%41~", "/echo/mixed%20%28x%29%20A/", "/echo/v/a%20b/%C3%BC%22x%22/end",
+    ]
+    # java.net.URI refuses brackets in a path: JMeter sends them encoded, and the plan records it
+    assert sent["jmeter"] == [p.replace("[", "%5B").replace("]", "%5D") for p in sent["k6"]]
+    assert BRACKETS_NOTE in generate(spec, "jmeter", GenerationOptions(profile="golden", jmeter_version="2.13")).notes

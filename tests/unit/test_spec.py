@@ -177,3 +177,8 @@ def test_check_values_refuse_run_time_values(ref: str) -> None:
 def test_service_url_is_literal() -> None:
     err = _error(MINIMAL.replace("http://127.0.0.1:8080", "http://${host}:8080"))
     assert err.field == "services.api" and "PERFHOUSE_SERVICE_" in str(err)
+
+
+def test_path_with_a_bare_percent_is_refused() -> None:
+    err = _error(MINIMAL.replace("path: /", "path: /50%off"))
+    assert err.field == "journeys[0].steps[0].path" and "%25" in str(err)

@@ -153,7 +153,7 @@ export function journey_0() {
   // step path_and_query
   res = http.request(
     "GET",
-    url("api", "/echo/" + vars["version"] + "/" + vars["user"] + "/" + vars["token"], [["tenant", vars["tenant"]], ["city", vars["city"]], ["session", "s-" + vars["session"]]]),
+    url("api", "/echo/" + vars["version"] + "/" + vars["user"] + "/" + vars["token"] + "/" + vars["city"], [["tenant", vars["tenant"]], ["city", vars["city"]], ["session", "s-" + vars["session"]]]),
     null,
     {
       headers: Object.assign({}, DEFAULT_HEADERS, {
@@ -161,7 +161,7 @@ export function journey_0() {
         "X-User": vars["user"],
         "X-Version": vars["version"],
       }),
-      tags: { journey: "everywhere", step: "path_and_query", service: "api", name: "GET /echo/${version}/${user}/${token}" },
+      tags: { journey: "everywhere", step: "path_and_query", service: "api", name: "GET /echo/${version}/${user}/${token}/${city}" },
       timeout: "30s",
     },
   );
