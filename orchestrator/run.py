@@ -31,7 +31,7 @@ from orchestrator.progress import Progress
 from orchestrator.runners import RUNNERS, Job, Part, Runner, RunnerOptions
 from orchestrator.scrape import InfraRow, Scraper, source_for
 from orchestrator.secrets import properties_file, require_env
-from orchestrator.spec import Spec
+from orchestrator.spec import Spec, service_env
 from orchestrator.tools import TOOLS, Segment
 from orchestrator.watchdog import Watchdog
 from warehouse.analysis.fingerprint import StepShape, fingerprint, structure_hash
@@ -231,8 +231,11 @@ def run_tool(
     executor = runner_for(settings.runner)
     target = executor.target(tool, settings.options)
     version = target.version
+    # a service's URL: --service, else PERFHOUSE_SERVICE_<NAME> (what the generated scripts read), else the spec's
+    retargeted = {name: os.environ[service_env(name)] for name in spec.services if os.environ.get(service_env(name))}
     options = GenerationOptions(
-        profile=profile, services=services or {}, jmeter_version=version if tool_name == "jmeter" else "5.6"
+        profile=profile, services={**retargeted, **(services or {})},
+        jmeter_version=version if tool_name == "jmeter" else "5.6",
     )
     script = generate(spec, tool_name, options)
     secrets = require_env(spec.env_names(), os.environ, spec.file)
@@ -331,7 +334,9 @@ def run_tool(
         outputs.extend((segment.name, out) for out in invocation.outputs)
         summaries.extend([invocation.summary] if invocation.summary else [])
     fds = (env_file.fd,) if env_file is not None and env_file.fd is not None else ()
-    job = Job(run_id, tool, tuple(parts), directory, timeout_s, settings.options, env=secrets, fds=fds,
+    # the scripts read their services' URLs from the environment first: give them the ones this run uses
+    job_env = {**secrets, **{service_env(name): url for name, url in urls.items()}}
+    job = Job(run_id, tool, tuple(parts), directory, timeout_s, settings.options, env=job_env, fds=fds,
               watchdog=watchdog)
     services_map, steps_map = spec.step_services(), step_facts(spec)
     live = (

@@ -95,6 +95,15 @@ SLO_PERCENTILE = re.compile(r"p[1-9][0-9]?(\.[0-9]+)?")  # any percentile of dur
 RATE_METRICS = ("error_rate", "check_failure_rate")
 
 
+SERVICE_ENV_PREFIX = "PERFHOUSE_SERVICE_"  # + NAME: a service's base URL for a generated k6 script
+SERVICE_PROPERTY_PREFIX = "perfhouse.service."  # + name: the same for a generated JMeter plan
+
+
+def service_env(name: str) -> str:
+    """The environment variable that retargets a service (api -> PERFHOUSE_SERVICE_API)."""
+    return SERVICE_ENV_PREFIX + re.sub(r"[^A-Z0-9_]", "_", name.upper())
+
+
 @dataclass(frozen=True)
 class ThinkTime:
     min_s: float
@@ -542,6 +551,11 @@ def parse_spec(text: str, file: str = "<spec>") -> Spec:
         services[r.name(sname, f"services.{sname}")] = url_s
     if not services:
         raise r.fail("services", "define at least one service")
+    for sname in services:
+        same = [other for other in services if service_env(other) == service_env(sname)]
+        if len(same) > 1:
+            raise r.fail(f"services.{same[1]}", f"services {same[0]!r} and {same[1]!r} would both be retargeted by "
+                                                f"{service_env(sname)}; rename one")
 
     variables_raw = top.get("variables") or {}
     r.mapping(variables_raw, "variables", tuple(variables_raw))
@@ -552,6 +566,9 @@ def parse_spec(text: str, file: str = "<spec>") -> Spec:
             raise r.fail(f"variables.{key}", "a variable is literal text (use ${env:NAME} where it is used, "
                                              "or $$ for a literal $)")
         variables[r.name(key, f"variables.{key}")] = tmpl.render({})
+        if str(key).startswith(SERVICE_PROPERTY_PREFIX):
+            raise r.fail(f"variables.{key}", f"names starting {SERVICE_PROPERTY_PREFIX} hold the services' URLs in "
+                                             "generated JMeter plans; choose another name")
 
     defaults = r.mapping(top.get("defaults") or {}, "defaults", ("headers", "timeout", "think_time"))
     default_headers = r.pairs(defaults.get("headers"), "defaults.headers")

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
-from urllib.parse import quote, unquote_to_bytes, urlsplit
+from urllib.parse import quote, unquote_to_bytes
 
 from orchestrator.errors import GenerationError
 from orchestrator.generators.base import (
@@ -20,7 +20,7 @@ from orchestrator.generators.base import (
     service_urls,
     used_datasets,
 )
-from orchestrator.spec import Check, Extraction, Part, Profile, Ref, Spec, Template
+from orchestrator.spec import SERVICE_PROPERTY_PREFIX, Check, Extraction, Part, Profile, Ref, Spec, Template
 
 _XML_TEXT = {
     "&": "&amp;",
@@ -160,6 +160,28 @@ _PATH_VALID = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 _PATH_KEPT = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~$&+,/:;=@")
 
 
+def service_variables(name: str, url: str, version: tuple[int, ...]) -> list[tuple[str, str]]:
+    """Test plan variables holding a service's protocol, host, port and base path, read once at start
+    from the property perfhouse.service.NAME (a base URL), else from the spec's URL."""
+    key = SERVICE_PROPERTY_PREFIX + name
+    if version >= (3, 1):  # Groovy; single quotes: no interpolation of $ in the URL
+        def lit(text: str) -> str:
+            return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+        base = f"new URL(props.getProperty({lit(key)}, {lit(url)}))"
+        parts = {"protocol": f"{base}.protocol", "host": f"{base}.host", "port": f"Math.max(0, {base}.port)",
+                 "path": f"{base}.path.replaceAll('/+$', '')"}
+        function = "__groovy"
+    else:  # Rhino
+        base = f"new java.net.URL(props.getProperty({json.dumps(key)}, {json.dumps(url)}))"
+        parts = {"protocol": f"{base}.getProtocol()", "host": f"{base}.getHost()",
+                 "port": f"Math.max(0, {base}.getPort())",
+                 "path": f'String({base}.getPath()).replace(new RegExp("/+$"), "")'}
+        function = "__javaScript"
+    # JMeter's function parser: backslashes and commas in arguments are escaped
+    return [(f"{key}.{part}", f"${{{function}({expr.replace(chr(92), chr(92) * 2).replace(',', chr(92) + ',')})}}")
+            for part, expr in parts.items()]
+
+
 def go_path(path: str) -> str:
     """A literal URL path percent-encoded exactly as k6 sends it."""
     return path if all(ch in _PATH_VALID for ch in path) else _reescape(path)
@@ -179,10 +201,10 @@ def _path_ref(ref: Ref) -> str:
     return f'${{__javaScript(encodeURI(String({value})).replace(/%25([0-9A-Fa-f][0-9A-Fa-f])/g\\, "%$1"))}}'
 
 
-def jmeter_path(tmpl: Template, base: str) -> str:
-    """A sampler path (the service's base path, then the step's) as k6 sends it (see go_path), but for
-    brackets (BRACKETS_NOTE): literal text encoded now, run-time values as they are sent."""
-    parts: list[Part] = [base, *tmpl.parts]
+def jmeter_path(tmpl: Template) -> str:
+    """A step's path (after its service's base path) as k6 sends it (see go_path), but for brackets
+    (BRACKETS_NOTE): literal text encoded now, run-time values as they are sent."""
+    parts: list[Part] = list(tmpl.parts)
     literal = "".join(p for p in parts if isinstance(p, str))
     if not any(isinstance(p, Ref) for p in parts):
         return _brackets(go_path(literal))
@@ -282,7 +304,9 @@ class JMeterGenerator:
                     f"data set {d.name!r} (mode {d.mode}): stock JMeter reads CSV rows in sequence only; use mode "
                     "sequential for JMeter, or k6 alone for random and per-VU rows"
                 )
-        urls = {name: urlsplit(u) for name, u in service_urls(spec, options).items()}
+        urls = service_urls(spec, options)
+        used = [st.service for j in spec.journeys for st in j.steps]
+        default_service = max(urls, key=used.count)  # the most used; the first of those on a tie
         thread_groups = [
             dict(j, layer=n, **group)
             for j in journey_vus(spec, profile, options.vu_scale)
@@ -307,7 +331,8 @@ class JMeterGenerator:
             spec_file=Path(spec.file).name,
             profile=profile,
             thread_groups=thread_groups,
-            urls=urls,
+            default_service=default_service,
+            service_variables=[v for name, url in urls.items() for v in service_variables(name, url, version)],
             has_json_extractor=has_json_extractor,
             jmeter_version=options.jmeter_version,
             datasets=datasets,

@@ -17,7 +17,7 @@ from orchestrator.generators.base import (
     service_urls,
     used_datasets,
 )
-from orchestrator.spec import Ref, Spec, Template
+from orchestrator.spec import Ref, Spec, Template, service_env
 
 _SLO_AGG = {"p50": "med", "p90": "p(90)", "p95": "p(95)", "p99": "p(99)", "avg": "avg", "max": "max"}
 
@@ -68,6 +68,7 @@ class K6Generator:
                 "js_value": js_value,
                 "dur": fmt_seconds,
                 "js_json": lambda v: js_string_json(v),
+                "service_env": service_env,
             }
         )
         thresholds: dict[str, list[str]] = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 from urllib.parse import parse_qsl
@@ -183,3 +184,50 @@ def test_paths_needing_percent_encoding_are_sent_alike(tmp_path: Path) -> None:
     # java.net.URI refuses brackets in a path: JMeter sends them encoded, and the plan records it
     assert sent["jmeter"] == [p.replace("[", "%5B").replace("]", "%5D") for p in sent["k6"]]
     assert BRACKETS_NOTE in generate(spec, "jmeter", GenerationOptions(profile="golden", jmeter_version="2.13")).notes
+
+
+SHOP_FLOW = [("GET", "/products"), ("GET", "/products/1"), ("POST", "/login"), ("POST", "/cart")]
+
+
+@pytest.mark.parametrize("tool", ["k6", "jmeter"])
+def test_generated_scripts_retarget_by_environment_or_property_alone(tool: str, tmp_path: Path) -> None:
+    spec = shop_once(tmp_path)
+    binary = need(tool)
+    with DemoAPI(record=True) as baked, DemoAPI(record=True) as other:
+        text = (tmp_path / "shop.yaml").read_text(encoding="utf-8").replace("http://127.0.0.1:8080", baked.url)
+        (tmp_path / "shop.yaml").write_text(text, encoding="utf-8")
+        spec = load_spec(tmp_path / "shop.yaml")
+        version = TOOLS[tool].version(binary) if tool == "jmeter" else "5.6"
+        script = generate(spec, tool, GenerationOptions(profile="once", jmeter_version=version))
+        path = tmp_path / script.filename
+        path.write_text(script.content, encoding="utf-8")
+        argv = TOOLS[tool].invocation(binary, path, tmp_path).argv
+        env = dict(os.environ)
+        if tool == "k6":
+            env["PERFHOUSE_SERVICE_API"] = other.url + "/"  # a trailing slash is dropped
+        else:
+            argv.append(f"-Jperfhouse.service.api={other.url}/")
+        proc = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        assert TOOLS[tool].completed(proc.returncode), proc.stdout[-3000:] + proc.stderr[-3000:]
+        assert baked.requests == []
+        assert sorted((r.method, r.path) for r in other.requests) == sorted(SHOP_FLOW)
+
+
+@pytest.mark.parametrize("tool", ["k6", "jmeter"])
+def test_a_run_honours_the_service_variable_and_service_option_wins(tool: str, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from orchestrator.run import run_tool
+    from warehouse.store import Warehouse
+
+    need(tool)
+    spec = shop_once(tmp_path)
+    wh = Warehouse.open(f"chdb://{tmp_path / 'wh'}")
+    with DemoAPI(record=True) as from_env, DemoAPI(record=True) as from_option:
+        monkeypatch.setenv("PERFHOUSE_SERVICE_API", from_env.url)
+        first = run_tool(spec, tool, wh, "once", runs_dir=tmp_path / "runs")
+        assert first.status == "completed", first.notes
+        assert sorted((r.method, r.path) for r in from_env.requests) == sorted(SHOP_FLOW)
+        second = run_tool(spec, tool, wh, "once", {"api": from_option.url}, runs_dir=tmp_path / "runs")
+        assert second.status == "completed", second.notes
+        assert len(from_env.requests) == 4
+        assert sorted((r.method, r.path) for r in from_option.requests) == sorted(SHOP_FLOW)

@@ -182,3 +182,14 @@ def test_service_url_is_literal() -> None:
 def test_path_with_a_bare_percent_is_refused() -> None:
     err = _error(MINIMAL.replace("path: /", "path: /50%off"))
     assert err.field == "journeys[0].steps[0].path" and "%25" in str(err)
+
+
+def test_services_are_retargeted_by_one_variable_each() -> None:
+    from orchestrator.spec import service_env
+
+    assert service_env("api") == "PERFHOUSE_SERVICE_API"
+    assert service_env("auth-v2.eu") == "PERFHOUSE_SERVICE_AUTH_V2_EU"
+    err = _error(MINIMAL.replace("  api: http://127.0.0.1:8080", "  api: http://127.0.0.1:8080\n  API: http://h:1"))
+    assert err.field == "services.API" and "PERFHOUSE_SERVICE_API" in str(err)
+    err = _error(MINIMAL.replace("journeys:", "variables: {perfhouse.service.api.host: x}\njourneys:"))
+    assert err.field == "variables.perfhouse.service.api.host"

@@ -3,8 +3,13 @@
 import http from "k6/http";
 import { check, sleep } from "k6";
 
+// Base URLs: PERFHOUSE_SERVICE_<NAME> from the environment, else the spec's.
+function serviceUrl(variable, url) {
+  return (__ENV[variable] || url).replace(/\/+$/, "");
+}
+
 const SERVICES = {
-  "api": "http://127.0.0.1:8080",
+  "api": serviceUrl("PERFHOUSE_SERVICE_API", "http://127.0.0.1:8080"),
 };
 
 const VARIABLES = {

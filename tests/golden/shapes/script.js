@@ -3,9 +3,14 @@
 import http from "k6/http";
 import { check, sleep } from "k6";
 
+// Base URLs: PERFHOUSE_SERVICE_<NAME> from the environment, else the spec's.
+function serviceUrl(variable, url) {
+  return (__ENV[variable] || url).replace(/\/+$/, "");
+}
+
 const SERVICES = {
-  "api": "http://127.0.0.1:8080/base",
-  "auth": "https://auth.example.test",
+  "api": serviceUrl("PERFHOUSE_SERVICE_API", "http://127.0.0.1:8080/base"),
+  "auth": serviceUrl("PERFHOUSE_SERVICE_AUTH", "https://auth.example.test"),
 };
 
 const VARIABLES = {
