@@ -21,6 +21,8 @@ DURATION = {
 }
 TEXT = {"type": ["string", "number", "boolean"], "description": "text; ${name} inserts a variable, $$ a literal $"}
 PAIRS = {"type": "object", "additionalProperties": TEXT, "propertyNames": {"minLength": 1}}
+LABEL = {"type": "string", "pattern": r"^\S(.*\S)?$",
+         "description": "free text naming it in results (k6 name tag, JMeter label); default: the name"}
 COMPARED = {"type": ["string", "number", "boolean"],
             "description": "text to compare with; ${name} inserts a spec variable, $$ a literal $"}
 
@@ -64,6 +66,7 @@ def build() -> dict[str, Any]:
         "timeout": DURATION, "checks": {"type": "array", "items": _one_key(checks)},
         "extract": {"type": "object", "additionalProperties": extraction}, "think_time": think,
         "group": {**NAME, "description": "a transaction: consecutive steps of one group are timed together"},
+        "label": LABEL,
     }
     stage = _obj({"duration": DURATION, "target": {"type": "integer", "minimum": 0}}, ("duration", "target"))
     count = {"type": "integer", "minimum": 1}
@@ -97,7 +100,8 @@ def build() -> dict[str, Any]:
             "mode": {"enum": list(model.DATA_MODES)},
         }, ("file",))},
         "journeys": {"type": "array", "minItems": 1, "items": _obj({
-            "name": NAME, "weight": count, "data": {"type": "string", "description": "a data set name"},
+            "name": NAME, "label": LABEL, "weight": count,
+            "data": {"type": "string", "description": "a data set name"},
             "steps": {"type": "array", "minItems": 1, "items": _obj(step_props, ("name", "path"))},
         }, ("name", "steps"))},
         "profiles": {"type": "object", "minProperties": 1, "additionalProperties": profile},

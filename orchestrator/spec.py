@@ -180,6 +180,12 @@ class Step:
     extract: tuple[Extraction, ...]
     think_time: ThinkTime | None
     group: str = ""  # a transaction: consecutive steps of one group are timed together
+    label: str = ""  # free text naming the step in results (k6 `name` tag, JMeter sampler label)
+
+    @property
+    def key(self) -> str:
+        """The step as results name it: its label, else its name."""
+        return self.label or self.name
 
     @property
     def status_check(self) -> int | None:
@@ -192,6 +198,12 @@ class Journey:
     weight: int
     steps: tuple[Step, ...]
     data: str = ""  # name of the data set that gives each iteration a row
+    label: str = ""  # free text naming the journey in results (k6 `journey` tag, JMeter thread group)
+
+    @property
+    def key(self) -> str:
+        """The journey as results name it: its label, else its name."""
+        return self.label or self.name
 
     @property
     def segments(self) -> list[tuple[str, list[Step]]]:
@@ -265,7 +277,7 @@ class Profile:
 class SLO:
     """A latency metric (ms) or a ratio (error_rate: request errors; check_failure_rate: requests with a failed
     check) that must stay below its threshold, or a throughput (requests/s) that must reach it; overall or per
-    journey, step or service."""
+    journey, step or service (journey and step as results name them: their labels, else their names)."""
 
     metric: str
     threshold: float
@@ -309,7 +321,8 @@ class Spec:
         return sorted({name for t in templates for name in t.env_refs})
 
     def step_services(self) -> dict[tuple[str, str], str]:
-        return {(j.name, s.name): s.service for j in self.journeys for s in j.steps}
+        """(journey, step) as results name them (their keys) → service."""
+        return {(j.key, s.key): s.service for j in self.journeys for s in j.steps}
 
     def vus_per_journey(self, total: int) -> dict[str, int]:
         return split_by_weight(total, [(j.name, j.weight) for j in self.journeys])
@@ -508,6 +521,7 @@ def _kind(value: Any) -> str:
 # Loading.
 
 _TOP = ("name", "services", "variables", "defaults", "data", "journeys", "profiles", "slos")
+_JOURNEY = ("name", "label", "weight", "data", "steps")
 _STEP = (
     "name",
     "service",
@@ -521,6 +535,7 @@ _STEP = (
     "extract",
     "think_time",
     "group",
+    "label",
 )
 
 
@@ -585,10 +600,14 @@ def parse_spec(text: str, file: str = "<spec>") -> Spec:
     journeys: list[Journey] = []
     for ji, jraw in enumerate(journeys_raw):
         jp = f"journeys[{ji}]"
-        j = r.mapping(jraw, jp, ("name", "weight", "data", "steps"), required=("name", "steps"))
+        j = r.mapping(jraw, jp, _JOURNEY, required=("name", "steps"))
         jname = r.name(j["name"], f"{jp}.name")
         if any(x.name == jname for x in journeys):
             raise r.fail(f"{jp}.name", f"a journey named {jname!r} is already defined")
+        jlabel = _label(r, j, jp)
+        if any(x.key == (jlabel or jname) for x in journeys):
+            raise r.fail(f"{jp}.label" if jlabel else f"{jp}.name",
+                         f"another journey is already reported as {jlabel or jname!r}")
         weight = r.integer(j.get("weight", 1), f"{jp}.weight", minimum=1)
         if not isinstance(j["steps"], list) or not j["steps"]:
             raise r.fail(f"{jp}.steps", "expected a non-empty list of steps")
@@ -603,9 +622,12 @@ def parse_spec(text: str, file: str = "<spec>") -> Spec:
             step = _step(r, sraw, f"{jp}.steps[{si}]", services, default_timeout, default_think, known, variables)
             if any(x.name == step.name for x in steps):
                 raise r.fail(f"{jp}.steps[{si}].name", f"a step named {step.name!r} is already in {jname!r}")
+            if any(x.key == step.key for x in steps):
+                raise r.fail(f"{jp}.steps[{si}].label" if step.label else f"{jp}.steps[{si}].name",
+                             f"another step of {jname!r} is already reported as {step.key!r}")
             steps.append(step)
             known.update(e.var for e in step.extract)
-        journey = Journey(jname, weight, tuple(steps), data)
+        journey = Journey(jname, weight, tuple(steps), data, jlabel)
         groups = [g for g, _ in journey.segments if g]
         if len(groups) != len(set(groups)):
             again = next(g for g in groups if groups.count(g) > 1)
@@ -784,8 +806,19 @@ def _step(
     think = _think_time(r, s["think_time"], f"{path}.think_time") if "think_time" in s else default_think
     group = r.name(s["group"], f"{path}.group") if "group" in s else ""
     return Step(
-        name, service, method, url_path, query, headers, body, timeout, tuple(checks), tuple(extracts), think, group
+        name, service, method, url_path, query, headers, body, timeout, tuple(checks), tuple(extracts), think, group,
+        _label(r, s, path),
     )
+
+
+def _label(r: _Reader, raw: dict, path: str) -> str:
+    """A free-text label (any printable text on one line) naming a step or journey in results."""
+    if "label" not in raw:
+        return ""
+    text = r.string(raw["label"], f"{path}.label")
+    if not text.strip() or text != text.strip() or any(not ch.isprintable() for ch in text):
+        raise r.fail(f"{path}.label", "a label is printable text on one line, without leading or trailing spaces")
+    return text
 
 
 def _constant(r: _Reader, value: Any, path: str, variables: dict[str, str]) -> str:
@@ -1007,6 +1040,19 @@ def _slo(r: _Reader, raw: Any, path: str, journeys: list[Journey], services: dic
         steps = {st.name for j in journeys if not journey or j.name == journey for st in j.steps}
         if step not in steps:
             raise r.fail(f"{path}.step", f"no step named {step!r}{_suggest(step, steps)}")
+        # results name steps by their keys (label or name): the SLO's scope is the keys
+        keys = {st.key for j in journeys if not journey or j.name == journey for st in j.steps if st.name == step}
+        if len(keys) > 1:
+            raise r.fail(f"{path}.step", f"the steps named {step!r} carry different labels in different journeys; "
+                                         "give journey: to say which")
+        step = keys.pop()
+    if journey:
+        journey = names[journey].key
+    for key, value in (("journey", journey), ("step", step)):
+        # k6 selects a threshold's requests by `metric{tag:value,...}`: a comma ends the value, quotes are trimmed
+        if value and ("," in value or value[0] in "\"'" or value[-1] in "\"'"):
+            raise r.fail(f"{path}.{key}", f"an SLO cannot select the label {value!r}: k6 thresholds cannot hold a "
+                                          "comma, or a quote at either end, in a tag value")
     abort = s.get("abort_on_fail", False)
     if not isinstance(abort, bool):
         raise r.fail(f"{path}.abort_on_fail", f"expected true or false, found {_kind(abort)}")

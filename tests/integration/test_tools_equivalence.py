@@ -231,3 +231,61 @@ def test_a_run_honours_the_service_variable_and_service_option_wins(tool: str, t
         assert second.status == "completed", second.notes
         assert len(from_env.requests) == 4
         assert sorted((r.method, r.path) for r in from_option.requests) == sorted(SHOP_FLOW)
+
+
+LABELLED_SPEC = """\
+name: labelled
+services: {api: "http://127.0.0.1:8080"}
+journeys:
+  - name: browse
+    steps:
+      - {name: list, label: list products, path: /products}
+      - {name: view, label: "view product #1 (détail)", path: /products/1}
+  - name: buy
+    label: Buy & pay
+    steps:
+      - {name: health, path: /health}
+profiles:
+  once: {executor: iterations, vus: 1, iterations: 2}
+slos:
+  - {metric: p95, threshold: 5s, step: list}
+"""
+
+HAND_WRITTEN_K6 = """\
+import http from "k6/http";
+export const options = { scenarios: { browse: { executor: "per-vu-iterations", vus: 1, iterations: 2 } } };
+export default function () {
+  http.get(`${__ENV.BASE}/products`, { tags: { name: "list products" } });
+  http.get(`${__ENV.BASE}/products/1`, { tags: { name: "view product #1 (détail)" } });
+}
+"""
+
+
+def test_labelled_steps_land_where_hand_written_history_does(tmp_path: Path) -> None:
+    from orchestrator.run import run_tool
+    from warehouse.store import Warehouse
+
+    (tmp_path / "labelled.yaml").write_text(LABELLED_SPEC, encoding="utf-8")
+    spec = load_spec(tmp_path / "labelled.yaml")
+    wh = Warehouse.open(f"chdb://{tmp_path / 'wh'}")
+    expected = {("browse", "list products"): 2, ("browse", "view product #1 (détail)"): 2}
+    with DemoAPI() as api:
+        for tool in ("k6", "jmeter"):
+            need(tool)
+            outcome = run_tool(spec, tool, wh, "once", {"api": api.url}, runs_dir=tmp_path / "runs")
+            assert outcome.status == "completed", outcome.notes
+            assert {(s["journey"], s["step"]): s["count"] for s in outcome.steps} == {**expected,
+                                                                                   ("Buy & pay", "health"): 2}, tool
+            assert [v.scope for v in outcome.verdicts] == ["list products"] and outcome.verdicts[0].passed
+        # history from a hand-written k6 script and a hand-written JMeter plan's JTL, imported
+        (tmp_path / "hand.js").write_text(HAND_WRITTEN_K6, encoding="utf-8")
+        subprocess.run([need("k6"), "run", "--quiet", "--out", f"json={tmp_path / 'hand.json'}", str(tmp_path / "hand.js")],
+                       env={**os.environ, "BASE": api.url}, check=True, capture_output=True, timeout=120)
+    jtl = tmp_path / "hand.jtl"
+    jtl.write_text("".join(f"17960{i}0000000,{3 + i},{label},200,OK,browse 1-1,text,true,120,1,1,{2 + i}\n"
+                           for i, label in enumerate(["list products", "view product #1 (détail)"] * 2)),
+                   encoding="utf-8")
+    for path in (tmp_path / "hand.json", jtl):
+        result = wh.ingest(path)
+        steps = {(s["journey"], s["step"]): s["count"] for s in wh.step_stats(result.run_id)}
+        assert steps == expected, path.name

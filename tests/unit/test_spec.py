@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -193,3 +194,28 @@ def test_services_are_retargeted_by_one_variable_each() -> None:
     assert err.field == "services.API" and "PERFHOUSE_SERVICE_API" in str(err)
     err = _error(MINIMAL.replace("journeys:", "variables: {perfhouse.service.api.host: x}\njourneys:"))
     assert err.field == "variables.perfhouse.service.api.host"
+
+
+LABELLED = MINIMAL.replace("  - name: only\n", "  - name: only\n    label: The only one\n").replace(
+    "      - name: home\n", "      - name: home\n        label: home page, first\n")
+
+
+def test_labels_name_steps_and_journeys_in_results_and_slo_scopes() -> None:
+    spec = parse_spec(LABELLED.replace("home page, first", "home page (first)")
+                      + "slos:\n  - {metric: p95, threshold: 1s, journey: only, step: home}\n", "l.yaml")
+    journey = spec.journeys[0]
+    assert (journey.key, journey.steps[0].key) == ("The only one", "home page (first)")
+    assert spec.step_services() == {("The only one", "home page (first)"): "api"}
+    assert (spec.slos[0].journey, spec.slos[0].step) == ("The only one", "home page (first)")
+    assert parse_spec(MINIMAL, "m.yaml").journeys[0].steps[0].key == "home"
+
+
+@pytest.mark.parametrize(("change", "field", "message"), [
+    (lambda t: t.replace("label: The only one", "label: ' padded '"), "journeys[0].label", "on one line"),
+    (lambda t: t + "slos:\n  - {metric: p95, threshold: 1s, step: home}\n", "slos[0].step", "comma"),
+    (lambda t: t.replace("        path: /\n", "        path: /\n      - {name: two, path: /, label: "
+                                            "'home page, first'}\n"), "journeys[0].steps[1].label", "already"),
+])
+def test_bad_labels_are_located(change: Any, field: str, message: str) -> None:
+    err = _error(change(LABELLED))
+    assert err.field == field and message in str(err)
