@@ -23,6 +23,8 @@ TEXT = {"type": ["string", "number", "boolean"], "description": "text; ${name} i
 PAIRS = {"type": "object", "additionalProperties": TEXT, "propertyNames": {"minLength": 1}}
 LABEL = {"type": "string", "pattern": r"^\S(.*\S)?$",
          "description": "free text naming it in results (k6 name tag, JMeter label); default: the name"}
+CONTENT_TYPE = {"type": ["string", "null"], "description": "the Content-Type header; \"\" or null sends none"}
+STATUS = {"type": "integer", "minimum": 100, "maximum": 599}
 COMPARED = {"type": ["string", "number", "boolean"],
             "description": "text to compare with; ${name} inserts a spec variable, $$ a literal $"}
 
@@ -45,7 +47,7 @@ def build() -> dict[str, Any]:
         "uniform": {"type": "array", "items": DURATION, "minItems": 2, "maxItems": 2},
     })]}
     checks = {
-        "status": {"type": "integer", "minimum": 100, "maximum": 599},
+        "status": STATUS,
         "body_contains": {**COMPARED, "type": "string"},
         "body_matches": {"type": "string", "format": "regex"},
         "jsonpath": _obj({"path": {"type": "string", "pattern": r"^\$"}, "equals": COMPARED,
@@ -56,9 +58,9 @@ def build() -> dict[str, Any]:
     extraction = _one_key({"jsonpath": {"type": "string", "pattern": r"^\$"},
                            "regex": {"type": "string", "format": "regex"}, "header": {"type": "string"}})
     body = {"oneOf": [
-        _obj({"json": {}, "content_type": {"type": "string"}}, ("json",)),
-        _obj({"form": PAIRS, "content_type": {"type": "string"}}, ("form",)),
-        _obj({"raw": {"type": "string"}, "content_type": {"type": "string"}}, ("raw",)),
+        _obj({"json": {}, "content_type": CONTENT_TYPE}, ("json",)),
+        _obj({"form": PAIRS, "content_type": {"type": "string", "minLength": 1}}, ("form",)),
+        _obj({"raw": {"type": "string"}, "content_type": CONTENT_TYPE}, ("raw",)),
     ]}
     step_props = {
         "name": NAME, "service": {"type": "string"}, "method": {"enum": list(model.METHODS)},
@@ -67,6 +69,8 @@ def build() -> dict[str, Any]:
         "extract": {"type": "object", "additionalProperties": extraction}, "think_time": think,
         "group": {**NAME, "description": "a transaction: consecutive steps of one group are timed together"},
         "label": LABEL,
+        "expected_statuses": {"description": "statuses that are not request errors (default 200-399)", "oneOf": [
+            STATUS, {"type": "array", "items": STATUS, "minItems": 1}]},
     }
     stage = _obj({"duration": DURATION, "target": {"type": "integer", "minimum": 0}}, ("duration", "target"))
     count = {"type": "integer", "minimum": 1}

@@ -120,7 +120,7 @@ class Body:
     json: Any = None
     form: tuple[tuple[str, Template], ...] = ()
     raw: Template | None = None
-    content_type: str = ""
+    content_type: str = ""  # "": no Content-Type header
 
 
 CHECK_KINDS = ("status", "body_contains", "body_matches", "jsonpath", "header", "max_duration")
@@ -181,15 +181,13 @@ class Step:
     think_time: ThinkTime | None
     group: str = ""  # a transaction: consecutive steps of one group are timed together
     label: str = ""  # free text naming the step in results (k6 `name` tag, JMeter sampler label)
+    # statuses that are not request errors; () means the tools' default, 200-399 (checks do not change it)
+    expected_statuses: tuple[int, ...] = ()
 
     @property
     def key(self) -> str:
         """The step as results name it: its label, else its name."""
         return self.label or self.name
-
-    @property
-    def status_check(self) -> int | None:
-        return next((c.status for c in self.checks if c.kind == "status"), None)
 
 
 @dataclass(frozen=True)
@@ -536,6 +534,7 @@ _STEP = (
     "think_time",
     "group",
     "label",
+    "expected_statuses",
 )
 
 
@@ -805,9 +804,18 @@ def _step(
     timeout = r.duration(s["timeout"], f"{path}.timeout") if "timeout" in s else default_timeout
     think = _think_time(r, s["think_time"], f"{path}.think_time") if "think_time" in s else default_think
     group = r.name(s["group"], f"{path}.group") if "group" in s else ""
+    expected: list[int] = []
+    if "expected_statuses" in s:
+        raw_expected = s["expected_statuses"]
+        items = raw_expected if isinstance(raw_expected, list) else [raw_expected]
+        if not items:
+            raise r.fail(f"{path}.expected_statuses", "expected a status or a non-empty list of statuses")
+        expected = [r.integer(v, f"{path}.expected_statuses[{i}]", minimum=100) for i, v in enumerate(items)]
+        if any(v > 599 for v in expected):
+            raise r.fail(f"{path}.expected_statuses", f"HTTP statuses lie in 100-599, found {max(expected)}")
     return Step(
         name, service, method, url_path, query, headers, body, timeout, tuple(checks), tuple(extracts), think, group,
-        _label(r, s, path),
+        _label(r, s, path), tuple(sorted(set(expected))),
     )
 
 
@@ -852,16 +860,18 @@ def _body(r: _Reader, raw: Any, path: str) -> Body:
     kinds = [k for k in ("json", "form", "raw") if k in b]
     if len(kinds) != 1:
         raise r.fail(path, "give exactly one of json, form, raw")
-    ctype = r.string(b.get("content_type", ""), f"{path}.content_type") if "content_type" in b else ""
+    # content_type: "" (or null) sends no Content-Type header; left out, the body kind's usual one
+    defaults = {"json": "application/json", "form": "application/x-www-form-urlencoded", "raw": "text/plain"}
+    ctype = defaults[kinds[0]]
+    if "content_type" in b:
+        ctype = "" if b["content_type"] is None else r.string(b["content_type"], f"{path}.content_type").strip()
+        if not ctype and kinds[0] == "form":
+            raise r.fail(f"{path}.content_type", "a form body is always sent with a Content-Type (both tools add one)")
     if kinds[0] == "json":
-        return Body("json", json=b["json"], content_type=ctype or "application/json")
+        return Body("json", json=b["json"], content_type=ctype)
     if kinds[0] == "form":
-        return Body(
-            "form",
-            form=r.pairs(b["form"], f"{path}.form"),
-            content_type=ctype or "application/x-www-form-urlencoded",
-        )
-    return Body("raw", raw=r.template(b["raw"], f"{path}.raw"), content_type=ctype or "text/plain")
+        return Body("form", form=r.pairs(b["form"], f"{path}.form"), content_type=ctype)
+    return Body("raw", raw=r.template(b["raw"], f"{path}.raw"), content_type=ctype)
 
 
 def _body_templates(body: Body | None) -> Iterator[tuple[str, Template]]:

@@ -12,7 +12,7 @@ import pytest
 
 from orchestrator.demo_api import DemoAPI, Recorded
 from orchestrator.generators import GenerationOptions, generate
-from orchestrator.generators.jmeter import BRACKETS_NOTE
+from orchestrator.generators.jmeter import BRACKETS_NOTE, UNTYPED_BODY_NOTE
 from orchestrator.spec import Spec, load_spec
 from orchestrator.tools import TOOLS
 from tests.conftest import ROOT, need
@@ -289,3 +289,29 @@ def test_labelled_steps_land_where_hand_written_history_does(tmp_path: Path) -> 
         result = wh.ingest(path)
         steps = {(s["journey"], s["step"]): s["count"] for s in wh.step_stats(result.run_id)}
         assert steps == expected, path.name
+
+
+@pytest.mark.parametrize("tool", ["k6", "jmeter"])
+def test_untyped_bodies_and_expected_statuses(tool: str, tmp_path: Path) -> None:
+    from orchestrator.run import run_tool
+    from warehouse.store import Warehouse
+
+    need(tool)
+    spec = load_spec(ROOT / "tests" / "golden" / "bodies" / "spec.yaml")
+    wh = Warehouse.open(f"chdb://{tmp_path / 'wh'}")
+    with DemoAPI(record=True) as api:
+        outcome = run_tool(spec, tool, wh, "golden", {"api": api.url}, runs_dir=tmp_path / "runs")
+        sent = {r.path: (r.headers.get("content-type"), r.body) for r in api.requests}
+    assert outcome.status == "completed", outcome.notes
+    if tool == "k6":
+        assert sent["/echo/raw"] == (None, b"a=1;b=2")
+        assert sent["/echo/json"] == (None, b'{"a":1}')
+    else:  # JMeter cannot leave the header out, and the run records that
+        assert sent["/echo/raw"] == ("application/x-www-form-urlencoded", b"a=1;b=2")
+        assert sent["/echo/json"] == ("text/plain; charset=UTF-8", b'{"a": 1}')
+        assert UNTYPED_BODY_NOTE in outcome.notes
+    assert sent["/echo/typed"] == ("application/xml", b"<x/>")
+    # a 404 is a request error unless the step expects it; a status check alone does not make it expected
+    errors = {s["step"]: s["errors"] for s in outcome.steps}
+    assert errors == {"raw_untyped": 0, "json_untyped": 0, "raw_typed": 0, "missing_expected": 0,
+                      "missing_checked": 1, "either": 0}

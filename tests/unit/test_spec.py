@@ -219,3 +219,15 @@ def test_labels_name_steps_and_journeys_in_results_and_slo_scopes() -> None:
 def test_bad_labels_are_located(change: Any, field: str, message: str) -> None:
     err = _error(change(LABELLED))
     assert err.field == field and message in str(err)
+
+
+def test_expected_statuses_and_untyped_bodies() -> None:
+    step = MINIMAL.replace("        path: /", "        path: /\n        expected_statuses: [404, 200, 404]\n"
+                                             "        method: POST\n        body: {raw: x, content_type: ''}")
+    parsed = parse_spec(step, "s.yaml").journeys[0].steps[0]
+    assert parsed.expected_statuses == (200, 404) and parsed.body is not None and parsed.body.content_type == ""
+    assert parse_spec(MINIMAL, "m.yaml").journeys[0].steps[0].expected_statuses == ()
+    err = _error(MINIMAL.replace("        path: /", "        path: /\n        expected_statuses: [200, 700]"))
+    assert err.field == "journeys[0].steps[0].expected_statuses"
+    err = _error(MINIMAL.replace("        path: /", "        path: /\n        body: {form: {a: b}, content_type: null}"))
+    assert err.field == "journeys[0].steps[0].body.content_type"

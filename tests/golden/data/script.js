@@ -144,7 +144,6 @@ export function journey_0() {
       }),
       tags: { journey: "login", step: "login", service: "api", name: "POST /login" },
       timeout: "30s",
-      responseCallback: http.expectedStatuses(200),
     },
   );
   check(res, {

@@ -126,7 +126,6 @@ export function journey_0() {
         }),
         tags: { journey: "buy", step: "cart", service: "api", name: "POST /cart" },
         timeout: "30s",
-        responseCallback: http.expectedStatuses(201),
       },
     );
     check(res, {

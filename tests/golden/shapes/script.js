@@ -103,7 +103,6 @@ export function journey_0() {
       }),
       tags: { journey: "signin", step: "form_login", service: "auth", name: "POST /session" },
       timeout: "5s",
-      responseCallback: http.expectedStatuses(200),
     },
   );
   check(res, {

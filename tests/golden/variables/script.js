@@ -145,7 +145,6 @@ export function journey_0() {
       }),
       tags: { journey: "everywhere", step: "login", service: "api", name: "POST /login" },
       timeout: "30s",
-      responseCallback: http.expectedStatuses(200),
     },
   );
   check(res, {
