@@ -189,6 +189,12 @@ class Step:
         """The step as results name it: its label, else its name."""
         return self.label or self.name
 
+    @property
+    def templates(self) -> list[Template]:
+        """Every templated string of the request: path, query, headers and body."""
+        return [self.path, *(t for _, t in self.query), *(t for _, t in self.headers),
+                *(t for _, t in _body_templates(self.body))]
+
 
 @dataclass(frozen=True)
 class Journey:
@@ -311,11 +317,7 @@ class Spec:
 
     def env_names(self) -> list[str]:
         """Environment variables the journeys read (their values are given to the tools at run time)."""
-        templates = [t for _, t in self.headers]
-        for j in self.journeys:
-            for st in j.steps:
-                templates += [st.path, *(t for _, t in st.query), *(t for _, t in st.headers)]
-                templates += [t for _, t in _body_templates(st.body)]
+        templates = [t for _, t in self.headers] + [t for j in self.journeys for st in j.steps for t in st.templates]
         return sorted({name for t in templates for name in t.env_refs})
 
     def step_services(self) -> dict[tuple[str, str], str]:

@@ -17,13 +17,10 @@ const VARIABLES = {
   "user": "alice",
 };
 
-const DEFAULT_HEADERS = {
-};
-
 export const options = {
   scenarios: {
     "signin": {
-      exec: "journey_0",
+      exec: "signin",
       executor: "ramping-vus",
       startVUs: 0,
       stages: [
@@ -44,32 +41,15 @@ export const options = {
     "tls_version", "scenario", "service", "expected_response", "vu", "iter"],
 };
 
-function url(service, path, query) {
+function url(service, path, query = []) {
   const qs = query.map(([k, v]) => encodeURIComponent(k) + "=" + encodeURIComponent(v)).join("&");
   return SERVICES[service] + path + (qs ? "?" + qs : "");
 }
 
-function jsonValue(res, keys) {
-  let value;
-  try {
-    value = res.json();
-  } catch (e) {
-    return undefined;
-  }
-  for (const key of keys) {
-    if (value === null || typeof value !== "object" || !(key in value)) return undefined;
-    value = value[key];
-  }
-  return value;
-}
 
 function asText(value) {
   if (value === undefined) return "";
   return typeof value === "object" && value !== null ? JSON.stringify(value) : String(value);
-}
-
-function jsonPath(res, keys) {
-  return asText(jsonValue(res, keys));
 }
 
 function headerValue(res, name) {
@@ -88,19 +68,18 @@ function regex(res, pattern) {
 }
 
 // journey signin (weight 1)
-export function journey_0() {
-  const vars = Object.assign({}, VARIABLES);
+export function signin() {
+  const vars = { ...VARIABLES };
   let res;
 
   // step form_login
-  res = http.request(
-    "POST",
+  res = http.post(
     url("auth", "/session", [["next", "/home"]]),
     { "user": vars["user"], "remember": "yes" },
     {
-      headers: Object.assign({}, DEFAULT_HEADERS, {
+      headers: {
         "Content-Type": "application/x-www-form-urlencoded",
-      }),
+      },
       tags: { journey: "signin", step: "form_login", service: "auth", name: "POST /session" },
       timeout: "5s",
     },
@@ -114,15 +93,14 @@ export function journey_0() {
   sleep(1.0 + Math.random() * 2.0);
 
   // step note
-  res = http.request(
-    "PUT",
-    url("api", "/notes/" + vars["csrf"], []),
+  res = http.put(
+    url("api", "/notes/" + vars["csrf"]),
     "hello " + vars["user"],
     {
-      headers: Object.assign({}, DEFAULT_HEADERS, {
+      headers: {
         "Content-Type": "text/plain",
         "X-Session": vars["session"],
-      }),
+      },
       tags: { journey: "signin", step: "note", service: "api", name: "PUT /notes/${csrf}" },
       timeout: "5s",
     },
