@@ -25,6 +25,7 @@ LABEL = {"type": "string", "pattern": r"^\S(.*\S)?$",
          "description": "free text naming it in results (k6 name tag, JMeter label); default: the name"}
 CONTENT_TYPE = {"type": ["string", "null"], "description": "the Content-Type header; \"\" or null sends none"}
 STATUS = {"type": "integer", "minimum": 100, "maximum": 599}
+CHECK_NAME = {"type": "string", "pattern": r"^\S(.*\S)?$", "description": "free text naming the check in results"}
 COMPARED = {"type": ["string", "number", "boolean"],
             "description": "text to compare with; ${name} inserts a spec variable, $$ a literal $"}
 
@@ -37,8 +38,8 @@ def _obj(properties: dict[str, Any], required: tuple[str, ...] = (), **extra: An
     return out
 
 
-def _one_key(options: dict[str, Any]) -> dict[str, Any]:
-    return {"oneOf": [_obj({k: v}, (k,)) for k, v in options.items()]}
+def _one_key(options: dict[str, Any], **common: Any) -> dict[str, Any]:
+    return {"oneOf": [_obj({k: v, **common}, (k,)) for k, v in options.items()]}
 
 
 def build() -> dict[str, Any]:
@@ -65,12 +66,15 @@ def build() -> dict[str, Any]:
     step_props = {
         "name": NAME, "service": {"type": "string"}, "method": {"enum": list(model.METHODS)},
         "path": {"type": "string", "pattern": "^/"}, "query": PAIRS, "headers": PAIRS, "body": body,
-        "timeout": DURATION, "checks": {"type": "array", "items": _one_key(checks)},
+        "timeout": DURATION, "checks": {"type": "array", "items": _one_key(checks, name=CHECK_NAME)},
         "extract": {"type": "object", "additionalProperties": extraction}, "think_time": think,
         "group": {**NAME, "description": "a transaction: consecutive steps of one group are timed together"},
         "label": LABEL,
         "expected_statuses": {"description": "statuses that are not request errors (default 200-399)", "oneOf": [
             STATUS, {"type": "array", "items": STATUS, "minItems": 1}]},
+        "tags": {"type": "object", "description": "extra tags of the step's requests (k6)",
+                 "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$", "not": {"enum": list(model.RESERVED_TAGS)}},
+                 "additionalProperties": {"type": ["string", "number", "boolean"]}},
     }
     stage = _obj({"duration": DURATION, "target": {"type": "integer", "minimum": 0}}, ("duration", "target"))
     count = {"type": "integer", "minimum": 1}

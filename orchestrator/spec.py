@@ -7,7 +7,7 @@ import difflib
 import hashlib
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -136,9 +136,12 @@ class Check:
     target: str = ""
     equals: str | None = None
     max_ms: float = 0.0
+    name: str = ""  # free text naming the check in results; else `label` says what it checks
 
     @property
     def label(self) -> str:
+        if self.name:
+            return self.name
         if self.kind == "status":
             return f"status is {self.status}"
         if self.kind == "body_contains":
@@ -183,6 +186,7 @@ class Step:
     label: str = ""  # free text naming the step in results (k6 `name` tag, JMeter sampler label)
     # statuses that are not request errors; () means the tools' default, 200-399 (checks do not change it)
     expected_statuses: tuple[int, ...] = ()
+    tags: tuple[tuple[str, str], ...] = ()  # extra tags of its requests (k6); JMeter keeps them as a comment
 
     @property
     def key(self) -> str:
@@ -537,7 +541,12 @@ _STEP = (
     "group",
     "label",
     "expected_statuses",
+    "tags",
 )
+# tags that k6 or perfhouse set on every request themselves
+RESERVED_TAGS = ("journey", "step", "service", "name", "method", "status", "url", "group", "scenario",
+                 "expected_response", "error", "error_code", "proto", "subproto", "tls_version", "check", "iter", "vu",
+                 "ip", "ocsp_status", "generator")
 
 
 def load_spec(path: str | Path) -> Spec:
@@ -756,7 +765,9 @@ def _step(
         raise r.fail(f"{path}.checks", f"expected a list of checks, found {_kind(raw_checks)}")
     for ci, craw in enumerate(raw_checks):
         cp = f"{path}.checks[{ci}]"
-        c = r.mapping(craw, cp, CHECK_KINDS)
+        c = dict(r.mapping(craw, cp, (*CHECK_KINDS, "name")))
+        check_name = _label(r, c, cp, "name")
+        c.pop("name", None)
         if len(c) != 1:
             raise r.fail(cp, f"give exactly one of {', '.join(CHECK_KINDS)} per check")
         kind, value = next(iter(c.items()))
@@ -782,6 +793,10 @@ def _step(
             checks.append(Check(kind, target=target, equals=equals))
         else:
             checks.append(Check("max_duration", max_ms=r.duration(value, kp) * 1000))
+        checks[-1] = replace(checks[-1], name=check_name)
+        if any(other.label == checks[-1].label for other in checks[:-1]):
+            raise r.fail(f"{cp}.name" if check_name else cp, f"another check of this step is named "
+                                                             f"{checks[-1].label!r}; give each a name of its own")
 
     extracts: list[Extraction] = []
     raw_extract = s.get("extract") or {}
@@ -815,19 +830,32 @@ def _step(
         expected = [r.integer(v, f"{path}.expected_statuses[{i}]", minimum=100) for i, v in enumerate(items)]
         if any(v > 599 for v in expected):
             raise r.fail(f"{path}.expected_statuses", f"HTTP statuses lie in 100-599, found {max(expected)}")
+    tags: list[tuple[str, str]] = []
+    raw_tags = s.get("tags") or {}
+    for tag, value in r.mapping(raw_tags, f"{path}.tags", tuple(raw_tags)).items():
+        tp = f"{path}.tags.{tag}"
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(tag)):
+            raise r.fail(tp, f"a tag name is letters, digits and _, found {tag!r}")
+        if tag in RESERVED_TAGS:
+            raise r.fail(tp, f"{tag!r} is a tag that k6 or perfhouse sets itself; reserved: {', '.join(RESERVED_TAGS)}")
+        text = r.string(value, tp)
+        if any(not ch.isprintable() for ch in text):
+            raise r.fail(tp, "a tag's value is printable text on one line")
+        tags.append((str(tag), text))
     return Step(
         name, service, method, url_path, query, headers, body, timeout, tuple(checks), tuple(extracts), think, group,
-        _label(r, s, path), tuple(sorted(set(expected))),
+        _label(r, s, path), tuple(sorted(set(expected))), tuple(tags),
     )
 
 
-def _label(r: _Reader, raw: dict, path: str) -> str:
-    """A free-text label (any printable text on one line) naming a step or journey in results."""
-    if "label" not in raw:
+def _label(r: _Reader, raw: dict, path: str, key: str = "label") -> str:
+    """Free text (printable, on one line) naming a step, journey or check in results."""
+    if key not in raw:
         return ""
-    text = r.string(raw["label"], f"{path}.label")
+    text = r.string(raw[key], f"{path}.{key}")
     if not text.strip() or text != text.strip() or any(not ch.isprintable() for ch in text):
-        raise r.fail(f"{path}.label", "a label is printable text on one line, without leading or trailing spaces")
+        raise r.fail(f"{path}.{key}", f"a {key} here is printable text on one line, without leading or trailing "
+                                      "spaces")
     return text
 
 

@@ -191,6 +191,7 @@ def _reescape(path: str) -> str:
     return "".join(chr(b) if chr(b) in _PATH_KEPT else f"%{b:02X}" for b in unquote_to_bytes(path))
 
 
+TAGS_NOTE = "JMeter results carry no tags of a step's own: the plan keeps them as each sampler's comment"
 UNTYPED_BODY_NOTE = ("JMeter sends a body without a Content-Type with one of its own (2.13: "
                      "application/x-www-form-urlencoded for POST, text/plain; charset=UTF-8 otherwise)")
 BRACKETS_NOTE = "JMeter cannot send [ or ] in a path: it sends them percent-encoded (%5B, %5D) where k6 may not"
@@ -299,6 +300,8 @@ class JMeterGenerator:
         if any("[" in p or "]" in p for j in spec.journeys for st in j.steps for p in st.path.parts
                if isinstance(p, str)):
             notes.append(BRACKETS_NOTE)
+        if any(st.tags for j in spec.journeys for st in j.steps):
+            notes.append(TAGS_NOTE)
         if any(st.body is not None and not st.body.content_type for j in spec.journeys for st in j.steps):
             notes.append(UNTYPED_BODY_NOTE)
         datasets = used_datasets(spec)

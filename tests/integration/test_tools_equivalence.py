@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from urllib.parse import parse_qsl
 
@@ -315,3 +316,27 @@ def test_untyped_bodies_and_expected_statuses(tool: str, tmp_path: Path) -> None
     errors = {s["step"]: s["errors"] for s in outcome.steps}
     assert errors == {"raw_untyped": 0, "json_untyped": 0, "raw_typed": 0, "missing_expected": 0,
                       "missing_checked": 1, "either": 0}
+
+
+def test_named_checks_and_step_tags_reach_the_results(tmp_path: Path) -> None:
+    spec = load_spec(ROOT / "tests" / "golden" / "tagged" / "spec.yaml")
+    with DemoAPI() as api:
+        k6_script = tmp_path / "tagged.k6.js"
+        k6_script.write_text(generate(spec, "k6", GenerationOptions("golden", {"api": api.url})).content)
+        subprocess.run([need("k6"), "run", "--quiet", "--out", f"json={tmp_path / 'k6.json'}", str(k6_script)],
+                       check=True, capture_output=True, timeout=120)
+        jmeter = need("jmeter")
+        plan = tmp_path / "tagged.jmx"
+        plan.write_text(generate(spec, "jmeter", GenerationOptions("golden", {"api": api.url},
+                                                                   TOOLS["jmeter"].version(jmeter))).content)
+        subprocess.run([jmeter, "-n", "-t", str(plan), "-l", str(tmp_path / "j.jtl"), "-j", str(tmp_path / "j.log"),
+                        "-Jjmeter.save.saveservice.output_format=xml", "-Jjmeter.save.saveservice.assertion_results=all"],
+                       check=True, capture_output=True, timeout=300)
+    points = [p for p in map(json.loads, (tmp_path / "k6.json").read_text().splitlines()) if p["type"] == "Point"]
+    checks = {p["data"]["tags"]["check"]: p["data"]["value"] for p in points if p.get("metric") == "checks"}
+    assert checks == {"list is served": 1, 'finds the unicorn, "always"': 0, "status is 200": 1}
+    reqs = [p["data"]["tags"] for p in points if p.get("metric") == "http_reqs"]
+    assert [(t["team"], t["tier"]) for t in reqs] == [("catalogue", "gold")]
+    results = ET.parse(tmp_path / "j.jtl").getroot()
+    assertions = {a.findtext("name"): a.findtext("failure") for a in results.iter("assertionResult")}
+    assert assertions == {"list is served": "false", 'finds the unicorn, "always"': "true", "status is 200": "false"}

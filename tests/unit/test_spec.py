@@ -231,3 +231,15 @@ def test_expected_statuses_and_untyped_bodies() -> None:
     assert err.field == "journeys[0].steps[0].expected_statuses"
     err = _error(MINIMAL.replace("        path: /", "        path: /\n        body: {form: {a: b}, content_type: null}"))
     assert err.field == "journeys[0].steps[0].body.content_type"
+
+
+def test_check_names_and_step_tags() -> None:
+    text = MINIMAL.replace("        path: /", "        path: /\n        tags: {team: pay, tier: 1}\n        checks:\n"
+                                             "          - {status: 200, name: served}\n          - status: 201")
+    step = parse_spec(text, "t.yaml").journeys[0].steps[0]
+    assert [c.label for c in step.checks] == ["served", "status is 201"] and step.tags == (("team", "pay"), ("tier", "1"))
+    err = _error(MINIMAL.replace("        path: /", "        path: /\n        tags: {journey: x}"))
+    assert err.field == "journeys[0].steps[0].tags.journey" and "sets itself" in str(err)
+    err = _error(MINIMAL.replace("        path: /", "        path: /\n        checks:\n          - {status: 200, name: a}\n"
+                                                  "          - {status: 201, name: a}"))
+    assert err.field == "journeys[0].steps[0].checks[1].name"
