@@ -111,6 +111,9 @@ def build() -> dict[str, Any]:
             "name": NAME, "label": LABEL, "weight": count,
             "data": {"type": "string", "description": "a data set name"},
             "steps": {"type": "array", "minItems": 1, "items": _obj(step_props, ("name", "path"))},
+            "think_time": {**think, "description": "after each iteration, after the last step"},
+            "groups": {"type": "object", "propertyNames": NAME, "additionalProperties": _obj(
+                {"think_time": {**think, "description": "after the group, outside its duration"}}, ("think_time",))},
         }, ("name", "steps"))},
         "profiles": {"type": "object", "minProperties": 1, "additionalProperties": profile},
         "slos": {"type": "array", "items": slo},

@@ -207,11 +207,16 @@ class Journey:
     steps: tuple[Step, ...]
     data: str = ""  # name of the data set that gives each iteration a row
     label: str = ""  # free text naming the journey in results (k6 `journey` tag, JMeter thread group)
+    think_time: ThinkTime | None = None  # after each iteration, after its last step
+    group_think: tuple[tuple[str, ThinkTime], ...] = ()  # after a group, outside it (not in its duration)
 
     @property
     def key(self) -> str:
         """The journey as results name it: its label, else its name."""
         return self.label or self.name
+
+    def after_group(self, group: str) -> ThinkTime | None:
+        return dict(self.group_think).get(group)
 
     @property
     def segments(self) -> list[tuple[str, list[Step]]]:
@@ -379,7 +384,7 @@ def parse_duration(value: Any) -> float:
         pos = m.end()
     if pos != len(text) or not text:
         raise ValueError(f"expected a duration like 30s, 1m30s or 250ms, found {value!r}")
-    return total
+    return round(total, 9)  # 700ms is 0.7, not 0.7000000000000001
 
 
 def parse_jsonpath(expr: str) -> tuple[str | int, ...]:
@@ -525,7 +530,7 @@ def _kind(value: Any) -> str:
 # Loading.
 
 _TOP = ("name", "services", "variables", "defaults", "data", "journeys", "profiles", "slos")
-_JOURNEY = ("name", "label", "weight", "data", "steps")
+_JOURNEY = ("name", "label", "weight", "data", "steps", "think_time", "groups")
 _STEP = (
     "name",
     "service",
@@ -642,6 +647,18 @@ def parse_spec(text: str, file: str = "<spec>") -> Spec:
         if len(groups) != len(set(groups)):
             again = next(g for g in groups if groups.count(g) > 1)
             raise r.fail(f"{jp}.steps", f"the steps of group {again!r} must follow one another")
+        group_think: list[tuple[str, ThinkTime]] = []
+        raw_groups = j.get("groups") or {}
+        for gname, graw in r.mapping(raw_groups, f"{jp}.groups", tuple(raw_groups)).items():
+            gp = f"{jp}.groups.{gname}"
+            if gname not in groups:
+                raise r.fail(gp, f"no step of {jname!r} is in a group {gname!r}{_suggest(str(gname), groups)}")
+            g = r.mapping(graw, gp, ("think_time",), required=("think_time",))
+            think = _think_time(r, g["think_time"], f"{gp}.think_time")
+            if think is not None:
+                group_think.append((str(gname), think))
+        journey = replace(journey, think_time=_think_time(r, j.get("think_time"), f"{jp}.think_time"),
+                          group_think=tuple(group_think))
         journeys.append(journey)
 
     profiles_raw = r.mapping(top["profiles"], "profiles", tuple(top["profiles"] or {}))

@@ -170,7 +170,8 @@ class K6Generator:
             datasets=used_datasets(spec),
             uses_groups=any(step.group for j in spec.journeys for step in j.steps),
             uses_checks=any(step.checks for j in spec.journeys for step in j.steps),
-            uses_sleep=any(step.think_time for j in spec.journeys for step in j.steps),
+            uses_sleep=any(j.think_time or j.group_think or any(st.think_time for st in j.steps)
+                           for j in spec.journeys),
             functions=function_names(spec),
             scenarios=scenario_names(spec),
             helpers=helpers(spec),

@@ -38,6 +38,7 @@ def run_script(spec: Spec, tool: str, api: DemoAPI, tmp_path: Path, profile: str
     invocation = TOOLS[tool].invocation(binary, path, tmp_path)
     proc = subprocess.run(invocation.argv, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert TOOLS[tool].completed(proc.returncode), proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "level=error" not in proc.stderr, proc.stderr[-3000:]  # k6 carries on after a script exception
     return api.requests
 
 
@@ -340,3 +341,22 @@ def test_named_checks_and_step_tags_reach_the_results(tmp_path: Path) -> None:
     results = ET.parse(tmp_path / "j.jtl").getroot()
     assertions = {a.findtext("name"): a.findtext("failure") for a in results.iter("assertionResult")}
     assert assertions == {"list is served": "false", 'finds the unicorn, "always"': "true", "status is 200": "false"}
+
+
+@pytest.mark.parametrize("tool", ["k6", "jmeter"])
+def test_think_time_after_a_group_is_outside_it(tool: str, tmp_path: Path) -> None:
+    spec = load_spec(ROOT / "tests" / "golden" / "pauses" / "spec.yaml")
+    with DemoAPI(record=True, delay_ms=(1.0, 2.0)) as api:
+        requests = run_script(spec, tool, api, tmp_path, profile="golden")
+    assert [r.path for r in requests] == ["/health", "/login", "/products"] * 2
+    if tool == "k6":
+        points = [p for p in map(json.loads, (tmp_path / "k6.json").read_text().splitlines()) if p["type"] == "Point"]
+        groups = [p["data"]["value"] for p in points if p["metric"] == "group_duration"]
+        iterations = [p["data"]["value"] for p in points if p["metric"] == "iteration_duration"]
+    else:
+        rows = [line.split(",") for line in (tmp_path / "jmeter.jtl").read_text().splitlines()[1:]]
+        groups = [float(r[1]) for r in rows if r[2] == "buy"]  # the transaction's own sample
+        starts = [int(r[0]) for r in rows if r[2] == "look"]
+        iterations = [starts[1] - starts[0]]
+    assert len(groups) == 2 and max(groups) < 500  # two requests of a few ms, without the 700 ms pause
+    assert min(iterations) >= 1000  # the group's 700 ms and the journey's 300 ms are still slept

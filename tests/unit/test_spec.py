@@ -243,3 +243,13 @@ def test_check_names_and_step_tags() -> None:
     err = _error(MINIMAL.replace("        path: /", "        path: /\n        checks:\n          - {status: 200, name: a}\n"
                                                   "          - {status: 201, name: a}"))
     assert err.field == "journeys[0].steps[0].checks[1].name"
+
+
+def test_think_time_after_groups_and_journeys() -> None:
+    text = MINIMAL.replace("  - name: only\n", "  - name: only\n    think_time: 1s\n    groups: {g: {think_time: 700ms}}\n"
+                           ).replace("        path: /", "        path: /\n        group: g")
+    journey = parse_spec(text, "p.yaml").journeys[0]
+    assert journey.think_time is not None and journey.think_time.min_s == 1.0
+    assert journey.after_group("g") is not None and journey.after_group("g").min_s == 0.7  # type: ignore[union-attr]
+    err = _error(text.replace("groups: {g:", "groups: {h:"))
+    assert err.field == "journeys[0].groups.h" and "no step of 'only' is in a group 'h'" in str(err)
