@@ -25,7 +25,7 @@ from orchestrator.errors import (
     ToolMissingError,
 )
 from orchestrator.generators import GenerationOptions, generate
-from orchestrator.generators.base import has_load, journey_vus, service_urls
+from orchestrator.generators.base import allocated_vus, has_load, journey_vus, service_urls
 from orchestrator.live import LiveIngest
 from orchestrator.progress import Progress
 from orchestrator.runners import RUNNERS, Job, Part, Runner, RunnerOptions
@@ -263,7 +263,7 @@ def run_tool(
         "program": target.program,
         "generators": settings.generators,
         "services": urls,
-        "vus_per_journey": spec.vus_per_journey(prof.max_vus or 1),
+        "vus_per_journey": {a["journey"].name: allocated_vus(a) for a in journey_vus(spec, prof)},
         "approximations": list(script.notes),
         "live": settings.live,
     }
@@ -321,7 +321,7 @@ def run_tool(
         part_script = script_path
         if split_scripts:
             scale = (index, settings.generators)
-            if not has_load(prof, journey_vus(spec, prof, scale)):
+            if not has_load(journey_vus(spec, prof, scale)):
                 outcome.notes.append(f"generator {segment.name} gets no share of the load "
                                      f"({settings.generators} generators); it was not started")
                 continue

@@ -85,7 +85,11 @@ def build() -> dict[str, Any]:
         "pre_allocated_vus": count, "max_vus": count, "ramp": DURATION, "step": DURATION,
         "base": count,
     }
-    profile = _obj(profile_props, oneOf=[{"required": ["executor"]}, {"required": ["preset"]}])
+    shape = _obj(profile_props, oneOf=[{"required": ["executor"]}, {"required": ["preset"]}])
+    profile = _obj({**profile_props, "journeys": {
+        "type": "object", "propertyNames": NAME, "additionalProperties": shape,
+        "description": "journeys with a shape of their own; the others share the profile's by weight"}},
+        anyOf=[{"required": ["executor"]}, {"required": ["preset"]}, {"required": ["journeys"]}])
     slo = _obj({
         "metric": {"anyOf": [{"enum": list(model.SLO_METRICS)},
                              {"type": "string", "pattern": f"^{model.SLO_PERCENTILE.pattern}$",

@@ -87,6 +87,7 @@ Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 EXECUTORS = ("constant_vus", "ramping_vus", "iterations", "constant_arrival_rate", "ramping_arrival_rate")
 ARRIVAL_RATE = ("constant_arrival_rate", "ramping_arrival_rate")
+PER_JOURNEY = "per_journey"  # the executor of a profile whose every journey has a shape of its own
 PRESETS = ("smoke", "steady", "spike", "soak", "stress", "capacity")
 # error_rate: the share of requests with a request error (a transport failure or a status the step does not
 # expect); check_failure_rate: the share of requests with a failed check.
@@ -268,22 +269,39 @@ class Profile:
     pre_allocated_vus: int = 0
     max_allocated_vus: int = 0
     preset: str = ""
+    # journeys with a shape of their own (name -> profile); the others share this one by weight
+    journeys: tuple[tuple[str, Profile], ...] = ()
 
     @property
     def is_arrival_rate(self) -> bool:
         return self.executor in ARRIVAL_RATE
 
     @property
+    def shared(self) -> bool:
+        """Does this profile itself give a shape, shared by weight among the journeys not listed?"""
+        return self.executor != PER_JOURNEY
+
+    def of(self, journey: str) -> Profile:
+        """The profile that gives `journey` its load."""
+        return dict(self.journeys).get(journey, self)
+
+    @property
     def max_vus(self) -> int:
+        own = sum(p.max_vus for _, p in self.journeys)
+        if not self.shared:
+            return own
         if self.is_arrival_rate:
-            return self.max_allocated_vus
-        return max([self.vus, *(s.target for s in self.stages)])
+            return own + self.max_allocated_vus
+        return own + max([self.vus, *(s.target for s in self.stages)])
 
     @property
     def total_duration_s(self) -> float:
+        own = [p.total_duration_s for _, p in self.journeys]
+        if not self.shared:
+            return max(own)
         if self.stages:
-            return sum(s.duration_s for s in self.stages)
-        return self.duration_s
+            return max([sum(s.duration_s for s in self.stages), *own])
+        return max([self.duration_s, *own])
 
 
 @dataclass(frozen=True)
@@ -664,7 +682,7 @@ def parse_spec(text: str, file: str = "<spec>") -> Spec:
     profiles_raw = r.mapping(top["profiles"], "profiles", tuple(top["profiles"] or {}))
     if not profiles_raw:
         raise r.fail("profiles", "define at least one load profile")
-    profiles = {str(k): _profile(r, str(k), v, f"profiles.{k}") for k, v in profiles_raw.items()}
+    profiles = {str(k): _profile(r, str(k), v, f"profiles.{k}", journeys) for k, v in profiles_raw.items()}
 
     slos_raw = top.get("slos") or []
     if not isinstance(slos_raw, list):
@@ -945,11 +963,31 @@ def _json_strings(value: Any) -> Iterator[str]:
 
 
 _PROFILE_FIELDS = ("executor", "preset", "vus", "duration", "iterations", "stages", "rate", "start_rate",
-                   "time_unit", "pre_allocated_vus", "max_vus", "ramp", "step", "base")
+                   "time_unit", "pre_allocated_vus", "max_vus", "ramp", "step", "base", "journeys")
 
 
-def _profile(r: _Reader, name: str, raw: Any, path: str) -> Profile:
-    p = r.mapping(raw, path, _PROFILE_FIELDS)
+def _profile(r: _Reader, name: str, raw: Any, path: str, journeys: list[Journey] | None = None) -> Profile:
+    """A load profile; with `journeys` (the spec's), it may give some or all of them a shape of their own."""
+    p = dict(r.mapping(raw, path, _PROFILE_FIELDS if journeys is not None else _PROFILE_FIELDS[:-1]))
+    own: list[tuple[str, Profile]] = []
+    if journeys is not None and "journeys" in p:
+        names = [j.name for j in journeys]
+        raw_own = p.pop("journeys")
+        for jname, jraw in r.mapping(raw_own, f"{path}.journeys", tuple(raw_own or {})).items():
+            if jname not in names:
+                raise r.fail(f"{path}.journeys.{jname}", f"no journey named {jname!r}{_suggest(str(jname), names)}")
+            own.append((str(jname), _profile(r, f"{name}.{jname}", jraw, f"{path}.journeys.{jname}")))
+        if not p:
+            missing = [n for n in names if n not in dict(own)]
+            if missing:
+                raise r.fail(f"{path}.journeys", f"journey {missing[0]!r} has no load: give it a shape here, or give "
+                                                 "the profile an executor or preset that the others share")
+            return Profile(name, PER_JOURNEY, journeys=tuple(own))
+        if len(own) == len(names):
+            raise r.fail(path, "every journey has a shape of its own: the profile's executor or preset would give "
+                               "no load")
+    if own:
+        return replace(_profile(r, name, p, path), journeys=tuple(own))
     if ("executor" in p) == ("preset" in p):
         raise r.fail(path, "give either executor: (constant_vus, ramping_vus, iterations, constant_arrival_rate, "
                            "ramping_arrival_rate) or preset: (smoke, steady, spike, soak, stress, capacity)")

@@ -317,8 +317,8 @@ class JMeterGenerator:
         thread_groups = [
             dict(j, layer=n, **group)
             for j in journey_vus(spec, profile, options.vu_scale)
-            if has_load(profile, [j])  # a part of a split test may have no share of a journey
-            for n, group in enumerate(self._thread_groups(profile, j, version, notes))
+            if has_load([j])  # a part of a split test may have no share of a journey
+            for n, group in enumerate(self._thread_groups(j["profile"], j, version, notes))
         ]
         env = environment(
             {

@@ -253,3 +253,35 @@ def test_think_time_after_groups_and_journeys() -> None:
     assert journey.after_group("g") is not None and journey.after_group("g").min_s == 0.7  # type: ignore[union-attr]
     err = _error(text.replace("groups: {g:", "groups: {h:"))
     assert err.field == "journeys[0].groups.h" and "no step of 'only' is in a group 'h'" in str(err)
+
+
+TWO = MINIMAL.replace("journeys:\n", "journeys:\n  - name: other\n    weight: 3\n    steps: [{name: s, path: /}]\n")
+
+
+def test_a_journey_may_have_a_profile_of_its_own() -> None:
+    from orchestrator.generators.base import journey_vus
+
+    text = TWO.replace("  smoke: {executor: iterations, vus: 1, iterations: 1}",
+                       "  mixed:\n    journeys:\n      other: {executor: constant_vus, vus: 5, duration: 10s}\n"
+                       "      only: {executor: constant_arrival_rate, rate: 3, duration: 20s, max_vus: 4}\n"
+                       "  half:\n    executor: iterations\n    vus: 2\n    journeys: {only: {preset: smoke}}")
+    spec = parse_spec(text, "m.yaml")
+    mixed = spec.profiles["mixed"]
+    assert not mixed.shared and mixed.of("other").vus == 5 and mixed.of("only").rate == 3
+    assert (mixed.max_vus, mixed.total_duration_s) == (9, 20.0)
+    alloc = {a["journey"].name: a for a in journey_vus(spec, mixed)}
+    assert (alloc["other"]["vus"], alloc["only"]["rate"], alloc["only"]["max_vus"]) == (5, 3, 4)
+    half = {a["journey"].name: (a["profile"].executor, a["vus"]) for a in journey_vus(spec, spec.profiles["half"])}
+    assert half == {"other": ("iterations", 2), "only": ("constant_vus", 1)}  # `other` alone shares the 2 VUs
+
+
+@pytest.mark.parametrize(("profile", "field", "message"), [
+    ("{journeys: {only: {preset: smoke}}}", "profiles.p.journeys", "'other' has no load"),
+    ("{journeys: {nope: {preset: smoke}}, preset: smoke}", "profiles.p.journeys.nope", "no journey named"),
+    ("{preset: smoke, journeys: {only: {preset: smoke}, other: {preset: smoke}}}", "profiles.p", "no load"),
+    ("{journeys: {only: {preset: smoke, journeys: {}}, other: {preset: smoke}}}", "profiles.p.journeys.only.journeys",
+     "unknown field"),
+])
+def test_per_journey_profiles_are_checked(profile: str, field: str, message: str) -> None:
+    err = _error(TWO.replace("  smoke: {executor: iterations, vus: 1, iterations: 1}", f"  p: {profile}"))
+    assert err.field == field and message in str(err)
