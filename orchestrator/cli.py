@@ -302,6 +302,8 @@ def run(
     as_json: bool,
 ) -> None:
     """Run the spec with each tool, ingest the results and judge the SLOs; or run a suite of specs."""
+    from orchestrator.generators import generate as render
+    from orchestrator.generators.base import GenerationOptions
     from orchestrator.run import RunSettings, run_tool, runner_for, terminate_as_interrupt
     from orchestrator.runners import RunnerOptions
     from orchestrator.spec import load_spec
@@ -349,6 +351,8 @@ def run(
         require(name) if runner == "local" else runner_for(runner).target(TOOLS[name], options)
         if generators > 1 and not TOOLS[name].splits:
             raise click.UsageError(f"--generators {generators}: {name} cannot split one test; run it separately")
+        # a spec that a tool's script cannot express is refused before any tool runs
+        render(spec, name, GenerationOptions(profile=profile))
     warehouse = _open_warehouse(ctx)
     outcomes = []
     echo: Callable[[str], None] = (lambda m: click.echo(m, err=True)) if as_json else click.echo

@@ -283,6 +283,13 @@ class JMeterGenerator:
 
     def render(self, spec: Spec, options: GenerationOptions) -> GeneratedScript:
         profile = spec.profile(options.profile)
+        aborting = [i for i, slo in enumerate(spec.slos) if slo.abort_on_fail]
+        if aborting:
+            raise GenerationError(
+                f"{Path(spec.file).name}: slos[{aborting[0]}] sets abort_on_fail, and perfhouse cannot stop a JMeter run when an "
+                "SLO fails (only k6 honours it, by its thresholds); run this spec with --tool k6, or drop "
+                "abort_on_fail for JMeter runs"
+            )
         version = _version_tuple(options.jmeter_version)
         has_json_extractor = version >= (3, 0)
         notes: list[str] = []

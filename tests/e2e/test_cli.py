@@ -230,3 +230,18 @@ def test_generate_without_jmeter_on_path_says_which_version_it_targets(tmp_path:
                           capture_output=True, text=True, env={**os.environ, "PATH": str(bare)}, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "(for JMeter 5.6: no jmeter on PATH; --jmeter-version chooses another)" in proc.stdout
+
+
+def test_jmeter_refuses_abort_on_fail_in_one_line_before_anything_runs(tmp_path: Path) -> None:
+    need("jmeter")
+    url = f"chdb://{tmp_path / 'wh'}"
+    spec = str(ROOT / "tests" / "golden" / "abort" / "spec.yaml")
+    with DemoAPI(record=True) as api:
+        proc = perfhouse("--warehouse", url, "run", spec, "--profile", "golden", "--tool", "k6,jmeter",
+                         "--service", f"api={api.url}", cwd=tmp_path)
+        assert api.requests == []
+    line = one_line_error(proc)
+    assert proc.returncode == 4 and "slos[1] sets abort_on_fail" in line and "--tool k6" in line
+    assert runs(url) == []
+    proc = perfhouse("generate", spec, "--profile", "golden", "--tool", "jmeter", "-o", str(tmp_path / "out"))
+    assert proc.returncode == 4 and "abort_on_fail" in one_line_error(proc)
