@@ -1023,6 +1023,23 @@ def import_har(har_file: str, output: str | None, name: str) -> None:
     _emit(text, output, "spec")
 
 
+@main.command("import-postman")
+@click.argument("collection_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Spec file to write.")
+@click.option("--name", default="imported", show_default=True, help="Name of the spec.")
+@fail_cleanly
+def import_postman(collection_file: str, output: str | None, name: str) -> None:
+    """Turn a Postman collection (v2.1) into a starter journey spec; says what it left out."""
+    from orchestrator.postman import import_postman as convert
+    from orchestrator.spec import parse_spec
+
+    text, warnings = convert(Path(collection_file), name)
+    parse_spec(text, output or "<imported>")  # what is written always loads
+    _emit(text, output, "spec")
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
+
+
 @main.command()
 @click.option("--raw-points", default=None, metavar="DURATION",
               help="Keep raw k6 points this long (30d, 4w) or `off`; requests and runs are always kept.")
