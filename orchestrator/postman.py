@@ -276,6 +276,9 @@ def postman_to_spec(collection: dict[str, Any], name: str, file: str = "<collect
         checks, extract = _tests(imp, item.get("event"), where)
         if checks:
             step["checks"] = checks
+            failing = sorted({c["status"] for c in checks if c["status"] >= 400})
+            if failing:  # the collection's tests expect these: not request errors
+                step["expected_statuses"] = failing
         if extract:
             step["extract"] = extract
             known.update(extract)
