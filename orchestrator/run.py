@@ -39,6 +39,7 @@ from warehouse.analysis.slo import Objective, Verdict
 from warehouse.analysis.verdict import RunVerdict, run_verdict
 from warehouse.errors import IngestError, WarehouseError
 from warehouse.ingest import IngestResult, StepFacts
+from warehouse.ingest.jtl_csv import UNKNOWN_STEP
 from warehouse.owners import OWNER_LABEL, me
 from warehouse.store import RunInfo, Warehouse, new_run_id
 
@@ -186,8 +187,16 @@ def monitors(
 
 
 def step_facts(spec: Spec) -> dict[tuple[str, str], StepFacts]:
-    """What the warehouse must know of each step to read a tool's results alike: method, expected status, checks."""
-    return {(j.name, s.name): StepFacts(s.method, s.status_check or 0, len(s.checks))
+    """What the warehouse must know of each step to read a tool's results alike: method, expected status, checks.
+
+    Keyed by the names results carry (labels, else names). The expected status is the step's one expected
+    status, or 0 for the tools' default (200-399); a step that expects several is judged by JMeter's own
+    success flag, which the plan's expected-status assertion sets.
+    """
+    def expected(statuses: tuple[int, ...]) -> int:
+        return 0 if not statuses else statuses[0] if len(statuses) == 1 else UNKNOWN_STEP
+
+    return {(j.key, s.key): StepFacts(s.method, expected(s.expected_statuses), len(s.checks))
             for j in spec.journeys for s in j.steps}
 
 

@@ -28,6 +28,9 @@ export const options = {
     "http_req_failed{journey:Browse the shop,step:view \"one\" <\/script> & d\u00e9tail}": ["rate<0.01"],
   },
   summaryTrendStats: ["avg", "min", "med", "max", "p(90)", "p(95)", "p(99)", "count"],
+  // k6's default system tags, plus vu and iter (written as metadata): they tie each check to its request.
+  systemTags: ["proto", "subproto", "status", "method", "url", "name", "group", "check", "error", "error_code",
+    "tls_version", "scenario", "service", "expected_response", "vu", "iter"],
 };
 
 function url(service, path, query = []) {

@@ -25,6 +25,9 @@ export const options = {
     },
   },
   summaryTrendStats: ["avg", "min", "med", "max", "p(90)", "p(95)", "p(99)", "count"],
+  // k6's default system tags, plus vu and iter (written as metadata): they tie each check to its request.
+  systemTags: ["proto", "subproto", "status", "method", "url", "name", "group", "check", "error", "error_code",
+    "tls_version", "scenario", "service", "expected_response", "vu", "iter"],
 };
 
 function url(service, path, query = []) {
