@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -90,6 +91,21 @@ def _tools(value: str) -> list[str]:
     return [t.strip() for t in value.split(",") if t.strip()]
 
 
+def _jmeter_on_path() -> tuple[str, str]:
+    """The version of the jmeter on PATH, as `run` asks it, and where the version came from."""
+    from orchestrator.generators.base import DEFAULT_JMETER_VERSION
+    from orchestrator.tools import TOOLS
+
+    tool = TOOLS["jmeter"]
+    binary = tool.binary()
+    if binary is None:
+        return DEFAULT_JMETER_VERSION, "no jmeter on PATH; --jmeter-version chooses another"
+    version = tool.version(binary)
+    if not re.match(r"\d+\.\d+", version):
+        return DEFAULT_JMETER_VERSION, f"{binary} did not tell its version; --jmeter-version chooses another"
+    return version, f"the jmeter on PATH, {binary}"
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="perfhouse")
 @click.option(
@@ -138,33 +154,42 @@ def validate(spec_file: str, as_json: bool) -> None:
 @click.option(
     "--service", "services", multiple=True, metavar="NAME=URL", help="Override a service's base URL."
 )
-@click.option("--jmeter-version", default="5.6", show_default=True, help="JMeter version the JMX targets.")
+@click.option(
+    "--jmeter-version",
+    default=None,
+    help="JMeter version the JMX targets (default: the version of the jmeter on PATH, else the newest that "
+    "perfhouse knows).",
+)
 @fail_cleanly
 def generate(
-    spec_file: str, tools: str, profile: str, out_dir: str, services: tuple[str, ...], jmeter_version: str
+    spec_file: str, tools: str, profile: str, out_dir: str, services: tuple[str, ...], jmeter_version: str | None
 ) -> None:
     """Render the spec as a k6 script and/or a JMeter test plan."""
     from orchestrator.generators import generate as render
-    from orchestrator.generators.base import GenerationOptions
+    from orchestrator.generators.base import DEFAULT_JMETER_VERSION, GenerationOptions
     from orchestrator.spec import load_spec
 
     spec = load_spec(spec_file)
-    options = GenerationOptions(profile=profile, services=_services(services), jmeter_version=jmeter_version)
+    chosen = _tools(tools)
+    target = "--jmeter-version"
+    if jmeter_version is None and "jmeter" in chosen:
+        jmeter_version, target = _jmeter_on_path()
+    options = GenerationOptions(profile=profile, services=_services(services),
+                                jmeter_version=jmeter_version or DEFAULT_JMETER_VERSION)
     Path(out_dir).mkdir(parents=True, exist_ok=True)
-    for tool in _tools(tools):
+    for tool in chosen:
         script = render(spec, tool, options)
         path = Path(out_dir) / script.filename
         path.write_text(script.content, encoding="utf-8")
         for data_file in script.files:  # the script reads its test data from beside it
             shutil.copyfile(data_file, Path(out_dir) / data_file.name)
-        click.echo(f"{tool}: {path}")
+        click.echo(f"{tool}: {path}" + (f" (for JMeter {options.jmeter_version}: {target})" if tool == "jmeter"
+                                         else ""))
         for note in script.notes:
             click.echo(f"  note: {note}")
 
 
 def print_summary(outcomes: list[Any]) -> None:
-    from orchestrator.spec import RATE_METRICS
-
     rows = []
     for o in outcomes:
         for s in o.steps:
@@ -193,12 +218,7 @@ def print_summary(outcomes: list[Any]) -> None:
     for o in outcomes:
         click.echo(f"\n{o.tool} run {o.run_id}: {o.status}, {o.verdict}")
         for v in o.verdicts:
-            observed = (
-                "no data"
-                if v.observed is None
-                else (f"{v.observed * 100:.2f}%" if v.metric in RATE_METRICS else f"{v.observed:.2f} ms")
-            )
-            click.echo(f"  {'PASS' if v.passed else 'FAIL'}  {v.slo}  (observed {observed})")
+            click.echo(f"  {'PASS' if v.passed else 'FAIL'}  {v.slo}  (observed {v.observed_text})")
         for note in o.notes:
             click.echo(f"  note: {note}")
 
@@ -282,6 +302,8 @@ def run(
     as_json: bool,
 ) -> None:
     """Run the spec with each tool, ingest the results and judge the SLOs; or run a suite of specs."""
+    from orchestrator.generators import generate as render
+    from orchestrator.generators.base import GenerationOptions
     from orchestrator.run import RunSettings, run_tool, runner_for, terminate_as_interrupt
     from orchestrator.runners import RunnerOptions
     from orchestrator.spec import load_spec
@@ -329,6 +351,8 @@ def run(
         require(name) if runner == "local" else runner_for(runner).target(TOOLS[name], options)
         if generators > 1 and not TOOLS[name].splits:
             raise click.UsageError(f"--generators {generators}: {name} cannot split one test; run it separately")
+        # a spec that a tool's script cannot express is refused before any tool runs
+        render(spec, name, GenerationOptions(profile=profile))
     warehouse = _open_warehouse(ctx)
     outcomes = []
     echo: Callable[[str], None] = (lambda m: click.echo(m, err=True)) if as_json else click.echo
@@ -1004,6 +1028,23 @@ def import_har(har_file: str, output: str | None, name: str) -> None:
     text = convert(Path(har_file), name)
     parse_spec(text, output or "<imported>")  # what is written always loads
     _emit(text, output, "spec")
+
+
+@main.command("import-postman")
+@click.argument("collection_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Spec file to write.")
+@click.option("--name", default="imported", show_default=True, help="Name of the spec.")
+@fail_cleanly
+def import_postman(collection_file: str, output: str | None, name: str) -> None:
+    """Turn a Postman collection (v2.1) into a starter journey spec; says what it left out."""
+    from orchestrator.postman import import_postman as convert
+    from orchestrator.spec import parse_spec
+
+    text, warnings = convert(Path(collection_file), name)
+    parse_spec(text, output or "<imported>")  # what is written always loads
+    _emit(text, output, "spec")
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
 
 
 @main.command()

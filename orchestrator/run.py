@@ -25,13 +25,13 @@ from orchestrator.errors import (
     ToolMissingError,
 )
 from orchestrator.generators import GenerationOptions, generate
-from orchestrator.generators.base import has_load, journey_vus, service_urls
+from orchestrator.generators.base import allocated_vus, has_load, journey_vus, service_urls
 from orchestrator.live import LiveIngest
 from orchestrator.progress import Progress
 from orchestrator.runners import RUNNERS, Job, Part, Runner, RunnerOptions
 from orchestrator.scrape import InfraRow, Scraper, source_for
 from orchestrator.secrets import properties_file, require_env
-from orchestrator.spec import Spec
+from orchestrator.spec import Spec, service_env
 from orchestrator.tools import TOOLS, Segment
 from orchestrator.watchdog import Watchdog
 from warehouse.analysis.fingerprint import StepShape, fingerprint, structure_hash
@@ -39,6 +39,7 @@ from warehouse.analysis.slo import Objective, Verdict
 from warehouse.analysis.verdict import RunVerdict, run_verdict
 from warehouse.errors import IngestError, WarehouseError
 from warehouse.ingest import IngestResult, StepFacts
+from warehouse.ingest.jtl_csv import UNKNOWN_STEP
 from warehouse.owners import OWNER_LABEL, me
 from warehouse.store import RunInfo, Warehouse, new_run_id
 
@@ -186,8 +187,16 @@ def monitors(
 
 
 def step_facts(spec: Spec) -> dict[tuple[str, str], StepFacts]:
-    """What the warehouse must know of each step to read a tool's results alike: method, expected status, checks."""
-    return {(j.name, s.name): StepFacts(s.method, s.status_check or 0, len(s.checks))
+    """What the warehouse must know of each step to read a tool's results alike: method, expected status, checks.
+
+    Keyed by the names results carry (labels, else names). The expected status is the step's one expected
+    status, or 0 for the tools' default (200-399); a step that expects several is judged by JMeter's own
+    success flag, which the plan's expected-status assertion sets.
+    """
+    def expected(statuses: tuple[int, ...]) -> int:
+        return 0 if not statuses else statuses[0] if len(statuses) == 1 else UNKNOWN_STEP
+
+    return {(j.key, s.key): StepFacts(s.method, expected(s.expected_statuses), len(s.checks))
             for j in spec.journeys for s in j.steps}
 
 
@@ -231,8 +240,11 @@ def run_tool(
     executor = runner_for(settings.runner)
     target = executor.target(tool, settings.options)
     version = target.version
+    # a service's URL: --service, else PERFHOUSE_SERVICE_<NAME> (what the generated scripts read), else the spec's
+    retargeted = {name: os.environ[service_env(name)] for name in spec.services if os.environ.get(service_env(name))}
     options = GenerationOptions(
-        profile=profile, services=services or {}, jmeter_version=version if tool_name == "jmeter" else "5.6"
+        profile=profile, services={**retargeted, **(services or {})},
+        jmeter_version=version if tool_name == "jmeter" else "5.6",
     )
     script = generate(spec, tool_name, options)
     secrets = require_env(spec.env_names(), os.environ, spec.file)
@@ -260,7 +272,7 @@ def run_tool(
         "program": target.program,
         "generators": settings.generators,
         "services": urls,
-        "vus_per_journey": spec.vus_per_journey(prof.max_vus or 1),
+        "vus_per_journey": {a["journey"].name: allocated_vus(a) for a in journey_vus(spec, prof)},
         "approximations": list(script.notes),
         "live": settings.live,
     }
@@ -318,7 +330,7 @@ def run_tool(
         part_script = script_path
         if split_scripts:
             scale = (index, settings.generators)
-            if not has_load(prof, journey_vus(spec, prof, scale)):
+            if not has_load(journey_vus(spec, prof, scale)):
                 outcome.notes.append(f"generator {segment.name} gets no share of the load "
                                      f"({settings.generators} generators); it was not started")
                 continue
@@ -331,7 +343,9 @@ def run_tool(
         outputs.extend((segment.name, out) for out in invocation.outputs)
         summaries.extend([invocation.summary] if invocation.summary else [])
     fds = (env_file.fd,) if env_file is not None and env_file.fd is not None else ()
-    job = Job(run_id, tool, tuple(parts), directory, timeout_s, settings.options, env=secrets, fds=fds,
+    # the scripts read their services' URLs from the environment first: give them the ones this run uses
+    job_env = {**secrets, **{service_env(name): url for name, url in urls.items()}}
+    job = Job(run_id, tool, tuple(parts), directory, timeout_s, settings.options, env=job_env, fds=fds,
               watchdog=watchdog)
     services_map, steps_map = spec.step_services(), step_facts(spec)
     live = (

@@ -1,8 +1,8 @@
 """One journey run by k6 and by JMeter: request errors and failed checks mean the same in both tools' rows.
 
 A local server answers deterministically: every 4th body of `/status` lacks the text a check looks for
-(a failed check on a 200, not a request error), `/missing` answers 404 where the step expects 404 (no
-error), and every 5th answer of `/flaky` is a 503 in a step without a status check (a request error).
+(a failed check on a 200, not a request error), `/missing` answers 404 where the step's `expected_statuses` says 404
+(no error), and every 5th answer of `/flaky` is a 503 in a step without a status check (a request error).
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ journeys:
           - body_contains: '"ok"'
       - name: gone
         path: /missing
+        expected_statuses: 404
         checks:
           - status: 404
       - name: flaky

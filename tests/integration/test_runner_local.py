@@ -69,7 +69,7 @@ def test_vu_scale_leaves_the_whole_plan_unchanged_and_spreads_small_journeys() -
     assert generate(spec, "jmeter", options).content == generate(
         spec, "jmeter", GenerationOptions("smoke", {}, "5.6", vu_scale=(0, 1))).content
     smoke = spec.profile("smoke")  # two journeys with one VU each: g1 and g2 get one, g3 none
-    assert [has_load(smoke, journey_vus(spec, smoke, (i, 3))) for i in range(3)] == [True, True, False]
+    assert [has_load(journey_vus(spec, smoke, (i, 3))) for i in range(3)] == [True, True, False]
     threads = [re.findall(r'num_threads">(\d+)<', generate(spec, "jmeter", GenerationOptions(
         "smoke", {}, "5.6", vu_scale=(i, 3))).content) for i in range(3)]
     assert threads == [["1"], ["1"], []], "a journey with no share in a part has no thread group there"

@@ -72,6 +72,17 @@ class Verdict:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def observed_text(self) -> str:
+        """The observed value in the metric's unit: %, requests/s or ms ("no data" when none)."""
+        if self.observed is None:
+            return "no data"
+        if self.metric in RATES:
+            return f"{self.observed * 100:.2f} %"
+        if self.metric == "throughput":
+            return f"{self.observed:.2f} requests/s"
+        return f"{self.observed:.2f} ms"
+
 
 def observe(backend: Backend, run_id: str, objective: Objective) -> Verdict:
     row = backend.query(
