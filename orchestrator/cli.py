@@ -572,6 +572,53 @@ def ingest(
     sys.exit(int(status))
 
 
+@main.command()
+@click.option("--listen", default="127.0.0.1:8086", show_default=True, metavar="HOST:PORT",
+              help="Where to accept writes (port 0: any free port, printed at start).")
+@click.option("--run", "run_ref", default=None, metavar="RUN_ID",
+              help="Add to this existing run (else a new run, completed when the receiver stops).")
+@click.option("--token", default=None, envvar="PERFHOUSE_RECEIVE_TOKEN",
+              help="Token clients must give (URL p=, Authorization: Token/Bearer, or Basic password); "
+              "required beyond loopback.")
+@click.option("--flush-interval", "flush_interval_s", type=click.FloatRange(min=0.1), default=2.0,
+              show_default=True, help="Seconds between stores of what was received.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was stored as JSON when stopped.")
+@click.pass_context
+@fail_cleanly
+def receive(
+    ctx: click.Context,
+    listen: str,
+    run_ref: str | None,
+    token: str | None,
+    flush_interval_s: float,
+    as_json: bool,
+) -> None:
+    """Receive results over the InfluxDB v1 write API (k6 --out influxdb=http://HOST:PORT/perfhouse, JMeter's
+    InfluxDB Backend Listener) into a run until Ctrl-C or SIGTERM; each write is acknowledged once stored."""
+    from orchestrator.receiver import parse_listen
+    from orchestrator.receiver import receive as serve
+    from orchestrator.run import terminate_as_interrupt
+
+    parse_listen(listen)
+    warehouse = _open_warehouse(ctx)
+    echo: Callable[[str], None] = lambda m: click.echo(m, err=as_json)  # noqa: E731
+
+    def ready(receiver: Any) -> None:
+        echo(f"receiving into run {receiver.run_id} at {receiver.url} "
+             f"(k6: --out influxdb={receiver.url}/perfhouse); Ctrl-C stops")
+        sys.stdout.flush()
+
+    with terminate_as_interrupt():
+        received = serve(warehouse, run_ref, listen, token, flush_interval_s, echo, ready)
+    stats = received.stats
+    if as_json:
+        click.echo(json.dumps(received.to_dict()))
+    else:
+        click.echo(f"run {received.run_id}: {stats.writes} writes ({stats.again} sent again), {stats.points} "
+                   f"k6 points, {stats.requests} requests, {stats.aggregates} interval aggregates, "
+                   f"{stats.rejected} rejected lines, {stats.failures} failed stores")
+
+
 def _ingest_line(outcome: Any, numbered: bool) -> str:
     """One progress line per file of an ingest."""
     where = f"[{outcome.index}/{outcome.total}] {outcome.path}" if numbered else outcome.path

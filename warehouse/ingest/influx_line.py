@@ -262,7 +262,8 @@ STAGE_TYPES = ["String", "Int64", "String", "Map(String, String)", "String", "St
 _POINTS = """
 INSERT INTO {points} (run_id, batch, ts, ts_ns, metric, value, tags, generator)
 SELECT {run:String}, {batch:String}, toDateTime64(fromUnixTimestamp64Nano(ns, 'UTC'), 6, 'UTC'),
-       toUInt16(ns % 1000), measurement, value, toJSONString(mapSort(tags)), {generator:String}
+       toUInt16(ns % 1000), measurement, value, toJSONString(mapSort(tags)),
+       if(tags['perfhouse_generator'] != '', tags['perfhouse_generator'], {generator:String})
 FROM {stage} WHERE kind = 'k6'
 """
 
