@@ -230,6 +230,10 @@ def _runner_names() -> list[str]:
 @click.option("--memory", default=None, help="Memory limit per container (docker syntax: 512m, 2g).")
 @click.option("--namespace", default="default", show_default=True, help="Kubernetes namespace (--runner k8s).")
 @click.option("--kube-context", default=None, help="kubectl context (--runner k8s).")
+@click.option("--receive-listen", default="0.0.0.0:8086", show_default=True, metavar="HOST:PORT",
+              help="Where the results receiver listens for runners elsewhere (--runner k8s).")
+@click.option("--receive-url", default="", metavar="URL",
+              help="The receiver's URL as the runners reach it (default http://THIS-HOST:PORT).")
 @click.option("--scrape", "scrape", multiple=True, metavar="URL",
               help="Prometheus endpoint (http://...) or docker://CONTAINER sampled during the run and "
               "stored as infra samples (repeatable).")
@@ -267,6 +271,8 @@ def run(
     memory: str | None,
     namespace: str,
     kube_context: str | None,
+    receive_listen: str,
+    receive_url: str,
     scrape: tuple[str, ...],
     scrape_interval_s: float,
     progress_interval_s: float,
@@ -322,6 +328,8 @@ def run(
         progress_interval_s=progress_interval_s or None,
         live=live,
         live_interval_s=live_interval_s,
+        receive_listen=receive_listen,
+        receive_url=receive_url,
         # on a terminal the progress line is redrawn in place; in CI and pipes it prints plain lines
         screen=sys.stdout if sys.stdout.isatty() and os.environ.get("CI") != "true" and not as_json else None,
     )

@@ -23,6 +23,7 @@ import contextlib
 import hmac
 import ipaddress
 import json
+import socket
 import threading
 import time
 import zlib
@@ -132,6 +133,13 @@ class Receiver:
         """The base URL clients write to (`/write` is below it)."""
         host = self.host if self.host not in ("0.0.0.0", "::") else "127.0.0.1"
         return f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
+
+    @property
+    def advertised_url(self) -> str:
+        """The URL for clients on other hosts: this host's name when listening on every address."""
+        if self.host in ("0.0.0.0", "::"):
+            return f"http://{socket.getfqdn()}:{self.port}"
+        return self.url
 
     def start(self) -> Receiver:
         handler = type("Handler", (_Handler,), {"receiver": self})
