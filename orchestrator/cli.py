@@ -226,6 +226,10 @@ def _runner_names() -> list[str]:
               help="JMeter 5.x image for the docker runner (default justb4/jmeter:5.5).")
 @click.option("--network", "network_mode", default="host", show_default=True,
               help="Docker network mode of the tool containers.")
+@click.option("--docker-host", "docker_hosts", multiple=True, metavar="URL",
+              help="A Docker engine (unix:///var/run/docker.sock, tcp://HOST:2375, ssh://USER@HOST) to spread "
+              "--generators over (repeatable; --runner docker). Scripts and results go through the engine's "
+              "archive API, so an engine need not share this host's files.")
 @click.option("--cpus", type=float, default=None, help="CPU limit per container.")
 @click.option("--memory", default=None, help="Memory limit per container (docker syntax: 512m, 2g).")
 @click.option("--namespace", default="default", show_default=True, help="Kubernetes namespace (--runner k8s).")
@@ -267,6 +271,7 @@ def run(
     k6_image: str | None,
     jmeter_image: str | None,
     network_mode: str,
+    docker_hosts: tuple[str, ...],
     cpus: float | None,
     memory: str | None,
     namespace: str,
@@ -305,6 +310,8 @@ def run(
         passed += ["--k6-image", k6_image] if k6_image else []
         passed += ["--jmeter-image", jmeter_image] if jmeter_image else []
         sys.exit(_run_suite(ctx, Path(spec_file), passed, as_json))
+    if docker_hosts and runner != "docker":
+        raise click.UsageError("--docker-host spreads the parts of --runner docker; add --runner docker")
     if not profile:
         raise click.UsageError("--profile is required for a spec (only a suite names its own profiles)")
     spec = load_spec(spec_file)
@@ -314,6 +321,7 @@ def run(
     options = RunnerOptions(
         images=images,
         network_mode=network_mode,
+        docker_hosts=docker_hosts,
         cpus=cpus,
         memory=memory,
         namespace=namespace,

@@ -37,6 +37,7 @@ class RunnerOptions:
     user: str | None = None  # container user; None: the invoking user's uid:gid, so outputs are theirs
     namespace: str = "default"  # Kubernetes
     kube_context: str | None = None
+    docker_hosts: tuple[str, ...] = ()  # Docker engines the parts are spread over (else the local one)
 
     def image(self, tool: str) -> str:
         return self.images.get(tool) or default_image(tool)
