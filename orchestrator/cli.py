@@ -1047,6 +1047,20 @@ def schema(output: str | None) -> None:
     _emit(text(), output, "schema")
 
 
+@main.command("cluster-ddl")
+@click.argument("cluster")
+@click.option("--database", default="default", show_default=True, help="The warehouse's database on the cluster.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Write to a file.")
+@fail_cleanly
+def cluster_ddl(cluster: str, database: str, output: str | None) -> None:
+    """Print the statements that create the warehouse on a ClickHouse cluster (Replicated tables ON CLUSTER,
+    Distributed tables over them): what `--warehouse clickhouse://...?cluster=NAME` runs on first use."""
+    from warehouse.cluster import render, single_server_tables
+
+    statements = render(single_server_tables(), cluster, database)
+    _emit("".join(f"{sql};\n\n" for sql in statements), output, "cluster DDL")
+
+
 @main.command("import-har")
 @click.argument("har_file", type=click.Path(exists=True, dir_okay=False))
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Spec file to write.")

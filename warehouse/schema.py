@@ -303,7 +303,12 @@ CURRENT_VERSION = MIGRATIONS[-1][0]
 
 
 def migrate(backend: Backend) -> int:
-    """Apply the migrations the warehouse lacks; returns the schema version it ends at."""
+    """Apply the migrations the warehouse lacks; returns the schema version it ends at. A warehouse on a
+    cluster is created at the current version instead (warehouse.cluster)."""
+    if getattr(backend, "cluster", None):
+        from warehouse.cluster import ensure_schema
+
+        return ensure_schema(backend, CURRENT_VERSION, [(n, d) for n, d, _ in MIGRATIONS])
     with backend.session():
         backend.command(
             "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, description String, "
