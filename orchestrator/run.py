@@ -341,13 +341,7 @@ def run_tool(
     job = Job(run_id, tool, tuple(parts), directory, timeout_s, settings.options, env=secrets, fds=fds,
               watchdog=watchdog)
     services_map, steps_map = spec.step_services(), step_facts(spec)
-    receiver = None
-    if getattr(executor, "streams_results", False):
-        receiver = Receiver(warehouse, run_id, settings.receive_listen, token_urlsafe(24), services=services_map,
-                            echo=echo).start()
-        job = replace(job, results=ResultsSink(settings.receive_url.rstrip("/") or receiver.advertised_url,
-                                               receiver.token or ""))
-        echo(f"results come back to the receiver at {job.results.url if job.results else ''}")
+    receiver: Receiver | None = None
     live = (
         LiveIngest(warehouse, info, outputs, directory, settings.live_interval_s, services_map, echo,
                    steps=steps_map)
@@ -356,6 +350,12 @@ def run_tool(
     )
     status, note = "failed", ""
     try:
+        if getattr(executor, "streams_results", False):  # the parts send their results to a receiver
+            receiver = Receiver(warehouse, run_id, settings.receive_listen, token_urlsafe(24),
+                                services=services_map, echo=echo).start()
+            job = replace(job, results=ResultsSink(settings.receive_url.rstrip("/") or receiver.advertised_url,
+                                                   receiver.token or ""))
+            echo(f"results come back to the receiver at {job.results.url if job.results else ''}")
         with (
             receiving(receiver),
             monitors(settings, job, [o for _, o in outputs], prof.total_duration_s, echo, live) as watched,
