@@ -7,6 +7,7 @@ import gzip
 import http.client
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -143,6 +144,35 @@ def test_ping_query_and_bad_writes_answer_as_influxdb_does(receiver: Receiver) -
     assert post(receiver.url, b"\x1f\x8bnot gzip", {"Content-Encoding": "gzip"}) == 400
     assert post(receiver.url, lines(1), path="/write?db=perfhouse&precision=fortnights") == 400
     assert post(receiver.url, lines(1), path="/nowhere") == 404
+
+
+def test_jmeter_backend_listener_writes_land_as_the_same_lines_from_a_file(receiver: Receiver, tmp_path: Path) -> None:
+    from tests.integration.test_influx import JMETER_LINES
+
+    body = ("\n".join(JMETER_LINES) + "\n").encode()
+    assert post(receiver.url, body, path="/write?db=jmeter&precision=ns") == 204  # one bad line is only counted
+    wh = receiver.warehouse
+    lp = tmp_path / "jmeter.lp"
+    lp.write_bytes(body)
+    from_file = wh.ingest(lp).run_id
+    assert wh.aggregates("r1", "count") == wh.aggregates(from_file, "count")
+    assert wh.aggregates("r1", "pct95.0") == wh.aggregates(from_file, "pct95.0")
+    assert receiver.stats.rejected == 1 and receiver.stats.aggregates > 0
+
+
+def test_a_busy_port_and_a_listener_beyond_loopback_without_token_are_one_line_errors(tmp_path: Path) -> None:
+    url = f"chdb://{tmp_path / 'wh'}"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for listen, message in ((f"127.0.0.1:{port}", "cannot listen on 127.0.0.1"),
+                                ("0.0.0.0:0", "needs a token"), ("nowhere", "expected HOST:PORT")):
+            proc = subprocess.run([sys.executable, "-m", "orchestrator", "--warehouse", url, "receive", "--listen",
+                                   listen], capture_output=True, text=True, timeout=120,
+                                  env={k: v for k, v in os.environ.items() if k != "PERFHOUSE_RECEIVE_TOKEN"})
+            lines = proc.stderr.strip().splitlines()
+            assert proc.returncode == 1 and len(lines) == 1 and message in lines[0], proc.stderr
 
 
 def test_beyond_loopback_a_token_is_required_and_checked(tmp_path: Path) -> None:
