@@ -309,6 +309,8 @@ def run(
         passed += ["--live", "--live-interval", str(live_interval_s)] if live else []
         passed += ["--k6-image", k6_image] if k6_image else []
         passed += ["--jmeter-image", jmeter_image] if jmeter_image else []
+        passed += [arg for host in docker_hosts for arg in ("--docker-host", host)]
+        passed += ["--receive-listen", receive_listen] + (["--receive-url", receive_url] if receive_url else [])
         sys.exit(_run_suite(ctx, Path(spec_file), passed, as_json))
     if docker_hosts and runner != "docker":
         raise click.UsageError("--docker-host spreads the parts of --runner docker; add --runner docker")

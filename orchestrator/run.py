@@ -404,6 +404,9 @@ def run_tool(
             status, note = "failed", f"{tool_name} wrote no results in {directory}"
         if receiver is not None:
             stats = receiver.stats
+            outcome.ingested.append(IngestResult(run_id, receiver.advertised_url, "influx-line", tool_name,
+                                                 rows=stats.requests, points=stats.points, rejected=stats.rejected,
+                                                 aggregates=stats.aggregates))
             outcome.notes.extend(receiver.problems)
             outcome.notes.append(f"received {stats.writes} writes ({stats.again} sent again): {stats.points} "
                                  f"k6 points, {stats.requests} requests, {stats.rejected} rejected lines")

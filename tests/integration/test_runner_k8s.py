@@ -189,7 +189,7 @@ def test_k8s_run_ends_with_one_run_holding_every_pods_requests(
         from_files[pod] = wh.totals(result.run_id)["count"]
     assert {r["generator"]: r["n"] for r in by_pod} == from_files
     assert all(n > 0 for n in from_files.values())
-    assert outcome.totals["count"] == sum(from_files.values())
+    assert outcome.totals["count"] == sum(from_files.values()) == outcome.to_dict()["rows"]
     assert outcome.verdicts  # the SLOs are judged on what came back
     (run,) = [r for r in wh.runs() if r["run_id"] == outcome.run_id]
     assert run["status"] == "completed"
