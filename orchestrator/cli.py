@@ -391,9 +391,12 @@ def run(
 @click.option("--all", "all_runs", is_flag=True, help="Every run's containers, including runs still going.")
 @click.option("--dry-run", is_flag=True, help="List the containers; stop and remove nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one object per container.")
+@click.option("--docker-host", "docker_hosts", multiple=True, metavar="URL",
+              help="Clean these engines (the runs' --docker-host URLs; repeatable), not DOCKER_HOST's.")
 @click.pass_context
 @fail_cleanly
-def cleanup(ctx: click.Context, run_id: str | None, all_runs: bool, dry_run: bool, as_json: bool) -> None:
+def cleanup(ctx: click.Context, run_id: str | None, all_runs: bool, dry_run: bool, as_json: bool,
+            docker_hosts: tuple[str, ...]) -> None:
     """Stop and remove the Docker containers a killed perfhouse left behind, and mark its runs aborted.
 
     Without --run or --all, only the containers whose perfhouse died (on this host) are removed; the others
@@ -404,7 +407,7 @@ def cleanup(ctx: click.Context, run_id: str | None, all_runs: bool, dry_run: boo
         for line in _abort_dead_runs(ctx):
             click.echo(line, err=as_json)
     dead_only = run_id is None and not all_runs
-    done = clean(run_id, dry_run, dead_only=dead_only)
+    done = clean(run_id, dry_run, dead_only=dead_only, hosts=docker_hosts)
     failed = [c for c in done if c.failed]
     listed = [c for c in done if c.action == "listed"]
     if as_json:

@@ -138,19 +138,23 @@ def owner_state(labels: dict[str, str]) -> str:
 
 
 def cleanup(run_id: str | None = None, dry_run: bool = False, stop_s: int = CLEANUP_STOP_S,
-            dead_only: bool = False) -> list[Leftover]:
+            dead_only: bool = False, hosts: tuple[str, ...] = ()) -> list[Leftover]:
     """Stop (`stop_s` seconds, then kill) and remove the containers of one run or of every run; a dry run lists.
 
     `dead_only`: only the containers whose perfhouse died; the others are listed. Otherwise the containers
-    of a run still going are removed too (the user names the run, or asks for all)."""
+    of a run still going are removed too (the user names the run, or asks for all). `hosts`: the engines to
+    clean (the --docker-host URLs the runs used), else the one of the environment."""
     import docker.errors
 
-    docker_client = client(fix="start it or set DOCKER_HOST")
-    try:
-        found = leftovers(run_id, docker_client)
-    except docker.errors.DockerException as exc:
-        raise DockerUnavailableError(f"docker: listing containers: {_first_line(exc)}") from None
-    return [_clean(container, dry_run, stop_s, dead_only) for container in found]
+    clients = [client_at(url) for url in hosts] if hosts else [client(fix="start it or set DOCKER_HOST")]
+    found: dict[str, Any] = {}
+    for docker_client in clients:
+        try:
+            for container in leftovers(run_id, docker_client):
+                found.setdefault(container.id, container)  # one engine named twice lists its containers once
+        except docker.errors.DockerException as exc:
+            raise DockerUnavailableError(f"docker: listing containers: {_first_line(exc)}") from None
+    return [_clean(container, dry_run, stop_s, dead_only) for container in found.values()]
 
 
 def dead_leftovers(timeout_s: float = 5.0) -> list[Leftover]:

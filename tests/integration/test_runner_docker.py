@@ -311,6 +311,11 @@ def test_cleanup_stops_and_removes_one_runs_leftover_containers_and_leaves_other
                                  "generator": "g1", "state": "running", "action": "would stop and remove", "owner": "unknown"},
         }
         assert all(exists(c) for c in containers), "a dry run removes nothing"
+        hosts = ("--docker-host", "unix:///var/run/docker.sock", "--docker-host", "unix:///run/docker.sock")
+        by_hosts = perfhouse_cleanup("--dry-run", "--json", *hosts)
+        assert by_hosts.returncode == 0, by_hosts.stderr
+        assert sorted(c["id"] for c in json.loads(by_hosts.stdout) if c["run_id"] in (killed, other)) == sorted(
+            mine), "the engines given are cleaned, one engine named twice lists its containers once"
         unnamed = perfhouse_cleanup()
         assert unnamed.returncode == 0, unnamed.stderr
         assert "listed (their perfhouse is alive or unknown); name a dead run with --run RUN_ID" in unnamed.stdout
@@ -341,6 +346,9 @@ def test_cleanup_without_a_docker_engine_is_one_line_and_exit_1(tmp_path: Path) 
     assert proc.returncode == 1 and len(lines) == 1, proc.stderr
     assert lines[0].startswith("perfhouse: error: the Docker engine is not reachable") and "DOCKER_HOST" in lines[0]
     assert proc.stdout == ""
+    proc = perfhouse_cleanup("--dry-run", "--docker-host", f"unix://{tmp_path / 'no-engine.sock'}")
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1 and "no-engine.sock is not reachable" in lines[0], proc.stderr
 
 
 def test_generators_spread_over_docker_hosts_come_back_through_the_archive_api(
