@@ -125,6 +125,7 @@ class Receiver:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
+        self._closed = False  # set once the last store is taken: later writes are refused (503)
         self._server: ThreadingHTTPServer | None = None
         self._threads: list[threading.Thread] = []
 
@@ -169,6 +170,8 @@ class Receiver:
         for thread in self._threads:
             thread.join()
         self._threads = []
+        with self._lock:
+            self._closed = True
         self._store(self._take())  # writes that arrived as the server stopped
 
     def __enter__(self) -> Receiver:
@@ -182,6 +185,9 @@ class Receiver:
     def submit(self, write: Write) -> Ticket:
         ticket = Ticket(write)
         with self._lock:
+            if self._closed:  # a kept-alive connection outlives the server's shutdown
+                ticket.answer(503, "the receiver is stopping; send the write to the next one")
+                return ticket
             self._held.append(ticket)
             self._held_bytes += len(write.body)
             if self._held_bytes >= MAX_HELD:

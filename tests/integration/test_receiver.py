@@ -131,6 +131,23 @@ def test_a_write_sent_again_is_acknowledged_and_stored_once(receiver: Receiver) 
     assert receiver.stats.again == 1 and receiver.stats.writes == 3
 
 
+def test_a_write_on_a_kept_alive_connection_after_the_receiver_stopped_is_refused(receiver: Receiver) -> None:
+    parts = urlsplit(receiver.url)
+    conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=60)
+    statuses = []
+    for body in (lines(1), None, lines(1, start=1)):
+        if body is None:
+            receiver.stop()  # what it held is stored; the open connection stays
+            continue
+        conn.request("POST", "/write?db=perfhouse", body=body)
+        response = conn.getresponse()
+        response.read()
+        statuses.append(response.status)
+    conn.close()
+    assert statuses == [204, 503]
+    assert receiver.warehouse.totals("r1")["count"] == 1
+
+
 def test_ping_query_and_bad_writes_answer_as_influxdb_does(receiver: Receiver) -> None:
     parts = urlsplit(receiver.url)
     conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=30)
