@@ -212,6 +212,8 @@ class Forwarded:
     sha: str
     body: bytes
     status: int  # the receiver's answer; 0 when it could not be reached or died before answering
+    path: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -232,7 +234,7 @@ class RecordingProxy:
             status = 0
         if path.startswith("/write"):
             with self.lock:
-                self.seen.append(Forwarded(hashlib.sha256(body).hexdigest(), body, status))
+                self.seen.append(Forwarded(hashlib.sha256(body).hexdigest(), body, status, path, headers))
         return status
 
     def acked(self) -> list[Forwarded]:
@@ -303,6 +305,9 @@ def test_a_receiver_killed_mid_stream_keeps_what_it_acknowledged_and_retries_lan
         # that retries (replayed here through the proxy) sends the failed writes again, and the acknowledged
         # ones once more for good measure; the receiver stores each write once.
         assert "Couldn't write stats" in k6_err
+        # what else k6 1.1.0 sends: nanosecond precision, plain (not gzip) bodies
+        assert all("precision=ns" in f.path and "content-encoding" not in {k.lower() for k in f.headers}
+                   for f in proxy.seen)
         lost = proxy.failed()
         assert lost
         for write in [*lost, *proxy.seen[:5]]:
