@@ -614,6 +614,7 @@ ORDER BY table, position
 
 ALL.update({name: globals()[name] for name in ("RUN_LIST", "RUN_CHOICES", "RUN_FACETS", "DATA_VERSION", "INFRA_OVER_TIME",
                                                 "CURRENT_DATABASE", "TABLE_COLUMNS")})
+
 # Which of these writes (content hashes) a run already holds: recorded by the results receiver with the
 # hash of the batch file that carries them, and counted only once that batch is done.
 RECEIVED_WRITES = """
