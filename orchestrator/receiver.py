@@ -10,6 +10,11 @@ valid, 503 when the warehouse could not store it (a client that retries sends it
 stored twice). Bodies may be gzip (Content-Encoding). `/ping` answers 204 as InfluxDB does, and `/query`
 accepts k6's `CREATE DATABASE` at start.
 
+An embedded (chdb) warehouse is written by a worker process replaced every WORKER_STORES stores, as live
+ingestion does (orchestrator.live): the session is closed after each store so other commands take turns,
+and the threads and memory each session leaves in its process go with the worker, so a receiver that runs
+for hours does not grow.
+
 Beyond loopback the receiver requires a token, given as InfluxDB clients give credentials: the `p` URL
 parameter, `Authorization: Token T` (or `Bearer T`), or HTTP Basic with the token as the password
 (k6: `http://perfhouse:T@HOST:PORT/DB` or K6_INFLUXDB_USERNAME/K6_INFLUXDB_PASSWORD).
@@ -23,19 +28,24 @@ import contextlib
 import hmac
 import ipaddress
 import json
+import multiprocessing
+import os
 import socket
 import threading
 import time
 import zlib
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from orchestrator.errors import PerfhouseError
+from orchestrator.live import _worker_dies_with
 from warehouse.errors import IngestError, WarehouseError
-from warehouse.receive import Write, store_writes
+from warehouse.receive import Stored, Write, store_writes
 from warehouse.store import RunInfo, Warehouse, new_run_id
 
 DEFAULT_LISTEN = "127.0.0.1:8086"
@@ -45,6 +55,52 @@ MAX_HELD = 64 << 20  # bytes held before a store is started early
 ANSWER_WITHIN_S = 120.0  # a write not stored by then is answered 503 (the client may send it again)
 PRECISIONS = {"", "n", "ns", "u", "us", "ms", "s", "m", "h"}
 INFLUX_VERSION = "1.8.10"  # the API version the receiver answers as
+WORKER_STORES = 20  # stores one worker process makes into an embedded warehouse before a fresh one replaces it
+
+
+_WORKER_WAREHOUSES: dict[str, Warehouse] = {}
+
+
+def _store_in_worker(url: str, run_id: str, writes: list[Write], services: dict[tuple[str, str], str]) -> Stored:
+    """In the worker process: store one batch, then close the session so other processes can use the warehouse."""
+    warehouse = _WORKER_WAREHOUSES.get(url)
+    if warehouse is None:
+        warehouse = _WORKER_WAREHOUSES[url] = Warehouse.open(url)
+    try:
+        return store_writes(warehouse.backend, run_id, writes, services)
+    finally:
+        release = getattr(warehouse.backend, "release", None)
+        if release is not None:
+            release()
+
+
+class _Storer:
+    """Stores batches: through a recycled worker process for an embedded warehouse, else in this process."""
+
+    def __init__(self, warehouse: Warehouse) -> None:
+        self.warehouse = warehouse
+        self._pool: ProcessPoolExecutor | None = None
+
+    def store(self, run_id: str, writes: list[Write], services: dict[tuple[str, str], str]) -> Stored:
+        if not getattr(self.warehouse.backend, "exclusive", False):
+            return store_writes(self.warehouse.backend, run_id, writes, services)
+        release = getattr(self.warehouse.backend, "release", None)
+        if release is not None:  # this process's own session would only keep the worker waiting
+            release()
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_worker_dies_with, initargs=(os.getpid(),),
+                                             max_tasks_per_child=WORKER_STORES)
+        try:
+            return self._pool.submit(_store_in_worker, self.warehouse.url, run_id, writes, services).result()
+        except BrokenProcessPool:  # the worker died (killed, out of memory): a fresh one for the next batch
+            self.close()
+            raise WarehouseError("the receiver's store worker died; the batch was not stored") from None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
 
 class ReceiverError(PerfhouseError):
@@ -128,6 +184,7 @@ class Receiver:
         self._closed = False  # set once the last store is taken: later writes are refused (503)
         self._server: ThreadingHTTPServer | None = None
         self._threads: list[threading.Thread] = []
+        self._storer = _Storer(warehouse)
 
     @property
     def url(self) -> str:
@@ -173,6 +230,7 @@ class Receiver:
         with self._lock:
             self._closed = True
         self._store(self._take())  # writes that arrived as the server stopped
+        self._storer.close()
 
     def __enter__(self) -> Receiver:
         return self.start()
@@ -209,7 +267,7 @@ class Receiver:
         if not held:
             return
         try:
-            outcome = store_writes(self.warehouse.backend, self.run_id, [t.write for t in held], self.services)
+            outcome = self._storer.store(self.run_id, [t.write for t in held], self.services)
         except IngestError as exc:
             for ticket in held:
                 ticket.answer(400, str(exc))

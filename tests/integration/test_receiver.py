@@ -322,3 +322,18 @@ def test_a_receiver_killed_mid_stream_keeps_what_it_acknowledged_and_retries_lan
     assert acked_before_kill <= stored
     from_file = wh.ingest(out).run_id
     assert steps(wh, first.run_id) == steps(wh, from_file)  # nothing lost, nothing twice
+
+
+def test_stores_into_an_embedded_warehouse_leave_no_threads_behind_in_the_receiver(receiver: Receiver) -> None:
+    """Each chdb session opened in a process leaves threads there: the receiver stores through a worker."""
+
+    def threads() -> int:
+        return len(os.listdir("/proc/self/task"))
+
+    assert post(receiver.url, lines(5)) == 204
+    before = threads()
+    for n in range(8):
+        time.sleep(1.5)  # past the embedded session's linger: each store opens a session afresh
+        assert post(receiver.url, lines(5, start=100 * (n + 1))) == 204
+    assert threads() <= before + 2
+    assert receiver.stats.batches == 9
