@@ -55,6 +55,7 @@ MAX_HELD = 64 << 20  # bytes held before a store is started early
 ANSWER_WITHIN_S = 120.0  # a write not stored by then is answered 503 (the client may send it again)
 PRECISIONS = {"", "n", "ns", "u", "us", "ms", "s", "m", "h"}
 INFLUX_VERSION = "1.8.10"  # the API version the receiver answers as
+GATHER_S = 0.2  # after an idle interval, how long the first write waits for others to share its store
 WORKER_STORES = 20  # stores one worker process makes into an embedded warehouse before a fresh one replaces it
 
 
@@ -180,6 +181,7 @@ class Receiver:
         self._held_bytes = 0
         self._lock = threading.Lock()
         self._wake = threading.Event()
+        self._arrived = threading.Event()  # set by each write held
         self._stopping = threading.Event()
         self._closed = False  # set once the last store is taken: later writes are refused (503)
         self._server: ThreadingHTTPServer | None = None
@@ -224,6 +226,7 @@ class Receiver:
             self._server.server_close()
         self._stopping.set()
         self._wake.set()
+        self._arrived.set()
         for thread in self._threads:
             thread.join()
         self._threads = []
@@ -248,6 +251,7 @@ class Receiver:
                 return ticket
             self._held.append(ticket)
             self._held_bytes += len(write.body)
+            self._arrived.set()
             if self._held_bytes >= MAX_HELD:
                 self._wake.set()
         return ticket
@@ -258,9 +262,23 @@ class Receiver:
         return held
 
     def _store_loop(self) -> None:
+        """A store every flush_interval_s from the start of the previous one (a long store is not followed by a
+        whole interval of waiting), or at once when MAX_HELD bytes are held. When the interval is over and
+        nothing is held, the next store starts GATHER_S after the next write arrives, with what came by then
+        (clients answered together send their next writes together)."""
+        started = time.monotonic()
         while not self._stopping.is_set():
-            self._wake.wait(self.flush_interval_s)
+            self._wake.wait(max(0.0, started + self.flush_interval_s - time.monotonic()))
             self._wake.clear()
+            with self._lock:
+                idle = not self._held
+                self._arrived.clear()
+            if idle:
+                self._arrived.wait(self.flush_interval_s)
+                if self._stopping.is_set():
+                    break
+                time.sleep(GATHER_S)
+            started = time.monotonic()
             self._store(self._take())
 
     def _store(self, held: list[Ticket]) -> None:
