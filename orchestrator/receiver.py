@@ -45,6 +45,7 @@ from urllib.parse import parse_qs, urlsplit
 from orchestrator.errors import PerfhouseError
 from orchestrator.live import _worker_dies_with
 from warehouse.errors import IngestError, WarehouseError
+from warehouse.owners import OWNER_LABEL, me
 from warehouse.receive import Stored, Write, store_writes
 from warehouse.store import RunInfo, Warehouse, new_run_id
 
@@ -465,7 +466,8 @@ def receive(
         info = RunInfo(warehouse.resolve(run_ref), "")
         created = False
     else:
-        info = RunInfo(new_run_id("k6"), "k6", name="received", source="receive")
+        # while it receives the run carries its owner: a receiver killed leaves it marked aborted, not running
+        info = RunInfo(new_run_id("k6"), "k6", name="received", source="receive", labels={OWNER_LABEL: me().token})
         warehouse.save_run(info)
         created = True
     receiver = Receiver(warehouse, info.run_id, listen, token, flush_interval_s, echo=echo)
@@ -484,6 +486,7 @@ def receive(
     finally:
         receiver.stop()
         if created:
+            info.labels.pop(OWNER_LABEL, None)
             status = "completed" if receiver.stats.points or receiver.stats.aggregates else "failed"
             warehouse.finish_run(info, status, "" if status == "completed" else "the receiver stored nothing")
     return Received(info.run_id, receiver.url, receiver.stats, receiver.problems)
