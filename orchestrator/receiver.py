@@ -45,6 +45,7 @@ from urllib.parse import parse_qs, urlsplit
 from orchestrator.errors import PerfhouseError
 from orchestrator.live import _worker_dies_with
 from warehouse.errors import IngestError, WarehouseError
+from warehouse.ingest import StepFacts
 from warehouse.owners import OWNER_LABEL, me
 from warehouse.receive import Stored, Write, store_writes
 from warehouse.store import RunInfo, Warehouse, new_run_id
@@ -63,13 +64,14 @@ WORKER_STORES = 20  # stores one worker process makes into an embedded warehouse
 _WORKER_WAREHOUSES: dict[str, Warehouse] = {}
 
 
-def _store_in_worker(url: str, run_id: str, writes: list[Write], services: dict[tuple[str, str], str]) -> Stored:
+def _store_in_worker(url: str, run_id: str, writes: list[Write], services: dict[tuple[str, str], str],
+                     steps: dict[tuple[str, str], StepFacts]) -> Stored:
     """In the worker process: store one batch, then close the session so other processes can use the warehouse."""
     warehouse = _WORKER_WAREHOUSES.get(url)
     if warehouse is None:
         warehouse = _WORKER_WAREHOUSES[url] = Warehouse.open(url)
     try:
-        return store_writes(warehouse.backend, run_id, writes, services)
+        return store_writes(warehouse.backend, run_id, writes, services, steps=steps)
     finally:
         release = getattr(warehouse.backend, "release", None)
         if release is not None:
@@ -83,9 +85,10 @@ class _Storer:
         self.warehouse = warehouse
         self._pool: ProcessPoolExecutor | None = None
 
-    def store(self, run_id: str, writes: list[Write], services: dict[tuple[str, str], str]) -> Stored:
+    def store(self, run_id: str, writes: list[Write], services: dict[tuple[str, str], str],
+              steps: dict[tuple[str, str], StepFacts]) -> Stored:
         if not getattr(self.warehouse.backend, "exclusive", False):
-            return store_writes(self.warehouse.backend, run_id, writes, services)
+            return store_writes(self.warehouse.backend, run_id, writes, services, steps=steps)
         release = getattr(self.warehouse.backend, "release", None)
         if release is not None:  # this process's own session would only keep the worker waiting
             release()
@@ -94,7 +97,7 @@ class _Storer:
                                              initializer=_worker_dies_with, initargs=(os.getpid(),),
                                              max_tasks_per_child=WORKER_STORES)
         try:
-            return self._pool.submit(_store_in_worker, self.warehouse.url, run_id, writes, services).result()
+            return self._pool.submit(_store_in_worker, self.warehouse.url, run_id, writes, services, steps).result()
         except BrokenProcessPool:  # the worker died (killed, out of memory): a fresh one for the next batch
             self.close()
             raise WarehouseError("the receiver's store worker died; the batch was not stored") from None
@@ -166,6 +169,7 @@ class Receiver:
         flush_interval_s: float = 2.0,
         services: dict[tuple[str, str], str] | None = None,
         echo: Callable[[str], None] = lambda _: None,
+        steps: dict[tuple[str, str], StepFacts] | None = None,
     ):
         self.warehouse, self.run_id = warehouse, run_id
         self.host, self.port = parse_listen(listen)
@@ -175,6 +179,7 @@ class Receiver:
         self.token = token
         self.flush_interval_s = flush_interval_s
         self.services = services or {}
+        self.steps = steps or {}  # what the spec says of each step (expected status, checks)
         self.echo = echo
         self.stats = ReceiverStats()
         self.problems: list[str] = []
@@ -286,7 +291,7 @@ class Receiver:
         if not held:
             return
         try:
-            outcome = self._storer.store(self.run_id, [t.write for t in held], self.services)
+            outcome = self._storer.store(self.run_id, [t.write for t in held], self.services, self.steps)
         except IngestError as exc:
             for ticket in held:
                 ticket.answer(400, str(exc))

@@ -352,7 +352,7 @@ def run_tool(
     try:
         if getattr(executor, "streams_results", False):  # the parts send their results to a receiver
             receiver = Receiver(warehouse, run_id, settings.receive_listen, token_urlsafe(24),
-                                services=services_map, echo=echo).start()
+                                services=services_map, echo=echo, steps=steps_map).start()
             job = replace(job, results=ResultsSink(settings.receive_url.rstrip("/") or receiver.advertised_url,
                                                    receiver.token or ""))
             echo(f"results come back to the receiver at {job.results.url if job.results else ''}")

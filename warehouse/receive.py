@@ -20,7 +20,7 @@ from pathlib import Path
 
 from warehouse import queries
 from warehouse.backends import Backend
-from warehouse.ingest import IngestResult, file_sha256, ingest_file
+from warehouse.ingest import IngestResult, StepFacts, file_sha256, ingest_file
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,7 @@ def store_writes(
     writes: list[Write],
     services: dict[tuple[str, str], str] | None = None,
     generator: str = "",
+    steps: dict[tuple[str, str], StepFacts] | None = None,
 ) -> Stored:
     """Store the writes the run does not hold yet as one batch; raises IngestError when none of their lines
     is valid, WarehouseError when the warehouse fails (nothing of the batch is then kept)."""
@@ -84,6 +85,6 @@ def store_writes(
                 "SELECT {run:String}, arrayJoin({hashes:Array(String)}), {batch:String}, now64(3)",
                 {"run": run_id, "hashes": [w.sha256 for w in new], "batch": batch_sha},
             )
-            outcome.result = ingest_file(backend, path, run_id, "influx-line", generator, services)
+            outcome.result = ingest_file(backend, path, run_id, "influx-line", generator, services, steps)
         outcome.stored = {w.sha256 for w in new}
     return outcome
