@@ -20,6 +20,7 @@ bench:
 	python benchmarks/ingest.py
 	python benchmarks/report.py
 	python benchmarks/dashboard.py
+	python benchmarks/receive.py
 
 soak:
 	python benchmarks/soak.py

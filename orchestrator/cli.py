@@ -246,10 +246,18 @@ def _runner_names() -> list[str]:
               help="JMeter 5.x image for the docker runner (default justb4/jmeter:5.5).")
 @click.option("--network", "network_mode", default="host", show_default=True,
               help="Docker network mode of the tool containers.")
+@click.option("--docker-host", "docker_hosts", multiple=True, metavar="URL",
+              help="A Docker engine (unix:///var/run/docker.sock, tcp://HOST:2375, ssh://USER@HOST) to spread "
+              "--generators over (repeatable; --runner docker). Scripts and results go through the engine's "
+              "archive API, so an engine need not share this host's files.")
 @click.option("--cpus", type=float, default=None, help="CPU limit per container.")
 @click.option("--memory", default=None, help="Memory limit per container (docker syntax: 512m, 2g).")
 @click.option("--namespace", default="default", show_default=True, help="Kubernetes namespace (--runner k8s).")
 @click.option("--kube-context", default=None, help="kubectl context (--runner k8s).")
+@click.option("--receive-listen", default="0.0.0.0:8086", show_default=True, metavar="HOST:PORT",
+              help="Where the results receiver listens for runners elsewhere (--runner k8s).")
+@click.option("--receive-url", default="", metavar="URL",
+              help="The receiver's URL as the runners reach it (default http://THIS-HOST:PORT).")
 @click.option("--scrape", "scrape", multiple=True, metavar="URL",
               help="Prometheus endpoint (http://...) or docker://CONTAINER sampled during the run and "
               "stored as infra samples (repeatable).")
@@ -283,10 +291,13 @@ def run(
     k6_image: str | None,
     jmeter_image: str | None,
     network_mode: str,
+    docker_hosts: tuple[str, ...],
     cpus: float | None,
     memory: str | None,
     namespace: str,
     kube_context: str | None,
+    receive_listen: str,
+    receive_url: str,
     scrape: tuple[str, ...],
     scrape_interval_s: float,
     progress_interval_s: float,
@@ -320,7 +331,11 @@ def run(
         passed += ["--live", "--live-interval", str(live_interval_s)] if live else []
         passed += ["--k6-image", k6_image] if k6_image else []
         passed += ["--jmeter-image", jmeter_image] if jmeter_image else []
+        passed += [arg for host in docker_hosts for arg in ("--docker-host", host)]
+        passed += ["--receive-listen", receive_listen] + (["--receive-url", receive_url] if receive_url else [])
         sys.exit(_run_suite(ctx, Path(spec_file), passed, as_json))
+    if docker_hosts and runner != "docker":
+        raise click.UsageError("--docker-host spreads the parts of --runner docker; add --runner docker")
     if not profile:
         raise click.UsageError("--profile is required for a spec (only a suite names its own profiles)")
     spec = load_spec(spec_file)
@@ -330,6 +345,7 @@ def run(
     options = RunnerOptions(
         images=images,
         network_mode=network_mode,
+        docker_hosts=docker_hosts,
         cpus=cpus,
         memory=memory,
         namespace=namespace,
@@ -344,6 +360,8 @@ def run(
         progress_interval_s=progress_interval_s or None,
         live=live,
         live_interval_s=live_interval_s,
+        receive_listen=receive_listen,
+        receive_url=receive_url,
         # on a terminal the progress line is redrawn in place; in CI and pipes it prints plain lines
         screen=sys.stdout if sys.stdout.isatty() and os.environ.get("CI") != "true" and not as_json else None,
     )
@@ -397,9 +415,12 @@ def run(
 @click.option("--all", "all_runs", is_flag=True, help="Every run's containers, including runs still going.")
 @click.option("--dry-run", is_flag=True, help="List the containers; stop and remove nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one object per container.")
+@click.option("--docker-host", "docker_hosts", multiple=True, metavar="URL",
+              help="Clean these engines (the runs' --docker-host URLs; repeatable), not DOCKER_HOST's.")
 @click.pass_context
 @fail_cleanly
-def cleanup(ctx: click.Context, run_id: str | None, all_runs: bool, dry_run: bool, as_json: bool) -> None:
+def cleanup(ctx: click.Context, run_id: str | None, all_runs: bool, dry_run: bool, as_json: bool,
+            docker_hosts: tuple[str, ...]) -> None:
     """Stop and remove the Docker containers a killed perfhouse left behind, and mark its runs aborted.
 
     Without --run or --all, only the containers whose perfhouse died (on this host) are removed; the others
@@ -410,7 +431,7 @@ def cleanup(ctx: click.Context, run_id: str | None, all_runs: bool, dry_run: boo
         for line in _abort_dead_runs(ctx):
             click.echo(line, err=as_json)
     dead_only = run_id is None and not all_runs
-    done = clean(run_id, dry_run, dead_only=dead_only)
+    done = clean(run_id, dry_run, dead_only=dead_only, hosts=docker_hosts)
     failed = [c for c in done if c.failed]
     listed = [c for c in done if c.action == "listed"]
     if as_json:
@@ -601,6 +622,53 @@ def ingest(
             f"{counts['skipped']} skipped, {counts['failed']} failed; {rejected} rejected lines"
         )
     sys.exit(int(status))
+
+
+@main.command()
+@click.option("--listen", default="127.0.0.1:8086", show_default=True, metavar="HOST:PORT",
+              help="Where to accept writes (port 0: any free port, printed at start).")
+@click.option("--run", "run_ref", default=None, metavar="RUN_ID",
+              help="Add to this existing run (else a new run, completed when the receiver stops).")
+@click.option("--token", default=None, envvar="PERFHOUSE_RECEIVE_TOKEN",
+              help="Token clients must give (URL p=, Authorization: Token/Bearer, or Basic password); "
+              "required beyond loopback.")
+@click.option("--flush-interval", "flush_interval_s", type=click.FloatRange(min=0.1), default=2.0,
+              show_default=True, help="Seconds between stores of what was received.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was stored as JSON when stopped.")
+@click.pass_context
+@fail_cleanly
+def receive(
+    ctx: click.Context,
+    listen: str,
+    run_ref: str | None,
+    token: str | None,
+    flush_interval_s: float,
+    as_json: bool,
+) -> None:
+    """Receive results over the InfluxDB v1 write API (k6 --out influxdb=http://HOST:PORT/perfhouse, JMeter's
+    InfluxDB Backend Listener) into a run until Ctrl-C or SIGTERM; each write is acknowledged once stored."""
+    from orchestrator.receiver import parse_listen
+    from orchestrator.receiver import receive as serve
+    from orchestrator.run import terminate_as_interrupt
+
+    parse_listen(listen)
+    warehouse = _open_warehouse(ctx)
+    echo: Callable[[str], None] = lambda m: click.echo(m, err=as_json)  # noqa: E731
+
+    def ready(receiver: Any) -> None:
+        echo(f"receiving into run {receiver.run_id} at {receiver.url} "
+             f"(k6: --out influxdb={receiver.url}/perfhouse); Ctrl-C stops")
+        sys.stdout.flush()
+
+    with terminate_as_interrupt():
+        received = serve(warehouse, run_ref, listen, token, flush_interval_s, echo, ready)
+    stats = received.stats
+    if as_json:
+        click.echo(json.dumps(received.to_dict()))
+    else:
+        click.echo(f"run {received.run_id}: {stats.writes} writes ({stats.again} sent again), {stats.points} "
+                   f"k6 points, {stats.requests} requests, {stats.aggregates} interval aggregates, "
+                   f"{stats.rejected} rejected lines, {stats.failures} failed stores")
 
 
 def _ingest_line(outcome: Any, numbered: bool) -> str:
@@ -1013,6 +1081,20 @@ def schema(output: str | None) -> None:
     from orchestrator.schema import text
 
     _emit(text(), output, "schema")
+
+
+@main.command("cluster-ddl")
+@click.argument("cluster")
+@click.option("--database", default="default", show_default=True, help="The warehouse's database on the cluster.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Write to a file.")
+@fail_cleanly
+def cluster_ddl(cluster: str, database: str, output: str | None) -> None:
+    """Print the statements that create the warehouse on a ClickHouse cluster (Replicated tables ON CLUSTER,
+    Distributed tables over them): what `--warehouse clickhouse://...?cluster=NAME` runs on first use."""
+    from warehouse.cluster import render, single_server_tables
+
+    statements = render(single_server_tables(), cluster, database)
+    _emit("".join(f"{sql};\n\n" for sql in statements), output, "cluster DDL")
 
 
 @main.command("import-har")

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from secrets import token_urlsafe
 from types import FrameType
 from typing import Any, TextIO
 from urllib.parse import urlsplit
@@ -28,7 +29,9 @@ from orchestrator.generators import GenerationOptions, generate
 from orchestrator.generators.base import allocated_vus, has_load, journey_vus, service_urls
 from orchestrator.live import LiveIngest
 from orchestrator.progress import Progress
+from orchestrator.receiver import Receiver
 from orchestrator.runners import RUNNERS, Job, Part, Runner, RunnerOptions
+from orchestrator.runners.base import ResultsSink
 from orchestrator.scrape import InfraRow, Scraper, source_for
 from orchestrator.secrets import properties_file, require_env
 from orchestrator.spec import Spec, service_env
@@ -138,6 +141,10 @@ class RunSettings:
     progress_interval_s: float | None = None  # print a progress line this often (None: never)
     live: bool = False  # ingest the results while the tools run (orchestrator.live), not only after
     live_interval_s: float = 5.0
+    # Runners whose parts run elsewhere (Kubernetes) send results to a receiver perfhouse starts for the run:
+    # where it listens, and the URL the parts reach it by (default: this host's name and the port)
+    receive_listen: str = "0.0.0.0:8086"
+    receive_url: str = ""
     screen: TextIO | None = None  # a terminal to redraw the progress line on (else plain lines, as in CI)
 
 
@@ -348,6 +355,7 @@ def run_tool(
     job = Job(run_id, tool, tuple(parts), directory, timeout_s, settings.options, env=job_env, fds=fds,
               watchdog=watchdog)
     services_map, steps_map = spec.step_services(), step_facts(spec)
+    receiver: Receiver | None = None
     live = (
         LiveIngest(warehouse, info, outputs, directory, settings.live_interval_s, services_map, echo,
                    steps=steps_map)
@@ -356,7 +364,16 @@ def run_tool(
     )
     status, note = "failed", ""
     try:
-        with monitors(settings, job, [o for _, o in outputs], prof.total_duration_s, echo, live) as watched:
+        if getattr(executor, "streams_results", False):  # the parts send their results to a receiver
+            receiver = Receiver(warehouse, run_id, settings.receive_listen, token_urlsafe(24),
+                                services=services_map, echo=echo, steps=steps_map).start()
+            job = replace(job, results=ResultsSink(settings.receive_url.rstrip("/") or receiver.advertised_url,
+                                                   receiver.token or ""))
+            echo(f"results come back to the receiver at {job.results.url if job.results else ''}")
+        with (
+            receiving(receiver),
+            monitors(settings, job, [o for _, o in outputs], prof.total_duration_s, echo, live) as watched,
+        ):
             execution = executor.execute(job)
         outcome.exit_code = execution.exit_code
         if execution.interrupted:
@@ -399,12 +416,22 @@ def run_tool(
                 status, note = "failed", f"{tool_name} wrote no results to {output}"
         if status == "completed" and executor.on_this_host and not outcome.ingested:
             status, note = "failed", f"{tool_name} wrote no results in {directory}"
-        if not executor.on_this_host:
+        if receiver is not None:
+            stats = receiver.stats
+            outcome.ingested.append(IngestResult(run_id, receiver.advertised_url, "influx-line", tool_name,
+                                                 rows=stats.requests, points=stats.points, rejected=stats.rejected,
+                                                 aggregates=stats.aggregates))
+            outcome.notes.extend(receiver.problems)
+            outcome.notes.append(f"received {stats.writes} writes ({stats.again} sent again): {stats.points} "
+                                 f"k6 points, {stats.requests} requests, {stats.rejected} rejected lines")
+            if status == "completed" and not (stats.points or stats.aggregates):
+                status, note = "failed", f"no results came back to the receiver at {receiver.advertised_url}"
+        elif not executor.on_this_host:
             outcome.notes.append(f"the {settings.runner} runner keeps results where the tool ran; "
                                  f"perfhouse ingested none{' (--live too)' if settings.live else ''}")
         outcome.totals = warehouse.totals(run_id)
         outcome.steps = warehouse.step_stats(run_id)
-        if executor.on_this_host:
+        if executor.on_this_host or receiver is not None:
             outcome.verdicts = warehouse.evaluate_slos(run_id, objectives(spec))
     except KeyboardInterrupt:
         status, note = "aborted", "interrupted"
@@ -422,6 +449,16 @@ def run_tool(
             outcome.notes.append(note)
         warehouse.finish_run(info, status, note)
     return outcome
+
+
+@contextmanager
+def receiving(receiver: Receiver | None) -> Iterator[None]:
+    """The receiver runs while the body (the execution) does; then it stores what it holds and stops."""
+    try:
+        yield
+    finally:
+        if receiver is not None:
+            receiver.stop()
 
 
 @contextmanager

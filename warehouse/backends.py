@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from warehouse.errors import WarehouseBusy, WarehouseError
 
@@ -113,6 +113,7 @@ class ChdbBackend:
     ingest take turns instead of failing, and bursts of queries share one session."""
 
     exclusive = True
+    cluster: str | None = None  # one embedded engine, never a cluster
 
     def __init__(self, url: str, lock_timeout_s: float = 60.0, linger_s: float | None = None):
         self.url = url
@@ -303,14 +304,22 @@ class ServerBackend:
         self.url = url
         parts = urlsplit(url)
         secure = parts.scheme in ("clickhouses", "https")
+        # ?cluster=NAME: the warehouse is laid out on that cluster (warehouse.cluster)
+        self.cluster: str | None = parse_qs(parts.query).get("cluster", [None])[0] or None
+        self.database = parts.path.strip("/") or "default"
         self._kwargs: dict[str, Any] = {
             "host": parts.hostname or "localhost",
             "port": parts.port or (8443 if secure else 8123),
             "username": unquote(parts.username or "default"),
             "password": unquote(parts.password or ""),
-            "database": parts.path.strip("/") or "default",
+            "database": self.database,
             "secure": secure,
         }
+        if self.cluster:
+            from warehouse.cluster import CONNECTION_SETTINGS
+
+            quote_identifier(self.cluster)
+            self._kwargs["settings"] = dict(CONNECTION_SETTINGS)
         self._client: Any = None
         self._lock = threading.RLock()
 

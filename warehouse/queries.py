@@ -64,13 +64,25 @@ def _with_failures(sql: str) -> str:
     return string.Template(sql).substitute(_FAILURE_SQL)
 
 
-# Runs are versioned rows (ReplacingMergeTree): FINAL gives each run's latest state.
+# Runs are versioned rows (ReplacingMergeTree): FINAL gives each run's latest state. The request counts of
+# the listed runs are joined, not a correlated subquery (which a Distributed table on a cluster refuses).
 RUNS = """
 SELECT run_id, name, tool, tool_version, spec_name, profile, status, source, environment, git_sha, branch,
        fingerprint, group_id,
        toString(started_at) AS started_at, toString(ended_at) AS ended_at, notes,
-       (SELECT count() FROM requests WHERE requests.run_id = runs.run_id) AS requests
+       counted.requests AS requests
 FROM runs FINAL
+LEFT JOIN (
+    SELECT run_id, count() AS requests FROM requests
+    WHERE run_id IN (
+        SELECT run_id FROM runs FINAL
+        WHERE ({tool:String} = '' OR tool = {tool:String}) AND ({spec:String} = '' OR spec_name = {spec:String})
+          AND startsWith(group_id, {group:String}) AND startsWith(fingerprint, {fingerprint:String})
+        ORDER BY started_at DESC, run_id DESC
+        LIMIT {limit:UInt32}
+    )
+    GROUP BY run_id
+) AS counted USING (run_id)
 WHERE ({tool:String} = '' OR tool = {tool:String}) AND ({spec:String} = '' OR spec_name = {spec:String})
   AND startsWith(group_id, {group:String}) AND startsWith(fingerprint, {fingerprint:String})
 ORDER BY started_at DESC, run_id DESC
@@ -602,3 +614,14 @@ ORDER BY table, position
 
 ALL.update({name: globals()[name] for name in ("RUN_LIST", "RUN_CHOICES", "RUN_FACETS", "DATA_VERSION", "INFRA_OVER_TIME",
                                                 "CURRENT_DATABASE", "TABLE_COLUMNS")})
+
+# Which of these writes (content hashes) a run already holds: recorded by the results receiver with the
+# hash of the batch file that carries them, and counted only once that batch is done.
+RECEIVED_WRITES = """
+SELECT DISTINCT sha256 FROM received_writes
+WHERE run_id = {run:String} AND sha256 IN {hashes:Array(String)}
+  AND batch_sha256 IN (
+      SELECT sha256 FROM ingested_files FINAL WHERE run_id = {run:String} AND state = 'done'
+  )
+"""
+ALL["RECEIVED_WRITES"] = RECEIVED_WRITES

@@ -305,13 +305,34 @@ MIGRATIONS: list[tuple[int, str, list[str | Callable[[Backend], None]]]] = [
             "AND 399 AND NOT startsWith(error, 'Test failed: code') SETTINGS mutations_sync = 2",
         ],
     ),
+    (
+        12,
+        "received_writes: the content hash of every write the results receiver took into a run, and the batch "
+        "that holds it, so a write sent again (a client's retry) is acknowledged without being stored twice",
+        [
+            """
+        CREATE TABLE IF NOT EXISTS received_writes (
+            run_id String,
+            sha256 String,
+            batch_sha256 String,
+            received_at DateTime64(3, 'UTC')
+        ) ENGINE = MergeTree
+        ORDER BY (run_id, sha256)
+        """,
+        ],
+    ),
 ]
 
 CURRENT_VERSION = MIGRATIONS[-1][0]
 
 
 def migrate(backend: Backend) -> int:
-    """Apply the migrations the warehouse lacks; returns the schema version it ends at."""
+    """Apply the migrations the warehouse lacks; returns the schema version it ends at. A warehouse on a
+    cluster is created at the current version instead (warehouse.cluster)."""
+    if getattr(backend, "cluster", None):
+        from warehouse.cluster import ensure_schema
+
+        return ensure_schema(backend, CURRENT_VERSION, [(n, d) for n, d, _ in MIGRATIONS])
     with backend.session():
         backend.command(
             "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, description String, "

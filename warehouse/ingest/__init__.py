@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from warehouse.backends import Backend, quote_identifier
+from warehouse.cluster import home, stage_clause
 from warehouse.errors import IngestError, WarehouseError
 
 SAMPLE_REJECTS = 5
@@ -404,7 +405,7 @@ def create_stage(job: IngestJob) -> None:
     """The batch's staging copy of each table it adds rows to. `CREATE TABLE ... AS` copies the engine,
     partition key, sorting key, codecs and TTL, which ATTACH PARTITION FROM requires to be the same."""
     for name in BATCH_TABLES:
-        job.backend.command(f"CREATE TABLE {quote_identifier(job.table(name))} AS {name}")
+        job.backend.command(f"CREATE TABLE {quote_identifier(job.table(name))} {stage_clause(job.backend, name)}")
         # No merges while the batch loads: on 2 cores, merging the parts of a large file as they are written
         # nearly doubled the load's time (measured on 2 GB of k6 JSON) and raised its memory. The attached
         # parts are merged by the warehouse table's background merges afterwards; a server where the user
@@ -432,7 +433,7 @@ def attach_stage(job: IngestJob) -> None:
             partition = str(row["partition_id"])
             if not _PARTITION_ID.fullmatch(partition):
                 raise WarehouseError(f"unexpected partition id {partition!r} in {stage}")
-            job.backend.command(f"ALTER TABLE {name} ATTACH PARTITION ID '{partition}' FROM {stage}")
+            job.backend.command(f"ALTER TABLE {home(job.backend, name)} ATTACH PARTITION ID '{partition}' FROM {stage}")
             checkpoint("partition-attached")
         checkpoint(f"attached-{name}")
 
@@ -615,12 +616,12 @@ def discard_batch(backend: Backend, batch: str, attached: bool = True) -> None:
     process stopped while discarding leaves the batch unfinished, and the next recovery does it again."""
     if attached:
         for table in BATCH_TABLES:
-            backend.command(f"DELETE FROM {table} WHERE batch = {{b:String}}", {"b": batch})
+            backend.command(f"DELETE FROM {home(backend, table)} WHERE batch = {{b:String}}", {"b": batch})
         created = backend.query(
             "SELECT run_id FROM ingested_files FINAL WHERE batch = {b:String} AND new_run = 1", {"b": batch}
         )
         for row in created:
-            backend.command("DELETE FROM runs WHERE run_id = {r:String}", {"r": row["run_id"]})
+            backend.command(f"DELETE FROM {home(backend, 'runs')} WHERE run_id = {{r:String}}", {"r": row["run_id"]})
     backend.command(
         "INSERT INTO ingested_files (batch, run_id, sha256, quick, path, format, state, rows, rejected, "
         "ingested_at, owner, new_run) SELECT batch, run_id, sha256, quick, path, format, 'failed', 0, rejected, "

@@ -83,7 +83,7 @@ _STRICT = ("throwIf(j.type NOT IN ('Point', 'Metric') OR (j.type = 'Point' AND (
 
 _TAGS = ("Tuple(journey String, step String, service String, scenario String, name String, method String, "
          "url String, status String, expected_response String, error String, vu String, iter String, "
-         "check String)")
+         "check String, perfhouse_generator String)")
 # vu and iter: k6 writes them as metadata when --system-tags (or the script's systemTags) asks for them, as tags
 # in versions before 0.41 or when a script sets them itself. The metadata object's keys come in any order, so
 # its values, not its text, tell a request's points apart.
@@ -126,7 +126,8 @@ _REQUESTS = f"""
 INSERT INTO {{requests}} (run_id, batch, ts, tool, generator, journey, step, service, method, url, status, ok,
                       checks, failed_checks, duration_ms, waiting_ms, connect_ms, bytes_sent, bytes_received,
                       error, failed_check, vu)
-SELECT {{run:String}}, {{batch:String}}, ts, 'k6', {{generator:String}},
+SELECT {{run:String}}, {{batch:String}}, ts, 'k6',
+       if(t.perfhouse_generator != '', t.perfhouse_generator, {{generator:String}}),
        journey_, if(t.step != '', t.step, t.name) AS step_,
        if(t.service != '', t.service,
           transform(concat(journey_, '\\t', step_), {{svc_keys:Array(String)}}, {{svc_values:Array(String)}},
