@@ -215,7 +215,8 @@ def top_steps(steps: Sequence[Mapping[str, Any]], n: int = 8) -> list[str]:
 
 # -- compare and trends ---------------------------------------------------------------------------------------
 
-_RUN_COLOUR = alt.Color("run:N", title="run", scale=alt.Scale(range=["#4c78a8", "#e45756"]))
+_RUN_COLOUR = alt.Color("run:N", title=None, scale=alt.Scale(range=["#4c78a8", "#e45756"]),
+                        legend=alt.Legend(labelLimit=400))
 
 
 def distribution_frame(distributions: Sequence[Mapping[str, Any]], names: Mapping[str, str]) -> pd.DataFrame:
@@ -230,7 +231,7 @@ def distribution_chart(frame: pd.DataFrame, log_scale: bool = True) -> alt.Chart
     scale = alt.Scale(type="log") if log_scale and bool((frame["ms"] > 0).all()) else alt.Scale(zero=False)
     return (
         alt.Chart(frame, title="Latency distribution (share of requests at or below)")
-        .mark_line(interpolate="step-after", point=alt.OverlayMarkDef(size=10))
+        .mark_line(interpolate="step-after", strokeWidth=2.5, point=alt.OverlayMarkDef(size=12))
         .encode(
             x=alt.X("ms:Q", title="latency (ms)" + (", log scale" if scale.type == "log" else ""), scale=scale),
             y=alt.Y("fraction:Q", title="share of requests", axis=alt.Axis(format="%"),
@@ -268,7 +269,8 @@ _TREND_UNITS = {"p50": "ms", "p95": "ms", "p99": "ms", "error_rate": "share of r
 def trend_chart(points: pd.DataFrame, changes: pd.DataFrame, metric: str, baseline: Mapping[str, Any] | None) -> alt.LayerChart:
     """A metric per step run after run; change points as rules (red: worse, green: better) on the run where the
     new level starts, the baseline run as a dashed grey rule."""
-    time = alt.X("started_at:T", title="run started (UTC)", scale=alt.Scale(type="utc"))
+    time = alt.X("started_at:T", title="run started (UTC)", scale=alt.Scale(type="utc"),
+                 axis=alt.Axis(format="%m-%d %H:%M", labelOverlap=True))
     value_format = ".2%" if metric == "error_rate" else ".2f"
     lines = (
         alt.Chart(points)

@@ -294,10 +294,13 @@ def compare_page(url: str) -> None:
                              on_change=to_url("compare_group", "group"))
         result = data.comparison(url, "", "", group, version)
     else:
-        b = _pick_run(url, "run", "compare_b", "Run B (the candidate)", labels, version, "latest")
+        a_col, b_col = st.columns(2)
+        with b_col:
+            b = _pick_run(url, "run", "compare_b", "Run B (the candidate)", labels, version, "latest")
         base = data.baseline(url, b, version)
         a_default = base["run_id"] or next((r for r in labels if r != b), b)
-        a = _pick_run(url, "baseline", "compare_a", "Run A (the baseline)", labels, version, a_default)
+        with a_col:
+            a = _pick_run(url, "baseline", "compare_a", "Run A (the baseline)", labels, version, a_default)
         if base["run_id"]:
             st.caption(f"B's baseline as `compare` and `gate` take it: `{base['run_id']}` ({base['how']}).")
         else:
@@ -306,6 +309,8 @@ def compare_page(url: str) -> None:
             st.info("Pick two different runs.")
             return
         result = data.comparison(url, a, b, "", version)
+        if a == base["run_id"]:
+            result.how = base["how"]
     _comparison_view(url, result, version)
 
 
@@ -326,32 +331,39 @@ def _pick_run(url: str, name: str, key: str, label: str, labels: dict[str, str],
 
 def _comparison_view(url: str, result: Any, version: tuple[Any, ...]) -> None:
     a, b = str(result.a["run_id"]), str(result.b["run_id"])
-    st.metric("Verdict", str(result.verdict), border=True,
-              help="WORSE if any step is; else INCONCLUSIVE if any is; BETTER if any is; else SAME",
-              delta=f"B {b} ({result.b.get('tool')}) against A {a} ({result.a.get('tool')}, {result.how})",
-              delta_arrow="off", delta_color="gray")
+    verdict_col, notes_col = st.columns([1, 2])
+    verdict_col.metric("Verdict", str(result.verdict), border=True,
+                       help="WORSE if any step is; else INCONCLUSIVE if any is; BETTER if any is; else SAME",
+                       delta=f"A: {'group' if result.how == 'group' else result.how + ' baseline'}",
+                       delta_arrow="off", delta_color="gray")
+    notes_col.caption(f"B `{b}` ({result.b.get('tool')}) against A `{a}` ({result.a.get('tool')}).")
+    for note in result.notes:
+        notes_col.caption(f"Note: {note}")
+    st.subheader("Latency distributions")
+    steps = [s.label for s in result.steps]
+    step_col, chart_col = st.columns([1, 4])
+    where = step_col.selectbox("Step", ["overall", *steps], key="compare_step")
+    step_col.caption("Each run's durations at 101 quantiles (1 % to 99 %, 99.5 %, 99.9 %; min and max), computed "
+                     "in the warehouse. A curve to the right is slower.")
+    journey, step = ("", "") if where == "overall" else where.split("/", 1)
+    names = {a: f"A {a} ({result.a.get('tool')})", b: f"B {b} ({result.b.get('tool')})"}
+    distributions = data.distributions(url, (a, b), journey, step, version)
+    chart_col.altair_chart(charts.distribution_chart(charts.distribution_frame(distributions, names)).properties(
+        height=260), width="stretch")
     st.subheader("Per step")
     frame = compare_frame(result)
     st.dataframe(frame.style.map(_compare_style, subset=["verdict"]), hide_index=True, key="compare_steps",
                  column_config={
-                     **{c: st.column_config.NumberColumn(c.replace("_ms", " ms"), format="%.2f")
-                        for c in frame.columns if c.endswith("_ms") or c.startswith("rps")},
-                     **{c: st.column_config.NumberColumn(c.replace("_", " "), format="%+.1f %%")
+                     "reason": st.column_config.TextColumn("why", width="large"),
+                     **{c: st.column_config.NumberColumn(c.replace("_ms", "").replace("_", " ") + " ms", format="%.2f")
+                        for c in frame.columns if c.endswith("_ms")},
+                     **{c: st.column_config.NumberColumn(c.replace("_", " "), format="%.1f")
+                        for c in frame.columns if c.startswith("rps")},
+                     **{c: st.column_config.NumberColumn(c.replace("change_", "Δ ") + " %", format="%+.1f")
                         for c in frame.columns if c.startswith("change")},
                      **{c: st.column_config.NumberColumn(c.replace("_", " "), format="percent")
                         for c in frame.columns if c.startswith("errors")},
                  })
-    for note in result.notes:
-        st.caption(f"Note: {note}")
-    st.subheader("Latency distributions")
-    steps = [s.label for s in result.steps]
-    where = st.selectbox("Step", ["overall", *steps], key="compare_step")
-    journey, step = ("", "") if where == "overall" else where.split("/", 1)
-    names = {a: f"A {a} ({result.a.get('tool')})", b: f"B {b} ({result.b.get('tool')})"}
-    distributions = data.distributions(url, (a, b), journey, step, version)
-    st.altair_chart(charts.distribution_chart(charts.distribution_frame(distributions, names)), width="stretch")
-    st.caption("Each run's durations at 101 quantiles (1 % to 99 %, 99.5 %, 99.9 %, min and max), computed in the "
-               "warehouse; a curve to the right is slower.")
 
 
 @page("trends", "Trends")
@@ -396,8 +408,12 @@ def trends_page(url: str) -> None:
         st.caption("None: no step changed level over this history.")
     else:
         st.dataframe(changes.drop(columns=["kind"]), hide_index=True, key="trends_changes", column_config={
+            "run_id": st.column_config.TextColumn("first run of the new level"),
             "started_at": st.column_config.DatetimeColumn("run started (UTC)", format="YYYY-MM-DD HH:mm:ss"),
-            "change": st.column_config.NumberColumn("change", format="%+.3f"),
+            "before": st.column_config.NumberColumn(format="%.4g"), "after": st.column_config.NumberColumn(format="%.4g"),
+            "change": st.column_config.NumberColumn(
+                "change", format="percent",
+                help="Relative for latency and throughput; for the error rate, the change of the rate itself"),
             "pvalue": st.column_config.NumberColumn("p", format="%.2g")})
 
 

@@ -21,7 +21,7 @@ from streamlit.testing.v1 import AppTest
 from dashboard import data
 from dashboard.tables import ms
 from tests.conftest import ROOT
-from tests.e2e.recorded_run import Recorded, recorded_warehouse
+from tests.e2e.recorded_run import HISTORY_FINGERPRINT, Recorded, record_history, recorded_warehouse
 from warehouse.analysis.compare import compare
 from warehouse.analysis.slo import Objective
 from warehouse.analysis.trends import trends
@@ -413,26 +413,11 @@ def test_a_run_with_many_steps_charts_the_costliest_eight_first(monkeypatch: pyt
 
 # -- compare and trends over a history of comparable runs ------------------------------------------------------
 
-HISTORY_FINGERPRINT = "fp-dashboard-history"
-FACTORS = (1.0, 1.02, 0.98, 1.01, 0.99, 1.6, 1.62, 1.58)  # each run's durations against the recorded run's
-
-
 @dataclass(frozen=True)
 class History:
     url: str
     runs: list[str]  # the k6 runs, oldest first
     jmeter: str  # run with the newest k6 run in one invocation
-
-
-def scaled_k6_json(raw: Path, out: Path, factor: float) -> Path:
-    """The recorded k6 output with every request's duration times `factor` (all else as k6 wrote it)."""
-    with raw.open(encoding="utf-8") as src, out.open("w", encoding="utf-8") as dst:
-        for line in src:
-            point = json.loads(line)
-            if point.get("type") == "Point" and point.get("metric") == "http_req_duration":
-                point["data"]["value"] *= factor
-            dst.write(json.dumps(point) + "\n")
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -443,15 +428,7 @@ def history(tmp_path_factory: pytest.TempPathFactory, recorded: Recorded, jtl_ou
     raw = Path(recorded.url.removeprefix("chdb://")).parent / "k6" / "k6.json"
     url = f"chdb://{directory / 'warehouse'}"
     wh = Warehouse.open(url)
-    runs = []
-    for i, factor in enumerate(FACTORS):
-        hour = f"2026-01-01 {10 + i:02d}:00"
-        info = RunInfo(f"2026010{i}-100000-k6-history", "k6", status="completed", name="shop ci", spec_name="shop",
-                       profile="ci", fingerprint=HISTORY_FINGERPRINT, group_id=f"invocation-{i}",
-                       started_at=f"{hour}:00.500", ended_at=f"{hour}:03.000")
-        wh.save_run(info)
-        assert wh.ingest(scaled_k6_json(raw, directory / f"k6-{i}.json", factor), info).rows == recorded.requests
-        runs.append(info.run_id)
+    runs = record_history(url, raw, directory)
     jmeter = RunInfo("20260107-100000-jmeter-history", "jmeter", status="completed", name="shop ci",
                      spec_name="shop", profile="ci", fingerprint="fp-dashboard-jmeter", group_id="invocation-7",
                      started_at="2026-01-01 17:00:00.000", ended_at="2026-01-01 17:00:03.000")
