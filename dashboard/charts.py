@@ -1,4 +1,5 @@
-"""Altair charts of one run (latency percentiles, throughput, errors): pure functions from rows to charts."""
+"""Altair charts of one run (latency percentiles, throughput, errors), of two runs' latency distributions and of
+a history's trends: pure functions from rows to charts."""
 
 from __future__ import annotations
 

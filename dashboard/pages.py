@@ -1,4 +1,5 @@
-"""The dashboard's pages, one registered function each: runs, one run, a live run and read-only SQL.
+"""The dashboard's pages, one registered function each: runs, one run, compare, trends, a live run and
+read-only SQL.
 
 Pages draw; they read only through `dashboard.data` (the Warehouse API) and shape rows with
 `dashboard.tables` and `dashboard.charts`. A new page is one more `@page` function here.

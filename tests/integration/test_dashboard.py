@@ -1,5 +1,5 @@
 """The Streamlit dashboard run by AppTest against a chdb warehouse holding real k6 and JMeter runs: every
-page (runs, run, live, SQL), its filters, charts and tables."""
+page (runs, run, compare, trends, live, SQL), its filters, charts and tables."""
 
 from __future__ import annotations
 
