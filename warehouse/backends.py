@@ -436,11 +436,17 @@ def _is_gzip(path: Path) -> bool:
 
 
 def _stringify(params: dict[str, Any]) -> dict[str, Any]:
-    """Query parameters in ClickHouse's text form (arrays as quoted literals)."""
+    """Query parameters in ClickHouse's text form (arrays as quoted literals; a string escaped, as ClickHouse
+    reads a parameter's text: a backslash, tab or newline taken raw would be dropped or refused)."""
     return {
-        k: "\\N" if v is None else _param_text(v) if isinstance(v, list | tuple | dict) else v
+        k: "\\N" if v is None else _param_text(v) if isinstance(v, list | tuple | dict)
+        else _escaped(v) if isinstance(v, str) else v
         for k, v in params.items()
     }
+
+
+def _escaped(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\0", "\\0")
 
 
 class _Literal:

@@ -169,6 +169,20 @@ def _knee_sentence(report: Report) -> str:
             f"criterion: {cap.get('criterion')}.")
 
 
+_SUMMARY_HEADER = ["figure", "warehouse", "tool's summary", "difference"]
+_SUMMARY_SENTENCE = ("The figures the tool printed at the end of the run, beside the warehouse's over the same "
+                     "requests (percentiles exact over every sample in both).")
+
+
+def _summary_rows(report: Report) -> list[list[str]]:
+    def fmt(name: str, value: float) -> str:
+        return str(int(value)) if name == "requests" else _pct(value) if "rate" in name else f"{value:.2f}"
+
+    return [[f["figure"], fmt(f["figure"], f["warehouse"]), fmt(f["figure"], f["k6"]),
+             fmt(f["figure"], f["difference"]) if "rate" not in f["figure"] else f"{f['difference'] * 100:+.2f} points"]
+            for f in report.tool_summary]
+
+
 def _run_facts(report: Report) -> list[str]:
     run, t = report.run, report.totals
     return [
@@ -300,6 +314,9 @@ def render_markdown(doc: GroupReport, output: PurePosixPath | None = None) -> Re
             lines += picture("infrastructure")
             lines += _md_table(["series", "peak", "r with P95", "correlated"], _infra_rows(report), numeric_from=1,
                                 text_from=3)
+        if report.tool_summary:
+            lines += [f"{h} {report.run['tool']}'s own summary", "", _SUMMARY_SENTENCE, ""]
+            lines += _md_table(_SUMMARY_HEADER, _summary_rows(report), numeric_from=1)
         if report.capacity:
             lines += [f"{h} Capacity", "", _knee_sentence(report), ""]
             lines += _md_table(["VUs", "from (UTC)", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors",
@@ -390,6 +407,9 @@ def render_html(doc: GroupReport, output: PurePosixPath | None = None) -> Render
                          + "".join(f"<p>{_h(s.replace('`', ''))}</p>\n" for s in _infra_sentences(report)))
             parts.append(picture("infrastructure") + _html_table(["series", "peak", "r with P95", "correlated"],
                                                                  _infra_rows(report), numeric_from=1))
+        if report.tool_summary:
+            parts.append(f"<{h}>{_h(report.run['tool'])}'s own summary</{h}>\n<p>{_h(_SUMMARY_SENTENCE)}</p>\n"
+                         + _html_table(_SUMMARY_HEADER, _summary_rows(report), numeric_from=1))
         if report.capacity:
             parts.append(f"<{h}>Capacity</{h}>\n<p>{_h(_knee_sentence(report))}</p>\n")
             parts.append(_html_table(["VUs", "from (UTC)", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms",

@@ -171,6 +171,7 @@ class Report:
     infra: dict[str, Any] = field(default_factory=dict)
     capacity: dict[str, Any] | None = None
     comparison: Comparison | None = None
+    tool_summary: list[dict[str, Any]] = field(default_factory=list)  # the tool's own end-of-test figures beside ours
 
     @property
     def passed(self) -> bool:
@@ -201,6 +202,8 @@ class Report:
                 "capacity": self.capacity,
                 "comparison": self.comparison.to_dict() if self.comparison else None,
             }
+            if self.tool_summary:
+                out["tool_summary"] = self.tool_summary
         return _finite(out)
 
 
@@ -293,7 +296,38 @@ def build_run_report(warehouse: Warehouse, run_id: str, options: ReportOptions) 
         infra=_infra(backend.query(queries.REPORT_INFRA, {"run": run_id, "bucket": bucket}), timeline),
     )
     report.capacity = _capacity(warehouse, run_id, slos, bucket)
+    if run.get("tool") == "k6":
+        report.tool_summary = k6_summary_figures(warehouse.tool_summary(run_id), totals)
     return report
+
+
+# k6's end-of-test summary (--summary-export / handleSummary JSON) against the warehouse's figures:
+# (figure, k6 metric, k6 field, key of the report's totals)
+_K6_FIGURES = (
+    ("requests", "http_reqs", "count", "count"),
+    ("request error rate", "http_req_failed", "value", "error_rate"),
+    ("avg ms", "http_req_duration", "avg", "avg_ms"),
+    ("p50 ms", "http_req_duration", "med", "p50_ms"),
+    ("p90 ms", "http_req_duration", "p(90)", "p90_ms"),
+    ("p95 ms", "http_req_duration", "p(95)", "p95_ms"),
+    ("p99 ms", "http_req_duration", "p(99)", "p99_ms"),
+    ("max ms", "http_req_duration", "max", "max_ms"),
+)
+
+
+def k6_summary_figures(summary: dict[str, Any] | None, totals: dict[str, Any]) -> list[dict[str, Any]]:
+    """The figures k6's own summary gives for the run beside the warehouse's (k6 computes p99 only when its
+    summaryTrendStats ask for it; a figure it lacks is left out)."""
+    metrics = (summary or {}).get("metrics") or {}
+    out = []
+    for name, metric, key, ours in _K6_FIGURES:
+        values = metrics.get(metric) or {}
+        theirs = values.get(key, values.get("rate") if key == "value" else None)
+        if theirs is None or totals.get(ours) is None:
+            continue
+        mine = float(totals[ours])
+        out.append({"figure": name, "warehouse": mine, "k6": float(theirs), "difference": mine - float(theirs)})
+    return out
 
 
 def _with_levels(row: dict[str, Any], levels: list[float]) -> dict[str, Any]:
