@@ -45,6 +45,9 @@ def timed(call: Callable[[], Any], repeat: int) -> float:
 def page_reads(wh: Any, run_id: str) -> dict[str, list[tuple[str, Callable[[], Any]]]]:
     """The Warehouse reads each page makes (dashboard/data.py), by page."""
     from dashboard.charts import bucket_seconds
+    from warehouse.analysis.baseline import optional_baseline
+    from warehouse.analysis.compare import compare
+    from warehouse.analysis.trends import trends
     from warehouse.reports import build_report
     from warehouse.sqlgate import DEFAULT_ROW_LIMIT
     from warehouse.store import RunFilter
@@ -65,10 +68,31 @@ def page_reads(wh: Any, run_id: str) -> dict[str, list[tuple[str, Callable[[], A
         (f"infra_over_time ({bucket} s)", lambda: wh.infra_over_time(run_id, bucket)),
         ("whole run detail (one session)", lambda: build_report(wh, run_id)),
     ]
+    run = wh.run(run_id)
+    other = str(wh.run_list(RunFilter(fingerprint=str(run["fingerprint"])), 2)[-1]["run_id"])  # an earlier run of it
+    group = str(run["group_id"])
+    comparing = [
+        ("run_choices", lambda: wh.run_choices(500)),
+        ("run_groups", wh.run_groups),
+        ("baseline (pinned, else auto)", lambda: optional_baseline(wh, run_id)),
+        ("compare A B", lambda: compare(wh, other, run_id)),
+        ("latency_distribution (A, B)", lambda: wh.latency_distribution([other, run_id])),
+        ("latency_distribution (one step)", lambda: wh.latency_distribution([other, run_id], "checkout", "pay")),
+        ("compare --group", lambda: compare(wh, group=group)),
+    ]
+    trending = [
+        ("fingerprints", wh.fingerprints),
+        *((f"trends ({metric})", lambda metric=metric: trends(wh.backend, metric, fingerprint=str(run["fingerprint"])))
+          for metric in ("p95", "error_rate")),
+    ]
     return {
         "runs": [*every, ("run_facets", wh.run_facets), ("run_list", lambda: wh.run_list(RunFilter(), 500)),
-                 ("run_list (filtered)", lambda: wh.run_list(RunFilter(tool="k6", branch="main"), 500))],
+                 ("run_list (filtered)", lambda: wh.run_list(RunFilter(tool="k6", branch="main"), 500)),
+                 ("run_list (group)", lambda: wh.run_list(RunFilter(group=group), 500)),
+                 ("run_list (fingerprint)", lambda: wh.run_list(RunFilter(fingerprint="fp-k"), 500))],
         "run": [*every, ("run_choices", lambda: wh.run_choices(500)), *detail],
+        "compare": [*every, *comparing],
+        "trends": [*every, *trending],
         "live": [*every, ("run_list (running)", lambda: wh.run_list(RunFilter(status="running"), 50)), *detail[1:-1]],
         "sql": [*every, ("table_columns", wh.table_columns),
                 ("read_only_sql (example)", lambda: wh.read_only_sql(example, DEFAULT_ROW_LIMIT)),
@@ -85,7 +109,10 @@ def render_times(url: str, run_id: str, runs_dir: Path) -> dict[str, tuple[float
     os.environ["PERFHOUSE_RUNS_DIR"] = str(runs_dir)
     app = str(ROOT / "dashboard" / "app.py")
     times = {}
-    for page, params in (("runs", {}), ("run", {"run": run_id}), ("live", {"run": run_id}), ("sql", {})):
+    pages: tuple[tuple[str, dict[str, str]], ...] = (
+        ("runs", {}), ("run", {"run": run_id}), ("compare", {"run": run_id}), ("trends", {}),
+        ("live", {"run": run_id}), ("sql", {}))
+    for page, params in pages:
         at = AppTest.from_file(app, default_timeout=120)
         at.query_params.update({"page": page, **params})
         at.run()  # a new AppTest's first run also starts its script runner: not part of a page load
@@ -131,24 +158,24 @@ def main() -> None:
     reference = timed(lambda: wh.backend.query(
         "SELECT count() AS n FROM requests WHERE run_id = {run:String}", {"run": run_id}), args.repeat)
     print(f"reference: count of one run's requests through the same backend: {reference:.1f} ms\n")
-    print(f"{'page':<6} {'query':<34} {'median ms':>10} {'÷ 200 ms':>9} {'÷ reference':>12}")
+    print(f"{'page':<8} {'query':<34} {'median ms':>10} {'÷ 200 ms':>9} {'÷ reference':>12}")
     worst = 0.0
     for page, reads in page_reads(wh, run_id).items():
         for name, call in reads:
             ms = timed(call, args.repeat)
             worst = max(worst, ms) if not name.startswith("whole") else worst
             flag = "" if ms <= QUERY_TARGET_MS else "  over target"
-            print(f"{page:<6} {name:<34} {ms:>10.1f} {ms / QUERY_TARGET_MS:>9.2f} {ms / reference:>12.1f}{flag}")
+            print(f"{page:<8} {name:<34} {ms:>10.1f} {ms / QUERY_TARGET_MS:>9.2f} {ms / reference:>12.1f}{flag}")
     print(f"\nslowest single query: {worst:.1f} ms ({worst / QUERY_TARGET_MS:.2f} of the 200 ms target)\n")
 
     backend = wh.backend
     release = getattr(backend, "release", None)
     if release is not None:
         release()  # AppTest opens the same embedded warehouse in this process
-    print(f"{'page':<6} {'cold ms':>9} {'÷ 1 s':>7} {'warm ms':>9} {'÷ 1 s':>7}   (Streamlit AppTest render)")
+    print(f"{'page':<8} {'cold ms':>9} {'÷ 1 s':>7} {'warm ms':>9} {'÷ 1 s':>7}   (Streamlit AppTest render)")
     for page, (cold, warm) in render_times(url, run_id, work / "runs").items():
         flag = "" if cold < PAGE_TARGET_MS else "  cold render over target"
-        print(f"{page:<6} {cold:>9.0f} {cold / PAGE_TARGET_MS:>7.2f} {warm:>9.0f} {warm / PAGE_TARGET_MS:>7.2f}{flag}")
+        print(f"{page:<8} {cold:>9.0f} {cold / PAGE_TARGET_MS:>7.2f} {warm:>9.0f} {warm / PAGE_TARGET_MS:>7.2f}{flag}")
     print(f"\nload average while measuring: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores "
           "(timings above are of a shared machine when it is above the core count)")
 

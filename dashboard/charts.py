@@ -1,4 +1,5 @@
-"""Altair charts of one run (latency percentiles, throughput, errors): pure functions from rows to charts."""
+"""Altair charts of one run (latency percentiles, throughput, errors), of two runs' latency distributions and of
+a history's trends: pure functions from rows to charts."""
 
 from __future__ import annotations
 
@@ -211,3 +212,92 @@ def top_steps(steps: Sequence[Mapping[str, Any]], n: int = 8) -> list[str]:
 
     ranked = sorted(steps, key=impact, reverse=True)
     return [step_label(str(r["journey"]), str(r["step"])) for r in ranked[:n]]
+
+
+# -- compare and trends ---------------------------------------------------------------------------------------
+
+_RUN_COLOUR = alt.Color("run:N", title=None, scale=alt.Scale(range=["#4c78a8", "#e45756"]),
+                        legend=alt.Legend(labelLimit=400))
+
+
+def distribution_frame(distributions: Sequence[Mapping[str, Any]], names: Mapping[str, str]) -> pd.DataFrame:
+    """Each run's quantile points (Warehouse.latency_distribution) as rows of run name, ms and fraction."""
+    rows = [{"run": names.get(d["run_id"], d["run_id"]), "ms": p["ms"], "fraction": p["fraction"],
+             "requests": d["count"]} for d in distributions for p in d["points"]]
+    return pd.DataFrame(rows, columns=["run", "ms", "fraction", "requests"])
+
+
+def distribution_chart(frame: pd.DataFrame, log_scale: bool = True) -> alt.Chart:
+    """The runs' latency distributions overlaid: the share of requests at or below each duration (ECDF)."""
+    scale = alt.Scale(type="log") if log_scale and bool((frame["ms"] > 0).all()) else alt.Scale(zero=False)
+    return (
+        alt.Chart(frame, title="Latency distribution (share of requests at or below)")
+        .mark_line(interpolate="step-after", strokeWidth=2.5, point=alt.OverlayMarkDef(size=12))
+        .encode(
+            x=alt.X("ms:Q", title="latency (ms)" + (", log scale" if scale.type == "log" else ""), scale=scale),
+            y=alt.Y("fraction:Q", title="share of requests", axis=alt.Axis(format="%"),
+                    scale=alt.Scale(domain=[0, 1])),
+            color=_RUN_COLOUR,
+            tooltip=[alt.Tooltip("run:N"), alt.Tooltip("fraction:Q", title="percentile", format=".1%"),
+                     alt.Tooltip("ms:Q", title="ms", format=".2f"), alt.Tooltip("requests:Q")],
+        )
+    )
+
+
+def trend_frame(series: Sequence[Any]) -> pd.DataFrame:
+    """Trend points (warehouse.analysis.trends.Series) as rows of step, run, start time and value."""
+    rows = [{"step": s.label, "run_id": p.run_id, "started_at": p.started_at, "value": p.value, "requests": p.count}
+            for s in series for p in s.points]
+    frame = pd.DataFrame(rows, columns=["step", "run_id", "started_at", "value", "requests"])
+    frame["started_at"] = pd.to_datetime(frame["started_at"], utc=True)
+    return frame
+
+
+def change_frame(series: Sequence[Any]) -> pd.DataFrame:
+    """The change points of trend series: where (the first run of the new level), which way, how much."""
+    rows = [{"step": s.label, "run_id": c.run_id, "started_at": c.started_at, "before": c.before, "after": c.after,
+             "change": c.change, "worse": c.worse, "kind": "worse" if c.worse else "better", "pvalue": c.pvalue}
+            for s in series for c in s.changes]
+    frame = pd.DataFrame(rows, columns=["step", "run_id", "started_at", "before", "after", "change", "worse",
+                                        "kind", "pvalue"])
+    frame["started_at"] = pd.to_datetime(frame["started_at"], utc=True)
+    return frame
+
+
+_TREND_UNITS = {"p50": "ms", "p95": "ms", "p99": "ms", "error_rate": "share of requests", "rps": "requests / s"}
+
+
+def trend_chart(points: pd.DataFrame, changes: pd.DataFrame, metric: str, baseline: Mapping[str, Any] | None) -> alt.LayerChart:
+    """A metric per step run after run; change points as rules (red: worse, green: better) on the run where the
+    new level starts, the baseline run as a dashed grey rule."""
+    time = alt.X("started_at:T", title="run started (UTC)", scale=alt.Scale(type="utc"),
+                 axis=alt.Axis(format="%m-%d %H:%M", labelOverlap=True))
+    value_format = ".2%" if metric == "error_rate" else ".2f"
+    lines = (
+        alt.Chart(points)
+        .mark_line(point=alt.OverlayMarkDef(size=30))
+        .encode(x=time, y=alt.Y("value:Q", title=f"{metric} ({_TREND_UNITS.get(metric, '')})",
+                                axis=alt.Axis(format="%") if metric == "error_rate" else alt.Axis()),
+                color=alt.Color("step:N", title="step", scale=alt.Scale(scheme="tableau10")),
+                tooltip=[alt.Tooltip("step:N"), alt.Tooltip("run_id:N", title="run"),
+                         alt.Tooltip("started_at:T", title="started (UTC)", format="%Y-%m-%d %H:%M:%S"),
+                         alt.Tooltip("value:Q", title=metric, format=value_format), alt.Tooltip("requests:Q")])
+    )
+    rules = (
+        alt.Chart(changes)
+        .mark_rule(strokeWidth=2)
+        .encode(x=time, color=alt.Color("kind:N", title="change point",
+                                        scale=alt.Scale(domain=["worse", "better"], range=["#c92a2a", "#2b8a3e"])),
+                tooltip=[alt.Tooltip("step:N"), alt.Tooltip("run_id:N", title="first run of the new level"),
+                         alt.Tooltip("before:Q", format=value_format), alt.Tooltip("after:Q", format=value_format),
+                         alt.Tooltip("pvalue:Q", format=".2g")])
+    )
+    marked = pd.DataFrame([{"started_at": pd.to_datetime(baseline["started_at"], utc=True),
+                            "run_id": baseline["run_id"], "label": f"baseline ({baseline['how']})"}]
+                          if baseline else [], columns=["started_at", "run_id", "label"])
+    base = alt.Chart(marked).mark_rule(strokeDash=[6, 4], color="#555", strokeWidth=2).encode(
+        x=time, tooltip=[alt.Tooltip("label:N", title="baseline"), alt.Tooltip("run_id:N", title="run")])
+    label = alt.Chart(marked).mark_text(align="left", dx=4, dy=-6, color="#555", baseline="top").encode(
+        x=time, y=alt.value(0), text="label:N")
+    return alt.layer(lines, rules, base, label, title=f"{metric} per step over the history").resolve_scale(
+        color="independent")

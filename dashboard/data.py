@@ -17,6 +17,9 @@ from typing import Any
 import streamlit as st
 
 from dashboard.charts import bucket_seconds
+from warehouse.analysis.baseline import optional_baseline
+from warehouse.analysis.compare import Comparison, compare
+from warehouse.analysis.trends import Trends, trends
 from warehouse.backends import DEFAULT_URL
 from warehouse.reports import Report, build_report
 from warehouse.store import RunFilter, SqlResult, Warehouse
@@ -91,6 +94,48 @@ def run_detail(url: str, run_id: str, data_version: tuple[Any, ...] = ()) -> Run
     return RunDetail(report, series, bucket, infra)
 
 
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner="Comparing the runs in the warehouse…", max_entries=32)
+def comparison(url: str, a: str, b: str, group: str = "", data_version: tuple[Any, ...] = ()) -> Comparison:
+    """What `perfhouse compare A B` (or `compare --group GROUP`) decides."""
+    if group:
+        return compare(_warehouse(url), group=group)
+    return compare(_warehouse(url), a, b)
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=64)
+def baseline(url: str, run_id: str, data_version: tuple[Any, ...] = ()) -> dict[str, Any]:
+    """The baseline `compare` and `gate` take for a run (pinned, else automatic): run_id, how and started_at;
+    without one, `why` says why."""
+    wh = _warehouse(url)
+    with wh.backend.session():
+        chosen, why = optional_baseline(wh, run_id)
+        if chosen is None:
+            return {"run_id": "", "how": "", "why": why}
+        return {"run_id": chosen.run_id, "how": chosen.how, "started_at": wh.run(chosen.run_id)["started_at"]}
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=64)
+def distributions(url: str, run_ids: tuple[str, ...], journey: str = "", step: str = "",
+                  data_version: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    return _warehouse(url).latency_distribution(list(run_ids), journey, step)
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=16)
+def run_groups(url: str, data_version: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    return _warehouse(url).run_groups()
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=16)
+def fingerprints(url: str, data_version: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    return _warehouse(url).fingerprints()
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner="Reading the history…", max_entries=32)
+def trend(url: str, fingerprint: str, metric: str, data_version: tuple[Any, ...] = ()) -> Trends:
+    """What `perfhouse trends --fingerprint F --metric M` finds: each step's series and its change points."""
+    return trends(_warehouse(url).backend, metric, fingerprint=fingerprint)
+
+
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=4)
 def table_columns(url: str) -> list[dict[str, Any]]:
     return _warehouse(url).table_columns()
@@ -110,5 +155,6 @@ def read_only_sql(url: str, sql: str, row_limit: int, timeout_s: int) -> SqlResu
 
 def refresh() -> None:
     """Forget cached reads so the next page load reads the warehouse again."""
-    for cached in (version, run_list, run_choices, facets, resolve, run_detail, table_columns):
+    for cached in (version, run_list, run_choices, facets, resolve, run_detail, table_columns, comparison, baseline,
+                   distributions, run_groups, fingerprints, trend):
         cached.clear()

@@ -1,4 +1,5 @@
-"""The dashboard's pages, one registered function each: runs, one run, a live run and read-only SQL.
+"""The dashboard's pages, one registered function each: runs, one run, compare, trends, a live run and
+read-only SQL.
 
 Pages draw; they read only through `dashboard.data` (the Warehouse API) and shape rows with
 `dashboard.tables` and `dashboard.charts`. A new page is one more `@page` function here.
@@ -20,6 +21,7 @@ from dashboard.tables import (
     ALL,
     VERDICTS,
     Headline,
+    compare_frame,
     errors_table,
     ms,
     run_label,
@@ -65,6 +67,12 @@ def runs_page(url: str) -> None:
     for cell, (name, label, column) in zip(cells, _FILTERS, strict=False):
         chosen[name] = unless_all(cell.selectbox(label, [ALL, *known.get(column, [])], key=f"runs_{name}"))
     verdict = unless_all(cells[6].selectbox("Verdict", [ALL, *VERDICTS], key="runs_verdict"))
+    group_col, fingerprint_col = st.columns(2)
+    chosen["group"] = group_col.text_input("Group", value=param("group"), key="runs_group", placeholder="id or prefix",
+                                           help="The runs of one invocation with several tools").strip()
+    chosen["fingerprint"] = fingerprint_col.text_input(
+        "Fingerprint", value=param("fingerprint"), key="runs_fingerprint", placeholder="id or prefix",
+        help="One history of comparable runs: spec, journeys, profile, tool, environment and labels").strip()
     first, last = (pd.Timestamp(known[k]).date() for k in ("first_started", "last_started"))
     span = cells[7].date_input("Started (UTC)", value=[], min_value=min(first, last), max_value=max(first, last),
                                key="runs_started", format="YYYY-MM-DD")
@@ -90,6 +98,8 @@ def runs_page(url: str) -> None:
             "requests": st.column_config.NumberColumn("requests", format="%d"),
             "errors": st.column_config.NumberColumn("errors", format="%d"),
             "spec_name": "spec",
+            "group_id": st.column_config.TextColumn("group", width="small"),
+            "fingerprint": st.column_config.TextColumn("fingerprint", width="small"),
         },
     )
     selected = event["selection"]["rows"]
@@ -248,6 +258,164 @@ def _files(url: str, run_id: str) -> None:
                                         key=f"file:{run_id}:{item.name}", on_click="ignore")
             else:
                 get_col.caption("too large to download here")
+
+
+_VERDICT_COLOURS = {"WORSE": ("#fbd5d5", "#7f1d1d"), "BETTER": ("#d3f0d8", "#14532d"),
+                    "SAME": ("#e5e7eb", "#374151"), "INCONCLUSIVE": ("#fef3c7", "#713f12")}
+
+
+def _compare_style(verdict: Any) -> str:
+    colours = _VERDICT_COLOURS.get(str(verdict))
+    return f"background-color: {colours[0]}; color: {colours[1]}; font-weight: 600" if colours else ""
+
+
+@page("compare", "Compare")
+def compare_page(url: str) -> None:
+    st.title("Compare")
+    version = data.version(url)
+    listed = data.run_choices(url, RUNS_LIMIT, version)
+    if not listed:
+        empty_warehouse(url)
+        return
+    groups = data.run_groups(url, version)
+    modes = ["runs", "group"]
+    synced("compare_mode", "group" if param("group") else "runs")
+    mode = st.radio("Compare", modes, key="compare_mode", horizontal=True,
+                    format_func={"runs": "two runs", "group": "the tools of one invocation (k6 against JMeter)"}.get)
+    labels = {r["run_id"]: run_label(r) for r in listed}
+    if mode == "group":
+        if not groups:
+            st.info("No invocation ran several tools yet: `perfhouse run SPEC --tool k6,jmeter` makes one.")
+            return
+        names = {str(g["group_id"]): f"{g['group_id']} · {' / '.join(g['tools'])} · {g['spec_name']} "
+                 f"{g['profile']} · {g['last_started']}" for g in groups}
+        wanted = param("group", next(iter(names)))
+        synced("compare_group", wanted if wanted in names else next(iter(names)))
+        group = st.selectbox("Group", list(names), key="compare_group", format_func=names.__getitem__,
+                             on_change=to_url("compare_group", "group"))
+        result = data.comparison(url, "", "", group, version)
+    else:
+        a_col, b_col = st.columns(2)
+        with b_col:
+            b = _pick_run(url, "run", "compare_b", "Run B (the candidate)", labels, version, "latest")
+        base = data.baseline(url, b, version)
+        a_default = base["run_id"] or next((r for r in labels if r != b), b)
+        with a_col:
+            a = _pick_run(url, "baseline", "compare_a", "Run A (the baseline)", labels, version, a_default)
+        if base["run_id"]:
+            st.caption(f"B's baseline as `compare` and `gate` take it: `{base['run_id']}` ({base['how']}).")
+        else:
+            st.caption(f"B has no baseline yet ({base['why']}); pick run A.")
+        if a == b:
+            st.info("Pick two different runs.")
+            return
+        result = data.comparison(url, a, b, "", version)
+        if a == base["run_id"]:
+            result.how = base["how"]
+    _comparison_view(url, result, version)
+
+
+def _pick_run(url: str, name: str, key: str, label: str, labels: dict[str, str], version: tuple[Any, ...],
+              default: str) -> str:
+    ref = param(name, default)
+    try:
+        run_id = data.resolve(url, ref, version)
+    except WarehouseError as exc:
+        st.warning(f"{exc}. Showing {default} instead.")
+        run_id = data.resolve(url, default, version)
+    if run_id not in labels:
+        labels = {run_id: run_id, **labels}
+    synced(key, run_id)
+    return str(st.selectbox(label, list(labels), key=key, format_func=labels.__getitem__,
+                            on_change=to_url(key, name)))
+
+
+def _comparison_view(url: str, result: Any, version: tuple[Any, ...]) -> None:
+    a, b = str(result.a["run_id"]), str(result.b["run_id"])
+    verdict_col, notes_col = st.columns([1, 2])
+    verdict_col.metric("Verdict", str(result.verdict), border=True,
+                       help="WORSE if any step is; else INCONCLUSIVE if any is; BETTER if any is; else SAME",
+                       delta=f"A: {'group' if result.how == 'group' else result.how + ' baseline'}",
+                       delta_arrow="off", delta_color="gray")
+    notes_col.caption(f"B `{b}` ({result.b.get('tool')}) against A `{a}` ({result.a.get('tool')}).")
+    for note in result.notes:
+        notes_col.caption(f"Note: {note}")
+    st.subheader("Latency distributions")
+    steps = [s.label for s in result.steps]
+    step_col, chart_col = st.columns([1, 4])
+    where = step_col.selectbox("Step", ["overall", *steps], key="compare_step")
+    step_col.caption("Each run's durations at 101 quantiles (1 % to 99 %, 99.5 %, 99.9 %; min and max), computed "
+                     "in the warehouse. A curve to the right is slower.")
+    journey, step = ("", "") if where == "overall" else where.split("/", 1)
+    names = {a: f"A {a} ({result.a.get('tool')})", b: f"B {b} ({result.b.get('tool')})"}
+    distributions = data.distributions(url, (a, b), journey, step, version)
+    chart_col.altair_chart(charts.distribution_chart(charts.distribution_frame(distributions, names)).properties(
+        height=260), width="stretch")
+    st.subheader("Per step")
+    frame = compare_frame(result)
+    st.dataframe(frame.style.map(_compare_style, subset=["verdict"]), hide_index=True, key="compare_steps",
+                 column_config={
+                     "reason": st.column_config.TextColumn("why", width="large"),
+                     **{c: st.column_config.NumberColumn(c.replace("_ms", "").replace("_", " ") + " ms", format="%.2f")
+                        for c in frame.columns if c.endswith("_ms")},
+                     **{c: st.column_config.NumberColumn(c.replace("_", " "), format="%.1f")
+                        for c in frame.columns if c.startswith("rps")},
+                     **{c: st.column_config.NumberColumn(c.replace("change_", "Δ ") + " %", format="%+.1f")
+                        for c in frame.columns if c.startswith("change")},
+                     **{c: st.column_config.NumberColumn(c.replace("_", " "), format="percent")
+                        for c in frame.columns if c.startswith("errors")},
+                 })
+
+
+@page("trends", "Trends")
+def trends_page(url: str) -> None:
+    st.title("Trends")
+    version = data.version(url)
+    known = data.fingerprints(url, version)
+    if not known:
+        st.info("No finished run has a fingerprint yet: runs of `perfhouse run` (and imports given a spec) get one; "
+                "each fingerprint is one history of comparable runs.")
+        return
+    names = {str(f["fingerprint"]): f"{f['spec_name'] or '?'} · {f['tool']} · {f['profile'] or '–'} · "
+             f"{f['environment'] or '–'} · {f['runs']} runs · {f['fingerprint']}" for f in known}
+    wanted = param("fingerprint", next(iter(names)))
+    synced("trends_fingerprint", wanted if wanted in names else next(iter(names)))
+    fp_col, metric_col = st.columns([3, 1])
+    fingerprint = fp_col.selectbox("History (fingerprint)", list(names), key="trends_fingerprint",
+                                   format_func=names.__getitem__, on_change=to_url("trends_fingerprint", "fingerprint"))
+    metrics = ["p95", "p99", "error_rate", "rps"]
+    synced("trends_metric", param("metric", "p95") if param("metric", "p95") in metrics else "p95")
+    metric = metric_col.selectbox("Metric", metrics, key="trends_metric", on_change=to_url("trends_metric", "metric"))
+    found = data.trend(url, fingerprint, metric, version)
+    if not found.series:
+        st.info("No finished run of this history has requests yet.")
+        return
+    labels = [s.label for s in found.series]
+    shown = st.multiselect("Steps", labels, default=labels[:8], key=f"trends_steps:{fingerprint}")
+    series = [s for s in found.series if s.label in shown]
+    newest = next(r for r in known if r["fingerprint"] == fingerprint)["newest_run"]
+    base = data.baseline(url, str(newest), version)
+    marked = base if base["run_id"] else None
+    st.altair_chart(charts.trend_chart(charts.trend_frame(series), charts.change_frame(series), metric, marked),
+                    width="stretch")
+    runs = max((len(s.points) for s in found.series), default=0)
+    where = (f"baseline of the newest run: `{base['run_id']}` ({base['how']}), the dashed rule"
+             if marked else f"no baseline: {base['why']}")
+    st.caption(f"{runs} runs; change points by E-divisive means, drawn on the first run of the new level "
+               f"(red worse, green better); {where}.")
+    changes = charts.change_frame(series)
+    st.subheader("Change points")
+    if changes.empty:
+        st.caption("None: no step changed level over this history.")
+    else:
+        st.dataframe(changes.drop(columns=["kind"]), hide_index=True, key="trends_changes", column_config={
+            "run_id": st.column_config.TextColumn("first run of the new level"),
+            "started_at": st.column_config.DatetimeColumn("run started (UTC)", format="YYYY-MM-DD HH:mm:ss"),
+            "before": st.column_config.NumberColumn(format="%.4g"), "after": st.column_config.NumberColumn(format="%.4g"),
+            "change": st.column_config.NumberColumn(
+                "change", format="percent",
+                help="Relative for latency and throughput; for the error rate, the change of the rate itself"),
+            "pvalue": st.column_config.NumberColumn("p", format="%.2g")})
 
 
 @page("live", "Live")

@@ -16,7 +16,8 @@ from warehouse.reports import ABORTED, FAILED, INCOMPLETE, NO_SLOS, PASSED, verd
 ALL = "(all)"
 
 RUN_COLUMNS = ["run_id", "verdict", "name", "tool", "spec_name", "profile", "status", "requests", "errors",
-               "started_at", "duration_s", "environment", "branch", "git_sha", "source", "notes"]
+               "started_at", "duration_s", "environment", "branch", "git_sha", "group_id", "fingerprint", "source",
+               "notes"]
 
 VERDICTS = (PASSED, FAILED, NO_SLOS, ABORTED, INCOMPLETE)
 # Badge colours: background, text (words, not emoji: headless browsers may lack emoji fonts).
@@ -147,3 +148,21 @@ def slo_frame(verdicts: Sequence[Verdict]) -> pd.DataFrame:
 def errors_table(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """Errors by cause for the table beside the chart."""
     return errors_frame(rows)[["cause", "series", "count"]].rename(columns={"series": "step"})
+
+
+def compare_frame(comparison: Any) -> pd.DataFrame:
+    """A comparison (warehouse.analysis.compare.Comparison) per step then overall: both runs' figures, the
+    relative change in percent, the verdict and its reason."""
+    rows = []
+    for s in [*comparison.steps, comparison.overall]:
+        d = s.deltas()
+        row: dict[str, Any] = {"step": s.label, "verdict": str(s.verdict)}
+        for metric in ("p95_ms", "p50_ms", "p99_ms"):  # p95 first: the verdict's latency figure
+            name = metric.removesuffix("_ms")
+            row |= {f"{name}_a_ms": d[metric]["a"], f"{name}_b_ms": d[metric]["b"],
+                    f"change_{name}": None if d[metric]["relative"] is None else d[metric]["relative"] * 100}
+        row |= {"errors_a": d["error_rate"]["a"], "errors_b": d["error_rate"]["b"], "rps_a": d["rps"]["a"],
+                "rps_b": d["rps"]["b"], "requests_a": s.a.count if s.a else 0, "requests_b": s.b.count if s.b else 0,
+                "reason": s.reason}
+        rows.append(row)
+    return pd.DataFrame(rows)

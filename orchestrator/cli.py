@@ -944,12 +944,16 @@ def gate(ctx: click.Context, run_ref: str, baseline: str | None, junit: str | No
               help="Percentiles of the per-step table, exact over all samples, e.g. 50,75,95,99,99.9.")
 @click.option("--apdex-t", "apdex_t", type=click.FloatRange(min=0, min_open=True), default=500.0,
               show_default=True, metavar="MS", help="APDEX threshold T in ms (tolerating up to 4T).")
+@click.option("--baseline", default=None, metavar="RUN|auto|pinned|none",
+              help="Compare the run with this baseline: a run, `auto` (latest passed run of its fingerprint), "
+              "`pinned`, or `none`; default the pinned one, else auto. A group's report compares its tools instead.")
 @click.pass_context
 @fail_cleanly
 def report(ctx: click.Context, run_ref: str, fmt: str, output: str | None, percentiles: str,
-           apdex_t: float) -> None:
+           apdex_t: float, baseline: str | None) -> None:
     """Report a run or its group (id, prefix or `latest`): verdict per SLO, percentiles, time series,
-    bottlenecks, errors, APDEX, infrastructure and the knee of a stepped profile."""
+    bottlenecks, errors, APDEX, infrastructure, the knee of a stepped profile and the changes against the
+    baseline (for a group: its tools' runs against each other)."""
     from pathlib import PurePosixPath
 
     from warehouse.report_formats import report as render_report
@@ -959,7 +963,7 @@ def report(ctx: click.Context, run_ref: str, fmt: str, output: str | None, perce
         levels = parse_percentiles(percentiles)
     except WarehouseError as exc:
         raise click.BadParameter(str(exc).removeprefix("--percentiles: "), param_hint="--percentiles") from None
-    options = ReportOptions(levels, apdex_t)
+    options = ReportOptions(levels, apdex_t, baseline)
     warehouse = _open_warehouse(ctx)
     group = warehouse.run_group(warehouse.resolve(run_ref))
     rendered = render_report(warehouse, group, fmt, options, PurePosixPath(output) if output else None)

@@ -529,9 +529,10 @@ ALL["REPORT_WINDOWS"] = REPORT_WINDOWS
 RUN_LIST = """
 WITH chosen AS (
     SELECT run_id, name, tool, tool_version, spec_name, profile, status, source, environment, git_sha, branch,
-           started_at, ended_at, notes, labels
+           started_at, ended_at, notes, labels, group_id, fingerprint
     FROM runs FINAL
     WHERE ({tool:String} = '' OR tool = {tool:String})
+      AND startsWith(group_id, {group:String}) AND startsWith(fingerprint, {fingerprint:String})
       AND ({spec:String} = '' OR spec_name = {spec:String})
       AND ({profile:String} = '' OR profile = {profile:String})
       AND ({branch:String} = '' OR branch = {branch:String})
@@ -546,7 +547,7 @@ SELECT r.run_id AS run_id, r.name AS name, r.tool AS tool, r.tool_version AS too
        r.spec_name AS spec_name, r.profile AS profile, r.status AS status, r.source AS source,
        r.environment AS environment, r.git_sha AS git_sha, r.branch AS branch,
        toString(r.started_at) AS started_at, toString(r.ended_at) AS ended_at, r.notes AS notes,
-       q.requests AS requests, q.errors AS errors, s.slos AS slos, s.slos_failed AS slos_failed
+       r.group_id AS group_id, r.fingerprint AS fingerprint, q.requests AS requests, q.errors AS errors, s.slos AS slos, s.slos_failed AS slos_failed
 FROM chosen AS r
 LEFT JOIN (
     SELECT run_id, count() AS requests, countIf(ok = 0) AS errors FROM requests
@@ -612,8 +613,45 @@ WHERE database = currentDatabase() AND has({tables:Array(String)}, table)
 ORDER BY table, position
 """
 
+# Each run's latency distribution (of one journey or step, '' for all) as quantiles at DISTRIBUTION_LEVELS:
+# the compare page draws the distributions from these hundred points per run, never from every request.
+DISTRIBUTION_LEVELS = (*(i / 100 for i in range(1, 100)), 0.995, 0.999)
+LATENCY_DISTRIBUTION = """
+SELECT run_id, count() AS count, min(duration_ms) AS min_ms, max(duration_ms) AS max_ms,
+       quantilesExactInclusive(LEVELS)(duration_ms) AS levels
+FROM requests
+WHERE has({runs:Array(String)}, run_id) AND ({journey:String} = '' OR journey = {journey:String})
+  AND ({step:String} = '' OR step = {step:String})
+GROUP BY run_id
+ORDER BY run_id
+""".replace("LEVELS", ", ".join(f"{q:g}" for q in DISTRIBUTION_LEVELS))
+
+# The groups of several runs (one invocation with several tools), newest first: the compare page's choices.
+RUN_GROUPS = """
+SELECT group_id, arraySort(groupArray(tool)) AS tools, arraySort(groupArray(run_id)) AS run_ids,
+       any(spec_name) AS spec_name, any(profile) AS profile, toString(max(started_at)) AS last_started
+FROM runs FINAL
+WHERE group_id != ''
+GROUP BY group_id
+HAVING count() > 1
+ORDER BY max(started_at) DESC, group_id
+LIMIT {limit:UInt32}
+"""
+
+# The fingerprints with their newest run, newest first: the trends page's choices.
+FINGERPRINTS = """
+SELECT fingerprint, any(spec_name) AS spec_name, any(tool) AS tool, any(profile) AS profile,
+       any(environment) AS environment, count() AS runs, argMax(run_id, started_at) AS newest_run
+FROM runs FINAL
+WHERE fingerprint != '' AND status IN ('completed', 'imported')
+GROUP BY fingerprint
+ORDER BY max(started_at) DESC, fingerprint
+LIMIT {limit:UInt32}
+"""
+
 ALL.update({name: globals()[name] for name in ("RUN_LIST", "RUN_CHOICES", "RUN_FACETS", "DATA_VERSION", "INFRA_OVER_TIME",
-                                                "CURRENT_DATABASE", "TABLE_COLUMNS")})
+                                                "CURRENT_DATABASE", "TABLE_COLUMNS", "LATENCY_DISTRIBUTION",
+                                                "RUN_GROUPS", "FINGERPRINTS")})
 
 # Which of these writes (content hashes) a run already holds: recorded by the results receiver with the
 # hash of the batch file that carries them, and counted only once that batch is done.

@@ -169,6 +169,20 @@ def _knee_sentence(report: Report) -> str:
             f"criterion: {cap.get('criterion')}.")
 
 
+_SUMMARY_HEADER = ["figure", "warehouse", "tool's summary", "difference"]
+_SUMMARY_SENTENCE = ("The figures the tool printed at the end of the run, beside the warehouse's over the same "
+                     "requests (percentiles exact over every sample in both).")
+
+
+def _summary_rows(report: Report) -> list[list[str]]:
+    def fmt(name: str, value: float) -> str:
+        return str(int(value)) if name == "requests" else _pct(value) if "rate" in name else f"{value:.2f}"
+
+    return [[f["figure"], fmt(f["figure"], f["warehouse"]), fmt(f["figure"], f["k6"]),
+             fmt(f["figure"], f["difference"]) if "rate" not in f["figure"] else f"{f['difference'] * 100:+.2f} points"]
+            for f in report.tool_summary]
+
+
 def _run_facts(report: Report) -> list[str]:
     run, t = report.run, report.totals
     return [
@@ -194,15 +208,51 @@ def _side_by_side(doc: GroupReport) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
-def _comparison_table(doc: GroupReport) -> tuple[str, list[str], list[list[str]]] | None:
-    comparisons = [c for c in (doc.comparison, *(r.comparison for r in doc.runs)) if c is not None]
-    if not comparisons:
+@dataclass(frozen=True)
+class ComparisonSection:
+    title: str
+    headline: str  # with Markdown's ** and ` marks
+    header: list[str]
+    rows: list[list[str]]
+    reasons: list[tuple[str, str]]  # (step, why)
+    notes: list[str]
+
+
+def _change(figure: dict[str, float | None], pct: bool = False) -> str:
+    def fmt(v: float | None) -> str:
+        return "–" if v is None else (f"{v * 100:.2f} %" if pct else f"{v:.2f}")
+
+    change = figure.get("change")
+    return f"{fmt(figure.get('baseline'))} → {fmt(figure.get('current'))}" + (
+        "" if change is None else f" ({change * 100:+.1f} %)")
+
+
+def _comparison_section(doc: GroupReport) -> ComparisonSection | None:
+    """The comparison of the document (a group's tools against each other) or of its one run (against the
+    baseline); a comparison without a baseline run is its one-line note."""
+    c = next((c for c in (doc.comparison, *(r.comparison for r in doc.runs)) if c is not None), None)
+    if c is None:
         return None
-    c = comparisons[0]
-    rows = [[r.journey, r.step, r.metric, _num(r.baseline), _num(r.current),
-             "–" if r.change is None else f"{r.change * 100:+.1f} %", r.verdict, r.note] for r in c.rows]
-    return (f"Against baseline `{c.baseline_run}`: **{c.verdict}**",
-            ["journey", "step", "metric", "baseline", "current", "change", "verdict", "note"], rows)
+    group = c.how == "group"
+    title = "Between the tools" if group else "Against the baseline"
+    if not c.baseline_run:
+        return ComparisonSection(title, " ".join(c.notes), [], [], [], [])
+    if group:
+        headline = (f"{c.current_tool} `{c.current_run}` against {c.baseline_tool} `{c.baseline_run}` "
+                    f"of the same invocation: **{c.verdict}**")
+    else:
+        headline = f"Against baseline `{c.baseline_run}` ({c.how}): **{c.verdict}**"
+    a, b = (c.baseline_tool, c.current_tool) if group else ("baseline", "this run")
+    header = ["step", f"requests ({a} → {b})", "p50 ms", "p95 ms", "p99 ms", "error rate", "req/s", "verdict"]
+    rows, reasons = [], []
+    for r in c.rows:
+        f = r.figures
+        rows.append([r.label, f"{r.count_baseline} → {r.count_current}", _change(f["p50_ms"]), _change(f["p95_ms"]),
+                     _change(f["p99_ms"]), _change(f["error_rate"], pct=True), _change(f["rps"]), r.verdict])
+        noise = (f"history of {r.noise_runs} runs moves p95 by {r.noise_sigma * 100:.1f} % (1σ)"
+                 if r.noise_sigma is not None else "")
+        reasons.append((r.label, f"{r.verdict}: {r.reason}" + (f"; {noise}" if noise else "")))
+    return ComparisonSection(title, headline, header, rows, reasons, list(c.notes))
 
 
 # -- Markdown ---------------------------------------------------------------------------------------------
@@ -264,14 +314,22 @@ def render_markdown(doc: GroupReport, output: PurePosixPath | None = None) -> Re
             lines += picture("infrastructure")
             lines += _md_table(["series", "peak", "r with P95", "correlated"], _infra_rows(report), numeric_from=1,
                                 text_from=3)
+        if report.tool_summary:
+            lines += [f"{h} {report.run['tool']}'s own summary", "", _SUMMARY_SENTENCE, ""]
+            lines += _md_table(_SUMMARY_HEADER, _summary_rows(report), numeric_from=1)
         if report.capacity:
             lines += [f"{h} Capacity", "", _knee_sentence(report), ""]
             lines += _md_table(["VUs", "from (UTC)", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors",
                                 "SLOs"], _capacity_rows(report), numeric_from=0, text_from=8)
             lines += picture("capacity")
-    table = _comparison_table(doc)
-    if table is not None:
-        lines += ["## Against the baseline", "", table[0], "", *_md_table(table[1], table[2], numeric_from=3)]
+    section = _comparison_section(doc)
+    if section is not None:
+        lines += [f"## {section.title}", "", _md_cell(section.headline), ""]
+        if section.rows:
+            lines += _md_table(section.header, section.rows, numeric_from=1, text_from=7)
+            lines += [f"- **{_md_cell(step)}**: {_md_cell(why)}" for step, why in section.reasons] + [""]
+            if section.notes:
+                lines += ["Notes:", "", *(f"- {_md_cell(n)}" for n in section.notes), ""]
     return Rendered("\n".join(lines).rstrip("\n") + "\n", files)
 
 
@@ -349,15 +407,23 @@ def render_html(doc: GroupReport, output: PurePosixPath | None = None) -> Render
                          + "".join(f"<p>{_h(s.replace('`', ''))}</p>\n" for s in _infra_sentences(report)))
             parts.append(picture("infrastructure") + _html_table(["series", "peak", "r with P95", "correlated"],
                                                                  _infra_rows(report), numeric_from=1))
+        if report.tool_summary:
+            parts.append(f"<{h}>{_h(report.run['tool'])}'s own summary</{h}>\n<p>{_h(_SUMMARY_SENTENCE)}</p>\n"
+                         + _html_table(_SUMMARY_HEADER, _summary_rows(report), numeric_from=1))
         if report.capacity:
             parts.append(f"<{h}>Capacity</{h}>\n<p>{_h(_knee_sentence(report))}</p>\n")
             parts.append(_html_table(["VUs", "from (UTC)", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms",
                                       "errors", "SLOs"], _capacity_rows(report), numeric_from=0, text_from=8))
             parts.append(picture("capacity"))
-    table = _comparison_table(doc)
-    if table is not None:
-        parts.append(f"<h2>Against the baseline</h2>\n<p>{_h(table[0].replace('*', '').replace('`', ''))}</p>\n"
-                     + _html_table(table[1], table[2], numeric_from=3))
+    section = _comparison_section(doc)
+    if section is not None:
+        parts.append(f"<h2>{_h(section.title)}</h2>\n"
+                     f"<p>{_h(section.headline.replace('**', '').replace('`', ''))}</p>\n")
+        if section.rows:
+            parts.append(_html_table(section.header, section.rows, numeric_from=1, text_from=7))
+            parts.append("<ul>" + "".join(f"<li><b>{_h(step)}</b>: {_h(why)}</li>" for step, why in section.reasons)
+                         + "</ul>\n")
+            parts.append("".join(f"<p>Note: {_h(n)}</p>\n" for n in section.notes))
     parts.append("</body></html>\n")
     return Rendered("".join(parts))
 

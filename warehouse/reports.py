@@ -15,11 +15,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from warehouse import queries
-from warehouse.analysis import insight
+from warehouse.analysis import compare, insight
+from warehouse.analysis.baseline import optional_baseline
 from warehouse.analysis.slo import Objective, Verdict, percentile_level
 from warehouse.analysis.verdict import RunVerdict, group_verdict, run_verdict, verdict_of
 from warehouse.charts import bucket_seconds
-from warehouse.errors import WarehouseError
+from warehouse.errors import DataError, WarehouseError
 from warehouse.store import Warehouse
 
 # A run's verdict (warehouse.analysis.verdict): what happened, not only whether SLOs held. ABORTED runs
@@ -62,6 +63,8 @@ def parse_percentiles(text: str) -> tuple[float, ...]:
 class ReportOptions:
     percentiles: tuple[float, ...] = DEFAULT_PERCENTILES  # the per-step table's columns, in percent
     apdex_t_ms: float = 500.0  # APDEX threshold T: satisfied up to T, tolerating up to 4T
+    # a run, `auto`, `pinned` or `none` (NO_BASELINE); None: the pinned baseline, else the automatic one
+    baseline: str | None = None
 
     def levels(self) -> list[float]:
         """The levels the queries compute (the table's and the default ones), in slot order."""
@@ -72,32 +75,82 @@ class ReportOptions:
         return {f"q{i}": q / 100 for i, q in enumerate(self.levels(), start=1)} | {"apdex_ms": self.apdex_t_ms}
 
 
+COMPARED = ("p50_ms", "p95_ms", "p99_ms", "error_rate", "rps")  # the figures a comparison row holds
+NO_BASELINE = "none"  # ReportOptions.baseline: leave the comparison out
+
+
 @dataclass
 class ComparisonRow:
-    """One figure of a step against the baseline, with the comparison's verdict (BETTER, SAME, WORSE,
-    INCONCLUSIVE)."""
+    """One step (journey and step empty: overall) against the baseline: its figures in both runs and the
+    verdict of the regression analysis (BETTER, SAME, WORSE, INCONCLUSIVE) with its reason."""
 
     journey: str
     step: str
-    metric: str
-    baseline: float | None
-    current: float | None
     verdict: str
-    change: float | None = None  # relative change, current / baseline - 1
-    note: str = ""
+    reason: str = ""
+    count_baseline: int = 0
+    count_current: int = 0
+    # each of COMPARED → {"baseline", "current", "change"}; change is relative (current / baseline - 1)
+    figures: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    floor: float | None = None  # the relative p95 change that matters for this step
+    noise_sigma: float | None = None  # run-to-run spread of ln p95 over the history (None: too short)
+    noise_runs: int = 0
+
+    @property
+    def label(self) -> str:
+        return f"{self.journey}/{self.step}" if self.journey or self.step else "overall"
 
 
 @dataclass
 class Comparison:
-    """The changes against a baseline run, as the regression analysis decided them; rendered when present."""
+    """The changes against a baseline run (or, in a group's report, of one tool's run against the other's), as
+    the regression analysis decided them; without `baseline_run`, the notes say why there is none."""
 
     baseline_run: str
     verdict: str
     rows: list[ComparisonRow] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    how: str = ""  # how the baseline was chosen: named | pinned | auto | group
+    baseline_tool: str = ""
+    current_run: str = ""
+    current_tool: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def comparison_of(result: compare.Comparison) -> Comparison:
+    """A report's comparison section from the analysis' comparison (the baseline is its run A)."""
+    rows = []
+    for s in [*result.steps, result.overall]:
+        deltas = s.deltas()
+        rows.append(ComparisonRow(
+            s.journey, s.step, str(s.verdict), s.reason, s.a.count if s.a else 0, s.b.count if s.b else 0,
+            {k: {"baseline": deltas[k]["a"], "current": deltas[k]["b"], "change": deltas[k]["relative"]}
+             for k in COMPARED},
+            s.floor, s.noise.sigma, s.noise.runs))
+    return Comparison(str(result.a["run_id"]), str(result.verdict), rows, list(result.notes), result.how,
+                      str(result.a.get("tool") or ""), str(result.b["run_id"]), str(result.b.get("tool") or ""))
+
+
+def baseline_comparison(warehouse: Warehouse, run_id: str, choice: str | None = None) -> Comparison:
+    """The run against its baseline (`choice` as compare and gate take it); when none exists yet, an empty
+    comparison whose note says why. A named or pinned baseline that cannot be found is an error."""
+    chosen, why = optional_baseline(warehouse, run_id, choice)
+    if chosen is None:
+        return Comparison("", "", notes=[f"No baseline: {why}"])
+    with warehouse.backend.session():
+        result = compare.compare_runs(warehouse.backend, warehouse.run(chosen.run_id), warehouse.run(run_id),
+                                      chosen.how)
+    return comparison_of(result)
+
+
+def tool_comparison(warehouse: Warehouse, report: GroupReport) -> Comparison:
+    """A group's runs against each other as `compare --group` sets them (k6 is run A)."""
+    group_id = str(report.runs[0].run.get("group_id") or "")
+    if not group_id:
+        return Comparison("", "", notes=["No comparison: the runs share no group"])
+    return comparison_of(compare.compare(warehouse, group=group_id))
 
 
 @dataclass
@@ -118,6 +171,7 @@ class Report:
     infra: dict[str, Any] = field(default_factory=dict)
     capacity: dict[str, Any] | None = None
     comparison: Comparison | None = None
+    tool_summary: list[dict[str, Any]] = field(default_factory=list)  # the tool's own end-of-test figures beside ours
 
     @property
     def passed(self) -> bool:
@@ -148,6 +202,8 @@ class Report:
                 "capacity": self.capacity,
                 "comparison": self.comparison.to_dict() if self.comparison else None,
             }
+            if self.tool_summary:
+                out["tool_summary"] = self.tool_summary
         return _finite(out)
 
 
@@ -190,10 +246,21 @@ def build_report(warehouse: Warehouse, run_id: str) -> Report:
 
 
 def build_group_report(warehouse: Warehouse, run_ids: list[str], options: ReportOptions | None = None) -> GroupReport:
-    """Everything a signed-off report holds, for each run of a group (one run is a group of one)."""
+    """Everything a signed-off report holds, for each run of a group (one run is a group of one), with the
+    comparison: one run against its baseline (options.baseline), a group's k6 run against its other tool's."""
     options = options or ReportOptions()
     with warehouse.backend.session():
-        return GroupReport([build_run_report(warehouse, r, options) for r in run_ids], options)
+        doc = GroupReport([build_run_report(warehouse, r, options) for r in run_ids], options)
+        if options.baseline == NO_BASELINE:
+            return doc
+        if len(doc.runs) == 1:
+            doc.runs[0].comparison = baseline_comparison(warehouse, run_ids[0], options.baseline)
+        elif options.baseline is not None:
+            raise DataError(f"--baseline {options.baseline}: a group's report compares its tools' runs with each "
+                            "other; report one run of it to compare against a baseline, or give --baseline none")
+        else:
+            doc.comparison = tool_comparison(warehouse, doc)
+        return doc
 
 
 def build_run_report(warehouse: Warehouse, run_id: str, options: ReportOptions) -> Report:
@@ -229,7 +296,38 @@ def build_run_report(warehouse: Warehouse, run_id: str, options: ReportOptions) 
         infra=_infra(backend.query(queries.REPORT_INFRA, {"run": run_id, "bucket": bucket}), timeline),
     )
     report.capacity = _capacity(warehouse, run_id, slos, bucket)
+    if run.get("tool") == "k6":
+        report.tool_summary = k6_summary_figures(warehouse.tool_summary(run_id), totals)
     return report
+
+
+# k6's end-of-test summary (--summary-export / handleSummary JSON) against the warehouse's figures:
+# (figure, k6 metric, k6 field, key of the report's totals)
+_K6_FIGURES = (
+    ("requests", "http_reqs", "count", "count"),
+    ("request error rate", "http_req_failed", "value", "error_rate"),
+    ("avg ms", "http_req_duration", "avg", "avg_ms"),
+    ("p50 ms", "http_req_duration", "med", "p50_ms"),
+    ("p90 ms", "http_req_duration", "p(90)", "p90_ms"),
+    ("p95 ms", "http_req_duration", "p(95)", "p95_ms"),
+    ("p99 ms", "http_req_duration", "p(99)", "p99_ms"),
+    ("max ms", "http_req_duration", "max", "max_ms"),
+)
+
+
+def k6_summary_figures(summary: dict[str, Any] | None, totals: dict[str, Any]) -> list[dict[str, Any]]:
+    """The figures k6's own summary gives for the run beside the warehouse's (k6 computes p99 only when its
+    summaryTrendStats ask for it; a figure it lacks is left out)."""
+    metrics = (summary or {}).get("metrics") or {}
+    out = []
+    for name, metric, key, ours in _K6_FIGURES:
+        values = metrics.get(metric) or {}
+        theirs = values.get(key, values.get("rate") if key == "value" else None)
+        if theirs is None or totals.get(ours) is None:
+            continue
+        mine = float(totals[ours])
+        out.append({"figure": name, "warehouse": mine, "k6": float(theirs), "difference": mine - float(theirs)})
+    return out
 
 
 def _with_levels(row: dict[str, Any], levels: list[float]) -> dict[str, Any]:

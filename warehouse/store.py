@@ -456,6 +456,27 @@ class Warehouse:
         row = self.backend.query(queries.RUN_FACETS)[0]
         return {k: [x for x in v if x] if isinstance(v, list) else v for k, v in row.items()}
 
+    def latency_distribution(self, run_ids: list[str], journey: str = "", step: str = "") -> list[dict[str, Any]]:
+        """Each run's duration distribution (of one journey or step, '' for all) as its quantiles at
+        queries.DISTRIBUTION_LEVELS: `points` of (ms, fraction of requests at or below)."""
+        rows = self.backend.query(queries.LATENCY_DISTRIBUTION, {"runs": run_ids, "journey": journey, "step": step})
+        out = []
+        for r in rows:
+            points = [{"ms": float(r["min_ms"]), "fraction": 0.0}]
+            points += [{"ms": float(v), "fraction": q} for q, v in zip(queries.DISTRIBUTION_LEVELS, r["levels"],
+                                                                       strict=True)]
+            points.append({"ms": float(r["max_ms"]), "fraction": 1.0})
+            out.append({"run_id": str(r["run_id"]), "count": int(r["count"]), "points": points})
+        return out
+
+    def run_groups(self, limit: int = 200) -> list[dict[str, Any]]:
+        """Groups of several runs (one invocation with several tools), newest first."""
+        return self.backend.query(queries.RUN_GROUPS, {"limit": limit})
+
+    def fingerprints(self, limit: int = 200) -> list[dict[str, Any]]:
+        """Fingerprints of finished runs with their spec, tool, profile, run count and newest run, newest first."""
+        return self.backend.query(queries.FINGERPRINTS, {"limit": limit})
+
     def data_version(self) -> tuple[Any, ...]:
         """A value that changes whenever anything is written to the warehouse: the key of cached reads."""
         return tuple(self.backend.query(queries.DATA_VERSION)[0].values())
@@ -491,6 +512,8 @@ class RunFilter:
     status: str = ""
     since: str = ""
     until: str = ""
+    group: str = ""  # a group id or its prefix: one invocation's runs
+    fingerprint: str = ""  # a fingerprint or its prefix: one history of comparable runs
 
 
 @dataclass

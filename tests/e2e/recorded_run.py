@@ -8,6 +8,7 @@ run carries real infrastructure samples.
 
 from __future__ import annotations
 
+import json
 import random
 import resource
 import subprocess
@@ -22,7 +23,7 @@ from pathlib import Path
 from orchestrator.scrape import InfraRow, Scraper
 from tests.conftest import need
 from warehouse.analysis.slo import Objective
-from warehouse.store import Warehouse
+from warehouse.store import RunInfo, Warehouse
 
 SCRIPT = """
 import http from 'k6/http';
@@ -154,3 +155,36 @@ def recorded_warehouse(directory: Path, seconds: int = 2, vus: int = 3) -> Recor
     wh.evaluate_slos(result.run_id, SLOS)
     wh.add_infra_samples(result.run_id, infra)
     return Recorded(url, result.run_id, result.rows, len(infra))
+
+
+HISTORY_FINGERPRINT = "fp-dashboard-history"
+FACTORS = (1.0, 1.02, 0.98, 1.01, 0.99, 1.6, 1.62, 1.58)  # each run's durations against the recorded run's
+
+
+def scaled_k6_json(raw: Path, out: Path, factor: float) -> Path:
+    """Recorded k6 output with every request's duration times `factor` (all else as k6 wrote it)."""
+    with raw.open(encoding="utf-8") as src, out.open("w", encoding="utf-8") as dst:
+        for line in src:
+            point = json.loads(line)
+            if point.get("type") == "Point" and point.get("metric") == "http_req_duration":
+                point["data"]["value"] *= factor
+            dst.write(json.dumps(point) + "\n")
+    return out
+
+
+def record_history(url: str, raw: Path, directory: Path, factors: tuple[float, ...] = FACTORS) -> list[str]:
+    """A history of comparable runs (one fingerprint, an hour apart from 2026-01-01 10:00, each its own
+    invocation `invocation-N`) made from one recorded k6 output, its durations scaled by `factors`: with the
+    default ones, the sixth run is 60 % slower than the five before. The run ids, oldest first."""
+    wh = Warehouse.open(url)
+    runs = []
+    for i, factor in enumerate(factors):
+        hour = f"2026-01-01 {10 + i:02d}:00"
+        info = RunInfo(f"2026010{i}-100000-k6-history", "k6", status="completed", name="shop ci", spec_name="shop",
+                       profile="ci", fingerprint=HISTORY_FINGERPRINT, group_id=f"invocation-{i}",
+                       started_at=f"{hour}:00.500", ended_at=f"{hour}:03.000")
+        wh.save_run(info)
+        result = wh.ingest(scaled_k6_json(raw, directory / f"k6-history-{i}.json", factor), info)
+        assert result.rows > 0 and result.rejected == 0, result
+        runs.append(info.run_id)
+    return runs

@@ -2,7 +2,7 @@
 
 The screenshots are for a person to look at: tests/e2e/artifacts/dashboard-run.png (copied to
 /tmp/perfhouse-dashboard.png), dashboard-run-full.png (the whole run page), dashboard-runs.png,
-dashboard-live.png and dashboard-sql.png. A page showing a Streamlit exception fails the test.
+dashboard-compare.png, dashboard-trends.png, dashboard-live.png and dashboard-sql.png. A page showing a Streamlit exception fails the test.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from PIL import Image, ImageChops
 
 from tests.conftest import need
 from tests.e2e.browser import Chromium
-from tests.e2e.recorded_run import recorded_warehouse
+from tests.e2e.recorded_run import HISTORY_FINGERPRINT, record_history, recorded_warehouse
 from warehouse.store import RunInfo, Warehouse, new_run_id
 
 pytestmark = pytest.mark.integration
@@ -123,7 +123,9 @@ def test_every_page_screenshot_shows_its_charts_and_no_exception(tmp_path: Path,
     chromium = need("chromium")
     recorded = recorded_warehouse(tmp_path, seconds=8, vus=6)
     live_id = live_run(recorded.url, jtl_output)
-    shots = {name: tmp_path / f"dashboard-{name}.png" for name in ("run", "run-full", "runs", "live", "sql")}
+    history = record_history(recorded.url, tmp_path / "k6" / "k6.json", tmp_path)
+    names = ("run", "run-full", "runs", "compare", "trends", "live", "sql")
+    shots = {name: tmp_path / f"dashboard-{name}.png" for name in names}
     states = {}
     with serve_dashboard(recorded.url, tmp_path / "dashboard.log") as base, \
             Chromium(chromium, tmp_path / "chromium", WIDTH, HEIGHT) as browser:
@@ -139,6 +141,12 @@ def test_every_page_screenshot_shows_its_charts_and_no_exception(tmp_path: Path,
         browser.open(f"{base}/?page=runs")
         states["runs"] = browser.wait_for(page_state(tables=1), timeout_s=30)
         browser.screenshot(shots["runs"])
+        browser.open(f"{base}/?page=compare&run={history[5]}&baseline={history[4]}")
+        states["compare"] = browser.wait_for(page_state(charts=1, tables=1, metrics=1), timeout_s=60)
+        browser.screenshot(shots["compare"])
+        browser.open(f"{base}/?page=trends&fingerprint={HISTORY_FINGERPRINT}")
+        states["trends"] = browser.wait_for(page_state(charts=1, tables=1), timeout_s=60)
+        browser.screenshot(shots["trends"])
         browser.open(f"{base}/?page=live")
         states["live"] = browser.wait_for(page_state(charts=2, metrics=5), timeout_s=60)
         browser.screenshot(shots["live"])
@@ -153,7 +161,7 @@ def test_every_page_screenshot_shows_its_charts_and_no_exception(tmp_path: Path,
     for path in shots.values():
         shutil.copy(path, ARTIFACTS / path.name)
     shutil.copy(shots["run"], COPY)
-    for name in ("run-full", "runs", "live", "sql"):
+    for name in names[1:]:
         shutil.copy(shots[name], COPY.with_name(f"perfhouse-dashboard-{name}.png"))
 
     assert state["exceptions"] == [] and all(s["exceptions"] == [] for s in states.values()), states
@@ -164,6 +172,11 @@ def test_every_page_screenshot_shows_its_charts_and_no_exception(tmp_path: Path,
     assert state["metrics"][4].startswith("Verdict FAILED")  # a third of the payments answered 503
     assert states["run-full"]["charts"] >= 4  # latency, throughput, errors, infrastructure overlay
     assert states["runs"]["title"] == "Runs"
+    assert states["compare"]["title"] == "Compare" and states["compare"]["metrics"][0].startswith("Verdict WORSE")
+    assert states["trends"]["title"] == "Trends"
+    for name in ("compare", "trends"):
+        with Image.open(shots[name]) as image:
+            assert colourful_fraction(image) > 0.001, name  # the distributions or the trend lines are drawn
     assert states["live"]["title"] == "Live" and states["live"]["subtitle"] == f"Run {live_id}"
     assert states["live"]["metrics"][4].startswith("Verdict INCOMPLETE")  # still running
     assert states["sql"]["title"] == "SQL"

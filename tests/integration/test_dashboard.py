@@ -1,5 +1,5 @@
 """The Streamlit dashboard run by AppTest against a chdb warehouse holding real k6 and JMeter runs: every
-page (runs, run, live, SQL), its filters, charts and tables."""
+page (runs, run, compare, trends, live, SQL), its filters, charts and tables."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import json
 import shutil
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,10 @@ from streamlit.testing.v1 import AppTest
 from dashboard import data
 from dashboard.tables import ms
 from tests.conftest import ROOT
-from tests.e2e.recorded_run import Recorded, recorded_warehouse
+from tests.e2e.recorded_run import HISTORY_FINGERPRINT, Recorded, record_history, recorded_warehouse
+from warehouse.analysis.compare import compare
 from warehouse.analysis.slo import Objective
+from warehouse.analysis.trends import trends
 from warehouse.ingest.history import RunMeta
 from warehouse.store import RunFilter, RunInfo, Warehouse, new_run_id
 
@@ -406,3 +409,109 @@ def test_a_run_with_many_steps_charts_the_costliest_eight_first(monkeypatch: pyt
     assert set(picker.value) == {f"{s['journey']} / {s['step']}" for s in costliest}
     _, rows = charts(at)["Latency percentiles over time"]
     assert set(rows["series"]) == set(picker.value)
+
+
+# -- compare and trends over a history of comparable runs ------------------------------------------------------
+
+@dataclass(frozen=True)
+class History:
+    url: str
+    runs: list[str]  # the k6 runs, oldest first
+    jmeter: str  # run with the newest k6 run in one invocation
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory: pytest.TempPathFactory, recorded: Recorded, jtl_output: Path) -> History:
+    """Eight runs of one fingerprint made from the recorded k6 run, the last three 60 % slower, the newest in one
+    invocation with a real JMeter run."""
+    directory = tmp_path_factory.mktemp("history")
+    raw = Path(recorded.url.removeprefix("chdb://")).parent / "k6" / "k6.json"
+    url = f"chdb://{directory / 'warehouse'}"
+    wh = Warehouse.open(url)
+    runs = record_history(url, raw, directory)
+    jmeter = RunInfo("20260107-100000-jmeter-history", "jmeter", status="completed", name="shop ci",
+                     spec_name="shop", profile="ci", fingerprint="fp-dashboard-jmeter", group_id="invocation-7",
+                     started_at="2026-01-01 17:00:00.000", ended_at="2026-01-01 17:00:03.000")
+    wh.save_run(jmeter)
+    assert wh.ingest(jtl_output, jmeter).rows > 0
+    return History(url, runs, jmeter.run_id)
+
+
+def test_the_compare_page_shows_what_compare_decides_and_both_runs_distributions(
+        monkeypatch: pytest.MonkeyPatch, history: History) -> None:
+    a, b = history.runs[4], history.runs[5]
+    at = run_app(monkeypatch, history.url, page="compare", run=b, baseline=a)
+    assert at.title[0].value == "Compare" and at.radio(key="compare_mode").value == "runs"
+    assert (at.selectbox(key="compare_a").value, at.selectbox(key="compare_b").value) == (a, b)
+    expected = compare(Warehouse.open(history.url), a, b)
+    table = at.dataframe[0].value
+    rows = [*expected.steps, expected.overall]
+    assert list(table["step"]) == [s.label for s in rows]
+    assert list(table["verdict"]) == [str(s.verdict) for s in rows] and list(table["reason"]) == [s.reason for s in rows]
+    assert table["p95_b_ms"].tolist() == pytest.approx([s.b.p95 for s in rows])
+    assert "WORSE" in set(table["verdict"])  # 60 % slower: what compare says, the page says
+    assert at.metric[0].value == str(expected.verdict)
+    drawn = charts(at)["Latency distribution (share of requests at or below)"][1]
+    assert sorted(set(drawn["run"])) == [f"A {a} (k6)", f"B {b} (k6)"]
+    for run_id, side in ((a, expected.overall.a), (b, expected.overall.b)):
+        mine = drawn[drawn["run"].str.contains(run_id)]
+        assert len(mine) == 103  # min, 101 quantiles, max: not every request
+        assert mine.loc[mine["fraction"] == 0.95, "ms"].item() == pytest.approx(side.p95)
+        assert mine["fraction"].tolist() == sorted(mine["fraction"]) and mine["ms"].is_monotonic_increasing
+    at.selectbox(key="compare_step").select("checkout/pay").run()
+    step = charts(at)["Latency distribution (share of requests at or below)"][1]
+    pay = next(s for s in expected.steps if s.label == "checkout/pay")
+    mine = step[step["run"].str.contains(b)]
+    assert mine.loc[mine["fraction"] == 0.95, "ms"].item() == pytest.approx(pay.b.p95)
+
+
+def test_the_compare_page_defaults_run_a_to_the_baseline_of_run_b(monkeypatch: pytest.MonkeyPatch,
+                                                                  history: History) -> None:
+    at = run_app(monkeypatch, history.url, page="compare", run=history.runs[6])
+    assert at.selectbox(key="compare_a").value == history.runs[5]  # the latest passed run before it (auto)
+    assert any("(auto)" in c.value for c in at.caption)
+
+
+def test_the_compare_page_puts_k6_against_jmeter_of_one_invocation(monkeypatch: pytest.MonkeyPatch,
+                                                                   history: History) -> None:
+    at = run_app(monkeypatch, history.url, page="compare", group="invocation-7")
+    assert at.radio(key="compare_mode").value == "group" and at.selectbox(key="compare_group").value == "invocation-7"
+    expected = compare(Warehouse.open(history.url), group="invocation-7")
+    assert (expected.a["run_id"], expected.b["run_id"]) == (history.runs[7], history.jmeter)
+    table = at.dataframe[0].value
+    assert list(table["verdict"]) == [str(s.verdict) for s in [*expected.steps, expected.overall]]
+    assert any("the tools measure differently" in c.value for c in at.caption)
+    drawn = charts(at)["Latency distribution (share of requests at or below)"][1]
+    assert sorted(set(drawn["run"])) == [f"A {history.runs[7]} (k6)", f"B {history.jmeter} (jmeter)"]
+
+
+def test_the_trends_page_draws_each_step_with_its_change_points_and_the_baseline(
+        monkeypatch: pytest.MonkeyPatch, history: History) -> None:
+    at = run_app(monkeypatch, history.url, page="trends", fingerprint=HISTORY_FINGERPRINT)
+    assert at.title[0].value == "Trends" and at.selectbox(key="trends_metric").value == "p95"
+    expected = trends(Warehouse.open(history.url).backend, "p95", fingerprint=HISTORY_FINGERPRINT)
+    layers = datasets(at, "p95 per step over the history")  # the lines, the change points, the baseline
+    points, changes, baseline = (next(d for d in layers if column in d) for column in ("value", "kind", "label"))
+    assert sorted(set(points["step"])) == sorted(s.label for s in expected.series)
+    overall = points[points["step"] == "overall"]
+    assert overall["run_id"].tolist() == history.runs
+    assert overall["value"].tolist() == pytest.approx([p.value for p in expected.series[0].points])
+    found = {(c.run_id, s.label) for s in expected.series for c in s.changes}
+    assert (history.runs[5], "overall") in found  # the step up to 60 % slower starts at the sixth run
+    assert set(zip(changes["run_id"], changes["step"], strict=True)) == found
+    assert set(changes.loc[changes["run_id"] == history.runs[5], "kind"]) == {"worse"}
+    assert baseline["run_id"].tolist() == [history.runs[6]]  # the newest run's automatic baseline
+    assert at.dataframe[0].value["run_id"].tolist() == changes["run_id"].tolist()
+    at.selectbox(key="trends_metric").select("rps").run()
+    assert not at.exception and at.query_params["metric"] == "rps"
+    assert "rps per step over the history" in charts(at)
+
+
+def test_the_runs_page_filters_by_group_and_fingerprint(monkeypatch: pytest.MonkeyPatch, history: History) -> None:
+    at = run_app(monkeypatch, history.url)
+    assert len(at.dataframe[0].value) == 9
+    at.text_input(key="runs_fingerprint").input(HISTORY_FINGERPRINT[:14]).run()
+    assert list(at.dataframe[0].value["run_id"]) == history.runs[::-1]
+    at.text_input(key="runs_fingerprint").input("").run()
+    at.text_input(key="runs_group").input("invocation-7").run()
+    assert sorted(at.dataframe[0].value["run_id"]) == sorted([history.runs[7], history.jmeter])

@@ -288,3 +288,14 @@ def test_one_invocation_with_two_tools_is_a_group_compared_k6_against_jmeter(tmp
     assert {s["journey"] + "/" + s["step"] for s in result["steps"]} == {"browse/list", "browse/view"}
     assert all(s["verdict"] == "INCONCLUSIVE" and "too few samples" in s["reason"] for s in result["steps"])
     assert any("the tools measure differently" in n for n in result["notes"])
+    # the group's report carries the same comparison as its section between the tools
+    report = json.loads(perfhouse(warehouse, "report", "latest", "--format", "json").stdout)
+    section = report["comparison"]
+    assert (section["baseline_tool"], section["current_tool"], section["how"]) == ("k6", "jmeter", "group")
+    assert [(r["journey"], r["step"], r["verdict"], r["reason"]) for r in section["rows"]] == [
+        (s["journey"], s["step"], s["verdict"], s["reason"]) for s in [*result["steps"], result["overall"]]]
+    md = perfhouse(warehouse, "report", "latest").stdout
+    assert "## Between the tools" in md and "| browse/list | " in md
+    assert f"jmeter `{result['b']['run_id']}` against k6 `{result['a']['run_id']}` of the same invocation" in md
+    refused = perfhouse(warehouse, "report", "latest", "--baseline", "auto")
+    assert refused.returncode == 2 and "a group's report compares its tools' runs" in refused.stderr

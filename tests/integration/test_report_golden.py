@@ -6,21 +6,25 @@ them; review the diff like code."""
 from __future__ import annotations
 
 import dataclasses
+import math
+import random
 import xml.etree.ElementTree as ET
 from pathlib import Path, PurePosixPath
 
 import pytest
 
+from warehouse.analysis.baseline import pin
+from warehouse.analysis.compare import compare
 from warehouse.analysis.slo import Objective
+from warehouse.errors import DataError
 from warehouse.report_formats import FORMATS, Rendered
 from warehouse.reports import (
     ABORTED,
     NO_SLOS,
-    Comparison,
-    ComparisonRow,
     GroupReport,
     ReportOptions,
     build_group_report,
+    comparison_of,
     run_verdict,
 )
 from warehouse.store import RunInfo, Warehouse
@@ -130,14 +134,14 @@ def test_a_group_is_reported_side_by_side_and_a_comparison_when_attached(tmp_pat
     wh.ingest(slower, dataclasses.replace(other))
     doc = build_group_report(wh, [RUN.run_id, other.run_id])
     assert doc.verdict == "FAILED"  # the first run failed its SLOs; the second has none
-    doc.comparison = Comparison(RUN.run_id, "WORSE", [
-        ComparisonRow("shop", "list", "p95", 100.0, 120.0, "WORSE", change=0.2, note="effect above the noise")])
+    assert doc.comparison is not None and doc.comparison.notes == ["No comparison: the runs share no group"]
+    doc.comparison = comparison_of(compare(wh, RUN.run_id, other.run_id))
     md = render("md", doc).text
     assert "Runs of one invocation, side by side:" in md
     assert f"## jmeter · `{RUN.run_id}`: FAILED" in md and f"## jmeter · `{other.run_id}`: NO SLOS" in md
     assert md.count("### SLOs") == 2
-    assert f"Against baseline `{RUN.run_id}`: **WORSE**" in md
-    assert "| shop | list | p95 | 100.00 | 120.00 | +20.0 % | WORSE | effect above the noise |" in md
+    assert f"Against baseline `{RUN.run_id}` (named): **INCONCLUSIVE**" in md
+    assert "| shop/list | 48 → 48 | " in md and "- **shop/list**: INCONCLUSIVE: too few samples" in md
     assert set(render("md", doc).files) >= {"report_files/run1-latency.png", "report_files/run2-latency.png"}
     page = render("html", doc).text
     assert "Against the baseline" in page and page.count('data-chart="latency"') == 2
@@ -157,3 +161,85 @@ def test_a_run_without_requests_reports_its_verdict_in_every_format(tmp_path: Pa
         assert render(fmt, doc).text
     assert "**Verdict: ABORTED**" in render("md", doc).text
     assert 'errors="1"' in render("junit", doc).text  # nothing was judged: the run errored
+
+
+# -- a run against its baseline ------------------------------------------------------------------------------
+
+FINGERPRINT = "fp-golden-compare"
+BASELINE_RUN = dataclasses.replace(RUN, run_id="20260101-090000-jmeter-baseline", name="shop/ci", profile="ci",
+                                   fingerprint=FINGERPRINT, started_at="2026-01-01 09:00:00.000",
+                                   ended_at="2026-01-01 09:00:20.000")
+CURRENT_RUN = dataclasses.replace(BASELINE_RUN, run_id="20260101-100000-jmeter-current",
+                                  started_at="2026-01-01 10:00:00.000", ended_at="2026-01-01 10:00:20.000")
+STEPS = {"list": 20.0, "detail": 40.0, "pay": 30.0}  # median ms of each step in the baseline
+PER_STEP = 1500
+
+
+def compared_jtl(path: Path, start_ms: int, seed: int, slower: dict[str, float], failing: dict[str, float]) -> Path:
+    """A JMeter 5 JTL of PER_STEP samples per step over 20 s, lognormal durations (whole ms, as JMeter writes):
+    `slower` scales a step's durations, `failing` is the share of its samples answered 500."""
+    rng = random.Random(seed)
+    lines = [(GOLDEN / "run.jtl").read_text(encoding="utf-8").splitlines()[0]]
+    for i in range(PER_STEP):
+        for step, median in STEPS.items():
+            elapsed = max(1, round(median * slower.get(step, 1.0) * math.exp(rng.gauss(0, 0.25))))
+            failed = rng.random() < failing.get(step, 0.0)
+            code, message, ok = ("500", "Internal Server Error", "false") if failed else ("200", "OK", "true")
+            lines.append(f"{start_ms + i * 13},{elapsed},{step},{code},{message},shop 1-1,text,{ok},,512,120,4,4,"
+                         f"http://127.0.0.1:8080/{step},{max(1, elapsed - 1)},0,1")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def compared_document(url: str, tmp: Path, baseline: str | None = None) -> GroupReport:
+    """The current run (detail 30 % slower, pay failing 8 %) reported against the baseline of its history."""
+    wh = Warehouse.open(url)
+    for run, seed, slower, failing in ((BASELINE_RUN, 1, {}, {}),
+                                       (CURRENT_RUN, 2, {"detail": 1.3}, {"pay": 0.08})):
+        wh.save_run(dataclasses.replace(run))
+        start = 1767258000000 if run is BASELINE_RUN else 1767261600000
+        result = wh.ingest(compared_jtl(tmp / f"{run.run_id}.jtl", start, seed, slower, failing),
+                           dataclasses.replace(run))
+        assert result.rows == PER_STEP * len(STEPS) and result.rejected == 0
+    return build_group_report(wh, [CURRENT_RUN.run_id], ReportOptions(baseline=baseline))
+
+
+def test_a_run_reported_against_its_baseline_matches_the_golden_files(any_warehouse_url: str, tmp_path: Path,
+                                                                      request: pytest.FixtureRequest) -> None:
+    doc = compared_document(any_warehouse_url, tmp_path)
+    comparison = doc.runs[0].comparison
+    assert comparison is not None and comparison.baseline_run == BASELINE_RUN.run_id and comparison.how == "auto"
+    verdicts = {r.label: r.verdict for r in comparison.rows}
+    assert verdicts == {"shop/detail": "WORSE", "shop/list": "SAME", "shop/pay": "WORSE", "overall": "WORSE"}
+    assert comparison.verdict == "WORSE"
+    # the figures are the analysis' own: what `compare` decides for the same pair
+    analysed = compare(Warehouse.open(any_warehouse_url), CURRENT_RUN.run_id, baseline="auto")
+    assert [(s.label, str(s.verdict), s.reason) for s in [*analysed.steps, analysed.overall]] == [
+        (r.label, r.verdict, r.reason) for r in comparison.rows]
+    detail = next(r for r in comparison.rows if r.step == "detail")
+    assert detail.figures["p95_ms"]["change"] == pytest.approx(analysed.steps[0].deltas()["p95_ms"]["relative"])
+    check_golden(request, "compared.md", render("md", doc).text)
+    check_golden(request, "compared.json", render("json", doc).text)
+    page = render("html", doc).text
+    assert "<h2>Against the baseline</h2>" in page and f"Against baseline {BASELINE_RUN.run_id} (auto): WORSE" in page
+
+
+def test_a_report_says_in_one_line_when_there_is_no_baseline(tmp_path: Path) -> None:
+    url = f"chdb://{tmp_path / 'warehouse'}"
+    compared_document(url, tmp_path)
+    wh = Warehouse.open(url)
+    first = build_group_report(wh, [BASELINE_RUN.run_id])  # the oldest run of its fingerprint
+    md = render("md", first).text
+    section = md.split("## Against the baseline\n\n", 1)[1]
+    assert section.strip().splitlines() == [
+        f"No baseline: no earlier completed run of fingerprint {FINGERPRINT} passed its SLOs: "
+        f"run {BASELINE_RUN.run_id} has no baseline yet"]
+    assert "Against the baseline" not in render("md", build_group_report(wh, [CURRENT_RUN.run_id],
+                                                                         ReportOptions(baseline="none"))).text
+    named = build_group_report(wh, [BASELINE_RUN.run_id], ReportOptions(baseline=CURRENT_RUN.run_id))
+    assert named.runs[0].comparison is not None and named.runs[0].comparison.how == "named"
+    with pytest.raises(DataError, match="no baseline is pinned"):
+        build_group_report(wh, [CURRENT_RUN.run_id], ReportOptions(baseline="pinned"))
+    pin(wh, BASELINE_RUN.run_id)
+    pinned = build_group_report(wh, [CURRENT_RUN.run_id]).runs[0].comparison
+    assert pinned is not None and (pinned.baseline_run, pinned.how) == (BASELINE_RUN.run_id, "pinned")

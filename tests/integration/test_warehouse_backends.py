@@ -198,3 +198,11 @@ def test_infra_samples_are_stored_with_their_labels(any_warehouse_url: str) -> N
         {"ts": "2024-01-02 03:04:05.123", "metric": "cpu", "labels": {"pod": "a'b", "x": "\\n"}, "value": 0.5},
         {"ts": "2024-01-02 03:04:06.000", "metric": "up", "labels": {}, "value": None},
     ]
+
+
+@pytest.mark.parametrize("text", ['body contains \\"items\\"', "a\\b\\\\c", "two\nlines", "tab\there", "nul\0", "\\N"])
+def test_string_parameters_arrive_as_given(any_warehouse_url: str, text: str) -> None:
+    """A parameter's text is read by ClickHouse in its escaped form: backslashes, tabs and newlines must be
+    escaped on the way, or a stored JSON document (a k6 summary with a quoted check name) comes back broken."""
+    wh = Warehouse.open(any_warehouse_url)
+    assert wh.backend.query("SELECT {v:String} AS v", {"v": text}) == [{"v": text}]

@@ -16,7 +16,7 @@ STEPS = [("browse", "list"), ("browse", "detail"), ("browse", "search"), ("brows
 # Synthetic rows: literal SQL (no user values); the sizes are integers checked by the callers' types.
 _RUNS = """
 INSERT INTO runs (run_id, name, tool, tool_version, spec_name, spec_hash, script_hash, profile, git_sha, branch,
-                  environment, labels, source, status, notes, started_at, ended_at, updated_at)
+                  environment, labels, source, status, notes, started_at, ended_at, updated_at, fingerprint, group_id)
 SELECT concat('bench-', leftPad(toString(number), 4, '0')) AS run_id, concat('shop/', profile) AS name,
        if(number % 2 = 0, 'k6', 'jmeter') AS tool, if(number % 2 = 0, '1.1.0', '5.6') AS tool_version,
        ['shop', 'catalog', 'payments'][number % 3 + 1] AS spec_name, 'h' AS spec_hash, 's' AS script_hash,
@@ -25,7 +25,8 @@ SELECT concat('bench-', leftPad(toString(number), 4, '0')) AS run_id, concat('sh
        map('team', 'shop') AS labels, 'perfhouse' AS source,
        ['completed', 'completed', 'completed', 'failed', 'aborted'][number % 5 + 1] AS status, '' AS notes,
        toDateTime64('2026-01-01 00:00:00', 3, 'UTC') + toIntervalHour(number * 6) AS started_at,
-       started_at + toIntervalSecond({seconds:UInt32}) AS ended_at, now64(6) AS updated_at
+       started_at + toIntervalSecond({seconds:UInt32}) AS ended_at, now64(6) AS updated_at,
+       concat('fp-', tool) AS fingerprint, concat('invocation-', toString(intDiv(number, 2))) AS group_id
 FROM numbers({runs:UInt32})
 """
 

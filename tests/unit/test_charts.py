@@ -273,3 +273,49 @@ def test_the_dashboard_has_no_sql_of_its_own() -> None:
                   if isinstance(node, ast.Attribute) and node.attr in ("query", "command") and
                   isinstance(node.value, ast.Attribute) and node.value.attr == "backend"]
     assert not found
+
+
+def test_distribution_frame_names_each_run_and_keeps_its_quantile_points() -> None:
+    dist = [{"run_id": "a", "count": 10, "points": [{"ms": 1.0, "fraction": 0.0}, {"ms": 5.0, "fraction": 1.0}]},
+            {"run_id": "b", "count": 12, "points": [{"ms": 2.0, "fraction": 0.0}, {"ms": 9.0, "fraction": 1.0}]}]
+    frame = charts.distribution_frame(dist, {"a": "A a (k6)", "b": "B b (jmeter)"})
+    assert frame.to_dict("records") == [
+        {"run": "A a (k6)", "ms": 1.0, "fraction": 0.0, "requests": 10},
+        {"run": "A a (k6)", "ms": 5.0, "fraction": 1.0, "requests": 10},
+        {"run": "B b (jmeter)", "ms": 2.0, "fraction": 0.0, "requests": 12},
+        {"run": "B b (jmeter)", "ms": 9.0, "fraction": 1.0, "requests": 12}]
+    drawn = spec(charts.distribution_chart(frame))
+    assert drawn["encoding"]["x"]["scale"]["type"] == "log"
+    zero = frame.assign(ms=[0.0, 5.0, 2.0, 9.0])  # a 0 ms request has no place on a log axis
+    assert "type" not in spec(charts.distribution_chart(zero))["encoding"]["x"]["scale"]
+
+
+def test_trend_chart_layers_the_series_its_change_points_and_the_baseline() -> None:
+    from warehouse.analysis.trends import Point, Series, TrendChange
+
+    series = Series("fp", "shop", "k6", "ci", "", "", "", "p95",
+                    [Point(f"r{i}", f"2026-01-01 1{i}:00:00.000", v, 100) for i, v in enumerate((10, 10, 20, 20))],
+                    [TrendChange("r2", "2026-01-01 12:00:00.000", 2, "up", 10, 20, 1.0, 0.001, True)])
+    points, changes = charts.trend_frame([series]), charts.change_frame([series])
+    assert list(points["step"]) == ["overall"] * 4 and list(points["value"]) == [10, 10, 20, 20]
+    assert changes[["run_id", "kind"]].to_dict("records") == [{"run_id": "r2", "kind": "worse"}]
+    baseline = {"run_id": "r1", "how": "pinned", "started_at": "2026-01-01 11:00:00.000"}
+    drawn = spec(charts.trend_chart(points, changes, "p95", baseline))
+    assert drawn["title"] == "p95 per step over the history" and len(drawn["layer"]) == 4
+    marked = [d for d in drawn["datasets"].values() if d and "label" in d[0]]
+    assert marked == [[{"started_at": "2026-01-01T11:00:00+00:00", "run_id": "r1", "label": "baseline (pinned)"}]]
+    assert len(spec(charts.trend_chart(points, changes, "p95", None))["layer"]) == 4  # no baseline: nothing marked
+
+
+def test_compare_frame_holds_both_runs_figures_the_change_and_the_verdict() -> None:
+    from dashboard.tables import compare_frame
+    from warehouse.analysis.compare import CompareVerdict, Comparison, Side, StepComparison
+
+    a, b = Side(1000, 0, 10.0, 20.0, 30.0, rps=50.0), Side(1000, 10, 12.0, 30.0, 33.0, rps=50.0)
+    step = StepComparison("shop", "pay", a, b, CompareVerdict.WORSE, "slower")
+    frame = compare_frame(Comparison({"run_id": "A"}, {"run_id": "B"}, [step],
+                                     StepComparison("", "", a, b, CompareVerdict.WORSE, "slower")))
+    first = frame.iloc[0]
+    assert list(frame["step"]) == ["shop/pay", "overall"] and list(frame.columns[:2]) == ["step", "verdict"]
+    assert (first["p95_a_ms"], first["p95_b_ms"], first["change_p95"]) == (20.0, 30.0, pytest.approx(50.0))
+    assert (first["errors_a"], first["errors_b"], first["verdict"], first["reason"]) == (0.0, 0.01, "WORSE", "slower")

@@ -91,6 +91,17 @@ def resolve_baseline(warehouse: Warehouse, run_id: str, choice: str | None = Non
     )
 
 
+def optional_baseline(warehouse: Warehouse, run_id: str, choice: str | None = None) -> tuple[Baseline | None, str]:
+    """The baseline as resolve_baseline finds it, or (None, why) when `choice` is None or `auto` and the run has
+    none yet; a named or pinned baseline that cannot be found is an error."""
+    try:
+        return resolve_baseline(warehouse, run_id, choice), ""
+    except DataError as exc:
+        if choice not in (None, AUTO):
+            raise
+        return None, str(exc)
+
+
 def _fingerprint_of(warehouse: Warehouse, ref: str) -> str:
     if pinned(warehouse, ref):
         return ref

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from warehouse.analysis.baseline import AUTO, Baseline, resolve_baseline
+from warehouse.analysis.baseline import Baseline, optional_baseline
 from warehouse.analysis.compare import (
     CompareVerdict,
     Comparison,
@@ -20,7 +20,7 @@ from warehouse.analysis.compare import (
 )
 from warehouse.analysis.slo import Verdict
 from warehouse.analysis.verdict import RunVerdict, run_verdict
-from warehouse.errors import DataError, ExitStatus
+from warehouse.errors import ExitStatus
 from warehouse.store import Warehouse
 
 
@@ -83,12 +83,9 @@ def gate(warehouse: Warehouse, run_id: str, baseline: str | None = None) -> Gate
         result = GateResult(run, verdict, slos)
         if verdict == RunVerdict.NO_SLOS:
             result.notes.append("the run has no SLOs: only the regression checks judge it")
-        try:
-            result.baseline = resolve_baseline(warehouse, run_id, baseline)
-        except DataError as exc:
-            if baseline not in (None, AUTO):  # a named or pinned baseline was asked for
-                raise
-            result.notes.append(f"regression checks skipped: {exc}")
+        result.baseline, why = optional_baseline(warehouse, run_id, baseline)
+        if result.baseline is None:
+            result.notes.append(f"regression checks skipped: {why}")
             return result
         base_run = warehouse.run(result.baseline.run_id)
         result.comparison = compare_runs(warehouse.backend, base_run, run, result.baseline.how)
