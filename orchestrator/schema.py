@@ -121,6 +121,11 @@ def build() -> dict[str, Any]:
         }, ("name", "steps"))},
         "profiles": {"type": "object", "minProperties": 1, "additionalProperties": profile},
         "slos": {"type": "array", "items": slo},
+        "trace": {"description": "send a W3C traceparent header with a fresh trace id on every request",
+                  "oneOf": [{"type": "boolean"}, _obj({
+                      "enabled": {"type": "boolean"},
+                      "url": {"type": "string", "pattern": r"^https?://.*\{trace_id\}",
+                              "description": "a trace's page; {trace_id} is replaced by its id"}})]},
     }
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",

@@ -330,6 +330,10 @@ class Spec:
     slos: tuple[SLO, ...]
     datasets: dict[str, Dataset] = field(default_factory=dict)
     source_hash: str = ""
+    # trace context: every request carries a W3C traceparent with a fresh trace id; trace_url links a trace id
+    # to a tracing UI ({trace_id} marks where the id goes)
+    trace: bool = False
+    trace_url: str = ""
     positions: dict[str, tuple[int, int]] = field(default_factory=dict, compare=False, repr=False)
 
     def profile(self, name: str) -> Profile:
@@ -547,7 +551,8 @@ def _kind(value: Any) -> str:
 # ---------------------------------------------------------------------------------------------
 # Loading.
 
-_TOP = ("name", "services", "variables", "defaults", "data", "journeys", "profiles", "slos")
+_TOP = ("name", "services", "variables", "defaults", "data", "journeys", "profiles", "slos", "trace")
+TRACE_ID = "{trace_id}"  # where a trace URL template puts the trace id
 _JOURNEY = ("name", "label", "weight", "data", "steps", "think_time", "groups")
 _STEP = (
     "name",
@@ -689,8 +694,11 @@ def parse_spec(text: str, file: str = "<spec>") -> Spec:
         raise r.fail("slos", f"expected a list of SLOs, found {_kind(slos_raw)}")
     slos = tuple(_slo(r, s, f"slos[{i}]", journeys, services) for i, s in enumerate(slos_raw))
 
+    trace, trace_url = _trace(r, top.get("trace", False))
     for hname, tmpl in default_headers:
         _check_refs(r, tmpl, f"defaults.headers.{hname}", set(variables))
+        if trace and hname.lower() == "traceparent":
+            raise r.fail(f"defaults.headers.{hname}", "trace: sets the traceparent header of every request")
     return Spec(
         name=name,
         file=file,
@@ -703,7 +711,25 @@ def parse_spec(text: str, file: str = "<spec>") -> Spec:
         datasets=datasets,
         source_hash=hashlib.sha256(text.encode()).hexdigest(),
         positions=positions,
+        trace=trace,
+        trace_url=trace_url,
     )
+
+
+def _trace(r: _Reader, raw: Any) -> tuple[bool, str]:
+    """`trace: true`, or `trace: {url: TEMPLATE}` (which also turns it on): whether requests carry a traceparent,
+    and the URL template of a trace."""
+    if isinstance(raw, bool):
+        return raw, ""
+    t = r.mapping(raw, "trace", ("enabled", "url"))
+    enabled = t.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise r.fail("trace.enabled", f"expected true or false, found {_kind(enabled)}")
+    url = r.string(t["url"], "trace.url") if "url" in t else ""
+    if url and (TRACE_ID not in url or not re.match(r"https?://[^/\s]+", url)):
+        raise r.fail("trace.url", f"expected a URL with {TRACE_ID} where the trace id goes, such as "
+                                  f"https://tempo.example/trace/{TRACE_ID}; found {url!r}")
+    return enabled, url
 
 
 def _dataset(r: _Reader, name: str, raw: Any, path: str, base: Path) -> Dataset:

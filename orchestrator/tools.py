@@ -199,6 +199,7 @@ class JMeter:
             "-Jjmeter.save.saveservice.output_format=csv",
             "-Jjmeter.save.saveservice.print_field_names=true",
             *SAVE_COLUMNS,
+            "-Jsample_variables=trace_id",  # the trace id of a plan with trace context, as a JTL column
             "-Jsummariser.interval=5",
             "-Jjmeter.save.saveservice.autoflush=true",
         ]

@@ -306,6 +306,11 @@ MIGRATIONS: list[tuple[int, str, list[str | Callable[[Backend], None]]]] = [
         ],
     ),
     (
+        11,
+        "requests.trace_id: the W3C trace id a request carried (trace context), so a slow sample links to its trace",
+        ["ALTER TABLE requests ADD COLUMN IF NOT EXISTS trace_id String DEFAULT '' CODEC(ZSTD) AFTER vu"],
+    ),
+    (
         12,
         "received_writes: the content hash of every write the results receiver took into a run, and the batch "
         "that holds it, so a write sent again (a client's retry) is acknowledged without being stored twice",

@@ -285,3 +285,28 @@ def test_a_journey_may_have_a_profile_of_its_own() -> None:
 def test_per_journey_profiles_are_checked(profile: str, field: str, message: str) -> None:
     err = _error(TWO.replace("  smoke: {executor: iterations, vus: 1, iterations: 1}", f"  p: {profile}"))
     assert err.field == field and message in str(err)
+
+
+@pytest.mark.parametrize(("trace", "expected"), [
+    ("", (False, "")),
+    ("trace: true\n", (True, "")),
+    ("trace: {url: 'https://tempo.example/trace/{trace_id}'}\n", (True, "https://tempo.example/trace/{trace_id}")),
+    ("trace: {enabled: false, url: 'http://jaeger:16686/trace/{trace_id}'}\n",
+     (False, "http://jaeger:16686/trace/{trace_id}")),
+])
+def test_trace_context_option(trace: str, expected: tuple[bool, str]) -> None:
+    spec = parse_spec(MINIMAL + trace, "t.yaml")
+    assert (spec.trace, spec.trace_url) == expected
+
+
+@pytest.mark.parametrize(("trace", "field", "message"), [
+    ("trace: yes please\n", "trace", "expected a mapping"),
+    ("trace: {enabled: 1}\n", "trace.enabled", "expected true or false"),
+    ("trace: {url: 'https://tempo.example/trace/'}\n", "trace.url", "{trace_id}"),
+    ("trace: {url: 'tempo/{trace_id}'}\n", "trace.url", "expected a URL"),
+    ("trace: {uri: x}\n", "trace.uri", "did you mean 'url'"),
+    ("trace: true\ndefaults: {headers: {Traceparent: x}}\n", "defaults.headers.Traceparent", "trace: sets"),
+])
+def test_bad_trace_options_are_located(trace: str, field: str, message: str) -> None:
+    err = _error(MINIMAL + trace)
+    assert err.field == field and message in str(err)

@@ -70,6 +70,10 @@ LAYOUTS: dict[int, list[str]] = {
 }
 # Every saveservice column: the 5.x defaults plus the optional ones.
 KNOWN = {*LAYOUTS[17], "Filename", "Encoding", "SampleCount", "ErrorCount", "Hostname"}
+# JMeter variables saved with each sample (sample_variables) that the warehouse reads: the W3C trace id of a plan
+# with trace context.
+TRACE_ID = "trace_id"
+KNOWN.add(TRACE_ID)
 # How the strict pass types the known columns; the others are text (not LowCardinality: building
 # dictionaries while parsing costs the CSV reader about three times its own time).
 INTEGERS = {"bytes", "sentBytes", "grpThreads", "allThreads", "Latency", "IdleTime", "Connect", "SampleCount",
@@ -105,6 +109,11 @@ def outcome_sql(key: str, code: str, success: str, failure: str) -> dict[str, st
         "checks": f"transform({key}, {{step_keys:Array(String)}}, {{step_checks:Array(UInt16)}}, toUInt16(0))",
         "method": f"transform({key}, {{step_keys:Array(String)}}, {{step_methods:Array(String)}}, '')",
     }
+
+
+def trace_id_sql(cell: str) -> str:
+    """A saved trace id as stored: 32 lower-case hex digits, else '' (JMeter saves an unset variable as "null")."""
+    return f"if(length({cell}) = 32 AND match({cell}, '^[0-9a-f]+$'), {cell}, '')"
 
 
 def _col(columns: list[str], name: str, default: str = "''") -> str:
@@ -175,7 +184,7 @@ def _requests_sql(table: str, columns: list[str], ts: str, where: str, source: s
     return f"""
             INSERT INTO {quote_identifier(table)} (run_id, batch, ts, tool, generator, journey, step, service, method,
                                   url, status, ok, checks, failed_checks, duration_ms, waiting_ms, connect_ms,
-                                  bytes_sent, bytes_received, error, failed_check, vu)
+                                  bytes_sent, bytes_received, error, failed_check, vu, trace_id)
             SELECT {{run:String}}, {{batch:String}}, ts_, 'jmeter', {{generator:String}}, journey_, {label},
                    transform(key_, {{svc_keys:Array(String)}}, {{svc_values:Array(String)}}, domain({url})),
                    {outcome["method"]}, {url}, toUInt16OrZero({code}), ok_,
@@ -183,7 +192,7 @@ def _requests_sql(table: str, columns: list[str], ts: str, where: str, source: s
                    toFloat64({num("elapsed")}), toFloat64({num("Latency")}), toFloat64({num("Connect")}),
                    toUInt64({num("sentBytes")}), toUInt64({num("bytes")}),
                    if(ok_, '', {message}), if(failed_ = 0, '', if({failure} != '', {failure}, 'an assertion failed')),
-                   {thread}
+                   {thread}, {trace_id_sql(_col(columns, TRACE_ID))}
             FROM (SELECT *, {outcome["ok"]} AS ok_, toUInt16({outcome["assertion_failed"]}) AS failed_
                   FROM (SELECT *, {ts} AS ts_, {journey} AS journey_, concat(journey_, '\\t', {label}) AS key_,
                                {outcome["expected"]} AS expected_ FROM {source}))

@@ -28,7 +28,7 @@ from warehouse.ingest import (
     stage_lines,
     step_map_params,
 )
-from warehouse.ingest.jtl_csv import TRANSACTION_MESSAGE, outcome_sql
+from warehouse.ingest.jtl_csv import TRACE_ID, TRANSACTION_MESSAGE, outcome_sql, trace_id_sql
 
 SAMPLES = frozenset({"httpSample", "sample"})
 # A top-level sample starts a line (JMeter indents the nested ones): where parsing resumes after an error.
@@ -56,6 +56,7 @@ COLUMNS = [
     "checks",
     "failed",
     "failed_check",
+    "trace_id",
 ]
 _TYPES = ["UInt64"] + ["String"] * (len(COLUMNS) - 1)
 _TEXT_OF = frozenset({"java.net.URL", "method", "failure", "error", "failureMessage", "name"})
@@ -167,6 +168,8 @@ class _Scanner:
                 str(sample.checks),
                 str(sample.failed),
                 sample.failed_check,
+                # a saved sample variable is an attribute of its sample, named as XStream escapes it (_ as __)
+                get(TRACE_ID.replace("_", "__"), "") or get(TRACE_ID, ""),
             ]
             text = " ".join(f'{k}="{v}"' for k, v in attrs.items() if k in ("t", "ts", "s", "lb", "rc"))
             self.rows.append(self._row(sample.line, "", text, values))
@@ -298,7 +301,7 @@ class JtlXml:
             f"""
             INSERT INTO {job.table("requests")} (run_id, batch, ts, tool, generator, journey, step, service,
                                   method, url, status, ok, checks, failed_checks, duration_ms, waiting_ms,
-                                  connect_ms, bytes_sent, bytes_received, error, failed_check, vu)
+                                  connect_ms, bytes_sent, bytes_received, error, failed_check, vu, trace_id)
             SELECT {{run:String}}, {{batch:String}}, {_TS}, 'jmeter', {{generator:String}}, journey_, step,
                    transform(key_, {{svc_keys:Array(String)}}, {{svc_values:Array(String)}}, domain(url)),
                    if(method != '', method, {outcome["method"]}), url, toUInt16OrZero(code), ok_,
@@ -306,7 +309,7 @@ class JtlXml:
                    toFloat64(toInt64OrZero(elapsed)), toFloat64(toInt64OrZero(latency)),
                    toFloat64(toInt64OrZero(connect)), toUInt64OrZero(sent), toUInt64OrZero(bytes),
                    if(ok_, '', message), if(failed_ = 0, '', if(failed_check != '', failed_check, 'an assertion failed')),
-                   thread
+                   thread, {trace_id_sql("trace_id")}
             FROM (SELECT *, {outcome["ok"]} AS ok_,
                          if(toUInt16OrZero(failed) > 0, toUInt16OrZero(failed), toUInt16({outcome["assertion_failed"]}))
                          AS failed_

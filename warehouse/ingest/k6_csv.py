@@ -34,19 +34,19 @@ _KEYS = ("if(tags['journey'] != '', tags['journey'], tags['scenario']) AS journe
 _REQUESTS = f"""
 INSERT INTO {{requests}} (run_id, batch, ts, tool, generator, journey, step, service, method, url, status, ok, checks,
                       failed_checks, duration_ms, waiting_ms, connect_ms, bytes_sent, bytes_received, error,
-                      failed_check, vu)
+                      failed_check, vu, trace_id)
 SELECT {{run:String}}, {{batch:String}}, ts_, 'k6', {{generator:String}}, journey_, step_,
        if(service_ != '', service_, transform(concat(journey_, '\\t', step_), {{svc_keys:Array(String)}},
                                              {{svc_values:Array(String)}}, domain(url_))),
        method_, if(url_ = name_ AND NOT match(url_, '^[A-Za-z][A-Za-z0-9+.-]*://'), '', url_), toUInt16OrZero(status_),
        if(expected_ != '', expected_ = 'true', toUInt16OrZero(status_) BETWEEN 200 AND 399), checks_, failed_,
-       duration_, waiting_, connect_, 0, 0, error_, failed_check_, vu_
+       duration_, waiting_, connect_, 0, 0, error_, failed_check_, vu_, trace_
 FROM (
     SELECT anyIf(lineno, metric = 'http_reqs') AS line_, min(ts) AS ts_, any(journey_) AS journey_,
            if(any(tags['step']) != '', any(tags['step']), any(tags['name'])) AS step_, any(tags['service']) AS service_,
            any(tags['method']) AS method_, any(tags['url']) AS url_, any(tags['name']) AS name_,
            any(tags['status']) AS status_, any(tags['expected_response']) AS expected_, any(tags['error']) AS error_,
-           any(vu_) AS vu_, sumIf(value, metric = 'http_req_duration') AS duration_,
+           any(vu_) AS vu_, anyIf(meta['trace_id'], metric = 'http_reqs') AS trace_, sumIf(value, metric = 'http_req_duration') AS duration_,
            sumIf(value, metric = 'http_req_waiting') AS waiting_, sumIf(value, metric = 'http_req_connecting') AS connect_
     FROM (
         SELECT *, {_KEYS}, sum(metric = 'http_reqs') OVER (ORDER BY lineno ROWS UNBOUNDED PRECEDING) AS request

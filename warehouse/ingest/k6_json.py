@@ -92,6 +92,8 @@ if(JSONExtractString(metadata, 'vu') != '', JSONExtractString(metadata, 'vu'), J
 if(JSONExtractString(metadata, 'iter') != '', JSONExtractString(metadata, 'iter'), JSONExtractString(tags, 'iter'))
     AS iter_
 """
+# A generated script with trace context keeps each request's W3C trace id as k6 metadata.
+_TRACE = "JSONExtractString(metadata, 'trace_id') AS trace_"
 _KEYS = f"""
 JSONExtract(tags, '{_TAGS}') AS t, if(t.journey != '', t.journey, t.scenario) AS journey_, t.step AS step_tag_,
 toUnixTimestamp64Nano(ts) + ts_ns AS tn_
@@ -125,7 +127,7 @@ GROUP BY journey_, step_tag_, vu_, iter_, tn_
 _REQUESTS = f"""
 INSERT INTO {{requests}} (run_id, batch, ts, tool, generator, journey, step, service, method, url, status, ok,
                       checks, failed_checks, duration_ms, waiting_ms, connect_ms, bytes_sent, bytes_received,
-                      error, failed_check, vu)
+                      error, failed_check, vu, trace_id)
 SELECT {{run:String}}, {{batch:String}}, ts, 'k6',
        if(t.perfhouse_generator != '', t.perfhouse_generator, {{generator:String}}),
        journey_, if(t.step != '', t.step, t.name) AS step_,
@@ -136,15 +138,16 @@ SELECT {{run:String}}, {{batch:String}}, ts, 'k6',
        toUInt16OrZero(t.status),
        if(t.expected_response != '', t.expected_response = 'true', toUInt16OrZero(t.status) BETWEEN 200 AND 399),
        if(n = 1, checks_, 0), if(n = 1, failed_, 0),
-       durations[n], waits[n], connects[n], 0, 0, t.error, if(n = 1, failed_check_, ''), vu_
+       durations[n], waits[n], connects[n], 0, 0, t.error, if(n = 1, failed_check_, ''), vu_, traces[n]
 FROM (
     SELECT * FROM (
         SELECT ts, ts_ns, tags, vu_, iter_, {_KEYS}, countIf(metric = 'http_reqs') AS reqs,
                groupArrayIf(value, metric = 'http_req_duration') AS durations,
                groupArrayIf(value, metric = 'http_req_waiting') AS waits,
-               groupArrayIf(value, metric = 'http_req_connecting') AS connects
+               groupArrayIf(value, metric = 'http_req_connecting') AS connects,
+               groupArrayIf(trace_, metric = 'http_reqs') AS traces
         FROM (
-            SELECT ts, ts_ns, tags, metric, value, {_VU_ITER} FROM {{points}}
+            SELECT ts, ts_ns, tags, metric, value, {_VU_ITER}, {_TRACE} FROM {{points}}
             WHERE run_id = {{run:String}}
               AND metric IN ('http_reqs', 'http_req_duration', 'http_req_waiting', 'http_req_connecting')
               AND ts >= {{since:DateTime64(6, 'UTC')}} AND ts < {{until:DateTime64(6, 'UTC')}}
