@@ -45,6 +45,7 @@ from warehouse.ingest import IngestResult, StepFacts
 from warehouse.ingest.jtl_csv import UNKNOWN_STEP
 from warehouse.owners import OWNER_LABEL, me
 from warehouse.store import RunInfo, Warehouse, new_run_id
+from warehouse.traces import TRACE_URL_LABEL
 
 
 @dataclass
@@ -294,6 +295,8 @@ def run_tool(
         run_labels.setdefault("runner", settings.runner)
     if settings.generators > 1:
         run_labels.setdefault("generators", str(settings.generators))
+    if spec.trace_url:  # reports link the run's slowest samples to their traces
+        run_labels[TRACE_URL_LABEL] = spec.trace_url
     run_labels[OWNER_LABEL] = me().token  # while it runs: a run whose owner died is marked aborted
     info = RunInfo(
         run_id=run_id,

@@ -495,8 +495,18 @@ REPORT_JOURNEYS = """
 SELECT DISTINCT journey FROM requests WHERE run_id = {run:String} ORDER BY journey
 """
 
+# The slowest requests that carry a trace id (trace context), to look up in a tracing UI.
+SLOWEST_TRACED = """
+SELECT toString(ts) AS ts, journey, step, status, ok, duration_ms, trace_id
+FROM requests
+WHERE run_id = {run:String} AND trace_id != ''
+ORDER BY duration_ms DESC, ts, trace_id
+LIMIT {limit:UInt32}
+"""
+
 for _name in ("REPORT_STEPS", "REPORT_TOTALS", "REPORT_TIMELINE", "REPORT_ERRORS_BY_STATUS", "REPORT_INFRA",
-              "REPORT_LOAD_LEVEL", "REPORT_JOURNEYS"):
+              "REPORT_LOAD_LEVEL", "REPORT_JOURNEYS",
+              "SLOWEST_TRACED"):
     ALL[_name] = globals()[_name]
 
 # The steps of a stepped load at once. Steps are whole buckets of `bucket` seconds from `origin` (Unix

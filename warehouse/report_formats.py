@@ -12,6 +12,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from warehouse import charts, junit
+from warehouse.analysis.insight import step_name
 from warehouse.analysis.slo import RATES
 from warehouse.errors import WarehouseError
 from warehouse.queries import CHECK_FAILURE, REQUEST_ERROR
@@ -102,6 +103,23 @@ def _step_rows(report: Report) -> list[list[str]]:
 def _bottleneck_rows(report: Report) -> list[list[str]]:
     return [[str(i), b["name"], _pct(b["time_share"]), _pct(b["error_share"]), _num(b["tail_ratio"])]
             for i, b in enumerate(report.bottlenecks, start=1)]
+
+
+SLOWEST_HEADER = ["time (UTC)", "step", "status", "ms", "trace"]
+SLOWEST_SENTENCE = ("The slowest requests, each with the trace id it sent (a trace URL template comes from the spec's "
+                    "trace.url or PERFHOUSE_TRACE_URL).")
+
+
+def _slowest_rows(report: Report) -> list[tuple[list[str], str, str]]:
+    """(cells before the trace, trace id, trace URL) per slow sample."""
+    return [([str(r["ts"]), step_name(str(r["journey"]), str(r["step"])), str(r["status"]), ms(r["duration_ms"])],
+             str(r["trace_id"]), str(r["trace_url"])) for r in report.slowest]
+
+
+def _md_link(text: str, url: str) -> str:
+    if not url:
+        return f"`{text}`"
+    return f"[`{text}`](<{url.replace('<', '%3C').replace('>', '%3E')}>)"
 
 
 def _status_rows(report: Report) -> list[list[str]]:
@@ -309,6 +327,10 @@ def render_markdown(doc: GroupReport, output: PurePosixPath | None = None) -> Re
             lines += [f"{h} Errors by step and cause", ""]
             lines += _md_table(CAUSE_HEADER, _cause_rows(report), numeric_from=3,
                                 text_from=4)
+        if report.slowest:
+            lines += [f"{h} Slowest samples", "", SLOWEST_SENTENCE, ""]
+            lines += _md_table(SLOWEST_HEADER, [[*cells, _md_link(tid, url)] for cells, tid, url in _slowest_rows(report)],
+                               numeric_from=2, text_from=4)
         if report.infra.get("series"):
             lines += [f"{h} Infrastructure", "", *[s for x in _infra_sentences(report) for s in (x, "")]]
             lines += picture("infrastructure")
@@ -359,6 +381,16 @@ def _html_table(header: list[str], rows: list[list[str]], numeric_from: int = 2,
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>\n"
 
 
+def _slowest_html(report: Report) -> str:
+    head = "".join(f"<th>{_h(c)}</th>" for c in SLOWEST_HEADER)
+    body = ""
+    for cells, trace_id, url in _slowest_rows(report):
+        trace = f'<a href="{_h(url)}"><code>{_h(trace_id)}</code></a>' if url else f"<code>{_h(trace_id)}</code>"
+        body += ("<tr>" + "".join(f'<td class="{"n" if i >= 2 else ""}">{_h(c)}</td>' for i, c in enumerate(cells))
+                 + f"<td>{trace}</td></tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>\n"
+
+
 def _badge(verdict: str) -> str:
     return f'<span class="verdict {verdict.replace(" ", "-")}">{_h(verdict)}</span>'
 
@@ -402,6 +434,8 @@ def render_html(doc: GroupReport, output: PurePosixPath | None = None) -> Render
                          + _html_table(["status", "message", "count", "share"], _status_rows(report)))
             parts.append(f"<{h}>Errors by step and cause</{h}>\n"
                          + _html_table(CAUSE_HEADER, _cause_rows(report)))
+        if report.slowest:
+            parts.append(f"<{h}>Slowest samples</{h}>\n<p>{_h(SLOWEST_SENTENCE)}</p>\n" + _slowest_html(report))
         if report.infra.get("series"):
             parts.append(f"<{h}>Infrastructure</{h}>\n"
                          + "".join(f"<p>{_h(s.replace('`', ''))}</p>\n" for s in _infra_sentences(report)))

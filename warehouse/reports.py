@@ -14,7 +14,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from warehouse import queries
+from warehouse import queries, traces
 from warehouse.analysis import compare, insight
 from warehouse.analysis.baseline import optional_baseline
 from warehouse.analysis.slo import Objective, Verdict, percentile_level
@@ -31,6 +31,7 @@ __all__ = ["ABORTED", "FAILED", "INCOMPLETE", "NO_SLOS", "PASSED", "group_verdic
 
 DEFAULT_PERCENTILES = (50.0, 90.0, 95.0, 99.0)
 MAX_PERCENTILES = queries.LEVEL_SLOTS - len(DEFAULT_PERCENTILES)
+SLOWEST = 10  # traced samples a report lists
 
 
 def percentile_label(level: float) -> str:
@@ -172,6 +173,7 @@ class Report:
     capacity: dict[str, Any] | None = None
     comparison: Comparison | None = None
     tool_summary: list[dict[str, Any]] = field(default_factory=list)  # the tool's own end-of-test figures beside ours
+    slowest: list[dict[str, Any]] = field(default_factory=list)  # the slowest traced requests, with trace links
 
     @property
     def passed(self) -> bool:
@@ -204,6 +206,8 @@ class Report:
             }
             if self.tool_summary:
                 out["tool_summary"] = self.tool_summary
+        if self.slowest:
+            out["slowest"] = self.slowest
         return _finite(out)
 
 
@@ -242,7 +246,16 @@ def build_report(warehouse: Warehouse, run_id: str) -> Report:
             steps=warehouse.step_stats(run_id),
             slos=warehouse.slo_verdicts(run_id),
             errors=warehouse.errors(run_id),
+            slowest=slowest_traced(warehouse, warehouse.run(run_id)),
         )
+
+
+def slowest_traced(warehouse: Warehouse, run: dict[str, Any], limit: int = SLOWEST) -> list[dict[str, Any]]:
+    """The run's slowest requests that carry a trace id (none without trace context), each with its trace's URL
+    when the run's spec or PERFHOUSE_TRACE_URL gives a template ('' otherwise)."""
+    template = traces.url_template(run)
+    rows = warehouse.backend.query(queries.SLOWEST_TRACED, {"run": run["run_id"], "limit": limit})
+    return [{**r, "trace_url": traces.trace_link(template, str(r["trace_id"]))} for r in rows]
 
 
 def build_group_report(warehouse: Warehouse, run_ids: list[str], options: ReportOptions | None = None) -> GroupReport:
@@ -296,6 +309,7 @@ def build_run_report(warehouse: Warehouse, run_id: str, options: ReportOptions) 
         infra=_infra(backend.query(queries.REPORT_INFRA, {"run": run_id, "bucket": bucket}), timeline),
     )
     report.capacity = _capacity(warehouse, run_id, slos, bucket)
+    report.slowest = slowest_traced(warehouse, run)
     if run.get("tool") == "k6":
         report.tool_summary = k6_summary_figures(warehouse.tool_summary(run_id), totals)
     return report

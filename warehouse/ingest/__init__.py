@@ -763,6 +763,12 @@ def count_rejects(
     result.samples = [Rejected(int(line), str(reason), str(text)) for line, reason, text in rows[0]["sample"]]
 
 
+def trace_id_sql(cell: str) -> str:
+    """SQL for a request's trace id as stored: a W3C trace id (32 lower-case hex digits), else '' (JMeter saves an
+    unset sample variable as "null")."""
+    return f"if(length({cell}) = 32 AND match({cell}, '^[0-9a-f]+$'), {cell}, '')"
+
+
 # Register the built-in formats (influx_line last: its sniff accepts the loosest text).
 from warehouse.ingest import jtl_csv, jtl_xml, k6_csv, k6_json  # noqa: E402, I001
 from warehouse.ingest import influx_line  # noqa: E402
@@ -782,3 +788,4 @@ __all__ = [
     "k6_json",
     "recover",
 ]
+

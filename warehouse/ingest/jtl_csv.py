@@ -28,6 +28,7 @@ from warehouse.ingest import (
     service_map_params,
     stage_lines,
     step_map_params,
+    trace_id_sql,
 )
 
 # Default column orders of headerless files, by column count.
@@ -109,11 +110,6 @@ def outcome_sql(key: str, code: str, success: str, failure: str) -> dict[str, st
         "checks": f"transform({key}, {{step_keys:Array(String)}}, {{step_checks:Array(UInt16)}}, toUInt16(0))",
         "method": f"transform({key}, {{step_keys:Array(String)}}, {{step_methods:Array(String)}}, '')",
     }
-
-
-def trace_id_sql(cell: str) -> str:
-    """A saved trace id as stored: 32 lower-case hex digits, else '' (JMeter saves an unset variable as "null")."""
-    return f"if(length({cell}) = 32 AND match({cell}, '^[0-9a-f]+$'), {cell}, '')"
 
 
 def _col(columns: list[str], name: str, default: str = "''") -> str:

@@ -27,8 +27,9 @@ from warehouse.ingest import (
     service_map_params,
     stage_lines,
     step_map_params,
+    trace_id_sql,
 )
-from warehouse.ingest.jtl_csv import TRACE_ID, TRANSACTION_MESSAGE, outcome_sql, trace_id_sql
+from warehouse.ingest.jtl_csv import TRACE_ID, TRANSACTION_MESSAGE, outcome_sql
 
 SAMPLES = frozenset({"httpSample", "sample"})
 # A top-level sample starts a line (JMeter indents the nested ones): where parsing resumes after an error.

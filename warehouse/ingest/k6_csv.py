@@ -13,6 +13,7 @@ from warehouse.ingest import (
     register,
     service_map_params,
     stage_lines,
+    trace_id_sql,
 )
 
 HEADER = b"metric_name,timestamp,metric_value,"
@@ -31,6 +32,7 @@ _TS = ("multiIf(match(timestamp, '^[0-9]{1,10}$'), toDateTime64(toInt64OrZero(ti
 # iter are in the metadata column when --system-tags asks for them).
 _KEYS = ("if(tags['journey'] != '', tags['journey'], tags['scenario']) AS journey_, "
          "if(meta['vu'] != '', meta['vu'], tags['vu']) AS vu_, if(meta['iter'] != '', meta['iter'], tags['iter']) AS iter_")
+_TRACE = trace_id_sql("meta['trace_id']")  # a generated script with trace context keeps it as metadata
 _REQUESTS = f"""
 INSERT INTO {{requests}} (run_id, batch, ts, tool, generator, journey, step, service, method, url, status, ok, checks,
                       failed_checks, duration_ms, waiting_ms, connect_ms, bytes_sent, bytes_received, error,
@@ -46,7 +48,8 @@ FROM (
            if(any(tags['step']) != '', any(tags['step']), any(tags['name'])) AS step_, any(tags['service']) AS service_,
            any(tags['method']) AS method_, any(tags['url']) AS url_, any(tags['name']) AS name_,
            any(tags['status']) AS status_, any(tags['expected_response']) AS expected_, any(tags['error']) AS error_,
-           any(vu_) AS vu_, anyIf(meta['trace_id'], metric = 'http_reqs') AS trace_, sumIf(value, metric = 'http_req_duration') AS duration_,
+           any(vu_) AS vu_, anyIf({_TRACE}, metric = 'http_reqs') AS trace_,
+           sumIf(value, metric = 'http_req_duration') AS duration_,
            sumIf(value, metric = 'http_req_waiting') AS waiting_, sumIf(value, metric = 'http_req_connecting') AS connect_
     FROM (
         SELECT *, {_KEYS}, sum(metric = 'http_reqs') OVER (ORDER BY lineno ROWS UNBOUNDED PRECEDING) AS request

@@ -42,6 +42,7 @@ from warehouse.ingest import (
     register,
     service_map_params,
     stage_lines,
+    trace_id_sql,
 )
 
 # A k6 line as ClickHouse reads it (LineAsString), and its fields as JSONExtract takes them (a Metric
@@ -93,7 +94,7 @@ if(JSONExtractString(metadata, 'iter') != '', JSONExtractString(metadata, 'iter'
     AS iter_
 """
 # A generated script with trace context keeps each request's W3C trace id as k6 metadata.
-_TRACE = "JSONExtractString(metadata, 'trace_id') AS trace_"
+_TRACE = trace_id_sql("JSONExtractString(metadata, 'trace_id')") + " AS trace_"
 _KEYS = f"""
 JSONExtract(tags, '{_TAGS}') AS t, if(t.journey != '', t.journey, t.scenario) AS journey_, t.step AS step_tag_,
 toUnixTimestamp64Nano(ts) + ts_ns AS tn_
