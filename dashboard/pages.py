@@ -27,6 +27,7 @@ from dashboard.tables import (
     run_label,
     runs_frame,
     slo_frame,
+    slowest_frame,
     steps_frame,
     unless_all,
     verdict_style,
@@ -150,11 +151,27 @@ def run_page(url: str) -> None:
             table_col.dataframe(errors_table(report.errors), hide_index=True)
         else:
             st.caption("No failed requests.")
+        if report.slowest:
+            _slowest(report.slowest)
         _infrastructure(run_id, detail, charts.top_steps(report.steps))
 
     _files(url, run_id)
     with st.expander("Run record"):
         st.json({k: v for k, v in report.run.items() if v not in ("", None, {})})
+
+
+def _slowest(rows: list[dict[str, Any]]) -> None:
+    st.subheader("Slowest samples")
+    frame = slowest_frame(rows)
+    linked = bool(frame["trace_url"].astype(bool).any())
+    st.caption("The slowest requests and the trace id each sent" + (", linked to its trace." if linked else
+               ": set trace.url in the spec or PERFHOUSE_TRACE_URL (with {trace_id}) to link them to their traces."))
+    if not linked:
+        frame = frame.drop(columns=["trace_url"])
+    st.dataframe(frame, hide_index=True, column_config={
+        "duration_ms": st.column_config.NumberColumn("duration (ms)", format="%.2f"),
+        "trace_url": st.column_config.LinkColumn("trace", display_text="open trace"),
+    })
 
 
 def _headline(head: Headline, checked: int) -> None:

@@ -166,3 +166,10 @@ def compare_frame(comparison: Any) -> pd.DataFrame:
                 "reason": s.reason}
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def slowest_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """The slowest traced samples: when, which step, status, milliseconds, the trace id and its trace's URL."""
+    frame = pd.DataFrame(list(rows), columns=["ts", "journey", "step", "status", "duration_ms", "trace_id", "trace_url"])
+    frame.insert(1, "label", [step_label(j, s) for j, s in zip(frame["journey"], frame["step"], strict=True)])
+    return frame.drop(columns=["journey", "step"]).rename(columns={"label": "step", "ts": "time (UTC)"})

@@ -238,15 +238,17 @@ class GroupReport:
 
 
 def build_report(warehouse: Warehouse, run_id: str) -> Report:
-    """A run's headline figures: the run, totals, p50/p90/p95/p99 per step, SLO verdicts, errors by cause."""
+    """A run's headline figures: the run, totals, p50/p90/p95/p99 per step, SLO verdicts, errors by cause, the
+    slowest traced samples."""
     with warehouse.backend.session():
+        run = warehouse.run(run_id)
         return Report(
-            run=warehouse.run(run_id),
+            run=run,
             totals=warehouse.totals(run_id),
             steps=warehouse.step_stats(run_id),
             slos=warehouse.slo_verdicts(run_id),
             errors=warehouse.errors(run_id),
-            slowest=slowest_traced(warehouse, warehouse.run(run_id)),
+            slowest=slowest_traced(warehouse, run),
         )
 
 

@@ -67,3 +67,25 @@ def test_a_run_without_trace_ids_has_no_slowest_samples_section(tmp_path: Path) 
     result = wh.ingest(JTL.with_name("run.jtl"))
     doc = build_group_report(wh, [result.run_id], ReportOptions())
     assert doc.runs[0].slowest == [] and "Slowest samples" not in FORMATS["md"](doc, None).text
+
+
+def test_the_run_page_links_the_slowest_samples_to_their_traces(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import ROOT
+
+    url = f"chdb://{tmp_path / 'wh'}"
+    document(url, RUN)
+    monkeypatch.setenv("PERFHOUSE_WAREHOUSE", url)
+    monkeypatch.setenv("PERFHOUSE_RUNS_DIR", str(tmp_path / "runs"))
+    st.cache_data.clear()
+    at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=60)
+    at.query_params.update(page="run", run=RUN.run_id)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "Slowest samples" in [h.value for h in at.subheader]
+    frame = next(d.value for d in at.dataframe if "trace_url" in d.value.columns)
+    assert frame["trace_id"].iloc[0] == SLOWEST and frame["duration_ms"].iloc[0] == 210.0
+    assert frame["trace_url"].iloc[0] == f"https://tempo.example/trace/{SLOWEST}"
+    assert len(frame) == 10 and frame["step"].iloc[0] == "shop / detail"
