@@ -553,6 +553,7 @@ def _kind(value: Any) -> str:
 
 _TOP = ("name", "services", "variables", "defaults", "data", "journeys", "profiles", "slos", "trace")
 TRACE_ID = "{trace_id}"  # where a trace URL template puts the trace id
+TRACE_VARIABLES = ("trace_id", "span_id")
 _JOURNEY = ("name", "label", "weight", "data", "steps", "think_time", "groups")
 _STEP = (
     "name",
@@ -695,6 +696,20 @@ def parse_spec(text: str, file: str = "<spec>") -> Spec:
     slos = tuple(_slo(r, s, f"slos[{i}]", journeys, services) for i, s in enumerate(slos_raw))
 
     trace, trace_url = _trace(r, top.get("trace", False))
+    if trace:  # generated JMeter plans hold the trace context in these variables
+        for jp, j in enumerate(journeys):
+            for sp, st in enumerate(j.steps):
+                for e in st.extract:
+                    if e.var in TRACE_VARIABLES:
+                        raise r.fail(f"journeys[{jp}].steps[{sp}].extract.{e.var}",
+                                     f"{e.var} holds the trace context when trace: is on; choose another name")
+        for key in TRACE_VARIABLES:
+            if key in variables:
+                raise r.fail(f"variables.{key}", f"{key} holds the trace context when trace: is on; choose another name")
+            for dname, ds in datasets.items():
+                if key in ds.columns:
+                    raise r.fail(f"data.{dname}", f"its column {key} would hide the trace context when trace: is on; "
+                                                  "rename the column")
     for hname, tmpl in default_headers:
         _check_refs(r, tmpl, f"defaults.headers.{hname}", set(variables))
         if trace and hname.lower() == "traceparent":

@@ -306,7 +306,15 @@ def test_trace_context_option(trace: str, expected: tuple[bool, str]) -> None:
     ("trace: {url: 'tempo/{trace_id}'}\n", "trace.url", "expected a URL"),
     ("trace: {uri: x}\n", "trace.uri", "did you mean 'url'"),
     ("trace: true\ndefaults: {headers: {Traceparent: x}}\n", "defaults.headers.Traceparent", "trace: sets"),
+    ("trace: true\nvariables: {span_id: x}\n", "variables.span_id", "holds the trace context"),
 ])
 def test_bad_trace_options_are_located(trace: str, field: str, message: str) -> None:
     err = _error(MINIMAL + trace)
     assert err.field == field and message in str(err)
+
+
+def test_an_extracted_value_may_not_take_the_trace_context_name() -> None:
+    text = MINIMAL.replace("        path: /", "        path: /\n        extract: {trace_id: {header: X-Trace}}")
+    assert parse_spec(text, "t.yaml").journeys[0].steps[0].extract[0].var == "trace_id"
+    err = _error(text + "trace: true\n")
+    assert err.field == "journeys[0].steps[0].extract.trace_id" and "trace context" in str(err)
