@@ -697,11 +697,11 @@ def parse_spec(text: str, file: str = "<spec>") -> Spec:
 
     trace, trace_url = _trace(r, top.get("trace", False))
     if trace:  # generated JMeter plans hold the trace context in these variables
-        for jp, j in enumerate(journeys):
-            for sp, st in enumerate(j.steps):
+        for ji, journey in enumerate(journeys):
+            for si, st in enumerate(journey.steps):
                 for e in st.extract:
                     if e.var in TRACE_VARIABLES:
-                        raise r.fail(f"journeys[{jp}].steps[{sp}].extract.{e.var}",
+                        raise r.fail(f"journeys[{ji}].steps[{si}].extract.{e.var}",
                                      f"{e.var} holds the trace context when trace: is on; choose another name")
         for key in TRACE_VARIABLES:
             if key in variables:
