@@ -81,7 +81,7 @@ def rps_chart(rows: Rows) -> alt.Chart:
     frame = series_frame(rows)
     return (
         alt.Chart(frame, title="Requests per second")
-        .mark_area(opacity=0.85, line=True)
+        .mark_area(opacity=0.85, line=True, point=alt.OverlayMarkDef(size=14))  # a first bucket shows too
         .encode(
             x=_TIME,
             y=alt.Y("rps:Q", title="requests / s", stack="zero"),
