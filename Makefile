@@ -1,5 +1,5 @@
 # Developer tasks; `make test` is what CI runs (see README).
-.PHONY: test lint typecheck pytest golden bench soak demo
+.PHONY: test lint typecheck pytest golden bench overhead soak demo
 
 test: lint typecheck pytest
 
@@ -17,6 +17,9 @@ golden:
 
 bench:
 	python benchmarks/ingest.py
+
+overhead:
+	python benchmarks/overhead.py
 
 soak:
 	python benchmarks/soak.py

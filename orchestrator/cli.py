@@ -203,6 +203,17 @@ def _runner_names() -> list[str]:
     return sorted(RUNNERS)
 
 
+def _image_options(fn: F) -> F:
+    """A --<tool>-image option (and $PERFHOUSE_<TOOL>_IMAGE) for each tool a container runner can run."""
+    from orchestrator.tools import TOOLS, image_env
+
+    for name, tool in reversed(TOOLS.items()):
+        if tool.runners - {"local"}:
+            fn = click.option(f"--{name}-image", f"{name}_image", default=None, envvar=image_env(name),
+                              help=f"{name} image for container runners (default {tool.default_image}).")(fn)
+    return fn
+
+
 @main.command()
 @click.argument("spec_file", type=click.Path(dir_okay=False))
 @click.option("--tool", "tools", default="k6", show_default=True, help="Comma-separated tools: k6,jmeter.")
@@ -214,10 +225,7 @@ def _runner_names() -> list[str]:
 @click.option("--generators", default=1, show_default=True, type=click.IntRange(min=1),
               help="Split the load over N generators (k6: execution segments; JMeter: a plan per part with "
               "its share of the threads and rates); one run holds every part.")
-@click.option("--k6-image", default=None, envvar="PERFHOUSE_K6_IMAGE",
-              help="k6 image for container runners (default grafana/k6:latest).")
-@click.option("--jmeter-image", default=None, envvar="PERFHOUSE_JMETER_IMAGE",
-              help="JMeter 5.x image for the docker runner (default justb4/jmeter:5.5).")
+@_image_options
 @click.option("--network", "network_mode", default="host", show_default=True,
               help="Docker network mode of the tool containers.")
 @click.option("--cpus", type=float, default=None, help="CPU limit per container.")
@@ -249,8 +257,6 @@ def run(
     services: tuple[str, ...],
     runner: str,
     generators: int,
-    k6_image: str | None,
-    jmeter_image: str | None,
     network_mode: str,
     cpus: float | None,
     memory: str | None,
@@ -265,30 +271,25 @@ def run(
     environment: str,
     runs_dir: str,
     as_json: bool,
+    **tool_images: str | None,
 ) -> None:
     """Run the spec with each tool, ingest the results and judge the SLOs; or run a suite of specs."""
-    from orchestrator.run import RunSettings, run_tool, runner_for, terminate_as_interrupt
+    from orchestrator.run import (
+        Background,
+        PendingWarehouse,
+        RunSettings,
+        run_tool,
+        runner_for,
+        terminate_as_interrupt,
+    )
     from orchestrator.runners import RunnerOptions
     from orchestrator.spec import load_spec
-    from orchestrator.suite import is_suite
-    from orchestrator.tools import TOOLS, require
+    from orchestrator.suite import SuiteRun, exit_status, is_suite
+    from orchestrator.tools import get as get_tool
+    from warehouse.store import Warehouse
 
-    if is_suite(Path(spec_file)):
-        passed = ["--runner", runner, "--runs-dir", runs_dir, "--progress-interval", str(progress_interval_s)]
-        passed += ["--timeout", str(timeout_s)] if timeout_s else []
-        passed += ["--env", environment] if environment else []
-        passed += ["--live", "--live-interval", str(live_interval_s)] if live else []
-        passed += ["--k6-image", k6_image] if k6_image else []
-        passed += ["--jmeter-image", jmeter_image] if jmeter_image else []
-        sys.exit(_run_suite(ctx, Path(spec_file), passed, as_json))
-    if not profile:
-        raise click.UsageError("--profile is required for a spec (only a suite names its own profiles)")
-    spec = load_spec(spec_file)
-    spec.profile(profile)
-    tool_names = _tools(tools)
-    images = {k: v for k, v in (("k6", k6_image), ("jmeter", jmeter_image)) if v}
     options = RunnerOptions(
-        images=images,
+        images={name.removesuffix("_image"): image for name, image in tool_images.items() if image},
         network_mode=network_mode,
         cpus=cpus,
         memory=memory,
@@ -307,15 +308,27 @@ def run(
         # on a terminal the progress line is redrawn in place; in CI and pipes it prints plain lines
         screen=sys.stdout if sys.stdout.isatty() and os.environ.get("CI") != "true" and not as_json else None,
     )
-    for name in tool_names:
-        require(name) if runner == "local" else runner_for(runner).target(TOOLS[name], options)
-        if generators > 1 and not TOOLS[name].splits:
-            raise click.UsageError(f"--generators {generators}: {name} cannot split one test; run it separately")
-    warehouse = _open_warehouse(ctx)
-    outcomes = []
     echo: Callable[[str], None] = (lambda m: click.echo(m, err=True)) if as_json else click.echo
-    for line in _dead_leftovers_notes(warehouse.orphans_aborted):
-        echo(line)
+    if is_suite(Path(spec_file)):
+        from dataclasses import replace
+
+        shared = SuiteRun(ctx.obj["warehouse"], replace(settings, screen=None), Path(runs_dir), timeout_s,
+                          environment)
+        sys.exit(_run_suite(ctx, Path(spec_file), shared, as_json, echo))
+    if not profile:
+        raise click.UsageError("--profile is required for a spec (only a suite names its own profiles)")
+    spec = load_spec(spec_file)
+    spec.profile(profile)
+    tool_names = _tools(tools)
+    for name in tool_names:
+        tool = get_tool(name)
+        runner_for(runner).target(tool, options)
+        if generators > 1 and not tool.splits:
+            raise click.UsageError(f"--generators {generators}: {name} cannot split one test; run it separately")
+    url = ctx.obj["warehouse"]
+    warehouse = PendingWarehouse(lambda: Warehouse.open(url))  # opens while the first tool starts
+    leftovers = Background(_dead_containers)
+    outcomes = []
     with terminate_as_interrupt():
         for name in tool_names:
             outcome = run_tool(
@@ -334,16 +347,15 @@ def run(
             outcomes.append(outcome)
             if outcome.status == "aborted":
                 break
+    for line in _dead_leftovers_notes(warehouse.get().orphans_aborted, leftovers.get()):
+        echo(line)
     if as_json:
         click.echo(json.dumps([o.to_dict() for o in outcomes], indent=2, default=str))
     else:
         print_summary(outcomes)
-    if any(o.status == "aborted" for o in outcomes):
-        sys.exit(int(ExitStatus.ABORTED))
-    if any(o.status == "failed" for o in outcomes):
-        sys.exit(int(ExitStatus.ERROR))
-    if not all(o.slo_passed for o in outcomes):
-        sys.exit(int(ExitStatus.SLO_FAILED))
+    status = exit_status(outcomes)
+    if status != ExitStatus.OK:
+        sys.exit(int(status))
 
 
 @main.command()
@@ -388,13 +400,17 @@ def cleanup(ctx: click.Context, run_id: str | None, all_runs: bool, dry_run: boo
         sys.exit(int(ExitStatus.ERROR))
 
 
-def _dead_leftovers_notes(orphans: list[str]) -> list[str]:
-    """What a dead perfhouse left: runs just marked aborted, and containers of dead runs still there."""
+def _dead_containers() -> list[Any]:
     from orchestrator.runners.docker import dead_leftovers
 
+    return dead_leftovers()
+
+
+def _dead_leftovers_notes(orphans: list[str], containers: list[Any]) -> list[str]:
+    """What a dead perfhouse left: runs just marked aborted, and containers of dead runs still there."""
     lines = [f"note: run {run}: its perfhouse died while it went; marked aborted" for run in orphans]
     by_run: dict[str, list[str]] = {}
-    for container in dead_leftovers():
+    for container in containers:
         by_run.setdefault(container.run_id, []).append(f"{container.id} ({container.state})")
     for run, containers in sorted(by_run.items()):
         lines.append(f"note: containers of dead run {run} are still there: {', '.join(containers)}; "
@@ -569,26 +585,29 @@ def _ingest_line(outcome: Any, numbered: bool) -> str:
     return "\n".join([line, *(f"  note: {n}" for n in result.notes)])
 
 
-def _run_suite(ctx: click.Context, path: Path, passed: list[str], as_json: bool) -> int:
-    """Run a suite's waves; the exit status is the most severe of its runs'."""
+def _run_suite(ctx: click.Context, path: Path, shared: Any, as_json: bool, echo: Callable[[str], None]) -> int:
+    """Run a suite's waves; the exit status is the most severe of its entries'."""
     from orchestrator.suite import load_suite, run_suite
 
     suite = load_suite(path)
-    echo: Callable[[str], None] = (lambda m: click.echo(m, err=True)) if as_json else click.echo
-    results = run_suite(suite, ctx.obj["warehouse"], passed, echo=echo)
+    results = run_suite(suite, shared, echo=echo)
     if as_json:
-        click.echo(json.dumps([{"spec": str(r.entry.spec), "profile": r.entry.profile, "exit_code": r.exit_code,
-                                "runs": r.runs, "error": r.error} for r in results], indent=2, default=str))
+        click.echo(json.dumps([{"spec": str(r.entry.spec), "profile": r.entry.profile, "exit_code": int(r.exit_status),
+                                "runs": [o.to_dict() for o in r.runs], "error": r.error} for r in results],
+                              indent=2, default=str))
     else:
-        rows = [[f"{r.entry.spec.name}/{r.entry.profile}", run.get("tool", "–"), run.get("run_id", "–"),
-                 run.get("status", "–"), "pass" if run.get("slo_passed") else "FAIL"]
-                for r in results for run in (r.runs or [{}])]
+        rows: list[list[Any]] = []
+        for r in results:
+            name = f"{r.entry.spec.name}/{r.entry.profile}"
+            rows.extend([name, o.tool, o.run_id, o.status, "pass" if o.slo_passed else "FAIL"] for o in r.runs)
+            if not r.runs:
+                rows.append([name, "–", "–", "–", "FAIL"])
         click.echo(table(rows, ["spec/profile", "tool", "run", "status", "SLOs"]))
         for r in results:
             if r.error:
                 click.echo(f"{r.entry.spec.name}/{r.entry.profile}: {r.error}")
     severity = [int(ExitStatus.ABORTED), int(ExitStatus.ERROR), int(ExitStatus.SLO_FAILED)]
-    codes = {r.exit_code for r in results}
+    codes = {int(r.exit_status) for r in results}
     return next((c for c in severity if c in codes), max(codes, default=0))
 
 

@@ -60,6 +60,9 @@ class RunInfo:
     ended_at: str | None = None
 
 
+# Tools whose results may come with an end-of-test summary file beside them (k6's --summary-export)
+SUMMARY_TOOLS = frozenset({"k6"})
+
 class Warehouse:
     """Open with `Warehouse.open(url)`; every method is one unit of work on the backend."""
 
@@ -310,7 +313,7 @@ class Warehouse:
         outcome.result, outcome.meta = result, meta.to_dict()
         outcome.run_id, outcome.duplicate = result.run_id, result.duplicate
         outcome.status = "duplicate" if result.duplicate else "ingested"
-        if result.tool == "k6" and (beside := summary_beside(path)) is not None:
+        if result.tool in SUMMARY_TOOLS and (beside := summary_beside(path)) is not None:
             attached[beside.resolve()] = (result.run_id, _summary_note(beside.name, True) in result.notes)
         return outcome
 

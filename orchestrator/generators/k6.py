@@ -12,7 +12,6 @@ from orchestrator.generators.base import (
     environment,
     fmt_seconds,
     journey_vus,
-    register,
     service_urls,
     used_datasets,
 )
@@ -53,7 +52,6 @@ def js_value(value: Any) -> str:
     return json.dumps(value)
 
 
-@register
 class K6Generator:
     tool: ClassVar[str] = "k6"
 

@@ -11,7 +11,10 @@ from pathlib import Path
 import pytest
 
 from orchestrator.demo_api import DemoAPI
-from orchestrator.live import JtlCsvCutter, K6JsonCutter, LiveIngest, rfc3339_seconds
+from orchestrator.live import LiveIngest
+from orchestrator.tools import Output
+from orchestrator.tools.jmeter import JtlCsvCutter
+from orchestrator.tools.k6 import K6_JSON, K6JsonCutter, rfc3339_seconds
 from tests.conftest import need
 from tests.integration.test_runner_docker import ONE_JOURNEY
 from warehouse.store import RunInfo, Warehouse
@@ -68,7 +71,7 @@ def test_chunks_of_a_growing_file_add_up_to_one_ingest_of_the_whole(tmp_path: Pa
     wh = Warehouse.open(f"chdb://{tmp_path / 'wh'}")
     info = RunInfo("live-run", "k6")
     wh.save_run(info)
-    live = LiveIngest(wh, info, [("", growing)], tmp_path)
+    live = LiveIngest(wh, info, [Output(growing, K6_JSON)], tmp_path)
     for live_file in live.files:
         live_file.cutter = K6JsonCutter(margin_s=0.5)
     with open(growing, "wb") as out:
@@ -100,7 +103,7 @@ def test_live_chunks_leave_nothing_behind_in_perfhouse_however_many(tmp_path: Pa
     wh = Warehouse.open(f"chdb://{tmp_path / 'wh'}")
     info = RunInfo("live-run", "k6")
     wh.save_run(info)
-    live = LiveIngest(wh, info, [("", growing)], tmp_path)
+    live = LiveIngest(wh, info, [Output(growing, K6_JSON)], tmp_path)
     live.writer.chunks_per_worker = 4
     with open(growing, "wb") as out:
         for second in range(0, 48, 3):
