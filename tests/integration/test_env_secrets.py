@@ -30,7 +30,7 @@ def test_missing_environment_variables_are_named() -> None:
         require_env(spec.env_names(), {}, spec.file)
 
 
-@pytest.mark.parametrize(("tool", "in_memory"), [("k6", False), ("jmeter", False), ("jmeter", True)])
+@pytest.mark.parametrize(("tool", "in_memory"), [("k6", False), ("jmeter", False), ("jmeter", True), ("locust", False)])
 def test_environment_values_reach_the_server_and_no_file(tool: str, in_memory: bool, tmp_path: Path) -> None:
     binary = need(tool)
     spec = load_spec(SPEC)

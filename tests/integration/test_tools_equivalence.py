@@ -1,4 +1,4 @@
-"""Both generated scripts against a recording server: same requests, same order, extraction used."""
+"""Every tool's generated script against a recording server: same requests, same order, extraction used."""
 
 from __future__ import annotations
 
@@ -23,13 +23,7 @@ Seen = tuple[str, str, tuple[tuple[str, str], ...], str, object]
 def run_script(spec: Spec, tool: str, api: DemoAPI, tmp_path: Path, profile: str = "once") -> list[Recorded]:
     binary = need(tool)
     version = TOOLS[tool].version(binary)
-    script = generate(
-        spec,
-        tool,
-        GenerationOptions(
-            profile=profile, services={"api": api.url}, jmeter_version=version if tool == "jmeter" else "5.6"
-        ),
-    )
+    script = generate(spec, tool, TOOLS[tool].for_version(GenerationOptions(profile, {"api": api.url}), version))
     path = tmp_path / script.filename
     path.write_text(script.content, encoding="utf-8")
     invocation = TOOLS[tool].invocation(binary, path, tmp_path)
@@ -62,7 +56,7 @@ def shop_once(tmp_path: Path) -> Spec:
     return load_spec(path)
 
 
-@pytest.mark.parametrize("tool", ["k6", "jmeter"])
+@pytest.mark.parametrize("tool", ["k6", "jmeter", "locust"])
 def test_shop_requests_match_the_spec_with_extracted_values(tool: str, tmp_path: Path) -> None:
     spec = shop_once(tmp_path)
     with DemoAPI(record=True) as api:
@@ -84,10 +78,10 @@ def test_shop_requests_match_the_spec_with_extracted_values(tool: str, tmp_path:
     assert len(got) == 4
 
 
-def test_k6_and_jmeter_send_identical_hostile_strings(tmp_path: Path) -> None:
+def test_every_tool_sends_identical_hostile_strings(tmp_path: Path) -> None:
     spec = load_spec(ROOT / "tests" / "golden" / "hostile" / "spec.yaml")
     recordings = {}
-    for tool in ("k6", "jmeter"):
+    for tool in ("k6", "jmeter", "locust"):
         (tmp_path / tool).mkdir()
         with DemoAPI(record=True) as api:
             recordings[tool] = seen(
@@ -105,9 +99,10 @@ def test_k6_and_jmeter_send_identical_hostile_strings(tmp_path: Path) -> None:
     ]
     assert recordings["k6"] == expected
     assert recordings["jmeter"] == expected
+    assert recordings["locust"] == expected
 
 
-@pytest.mark.parametrize("tool", ["k6", "jmeter"])
+@pytest.mark.parametrize("tool", ["k6", "jmeter", "locust"])
 def test_csv_rows_are_used_in_sequence_and_json_escaped(tool: str, tmp_path: Path) -> None:
     spec = load_spec(ROOT / "tests" / "golden" / "data" / "spec.yaml")
     script = generate(spec, tool, GenerationOptions(profile="golden"))
@@ -124,7 +119,7 @@ def test_csv_rows_are_used_in_sequence_and_json_escaped(tool: str, tmp_path: Pat
     ]
 
 
-@pytest.mark.parametrize("tool", ["k6", "jmeter"])
+@pytest.mark.parametrize("tool", ["k6", "jmeter", "locust"])
 def test_grouped_steps_send_the_same_requests_in_order(tool: str, tmp_path: Path) -> None:
     spec = load_spec(ROOT / "tests" / "golden" / "groups" / "spec.yaml")
     with DemoAPI(record=True) as api:
