@@ -538,7 +538,7 @@ def count_rejects(
 
 
 # Register the built-in formats (influx_line last: its sniff accepts the loosest text).
-from warehouse.ingest import jtl_csv, jtl_xml, k6_csv, k6_json, locust_jsonl  # noqa: E402, I001
+from warehouse.ingest import jtl_csv, jtl_xml, k6_csv, k6_json, locust_csv, locust_jsonl  # noqa: E402, I001
 from warehouse.ingest import influx_line  # noqa: E402
 
 __all__ = [
@@ -553,6 +553,7 @@ __all__ = [
     "jtl_xml",
     "k6_csv",
     "k6_json",
+    "locust_csv",
     "locust_jsonl",
     "recover",
 ]

@@ -32,7 +32,7 @@ def load_csv(name):
 DATA_0 = load_csv('users.csv')  # users, sequential
 ITERATIONS = itertools.count()  # iterations started, over every user (sequential rows)
 USERS = itertools.count(1)  # each user's number, as k6 numbers its VUs
-FINISHED = itertools.count(1)  # users that ran all their iterations; the last one ends the test
+FINISHED = []  # users that ran all their iterations: the shape ends the test when every user has
 
 
 # Every request becomes one JSON line (ts, journey, step, service, method, url, status, ok, duration, ...), which
@@ -136,8 +136,7 @@ class Journey0(HttpUser):
     @task
     def iteration(self):
         if self.iterations >= 4:
-            if next(FINISHED) == 1:
-                self.environment.runner.quit()
+            FINISHED.append(self.vu)
             raise StopUser()
         self.iterations += 1
         vars = dict(VARIABLES)
@@ -186,4 +185,4 @@ class Shape(LoadTestShape):
     points = []
 
     def tick(self):
-        return (1, 10000)
+        return None if len(FINISHED) >= 1 else (1, 10000)

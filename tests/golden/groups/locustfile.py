@@ -19,7 +19,7 @@ VARIABLES = {
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 USERS = itertools.count(1)  # each user's number, as k6 numbers its VUs
-FINISHED = itertools.count(1)  # users that ran all their iterations; the last one ends the test
+FINISHED = []  # users that ran all their iterations: the shape ends the test when every user has
 
 
 # Every request becomes one JSON line (ts, journey, step, service, method, url, status, ok, duration, ...), which
@@ -123,8 +123,7 @@ class Journey0(HttpUser):
     @task
     def iteration(self):
         if self.iterations >= 1:
-            if next(FINISHED) == 1:
-                self.environment.runner.quit()
+            FINISHED.append(self.vu)
             raise StopUser()
         self.iterations += 1
         vars = dict(VARIABLES)
@@ -274,4 +273,4 @@ class Shape(LoadTestShape):
     points = []
 
     def tick(self):
-        return (1, 10000)
+        return None if len(FINISHED) >= 1 else (1, 10000)
