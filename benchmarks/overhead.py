@@ -56,7 +56,9 @@ def main() -> None:
     from orchestrator.demo_api import DemoAPI
     from orchestrator.tools import TOOLS
 
-    perfhouse = shutil.which("perfhouse") or ""
+    # the console script beside this interpreter (a version manager's shim on PATH would add its own start-up)
+    script = Path(sys.executable).parent / "perfhouse"
+    perfhouse = str(script) if script.is_file() else ""
     work = args.work or Path(tempfile.mkdtemp(prefix="perfhouse-overhead-"))
     work.mkdir(parents=True, exist_ok=True)
     spec = bench_spec(work, args.duration)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -10,14 +11,13 @@ import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
 from orchestrator import __version__
 from orchestrator.errors import ExitStatus, PerfhouseError
 from warehouse.errors import WarehouseError
-from warehouse.ingest import FORMATS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -59,6 +59,23 @@ def _f(value: Any) -> str:
         return f"{float(value):.2f}"
     except (TypeError, ValueError):
         return "–"
+
+
+class _FormatChoice(click.Choice):
+    """The warehouse's ingest formats, loaded when `ingest` parses or shows them, not with every command."""
+
+    def __init__(self) -> None:
+        super().__init__([])
+
+    @property  # type: ignore[override]
+    def choices(self) -> list[str]:
+        from warehouse.ingest import FORMATS
+
+        return sorted(FORMATS)
+
+    @choices.setter
+    def choices(self, value: Any) -> None:
+        pass
 
 
 def _open_warehouse(ctx: click.Context) -> Any:
@@ -286,7 +303,9 @@ def run(
     from orchestrator.spec import load_spec
     from orchestrator.suite import SuiteRun, exit_status, is_suite
     from orchestrator.tools import get as get_tool
-    from warehouse.store import Warehouse
+
+    if TYPE_CHECKING:
+        from warehouse.store import Warehouse
 
     options = RunnerOptions(
         images={name.removesuffix("_image"): image for name, image in tool_images.items() if image},
@@ -320,14 +339,28 @@ def run(
     spec = load_spec(spec_file)
     spec.profile(profile)
     tool_names = _tools(tools)
-    for name in tool_names:
-        tool = get_tool(name)
-        runner_for(runner).target(tool, options)
-        if generators > 1 and not tool.splits:
-            raise click.UsageError(f"--generators {generators}: {name} cannot split one test; run it separately")
     url = ctx.obj["warehouse"]
-    warehouse = PendingWarehouse(lambda: Warehouse.open(url))  # opens while the first tool starts
-    leftovers = Background(_dead_containers)
+    leftovers = Background(_dead_containers, start=False)
+
+    def open_warehouse() -> Warehouse:
+        from warehouse.store import Warehouse
+
+        opened = Warehouse.open(url)
+        leftovers.start()  # the Docker engine is asked after the warehouse, while the first tool runs
+        return opened
+
+    warehouse = PendingWarehouse(open_warehouse)  # opens while the tools are checked and the script prepared
+    try:
+        for name in tool_names:
+            tool = get_tool(name)
+            runner_for(runner).target(tool, options)
+            if generators > 1 and not tool.splits:
+                raise click.UsageError(f"--generators {generators}: {name} cannot split one test; "
+                                       "run it separately")
+    except BaseException:
+        with contextlib.suppress(Exception):  # the engine finishes opening before the process ends
+            warehouse.get()
+        raise
     outcomes = []
     with terminate_as_interrupt():
         for name in tool_names:
@@ -353,9 +386,18 @@ def run(
         click.echo(json.dumps([o.to_dict() for o in outcomes], indent=2, default=str))
     else:
         print_summary(outcomes)
-    status = exit_status(outcomes)
-    if status != ExitStatus.OK:
-        sys.exit(int(status))
+    _end(exit_status(outcomes))
+
+
+def _end(status: int) -> NoReturn:
+    """End a `perfhouse run` whose results are stored and printed. When this process is the command itself,
+    it ends at once: the embedded engine's own teardown at exit (a quarter of a second) has nothing to save."""
+    out, err = sys.__stdout__, sys.__stderr__
+    if out is not None and err is not None and sys.stdout is out and sys.stderr is err:
+        out.flush()
+        err.flush()
+        os._exit(int(status))
+    sys.exit(int(status))
 
 
 @main.command()
@@ -495,7 +537,7 @@ def k8s_render(
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(sorted(FORMATS)),
+    type=_FormatChoice(),
     default=None,
     help="Format of the files (detected when omitted).",
 )

@@ -27,35 +27,14 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
 
+from orchestrator.tools import Cutter, Output
 from warehouse.errors import IngestError, WarehouseBusy
 from warehouse.ingest import SAMPLE_REJECTS, IngestResult
 from warehouse.store import RunInfo, Warehouse
 
-if TYPE_CHECKING:
-    from orchestrator.tools import Output
-
 MAX_READ = 64 << 20  # bytes read from a file per chunk: memory stays bounded however far behind
 WORKER_CHUNKS = 20  # chunks one worker process ingests before a fresh one replaces it
-
-
-class Cutter(Protocol):
-    """Where a format's growing file may be cut: chunks that the warehouse ingests like the whole file.
-
-    Each tool declares the cutter of each result format it writes (orchestrator.tools.ResultFormat)."""
-
-    def header(self, data: bytes) -> int:
-        """At offset 0: the length of a header every chunk must repeat (0: none); -1: not known yet."""
-
-    def cut(self, data: bytes, final: bool) -> int:
-        """How many leading bytes of `data` (the file from the current offset) form a safe chunk (0: none).
-
-        `final`: the tool has stopped and `data` runs to the end of the file.
-        """
-
-    def worth_ingesting(self, chunk: bytes) -> bool:
-        """Does the chunk hold anything the warehouse keeps (else it is skipped, not an error)?"""
 
 
 @dataclass

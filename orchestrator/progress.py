@@ -2,42 +2,16 @@
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, TextIO
+from typing import TextIO
 
-if TYPE_CHECKING:
-    from orchestrator.tools import Output
+from orchestrator.tools import Counter, Counts, Output
 
-
-@dataclass
-class Counts:
-    requests: int = 0
-    errors: int = 0
-    durations: list[float] = field(default_factory=list)  # ms, of the requests since the last `take_p95`
-
-    def take_p95(self) -> float | None:
-        """The p95 (nearest rank) of the durations fed since the last call, which it then forgets."""
-        if not self.durations:
-            return None
-        ordered = sorted(self.durations)
-        self.durations = []
-        return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
-
-
-class Counter(Protocol):
-    """Counts requests, errors and durations in complete lines of one result format, fed as the file grows;
-    `vus` is the tool's latest count of active VUs (threads) in this file, None until it says.
-
-    Each tool declares the counter of each result format it writes (orchestrator.tools.ResultFormat)."""
-
-    vus: int | None
-
-    def feed(self, lines: list[bytes], counts: Counts) -> None: ...
+__all__ = ["Counter", "Counts", "Progress"]
 
 
 @dataclass

@@ -14,7 +14,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
-from typing import Any, Generic, TextIO, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, TextIO, TypeVar, cast
 from urllib.parse import urlsplit
 
 from orchestrator.errors import GenerationError, PerfhouseError, RunAborted, TargetUnreachableError
@@ -25,7 +25,6 @@ from orchestrator.generators.base import (
     journey_vus,
     service_urls,
 )
-from orchestrator.live import LiveIngest
 from orchestrator.progress import Progress
 from orchestrator.runners import RUNNERS, Execution, Job, Part, Runner, RunnerOptions
 from orchestrator.scrape import InfraRow, Scraper, source_for
@@ -34,11 +33,16 @@ from orchestrator.spec import Spec
 from orchestrator.tools import Output, Segment, Tool
 from orchestrator.tools import get as get_tool
 from orchestrator.watchdog import Watchdog
-from warehouse.analysis.slo import Objective, Verdict
 from warehouse.errors import IngestError, WarehouseError
-from warehouse.ingest import IngestResult
+from warehouse.ids import new_run_id
 from warehouse.owners import OWNER_LABEL, me
-from warehouse.store import RunInfo, Warehouse, new_run_id
+
+# The warehouse's engine and SQL load while the tool runs, not before it starts
+if TYPE_CHECKING:
+    from orchestrator.live import LiveIngest
+    from warehouse.analysis.slo import Objective, Verdict
+    from warehouse.ingest import IngestResult
+    from warehouse.store import RunInfo, Warehouse
 
 T = TypeVar("T")
 
@@ -82,6 +86,8 @@ class ToolRun:
 
 
 def objectives(spec: Spec) -> list[Objective]:
+    from warehouse.analysis.slo import Objective
+
     return [Objective(s.metric, s.threshold, s.journey, s.step, s.abort_on_fail, s.service) for s in spec.slos]
 
 
@@ -182,11 +188,19 @@ class Background(Generic[T]):
     """A value computed in a thread (opening a warehouse: loading the engine, migrating) while the caller
     goes on; `get()` waits for it and raises what computing it raised."""
 
-    def __init__(self, compute: Callable[[], T], name: str = "perfhouse-background") -> None:
+    def __init__(self, compute: Callable[[], T], name: str = "perfhouse-background", start: bool = True) -> None:
         self._value: T | None = None
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, args=(compute,), name=name, daemon=True)
-        self._thread.start()
+        self._lock = threading.Lock()
+        if start:
+            self.start()
+
+    def start(self) -> None:
+        """Begin computing (once): a value needed only later starts when the caller has nothing else to do."""
+        with self._lock:
+            if not self._thread.is_alive() and self._thread.ident is None:
+                self._thread.start()
 
     def _run(self, compute: Callable[[], T]) -> None:
         try:
@@ -195,13 +209,14 @@ class Background(Generic[T]):
             self._error = exc
 
     def get(self) -> T:
+        self.start()
         self._thread.join()
         if self._error is not None:
             raise self._error
         return cast(T, self._value)
 
 
-class PendingWarehouse(Background[Warehouse]):
+class PendingWarehouse(Background["Warehouse"]):
     """A warehouse opening in a thread: `run_tool` takes one in place of a Warehouse and asks for it only when it
     needs it (the run row is written while the tool runs, the results ingested after)."""
 
@@ -288,6 +303,8 @@ def prepare(spec: Spec, tool: Tool, profile: str, services: dict[str, str], sett
 
 def run_info(plan: Plan, environment: str, labels: dict[str, str] | None) -> RunInfo:
     """The run's row: what ran, from which spec and script, where and by whom (the commit: see `record`)."""
+    from warehouse.store import RunInfo
+
     spec, settings = plan.spec, plan.settings
     run_labels = dict(labels or {})
     if settings.runner != "local":
@@ -430,7 +447,7 @@ def run_tool(
     """Run one tool on one spec and profile; the run lands in the warehouse whatever happens.
 
     Check targets, execute, ingest, judge. `settings` (runner, its options, generators, scraping, progress)
-    replaces `runner` when given. A PendingWarehouse finishes opening while the tool starts.
+    replaces `runner` when given. A PendingWarehouse goes on opening while the script is prepared.
     """
     settings = settings or RunSettings(runner=runner)
     tool = get_tool(tool_name)
@@ -439,7 +456,6 @@ def run_tool(
     plan.timeout_s = timeout_s
     if plan.executor.on_this_host:
         check_targets(spec, plan.urls)
-    info = run_info(plan, environment, labels)
     prof = spec.profile(profile)
     outcome = ToolRun(tool.name, plan.run_id, "running", plan.directory, notes=list(plan.script.notes))
     split = f", {settings.generators} generators" if settings.generators > 1 else ""
@@ -463,19 +479,20 @@ def run_tool(
     job = Job(plan.run_id, tool, tuple(made.parts), plan.directory, timeout_s, settings.options, env=plan.secrets,
               fds=fds, watchdog=watchdog)
     live: LiveIngest | None = None
-    recorded: PendingWarehouse | None = None
+    # The run's row is in the warehouse before the tool starts (a perfhouse killed at any moment leaves a run
+    # that is marked aborted); a PendingWarehouse has been opening meanwhile.
+    recorded = Background(lambda: record(opened(warehouse), plan, environment, labels), "perfhouse-record")
     status, note = "failed", ""
     try:
+        store, info = recorded.get()
         if settings.live and executor.on_this_host:
-            store = record(opened(warehouse), info, spec)
-            live = LiveIngest(store, info, made.outputs, plan.directory, settings.live_interval_s,
-                              spec.step_services(), echo)
-        else:  # the run row is written while the tool runs
-            recorded = PendingWarehouse(lambda: record(opened(warehouse), info, spec), name="perfhouse-record")
+            from orchestrator import live as live_ingest  # loads the warehouse's ingest: only for --live
+
+            live = live_ingest.LiveIngest(store, info, made.outputs, plan.directory, settings.live_interval_s,
+                                          spec.step_services(), echo)
         execution, watched = execute(plan, job, made.outputs, live, echo)
         outcome.exit_code = execution.exit_code
         status, note = execution_status(plan, execution)
-        store = recorded.get() if recorded is not None else opened(warehouse)
         if watched.samples:
             store.add_infra_samples(plan.run_id, watched.samples)
             outcome.infra_samples = len(watched.samples)
@@ -492,26 +509,22 @@ def run_tool(
         if live is not None:
             live.close()
         resources.close()  # the secrets file is gone and the watchdog released before the run is final
-        info.labels.pop(OWNER_LABEL, None)
         outcome.status = status
         if note:
             outcome.notes.append(note)
-        _finish(warehouse, recorded, info, status, note)
+        store, info = recorded.get()
+        info.labels.pop(OWNER_LABEL, None)
+        store.finish_run(info, status, note)
     return outcome
 
 
-def record(warehouse: Warehouse, info: RunInfo, spec: Spec) -> Warehouse:
-    """Write the run's first row, with the commit of the spec's repository (asked while the tool starts)."""
-    info.git_sha, info.branch = git_info(Path(spec.file).resolve().parent)
+def record(warehouse: Warehouse, plan: Plan, environment: str, labels: dict[str, str] | None
+           ) -> tuple[Warehouse, RunInfo]:
+    """Write the run's first row, with the commit of the spec's repository."""
+    info = run_info(plan, environment, labels)
+    info.git_sha, info.branch = git_info(Path(plan.spec.file).resolve().parent)
     warehouse.save_run(info)
-    return warehouse
-
-
-def _finish(warehouse: Warehouse | PendingWarehouse, recorded: PendingWarehouse | None, info: RunInfo,
-            status: str, note: str) -> None:
-    """Write the run's final row, even when the warehouse could not record its start (then saying so)."""
-    store = recorded.get() if recorded is not None else opened(warehouse)
-    store.finish_run(info, status, note)
+    return warehouse, info
 
 
 @contextmanager

@@ -16,13 +16,16 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
 from orchestrator.errors import ExitStatus, PerfhouseError, SpecError
 from orchestrator.run import RunSettings, ToolRun
 from warehouse.errors import WarehouseError
-from warehouse.store import Warehouse
+
+if TYPE_CHECKING:
+    from warehouse.store import Warehouse
 
 MODES = ("sequential", "parallel", "hybrid")
 
@@ -132,7 +135,7 @@ def run_entry(entry: SuiteEntry, shared: SuiteRun, warehouse: Warehouse | None =
     try:
         spec = load_spec(entry.spec)
         spec.profile(entry.profile)
-        store = warehouse or PendingWarehouse(lambda: Warehouse.open(shared.warehouse))
+        store = warehouse or PendingWarehouse(lambda: _open(shared.warehouse), start=False)
         with terminate_as_interrupt():
             for tool in entry.tools:
                 outcome = run_tool(spec, tool, store, entry.profile, dict(entry.services), runs_dir=shared.runs_dir,
@@ -151,6 +154,12 @@ def run_entry(entry: SuiteEntry, shared: SuiteRun, warehouse: Warehouse | None =
         return result
     result.exit_status = exit_status(result.runs)
     return result
+
+
+def _open(url: str | None) -> Warehouse:
+    from warehouse.store import Warehouse
+
+    return Warehouse.open(url)
 
 
 def exit_status(outcomes: list[ToolRun]) -> ExitStatus:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import secrets
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ from warehouse import queries
 from warehouse.analysis import slo
 from warehouse.backends import Backend, open_backend
 from warehouse.errors import WarehouseError
+from warehouse.ids import new_run_id
 from warehouse.ingest import FORMATS, IngestResult, detect_format, ingest_file, read_head, recover
 from warehouse.ingest.history import (
     RunMeta,
@@ -28,11 +28,6 @@ from warehouse.owners import abort_orphaned_runs
 from warehouse.schema import migrate
 
 RUN_STATUSES = ("running", "completed", "failed", "aborted", "imported")
-
-
-def new_run_id(tool: str) -> str:
-    now = dt.datetime.now(dt.UTC)
-    return f"{now:%Y%m%d-%H%M%S}-{tool}-{secrets.token_hex(2)}"
 
 
 def _now() -> str:

@@ -10,10 +10,11 @@ and the CLI ask the tool through this interface and never branch on its name.
 from __future__ import annotations
 
 import importlib
+import math
 import os
 import pkgutil
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
@@ -21,8 +22,6 @@ from orchestrator.errors import ToolMissingError
 
 if TYPE_CHECKING:
     from orchestrator.generators.base import GeneratedScript, GenerationOptions
-    from orchestrator.live import Cutter
-    from orchestrator.progress import Counter
     from orchestrator.spec import Spec
 
 
@@ -44,6 +43,50 @@ class Segment:
 
 
 WHOLE = Segment(0, 1)
+
+
+@dataclass
+class Counts:
+    requests: int = 0
+    errors: int = 0
+    durations: list[float] = field(default_factory=list)  # ms, of the requests since the last `take_p95`
+
+    def take_p95(self) -> float | None:
+        """The p95 (nearest rank) of the durations fed since the last call, which it then forgets."""
+        if not self.durations:
+            return None
+        ordered = sorted(self.durations)
+        self.durations = []
+        return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
+
+
+class Counter(Protocol):
+    """Counts requests, errors and durations in complete lines of one result format, fed as the file grows;
+    `vus` is the tool's latest count of active VUs (threads) in this file, None until it says.
+
+    Progress lines (orchestrator.progress) add up what the counters of a run's outputs count."""
+
+    vus: int | None
+
+    def feed(self, lines: list[bytes], counts: Counts) -> None: ...
+
+
+class Cutter(Protocol):
+    """Where a format's growing file may be cut: chunks that the warehouse ingests like the whole file.
+
+    Live ingest (orchestrator.live) cuts each growing output where its format's cutter says."""
+
+    def header(self, data: bytes) -> int:
+        """At offset 0: the length of a header every chunk must repeat (0: none); -1: not known yet."""
+
+    def cut(self, data: bytes, final: bool) -> int:
+        """How many leading bytes of `data` (the file from the current offset) form a safe chunk (0: none).
+
+        `final`: the tool has stopped and `data` runs to the end of the file.
+        """
+
+    def worth_ingesting(self, chunk: bytes) -> bool:
+        """Does the chunk hold anything the warehouse keeps (else it is skipped, not an error)?"""
 
 
 @dataclass(frozen=True)
@@ -161,6 +204,9 @@ _discover()
 __all__ = [
     "TOOLS",
     "WHOLE",
+    "Counter",
+    "Counts",
+    "Cutter",
     "Invocation",
     "Output",
     "ResultFormat",

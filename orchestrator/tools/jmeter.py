@@ -15,12 +15,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from orchestrator.tools import WHOLE, Invocation, Output, ResultFormat, Segment, register
-from warehouse.ingest.jtl_csv import TRANSACTION_MESSAGE
+from orchestrator.tools import WHOLE, Counts, Invocation, Output, ResultFormat, Segment, register
 
 if TYPE_CHECKING:
     from orchestrator.generators.base import GeneratedScript, GenerationOptions
-    from orchestrator.progress import Counts
     from orchestrator.spec import Spec
 
 # allThreads in the headerless default layouts, by column count: JMeter 2.13's 12 and 5.x's 17
@@ -34,6 +32,9 @@ class JtlCsvCounter:
     does not store it."""
 
     def __init__(self) -> None:
+        from warehouse.ingest.jtl_csv import TRANSACTION_MESSAGE  # with the warehouse, not with every command
+
+        self.transaction_message = TRANSACTION_MESSAGE
         self.success_column: int | None = None
         self.elapsed_column = 1
         self.threads_column: int | None = None
@@ -58,7 +59,7 @@ class JtlCsvCounter:
             if not self.header and self.threads_column is None:
                 self.threads_column = _ALL_THREADS.get(len(row))
             if self.message_column is not None and len(row) > self.message_column and row[
-                    self.message_column].startswith(TRANSACTION_MESSAGE):
+                    self.message_column].startswith(self.transaction_message):
                 continue
             counts.requests += 1
             if len(row) > self.success_column and row[self.success_column].strip().lower() != "true":

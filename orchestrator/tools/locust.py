@@ -13,11 +13,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from orchestrator.tools import WHOLE, Invocation, Output, ResultFormat, Segment, register
+from orchestrator.tools import WHOLE, Counts, Invocation, Output, ResultFormat, Segment, register
 
 if TYPE_CHECKING:
     from orchestrator.generators.base import GeneratedScript, GenerationOptions
-    from orchestrator.progress import Counts
     from orchestrator.spec import Spec
 
 
