@@ -133,7 +133,7 @@ def perfhouse_live(tmp_path: Path, spec: Path, api: DemoAPI, *extra: str) -> sub
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("tool", ["k6", "jmeter"])
+@pytest.mark.parametrize("tool", ["k6", "jmeter", "locust"])
 def test_a_live_run_grows_in_the_warehouse_and_ends_equal_to_one_ingest_of_its_raw_output(
         tmp_path: Path, tool: str) -> None:
     need(tool)
@@ -167,7 +167,7 @@ def test_a_live_run_grows_in_the_warehouse_and_ends_equal_to_one_ingest_of_its_r
     assert len(files) > 1 and all("/live/" in str(f["path"]) for f in files), "the raw file is not ingested again"
     live_totals = wh.totals(run_id)
     release(wh)
-    raw = next((tmp_path / "runs" / run_id).glob("k6.json" if tool == "k6" else "jmeter.jtl"))
+    raw = next((tmp_path / "runs" / run_id).glob({"k6": "k6.json", "jmeter": "jmeter.jtl", "locust": "locust.jsonl"}[tool]))
     fresh = Warehouse.open(f"chdb://{tmp_path / 'fresh'}")
     result = fresh.ingest(raw)
     fresh_totals = fresh.totals(result.run_id)
