@@ -349,7 +349,7 @@ def run(
         leftovers.start()  # the Docker engine is asked after the warehouse, while the first tool runs
         return opened
 
-    warehouse = PendingWarehouse(open_warehouse)  # opens while the tools are checked and the script prepared
+    warehouse = PendingWarehouse(open_warehouse, url)  # opens while the tools are checked and the tool runs
     try:
         for name in tool_names:
             tool = get_tool(name)

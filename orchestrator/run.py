@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
@@ -218,7 +219,23 @@ class Background(Generic[T]):
 
 class PendingWarehouse(Background["Warehouse"]):
     """A warehouse opening in a thread: `run_tool` takes one in place of a Warehouse and asks for it only when it
-    needs it (the run row is written while the tool runs, the results ingested after)."""
+    needs it (the run's row is written while the tool runs, the results ingested after). `url` names it for a
+    process that may have to write to it in perfhouse's place (the watchdog)."""
+
+    def __init__(self, compute: Callable[[], Warehouse], url: str | None = None, name: str = "perfhouse-open",
+                 start: bool = True) -> None:
+        self.url = absolute_url(url)
+        super().__init__(compute, name, start)
+
+
+def absolute_url(url: str | None) -> str:
+    """The warehouse URL as `Warehouse.open` resolves it, an embedded one's path made absolute."""
+    from warehouse.backends import DEFAULT_URL
+
+    url = url or os.environ.get("PERFHOUSE_WAREHOUSE") or DEFAULT_URL
+    if url.startswith("chdb://"):
+        return f"chdb://{Path(url.removeprefix('chdb://')).expanduser().resolve()}"
+    return url
 
 
 def opened(warehouse: Warehouse | PendingWarehouse) -> Warehouse:
@@ -301,10 +318,9 @@ def prepare(spec: Spec, tool: Tool, profile: str, services: dict[str, str], sett
     return plan
 
 
-def run_info(plan: Plan, environment: str, labels: dict[str, str] | None) -> RunInfo:
-    """The run's row: what ran, from which spec and script, where and by whom (the commit: see `record`)."""
-    from warehouse.store import RunInfo
-
+def run_fields(plan: Plan, environment: str, labels: dict[str, str] | None) -> dict[str, Any]:
+    """The run's row (the fields of warehouse.store.RunInfo): what ran, from which spec and script, where and by
+    whom, since when (the commit: see `record`)."""
     spec, settings = plan.spec, plan.settings
     run_labels = dict(labels or {})
     if settings.runner != "local":
@@ -312,19 +328,20 @@ def run_info(plan: Plan, environment: str, labels: dict[str, str] | None) -> Run
     if settings.generators > 1:
         run_labels.setdefault("generators", str(settings.generators))
     run_labels[OWNER_LABEL] = me().token  # while it runs: a run whose owner died is marked aborted
-    return RunInfo(
-        run_id=plan.run_id,
-        tool=plan.tool.name,
-        tool_version=plan.version,
-        name=f"{spec.name}/{plan.profile}",
-        spec_name=spec.name,
-        spec_hash=spec.source_hash,
-        script_hash=plan.script.sha256,
-        profile=plan.profile,
-        environment=environment,
-        labels=run_labels,
-        notes="; ".join(plan.script.notes),
-    )
+    return {
+        "run_id": plan.run_id,
+        "tool": plan.tool.name,
+        "tool_version": plan.version,
+        "name": f"{spec.name}/{plan.profile}",
+        "spec_name": spec.name,
+        "spec_hash": spec.source_hash,
+        "script_hash": plan.script.sha256,
+        "profile": plan.profile,
+        "environment": environment,
+        "labels": run_labels,
+        "notes": "; ".join(plan.script.notes),
+        "started_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f"),
+    }
 
 
 @dataclass
@@ -479,13 +496,20 @@ def run_tool(
     job = Job(plan.run_id, tool, tuple(made.parts), plan.directory, timeout_s, settings.options, env=plan.secrets,
               fds=fds, watchdog=watchdog)
     live: LiveIngest | None = None
-    # The run's row is in the warehouse before the tool starts (a perfhouse killed at any moment leaves a run
-    # that is marked aborted); a PendingWarehouse has been opening meanwhile.
-    recorded = Background(lambda: record(opened(warehouse), plan, environment, labels), "perfhouse-record")
+    # The run's row: with a warehouse still opening (its engine loading), written while the tool runs, the
+    # watchdog knowing it so that a perfhouse killed before it is written still leaves an aborted run; else, and
+    # for --live (whose chunks go into the run from the start), before the tool starts.
+    fields = run_fields(plan, environment, labels)
+    ahead = isinstance(warehouse, PendingWarehouse) and watchdog is not None and not settings.live
+    if ahead and isinstance(warehouse, PendingWarehouse) and watchdog is not None:
+        watchdog.guard_run(warehouse.url, fields)
+    recorded = Background(lambda: record(opened(warehouse), plan.spec, fields, watchdog), "perfhouse-record")
     status, note = "failed", ""
     try:
-        store, info = recorded.get()
+        if not ahead:
+            recorded.get()
         if settings.live and executor.on_this_host:
+            store, info = recorded.get()
             from orchestrator import live as live_ingest  # loads the warehouse's ingest: only for --live
 
             live = live_ingest.LiveIngest(store, info, made.outputs, plan.directory, settings.live_interval_s,
@@ -493,6 +517,7 @@ def run_tool(
         execution, watched = execute(plan, job, made.outputs, live, echo)
         outcome.exit_code = execution.exit_code
         status, note = execution_status(plan, execution)
+        store, info = recorded.get()
         if watched.samples:
             store.add_infra_samples(plan.run_id, watched.samples)
             outcome.infra_samples = len(watched.samples)
@@ -518,12 +543,16 @@ def run_tool(
     return outcome
 
 
-def record(warehouse: Warehouse, plan: Plan, environment: str, labels: dict[str, str] | None
+def record(warehouse: Warehouse, spec: Spec, fields: dict[str, Any], watchdog: Watchdog | None
            ) -> tuple[Warehouse, RunInfo]:
-    """Write the run's first row, with the commit of the spec's repository."""
-    info = run_info(plan, environment, labels)
-    info.git_sha, info.branch = git_info(Path(plan.spec.file).resolve().parent)
+    """Write the run's first row, with the commit of the spec's repository; the watchdog need not any more."""
+    from warehouse.store import RunInfo
+
+    info = RunInfo(**fields)
+    info.git_sha, info.branch = git_info(Path(spec.file).resolve().parent)
     warehouse.save_run(info)
+    if watchdog is not None:
+        watchdog.forget_run()
     return warehouse, info
 
 

@@ -135,7 +135,7 @@ def run_entry(entry: SuiteEntry, shared: SuiteRun, warehouse: Warehouse | None =
     try:
         spec = load_spec(entry.spec)
         spec.profile(entry.profile)
-        store = warehouse or PendingWarehouse(lambda: _open(shared.warehouse), start=False)
+        store = warehouse or PendingWarehouse(lambda: _open(shared.warehouse), shared.warehouse)
         with terminate_as_interrupt():
             for tool in entry.tools:
                 outcome = run_tool(spec, tool, store, entry.profile, dict(entry.services), runs_dir=shared.runs_dir,
