@@ -13,10 +13,14 @@ pytest:
 	python -m pytest
 
 golden:
-	python -m pytest tests/unit/test_golden.py --update-golden
+	python -m pytest tests/unit/test_golden.py tests/integration/test_report_golden.py --update-golden
 
 bench:
+	python benchmarks/analysis.py
 	python benchmarks/ingest.py
+	python benchmarks/report.py
+	python benchmarks/dashboard.py
+	python benchmarks/receive.py
 
 overhead:
 	python benchmarks/overhead.py

@@ -16,7 +16,7 @@ def main() -> None:
     current = navigation()
     st.sidebar.divider()
     st.sidebar.caption(f"Warehouse `{url}`")
-    if st.sidebar.button("Refresh", help="Read the warehouse again; pages keep reads for a few seconds."):
+    if st.sidebar.button("Refresh", help="Read everything again now; pages notice new runs and results by themselves at the next load."):
         data.refresh()
     try:
         current.render(url)

@@ -1,24 +1,32 @@
-"""The dashboard's reads: Warehouse API calls behind short-lived Streamlit caches, keyed by warehouse and run.
+"""The dashboard's reads: Warehouse API calls behind Streamlit caches keyed by warehouse, arguments and the
+warehouse's data version, so a run added, a file or a live chunk ingested or SLOs judged show at once.
 
 Nothing here holds the warehouse open between calls: each Warehouse method takes the embedded
 backend's lock, queries and closes, so a live run or a CLI ingest can write in between page loads.
+The data version is one cheap query per page load (counts from part metadata, the newest run update);
+every other read is answered from the cache until it changes.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
 from dashboard.charts import bucket_seconds
+from warehouse.analysis.baseline import optional_baseline
+from warehouse.analysis.compare import Comparison, compare
+from warehouse.analysis.trends import Trends, trends
 from warehouse.backends import DEFAULT_URL
 from warehouse.reports import Report, build_report
-from warehouse.store import Warehouse
+from warehouse.store import RunFilter, SqlResult, Warehouse
 
-RUNS_TTL_S = 5
-DETAIL_TTL_S = 15
+VERSION_TTL_S = 1  # page loads within a second share one version read
+CACHE_TTL_S = 600  # the version decides freshness; the TTL only bounds memory
+DEFAULT_RUNS_DIR = ".perfhouse/runs"
 
 
 def warehouse_url() -> str:
@@ -26,43 +34,127 @@ def warehouse_url() -> str:
     return os.environ.get("PERFHOUSE_WAREHOUSE") or DEFAULT_URL
 
 
+def runs_dir() -> Path:
+    """Where `perfhouse run` keeps each run's directory (scripts, logs, raw results): PERFHOUSE_RUNS_DIR
+    or `.perfhouse/runs` under the directory the dashboard was started in."""
+    return Path(os.environ.get("PERFHOUSE_RUNS_DIR") or DEFAULT_RUNS_DIR)
+
+
 @st.cache_resource(show_spinner=False)
 def _warehouse(url: str) -> Warehouse:
     return Warehouse.open(url)
 
 
-@st.cache_data(ttl=RUNS_TTL_S, show_spinner=False)
-def runs(url: str, limit: int = 200, tool: str = "", spec: str = "") -> list[dict[str, Any]]:
-    return _warehouse(url).runs(limit=limit, tool=tool, spec=spec)
+@st.cache_data(ttl=VERSION_TTL_S, show_spinner=False)
+def version(url: str) -> tuple[Any, ...]:
+    """Changes whenever anything is written to the warehouse; every cached read below is keyed by it."""
+    return _warehouse(url).data_version()
 
 
-@st.cache_data(ttl=RUNS_TTL_S, show_spinner=False)
-def resolve(url: str, ref: str) -> str:
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=64)
+def run_list(url: str, filters: RunFilter, limit: int, data_version: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    return _warehouse(url).run_list(filters, limit)
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=16)
+def run_choices(url: str, limit: int, data_version: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    return _warehouse(url).run_choices(limit)
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=16)
+def facets(url: str, data_version: tuple[Any, ...] = ()) -> dict[str, Any]:
+    return _warehouse(url).run_facets()
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=64)
+def resolve(url: str, ref: str, data_version: tuple[Any, ...] = ()) -> str:
     """A run id from an id, a unique prefix or `latest`; WarehouseError when there is none."""
     return _warehouse(url).resolve(ref)
 
 
 @dataclass(frozen=True)
 class RunDetail:
-    """Everything the run page shows: the report (run, totals, steps, SLOs, errors) and its time series."""
+    """Everything the run page shows: the report (run, totals, steps, SLOs, errors), its time series and the
+    infrastructure samples on the same buckets."""
 
     report: Report
     series: list[dict[str, Any]]
     bucket_s: int
+    infra: list[dict[str, Any]] = field(default_factory=list)
 
 
-@st.cache_data(ttl=DETAIL_TTL_S, show_spinner="Reading the run from the warehouse…")
-def run_detail(url: str, run_id: str) -> RunDetail:
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner="Reading the run from the warehouse…", max_entries=32)
+def run_detail(url: str, run_id: str, data_version: tuple[Any, ...] = ()) -> RunDetail:
     wh = _warehouse(url)
     with wh.backend.session():  # one unit of work: a consistent view of the run, one lock round-trip
         report = build_report(wh, run_id)
         bucket = bucket_seconds(report.totals.get("span_s"))
         series = wh.latency_over_time(run_id, bucket) if report.totals.get("count") else []
-    return RunDetail(report, series, bucket)
+        infra = wh.infra_over_time(run_id, bucket)
+    return RunDetail(report, series, bucket, infra)
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner="Comparing the runs in the warehouse…", max_entries=32)
+def comparison(url: str, a: str, b: str, group: str = "", data_version: tuple[Any, ...] = ()) -> Comparison:
+    """What `perfhouse compare A B` (or `compare --group GROUP`) decides."""
+    if group:
+        return compare(_warehouse(url), group=group)
+    return compare(_warehouse(url), a, b)
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=64)
+def baseline(url: str, run_id: str, data_version: tuple[Any, ...] = ()) -> dict[str, Any]:
+    """The baseline `compare` and `gate` take for a run (pinned, else automatic): run_id, how and started_at;
+    without one, `why` says why."""
+    wh = _warehouse(url)
+    with wh.backend.session():
+        chosen, why = optional_baseline(wh, run_id)
+        if chosen is None:
+            return {"run_id": "", "how": "", "why": why}
+        return {"run_id": chosen.run_id, "how": chosen.how, "started_at": wh.run(chosen.run_id)["started_at"]}
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=64)
+def distributions(url: str, run_ids: tuple[str, ...], journey: str = "", step: str = "",
+                  data_version: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    return _warehouse(url).latency_distribution(list(run_ids), journey, step)
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=16)
+def run_groups(url: str, data_version: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    return _warehouse(url).run_groups()
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=16)
+def fingerprints(url: str, data_version: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    return _warehouse(url).fingerprints()
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner="Reading the history…", max_entries=32)
+def trend(url: str, fingerprint: str, metric: str, data_version: tuple[Any, ...] = ()) -> Trends:
+    """What `perfhouse trends --fingerprint F --metric M` finds: each step's series and its change points."""
+    return trends(_warehouse(url).backend, metric, fingerprint=fingerprint)
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=4)
+def table_columns(url: str) -> list[dict[str, Any]]:
+    return _warehouse(url).table_columns()
+
+
+def html_report(url: str, run_id: str) -> bytes:
+    """The run's self-contained HTML report (what `perfhouse report RUN --format html` writes)."""
+    from warehouse.report_formats import report
+
+    return report(_warehouse(url), [run_id], "html").text.encode()
+
+
+def read_only_sql(url: str, sql: str, row_limit: int, timeout_s: int) -> SqlResult:
+    """An ad-hoc query through the SQL gate; never cached (the user asked for it now)."""
+    return _warehouse(url).read_only_sql(sql, row_limit, timeout_s)
 
 
 def refresh() -> None:
-    """Forget cached reads so the next page load sees what was written since."""
-    runs.clear()
-    resolve.clear()
-    run_detail.clear()
+    """Forget cached reads so the next page load reads the warehouse again."""
+    for cached in (version, run_list, run_choices, facets, resolve, run_detail, table_columns, comparison, baseline,
+                   distributions, run_groups, fingerprints, trend):
+        cached.clear()

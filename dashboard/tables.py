@@ -11,11 +11,25 @@ import pandas as pd
 
 from dashboard.charts import errors_frame, step_label
 from warehouse.analysis.slo import Verdict
+from warehouse.reports import ABORTED, FAILED, INCOMPLETE, NO_SLOS, PASSED, verdict_of
 
 ALL = "(all)"
 
-RUN_COLUMNS = ["run_id", "name", "tool", "spec_name", "profile", "status", "requests", "started_at",
-               "duration_s", "environment", "branch", "git_sha", "source", "notes"]
+RUN_COLUMNS = ["run_id", "verdict", "name", "tool", "spec_name", "profile", "status", "requests", "errors",
+               "started_at", "duration_s", "environment", "branch", "git_sha", "group_id", "fingerprint", "source",
+               "notes"]
+
+VERDICTS = (PASSED, FAILED, NO_SLOS, ABORTED, INCOMPLETE)
+# Badge colours: background, text (words, not emoji: headless browsers may lack emoji fonts).
+VERDICT_COLOURS: dict[str, tuple[str, str]] = {PASSED: ("#d3f0d8", "#14532d"), FAILED: ("#fbd5d5", "#7f1d1d"),
+                   NO_SLOS: ("#e5e7eb", "#374151"), ABORTED: ("#fde8c8", "#7c2d12"),
+                   INCOMPLETE: ("#fef3c7", "#713f12")}
+
+
+def verdict_style(verdict: Any) -> str:
+    """CSS for a verdict cell (pandas Styler), empty for anything else."""
+    colours = VERDICT_COLOURS.get(str(verdict))
+    return f"background-color: {colours[0]}; color: {colours[1]}; font-weight: 600" if colours else ""
 
 
 def number(value: Any) -> float | None:
@@ -34,7 +48,12 @@ def ms(value: Any) -> str:
 
 def runs_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """The runs list: newest first as the warehouse gives it, times parsed, a duration, a short git sha."""
-    frame = pd.DataFrame(list(rows), columns=[c for c in RUN_COLUMNS if c != "duration_s"] + ["ended_at"])
+    frame = pd.DataFrame(list(rows), columns=[c for c in RUN_COLUMNS if c not in ("duration_s", "verdict")]
+                         + ["ended_at", "slos", "slos_failed"])
+    frame["verdict"] = [verdict_of(str(st), int(number(n) or 0), int(number(f) or 0))
+                        for st, n, f in zip(frame["status"], frame["slos"], frame["slos_failed"], strict=True)]
+    for column in ("requests", "errors"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").fillna(0).astype("int64")
     frame["started_at"] = pd.to_datetime(frame["started_at"], utc=True, errors="coerce")
     ended = pd.to_datetime(frame["ended_at"], utc=True, errors="coerce")
     frame["duration_s"] = (ended - frame["started_at"]).dt.total_seconds().round(1)
@@ -45,6 +64,11 @@ def runs_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
 def choices(rows: Sequence[Mapping[str, Any]], column: str) -> list[str]:
     """Filter options for one runs column: `(all)` then every non-empty value present, sorted."""
     return [ALL, *sorted({str(r[column]) for r in rows if r.get(column)})]
+
+
+def unless_all(value: Any) -> str:
+    """A filter's value for the warehouse: empty for `(all)`."""
+    return "" if value in (None, ALL) else str(value)
 
 
 def filter_runs(rows: Sequence[Mapping[str, Any]], **equal: str) -> list[Mapping[str, Any]]:
@@ -68,23 +92,29 @@ class Headline:
     errors: int
     error_rate: float | None
     p95_ms: float | None
-    slo_status: str  # PASS, FAIL or none
+    slo_status: str  # the run's verdict: PASSED, FAILED, NO SLOS, ABORTED or INCOMPLETE
     slo_summary: str  # "1 of 3 failed"
     slo_detail: str  # which ones
+    verdict: str = "NO SLOS"  # the run's verdict, one of VERDICTS
 
     @classmethod
-    def of(cls, totals: Mapping[str, Any], verdicts: Sequence[Verdict]) -> Headline:
+    def of(cls, totals: Mapping[str, Any], verdicts: Sequence[Verdict], run_status: str = "completed") -> Headline:
         count = int(totals.get("count") or 0)
         errors = int(totals.get("errors") or 0)
         span = number(totals.get("span_s"))
         failed = [v for v in verdicts if not v.passed]
-        if not verdicts:
-            status, summary, detail = "none", "", "no SLOs were evaluated for this run"
+        status = verdict_of(run_status, len(verdicts), len(failed))
+        if status == ABORTED:
+            summary, detail = "", "the run was interrupted: its partial data is not a pass"
+        elif status == INCOMPLETE:
+            summary, detail = "", f"the run is {run_status}: a tool died or the run never finished"
+        elif not verdicts:
+            summary, detail = "", "no SLOs were evaluated for this run"
         elif failed:
-            status, summary = "FAIL", f"{len(failed)} of {len(verdicts)} failed"
+            summary = f"{len(failed)} of {len(verdicts)} failed"
             detail = "failed: " + "; ".join(v.slo for v in failed)
         else:
-            status, summary, detail = "PASS", f"{len(verdicts)} of {len(verdicts)} met", "every SLO met"
+            summary, detail = f"{len(verdicts)} of {len(verdicts)} met", "every SLO met"
         return cls(
             requests=count,
             rps=count / span if count and span else None,
@@ -94,6 +124,7 @@ class Headline:
             slo_status=status,
             slo_summary=summary,
             slo_detail=detail,
+            verdict=status,
         )
 
 
@@ -117,3 +148,21 @@ def slo_frame(verdicts: Sequence[Verdict]) -> pd.DataFrame:
 def errors_table(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """Errors by cause for the table beside the chart."""
     return errors_frame(rows)[["cause", "series", "count"]].rename(columns={"series": "step"})
+
+
+def compare_frame(comparison: Any) -> pd.DataFrame:
+    """A comparison (warehouse.analysis.compare.Comparison) per step then overall: both runs' figures, the
+    relative change in percent, the verdict and its reason."""
+    rows = []
+    for s in [*comparison.steps, comparison.overall]:
+        d = s.deltas()
+        row: dict[str, Any] = {"step": s.label, "verdict": str(s.verdict)}
+        for metric in ("p95_ms", "p50_ms", "p99_ms"):  # p95 first: the verdict's latency figure
+            name = metric.removesuffix("_ms")
+            row |= {f"{name}_a_ms": d[metric]["a"], f"{name}_b_ms": d[metric]["b"],
+                    f"change_{name}": None if d[metric]["relative"] is None else d[metric]["relative"] * 100}
+        row |= {"errors_a": d["error_rate"]["a"], "errors_b": d["error_rate"]["b"], "rps_a": d["rps"]["a"],
+                "rps_b": d["rps"]["b"], "requests_a": s.a.count if s.a else 0, "requests_b": s.b.count if s.b else 0,
+                "reason": s.reason}
+        rows.append(row)
+    return pd.DataFrame(rows)

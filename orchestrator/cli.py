@@ -6,6 +6,7 @@ import contextlib
 import functools
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -107,6 +108,21 @@ def _tools(value: str) -> list[str]:
     return [t.strip() for t in value.split(",") if t.strip()]
 
 
+def _jmeter_on_path() -> tuple[str, str]:
+    """The version of the jmeter on PATH, as `run` asks it, and where the version came from."""
+    from orchestrator.generators.base import DEFAULT_JMETER_VERSION
+    from orchestrator.tools import TOOLS
+
+    tool = TOOLS["jmeter"]
+    binary = tool.binary()
+    if binary is None:
+        return DEFAULT_JMETER_VERSION, "no jmeter on PATH; --jmeter-version chooses another"
+    version = tool.version(binary)
+    if not re.match(r"\d+\.\d+", version):
+        return DEFAULT_JMETER_VERSION, f"{binary} did not tell its version; --jmeter-version chooses another"
+    return version, f"the jmeter on PATH, {binary}"
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="perfhouse")
 @click.option(
@@ -155,26 +171,37 @@ def validate(spec_file: str, as_json: bool) -> None:
 @click.option(
     "--service", "services", multiple=True, metavar="NAME=URL", help="Override a service's base URL."
 )
-@click.option("--jmeter-version", default="5.6", show_default=True, help="JMeter version the JMX targets.")
+@click.option(
+    "--jmeter-version",
+    default=None,
+    help="JMeter version the JMX targets (default: the version of the jmeter on PATH, else the newest that "
+    "perfhouse knows).",
+)
 @fail_cleanly
 def generate(
-    spec_file: str, tools: str, profile: str, out_dir: str, services: tuple[str, ...], jmeter_version: str
+    spec_file: str, tools: str, profile: str, out_dir: str, services: tuple[str, ...], jmeter_version: str | None
 ) -> None:
     """Render the spec as a k6 script and/or a JMeter test plan."""
     from orchestrator.generators import generate as render
-    from orchestrator.generators.base import GenerationOptions
+    from orchestrator.generators.base import DEFAULT_JMETER_VERSION, GenerationOptions
     from orchestrator.spec import load_spec
 
     spec = load_spec(spec_file)
-    options = GenerationOptions(profile=profile, services=_services(services), jmeter_version=jmeter_version)
+    chosen = _tools(tools)
+    target = "--jmeter-version"
+    if jmeter_version is None and "jmeter" in chosen:
+        jmeter_version, target = _jmeter_on_path()
+    options = GenerationOptions(profile=profile, services=_services(services),
+                                jmeter_version=jmeter_version or DEFAULT_JMETER_VERSION)
+    targets = {"jmeter": f" (for JMeter {options.jmeter_version}: {target})"}  # which version a script is for
     Path(out_dir).mkdir(parents=True, exist_ok=True)
-    for tool in _tools(tools):
+    for tool in chosen:
         script = render(spec, tool, options)
         path = Path(out_dir) / script.filename
         path.write_text(script.content, encoding="utf-8")
         for data_file in script.files:  # the script reads its test data from beside it
             shutil.copyfile(data_file, Path(out_dir) / data_file.name)
-        click.echo(f"{tool}: {path}")
+        click.echo(f"{tool}: {path}{targets.get(tool, '')}")
         for note in script.notes:
             click.echo(f"  note: {note}")
 
@@ -189,6 +216,7 @@ def print_summary(outcomes: list[Any]) -> None:
                     f"{s['journey']}/{s['step']}",
                     s["count"],
                     s["errors"],
+                    s["check_failures"],
                     _f(s["p50_ms"]),
                     _f(s["p95_ms"]),
                     _f(s["p99_ms"]),
@@ -197,19 +225,17 @@ def print_summary(outcomes: list[Any]) -> None:
         t = o.totals
         if t:
             rows.append(
-                [o.tool, "ALL", t["count"], t["errors"], _f(t["p50_ms"]), _f(t["p95_ms"]), _f(t["p99_ms"])]
+                [o.tool, "ALL", t["count"], t["errors"], t["check_failures"], _f(t["p50_ms"]), _f(t["p95_ms"]),
+                 _f(t["p99_ms"])]
             )
     if rows:
-        click.echo(table(rows, ["tool", "journey/step", "requests", "errors", "p50 ms", "p95 ms", "p99 ms"]))
+        # request errors (transport failures, unexpected statuses) and requests with a failed check, apart
+        click.echo(table(rows, ["tool", "journey/step", "requests", "request errors", "failed checks", "p50 ms",
+                                "p95 ms", "p99 ms"]))
     for o in outcomes:
-        click.echo(f"\n{o.tool} run {o.run_id}: {o.status}")
+        click.echo(f"\n{o.tool} run {o.run_id}: {o.status}, {o.verdict}")
         for v in o.verdicts:
-            observed = (
-                "no data"
-                if v.observed is None
-                else (f"{v.observed * 100:.2f}%" if v.metric == "error_rate" else f"{v.observed:.2f} ms")
-            )
-            click.echo(f"  {'PASS' if v.passed else 'FAIL'}  {v.slo}  (observed {observed})")
+            click.echo(f"  {'PASS' if v.passed else 'FAIL'}  {v.slo}  (observed {v.observed_text})")
         for note in o.notes:
             click.echo(f"  note: {note}")
 
@@ -245,10 +271,18 @@ def _image_options(fn: F) -> F:
 @_image_options
 @click.option("--network", "network_mode", default="host", show_default=True,
               help="Docker network mode of the tool containers.")
+@click.option("--docker-host", "docker_hosts", multiple=True, metavar="URL",
+              help="A Docker engine (unix:///var/run/docker.sock, tcp://HOST:2375, ssh://USER@HOST) to spread "
+              "--generators over (repeatable; --runner docker). Scripts and results go through the engine's "
+              "archive API, so an engine need not share this host's files.")
 @click.option("--cpus", type=float, default=None, help="CPU limit per container.")
 @click.option("--memory", default=None, help="Memory limit per container (docker syntax: 512m, 2g).")
 @click.option("--namespace", default="default", show_default=True, help="Kubernetes namespace (--runner k8s).")
 @click.option("--kube-context", default=None, help="kubectl context (--runner k8s).")
+@click.option("--receive-listen", default="0.0.0.0:8086", show_default=True, metavar="HOST:PORT",
+              help="Where the results receiver listens for runners elsewhere (--runner k8s).")
+@click.option("--receive-url", default="", metavar="URL",
+              help="The receiver's URL as the runners reach it (default http://THIS-HOST:PORT).")
 @click.option("--scrape", "scrape", multiple=True, metavar="URL",
               help="Prometheus endpoint (http://...) or docker://CONTAINER sampled during the run and "
               "stored as infra samples (repeatable).")
@@ -263,6 +297,11 @@ def _image_options(fn: F) -> F:
 @click.option("--timeout", "timeout_s", type=float, default=None, help="Stop a tool after this many seconds.")
 @click.option("--env", "environment", default="", help="Environment name recorded with the run.")
 @click.option("--runs-dir", default=".perfhouse/runs", show_default=True, type=click.Path(file_okay=False))
+@click.option("--gate", "gate_runs", is_flag=True,
+              help="Gate the runs at the end (as `perfhouse gate`): SLOs, completeness, regressions.")
+@click.option("--baseline", default=None, metavar="RUN|auto|pinned", help="Baseline of --gate.")
+@click.option("--junit", default=None, type=click.Path(dir_okay=False), help="JUnit XML of --gate.")
+@click.option("--summary", default=None, type=click.Path(dir_okay=False), help="Markdown summary of --gate.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @fail_cleanly
@@ -275,10 +314,13 @@ def run(
     runner: str,
     generators: int,
     network_mode: str,
+    docker_hosts: tuple[str, ...],
     cpus: float | None,
     memory: str | None,
     namespace: str,
     kube_context: str | None,
+    receive_listen: str,
+    receive_url: str,
     scrape: tuple[str, ...],
     scrape_interval_s: float,
     progress_interval_s: float,
@@ -287,6 +329,10 @@ def run(
     timeout_s: float | None,
     environment: str,
     runs_dir: str,
+    gate_runs: bool,
+    baseline: str | None,
+    junit: str | None,
+    summary: str | None,
     as_json: bool,
     **tool_images: str | None,
 ) -> None:
@@ -295,6 +341,7 @@ def run(
         Background,
         PendingWarehouse,
         RunSettings,
+        check_scripts,
         run_tool,
         runner_for,
         terminate_as_interrupt,
@@ -303,6 +350,7 @@ def run(
     from orchestrator.spec import load_spec
     from orchestrator.suite import SuiteRun, exit_status, is_suite
     from orchestrator.tools import get as get_tool
+    from warehouse.analysis.fingerprint import new_group_id
 
     if TYPE_CHECKING:
         from warehouse.store import Warehouse
@@ -310,6 +358,7 @@ def run(
     options = RunnerOptions(
         images={name.removesuffix("_image"): image for name, image in tool_images.items() if image},
         network_mode=network_mode,
+        docker_hosts=docker_hosts,
         cpus=cpus,
         memory=memory,
         namespace=namespace,
@@ -324,16 +373,22 @@ def run(
         progress_interval_s=progress_interval_s or None,
         live=live,
         live_interval_s=live_interval_s,
+        receive_listen=receive_listen,
+        receive_url=receive_url,
         # on a terminal the progress line is redrawn in place; in CI and pipes it prints plain lines
         screen=sys.stdout if sys.stdout.isatty() and os.environ.get("CI") != "true" and not as_json else None,
     )
     echo: Callable[[str], None] = (lambda m: click.echo(m, err=True)) if as_json else click.echo
     if is_suite(Path(spec_file)):
+        if gate_runs:
+            raise click.UsageError("--gate judges the runs of one spec; gate a suite's runs with `perfhouse gate RUN`")
         from dataclasses import replace
 
         shared = SuiteRun(ctx.obj["warehouse"], replace(settings, screen=None), Path(runs_dir), timeout_s,
                           environment)
         sys.exit(_run_suite(ctx, Path(spec_file), shared, as_json, echo))
+    if docker_hosts and runner != "docker":
+        raise click.UsageError("--docker-host spreads the parts of --runner docker; add --runner docker")
     if not profile:
         raise click.UsageError("--profile is required for a spec (only a suite names its own profiles)")
     spec = load_spec(spec_file)
@@ -357,11 +412,13 @@ def run(
             if generators > 1 and not tool.splits:
                 raise click.UsageError(f"--generators {generators}: {name} cannot split one test; "
                                        "run it separately")
+        check_scripts(spec, [get_tool(name) for name in tool_names], profile)
     except BaseException:
         with contextlib.suppress(Exception):  # the engine finishes opening before the process ends
             warehouse.get()
         raise
     outcomes = []
+    group_id = new_group_id()
     with terminate_as_interrupt():
         for name in tool_names:
             outcome = run_tool(
@@ -376,6 +433,7 @@ def run(
                 environment,
                 echo=echo,
                 settings=settings,
+                group_id=group_id,
             )
             outcomes.append(outcome)
             if outcome.status == "aborted":
@@ -386,7 +444,11 @@ def run(
         click.echo(json.dumps([o.to_dict() for o in outcomes], indent=2, default=str))
     else:
         print_summary(outcomes)
-    _end(exit_status(outcomes))
+    status = exit_status(outcomes)
+    if gate_runs and status != ExitStatus.ABORTED:
+        # with --json only the runs are printed; the gate's findings go to --junit and --summary
+        status = _gate(warehouse.get(), [o.run_id for o in outcomes], baseline, junit, summary, False, not as_json)
+    _end(status)
 
 
 def _end(status: int) -> NoReturn:
@@ -405,9 +467,12 @@ def _end(status: int) -> NoReturn:
 @click.option("--all", "all_runs", is_flag=True, help="Every run's containers, including runs still going.")
 @click.option("--dry-run", is_flag=True, help="List the containers; stop and remove nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one object per container.")
+@click.option("--docker-host", "docker_hosts", multiple=True, metavar="URL",
+              help="Clean these engines (the runs' --docker-host URLs; repeatable), not DOCKER_HOST's.")
 @click.pass_context
 @fail_cleanly
-def cleanup(ctx: click.Context, run_id: str | None, all_runs: bool, dry_run: bool, as_json: bool) -> None:
+def cleanup(ctx: click.Context, run_id: str | None, all_runs: bool, dry_run: bool, as_json: bool,
+            docker_hosts: tuple[str, ...]) -> None:
     """Stop and remove the Docker containers a killed perfhouse left behind, and mark its runs aborted.
 
     Without --run or --all, only the containers whose perfhouse died (on this host) are removed; the others
@@ -418,7 +483,7 @@ def cleanup(ctx: click.Context, run_id: str | None, all_runs: bool, dry_run: boo
         for line in _abort_dead_runs(ctx):
             click.echo(line, err=as_json)
     dead_only = run_id is None and not all_runs
-    done = clean(run_id, dry_run, dead_only=dead_only)
+    done = clean(run_id, dry_run, dead_only=dead_only, hosts=docker_hosts)
     failed = [c for c in done if c.failed]
     listed = [c for c in done if c.action == "listed"]
     if as_json:
@@ -533,7 +598,7 @@ def k8s_render(
 
 
 @main.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True))
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, allow_dash=True))
 @click.option(
     "--format",
     "fmt",
@@ -566,7 +631,9 @@ def ingest(
     as_json: bool,
 ) -> None:
     """Import k6 JSON or CSV output, JMeter JTL (CSV or XML), InfluxDB line protocol (plain or .gz) into the
-    warehouse, each file as a run; a DIR ingests the results files in it (--recursive: below it).
+    warehouse, each file as a run; a DIR ingests the results files in it (--recursive: below it), and `-`
+    reads standard input (as does a pipe or FIFO given by name). Gzip, a UTF-8 byte order mark and CR line
+    breaks are read as they come; the same results gzipped or not are one file.
 
     Run metadata: flags, then a sidecar x.jtl.meta.yaml or x.meta.yaml, then perfhouse-runs.yaml in the
     file's directory or above, then a file name <name>_<YYYYmmdd-HHMMSS>.<ext>. A k6-summary.json beside
@@ -599,6 +666,11 @@ def ingest(
             click.echo(_ingest_line(outcome, len(files) > 1 or Path(files[0]).is_dir()))
         for r in result.samples if result else []:
             click.echo(f"  {outcome.path}:{r.line}: rejected: {r.reason}: {r.text!r}", err=True)
+    if not counts["ingested"] + counts["duplicate"] + counts["summary"]:
+        status = ExitStatus.BAD_INPUT
+        deeper = not recursive and any(p.is_dir() for f in files if Path(f).is_dir() for p in Path(f).iterdir())
+        click.echo(f"perfhouse: nothing ingested: no results file among {', '.join(files)}"
+                   + ("; subdirectories are searched with --recursive" if deeper else ""), err=True)
     if not as_json and sum(counts.values()) > 1:
         click.echo(
             f"{sum(counts.values())} files: {counts['ingested']} ingested ({rows} requests), "
@@ -606,6 +678,53 @@ def ingest(
             f"{counts['skipped']} skipped, {counts['failed']} failed; {rejected} rejected lines"
         )
     sys.exit(int(status))
+
+
+@main.command()
+@click.option("--listen", default="127.0.0.1:8086", show_default=True, metavar="HOST:PORT",
+              help="Where to accept writes (port 0: any free port, printed at start).")
+@click.option("--run", "run_ref", default=None, metavar="RUN_ID",
+              help="Add to this existing run (else a new run, completed when the receiver stops).")
+@click.option("--token", default=None, envvar="PERFHOUSE_RECEIVE_TOKEN",
+              help="Token clients must give (URL p=, Authorization: Token/Bearer, or Basic password); "
+              "required beyond loopback.")
+@click.option("--flush-interval", "flush_interval_s", type=click.FloatRange(min=0.1), default=2.0,
+              show_default=True, help="Seconds between stores of what was received.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was stored as JSON when stopped.")
+@click.pass_context
+@fail_cleanly
+def receive(
+    ctx: click.Context,
+    listen: str,
+    run_ref: str | None,
+    token: str | None,
+    flush_interval_s: float,
+    as_json: bool,
+) -> None:
+    """Receive results over the InfluxDB v1 write API (k6 --out influxdb=http://HOST:PORT/perfhouse, JMeter's
+    InfluxDB Backend Listener) into a run until Ctrl-C or SIGTERM; each write is acknowledged once stored."""
+    from orchestrator.receiver import parse_listen
+    from orchestrator.receiver import receive as serve
+    from orchestrator.run import terminate_as_interrupt
+
+    parse_listen(listen)
+    warehouse = _open_warehouse(ctx)
+    echo: Callable[[str], None] = lambda m: click.echo(m, err=as_json)  # noqa: E731
+
+    def ready(receiver: Any) -> None:
+        echo(f"receiving into run {receiver.run_id} at {receiver.url} "
+             f"(k6: --out influxdb={receiver.url}/perfhouse); Ctrl-C stops")
+        sys.stdout.flush()
+
+    with terminate_as_interrupt():
+        received = serve(warehouse, run_ref, listen, token, flush_interval_s, echo, ready)
+    stats = received.stats
+    if as_json:
+        click.echo(json.dumps(received.to_dict()))
+    else:
+        click.echo(f"run {received.run_id}: {stats.writes} writes ({stats.again} sent again), {stats.points} "
+                   f"k6 points, {stats.requests} requests, {stats.aggregates} interval aggregates, "
+                   f"{stats.rejected} rejected lines, {stats.failures} failed stores")
 
 
 def _ingest_line(outcome: Any, numbered: bool) -> str:
@@ -657,35 +776,262 @@ def _run_suite(ctx: click.Context, path: Path, shared: Any, as_json: bool, echo:
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--tool", default="", help="Only runs of this tool.")
 @click.option("--spec", default="", help="Only runs of this spec name.")
+@click.option("--group", default="", help="Only the runs of this group (id or prefix): one invocation's tools.")
+@click.option("--fingerprint", default="", help="Only the runs of this fingerprint (or prefix): one history.")
 @click.option("--limit", default=50, show_default=True)
 @click.pass_context
 @fail_cleanly
-def runs(ctx: click.Context, as_json: bool, tool: str, spec: str, limit: int) -> None:
-    """List runs, newest first."""
-    rows = _open_warehouse(ctx).runs(limit=limit, tool=tool, spec=spec)
+def runs(ctx: click.Context, as_json: bool, tool: str, spec: str, group: str, fingerprint: str, limit: int) -> None:
+    """List runs, newest first, with the group and fingerprint that make them comparable."""
+    rows = _open_warehouse(ctx).runs(limit=limit, tool=tool, spec=spec, group=group, fingerprint=fingerprint)
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
         return
     click.echo(
         table(
-            [[r["run_id"], r["name"], r["tool"], r["status"], r["requests"], r["started_at"]] for r in rows],
-            ["run", "name", "tool", "status", "requests", "started (UTC)"],
+            [[r["run_id"], r["name"], r["tool"], r["status"], r["requests"], r["started_at"],
+              r["group_id"] or "–", r["fingerprint"] or "–"] for r in rows],
+            ["run", "name", "tool", "status", "requests", "started (UTC)", "group", "fingerprint"],
         )
     )
 
 
-@main.command()
-@click.argument("run_ref", default="latest")
-@click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Write to a file.")
+@main.group()
+def baseline() -> None:
+    """Baselines pinned per fingerprint: the run later runs of that history are compared with."""
+
+
+@baseline.command("pin")
+@click.argument("run_ref")
+@click.option("--note", default="", help="Why this run is the baseline.")
+@click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @fail_cleanly
-def report(ctx: click.Context, run_ref: str, fmt: str, output: str | None) -> None:
-    """Per-step counts, errors, p50/p95/p99 and SLO verdicts of a run (id, prefix or `latest`)."""
-    from warehouse.reports import RENDERERS, build_report
+def baseline_pin(ctx: click.Context, run_ref: str, note: str, as_json: bool) -> None:
+    """Pin RUN (id, prefix or `latest`) as the baseline of its fingerprint."""
+    from warehouse.analysis.baseline import pin
 
     warehouse = _open_warehouse(ctx)
-    _emit(RENDERERS[fmt](build_report(warehouse, warehouse.resolve(run_ref))), output, "report")
+    done = pin(warehouse, warehouse.resolve(run_ref), note)
+    click.echo(json.dumps(done.to_dict()) if as_json else f"pinned {done.run_id} as the baseline of {done.fingerprint}")
+
+
+@baseline.command("unpin")
+@click.argument("ref")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@fail_cleanly
+def baseline_unpin(ctx: click.Context, ref: str, as_json: bool) -> None:
+    """Unpin the baseline of a fingerprint (given, or that of run REF)."""
+    from warehouse.analysis.baseline import unpin
+
+    done = unpin(_open_warehouse(ctx), ref)
+    click.echo(json.dumps(done.to_dict()) if as_json else f"unpinned {done.run_id} from {done.fingerprint}")
+
+
+@baseline.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@fail_cleanly
+def baseline_list(ctx: click.Context, as_json: bool) -> None:
+    """The pinned baselines, one per fingerprint."""
+    from warehouse.analysis.baseline import pinned
+
+    pins = pinned(_open_warehouse(ctx))
+    if as_json:
+        click.echo(json.dumps([p.to_dict() for p in pins], indent=2))
+    elif pins:
+        click.echo(table([[p.fingerprint, p.run_id, p.pinned_at, p.note or "–"] for p in pins],
+                         ["fingerprint", "run", "pinned (UTC)", "note"]))
+    else:
+        click.echo("no pinned baselines: without one, compare and gate use the latest passed run of a fingerprint")
+
+
+@main.command()
+@click.argument("refs", nargs=-1, metavar="[A] [B]")
+@click.option("--baseline", default=None, metavar="RUN|auto|pinned",
+              help="Baseline of a single run: a run, `auto` (latest passed run of its fingerprint) or `pinned`; "
+              "default the pinned one, else auto.")
+@click.option("--group", default=None, metavar="latest|GROUP",
+              help="Compare the k6 run of a group (one invocation with several tools) against its JMeter run.")
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+@click.option("--md", "as_md", is_flag=True, help="Print the comparison as Markdown.")
+@click.pass_context
+@fail_cleanly
+def compare(ctx: click.Context, refs: tuple[str, ...], baseline: str | None, group: str | None, as_json: bool,
+            as_md: bool) -> None:
+    """Compare run B against run A per step: p50/p95/p99, error rate, throughput and a verdict (BETTER, SAME,
+    WORSE, INCONCLUSIVE). One run: against its baseline; none: the latest run against its baseline."""
+    from warehouse.analysis.compare import compare as compare_refs
+    from warehouse.analysis.compare import render_markdown
+
+    if len(refs) > 2:
+        raise click.UsageError("give at most two runs: A (the baseline) and B")
+    if group is not None and refs:
+        raise click.UsageError("--group compares the runs of a group: give no runs with it")
+    if baseline is not None and len(refs) == 2:
+        raise click.UsageError("--baseline chooses A for one run: with two runs, A is the first")
+    warehouse = _open_warehouse(ctx)
+    first, second = [*refs, None, None][:2]
+    result = compare_refs(warehouse, first, second, baseline=baseline, group=group)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2, default=str))
+    elif as_md:
+        click.echo(render_markdown(result), nl=False)
+    else:
+        click.echo(f"B {result.b['run_id']} ({result.b.get('tool')}) against A {result.a['run_id']} "
+                   f"({result.a.get('tool')}, {result.how}): {result.verdict}\n")
+        rows = []
+        for st in [*result.steps, result.overall]:
+            d = st.deltas()
+            rows.append([st.label, f"{st.a.count if st.a else 0}/{st.b.count if st.b else 0}",
+                         *(_delta(d[k]) for k in ("p50_ms", "p95_ms", "p99_ms")),
+                         _delta(d["error_rate"], pct=True), _delta(d["rps"]), st.verdict])
+        click.echo(table(rows, ["step", "n A/B", "p50 ms", "p95 ms", "p99 ms", "errors", "req/s", "verdict"]))
+        for st in [*result.steps, result.overall]:
+            click.echo(f"  {st.label}: {st.reason}")
+        for note in result.notes:
+            click.echo(f"note: {note}")
+
+
+def _delta(d: dict[str, Any], pct: bool = False) -> str:
+    def fmt(v: Any) -> str:
+        return "–" if v is None else (f"{v * 100:.2f}%" if pct else f"{v:.2f}")
+
+    rel = d.get("relative")
+    return f"{fmt(d.get('a'))}→{fmt(d.get('b'))}" + ("" if rel is None else f" {rel:+.1%}")
+
+
+@main.command()
+@click.option("--spec", default="", help="Only this spec's runs.")
+@click.option("--journey", default="", help="Only this journey's steps.")
+@click.option("--step", default="", help="Only this step.")
+@click.option("--fingerprint", default="", help="Only this fingerprint's runs.")
+@click.option("--metric", type=click.Choice(["p50", "p95", "p99", "error_rate", "rps"]), default="p95",
+              show_default=True)
+@click.option("--runs", "max_runs", default=200, show_default=True, type=click.IntRange(min=2),
+              help="Newest runs per fingerprint.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@fail_cleanly
+def trends(ctx: click.Context, spec: str, journey: str, step: str, fingerprint: str, metric: str, max_runs: int,
+           as_json: bool) -> None:
+    """A metric per step over the history of comparable runs, with change points (E-divisive means)."""
+    from warehouse.analysis.trends import trends as read_trends
+
+    warehouse = _open_warehouse(ctx)
+    found = read_trends(warehouse.backend, metric, spec, journey, step, fingerprint, max_runs)
+    if as_json:
+        click.echo(json.dumps(found.to_dict(), indent=2, default=str))
+        return
+    if not found.series:
+        click.echo("no completed runs with requests match: nothing to trend")
+        return
+    unit = {"error_rate": "", "rps": " req/s"}.get(metric, " ms")
+    for series in found.series:
+        values = [p.value for p in series.points]
+        shown = [f"{v * 100:.2f}%" if metric == "error_rate" else f"{v:.2f}{unit}" for v in values[-1:]]
+        click.echo(f"{series.spec_name} {series.tool} {series.profile or '–'} [{series.fingerprint}] "
+                   f"{series.label}: {metric} over {len(values)} runs, last {shown[0]}")
+        for cp in series.changes:
+            size = f"{cp.change * 100:+.2f} points" if metric == "error_rate" else f"{cp.change:+.1%}"
+            click.echo(f"  change point at run {cp.run_id} ({cp.started_at}): {cp.direction} {size} "
+                       f"({cp.before:.4g} → {cp.after:.4g}), p = {cp.pvalue:.2g}"
+                       f"{', worse' if cp.worse else ', better'}")
+
+
+def _gate(warehouse: Any, run_ids: list[str], baseline: str | None, junit: str | None, summary: str | None,
+          as_json: bool, show: bool = True) -> ExitStatus:
+    """Gate runs; write JUnit XML and the Markdown summary; print the outcome; the most severe exit status."""
+    from warehouse.analysis.gate import gate as judge
+    from warehouse.analysis.gate import junit_xml, markdown_summary, worst_status
+
+    results = [judge(warehouse, run_id, baseline) for run_id in run_ids]
+    if junit:
+        Path(junit).write_text(junit_xml(results), encoding="utf-8")
+    text = markdown_summary(results)
+    if summary:
+        Path(summary).write_text(text, encoding="utf-8")
+    if os.environ.get("GITHUB_STEP_SUMMARY"):
+        with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as fh:
+            fh.write(text)
+    if as_json:
+        click.echo(json.dumps([r.to_dict() for r in results], indent=2, default=str))
+    elif show:
+        for r in results:
+            click.echo(f"gate {r.run['run_id']}: {r.outcome} (exit {int(r.exit_status)})")
+            for v in r.slos:
+                click.echo(f"  SLO {'pass' if v.passed else 'FAIL'}: {v.slo}")
+            if r.comparison is not None:
+                c = r.comparison
+                click.echo(f"  against baseline {c.a['run_id']} ({c.how}): {c.verdict}")
+                for st in [*c.steps, c.overall]:
+                    click.echo(f"    {st.verdict:<12} {st.label}: {st.reason}")
+                for note in c.notes:
+                    click.echo(f"  note: {note}")
+            for note in r.notes:
+                click.echo(f"  note: {note}")
+    return worst_status(results)
+
+
+@main.command()
+@click.argument("run_ref", default="latest")
+@click.option("--baseline", default=None, metavar="RUN|auto|pinned",
+              help="Baseline: a run, `auto` (latest passed run of the fingerprint) or `pinned`; default the pinned "
+              "one, else auto (none yet: the regression checks are skipped).")
+@click.option("--junit", default=None, type=click.Path(dir_okay=False), help="Write JUnit XML here.")
+@click.option("--summary", default=None, type=click.Path(dir_okay=False),
+              help="Write the Markdown summary here (it is also appended to $GITHUB_STEP_SUMMARY when set).")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@fail_cleanly
+def gate(ctx: click.Context, run_ref: str, baseline: str | None, junit: str | None, summary: str | None,
+         as_json: bool) -> None:
+    """Exit 0 when a run (id, prefix or `latest`) is complete, every SLO holds and no step is WORSE than the
+    baseline; else 3 (SLO breach), 8 (regression), 9 (run aborted or incomplete), 2 (usage or data error)."""
+    warehouse = _open_warehouse(ctx)
+    sys.exit(int(_gate(warehouse, [warehouse.resolve(run_ref)], baseline, junit, summary, as_json)))
+
+
+@main.command()
+@click.argument("run_ref", default="latest")
+@click.option("--format", "fmt", type=click.Choice(["md", "html", "json", "junit"]), default="md",
+              show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Write to a file (Markdown charts go to <name>_files/ beside it).")
+@click.option("--percentiles", default="50,90,95,99", show_default=True, metavar="LIST",
+              help="Percentiles of the per-step table, exact over all samples, e.g. 50,75,95,99,99.9.")
+@click.option("--apdex-t", "apdex_t", type=click.FloatRange(min=0, min_open=True), default=500.0,
+              show_default=True, metavar="MS", help="APDEX threshold T in ms (tolerating up to 4T).")
+@click.option("--baseline", default=None, metavar="RUN|auto|pinned|none",
+              help="Compare the run with this baseline: a run, `auto` (latest passed run of its fingerprint), "
+              "`pinned`, or `none`; default the pinned one, else auto. A group's report compares its tools instead.")
+@click.pass_context
+@fail_cleanly
+def report(ctx: click.Context, run_ref: str, fmt: str, output: str | None, percentiles: str,
+           apdex_t: float, baseline: str | None) -> None:
+    """Report a run or its group (id, prefix or `latest`): verdict per SLO, percentiles, time series,
+    bottlenecks, errors, APDEX, infrastructure, the knee of a stepped profile and the changes against the
+    baseline (for a group: its tools' runs against each other)."""
+    from pathlib import PurePosixPath
+
+    from warehouse.report_formats import report as render_report
+    from warehouse.reports import ReportOptions, parse_percentiles
+
+    try:
+        levels = parse_percentiles(percentiles)
+    except WarehouseError as exc:
+        raise click.BadParameter(str(exc).removeprefix("--percentiles: "), param_hint="--percentiles") from None
+    options = ReportOptions(levels, apdex_t, baseline)
+    warehouse = _open_warehouse(ctx)
+    group = warehouse.run_group(warehouse.resolve(run_ref))
+    rendered = render_report(warehouse, group, fmt, options, PurePosixPath(output) if output else None)
+    if output:
+        for name, data in rendered.files.items():
+            path = Path(output).parent / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+    _emit(rendered.text, output, "report")
 
 
 @main.command()
@@ -800,6 +1146,20 @@ def schema(output: str | None) -> None:
     _emit(text(), output, "schema")
 
 
+@main.command("cluster-ddl")
+@click.argument("cluster")
+@click.option("--database", default="default", show_default=True, help="The warehouse's database on the cluster.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Write to a file.")
+@fail_cleanly
+def cluster_ddl(cluster: str, database: str, output: str | None) -> None:
+    """Print the statements that create the warehouse on a ClickHouse cluster (Replicated tables ON CLUSTER,
+    Distributed tables over them): what `--warehouse clickhouse://...?cluster=NAME` runs on first use."""
+    from warehouse.cluster import render, single_server_tables
+
+    statements = render(single_server_tables(), cluster, database)
+    _emit("".join(f"{sql};\n\n" for sql in statements), output, "cluster DDL")
+
+
 @main.command("import-har")
 @click.argument("har_file", type=click.Path(exists=True, dir_okay=False))
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Spec file to write.")
@@ -813,6 +1173,23 @@ def import_har(har_file: str, output: str | None, name: str) -> None:
     text = convert(Path(har_file), name)
     parse_spec(text, output or "<imported>")  # what is written always loads
     _emit(text, output, "spec")
+
+
+@main.command("import-postman")
+@click.argument("collection_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Spec file to write.")
+@click.option("--name", default="imported", show_default=True, help="Name of the spec.")
+@fail_cleanly
+def import_postman(collection_file: str, output: str | None, name: str) -> None:
+    """Turn a Postman collection (v2.1) into a starter journey spec; says what it left out."""
+    from orchestrator.postman import import_postman as convert
+    from orchestrator.spec import parse_spec
+
+    text, warnings = convert(Path(collection_file), name)
+    parse_spec(text, output or "<imported>")  # what is written always loads
+    _emit(text, output, "spec")
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
 
 
 @main.command()

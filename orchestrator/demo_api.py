@@ -133,3 +133,30 @@ class DemoAPI:
     def __exit__(self, *exc: object) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m orchestrator.demo_api --port 8080`: serve the demo shop until SIGTERM or Ctrl-C (the
+    compose stack runs it so; a container's first process must stop on SIGTERM itself)."""
+    import argparse
+    import signal
+
+    parser = argparse.ArgumentParser(prog="python -m orchestrator.demo_api", description="Serve the demo shop API.")
+    parser.add_argument("--port", type=int, default=8080, help="port on 127.0.0.1 (default 8080; 0: any free one)")
+    args = parser.parse_args(argv)
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    with DemoAPI(port=args.port) as api:
+        print(f"demo API on {api.url}", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            print("demo API stopped", flush=True)
+
+
+if __name__ == "__main__":
+    main()

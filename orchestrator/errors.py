@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import enum
+from warehouse.errors import ExitStatus
 
-
-class ExitStatus(enum.IntEnum):
-    OK = 0
-    ERROR = 1
-    USAGE = 2
-    SLO_FAILED = 3
-    SPEC_INVALID = 4
-    TOOL_MISSING = 5
-    TARGET_UNREACHABLE = 6
-    BAD_INPUT = 7
-    ABORTED = 130
+__all__ = [
+    "ExitStatus",
+    "GenerationError",
+    "PerfhouseError",
+    "RunAborted",
+    "SpecError",
+    "TargetUnreachableError",
+    "ToolMissingError",
+]
 
 
 class PerfhouseError(Exception):

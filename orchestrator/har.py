@@ -98,6 +98,8 @@ def har_to_spec(har: dict[str, Any], name: str, file: str = "<har>") -> dict[str
         status = int(response.get("status") or 0)
         if 100 <= status < 600:
             step["checks"] = [{"status": status}]
+            if status >= 400:  # the recording shows the server answering so: not a request error on replay
+                step["expected_statuses"] = status
         started = _started(entry)
         if previous is not None and started is not None and steps:
             gap = (started - previous).total_seconds() - float(entries[i - 1].get("time") or 0) / 1000

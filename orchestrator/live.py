@@ -30,7 +30,7 @@ from pathlib import Path
 
 from orchestrator.tools import Cutter, Output
 from warehouse.errors import IngestError, WarehouseBusy
-from warehouse.ingest import SAMPLE_REJECTS, IngestResult
+from warehouse.ingest import SAMPLE_REJECTS, IngestResult, StepFacts
 from warehouse.store import RunInfo, Warehouse
 
 MAX_READ = 64 << 20  # bytes read from a file per chunk: memory stays bounded however far behind
@@ -65,13 +65,13 @@ def _worker_dies_with(parent: int) -> None:
 
 
 def _ingest_in_worker(url: str, run: RunInfo, path: Path, services: dict[tuple[str, str], str],
-                      generator: str) -> IngestResult:
+                      generator: str, steps: dict[tuple[str, str], StepFacts]) -> IngestResult:
     """In the worker process: ingest one chunk, then close the session so other processes can read."""
     warehouse = _WORKER_WAREHOUSES.get(url)
     if warehouse is None:
         warehouse = _WORKER_WAREHOUSES[url] = Warehouse.open(url)
     try:
-        return warehouse.ingest(path, run, services=services, generator=generator)
+        return warehouse.ingest(path, run, services=services, generator=generator, steps=steps)
     finally:
         release = getattr(warehouse.backend, "release", None)
         if release is not None:
@@ -90,9 +90,10 @@ class ChunkWriter:
     def in_worker(self) -> bool:
         return bool(getattr(self.warehouse.backend, "exclusive", False))
 
-    def ingest(self, path: Path, run: RunInfo, services: dict[tuple[str, str], str], generator: str) -> IngestResult:
+    def ingest(self, path: Path, run: RunInfo, services: dict[tuple[str, str], str], generator: str,
+               steps: dict[tuple[str, str], StepFacts]) -> IngestResult:
         if not self.in_worker:
-            return self.warehouse.ingest(path, run, services=services, generator=generator)
+            return self.warehouse.ingest(path, run, services=services, generator=generator, steps=steps)
         release = getattr(self.warehouse.backend, "release", None)
         if release is not None:  # this process's own session would only keep the worker waiting
             release()
@@ -100,7 +101,7 @@ class ChunkWriter:
             self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
                                              initializer=_worker_dies_with, initargs=(os.getpid(),),
                                              max_tasks_per_child=self.chunks_per_worker)
-        future = self._pool.submit(_ingest_in_worker, self.warehouse.url, run, path, services, generator)
+        future = self._pool.submit(_ingest_in_worker, self.warehouse.url, run, path, services, generator, steps)
         try:
             return future.result()
         except BrokenProcessPool:  # the worker died (killed, out of memory): a fresh pool for the next chunk
@@ -127,6 +128,7 @@ class LiveIngest:
     # One result per output file, each chunk's counts added to it: nothing grows with the length of the run
     ingested: list[IngestResult] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    steps: dict[tuple[str, str], StepFacts] = field(default_factory=dict)  # what the spec says of each step
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -215,7 +217,7 @@ class LiveIngest:
         path = folder / f"{live.path.stem}.{live.chunks:05d}{live.path.suffix}"
         path.write_bytes(content)
         try:
-            result = self.writer.ingest(path, self.run, self.services, live.generator)
+            result = self.writer.ingest(path, self.run, self.services, live.generator, self.steps)
         except WarehouseBusy as exc:
             self._problem(f"live ingest waits: {exc}")
             path.unlink(missing_ok=True)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from secrets import token_urlsafe
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Generic, TextIO, TypeVar, cast
 from urllib.parse import urlsplit
@@ -22,15 +23,17 @@ from orchestrator.errors import GenerationError, PerfhouseError, RunAborted, Tar
 from orchestrator.generators.base import (
     GeneratedScript,
     GenerationOptions,
+    allocated_vus,
     has_load,
     journey_vus,
     service_urls,
 )
 from orchestrator.progress import Progress
 from orchestrator.runners import RUNNERS, Execution, Job, Part, Runner, RunnerOptions
+from orchestrator.runners.base import ResultsSink
 from orchestrator.scrape import InfraRow, Scraper, source_for
 from orchestrator.secrets import SecretFile, require_env, secret_file
-from orchestrator.spec import Spec
+from orchestrator.spec import Spec, service_env
 from orchestrator.tools import Output, Segment, Tool
 from orchestrator.tools import get as get_tool
 from orchestrator.watchdog import Watchdog
@@ -41,8 +44,10 @@ from warehouse.owners import OWNER_LABEL, me
 # The warehouse's engine and SQL load while the tool runs, not before it starts
 if TYPE_CHECKING:
     from orchestrator.live import LiveIngest
+    from orchestrator.receiver import Receiver
     from warehouse.analysis.slo import Objective, Verdict
-    from warehouse.ingest import IngestResult
+    from warehouse.analysis.verdict import RunVerdict
+    from warehouse.ingest import IngestResult, StepFacts
     from warehouse.store import RunInfo, Warehouse
 
 T = TypeVar("T")
@@ -68,6 +73,12 @@ class ToolRun:
     def slo_passed(self) -> bool:
         return all(v.passed for v in self.verdicts)
 
+    @property
+    def verdict(self) -> RunVerdict:
+        from warehouse.analysis.verdict import run_verdict
+
+        return run_verdict(self.status, self.verdicts)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "tool": self.tool,
@@ -81,6 +92,7 @@ class ToolRun:
             "steps": self.steps,
             "slos": [v.to_dict() for v in self.verdicts],
             "slo_passed": self.slo_passed,
+            "verdict": str(self.verdict),
             "notes": self.notes,
             "infra_samples": self.infra_samples,
         }
@@ -90,6 +102,16 @@ def objectives(spec: Spec) -> list[Objective]:
     from warehouse.analysis.slo import Objective
 
     return [Objective(s.metric, s.threshold, s.journey, s.step, s.abort_on_fail, s.service) for s in spec.slos]
+
+
+def run_fingerprint(spec: Spec, profile: str, tool: str, environment: str, labels: dict[str, str]) -> str:
+    """The fingerprint of a run of `spec`: its journeys' structure, profile, tool, environment, chosen labels."""
+    from warehouse.analysis.fingerprint import StepShape, fingerprint, structure_hash
+
+    shape = structure_hash(
+        StepShape(j.name, s.name, s.method, s.path.source, s.service) for j in spec.journeys for s in j.steps
+    )
+    return fingerprint(spec.name, shape, profile, tool, environment, labels)
 
 
 def check_targets(spec: Spec, urls: dict[str, str], timeout_s: float = 3.0) -> None:
@@ -131,6 +153,10 @@ class RunSettings:
     progress_interval_s: float | None = None  # print a progress line this often (None: never)
     live: bool = False  # ingest the results while the tools run (orchestrator.live), not only after
     live_interval_s: float = 5.0
+    # Runners whose parts run elsewhere (Kubernetes) send results to a receiver perfhouse starts for the run:
+    # where it listens, and the URL the parts reach it by (default: this host's name and the port)
+    receive_listen: str = "0.0.0.0:8086"
+    receive_url: str = ""
     screen: TextIO | None = None  # a terminal to redraw the progress line on (else plain lines, as in CI)
 
 
@@ -177,6 +203,23 @@ def monitors(
             scraper.stop()
             watched.samples.extend(scraper.rows)
             watched.problems.extend(scraper.problems)
+
+
+def step_facts(spec: Spec) -> dict[tuple[str, str], StepFacts]:
+    """What the warehouse must know of each step to read a tool's results alike: method, expected status, checks.
+
+    Keyed by the names results carry (labels, else names). The expected status is the step's one expected
+    status, or 0 for the tools' default (200-399); a step that expects several is judged by JMeter's own
+    success flag, which the plan's expected-status assertion sets.
+    """
+    from warehouse.ingest import StepFacts
+    from warehouse.ingest.jtl_csv import UNKNOWN_STEP
+
+    def expected(statuses: tuple[int, ...]) -> int:
+        return 0 if not statuses else statuses[0] if len(statuses) == 1 else UNKNOWN_STEP
+
+    return {(j.key, s.key): StepFacts(s.method, expected(s.expected_statuses), len(s.checks))
+            for j in spec.journeys for s in j.steps}
 
 
 def runner_for(name: str) -> Runner:
@@ -253,6 +296,12 @@ def check_settings(tool: Tool, settings: RunSettings) -> None:
         source_for(url, 1.0)  # an unknown kind of source fails before anything runs
 
 
+def check_scripts(spec: Spec, tools: list[Tool], profile: str) -> None:
+    """Refuse a spec that some tool's script cannot express, before any tool runs."""
+    for tool in tools:
+        tool.render(spec, GenerationOptions(profile=profile))
+
+
 @dataclass
 class Plan:
     """A prepared run: its script and files written in its directory, and the facts recorded with it."""
@@ -284,7 +333,10 @@ def prepare(spec: Spec, tool: Tool, profile: str, services: dict[str, str], sett
     """Generate the script for the tool version the runner will use and lay out the run directory."""
     executor = runner_for(settings.runner)
     target = executor.target(tool, settings.options)
-    options = tool.for_version(GenerationOptions(profile=profile, services=services), target.version)
+    # a service's URL: --service, else PERFHOUSE_SERVICE_<NAME> (what the generated scripts read), else the spec's
+    retargeted = {name: os.environ[service_env(name)] for name in spec.services if os.environ.get(service_env(name))}
+    options = tool.for_version(GenerationOptions(profile=profile, services={**retargeted, **services}),
+                               target.version)
     script = tool.render(spec, options)
     secrets = require_env(spec.env_names(), os.environ, spec.file)
     urls = service_urls(spec, options)
@@ -307,7 +359,7 @@ def prepare(spec: Spec, tool: Tool, profile: str, services: dict[str, str], sett
         "program": target.program,
         "generators": settings.generators,
         "services": urls,
-        "vus_per_journey": spec.vus_per_journey(spec.profile(profile).max_vus or 1),
+        "vus_per_journey": {a["journey"].name: allocated_vus(a) for a in journey_vus(spec, spec.profile(profile))},
         "approximations": list(script.notes),
         "live": settings.live,
     }
@@ -318,9 +370,9 @@ def prepare(spec: Spec, tool: Tool, profile: str, services: dict[str, str], sett
     return plan
 
 
-def run_fields(plan: Plan, environment: str, labels: dict[str, str] | None) -> dict[str, Any]:
+def run_fields(plan: Plan, environment: str, labels: dict[str, str] | None, group_id: str = "") -> dict[str, Any]:
     """The run's row (the fields of warehouse.store.RunInfo): what ran, from which spec and script, where and by
-    whom, since when (the commit: see `record`)."""
+    whom, since when (the commit: see `record`); its fingerprint, and the group of the invocation's runs."""
     spec, settings = plan.spec, plan.settings
     run_labels = dict(labels or {})
     if settings.runner != "local":
@@ -335,6 +387,8 @@ def run_fields(plan: Plan, environment: str, labels: dict[str, str] | None) -> d
         "name": f"{spec.name}/{plan.profile}",
         "spec_name": spec.name,
         "spec_hash": spec.source_hash,
+        "fingerprint": run_fingerprint(spec, plan.profile, plan.tool.name, environment, run_labels),
+        "group_id": group_id,
         "script_hash": plan.script.sha256,
         "profile": plan.profile,
         "environment": environment,
@@ -366,7 +420,7 @@ def make_parts(plan: Plan, secret: SecretFile | None) -> Parts:
         part_script = plan.script_path
         if plan.split_scripts:
             scale = (index, count)
-            if not has_load(prof, journey_vus(spec, prof, scale)):
+            if not has_load(journey_vus(spec, prof, scale)):
                 made.notes.append(f"generator {segment.name} gets no share of the load "
                                   f"({count} generators); it was not started")
                 continue
@@ -403,11 +457,14 @@ def execution_status(plan: Plan, execution: Execution) -> tuple[str, str]:
 
 
 def ingest_results(plan: Plan, warehouse: Warehouse, info: RunInfo, made: Parts, live: LiveIngest | None,
-                   outcome: ToolRun, status: str, note: str) -> tuple[str, str]:
-    """Load what the tool wrote into the run (the rest of it, after live chunks); the status and note after."""
+                   outcome: ToolRun, status: str, note: str, receiver: Receiver | None = None) -> tuple[str, str]:
+    """Load what the tool wrote into the run (the rest of it, after live chunks), or count what came back through
+    the receiver; the status and note after."""
+    from warehouse.ingest import IngestResult
+
     run_id, directory, tool = info.run_id, plan.directory, plan.tool
     here = plan.executor.on_this_host
-    services_map = plan.spec.step_services()
+    services_map, steps_map = plan.spec.step_services(), step_facts(plan.spec)
     if live is not None:  # the rest of every output; the chunks already hold the beginning
         live.finish()
         outcome.ingested.extend(live.ingested)
@@ -424,7 +481,8 @@ def ingest_results(plan: Plan, warehouse: Warehouse, info: RunInfo, made: Parts,
                 continue
             try:
                 outcome.ingested.append(warehouse.ingest(output.path, info, fmt=output.format.name,
-                                                         services=services_map, generator=output.generator))
+                                                         services=services_map, generator=output.generator,
+                                                         steps=steps_map))
             except IngestError as exc:
                 note = f"{note}; {exc}" if note else str(exc)
         elif plan.settings.generators > 1 and here:
@@ -433,17 +491,28 @@ def ingest_results(plan: Plan, warehouse: Warehouse, info: RunInfo, made: Parts,
             status, note = "failed", f"{tool.name} wrote no results to {output.path}"
     if status == "completed" and here and not outcome.ingested:
         status, note = "failed", f"{tool.name} wrote no results in {directory}"
-    if not here:
+    if receiver is not None:
+        stats = receiver.stats
+        outcome.ingested.append(IngestResult(run_id, receiver.advertised_url, "influx-line", tool.name,
+                                             rows=stats.requests, points=stats.points, rejected=stats.rejected,
+                                             aggregates=stats.aggregates))
+        outcome.notes.extend(receiver.problems)
+        outcome.notes.append(f"received {stats.writes} writes ({stats.again} sent again): {stats.points} "
+                             f"k6 points, {stats.requests} requests, {stats.rejected} rejected lines")
+        if status == "completed" and not (stats.points or stats.aggregates):
+            status, note = "failed", f"no results came back to the receiver at {receiver.advertised_url}"
+    elif not here:
         outcome.notes.append(f"the {plan.settings.runner} runner keeps results where the tool ran; "
                              f"perfhouse ingested none{' (--live too)' if plan.settings.live else ''}")
     return status, note
 
 
-def judge(plan: Plan, warehouse: Warehouse, outcome: ToolRun) -> None:
-    """The run's totals, per-step figures and SLO verdicts, from the warehouse."""
+def judge(plan: Plan, warehouse: Warehouse, outcome: ToolRun, received: bool = False) -> None:
+    """The run's totals, per-step figures and SLO verdicts, from the warehouse (verdicts only when it holds the
+    results: ingested here, or received)."""
     outcome.totals = warehouse.totals(outcome.run_id)
     outcome.steps = warehouse.step_stats(outcome.run_id)
-    if plan.executor.on_this_host:
+    if plan.executor.on_this_host or received:
         outcome.verdicts = warehouse.evaluate_slos(outcome.run_id, objectives(plan.spec))
 
 
@@ -460,11 +529,13 @@ def run_tool(
     labels: dict[str, str] | None = None,
     echo: Callable[[str], None] = lambda _: None,
     settings: RunSettings | None = None,
+    group_id: str = "",
 ) -> ToolRun:
     """Run one tool on one spec and profile; the run lands in the warehouse whatever happens.
 
     Check targets, execute, ingest, judge. `settings` (runner, its options, generators, scraping, progress)
-    replaces `runner` when given. A PendingWarehouse goes on opening while the script is prepared.
+    replaces `runner` when given; `group_id` is shared by the runs of one invocation (one per tool). A
+    PendingWarehouse goes on opening while the script is prepared.
     """
     settings = settings or RunSettings(runner=runner)
     tool = get_tool(tool_name)
@@ -493,13 +564,16 @@ def run_tool(
     made = make_parts(plan, secret)
     outcome.notes.extend(made.notes)
     fds = (secret.fd,) if secret is not None and secret.fd is not None else ()
-    job = Job(plan.run_id, tool, tuple(made.parts), plan.directory, timeout_s, settings.options, env=plan.secrets,
+    # the scripts read their services' URLs from the environment first: give them the ones this run uses
+    job_env = {**plan.secrets, **{service_env(name): url for name, url in plan.urls.items()}}
+    job = Job(plan.run_id, tool, tuple(made.parts), plan.directory, timeout_s, settings.options, env=job_env,
               fds=fds, watchdog=watchdog)
     live: LiveIngest | None = None
+    receiver: Receiver | None = None
     # The run's row: with a warehouse still opening (its engine loading), written while the tool runs, the
     # watchdog knowing it so that a perfhouse killed before it is written still leaves an aborted run; else, and
     # for --live (whose chunks go into the run from the start), before the tool starts.
-    fields = run_fields(plan, environment, labels)
+    fields = run_fields(plan, environment, labels, group_id)
     ahead = isinstance(warehouse, PendingWarehouse) and watchdog is not None and not settings.live
     if ahead and isinstance(warehouse, PendingWarehouse) and watchdog is not None:
         watchdog.guard_run(warehouse.url, fields)
@@ -513,8 +587,18 @@ def run_tool(
             from orchestrator import live as live_ingest  # loads the warehouse's ingest: only for --live
 
             live = live_ingest.LiveIngest(store, info, made.outputs, plan.directory, settings.live_interval_s,
-                                          spec.step_services(), echo)
-        execution, watched = execute(plan, job, made.outputs, live, echo)
+                                          spec.step_services(), echo, steps=step_facts(spec))
+        if getattr(executor, "streams_results", False):  # the parts send their results to a receiver it starts
+            from orchestrator.receiver import Receiver
+
+            store, info = recorded.get()
+            receiver = Receiver(store, plan.run_id, settings.receive_listen, token_urlsafe(24),
+                                services=spec.step_services(), echo=echo, steps=step_facts(spec)).start()
+            job = replace(job, results=ResultsSink(settings.receive_url.rstrip("/") or receiver.advertised_url,
+                                                   receiver.token or ""))
+            echo(f"results come back to the receiver at {job.results.url if job.results else ''}")
+        with receiving(receiver):
+            execution, watched = execute(plan, job, made.outputs, live, echo)
         outcome.exit_code = execution.exit_code
         status, note = execution_status(plan, execution)
         store, info = recorded.get()
@@ -522,8 +606,8 @@ def run_tool(
             store.add_infra_samples(plan.run_id, watched.samples)
             outcome.infra_samples = len(watched.samples)
         outcome.notes.extend(watched.problems)
-        status, note = ingest_results(plan, store, info, made, live, outcome, status, note)
-        judge(plan, store, outcome)
+        status, note = ingest_results(plan, store, info, made, live, outcome, status, note, receiver)
+        judge(plan, store, outcome, received=receiver is not None)
     except KeyboardInterrupt:
         status, note = "aborted", "interrupted"
         raise RunAborted(f"run {plan.run_id} interrupted; what it produced is kept in {plan.directory}") from None
@@ -554,6 +638,16 @@ def record(warehouse: Warehouse, spec: Spec, fields: dict[str, Any], watchdog: W
     if watchdog is not None:
         watchdog.forget_run()
     return warehouse, info
+
+
+@contextmanager
+def receiving(receiver: Receiver | None) -> Iterator[None]:
+    """The receiver runs while the body (the execution) does; then it stores what it holds and stops."""
+    try:
+        yield
+    finally:
+        if receiver is not None:
+            receiver.stop()
 
 
 @contextmanager

@@ -7,7 +7,7 @@ import difflib
 import hashlib
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -87,8 +87,22 @@ Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 EXECUTORS = ("constant_vus", "ramping_vus", "iterations", "constant_arrival_rate", "ramping_arrival_rate")
 ARRIVAL_RATE = ("constant_arrival_rate", "ramping_arrival_rate")
+PER_JOURNEY = "per_journey"  # the executor of a profile whose every journey has a shape of its own
 PRESETS = ("smoke", "steady", "spike", "soak", "stress", "capacity")
-SLO_METRICS = ("p50", "p90", "p95", "p99", "avg", "max", "error_rate", "throughput")
+# error_rate: the share of requests with a request error (a transport failure or a status the step does not
+# expect); check_failure_rate: the share of requests with a failed check.
+SLO_METRICS = ("p50", "p90", "p95", "p99", "avg", "max", "error_rate", "check_failure_rate", "throughput")
+SLO_PERCENTILE = re.compile(r"p[1-9][0-9]?(\.[0-9]+)?")  # any percentile of duration: p75, p99.9
+RATE_METRICS = ("error_rate", "check_failure_rate")
+
+
+SERVICE_ENV_PREFIX = "PERFHOUSE_SERVICE_"  # + NAME: a service's base URL for a generated k6 script
+SERVICE_PROPERTY_PREFIX = "perfhouse.service."  # + name: the same for a generated JMeter plan
+
+
+def service_env(name: str) -> str:
+    """The environment variable that retargets a service (api -> PERFHOUSE_SERVICE_API)."""
+    return SERVICE_ENV_PREFIX + re.sub(r"[^A-Z0-9_]", "_", name.upper())
 
 
 @dataclass(frozen=True)
@@ -107,7 +121,7 @@ class Body:
     json: Any = None
     form: tuple[tuple[str, Template], ...] = ()
     raw: Template | None = None
-    content_type: str = ""
+    content_type: str = ""  # "": no Content-Type header
 
 
 CHECK_KINDS = ("status", "body_contains", "body_matches", "jsonpath", "header", "max_duration")
@@ -123,9 +137,12 @@ class Check:
     target: str = ""
     equals: str | None = None
     max_ms: float = 0.0
+    name: str = ""  # free text naming the check in results; else `label` says what it checks
 
     @property
     def label(self) -> str:
+        if self.name:
+            return self.name
         if self.kind == "status":
             return f"status is {self.status}"
         if self.kind == "body_contains":
@@ -167,10 +184,21 @@ class Step:
     extract: tuple[Extraction, ...]
     think_time: ThinkTime | None
     group: str = ""  # a transaction: consecutive steps of one group are timed together
+    label: str = ""  # free text naming the step in results (k6 `name` tag, JMeter sampler label)
+    # statuses that are not request errors; () means the tools' default, 200-399 (checks do not change it)
+    expected_statuses: tuple[int, ...] = ()
+    tags: tuple[tuple[str, str], ...] = ()  # extra tags of its requests (k6); JMeter keeps them as a comment
 
     @property
-    def status_check(self) -> int | None:
-        return next((c.status for c in self.checks if c.kind == "status"), None)
+    def key(self) -> str:
+        """The step as results name it: its label, else its name."""
+        return self.label or self.name
+
+    @property
+    def templates(self) -> list[Template]:
+        """Every templated string of the request: path, query, headers and body."""
+        return [self.path, *(t for _, t in self.query), *(t for _, t in self.headers),
+                *(t for _, t in _body_templates(self.body))]
 
 
 @dataclass(frozen=True)
@@ -179,6 +207,17 @@ class Journey:
     weight: int
     steps: tuple[Step, ...]
     data: str = ""  # name of the data set that gives each iteration a row
+    label: str = ""  # free text naming the journey in results (k6 `journey` tag, JMeter thread group)
+    think_time: ThinkTime | None = None  # after each iteration, after its last step
+    group_think: tuple[tuple[str, ThinkTime], ...] = ()  # after a group, outside it (not in its duration)
+
+    @property
+    def key(self) -> str:
+        """The journey as results name it: its label, else its name."""
+        return self.label or self.name
+
+    def after_group(self, group: str) -> ThinkTime | None:
+        return dict(self.group_think).get(group)
 
     @property
     def segments(self) -> list[tuple[str, list[Step]]]:
@@ -230,28 +269,46 @@ class Profile:
     pre_allocated_vus: int = 0
     max_allocated_vus: int = 0
     preset: str = ""
+    # journeys with a shape of their own (name -> profile); the others share this one by weight
+    journeys: tuple[tuple[str, Profile], ...] = ()
 
     @property
     def is_arrival_rate(self) -> bool:
         return self.executor in ARRIVAL_RATE
 
     @property
+    def shared(self) -> bool:
+        """Does this profile itself give a shape, shared by weight among the journeys not listed?"""
+        return self.executor != PER_JOURNEY
+
+    def of(self, journey: str) -> Profile:
+        """The profile that gives `journey` its load."""
+        return dict(self.journeys).get(journey, self)
+
+    @property
     def max_vus(self) -> int:
+        own = sum(p.max_vus for _, p in self.journeys)
+        if not self.shared:
+            return own
         if self.is_arrival_rate:
-            return self.max_allocated_vus
-        return max([self.vus, *(s.target for s in self.stages)])
+            return own + self.max_allocated_vus
+        return own + max([self.vus, *(s.target for s in self.stages)])
 
     @property
     def total_duration_s(self) -> float:
+        own = [p.total_duration_s for _, p in self.journeys]
+        if not self.shared:
+            return max(own)
         if self.stages:
-            return sum(s.duration_s for s in self.stages)
-        return self.duration_s
+            return max([sum(s.duration_s for s in self.stages), *own])
+        return max([self.duration_s, *own])
 
 
 @dataclass(frozen=True)
 class SLO:
-    """A latency metric (ms) or error_rate (a ratio) that must stay below its threshold, or a
-    throughput (requests/s) that must reach it; overall or per journey, step or service."""
+    """A latency metric (ms) or a ratio (error_rate: request errors; check_failure_rate: requests with a failed
+    check) that must stay below its threshold, or a throughput (requests/s) that must reach it; overall or per
+    journey, step or service (journey and step as results name them: their labels, else their names)."""
 
     metric: str
     threshold: float
@@ -287,15 +344,12 @@ class Spec:
 
     def env_names(self) -> list[str]:
         """Environment variables the journeys read (their values are given to the tools at run time)."""
-        templates = [t for _, t in self.headers]
-        for j in self.journeys:
-            for st in j.steps:
-                templates += [st.path, *(t for _, t in st.query), *(t for _, t in st.headers)]
-                templates += [t for _, t in _body_templates(st.body)]
+        templates = [t for _, t in self.headers] + [t for j in self.journeys for st in j.steps for t in st.templates]
         return sorted({name for t in templates for name in t.env_refs})
 
     def step_services(self) -> dict[tuple[str, str], str]:
-        return {(j.name, s.name): s.service for j in self.journeys for s in j.steps}
+        """(journey, step) as results name them (their keys) → service."""
+        return {(j.key, s.key): s.service for j in self.journeys for s in j.steps}
 
     def vus_per_journey(self, total: int) -> dict[str, int]:
         return split_by_weight(total, [(j.name, j.weight) for j in self.journeys])
@@ -348,7 +402,7 @@ def parse_duration(value: Any) -> float:
         pos = m.end()
     if pos != len(text) or not text:
         raise ValueError(f"expected a duration like 30s, 1m30s or 250ms, found {value!r}")
-    return total
+    return round(total, 9)  # 700ms is 0.7, not 0.7000000000000001
 
 
 def parse_jsonpath(expr: str) -> tuple[str | int, ...]:
@@ -494,6 +548,7 @@ def _kind(value: Any) -> str:
 # Loading.
 
 _TOP = ("name", "services", "variables", "defaults", "data", "journeys", "profiles", "slos")
+_JOURNEY = ("name", "label", "weight", "data", "steps", "think_time", "groups")
 _STEP = (
     "name",
     "service",
@@ -507,7 +562,14 @@ _STEP = (
     "extract",
     "think_time",
     "group",
+    "label",
+    "expected_statuses",
+    "tags",
 )
+# tags that k6 or perfhouse set on every request themselves
+RESERVED_TAGS = ("journey", "step", "service", "name", "method", "status", "url", "group", "scenario",
+                 "expected_response", "error", "error_code", "proto", "subproto", "tls_version", "check", "iter", "vu",
+                 "ip", "ocsp_status", "generator")
 
 
 def load_spec(path: str | Path) -> Spec:
@@ -529,11 +591,19 @@ def parse_spec(text: str, file: str = "<spec>") -> Spec:
     services: dict[str, str] = {}
     for sname, url in services_raw.items():
         url_s = r.string(url, f"services.{sname}").rstrip("/")
+        if "${" in url_s:
+            raise r.fail(f"services.{sname}", "a base URL is literal text; retarget a service at run time with "
+                                              "--service NAME=URL or the generated scripts' PERFHOUSE_SERVICE_<NAME>")
         if not re.match(r"https?://[^/\s]+", url_s):
             raise r.fail(f"services.{sname}", f"expected a base URL like http://host:port, found {url!r}")
         services[r.name(sname, f"services.{sname}")] = url_s
     if not services:
         raise r.fail("services", "define at least one service")
+    for sname in services:
+        same = [other for other in services if service_env(other) == service_env(sname)]
+        if len(same) > 1:
+            raise r.fail(f"services.{same[1]}", f"services {same[0]!r} and {same[1]!r} would both be retargeted by "
+                                                f"{service_env(sname)}; rename one")
 
     variables_raw = top.get("variables") or {}
     r.mapping(variables_raw, "variables", tuple(variables_raw))
@@ -544,6 +614,9 @@ def parse_spec(text: str, file: str = "<spec>") -> Spec:
             raise r.fail(f"variables.{key}", "a variable is literal text (use ${env:NAME} where it is used, "
                                              "or $$ for a literal $)")
         variables[r.name(key, f"variables.{key}")] = tmpl.render({})
+        if str(key).startswith(SERVICE_PROPERTY_PREFIX):
+            raise r.fail(f"variables.{key}", f"names starting {SERVICE_PROPERTY_PREFIX} hold the services' URLs in "
+                                             "generated JMeter plans; choose another name")
 
     defaults = r.mapping(top.get("defaults") or {}, "defaults", ("headers", "timeout", "think_time"))
     default_headers = r.pairs(defaults.get("headers"), "defaults.headers")
@@ -560,10 +633,14 @@ def parse_spec(text: str, file: str = "<spec>") -> Spec:
     journeys: list[Journey] = []
     for ji, jraw in enumerate(journeys_raw):
         jp = f"journeys[{ji}]"
-        j = r.mapping(jraw, jp, ("name", "weight", "data", "steps"), required=("name", "steps"))
+        j = r.mapping(jraw, jp, _JOURNEY, required=("name", "steps"))
         jname = r.name(j["name"], f"{jp}.name")
         if any(x.name == jname for x in journeys):
             raise r.fail(f"{jp}.name", f"a journey named {jname!r} is already defined")
+        jlabel = _label(r, j, jp)
+        if any(x.key == (jlabel or jname) for x in journeys):
+            raise r.fail(f"{jp}.label" if jlabel else f"{jp}.name",
+                         f"another journey is already reported as {jlabel or jname!r}")
         weight = r.integer(j.get("weight", 1), f"{jp}.weight", minimum=1)
         if not isinstance(j["steps"], list) or not j["steps"]:
             raise r.fail(f"{jp}.steps", "expected a non-empty list of steps")
@@ -575,22 +652,37 @@ def parse_spec(text: str, file: str = "<spec>") -> Spec:
             known.update(datasets[data].columns)
         steps: list[Step] = []
         for si, sraw in enumerate(j["steps"]):
-            step = _step(r, sraw, f"{jp}.steps[{si}]", services, default_timeout, default_think, known)
+            step = _step(r, sraw, f"{jp}.steps[{si}]", services, default_timeout, default_think, known, variables)
             if any(x.name == step.name for x in steps):
                 raise r.fail(f"{jp}.steps[{si}].name", f"a step named {step.name!r} is already in {jname!r}")
+            if any(x.key == step.key for x in steps):
+                raise r.fail(f"{jp}.steps[{si}].label" if step.label else f"{jp}.steps[{si}].name",
+                             f"another step of {jname!r} is already reported as {step.key!r}")
             steps.append(step)
             known.update(e.var for e in step.extract)
-        journey = Journey(jname, weight, tuple(steps), data)
+        journey = Journey(jname, weight, tuple(steps), data, jlabel)
         groups = [g for g, _ in journey.segments if g]
         if len(groups) != len(set(groups)):
             again = next(g for g in groups if groups.count(g) > 1)
             raise r.fail(f"{jp}.steps", f"the steps of group {again!r} must follow one another")
+        group_think: list[tuple[str, ThinkTime]] = []
+        raw_groups = j.get("groups") or {}
+        for gname, graw in r.mapping(raw_groups, f"{jp}.groups", tuple(raw_groups)).items():
+            gp = f"{jp}.groups.{gname}"
+            if gname not in groups:
+                raise r.fail(gp, f"no step of {jname!r} is in a group {gname!r}{_suggest(str(gname), groups)}")
+            g = r.mapping(graw, gp, ("think_time",), required=("think_time",))
+            think = _think_time(r, g["think_time"], f"{gp}.think_time")
+            if think is not None:
+                group_think.append((str(gname), think))
+        journey = replace(journey, think_time=_think_time(r, j.get("think_time"), f"{jp}.think_time"),
+                          group_think=tuple(group_think))
         journeys.append(journey)
 
     profiles_raw = r.mapping(top["profiles"], "profiles", tuple(top["profiles"] or {}))
     if not profiles_raw:
         raise r.fail("profiles", "define at least one load profile")
-    profiles = {str(k): _profile(r, str(k), v, f"profiles.{k}") for k, v in profiles_raw.items()}
+    profiles = {str(k): _profile(r, str(k), v, f"profiles.{k}", journeys) for k, v in profiles_raw.items()}
 
     slos_raw = top.get("slos") or []
     if not isinstance(slos_raw, list):
@@ -674,6 +766,7 @@ def _step(
     default_timeout: float,
     default_think: ThinkTime | None,
     known: set[str],
+    variables: dict[str, str],
 ) -> Step:
     s = r.mapping(raw, path, _STEP, required=("name", "path"))
     name = r.name(s["name"], f"{path}.name")
@@ -686,6 +779,10 @@ def _step(
     url_path = r.template(s["path"], f"{path}.path")
     if not url_path.parts or not (isinstance(url_path.parts[0], str) and url_path.parts[0].startswith("/")):
         raise r.fail(f"{path}.path", "a path starts with /")
+    for part in url_path.parts:
+        if isinstance(part, str) and (bad := re.search(r"%(?![0-9A-Fa-f]{2})", part)):
+            raise r.fail(f"{path}.path", f"{part[bad.start():bad.start() + 3]!r} is not a percent-escape %XX; "
+                                         "write %25 for a literal %")
     query = r.pairs(s.get("query"), f"{path}.query")
     headers = r.pairs(s.get("headers"), f"{path}.headers")
     body = _body(r, s.get("body"), f"{path}.body") if "body" in s else None
@@ -703,7 +800,9 @@ def _step(
         raise r.fail(f"{path}.checks", f"expected a list of checks, found {_kind(raw_checks)}")
     for ci, craw in enumerate(raw_checks):
         cp = f"{path}.checks[{ci}]"
-        c = r.mapping(craw, cp, CHECK_KINDS)
+        c = dict(r.mapping(craw, cp, (*CHECK_KINDS, "name")))
+        check_name = _label(r, c, cp, "name")
+        c.pop("name", None)
         if len(c) != 1:
             raise r.fail(cp, f"give exactly one of {', '.join(CHECK_KINDS)} per check")
         kind, value = next(iter(c.items()))
@@ -711,7 +810,7 @@ def _step(
         if kind == "status":
             checks.append(Check("status", status=r.integer(value, kp, minimum=100)))
         elif kind == "body_contains":
-            checks.append(Check("body_contains", target=r.string(value, kp)))
+            checks.append(Check("body_contains", target=_constant(r, value, kp, variables)))
         elif kind == "body_matches":
             checks.append(Check("body_matches", target=_regex(r, value, kp, groups=None)))
         elif kind in ("jsonpath", "header"):
@@ -725,10 +824,14 @@ def _step(
                     raise r.fail(f"{kp}.path", str(exc)) from None
             if ("equals" in spec_) == ("exists" in spec_) or spec_.get("exists", True) is not True:
                 raise r.fail(kp, "give either equals: VALUE or exists: true")
-            equals = r.string(spec_["equals"], f"{kp}.equals") if "equals" in spec_ else None
+            equals = _constant(r, spec_["equals"], f"{kp}.equals", variables) if "equals" in spec_ else None
             checks.append(Check(kind, target=target, equals=equals))
         else:
             checks.append(Check("max_duration", max_ms=r.duration(value, kp) * 1000))
+        checks[-1] = replace(checks[-1], name=check_name)
+        if any(other.label == checks[-1].label for other in checks[:-1]):
+            raise r.fail(f"{cp}.name" if check_name else cp, f"another check of this step is named "
+                                                             f"{checks[-1].label!r}; give each a name of its own")
 
     extracts: list[Extraction] = []
     raw_extract = s.get("extract") or {}
@@ -753,9 +856,56 @@ def _step(
     timeout = r.duration(s["timeout"], f"{path}.timeout") if "timeout" in s else default_timeout
     think = _think_time(r, s["think_time"], f"{path}.think_time") if "think_time" in s else default_think
     group = r.name(s["group"], f"{path}.group") if "group" in s else ""
+    expected: list[int] = []
+    if "expected_statuses" in s:
+        raw_expected = s["expected_statuses"]
+        items = raw_expected if isinstance(raw_expected, list) else [raw_expected]
+        if not items:
+            raise r.fail(f"{path}.expected_statuses", "expected a status or a non-empty list of statuses")
+        expected = [r.integer(v, f"{path}.expected_statuses[{i}]", minimum=100) for i, v in enumerate(items)]
+        if any(v > 599 for v in expected):
+            raise r.fail(f"{path}.expected_statuses", f"HTTP statuses lie in 100-599, found {max(expected)}")
+    tags: list[tuple[str, str]] = []
+    raw_tags = s.get("tags") or {}
+    for tag, value in r.mapping(raw_tags, f"{path}.tags", tuple(raw_tags)).items():
+        tp = f"{path}.tags.{tag}"
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(tag)):
+            raise r.fail(tp, f"a tag name is letters, digits and _, found {tag!r}")
+        if tag in RESERVED_TAGS:
+            raise r.fail(tp, f"{tag!r} is a tag that k6 or perfhouse sets itself; reserved: {', '.join(RESERVED_TAGS)}")
+        text = r.string(value, tp)
+        if any(not ch.isprintable() for ch in text):
+            raise r.fail(tp, "a tag's value is printable text on one line")
+        tags.append((str(tag), text))
     return Step(
-        name, service, method, url_path, query, headers, body, timeout, tuple(checks), tuple(extracts), think, group
+        name, service, method, url_path, query, headers, body, timeout, tuple(checks), tuple(extracts), think, group,
+        _label(r, s, path), tuple(sorted(set(expected))), tuple(tags),
     )
+
+
+def _label(r: _Reader, raw: dict, path: str, key: str = "label") -> str:
+    """Free text (printable, on one line) naming a step, journey or check in results."""
+    if key not in raw:
+        return ""
+    text = r.string(raw[key], f"{path}.{key}")
+    if not text.strip() or text != text.strip() or any(not ch.isprintable() for ch in text):
+        raise r.fail(f"{path}.{key}", f"a {key} here is printable text on one line, without leading or trailing "
+                                      "spaces")
+    return text
+
+
+def _constant(r: _Reader, value: Any, path: str, variables: dict[str, str]) -> str:
+    """Text a check compares with: literal, or spec variables (constants, so both tools compare with
+    the same text); values known only at run time cannot be compared with portably."""
+    tmpl = r.template(value, path)
+    for ref in tmpl.env_refs:
+        raise r.fail(path, f"${{env:{ref}}}: a check compares with literal text or spec variables, not the "
+                           "environment (use $$ for a literal $)")
+    for ref in tmpl.refs:
+        if ref not in variables:
+            raise r.fail(path, f"${{{ref}}}: a check compares with literal text or spec variables, not values "
+                               f"known only at run time{_suggest(ref, variables)} (use $$ for a literal $)")
+    return tmpl.render(variables)
 
 
 def _regex(r: _Reader, value: Any, path: str, groups: int | None) -> str:
@@ -775,16 +925,18 @@ def _body(r: _Reader, raw: Any, path: str) -> Body:
     kinds = [k for k in ("json", "form", "raw") if k in b]
     if len(kinds) != 1:
         raise r.fail(path, "give exactly one of json, form, raw")
-    ctype = r.string(b.get("content_type", ""), f"{path}.content_type") if "content_type" in b else ""
+    # content_type: "" (or null) sends no Content-Type header; left out, the body kind's usual one
+    defaults = {"json": "application/json", "form": "application/x-www-form-urlencoded", "raw": "text/plain"}
+    ctype = defaults[kinds[0]]
+    if "content_type" in b:
+        ctype = "" if b["content_type"] is None else r.string(b["content_type"], f"{path}.content_type").strip()
+        if not ctype and kinds[0] == "form":
+            raise r.fail(f"{path}.content_type", "a form body is always sent with a Content-Type (both tools add one)")
     if kinds[0] == "json":
-        return Body("json", json=b["json"], content_type=ctype or "application/json")
+        return Body("json", json=b["json"], content_type=ctype)
     if kinds[0] == "form":
-        return Body(
-            "form",
-            form=r.pairs(b["form"], f"{path}.form"),
-            content_type=ctype or "application/x-www-form-urlencoded",
-        )
-    return Body("raw", raw=r.template(b["raw"], f"{path}.raw"), content_type=ctype or "text/plain")
+        return Body("form", form=r.pairs(b["form"], f"{path}.form"), content_type=ctype)
+    return Body("raw", raw=r.template(b["raw"], f"{path}.raw"), content_type=ctype)
 
 
 def _body_templates(body: Body | None) -> Iterator[tuple[str, Template]]:
@@ -811,11 +963,31 @@ def _json_strings(value: Any) -> Iterator[str]:
 
 
 _PROFILE_FIELDS = ("executor", "preset", "vus", "duration", "iterations", "stages", "rate", "start_rate",
-                   "time_unit", "pre_allocated_vus", "max_vus", "ramp", "step", "base")
+                   "time_unit", "pre_allocated_vus", "max_vus", "ramp", "step", "base", "journeys")
 
 
-def _profile(r: _Reader, name: str, raw: Any, path: str) -> Profile:
-    p = r.mapping(raw, path, _PROFILE_FIELDS)
+def _profile(r: _Reader, name: str, raw: Any, path: str, journeys: list[Journey] | None = None) -> Profile:
+    """A load profile; with `journeys` (the spec's), it may give some or all of them a shape of their own."""
+    p = dict(r.mapping(raw, path, _PROFILE_FIELDS if journeys is not None else _PROFILE_FIELDS[:-1]))
+    own: list[tuple[str, Profile]] = []
+    if journeys is not None and "journeys" in p:
+        names = [j.name for j in journeys]
+        raw_own = p.pop("journeys")
+        for jname, jraw in r.mapping(raw_own, f"{path}.journeys", tuple(raw_own or {})).items():
+            if jname not in names:
+                raise r.fail(f"{path}.journeys.{jname}", f"no journey named {jname!r}{_suggest(str(jname), names)}")
+            own.append((str(jname), _profile(r, f"{name}.{jname}", jraw, f"{path}.journeys.{jname}")))
+        if not p:
+            missing = [n for n in names if n not in dict(own)]
+            if missing:
+                raise r.fail(f"{path}.journeys", f"journey {missing[0]!r} has no load: give it a shape here, or give "
+                                                 "the profile an executor or preset that the others share")
+            return Profile(name, PER_JOURNEY, journeys=tuple(own))
+        if len(own) == len(names):
+            raise r.fail(path, "every journey has a shape of its own: the profile's executor or preset would give "
+                               "no load")
+    if own:
+        return replace(_profile(r, name, p, path), journeys=tuple(own))
     if ("executor" in p) == ("preset" in p):
         raise r.fail(path, "give either executor: (constant_vus, ramping_vus, iterations, constant_arrival_rate, "
                            "ramping_arrival_rate) or preset: (smoke, steady, spike, soak, stress, capacity)")
@@ -930,13 +1102,14 @@ def _slo(r: _Reader, raw: Any, path: str, journeys: list[Journey], services: dic
         required=("metric", "threshold"),
     )
     metric = r.string(s["metric"], f"{path}.metric")
-    if metric not in SLO_METRICS:
+    if metric not in SLO_METRICS and not SLO_PERCENTILE.fullmatch(metric):
         raise r.fail(
             f"{path}.metric",
-            f"expected one of {', '.join(SLO_METRICS)}, found {metric!r}{_suggest(metric, SLO_METRICS)}",
+            f"expected one of {', '.join(SLO_METRICS)} or any percentile like p75 or p99.9, found {metric!r}"
+            f"{_suggest(metric, SLO_METRICS)}",
         )
     raw_threshold = s["threshold"]
-    if metric == "error_rate":
+    if metric in RATE_METRICS:
         text = str(raw_threshold).strip()
         try:
             threshold = float(text[:-1]) / 100 if text.endswith("%") else float(text)
@@ -962,6 +1135,19 @@ def _slo(r: _Reader, raw: Any, path: str, journeys: list[Journey], services: dic
         steps = {st.name for j in journeys if not journey or j.name == journey for st in j.steps}
         if step not in steps:
             raise r.fail(f"{path}.step", f"no step named {step!r}{_suggest(step, steps)}")
+        # results name steps by their keys (label or name): the SLO's scope is the keys
+        keys = {st.key for j in journeys if not journey or j.name == journey for st in j.steps if st.name == step}
+        if len(keys) > 1:
+            raise r.fail(f"{path}.step", f"the steps named {step!r} carry different labels in different journeys; "
+                                         "give journey: to say which")
+        step = keys.pop()
+    if journey:
+        journey = names[journey].key
+    for key, value in (("journey", journey), ("step", step)):
+        # k6 selects a threshold's requests by `metric{tag:value,...}`: a comma ends the value, quotes are trimmed
+        if value and ("," in value or value[0] in "\"'" or value[-1] in "\"'"):
+            raise r.fail(f"{path}.{key}", f"an SLO cannot select the label {value!r}: k6 thresholds cannot hold a "
+                                          "comma, or a quote at either end, in a tag value")
     abort = s.get("abort_on_fail", False)
     if not isinstance(abort, bool):
         raise r.fail(f"{path}.abort_on_fail", f"expected true or false, found {_kind(abort)}")

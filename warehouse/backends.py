@@ -15,13 +15,16 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from warehouse.errors import WarehouseBusy, WarehouseError
 
 DEFAULT_URL = "chdb://.perfhouse/warehouse"
-_JSON_SETTINGS = {"output_format_json_quote_64bit_integers": 0}
-_READ_SETTINGS = "SET output_format_json_quote_64bit_integers = 0"
+# Results come back as JSON text. Stored text is kept as the input's bytes, which need not be UTF-8 (a JTL
+# written on Windows in latin-1): ClickHouse's JSON output replaces invalid sequences with U+FFFD, and the
+# text is decoded with replacement as well, so no byte in the warehouse can fail a read.
+_JSON_SETTINGS = {"output_format_json_quote_64bit_integers": 0, "output_format_json_validate_utf8": 1}
+_READ_SETTINGS = "SET output_format_json_quote_64bit_integers = 0, output_format_json_validate_utf8 = 1"
 
 
 class Backend(Protocol):
@@ -85,8 +88,8 @@ def settings_sql(settings: dict[str, Any] | None) -> str:
         if not re.fullmatch(r"[a-z_0-9]+", key):
             raise WarehouseError(f"not a ClickHouse setting name: {key!r}")
     return " SETTINGS " + ", ".join(
-        f"{k} = {json.dumps(v) if isinstance(v, str) else int(v)}" for k, v in settings.items()
-    ).replace('"', "'")
+        f"{k} = {_param_text(v) if isinstance(v, str) else int(v)}" for k, v in settings.items()
+    )
 
 
 def quote_identifier(name: str) -> str:
@@ -110,6 +113,7 @@ class ChdbBackend:
     ingest take turns instead of failing, and bursts of queries share one session."""
 
     exclusive = True
+    cluster: str | None = None  # one embedded engine, never a cluster
 
     def __init__(self, url: str, lock_timeout_s: float = 60.0, linger_s: float | None = None):
         self.url = url
@@ -211,14 +215,14 @@ class ChdbBackend:
                 result = self._session.query(sql, fmt, params=_stringify(params or {}))
             except Exception as exc:
                 raise WarehouseError(_clean_error(str(exc))) from None
-            return str(result) if result is not None else ""
+            return _text(result.bytes()) if result is not None else ""
 
     def command(self, sql: str, params: dict[str, Any] | None = None) -> None:
         self._run(sql, "CSV", params)
 
     def query(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         text = self._run(sql, "JSONEachRow", params)
-        return [json.loads(line) for line in text.splitlines() if line]
+        return [json.loads(line) for line in text.split("\n") if line]
 
     def load_file(
         self,
@@ -240,7 +244,7 @@ class ChdbBackend:
             f"SELECT * FROM file({{path:String}}, {{fmt:String}}, {{structure:String}}, {{compression:String}})"
             + settings_sql(settings),
             {
-                "path": str(Path(path).resolve()),
+                "path": os.path.abspath(path),  # not resolved: a link stands for a name file() cannot take
                 "fmt": fmt,
                 "structure": structure,
                 "compression": compression,
@@ -259,7 +263,7 @@ class ChdbBackend:
         source = "file({_path:String}, {_fmt:String}, {_structure:String}, {_compression:String})"
         all_params = {
             **params,
-            "_path": str(Path(path).resolve()),
+            "_path": os.path.abspath(path),
             "_fmt": fmt,
             "_structure": structure,
             "_compression": "gzip" if _is_gzip(path) else "none",
@@ -300,14 +304,22 @@ class ServerBackend:
         self.url = url
         parts = urlsplit(url)
         secure = parts.scheme in ("clickhouses", "https")
+        # ?cluster=NAME: the warehouse is laid out on that cluster (warehouse.cluster)
+        self.cluster: str | None = parse_qs(parts.query).get("cluster", [None])[0] or None
+        self.database = parts.path.strip("/") or "default"
         self._kwargs: dict[str, Any] = {
             "host": parts.hostname or "localhost",
             "port": parts.port or (8443 if secure else 8123),
             "username": unquote(parts.username or "default"),
             "password": unquote(parts.password or ""),
-            "database": parts.path.strip("/") or "default",
+            "database": self.database,
             "secure": secure,
         }
+        if self.cluster:
+            from warehouse.cluster import CONNECTION_SETTINGS
+
+            quote_identifier(self.cluster)
+            self._kwargs["settings"] = dict(CONNECTION_SETTINGS)
         self._client: Any = None
         self._lock = threading.RLock()
 
@@ -350,7 +362,7 @@ class ServerBackend:
             raise
         except Exception as exc:
             raise WarehouseError(_clean_error(str(exc))) from None
-        return [json.loads(line) for line in raw.splitlines() if line]
+        return [json.loads(line) for line in _text(raw).split("\n") if line]
 
     def load_file(
         self,
@@ -420,8 +432,7 @@ def _inline_params(sql: str, params: dict[str, Any]) -> str:
     """`{name:Type}` placeholders replaced by the values as ClickHouse literals."""
 
     def literal(m: re.Match[str]) -> str:
-        value = params[m[1]]
-        return _param_text(value) if isinstance(value, str | list | tuple | dict) else str(int(value))
+        return _param_text(params[m[1]])
 
     return _PLACEHOLDER.sub(literal, sql)
 
@@ -435,16 +446,13 @@ def _is_gzip(path: Path) -> bool:
         return fh.read(2) == b"\x1f\x8b"
 
 
-def _stringify(params: dict[str, Any]) -> dict[str, Any]:
-    """Query parameters in ClickHouse's text form (arrays as quoted literals)."""
-    return {
-        k: "\\N" if v is None else _param_text(v) if isinstance(v, list | tuple | dict) else v
-        for k, v in params.items()
-    }
+def _stringify(params: dict[str, Any]) -> dict[str, str]:
+    """Query parameters as chdb takes them: every value in ClickHouse's escaped text form (_param_value)."""
+    return {k: _param_value(v) for k, v in params.items()}
 
 
 class _Literal:
-    """A parameter value already in ClickHouse's literal form; clickhouse-connect sends str() of it as is."""
+    """A parameter value already in ClickHouse's text form; clickhouse-connect sends str() of it as is."""
 
     def __init__(self, text: str):
         self.text = text
@@ -454,13 +462,50 @@ class _Literal:
 
 
 def _server_params(params: dict[str, Any] | None) -> dict[str, Any] | None:
-    """Containers go as ClickHouse literals, as on chdb (clickhouse-connect would send a dict as JSON)."""
+    """Query parameters for clickhouse-connect: the same text as chdb gets (_param_value), sent unchanged.
+
+    clickhouse-connect would escape a str itself (backslash, quote, backquote, tab and line feed only), send
+    None as NULL and a dict as JSON; passing our own text keeps one escaping for both backends, and the
+    server parses `param_NAME` values in the same escaped form as chdb."""
     if not params:
         return None
-    return {k: _Literal(_param_text(v)) if isinstance(v, dict | list | tuple) else v for k, v in params.items()}
+    return {k: _Literal(_param_value(v)) for k, v in params.items()}
+
+
+# ClickHouse's escaped text form (TSV, query parameters): these characters must be written as escapes;
+# every other character, NUL included, may stand as itself, but NUL and CR are escaped too for clarity.
+_ESCAPED = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0"})
+# A quoted literal ('...') inside SQL or inside a composite value: the quote is escaped as well.
+_QUOTED = str.maketrans({"\\": "\\\\", "'": "\\'", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0"})
+
+
+def _param_value(value: Any) -> str:
+    """One query parameter's value in ClickHouse's escaped text form, which chdb and a server's HTTP
+    `param_NAME` both parse: strings escaped (a lone `\\N` stays text), None as `\\N` (NULL), arrays,
+    tuples and maps as literals of quoted elements (_param_text), numbers as their digits."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, str):
+        return _unicode(value).translate(_ESCAPED)
+    if isinstance(value, bool):
+        return str(int(value))
+    return _param_text(value)
+
+
+def _unicode(text: str) -> str:
+    """Text that can be sent as UTF-8: bytes a file name or argument held that were not UTF-8 (which Python
+    keeps as lone surrogates) become U+FFFD, as they are shown when read back."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return text.encode(errors="surrogateescape").decode(errors="replace")
+    return text
 
 
 def _param_text(value: Any) -> str:
+    """A value as a ClickHouse literal: strings quoted, containers of quoted elements, None as NULL."""
+    if value is None:
+        return "NULL"
     if isinstance(value, tuple):
         return "(" + ",".join(_param_text(v) for v in value) + ")"
     if isinstance(value, list):
@@ -468,9 +513,15 @@ def _param_text(value: Any) -> str:
     if isinstance(value, dict):
         return "{" + ",".join(f"{_param_text(str(k))}:{_param_text(v)}" for k, v in value.items()) + "}"
     if isinstance(value, str):
-        escaped = value.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n").replace("\t", "\\t")
-        return "'" + escaped.replace("\0", "\\0") + "'"
+        return "'" + _unicode(value).translate(_QUOTED) + "'"
+    if isinstance(value, bool):
+        return str(int(value))
     return str(value)
+
+
+def _text(data: bytes | str) -> str:
+    """A result's bytes as text; a byte that is not UTF-8 becomes U+FFFD instead of failing the read."""
+    return data if isinstance(data, str) else bytes(data).decode("utf-8", errors="replace")
 
 
 def _clean_error(text: str) -> str:

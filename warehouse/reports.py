@@ -1,15 +1,156 @@
-"""Run reports: one data object built from warehouse queries, rendered as JSON or Markdown."""
+"""Run reports: one data object built from warehouse queries, rendered by the formats in warehouse.report_formats.
+
+`build_report` gives a run's headline figures (what the dashboard's run page shows); `build_group_report`
+gives everything a signed-off report holds for one run or a group of runs (the k6 and JMeter runs of one
+invocation, side by side): the verdict per SLO, percentiles at any level, the run over time, bottlenecks,
+errors by cause and by status, APDEX, infrastructure series against latency, the knee of a stepped profile,
+and, when one is attached, the comparison against a baseline.
+"""
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from warehouse.analysis.slo import Verdict
+from warehouse import queries
+from warehouse.analysis import compare, insight
+from warehouse.analysis.baseline import optional_baseline
+from warehouse.analysis.slo import Objective, Verdict, percentile_level
+from warehouse.analysis.verdict import RunVerdict, group_verdict, run_verdict, verdict_of
+from warehouse.charts import bucket_seconds
+from warehouse.errors import DataError, WarehouseError
 from warehouse.store import Warehouse
+
+# A run's verdict (warehouse.analysis.verdict): what happened, not only whether SLOs held. ABORTED runs
+# (interrupted) and INCOMPLETE runs (a tool failed midway, or the run is still going) never pass.
+PASSED, FAILED, NO_SLOS = RunVerdict.PASSED, RunVerdict.FAILED, RunVerdict.NO_SLOS
+ABORTED, INCOMPLETE = RunVerdict.ABORTED, RunVerdict.INCOMPLETE
+__all__ = ["ABORTED", "FAILED", "INCOMPLETE", "NO_SLOS", "PASSED", "group_verdict", "run_verdict", "verdict_of"]
+
+DEFAULT_PERCENTILES = (50.0, 90.0, 95.0, 99.0)
+MAX_PERCENTILES = queries.LEVEL_SLOTS - len(DEFAULT_PERCENTILES)
+
+
+def percentile_label(level: float) -> str:
+    """`p50`, `p75`, `p99.9` for a percentile given in percent."""
+    return f"p{level:g}"
+
+
+def parse_percentiles(text: str) -> tuple[float, ...]:
+    """`50,75,95,99,99.9` as percent levels; each above 0 and below 100, at most MAX_PERCENTILES."""
+    levels = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        try:
+            value = float(part.removeprefix("p"))
+        except ValueError:
+            raise WarehouseError(f"--percentiles: {part!r} is not a number (expected e.g. 50,75,95,99,99.9)") from None
+        if not 0 < value < 100:
+            raise WarehouseError(f"--percentiles: {part} is not between 0 and 100 (exclusive)")
+        if value not in levels:
+            levels.append(value)
+    if not levels:
+        raise WarehouseError("--percentiles: give at least one level, e.g. 50,95,99")
+    if len(levels) > MAX_PERCENTILES:
+        raise WarehouseError(f"--percentiles: at most {MAX_PERCENTILES} levels, found {len(levels)}")
+    return tuple(levels)
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    percentiles: tuple[float, ...] = DEFAULT_PERCENTILES  # the per-step table's columns, in percent
+    apdex_t_ms: float = 500.0  # APDEX threshold T: satisfied up to T, tolerating up to 4T
+    # a run, `auto`, `pinned` or `none` (NO_BASELINE); None: the pinned baseline, else the automatic one
+    baseline: str | None = None
+
+    def levels(self) -> list[float]:
+        """The levels the queries compute (the table's and the default ones), in slot order."""
+        chosen = sorted(set(self.percentiles) | set(DEFAULT_PERCENTILES))
+        return chosen + [chosen[-1]] * (queries.LEVEL_SLOTS - len(chosen))
+
+    def params(self) -> dict[str, Any]:
+        return {f"q{i}": q / 100 for i, q in enumerate(self.levels(), start=1)} | {"apdex_ms": self.apdex_t_ms}
+
+
+COMPARED = ("p50_ms", "p95_ms", "p99_ms", "error_rate", "rps")  # the figures a comparison row holds
+NO_BASELINE = "none"  # ReportOptions.baseline: leave the comparison out
+
+
+@dataclass
+class ComparisonRow:
+    """One step (journey and step empty: overall) against the baseline: its figures in both runs and the
+    verdict of the regression analysis (BETTER, SAME, WORSE, INCONCLUSIVE) with its reason."""
+
+    journey: str
+    step: str
+    verdict: str
+    reason: str = ""
+    count_baseline: int = 0
+    count_current: int = 0
+    # each of COMPARED → {"baseline", "current", "change"}; change is relative (current / baseline - 1)
+    figures: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    floor: float | None = None  # the relative p95 change that matters for this step
+    noise_sigma: float | None = None  # run-to-run spread of ln p95 over the history (None: too short)
+    noise_runs: int = 0
+
+    @property
+    def label(self) -> str:
+        return f"{self.journey}/{self.step}" if self.journey or self.step else "overall"
+
+
+@dataclass
+class Comparison:
+    """The changes against a baseline run (or, in a group's report, of one tool's run against the other's), as
+    the regression analysis decided them; without `baseline_run`, the notes say why there is none."""
+
+    baseline_run: str
+    verdict: str
+    rows: list[ComparisonRow] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    how: str = ""  # how the baseline was chosen: named | pinned | auto | group
+    baseline_tool: str = ""
+    current_run: str = ""
+    current_tool: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def comparison_of(result: compare.Comparison) -> Comparison:
+    """A report's comparison section from the analysis' comparison (the baseline is its run A)."""
+    rows = []
+    for s in [*result.steps, result.overall]:
+        deltas = s.deltas()
+        rows.append(ComparisonRow(
+            s.journey, s.step, str(s.verdict), s.reason, s.a.count if s.a else 0, s.b.count if s.b else 0,
+            {k: {"baseline": deltas[k]["a"], "current": deltas[k]["b"], "change": deltas[k]["relative"]}
+             for k in COMPARED},
+            s.floor, s.noise.sigma, s.noise.runs))
+    return Comparison(str(result.a["run_id"]), str(result.verdict), rows, list(result.notes), result.how,
+                      str(result.a.get("tool") or ""), str(result.b["run_id"]), str(result.b.get("tool") or ""))
+
+
+def baseline_comparison(warehouse: Warehouse, run_id: str, choice: str | None = None) -> Comparison:
+    """The run against its baseline (`choice` as compare and gate take it); when none exists yet, an empty
+    comparison whose note says why. A named or pinned baseline that cannot be found is an error."""
+    chosen, why = optional_baseline(warehouse, run_id, choice)
+    if chosen is None:
+        return Comparison("", "", notes=[f"No baseline: {why}"])
+    with warehouse.backend.session():
+        result = compare.compare_runs(warehouse.backend, warehouse.run(chosen.run_id), warehouse.run(run_id),
+                                      chosen.how)
+    return comparison_of(result)
+
+
+def tool_comparison(warehouse: Warehouse, report: GroupReport) -> Comparison:
+    """A group's runs against each other as `compare --group` sets them (k6 is run A)."""
+    group_id = str(report.runs[0].run.get("group_id") or "")
+    if not group_id:
+        return Comparison("", "", notes=["No comparison: the runs share no group"])
+    return comparison_of(compare.compare(warehouse, group=group_id))
 
 
 @dataclass
@@ -19,25 +160,81 @@ class Report:
     steps: list[dict[str, Any]]
     slos: list[Verdict]
     errors: list[dict[str, Any]] = field(default_factory=list)
+    # Filled by build_run_report (a signed-off report); empty in the headline report of build_report.
+    verdict: str = ""
+    percentiles: list[str] = field(default_factory=list)
+    bucket_s: int = 1
+    timeline: list[dict[str, Any]] = field(default_factory=list)
+    bottlenecks: list[dict[str, Any]] = field(default_factory=list)
+    errors_by_status: list[dict[str, Any]] = field(default_factory=list)
+    apdex: dict[str, Any] = field(default_factory=dict)
+    infra: dict[str, Any] = field(default_factory=dict)
+    capacity: dict[str, Any] | None = None
+    comparison: Comparison | None = None
+    tool_summary: list[dict[str, Any]] = field(default_factory=list)  # the tool's own end-of-test figures beside ours
 
     @property
     def passed(self) -> bool:
-        return all(v.passed for v in self.slos)
+        """Whether the run's verdict is PASSED: an interrupted or unfinished run never passes."""
+        return (self.verdict or run_verdict(str(self.run.get("status") or ""), self.slos)) == PASSED
 
     def to_dict(self) -> dict[str, Any]:
-        return _finite(
-            {
-                "run": self.run,
-                "totals": self.totals,
-                "steps": self.steps,
-                "slos": [v.to_dict() for v in self.slos],
-                "errors": self.errors,
-                "passed": self.passed,
+        out: dict[str, Any] = {
+            "run": self.run,
+            "verdict": self.verdict or run_verdict(str(self.run.get("status", "")), self.slos),
+            "totals": self.totals,
+            "slos": [v.to_dict() for v in self.slos],
+            "steps": self.steps,
+            "errors": self.errors,
+            # which failure each rate counts (the totals' and steps' errors and check_failures likewise)
+            "rates": {f.name: f.meaning for f in queries.FAILURES},
+            "passed": self.passed,
+        }
+        if self.verdict:
+            out |= {
+                "percentiles": self.percentiles,
+                "bucket_s": self.bucket_s,
+                "timeline": self.timeline,
+                "bottlenecks": self.bottlenecks,
+                "errors_by_status": self.errors_by_status,
+                "apdex": self.apdex,
+                "infra": self.infra,
+                "capacity": self.capacity,
+                "comparison": self.comparison.to_dict() if self.comparison else None,
             }
-        )
+            if self.tool_summary:
+                out["tool_summary"] = self.tool_summary
+        return _finite(out)
+
+
+@dataclass
+class GroupReport:
+    """The document a format renders: one run, or the runs of one invocation side by side."""
+
+    runs: list[Report]
+    options: ReportOptions = field(default_factory=ReportOptions)
+    comparison: Comparison | None = None  # a comparison of the whole group against a baseline, if attached
+
+    @property
+    def verdict(self) -> str:
+        return group_verdict([r.verdict for r in self.runs])
+
+    @property
+    def title(self) -> str:
+        first = self.runs[0].run
+        return str(first.get("name") or first["run_id"])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict,
+            "runs": [r.to_dict() for r in self.runs],
+            "options": {"percentiles": list(self.options.percentiles), "apdex_t_ms": self.options.apdex_t_ms},
+            "comparison": self.comparison.to_dict() if self.comparison else None,
+        }
 
 
 def build_report(warehouse: Warehouse, run_id: str) -> Report:
+    """A run's headline figures: the run, totals, p50/p90/p95/p99 per step, SLO verdicts, errors by cause."""
     with warehouse.backend.session():
         return Report(
             run=warehouse.run(run_id),
@@ -46,6 +243,221 @@ def build_report(warehouse: Warehouse, run_id: str) -> Report:
             slos=warehouse.slo_verdicts(run_id),
             errors=warehouse.errors(run_id),
         )
+
+
+def build_group_report(warehouse: Warehouse, run_ids: list[str], options: ReportOptions | None = None) -> GroupReport:
+    """Everything a signed-off report holds, for each run of a group (one run is a group of one), with the
+    comparison: one run against its baseline (options.baseline), a group's k6 run against its other tool's."""
+    options = options or ReportOptions()
+    with warehouse.backend.session():
+        doc = GroupReport([build_run_report(warehouse, r, options) for r in run_ids], options)
+        if options.baseline == NO_BASELINE:
+            return doc
+        if len(doc.runs) == 1:
+            doc.runs[0].comparison = baseline_comparison(warehouse, run_ids[0], options.baseline)
+        elif options.baseline is not None:
+            raise DataError(f"--baseline {options.baseline}: a group's report compares its tools' runs with each "
+                            "other; report one run of it to compare against a baseline, or give --baseline none")
+        else:
+            doc.comparison = tool_comparison(warehouse, doc)
+        return doc
+
+
+def build_run_report(warehouse: Warehouse, run_id: str, options: ReportOptions) -> Report:
+    backend, params = warehouse.backend, {"run": run_id, **options.params()}
+    run = warehouse.run(run_id)
+    slos = warehouse.slo_verdicts(run_id)
+    levels = options.levels()
+    totals = _with_levels(backend.query(queries.REPORT_TOTALS, params)[0], levels)
+    steps = [_with_levels(s, levels) for s in backend.query(queries.REPORT_STEPS, params)]
+    for s in (totals, *steps):
+        count = int(s["count"])
+        s["error_rate"] = int(s["errors"]) / count if count else None
+        s["check_failure_rate"] = int(s["check_failures"]) / count if count else None
+        s["apdex"] = insight.apdex(int(s.pop("satisfied")), int(s.pop("tolerating")), count)
+        s["throughput"] = count / float(totals["span_s"]) if count else 0.0
+    bucket = bucket_seconds(float(totals["span_s"]) if int(totals["count"]) else None)
+    timeline = _timeline(backend.query(queries.REPORT_TIMELINE, {"run": run_id, "bucket": bucket}), bucket)
+    report = Report(
+        run=run,
+        totals=totals,
+        steps=steps,
+        slos=slos,
+        errors=warehouse.errors(run_id),
+        verdict=run_verdict(str(run["status"]), slos),
+        percentiles=[percentile_label(p) for p in options.percentiles],
+        bucket_s=bucket,
+        timeline=timeline,
+        bottlenecks=insight.bottlenecks(steps),
+        errors_by_status=backend.query(queries.REPORT_ERRORS_BY_STATUS, {"run": run_id}),
+        apdex={"t_ms": options.apdex_t_ms, "overall": totals["apdex"],
+               "steps": [{"name": insight.step_name(s["journey"], s["step"]), "apdex": s["apdex"],
+                          "count": s["count"]} for s in steps]},
+        infra=_infra(backend.query(queries.REPORT_INFRA, {"run": run_id, "bucket": bucket}), timeline),
+    )
+    report.capacity = _capacity(warehouse, run_id, slos, bucket)
+    if run.get("tool") == "k6":
+        report.tool_summary = k6_summary_figures(warehouse.tool_summary(run_id), totals)
+    return report
+
+
+# k6's end-of-test summary (--summary-export / handleSummary JSON) against the warehouse's figures:
+# (figure, k6 metric, k6 field, key of the report's totals)
+_K6_FIGURES = (
+    ("requests", "http_reqs", "count", "count"),
+    ("request error rate", "http_req_failed", "value", "error_rate"),
+    ("avg ms", "http_req_duration", "avg", "avg_ms"),
+    ("p50 ms", "http_req_duration", "med", "p50_ms"),
+    ("p90 ms", "http_req_duration", "p(90)", "p90_ms"),
+    ("p95 ms", "http_req_duration", "p(95)", "p95_ms"),
+    ("p99 ms", "http_req_duration", "p(99)", "p99_ms"),
+    ("max ms", "http_req_duration", "max", "max_ms"),
+)
+
+
+def k6_summary_figures(summary: dict[str, Any] | None, totals: dict[str, Any]) -> list[dict[str, Any]]:
+    """The figures k6's own summary gives for the run beside the warehouse's (k6 computes p99 only when its
+    summaryTrendStats ask for it; a figure it lacks is left out)."""
+    metrics = (summary or {}).get("metrics") or {}
+    out = []
+    for name, metric, key, ours in _K6_FIGURES:
+        values = metrics.get(metric) or {}
+        theirs = values.get(key, values.get("rate") if key == "value" else None)
+        if theirs is None or totals.get(ours) is None:
+            continue
+        mine = float(totals[ours])
+        out.append({"figure": name, "warehouse": mine, "k6": float(theirs), "difference": mine - float(theirs)})
+    return out
+
+
+def _with_levels(row: dict[str, Any], levels: list[float]) -> dict[str, Any]:
+    values = row.pop("levels")
+    for level, value in zip(levels, values, strict=True):
+        row[f"{percentile_label(level)}_ms"] = _number(value)
+    return row
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None or not math.isfinite(float(value)) else float(value)
+
+
+def _timeline(rows: list[dict[str, Any]], bucket: int) -> list[dict[str, Any]]:
+    out = []
+    for r in rows:
+        p50, p90, p95, p99 = (_number(v) for v in r["levels"])
+        out.append({"t": r["t"], "rps": float(r["rps"]), "errors": int(r["errors"]),
+                    "errors_per_s": int(r["errors"]) / bucket, "in_flight": float(r["in_flight"]),
+                    "p50_ms": p50, "p90_ms": p90, "p95_ms": p95, "p99_ms": p99})
+    return out
+
+
+def _infra(rows: list[dict[str, Any]], timeline: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each scraped series on the latency's time axis, its correlation with P95, and what saturated."""
+    several = len({r["source"] for r in rows}) > 1
+    grouped: dict[tuple[str, str, str], list[tuple[str, float]]] = {}
+    for r in rows:
+        grouped.setdefault((r["source"], r["metric"], r["series_labels"]), []).append((r["t"], float(r["mean"])))
+    p95 = {r["t"]: r["p95_ms"] for r in timeline if r["p95_ms"] is not None}
+    series: list[dict[str, Any]] = []
+    for (source, metric, labels), points in grouped.items():
+        counter = insight.is_counter(metric)
+        if counter:
+            points = insight.as_rate(points)
+        if not points:
+            continue
+        paired = [(v, p95[t]) for t, v in points if t in p95]
+        corr = insight.pearson([a for a, _ in paired], [b for _, b in paired])
+        series.append({
+            "name": insight.series_name(source, metric, labels, several) + (" (rate/s)" if counter else ""),
+            "source": source, "metric": metric, "labels": json.loads(labels),
+            "points": [{"t": t, "value": v} for t, v in points],
+            "peak": max(v for _, v in points), "correlation": corr,
+            "correlated": corr is not None and corr >= insight.CORRELATED,
+        })
+    series.sort(key=lambda s: (-(s["correlation"] if s["correlation"] is not None else -2), s["name"]))
+    climbed = insight.climb(timeline)
+    saturated = None
+    if climbed is not None:
+        for s in series:
+            if not s["correlated"] or not s["peak"]:
+                continue
+            at = insight.value_at([(p["t"], p["value"]) for p in s["points"]], climbed["t"])
+            if at is not None and at / s["peak"] >= insight.SATURATED:
+                saturated = {"series": s["name"], "value": at, "share_of_peak": at / s["peak"]}
+                break
+    return {"series": series, "correlated": [s["name"] for s in series if s["correlated"]],
+            "climb": climbed, "saturated": saturated}
+
+
+def _capacity(warehouse: Warehouse, run_id: str, slos: list[Verdict], bucket: int) -> dict[str, Any] | None:
+    """For a stepped profile: each step's figures and whether it met the SLOs; the knee."""
+    backend = warehouse.backend
+    levels = [(r["t"], float(r["level"]))
+              for r in backend.query(queries.REPORT_LOAD_LEVEL, {"run": run_id, "bucket": bucket})]
+    found = insight.plateaus(levels, bucket)
+    if not insight.is_stepped(found):
+        return None
+    journeys = {str(r["journey"]) for r in backend.query(queries.REPORT_JOURNEYS, {"run": run_id})}
+    objectives = [(v, objective_of(v, journeys)) for v in slos if v.metric != "throughput"]
+    windows = [insight.window(p, bucket) for p in found]
+    where = {"run": run_id, "bucket": bucket, **insight.bucket_parts(windows, bucket)}
+
+    scopes = sorted({("", "", "")} | {(o.journey, o.step, o.service) for _, o in objectives})
+    observed: dict[tuple[str, str, str], dict[int, dict[str, Any]]] = {}
+    for journey, step, service in scopes:  # one query per scope: every level its objectives ask for at once
+        wanted = sorted({0.5, 0.95, 0.99} | {o.level for _, o in objectives if (o.journey, o.step, o.service)
+                                             == (journey, step, service)})
+        wanted += [wanted[-1]] * (queries.LEVEL_SLOTS - len(wanted))
+        rows = backend.query(queries.REPORT_WINDOWS, {**where, "journey": journey, "step": step, "service": service,
+                                                      **{f"q{i}": q for i, q in enumerate(wanted, start=1)}})
+        observed[(journey, step, service)] = {
+            int(r["part"]): {**r, **{f"q{q}": _number(v) for q, v in zip(wanted, r["levels"], strict=True)}}
+            for r in rows}
+    steps: list[dict[str, Any]] = []
+    for index, (p, (start, end)) in enumerate(zip(found, windows, strict=True), start=1):
+        row = observed[("", "", "")].get(index)
+        count = int(row["count"]) if row else 0
+        seconds = max((insight.parse_time(end) - insight.parse_time(start)).total_seconds(), 1.0)
+        p50, p95, p99 = (row["q0.5"], row["q0.95"], row["q0.99"]) if row else (None, None, None)
+        missed = []
+        for verdict, o in objectives:
+            got = observed[(o.journey, o.step, o.service)].get(index)
+            column = f"q{o.level}" if percentile_level(o.metric) is not None else o.metric
+            value = _number(got[column]) if got else None
+            if value is None or not o.holds(value):
+                missed.append(verdict.slo)
+        steps.append({"level": p.level, "start": start, "end": end, "count": count, "rps": count / seconds,
+                      "error_rate": int(row["errors"]) / count if row and count else None,
+                      "p50_ms": p50, "p95_ms": p95, "p99_ms": p99, "missed": missed, "met": False})
+    if objectives:
+        criterion = "every SLO (throughput SLOs aside) held within the step"
+        for s in steps:
+            s["met"] = bool(s["count"]) and not s["missed"]
+    else:
+        lowest = min((s["p95_ms"] for s in steps if s["p95_ms"] is not None), default=None)
+        criterion = "no SLOs: p95 within 2x the lowest step's p95"
+        for s in steps:
+            s["met"] = lowest is not None and s["p95_ms"] is not None and s["p95_ms"] <= 2 * lowest
+    return {"steps": steps, "knee": insight.knee(steps), "criterion": criterion}
+
+
+def objective_of(verdict: Verdict, journeys: set[str]) -> Objective:
+    """The objective a stored verdict observed, read back from its scope (`overall`, `service S`, `J/S @svc`,
+    or a lone name: a journey when the run has a journey of that name, else a step)."""
+    scope, service = verdict.scope, ""
+    if scope.startswith("service "):
+        return Objective(verdict.metric, verdict.threshold, service=scope.removeprefix("service "))
+    if " @" in scope:
+        scope, service = scope.rsplit(" @", 1)
+    journey = step = ""
+    if scope != "overall":
+        if "/" in scope:
+            journey, step = scope.split("/", 1)
+        elif scope in journeys:
+            journey = scope
+        else:
+            step = scope
+    return Objective(verdict.metric, verdict.threshold, journey, step, service=service)
 
 
 def _finite(value: Any) -> Any:
@@ -62,67 +474,3 @@ def ms(value: Any) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "–"
     return f"{float(value):.2f}"
-
-
-def render_json(report: Report) -> str:
-    return json.dumps(report.to_dict(), indent=2, default=str)
-
-
-def _cell(text: Any) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
-def render_markdown(report: Report) -> str:
-    run, t = report.run, report.totals
-    verdict = "PASSED" if report.passed else "FAILED"
-    lines = [
-        f"# Load test report: {_cell(run.get('name') or run['run_id'])}",
-        "",
-        f"**Verdict: {verdict}** · run `{run['run_id']}` · {run['tool']} {run.get('tool_version') or ''} · "
-        f"status {run['status']}",
-        "",
-        f"- Spec: {_cell(run.get('spec_name') or '–')}, profile {_cell(run.get('profile') or '–')}",
-        f"- Window: {run['started_at']} → {run.get('ended_at') or '–'} (UTC)",
-        f"- Requests: {t['count']}, errors: {t['errors']}"
-        + (f" ({100 * t['errors'] / t['count']:.2f} %)" if t["count"] else ""),
-        f"- Latency ms: p50 {ms(t['p50_ms'])}, p95 {ms(t['p95_ms'])}, p99 {ms(t['p99_ms'])}, max {ms(t['max_ms'])}",
-        "",
-    ]
-    if report.slos:
-        lines += ["## SLOs", "", "| SLO | observed | verdict |", "|---|---:|---|"]
-        for v in report.slos:
-            observed = (
-                "–"
-                if v.observed is None
-                else (f"{v.observed * 100:.2f} %" if v.metric == "error_rate" else f"{v.observed:.2f} ms")
-            )
-            lines.append(f"| {_cell(v.slo)} | {observed} | {'pass' if v.passed else '**FAIL**'} |")
-        lines.append("")
-    lines += [
-        "## Steps",
-        "",
-        "| journey | step | count | errors | p50 ms | p95 ms | p99 ms |",
-        "|---|---|---:|---:|---:|---:|---:|",
-    ]
-    for s in report.steps:
-        lines.append(
-            f"| {_cell(s['journey'])} | {_cell(s['step'])} | {s['count']} | {s['errors']} | "
-            f"{ms(s['p50_ms'])} | {ms(s['p95_ms'])} | {ms(s['p99_ms'])} |"
-        )
-    if report.errors:
-        lines += [
-            "",
-            "## Errors by cause",
-            "",
-            "| journey | step | status | error | count |",
-            "|---|---|---:|---|---:|",
-        ]
-        for e in report.errors:
-            lines.append(
-                f"| {_cell(e['journey'])} | {_cell(e['step'])} | {e['status']} | "
-                f"{_cell(e['error'] or '–')} | {e['count']} |"
-            )
-    return "\n".join(lines) + "\n"
-
-
-RENDERERS: dict[str, Callable[[Report], str]] = {"json": render_json, "md": render_markdown}

@@ -40,6 +40,24 @@ def _k6_tags_as_text(backend: Backend) -> None:
         backend.command("ALTER TABLE k6_points RENAME COLUMN tags_text TO tags" + wait)
 
 
+def _batches_own_their_runs(backend: Backend) -> None:
+    """ingested_files.new_run, and the rows no run owns rolled back.
+
+    A batch that creates its run (an imported file) says so, so that undoing the batch also removes the
+    run's record. Earlier versions recorded an imported file's batch done before writing its run, and a
+    process stopped in between left rows that no run owns while the file counted as ingested: such batches
+    are rolled back here (rows deleted, batch failed), so the file can be ingested again.
+    """
+    from warehouse.ingest import discard_batch
+
+    backend.command("ALTER TABLE ingested_files ADD COLUMN IF NOT EXISTS new_run UInt8 DEFAULT 0")
+    orphans = backend.query(
+        "SELECT batch FROM ingested_files FINAL WHERE state = 'done' AND run_id NOT IN (SELECT run_id FROM runs)"
+    )
+    for row in orphans:
+        discard_batch(backend, str(row["batch"]))
+
+
 MIGRATIONS: list[tuple[int, str, list[str | Callable[[Backend], None]]]] = [
     (
         1,
@@ -218,13 +236,103 @@ MIGRATIONS: list[tuple[int, str, list[str | Callable[[Backend], None]]]] = [
             for table in ("requests", "k6_points", "aggregates")
         ],
     ),
+    (
+        8,
+        "ingested_files.new_run: a batch that creates its run commits the run with its rows (recovery undoes "
+        "both); batches recorded done without their run are rolled back",
+        [_batches_own_their_runs],
+    ),
+    (
+        9,
+        "runs.fingerprint and runs.group_id (comparable runs; the runs of one invocation); baselines pinned per "
+        "fingerprint; comparisons: the per-step verdicts of a run against its baseline",
+        [
+            "ALTER TABLE runs ADD COLUMN IF NOT EXISTS fingerprint String DEFAULT '' AFTER spec_hash, "
+            "ADD COLUMN IF NOT EXISTS group_id String DEFAULT '' AFTER fingerprint",
+            """
+        CREATE TABLE IF NOT EXISTS baselines (
+            fingerprint String,
+            run_id String,
+            pinned UInt8,
+            note String,
+            updated_at DateTime64(6, 'UTC')
+        ) ENGINE = ReplacingMergeTree(updated_at)
+        ORDER BY fingerprint
+        """,
+            """
+        CREATE TABLE IF NOT EXISTS comparisons (
+            run_id String,
+            baseline_id String,
+            journey String,
+            step String,
+            count_a UInt64,
+            count_b UInt64,
+            p50_a Nullable(Float64),
+            p50_b Nullable(Float64),
+            p95_a Nullable(Float64),
+            p95_b Nullable(Float64),
+            p99_a Nullable(Float64),
+            p99_b Nullable(Float64),
+            error_rate_a Nullable(Float64),
+            error_rate_b Nullable(Float64),
+            rps_a Nullable(Float64),
+            rps_b Nullable(Float64),
+            p_value Nullable(Float64),
+            floor Float64,
+            noise Nullable(Float64),
+            verdict LowCardinality(String),
+            reason String,
+            compared_at DateTime64(6, 'UTC')
+        ) ENGINE = ReplacingMergeTree(compared_at)
+        ORDER BY (run_id, baseline_id, journey, step)
+        """,
+        ],
+    ),
+    (
+        10,
+        "the same error semantics for every tool: requests.ok means no request error (a transport failure or a "
+        "status the step does not expect); checks, failed_checks and failed_check say what the step's checks "
+        "found; k6_points.metadata keeps k6's per-sample metadata (vu, iter), which joins checks to requests",
+        [
+            "ALTER TABLE requests ADD COLUMN IF NOT EXISTS checks UInt16 DEFAULT 0 CODEC(T64, ZSTD) AFTER ok, "
+            "ADD COLUMN IF NOT EXISTS failed_checks UInt16 DEFAULT 0 CODEC(T64, ZSTD) AFTER checks, "
+            "ADD COLUMN IF NOT EXISTS failed_check String DEFAULT '' CODEC(ZSTD) AFTER error",
+            "ALTER TABLE k6_points ADD COLUMN IF NOT EXISTS metadata String DEFAULT '' CODEC(ZSTD) AFTER tags",
+            # JMeter rows stored before: a sample that JMeter failed with a 2xx/3xx response code was failed by
+            # an assertion (JMeter's HTTP sampler accepts those codes), unless a response code assertion did it.
+            "ALTER TABLE requests UPDATE ok = 1, checks = 1, failed_checks = 1, failed_check = if(error != '', "
+            "error, 'an assertion failed'), error = '' WHERE tool = 'jmeter' AND ok = 0 AND status BETWEEN 200 "
+            "AND 399 AND NOT startsWith(error, 'Test failed: code') SETTINGS mutations_sync = 2",
+        ],
+    ),
+    (
+        12,
+        "received_writes: the content hash of every write the results receiver took into a run, and the batch "
+        "that holds it, so a write sent again (a client's retry) is acknowledged without being stored twice",
+        [
+            """
+        CREATE TABLE IF NOT EXISTS received_writes (
+            run_id String,
+            sha256 String,
+            batch_sha256 String,
+            received_at DateTime64(3, 'UTC')
+        ) ENGINE = MergeTree
+        ORDER BY (run_id, sha256)
+        """,
+        ],
+    ),
 ]
 
 CURRENT_VERSION = MIGRATIONS[-1][0]
 
 
 def migrate(backend: Backend) -> int:
-    """Apply the migrations the warehouse lacks; returns the schema version it ends at."""
+    """Apply the migrations the warehouse lacks; returns the schema version it ends at. A warehouse on a
+    cluster is created at the current version instead (warehouse.cluster)."""
+    if getattr(backend, "cluster", None):
+        from warehouse.cluster import ensure_schema
+
+        return ensure_schema(backend, CURRENT_VERSION, [(n, d) for n, d, _ in MIGRATIONS])
     with backend.session():
         backend.command(
             "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, description String, "

@@ -10,12 +10,23 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from warehouse import queries
+from warehouse import queries, sqlgate
+from warehouse.analysis import fingerprint as fp
 from warehouse.analysis import slo
-from warehouse.backends import Backend, open_backend
-from warehouse.errors import WarehouseError
+from warehouse.backends import Backend, open_backend, quote_identifier
+from warehouse.errors import DataError, IngestError, WarehouseError
 from warehouse.ids import new_run_id
-from warehouse.ingest import FORMATS, IngestResult, detect_format, ingest_file, read_head, recover
+from warehouse.ingest import (
+    FORMATS,
+    IngestJob,
+    IngestResult,
+    StepFacts,
+    detect_format,
+    ingest_file,
+    read_head,
+    readable,
+    recover,
+)
 from warehouse.ingest.history import (
     RunMeta,
     discover,
@@ -43,6 +54,8 @@ class RunInfo:
     tool_version: str = ""
     spec_name: str = ""
     spec_hash: str = ""
+    fingerprint: str = ""  # runs with equal fingerprints form one history (warehouse.analysis.fingerprint)
+    group_id: str = ""  # shared by the runs of one invocation (k6 and JMeter of one `perfhouse run`)
     script_hash: str = ""
     profile: str = ""
     git_sha: str = ""
@@ -88,10 +101,12 @@ class Warehouse:
             raise WarehouseError(f"unknown run status {info.status!r}")
         row = asdict(info)
         self.backend.command(
-            "INSERT INTO runs (run_id, name, tool, tool_version, spec_name, spec_hash, script_hash, profile, "
-            "git_sha, branch, environment, labels, source, status, notes, started_at, ended_at, updated_at) "
+            "INSERT INTO runs (run_id, name, tool, tool_version, spec_name, spec_hash, fingerprint, group_id, "
+            "script_hash, profile, git_sha, branch, environment, labels, source, status, notes, started_at, ended_at, "
+            "updated_at) "
             "VALUES ({run_id:String}, {name:String}, {tool:String}, {tool_version:String}, {spec_name:String}, "
-            "{spec_hash:String}, {script_hash:String}, {profile:String}, {git_sha:String}, {branch:String}, "
+            "{spec_hash:String}, {fingerprint:String}, {group_id:String}, {script_hash:String}, {profile:String}, "
+            "{git_sha:String}, {branch:String}, "
             "{environment:String}, {labels:Map(String, String)}, {source:String}, {status:String}, "
             "{notes:String}, {started_at:DateTime64(3, 'UTC')}, {ended_at:Nullable(DateTime64(3, 'UTC'))}, "
             "now64(6))",
@@ -105,8 +120,13 @@ class Warehouse:
             info.notes = f"{info.notes}; {notes}" if info.notes else notes
         self.save_run(info)
 
-    def runs(self, limit: int = 100, tool: str = "", spec: str = "") -> list[dict[str, Any]]:
-        return self.backend.query(queries.RUNS, {"limit": limit, "tool": tool, "spec": spec})
+    def runs(
+        self, limit: int = 100, tool: str = "", spec: str = "", group: str = "", fingerprint: str = ""
+    ) -> list[dict[str, Any]]:
+        """Runs newest first; `group` and `fingerprint` filter by prefix."""
+        return self.backend.query(
+            queries.RUNS, {"limit": limit, "tool": tool, "spec": spec, "group": group, "fingerprint": fingerprint}
+        )
 
     def resolve(self, ref: str) -> str:
         """A run id from an id, a unique prefix of one, or `latest`."""
@@ -114,19 +134,25 @@ class Warehouse:
             if ref == "latest":
                 rows = self.backend.query(queries.LATEST_RUN)
                 if not rows:
-                    raise WarehouseError("the warehouse holds no runs yet")
+                    raise DataError("the warehouse holds no runs yet")
                 return str(rows[0]["run_id"])
             rows = self.backend.query(queries.RUN_PREFIX, {"prefix": ref})
         if not rows:
-            raise WarehouseError(f"no run {ref!r} in the warehouse; `perfhouse runs` lists them")
+            raise DataError(f"no run {ref!r} in the warehouse; `perfhouse runs` lists them")
         if len(rows) > 1 and rows[0]["run_id"] != ref:
-            raise WarehouseError(f"{ref!r} matches several runs; give more of the id")
+            raise DataError(f"{ref!r} matches several runs; give more of the id")
         return str(rows[0]["run_id"])
+
+    def run_group(self, run_id: str) -> list[str]:
+        """The runs reported together with `run_id`: the runs of one invocation (one per tool) that share its
+        group id; a run without a group is a group of one."""
+        rows = self.backend.query(queries.RUN_GROUP, {"run": run_id})
+        return [str(r["run_id"]) for r in rows] or [run_id]
 
     def run(self, run_id: str) -> dict[str, Any]:
         rows = self.backend.query(queries.RUN, {"run": run_id})
         if not rows:
-            raise WarehouseError(f"no run {run_id!r} in the warehouse")
+            raise DataError(f"no run {run_id!r} in the warehouse")
         return rows[0]
 
     # -- ingestion ----------------------------------------------------------------------------
@@ -139,36 +165,42 @@ class Warehouse:
         generator: str = "",
         services: dict[tuple[str, str], str] | None = None,
         meta: RunMeta | None = None,
+        steps: dict[tuple[str, str], StepFacts] | None = None,
     ) -> IngestResult:
         """Ingest a file into `run`, or, when none is given, into a new imported run of its own described by
-        `meta`. A k6 summary kept beside a k6 results file (k6.json → k6-summary.json) is stored with the run."""
+        `meta`. A k6 summary kept beside a k6 results file (k6.json → k6-summary.json) is stored with the run.
+        `services` and `steps` say what the spec knows of each (journey, step): its service, method, expected
+        status and checks."""
         path = Path(path)
-        with self.backend.session():
+        with self.backend.session(), readable(path) as plain:
+            source = path if plain != path else None
             if run is not None:
-                result = ingest_file(self.backend, path, run.run_id, fmt, generator, services)
+                result = ingest_file(self.backend, plain, run.run_id, fmt, generator, services, steps, source=source)
                 self._attach_beside(path, result)
                 return result
-            fmt_impl = FORMATS.get(fmt) if fmt else detect_format(path)
+            fmt_impl = FORMATS.get(fmt) if fmt else detect_format(plain, path)
             tool = fmt_impl.tool if fmt_impl is not None else str(fmt).split("-")[0]
             tool_for = getattr(fmt_impl, "tool_for", None)
             if tool_for is not None:
-                tool = tool_for(read_head(path))
+                tool = tool_for(read_head(plain))
             meta = meta or RunMeta()
-            info = RunInfo(new_run_id(tool), tool, status="imported", source="import", name=meta.name or path.name)
-            result = ingest_file(self.backend, path, info.run_id, fmt, generator, services)
-            if not result.duplicate:
+            info = RunInfo(new_run_id(tool), tool, status="imported", source="import",
+                           name=meta.name or (plain.name if source else path.name))
+
+            def record_run(job: IngestJob, result: IngestResult) -> None:
+                """The imported run's record, written by ingest_file after the rows and before its commit."""
                 info.tool = result.tool
-                table = "requests" if result.rows else "aggregates" if result.aggregates else "k6_points"
+                name = "requests" if result.rows else "aggregates" if result.aggregates else "k6_points"
                 times = self.backend.query(
-                    f"SELECT toString(min(ts)) AS a, toString(max(ts)) AS b FROM {table} WHERE run_id = {{r:String}}",
-                    {"r": info.run_id},
+                    f"SELECT toString(min(ts)) AS a, toString(max(ts)) AS b FROM {quote_identifier(job.table(name))}"
                 )[0]
-                if result.rows or result.aggregates or result.points:
-                    info.started_at, info.ended_at = times["a"], times["b"]
+                info.started_at, info.ended_at = times["a"], times["b"]
                 for key in ("environment", "profile", "tool_version", "spec_name", "git_sha", "branch"):
                     if getattr(meta, key) is not None:
                         setattr(info, key, getattr(meta, key))
                 info.labels = dict(meta.labels)
+                info.spec_name = info.spec_name or meta.name or ""
+                info.fingerprint = self._imported_fingerprint(info)
                 if meta.started_at is not None:
                     info.started_at = meta.started_at
                 imported = f"imported from {path.name}; {result.rejected} rejected lines"
@@ -176,8 +208,17 @@ class Warehouse:
                 if result.notes:
                     info.notes += "; " + "; ".join(result.notes)
                 self.save_run(info)
+
+            result = ingest_file(self.backend, plain, info.run_id, fmt, generator, services, steps,
+                                 run_record=record_run, source=source)
             self._attach_beside(path, result)
             return result
+
+    def _imported_fingerprint(self, info: RunInfo) -> str:
+        """An imported run's fingerprint from what it says: its name, the steps its requests name, its metadata."""
+        steps = self.backend.query(queries.RUN_STEP_SHAPES, {"run": info.run_id})
+        shape = fp.structure_hash(fp.StepShape(str(r["journey"]), str(r["step"])) for r in steps)
+        return fp.fingerprint(info.spec_name, shape, info.profile, info.tool, info.environment, info.labels)
 
     def _attach_beside(self, path: Path, result: IngestResult) -> None:
         if result.tool != "k6" or (summary := summary_beside(path)) is None:
@@ -243,11 +284,20 @@ class Warehouse:
         """
         flags = flags or RunMeta()
         work: list[tuple[Path, Path | None, str]] = []  # (file, directory it was found under, kind)
+        empty: list[Path] = []  # directories holding no file to ingest
         for given in map(Path, paths):
             if given.is_dir():
-                work.extend((f.path, given, f.kind) for f in discover(given, recursive))
+                found = [(f.path, given, f.kind) for f in discover(given, recursive)]
+                work.extend(found)
+                if not found:
+                    empty.append(given)
             else:
-                work.append((given, None, "summary" if looks_like_summary(given) else "results"))
+                summary = given.is_file() and looks_like_summary(given)
+                work.append((given, None, "summary" if summary else "results"))
+        for directory in empty:
+            below = not recursive and any(p.is_dir() for p in directory.iterdir())
+            raise IngestError(f"{directory}: no results file in this directory"
+                              + ("; its subdirectories are searched with --recursive" if below else ""))
         total, attached = len(work), dict[Path, tuple[str, bool]]()
         summaries = [w for w in work if w[2] == "summary"]
         for index, (path, root, kind) in enumerate(work, start=1):
@@ -286,8 +336,6 @@ class Warehouse:
         outcome: FileOutcome,
         attached: dict[Path, tuple[str, bool]],
     ) -> FileOutcome:
-        from warehouse.errors import IngestError
-
         if root is not None and not fmt:
             try:
                 detect_format(path)
@@ -390,6 +438,94 @@ class Warehouse:
 
     def aggregates(self, run_id: str, metric: str = "") -> list[dict[str, Any]]:
         return self.backend.query(queries.AGGREGATES, {"run": run_id, "metric": metric})
+
+    # -- the dashboard's reads ----------------------------------------------------------------------
+
+    def run_list(self, filters: RunFilter | None = None, limit: int = 500) -> list[dict[str, Any]]:
+        """Runs newest first, narrowed by `filters`, with request, error and SLO counts."""
+        return self.backend.query(queries.RUN_LIST, {**asdict(filters or RunFilter()), "limit": limit})
+
+    def run_choices(self, limit: int = 500) -> list[dict[str, Any]]:
+        """The newest runs' ids, names, tools and statuses (a picker's options; nothing counted)."""
+        return self.backend.query(queries.RUN_CHOICES, {"limit": limit})
+
+    def run_facets(self) -> dict[str, Any]:
+        """The values each runs filter can take (sorted, empty values left out) and the span of start times."""
+        row = self.backend.query(queries.RUN_FACETS)[0]
+        return {k: [x for x in v if x] if isinstance(v, list) else v for k, v in row.items()}
+
+    def latency_distribution(self, run_ids: list[str], journey: str = "", step: str = "") -> list[dict[str, Any]]:
+        """Each run's duration distribution (of one journey or step, '' for all) as its quantiles at
+        queries.DISTRIBUTION_LEVELS: `points` of (ms, fraction of requests at or below)."""
+        rows = self.backend.query(queries.LATENCY_DISTRIBUTION, {"runs": run_ids, "journey": journey, "step": step})
+        out = []
+        for r in rows:
+            points = [{"ms": float(r["min_ms"]), "fraction": 0.0}]
+            points += [{"ms": float(v), "fraction": q} for q, v in zip(queries.DISTRIBUTION_LEVELS, r["levels"],
+                                                                       strict=True)]
+            points.append({"ms": float(r["max_ms"]), "fraction": 1.0})
+            out.append({"run_id": str(r["run_id"]), "count": int(r["count"]), "points": points})
+        return out
+
+    def run_groups(self, limit: int = 200) -> list[dict[str, Any]]:
+        """Groups of several runs (one invocation with several tools), newest first."""
+        return self.backend.query(queries.RUN_GROUPS, {"limit": limit})
+
+    def fingerprints(self, limit: int = 200) -> list[dict[str, Any]]:
+        """Fingerprints of finished runs with their spec, tool, profile, run count and newest run, newest first."""
+        return self.backend.query(queries.FINGERPRINTS, {"limit": limit})
+
+    def data_version(self) -> tuple[Any, ...]:
+        """A value that changes whenever anything is written to the warehouse: the key of cached reads."""
+        return tuple(self.backend.query(queries.DATA_VERSION)[0].values())
+
+    def infra_over_time(self, run_id: str, bucket_s: int = 1, limit: int = 50_000) -> list[dict[str, Any]]:
+        return self.backend.query(queries.INFRA_OVER_TIME, {"run": run_id, "bucket": bucket_s, "limit": limit})
+
+    def table_columns(self) -> list[dict[str, Any]]:
+        """Columns of perfhouse's tables: (table, name, type), in table order."""
+        return self.backend.query(queries.TABLE_COLUMNS, {"tables": sorted(sqlgate.warehouse_tables())})
+
+    def read_only_sql(
+        self, sql: str, row_limit: int = sqlgate.DEFAULT_ROW_LIMIT, timeout_s: int = sqlgate.DEFAULT_TIMEOUT_S
+    ) -> SqlResult:
+        """An ad-hoc query through the SQL gate (one SELECT over perfhouse's tables), run read-only with
+        a row limit and a timeout; sqlgate.Refused when the gate does not admit it."""
+        with self.backend.session():
+            database = str(self.backend.query(queries.CURRENT_DATABASE)[0]["database"])
+            admitted = sqlgate.admit(sql, sqlgate.warehouse_tables(), database)
+            rows = self.backend.query(sqlgate.limited(admitted, row_limit + 1, timeout_s))
+        return SqlResult(admitted.sql, rows[:row_limit], truncated=len(rows) > row_limit, row_limit=row_limit)
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    """What the runs list is narrowed to; an empty value does not filter. Times are UTC text."""
+
+    tool: str = ""
+    spec: str = ""
+    profile: str = ""
+    branch: str = ""
+    environment: str = ""
+    status: str = ""
+    since: str = ""
+    until: str = ""
+    group: str = ""  # a group id or its prefix: one invocation's runs
+    fingerprint: str = ""  # a fingerprint or its prefix: one history of comparable runs
+
+
+@dataclass
+class SqlResult:
+    """An ad-hoc query's answer: the SQL that ran, its rows (at most `row_limit`) and whether more were cut."""
+
+    sql: str
+    rows: list[dict[str, Any]]
+    truncated: bool
+    row_limit: int
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.rows[0]) if self.rows else []
 
 
 @dataclass

@@ -13,9 +13,12 @@ from typing import Any, ClassVar, Protocol
 import jinja2
 
 from orchestrator.errors import GenerationError
-from orchestrator.spec import Profile, Spec
+from orchestrator.spec import Journey, Profile, Spec, split_by_weight
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent.parent / "templates"
+
+
+DEFAULT_JMETER_VERSION = "5.6"  # what a JMX targets when neither the user nor a jmeter on PATH says
 
 
 @dataclass(frozen=True)
@@ -24,7 +27,7 @@ class GenerationOptions:
 
     profile: str
     services: dict[str, str] = field(default_factory=dict)  # overrides of the spec's base URLs
-    jmeter_version: str = "5.6"
+    jmeter_version: str = DEFAULT_JMETER_VERSION
     vu_scale: tuple[int, int] = (0, 1)  # (index, count) of a generator when a test is split
 
 
@@ -110,31 +113,37 @@ def journey_vus(spec: Spec, profile: Profile, vu_scale: tuple[int, int] = (0, 1)
     the VU pools of arrival rates differ (a part with iterations to start has at least one VU, a part
     without has none).
     """
-    def share(total: int) -> dict[str, int]:
-        return spec.vus_per_journey(max(1, total))
-
-    vus = share(profile.vus)
-    stage_shares = [share(s.target) for s in profile.stages]
-    rate, start = share(profile.rate), share(profile.start_rate)
-    pre, cap = share(profile.pre_allocated_vus), share(profile.max_allocated_vus)
-    out = []
-    for j in spec.journeys:
-        stages = [
-            {"duration_s": s.duration_s, "target": (sh[j.name] if s.target else 0)}
-            for s, sh in zip(profile.stages, stage_shares, strict=True)
-        ]
-        out.append({
-            "journey": j, "vus": vus[j.name], "stages": stages,
-            "rate": rate[j.name] if profile.rate else 0,
-            "start_rate": start[j.name] if profile.start_rate else 0,
-            "pre_allocated_vus": pre[j.name], "max_vus": cap[j.name],
-        })
+    own = dict(profile.journeys)  # journeys with a shape of their own get all of it
+    sharing = [(j.name, j.weight) for j in spec.journeys if j.name not in own]
+    out = [_allocation(own[j.name], j, [(j.name, 1)]) if j.name in own else _allocation(profile, j, sharing)
+           for j in spec.journeys]
     index, count = vu_scale
     if not 0 <= index < count:
         raise GenerationError(f"vu_scale {vu_scale}: the part index must lie in 0..count-1")
     if count > 1:
-        out = [_scaled(alloc, profile, index, count, offset) for offset, alloc in enumerate(out)]
+        out = [_scaled(alloc, index, count, offset) for offset, alloc in enumerate(out)]
     return out
+
+
+def _allocation(profile: Profile, journey: Journey, weights: list[tuple[str, int]]) -> dict[str, Any]:
+    """A journey's share by weight (among `weights`) of a profile's VUs, stage targets, rates and pools."""
+    def share(total: int) -> int:
+        return split_by_weight(max(1, total), weights)[journey.name]
+
+    return {
+        "journey": journey, "profile": profile, "vus": share(profile.vus),
+        "stages": [{"duration_s": s.duration_s, "target": share(s.target) if s.target else 0} for s in profile.stages],
+        "rate": share(profile.rate) if profile.rate else 0,
+        "start_rate": share(profile.start_rate) if profile.start_rate else 0,
+        "pre_allocated_vus": share(profile.pre_allocated_vus), "max_vus": share(profile.max_allocated_vus),
+    }
+
+
+def allocated_vus(alloc: dict[str, Any]) -> int:
+    """The most VUs a journey's allocation (journey_vus) may run at once."""
+    if alloc["profile"].is_arrival_rate:
+        return int(alloc["max_vus"])
+    return max([alloc["vus"], *(s["target"] for s in alloc["stages"])])
 
 
 def part_share(total: int, index: int, count: int, offset: int = 0) -> int:
@@ -148,7 +157,7 @@ def part_share(total: int, index: int, count: int, offset: int = 0) -> int:
     return total // count + ((index - offset) % count < total % count)
 
 
-def _scaled(alloc: dict[str, Any], profile: Profile, index: int, count: int, offset: int) -> dict[str, Any]:
+def _scaled(alloc: dict[str, Any], index: int, count: int, offset: int) -> dict[str, Any]:
     """One part's share of a journey's allocation (see journey_vus)."""
     def part(total: int) -> int:
         return part_share(total, index, count, offset)
@@ -156,22 +165,23 @@ def _scaled(alloc: dict[str, Any], profile: Profile, index: int, count: int, off
     scaled = dict(alloc, vus=part(alloc["vus"]), rate=part(alloc["rate"]), start_rate=part(alloc["start_rate"]),
                   stages=[dict(s, target=part(s["target"])) for s in alloc["stages"]],
                   pre_allocated_vus=part(alloc["pre_allocated_vus"]), max_vus=part(alloc["max_vus"]))
-    if profile.is_arrival_rate:
+    if alloc["profile"].is_arrival_rate:
         # A part that starts a journey's iterations needs a VU to run them, even when the pool split left it
         # none; a part that starts none gets no pool (JMeter before 5.5 paces a pool of threads by a timer
         # whose rate 0 would mean: no pacing at all).
-        busy = has_load(profile, [scaled])
+        busy = has_load([scaled])
         scaled["pre_allocated_vus"] = max(1, scaled["pre_allocated_vus"]) if busy else 0
         scaled["max_vus"] = max(1, scaled["max_vus"]) if busy else 0
     return scaled
 
 
-def has_load(profile: Profile, allocations: list[dict[str, Any]]) -> bool:
+def has_load(allocations: list[dict[str, Any]]) -> bool:
     """Does any journey of these allocations (journey_vus) run anything at all?"""
     for a in allocations:
-        if profile.executor in ("constant_vus", "iterations") and a["vus"] > 0:
+        executor = a["profile"].executor
+        if executor in ("constant_vus", "iterations") and a["vus"] > 0:
             return True
-        if profile.executor in ("ramping_vus", "ramping_arrival_rate") and any(s["target"] for s in a["stages"]):
+        if executor in ("ramping_vus", "ramping_arrival_rate") and any(s["target"] for s in a["stages"]):
             return True
         if a["rate"] > 0 or a["start_rate"] > 0:
             return True

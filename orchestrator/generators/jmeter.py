@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote_to_bytes
 
 from orchestrator.errors import GenerationError
 from orchestrator.generators.base import (
@@ -19,7 +19,7 @@ from orchestrator.generators.base import (
     service_urls,
     used_datasets,
 )
-from orchestrator.spec import Check, Extraction, Part, Profile, Ref, Spec, Template
+from orchestrator.spec import SERVICE_PROPERTY_PREFIX, Check, Extraction, Part, Profile, Ref, Spec, Template
 
 _XML_TEXT = {
     "&": "&amp;",
@@ -153,6 +153,73 @@ def jmeter_query(pairs: tuple[tuple[str, Template], ...], version: tuple[int, ..
     return "&".join(f"{quote(name, safe='')}={value(tmpl)}" for name, tmpl in pairs)
 
 
+# What k6 (Go's net/url) sends as a path: as written when every character may stand in a path
+# (RFC 3986 pchars, `[` `]` and %XX escapes), else the decoded path escaped again, byte by byte.
+_PATH_VALID = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~!$&'()*+,;=:@[]/%")
+_PATH_KEPT = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~$&+,/:;=@")
+
+
+def service_variables(name: str, url: str, version: tuple[int, ...]) -> list[tuple[str, str]]:
+    """Test plan variables holding a service's protocol, host, port and base path, read once at start
+    from the property perfhouse.service.NAME (a base URL), else from the spec's URL."""
+    key = SERVICE_PROPERTY_PREFIX + name
+    if version >= (3, 1):  # Groovy; single quotes: no interpolation of $ in the URL
+        def lit(text: str) -> str:
+            return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+        base = f"new URL(props.getProperty({lit(key)}, {lit(url)}))"
+        parts = {"protocol": f"{base}.protocol", "host": f"{base}.host", "port": f"Math.max(0, {base}.port)",
+                 "path": f"{base}.path.replaceAll('/+$', '')"}
+        function = "__groovy"
+    else:  # Rhino
+        base = f"new java.net.URL(props.getProperty({json.dumps(key)}, {json.dumps(url)}))"
+        parts = {"protocol": f"{base}.getProtocol()", "host": f"{base}.getHost()",
+                 "port": f"Math.max(0, {base}.getPort())",
+                 "path": f'String({base}.getPath()).replace(new RegExp("/+$"), "")'}
+        function = "__javaScript"
+    # JMeter's function parser: backslashes and commas in arguments are escaped
+    return [(f"{key}.{part}", f"${{{function}({expr.replace(chr(92), chr(92) * 2).replace(',', chr(92) + ',')})}}")
+            for part, expr in parts.items()]
+
+
+def go_path(path: str) -> str:
+    """A literal URL path percent-encoded exactly as k6 sends it."""
+    return path if all(ch in _PATH_VALID for ch in path) else _reescape(path)
+
+
+def _reescape(path: str) -> str:
+    return "".join(chr(b) if chr(b) in _PATH_KEPT else f"%{b:02X}" for b in unquote_to_bytes(path))
+
+
+TAGS_NOTE = "JMeter results carry no tags of a step's own: the plan keeps them as each sampler's comment"
+UNTYPED_BODY_NOTE = ("JMeter sends a body without a Content-Type with one of its own (2.13: "
+                     "application/x-www-form-urlencoded for POST, text/plain; charset=UTF-8 otherwise)")
+BRACKETS_NOTE = "JMeter cannot send [ or ] in a path: it sends them percent-encoded (%5B, %5D) where k6 may not"
+
+
+def _path_ref(ref: Ref) -> str:
+    """A run-time value in a path, percent-encoded as it is sent (JMeter would refuse a space or a quote):
+    encodeURI, keeping the %XX escapes that k6 keeps too."""
+    value = f'props.get("{ENV_PREFIX}{ref.name}")' if ref.env else f'vars.get("{ref.name}")'
+    return f'${{__javaScript(encodeURI(String({value})).replace(/%25([0-9A-Fa-f][0-9A-Fa-f])/g\\, "%$1"))}}'
+
+
+def jmeter_path(tmpl: Template) -> str:
+    """A step's path (after its service's base path) as k6 sends it (see go_path), but for brackets
+    (BRACKETS_NOTE): literal text encoded now, run-time values as they are sent."""
+    parts: list[Part] = list(tmpl.parts)
+    literal = "".join(p for p in parts if isinstance(p, str))
+    if not any(isinstance(p, Ref) for p in parts):
+        return _brackets(go_path(literal))
+    reencode = any(ch not in _PATH_VALID for ch in literal)
+    return "".join(
+        _path_ref(p) if isinstance(p, Ref) else _brackets(_reescape(p) if reencode else p) for p in parts
+    )
+
+
+def _brackets(path: str) -> str:
+    return path.replace("[", "%5B").replace("]", "%5D")
+
+
 def _json_escape(text: str) -> str:
     """JSON string content (quotes, backslashes, control characters and U+2028/9 escaped)."""
     out = []
@@ -214,6 +281,13 @@ class JMeterGenerator:
 
     def render(self, spec: Spec, options: GenerationOptions) -> GeneratedScript:
         profile = spec.profile(options.profile)
+        aborting = [i for i, slo in enumerate(spec.slos) if slo.abort_on_fail]
+        if aborting:
+            raise GenerationError(
+                f"{Path(spec.file).name}: slos[{aborting[0]}] sets abort_on_fail, and perfhouse cannot stop a JMeter run when an "
+                "SLO fails (only k6 honours it, by its thresholds); run this spec with --tool k6, or drop "
+                "abort_on_fail for JMeter runs"
+            )
         version = _version_tuple(options.jmeter_version)
         has_json_extractor = version >= (3, 0)
         notes: list[str] = []
@@ -228,6 +302,13 @@ class JMeterGenerator:
                 f"JMeter {options.jmeter_version} has no JSON extractor: JSONPath extraction uses a "
                 "regular expression for the first occurrence of the path's last member"
             )
+        if any("[" in p or "]" in p for j in spec.journeys for st in j.steps for p in st.path.parts
+               if isinstance(p, str)):
+            notes.append(BRACKETS_NOTE)
+        if any(st.tags for j in spec.journeys for st in j.steps):
+            notes.append(TAGS_NOTE)
+        if any(st.body is not None and not st.body.content_type for j in spec.journeys for st in j.steps):
+            notes.append(UNTYPED_BODY_NOTE)
         datasets = used_datasets(spec)
         for d in datasets.values():
             if d.mode != "sequential":
@@ -235,18 +316,21 @@ class JMeterGenerator:
                     f"data set {d.name!r} (mode {d.mode}): stock JMeter reads CSV rows in sequence only; use mode "
                     "sequential for JMeter, or k6 alone for random and per-VU rows"
                 )
-        urls = {name: urlsplit(u) for name, u in service_urls(spec, options).items()}
+        urls = service_urls(spec, options)
+        used = [st.service for j in spec.journeys for st in j.steps]
+        default_service = max(urls, key=used.count)  # the most used; the first of those on a tie
         thread_groups = [
             dict(j, layer=n, **group)
             for j in journey_vus(spec, profile, options.vu_scale)
-            if has_load(profile, [j])  # a part of a split test may have no share of a journey
-            for n, group in enumerate(self._thread_groups(profile, j, version, notes))
+            if has_load([j])  # a part of a split test may have no share of a journey
+            for n, group in enumerate(self._thread_groups(j["profile"], j, version, notes))
         ]
         env = environment(
             {
                 "xml": xml,
                 "jm": lambda t: jmeter_template(t, version),
                 "jm_query": lambda pairs: jmeter_query(pairs, version),
+                "jm_path": jmeter_path,
                 "jm_json": lambda v: jmeter_template(json_template(v, spec.variables, version), version),
                 "jm_literal": jmeter_literal,
                 "json_regex": json_regex,
@@ -259,7 +343,8 @@ class JMeterGenerator:
             spec_file=Path(spec.file).name,
             profile=profile,
             thread_groups=thread_groups,
-            urls=urls,
+            default_service=default_service,
+            service_variables=[v for name, url in urls.items() for v in service_variables(name, url, version)],
             has_json_extractor=has_json_extractor,
             jmeter_version=options.jmeter_version,
             datasets=datasets,

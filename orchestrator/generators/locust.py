@@ -15,7 +15,7 @@ from orchestrator.generators.base import (
     service_urls,
     used_datasets,
 )
-from orchestrator.spec import Profile, Ref, Spec, Template
+from orchestrator.spec import Profile, Ref, Spec, Template, service_env
 
 # Users started per second when a shape asks for more: every user of a step starts at once, as k6's VUs do
 SPAWN_RATE = 10_000
@@ -91,9 +91,21 @@ class LocustGenerator:
         profile = spec.profile(options.profile)
         if options.vu_scale != (0, 1):
             raise GenerationError("Locust runs one generator per test here; use --generators 1 for it")
+        if profile.journeys:
+            raise GenerationError(
+                f"profile {profile.name!r} gives journeys a shape of their own; Locust runs one load shape per "
+                "test: use k6 or JMeter for this profile"
+            )
+        aborting = [i for i, slo in enumerate(spec.slos) if slo.abort_on_fail]
+        if aborting:
+            raise GenerationError(
+                f"{Path(spec.file).name}: slos[{aborting[0]}] sets abort_on_fail, and perfhouse cannot stop a Locust "
+                "run when an SLO fails; run this spec with k6, or drop abort_on_fail for Locust runs"
+            )
         journeys = journey_vus(spec, profile)
         points, notes = shape(profile, journeys)
-        env = environment({"py": py_string, "py_tmpl": py_template, "py_value": py_value, "py_json": py_json})
+        env = environment({"py": py_string, "py_tmpl": py_template, "py_value": py_value, "py_json": py_json,
+                           "service_env": service_env})
         datasets = used_datasets(spec)
         content = env.get_template("locust/locustfile.py.j2").render(
             spec=spec,
@@ -106,7 +118,9 @@ class LocustGenerator:
             spawn_rate=SPAWN_RATE,
             total_vus=sum(j["vus"] for j in journeys),
             uses_random=any(d.mode == "random" for d in datasets.values()) or any(
-                s.think_time is not None and not s.think_time.is_constant for j in spec.journeys for s in j.steps
+                t is not None and not t.is_constant
+                for j in spec.journeys
+                for t in (*(s.think_time for s in j.steps), j.think_time, *(g for _, g in j.group_think))
             ),
         )
         files = tuple(d.path for d in datasets.values())

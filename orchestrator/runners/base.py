@@ -28,6 +28,7 @@ class RunnerOptions:
     user: str | None = None  # container user; None: the invoking user's uid:gid, so outputs are theirs
     namespace: str = "default"  # Kubernetes
     kube_context: str | None = None
+    docker_hosts: tuple[str, ...] = ()  # Docker engines the parts are spread over (else the local one)
 
     def image(self, tool: str) -> str:
         return self.images.get(tool) or default_image(tool)
@@ -43,6 +44,14 @@ class Part:
 
 
 @dataclass(frozen=True)
+class ResultsSink:
+    """Where parts that run away from this host send their results: the results receiver (InfluxDB v1 write API)."""
+
+    url: str  # base URL as the parts reach it; k6 writes to {url}/perfhouse
+    token: str = ""  # the password the receiver requires (InfluxDB credentials)
+
+
+@dataclass(frozen=True)
 class Job:
     run_id: str
     tool: Tool
@@ -53,6 +62,7 @@ class Job:
     env: dict[str, str] = field(default_factory=dict)  # ${env:NAME} values the tool reads (never logged)
     fds: tuple[int, ...] = ()  # descriptors the tool's processes inherit (in-memory secret files)
     watchdog: Watchdog | None = None  # told of every process group and container, undoes them if perfhouse dies
+    results: ResultsSink | None = None  # set when the runner's parts send results to a receiver
 
 
 @dataclass(frozen=True)

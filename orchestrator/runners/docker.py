@@ -6,13 +6,21 @@ image's entrypoint is the tool (grafana/k6: `k6`, justb4/jmeter: `jmeter`). Cont
 `perfhouse.run=<run id>` so leftovers of a killed orchestrator can be found and removed (`cleanup`), and
 `perfhouse.owner=<host:pid:start>` naming the perfhouse that started them: the run's watchdog removes them
 when that perfhouse dies, and `cleanup` removes those of a dead owner without being told the run.
+
+With `--docker-host URL` (repeatable) the parts are spread over those engines in turn, wherever they run.
+An engine need not share this host's files, so nothing is mounted there: the run directory (script, test
+data) is copied into each container at the same path through the engine's archive API before it starts,
+and the files the tool wrote there (its results) are copied back the same way once it has stopped, so
+ingestion reads them as it reads a local run's.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import signal
+import tarfile
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -55,6 +63,24 @@ def client(fix: str = "start it or use --runner local") -> Any:
     except docker.errors.DockerException as exc:
         raise DockerUnavailableError(f"the Docker engine is not reachable ({_first_line(exc)}); {fix}") from None
     return c
+
+
+def client_at(url: str) -> Any:
+    """A client of the engine at `url` (unix:///path/docker.sock, tcp://host:2375, ssh://user@host)."""
+    import docker
+    import docker.errors
+
+    try:
+        c = docker.DockerClient(base_url=url, timeout=120)
+        c.ping()
+    except docker.errors.DockerException as exc:
+        raise DockerUnavailableError(f"the Docker engine at {url} is not reachable ({_first_line(exc)})") from None
+    return c
+
+
+def engines(options: RunnerOptions) -> list[Any]:
+    """The engines a job's parts run on: each --docker-host, else the one of the environment (DOCKER_HOST)."""
+    return [client_at(url) for url in options.docker_hosts] if options.docker_hosts else [client()]
 
 
 def ensure_image(docker_client: Any, image: str, tool: str) -> None:
@@ -112,19 +138,23 @@ def owner_state(labels: dict[str, str]) -> str:
 
 
 def cleanup(run_id: str | None = None, dry_run: bool = False, stop_s: int = CLEANUP_STOP_S,
-            dead_only: bool = False) -> list[Leftover]:
+            dead_only: bool = False, hosts: tuple[str, ...] = ()) -> list[Leftover]:
     """Stop (`stop_s` seconds, then kill) and remove the containers of one run or of every run; a dry run lists.
 
     `dead_only`: only the containers whose perfhouse died; the others are listed. Otherwise the containers
-    of a run still going are removed too (the user names the run, or asks for all)."""
+    of a run still going are removed too (the user names the run, or asks for all). `hosts`: the engines to
+    clean (the --docker-host URLs the runs used), else the one of the environment."""
     import docker.errors
 
-    docker_client = client(fix="start it or set DOCKER_HOST")
-    try:
-        found = leftovers(run_id, docker_client)
-    except docker.errors.DockerException as exc:
-        raise DockerUnavailableError(f"docker: listing containers: {_first_line(exc)}") from None
-    return [_clean(container, dry_run, stop_s, dead_only) for container in found]
+    clients = [client_at(url) for url in hosts] if hosts else [client(fix="start it or set DOCKER_HOST")]
+    found: dict[str, Any] = {}
+    for docker_client in clients:
+        try:
+            for container in leftovers(run_id, docker_client):
+                found.setdefault(container.id, container)  # one engine named twice lists its containers once
+        except docker.errors.DockerException as exc:
+            raise DockerUnavailableError(f"docker: listing containers: {_first_line(exc)}") from None
+    return [_clean(container, dry_run, stop_s, dead_only) for container in found.values()]
 
 
 def dead_leftovers(timeout_s: float = 5.0) -> list[Leftover]:
@@ -185,15 +215,17 @@ class DockerRunner:
         image = options.image(tool.name)
         key = (tool.name, image)
         if key not in self._versions:
-            docker_client = client()
-            ensure_image(docker_client, image, tool.name)
-            self._versions[key] = tool.parse_version(_probe(docker_client, image, tool, options))
+            clients = engines(options)
+            for docker_client in clients:
+                ensure_image(docker_client, image, tool.name)
+            self._versions[key] = tool.parse_version(_probe(clients[0], image, tool, options))
         return Target(image, self._versions[key])
 
     def execute(self, job: Job) -> Execution:
         import docker.errors
 
-        docker_client = client()
+        clients = engines(job.options)
+        remote = bool(job.options.docker_hosts)  # the run directory is copied in and out, not mounted
         image = job.options.image(job.tool.name)
         started = time.monotonic()
         containers: list[Any] = []
@@ -201,11 +233,14 @@ class DockerRunner:
         codes: list[int] = []
         with StopRequest().on_signals() as stop_request:
             try:
-                for part in job.parts:
-                    container = docker_client.containers.create(image, **_create_args(job, part))
+                for index, part in enumerate(job.parts):
+                    docker_client = clients[index % len(clients)]
+                    container = docker_client.containers.create(image, **_create_args(job, part, mount=not remote))
                     containers.append(container)
                     if job.watchdog is not None:  # it holds the secrets in its environment: never outlive us
                         job.watchdog.guard_container(str(container.id))
+                    if remote:
+                        container.put_archive("/", _directory_tar(job.directory))
                 for container, part in zip(containers, job.parts, strict=True):
                     container.start()
                     streams.append(_stream_logs(container, part.log))
@@ -225,6 +260,9 @@ class DockerRunner:
             except docker.errors.DockerException as exc:
                 raise DockerUnavailableError(f"docker: {_first_line(exc)}") from None
             finally:
+                if remote:
+                    for container in containers:
+                        _fetch_results(container, job.directory)
                 _remove_all(containers, streams)
                 if job.watchdog is not None:
                     for container in containers:
@@ -252,7 +290,7 @@ def _probe(docker_client: Any, image: str, tool: Tool, options: RunnerOptions) -
             container.remove(force=True)
 
 
-def _create_args(job: Job, part: Part) -> dict[str, Any]:
+def _create_args(job: Job, part: Part, mount: bool = True) -> dict[str, Any]:
     directory = str(job.directory)
     opts = job.options
     args: dict[str, Any] = {
@@ -261,7 +299,7 @@ def _create_args(job: Job, part: Part) -> dict[str, Any]:
         "labels": {RUN_LABEL: job.run_id, PART_LABEL: part.generator or "g1", TOOL_LABEL: job.tool.name,
                    OWNER_LABEL: me().token},
         "network_mode": opts.network_mode,
-        "volumes": {directory: {"bind": directory, "mode": "rw"}},
+        "volumes": {directory: {"bind": directory, "mode": "rw"}} if mount else {},
         "working_dir": directory,
         "user": opts.user if opts.user is not None else f"{os.getuid()}:{os.getgid()}",
         # JVM and k6 want a writable home (the image's may not be); k6 reads ${env:NAME} from __ENV
@@ -274,6 +312,51 @@ def _create_args(job: Job, part: Part) -> dict[str, Any]:
     if opts.memory:
         args["mem_limit"] = opts.memory
     return args
+
+
+def _directory_tar(directory: Path) -> bytes:
+    """The run directory's files (not its subdirectories) as a tar of their absolute paths, for put_archive at /.
+
+    The directory itself is an entry, owned by the invoking user and writable, so the tool (running as that
+    user) can write its results beside the script; the directories above it are not in the tar, and an
+    engine creates those it lacks."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        top = tarfile.TarInfo(str(directory).lstrip("/"))
+        top.type, top.mode, top.uid, top.gid = tarfile.DIRTYPE, 0o777, os.getuid(), os.getgid()
+        top.mtime = int(time.time())
+        tar.addfile(top)
+        for path in sorted(directory.iterdir()):
+            if path.is_file():
+                info = tar.gettarinfo(str(path), arcname=str(path).lstrip("/"))
+                info.uid, info.gid, info.uname, info.gname = os.getuid(), os.getgid(), "", ""
+                with open(path, "rb") as fh:
+                    tar.addfile(info, fh)
+    return buffer.getvalue()
+
+
+def _fetch_results(container: Any, directory: Path) -> None:
+    """Copy the files the tool wrote in the container's run directory back into the local one (get_archive);
+    a file the local directory already has (the script, test data) is left as it is."""
+    import docker.errors
+
+    try:
+        stream, _ = container.get_archive(str(directory))
+        data = b"".join(stream)
+    except docker.errors.DockerException:
+        return  # never created or already gone: the part wrote nothing to fetch
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        for member in tar.getmembers():
+            parts = Path(member.name).parts[1:]  # the archive's top entry is the directory itself
+            if not member.isfile() or len(parts) != 1 or parts[0] in ("..", "."):
+                continue
+            target = directory / parts[0]
+            source = tar.extractfile(member)
+            if target.exists() or source is None:
+                continue
+            with open(target, "wb") as out:
+                while block := source.read(1 << 20):
+                    out.write(block)
 
 
 class _States:

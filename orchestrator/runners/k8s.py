@@ -3,6 +3,10 @@
 `render` is pure (spec facts in, manifests out) and backs `perfhouse k8s render`; the runner applies
 what it renders, waits for the TestRun to finish, and deletes it when the run is stopped. The k6
 operator splits the test over `parallelism` runner pods with execution segments itself.
+
+Results come home through perfhouse's results receiver: every runner pod gets `--out influxdb=URL` and,
+through its environment, the receiver's token and the tags `perfhouse_run` and `perfhouse_generator` (its
+pod name, by the downward API), so one run holds every pod's requests, each pod as a generator.
 """
 
 from __future__ import annotations
@@ -19,7 +23,16 @@ from typing import Any, ClassVar
 import yaml
 
 from orchestrator.errors import GenerationError, PerfhouseError, ToolMissingError
-from orchestrator.runners.base import Execution, Job, RunnerOptions, StopRequest, Target, register, supervise
+from orchestrator.runners.base import (
+    Execution,
+    Job,
+    ResultsSink,
+    RunnerOptions,
+    StopRequest,
+    Target,
+    register,
+    supervise,
+)
 from orchestrator.tools import Tool
 
 TESTRUN_API = "k6.io/v1alpha1"
@@ -77,6 +90,7 @@ def render(
     namespace: str = "default",
     arguments: list[str] | None = None,
     labels: dict[str, str] | None = None,
+    env: list[dict[str, Any]] | None = None,
 ) -> Manifests:
     """The ConfigMap holding the script and the TestRun that runs it on `parallelism` pods."""
     if parallelism < 1:
@@ -103,6 +117,8 @@ def render(
     if args:
         spec["arguments"] = " ".join(args)
     spec["runner"] = {"image": image, "metadata": {"labels": meta_labels}}
+    if env:
+        spec["runner"]["env"] = env
     testrun = {
         "apiVersion": TESTRUN_API,
         "kind": "TestRun",
@@ -127,12 +143,31 @@ def kubectl(options: RunnerOptions, *args: str, timeout_s: float = 60) -> str:
     return proc.stdout
 
 
+# The k6 settings that send a pod's results to the receiver. k6 holds a write until it is answered and the
+# receiver answers once it has stored it (every couple of seconds), so k6 pushes every 5 s, not every 1 s:
+# no write waits longer than the push interval (which k6 would warn about). K6_TAGS carries both tags
+# because a `--tag` argument would replace it whole.
+PUSH_INTERVAL = "5s"
+
+
+def results_env(run_id: str, sink: ResultsSink) -> list[dict[str, Any]]:
+    """The runner pods' environment that tags their results with run and pod and authenticates their writes."""
+    return [
+        {"name": "PERFHOUSE_POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "K6_TAGS", "value": f"perfhouse_run:{run_id},perfhouse_generator:$(PERFHOUSE_POD)"},
+        {"name": "K6_INFLUXDB_USERNAME", "value": "perfhouse"},
+        {"name": "K6_INFLUXDB_PASSWORD", "value": sink.token},
+        {"name": "K6_INFLUXDB_PUSH_INTERVAL", "value": PUSH_INTERVAL},
+    ]
+
+
 @register
 class K8sRunner:
     name: ClassVar[str] = "k8s"
     on_this_host: ClassVar[bool] = False
     inherits_fds: ClassVar[bool] = False
     poll_s: ClassVar[float] = 2.0
+    streams_results: ClassVar[bool] = True  # the pods send their results to perfhouse's receiver
 
     def target(self, tool: Tool, options: RunnerOptions) -> Target:
         if self.name not in tool.runners:
@@ -156,8 +191,9 @@ class K8sRunner:
             len(job.parts),
             job.options.image(job.tool.name),
             job.options.namespace,
-            ["--tag", f"perfhouse_run={job.run_id}"],
+            ["--out", f"influxdb={job.results.url}/perfhouse"] if job.results else ["--tag", f"perfhouse_run={job.run_id}"],
             {"perfhouse.run": job.run_id},
+            results_env(job.run_id, job.results) if job.results else None,
         )
         paths = manifests.write(job.directory / "k8s")
         log = job.parts[0].log

@@ -51,6 +51,7 @@ class LocalRunner:
                             stdout=out,
                             stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL,
+                            env={**os.environ, **job.env},
                             start_new_session=True,
                             pass_fds=job.fds,
                         )

@@ -21,15 +21,23 @@ if TYPE_CHECKING:
     from orchestrator.generators.base import GeneratedScript, GenerationOptions
     from orchestrator.spec import Spec
 
+# The JTL columns the warehouse reads beyond JMeter 2.13's defaults: the first failed assertion's message (a
+# failed check, told apart from a request error), the URL, connect time and sent bytes (5.x; 2.13 has none).
+SAVE_COLUMNS = tuple(
+    f"-Jjmeter.save.saveservice.{name}=true"
+    for name in ("assertion_results_failure_message", "url", "connect_time", "sent_bytes", "thread_name", "bytes")
+)
+
 # allThreads in the headerless default layouts, by column count: JMeter 2.13's 12 and 5.x's 17
 _ALL_THREADS = {12: 10, 17: 12}
 
 
 class JtlCsvCounter:
-    """JMeter CSV JTL: one line per sample; `success` false is an error, `elapsed` the duration, `allThreads`
-    the active threads of this JMeter (header row, or the default layouts of 2.13's 12 and 5.x's 17 columns).
-    A Transaction Controller's own sample (a group of requests, not a request) is not counted, as the warehouse
-    does not store it."""
+    """JMeter CSV JTL: one line per sample; a request error is a failed sample whose code is not 2xx/3xx or whose
+    failure is a response code assertion's (as the warehouse reads a JTL: a failed 2xx/3xx is a failed check),
+    `elapsed` the duration, `allThreads` the active threads of this JMeter (header row, or the default layouts
+    of 2.13's 12 and 5.x's 17 columns). A Transaction Controller's own sample (a group of requests, not a
+    request) is not counted, as the warehouse does not store it."""
 
     def __init__(self) -> None:
         from warehouse.ingest.jtl_csv import TRANSACTION_MESSAGE  # with the warehouse, not with every command
@@ -39,6 +47,8 @@ class JtlCsvCounter:
         self.elapsed_column = 1
         self.threads_column: int | None = None
         self.message_column: int | None = 4  # responseMessage, 5th in both default layouts
+        self.code_column = 3
+        self.failure_column: int | None = None
         self.header = False
         self.vus: int | None = None
 
@@ -54,8 +64,11 @@ class JtlCsvCounter:
                     self.elapsed_column = row.index("elapsed") if "elapsed" in row else 1
                     self.threads_column = row.index("allThreads") if "allThreads" in row else None
                     self.message_column = row.index("responseMessage") if "responseMessage" in row else None
+                    self.code_column = row.index("responseCode") if "responseCode" in row else -1
+                    self.failure_column = row.index("failureMessage") if "failureMessage" in row else None
                     continue
                 self.success_column = 7
+                self.failure_column = 8 if len(row) == 17 else None
             if not self.header and self.threads_column is None:
                 self.threads_column = _ALL_THREADS.get(len(row))
             if self.message_column is not None and len(row) > self.message_column and row[
@@ -63,13 +76,18 @@ class JtlCsvCounter:
                 continue
             counts.requests += 1
             if len(row) > self.success_column and row[self.success_column].strip().lower() != "true":
-                counts.errors += 1
+                counts.errors += int(self._request_error(row))
             if len(row) > self.elapsed_column:
                 with contextlib.suppress(ValueError):
                     counts.durations.append(float(row[self.elapsed_column]))
             if self.threads_column is not None and len(row) > self.threads_column:
                 with contextlib.suppress(ValueError):
                     self.vus = int(row[self.threads_column])
+
+    def _request_error(self, row: list[str]) -> bool:
+        code = row[self.code_column] if 0 <= self.code_column < len(row) else ""
+        failure = row[self.failure_column] if self.failure_column is not None and self.failure_column < len(row) else ""
+        return not re.fullmatch(r"[23]\d\d", code.strip()) or failure.startswith("Test failed: code")
 
 
 class JtlCsvCutter:
@@ -179,6 +197,7 @@ class JMeter:
             str(outdir / f"jmeter{segment.suffix}.log"),
             "-Jjmeter.save.saveservice.output_format=csv",
             "-Jjmeter.save.saveservice.print_field_names=true",
+            *SAVE_COLUMNS,
             "-Jsummariser.interval=5",
             "-Jjmeter.save.saveservice.autoflush=true",
         ]

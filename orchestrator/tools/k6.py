@@ -86,11 +86,14 @@ def rfc3339_seconds(text: str) -> float | None:
 
 
 class K6JsonCutter:
-    """k6 `--out json`: cut after a Point older than the newest by MARGIN_S whose next Point has another time.
+    """k6 `--out json`: cut after a Point older than the newest by MARGIN_S whose next Point has another time
+    and is no check.
 
     k6 writes one request's points (a Metric line may come between them, the first time a metric is seen)
     one after the other with the same timestamp, so a boundary between two Points of different times never
-    splits a request; the age margin also keeps out points that a late writer could still follow.
+    splits a request; the age margin also keeps out points that a late writer could still follow. A VU's
+    `checks` points follow its request's at once, with a later time: a cut before them would part them from
+    the request they belong to.
     """
 
     def __init__(self, margin_s: float = MARGIN_S) -> None:
@@ -104,7 +107,7 @@ class K6JsonCutter:
         end = data.rfind(b"\n") + 1
         if final:
             return len(data)
-        points: list[tuple[int, int, bytes, float]] = []  # (line start, line end, time text, seconds)
+        points: list[tuple[int, int, bytes, float, bool]] = []  # (start, end, time text, seconds, a check?)
         start = 0
         while start < end:
             stop = data.index(b"\n", start) + 1
@@ -112,14 +115,14 @@ class K6JsonCutter:
             if b'"type":"Point"' in line and (m := _TIME.search(line)):
                 seconds = rfc3339_seconds(m[1].decode(errors="replace"))
                 if seconds is not None:
-                    points.append((start, stop, m[1], seconds))
+                    points.append((start, stop, m[1], seconds, b'"metric":"checks"' in line))
                     self.newest = max(self.newest, seconds)
             start = stop
         horizon = self.newest - self.margin_s
-        for (_, stop, time_text, seconds), (_, _, next_text, _) in zip(
+        for (_, stop, time_text, seconds, _), (_, _, next_text, _, next_is_check) in zip(
             reversed(points[:-1]), reversed(points[1:]), strict=True
         ):
-            if seconds <= horizon and next_text != time_text:
+            if seconds <= horizon and next_text != time_text and not next_is_check:
                 return stop
         return 0
 

@@ -34,8 +34,9 @@ class BrowserError(RuntimeError):
 class Chromium:
     """One headless browser with one tab; use as a context manager."""
 
-    def __init__(self, binary: str, profile: Path, width: int = 1400, height: int = 1000):
-        self.binary, self.profile, self.size = binary, profile, (width, height)
+    def __init__(self, binary: str, profile: Path, width: int = 1400, height: int = 1000,
+                 flags: tuple[str, ...] = ()):
+        self.binary, self.profile, self.size, self.flags = binary, profile, (width, height), flags
         self._ids = itertools.count(1)
         self._proc: subprocess.Popen[bytes] | None = None
         self._tab: ClientConnection | None = None
@@ -45,7 +46,7 @@ class Chromium:
         self.profile.mkdir(parents=True, exist_ok=True)
         log = (self.profile / "chromium.log").open("wb")
         self._proc = subprocess.Popen(
-            [self.binary, *FLAGS, f"--user-data-dir={self.profile}", f"--window-size={self.size[0]},{self.size[1]}",
+            [self.binary, *FLAGS, *self.flags, f"--user-data-dir={self.profile}", f"--window-size={self.size[0]},{self.size[1]}",
              "about:blank"], stdout=log, stderr=log, start_new_session=True)
         port = self._devtools_port(timeout_s=30)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as reply:
@@ -104,14 +105,17 @@ class Chromium:
         return reply["result"].get("value")
 
     def wait_for(self, expression: str, timeout_s: float = 60, settle_s: float = 1.0) -> Any:
-        """Poll a JavaScript expression until it is truthy (then let the page settle); its last value."""
+        """Poll a JavaScript expression until it is truthy and still is after the page has settled for
+        `settle_s` (a page that redraws itself, like a live view, can be caught mid-redraw); its value."""
         deadline = time.monotonic() + timeout_s
         value = None
         while time.monotonic() < deadline:
             value = self.evaluate(expression)
-            if value and (not isinstance(value, dict) or value.get("ready")):
+            if _ready(value):
                 time.sleep(settle_s)
-                return self.evaluate(expression)
+                value = self.evaluate(expression)
+                if _ready(value):
+                    return value
             time.sleep(0.25)
         raise BrowserError(f"the page was not ready within {timeout_s:g}s; last state: {value}")
 
@@ -120,3 +124,7 @@ class Chromium:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(base64.b64decode(data))
         return path
+
+
+def _ready(value: Any) -> bool:
+    return bool(value) and (not isinstance(value, dict) or bool(value.get("ready")))

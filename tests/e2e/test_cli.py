@@ -119,7 +119,7 @@ def test_empty_and_foreign_files_are_refused_in_one_line(tmp_path: Path, stored:
 
 def test_report_of_a_run_in_json_and_markdown(stored: str) -> None:
     run_id = runs(stored)[0]["run_id"]
-    doc = json.loads(perfhouse("--warehouse", stored, "report", str(run_id), "--format", "json").stdout)
+    doc = json.loads(perfhouse("--warehouse", stored, "report", str(run_id), "--format", "json").stdout)["runs"][0]
     assert doc["run"]["run_id"] == run_id and doc["totals"]["count"] > 0
     step = doc["steps"][0]
     assert {"journey", "step", "count", "errors", "p50_ms", "p95_ms", "p99_ms"} <= step.keys()
@@ -202,3 +202,47 @@ def test_hybrid_suite_runs_groups_in_order_and_lands_every_run(tmp_path: Path) -
     landed = runs(url)
     assert sorted(str(r["profile"]) for r in landed) == ["quick", "quick", "short"]
     assert {r["status"] for r in landed} == {"completed"}
+
+
+def test_generate_targets_the_jmeter_on_path_and_says_so(tmp_path: Path) -> None:
+    from orchestrator.tools import TOOLS
+
+    jmeter = need("jmeter")
+    version = TOOLS["jmeter"].version(jmeter)
+    with DemoAPI() as api:
+        proc = perfhouse("generate", str(ROOT / "examples" / "shop.yaml"), "--profile", "smoke", "--tool", "jmeter",
+                         "--service", f"api={api.url}", "-o", str(tmp_path / "out"), cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        assert f"(for JMeter {version}: the jmeter on PATH, {jmeter})" in proc.stdout
+        plan = tmp_path / "out" / "shop.jmx"
+        assert f"for JMeter {version}. -->" in plan.read_text(encoding="utf-8").splitlines()[1]
+        # the plan loads and runs in that JMeter: every request of the smoke profile is in the JTL
+        subprocess.run([jmeter, "-n", "-t", str(plan), "-l", str(tmp_path / "r.jtl"), "-j", str(tmp_path / "j.log")],
+                       cwd=tmp_path, capture_output=True, timeout=300, check=True)
+    assert len((tmp_path / "r.jtl").read_text().splitlines()) >= 12  # 2 journeys x 2 steps x 3 iterations
+
+
+def test_generate_without_jmeter_on_path_says_which_version_it_targets(tmp_path: Path) -> None:
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    (bare / "python").symlink_to(sys.executable)
+    proc = subprocess.run([str(bare / "python"), "-m", "orchestrator", "generate", str(ROOT / "examples" / "shop.yaml"),
+                           "--profile", "smoke", "--tool", "jmeter", "-o", str(tmp_path / "out")],
+                          capture_output=True, text=True, env={**os.environ, "PATH": str(bare)}, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "(for JMeter 5.6: no jmeter on PATH; --jmeter-version chooses another)" in proc.stdout
+
+
+def test_jmeter_refuses_abort_on_fail_in_one_line_before_anything_runs(tmp_path: Path) -> None:
+    need("jmeter")
+    url = f"chdb://{tmp_path / 'wh'}"
+    spec = str(ROOT / "tests" / "golden" / "abort" / "spec.yaml")
+    with DemoAPI(record=True) as api:
+        proc = perfhouse("--warehouse", url, "run", spec, "--profile", "golden", "--tool", "k6,jmeter",
+                         "--service", f"api={api.url}", cwd=tmp_path)
+        assert api.requests == []
+    line = one_line_error(proc)
+    assert proc.returncode == 4 and "slos[1] sets abort_on_fail" in line and "--tool k6" in line
+    assert runs(url) == []
+    proc = perfhouse("generate", spec, "--profile", "golden", "--tool", "jmeter", "-o", str(tmp_path / "out"))
+    assert proc.returncode == 4 and "abort_on_fail" in one_line_error(proc)

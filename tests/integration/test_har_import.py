@@ -54,6 +54,7 @@ def test_har_becomes_one_journey_without_static_assets_or_browser_headers() -> N
     assert steps[0]["think_time"] == "2s"  # 2.12 s later, less the 20 ms the call took
     assert steps[1]["body"] == {"json": {"user": "demo", "password": "p$$w"}}
     assert steps[2]["body"] == {"form": {"id": "3"}} and steps[2]["checks"] == [{"status": 401}]
+    assert steps[2]["expected_statuses"] == 401 and "expected_statuses" not in steps[1]  # as recorded
 
 
 @pytest.mark.integration

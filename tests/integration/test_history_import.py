@@ -105,8 +105,9 @@ def test_recursive_import_makes_one_run_per_file_with_its_metadata(history: Path
 
 def test_without_recursive_only_the_directorys_own_files(history: Path, tmp_path: Path) -> None:
     code, output = cli(f"chdb://{tmp_path / 'wh'}", "ingest", str(history), "--env", "prod")
-    assert code == 0 and "1 files" not in output
+    assert code == 7 and "1 files" not in output  # no results file in the directory itself: said, not silent
     assert output.count("skipped") == 1 and "run " not in output
+    assert "nothing ingested" in output and "--recursive" in output
 
 
 def test_a_file_with_rejected_lines_makes_the_import_exit_7(history: Path, tmp_path: Path) -> None:

@@ -228,7 +228,7 @@ EXPECTED = [
         0.0,
         230,
         168,
-        ROWS_5X[3][8],
+        "Unauthorized",  # the request error; the failed response code assertion is the failed check
         "checkout 2-1",
     ),
     (
@@ -299,6 +299,12 @@ def test_jmeter_5x_header_lands_every_column(any_warehouse_url: str, tmp_path: P
         2,
         pytest.approx((120 + 95 + 15 + 7 + 30) / 5),
     )
+    checks = wh.backend.query(
+        "SELECT step, status, ok, checks, failed_checks, failed_check FROM requests WHERE run_id = {r:String} "
+        "AND failed_checks > 0", {"r": result.run_id})
+    # The 401's failed response code assertion: a request error and a failed check; the 500 without any
+    # assertion: a request error only.
+    assert [tuple(r.values()) for r in checks] == [("add_to_cart", 401, 0, 1, 1, ROWS_5X[3][8])]
 
 
 def test_5x_default_file_without_header_uses_the_17_column_layout(
@@ -434,7 +440,7 @@ def test_custom_header_with_a_tab_delimiter(any_warehouse_url: str, tmp_path: Pa
         ("browse", "list_products", "127.0.0.1", 200, 1, 120.0, ""),
         ("checkout", "login", "127.0.0.1", 200, 1, 95.0, ""),
         ("browse", "view_product", "127.0.0.1", 200, 1, 15.0, ""),
-        ("checkout", "add_to_cart", "127.0.0.1", 401, 0, 7.0, ROWS_5X[3][8]),
+        ("checkout", "add_to_cart", "127.0.0.1", 401, 0, 7.0, "Unauthorized"),
         ("Thread Group", "list_products", "shop.example.com", 500, 0, 30.0, "Internal Server Error"),
     ]
 
@@ -473,3 +479,41 @@ def test_jmeter_213_headerless_12_columns_from_a_real_run(any_warehouse_url: str
     assert Counter(tuple(r.values()) for r in got) == expected
     for row in got:
         assert steps[row["step"]] == row["vu"].rsplit(" ", 1)[0]
+
+
+def test_213_failed_samples_are_request_errors_or_failed_checks(any_warehouse_url: str, tmp_path: Path) -> None:
+    """JMeter 2.13's default JTL has no failure message: a failed sample with a 2xx/3xx code was failed by an
+    assertion (a failed check), any other a request error; with the spec's steps, the expected status decides."""
+    from warehouse.ingest import StepFacts
+
+    rows = [
+        ["1700000000000", "10", "home", "200", "OK", "browse 1-1", "text", "false", "90", "1", "1", "9"],
+        ["1700000000010", "10", "home", "503", "Service Unavailable", "browse 1-1", "text", "false", "90", "1", "1",
+         "9"],
+        ["1700000000020", "10", "gone", "404", "Not Found", "browse 1-1", "text", "true", "90", "1", "1", "9"],
+        ["1700000000030", "10", "gone", "200", "OK", "browse 1-1", "text", "false", "90", "1", "1", "9"],
+        ["1700000000040", "10", "home", "Non HTTP response code: java.net.ConnectException",
+         "Non HTTP response message: Connection refused", "browse 1-1", "text", "false", "0", "1", "1", "0"],
+    ]
+    jtl = write_jtl(tmp_path / "213.jtl", None, rows)
+    query = ("SELECT step, status, ok, checks, failed_checks, failed_check, error, method FROM requests "
+             "WHERE run_id = {r:String} ORDER BY ts")
+    wh = Warehouse.open(any_warehouse_url)
+    imported = wh.ingest(jtl)
+    assert [tuple(r.values()) for r in wh.backend.query(query, {"r": imported.run_id})] == [
+        ("home", 200, 1, 1, 1, "an assertion failed", "", ""),
+        ("home", 503, 0, 0, 0, "", "Service Unavailable", ""),
+        ("gone", 404, 1, 0, 0, "", "", ""),
+        ("gone", 200, 1, 1, 1, "an assertion failed", "", ""),  # misread without the spec: it expects 404
+        ("home", 0, 0, 0, 0, "", "Non HTTP response message: Connection refused", ""),
+    ]
+    steps = {("browse", "home"): StepFacts("GET", 0, 1), ("browse", "gone"): StepFacts("DELETE", 404, 1)}
+    # the same rows, with a header row (the same rows in the same file would be a duplicate)
+    known = wh.ingest(write_jtl(tmp_path / "213-header.jtl", jtl_csv.LAYOUTS[12], rows), steps=steps)
+    assert [tuple(r.values()) for r in wh.backend.query(query, {"r": known.run_id})] == [
+        ("home", 200, 1, 1, 1, "an assertion failed", "", "GET"),
+        ("home", 503, 0, 1, 0, "", "Service Unavailable", "GET"),
+        ("gone", 404, 1, 1, 0, "", "", "DELETE"),
+        ("gone", 200, 0, 1, 0, "", "OK", "DELETE"),  # the spec expects 404: a request error
+        ("home", 0, 0, 1, 0, "", "Non HTTP response message: Connection refused", "GET"),
+    ]

@@ -241,27 +241,23 @@ def test_redirect_hops_are_the_requests_under_their_step(any_warehouse_url: str,
     wh = Warehouse.open(any_warehouse_url)
     result = wh.ingest(redirect_run)
     assert (result.rows, result.rejected) == (8, 0)  # 2 × (3 hops + 1 direct); not the 2 parents
-    got = requests_of(wh, result.run_id, "journey, step, service, status, ok, url, error")
+    got = requests_of(wh, result.run_id, "journey, step, service, status, ok, url, error, failed_checks, failed_check")
     port = got[0]["url"].split(":")[2].split("/")[0]
     base = f"http://127.0.0.1:{port}"
+    failing = [a for a in leaves(redirect_run)[3].iter("assertionResult") if a.findtext("failure") == "true"]
     assert Counter(tuple(r.values()) for r in got) == Counter(
         {
-            ("hop", "moved", "127.0.0.1", 302, 1, f"{base}/old", ""): 2,
-            ("hop", "moved", "127.0.0.1", 301, 1, f"{base}/mid", ""): 2,
-            ("hop", "moved", "127.0.0.1", 200, 1, f"{base}/new", ""): 2,
-            # The failing assertion's own message, not the response's "OK".
-            (
-                "hop",
-                "direct",
-                "127.0.0.1",
-                200,
-                0,
-                f"{base}/new",
-                leaves(redirect_run)[3].findtext("assertionResult/failureMessage"),
-            ): 2,
+            ("hop", "moved", "127.0.0.1", 302, 1, f"{base}/old", "", 0, ""): 2,
+            ("hop", "moved", "127.0.0.1", 301, 1, f"{base}/mid", "", 0, ""): 2,
+            ("hop", "moved", "127.0.0.1", 200, 1, f"{base}/new", "", 0, ""): 2,
+            # A 200 where the plan's status assertion expects 201: a request error (the response's message is
+            # its text), and that assertion is a failed check, named as the plan names it.
+            ("hop", "direct", "127.0.0.1", 200, 0, f"{base}/new", "OK", 1, failing[0].findtext("name")): 2,
         }
     )
-    assert wh.totals(result.run_id)["errors"] == 2
+    assert failing[0].findtext("failureMessage").startswith("Test failed: code")
+    totals = wh.totals(result.run_id)
+    assert (totals["errors"], totals["check_failures"]) == (2, 2)
     assert {(e.get("lb"), e.get("s")) for e in leaves(redirect_run)} >= {("direct", "false")}
 
 
@@ -307,7 +303,7 @@ def test_every_attribute_and_child_of_a_hand_written_5x_xml(any_warehouse_url: s
         wh,
         result.run_id,
         "journey, step, service, method, url, status, ok, duration_ms, waiting_ms, "
-        "connect_ms, bytes_sent, bytes_received, error, vu, toString(ts) AS t",
+        "connect_ms, bytes_sent, bytes_received, error, vu, toString(ts) AS t, checks, failed_checks, failed_check",
     )
     assert [tuple(r.values()) for r in got] == [
         (
@@ -326,6 +322,9 @@ def test_every_attribute_and_child_of_a_hand_written_5x_xml(any_warehouse_url: s
             "",
             "Shoppers 1-1",
             "2023-11-14 22:13:20.000000",
+            0,
+            0,
+            "",
         ),
         (
             "Shoppers",
@@ -343,6 +342,9 @@ def test_every_attribute_and_child_of_a_hand_written_5x_xml(any_warehouse_url: s
             "",
             "Shoppers 1-1",
             "2023-11-14 22:13:20.101000",
+            0,
+            0,
+            "",
         ),
         (
             "Shoppers",
@@ -357,9 +359,12 @@ def test_every_attribute_and_child_of_a_hand_written_5x_xml(any_warehouse_url: s
             1.0,
             77,
             10,
-            "Test failed: code expected 200, got 502",
+            "Bad Gateway",  # the request error; the failed status assertion is a failed check, by its name
             "Shoppers 1-1",
             "2023-11-14 22:13:20.110000",
+            2,
+            1,
+            "status",
         ),
     ]
 

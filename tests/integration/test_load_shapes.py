@@ -113,3 +113,35 @@ def test_locust_refuses_a_ramping_arrival_rate_in_one_line(tmp_path: Path) -> No
                                         "stages: [{duration: 5s, target: 8}], pre_allocated_vus: 2, max_vus: 4}"))
     with pytest.raises(GenerationError, match="Locust has no ramping arrival rate"):
         generate(load_spec(path), "locust", GenerationOptions("shape"))
+
+
+PER_JOURNEY = """\
+name: per_journey
+services: {api: "http://127.0.0.1:8080"}
+journeys:
+  - name: browse
+    steps: [{name: a, path: /health, think_time: 500ms}]
+  - name: buy
+    steps: [{name: b, path: /health}]
+profiles:
+  shape:
+    journeys:
+      browse: {executor: constant_vus, vus: 2, duration: 20s}
+      buy: {executor: constant_arrival_rate, rate: 4, duration: 20s, pre_allocated_vus: 2, max_vus: 4}
+"""
+
+
+@pytest.mark.parametrize("tool", ["k6", "jmeter"])
+def test_each_journey_gets_the_load_of_its_own_profile(tool: str, tmp_path: Path) -> None:
+    # browse: 2 VUs looping a ~0.5 s iteration for 20 s is 80 iterations; buy: 4 per second for 20 s is 80
+    # (20 s, so that JMeter's first second, spent starting up inside the thread groups' time, stays within 10 %)
+    need(tool)
+    path = tmp_path / "per_journey.yaml"
+    path.write_text(PER_JOURNEY)
+    wh = Warehouse.open(f"chdb://{tmp_path / 'wh'}")
+    with DemoAPI(delay_ms=(0.5, 1.0)) as api:
+        outcome = run_tool(load_spec(path), tool, wh, "shape", {"api": api.url}, runs_dir=tmp_path / "runs")
+    assert outcome.status == "completed", outcome.notes
+    counts = {s["journey"]: int(s["count"]) for s in wh.step_stats(outcome.run_id)}
+    assert counts["browse"] == pytest.approx(80, rel=0.10), counts
+    assert counts["buy"] == pytest.approx(80, rel=0.10), counts

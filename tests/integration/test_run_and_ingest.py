@@ -12,6 +12,8 @@ from orchestrator.demo_api import DemoAPI
 from orchestrator.run import run_tool
 from orchestrator.spec import load_spec
 from tests.conftest import ROOT, need
+from warehouse.report_formats import render_markdown
+from warehouse.reports import ReportOptions, build_group_report
 from warehouse.store import Warehouse
 
 pytestmark = pytest.mark.integration
@@ -48,6 +50,13 @@ def test_k6_percentiles_in_warehouse_equal_k6_summary_export(tmp_path: Path, war
         ("max_ms", "max"),
     ):
         assert totals[ours] == pytest.approx(k6[theirs], abs=0.01), ours
+    # the report shows k6's own figures beside the warehouse's
+    doc = build_group_report(wh, [outcome.run_id], ReportOptions(baseline="none"))
+    shown = {f["figure"]: f for f in doc.runs[0].tool_summary}
+    assert set(shown) >= {"requests", "request error rate", "avg ms", "p50 ms", "p90 ms", "p95 ms", "max ms"}
+    assert shown["requests"]["k6"] == summary["metrics"]["http_reqs"]["count"] == shown["requests"]["warehouse"]
+    assert shown["p95 ms"]["k6"] == k6["p(95)"] and shown["p95 ms"]["difference"] == pytest.approx(0, abs=0.01)
+    assert "## k6's own summary" in render_markdown(doc).text
     # per journey and step, the tags k6 wrote join with the spec
     steps = {(s["journey"], s["step"]) for s in wh.step_stats(outcome.run_id)}
     assert steps == {

@@ -311,6 +311,11 @@ def test_cleanup_stops_and_removes_one_runs_leftover_containers_and_leaves_other
                                  "generator": "g1", "state": "running", "action": "would stop and remove", "owner": "unknown"},
         }
         assert all(exists(c) for c in containers), "a dry run removes nothing"
+        hosts = ("--docker-host", "unix:///var/run/docker.sock", "--docker-host", "unix:///run/docker.sock")
+        by_hosts = perfhouse_cleanup("--dry-run", "--json", *hosts)
+        assert by_hosts.returncode == 0, by_hosts.stderr
+        assert sorted(c["id"] for c in json.loads(by_hosts.stdout) if c["run_id"] in (killed, other)) == sorted(
+            mine), "the engines given are cleaned, one engine named twice lists its containers once"
         unnamed = perfhouse_cleanup()
         assert unnamed.returncode == 0, unnamed.stderr
         assert "listed (their perfhouse is alive or unknown); name a dead run with --run RUN_ID" in unnamed.stdout
@@ -341,3 +346,46 @@ def test_cleanup_without_a_docker_engine_is_one_line_and_exit_1(tmp_path: Path) 
     assert proc.returncode == 1 and len(lines) == 1, proc.stderr
     assert lines[0].startswith("perfhouse: error: the Docker engine is not reachable") and "DOCKER_HOST" in lines[0]
     assert proc.stdout == ""
+    proc = perfhouse_cleanup("--dry-run", "--docker-host", f"unix://{tmp_path / 'no-engine.sock'}")
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1 and "no-engine.sock is not reachable" in lines[0], proc.stderr
+
+
+def test_generators_spread_over_docker_hosts_come_back_through_the_archive_api(
+        engine: None, tmp_path: Path, split_spec: Path, demo_api: DemoAPI, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One engine under two URLs stands in for two hosts: each part runs on the engine of its URL, with nothing
+    mounted (the script goes in and the results come out through the engine's archive API)."""
+    import orchestrator.runners.docker as docker_runner
+
+    hosts = ("unix:///var/run/docker.sock", "unix:///run/docker.sock")
+    if not all(Path(h.removeprefix("unix://")).exists() for h in hosts):
+        unavailable("the Docker engine's socket is not at both /var/run/docker.sock and /run/docker.sock")
+    reached: list[str] = []
+    mounts: list[dict[str, object]] = []
+    client_at, create_args = docker_runner.client_at, docker_runner._create_args
+
+    def recording_client(url: str) -> object:
+        reached.append(url)
+        return client_at(url)
+
+    def recording_args(*args: object, **kwargs: object) -> dict[str, object]:
+        made = create_args(*args, **kwargs)  # type: ignore[arg-type]
+        mounts.append(made["volumes"])
+        return made
+
+    monkeypatch.setattr(docker_runner, "client_at", recording_client)
+    monkeypatch.setattr(docker_runner, "_create_args", recording_args)
+    wh = Warehouse.open(f"chdb://{tmp_path / 'wh'}")
+    spec = load_spec(split_spec)
+    options = RunnerOptions(images=TEST_IMAGES.images, docker_hosts=hosts)
+    split = run_tool(spec, "k6", wh, "fixed", {"api": demo_api.url}, runs_dir=tmp_path / "runs",
+                     settings=RunSettings(runner="docker", options=options, generators=2))
+    assert split.status == "completed", split.notes
+    assert set(reached) == set(hosts)
+    assert mounts == [{}, {}]
+    per_generator = wh.backend.query(
+        "SELECT generator, count() AS n FROM requests WHERE run_id = {r:String} GROUP BY generator "
+        "ORDER BY generator", {"r": split.run_id})
+    assert [row["generator"] for row in per_generator] == ["g1", "g2"]
+    assert split.totals["count"] == 3 * 4 * 2  # 3 VUs x 4 iterations x 2 steps, over both parts
+    assert leftovers(split.run_id) == []

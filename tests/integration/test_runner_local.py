@@ -71,7 +71,7 @@ def test_vu_scale_leaves_the_whole_plan_unchanged_and_spreads_small_journeys() -
     assert generate(spec, "jmeter", options).content == generate(
         spec, "jmeter", GenerationOptions("smoke", {}, "5.6", vu_scale=(0, 1))).content
     smoke = spec.profile("smoke")  # two journeys with one VU each: g1 and g2 get one, g3 none
-    assert [has_load(smoke, journey_vus(spec, smoke, (i, 3))) for i in range(3)] == [True, True, False]
+    assert [has_load(journey_vus(spec, smoke, (i, 3))) for i in range(3)] == [True, True, False]
     threads = [re.findall(r'num_threads">(\d+)<', generate(spec, "jmeter", GenerationOptions(
         "smoke", {}, "5.6", vu_scale=(i, 3))).content) for i in range(3)]
     assert threads == [["1"], ["1"], []], "a journey with no share in a part has no thread group there"
@@ -125,6 +125,13 @@ def test_progress_counts_k6_points_and_jtl_rows() -> None:
                   b'1,5,checkout,200,"Number of samples in transaction : 2, number of failing samples : 1",t,,false,'
                   b"200,1,1,0"], grouped)
     assert (grouped.requests, grouped.errors) == (1, 0)
+    # a failed check on a 200 is not a request error; a failed response code assertion is
+    checked, counter = Counts(), JtlCsvCounter()
+    counter.feed([b"timeStamp,elapsed,label,responseCode,success,failureMessage\n",
+                  b"1,2,a,200,false,Test failed: text expected to contain /ok/\n",
+                  b"1,2,a,200,false,Test failed: code expected to equal /201/\n",
+                  b"1,2,a,Non HTTP response code: java.net.ConnectException,false,\n"], checked)
+    assert (checked.requests, checked.errors) == (3, 2)
 
 
 @pytest.mark.integration

@@ -100,8 +100,10 @@ def _form_fields(content_type: str, body: bytes) -> dict[str, str]:
 class ClickHouseFront:
     """One chdb session behind a ThreadingHTTPServer on 127.0.0.1; engine calls are serialised."""
 
-    def __init__(self, data_dir: str | os.PathLike[str], host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, data_dir: str | os.PathLike[str], host: str = "127.0.0.1", port: int = 0,
+                 config_file: str | None = None) -> None:
         self.data_dir = Path(data_dir)
+        self.config_file = config_file  # a server configuration for the engine (clusters, macros)
         self._address = (host, port)
         self._lock = threading.Lock()
         self._session: Any = None
@@ -129,7 +131,8 @@ class ClickHouseFront:
 
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._session = chdb_session.Session(str(self.data_dir))
+        config = f"?config-file={self.config_file}" if self.config_file else ""
+        self._session = chdb_session.Session(f"{self.data_dir}{config}")
         info = self._session.query("SELECT version(), timezone()", "TSV").bytes().decode()
         self.version, self.timezone = info.split()
         self._server = _Server(self._address, _Handler)
@@ -284,10 +287,11 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def start_front_process(
-    data_dir: str | os.PathLike[str], timeout: float = 60.0
+    data_dir: str | os.PathLike[str], timeout: float = 60.0, config_file: str | None = None
 ) -> tuple[subprocess.Popen[bytes], int]:
     """Run the front in a child process that exits when our stdin pipe closes; returns (process, port)."""
     command = [sys.executable, str(Path(__file__).resolve()), str(data_dir), "--exit-on-stdin-eof"]
+    command += ["--config-file", config_file] if config_file else []
     proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     assert proc.stdout is not None
     seen, deadline = b"", time.monotonic() + timeout
@@ -331,11 +335,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("data_dir")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--exit-on-stdin-eof", action="store_true")
+    parser.add_argument("--config-file", default=None, help="a ClickHouse server configuration for the engine")
     args = parser.parse_args(argv)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    with ClickHouseFront(args.data_dir, port=args.port) as front:
+    with ClickHouseFront(args.data_dir, port=args.port, config_file=args.config_file) as front:
         print(f"PORT={front.port}", flush=True)
         os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # nobody reads our stdout after the port line
         if args.exit_on_stdin_eof:

@@ -113,10 +113,17 @@ def test_headline_passes_only_when_every_slo_passes() -> None:
     totals = {"count": 200, "errors": 5, "p95_ms": 12.5, "span_s": 4.0}
     head = Headline.of(totals, [verdict(True), verdict(False, "checkout/pay error_rate < 1%")])
     assert (head.requests, head.rps, head.errors, head.error_rate, head.p95_ms) == (200, 50.0, 5, 0.025, 12.5)
-    assert (head.slo_status, head.slo_summary) == ("FAIL", "1 of 2 failed")
+    assert (head.slo_status, head.slo_summary) == ("FAILED", "1 of 2 failed")
     assert "checkout/pay error_rate < 1%" in head.slo_detail
-    assert Headline.of(totals, [verdict(True)]).slo_status == "PASS"
-    assert Headline.of(totals, []).slo_status == "none"
+    assert Headline.of(totals, [verdict(True)]).slo_status == "PASSED"
+    assert Headline.of(totals, []).slo_status == "NO SLOS"
+
+
+def test_headline_of_an_aborted_or_incomplete_run_is_never_passed() -> None:
+    totals = {"count": 200, "errors": 0, "p95_ms": 12.5, "span_s": 4.0}
+    assert Headline.of(totals, [verdict(True)], "aborted").slo_status == "ABORTED"
+    assert Headline.of(totals, [verdict(True)], "failed").slo_status == "INCOMPLETE"
+    assert Headline.of(totals, [], "running").slo_status == "INCOMPLETE"
 
 
 def test_headline_of_a_run_without_requests_has_no_rates_or_latency() -> None:
@@ -161,3 +168,154 @@ def test_slo_frame_marks_each_verdict() -> None:
     frame = slo_frame([verdict(True), verdict(False)])
     assert list(frame["verdict"]) == ["PASS", "FAIL"]
     assert slo_frame([]).empty
+
+
+@pytest.mark.parametrize(("status", "slos", "failed", "verdict"), [
+    ("completed", 3, 1, "FAILED"), ("completed", 3, 0, "PASSED"), ("imported", 0, 0, "NO SLOS"),
+    ("aborted", 3, 0, "ABORTED"),  # partial data is never a pass
+    ("aborted", 0, 0, "ABORTED"), ("failed", 2, 0, "INCOMPLETE"), ("running", 2, 0, "INCOMPLETE"),
+])
+def test_a_run_verdict_comes_from_its_status_and_its_slos(status: str, slos: int, failed: int, verdict: str) -> None:
+    from dashboard.tables import VERDICTS, verdict_of, verdict_style
+
+    assert verdict_of(status, slos, failed) == verdict and verdict in VERDICTS
+    assert "background-color" in verdict_style(verdict) and verdict_style("running") == ""
+
+
+def test_runs_frame_adds_a_verdict_per_run() -> None:
+    rows = [{**RUNS[0], "slos": 2, "slos_failed": 1, "status": "completed"}, {**RUNS[1], "status": "aborted"}]
+    assert list(runs_frame(rows)["verdict"]) == ["FAILED", "ABORTED"]
+
+
+INFRA = [
+    {"t": "2026-01-02 10:00:00", "source": "s", "metric": "cpu_seconds_total", "labels": "{}", "mean": 1.0, "last": 2.0},
+    {"t": "2026-01-02 10:00:05", "source": "s", "metric": "cpu_seconds_total", "labels": "{}", "mean": 3.0, "last": 4.5},
+    {"t": "2026-01-02 10:00:10", "source": "s", "metric": "cpu_seconds_total", "labels": "{}", "mean": 0.1, "last": 0.2},
+    {"t": "2026-01-02 10:00:00", "source": "s", "metric": "load1", "labels": "{'host':'a'}", "mean": 0.5, "last": 0.6},
+    {"t": "2026-01-02 10:00:05", "source": "s", "metric": "load1", "labels": "{'host':'a'}", "mean": 0.7, "last": 0.9},
+]
+
+
+def test_infra_frame_turns_counters_into_rates_and_keeps_gauges_as_means() -> None:
+    frame = charts.infra_frame(INFRA)
+    cpu = frame[frame["series"] == "cpu_seconds_total"]
+    assert list(cpu["value"]) == [0.5, 0.0]  # (4.5 - 2) / 5 s, then a counter reset (not negative)
+    load = frame[frame["series"] == "load1 {'host':'a'}"]
+    assert list(load["value"]) == [0.5, 0.7] and set(load["unit"]) == {""}
+
+
+def test_the_infrastructure_overlay_shares_one_time_brush_between_its_panels() -> None:
+    chart = spec(charts.infra_overlay_chart(SERIES, INFRA, steps=["browse / list"]))
+    (brush,) = chart["params"]
+    assert brush["select"]["encodings"] == ["x"] and len(brush["views"]) == 2
+    top, below = chart["vconcat"]
+    latency, overlay = top["layer"]
+    assert overlay["encoding"]["y"]["axis"]["orient"] == "right"
+    for panel in (latency, below):
+        assert [c["param"] for c in panel["encoding"]["opacity"]["condition"]] == ["window"]
+    drawn = chart["datasets"][latency["data"]["name"]]
+    assert {r["series"] for r in drawn} == {"browse / list"}
+
+
+def test_top_steps_ranks_by_time_spent_then_errors() -> None:
+    steps = [{"journey": "a", "step": "fast", "count": 1000, "avg_ms": 1.0, "errors": 0},
+             {"journey": "a", "step": "slow", "count": 10, "avg_ms": 500.0, "errors": 0},
+             {"journey": "b", "step": "broken", "count": 1000, "avg_ms": 1.0, "errors": 9},
+             {"journey": "b", "step": "idle", "count": 0, "avg_ms": math.nan, "errors": 0}]
+    assert charts.top_steps(steps, 3) == ["a / slow", "b / broken", "a / fast"]
+
+
+def test_run_files_lists_scripts_first_and_guards_large_files(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dashboard import rundir
+
+    monkeypatch.setattr(rundir, "DOWNLOAD_LIMIT_BYTES", 100)
+    run = tmp_path / "20260101-k6-ab12"
+    run.mkdir()
+    for name, size in (("k6-console.log", 10), ("k6.json", 101), ("shop.k6.js", 5),
+                       ("effective.json", 3), ("shop.yaml", 4)):
+        (run / name).write_bytes(b"x" * size)
+    files = rundir.run_files(tmp_path, run.name)
+    assert files is not None
+    assert [(f.name, f.kind) for f in files] == [("shop.k6.js", "script"), ("shop.yaml", "spec"),
+                                                 ("effective.json", "run"), ("k6-console.log", "log"),
+                                                 ("k6.json", "results")]
+    assert [f.downloadable for f in files] == [True, True, True, True, False]
+    assert rundir.run_files(tmp_path, "missing") is None and rundir.run_files(tmp_path, "../etc") is None
+
+
+@pytest.mark.parametrize(("run_status", "passed", "verdict"), [
+    ("completed", [True, False], "FAILED"), ("completed", [True], "PASSED"), ("completed", [], "NO SLOS"),
+    ("running", [True], "INCOMPLETE"), ("aborted", [True], "ABORTED"),
+])
+def test_the_headline_verdict_weighs_the_run_status(run_status: str, passed: list[bool], verdict: str) -> None:
+    verdicts = [Verdict("s", "overall", "p95", 1.0, 0.5, p) for p in passed]
+    assert Headline.of({"count": 1, "errors": 0, "span_s": 1}, verdicts, run_status).verdict == verdict
+
+
+def test_the_dashboard_has_no_sql_of_its_own() -> None:
+    """Pages read through the warehouse API: no string in dashboard/ is SQL, except the SQL page's example,
+    which the user runs through the SQL gate."""
+    import ast
+    import re
+    from pathlib import Path
+
+    import dashboard
+    from dashboard.pages import _EXAMPLE_SQL
+
+    sql = re.compile(r"^\s*(SELECT|WITH|INSERT|ALTER|CREATE|DROP|SET)\b", re.I)
+    found = []
+    for path in Path(dashboard.__file__).parent.glob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        found += [(path.name, node.value) for node in ast.walk(tree)
+                  if isinstance(node, ast.Constant) and isinstance(node.value, str) and sql.match(node.value)
+                  and node.value != _EXAMPLE_SQL]
+        found += [(path.name, ast.unparse(node)) for node in ast.walk(tree)
+                  if isinstance(node, ast.Attribute) and node.attr in ("query", "command") and
+                  isinstance(node.value, ast.Attribute) and node.value.attr == "backend"]
+    assert not found
+
+
+def test_distribution_frame_names_each_run_and_keeps_its_quantile_points() -> None:
+    dist = [{"run_id": "a", "count": 10, "points": [{"ms": 1.0, "fraction": 0.0}, {"ms": 5.0, "fraction": 1.0}]},
+            {"run_id": "b", "count": 12, "points": [{"ms": 2.0, "fraction": 0.0}, {"ms": 9.0, "fraction": 1.0}]}]
+    frame = charts.distribution_frame(dist, {"a": "A a (k6)", "b": "B b (jmeter)"})
+    assert frame.to_dict("records") == [
+        {"run": "A a (k6)", "ms": 1.0, "fraction": 0.0, "requests": 10},
+        {"run": "A a (k6)", "ms": 5.0, "fraction": 1.0, "requests": 10},
+        {"run": "B b (jmeter)", "ms": 2.0, "fraction": 0.0, "requests": 12},
+        {"run": "B b (jmeter)", "ms": 9.0, "fraction": 1.0, "requests": 12}]
+    drawn = spec(charts.distribution_chart(frame))
+    assert drawn["encoding"]["x"]["scale"]["type"] == "log"
+    zero = frame.assign(ms=[0.0, 5.0, 2.0, 9.0])  # a 0 ms request has no place on a log axis
+    assert "type" not in spec(charts.distribution_chart(zero))["encoding"]["x"]["scale"]
+
+
+def test_trend_chart_layers_the_series_its_change_points_and_the_baseline() -> None:
+    from warehouse.analysis.trends import Point, Series, TrendChange
+
+    series = Series("fp", "shop", "k6", "ci", "", "", "", "p95",
+                    [Point(f"r{i}", f"2026-01-01 1{i}:00:00.000", v, 100) for i, v in enumerate((10, 10, 20, 20))],
+                    [TrendChange("r2", "2026-01-01 12:00:00.000", 2, "up", 10, 20, 1.0, 0.001, True)])
+    points, changes = charts.trend_frame([series]), charts.change_frame([series])
+    assert list(points["step"]) == ["overall"] * 4 and list(points["value"]) == [10, 10, 20, 20]
+    assert changes[["run_id", "kind"]].to_dict("records") == [{"run_id": "r2", "kind": "worse"}]
+    baseline = {"run_id": "r1", "how": "pinned", "started_at": "2026-01-01 11:00:00.000"}
+    drawn = spec(charts.trend_chart(points, changes, "p95", baseline))
+    assert drawn["title"] == "p95 per step over the history" and len(drawn["layer"]) == 4
+    marked = [d for d in drawn["datasets"].values() if d and "label" in d[0]]
+    assert marked == [[{"started_at": "2026-01-01T11:00:00+00:00", "run_id": "r1", "label": "baseline (pinned)"}]]
+    assert len(spec(charts.trend_chart(points, changes, "p95", None))["layer"]) == 4  # no baseline: nothing marked
+
+
+def test_compare_frame_holds_both_runs_figures_the_change_and_the_verdict() -> None:
+    from dashboard.tables import compare_frame
+    from warehouse.analysis.compare import CompareVerdict, Comparison, Side, StepComparison
+
+    a, b = Side(1000, 0, 10.0, 20.0, 30.0, rps=50.0), Side(1000, 10, 12.0, 30.0, 33.0, rps=50.0)
+    step = StepComparison("shop", "pay", a, b, CompareVerdict.WORSE, "slower")
+    frame = compare_frame(Comparison({"run_id": "A"}, {"run_id": "B"}, [step],
+                                     StepComparison("", "", a, b, CompareVerdict.WORSE, "slower")))
+    first = frame.iloc[0]
+    assert list(frame["step"]) == ["shop/pay", "overall"] and list(frame.columns[:2]) == ["step", "verdict"]
+    assert (first["p95_a_ms"], first["p95_b_ms"], first["change_p95"]) == (20.0, 30.0, pytest.approx(50.0))
+    assert (first["errors_a"], first["errors_b"], first["verdict"], first["reason"]) == (0.0, 0.01, "WORSE", "slower")

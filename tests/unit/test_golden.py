@@ -79,3 +79,30 @@ def test_locustfile_is_valid_python_with_one_user_class_per_journey(case: str, p
     tree = ast.parse(content)
     users = [n.name for n in tree.body if isinstance(n, ast.ClassDef) and n.name.startswith("Journey")]
     assert len(users) == len(load_spec(GOLDEN / case / "spec.yaml").journeys)
+
+
+@pytest.mark.parametrize(("case", "profile"), CASES)
+def test_k6_script_reads_as_written_by_hand(case: str, profile: str) -> None:
+    """Functions named after journeys; every helper the script defines is called; no empty merges."""
+    import re
+
+    script = render(case, profile, "k6", "5.6")
+    spec = load_spec(GOLDEN / case / "spec.yaml")
+    defined = re.findall(r"^(?:export )?function (\w+)\(", script, flags=re.M)
+    for name in defined:
+        assert re.search(rf"\b{name}\b", script.replace(f"function {name}(", "")), f"{name} is never used"
+    assert "Object.assign({}" not in script and "journey_0" not in script
+    assert [f"export function {j.name}()" in script for j in spec.journeys] == [True] * len(spec.journeys)
+
+
+def test_journey_functions_never_shadow_the_scripts_own_names() -> None:
+    from orchestrator.generators.k6 import function_names, scenario_names
+    from orchestrator.spec import parse_spec
+
+    journeys = "".join(f"  - {{name: '{n}', steps: [{{name: s, path: /}}]}}\n" for n in
+                       ("url", "2fast", "a-b", "a_b", "check", "DATA_0", "shop.v2"))
+    spec = parse_spec(f"name: n\nservices: {{api: 'http://h:1'}}\njourneys:\n{journeys}"
+                      "profiles: {p: {executor: iterations}}\n", "n.yaml")
+    assert list(function_names(spec).values()) == ["journey_url", "journey_2fast", "a_b", "a_b_", "journey_check",
+                                                   "journey_DATA_0", "shop_v2"]
+    assert scenario_names(spec)["shop.v2"] == "shop_v2"  # k6 refuses dots in scenario names

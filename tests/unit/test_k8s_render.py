@@ -87,3 +87,21 @@ def test_arguments_with_spaces_are_refused_not_mangled() -> None:
 def test_names_are_dns_labels() -> None:
     assert k8s_name("perfhouse", "Shop API", "CI_gate") == "perfhouse-shop-api-ci-gate"
     assert len(k8s_name("x" * 200)) <= 52
+
+
+def test_runner_pods_send_results_to_the_receiver_tagged_by_pod() -> None:
+    from orchestrator.runners.base import ResultsSink
+    from orchestrator.runners.k8s import results_env
+
+    sink = ResultsSink("http://perfhouse.example:8086", "t0ken")
+    manifests = render("perfhouse-r1", "s.js", "export default function () {}", 2, "grafana/k6:1.1.0",
+                       arguments=["--out", f"influxdb={sink.url}/perfhouse"], env=results_env("r1", sink))
+    VALIDATOR.validate(manifests.testrun)
+    runner = manifests.testrun["spec"]["runner"]
+    env = {e["name"]: e for e in runner["env"]}
+    assert manifests.testrun["spec"]["arguments"] == "--out influxdb=http://perfhouse.example:8086/perfhouse"
+    assert env["PERFHOUSE_POD"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert env["K6_TAGS"]["value"] == "perfhouse_run:r1,perfhouse_generator:$(PERFHOUSE_POD)"
+    assert env["K6_INFLUXDB_PASSWORD"]["value"] == "t0ken"
+    names = [e["name"] for e in runner["env"]]
+    assert names.index("PERFHOUSE_POD") < names.index("K6_TAGS")  # Kubernetes expands $(VAR) of earlier entries only

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -151,3 +152,136 @@ def test_vus_shared_by_weight(total: int, weights: list[tuple[str, int]], expect
 def test_empty_parameter_names_are_refused() -> None:
     err = _error(MINIMAL.replace("        path: /", "        path: /\n        query: {'': x}"))
     assert err.field == "journeys[0].steps[0].query" and "cannot be empty" in str(err)
+
+
+def test_check_values_take_spec_variables_and_dollar_escapes() -> None:
+    text = MINIMAL.replace("journeys:", "variables: {v: two}\njourneys:").replace(
+        "        path: /",
+        "        path: /\n        checks:\n          - body_contains: 'one ${v} $${v}'\n"
+        "          - header: {name: X-V, equals: '${v}'}\n          - jsonpath: {path: $.a, equals: $$5}",
+    )
+    checks = parse_spec(text, "shop.yaml").journeys[0].steps[0].checks
+    assert [c.target for c in checks[:1]] + [c.equals for c in checks[1:]] == ["one two ${v}", "two", "$5"]
+
+
+@pytest.mark.parametrize("ref", ["${tok}", "${env:TOKEN}"])
+def test_check_values_refuse_run_time_values(ref: str) -> None:
+    text = MINIMAL.replace(
+        "        path: /",
+        f"        path: /\n        extract: {{tok: {{header: X-T}}}}\n        checks:\n          - body_contains: 'a{ref}'",
+    )
+    err = _error(text)
+    assert err.field == "journeys[0].steps[0].checks[0].body_contains"
+    assert "literal text or spec variables" in str(err) and "$$" in str(err)
+
+
+def test_service_url_is_literal() -> None:
+    err = _error(MINIMAL.replace("http://127.0.0.1:8080", "http://${host}:8080"))
+    assert err.field == "services.api" and "PERFHOUSE_SERVICE_" in str(err)
+
+
+def test_path_with_a_bare_percent_is_refused() -> None:
+    err = _error(MINIMAL.replace("path: /", "path: /50%off"))
+    assert err.field == "journeys[0].steps[0].path" and "%25" in str(err)
+
+
+def test_services_are_retargeted_by_one_variable_each() -> None:
+    from orchestrator.spec import service_env
+
+    assert service_env("api") == "PERFHOUSE_SERVICE_API"
+    assert service_env("auth-v2.eu") == "PERFHOUSE_SERVICE_AUTH_V2_EU"
+    err = _error(MINIMAL.replace("  api: http://127.0.0.1:8080", "  api: http://127.0.0.1:8080\n  API: http://h:1"))
+    assert err.field == "services.API" and "PERFHOUSE_SERVICE_API" in str(err)
+    err = _error(MINIMAL.replace("journeys:", "variables: {perfhouse.service.api.host: x}\njourneys:"))
+    assert err.field == "variables.perfhouse.service.api.host"
+
+
+LABELLED = MINIMAL.replace("  - name: only\n", "  - name: only\n    label: The only one\n").replace(
+    "      - name: home\n", "      - name: home\n        label: home page, first\n")
+
+
+def test_labels_name_steps_and_journeys_in_results_and_slo_scopes() -> None:
+    spec = parse_spec(LABELLED.replace("home page, first", "home page (first)")
+                      + "slos:\n  - {metric: p95, threshold: 1s, journey: only, step: home}\n", "l.yaml")
+    journey = spec.journeys[0]
+    assert (journey.key, journey.steps[0].key) == ("The only one", "home page (first)")
+    assert spec.step_services() == {("The only one", "home page (first)"): "api"}
+    assert (spec.slos[0].journey, spec.slos[0].step) == ("The only one", "home page (first)")
+    assert parse_spec(MINIMAL, "m.yaml").journeys[0].steps[0].key == "home"
+
+
+@pytest.mark.parametrize(("change", "field", "message"), [
+    (lambda t: t.replace("label: The only one", "label: ' padded '"), "journeys[0].label", "on one line"),
+    (lambda t: t + "slos:\n  - {metric: p95, threshold: 1s, step: home}\n", "slos[0].step", "comma"),
+    (lambda t: t.replace("        path: /\n", "        path: /\n      - {name: two, path: /, label: "
+                                            "'home page, first'}\n"), "journeys[0].steps[1].label", "already"),
+])
+def test_bad_labels_are_located(change: Any, field: str, message: str) -> None:
+    err = _error(change(LABELLED))
+    assert err.field == field and message in str(err)
+
+
+def test_expected_statuses_and_untyped_bodies() -> None:
+    step = MINIMAL.replace("        path: /", "        path: /\n        expected_statuses: [404, 200, 404]\n"
+                                             "        method: POST\n        body: {raw: x, content_type: ''}")
+    parsed = parse_spec(step, "s.yaml").journeys[0].steps[0]
+    assert parsed.expected_statuses == (200, 404) and parsed.body is not None and parsed.body.content_type == ""
+    assert parse_spec(MINIMAL, "m.yaml").journeys[0].steps[0].expected_statuses == ()
+    err = _error(MINIMAL.replace("        path: /", "        path: /\n        expected_statuses: [200, 700]"))
+    assert err.field == "journeys[0].steps[0].expected_statuses"
+    err = _error(MINIMAL.replace("        path: /", "        path: /\n        body: {form: {a: b}, content_type: null}"))
+    assert err.field == "journeys[0].steps[0].body.content_type"
+
+
+def test_check_names_and_step_tags() -> None:
+    text = MINIMAL.replace("        path: /", "        path: /\n        tags: {team: pay, tier: 1}\n        checks:\n"
+                                             "          - {status: 200, name: served}\n          - status: 201")
+    step = parse_spec(text, "t.yaml").journeys[0].steps[0]
+    assert [c.label for c in step.checks] == ["served", "status is 201"] and step.tags == (("team", "pay"), ("tier", "1"))
+    err = _error(MINIMAL.replace("        path: /", "        path: /\n        tags: {journey: x}"))
+    assert err.field == "journeys[0].steps[0].tags.journey" and "sets itself" in str(err)
+    err = _error(MINIMAL.replace("        path: /", "        path: /\n        checks:\n          - {status: 200, name: a}\n"
+                                                  "          - {status: 201, name: a}"))
+    assert err.field == "journeys[0].steps[0].checks[1].name"
+
+
+def test_think_time_after_groups_and_journeys() -> None:
+    text = MINIMAL.replace("  - name: only\n", "  - name: only\n    think_time: 1s\n    groups: {g: {think_time: 700ms}}\n"
+                           ).replace("        path: /", "        path: /\n        group: g")
+    journey = parse_spec(text, "p.yaml").journeys[0]
+    assert journey.think_time is not None and journey.think_time.min_s == 1.0
+    assert journey.after_group("g") is not None and journey.after_group("g").min_s == 0.7  # type: ignore[union-attr]
+    err = _error(text.replace("groups: {g:", "groups: {h:"))
+    assert err.field == "journeys[0].groups.h" and "no step of 'only' is in a group 'h'" in str(err)
+
+
+TWO = MINIMAL.replace("journeys:\n", "journeys:\n  - name: other\n    weight: 3\n    steps: [{name: s, path: /}]\n")
+
+
+def test_a_journey_may_have_a_profile_of_its_own() -> None:
+    from orchestrator.generators.base import journey_vus
+
+    text = TWO.replace("  smoke: {executor: iterations, vus: 1, iterations: 1}",
+                       "  mixed:\n    journeys:\n      other: {executor: constant_vus, vus: 5, duration: 10s}\n"
+                       "      only: {executor: constant_arrival_rate, rate: 3, duration: 20s, max_vus: 4}\n"
+                       "  half:\n    executor: iterations\n    vus: 2\n    journeys: {only: {preset: smoke}}")
+    spec = parse_spec(text, "m.yaml")
+    mixed = spec.profiles["mixed"]
+    assert not mixed.shared and mixed.of("other").vus == 5 and mixed.of("only").rate == 3
+    assert (mixed.max_vus, mixed.total_duration_s) == (9, 20.0)
+    alloc = {a["journey"].name: a for a in journey_vus(spec, mixed)}
+    assert (alloc["other"]["vus"], alloc["only"]["rate"], alloc["only"]["max_vus"]) == (5, 3, 4)
+    half = {a["journey"].name: (a["profile"].executor, a["vus"]) for a in journey_vus(spec, spec.profiles["half"])}
+    assert half == {"other": ("iterations", 2), "only": ("constant_vus", 1)}  # `other` alone shares the 2 VUs
+
+
+@pytest.mark.parametrize(("profile", "field", "message"), [
+    ("{journeys: {only: {preset: smoke}}}", "profiles.p.journeys", "'other' has no load"),
+    ("{journeys: {nope: {preset: smoke}}, preset: smoke}", "profiles.p.journeys.nope", "no journey named"),
+    ("{preset: smoke, journeys: {only: {preset: smoke}, other: {preset: smoke}}}", "profiles.p", "no load"),
+    ("{journeys: {only: {preset: smoke, journeys: {}}, other: {preset: smoke}}}", "profiles.p.journeys.only.journeys",
+     "unknown field"),
+])
+def test_per_journey_profiles_are_checked(profile: str, field: str, message: str) -> None:
+    err = _error(TWO.replace("  smoke: {executor: iterations, vus: 1, iterations: 1}", f"  p: {profile}"))
+    assert err.field == field and message in str(err)

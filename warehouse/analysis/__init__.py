@@ -1,1 +1,2 @@
-"""Analysis over warehouse data: SLO verdicts (comparisons, trends and change points build on it)."""
+"""Analysis over warehouse data: SLO verdicts (slo), run verdicts (verdict), comparable runs (fingerprint),
+baselines, compare, change points and trends, and the CI gate; each returns result objects with to_dict()."""

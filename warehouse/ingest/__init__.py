@@ -6,9 +6,10 @@ warehouse tables (`IngestJob.table`: same engine, partition key, sorting key, co
 never look there, so a file's rows stay invisible while they load, and a load that fails only drops its
 staging tables. A loaded batch is then moved into the warehouse tables partition by partition with
 ATTACH PARTITION FROM (a part swap, no copy of the data: each partition's rows appear at once), and
-recorded as done last. A batch that never reached "done" (a killed process) is removed the next time the
-warehouse opens: its staging tables dropped and, when its rows may have been attached, deleted, so a
-file's rows are all there or none are. The file's sha256 (re-ingest adds nothing) is computed in a thread
+recorded as done last (see `ingest_file` for the commit). A batch that never reached "done" (a killed
+process) is removed the next time the warehouse opens: its staging tables dropped, its rows deleted when
+they may have been attached, and the record of the run it created deleted too, so a file's run and rows
+are all there or none are. The file's sha256 (re-ingest adds nothing) is computed in a thread
 while ClickHouse loads it; a cheap fingerprint decides beforehand whether the file may be a duplicate, and
 only then is the full hash awaited before loading.
 """
@@ -16,20 +17,24 @@ only then is the full hash awaited before loading.
 from __future__ import annotations
 
 import contextlib
-import gzip
 import hashlib
 import os
 import re
+import shutil
+import signal
 import socket
+import sys
 import tempfile
 import uuid
 import zlib
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from warehouse.backends import Backend, quote_identifier
+from warehouse.cluster import home, stage_clause
 from warehouse.errors import IngestError, WarehouseError
 
 SAMPLE_REJECTS = 5
@@ -102,6 +107,17 @@ class IngestResult:
 
 
 @dataclass(frozen=True)
+class StepFacts:
+    """What the spec knows of a step that a tool's output may not say: its method, the status it expects
+    (0: any 2xx or 3xx) and how many checks it has. JMeter's results need it to tell a request error
+    from a failed check, since JMeter fails a sample for either."""
+
+    method: str = ""
+    expected_status: int = 0
+    checks: int = 0
+
+
+@dataclass(frozen=True)
 class IngestJob:
     """What a format's loader needs: where to put rows and how to tag them."""
 
@@ -112,6 +128,7 @@ class IngestJob:
     generator: str = ""
     services: dict[tuple[str, str], str] = field(default_factory=dict)  # (journey, step) -> service
     source: Path | None = None  # the file the user gave (path is its plain copy when it was gzip)
+    steps: dict[tuple[str, str], StepFacts] = field(default_factory=dict)  # (journey, step) -> what the spec says
 
     @property
     def stage(self) -> str:
@@ -145,27 +162,85 @@ def register(cls: type) -> type:
     return cls
 
 
+BOM = b"\xef\xbb\xbf"
+GZIP_MAGIC = b"\x1f\x8b"
+
+
 def read_head(path: Path, size: int = 65536) -> bytes:
+    """The first bytes of a file's content as the loaders see it: gzip decompressed, a UTF-8 byte order mark
+    left out, and line breaks that are CR alone read as LF (see `_plain`)."""
     try:
         with open(path, "rb") as fh:
-            magic = fh.read(2)
-        opener: Any = gzip.open if magic == b"\x1f\x8b" else open
-        with opener(path, "rb") as fh:
-            return bytes(fh.read(size))
-    except (OSError, EOFError) as exc:
+            head = fh.read(size)
+            if head.startswith(GZIP_MAGIC):  # what decompresses, up to a break in the data (see _plain)
+                fh.seek(0)
+                decomp, head = zlib.decompressobj(wbits=47), b""
+                with contextlib.suppress(zlib.error):
+                    while len(head) < size and not decomp.eof and (block := fh.read(1 << 14)):
+                        head += decomp.decompress(block, size - len(head))
+                head = head[:size]
+    except OSError as exc:
         raise IngestError(f"{path}: cannot read: {exc}") from None
+    head = head.removeprefix(BOM)
+    return head.replace(b"\r", b"\n") if _cr_only(head) else head
 
 
-def detect_format(path: Path) -> Format:
+def _cr_only(head: bytes) -> bool:
+    """Lines ending in CR alone (classic Mac OS): CRs and not a single LF."""
+    return b"\r" in head and b"\n" not in head
+
+
+def _refuse_binary(head: bytes, path: Path) -> None:
+    """A file whose first line holds a NUL byte is binary data; one bad line further on is only rejected."""
+    first = head.split(b"\n", 1)[0]
+    if (at := first.find(b"\0")) >= 0:
+        raise IngestError(f"{path}:1: binary data (a NUL byte at offset {at}), not a results file")
+
+
+STDIN = "-"
+
+
+@contextlib.contextmanager
+def readable(path: Path) -> Iterator[Path]:
+    """A regular file to read: the file itself, or for `-` (standard input), a FIFO or another pipe, what it
+    gives copied into a temporary file first (read once, streamed), since a file is read more than once."""
+    stdin = str(path) == STDIN
+    if not stdin:
+        if path.is_dir():
+            raise IngestError(f"{path}: a directory, not a results file")
+        if not path.exists():
+            raise IngestError(f"{path}: no such file")
+        if path.is_file():
+            yield path
+            return
+    if stdin and sys.stdin.isatty():
+        raise IngestError("-: standard input is a terminal; pipe a results file into it (perfhouse ingest - < FILE)")
+    with tempfile.TemporaryDirectory(prefix="perfhouse-pipe-") as tmp:
+        copy = Path(tmp) / ("stdin" if stdin else path.name or "pipe")
+        try:
+            with open(copy, "wb") as out:
+                if stdin:
+                    shutil.copyfileobj(sys.stdin.buffer, out, 1 << 20)
+                else:
+                    with open(path, "rb") as fh:
+                        shutil.copyfileobj(fh, out, 1 << 20)
+        except OSError as exc:
+            raise IngestError(f"{path}: cannot read: {exc}") from None
+        yield copy
+
+
+def detect_format(path: Path, shown: Path | None = None) -> Format:
+    shown = shown or path
     head = read_head(path)
     if not head.strip():
-        raise IngestError(f"{path}: the file is empty; nothing to ingest")
+        raise IngestError(f"{shown}: the file is empty; nothing to ingest")
     for fmt in FORMATS.values():
         if fmt.sniff(head):
             return fmt
+    _refuse_binary(head, shown)
     first = head.splitlines()[0][:80].decode(errors="replace")
     raise IngestError(
-        f"{path}:1: not a results file perfhouse knows ({', '.join(FORMATS)}); it starts with {first!r}"
+        f"{shown}:1: not a results file perfhouse knows ({', '.join(FORMATS)}); it starts with {first!r}"
     )
 
 
@@ -213,12 +288,15 @@ def quick_fingerprint(path: Path, edge: int = 1 << 20) -> str:
     return f"{size}:{digest.hexdigest()}"
 
 
-def _done_run(backend: Backend, sha: str) -> str | None:
+def _done_run(backend: Backend, *shas: str) -> str | None:
     seen = backend.query(
-        "SELECT run_id FROM ingested_files FINAL WHERE sha256 = {sha:String} AND state = 'done' LIMIT 1",
-        {"sha": sha},
+        "SELECT run_id FROM ingested_files FINAL WHERE sha256 IN {shas:Array(String)} AND state = 'done' LIMIT 1",
+        {"shas": list(shas)},
     )
     return str(seen[0]["run_id"]) if seen else None
+
+
+RunRecord = Callable[[IngestJob, IngestResult], None]
 
 
 def ingest_file(
@@ -228,54 +306,98 @@ def ingest_file(
     fmt: str | None = None,
     generator: str = "",
     services: dict[tuple[str, str], str] | None = None,
+    steps: dict[tuple[str, str], StepFacts] | None = None,
+    run_record: RunRecord | None = None,
+    source: Path | None = None,
 ) -> IngestResult:
-    """Ingest one file into run `run_id` (which the caller records in `runs`)."""
+    """Ingest one file into run `run_id`: an existing run, or with `run_record` a run this batch creates.
+
+    The commit. ClickHouse has no transaction across statements on either backend; what is atomic on both
+    is one INSERT of one row, and each ATTACH PARTITION of one partition. So one row is the commit: the
+    batch's "done" record in ingested_files, written last. In order:
+
+    1. "staging" recorded; the file loads into the batch's staging tables (invisible to readers);
+    2. "attaching" recorded, with `new_run` when the batch creates its run; the partitions are attached;
+    3. `run_record(job, result)` writes the run's record (its times read from the staging tables), so a
+       run is seen only once all its rows are in;
+    4. "done" recorded: the commit. Re-ingesting the file is a duplicate from here on, never before.
+
+    A process that stops anywhere before 4 leaves an unfinished batch: the next open (`recover`) deletes
+    its rows from the warehouse tables and, for a batch that created its run, the run's record, then marks
+    it failed, so the warehouse holds the whole run with all its rows or nothing of it, and the file can
+    be ingested again. A failure inside this process undoes the same at once (`discard_batch`). Between 3
+    and 4 a reader may see a run that a kill at that moment would take back at the next open; it never
+    sees a run without its rows, nor a file recorded as ingested into a run that does not exist.
+
+    A file is known by its content: the sha256 of its bytes, decompressed when it is gzip (the same results
+    gzipped are the same file). `source` is the path the user gave when `path` is a copy of it (standard
+    input or a pipe), named in messages and records.
+    """
     path = Path(path)
+    shown = Path(source) if source is not None else path
     if not path.is_file():
-        raise IngestError(f"{path}: no such file")
+        raise IngestError(f"{shown}: no such file")
     if path.stat().st_size == 0:
-        raise IngestError(f"{path}: the file is empty; nothing to ingest")
-    fmt_impl = _given_format(path, fmt) if fmt else detect_format(path)
-    quick = quick_fingerprint(path)
-    result = IngestResult(run_id, str(path), fmt_impl.name, fmt_impl.tool)
-    with backend.session(), ThreadPoolExecutor(1, thread_name_prefix="perfhouse-hash") as pool:
-        hashing = pool.submit(file_sha256, path)  # sha256 releases the GIL; ClickHouse too
-        maybe_seen = backend.query(
+        raise IngestError(f"{shown}: the file is empty; nothing to ingest")
+    fmt_impl = _given_format(path, fmt, shown) if fmt else detect_format(path, shown)
+    result = IngestResult(run_id, str(shown), fmt_impl.name, fmt_impl.tool)
+    with backend.session(), ThreadPoolExecutor(1, thread_name_prefix="perfhouse-hash") as pool, \
+            tempfile.TemporaryDirectory(prefix="perfhouse-ingest-") as tmp:
+        prepared = _plain(path, Path(tmp), shown)
+        plain, cut = prepared.path, prepared.cut
+        if plain.stat().st_size == 0:
+            raise IngestError(f"{shown}: the file is empty; nothing to ingest{_where_cut(cut)}")
+        quick = quick_fingerprint(plain)
+        if prepared.sha:
+            hashing: Future[str] = Future()
+            hashing.set_result(prepared.sha)
+        else:
+            hashing = pool.submit(file_sha256, plain)  # sha256 releases the GIL; ClickHouse too
+        maybe_seen = prepared.sha or backend.query(
             "SELECT 1 FROM ingested_files FINAL WHERE quick = {q:String} AND state = 'done' LIMIT 1", {"q": quick}
         )
-        if maybe_seen and (seen := _done_run(backend, hashing.result())):
+        if maybe_seen and (seen := _done_run(backend, hashing.result(), *prepared.also_known_as)):
             result.run_id, result.duplicate = seen, True
             return result
-        with tempfile.TemporaryDirectory(prefix="perfhouse-ingest-") as tmp:
-            plain, cut = _plain(path, Path(tmp))
-            job = IngestJob(backend, plain, run_id, uuid.uuid4().hex, generator, services or {}, source=path)
-            _record(backend, job, "", quick, fmt_impl.name, "staging", result)
-            attaching = False
-            try:
-                create_stage(job)
-                fmt_impl.load(job, result)
-                if cut is not None:
-                    result.rejected += 1
-                    result.samples.append(Rejected(cut[0], cut[1], ""))
-                sha = hashing.result()
-                # Ingested meanwhile, or before quick fingerprints were recorded: this batch adds nothing.
-                seen = _done_run(backend, sha)
-                if not seen and (result.rows or result.points or result.aggregates):
-                    attaching = True
-                    _record(backend, job, sha, quick, fmt_impl.name, "attaching", result)
-                    attach_stage(job)
-                    _record(backend, job, sha, quick, fmt_impl.name, "done", result)
-            except BaseException:
-                discard_batch(backend, job.batch, attached=attaching)
-                raise
-            finally:
-                drop_stage(backend, job.batch)
+        result.notes.extend(prepared.notes)
+        job = IngestJob(backend, plain, run_id, uuid.uuid4().hex, generator, services or {}, source=shown,
+                    steps=steps or {})
+        new_run = run_record is not None
+        _record(backend, job, "", quick, fmt_impl.name, "staging", result, new_run)
+        checkpoint("staging-recorded")
+        attaching = False
+        try:
+            create_stage(job)
+            fmt_impl.load(job, result)
+            checkpoint("staged")
+            if cut is not None:
+                result.rejected += 1
+                result.samples.append(Rejected(cut[0], cut[1], ""))
+            sha = hashing.result()
+            # Ingested meanwhile, or before quick fingerprints were recorded: this batch adds nothing.
+            seen = _done_run(backend, sha)
+            if not seen and (result.rows or result.points or result.aggregates):
+                attaching = True
+                _record(backend, job, sha, quick, fmt_impl.name, "attaching", result, new_run)
+                checkpoint("attaching-recorded")
+                attach_stage(job)
+                if run_record is not None:
+                    run_record(job, result)
+                    checkpoint("run-recorded")
+                _record(backend, job, sha, quick, fmt_impl.name, "done", result, new_run)
+                checkpoint("done-recorded")
+        except BaseException:
+            discard_batch(backend, job.batch, attached=attaching)
+            raise
+        finally:
+            drop_stage(backend, job.batch)
+            checkpoint("stages-dropped")
         if seen:
             discard_batch(backend, job.batch, attached=False)
-            return IngestResult(seen, str(path), fmt_impl.name, fmt_impl.tool, duplicate=True)
+            return IngestResult(seen, str(shown), fmt_impl.name, fmt_impl.tool, duplicate=True)
         if not attaching:
             discard_batch(backend, job.batch, attached=False)
-            raise IngestError(_nothing_valid(path, result))
+            raise IngestError(_nothing_valid(shown, result))
     return result
 
 
@@ -283,7 +405,7 @@ def create_stage(job: IngestJob) -> None:
     """The batch's staging copy of each table it adds rows to. `CREATE TABLE ... AS` copies the engine,
     partition key, sorting key, codecs and TTL, which ATTACH PARTITION FROM requires to be the same."""
     for name in BATCH_TABLES:
-        job.backend.command(f"CREATE TABLE {quote_identifier(job.table(name))} AS {name}")
+        job.backend.command(f"CREATE TABLE {quote_identifier(job.table(name))} {stage_clause(job.backend, name)}")
         # No merges while the batch loads: on 2 cores, merging the parts of a large file as they are written
         # nearly doubled the load's time (measured on 2 GB of k6 JSON) and raised its memory. The attached
         # parts are merged by the warehouse table's background merges afterwards; a server where the user
@@ -311,7 +433,9 @@ def attach_stage(job: IngestJob) -> None:
             partition = str(row["partition_id"])
             if not _PARTITION_ID.fullmatch(partition):
                 raise WarehouseError(f"unexpected partition id {partition!r} in {stage}")
-            job.backend.command(f"ALTER TABLE {name} ATTACH PARTITION ID '{partition}' FROM {stage}")
+            job.backend.command(f"ALTER TABLE {home(job.backend, name)} ATTACH PARTITION ID '{partition}' FROM {stage}")
+            checkpoint("partition-attached")
+        checkpoint(f"attached-{name}")
 
 
 def drop_stage(backend: Backend, batch: str) -> None:
@@ -322,13 +446,15 @@ def drop_stage(backend: Backend, batch: str) -> None:
         backend.command(f"DROP TABLE IF EXISTS {quote_identifier(f'stage_{batch}{suffix}')} SYNC")
 
 
-def _given_format(path: Path, name: str) -> Format:
-    """The format named by --format; a file that plainly is another format is refused, saying which."""
+def _given_format(path: Path, name: str, shown: Path | None = None) -> Format:
+    """The format named by --format; a file that plainly is another format, or binary, is refused, saying so."""
     if name not in FORMATS:
         raise IngestError(f"unknown format {name!r}; known: {', '.join(FORMATS)}")
     chosen, head = FORMATS[name], read_head(path)
+    path = shown or path
     if not head.strip():
         raise IngestError(f"{path}: the file is empty; nothing to ingest")
+    _refuse_binary(head, path)
     if not chosen.sniff(head):
         other = next((f for f in FORMATS.values() if f.sniff(head)), None)
         if other is not None:
@@ -339,35 +465,100 @@ def _given_format(path: Path, name: str) -> Format:
     return chosen
 
 
-def _plain(path: Path, tmp: Path) -> tuple[Path, tuple[int, str] | None]:
-    """The file itself, or for gzip its content decompressed (streamed, bounded memory) into `tmp`.
+@dataclass
+class Plain:
+    """A file's content ready for ClickHouse: the file itself, or a plain copy of it (see `_plain`)."""
 
-    ClickHouse fails a whole read on a gzip cut short, so Python decompresses: everything up to the cut
-    is kept, and the cut comes back as (line after the last complete one, reason) to count as rejected.
+    path: Path
+    sha: str = ""  # sha256 of the content, when the copy computed it (else hashed from `path`)
+    cut: tuple[int, str] | None = None  # (line after the last complete one, why the rest is lost)
+    notes: list[str] = field(default_factory=list)
+    also_known_as: tuple[str, ...] = ()  # hashes the same file was recorded under before (its gzip container)
+
+
+def _plain(path: Path, tmp: Path, shown: Path | None = None) -> Plain:
+    """The file itself when ClickHouse can read it as it is, or a link to it in `tmp` when only its name is in
+    the way (see `_plain_name`); otherwise (gzip, a UTF-8 byte order mark, line breaks of a lone CR as classic
+    Mac OS wrote them) its content copied into `tmp` in one streamed pass (bounded memory) that decompresses
+    gzip, leaves the byte order mark out and turns lone CRs into LF. The copy's sha256 is of the content as
+    decompressed.
+
+    ClickHouse fails a whole read on a damaged gzip, so Python decompresses: everything up to the damage is
+    kept, in pieces small enough that the data before a corrupt block is not lost with it, and the break
+    comes back as (line after the last complete one, reason) to count as rejected.
     """
+    shown = shown or path
     with open(path, "rb") as fh:
-        if fh.read(2) != b"\x1f\x8b":
-            return path, None
-        fh.seek(0)
-        out_path = tmp / (path.name.removesuffix(".gz") or "data")
-        counter, problem, pending = _LineCounter(), "", False  # pending: a gzip member begun, not ended
-        decomp = zlib.decompressobj(wbits=47)
-        with open(out_path, "wb") as out:
-            while not problem and (block := fh.read(1 << 20)):
+        head = fh.read(65536)
+    packed = head.startswith(GZIP_MAGIC)
+    if not packed and not head.startswith(BOM) and not _cr_only(head):
+        if _plain_name(path):
+            return Plain(path)
+        link = tmp / "data"  # ClickHouse's file() reads `*?{}` in a name as a glob, and names as UTF-8
+        link.symlink_to(os.path.abspath(path))
+        return Plain(link)
+    out_path = tmp / "data"
+    digest, counter, problem = hashlib.sha256(), _LineCounter(), ""
+    pending, first, translate = b"", True, False
+
+    def emit(data: bytes, final: bool = False) -> None:
+        nonlocal pending, first, translate
+        digest.update(data)
+        if first:  # decide on the first 64 KiB of content: BOM and line breaks
+            pending += data
+            if len(pending) < 65536 and not final:
+                return
+            data, pending, first = pending.removeprefix(BOM), b"", False
+            translate = _cr_only(data)
+        if translate:
+            data = data.replace(b"\r", b"\n")
+        out.write(data)
+        counter.feed(data)
+
+    with open(path, "rb") as fh, open(out_path, "wb") as out:
+        if not packed:
+            while block := fh.read(1 << 20):
+                emit(block)
+        else:
+            decomp, begun, offset = zlib.decompressobj(wbits=47), False, 0  # begun: a member not yet ended
+            while not problem and (block := fh.read(1 << 16)):
                 while block:
                     try:
                         data = decomp.decompress(block)
                     except zlib.error as exc:
-                        problem = f"the gzip data is corrupt ({exc}); the rest of the file is lost"
+                        problem = (f"the gzip data is corrupt near byte {offset} of the compressed file ({exc}); "
+                                   f"the rest of the file is lost")
                         break
-                    out.write(data)
-                    counter.feed(data)
-                    pending, block = not decomp.eof, b""
+                    emit(data)
+                    used = len(block) - len(decomp.unused_data)
+                    offset, begun, block = offset + used, not decomp.eof, b""
                     if decomp.eof:  # concatenated gzip members: the next one follows
                         block, decomp = decomp.unused_data, zlib.decompressobj(wbits=47)
-            if pending and not problem:
+            if begun and not problem:
                 problem = "the gzip stream is cut short; what followed the cut is lost"
-    return out_path, (counter.breaks + 1, problem) if problem else None
+        emit(b"", final=True)
+    plain = Plain(out_path, digest.hexdigest(), (counter.breaks + 1, problem) if problem else None)
+    if packed:
+        plain.also_known_as = (file_sha256(path),)
+    if translate:
+        plain.notes.append("line breaks were CR alone (classic Mac OS); read as line feeds")
+    if problem:
+        plain.notes.append(f"{shown}: {problem}; the valid records of the {counter.breaks} lines before it are kept")
+    return plain
+
+
+def _plain_name(path: Path) -> bool:
+    """Can ClickHouse's file() open this path as it is written: UTF-8, and no glob characters?"""
+    name = os.path.abspath(path)
+    try:
+        name.encode()
+    except UnicodeEncodeError:
+        return False
+    return not any(c in name for c in "*?{}")
+
+
+def _where_cut(cut: tuple[int, str] | None) -> str:
+    return f" ({cut[1]})" if cut else ""
 
 
 def _nothing_valid(path: Path, result: IngestResult) -> str:
@@ -378,14 +569,31 @@ def _nothing_valid(path: Path, result: IngestResult) -> str:
 OWNER = f"{socket.gethostname()}:{os.getpid()}"
 
 
+def checkpoint(step: str) -> None:
+    """A named step of an ingest's commit. Tests of what survives a kill set PERFHOUSE_TEST_KILL_AT to a step
+    name, and the process signals itself right after that step: SIGKILL, or the signal named by
+    PERFHOUSE_TEST_KILL_SIGNAL (INT: as Ctrl-C); unset, this does nothing."""
+    if os.environ.get("PERFHOUSE_TEST_KILL_AT") == step:
+        os.kill(os.getpid(), signal.Signals[f"SIG{os.environ.get('PERFHOUSE_TEST_KILL_SIGNAL', 'KILL')}"])
+
+
 def _record(
-    backend: Backend, job: IngestJob, sha: str, quick: str, fmt: str, state: str, result: IngestResult
+    backend: Backend,
+    job: IngestJob,
+    sha: str,
+    quick: str,
+    fmt: str,
+    state: str,
+    result: IngestResult,
+    new_run: bool = False,
 ) -> None:
     backend.command(
         "INSERT INTO ingested_files (batch, run_id, sha256, quick, path, format, state, rows, rejected, "
-        "ingested_at, owner) VALUES ({batch:String}, {run:String}, {sha:String}, {quick:String}, {path:String}, "
-        "{fmt:String}, {state:String}, {rows:UInt64}, {rejected:UInt64}, now64(3), {owner:String})",
+        "ingested_at, owner, new_run) VALUES ({batch:String}, {run:String}, {sha:String}, {quick:String}, "
+        "{path:String}, {fmt:String}, {state:String}, {rows:UInt64}, {rejected:UInt64}, now64(3), {owner:String}, "
+        "{new_run:UInt8})",
         {
+            "new_run": int(new_run),
             "owner": OWNER,
             "batch": job.batch,
             "run": job.run_id,
@@ -402,15 +610,22 @@ def _record(
 
 def discard_batch(backend: Backend, batch: str, attached: bool = True) -> None:
     """Mark a batch that did not finish failed. When its rows may have reached the warehouse tables (it was
-    attaching, or was written by a version that inserted there directly), delete them first; a batch that
-    never left its staging tables has nothing there, and its staging tables are dropped by the caller."""
+    attaching, or was written by a version that inserted there directly), delete them first, and the record
+    of the run the batch created (the run came with the batch); a batch that never left its staging tables
+    has nothing there, and its staging tables are dropped by the caller. Each step may be repeated: a
+    process stopped while discarding leaves the batch unfinished, and the next recovery does it again."""
     if attached:
         for table in BATCH_TABLES:
-            backend.command(f"DELETE FROM {table} WHERE batch = {{b:String}}", {"b": batch})
+            backend.command(f"DELETE FROM {home(backend, table)} WHERE batch = {{b:String}}", {"b": batch})
+        created = backend.query(
+            "SELECT run_id FROM ingested_files FINAL WHERE batch = {b:String} AND new_run = 1", {"b": batch}
+        )
+        for row in created:
+            backend.command(f"DELETE FROM {home(backend, 'runs')} WHERE run_id = {{r:String}}", {"r": row["run_id"]})
     backend.command(
         "INSERT INTO ingested_files (batch, run_id, sha256, quick, path, format, state, rows, rejected, "
-        "ingested_at, owner) SELECT batch, run_id, sha256, quick, path, format, 'failed', 0, rejected, now64(3), owner "
-        "FROM ingested_files FINAL WHERE batch = {b:String}",
+        "ingested_at, owner, new_run) SELECT batch, run_id, sha256, quick, path, format, 'failed', 0, rejected, "
+        "now64(3), owner, new_run FROM ingested_files FINAL WHERE batch = {b:String}",
         {"b": batch},
     )
 
@@ -515,6 +730,17 @@ def service_map_params(job: IngestJob) -> dict[str, Any]:
     return {"svc_keys": keys, "svc_values": list(job.services.values())}
 
 
+def step_map_params(job: IngestJob) -> dict[str, Any]:
+    """(journey, step) → method, expected status (0: any 2xx or 3xx) and number of checks, as arrays for
+    ClickHouse's transform(); `step_keys` holds "journey<TAB>step"."""
+    return {
+        "step_keys": [f"{j}\t{s}" for j, s in job.steps],
+        "step_methods": [f.method for f in job.steps.values()],
+        "step_expected": [f.expected_status for f in job.steps.values()],
+        "step_checks": [f.checks for f in job.steps.values()],
+    }
+
+
 def count_rejects(
     job: IngestJob,
     result: IngestResult,
@@ -546,6 +772,7 @@ __all__ = [
     "IngestError",
     "IngestResult",
     "Rejected",
+    "StepFacts",
     "detect_format",
     "influx_line",
     "ingest_file",

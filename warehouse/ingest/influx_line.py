@@ -116,8 +116,12 @@ def _timestamp(text: str) -> int:
 
 def parse_line(line: str) -> Point:
     """One line of InfluxDB line protocol: measurement[,tag=value...] field=value[,field=value...] [timestamp]."""
-    if "\\" not in line and '"' not in line:
-        return _parse_plain(line)
+    if "\\" not in line:
+        if '"' not in line:
+            return _parse_plain(line)
+        point = _parse_quoted(line)  # k6's lines: its url tag arrives as a quoted string field
+        if point is not None:
+            return point
     n = len(line)
     measurement, i = _scan(line, 0, ", ", ", ")
     if not measurement:
@@ -178,7 +182,44 @@ def _parse_plain(line: str) -> Point:
         raise LineError("no timestamp (a point without one cannot be placed in a run)")
     if len(parts) > 3:
         raise LineError(f"unexpected text after the timestamp: {' '.join(parts[3:])!r}")
-    measurement, *tag_parts = parts[0].split(",")
+    measurement, tags = _plain_head(parts[0])
+    fields: dict[str, FieldValue] = {}
+    for part in parts[1].split(","):
+        key, sep, value = part.partition("=")
+        if not sep or not key or not value:
+            raise LineError(f"expected field=value after the measurement and tags, found {part!r}")
+        fields[key] = _field_value(value)
+    return Point(measurement, tags, fields, _timestamp(parts[2]))
+
+
+# A field of a line without escapes: key=value or key="text" (the text may hold commas, not quotes).
+_FIELD = re.compile(r'([^,="]+)=("[^"]*"|[^,"]*)(?:,|$)')
+
+
+def _parse_quoted(line: str) -> Point | None:
+    """A line without escapes whose fields hold quoted strings, by splitting and one regular expression;
+    None when its shape needs the full scan (a space inside a quoted string, say)."""
+    head, _, rest = line.partition(" ")
+    if rest.count(" ") != 1:
+        return None
+    text, _, stamp = rest.partition(" ")
+    fields: dict[str, FieldValue] = {}
+    end = 0
+    for m in _FIELD.finditer(text):
+        if m.start() != end:
+            return None
+        value = m[2]
+        fields[m[1]] = value[1:-1] if value.startswith('"') else _field_value(value)
+        end = m.end()
+    if end != len(text) or not fields or not stamp:
+        return None
+    measurement, tags = _plain_head(head)
+    return Point(measurement, tags, fields, _timestamp(stamp))
+
+
+def _plain_head(head: str) -> tuple[str, dict[str, str]]:
+    """measurement[,tag=value...] without escapes."""
+    measurement, *tag_parts = head.split(",")
     if not measurement:
         raise LineError("no measurement name")
     tags: dict[str, str] = {}
@@ -189,13 +230,7 @@ def _parse_plain(line: str) -> Point:
         if not value or "=" in value:
             raise LineError(f"tag {key!r} has an empty value" if not value else f"tag {key!r}: unescaped '='")
         tags[key] = value
-    fields: dict[str, FieldValue] = {}
-    for part in parts[1].split(","):
-        key, sep, value = part.partition("=")
-        if not sep or not key or not value:
-            raise LineError(f"expected field=value after the measurement and tags, found {part!r}")
-        fields[key] = _field_value(value)
-    return Point(measurement, tags, fields, _timestamp(parts[2]))
+    return measurement, tags
 
 
 def _skipped(line: str) -> bool:
@@ -262,7 +297,8 @@ STAGE_TYPES = ["String", "Int64", "String", "Map(String, String)", "String", "St
 _POINTS = """
 INSERT INTO {points} (run_id, batch, ts, ts_ns, metric, value, tags, generator)
 SELECT {run:String}, {batch:String}, toDateTime64(fromUnixTimestamp64Nano(ns, 'UTC'), 6, 'UTC'),
-       toUInt16(ns % 1000), measurement, value, toJSONString(mapSort(tags)), {generator:String}
+       toUInt16(ns % 1000), measurement, value, toJSONString(mapSort(tags)),
+       if(tags['perfhouse_generator'] != '', tags['perfhouse_generator'], {generator:String})
 FROM {stage} WHERE kind = 'k6'
 """
 

@@ -27,6 +27,7 @@ from warehouse.ingest import (
     register,
     service_map_params,
     stage_lines,
+    step_map_params,
 )
 
 # Default column orders of headerless files, by column count.
@@ -76,6 +77,34 @@ INTEGERS = {"bytes", "sentBytes", "grpThreads", "allThreads", "Latency", "IdleTi
 # A Transaction Controller's own sample (a group of requests, not a request) says this.
 TRANSACTION_MESSAGE = "Number of samples in transaction"
 DELIMITERS = ",\t;|"
+# The CSV reader's NULL text while staging: a control character no JTL cell consists of.
+NO_NULL = "\x1f"
+
+
+# JMeter fails a sample for a request error and for a failed assertion alike. A step of the spec says which
+# status it expects (0: any 2xx or 3xx), so a request error is a status other than that (a transport failure
+# has none). For a step the spec does not know (a JTL from a plan perfhouse did not write), a failed sample is
+# a request error unless its status is 2xx/3xx, which JMeter's HTTP sampler accepts, so an assertion failed
+# it; a response code assertion's failure ("Test failed: code ...") is a request error still.
+UNKNOWN_STEP = 65535
+
+
+def outcome_sql(key: str, code: str, success: str, failure: str) -> dict[str, str]:
+    """SQL for a sample's expected status, `ok` (no request error) and whether an assertion failed it, from its
+    "journey<TAB>step" key, response code, success flag and first failed assertion's message."""
+    expected = (f"transform({key}, {{step_keys:Array(String)}}, {{step_expected:Array(UInt16)}}, "
+                f"toUInt16({UNKNOWN_STEP}))")
+    status = f"toUInt16OrZero({code})"
+    ok = (f"multiIf(expected_ = {UNKNOWN_STEP}, {success} = 'true' OR ({status} BETWEEN 200 AND 399 "
+          f"AND NOT startsWith({failure}, 'Test failed: code')), expected_ = 0, {status} BETWEEN 200 AND 399, "
+          f"{status} = expected_)")
+    return {
+        "expected": expected,
+        "ok": ok,
+        "assertion_failed": f"({failure} != '' OR ({success} != 'true' AND ok_))",
+        "checks": f"transform({key}, {{step_keys:Array(String)}}, {{step_checks:Array(UInt16)}}, toUInt16(0))",
+        "method": f"transform({key}, {{step_keys:Array(String)}}, {{step_methods:Array(String)}}, '')",
+    }
 
 
 def _col(columns: list[str], name: str, default: str = "''") -> str:
@@ -86,7 +115,10 @@ def _layout(head: bytes, path: str) -> tuple[list[str], bool, str]:
     """Column names, whether the first line is a header, and the delimiter."""
     first = head.split(b"\n", 1)[0].decode("utf-8", errors="replace").rstrip("\r")
     delimiter = max(DELIMITERS, key=first.count)
-    fields = next(csv.reader(io.StringIO(first), delimiter=delimiter))
+    try:
+        fields = next(csv.reader(io.StringIO(first), delimiter=delimiter), [])
+    except csv.Error as exc:
+        raise IngestError(f"{path}:1: not a JTL CSV record ({exc}): {first[:120]!r}") from None
     if fields and fields[0] == "timeStamp":
         unknown = [f for f in fields if f not in KNOWN]
         if "elapsed" not in fields or "label" not in fields:
@@ -136,21 +168,25 @@ def _requests_sql(table: str, columns: list[str], ts: str, where: str, source: s
         return f"assumeNotNull({cell})" if typed and name == "elapsed" else cell if typed else f"toInt64OrZero({cell})"
 
     thread, label, url, success = (_col(columns, c) for c in ("threadName", "label", "URL", "success"))
-    failure, message = _col(columns, "failureMessage"), _col(columns, "responseMessage")
+    failure, message, code = (_col(columns, c) for c in ("failureMessage", "responseMessage", "responseCode"))
     journey = f"replaceRegexpOne({thread}, '\\\\s+[0-9]+-[0-9]+$', '')"
+    outcome = outcome_sql("key_", code, success, failure)
+    # CSV names the first failed assertion only: a sample counts one failed check at most.
     return f"""
             INSERT INTO {quote_identifier(table)} (run_id, batch, ts, tool, generator, journey, step, service, method,
-                                  url, status, ok, duration_ms, waiting_ms, connect_ms, bytes_sent, bytes_received,
-                                  error, vu)
+                                  url, status, ok, checks, failed_checks, duration_ms, waiting_ms, connect_ms,
+                                  bytes_sent, bytes_received, error, failed_check, vu)
             SELECT {{run:String}}, {{batch:String}}, ts_, 'jmeter', {{generator:String}}, journey_, {label},
-                   transform(concat(journey_, '\\t', {label}), {{svc_keys:Array(String)}},
-                             {{svc_values:Array(String)}}, domain({url})),
-                   '', {url}, toUInt16OrZero({_col(columns, "responseCode")}), {success} = 'true',
+                   transform(key_, {{svc_keys:Array(String)}}, {{svc_values:Array(String)}}, domain({url})),
+                   {outcome["method"]}, {url}, toUInt16OrZero({code}), ok_,
+                   greatest({outcome["checks"]}, toUInt16(failed_)), failed_,
                    toFloat64({num("elapsed")}), toFloat64({num("Latency")}), toFloat64({num("Connect")}),
                    toUInt64({num("sentBytes")}), toUInt64({num("bytes")}),
-                   if({success} = 'true', '', if({failure} != '', {failure}, {message})),
+                   if(ok_, '', {message}), if(failed_ = 0, '', if({failure} != '', {failure}, 'an assertion failed')),
                    {thread}
-            FROM (SELECT *, {ts} AS ts_, {journey} AS journey_ FROM {source})
+            FROM (SELECT *, {outcome["ok"]} AS ok_, toUInt16({outcome["assertion_failed"]}) AS failed_
+                  FROM (SELECT *, {ts} AS ts_, {journey} AS journey_, concat(journey_, '\\t', {label}) AS key_,
+                               {outcome["expected"]} AS expected_ FROM {source}))
             WHERE {where} AND NOT startsWith({message}, '{TRANSACTION_MESSAGE}')
             """
 
@@ -178,12 +214,13 @@ def _load_strict(job: IngestJob, columns: list[str], header: bool, delimiter: st
     fmt, settings = _format_settings(delimiter, header)
     # One parsing thread: JMeter's short records parse faster than the insert writes them, so parallel
     # parsing only adds memory (measured on 2 GB: 180 MB and 2.7M rows/s without, 250 MB and 2.5M with).
-    strict = {**BOUNDED, **READ_FILE, **settings, "input_format_parallel_parsing": 0,
+    # A text cell that is exactly \\N is that text, not NULL (null_as_default off reads it as written).
+    strict = {**BOUNDED, **READ_FILE, **settings, "input_format_parallel_parsing": 0, "input_format_null_as_default": 0,
               "input_format_csv_allow_variable_number_of_columns": 0,
               "input_format_custom_allow_variable_number_of_columns": 0}
     sql = _requests_sql(job.table("requests"), columns, ts, where, "{input}", typed=True)
     params = {"run": job.run_id, "batch": job.batch,
-              "generator": job.generator, **service_map_params(job)}
+              "generator": job.generator, **service_map_params(job), **step_map_params(job)}
     return job.backend.insert_from_file(sql, params, job.path, fmt, ", ".join(types), strict)
 
 
@@ -206,7 +243,8 @@ def _load_checked(job: IngestJob, result: IngestResult, columns: list[str], head
         fields, total = _stage(job, len(columns), header, delimiter, by_line=True)
     ts, elapsed, success = _col(columns, "timeStamp"), _col(columns, "elapsed"), _col(columns, "success")
     ts_expr = (
-        f"if(match({ts}, '^[0-9]+$'), fromUnixTimestamp64Milli(toInt64OrZero({ts}), 'UTC'), "
+        f"if(match({ts}, '^[0-9]+$'), if(length({ts}) <= 13, fromUnixTimestamp64Milli(toInt64OrZero({ts}), 'UTC'), "
+        f"NULL), "
         f"parseDateTime64BestEffortOrNull({ts}, 3, 'UTC'))"
     )
     n = len(columns)
@@ -224,7 +262,7 @@ def _load_checked(job: IngestJob, result: IngestResult, columns: list[str], head
     job.backend.command(
         _requests_sql(job.table("requests"), columns, ts_expr, "reason_ = ''", staged, typed=False),
         {"run": job.run_id, "batch": job.batch, "generator": job.generator,
-         **service_map_params(job)},
+         **service_map_params(job), **step_map_params(job)},
     )
     result.rows = int(job.backend.query(f"SELECT count() AS n FROM {quote_identifier(job.table('requests'))}")[0]["n"])
     text = f"arrayStringConcat([{', '.join(f'f{i}' for i in range(n))}], {_sql_string(delimiter)})"
@@ -266,6 +304,8 @@ def _stage(job: IngestJob, n: int, header: bool, delimiter: str, by_line: bool =
         "input_format_csv_allow_variable_number_of_columns": 1,
         "input_format_custom_allow_variable_number_of_columns": 1,
         "input_format_csv_empty_as_default": 0,
+        # NULL marks a missing cell only: a cell that is exactly \\N is text (JMeter writes no NULLs).
+        "format_csv_null_representation": NO_NULL,
     }
     if not by_line:
         try:

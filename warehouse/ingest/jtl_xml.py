@@ -26,8 +26,9 @@ from warehouse.ingest import (
     register,
     service_map_params,
     stage_lines,
+    step_map_params,
 )
-from warehouse.ingest.jtl_csv import TRANSACTION_MESSAGE
+from warehouse.ingest.jtl_csv import TRANSACTION_MESSAGE, outcome_sql
 
 SAMPLES = frozenset({"httpSample", "sample"})
 # A top-level sample starts a line (JMeter indents the nested ones): where parsing resumes after an error.
@@ -52,9 +53,12 @@ COLUMNS = [
     "url",
     "method",
     "failure",
+    "checks",
+    "failed",
+    "failed_check",
 ]
 _TYPES = ["UInt64"] + ["String"] * (len(COLUMNS) - 1)
-_TEXT_OF = frozenset({"java.net.URL", "method", "failure", "error", "failureMessage"})
+_TEXT_OF = frozenset({"java.net.URL", "method", "failure", "error", "failureMessage", "name"})
 _ESCAPE = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 _CHUNK = 1 << 20
 
@@ -70,6 +74,9 @@ class _Open:
     url: str = ""
     method: str = ""
     failure: str = ""  # the first failing assertion's message
+    checks: int = 0  # assertion results (JMeter writes every one, passed or not, unless told otherwise)
+    failed: int = 0
+    failed_check: str = ""  # the first failing assertion's name (the check's label in a generated plan)
 
 
 class _Scanner:
@@ -126,8 +133,15 @@ class _Scanner:
                 self.assertion[tag] = value
         elif tag == "assertionResult" and self.open:
             failed = "true" in (self.assertion.get("failure"), self.assertion.get("error"))
-            if failed and not self.open[-1].failure:
-                self.open[-1].failure = self.assertion.get("failureMessage", "") or "assertion failed"
+            top = self.open[-1]
+            top.checks += 1
+            if failed:
+                top.failed += 1
+                message = self.assertion.get("failureMessage", "")
+                if not top.failure:
+                    top.failure = message or "assertion failed"
+                if not top.failed_check:
+                    top.failed_check = self.assertion.get("name", "") or message or "an assertion failed"
             self.assertion = {}
 
     def _sample_end(self, sample: _Open) -> None:
@@ -150,6 +164,9 @@ class _Scanner:
                 sample.url,
                 sample.method,
                 sample.failure,
+                str(sample.checks),
+                str(sample.failed),
+                sample.failed_check,
             ]
             text = " ".join(f'{k}="{v}"' for k, v in attrs.items() if k in ("t", "ts", "s", "lb", "rc"))
             self.rows.append(self._row(sample.line, "", text, values))
@@ -274,22 +291,31 @@ class JtlXml:
                 _Scanner(out, match.group(1) if match else b"").scan(job.path)
             stage_lines(dataclasses.replace(job, path=staged), COLUMNS, "TabSeparated", types=_TYPES)
         journey = "replaceRegexpOne(thread, '\\\\s+[0-9]+-[0-9]+$', '')"
+        outcome = outcome_sql("key_", "code", "success", "failure")
+        # Every assertion result is there (unless the JTL was saved without them): a sample's checks and failed
+        # checks are counted, not guessed; a failed sample without any is judged as in CSV.
         job.backend.command(
             f"""
             INSERT INTO {job.table("requests")} (run_id, batch, ts, tool, generator, journey, step, service,
-                                  method, url, status, ok, duration_ms, waiting_ms, connect_ms, bytes_sent,
-                                  bytes_received, error, vu)
+                                  method, url, status, ok, checks, failed_checks, duration_ms, waiting_ms,
+                                  connect_ms, bytes_sent, bytes_received, error, failed_check, vu)
             SELECT {{run:String}}, {{batch:String}}, {_TS}, 'jmeter', {{generator:String}}, journey_, step,
-                   transform(concat(journey_, '\\t', step), {{svc_keys:Array(String)}},
-                             {{svc_values:Array(String)}}, domain(url)),
-                   method, url, toUInt16OrZero(code), success = 'true',
+                   transform(key_, {{svc_keys:Array(String)}}, {{svc_values:Array(String)}}, domain(url)),
+                   if(method != '', method, {outcome["method"]}), url, toUInt16OrZero(code), ok_,
+                   greatest(toUInt16OrZero(checks), {outcome["checks"]}, failed_), failed_,
                    toFloat64(toInt64OrZero(elapsed)), toFloat64(toInt64OrZero(latency)),
                    toFloat64(toInt64OrZero(connect)), toUInt64OrZero(sent), toUInt64OrZero(bytes),
-                   if(success = 'true', '', if(failure != '', failure, message)), thread
-            FROM (SELECT *, {journey} AS journey_ FROM {job.stage})
+                   if(ok_, '', message), if(failed_ = 0, '', if(failed_check != '', failed_check, 'an assertion failed')),
+                   thread
+            FROM (SELECT *, {outcome["ok"]} AS ok_,
+                         if(toUInt16OrZero(failed) > 0, toUInt16OrZero(failed), toUInt16({outcome["assertion_failed"]}))
+                         AS failed_
+                  FROM (SELECT *, {journey} AS journey_, concat(journey_, '\\t', step) AS key_,
+                               {outcome["expected"]} AS expected_ FROM {job.stage}))
             WHERE {_REASON} = ''
             """,
-            {"run": job.run_id, "batch": job.batch, "generator": job.generator, **service_map_params(job)},
+            {"run": job.run_id, "batch": job.batch, "generator": job.generator, **service_map_params(job),
+             **step_map_params(job)},
         )
         counts = job.backend.query(
             f"SELECT (SELECT count() FROM {job.table('requests')}) AS rows, "

@@ -20,12 +20,55 @@ HEADER = b"metric_name,timestamp,metric_value,"
 TAG_COLUMNS = ["check", "error", "error_code", "expected_response", "group", "method", "name", "proto",
                "scenario", "service", "status", "subproto", "tls_version", "url"]
 
-# k6 writes the points of one request (a sample container) one after the other, http_reqs first, so a
-# request is the run of lines from one http_reqs line to the next. The timestamp has k6's CSV time
-# format: unix seconds (default), unix_milli, or RFC 3339.
+# The timestamp has k6's CSV time format: unix seconds (default), unix_milli, or RFC 3339.
 _TS = ("multiIf(match(timestamp, '^[0-9]{1,10}$'), toDateTime64(toInt64OrZero(timestamp), 6, 'UTC'), "
        "match(timestamp, '^[0-9]{13}$'), toDateTime64(fromUnixTimestamp64Milli(toInt64OrZero(timestamp), 'UTC'), 6, "
        "'UTC'), parseDateTime64BestEffortOrNull(timestamp, 6, 'UTC'))")
+
+# k6 writes the points of one request one after the other, http_reqs first: a request is the run of lines from
+# one http_reqs line to the next. Its checks are the `checks` lines its VU wrote after it in the same iteration:
+# each goes to the latest http_reqs line before it with the same journey, step tag, VU and iteration (vu and
+# iter are in the metadata column when --system-tags asks for them).
+_KEYS = ("if(tags['journey'] != '', tags['journey'], tags['scenario']) AS journey_, "
+         "if(meta['vu'] != '', meta['vu'], tags['vu']) AS vu_, if(meta['iter'] != '', meta['iter'], tags['iter']) AS iter_")
+_REQUESTS = f"""
+INSERT INTO {{requests}} (run_id, batch, ts, tool, generator, journey, step, service, method, url, status, ok, checks,
+                      failed_checks, duration_ms, waiting_ms, connect_ms, bytes_sent, bytes_received, error,
+                      failed_check, vu)
+SELECT {{run:String}}, {{batch:String}}, ts_, 'k6', {{generator:String}}, journey_, step_,
+       if(service_ != '', service_, transform(concat(journey_, '\\t', step_), {{svc_keys:Array(String)}},
+                                             {{svc_values:Array(String)}}, domain(url_))),
+       method_, if(url_ = name_ AND NOT match(url_, '^[A-Za-z][A-Za-z0-9+.-]*://'), '', url_), toUInt16OrZero(status_),
+       if(expected_ != '', expected_ = 'true', toUInt16OrZero(status_) BETWEEN 200 AND 399), checks_, failed_,
+       duration_, waiting_, connect_, 0, 0, error_, failed_check_, vu_
+FROM (
+    SELECT anyIf(lineno, metric = 'http_reqs') AS line_, min(ts) AS ts_, any(journey_) AS journey_,
+           if(any(tags['step']) != '', any(tags['step']), any(tags['name'])) AS step_, any(tags['service']) AS service_,
+           any(tags['method']) AS method_, any(tags['url']) AS url_, any(tags['name']) AS name_,
+           any(tags['status']) AS status_, any(tags['expected_response']) AS expected_, any(tags['error']) AS error_,
+           any(vu_) AS vu_, sumIf(value, metric = 'http_req_duration') AS duration_,
+           sumIf(value, metric = 'http_req_waiting') AS waiting_, sumIf(value, metric = 'http_req_connecting') AS connect_
+    FROM (
+        SELECT *, {_KEYS}, sum(metric = 'http_reqs') OVER (ORDER BY lineno ROWS UNBOUNDED PRECEDING) AS request
+        FROM ({{points}}) WHERE reason = '' AND startsWith(metric, 'http_req')
+    )
+    WHERE request > 0
+    GROUP BY request
+    HAVING countIf(metric = 'http_reqs') = 1
+) AS r
+LEFT JOIN (
+    SELECT request_line AS line_, count() AS checks_, countIf(value = 0) AS failed_,
+           argMinIf(tags['check'], lineno, value = 0) AS failed_check_
+    FROM (
+        SELECT *, max(if(metric = 'http_reqs', lineno, 0))
+                      OVER (PARTITION BY journey_, tags['step'], vu_, iter_ ORDER BY lineno ROWS UNBOUNDED PRECEDING)
+                      AS request_line
+        FROM (SELECT *, {_KEYS} FROM ({{points}}) WHERE reason = '' AND metric IN ('http_reqs', 'checks'))
+    )
+    WHERE metric = 'checks' AND request_line > 0
+    GROUP BY request_line
+) AS c USING (line_)
+"""
 
 _REASON = (f"multiIf(metric_name = '' OR metric_name IS NULL, 'no metric name', {_TS} IS NULL, "
            "'timestamp is not a time', toFloat64OrNull(metric_value) IS NULL, 'metric_value is not a number', '')")
@@ -50,44 +93,22 @@ class K6Csv:
             "mapConcat(mapFilter((k, v) -> v != '', map(" + ", ".join(f"'{c}', {c}" for c in tags) + ")), "
             + ("extractKeyValuePairs(extra_tags, '=', '&')" if "extra_tags" in header else "map()") + ")"
         )
+        meta_map = "extractKeyValuePairs(metadata, '=', '&')" if "metadata" in header else "map()"
         points = (
             f"SELECT rowNumberInAllBlocks() + 2 AS lineno, metric_name AS metric, {_TS} AS ts, "
-            f"toFloat64OrZero(metric_value) AS value, {tag_map} AS tags, ({_REASON}) AS reason "
+            f"toFloat64OrZero(metric_value) AS value, {tag_map} AS tags, {meta_map} AS meta, ({_REASON}) AS reason "
             f"FROM {job.stage} SETTINGS max_threads = 1"
         )
         params = {"run": job.run_id, "batch": job.batch, "generator": job.generator, **service_map_params(job)}
         job.backend.command(
-            f"INSERT INTO {job.table('k6_points')} (run_id, batch, ts, metric, value, tags, generator) "
-            f"SELECT {{run:String}}, {{batch:String}}, ts, metric, value, toJSONString(mapSort(tags)), {{generator:String}} "
+            f"INSERT INTO {job.table('k6_points')} (run_id, batch, ts, metric, value, tags, metadata, generator) "
+            f"SELECT {{run:String}}, {{batch:String}}, ts, metric, value, toJSONString(mapSort(tags)), "
+            f"if(empty(meta), '', toJSONString(mapSort(meta))), {{generator:String}} "
             f"FROM ({points}) WHERE reason = ''",
             params,
         )
-        job.backend.command(
-            f"""
-            INSERT INTO {job.table("requests")} (run_id, batch, ts, tool, generator, journey, step, service,
-                                  method, url, status, ok, duration_ms, waiting_ms, connect_ms, bytes_sent,
-                                  bytes_received, error, vu)
-            SELECT {{run:String}}, {{batch:String}}, min(ts), 'k6', {{generator:String}},
-                   if(any(tags['journey']) != '', any(tags['journey']), any(tags['scenario'])) AS journey_,
-                   if(any(tags['step']) != '', any(tags['step']), any(tags['name'])) AS step_,
-                   if(any(tags['service']) != '', any(tags['service']),
-                      transform(concat(journey_, '\\t', step_), {{svc_keys:Array(String)}},
-                                {{svc_values:Array(String)}}, domain(any(tags['url'])))),
-                   any(tags['method']), any(tags['url']), toUInt16OrZero(any(tags['status'])),
-                   if(any(tags['expected_response']) != '', any(tags['expected_response']) = 'true',
-                      toUInt16OrZero(any(tags['status'])) BETWEEN 200 AND 399),
-                   sumIf(value, metric = 'http_req_duration'), sumIf(value, metric = 'http_req_waiting'),
-                   sumIf(value, metric = 'http_req_connecting'), 0, 0, any(tags['error']), any(tags['vu'])
-            FROM (
-                SELECT *, sum(metric = 'http_reqs') OVER (ORDER BY lineno ROWS UNBOUNDED PRECEDING) AS request
-                FROM ({points}) WHERE reason = '' AND startsWith(metric, 'http_req')
-            )
-            WHERE request > 0
-            GROUP BY request
-            HAVING countIf(metric = 'http_reqs') = 1
-            """,
-            params,
-        )
+        job.backend.command(_REQUESTS.replace("{requests}", job.table("requests")).replace("{points}", points),
+                            params)
         counts = job.backend.query(
             f"SELECT (SELECT count() FROM {job.table('k6_points')}) AS points, "
             f"(SELECT count() FROM {job.table('requests')}) AS rows"

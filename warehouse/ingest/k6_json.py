@@ -5,7 +5,8 @@ once with JSONExtract (simdjson: about twice as fast as its JSONEachRow reader f
 into the batch's k6_points (`job.table`): there is no copy of the lines. data.time is parsed in the
 SELECT (ts keeps the microseconds, ts_ns the nanoseconds past them); data.tags is kept as the tag set's
 JSON text, as a LowCardinality string: k6 repeats a few tag sets, so storing and grouping by them is
-cheap. The requests are then SQL over the batch's points of the four metrics they need.
+cheap. The requests are then SQL over the batch's points of the four metrics they need, each with the
+`checks` points that its VU wrote about it.
 
 The first pass is strict: a line that is not JSON, or is neither a Point with a valid time and a
 numeric value nor a Metric line, fails the statement. A clean file is so read once, with nothing to
@@ -18,6 +19,7 @@ what is rejected always add up.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import itertools
 import json
 import os
@@ -46,7 +48,8 @@ from warehouse.ingest import (
 # line has no time, value or tags; an object read as String is its JSON text; a value that is not a
 # number is NULL).
 STRUCTURE = "line String"
-_LINE = "Tuple(type String, metric String, data Tuple(time String, value Nullable(Float64), tags String))"
+_LINE = ("Tuple(type String, metric String, data Tuple(time String, value Nullable(Float64), tags String, "
+         "metadata String))")
 # Parallel parsing (one thread cuts the file into segments, the others parse them) is most of the speed
 # on 2 cores; small segments keep the blocks it holds at once, and so the memory, small (2 MB segments:
 # 173 MB peak for a 2 GB file, against 302 MB with 4 MB segments, for the same speed).
@@ -59,6 +62,8 @@ INSERT_SETTINGS = {
 # slices of about this many, cut at timestamps (all points of a request share one): the memory stays
 # that of one slice whatever the file's size, and each slice reads its range of the sorting key.
 REQUESTS_PER_SLICE = 50_000
+# How long after a request's end its checks may still come (the script's work between the response and check()).
+CHECKS_MARGIN = datetime.timedelta(minutes=5)
 
 # k6 writes RFC 3339 times with nanoseconds, in UTC or with an offset: best effort reads them all.
 _FIELDS = f"""
@@ -66,10 +71,10 @@ SELECT line, j, parseDateTime64BestEffortOrNull(j.data.time, 9, 'UTC') AS time
 FROM (SELECT line, JSONExtract(line, '{_LINE}') AS j FROM {{input}})
 """
 _POINTS = f"""
-INSERT INTO {{points}} (run_id, batch, ts, ts_ns, metric, value, tags, generator)
+INSERT INTO {{points}} (run_id, batch, ts, ts_ns, metric, value, tags, metadata, generator)
 SELECT {{run:String}}, {{batch:String}}, toDateTime64(time, 6, 'UTC'),
        toUInt16(toUnixTimestamp64Nano(time) % 1000), j.metric, assumeNotNull(j.data.value), j.data.tags,
-       {{generator:String}}
+       j.data.metadata, {{generator:String}}
 FROM ({_FIELDS})
 WHERE {{strict}} j.type = 'Point' AND time IS NOT NULL AND j.data.value IS NOT NULL
 """
@@ -77,29 +82,77 @@ _STRICT = ("throwIf(j.type NOT IN ('Point', 'Metric') OR (j.type = 'Point' AND (
            "'a line that is neither a k6 Point with a time and a value nor a Metric line') = 0 AND")
 
 _TAGS = ("Tuple(journey String, step String, service String, scenario String, name String, method String, "
-         "url String, status String, expected_response String, error String, vu String)")
+         "url String, status String, expected_response String, error String, vu String, iter String, "
+         "check String, perfhouse_generator String)")
+# vu and iter: k6 writes them as metadata when --system-tags (or the script's systemTags) asks for them, as tags
+# in versions before 0.41 or when a script sets them itself. The metadata object's keys come in any order, so
+# its values, not its text, tell a request's points apart.
+_VU_ITER = """
+if(JSONExtractString(metadata, 'vu') != '', JSONExtractString(metadata, 'vu'), JSONExtractString(tags, 'vu')) AS vu_,
+if(JSONExtractString(metadata, 'iter') != '', JSONExtractString(metadata, 'iter'), JSONExtractString(tags, 'iter'))
+    AS iter_
+"""
+_KEYS = f"""
+JSONExtract(tags, '{_TAGS}') AS t, if(t.journey != '', t.journey, t.scenario) AS journey_, t.step AS step_tag_,
+toUnixTimestamp64Nano(ts) + ts_ns AS tn_
+"""
+# The checks of a request are the `checks` points its VU wrote in the same iteration after the request began
+# and before its next one: each check point goes to the latest request before it with the same journey, step
+# tag (generated scripts tag both; without one on either side, any step), VU and iteration (ASOF JOIN). Without
+# vu and iter (k6's InfluxDB output drops metadata) a check goes to the journey's latest request of its step.
+# The checks of a slice's requests may come after the slice's end, so the points up to `reach` (past the slice
+# by the longest request and a margin) are read; those whose request lies past the slice are left to the next.
+_CHECKS = f"""
+SELECT q.journey_ AS journey_, q.step_tag_ AS step_tag_, q.vu_ AS vu_, q.iter_ AS iter_, q.tn_ AS tn_,
+       count() AS checks_,
+       countIf(c.value = 0) AS failed_, argMinIf(c.check_, c.tn_, c.value = 0) AS failed_check_
+FROM (
+    SELECT value, t.check AS check_, {_KEYS}, {_VU_ITER} FROM {{points}}
+    WHERE run_id = {{run:String}} AND metric = 'checks'
+      AND ts >= {{since:DateTime64(6, 'UTC')}} AND ts < {{reach:DateTime64(6, 'UTC')}}
+) AS c
+ASOF JOIN (
+    SELECT ts, {_KEYS}, {_VU_ITER} FROM {{points}}
+    WHERE run_id = {{run:String}} AND metric = 'http_reqs'
+      AND ts >= {{since:DateTime64(6, 'UTC')}} AND ts < {{reach:DateTime64(6, 'UTC')}}
+) AS q ON c.journey_ = q.journey_ AND c.step_tag_ = q.step_tag_ AND c.vu_ = q.vu_ AND c.iter_ = q.iter_
+            AND c.tn_ >= q.tn_
+WHERE q.ts < {{until:DateTime64(6, 'UTC')}}
+GROUP BY journey_, step_tag_, vu_, iter_, tn_
+"""
+# k6 replaces a request's url tag by its name tag when the request has one (generated scripts name every
+# request): a url that only repeats the name is no URL and is left empty.
 _REQUESTS = f"""
 INSERT INTO {{requests}} (run_id, batch, ts, tool, generator, journey, step, service, method, url, status, ok,
-                      duration_ms, waiting_ms, connect_ms, bytes_sent, bytes_received, error, vu)
-SELECT {{run:String}}, {{batch:String}}, ts, 'k6', {{generator:String}},
-       if(t.journey != '', t.journey, t.scenario) AS journey_, if(t.step != '', t.step, t.name) AS step_,
+                      checks, failed_checks, duration_ms, waiting_ms, connect_ms, bytes_sent, bytes_received,
+                      error, failed_check, vu)
+SELECT {{run:String}}, {{batch:String}}, ts, 'k6',
+       if(t.perfhouse_generator != '', t.perfhouse_generator, {{generator:String}}),
+       journey_, if(t.step != '', t.step, t.name) AS step_,
        if(t.service != '', t.service,
           transform(concat(journey_, '\\t', step_), {{svc_keys:Array(String)}}, {{svc_values:Array(String)}},
                     domain(t.url))),
-       t.method, t.url, toUInt16OrZero(t.status),
+       t.method, if(t.url = t.name AND NOT match(t.url, '^[A-Za-z][A-Za-z0-9+.-]*://'), '', t.url),
+       toUInt16OrZero(t.status),
        if(t.expected_response != '', t.expected_response = 'true', toUInt16OrZero(t.status) BETWEEN 200 AND 399),
-       durations[n], waits[n], connects[n], 0, 0, t.error, t.vu
+       if(n = 1, checks_, 0), if(n = 1, failed_, 0),
+       durations[n], waits[n], connects[n], 0, 0, t.error, if(n = 1, failed_check_, ''), vu_
 FROM (
-    SELECT ts, ts_ns, JSONExtract(tags, '{_TAGS}') AS t, countIf(metric = 'http_reqs') AS reqs,
-           groupArrayIf(value, metric = 'http_req_duration') AS durations,
-           groupArrayIf(value, metric = 'http_req_waiting') AS waits,
-           groupArrayIf(value, metric = 'http_req_connecting') AS connects
-    FROM {{points}}
-    WHERE run_id = {{run:String}}
-      AND metric IN ('http_reqs', 'http_req_duration', 'http_req_waiting', 'http_req_connecting')
-      AND ts >= {{since:DateTime64(6, 'UTC')}} AND ts < {{until:DateTime64(6, 'UTC')}}
-    GROUP BY ts, ts_ns, tags
-    HAVING reqs > 0
+    SELECT * FROM (
+        SELECT ts, ts_ns, tags, vu_, iter_, {_KEYS}, countIf(metric = 'http_reqs') AS reqs,
+               groupArrayIf(value, metric = 'http_req_duration') AS durations,
+               groupArrayIf(value, metric = 'http_req_waiting') AS waits,
+               groupArrayIf(value, metric = 'http_req_connecting') AS connects
+        FROM (
+            SELECT ts, ts_ns, tags, metric, value, {_VU_ITER} FROM {{points}}
+            WHERE run_id = {{run:String}}
+              AND metric IN ('http_reqs', 'http_req_duration', 'http_req_waiting', 'http_req_connecting')
+              AND ts >= {{since:DateTime64(6, 'UTC')}} AND ts < {{until:DateTime64(6, 'UTC')}}
+        )
+        GROUP BY ts, ts_ns, tags, vu_, iter_
+        HAVING reqs > 0
+    ) AS r
+    LEFT JOIN ({_CHECKS}) AS c USING (journey_, step_tag_, vu_, iter_, tn_)
 )
 ARRAY JOIN arrayEnumerate(range(reqs)) AS n
 """
@@ -170,19 +223,35 @@ def derive_requests(job: IngestJob, params: dict[str, object]) -> None:
     """Insert the batch's requests from its k6_points, a slice of REQUESTS_PER_SLICE at a time."""
     levels = ", ".join(f"{i / 64:g}" for i in range(1, 64))  # the level parameters must be literals
     found = job.backend.query(
-        f"SELECT count() AS n, arrayMap(t -> toString(t), quantiles({levels})(ts)) AS cuts "
-        f"FROM {job.table('k6_points')} WHERE run_id = {{run:String}} AND metric = 'http_reqs'",
+        f"SELECT countIf(metric = 'http_reqs') AS n, "
+        f"arrayMap(t -> toString(t), quantilesIf({levels})(ts, metric = 'http_reqs')) AS cuts, "
+        f"maxIf(value, metric = 'http_req_duration') AS longest_ms "
+        f"FROM {job.table('k6_points')} WHERE run_id = {{run:String}} "
+        f"AND metric IN ('http_reqs', 'http_req_duration')",
         {"run": job.run_id},
     )[0]
     if not int(found["n"]):
         return
     slices = min(64, -(-int(found["n"]) // REQUESTS_PER_SLICE))
     cuts = sorted({found["cuts"][round(i * 64 / slices) - 1] for i in range(1, slices)})
-    edges = ["1900-01-01 00:00:00", *cuts, "2299-12-31 23:59:59"]
+    edges = [_FIRST, *cuts, _LAST]
+    # a request's checks follow it by its duration and the script's time between response and check()
+    reach = datetime.timedelta(milliseconds=float(found["longest_ms"] or 0)) + CHECKS_MARGIN
     settings = settings_sql(BOUNDED)
     sql = _REQUESTS.replace("{requests}", job.table("requests")).replace("{points}", job.table("k6_points"))
     for since, until in itertools.pairwise(edges):
-        job.backend.command(sql + settings, {**params, "since": since, "until": until})
+        job.backend.command(sql + settings, {**params, "since": since, "until": until, "reach": _later(until, reach)})
+
+
+_FIRST, _LAST = "1900-01-01 00:00:00", "2299-12-31 23:59:59"
+
+
+def _later(edge: str, by: datetime.timedelta) -> str:
+    """A slice edge (ClickHouse's text of a DateTime64) moved later, at most to the last edge."""
+    if edge == _LAST:
+        return edge
+    moved = datetime.datetime.fromisoformat(edge) + by
+    return _LAST if moved.year >= 2299 else moved.isoformat(sep=" ")
 
 
 @contextlib.contextmanager

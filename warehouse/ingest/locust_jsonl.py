@@ -9,7 +9,15 @@ from __future__ import annotations
 import json
 from typing import ClassVar
 
-from warehouse.ingest import IngestJob, IngestResult, count_rejects, register, service_map_params, stage_lines
+from warehouse.ingest import (
+    IngestJob,
+    IngestResult,
+    count_rejects,
+    register,
+    service_map_params,
+    stage_lines,
+    step_map_params,
+)
 
 # The fields of a line, as ClickHouse extracts them (a missing field is its type's default)
 _FIELDS = """
@@ -20,7 +28,8 @@ _FIELDS = """
            JSONExtractString(line, 'service') AS service, JSONExtractString(line, 'method') AS method,
            JSONExtractString(line, 'url') AS url, JSONExtractUInt(line, 'status') AS status,
            JSONExtractBool(line, 'ok') AS ok, JSONExtractUInt(line, 'bytes_received') AS bytes_received,
-           JSONExtractString(line, 'error') AS error, JSONExtractString(line, 'vu') AS vu
+           JSONExtractString(line, 'error') AS error, JSONExtractString(line, 'vu') AS vu,
+           JSONExtract(line, 'checks_failed', 'Array(String)') AS checks_failed
     FROM {stage}
 """
 
@@ -47,17 +56,22 @@ class LocustJsonLines:
     def load(self, job: IngestJob, result: IngestResult) -> None:
         stage_lines(job, ["line"], "LineAsString")
         fields = _FIELDS.replace("{stage}", job.stage)
-        params = {"run": job.run_id, "batch": job.batch, "generator": job.generator, **service_map_params(job)}
+        params = {"run": job.run_id, "batch": job.batch, "generator": job.generator, **service_map_params(job),
+                  **step_map_params(job)}
         job.backend.command(
             f"""
             INSERT INTO {job.table("requests")} (run_id, batch, ts, tool, generator, journey, step, service,
-                                  method, url, status, ok, duration_ms, waiting_ms, connect_ms, bytes_sent,
-                                  bytes_received, error, vu)
+                                  method, url, status, ok, checks, failed_checks, duration_ms, waiting_ms,
+                                  connect_ms, bytes_sent, bytes_received, error, failed_check, vu)
             SELECT {{run:String}}, {{batch:String}}, toDateTime64(assumeNotNull(ts_s), 6, 'UTC'), 'locust',
                    {{generator:String}}, journey, step,
                    if(service != '', service, transform(concat(journey, '\\t', step), {{svc_keys:Array(String)}},
                                                          {{svc_values:Array(String)}}, domain(url))),
-                   method, url, status, ok, assumeNotNull(duration), 0, 0, 0, bytes_received, error, vu
+                   method, url, status, ok,
+                   greatest(transform(concat(journey, '\t', step), {{step_keys:Array(String)}},
+                                      {{step_checks:Array(UInt16)}}, toUInt16(0)), toUInt16(length(checks_failed))),
+                   toUInt16(length(checks_failed)), assumeNotNull(duration), 0, 0, 0, bytes_received, error,
+                   if(empty(checks_failed), '', checks_failed[1]), vu
             FROM ({fields}) WHERE ({_REASON}) = ''
             """,
             params,

@@ -11,7 +11,7 @@ from locust import HttpUser, LoadTestShape, constant, events, task
 from locust.exception import StopUser
 
 SERVICES = {
-    'api': os.environ.get('PERFHOUSE_SERVICE_API', 'http://127.0.0.1:8080'),
+    'api': (os.environ.get('PERFHOUSE_SERVICE_API') or 'http://127.0.0.1:8080').rstrip("/"),
 }
 
 VARIABLES = {

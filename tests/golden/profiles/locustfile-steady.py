@@ -10,7 +10,7 @@ import time
 from locust import HttpUser, LoadTestShape, constant, events, task
 
 SERVICES = {
-    'api': os.environ.get('PERFHOUSE_SERVICE_API', 'http://127.0.0.1:8080'),
+    'api': (os.environ.get('PERFHOUSE_SERVICE_API') or 'http://127.0.0.1:8080').rstrip("/"),
 }
 
 VARIABLES = {

@@ -3,8 +3,13 @@
 import http from "k6/http";
 import { check, sleep } from "k6";
 
+// Base URLs: PERFHOUSE_SERVICE_<NAME> from the environment, else the spec's.
+function serviceUrl(variable, url) {
+  return (__ENV[variable] || url).replace(/\/+$/, "");
+}
+
 const SERVICES = {
-  "api": "http://127.0.0.1:8080",
+  "api": serviceUrl("PERFHOUSE_SERVICE_API", "http://127.0.0.1:8080"),
 };
 
 const VARIABLES = {
@@ -18,14 +23,14 @@ const DEFAULT_HEADERS = {
 export const options = {
   scenarios: {
     "browse": {
-      exec: "journey_0",
+      exec: "browse",
       executor: "constant-vus",
       vus: 3,
       duration: "10s",
       tags: { journey: "browse" },
     },
     "checkout": {
-      exec: "journey_1",
+      exec: "checkout",
       executor: "constant-vus",
       vus: 1,
       duration: "10s",
@@ -38,12 +43,16 @@ export const options = {
     "http_req_duration{journey:checkout,step:add_to_cart}": ["p(99)<800"],
   },
   summaryTrendStats: ["avg", "min", "med", "max", "p(90)", "p(95)", "p(99)", "count"],
+  // k6's default system tags, plus vu and iter (written as metadata): they tie each check to its request.
+  systemTags: ["proto", "subproto", "status", "method", "url", "name", "group", "check", "error", "error_code",
+    "tls_version", "scenario", "service", "expected_response", "vu", "iter"],
 };
 
-function url(service, path, query) {
+function url(service, path, query = []) {
   const qs = query.map(([k, v]) => encodeURIComponent(k) + "=" + encodeURIComponent(v)).join("&");
   return SERVICES[service] + path + (qs ? "?" + qs : "");
 }
+
 
 function jsonValue(res, keys) {
   let value;
@@ -68,37 +77,18 @@ function jsonPath(res, keys) {
   return asText(jsonValue(res, keys));
 }
 
-function headerValue(res, name) {
-  const wanted = name.toLowerCase();
-  const found = Object.keys(res.headers).find((k) => k.toLowerCase() === wanted);
-  return found === undefined ? undefined : res.headers[found];
-}
-
-function header(res, name) {
-  return asText(headerValue(res, name));
-}
-
-function regex(res, pattern) {
-  const m = new RegExp(pattern).exec(res.body || "");
-  return m ? m[1] : "";
-}
-
 // journey browse (weight 3)
-export function journey_0() {
-  const vars = Object.assign({}, VARIABLES);
+export function browse() {
+  const vars = { ...VARIABLES };
   let res;
 
   // step list_products
-  res = http.request(
-    "GET",
+  res = http.get(
     url("api", "/products", [["category", vars["category"]]]),
-    null,
     {
-      headers: Object.assign({}, DEFAULT_HEADERS, {
-      }),
+      headers: DEFAULT_HEADERS,
       tags: { journey: "browse", step: "list_products", service: "api", name: "GET /products" },
       timeout: "10s",
-      responseCallback: http.expectedStatuses(200),
     },
   );
   check(res, {
@@ -109,16 +99,12 @@ export function journey_0() {
   sleep(0.05 + Math.random() * 0.1);
 
   // step view_product
-  res = http.request(
-    "GET",
-    url("api", "/products/" + vars["product_id"], []),
-    null,
+  res = http.get(
+    url("api", "/products/" + vars["product_id"]),
     {
-      headers: Object.assign({}, DEFAULT_HEADERS, {
-      }),
+      headers: DEFAULT_HEADERS,
       tags: { journey: "browse", step: "view_product", service: "api", name: "GET /products/${product_id}" },
       timeout: "10s",
-      responseCallback: http.expectedStatuses(200),
     },
   );
   check(res, {
@@ -128,22 +114,21 @@ export function journey_0() {
 }
 
 // journey checkout (weight 1)
-export function journey_1() {
-  const vars = Object.assign({}, VARIABLES);
+export function checkout() {
+  const vars = { ...VARIABLES };
   let res;
 
   // step login
-  res = http.request(
-    "POST",
-    url("api", "/login", []),
+  res = http.post(
+    url("api", "/login"),
     JSON.stringify({"user": "demo", "password": "secret"}),
     {
-      headers: Object.assign({}, DEFAULT_HEADERS, {
+      headers: {
+        ...DEFAULT_HEADERS,
         "Content-Type": "application/json",
-      }),
+      },
       tags: { journey: "checkout", step: "login", service: "api", name: "POST /login" },
       timeout: "10s",
-      responseCallback: http.expectedStatuses(200),
     },
   );
   check(res, {
@@ -153,18 +138,17 @@ export function journey_1() {
   sleep(0.05 + Math.random() * 0.1);
 
   // step add_to_cart
-  res = http.request(
-    "POST",
-    url("api", "/cart", []),
+  res = http.post(
+    url("api", "/cart"),
     JSON.stringify({"product_id": 3, "qty": 1}),
     {
-      headers: Object.assign({}, DEFAULT_HEADERS, {
+      headers: {
+        ...DEFAULT_HEADERS,
         "Content-Type": "application/json",
         "Authorization": "Bearer " + vars["token"],
-      }),
+      },
       tags: { journey: "checkout", step: "add_to_cart", service: "api", name: "POST /cart" },
       timeout: "10s",
-      responseCallback: http.expectedStatuses(201),
     },
   );
   check(res, {

@@ -1,0 +1,101 @@
+"""Analysis benchmark (a command, not a test): change-point detection and a full compare.
+
+    python benchmarks/analysis.py [--series 1000] [--runs 100] [--requests 1000000] [--work DIR]
+
+Prints from ONE run:
+- change-point detection over SERIES seeded series of RUNS runs (5 % noise, half with a +10 % step), against
+  otava's E-divisive pass alone on the same series (the reference: what placement and completion add) and
+  the vectorised best split of all series at once; target under 10 s;
+- a full compare (figures, Mann-Whitney and Kolmogorov-Smirnov per step and overall, decisions) of two runs
+  of REQUESTS requests each in an embedded warehouse, against one query reading the same rows' p95 per run
+  and step (the reference: the least any compare must do); target under 2 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def changepoints(series: int, runs: int) -> None:
+    from otava.analysis import compute_change_points
+
+    from warehouse.analysis.changepoints import WINDOW, best_splits, detect
+
+    rng = np.random.default_rng(1)
+    data = 100 * (1 + 0.05 * rng.standard_normal((series, runs)))
+    steps = rng.integers(10, runs - 10, series)
+    for i in range(0, series, 2):
+        data[i, steps[i]:] *= 1.10
+    t = time.perf_counter()
+    found = [detect(row) for row in data]
+    ours = time.perf_counter() - t
+    logs = np.log(data)
+    t = time.perf_counter()
+    for row in logs:
+        compute_change_points(row.tolist(), window_len=WINDOW, max_pvalue=3e-5)
+    otava = time.perf_counter() - t
+    t = time.perf_counter()
+    best_splits(logs)
+    vectorised = time.perf_counter() - t
+    hits = sum(1 for i in range(0, series, 2) if any(abs(cp.index - steps[i]) <= 2 for cp in found[i]))
+    false = sum(len(found[i]) for i in range(1, series, 2))
+    print(f"change points, {series} series x {runs} runs: {ours:.2f} s ({ours / series * 1000:.1f} ms a series; "
+          f"target 10 s: {ours / 10:.2f} of it)")
+    print(f"  reference, otava's pass alone: {otava:.2f} s -> detection costs {ours / otava:.2f}x it; "
+          f"best split of every series at once: {vectorised * 1000:.1f} ms")
+    print(f"  steps placed within 2 runs: {hits}/{series // 2}; change points in series without one: {false}")
+
+
+def compare(requests: int, work: Path) -> None:
+    from tests.support.samples import load_samples, lognormal, save_run
+    from warehouse.analysis.compare import compare_runs
+    from warehouse.store import Warehouse
+
+    wh = Warehouse.open(f"chdb://{work / 'warehouse'}")
+    rng = np.random.default_rng(2)
+    steps = 10
+    rows = [(run, "shop", f"step{s}", lognormal(rng, requests // steps, 1.05 if run == "b" else 1.0), None)
+            for run in ("a", "b") for s in range(steps)]
+    save_run(wh, "a", "2026-01-01 00:00:00.000")
+    save_run(wh, "b", "2026-01-02 00:00:00.000")
+    t = time.perf_counter()
+    load_samples(wh, work / "samples.parquet", rows)
+    print(f"compare, two runs of {requests:,} requests ({steps} steps): loaded in {time.perf_counter() - t:.1f} s")
+    with wh.backend.session():
+        a, b = wh.run("a"), wh.run("b")
+        compare_runs(wh.backend, a, b)  # warm: the first query opens and caches the parts
+        t = time.perf_counter()
+        result = compare_runs(wh.backend, a, b)
+        full = time.perf_counter() - t
+        t = time.perf_counter()
+        wh.backend.query("SELECT run_id, journey, step, quantileExactInclusive(0.95)(duration_ms) AS p95 "
+                         "FROM requests WHERE run_id IN ('a', 'b') GROUP BY run_id, journey, step")
+        reference = time.perf_counter() - t
+    print(f"  full compare: {full:.2f} s (target 2 s: {full / 2:.2f} of it); verdict {result.verdict}")
+    print(f"  reference, p95 per run and step in one query: {reference:.2f} s -> compare costs "
+          f"{full / reference:.1f}x it")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--series", type=int, default=1000)
+    parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--requests", type=int, default=1_000_000)
+    parser.add_argument("--work", type=Path, default=None)
+    args = parser.parse_args()
+    changepoints(args.series, args.runs)
+    with tempfile.TemporaryDirectory(dir=args.work) as work:
+        compare(args.requests, Path(work))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""k6's checks land on the requests they checked (JSON, CSV and InfluxDB line protocol), and migration 10
+gives JMeter rows stored before it the same meaning of `ok`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from orchestrator.generators import GenerationOptions, generate
+from orchestrator.spec import load_spec
+from tests.conftest import need
+from tests.integration.test_error_semantics import REQUESTS, SPEC, serve
+from tests.integration.test_influx import k6_json_to_line_protocol
+from warehouse.schema import migrate
+from warehouse.store import RunInfo, Warehouse
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def k6_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[str, int]]:
+    """One run of the generated script writing JSON and CSV; k6's own count of passed and failed checks."""
+    k6 = need("k6")
+    tmp = tmp_path_factory.mktemp("k6checks")
+    (tmp / "errsem.yaml").write_text(SPEC, encoding="utf-8")
+    server, url = serve()
+    try:
+        script = generate(load_spec(tmp / "errsem.yaml"), "k6", GenerationOptions("fixed", {"api": url}))
+        (tmp / script.filename).write_text(script.content, encoding="utf-8")
+        subprocess.run([k6, "run", "--quiet", "--out", f"json={tmp / 'k6.json'}", "--out", f"csv={tmp / 'k6.csv'}",
+                        "--summary-export", str(tmp / "summary.json"), script.filename],
+                       cwd=tmp, check=True, capture_output=True, timeout=120)
+    finally:
+        server.shutdown()
+        server.server_close()
+    checks = json.loads((tmp / "summary.json").read_text())["metrics"]["checks"]
+    return tmp / "k6.json", tmp / "k6.csv", {"passes": checks["passes"], "fails": checks["fails"]}
+
+
+def per_request(wh: Warehouse, run_id: str) -> Counter[tuple[object, ...]]:
+    rows = wh.backend.query(
+        "SELECT step, vu, ok, checks, failed_checks, failed_check FROM requests WHERE run_id = {r:String}",
+        {"r": run_id})
+    return Counter(tuple(r.values()) for r in rows)
+
+
+def test_each_k6_check_lands_on_its_request_from_json_and_csv(
+    any_warehouse_url: str, k6_run: tuple[Path, Path, dict[str, int]]
+) -> None:
+    json_out, csv_out, k6_checks = k6_run
+    wh = Warehouse.open(any_warehouse_url)
+    runs = [wh.ingest(json_out).run_id, wh.ingest(csv_out).run_id]
+    for run_id in runs:
+        totals = wh.totals(run_id)
+        # every check point k6 counted is on a request, and each request carries exactly its step's checks
+        assert (totals["checks_total"], totals["checks_failed"]) == (
+            k6_checks["passes"] + k6_checks["fails"], k6_checks["fails"]) == (3 * REQUESTS, REQUESTS // 4)
+        rows = per_request(wh, run_id)
+        assert {(step, checks) for step, _, _, checks, _, _ in rows} == {("status", 2), ("gone", 1), ("flaky", 0)}
+        assert {vu for _, vu, *_ in rows} == {"1", "2"}  # vu from k6's metadata (the script asks for it)
+        assert sum(n for (step, _, _, _, failed, name), n in rows.items()
+                   if failed and step == "status" and name == 'body contains "ok"') == REQUESTS // 4
+    assert per_request(wh, runs[0]) == per_request(wh, runs[1])
+
+
+def test_k6_influx_output_without_vu_keeps_each_steps_checks(
+    any_warehouse_url: str, k6_run: tuple[Path, Path, dict[str, int]], tmp_path: Path
+) -> None:
+    """k6's InfluxDB output writes no metadata, so no VU or iteration: checks still go to their step."""
+    json_out, _, _ = k6_run
+    lp = tmp_path / "k6.lp"
+    k6_json_to_line_protocol(json_out, lp)
+    wh = Warehouse.open(any_warehouse_url)
+    from_json, from_influx = wh.ingest(json_out).run_id, wh.ingest(lp).run_id
+    figures = ("step", "count", "errors", "check_failures", "checks_total", "checks_failed")
+
+    def steps(run_id: str) -> list[tuple[object, ...]]:
+        return [tuple(s[k] for k in figures) for s in wh.step_stats(run_id)]
+
+    assert steps(from_influx) == steps(from_json)
+
+
+def test_migration_10_reads_stored_jmeter_rows_with_the_new_meaning(any_warehouse_url: str) -> None:
+    """A JMeter sample failed with a 2xx/3xx code was failed by an assertion: no request error, a failed check;
+    a failed response code assertion and a 5xx stay request errors; k6 rows are left as they are."""
+    wh = Warehouse.open(any_warehouse_url)
+    wh.save_run(RunInfo("old-run", "jmeter"))
+    rows = [
+        ("jmeter", 200, 0, "Test failed: text expected to contain /ok/"),
+        ("jmeter", 200, 0, "Test failed: code expected to equal /201/"),
+        ("jmeter", 503, 0, "Service Unavailable"),
+        ("jmeter", 200, 1, ""),
+        ("k6", 200, 0, ""),
+    ]
+    for tool, status, ok, error in rows:
+        wh.backend.command(
+            "INSERT INTO requests (run_id, batch, ts, tool, step, status, ok, error) VALUES ('old-run', 'b', "
+            "now64(6), {tool:String}, 's', {status:UInt16}, {ok:UInt8}, {error:String})",
+            {"tool": tool, "status": status, "ok": ok, "error": error})
+    wh.backend.command("DELETE FROM schema_migrations WHERE version = 10")
+    with wh.backend.session():
+        migrate(wh.backend)
+    got = wh.backend.query(
+        "SELECT tool, status, ok, checks, failed_checks, failed_check, error FROM requests "
+        "WHERE run_id = 'old-run' ORDER BY tool, status, error, failed_check")
+    assert [tuple(r.values()) for r in got] == [
+        ("jmeter", 200, 1, 0, 0, "", ""),
+        ("jmeter", 200, 1, 1, 1, "Test failed: text expected to contain /ok/", ""),
+        ("jmeter", 200, 0, 0, 0, "", "Test failed: code expected to equal /201/"),
+        ("jmeter", 503, 0, 0, 0, "", "Service Unavailable"),
+        ("k6", 200, 0, 0, 0, "", ""),
+    ]

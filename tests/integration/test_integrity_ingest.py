@@ -1,0 +1,189 @@
+"""An ingest killed at any moment leaves its whole run with all its rows, or nothing of it, and the file can be
+ingested again; files whose rows once outlived their run are repaired when the warehouse opens."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import make_warehouse_url
+from warehouse import schema
+from warehouse.store import Warehouse
+
+pytestmark = pytest.mark.integration
+
+ROWS = 2_000_000
+# The named steps of an ingest's commit (warehouse.ingest.checkpoint), in the order they happen.
+STEPS = ["staging-recorded", "staged", "attaching-recorded", "partition-attached", "attached-k6_points",
+         "attached-aggregates", "attached-requests", "run-recorded", "done-recorded", "stages-dropped"]
+# Moments of the load itself, as fractions of an uninterrupted ingest's duration from the process start.
+FRACTIONS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.97]
+
+
+def write_jtl(path: Path, rows: int) -> None:
+    """A JMeter 2.13 JTL (12 columns, no header) of `rows` samples over two monthly partitions."""
+    start = 1706741400000  # 2024-01-31 22:50 UTC; a sample every 5 ms reaches February
+    labels = ["home", "search", "product", "cart", "checkout"]
+    with open(path, "w") as out:
+        for base in range(0, rows, 50_000):
+            out.write("".join(
+                f"{start + i * 5},{20 + i % 97},{labels[i % 5]},{200 if i % 50 else 500},OK,Users 1-{i % 8 + 1},"
+                f"text,{'true' if i % 50 else 'false'},{100 + i % 13},1,8,{5 + i % 7}\n"
+                for i in range(base, min(rows, base + 50_000))))
+
+
+@pytest.fixture(scope="session")
+def big_jtl(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("big") / "big.jtl"
+    write_jtl(path, ROWS)
+    return path
+
+
+def ingest_process(url: str, path: Path, kill_at: str = "", signal_name: str = "KILL") -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PERFHOUSE_TEST_KILL_AT": kill_at, "PERFHOUSE_TEST_KILL_SIGNAL": signal_name}
+    return subprocess.Popen([sys.executable, "-m", "orchestrator", "--warehouse", url, "ingest", str(path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+
+
+def release(wh: Warehouse) -> None:
+    """Close an embedded warehouse's session now, so that the next process can open it at once."""
+    getattr(wh.backend, "release", lambda: None)()
+
+
+def check_whole_or_absent(url: str, path: Path, rows: int) -> str:
+    """Open the warehouse (recovery runs) and check the file's run is whole or absent and no row lacks a run;
+    then ingest the file again, which must succeed (or find it already ingested when the run is whole)."""
+    wh = Warehouse.open(url)
+    orphans = wh.backend.query(
+        "SELECT (SELECT count() FROM requests WHERE run_id NOT IN (SELECT run_id FROM runs)) "
+        "+ (SELECT count() FROM k6_points WHERE run_id NOT IN (SELECT run_id FROM runs)) "
+        "+ (SELECT count() FROM aggregates WHERE run_id NOT IN (SELECT run_id FROM runs)) AS n")[0]["n"]
+    assert orphans == 0, "rows without a run"
+    runs = wh.runs()
+    done = wh.backend.query("SELECT run_id FROM ingested_files FINAL WHERE state = 'done'")
+    stages = wh.backend.query("SELECT name FROM system.tables WHERE database = currentDatabase() "
+                              "AND startsWith(name, 'stage_')")
+    assert stages == []
+    if runs:
+        assert len(runs) == 1 and runs[0]["requests"] == rows, runs
+        assert [d["run_id"] for d in done] == [runs[0]["run_id"]]
+        assert wh.totals(runs[0]["run_id"])["count"] == rows
+        again = wh.ingest(path)
+        assert again.duplicate and again.run_id == runs[0]["run_id"]
+        outcome = "whole"
+    else:
+        assert done == [] and wh.backend.query("SELECT count() AS n FROM requests")[0]["n"] == 0
+        fresh = wh.ingest(path)
+        assert not fresh.duplicate and fresh.rows == rows and wh.totals(fresh.run_id)["count"] == rows
+        outcome = "absent"
+    release(wh)
+    return outcome
+
+
+def test_an_ingest_killed_at_any_moment_leaves_its_run_whole_or_absent(big_jtl: Path, tmp_path: Path) -> None:
+    template = tmp_path / "template"
+    release(Warehouse.open(f"chdb://{template}"))
+    outcomes: dict[str, str] = {}
+    moments: list[tuple[str, float | str]] = [(f"step {s}", s) for s in STEPS]
+    moments += [(f"{f:.0%} of the ingest", f) for f in FRACTIONS]
+    full_s = 0.0  # an uninterrupted ingest's duration: the process killed at its last step
+    for number, (moment, at) in enumerate(moments):
+        warehouse = tmp_path / f"wh{number}"
+        shutil.copytree(template, warehouse, symlinks=True)  # chdb links metadata to its store relatively
+        url = f"chdb://{warehouse}"
+        started = time.monotonic()
+        if isinstance(at, str):
+            proc = ingest_process(url, big_jtl, kill_at=at)
+            proc.wait(600)
+            assert proc.returncode == -signal.SIGKILL, f"{moment}: not reached: {proc.stderr.read()!r}"  # type: ignore[union-attr]
+            full_s = time.monotonic() - started
+        else:
+            proc = ingest_process(url, big_jtl)
+            time.sleep(at * full_s)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(600)
+        outcomes[moment] = check_whole_or_absent(url, big_jtl, ROWS)
+        shutil.rmtree(warehouse)
+    # The commit is the done record: every step before it takes the run back, every step after keeps it.
+    assert [outcomes[f"step {s}"] for s in STEPS] == ["absent"] * 8 + ["whole"] * 2
+    assert "absent" in outcomes.values() and len(outcomes) >= 20
+
+
+@pytest.mark.parametrize("step", ["attaching-recorded", "partition-attached", "run-recorded", "done-recorded"])
+def test_a_killed_ingest_on_a_server_is_taken_back_or_kept(step: str, tmp_path: Path,
+                                                          request: pytest.FixtureRequest) -> None:
+    """The same commit on a ClickHouse server: the next open finds the killed process's batch dead."""
+    url = make_warehouse_url("server", tmp_path, request)
+    Warehouse.open(url)
+    path = tmp_path / "r.jtl"
+    write_jtl(path, 50_000)
+    proc = ingest_process(url, path, kill_at=step)
+    proc.wait(300)
+    assert proc.returncode == -signal.SIGKILL
+    assert check_whole_or_absent(url, path, 50_000) == ("whole" if step == "done-recorded" else "absent")
+
+
+@pytest.mark.parametrize("step", ["attached-requests", "run-recorded"])
+def test_ctrl_c_before_the_commit_takes_the_run_back_at_once(step: str, any_warehouse_url: str,
+                                                             tmp_path: Path) -> None:
+    """Interrupted (SIGINT, as Ctrl-C) before its commit, the ingest undoes itself before it exits."""
+    path = tmp_path / "r.jtl"
+    write_jtl(path, 50_000)
+    release(Warehouse.open(any_warehouse_url))
+    proc = ingest_process(any_warehouse_url, path, kill_at=step, signal_name="INT")
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130 and b"Traceback" not in err, err
+    wh = Warehouse.open(any_warehouse_url)
+    assert wh.runs() == [] and wh.backend.query("SELECT count() AS n FROM requests") == [{"n": 0}]
+    assert wh.backend.query("SELECT state FROM ingested_files FINAL") == [{"state": "failed"}]
+    release(wh)
+    assert check_whole_or_absent(any_warehouse_url, path, 50_000) == "absent"
+
+
+def test_a_run_name_the_engine_refuses_leaves_nothing(any_warehouse_url: str, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run whose record cannot be written takes its rows back with it, and the file can be ingested again."""
+    from warehouse.errors import WarehouseError
+
+    wh = Warehouse.open(any_warehouse_url)
+    path = tmp_path / "r.jtl"
+    write_jtl(path, 1000)
+    save = wh.save_run
+
+    def refusing(info: object) -> None:
+        raise WarehouseError("the run's record was refused")
+
+    monkeypatch.setattr(wh, "save_run", refusing)
+    with pytest.raises(WarehouseError, match="refused"):
+        wh.ingest(path)
+    monkeypatch.setattr(wh, "save_run", save)
+    assert wh.backend.query("SELECT count() AS n FROM requests")[0]["n"] == 0 and wh.runs() == []
+    result = wh.ingest(path)
+    assert not result.duplicate and wh.totals(result.run_id)["count"] == 1000
+
+
+def test_rows_an_earlier_version_left_without_a_run_are_rolled_back(any_warehouse_url: str, tmp_path: Path) -> None:
+    """Before migration 8 a kill between the done record and the run's record left rows no run owned while
+    the file counted as ingested: opening the warehouse rolls such a batch back and the file ingests again.
+    The state is made by taking a run's record away; then migration 8 runs as on a warehouse of version 7."""
+    wh = Warehouse.open(any_warehouse_url)
+    path = tmp_path / "r.jtl"
+    write_jtl(path, 1000)
+    lost = wh.ingest(path)
+    wh.backend.command("DELETE FROM runs WHERE run_id = {r:String}", {"r": lost.run_id})
+    assert wh.ingest(path).duplicate  # "already ingested as run X", and X does not exist
+    (eight,) = [statements for version, _, statements in schema.MIGRATIONS if version == 8]
+    for statement in eight:
+        assert callable(statement)
+        statement(wh.backend)
+    assert wh.backend.query("SELECT count() AS n FROM requests")[0]["n"] == 0
+    result = wh.ingest(path)
+    assert not result.duplicate and wh.run(result.run_id)["run_id"] == result.run_id
+    assert wh.totals(result.run_id)["count"] == 1000

@@ -1,0 +1,499 @@
+"""Report formats: Markdown (with PNG charts beside it), one self-contained HTML file (inline SVG charts, no
+script, no network), JSON and JUnit XML. Each is one function from a GroupReport to a Rendered document,
+registered in FORMATS by name."""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any
+
+from warehouse import charts, junit
+from warehouse.analysis.slo import RATES
+from warehouse.errors import WarehouseError
+from warehouse.queries import CHECK_FAILURE, REQUEST_ERROR
+from warehouse.reports import (
+    ABORTED,
+    INCOMPLETE,
+    NO_SLOS,
+    GroupReport,
+    Report,
+    ReportOptions,
+    build_group_report,
+    ms,
+)
+from warehouse.store import Warehouse
+
+INFRA_SERIES_CHARTED = 8
+
+
+@dataclass
+class Rendered:
+    """A document's text and the files that go beside it (relative path → bytes)."""
+
+    text: str
+    files: dict[str, bytes] = field(default_factory=dict)
+
+
+# -- what every visual format shows ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Figure:
+    key: str
+    title: str
+    chart: Any
+
+
+def figures(report: Report) -> list[Figure]:
+    """The charts of one run, in the order a report shows them."""
+    out = []
+    if report.timeline:
+        out.append(Figure("latency", "Latency percentiles over time", charts.percentiles_chart(report.timeline)))
+        out.append(Figure("throughput", "Throughput and errors over time", charts.throughput_chart(report.timeline)))
+    if report.bottlenecks:
+        out.append(Figure("bottlenecks", "Bottlenecks", charts.bottleneck_chart(report.bottlenecks)))
+    series = report.infra.get("series") or []
+    if series and report.timeline:
+        out.append(Figure("infrastructure", "Infrastructure and latency",
+                          charts.infra_chart(report.timeline, series[:INFRA_SERIES_CHARTED])))
+    if report.capacity:
+        out.append(Figure("capacity", "Throughput against latency",
+                          charts.capacity_chart(report.capacity["steps"], report.capacity["knee"])))
+    return out
+
+
+def _pct(value: Any) -> str:
+    return "–" if value is None else f"{float(value) * 100:.2f} %"
+
+
+def _num(value: Any, digits: int = 2) -> str:
+    return "–" if value is None else f"{float(value):.{digits}f}"
+
+
+def _observed(metric: str, value: float | None) -> str:
+    if value is None:
+        return "–"
+    if metric in RATES:
+        return f"{value * 100:.2f} %"
+    if metric == "throughput":
+        return f"{value:.2f}/s"
+    return f"{value:.2f} ms"
+
+
+def _slo_rows(report: Report) -> list[list[str]]:
+    return [[v.slo, _observed(v.metric, v.observed), "pass" if v.passed else "FAIL"] for v in report.slos]
+
+
+def _step_header(report: Report) -> list[str]:
+    return ["journey", "step", "count", "request errors", "error %", "failed checks", "avg ms",
+            *(f"{p} ms" for p in report.percentiles), "max ms", "req/s", "APDEX"]
+
+
+def _step_rows(report: Report) -> list[list[str]]:
+    return [[s["journey"], s["step"], str(s["count"]), str(s["errors"]), _pct(s["error_rate"]),
+             str(s["check_failures"]), ms(s["avg_ms"]),
+             *(ms(s.get(f"{p}_ms")) for p in report.percentiles), ms(s["max_ms"]), _num(s["throughput"]),
+             _num(s["apdex"], 3)] for s in report.steps]
+
+
+def _bottleneck_rows(report: Report) -> list[list[str]]:
+    return [[str(i), b["name"], _pct(b["time_share"]), _pct(b["error_share"]), _num(b["tail_ratio"])]
+            for i, b in enumerate(report.bottlenecks, start=1)]
+
+
+def _status_rows(report: Report) -> list[list[str]]:
+    total = sum(int(e["count"]) for e in report.errors_by_status) or 1
+    return [[str(e["status"]) if e["status"] else "no response", e["error"] or "–", str(e["count"]),
+             _pct(int(e["count"]) / total)] for e in report.errors_by_status]
+
+
+CAUSE_HEADER = ["kind", "journey", "step", "status", "error or failed check", "count"]
+
+
+def _cause_rows(report: Report) -> list[list[str]]:
+    return [[e["kind"], e["journey"], e["step"], str(e["status"]), e["error"] or "–", str(e["count"])]
+            for e in report.errors]
+
+
+def _infra_rows(report: Report) -> list[list[str]]:
+    return [[s["name"], f"{s['peak']:.4g}", _num(s["correlation"]), "yes" if s["correlated"] else "no"]
+            for s in report.infra.get("series", [])]
+
+
+def _infra_sentences(report: Report) -> list[str]:
+    infra = report.infra
+    if not infra.get("series"):
+        return []
+    out = []
+    correlated = infra.get("correlated") or []
+    out.append("Correlated with latency (Pearson r ≥ 0.6 against P95 per bucket): "
+               + (", ".join(f"`{n}`" for n in correlated) if correlated else "none") + ".")
+    climb = infra.get("climb")
+    if climb is None:
+        out.append("Latency did not climb: P95 stayed within 1.5x of its early level.")
+    else:
+        text = (f"Latency climbed at {climb['t']} UTC: P95 {climb['p95_ms']:.2f} ms, {climb['ratio']:.1f}x its "
+                f"early level of {climb['early_p95_ms']:.2f} ms.")
+        saturated = infra.get("saturated")
+        if saturated:
+            text += (f" Saturated then: `{saturated['series']}` at {saturated['value']:.4g} "
+                     f"({saturated['share_of_peak'] * 100:.0f} % of its peak in the run).")
+        else:
+            text += " No correlated series was near its peak then."
+        out.append(text)
+    return out
+
+
+def _capacity_rows(report: Report) -> list[list[str]]:
+    cap = report.capacity or {}
+    return [[f"{s['level']:g}", s["start"][:19], str(s["count"]), _num(s["rps"]), ms(s["p50_ms"]), ms(s["p95_ms"]),
+             ms(s["p99_ms"]), _pct(s["error_rate"]),
+             ("knee" if s["level"] == cap.get("knee") else "met") if s["met"] else
+             "missed" + (": " + "; ".join(s["missed"]) if s["missed"] else "")]
+            for s in cap.get("steps", [])]
+
+
+def _knee_sentence(report: Report) -> str:
+    cap = report.capacity or {}
+    knee = cap.get("knee")
+    steps = cap.get("steps", [])
+    if knee is None:
+        return f"No step met the SLOs ({cap.get('criterion')})."
+    step = next(s for s in steps if s["level"] == knee)
+    top = max(s["level"] for s in steps)
+    tail = " (the highest step tested: the knee may lie beyond it)" if knee == top else ""
+    return (f"Knee: {knee:g} VUs, {step['rps']:.1f} requests/s at P95 {ms(step['p95_ms'])} ms{tail}; "
+            f"criterion: {cap.get('criterion')}.")
+
+
+_SUMMARY_HEADER = ["figure", "warehouse", "tool's summary", "difference"]
+_SUMMARY_SENTENCE = ("The figures the tool printed at the end of the run, beside the warehouse's over the same "
+                     "requests (percentiles exact over every sample in both).")
+
+
+def _summary_rows(report: Report) -> list[list[str]]:
+    def fmt(name: str, value: float) -> str:
+        return str(int(value)) if name == "requests" else _pct(value) if "rate" in name else f"{value:.2f}"
+
+    return [[f["figure"], fmt(f["figure"], f["warehouse"]), fmt(f["figure"], f["k6"]),
+             fmt(f["figure"], f["difference"]) if "rate" not in f["figure"] else f"{f['difference'] * 100:+.2f} points"]
+            for f in report.tool_summary]
+
+
+def _run_facts(report: Report) -> list[str]:
+    run, t = report.run, report.totals
+    return [
+        f"Run `{run['run_id']}` · {run['tool']} {run.get('tool_version') or ''}".rstrip() + f" · status {run['status']}",
+        f"Spec: {run.get('spec_name') or '–'}, profile {run.get('profile') or '–'}"
+        + (f", environment {run['environment']}" if run.get("environment") else ""),
+        f"Window: {run['started_at']} → {run.get('ended_at') or '–'} (UTC)",
+        f"Requests: {t['count']}, request errors: {t['errors']} ({_pct(t['error_rate'])}), "
+        f"with a failed check: {t['check_failures']} ({_pct(t['check_failure_rate'])}); "
+        f"checks failed {t['checks_failed']} of {t['checks_total']}",
+        f"error_rate counts {REQUEST_ERROR.meaning}; check_failure_rate counts {CHECK_FAILURE.meaning}",
+        f"Throughput {_num(t['throughput'])} requests/s, APDEX {_num(t['apdex'], 3)} (T = {report.apdex['t_ms']:g} ms)",
+        "Latency ms: " + ", ".join(f"{p} {ms(t.get(f'{p}_ms'))}" for p in report.percentiles)
+        + f", max {ms(t['max_ms'])}",
+    ]
+
+
+def _side_by_side(doc: GroupReport) -> tuple[list[str], list[list[str]]]:
+    header = ["tool", "run", "verdict", "requests", "error %", "req/s", "p50 ms", "p95 ms", "p99 ms"]
+    rows = [[r.run["tool"], r.run["run_id"], r.verdict, str(r.totals["count"]), _pct(r.totals["error_rate"]),
+             _num(r.totals["throughput"]), ms(r.totals["p50_ms"]), ms(r.totals["p95_ms"]), ms(r.totals["p99_ms"])]
+            for r in doc.runs]
+    return header, rows
+
+
+@dataclass(frozen=True)
+class ComparisonSection:
+    title: str
+    headline: str  # with Markdown's ** and ` marks
+    header: list[str]
+    rows: list[list[str]]
+    reasons: list[tuple[str, str]]  # (step, why)
+    notes: list[str]
+
+
+def _change(figure: dict[str, float | None], pct: bool = False) -> str:
+    def fmt(v: float | None) -> str:
+        return "–" if v is None else (f"{v * 100:.2f} %" if pct else f"{v:.2f}")
+
+    change = figure.get("change")
+    return f"{fmt(figure.get('baseline'))} → {fmt(figure.get('current'))}" + (
+        "" if change is None else f" ({change * 100:+.1f} %)")
+
+
+def _comparison_section(doc: GroupReport) -> ComparisonSection | None:
+    """The comparison of the document (a group's tools against each other) or of its one run (against the
+    baseline); a comparison without a baseline run is its one-line note."""
+    c = next((c for c in (doc.comparison, *(r.comparison for r in doc.runs)) if c is not None), None)
+    if c is None:
+        return None
+    group = c.how == "group"
+    title = "Between the tools" if group else "Against the baseline"
+    if not c.baseline_run:
+        return ComparisonSection(title, " ".join(c.notes), [], [], [], [])
+    if group:
+        headline = (f"{c.current_tool} `{c.current_run}` against {c.baseline_tool} `{c.baseline_run}` "
+                    f"of the same invocation: **{c.verdict}**")
+    else:
+        headline = f"Against baseline `{c.baseline_run}` ({c.how}): **{c.verdict}**"
+    a, b = (c.baseline_tool, c.current_tool) if group else ("baseline", "this run")
+    header = ["step", f"requests ({a} → {b})", "p50 ms", "p95 ms", "p99 ms", "error rate", "req/s", "verdict"]
+    rows, reasons = [], []
+    for r in c.rows:
+        f = r.figures
+        rows.append([r.label, f"{r.count_baseline} → {r.count_current}", _change(f["p50_ms"]), _change(f["p95_ms"]),
+                     _change(f["p99_ms"]), _change(f["error_rate"], pct=True), _change(f["rps"]), r.verdict])
+        noise = (f"history of {r.noise_runs} runs moves p95 by {r.noise_sigma * 100:.1f} % (1σ)"
+                 if r.noise_sigma is not None else "")
+        reasons.append((r.label, f"{r.verdict}: {r.reason}" + (f"; {noise}" if noise else "")))
+    return ComparisonSection(title, headline, header, rows, reasons, list(c.notes))
+
+
+# -- Markdown ---------------------------------------------------------------------------------------------
+
+def _md_cell(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _md_table(header: list[str], rows: list[list[str]], numeric_from: int = 2, text_from: int = 99) -> list[str]:
+    align = ["---" if i < numeric_from or i >= text_from else "---:" for i in range(len(header))]
+    out = ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |"]
+    out += ["| " + " | ".join(_md_cell(c) for c in r) + " |" for r in rows]
+    return [*out, ""]
+
+
+def render_markdown(doc: GroupReport, output: PurePosixPath | None = None) -> Rendered:
+    """Markdown; with an output path, the charts as PNG files in `<stem>_files/` beside it."""
+    assets = f"{output.stem}_files" if output is not None else None
+    files: dict[str, bytes] = {}
+    single = len(doc.runs) == 1
+    lines = [f"# Load test report: {_md_cell(doc.title)}", "", f"**Verdict: {doc.verdict}**", ""]
+    if not single:
+        lines += ["Runs of one invocation, side by side:", "", *_md_table(*_side_by_side(doc), numeric_from=3)]
+    h = "##" if single else "###"
+    for index, report in enumerate(doc.runs, start=1):
+        if not single:
+            lines += [f"## {report.run['tool']} · `{report.run['run_id']}`: {report.verdict}", ""]
+        lines += [f"- {_md_cell(f)}" for f in _run_facts(report)] + [""]
+        lines += [f"{h} SLOs", ""]
+        lines += (_md_table(["SLO", "observed", "verdict"], _slo_rows(report), numeric_from=1, text_from=2)
+                  if report.slos else ["No SLOs were defined for this run.", ""])
+        chart_for = {f.key: f for f in figures(report)}
+
+        def picture(key: str, number: int = index, chart_for: dict[str, Figure] = chart_for) -> list[str]:
+            figure = chart_for.get(key)
+            if figure is None or assets is None:
+                return []
+            name = f"{assets}/{key}.png" if single else f"{assets}/run{number}-{key}.png"
+            files[name] = charts.to_png(figure.chart)
+            return [f"![{figure.title}]({name})", ""]
+
+        if report.timeline:
+            lines += [f"{h} Over time", "", f"Buckets of {report.bucket_s} s.", ""]
+            lines += picture("latency") + picture("throughput")
+        lines += [f"{h} Steps", "", *_md_table(_step_header(report), _step_rows(report))]
+        if report.bottlenecks:
+            lines += [f"{h} Bottlenecks", "", "Ranked by impact: share of all request time plus share of all "
+                      "failed requests; p99/p50 is the tail ratio.", ""]
+            lines += _md_table(["rank", "step", "time share", "error share", "p99/p50"], _bottleneck_rows(report))
+            lines += picture("bottlenecks")
+        if report.errors_by_status:
+            lines += [f"{h} Errors by status and message", ""]
+            lines += _md_table(["status", "message", "count", "share"], _status_rows(report), numeric_from=2)
+            lines += [f"{h} Errors by step and cause", ""]
+            lines += _md_table(CAUSE_HEADER, _cause_rows(report), numeric_from=3,
+                                text_from=4)
+        if report.infra.get("series"):
+            lines += [f"{h} Infrastructure", "", *[s for x in _infra_sentences(report) for s in (x, "")]]
+            lines += picture("infrastructure")
+            lines += _md_table(["series", "peak", "r with P95", "correlated"], _infra_rows(report), numeric_from=1,
+                                text_from=3)
+        if report.tool_summary:
+            lines += [f"{h} {report.run['tool']}'s own summary", "", _SUMMARY_SENTENCE, ""]
+            lines += _md_table(_SUMMARY_HEADER, _summary_rows(report), numeric_from=1)
+        if report.capacity:
+            lines += [f"{h} Capacity", "", _knee_sentence(report), ""]
+            lines += _md_table(["VUs", "from (UTC)", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors",
+                                "SLOs"], _capacity_rows(report), numeric_from=0, text_from=8)
+            lines += picture("capacity")
+    section = _comparison_section(doc)
+    if section is not None:
+        lines += [f"## {section.title}", "", _md_cell(section.headline), ""]
+        if section.rows:
+            lines += _md_table(section.header, section.rows, numeric_from=1, text_from=7)
+            lines += [f"- **{_md_cell(step)}**: {_md_cell(why)}" for step, why in section.reasons] + [""]
+            if section.notes:
+                lines += ["Notes:", "", *(f"- {_md_cell(n)}" for n in section.notes), ""]
+    return Rendered("\n".join(lines).rstrip("\n") + "\n", files)
+
+
+# -- HTML -------------------------------------------------------------------------------------------------
+
+_CSS = """
+body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+table { border-collapse: collapse; margin: .5em 0 1.2em; } th, td { padding: .25em .6em; border-bottom: 1px solid #ddd; }
+th { text-align: left; background: #f4f4f4; } td.n { text-align: right; font-variant-numeric: tabular-nums; }
+.verdict { display: inline-block; padding: .2em .7em; border-radius: 4px; color: #fff; font-weight: bold; }
+.PASSED { background: #2b8a3e; } .FAILED { background: #c92a2a; } .ABORTED, .INCOMPLETE { background: #e67700; }
+.NO-SLOS { background: #868e96; } .fail { color: #c92a2a; font-weight: bold; }
+figure.chart { margin: 1em 0; } figure.chart svg { max-width: 100%; height: auto; }
+"""
+
+
+def _h(text: Any) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _html_table(header: list[str], rows: list[list[str]], numeric_from: int = 2, text_from: int = 99) -> str:
+    head = "".join(f"<th>{_h(c)}</th>" for c in header)
+    body = "".join(
+        "<tr>" + "".join(
+            f'<td class="{"n" if numeric_from <= i < text_from else ""}{" fail" if c == "FAIL" else ""}">{_h(c)}</td>'
+            for i, c in enumerate(r)) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>\n"
+
+
+def _badge(verdict: str) -> str:
+    return f'<span class="verdict {verdict.replace(" ", "-")}">{_h(verdict)}</span>'
+
+
+def render_html(doc: GroupReport, output: PurePosixPath | None = None) -> Rendered:
+    """One HTML file that needs nothing else: styles inline, charts as inline SVG, no script, no link."""
+    single = len(doc.runs) == 1
+    parts = [f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+             f"<title>Load test report: {_h(doc.title)}</title><style>{_CSS}</style></head><body>\n",
+             f"<h1>Load test report: {_h(doc.title)}</h1>\n<p>Verdict: {_badge(doc.verdict)}</p>\n"]
+    if not single:
+        parts.append("<p>Runs of one invocation, side by side:</p>" + _html_table(*_side_by_side(doc), numeric_from=3))
+    h = "h2" if single else "h3"
+    for index, report in enumerate(doc.runs, start=1):
+        if not single:
+            parts.append(f"<h2>{_h(report.run['tool'])} · {_h(report.run['run_id'])} {_badge(report.verdict)}</h2>\n")
+        parts.append("<ul>" + "".join(f"<li>{_h(f.replace('`', ''))}</li>" for f in _run_facts(report)) + "</ul>\n")
+        parts.append(f"<{h}>SLOs</{h}>\n")
+        parts.append(_html_table(["SLO", "observed", "verdict"], _slo_rows(report), numeric_from=1, text_from=2)
+                     if report.slos else "<p>No SLOs were defined for this run.</p>\n")
+        chart_for = {f.key: f for f in figures(report)}
+
+        def picture(key: str, number: int = index, chart_for: dict[str, Figure] = chart_for) -> str:
+            figure = chart_for.get(key)
+            if figure is None:
+                return ""
+            svg = charts.to_svg(figure.chart, f"r{number}-{key}")
+            return f'<figure class="chart" data-chart="{key}">{svg}<figcaption>{_h(figure.title)}</figcaption></figure>\n'
+
+        if report.timeline:
+            parts.append(f"<{h}>Over time</{h}>\n<p>Buckets of {report.bucket_s} s.</p>\n")
+            parts.append(picture("latency") + picture("throughput"))
+        parts.append(f"<{h}>Steps</{h}>\n" + _html_table(_step_header(report), _step_rows(report)))
+        if report.bottlenecks:
+            parts.append(f"<{h}>Bottlenecks</{h}>\n<p>Ranked by impact: share of all request time plus share of "
+                         "all failed requests; p99/p50 is the tail ratio.</p>\n")
+            parts.append(_html_table(["rank", "step", "time share", "error share", "p99/p50"],
+                                     _bottleneck_rows(report)) + picture("bottlenecks"))
+        if report.errors_by_status:
+            parts.append(f"<{h}>Errors by status and message</{h}>\n"
+                         + _html_table(["status", "message", "count", "share"], _status_rows(report)))
+            parts.append(f"<{h}>Errors by step and cause</{h}>\n"
+                         + _html_table(CAUSE_HEADER, _cause_rows(report)))
+        if report.infra.get("series"):
+            parts.append(f"<{h}>Infrastructure</{h}>\n"
+                         + "".join(f"<p>{_h(s.replace('`', ''))}</p>\n" for s in _infra_sentences(report)))
+            parts.append(picture("infrastructure") + _html_table(["series", "peak", "r with P95", "correlated"],
+                                                                 _infra_rows(report), numeric_from=1))
+        if report.tool_summary:
+            parts.append(f"<{h}>{_h(report.run['tool'])}'s own summary</{h}>\n<p>{_h(_SUMMARY_SENTENCE)}</p>\n"
+                         + _html_table(_SUMMARY_HEADER, _summary_rows(report), numeric_from=1))
+        if report.capacity:
+            parts.append(f"<{h}>Capacity</{h}>\n<p>{_h(_knee_sentence(report))}</p>\n")
+            parts.append(_html_table(["VUs", "from (UTC)", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms",
+                                      "errors", "SLOs"], _capacity_rows(report), numeric_from=0, text_from=8))
+            parts.append(picture("capacity"))
+    section = _comparison_section(doc)
+    if section is not None:
+        parts.append(f"<h2>{_h(section.title)}</h2>\n"
+                     f"<p>{_h(section.headline.replace('**', '').replace('`', ''))}</p>\n")
+        if section.rows:
+            parts.append(_html_table(section.header, section.rows, numeric_from=1, text_from=7))
+            parts.append("<ul>" + "".join(f"<li><b>{_h(step)}</b>: {_h(why)}</li>" for step, why in section.reasons)
+                         + "</ul>\n")
+            parts.append("".join(f"<p>Note: {_h(n)}</p>\n" for n in section.notes))
+    parts.append("</body></html>\n")
+    return Rendered("".join(parts))
+
+
+# -- JSON and JUnit -----------------------------------------------------------------------------------------
+
+def _rounded(value: Any) -> Any:
+    """Floats to 6 decimals: the figures read the same whichever backend computed them."""
+    if isinstance(value, float):
+        return round(value, 6)
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return value
+
+
+def render_json(doc: GroupReport, output: PurePosixPath | None = None) -> Rendered:
+    return Rendered(json.dumps(_rounded(doc.to_dict()), indent=2, default=str) + "\n")
+
+
+def junit_suites(doc: GroupReport) -> list[junit.Suite]:
+    """A testsuite per run and a testcase per SLO: failed on a breach; errored when the run was aborted or is
+    incomplete (partial data is never a pass); one skipped case when the run has no SLOs."""
+    suites = []
+    for report in doc.runs:
+        run, verdict = report.run, report.verdict
+        span = float(report.totals.get("span_s") or 0) if int(report.totals.get("count") or 0) else 0.0
+        cases = []
+        for v in report.slos:
+            details = f"observed {_observed(v.metric, v.observed)}, threshold {_observed(v.metric, v.threshold)}"
+            if verdict in (ABORTED, INCOMPLETE):
+                cases.append(junit.Case(v.slo, f"perfhouse.slo.{v.scope}", error=f"run {verdict.lower()} "
+                                        f"(status {run['status']}): not judged", details=details))
+            else:
+                cases.append(junit.Case(v.slo, f"perfhouse.slo.{v.scope}", details=details,
+                                        failure=None if v.passed else f"SLO breached: {details}"))
+        if not cases:
+            if verdict in (ABORTED, INCOMPLETE):
+                cases.append(junit.Case("run", "perfhouse.run", error=f"run {verdict.lower()} (status {run['status']})"))
+            else:
+                cases.append(junit.Case("SLOs", "perfhouse.slo", skipped=f"{NO_SLOS}: none defined for this run"))
+        suites.append(junit.Suite(
+            f"perfhouse {run['tool']} {run['run_id']}", tuple(cases), str(run["started_at"]).replace(" ", "T"), span,
+            (("run_id", str(run["run_id"])), ("tool", str(run["tool"])), ("status", str(run["status"])),
+             ("verdict", verdict)),
+        ))
+    return suites
+
+
+def render_junit(doc: GroupReport, output: PurePosixPath | None = None) -> Rendered:
+    return Rendered(junit.write(junit_suites(doc)))
+
+
+def report(warehouse: Warehouse, run_ids: list[str], fmt: str, options: ReportOptions | None = None,
+           output: PurePosixPath | None = None) -> Rendered:
+    """Build the report of `run_ids` and render it as `fmt`; charts start rendering while the queries run."""
+    if fmt not in FORMATS:
+        raise WarehouseError(f"unknown report format {fmt!r}; perfhouse writes {', '.join(FORMATS)}")
+    warming = charts.warm_up() if fmt in CHARTED else None
+    doc = build_group_report(warehouse, run_ids, options)
+    if warming is not None:
+        warming.join()
+    return FORMATS[fmt](doc, output)
+
+
+CHARTED = ("md", "html")
+FORMATS: dict[str, Callable[[GroupReport, PurePosixPath | None], Rendered]] = {
+    "md": render_markdown,
+    "html": render_html,
+    "json": render_json,
+    "junit": render_junit,
+}
