@@ -12,16 +12,18 @@ from orchestrator.demo_api import DemoAPI
 from orchestrator.run import run_tool
 from orchestrator.spec import load_spec
 from tests.conftest import ROOT, need
+from warehouse.ingest import StepFacts
 from warehouse.store import Warehouse
 
 pytestmark = pytest.mark.integration
 
 
-def line(step: str, ok: bool = True, duration: float = 12.5, ts: float = 1_790_000_000.25) -> str:
+def line(step: str, ok: bool = True, duration: float = 12.5, ts: float = 1_790_000_000.25,
+         checks_failed: tuple[str, ...] = ()) -> str:
     return json.dumps({"tool": "locust", "ts": ts, "journey": "browse", "step": step, "service": "api",
                        "method": "GET", "url": "http://127.0.0.1:8080/products", "status": 200 if ok else 500,
                        "ok": ok, "duration_ms": duration, "bytes_received": 692, "error": "",
-                       "checks_failed": [], "vu": "1", "users": 2})
+                       "checks_failed": list(checks_failed), "vu": "1", "users": 2})
 
 
 def test_request_lines_land_one_row_each_and_a_cut_last_line_is_counted(any_warehouse_url: str,
@@ -37,6 +39,29 @@ def test_request_lines_land_one_row_each_and_a_cut_last_line_is_counted(any_ware
     assert (steps["list"]["count"], steps["list"]["errors"], steps["list"]["avg_ms"]) == (2, 0, 20)
     assert (steps["view"]["count"], steps["view"]["errors"]) == (1, 1)
     assert wh.ingest(path).duplicate
+
+
+def test_failed_checks_are_kept_apart_from_request_errors(any_warehouse_url: str, tmp_path: Path) -> None:
+    """A line's failed checks are the request's; the spec's step facts say how many checks the step has."""
+    path = tmp_path / "locust.jsonl"
+    path.write_text("\n".join([
+        line("list"),
+        line("list", checks_failed=("body contains id",), ts=1_790_000_000.5),
+        line("list", ok=False, checks_failed=("status is 200", "body contains id"), ts=1_790_000_000.75),
+        line("view", checks_failed=("x exists",), ts=1_790_000_001.0),
+    ]) + "\n")
+    wh = Warehouse.open(any_warehouse_url)
+    result = wh.ingest(path, steps={("browse", "list"): StepFacts("GET", 0, 2)})
+    rows = wh.backend.query(
+        "SELECT step, ok, checks, failed_checks, failed_check FROM requests WHERE run_id = {r:String} ORDER BY ts",
+        {"r": result.run_id})
+    assert [(r["step"], int(r["ok"]), int(r["checks"]), int(r["failed_checks"]), r["failed_check"])
+            for r in rows] == [
+        ("list", 1, 2, 0, ""),
+        ("list", 1, 2, 1, "body contains id"),
+        ("list", 0, 2, 2, "status is 200"),
+        ("view", 1, 1, 1, "x exists"),  # a step the facts do not know has at least its failed checks
+    ]
 
 
 STATS = """\

@@ -186,7 +186,7 @@ def test_paths_needing_percent_encoding_are_sent_alike(tmp_path: Path) -> None:
 SHOP_FLOW = [("GET", "/products"), ("GET", "/products/1"), ("POST", "/login"), ("POST", "/cart")]
 
 
-@pytest.mark.parametrize("tool", ["k6", "jmeter"])
+@pytest.mark.parametrize("tool", ["k6", "jmeter", "locust"])
 def test_generated_scripts_retarget_by_environment_or_property_alone(tool: str, tmp_path: Path) -> None:
     spec = shop_once(tmp_path)
     binary = need(tool)
@@ -200,7 +200,7 @@ def test_generated_scripts_retarget_by_environment_or_property_alone(tool: str, 
         path.write_text(script.content, encoding="utf-8")
         argv = TOOLS[tool].invocation(binary, path, tmp_path).argv
         env = dict(os.environ)
-        if tool == "k6":
+        if tool != "jmeter":  # k6 and the locustfile read the variable, the JMX a property
             env["PERFHOUSE_SERVICE_API"] = other.url + "/"  # a trailing slash is dropped
         else:
             argv.append(f"-Jperfhouse.service.api={other.url}/")
@@ -210,7 +210,7 @@ def test_generated_scripts_retarget_by_environment_or_property_alone(tool: str, 
         assert sorted((r.method, r.path) for r in other.requests) == sorted(SHOP_FLOW)
 
 
-@pytest.mark.parametrize("tool", ["k6", "jmeter"])
+@pytest.mark.parametrize("tool", ["k6", "jmeter", "locust"])
 def test_a_run_honours_the_service_variable_and_service_option_wins(tool: str, tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     from orchestrator.run import run_tool
@@ -267,7 +267,7 @@ def test_labelled_steps_land_where_hand_written_history_does(tmp_path: Path) -> 
     wh = Warehouse.open(f"chdb://{tmp_path / 'wh'}")
     expected = {("browse", "list products"): 2, ("browse", "view product #1 (détail)"): 2}
     with DemoAPI() as api:
-        for tool in ("k6", "jmeter"):
+        for tool in ("k6", "jmeter", "locust"):
             need(tool)
             outcome = run_tool(spec, tool, wh, "once", {"api": api.url}, runs_dir=tmp_path / "runs")
             assert outcome.status == "completed", outcome.notes
@@ -288,7 +288,7 @@ def test_labelled_steps_land_where_hand_written_history_does(tmp_path: Path) -> 
         assert steps == expected, path.name
 
 
-@pytest.mark.parametrize("tool", ["k6", "jmeter"])
+@pytest.mark.parametrize("tool", ["k6", "jmeter", "locust"])
 def test_untyped_bodies_and_expected_statuses(tool: str, tmp_path: Path) -> None:
     from orchestrator.run import run_tool
     from warehouse.store import Warehouse
@@ -303,7 +303,7 @@ def test_untyped_bodies_and_expected_statuses(tool: str, tmp_path: Path) -> None
     if tool == "k6":
         assert sent["/echo/raw"] == (None, b"a=1;b=2")
         assert sent["/echo/json"] == (None, b'{"a":1}')
-    else:  # JMeter cannot leave the header out, and the run records that
+    elif tool == "jmeter":  # JMeter cannot leave the header out, and the run records that
         assert sent["/echo/raw"] == ("application/x-www-form-urlencoded", b"a=1;b=2")
         assert sent["/echo/json"] == ("text/plain; charset=UTF-8", b'{"a": 1}')
         assert UNTYPED_BODY_NOTE in outcome.notes
