@@ -1,5 +1,5 @@
 # Developer tasks; `make test` is what CI runs (see README).
-.PHONY: test lint typecheck pytest golden bench soak demo
+.PHONY: test lint typecheck pytest golden bench overhead soak demo
 
 test: lint typecheck pytest
 
@@ -21,6 +21,9 @@ bench:
 	python benchmarks/report.py
 	python benchmarks/dashboard.py
 	python benchmarks/receive.py
+
+overhead:
+	python benchmarks/overhead.py
 
 soak:
 	python benchmarks/soak.py

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -11,14 +12,13 @@ import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
 from orchestrator import __version__
 from orchestrator.errors import ExitStatus, PerfhouseError
 from warehouse.errors import WarehouseError
-from warehouse.ingest import FORMATS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -60,6 +60,23 @@ def _f(value: Any) -> str:
         return f"{float(value):.2f}"
     except (TypeError, ValueError):
         return "–"
+
+
+class _FormatChoice(click.Choice):
+    """The warehouse's ingest formats, loaded when `ingest` parses or shows them, not with every command."""
+
+    def __init__(self) -> None:
+        super().__init__([])
+
+    @property  # type: ignore[override]
+    def choices(self) -> list[str]:
+        from warehouse.ingest import FORMATS
+
+        return sorted(FORMATS)
+
+    @choices.setter
+    def choices(self, value: Any) -> None:
+        pass
 
 
 def _open_warehouse(ctx: click.Context) -> Any:
@@ -176,6 +193,7 @@ def generate(
         jmeter_version, target = _jmeter_on_path()
     options = GenerationOptions(profile=profile, services=_services(services),
                                 jmeter_version=jmeter_version or DEFAULT_JMETER_VERSION)
+    targets = {"jmeter": f" (for JMeter {options.jmeter_version}: {target})"}  # which version a script is for
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     for tool in chosen:
         script = render(spec, tool, options)
@@ -183,8 +201,7 @@ def generate(
         path.write_text(script.content, encoding="utf-8")
         for data_file in script.files:  # the script reads its test data from beside it
             shutil.copyfile(data_file, Path(out_dir) / data_file.name)
-        click.echo(f"{tool}: {path}" + (f" (for JMeter {options.jmeter_version}: {target})" if tool == "jmeter"
-                                         else ""))
+        click.echo(f"{tool}: {path}{targets.get(tool, '')}")
         for note in script.notes:
             click.echo(f"  note: {note}")
 
@@ -229,6 +246,17 @@ def _runner_names() -> list[str]:
     return sorted(RUNNERS)
 
 
+def _image_options(fn: F) -> F:
+    """A --<tool>-image option (and $PERFHOUSE_<TOOL>_IMAGE) for each tool a container runner can run."""
+    from orchestrator.tools import TOOLS, image_env
+
+    for name, tool in reversed(TOOLS.items()):
+        if tool.runners - {"local"}:
+            fn = click.option(f"--{name}-image", f"{name}_image", default=None, envvar=image_env(name),
+                              help=f"{name} image for container runners (default {tool.default_image}).")(fn)
+    return fn
+
+
 @main.command()
 @click.argument("spec_file", type=click.Path(dir_okay=False))
 @click.option("--tool", "tools", default="k6", show_default=True, help="Comma-separated tools: k6,jmeter.")
@@ -240,10 +268,7 @@ def _runner_names() -> list[str]:
 @click.option("--generators", default=1, show_default=True, type=click.IntRange(min=1),
               help="Split the load over N generators (k6: execution segments; JMeter: a plan per part with "
               "its share of the threads and rates); one run holds every part.")
-@click.option("--k6-image", default=None, envvar="PERFHOUSE_K6_IMAGE",
-              help="k6 image for container runners (default grafana/k6:latest).")
-@click.option("--jmeter-image", default=None, envvar="PERFHOUSE_JMETER_IMAGE",
-              help="JMeter 5.x image for the docker runner (default justb4/jmeter:5.5).")
+@_image_options
 @click.option("--network", "network_mode", default="host", show_default=True,
               help="Docker network mode of the tool containers.")
 @click.option("--docker-host", "docker_hosts", multiple=True, metavar="URL",
@@ -288,8 +313,6 @@ def run(
     services: tuple[str, ...],
     runner: str,
     generators: int,
-    k6_image: str | None,
-    jmeter_image: str | None,
     network_mode: str,
     docker_hosts: tuple[str, ...],
     cpus: float | None,
@@ -311,39 +334,29 @@ def run(
     junit: str | None,
     summary: str | None,
     as_json: bool,
+    **tool_images: str | None,
 ) -> None:
     """Run the spec with each tool, ingest the results and judge the SLOs; or run a suite of specs."""
-    from orchestrator.generators import generate as render
-    from orchestrator.generators.base import GenerationOptions
-    from orchestrator.run import RunSettings, run_tool, runner_for, terminate_as_interrupt
+    from orchestrator.run import (
+        Background,
+        PendingWarehouse,
+        RunSettings,
+        check_scripts,
+        run_tool,
+        runner_for,
+        terminate_as_interrupt,
+    )
     from orchestrator.runners import RunnerOptions
     from orchestrator.spec import load_spec
-    from orchestrator.suite import is_suite
-    from orchestrator.tools import TOOLS, require
+    from orchestrator.suite import SuiteRun, exit_status, is_suite
+    from orchestrator.tools import get as get_tool
     from warehouse.analysis.fingerprint import new_group_id
 
-    if is_suite(Path(spec_file)):
-        if gate_runs:
-            raise click.UsageError("--gate judges the runs of one spec; gate a suite's runs with `perfhouse gate RUN`")
-        passed = ["--runner", runner, "--runs-dir", runs_dir, "--progress-interval", str(progress_interval_s)]
-        passed += ["--timeout", str(timeout_s)] if timeout_s else []
-        passed += ["--env", environment] if environment else []
-        passed += ["--live", "--live-interval", str(live_interval_s)] if live else []
-        passed += ["--k6-image", k6_image] if k6_image else []
-        passed += ["--jmeter-image", jmeter_image] if jmeter_image else []
-        passed += [arg for host in docker_hosts for arg in ("--docker-host", host)]
-        passed += ["--receive-listen", receive_listen] + (["--receive-url", receive_url] if receive_url else [])
-        sys.exit(_run_suite(ctx, Path(spec_file), passed, as_json))
-    if docker_hosts and runner != "docker":
-        raise click.UsageError("--docker-host spreads the parts of --runner docker; add --runner docker")
-    if not profile:
-        raise click.UsageError("--profile is required for a spec (only a suite names its own profiles)")
-    spec = load_spec(spec_file)
-    spec.profile(profile)
-    tool_names = _tools(tools)
-    images = {k: v for k, v in (("k6", k6_image), ("jmeter", jmeter_image)) if v}
+    if TYPE_CHECKING:
+        from warehouse.store import Warehouse
+
     options = RunnerOptions(
-        images=images,
+        images={name.removesuffix("_image"): image for name, image in tool_images.items() if image},
         network_mode=network_mode,
         docker_hosts=docker_hosts,
         cpus=cpus,
@@ -365,17 +378,46 @@ def run(
         # on a terminal the progress line is redrawn in place; in CI and pipes it prints plain lines
         screen=sys.stdout if sys.stdout.isatty() and os.environ.get("CI") != "true" and not as_json else None,
     )
-    for name in tool_names:
-        require(name) if runner == "local" else runner_for(runner).target(TOOLS[name], options)
-        if generators > 1 and not TOOLS[name].splits:
-            raise click.UsageError(f"--generators {generators}: {name} cannot split one test; run it separately")
-        # a spec that a tool's script cannot express is refused before any tool runs
-        render(spec, name, GenerationOptions(profile=profile))
-    warehouse = _open_warehouse(ctx)
-    outcomes = []
     echo: Callable[[str], None] = (lambda m: click.echo(m, err=True)) if as_json else click.echo
-    for line in _dead_leftovers_notes(warehouse.orphans_aborted):
-        echo(line)
+    if is_suite(Path(spec_file)):
+        if gate_runs:
+            raise click.UsageError("--gate judges the runs of one spec; gate a suite's runs with `perfhouse gate RUN`")
+        from dataclasses import replace
+
+        shared = SuiteRun(ctx.obj["warehouse"], replace(settings, screen=None), Path(runs_dir), timeout_s,
+                          environment)
+        sys.exit(_run_suite(ctx, Path(spec_file), shared, as_json, echo))
+    if docker_hosts and runner != "docker":
+        raise click.UsageError("--docker-host spreads the parts of --runner docker; add --runner docker")
+    if not profile:
+        raise click.UsageError("--profile is required for a spec (only a suite names its own profiles)")
+    spec = load_spec(spec_file)
+    spec.profile(profile)
+    tool_names = _tools(tools)
+    url = ctx.obj["warehouse"]
+    leftovers = Background(_dead_containers, start=False)
+
+    def open_warehouse() -> Warehouse:
+        from warehouse.store import Warehouse
+
+        opened = Warehouse.open(url)
+        leftovers.start()  # the Docker engine is asked after the warehouse, while the first tool runs
+        return opened
+
+    warehouse = PendingWarehouse(open_warehouse, url)  # opens while the tools are checked and the tool runs
+    try:
+        for name in tool_names:
+            tool = get_tool(name)
+            runner_for(runner).target(tool, options)
+            if generators > 1 and not tool.splits:
+                raise click.UsageError(f"--generators {generators}: {name} cannot split one test; "
+                                       "run it separately")
+        check_scripts(spec, [get_tool(name) for name in tool_names], profile)
+    except BaseException:
+        with contextlib.suppress(Exception):  # the engine finishes opening before the process ends
+            warehouse.get()
+        raise
+    outcomes = []
     group_id = new_group_id()
     with terminate_as_interrupt():
         for name in tool_names:
@@ -396,18 +438,28 @@ def run(
             outcomes.append(outcome)
             if outcome.status == "aborted":
                 break
+    for line in _dead_leftovers_notes(warehouse.get().orphans_aborted, leftovers.get()):
+        echo(line)
     if as_json:
         click.echo(json.dumps([o.to_dict() for o in outcomes], indent=2, default=str))
     else:
         print_summary(outcomes)
-    if any(o.status == "aborted" for o in outcomes):
-        sys.exit(int(ExitStatus.ABORTED))
-    if gate_runs:  # with --json only the runs are printed; the gate's findings go to --junit and --summary
-        sys.exit(int(_gate(warehouse, [o.run_id for o in outcomes], baseline, junit, summary, False, not as_json)))
-    if any(o.status == "failed" for o in outcomes):
-        sys.exit(int(ExitStatus.ERROR))
-    if not all(o.slo_passed for o in outcomes):
-        sys.exit(int(ExitStatus.SLO_FAILED))
+    status = exit_status(outcomes)
+    if gate_runs and status != ExitStatus.ABORTED:
+        # with --json only the runs are printed; the gate's findings go to --junit and --summary
+        status = _gate(warehouse.get(), [o.run_id for o in outcomes], baseline, junit, summary, False, not as_json)
+    _end(status)
+
+
+def _end(status: int) -> NoReturn:
+    """End a `perfhouse run` whose results are stored and printed. When this process is the command itself,
+    it ends at once: the embedded engine's own teardown at exit (a quarter of a second) has nothing to save."""
+    out, err = sys.__stdout__, sys.__stderr__
+    if out is not None and err is not None and sys.stdout is out and sys.stderr is err:
+        out.flush()
+        err.flush()
+        os._exit(int(status))
+    sys.exit(int(status))
 
 
 @main.command()
@@ -455,13 +507,17 @@ def cleanup(ctx: click.Context, run_id: str | None, all_runs: bool, dry_run: boo
         sys.exit(int(ExitStatus.ERROR))
 
 
-def _dead_leftovers_notes(orphans: list[str]) -> list[str]:
-    """What a dead perfhouse left: runs just marked aborted, and containers of dead runs still there."""
+def _dead_containers() -> list[Any]:
     from orchestrator.runners.docker import dead_leftovers
 
+    return dead_leftovers()
+
+
+def _dead_leftovers_notes(orphans: list[str], containers: list[Any]) -> list[str]:
+    """What a dead perfhouse left: runs just marked aborted, and containers of dead runs still there."""
     lines = [f"note: run {run}: its perfhouse died while it went; marked aborted" for run in orphans]
     by_run: dict[str, list[str]] = {}
-    for container in dead_leftovers():
+    for container in containers:
         by_run.setdefault(container.run_id, []).append(f"{container.id} ({container.state})")
     for run, containers in sorted(by_run.items()):
         lines.append(f"note: containers of dead run {run} are still there: {', '.join(containers)}; "
@@ -546,7 +602,7 @@ def k8s_render(
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(sorted(FORMATS)),
+    type=_FormatChoice(),
     default=None,
     help="Format of the files (detected when omitted).",
 )
@@ -690,26 +746,29 @@ def _ingest_line(outcome: Any, numbered: bool) -> str:
     return "\n".join([line, *(f"  note: {n}" for n in result.notes)])
 
 
-def _run_suite(ctx: click.Context, path: Path, passed: list[str], as_json: bool) -> int:
-    """Run a suite's waves; the exit status is the most severe of its runs'."""
+def _run_suite(ctx: click.Context, path: Path, shared: Any, as_json: bool, echo: Callable[[str], None]) -> int:
+    """Run a suite's waves; the exit status is the most severe of its entries'."""
     from orchestrator.suite import load_suite, run_suite
 
     suite = load_suite(path)
-    echo: Callable[[str], None] = (lambda m: click.echo(m, err=True)) if as_json else click.echo
-    results = run_suite(suite, ctx.obj["warehouse"], passed, echo=echo)
+    results = run_suite(suite, shared, echo=echo)
     if as_json:
-        click.echo(json.dumps([{"spec": str(r.entry.spec), "profile": r.entry.profile, "exit_code": r.exit_code,
-                                "runs": r.runs, "error": r.error} for r in results], indent=2, default=str))
+        click.echo(json.dumps([{"spec": str(r.entry.spec), "profile": r.entry.profile, "exit_code": int(r.exit_status),
+                                "runs": [o.to_dict() for o in r.runs], "error": r.error} for r in results],
+                              indent=2, default=str))
     else:
-        rows = [[f"{r.entry.spec.name}/{r.entry.profile}", run.get("tool", "–"), run.get("run_id", "–"),
-                 run.get("status", "–"), "pass" if run.get("slo_passed") else "FAIL"]
-                for r in results for run in (r.runs or [{}])]
+        rows: list[list[Any]] = []
+        for r in results:
+            name = f"{r.entry.spec.name}/{r.entry.profile}"
+            rows.extend([name, o.tool, o.run_id, o.status, "pass" if o.slo_passed else "FAIL"] for o in r.runs)
+            if not r.runs:
+                rows.append([name, "–", "–", "–", "FAIL"])
         click.echo(table(rows, ["spec/profile", "tool", "run", "status", "SLOs"]))
         for r in results:
             if r.error:
                 click.echo(f"{r.entry.spec.name}/{r.entry.profile}: {r.error}")
     severity = [int(ExitStatus.ABORTED), int(ExitStatus.ERROR), int(ExitStatus.SLO_FAILED)]
-    codes = {r.exit_code for r in results}
+    codes = {int(r.exit_status) for r in results}
     return next((c for c in severity if c in codes), max(codes, default=0))
 
 

@@ -1,7 +1,7 @@
 """Live ingestion: the tools' growing outputs cut at safe boundaries into chunks, each ingested into the run.
 
-Every interval, each output is read from where the last chunk ended. A cutter (one per result format)
-says how many of the new bytes form a safe chunk: k6 JSON writes the points of one HTTP request as
+Every interval, each output is read from where the last chunk ended. A cutter (one per result format, which
+the tool declares) says how many of the new bytes form a safe chunk: k6 JSON writes the points of one HTTP request as
 consecutive lines with one timestamp, and the warehouse rebuilds the request from its points within a
 batch, so a cut must never fall inside one request; a JTL CSV line is one sample (a quoted field may hold
 a line break, so a cut falls only where the quotes are balanced). The chunk goes into a file in the run
@@ -18,10 +18,8 @@ after WORKER_CHUNKS chunks, which bounds what it can accumulate whatever the len
 
 from __future__ import annotations
 
-import datetime as dt
 import multiprocessing
 import os
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -29,133 +27,14 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Protocol
 
+from orchestrator.tools import Cutter, Output
 from warehouse.errors import IngestError, WarehouseBusy
 from warehouse.ingest import SAMPLE_REJECTS, IngestResult, StepFacts
 from warehouse.store import RunInfo, Warehouse
 
-MARGIN_S = 2.0  # a k6 chunk ends at points at least this much older than the newest point seen
 MAX_READ = 64 << 20  # bytes read from a file per chunk: memory stays bounded however far behind
 WORKER_CHUNKS = 20  # chunks one worker process ingests before a fresh one replaces it
-
-
-class Cutter(Protocol):
-    """Where a format's growing file may be cut: chunks that the warehouse ingests like the whole file."""
-
-    suffix: ClassVar[str]
-
-    def header(self, data: bytes) -> int:
-        """At offset 0: the length of a header every chunk must repeat (0: none); -1: not known yet."""
-
-    def cut(self, data: bytes, final: bool) -> int:
-        """How many leading bytes of `data` (the file from the current offset) form a safe chunk (0: none).
-
-        `final`: the tool has stopped and `data` runs to the end of the file.
-        """
-
-    def worth_ingesting(self, chunk: bytes) -> bool:
-        """Does the chunk hold anything the warehouse keeps (else it is skipped, not an error)?"""
-
-
-CUTTERS: dict[str, type[Cutter]] = {}
-
-
-def register(cls: type) -> type:
-    CUTTERS[cls.suffix] = cls  # type: ignore[attr-defined]
-    return cls
-
-
-_TIME = re.compile(rb'"time":"([^"]+)"')
-_RFC3339 = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$")
-
-
-def rfc3339_seconds(text: str) -> float | None:
-    """Seconds since the epoch of k6's RFC 3339 times (nanoseconds, any offset); None if not one."""
-    m = _RFC3339.match(text)
-    if m is None:
-        return None
-    zone = "+00:00" if m[3] == "Z" else m[3]
-    seconds = dt.datetime.fromisoformat(m[1] + zone).timestamp()
-    return seconds + float("0." + m[2]) if m[2] else seconds
-
-
-@register
-class K6JsonCutter:
-    """k6 `--out json`: cut after a Point older than the newest by MARGIN_S whose next Point has another time
-    and is no check.
-
-    k6 writes one request's points (a Metric line may come between them, the first time a metric is seen)
-    one after the other with the same timestamp, so a boundary between two Points of different times never
-    splits a request; the age margin also keeps out points that a late writer could still follow. A VU's
-    `checks` points follow its request's at once, with a later time: a cut before them would part them from
-    the request they belong to.
-    """
-
-    suffix: ClassVar[str] = ".json"
-
-    def __init__(self, margin_s: float = MARGIN_S) -> None:
-        self.margin_s = margin_s
-        self.newest = float("-inf")
-
-    def header(self, data: bytes) -> int:
-        return 0
-
-    def cut(self, data: bytes, final: bool) -> int:
-        end = data.rfind(b"\n") + 1
-        if final:
-            return len(data)
-        points: list[tuple[int, int, bytes, float, bool]] = []  # (start, end, time text, seconds, a check?)
-        start = 0
-        while start < end:
-            stop = data.index(b"\n", start) + 1
-            line = data[start:stop]
-            if b'"type":"Point"' in line and (m := _TIME.search(line)):
-                seconds = rfc3339_seconds(m[1].decode(errors="replace"))
-                if seconds is not None:
-                    points.append((start, stop, m[1], seconds, b'"metric":"checks"' in line))
-                    self.newest = max(self.newest, seconds)
-            start = stop
-        horizon = self.newest - self.margin_s
-        for (_, stop, time_text, seconds, _), (_, _, next_text, _, next_is_check) in zip(
-            reversed(points[:-1]), reversed(points[1:]), strict=True
-        ):
-            if seconds <= horizon and next_text != time_text and not next_is_check:
-                return stop
-        return 0
-
-    def worth_ingesting(self, chunk: bytes) -> bool:
-        return b'"type":"Point"' in chunk or any(
-            line.strip() and not line.startswith(b'{"type":"Metric"') for line in chunk.splitlines()
-        )
-
-
-@register
-class JtlCsvCutter:
-    """JMeter CSV JTL: cut after the last complete line outside quotes; every chunk repeats the header row."""
-
-    suffix: ClassVar[str] = ".jtl"
-
-    def header(self, data: bytes) -> int:
-        newline = data.find(b"\n")
-        if newline < 0:
-            return -1
-        first = data[:newline]
-        return newline + 1 if first[:1].isalpha() or first.startswith(b'"') else 0
-
-    def cut(self, data: bytes, final: bool) -> int:
-        if final:
-            return len(data)
-        quotes, start, safe = 0, 0, 0
-        while (newline := data.find(b"\n", start)) >= 0:
-            quotes += data.count(b'"', start, newline)
-            start = newline + 1
-            if quotes % 2 == 0:
-                safe = start
-        return safe
-
-    def worth_ingesting(self, chunk: bytes) -> bool:
-        return bool(chunk.strip())
 
 
 @dataclass
@@ -241,7 +120,7 @@ class LiveIngest:
 
     warehouse: Warehouse
     run: RunInfo
-    outputs: list[tuple[str, Path]]  # (generator, path)
+    outputs: list[Output]
     directory: Path  # chunk files go to directory/live
     interval_s: float = 5.0
     services: dict[tuple[str, str], str] = field(default_factory=dict)
@@ -254,8 +133,8 @@ class LiveIngest:
     _thread: threading.Thread | None = None
 
     def __post_init__(self) -> None:
-        self.files = [LiveFile(p, g, CUTTERS[p.suffix]()) for g, p in self.outputs if p.suffix in CUTTERS]
-        self.unsupported = [p for _, p in self.outputs if p.suffix not in CUTTERS]
+        self.files = [LiveFile(o.path, o.generator, o.format.cutter()) for o in self.outputs if o.format.cutter]
+        self.unsupported = [o.path for o in self.outputs if o.format.cutter is None]
         self.writer = ChunkWriter(self.warehouse)
 
     def start(self) -> None:

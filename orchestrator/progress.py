@@ -2,151 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
-import csv
-import io
-import math
-import re
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Protocol, TextIO
+from typing import TextIO
 
-from warehouse.ingest.jtl_csv import TRANSACTION_MESSAGE
+from orchestrator.tools import Counter, Counts, Output
 
-
-@dataclass
-class Counts:
-    requests: int = 0
-    errors: int = 0
-    durations: list[float] = field(default_factory=list)  # ms, of the requests since the last `take_p95`
-
-    def take_p95(self) -> float | None:
-        """The p95 (nearest rank) of the durations fed since the last call, which it then forgets."""
-        if not self.durations:
-            return None
-        ordered = sorted(self.durations)
-        self.durations = []
-        return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
-
-
-class Counter(Protocol):
-    """Counts requests, errors and durations in complete lines of one result format, fed as the file grows;
-    `vus` is the tool's latest count of active VUs (threads) in this file, None until it says."""
-
-    suffix: ClassVar[str]
-    vus: int | None
-
-    def feed(self, lines: list[bytes], counts: Counts) -> None: ...
-
-
-COUNTERS: dict[str, type[Counter]] = {}
-
-
-def register(cls: type) -> type:
-    COUNTERS[cls.suffix] = cls  # type: ignore[attr-defined]
-    return cls
-
-
-_VALUE = re.compile(rb'"value":(-?[0-9][0-9.eE+-]*)')
-
-
-def _value(line: bytes) -> float | None:
-    m = _VALUE.search(line)
-    try:
-        return float(m[1]) if m else None
-    except ValueError:
-        return None
-
-
-@register
-class K6JsonCounter:
-    """k6 `--out json`: one http_reqs point per request; http_req_failed points with value 1 are errors;
-    http_req_duration points are the durations; `vus` points (about one a second) the active VUs."""
-
-    suffix: ClassVar[str] = ".json"
-
-    def __init__(self) -> None:
-        self.vus: int | None = None
-
-    def feed(self, lines: list[bytes], counts: Counts) -> None:
-        for line in lines:
-            if b'"type":"Point"' not in line:
-                continue
-            if b'"metric":"http_reqs"' in line:
-                counts.requests += 1
-            elif b'"metric":"http_req_failed"' in line and b'"value":1,' in line:
-                counts.errors += 1
-            elif b'"metric":"http_req_duration"' in line:
-                if (value := _value(line)) is not None:
-                    counts.durations.append(value)
-            elif b'"metric":"vus"' in line and (value := _value(line)) is not None:
-                self.vus = int(value)
-
-
-# allThreads in the headerless default layouts, by column count: JMeter 2.13's 12 and 5.x's 17
-_ALL_THREADS = {12: 10, 17: 12}
-
-
-@register
-class JtlCsvCounter:
-    """JMeter CSV JTL: one line per sample; a request error is a failed sample whose code is not 2xx/3xx or whose
-    failure is a response code assertion's (as the warehouse reads a JTL: a failed 2xx/3xx is a failed check),
-    `elapsed` the duration, `allThreads` the active threads of this JMeter (header row, or the default layouts
-    of 2.13's 12 and 5.x's 17 columns). A Transaction Controller's own sample (a group of requests, not a
-    request) is not counted, as the warehouse does not store it."""
-
-    suffix: ClassVar[str] = ".jtl"
-
-    def __init__(self) -> None:
-        self.success_column: int | None = None
-        self.elapsed_column = 1
-        self.threads_column: int | None = None
-        self.message_column: int | None = 4  # responseMessage, 5th in both default layouts
-        self.code_column = 3
-        self.failure_column: int | None = None
-        self.header = False
-        self.vus: int | None = None
-
-    def feed(self, lines: list[bytes], counts: Counts) -> None:
-        text = b"\n".join(line.rstrip(b"\r\n") for line in lines).decode("utf-8", errors="replace")
-        for row in csv.reader(io.StringIO(text)):
-            if not row:
-                continue
-            if self.success_column is None:
-                if "success" in row:
-                    self.header = True
-                    self.success_column = row.index("success")
-                    self.elapsed_column = row.index("elapsed") if "elapsed" in row else 1
-                    self.threads_column = row.index("allThreads") if "allThreads" in row else None
-                    self.message_column = row.index("responseMessage") if "responseMessage" in row else None
-                    self.code_column = row.index("responseCode") if "responseCode" in row else -1
-                    self.failure_column = row.index("failureMessage") if "failureMessage" in row else None
-                    continue
-                self.success_column = 7
-                self.failure_column = 8 if len(row) == 17 else None
-            if not self.header and self.threads_column is None:
-                self.threads_column = _ALL_THREADS.get(len(row))
-            if self.message_column is not None and len(row) > self.message_column and row[
-                    self.message_column].startswith(TRANSACTION_MESSAGE):
-                continue
-            counts.requests += 1
-            if len(row) > self.success_column and row[self.success_column].strip().lower() != "true":
-                counts.errors += int(self._request_error(row))
-            if len(row) > self.elapsed_column:
-                with contextlib.suppress(ValueError):
-                    counts.durations.append(float(row[self.elapsed_column]))
-            if self.threads_column is not None and len(row) > self.threads_column:
-                with contextlib.suppress(ValueError):
-                    self.vus = int(row[self.threads_column])
-
-
-    def _request_error(self, row: list[str]) -> bool:
-        code = row[self.code_column] if 0 <= self.code_column < len(row) else ""
-        failure = row[self.failure_column] if self.failure_column is not None and self.failure_column < len(row) else ""
-        return not re.fullmatch(r"[23]\d\d", code.strip()) or failure.startswith("Test failed: code")
+__all__ = ["Counter", "Counts", "Progress"]
 
 
 @dataclass
@@ -180,7 +45,7 @@ class Progress:
     """
 
     tool: str
-    outputs: list[Path]
+    outputs: list[Output]
     total_s: float
     interval_s: float
     echo: Callable[[str], None]
@@ -191,7 +56,7 @@ class Progress:
     _started: float = 0.0
 
     def __post_init__(self) -> None:
-        self._tails = [_Tail(p, COUNTERS[p.suffix]()) for p in self.outputs if p.suffix in COUNTERS]
+        self._tails = [_Tail(o.path, o.format.counter()) for o in self.outputs if o.format.counter is not None]
 
     def update(self) -> Counts:
         for tail in self._tails:

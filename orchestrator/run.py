@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
@@ -15,37 +16,42 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from secrets import token_urlsafe
 from types import FrameType
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, Generic, TextIO, TypeVar, cast
 from urllib.parse import urlsplit
 
-from orchestrator.errors import (
-    GenerationError,
-    PerfhouseError,
-    RunAborted,
-    TargetUnreachableError,
-    ToolMissingError,
+from orchestrator.errors import GenerationError, PerfhouseError, RunAborted, TargetUnreachableError
+from orchestrator.generators.base import (
+    GeneratedScript,
+    GenerationOptions,
+    allocated_vus,
+    has_load,
+    journey_vus,
+    service_urls,
 )
-from orchestrator.generators import GenerationOptions, generate
-from orchestrator.generators.base import allocated_vus, has_load, journey_vus, service_urls
-from orchestrator.live import LiveIngest
 from orchestrator.progress import Progress
-from orchestrator.receiver import Receiver
-from orchestrator.runners import RUNNERS, Job, Part, Runner, RunnerOptions
+from orchestrator.runners import RUNNERS, Execution, Job, Part, Runner, RunnerOptions
 from orchestrator.runners.base import ResultsSink
 from orchestrator.scrape import InfraRow, Scraper, source_for
-from orchestrator.secrets import properties_file, require_env
+from orchestrator.secrets import SecretFile, require_env, secret_file
 from orchestrator.spec import Spec, service_env
-from orchestrator.tools import TOOLS, Segment
+from orchestrator.tools import Output, Segment, Tool
+from orchestrator.tools import get as get_tool
 from orchestrator.watchdog import Watchdog
-from warehouse.analysis.fingerprint import StepShape, fingerprint, structure_hash
-from warehouse.analysis.slo import Objective, Verdict
-from warehouse.analysis.verdict import RunVerdict, run_verdict
 from warehouse.errors import IngestError, WarehouseError
-from warehouse.ingest import IngestResult, StepFacts
-from warehouse.ingest.jtl_csv import UNKNOWN_STEP
+from warehouse.ids import new_run_id
 from warehouse.owners import OWNER_LABEL, me
-from warehouse.store import RunInfo, Warehouse, new_run_id
 from warehouse.traces import TRACE_URL_LABEL
+
+# The warehouse's engine and SQL load while the tool runs, not before it starts
+if TYPE_CHECKING:
+    from orchestrator.live import LiveIngest
+    from orchestrator.receiver import Receiver
+    from warehouse.analysis.slo import Objective, Verdict
+    from warehouse.analysis.verdict import RunVerdict
+    from warehouse.ingest import IngestResult, StepFacts
+    from warehouse.store import RunInfo, Warehouse
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -70,6 +76,8 @@ class ToolRun:
 
     @property
     def verdict(self) -> RunVerdict:
+        from warehouse.analysis.verdict import run_verdict
+
         return run_verdict(self.status, self.verdicts)
 
     def to_dict(self) -> dict[str, Any]:
@@ -92,11 +100,15 @@ class ToolRun:
 
 
 def objectives(spec: Spec) -> list[Objective]:
+    from warehouse.analysis.slo import Objective
+
     return [Objective(s.metric, s.threshold, s.journey, s.step, s.abort_on_fail, s.service) for s in spec.slos]
 
 
 def run_fingerprint(spec: Spec, profile: str, tool: str, environment: str, labels: dict[str, str]) -> str:
     """The fingerprint of a run of `spec`: its journeys' structure, profile, tool, environment, chosen labels."""
+    from warehouse.analysis.fingerprint import StepShape, fingerprint, structure_hash
+
     shape = structure_hash(
         StepShape(j.name, s.name, s.method, s.path.source, s.service) for j in spec.journeys for s in j.steps
     )
@@ -161,7 +173,7 @@ class Watched:
 def monitors(
     settings: RunSettings,
     job: Job,
-    outputs: list[Path],
+    outputs: list[Output],
     total_s: float,
     echo: Callable[[str], None],
     live: LiveIngest | None = None,
@@ -201,6 +213,9 @@ def step_facts(spec: Spec) -> dict[tuple[str, str], StepFacts]:
     status, or 0 for the tools' default (200-399); a step that expects several is judged by JMeter's own
     success flag, which the plan's expected-status assertion sets.
     """
+    from warehouse.ingest import StepFacts
+    from warehouse.ingest.jtl_csv import UNKNOWN_STEP
+
     def expected(statuses: tuple[int, ...]) -> int:
         return 0 if not statuses else statuses[0] if len(statuses) == 1 else UNKNOWN_STEP
 
@@ -214,10 +229,300 @@ def runner_for(name: str) -> Runner:
     return RUNNERS[name]
 
 
+class Background(Generic[T]):
+    """A value computed in a thread (opening a warehouse: loading the engine, migrating) while the caller
+    goes on; `get()` waits for it and raises what computing it raised."""
+
+    def __init__(self, compute: Callable[[], T], name: str = "perfhouse-background", start: bool = True) -> None:
+        self._value: T | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(compute,), name=name, daemon=True)
+        self._lock = threading.Lock()
+        if start:
+            self.start()
+
+    def start(self) -> None:
+        """Begin computing (once): a value needed only later starts when the caller has nothing else to do."""
+        with self._lock:
+            if not self._thread.is_alive() and self._thread.ident is None:
+                self._thread.start()
+
+    def _run(self, compute: Callable[[], T]) -> None:
+        try:
+            self._value = compute()
+        except BaseException as exc:  # raised again by get(), in the caller's thread
+            self._error = exc
+
+    def get(self) -> T:
+        self.start()
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return cast(T, self._value)
+
+
+class PendingWarehouse(Background["Warehouse"]):
+    """A warehouse opening in a thread: `run_tool` takes one in place of a Warehouse and asks for it only when it
+    needs it (the run's row is written while the tool runs, the results ingested after). `url` names it for a
+    process that may have to write to it in perfhouse's place (the watchdog)."""
+
+    def __init__(self, compute: Callable[[], Warehouse], url: str | None = None, name: str = "perfhouse-open",
+                 start: bool = True) -> None:
+        self.url = absolute_url(url)
+        super().__init__(compute, name, start)
+
+
+def absolute_url(url: str | None) -> str:
+    """The warehouse URL as `Warehouse.open` resolves it, an embedded one's path made absolute."""
+    from warehouse.backends import DEFAULT_URL
+
+    url = url or os.environ.get("PERFHOUSE_WAREHOUSE") or DEFAULT_URL
+    if url.startswith("chdb://"):
+        return f"chdb://{Path(url.removeprefix('chdb://')).expanduser().resolve()}"
+    return url
+
+
+def opened(warehouse: Warehouse | PendingWarehouse) -> Warehouse:
+    return warehouse.get() if isinstance(warehouse, PendingWarehouse) else warehouse
+
+
+def check_settings(tool: Tool, settings: RunSettings) -> None:
+    """Refuse settings the tool or the perfhouse cannot honour, before anything runs."""
+    if settings.generators < 1:
+        raise PerfhouseError(f"--generators must be at least 1, found {settings.generators}")
+    if settings.generators > 1 and not tool.splits:
+        raise GenerationError(f"{tool.name} cannot split one test over {settings.generators} generators; "
+                              "use --generators 1 for it")
+    for url in settings.scrape:
+        source_for(url, 1.0)  # an unknown kind of source fails before anything runs
+
+
+def check_scripts(spec: Spec, tools: list[Tool], profile: str) -> None:
+    """Refuse a spec that some tool's script cannot express, before any tool runs."""
+    for tool in tools:
+        tool.render(spec, GenerationOptions(profile=profile))
+
+
+@dataclass
+class Plan:
+    """A prepared run: its script and files written in its directory, and the facts recorded with it."""
+
+    spec: Spec
+    tool: Tool
+    executor: Runner
+    settings: RunSettings
+    profile: str
+    version: str
+    program: str
+    options: GenerationOptions
+    script: GeneratedScript
+    script_path: Path
+    directory: Path
+    run_id: str
+    urls: dict[str, str]
+    secrets: dict[str, str]
+    timeout_s: float | None = None
+
+    @property
+    def split_scripts(self) -> bool:
+        """Does each generator run a script of its own (scaled to its share), written as the parts are made?"""
+        return self.settings.generators > 1 and self.tool.scaled_scripts
+
+
+def prepare(spec: Spec, tool: Tool, profile: str, services: dict[str, str], settings: RunSettings,
+            runs_dir: Path) -> Plan:
+    """Generate the script for the tool version the runner will use and lay out the run directory."""
+    executor = runner_for(settings.runner)
+    target = executor.target(tool, settings.options)
+    # a service's URL: --service, else PERFHOUSE_SERVICE_<NAME> (what the generated scripts read), else the spec's
+    retargeted = {name: os.environ[service_env(name)] for name in spec.services if os.environ.get(service_env(name))}
+    options = tool.for_version(GenerationOptions(profile=profile, services={**retargeted, **services}),
+                               target.version)
+    script = tool.render(spec, options)
+    secrets = require_env(spec.env_names(), os.environ, spec.file)
+    urls = service_urls(spec, options)
+    run_id = new_run_id(tool.name)
+    directory = (runs_dir / run_id).resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    plan = Plan(spec, tool, executor, settings, profile, target.version, target.program, options, script,
+                directory / script.filename, directory, run_id, urls, secrets)
+    if not plan.split_scripts:  # else each part runs a plan of its own, written with the parts
+        plan.script_path.write_text(script.content, encoding="utf-8")
+    for data_file in script.files:  # test data is read from beside the script
+        shutil.copyfile(data_file, directory / data_file.name)
+    effective = {
+        "spec": spec.name,
+        "file": spec.file,
+        "profile": profile,
+        "tool": tool.name,
+        "tool_version": target.version,
+        "runner": settings.runner,
+        "program": target.program,
+        "generators": settings.generators,
+        "services": urls,
+        "vus_per_journey": {a["journey"].name: allocated_vus(a) for a in journey_vus(spec, spec.profile(profile))},
+        "approximations": list(script.notes),
+        "live": settings.live,
+    }
+    (directory / "effective.json").write_text(json.dumps(effective, indent=2), encoding="utf-8")
+    Path(directory / Path(spec.file).name).write_text(
+        Path(spec.file).read_text(encoding="utf-8"), encoding="utf-8"
+    )
+    return plan
+
+
+def run_fields(plan: Plan, environment: str, labels: dict[str, str] | None, group_id: str = "") -> dict[str, Any]:
+    """The run's row (the fields of warehouse.store.RunInfo): what ran, from which spec and script, where and by
+    whom, since when (the commit: see `record`); its fingerprint, and the group of the invocation's runs."""
+    spec, settings = plan.spec, plan.settings
+    run_labels = dict(labels or {})
+    if settings.runner != "local":
+        run_labels.setdefault("runner", settings.runner)
+    if settings.generators > 1:
+        run_labels.setdefault("generators", str(settings.generators))
+    if spec.trace_url:  # reports link the run's slowest samples to their traces
+        run_labels[TRACE_URL_LABEL] = spec.trace_url
+    run_labels[OWNER_LABEL] = me().token  # while it runs: a run whose owner died is marked aborted
+    return {
+        "run_id": plan.run_id,
+        "tool": plan.tool.name,
+        "tool_version": plan.version,
+        "name": f"{spec.name}/{plan.profile}",
+        "spec_name": spec.name,
+        "spec_hash": spec.source_hash,
+        "fingerprint": run_fingerprint(spec, plan.profile, plan.tool.name, environment, run_labels),
+        "group_id": group_id,
+        "script_hash": plan.script.sha256,
+        "profile": plan.profile,
+        "environment": environment,
+        "labels": run_labels,
+        "notes": "; ".join(plan.script.notes),
+        "started_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f"),
+    }
+
+
+@dataclass
+class Parts:
+    """The processes of a run (one per generator) and the result files they write."""
+
+    parts: list[Part] = field(default_factory=list)
+    outputs: list[Output] = field(default_factory=list)
+    summaries: list[Path] = field(default_factory=list)  # the tool's own end-of-test summaries, kept with the run
+    notes: list[str] = field(default_factory=list)
+
+
+def make_parts(plan: Plan, secret: SecretFile | None) -> Parts:
+    """One part per generator: its script (a scaled one when the tool splits that way) and command line."""
+    spec, tool, count = plan.spec, plan.tool, plan.settings.generators
+    prof = spec.profile(plan.profile)
+    made = Parts()
+    if count > max(prof.max_vus, 1) and prof.executor != "ramping_vus" and not plan.split_scripts:
+        made.notes.append(f"{count} generators share {prof.max_vus} VUs: some get none")
+    for index in range(count):
+        segment = Segment(index, count)
+        part_script = plan.script_path
+        if plan.split_scripts:
+            scale = (index, count)
+            if not has_load(journey_vus(spec, prof, scale)):
+                made.notes.append(f"generator {segment.name} gets no share of the load "
+                                  f"({count} generators); it was not started")
+                continue
+            part_script = plan.directory / f"{plan.script_path.stem}{segment.suffix}{plan.script_path.suffix}"
+            part_script.write_text(tool.render(spec, replace(plan.options, vu_scale=scale)).content,
+                                   encoding="utf-8")
+        invocation = tool.invocation(plan.program, part_script, plan.directory, segment)
+        argv = [*invocation.argv, *tool.secret_args(secret.path)] if secret else invocation.argv
+        made.parts.append(Part(segment.name, argv, plan.directory / f"{tool.name}{segment.suffix}-console.log"))
+        made.outputs.extend(invocation.outputs)
+        made.summaries.extend([invocation.summary] if invocation.summary else [])
+    return made
+
+
+def execute(plan: Plan, job: Job, outputs: list[Output], live: LiveIngest | None,
+            echo: Callable[[str], None]) -> tuple[Execution, Watched]:
+    """Run the job on the plan's runner while the monitors (scrapes, progress, live ingest) watch it."""
+    total_s = plan.spec.profile(plan.profile).total_duration_s
+    with monitors(plan.settings, job, outputs, total_s, echo, live) as watched:
+        execution = plan.executor.execute(job)
+    return execution, watched
+
+
+def execution_status(plan: Plan, execution: Execution) -> tuple[str, str]:
+    """The run's status and note from how its parts ended."""
+    if execution.interrupted:
+        return "aborted", "interrupted by a signal"
+    if execution.timed_out:
+        return "aborted", f"stopped by the {plan.timeout_s or 0:g}s timeout"
+    if all(plan.tool.completed(code) for code in execution.exit_codes):
+        return "completed", ""
+    logs = ", ".join(str(log) for log in execution.logs)
+    return "failed", f"{plan.tool.name} exited with {execution.exit_code}; see {logs}"
+
+
+def ingest_results(plan: Plan, warehouse: Warehouse, info: RunInfo, made: Parts, live: LiveIngest | None,
+                   outcome: ToolRun, status: str, note: str, receiver: Receiver | None = None) -> tuple[str, str]:
+    """Load what the tool wrote into the run (the rest of it, after live chunks), or count what came back through
+    the receiver; the status and note after."""
+    from warehouse.ingest import IngestResult
+
+    run_id, directory, tool = info.run_id, plan.directory, plan.tool
+    here = plan.executor.on_this_host
+    services_map, steps_map = plan.spec.step_services(), step_facts(plan.spec)
+    if live is not None:  # the rest of every output; the chunks already hold the beginning
+        live.finish()
+        outcome.ingested.extend(live.ingested)
+        outcome.notes.extend(live.problems)
+        for summary in made.summaries:  # an ingest of the whole output keeps it; live chunks lie elsewhere
+            if summary.is_file():
+                try:
+                    warehouse.attach_summary(run_id, summary, tool.name)
+                except WarehouseError as exc:
+                    outcome.notes.append(f"{summary.name} not kept with the run: {exc}")
+    for output in made.outputs:
+        if output.path.exists() and output.path.stat().st_size > 0:
+            if live is not None:
+                continue
+            try:
+                outcome.ingested.append(warehouse.ingest(output.path, info, fmt=output.format.name,
+                                                         services=services_map, generator=output.generator,
+                                                         steps=steps_map))
+            except IngestError as exc:
+                note = f"{note}; {exc}" if note else str(exc)
+        elif plan.settings.generators > 1 and here:
+            outcome.notes.append(f"generator {output.generator} wrote no results (its segment got no VUs?)")
+        elif status == "completed" and here:
+            status, note = "failed", f"{tool.name} wrote no results to {output.path}"
+    if status == "completed" and here and not outcome.ingested:
+        status, note = "failed", f"{tool.name} wrote no results in {directory}"
+    if receiver is not None:
+        stats = receiver.stats
+        outcome.ingested.append(IngestResult(run_id, receiver.advertised_url, "influx-line", tool.name,
+                                             rows=stats.requests, points=stats.points, rejected=stats.rejected,
+                                             aggregates=stats.aggregates))
+        outcome.notes.extend(receiver.problems)
+        outcome.notes.append(f"received {stats.writes} writes ({stats.again} sent again): {stats.points} "
+                             f"k6 points, {stats.requests} requests, {stats.rejected} rejected lines")
+        if status == "completed" and not (stats.points or stats.aggregates):
+            status, note = "failed", f"no results came back to the receiver at {receiver.advertised_url}"
+    elif not here:
+        outcome.notes.append(f"the {plan.settings.runner} runner keeps results where the tool ran; "
+                             f"perfhouse ingested none{' (--live too)' if plan.settings.live else ''}")
+    return status, note
+
+
+def judge(plan: Plan, warehouse: Warehouse, outcome: ToolRun, received: bool = False) -> None:
+    """The run's totals, per-step figures and SLO verdicts, from the warehouse (verdicts only when it holds the
+    results: ingested here, or received)."""
+    outcome.totals = warehouse.totals(outcome.run_id)
+    outcome.steps = warehouse.step_stats(outcome.run_id)
+    if plan.executor.on_this_host or received:
+        outcome.verdicts = warehouse.evaluate_slos(outcome.run_id, objectives(plan.spec))
+
+
 def run_tool(
     spec: Spec,
     tool_name: str,
-    warehouse: Warehouse,
+    warehouse: Warehouse | PendingWarehouse,
     profile: str,
     services: dict[str, str] | None = None,
     runner: str = "local",
@@ -231,214 +536,84 @@ def run_tool(
 ) -> ToolRun:
     """Run one tool on one spec and profile; the run lands in the warehouse whatever happens.
 
-    `settings` (runner, its options, generators, scraping, progress) replaces `runner` when given;
-    `group_id` is shared by the runs of one invocation (one per tool).
+    Check targets, execute, ingest, judge. `settings` (runner, its options, generators, scraping, progress)
+    replaces `runner` when given; `group_id` is shared by the runs of one invocation (one per tool). A
+    PendingWarehouse goes on opening while the script is prepared.
     """
     settings = settings or RunSettings(runner=runner)
-    if tool_name not in TOOLS:
-        raise ToolMissingError(f"unknown tool {tool_name!r}; perfhouse drives: {', '.join(TOOLS)}")
-    tool = TOOLS[tool_name]
-    if settings.generators < 1:
-        raise PerfhouseError(f"--generators must be at least 1, found {settings.generators}")
-    if settings.generators > 1 and not tool.splits:
-        raise GenerationError(f"{tool_name} cannot split one test over {settings.generators} generators; "
-                              "use --generators 1 for it")
-    for url in settings.scrape:
-        source_for(url, 1.0)  # an unknown kind of source fails before anything runs
-    executor = runner_for(settings.runner)
-    target = executor.target(tool, settings.options)
-    version = target.version
-    # a service's URL: --service, else PERFHOUSE_SERVICE_<NAME> (what the generated scripts read), else the spec's
-    retargeted = {name: os.environ[service_env(name)] for name in spec.services if os.environ.get(service_env(name))}
-    options = GenerationOptions(
-        profile=profile, services={**retargeted, **(services or {})},
-        jmeter_version=version if tool_name == "jmeter" else "5.6",
-    )
-    script = generate(spec, tool_name, options)
-    secrets = require_env(spec.env_names(), os.environ, spec.file)
-    urls = service_urls(spec, options)
-    if executor.on_this_host:
-        check_targets(spec, urls)
-
-    run_id = new_run_id(tool_name)
-    directory = (runs_dir / run_id).resolve()
-    directory.mkdir(parents=True, exist_ok=True)
+    tool = get_tool(tool_name)
+    check_settings(tool, settings)
+    plan = prepare(spec, tool, profile, services or {}, settings, runs_dir)
+    plan.timeout_s = timeout_s
+    if plan.executor.on_this_host:
+        check_targets(spec, plan.urls)
     prof = spec.profile(profile)
-    split_scripts = settings.generators > 1 and tool.scaled_scripts
-    script_path = directory / script.filename
-    if not split_scripts:  # else each part runs a plan of its own, written below
-        script_path.write_text(script.content, encoding="utf-8")
-    for data_file in script.files:  # test data is read from beside the script
-        shutil.copyfile(data_file, directory / data_file.name)
-    effective = {
-        "spec": spec.name,
-        "file": spec.file,
-        "profile": profile,
-        "tool": tool_name,
-        "tool_version": version,
-        "runner": settings.runner,
-        "program": target.program,
-        "generators": settings.generators,
-        "services": urls,
-        "vus_per_journey": {a["journey"].name: allocated_vus(a) for a in journey_vus(spec, prof)},
-        "approximations": list(script.notes),
-        "live": settings.live,
-    }
-    (directory / "effective.json").write_text(json.dumps(effective, indent=2), encoding="utf-8")
-    Path(directory / Path(spec.file).name).write_text(
-        Path(spec.file).read_text(encoding="utf-8"), encoding="utf-8"
-    )
-
-    sha, branch = git_info(Path(spec.file).resolve().parent)
-    run_labels = dict(labels or {})
-    if settings.runner != "local":
-        run_labels.setdefault("runner", settings.runner)
-    if settings.generators > 1:
-        run_labels.setdefault("generators", str(settings.generators))
-    if spec.trace_url:  # reports link the run's slowest samples to their traces
-        run_labels[TRACE_URL_LABEL] = spec.trace_url
-    run_labels[OWNER_LABEL] = me().token  # while it runs: a run whose owner died is marked aborted
-    info = RunInfo(
-        run_id=run_id,
-        tool=tool_name,
-        tool_version=version,
-        name=f"{spec.name}/{profile}",
-        spec_name=spec.name,
-        spec_hash=spec.source_hash,
-        fingerprint=run_fingerprint(spec, profile, tool_name, environment, run_labels),
-        group_id=group_id,
-        script_hash=script.sha256,
-        profile=profile,
-        git_sha=sha,
-        branch=branch,
-        environment=environment,
-        labels=run_labels,
-        notes="; ".join(script.notes),
-    )
-    warehouse.save_run(info)
-    outcome = ToolRun(tool_name, run_id, "running", directory, notes=list(script.notes))
-    if settings.generators > max(prof.max_vus, 1) and prof.executor != "ramping_vus" and not split_scripts:
-        outcome.notes.append(f"{settings.generators} generators share {prof.max_vus} VUs: some get none")
+    outcome = ToolRun(tool.name, plan.run_id, "running", plan.directory, notes=list(plan.script.notes))
     split = f", {settings.generators} generators" if settings.generators > 1 else ""
-    echo(f"{tool_name} {version}: run {run_id} ({prof.executor}, {settings.runner}{split}, {directory})")
+    echo(f"{tool.name} {plan.version}: run {plan.run_id} ({prof.executor}, {settings.runner}{split}, "
+         f"{plan.directory})")
 
     # What a killed perfhouse would leave behind (tool processes, containers, a secrets file), the watchdog
-    # process undoes; JMeter reads ${env:NAME} values from a properties file that exists only while it runs
+    # process undoes; a tool that reads ${env:NAME} values from a file gets one that exists only while it runs
     # (in memory when the tool runs on this host: nothing of it is ever on disk).
     resources = ExitStack()
-    watchdog = resources.enter_context(Watchdog(directory / "watchdog.log")) if executor.on_this_host else None
-    env_file = resources.enter_context(
-        properties_file(directory, secrets if tool_name == "jmeter" else {}, in_memory=executor.inherits_fds)
+    executor = plan.executor
+    watchdog = resources.enter_context(Watchdog(plan.directory / "watchdog.log")) if executor.on_this_host else None
+    secret = resources.enter_context(
+        secret_file(plan.directory, tool.secret_file(plan.secrets), in_memory=executor.inherits_fds)
     )
-    if env_file is not None and env_file.on_disk and watchdog is not None:
-        watchdog.guard_file(env_file.path)
-    parts: list[Part] = []
-    outputs: list[tuple[str, Path]] = []
-    summaries: list[Path] = []  # the tool's own end-of-test summaries, kept with the run
-    for index in range(settings.generators):
-        segment = Segment(index, settings.generators)
-        part_script = script_path
-        if split_scripts:
-            scale = (index, settings.generators)
-            if not has_load(journey_vus(spec, prof, scale)):
-                outcome.notes.append(f"generator {segment.name} gets no share of the load "
-                                     f"({settings.generators} generators); it was not started")
-                continue
-            part_script = directory / f"{script_path.stem}{segment.suffix}{script_path.suffix}"
-            part_script.write_text(generate(spec, tool_name, replace(options, vu_scale=scale)).content,
-                                   encoding="utf-8")
-        invocation = tool.invocation(target.program, part_script, directory, segment)
-        argv = [*invocation.argv, "-q", str(env_file.path)] if env_file else invocation.argv
-        parts.append(Part(segment.name, argv, directory / f"{tool_name}{segment.suffix}-console.log"))
-        outputs.extend((segment.name, out) for out in invocation.outputs)
-        summaries.extend([invocation.summary] if invocation.summary else [])
-    fds = (env_file.fd,) if env_file is not None and env_file.fd is not None else ()
+    if secret is not None and secret.on_disk and watchdog is not None:
+        watchdog.guard_file(secret.path)
+    made = make_parts(plan, secret)
+    outcome.notes.extend(made.notes)
+    fds = (secret.fd,) if secret is not None and secret.fd is not None else ()
     # the scripts read their services' URLs from the environment first: give them the ones this run uses
-    job_env = {**secrets, **{service_env(name): url for name, url in urls.items()}}
-    job = Job(run_id, tool, tuple(parts), directory, timeout_s, settings.options, env=job_env, fds=fds,
-              watchdog=watchdog)
-    services_map, steps_map = spec.step_services(), step_facts(spec)
+    job_env = {**plan.secrets, **{service_env(name): url for name, url in plan.urls.items()}}
+    job = Job(plan.run_id, tool, tuple(made.parts), plan.directory, timeout_s, settings.options, env=job_env,
+              fds=fds, watchdog=watchdog)
+    live: LiveIngest | None = None
     receiver: Receiver | None = None
-    live = (
-        LiveIngest(warehouse, info, outputs, directory, settings.live_interval_s, services_map, echo,
-                   steps=steps_map)
-        if settings.live and executor.on_this_host
-        else None
-    )
+    # The run's row: with a warehouse still opening (its engine loading), written while the tool runs, the
+    # watchdog knowing it so that a perfhouse killed before it is written still leaves an aborted run; else, and
+    # for --live (whose chunks go into the run from the start), before the tool starts.
+    fields = run_fields(plan, environment, labels, group_id)
+    ahead = isinstance(warehouse, PendingWarehouse) and watchdog is not None and not settings.live
+    if ahead and isinstance(warehouse, PendingWarehouse) and watchdog is not None:
+        watchdog.guard_run(warehouse.url, fields)
+    recorded = Background(lambda: record(opened(warehouse), plan.spec, fields, watchdog), "perfhouse-record")
     status, note = "failed", ""
     try:
-        if getattr(executor, "streams_results", False):  # the parts send their results to a receiver
-            receiver = Receiver(warehouse, run_id, settings.receive_listen, token_urlsafe(24),
-                                services=services_map, echo=echo, steps=steps_map).start()
+        if not ahead:
+            recorded.get()
+        if settings.live and executor.on_this_host:
+            store, info = recorded.get()
+            from orchestrator import live as live_ingest  # loads the warehouse's ingest: only for --live
+
+            live = live_ingest.LiveIngest(store, info, made.outputs, plan.directory, settings.live_interval_s,
+                                          spec.step_services(), echo, steps=step_facts(spec))
+        if getattr(executor, "streams_results", False):  # the parts send their results to a receiver it starts
+            from orchestrator.receiver import Receiver
+
+            store, info = recorded.get()
+            receiver = Receiver(store, plan.run_id, settings.receive_listen, token_urlsafe(24),
+                                services=spec.step_services(), echo=echo, steps=step_facts(spec)).start()
             job = replace(job, results=ResultsSink(settings.receive_url.rstrip("/") or receiver.advertised_url,
                                                    receiver.token or ""))
             echo(f"results come back to the receiver at {job.results.url if job.results else ''}")
-        with (
-            receiving(receiver),
-            monitors(settings, job, [o for _, o in outputs], prof.total_duration_s, echo, live) as watched,
-        ):
-            execution = executor.execute(job)
+        with receiving(receiver):
+            execution, watched = execute(plan, job, made.outputs, live, echo)
         outcome.exit_code = execution.exit_code
-        if execution.interrupted:
-            status, note = "aborted", "interrupted by a signal"
-        elif execution.timed_out:
-            status, note = "aborted", f"stopped by the {timeout_s:g}s timeout"
-        elif all(tool.completed(code) for code in execution.exit_codes):
-            status = "completed"
-        else:
-            logs = ", ".join(str(log) for log in execution.logs)
-            note = f"{tool_name} exited with {execution.exit_code}; see {logs}"
+        status, note = execution_status(plan, execution)
+        store, info = recorded.get()
         if watched.samples:
-            warehouse.add_infra_samples(run_id, watched.samples)
+            store.add_infra_samples(plan.run_id, watched.samples)
             outcome.infra_samples = len(watched.samples)
-        for problem in watched.problems:
-            outcome.notes.append(problem)
-        if live is not None:  # the rest of every output; the chunks already hold the beginning
-            live.finish()
-            outcome.ingested.extend(live.ingested)
-            outcome.notes.extend(live.problems)
-            for summary in summaries:  # an ingest of the whole output keeps it; live chunks lie elsewhere
-                if summary.is_file():
-                    try:
-                        warehouse.attach_summary(run_id, summary, tool_name)
-                    except WarehouseError as exc:
-                        outcome.notes.append(f"{summary.name} not kept with the run: {exc}")
-        for generator, output in outputs:
-            if output.exists() and output.stat().st_size > 0:
-                if live is not None:
-                    continue
-                try:
-                    outcome.ingested.append(
-                        warehouse.ingest(output, info, services=services_map, generator=generator, steps=steps_map)
-                    )
-                except IngestError as exc:
-                    note = f"{note}; {exc}" if note else str(exc)
-            elif settings.generators > 1 and executor.on_this_host:
-                outcome.notes.append(f"generator {generator} wrote no results (its segment got no VUs?)")
-            elif status == "completed" and executor.on_this_host:
-                status, note = "failed", f"{tool_name} wrote no results to {output}"
-        if status == "completed" and executor.on_this_host and not outcome.ingested:
-            status, note = "failed", f"{tool_name} wrote no results in {directory}"
-        if receiver is not None:
-            stats = receiver.stats
-            outcome.ingested.append(IngestResult(run_id, receiver.advertised_url, "influx-line", tool_name,
-                                                 rows=stats.requests, points=stats.points, rejected=stats.rejected,
-                                                 aggregates=stats.aggregates))
-            outcome.notes.extend(receiver.problems)
-            outcome.notes.append(f"received {stats.writes} writes ({stats.again} sent again): {stats.points} "
-                                 f"k6 points, {stats.requests} requests, {stats.rejected} rejected lines")
-            if status == "completed" and not (stats.points or stats.aggregates):
-                status, note = "failed", f"no results came back to the receiver at {receiver.advertised_url}"
-        elif not executor.on_this_host:
-            outcome.notes.append(f"the {settings.runner} runner keeps results where the tool ran; "
-                                 f"perfhouse ingested none{' (--live too)' if settings.live else ''}")
-        outcome.totals = warehouse.totals(run_id)
-        outcome.steps = warehouse.step_stats(run_id)
-        if executor.on_this_host or receiver is not None:
-            outcome.verdicts = warehouse.evaluate_slos(run_id, objectives(spec))
+        outcome.notes.extend(watched.problems)
+        status, note = ingest_results(plan, store, info, made, live, outcome, status, note, receiver)
+        judge(plan, store, outcome, received=receiver is not None)
     except KeyboardInterrupt:
         status, note = "aborted", "interrupted"
-        raise RunAborted(f"run {run_id} interrupted; what it produced is kept in {directory}") from None
+        raise RunAborted(f"run {plan.run_id} interrupted; what it produced is kept in {plan.directory}") from None
     except PerfhouseError as exc:
         note = str(exc)
         raise
@@ -446,12 +621,26 @@ def run_tool(
         if live is not None:
             live.close()
         resources.close()  # the secrets file is gone and the watchdog released before the run is final
-        info.labels.pop(OWNER_LABEL, None)
         outcome.status = status
         if note:
             outcome.notes.append(note)
-        warehouse.finish_run(info, status, note)
+        store, info = recorded.get()
+        info.labels.pop(OWNER_LABEL, None)
+        store.finish_run(info, status, note)
     return outcome
+
+
+def record(warehouse: Warehouse, spec: Spec, fields: dict[str, Any], watchdog: Watchdog | None
+           ) -> tuple[Warehouse, RunInfo]:
+    """Write the run's first row, with the commit of the spec's repository; the watchdog need not any more."""
+    from warehouse.store import RunInfo
+
+    info = RunInfo(**fields)
+    info.git_sha, info.branch = git_info(Path(spec.file).resolve().parent)
+    warehouse.save_run(info)
+    if watchdog is not None:
+        watchdog.forget_run()
+    return warehouse, info
 
 
 @contextmanager

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.errors import SpecError
-from orchestrator.generators.jmeter import ENV_PREFIX
 
 ENV_FILE = ".perfhouse-env.properties"
 
@@ -24,33 +23,9 @@ def require_env(names: list[str], environ: Mapping[str, str], spec_file: str) ->
     return {n: environ[n] for n in names}
 
 
-def _escape(text: str, key: bool = False) -> str:
-    """Java properties syntax, in ASCII (JMeter reads property files as ISO-8859-1)."""
-    out = []
-    for i, ch in enumerate(text):
-        if ch == "\\":
-            out.append("\\\\")
-        elif ch in "\n\r\t\f":
-            out.append({"\n": "\\n", "\r": "\\r", "\t": "\\t", "\f": "\\f"}[ch])
-        elif ch == " " and (key or i == 0):
-            out.append("\\ ")
-        elif ch in "=:#!" and (key or i == 0):
-            out.append("\\" + ch)
-        elif ord(ch) < 0x20 or ord(ch) > 0x7E:
-            data = ch.encode("utf-16-be")
-            out.extend(f"\\u{int.from_bytes(data[k:k + 2], 'big'):04x}" for k in range(0, len(data), 2))
-        else:
-            out.append(ch)
-    return "".join(out)
-
-
-def jmeter_properties(values: Mapping[str, str]) -> str:
-    return "".join(f"{_escape(ENV_PREFIX + k, key=True)}={_escape(v)}\n" for k, v in sorted(values.items()))
-
-
 @dataclass(frozen=True)
 class SecretFile:
-    """The properties JMeter reads with -q: a private file in the run directory, or a file that exists only
+    """The file a tool reads its secrets from: a private file in the run directory, or a file that exists only
     in memory (memfd) and reaches the tool as an inherited descriptor, read through /dev/fd/N."""
 
     path: Path  # what the tool is given
@@ -65,16 +40,15 @@ class SecretFile:
 
 
 @contextmanager
-def properties_file(directory: Path, values: Mapping[str, str], in_memory: bool = False) -> Iterator[SecretFile | None]:
-    """The values as properties for JMeter's -q, gone when the block ends.
+def secret_file(directory: Path, content: bytes | None, in_memory: bool = False) -> Iterator[SecretFile | None]:
+    """A tool's secrets file with `content` (see Tool.secret_file), gone when the block ends; None without content.
 
     `in_memory` (for a tool started on this host): the file never has a name on any disk, so nothing of it
     can outlive perfhouse, even a kill -9; else a private (0600) file in `directory`, removed at the end.
     """
-    if not values:
+    if not content:
         yield None
         return
-    content = jmeter_properties(values).encode("ascii")
     if in_memory and hasattr(os, "memfd_create"):
         fd = os.memfd_create("perfhouse-env")
         try:

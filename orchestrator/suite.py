@@ -1,24 +1,31 @@
 """Suites: several specs run sequentially, all in parallel, or in groups (hybrid), as one command.
 
-Each entry runs as its own `perfhouse run` process, so parallel entries never share signal
-handlers or tool processes; the embedded warehouse's lock makes their ingests take turns.
+Each entry is what `perfhouse run` does for one spec (orchestrator.run), with every run option; the entries
+of a parallel wave run in processes of their own.
 """
 
 from __future__ import annotations
 
-import json
+import multiprocessing
 import os
 import signal
-import subprocess
-import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import yaml
 
-from orchestrator.errors import SpecError
-from orchestrator.watchdog import dies_with_parent
+from orchestrator.errors import ExitStatus, PerfhouseError, SpecError
+from orchestrator.run import RunSettings, ToolRun
+from warehouse.errors import WarehouseError
+
+if TYPE_CHECKING:
+    from warehouse.store import Warehouse
 
 MODES = ("sequential", "parallel", "hybrid")
 
@@ -98,50 +105,128 @@ def load_suite(path: Path) -> Suite:
     return Suite(str(doc.get("suite") or Path(path).stem), file, mode, tuple(entries))
 
 
+@dataclass(frozen=True)
+class SuiteRun:
+    """What every entry of a suite shares: the warehouse, where runs go, and how they execute (every option of
+    `perfhouse run`: runner and its options, generators, scraping, progress, live ingest, timeout)."""
+
+    warehouse: str | None = None  # URL; None: the default one
+    settings: RunSettings = field(default_factory=RunSettings)
+    runs_dir: Path = Path(".perfhouse/runs")
+    timeout_s: float | None = None
+    environment: str = ""
+
+
 @dataclass
 class EntryResult:
     entry: SuiteEntry
-    exit_code: int
-    runs: list[dict[str, Any]] = field(default_factory=list)
+    runs: list[ToolRun] = field(default_factory=list)
     error: str = ""
+    exit_status: ExitStatus = ExitStatus.OK
 
 
-def command(entry: SuiteEntry, warehouse: str | None, extra: list[str]) -> list[str]:
-    argv = [sys.executable, "-m", "orchestrator"]
-    if warehouse:
-        argv += ["--warehouse", warehouse]
-    argv += ["run", str(entry.spec), "--profile", entry.profile, "--tool", ",".join(entry.tools), "--json"]
-    for name, url in entry.services:
-        argv += ["--service", f"{name}={url}"]
-    return argv + extra
+def run_entry(entry: SuiteEntry, shared: SuiteRun, warehouse: Warehouse | None = None,
+              echo: Callable[[str], None] = lambda _: None) -> EntryResult:
+    """One entry: its spec with each of its tools, as `perfhouse run` would; errors become the entry's result."""
+    from orchestrator.run import PendingWarehouse, check_scripts, run_tool, terminate_as_interrupt
+    from orchestrator.spec import load_spec
+    from orchestrator.tools import get as get_tool
+    from warehouse.analysis.fingerprint import new_group_id
+
+    result = EntryResult(entry)
+    try:
+        spec = load_spec(entry.spec)
+        spec.profile(entry.profile)
+        check_scripts(spec, [get_tool(tool) for tool in entry.tools], entry.profile)
+        group_id = new_group_id()  # the entry's runs, one per tool, as one `perfhouse run` groups them
+        store = warehouse or PendingWarehouse(lambda: _open(shared.warehouse), shared.warehouse)
+        with terminate_as_interrupt():
+            for tool in entry.tools:
+                outcome = run_tool(spec, tool, store, entry.profile, dict(entry.services), runs_dir=shared.runs_dir,
+                                   timeout_s=shared.timeout_s, environment=shared.environment, echo=echo,
+                                   settings=shared.settings, group_id=group_id)
+                result.runs.append(outcome)
+                if outcome.status == "aborted":
+                    break
+    except (PerfhouseError, WarehouseError) as exc:
+        result.error = str(exc)
+        result.exit_status = ExitStatus(int(exc.exit_status))
+        return result
+    except KeyboardInterrupt:
+        result.error = "interrupted"
+        result.exit_status = ExitStatus.ABORTED
+        return result
+    result.exit_status = exit_status(result.runs)
+    return result
 
 
-def run_suite(suite: Suite, warehouse: str | None, extra: list[str], echo: Any = print) -> list[EntryResult]:
-    """Run every wave; a wave's entries run side by side. Ctrl-C stops the running entries, which
-    keep and mark what they produced, and no further wave starts."""
+def _open(url: str | None) -> Warehouse:
+    from warehouse.store import Warehouse
+
+    return Warehouse.open(url)
+
+
+def exit_status(outcomes: list[ToolRun]) -> ExitStatus:
+    """The status of `perfhouse run` for these runs: aborted, failed, an SLO failed, or OK."""
+    if any(o.status == "aborted" for o in outcomes):
+        return ExitStatus.ABORTED
+    if any(o.status == "failed" for o in outcomes):
+        return ExitStatus.ERROR
+    if not all(o.slo_passed for o in outcomes):
+        return ExitStatus.SLO_FAILED
+    return ExitStatus.OK
+
+
+def _entry_in_child(entry: SuiteEntry, shared: SuiteRun) -> EntryResult:
+    """In an entry's own process: stop like a Ctrl-C (its tools stopped, what they wrote kept) if the suite's
+    perfhouse dies."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="perfhouse-suite-parent", daemon=True).start()
+    return run_entry(entry, shared)
+
+
+def run_suite(suite: Suite, shared: SuiteRun, warehouse: Warehouse | None = None,
+              echo: Callable[[str], None] = print) -> list[EntryResult]:
+    """Run every wave; a wave's entries run side by side, each in a process of its own (so each has its own
+    signal handling and tool processes; the embedded warehouse's lock makes their ingests take turns).
+    Ctrl-C stops the running entries, which keep and mark what they produced, and no further wave starts."""
     results: list[EntryResult] = []
     for n, wave in enumerate(suite.waves(), 1):
         echo(f"suite {suite.name}: wave {n}: " + ", ".join(f"{e.spec.name}/{e.profile}" for e in wave))
-        # each entry's perfhouse gets SIGTERM (stops its tools, keeps what they wrote) if this one dies
-        procs = [(e, subprocess.Popen([*dies_with_parent("TERM"), *command(e, warehouse, extra)],
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                      env=os.environ.copy())) for e in wave]
-        interrupted = False
-        for entry, proc in procs:
-            try:
-                out, err = proc.communicate()
-            except KeyboardInterrupt:
-                interrupted = True
-                for _, other in procs:
-                    if other.poll() is None:
-                        other.send_signal(signal.SIGINT)
-                out, err = proc.communicate()
-            try:
-                runs = json.loads(out) if out.strip() else []
-            except ValueError:
-                runs = []
-            message = err.strip().splitlines()[-1] if proc.returncode and err.strip() else ""
-            results.append(EntryResult(entry, proc.returncode, runs, message))
-        if interrupted:
+        if len(wave) == 1:
+            results.append(run_entry(wave[0], shared, warehouse, echo))
+            if results[-1].exit_status == ExitStatus.ABORTED:
+                break
+            continue
+        release = getattr(warehouse.backend, "release", None) if warehouse is not None else None
+        if release is not None:  # the entries' processes open the embedded warehouse in turn
+            release()
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(len(wave), mp_context=context) as pool:
+            futures = [pool.submit(_entry_in_child, entry, shared) for entry in wave]
+            interrupted = False
+            for entry, future in zip(wave, futures, strict=True):
+                try:
+                    results.append(_result(entry, future))
+                except KeyboardInterrupt:  # the entries got the terminal's SIGINT too; they stop and keep
+                    interrupted = True
+                    for process in multiprocessing.active_children():
+                        if process.pid is not None:
+                            os.kill(process.pid, signal.SIGINT)
+                    results.append(_result(entry, future))
+        if interrupted or any(r.exit_status == ExitStatus.ABORTED for r in results):
             break
     return results
+
+
+def _result(entry: SuiteEntry, future: Future[EntryResult]) -> EntryResult:
+    try:
+        return future.result()
+    except BrokenProcessPool:
+        return EntryResult(entry, error="the entry's process died", exit_status=ExitStatus.ERROR)

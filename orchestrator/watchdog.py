@@ -74,6 +74,14 @@ class Watchdog:
     def forget_container(self, container_id: str) -> None:
         self._say("forget-container", container_id)
 
+    def guard_run(self, warehouse: str, fields: dict[str, Any]) -> None:
+        """The run's row (warehouse.store.RunInfo fields), for the watchdog to record as aborted if perfhouse dies
+        before it writes the row itself."""
+        self._say("run", {"warehouse": warehouse, "fields": fields})
+
+    def forget_run(self) -> None:
+        self._say("forget-run")
+
     def close(self) -> None:
         """The run ended in order: the watchdog undoes nothing and exits."""
         self._say("done")
@@ -98,6 +106,7 @@ def watch(commands: IO[bytes], log: Path) -> int:
     groups: set[int] = set()
     files: set[str] = set()
     containers: set[str] = set()
+    run: dict[str, Any] | None = None
     for line in commands:
         try:
             message = json.loads(line)
@@ -118,7 +127,13 @@ def watch(commands: IO[bytes], log: Path) -> int:
             containers.add(str(value))
         elif op == "forget-container":
             containers.discard(str(value))
+        elif op == "run":
+            run = dict(value)
+        elif op == "forget-run":
+            run = None
     undone = undo(groups, files, containers)
+    if run is not None:
+        undone.append(record_aborted(run))
     if undone:
         with contextlib.suppress(OSError), open(log, "a", encoding="utf-8") as out:
             stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
@@ -148,6 +163,21 @@ def undo(groups: set[int], files: set[str], containers: set[str]) -> list[str]:
     if containers:
         done.extend(_remove_containers(sorted(containers)))
     return done
+
+
+def record_aborted(run: dict[str, Any]) -> str:
+    """Write the row of a run whose perfhouse died before it could, as aborted."""
+    try:
+        from warehouse.owners import OWNER_LABEL
+        from warehouse.store import RunInfo, Warehouse
+
+        info = RunInfo(**run["fields"])
+        info.labels.pop(OWNER_LABEL, None)
+        Warehouse.open(run["warehouse"]).finish_run(
+            info, "aborted", "aborted: its perfhouse died while the run went, before it recorded the run")
+        return f"recorded run {info.run_id} as aborted"
+    except Exception as exc:  # the warehouse unreachable or busy: the run directory is what is left
+        return f"could not record the run as aborted: {exc}"
 
 
 def _remove_containers(ids: list[str]) -> list[str]:

@@ -11,9 +11,10 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from warehouse import queries
-from warehouse.backends import Backend
+if TYPE_CHECKING:
+    from warehouse.backends import Backend
 
 OWNER_LABEL = "perfhouse.owner"
 
@@ -80,6 +81,8 @@ def me() -> Owner:
 
 def abort_orphaned_runs(backend: Backend) -> list[str]:
     """Mark aborted every running run whose owner on this host is gone; returns their ids."""
+    from warehouse import queries  # SQL loads with the warehouse, not with every user of the owner label
+
     aborted = []
     for row in backend.query(queries.OWNED_RUNNING_RUNS, {"label": OWNER_LABEL}):
         owner = Owner.parse(str(row["owner"]))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import secrets
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ from warehouse.analysis import fingerprint as fp
 from warehouse.analysis import slo
 from warehouse.backends import Backend, open_backend, quote_identifier
 from warehouse.errors import DataError, IngestError, WarehouseError
+from warehouse.ids import new_run_id
 from warehouse.ingest import (
     FORMATS,
     IngestJob,
@@ -39,11 +39,6 @@ from warehouse.owners import abort_orphaned_runs
 from warehouse.schema import migrate
 
 RUN_STATUSES = ("running", "completed", "failed", "aborted", "imported")
-
-
-def new_run_id(tool: str) -> str:
-    now = dt.datetime.now(dt.UTC)
-    return f"{now:%Y%m%d-%H%M%S}-{tool}-{secrets.token_hex(2)}"
 
 
 def _now() -> str:
@@ -72,6 +67,9 @@ class RunInfo:
     started_at: str = field(default_factory=_now)
     ended_at: str | None = None
 
+
+# Tools whose results may come with an end-of-test summary file beside them (k6's --summary-export)
+SUMMARY_TOOLS = frozenset({"k6"})
 
 class Warehouse:
     """Open with `Warehouse.open(url)`; every method is one unit of work on the backend."""
@@ -358,7 +356,7 @@ class Warehouse:
         outcome.result, outcome.meta = result, meta.to_dict()
         outcome.run_id, outcome.duplicate = result.run_id, result.duplicate
         outcome.status = "duplicate" if result.duplicate else "ingested"
-        if result.tool == "k6" and (beside := summary_beside(path)) is not None:
+        if result.tool in SUMMARY_TOOLS and (beside := summary_beside(path)) is not None:
             attached[beside.resolve()] = (result.run_id, _summary_note(beside.name, True) in result.notes)
         return outcome
 

@@ -1,13 +1,12 @@
-"""Script generators: one module per load tool, registered by tool name."""
+"""Script generators: one module per load tool, used by that tool's module in orchestrator.tools."""
 
 from __future__ import annotations
 
-from orchestrator.generators.base import GENERATORS, GeneratedScript, GenerationOptions, Generator, generate
+from orchestrator.generators.base import GeneratedScript, GenerationOptions, Generator, generate
 from orchestrator.generators.jmeter import JMeterGenerator
 from orchestrator.generators.k6 import K6Generator
 
 __all__ = [
-    "GENERATORS",
     "GeneratedScript",
     "GenerationOptions",
     "Generator",

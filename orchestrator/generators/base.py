@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,23 +50,31 @@ class Generator(Protocol):
     def render(self, spec: Spec, options: GenerationOptions) -> GeneratedScript: ...
 
 
-GENERATORS: dict[str, Generator] = {}
-
-
-def register(cls: type) -> type:
-    GENERATORS[cls.tool] = cls()  # type: ignore[attr-defined]
-    return cls
-
-
 def generate(spec: Spec, tool: str, options: GenerationOptions) -> GeneratedScript:
-    if tool not in GENERATORS:
-        raise GenerationError(f"unknown tool {tool!r}; known: {', '.join(sorted(GENERATORS))}")
-    return GENERATORS[tool].render(spec, options)
+    """The spec as the script of `tool`, which its module in orchestrator.tools renders with its generator."""
+    from orchestrator.tools import TOOLS
+
+    if tool not in TOOLS:
+        raise GenerationError(f"unknown tool {tool!r}; known: {', '.join(sorted(TOOLS))}")
+    return TOOLS[tool].render(spec, options)
+
+
+@functools.cache
+def _bytecode_cache() -> jinja2.BytecodeCache | None:
+    """Compiled templates kept in the user's cache directory, so a run does not compile them again (a compile
+    takes a tenth of a second or more); each entry is checked against its template's source."""
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "perfhouse" / "templates"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return jinja2.FileSystemBytecodeCache(str(root)) if os.access(root, os.W_OK) else None
 
 
 def environment(filters: dict[str, Any]) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
+        bytecode_cache=_bytecode_cache(),
         undefined=jinja2.StrictUndefined,
         autoescape=False,  # every value goes through the filter for its context instead
         keep_trailing_newline=True,

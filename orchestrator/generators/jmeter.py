@@ -16,7 +16,6 @@ from orchestrator.generators.base import (
     environment,
     has_load,
     journey_vus,
-    register,
     service_urls,
     used_datasets,
 )
@@ -277,7 +276,6 @@ def assertion(check: Check) -> dict[str, Any]:
             "pattern": '"' + re.escape(last) + '"\\s*:' + value}
 
 
-@register
 class JMeterGenerator:
     tool: ClassVar[str] = "jmeter"
 

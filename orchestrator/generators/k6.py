@@ -14,7 +14,6 @@ from orchestrator.generators.base import (
     environment,
     fmt_seconds,
     journey_vus,
-    register,
     service_urls,
     used_datasets,
 )
@@ -119,7 +118,6 @@ def helpers(spec: Spec) -> set[str]:
     return used
 
 
-@register
 class K6Generator:
     tool: ClassVar[str] = "k6"
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -12,18 +11,10 @@ from pathlib import Path
 from types import FrameType
 from typing import ClassVar, Protocol
 
-from orchestrator.tools import Tool
+from orchestrator.tools import Tool, default_image
 from orchestrator.watchdog import Watchdog
 
 GRACE_S = 15.0  # how long a stopped tool may take to flush its results before it is killed
-
-DEFAULT_IMAGES = {"k6": "grafana/k6:latest", "jmeter": "justb4/jmeter:5.5"}
-IMAGE_ENV = {"k6": "PERFHOUSE_K6_IMAGE", "jmeter": "PERFHOUSE_JMETER_IMAGE"}
-
-
-def default_image(tool: str) -> str:
-    """The image a container runner uses for a tool: $PERFHOUSE_<TOOL>_IMAGE, else the official one."""
-    return os.environ.get(IMAGE_ENV.get(tool, ""), "") or DEFAULT_IMAGES.get(tool, "")
 
 
 @dataclass(frozen=True)

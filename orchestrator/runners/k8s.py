@@ -170,7 +170,7 @@ class K8sRunner:
     streams_results: ClassVar[bool] = True  # the pods send their results to perfhouse's receiver
 
     def target(self, tool: Tool, options: RunnerOptions) -> Target:
-        if tool.name != "k6":
+        if self.name not in tool.runners:
             raise ToolMissingError(f"--runner k8s runs k6 only (through the k6-operator), not {tool.name}")
         try:
             context = kubectl(options, "config", "current-context", timeout_s=15).strip()

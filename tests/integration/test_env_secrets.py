@@ -12,7 +12,7 @@ import pytest
 from orchestrator.demo_api import DemoAPI
 from orchestrator.errors import SpecError
 from orchestrator.generators import GenerationOptions, generate
-from orchestrator.secrets import ENV_FILE, properties_file, require_env
+from orchestrator.secrets import ENV_FILE, require_env, secret_file
 from orchestrator.spec import load_spec
 from orchestrator.tools import TOOLS
 from tests.conftest import ROOT, need
@@ -30,20 +30,20 @@ def test_missing_environment_variables_are_named() -> None:
         require_env(spec.env_names(), {}, spec.file)
 
 
-@pytest.mark.parametrize(("tool", "in_memory"), [("k6", False), ("jmeter", False), ("jmeter", True)])
+@pytest.mark.parametrize(("tool", "in_memory"), [("k6", False), ("jmeter", False), ("jmeter", True), ("locust", False)])
 def test_environment_values_reach_the_server_and_no_file(tool: str, in_memory: bool, tmp_path: Path) -> None:
     binary = need(tool)
     spec = load_spec(SPEC)
     values = require_env(spec.env_names(), VALUES, spec.file)
     with DemoAPI(record=True) as api:
-        script = generate(spec, tool, GenerationOptions("golden", {"api": api.url},
-                                                        TOOLS[tool].version(binary) if tool == "jmeter" else "5.6"))
+        options = TOOLS[tool].for_version(GenerationOptions("golden", {"api": api.url}), TOOLS[tool].version(binary))
+        script = generate(spec, tool, options)
         path = tmp_path / script.filename
         path.write_text(script.content)
         argv = TOOLS[tool].invocation(binary, path, tmp_path).argv
-        with properties_file(tmp_path, values if tool == "jmeter" else {}, in_memory=in_memory) as props:
+        with secret_file(tmp_path, TOOLS[tool].secret_file(values), in_memory=in_memory) as props:
             if props is not None:
-                argv = [*argv, "-q", str(props)]
+                argv = [*argv, *TOOLS[tool].secret_args(props.path)]
                 # in memory: the tool reads /dev/fd/N of a descriptor it inherits; no file has the values
                 assert props.on_disk is not in_memory
                 assert (tmp_path / ENV_FILE).exists() is not in_memory

@@ -11,7 +11,10 @@ from pathlib import Path
 import pytest
 
 from orchestrator.demo_api import DemoAPI
-from orchestrator.live import JtlCsvCutter, K6JsonCutter, LiveIngest, rfc3339_seconds
+from orchestrator.live import LiveIngest
+from orchestrator.tools import Output
+from orchestrator.tools.jmeter import JtlCsvCutter
+from orchestrator.tools.k6 import K6_JSON, K6JsonCutter, rfc3339_seconds
 from tests.conftest import need
 from tests.integration.test_runner_docker import ONE_JOURNEY
 from warehouse.store import RunInfo, Warehouse
@@ -79,7 +82,7 @@ def test_chunks_of_a_growing_file_add_up_to_one_ingest_of_the_whole(tmp_path: Pa
     wh = Warehouse.open(f"chdb://{tmp_path / 'wh'}")
     info = RunInfo("live-run", "k6")
     wh.save_run(info)
-    live = LiveIngest(wh, info, [("", growing)], tmp_path)
+    live = LiveIngest(wh, info, [Output(growing, K6_JSON)], tmp_path)
     for live_file in live.files:
         live_file.cutter = K6JsonCutter(margin_s=0.5)
     with open(growing, "wb") as out:
@@ -111,7 +114,7 @@ def test_live_chunks_leave_nothing_behind_in_perfhouse_however_many(tmp_path: Pa
     wh = Warehouse.open(f"chdb://{tmp_path / 'wh'}")
     info = RunInfo("live-run", "k6")
     wh.save_run(info)
-    live = LiveIngest(wh, info, [("", growing)], tmp_path)
+    live = LiveIngest(wh, info, [Output(growing, K6_JSON)], tmp_path)
     live.writer.chunks_per_worker = 4
     with open(growing, "wb") as out:
         for second in range(0, 48, 3):
@@ -141,7 +144,7 @@ def perfhouse_live(tmp_path: Path, spec: Path, api: DemoAPI, *extra: str) -> sub
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("tool", ["k6", "jmeter"])
+@pytest.mark.parametrize("tool", ["k6", "jmeter", "locust"])
 def test_a_live_run_grows_in_the_warehouse_and_ends_equal_to_one_ingest_of_its_raw_output(
         tmp_path: Path, tool: str) -> None:
     need(tool)
@@ -175,7 +178,7 @@ def test_a_live_run_grows_in_the_warehouse_and_ends_equal_to_one_ingest_of_its_r
     assert len(files) > 1 and all("/live/" in str(f["path"]) for f in files), "the raw file is not ingested again"
     live_totals = wh.totals(run_id)
     release(wh)
-    raw = next((tmp_path / "runs" / run_id).glob("k6.json" if tool == "k6" else "jmeter.jtl"))
+    raw = next((tmp_path / "runs" / run_id).glob({"k6": "k6.json", "jmeter": "jmeter.jtl", "locust": "locust.jsonl"}[tool]))
     fresh = Warehouse.open(f"chdb://{tmp_path / 'fresh'}")
     result = fresh.ingest(raw)
     fresh_totals = fresh.totals(result.run_id)

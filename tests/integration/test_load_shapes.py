@@ -1,4 +1,4 @@
-"""Each profile type produces the load it promises, in both tools, measured from the warehouse."""
+"""Each profile type produces the load it promises, in every tool, measured from the warehouse."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from orchestrator.demo_api import DemoAPI
+from orchestrator.errors import GenerationError
+from orchestrator.generators import GenerationOptions, generate
 from orchestrator.run import run_tool
 from orchestrator.spec import load_spec
 from tests.conftest import need
@@ -43,7 +45,7 @@ def measure(tool: str, profile_yaml: str, tmp_path: Path) -> list[float]:
     return per_second(wh, outcome.run_id)
 
 
-@pytest.mark.parametrize("tool", ["k6", "jmeter"])
+@pytest.mark.parametrize("tool", ["k6", "jmeter", "locust"])
 def test_constant_arrival_rate_is_held(tool: str, tmp_path: Path) -> None:
     rates = measure(tool, "shape: {executor: constant_arrival_rate, rate: 8, duration: 8s, "
                           "pre_allocated_vus: 4, max_vus: 8}", tmp_path)
@@ -51,7 +53,7 @@ def test_constant_arrival_rate_is_held(tool: str, tmp_path: Path) -> None:
     assert mean == pytest.approx(8, rel=0.2), rates
 
 
-@pytest.mark.parametrize("tool", ["k6", "jmeter"])
+@pytest.mark.parametrize("tool", ["k6", "jmeter", "locust"])
 def test_ramping_vus_stairs_double_the_rate(tool: str, tmp_path: Path) -> None:
     # 1 VU for 5 s, then 2 VUs for 5 s: with a fixed think time the rate doubles on the second stair
     rates = measure(tool, "shape: {executor: ramping_vus, stages: [{duration: 0s, target: 1}, "
@@ -62,7 +64,7 @@ def test_ramping_vus_stairs_double_the_rate(tool: str, tmp_path: Path) -> None:
     assert ratio == pytest.approx(2, rel=0.25), rates
 
 
-@pytest.mark.parametrize("tool", ["k6", "jmeter"])
+@pytest.mark.parametrize("tool", ["k6", "jmeter", "locust"])
 def test_iterations_profile_sends_exactly_vus_times_iterations(tool: str, tmp_path: Path) -> None:
     need(tool)
     path = tmp_path / "shapes.yaml"
@@ -88,7 +90,7 @@ profiles:
 """
 
 
-@pytest.mark.parametrize("tool", ["k6", "jmeter"])
+@pytest.mark.parametrize("tool", ["k6", "jmeter", "locust"])
 @pytest.mark.parametrize("profile", [
     "{executor: constant_vus, vus: 4, duration: 6s}",
     "{executor: constant_arrival_rate, rate: 12, duration: 6s, pre_allocated_vus: 4, max_vus: 8}",
@@ -103,6 +105,14 @@ def test_weights_give_the_journey_mix(tool: str, profile: str, tmp_path: Path) -
         outcome = run_tool(load_spec(path), tool, wh, "shape", {"api": api.url}, runs_dir=tmp_path / "runs")
     counts = {s["journey"]: int(s["count"]) for s in wh.step_stats(outcome.run_id)}
     assert counts["heavy"] / counts["light"] == pytest.approx(3, rel=0.25), counts
+
+
+def test_locust_refuses_a_ramping_arrival_rate_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "shapes.yaml"
+    path.write_text(SPEC.format(profile="shape: {executor: ramping_arrival_rate, start_rate: 1, "
+                                        "stages: [{duration: 5s, target: 8}], pre_allocated_vus: 2, max_vus: 4}"))
+    with pytest.raises(GenerationError, match="Locust has no ramping arrival rate"):
+        generate(load_spec(path), "locust", GenerationOptions("shape"))
 
 
 PER_JOURNEY = """\

@@ -14,18 +14,20 @@ import pytest
 from orchestrator.demo_api import DemoAPI
 from orchestrator.generators import GenerationOptions, generate
 from orchestrator.generators.base import has_load, journey_vus, part_share
-from orchestrator.progress import Counts, JtlCsvCounter, K6JsonCounter
+from orchestrator.progress import Counts
 from orchestrator.run import RunSettings, run_tool
 from orchestrator.spec import load_spec
 from orchestrator.tools import TOOLS, Segment
+from orchestrator.tools.jmeter import JtlCsvCounter
+from orchestrator.tools.k6 import K6JsonCounter, segment_args
 from tests.conftest import ROOT, need
 from tests.integration.test_runner_docker import ONE_JOURNEY, processes_mentioning
 from warehouse.store import Warehouse
 
 
 def test_segments_cover_the_test_once_without_overlap() -> None:
-    assert Segment(0, 1).k6_args() == [] and Segment(0, 1).name == ""
-    args = [Segment(i, 3).k6_args() for i in range(3)]
+    assert segment_args(Segment(0, 1)) == [] and Segment(0, 1).name == ""
+    args = [segment_args(Segment(i, 3)) for i in range(3)]
     assert [a[1] for a in args] == ["0:1/3", "1/3:2/3", "2/3:1"]
     assert {a[3] for a in args} == {"0,1/3,2/3,1"}
     assert [Segment(i, 3).name for i in range(3)] == ["g1", "g2", "g3"]
@@ -33,7 +35,7 @@ def test_segments_cover_the_test_once_without_overlap() -> None:
 
 def test_each_generator_writes_its_own_outputs(tmp_path: Path) -> None:
     outputs = [TOOLS["k6"].invocation("k6", tmp_path / "s.js", tmp_path, Segment(i, 2)).outputs for i in range(2)]
-    assert [o[0].name for o in outputs] == ["k6-g1.json", "k6-g2.json"]
+    assert [o[0].path.name for o in outputs] == ["k6-g1.json", "k6-g2.json"]
 
 
 def test_part_shares_add_up_and_never_fall_as_the_total_grows() -> None:

@@ -1,4 +1,4 @@
-"""Both generated scripts against a recording server: same requests, same order, extraction used."""
+"""Every tool's generated script against a recording server: same requests, same order, extraction used."""
 
 from __future__ import annotations
 
@@ -26,13 +26,7 @@ Seen = tuple[str, str, tuple[tuple[str, str], ...], str, object]
 def run_script(spec: Spec, tool: str, api: DemoAPI, tmp_path: Path, profile: str = "once") -> list[Recorded]:
     binary = need(tool)
     version = TOOLS[tool].version(binary)
-    script = generate(
-        spec,
-        tool,
-        GenerationOptions(
-            profile=profile, services={"api": api.url}, jmeter_version=version if tool == "jmeter" else "5.6"
-        ),
-    )
+    script = generate(spec, tool, TOOLS[tool].for_version(GenerationOptions(profile, {"api": api.url}), version))
     path = tmp_path / script.filename
     path.write_text(script.content, encoding="utf-8")
     invocation = TOOLS[tool].invocation(binary, path, tmp_path)
@@ -66,7 +60,7 @@ def shop_once(tmp_path: Path) -> Spec:
     return load_spec(path)
 
 
-@pytest.mark.parametrize("tool", ["k6", "jmeter"])
+@pytest.mark.parametrize("tool", ["k6", "jmeter", "locust"])
 def test_shop_requests_match_the_spec_with_extracted_values(tool: str, tmp_path: Path) -> None:
     spec = shop_once(tmp_path)
     with DemoAPI(record=True) as api:
@@ -88,10 +82,10 @@ def test_shop_requests_match_the_spec_with_extracted_values(tool: str, tmp_path:
     assert len(got) == 4
 
 
-def test_k6_and_jmeter_send_identical_hostile_strings(tmp_path: Path) -> None:
+def test_every_tool_sends_identical_hostile_strings(tmp_path: Path) -> None:
     spec = load_spec(ROOT / "tests" / "golden" / "hostile" / "spec.yaml")
     recordings = {}
-    for tool in ("k6", "jmeter"):
+    for tool in ("k6", "jmeter", "locust"):
         (tmp_path / tool).mkdir()
         with DemoAPI(record=True) as api:
             recordings[tool] = seen(
@@ -109,9 +103,10 @@ def test_k6_and_jmeter_send_identical_hostile_strings(tmp_path: Path) -> None:
     ]
     assert recordings["k6"] == expected
     assert recordings["jmeter"] == expected
+    assert recordings["locust"] == expected
 
 
-@pytest.mark.parametrize("tool", ["k6", "jmeter"])
+@pytest.mark.parametrize("tool", ["k6", "jmeter", "locust"])
 def test_csv_rows_are_used_in_sequence_and_json_escaped(tool: str, tmp_path: Path) -> None:
     spec = load_spec(ROOT / "tests" / "golden" / "data" / "spec.yaml")
     script = generate(spec, tool, GenerationOptions(profile="golden"))
@@ -128,7 +123,7 @@ def test_csv_rows_are_used_in_sequence_and_json_escaped(tool: str, tmp_path: Pat
     ]
 
 
-@pytest.mark.parametrize("tool", ["k6", "jmeter"])
+@pytest.mark.parametrize("tool", ["k6", "jmeter", "locust"])
 def test_grouped_steps_send_the_same_requests_in_order(tool: str, tmp_path: Path) -> None:
     spec = load_spec(ROOT / "tests" / "golden" / "groups" / "spec.yaml")
     with DemoAPI(record=True) as api:
@@ -191,7 +186,7 @@ def test_paths_needing_percent_encoding_are_sent_alike(tmp_path: Path) -> None:
 SHOP_FLOW = [("GET", "/products"), ("GET", "/products/1"), ("POST", "/login"), ("POST", "/cart")]
 
 
-@pytest.mark.parametrize("tool", ["k6", "jmeter"])
+@pytest.mark.parametrize("tool", ["k6", "jmeter", "locust"])
 def test_generated_scripts_retarget_by_environment_or_property_alone(tool: str, tmp_path: Path) -> None:
     spec = shop_once(tmp_path)
     binary = need(tool)
@@ -205,7 +200,7 @@ def test_generated_scripts_retarget_by_environment_or_property_alone(tool: str, 
         path.write_text(script.content, encoding="utf-8")
         argv = TOOLS[tool].invocation(binary, path, tmp_path).argv
         env = dict(os.environ)
-        if tool == "k6":
+        if tool != "jmeter":  # k6 and the locustfile read the variable, the JMX a property
             env["PERFHOUSE_SERVICE_API"] = other.url + "/"  # a trailing slash is dropped
         else:
             argv.append(f"-Jperfhouse.service.api={other.url}/")
@@ -215,7 +210,7 @@ def test_generated_scripts_retarget_by_environment_or_property_alone(tool: str, 
         assert sorted((r.method, r.path) for r in other.requests) == sorted(SHOP_FLOW)
 
 
-@pytest.mark.parametrize("tool", ["k6", "jmeter"])
+@pytest.mark.parametrize("tool", ["k6", "jmeter", "locust"])
 def test_a_run_honours_the_service_variable_and_service_option_wins(tool: str, tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     from orchestrator.run import run_tool
@@ -272,7 +267,7 @@ def test_labelled_steps_land_where_hand_written_history_does(tmp_path: Path) -> 
     wh = Warehouse.open(f"chdb://{tmp_path / 'wh'}")
     expected = {("browse", "list products"): 2, ("browse", "view product #1 (détail)"): 2}
     with DemoAPI() as api:
-        for tool in ("k6", "jmeter"):
+        for tool in ("k6", "jmeter", "locust"):
             need(tool)
             outcome = run_tool(spec, tool, wh, "once", {"api": api.url}, runs_dir=tmp_path / "runs")
             assert outcome.status == "completed", outcome.notes
@@ -293,7 +288,7 @@ def test_labelled_steps_land_where_hand_written_history_does(tmp_path: Path) -> 
         assert steps == expected, path.name
 
 
-@pytest.mark.parametrize("tool", ["k6", "jmeter"])
+@pytest.mark.parametrize("tool", ["k6", "jmeter", "locust"])
 def test_untyped_bodies_and_expected_statuses(tool: str, tmp_path: Path) -> None:
     from orchestrator.run import run_tool
     from warehouse.store import Warehouse
@@ -308,7 +303,7 @@ def test_untyped_bodies_and_expected_statuses(tool: str, tmp_path: Path) -> None
     if tool == "k6":
         assert sent["/echo/raw"] == (None, b"a=1;b=2")
         assert sent["/echo/json"] == (None, b'{"a":1}')
-    else:  # JMeter cannot leave the header out, and the run records that
+    elif tool == "jmeter":  # JMeter cannot leave the header out, and the run records that
         assert sent["/echo/raw"] == ("application/x-www-form-urlencoded", b"a=1;b=2")
         assert sent["/echo/json"] == ("text/plain; charset=UTF-8", b'{"a": 1}')
         assert UNTYPED_BODY_NOTE in outcome.notes

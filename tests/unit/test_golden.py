@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import ast
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -15,7 +16,8 @@ from orchestrator.generators import GenerationOptions, generate
 from orchestrator.spec import load_spec
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
-OUTPUTS = [("k6", "5.6", "script.js"), ("jmeter", "5.6", "plan.jmx"), ("jmeter", "2.13", "plan-2.13.jmx")]
+OUTPUTS = [("k6", "5.6", "script.js"), ("jmeter", "5.6", "plan.jmx"), ("jmeter", "2.13", "plan-2.13.jmx"),
+           ("locust", "5.6", "locustfile.py")]
 
 
 def _cases() -> list[tuple[str, str]]:
@@ -66,6 +68,17 @@ def test_jmx_is_well_formed_xml(case: str, profile: str, version: str) -> None:
     root = ET.fromstring(content.encode())
     assert root.tag == "jmeterTestPlan"
     assert root.findall(".//HTTPSamplerProxy")
+
+
+@pytest.mark.parametrize(("case", "profile"), CASES)
+def test_locustfile_is_valid_python_with_one_user_class_per_journey(case: str, profile: str) -> None:
+    try:
+        content = render(case, profile, "locust", "5.6")
+    except GenerationError:
+        return
+    tree = ast.parse(content)
+    users = [n.name for n in tree.body if isinstance(n, ast.ClassDef) and n.name.startswith("Journey")]
+    assert len(users) == len(load_spec(GOLDEN / case / "spec.yaml").journeys)
 
 
 @pytest.mark.parametrize(("case", "profile"), CASES)

@@ -770,7 +770,7 @@ def trace_id_sql(cell: str) -> str:
 
 
 # Register the built-in formats (influx_line last: its sniff accepts the loosest text).
-from warehouse.ingest import jtl_csv, jtl_xml, k6_csv, k6_json  # noqa: E402, I001
+from warehouse.ingest import jtl_csv, jtl_xml, k6_csv, k6_json, locust_csv, locust_jsonl  # noqa: E402, I001
 from warehouse.ingest import influx_line  # noqa: E402
 
 __all__ = [
@@ -786,6 +786,8 @@ __all__ = [
     "jtl_xml",
     "k6_csv",
     "k6_json",
+    "locust_csv",
+    "locust_jsonl",
     "recover",
 ]
 

@@ -1,0 +1,215 @@
+"""JMeter: its probe, test plan, command line, CSV JTL (progress counter and live cutter), secrets and stop."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+from orchestrator.tools import WHOLE, Counts, Invocation, Output, ResultFormat, Segment, register
+
+if TYPE_CHECKING:
+    from orchestrator.generators.base import GeneratedScript, GenerationOptions
+    from orchestrator.spec import Spec
+
+# The JTL columns the warehouse reads beyond JMeter 2.13's defaults: the first failed assertion's message (a
+# failed check, told apart from a request error), the URL, connect time and sent bytes (5.x; 2.13 has none).
+SAVE_COLUMNS = tuple(
+    f"-Jjmeter.save.saveservice.{name}=true"
+    for name in ("assertion_results_failure_message", "url", "connect_time", "sent_bytes", "thread_name", "bytes")
+)
+
+# allThreads in the headerless default layouts, by column count: JMeter 2.13's 12 and 5.x's 17
+_ALL_THREADS = {12: 10, 17: 12}
+
+
+class JtlCsvCounter:
+    """JMeter CSV JTL: one line per sample; a request error is a failed sample whose code is not 2xx/3xx or whose
+    failure is a response code assertion's (as the warehouse reads a JTL: a failed 2xx/3xx is a failed check),
+    `elapsed` the duration, `allThreads` the active threads of this JMeter (header row, or the default layouts
+    of 2.13's 12 and 5.x's 17 columns). A Transaction Controller's own sample (a group of requests, not a
+    request) is not counted, as the warehouse does not store it."""
+
+    def __init__(self) -> None:
+        from warehouse.ingest.jtl_csv import TRANSACTION_MESSAGE  # with the warehouse, not with every command
+
+        self.transaction_message = TRANSACTION_MESSAGE
+        self.success_column: int | None = None
+        self.elapsed_column = 1
+        self.threads_column: int | None = None
+        self.message_column: int | None = 4  # responseMessage, 5th in both default layouts
+        self.code_column = 3
+        self.failure_column: int | None = None
+        self.header = False
+        self.vus: int | None = None
+
+    def feed(self, lines: list[bytes], counts: Counts) -> None:
+        text = b"\n".join(line.rstrip(b"\r\n") for line in lines).decode("utf-8", errors="replace")
+        for row in csv.reader(io.StringIO(text)):
+            if not row:
+                continue
+            if self.success_column is None:
+                if "success" in row:
+                    self.header = True
+                    self.success_column = row.index("success")
+                    self.elapsed_column = row.index("elapsed") if "elapsed" in row else 1
+                    self.threads_column = row.index("allThreads") if "allThreads" in row else None
+                    self.message_column = row.index("responseMessage") if "responseMessage" in row else None
+                    self.code_column = row.index("responseCode") if "responseCode" in row else -1
+                    self.failure_column = row.index("failureMessage") if "failureMessage" in row else None
+                    continue
+                self.success_column = 7
+                self.failure_column = 8 if len(row) == 17 else None
+            if not self.header and self.threads_column is None:
+                self.threads_column = _ALL_THREADS.get(len(row))
+            if self.message_column is not None and len(row) > self.message_column and row[
+                    self.message_column].startswith(self.transaction_message):
+                continue
+            counts.requests += 1
+            if len(row) > self.success_column and row[self.success_column].strip().lower() != "true":
+                counts.errors += int(self._request_error(row))
+            if len(row) > self.elapsed_column:
+                with contextlib.suppress(ValueError):
+                    counts.durations.append(float(row[self.elapsed_column]))
+            if self.threads_column is not None and len(row) > self.threads_column:
+                with contextlib.suppress(ValueError):
+                    self.vus = int(row[self.threads_column])
+
+    def _request_error(self, row: list[str]) -> bool:
+        code = row[self.code_column] if 0 <= self.code_column < len(row) else ""
+        failure = row[self.failure_column] if self.failure_column is not None and self.failure_column < len(row) else ""
+        return not re.fullmatch(r"[23]\d\d", code.strip()) or failure.startswith("Test failed: code")
+
+
+class JtlCsvCutter:
+    """JMeter CSV JTL: cut after the last complete line outside quotes; every chunk repeats the header row."""
+
+    def header(self, data: bytes) -> int:
+        newline = data.find(b"\n")
+        if newline < 0:
+            return -1
+        first = data[:newline]
+        return newline + 1 if first[:1].isalpha() or first.startswith(b'"') else 0
+
+    def cut(self, data: bytes, final: bool) -> int:
+        if final:
+            return len(data)
+        quotes, start, safe = 0, 0, 0
+        while (newline := data.find(b"\n", start)) >= 0:
+            quotes += data.count(b'"', start, newline)
+            start = newline + 1
+            if quotes % 2 == 0:
+                safe = start
+        return safe
+
+    def worth_ingesting(self, chunk: bytes) -> bool:
+        return bool(chunk.strip())
+
+
+JTL_CSV = ResultFormat("jtl-csv", JtlCsvCounter, JtlCsvCutter)
+
+
+def _escape(text: str, key: bool = False) -> str:
+    """Java properties syntax, in ASCII (JMeter reads property files as ISO-8859-1)."""
+    out = []
+    for i, ch in enumerate(text):
+        if ch == "\\":
+            out.append("\\\\")
+        elif ch in "\n\r\t\f":
+            out.append({"\n": "\\n", "\r": "\\r", "\t": "\\t", "\f": "\\f"}[ch])
+        elif ch == " " and (key or i == 0):
+            out.append("\\ ")
+        elif ch in "=:#!" and (key or i == 0):
+            out.append("\\" + ch)
+        elif ord(ch) < 0x20 or ord(ch) > 0x7E:
+            data = ch.encode("utf-16-be")
+            out.extend(f"\\u{int.from_bytes(data[k:k + 2], 'big'):04x}" for k in range(0, len(data), 2))
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def jmeter_properties(values: Mapping[str, str]) -> str:
+    """The values as the properties the generated plan reads (perfhouse.env.NAME)."""
+    from orchestrator.generators.jmeter import ENV_PREFIX
+
+    return "".join(f"{_escape(ENV_PREFIX + k, key=True)}={_escape(v)}\n" for k, v in sorted(values.items()))
+
+
+@register
+class JMeter:
+    name: ClassVar[str] = "jmeter"
+    script_suffix: ClassVar[str] = ".jmx"
+    version_args: ClassVar[tuple[str, ...]] = ("--version",)
+    stop_signal: ClassVar[int] = signal.SIGINT  # the JVM runs its shutdown hooks; the JTL autoflushes
+    splits: ClassVar[bool] = True
+    scaled_scripts: ClassVar[bool] = True  # each part runs a JMX scaled to its share of the threads
+    runners: ClassVar[frozenset[str]] = frozenset({"local", "docker"})
+    default_image: ClassVar[str] = "justb4/jmeter:5.5"
+    install_hint: ClassVar[str] = (
+        "install JMeter 5.x and put `jmeter` on PATH; on Debian bookworm run "
+        "`sudo scripts/install-jmeter-debian` (see README)"
+    )
+
+    def binary(self) -> str | None:
+        return shutil.which("jmeter")
+
+    def version(self, binary: str) -> str:
+        # JMeter writes jmeter.log into its working directory even for --version: let it write in a throwaway one
+        with tempfile.TemporaryDirectory(prefix="perfhouse-jmeter-") as scratch:
+            proc = subprocess.run([binary, *self.version_args], capture_output=True, text=True, timeout=120,
+                                  cwd=scratch)
+        return self.parse_version(proc.stdout + proc.stderr)
+
+    def parse_version(self, output: str) -> str:
+        # "Version 2.13.19691222": 2.13 builds append a date-like number that is not a patch level
+        m = re.search(r"(\d+\.\d+(?:\.\d{1,3})?)(?!\d)", output)
+        return m.group(1) if m else "unknown"
+
+    def render(self, spec: Spec, options: GenerationOptions) -> GeneratedScript:
+        from orchestrator.generators.jmeter import JMeterGenerator
+
+        return JMeterGenerator().render(spec, options)
+
+    def for_version(self, options: GenerationOptions, version: str) -> GenerationOptions:
+        return replace(options, jmeter_version=version)  # the plan uses only what this JMeter has
+
+    def invocation(self, binary: str, script: Path, outdir: Path, segment: Segment = WHOLE) -> Invocation:
+        # `script` is this part's own plan (scaled with vu_scale); the segment only names its outputs
+        results = outdir / f"jmeter{segment.suffix}.jtl"
+        argv = [
+            binary,
+            "-n",
+            "-t",
+            str(script),
+            "-l",
+            str(results),
+            "-j",
+            str(outdir / f"jmeter{segment.suffix}.log"),
+            "-Jjmeter.save.saveservice.output_format=csv",
+            "-Jjmeter.save.saveservice.print_field_names=true",
+            *SAVE_COLUMNS,
+            "-Jsample_variables=trace_id",  # the trace id of a plan with trace context, as a JTL column
+            "-Jsummariser.interval=5",
+            "-Jjmeter.save.saveservice.autoflush=true",
+        ]
+        return Invocation(argv, [Output(results, JTL_CSV, segment.name)])
+
+    def secret_file(self, values: Mapping[str, str]) -> bytes | None:
+        """JMeter reads ${env:NAME} as the property perfhouse.env.NAME, from a properties file given with -q."""
+        return jmeter_properties(values).encode("ascii") if values else None
+
+    def secret_args(self, path: Path) -> list[str]:
+        return ["-q", str(path)]
+
+    def completed(self, exit_code: int) -> bool:
+        return exit_code == 0

@@ -1,0 +1,1 @@
+GenerationError: profile 'golden-ramping-rate': Locust has no ramping arrival rate (its pacing is per user and fixed); use a constant_arrival_rate or ramping_vus profile for Locust, or k6 or JMeter for this one
