@@ -17,11 +17,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 from orchestrator.scrape import InfraRow, Scraper
 from tests.conftest import need
+from tests.support.localhttp import serving
 from warehouse.analysis.slo import Objective
 from warehouse.store import RunInfo, Warehouse
 
@@ -101,14 +102,8 @@ def _exposition() -> bytes:
 @contextmanager
 def shop() -> Iterator[str]:
     """The system under test on 127.0.0.1 at a free port; yields its base URL."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Shop)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(_Shop) as url:
+        yield url
 
 
 def record_k6_json(directory: Path, seconds: int = 2, vus: int = 3, infra: list[InfraRow] | None = None) -> Path:

@@ -7,11 +7,10 @@ from __future__ import annotations
 import gzip
 import re
 import subprocess
-import threading
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import pytest
 
 from orchestrator.demo_api import DemoAPI
 from tests.conftest import ROOT, need
+from tests.support.localhttp import serving
 from warehouse.errors import IngestError
 from warehouse.ingest import FORMATS, detect_format
 from warehouse.store import Warehouse
@@ -146,16 +146,9 @@ def redirect_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         "profiles:\n  two: {executor: iterations, vus: 1, iterations: 2}\n",
         encoding="utf-8",
     )
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Redirects)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}"
+    with serving(Redirects) as url:
         jmx = plan(spec, "two", {"web": url}, tmp / "redirect.jmx")
         yield jmeter(jmx, tmp / "redirect.xml", XML, "-Jjmeter.save.saveservice.url=true")
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_xml_is_detected_and_registered(shop_runs: tuple[Path, Path]) -> None:

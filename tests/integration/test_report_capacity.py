@@ -6,9 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -16,6 +14,7 @@ import pytest
 from orchestrator.run import RunSettings, run_tool
 from orchestrator.spec import load_spec
 from tests.conftest import need
+from tests.support.localhttp import serving
 from warehouse.report_formats import render_markdown
 from warehouse.reports import ReportOptions, build_group_report
 from warehouse.store import Warehouse
@@ -76,22 +75,11 @@ class _Slowing(BaseHTTPRequestHandler):
         pass
 
 
-@contextmanager
-def slowing_server() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Slowing)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_the_knee_of_a_capacity_run_is_the_last_step_under_the_servers_limit(tmp_path: Path) -> None:
     need("k6")
-    with slowing_server() as url:
+    with serving(_Slowing) as url:
         spec_file = tmp_path / "knee.yaml"
         spec_file.write_text(SPEC.format(url=url), encoding="utf-8")
         wh = Warehouse.open(f"chdb://{tmp_path / 'wh'}")

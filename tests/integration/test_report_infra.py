@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path, PurePosixPath
 
 import pytest
@@ -15,6 +13,7 @@ import pytest
 from orchestrator.run import RunSettings, run_tool
 from orchestrator.spec import load_spec
 from tests.conftest import need
+from tests.support.localhttp import serving
 from warehouse.report_formats import figures, render_html, render_markdown
 from warehouse.reports import ReportOptions, build_group_report
 from warehouse.store import Warehouse
@@ -79,22 +78,11 @@ class _Busy(BaseHTTPRequestHandler):
         pass
 
 
-@contextmanager
-def busy_server() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Busy)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_a_scraped_cpu_series_that_rises_with_the_load_is_charted_and_named_correlated(tmp_path: Path) -> None:
     need("k6")
-    with busy_server() as url:
+    with serving(_Busy) as url:
         spec_file = tmp_path / "busy.yaml"
         spec_file.write_text(SPEC.format(url=url), encoding="utf-8")
         wh = Warehouse.open(f"chdb://{tmp_path / 'wh'}")

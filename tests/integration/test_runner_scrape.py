@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from orchestrator.run import RunSettings, run_tool
 from orchestrator.scrape import Sample, ScrapeSourceError, container_samples, parse_exposition
 from orchestrator.spec import load_spec
 from tests.conftest import ROOT, need
+from tests.support.localhttp import serving
 from warehouse.store import Warehouse
 
 EXPOSITION = """# HELP process_cpu_seconds_total Total user and system CPU time.
@@ -64,12 +64,8 @@ class Exposition(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def exposition() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Exposition)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/metrics"
-    server.shutdown()
-    server.server_close()
+    with serving(Exposition, "/metrics") as url:
+        yield url
 
 
 @pytest.mark.integration
