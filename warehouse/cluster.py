@@ -31,7 +31,7 @@ from warehouse.errors import WarehouseError
 
 LOCAL = "_local"
 REPLICA_PATH = "/clickhouse/tables/{shard}/{database}/{table}"  # the servers' macros fill these in
-SHARDING = {"schema_migrations": "version"}  # every other table is placed by its run
+SHARDING = {"schema_migrations": "version", "ingest_claims": "token"}  # every other table is placed by its run
 # Settings of every connection to a cluster warehouse: a write through a Distributed table is in place when
 # the INSERT returns (the next statement reads it), and a subquery over a Distributed table runs once, on
 # the node that asked, with its result sent to the shards.

@@ -326,6 +326,22 @@ MIGRATIONS: list[tuple[int, str, list[str | Callable[[Backend], None]]]] = [
         """,
         ],
     ),
+    (
+        16,
+        "ingest_claims: of the processes ingesting one file's content at once, the one whose claim the insert "
+        "deduplication kept commits it; the others wait and find it done",
+        [
+            """
+        CREATE TABLE IF NOT EXISTS ingest_claims (
+            token String,
+            batch String,
+            claimed_at DateTime64(3, 'UTC') DEFAULT now64(3)
+        ) ENGINE = MergeTree
+        ORDER BY token
+        SETTINGS non_replicated_deduplication_window = 100000
+        """,
+        ],
+    ),
 ]
 
 CURRENT_VERSION = MIGRATIONS[-1][0]

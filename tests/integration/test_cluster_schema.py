@@ -44,7 +44,7 @@ def test_every_table_becomes_replicated_on_the_cluster_under_a_distributed_table
         assert local.startswith(f"CREATE TABLE IF NOT EXISTS loadtests.{name}_local ON CLUSTER perf (")
         assert "MergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}'" in local
         assert re.search(r"ENGINE = Replicated\w*MergeTree", local)
-        key = "version" if name == "schema_migrations" else "run_id"
+        key = {"schema_migrations": "version", "ingest_claims": "token"}.get(name, "run_id")
         assert distributed == (f"CREATE TABLE IF NOT EXISTS loadtests.{name} ON CLUSTER perf AS loadtests.{name}_local "
                                f"ENGINE = Distributed('perf', 'loadtests', '{name}_local', cityHash64({key}))")
         for sql in (local, distributed):

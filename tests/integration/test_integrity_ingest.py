@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 
 ROWS = 2_000_000
 # The named steps of an ingest's commit (warehouse.ingest.checkpoint), in the order they happen.
-STEPS = ["staging-recorded", "staged", "attaching-recorded", "partition-attached", "attached-k6_points",
+STEPS = ["staging-recorded", "staged", "claimed", "attaching-recorded", "partition-attached", "attached-k6_points",
          "attached-aggregates", "attached-requests", "run-recorded", "done-recorded", "stages-dropped"]
 # Moments of the load itself, as fractions of an uninterrupted ingest's duration from the process start.
 FRACTIONS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.97]
@@ -112,7 +112,7 @@ def test_an_ingest_killed_at_any_moment_leaves_its_run_whole_or_absent(big_jtl: 
         outcomes[moment] = check_whole_or_absent(url, big_jtl, ROWS)
         shutil.rmtree(warehouse)
     # The commit is the done record: every step before it takes the run back, every step after keeps it.
-    assert [outcomes[f"step {s}"] for s in STEPS] == ["absent"] * 8 + ["whole"] * 2
+    assert [outcomes[f"step {s}"] for s in STEPS] == ["absent"] * 9 + ["whole"] * 2
     assert "absent" in outcomes.values() and len(outcomes) >= 20
 
 
@@ -187,3 +187,64 @@ def test_rows_an_earlier_version_left_without_a_run_are_rolled_back(any_warehous
     result = wh.ingest(path)
     assert not result.duplicate and wh.run(result.run_id)["run_id"] == result.run_id
     assert wh.totals(result.run_id)["count"] == 1000
+
+
+def stopped(proc: subprocess.Popen[bytes], timeout_s: float = 120) -> None:
+    """Wait until `proc` has stopped itself (SIGSTOP at a checkpoint)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        state = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        if state == "T":
+            return
+        assert proc.poll() is None, proc.stderr.read()  # type: ignore[union-attr]
+        time.sleep(0.05)
+    raise AssertionError("the first ingest never reached its claim")
+
+
+def test_two_ingests_of_one_file_at_once_commit_it_once(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """Two processes ingest one file into a server at once: the second finds the content claimed by the
+    first, waits for it, and ends as a duplicate of its run; the rows are there once."""
+    url = make_warehouse_url("server", tmp_path, request)
+    Warehouse.open(url)
+    path = tmp_path / "r.jtl"
+    write_jtl(path, 20_000)
+    first = ingest_process(url, path, kill_at="claimed", signal_name="STOP")
+    stopped(first)
+    second = subprocess.Popen([sys.executable, "-m", "orchestrator", "--warehouse", url, "ingest", str(path)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(3)  # loading 20,000 lines takes well under this; then the second waits on the first's claim
+    assert second.poll() is None, second.communicate()
+    first.send_signal(signal.SIGCONT)
+    assert first.wait(120) == 0, first.stderr.read()  # type: ignore[union-attr]
+    out, err = second.communicate(timeout=120)
+    assert second.returncode == 0, err
+    wh = Warehouse.open(url)
+    (run,) = wh.runs()
+    assert run["requests"] == 20_000 and wh.totals(run["run_id"])["count"] == 20_000
+    assert run["run_id"].encode() in out and b"already" in out, out
+    assert len(wh.backend.query("SELECT batch FROM ingested_files FINAL WHERE state = 'done'")) == 1
+
+
+def test_an_ingest_waiting_on_a_claim_whose_process_died_commits_the_file(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The claimant is killed while the second ingest waits: the second takes its batch back and commits."""
+    url = make_warehouse_url("server", tmp_path, request)
+    Warehouse.open(url)
+    path = tmp_path / "r.jtl"
+    write_jtl(path, 20_000)
+    first = ingest_process(url, path, kill_at="claimed", signal_name="STOP")
+    stopped(first)
+    second = subprocess.Popen([sys.executable, "-m", "orchestrator", "--warehouse", url, "ingest", str(path)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(3)
+    assert second.poll() is None, second.communicate()
+    first.send_signal(signal.SIGKILL)
+    first.wait(60)  # reaped: a zombie's pid would still look alive
+    out, err = second.communicate(timeout=120)
+    assert second.returncode == 0 and b"already" not in out, (out, err)
+    wh = Warehouse.open(url)
+    (run,) = wh.runs()
+    assert wh.totals(run["run_id"])["count"] == 20_000
+    states = sorted(r["state"] for r in wh.backend.query("SELECT state FROM ingested_files FINAL"))
+    assert states == ["done", "failed"]

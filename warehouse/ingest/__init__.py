@@ -25,6 +25,7 @@ import signal
 import socket
 import sys
 import tempfile
+import time
 import uuid
 import zlib
 from collections.abc import Callable, Iterator
@@ -377,6 +378,9 @@ def ingest_file(
             # Ingested meanwhile, or before quick fingerprints were recorded: this batch adds nothing.
             seen = _done_run(backend, sha)
             if not seen and (result.rows or result.points or result.aggregates):
+                seen = claim(backend, job.batch, sha, shown)
+                checkpoint("claimed")
+            if not seen and (result.rows or result.points or result.aggregates):
                 attaching = True
                 _record(backend, job, sha, quick, fmt_impl.name, "attaching", result, new_run)
                 checkpoint("attaching-recorded")
@@ -399,6 +403,64 @@ def ingest_file(
             discard_batch(backend, job.batch, attached=False)
             raise IngestError(_nothing_valid(shown, result))
     return result
+
+
+# How long an ingest waits for another process that is ingesting the same content before it gives up.
+CLAIM_WAIT_S = 900.0
+_SHA = re.compile(r"[0-9a-f]{64}")
+
+
+def claim(backend: Backend, batch: str, sha: str, shown: Path, wait_s: float | None = None) -> str | None:
+    """Make `batch` the one batch that may commit content `sha`; returns None once it is, or the run of a
+    batch that committed the same content meanwhile (this batch is then a duplicate).
+
+    Two processes ingesting the same file into a server both find it not yet done, and each would commit
+    it. What decides between them is ClickHouse's insert deduplication: ingest_claims keeps one block per
+    deduplication token, so of the concurrent INSERTs of one claim token exactly one row is stored, and
+    its batch is the claimant. A claimant still loading is waited for (up to `wait_s`, CLAIM_WAIT_S by
+    default); one that finished makes this batch a duplicate; one that failed, or whose process is gone
+    (a dead owner's batch is discarded here as recovery would), passes the content to the next token,
+    `sha#1`, `sha#2`, ..., which the waiting batches claim the same way.
+    """
+    if not _SHA.fullmatch(sha):
+        raise WarehouseError(f"{shown}: unexpected content hash {sha!r}")
+    deadline = time.monotonic() + (CLAIM_WAIT_S if wait_s is None else wait_s)
+    attempt = 0
+    while True:
+        token = f"{sha}#{attempt}"
+        # the token is a hex digest and a number: it needs no quoting, and SETTINGS take no parameters
+        backend.command(
+            f"INSERT INTO ingest_claims (token, batch) SETTINGS insert_deduplication_token = '{token}' "
+            "VALUES ({t:String}, {b:String})",
+            {"t": token, "b": batch},
+        )
+        rows = backend.query(
+            "SELECT argMin(c.batch, c.claimed_at) AS batch, any(f.state) AS state, any(f.run_id) AS run_id, "
+            "any(f.owner) AS owner, any(dateDiff('second', f.ingested_at, now64(3))) AS age_s "
+            "FROM ingest_claims AS c LEFT JOIN (SELECT * FROM ingested_files FINAL) AS f ON f.batch = c.batch "
+            "WHERE c.token = {t:String}",
+            {"t": token},
+        )
+        holder = rows[0] if rows else {}
+        if holder.get("batch") == batch:
+            return None
+        state = holder.get("state", "")
+        if state == "done":
+            return str(holder["run_id"])
+        if state == "failed" or not state:
+            attempt += 1
+            continue
+        if _owner_dead(str(holder["owner"]), int(holder["age_s"]), CLAIM_WAIT_S * 4):
+            drop_stage(backend, str(holder["batch"]))
+            discard_batch(backend, str(holder["batch"]), attached=state != "staging")
+            attempt += 1
+            continue
+        if time.monotonic() > deadline:
+            raise IngestError(
+                f"{shown}: the same content is being ingested by another process ({holder['owner']}, batch "
+                f"{holder['batch']}); ingest it again when that one ends"
+            )
+        time.sleep(0.2)
 
 
 def create_stage(job: IngestJob) -> None:
