@@ -350,14 +350,13 @@ class Warehouse:
         named = RunMeta(name=locust_csv.csv_prefix(history))
         first = self._import_one(history, root, flags, None, None, FileOutcome(str(history), position[history], total),
                                  {}, fallback=named)
-        yield first
         into = first.run_id if first.status in ("ingested", "duplicate") else None
         second = self._import_one(stats, root, flags, None, into, FileOutcome(str(stats), position[stats], total), {},
                                   fallback=named)
         if into is not None and second.result is not None:
             second.meta = first.meta
             second.result.notes.append(f"kept with {history.name} in one run: the statistics of one --csv prefix")
-        yield second
+        yield from sorted((first, second), key=lambda o: o.index)  # in the order the files were given
 
     def _import_one(
         self,

@@ -99,7 +99,7 @@ class ToolFigures:
 
     @property
     def tool_name(self) -> str:
-        return {"locust": "Locust", "jmeter": "JMeter"}.get(self.tool, self.tool)
+        return display_name(self.tool)
 
     @property
     def title(self) -> str:
@@ -109,6 +109,11 @@ class ToolFigures:
         return {"tool": self.tool, "how": self.how, "steps": [s.to_dict() for s in self.steps],
                 "overall": self.overall.to_dict() if self.overall else None,
                 "timeline": [p.to_dict() for p in self.timeline]}
+
+
+def display_name(tool: str) -> str:
+    """How a tool is named in a sentence: Locust, JMeter, k6."""
+    return {"locust": "Locust", "jmeter": "JMeter"}.get(tool, tool)
 
 
 def tool_figures(warehouse: Warehouse, run: dict[str, Any]) -> ToolFigures | None:

@@ -130,7 +130,7 @@ def test_the_statistics_and_history_of_one_csv_prefix_named_together_are_one_run
     stats, history = _csv_prefix_files(tmp_path / "out")
     wh = Warehouse.open(any_warehouse_url)
     outcomes = list(wh.import_files([stats, history]))
-    assert [(o.path, o.status) for o in outcomes] == [(str(history), "ingested"), (str(stats), "ingested")]
+    assert [(o.path, o.status) for o in outcomes] == [(str(stats), "ingested"), (str(history), "ingested")]
     assert outcomes[0].run_id == outcomes[1].run_id
     run = wh.run(outcomes[0].run_id)
     assert (run["name"], run["tool"]) == ("shop", "locust")
