@@ -63,6 +63,21 @@ def figures(report: Report) -> list[Figure]:
     if report.capacity:
         out.append(Figure("capacity", "Throughput against latency",
                           charts.capacity_chart(report.capacity["steps"], report.capacity["knee"])))
+    return out + _tool_figure_charts(report)
+
+
+def _tool_figure_charts(report: Report) -> list[Figure]:
+    """The tool's own figures of the whole run per interval, when it reported several."""
+    tool = report.tool_figures
+    if tool is None or len(tool.timeline) < 2:
+        return []
+    points = [{**p.to_dict(), "errors_per_s": p.failures_per_s} for p in tool.timeline]
+    out = []
+    if any(p.p50_ms is not None or p.p95_ms is not None for p in tool.timeline):
+        out.append(Figure("tool-latency", f"{tool.title}: percentiles over time", charts.percentiles_chart(points)))
+    if any(p.rps is not None for p in tool.timeline):
+        out.append(Figure("tool-throughput", f"{tool.title}: requests and failures per second",
+                          charts.throughput_chart(points)))
     return out
 
 
@@ -369,6 +384,7 @@ def render_markdown(doc: GroupReport, output: PurePosixPath | None = None) -> Re
             lines += [f"{h} {report.tool_figures.title}", "", *[x for t in _tool_figures_sentences(report)
                                                                 for x in (_md_cell(t), "")]]
             lines += _md_table(_tool_figures_header(report), _tool_figures_rows(report))
+            lines += picture("tool-latency") + picture("tool-throughput")
         if report.bottlenecks:
             lines += [f"{h} Bottlenecks", "", "Ranked by impact: share of all request time plus share of all "
                       "failed requests; p99/p50 is the tail ratio.", ""]
@@ -483,7 +499,8 @@ def render_html(doc: GroupReport, output: PurePosixPath | None = None) -> Render
         if report.tool_figures is not None:
             parts.append(f"<{h}>{_h(report.tool_figures.title)}</{h}>\n"
                          + "".join(f"<p>{_h(t)}</p>\n" for t in _tool_figures_sentences(report))
-                         + _html_table(_tool_figures_header(report), _tool_figures_rows(report)))
+                         + _html_table(_tool_figures_header(report), _tool_figures_rows(report))
+                         + picture("tool-latency") + picture("tool-throughput"))
         if report.bottlenecks:
             parts.append(f"<{h}>Bottlenecks</{h}>\n<p>Ranked by impact: share of all request time plus share of "
                          "all failed requests; p99/p50 is the tail ratio.</p>\n")

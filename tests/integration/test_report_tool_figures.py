@@ -87,15 +87,18 @@ def test_a_locust_csv_run_reports_locusts_own_figures_per_step(any_warehouse_url
     assert [s.step for s in figures.steps] == ["list products", "missing page"]
     assert len(figures.timeline) == 4 and figures.timeline[-1].p95_ms == 38  # the history's Aggregated rows
 
-    md = render("md", doc)
+    rendered = FORMATS["md"](doc, PurePosixPath("report.md"))
+    md = rendered.text
     assert "## Locust's own figures" in md and "not perfhouse's exact percentiles" in md
     assert "No requests: this run holds Locust's own figures" in md
+    assert sorted(rendered.files) == ["report_files/tool-latency.png", "report_files/tool-throughput.png"]
     check_golden(request, "locust-figures.md", md)
     check_golden(request, "locust-figures.json", render("json", doc))
     check_golden(request, "locust-figures.junit.xml", render("junit", doc))
     html = render("html", doc)
     assert "<h2>Locust&#x27;s own figures</h2>" in html and "not perfhouse&#x27;s exact percentiles" in html
-    check_golden(request, "locust-figures.html", html)
+    assert 'data-chart="tool-latency"' in html and 'data-chart="tool-throughput"' in html
+    assert html == render("html", document(Warehouse.open(any_warehouse_url), LOCUST.run_id))
 
 
 def test_a_jmeter_backend_listener_run_reports_jmeters_figures_folded_over_its_intervals(
