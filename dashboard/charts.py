@@ -12,6 +12,7 @@ import altair as alt
 import pandas as pd
 
 from warehouse.queries import CHECK_FAILURE
+from warehouse.tool_figures import ToolPoint
 
 Rows: TypeAlias = Sequence[Mapping[str, Any]] | pd.DataFrame
 
@@ -301,3 +302,19 @@ def trend_chart(points: pd.DataFrame, changes: pd.DataFrame, metric: str, baseli
         x=time, y=alt.value(0), text="label:N")
     return alt.layer(lines, rules, base, label, title=f"{metric} per step over the history").resolve_scale(
         color="independent")
+
+
+def tool_timeline_chart(points: Sequence[ToolPoint], tool: str) -> alt.Chart:
+    """A tool's own figures of the whole run per interval (warehouse.tool_figures.ToolPoint): its p50 and p95."""
+    rows = [{"t": p.t, "figure": name, "ms": value} for p in points
+            for name, value in (("p50", p.p50_ms), ("p95", p.p95_ms)) if value is not None]
+    frame = pd.DataFrame(rows, columns=["t", "figure", "ms"])
+    frame["t"] = pd.to_datetime(frame["t"], utc=True)
+    return (
+        alt.Chart(frame, title=f"{tool}'s percentiles over time")
+        .mark_line(point=alt.OverlayMarkDef(size=14))
+        .encode(x=_TIME, y=alt.Y("ms:Q", title="latency (ms), as the tool computed it"),
+                strokeDash=alt.StrokeDash("figure:N", title="percentile"),
+                tooltip=[alt.Tooltip("t:T", title="time (UTC)", format="%H:%M:%S"), alt.Tooltip("figure:N"),
+                         alt.Tooltip("ms:Q", format=".2f")])
+    )

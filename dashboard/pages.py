@@ -29,6 +29,7 @@ from dashboard.tables import (
     slo_frame,
     slowest_frame,
     steps_frame,
+    tool_figures_frame,
     unless_all,
     verdict_style,
 )
@@ -36,6 +37,7 @@ from warehouse.errors import WarehouseError
 from warehouse.queries import REQUEST_ERROR
 from warehouse.sqlgate import DEFAULT_ROW_LIMIT, DEFAULT_TIMEOUT_S, Refused
 from warehouse.store import RunFilter
+from warehouse.tool_figures import ToolFigures
 
 RUNS_LIMIT = 500
 LIVE_REFRESH_S = float(os.environ.get("PERFHOUSE_LIVE_REFRESH_S", "3"))
@@ -125,7 +127,11 @@ def run_page(url: str) -> None:
     head = Headline.of(report.totals, report.slos, str(report.run.get("status", "")))
     _headline(head, int(report.totals.get("check_failures") or 0))
 
-    if not head.requests:
+    figures = report.tool_figures
+    if not head.requests and figures is not None:
+        st.info(f"This run holds {figures.tool_name}'s own figures (interval aggregates), not one row per request: "
+                "its steps below are as the tool computed them.")
+    elif not head.requests:
         st.info("This run holds no requests yet: a run that is starting, or an import that found none.")
     else:
         _over_time(run_id, detail.series, detail.bucket_s, charts.top_steps(report.steps))
@@ -137,6 +143,9 @@ def run_page(url: str) -> None:
                                     "observed": st.column_config.NumberColumn(format="%.4g")})
     else:
         st.caption(head.slo_detail)
+
+    if figures is not None:
+        _tool_figures(figures)
 
     if head.requests:
         st.subheader("Steps")
@@ -158,6 +167,30 @@ def run_page(url: str) -> None:
     _files(url, run_id)
     with st.expander("Run record"):
         st.json({k: v for k, v in report.run.items() if v not in ("", None, {})})
+
+
+def _tool_figures(figures: ToolFigures) -> None:
+    """The tool's own figures (Locust's --csv statistics, JMeter's backend listener), marked as the tool's."""
+    st.subheader(figures.title)
+    st.caption(figures.how)
+    overall = figures.overall
+    if overall is not None:
+        cells = st.columns(3)
+        cells[0].metric(f"Requests ({figures.tool_name})", "–" if overall.count is None else f"{overall.count:,}",
+                        border=True)
+        rate = overall.failure_rate
+        cells[1].metric(f"Failures ({figures.tool_name})", "–" if overall.failures is None else f"{overall.failures:,}",
+                        border=True, delta_arrow="off", delta=None if rate is None else f"{rate:.2%}",
+                        delta_color="red" if overall.failures else "gray")
+        cells[2].metric(f"p95 (ms, {figures.tool_name})", ms(overall.percentile(95)), border=True)
+    st.dataframe(tool_figures_frame(figures), hide_index=True, column_config={
+        **{c: st.column_config.NumberColumn(c.replace("_ms", " (ms)"), format="%.2f")
+           for c in ("avg_ms", "min_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms")},
+        "failure_pct": st.column_config.NumberColumn("failures %", format="%.2f"),
+        "rps": st.column_config.NumberColumn("req/s", format="%.2f"),
+    })
+    if len(figures.timeline) > 1 and any(p.p95_ms is not None for p in figures.timeline):
+        st.altair_chart(charts.tool_timeline_chart(figures.timeline, figures.tool_name), width="stretch")
 
 
 def _slowest(rows: list[dict[str, Any]]) -> None:

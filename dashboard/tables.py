@@ -12,6 +12,7 @@ import pandas as pd
 from dashboard.charts import errors_frame, step_label
 from warehouse.analysis.slo import Verdict
 from warehouse.reports import ABORTED, FAILED, INCOMPLETE, NO_SLOS, PASSED, verdict_of
+from warehouse.tool_figures import ToolFigures
 
 ALL = "(all)"
 
@@ -173,3 +174,23 @@ def slowest_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     frame = pd.DataFrame(list(rows), columns=["ts", "journey", "step", "status", "duration_ms", "trace_id", "trace_url"])
     frame.insert(1, "label", [step_label(j, s) for j, s in zip(frame["journey"], frame["step"], strict=True)])
     return frame.drop(columns=["journey", "step"]).rename(columns={"label": "step", "ts": "time (UTC)"})
+
+
+TOOL_FIGURE_LEVELS = (50.0, 90.0, 95.0, 99.0)
+
+
+def tool_figures_frame(figures: ToolFigures, levels: Sequence[float] = TOOL_FIGURE_LEVELS) -> pd.DataFrame:
+    """A tool's own figures (warehouse.tool_figures.ToolFigures) per step, then overall: counts, failures and the
+    tool's percentiles at `levels` (None where the tool gave none)."""
+    steps = [*figures.steps, *([figures.overall] if figures.overall else [])]
+    rows = []
+    for s in steps:
+        label = step_label(s.journey, s.step) + (" (overall)" if s is figures.overall else "")
+        rate = s.failure_rate
+        rows.append({"step": label, "count": s.count, "failures": s.failures,
+                     "failure_pct": None if rate is None else round(100 * rate, 2), "avg_ms": s.avg_ms,
+                     "min_ms": s.min_ms, **{f"p{level:g}_ms": s.percentile(level) for level in levels},
+                     "max_ms": s.max_ms, "rps": s.rps})
+    columns = ["step", "count", "failures", "failure_pct", "avg_ms", "min_ms",
+               *(f"p{level:g}_ms" for level in levels), "max_ms", "rps"]
+    return pd.DataFrame(rows, columns=columns)

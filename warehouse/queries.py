@@ -383,6 +383,45 @@ ORDER BY journey, step, status, metric, ts
 """
 ALL["AGGREGATES"] = AGGREGATES
 
+# A run's interval aggregates per step, status and source, folded over the intervals: each metric's sum, lowest,
+# highest and latest value, and the count-weighted sum of the intervals' averages (warehouse.tool_figures reads
+# them as the tool's own figures). The backend listener's per-code error lines (no statut), its `internal` users
+# line and its annotations are left out.
+TOOL_STEP_FIGURES = """
+SELECT journey, step, status, source, count() AS intervals,
+       sumMap(f) AS sums, minMap(f) AS lows, maxMap(f) AS highs, argMax(f, t) AS last,
+       sum(f['avg'] * f['count']) AS weighted_avg, sumIf(f['count'], mapContains(f, 'avg')) AS avg_weight
+FROM (
+    SELECT journey, step, status, tags['source'] AS source, ts AS t,
+           CAST((groupArray(metric), groupArray(value)), 'Map(String, Float64)') AS f
+    FROM aggregates
+    WHERE run_id = {run:String} AND status != '' AND step != 'internal' AND metric != 'event'
+    GROUP BY journey, step, status, source, t
+)
+GROUP BY journey, step, status, source
+ORDER BY journey, step, status, source
+"""
+ALL["TOOL_STEP_FIGURES"] = TOOL_STEP_FIGURES
+
+# The tool's own figures over time for the whole run (Locust's `Aggregated` name, JMeter's `all` transaction),
+# one row per interval: every metric it gave then.
+TOOL_TIMELINE = """
+SELECT toString(ts) AS t, tags['source'] AS source,
+       CAST((groupArray(metric), groupArray(value)), 'Map(String, Float64)') AS f
+FROM aggregates
+WHERE run_id = {run:String} AND status = 'all' AND step = {overall:String} AND metric != 'event'
+GROUP BY ts, source
+ORDER BY ts, source
+"""
+ALL["TOOL_TIMELINE"] = TOOL_TIMELINE
+
+# Whether a run holds requests and interval aggregates (the gate cannot judge a run of aggregates alone).
+RUN_HOLDS = """
+SELECT (SELECT count() FROM requests WHERE run_id = {run:String}) AS requests,
+       (SELECT count() FROM aggregates WHERE run_id = {run:String}) AS aggregates
+"""
+ALL["RUN_HOLDS"] = RUN_HOLDS
+
 # A tool's own end-of-test summaries kept with a run (k6 --summary-export / handleSummary JSON).
 TOOL_SUMMARIES = """
 SELECT name, tool, summary FROM tool_summaries FINAL

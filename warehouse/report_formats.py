@@ -63,6 +63,21 @@ def figures(report: Report) -> list[Figure]:
     if report.capacity:
         out.append(Figure("capacity", "Throughput against latency",
                           charts.capacity_chart(report.capacity["steps"], report.capacity["knee"])))
+    return out + _tool_figure_charts(report)
+
+
+def _tool_figure_charts(report: Report) -> list[Figure]:
+    """The tool's own figures of the whole run per interval, when it reported several."""
+    tool = report.tool_figures
+    if tool is None or len(tool.timeline) < 2:
+        return []
+    points = [{**p.to_dict(), "errors_per_s": p.failures_per_s} for p in tool.timeline]
+    out = []
+    if any(p.p50_ms is not None or p.p95_ms is not None for p in tool.timeline):
+        out.append(Figure("tool-latency", f"{tool.title}: percentiles over time", charts.percentiles_chart(points)))
+    if any(p.rps is not None for p in tool.timeline):
+        out.append(Figure("tool-throughput", f"{tool.title}: requests and failures per second",
+                          charts.throughput_chart(points)))
     return out
 
 
@@ -273,6 +288,52 @@ def _comparison_section(doc: GroupReport) -> ComparisonSection | None:
     return ComparisonSection(title, headline, header, rows, reasons, list(c.notes))
 
 
+# -- a tool's own figures (interval aggregates: Locust's --csv statistics, JMeter's backend listener) -------
+
+def _tool_figures_header(report: Report) -> list[str]:
+    return ["journey", "step", "count", "failures", "failure %", "avg ms", "min ms",
+            *(f"{p} ms" for p in report.percentiles), "max ms", "req/s"]
+
+
+def _tool_figures_rows(report: Report) -> list[list[str]]:
+    figures = report.tool_figures
+    if figures is None:
+        return []
+    levels = [float(p.removeprefix("p")) for p in report.percentiles]
+    rows = [*figures.steps, *([figures.overall] if figures.overall else [])]
+    return [[s.journey, s.step if s is not figures.overall else f"{s.step} (overall)", _count(s.count),
+             _count(s.failures), _pct(s.failure_rate), ms(s.avg_ms), ms(s.min_ms),
+             *(ms(s.percentile(level)) for level in levels), ms(s.max_ms), _num(s.rps)] for s in rows]
+
+
+def _count(value: int | None) -> str:
+    return "–" if value is None else str(value)
+
+
+def _tool_figures_sentences(report: Report) -> list[str]:
+    """What the figures are; for a run without requests, that they are all it holds."""
+    figures = report.tool_figures
+    if figures is None:
+        return []
+    out = [figures.how]
+    if len(figures.timeline) > 1:
+        out.append(f"{figures.tool_name} reported the whole run over {len(figures.timeline)} intervals "
+                   "(the JSON report's tool_figures.timeline).")
+    return out
+
+
+def _no_requests_sentence(report: Report) -> str:
+    figures = report.tool_figures
+    tool = figures.tool_name if figures is not None else str(report.run.get("tool") or "")
+    return (f"No requests: this run holds {tool}'s own figures (interval aggregates), not one row per request, "
+            "so its percentiles, APDEX and SLOs cannot be computed here; see below.")
+
+
+def _shows_steps(report: Report) -> bool:
+    """The per-request steps table, unless the run holds only the tool's own figures."""
+    return bool(report.steps) or report.tool_figures is None
+
+
 # -- Markdown ---------------------------------------------------------------------------------------------
 
 def _md_cell(text: Any) -> str:
@@ -315,7 +376,15 @@ def render_markdown(doc: GroupReport, output: PurePosixPath | None = None) -> Re
         if report.timeline:
             lines += [f"{h} Over time", "", f"Buckets of {report.bucket_s} s.", ""]
             lines += picture("latency") + picture("throughput")
-        lines += [f"{h} Steps", "", *_md_table(_step_header(report), _step_rows(report))]
+        if _shows_steps(report):
+            lines += [f"{h} Steps", "", *_md_table(_step_header(report), _step_rows(report))]
+        else:
+            lines += [f"{h} Steps", "", _no_requests_sentence(report), ""]
+        if report.tool_figures is not None:
+            lines += [f"{h} {report.tool_figures.title}", "", *[x for t in _tool_figures_sentences(report)
+                                                                for x in (_md_cell(t), "")]]
+            lines += _md_table(_tool_figures_header(report), _tool_figures_rows(report))
+            lines += picture("tool-latency") + picture("tool-throughput")
         if report.bottlenecks:
             lines += [f"{h} Bottlenecks", "", "Ranked by impact: share of all request time plus share of all "
                       "failed requests; p99/p50 is the tail ratio.", ""]
@@ -423,7 +492,15 @@ def render_html(doc: GroupReport, output: PurePosixPath | None = None) -> Render
         if report.timeline:
             parts.append(f"<{h}>Over time</{h}>\n<p>Buckets of {report.bucket_s} s.</p>\n")
             parts.append(picture("latency") + picture("throughput"))
-        parts.append(f"<{h}>Steps</{h}>\n" + _html_table(_step_header(report), _step_rows(report)))
+        if _shows_steps(report):
+            parts.append(f"<{h}>Steps</{h}>\n" + _html_table(_step_header(report), _step_rows(report)))
+        else:
+            parts.append(f"<{h}>Steps</{h}>\n<p>{_h(_no_requests_sentence(report))}</p>\n")
+        if report.tool_figures is not None:
+            parts.append(f"<{h}>{_h(report.tool_figures.title)}</{h}>\n"
+                         + "".join(f"<p>{_h(t)}</p>\n" for t in _tool_figures_sentences(report))
+                         + _html_table(_tool_figures_header(report), _tool_figures_rows(report))
+                         + picture("tool-latency") + picture("tool-throughput"))
         if report.bottlenecks:
             parts.append(f"<{h}>Bottlenecks</{h}>\n<p>Ranked by impact: share of all request time plus share of "
                          "all failed requests; p99/p50 is the tail ratio.</p>\n")
@@ -499,13 +576,21 @@ def junit_suites(doc: GroupReport) -> list[junit.Suite]:
             if verdict in (ABORTED, INCOMPLETE):
                 cases.append(junit.Case("run", "perfhouse.run", error=f"run {verdict.lower()} (status {run['status']})"))
             else:
-                cases.append(junit.Case("SLOs", "perfhouse.slo", skipped=f"{NO_SLOS}: none defined for this run"))
+                cases.append(junit.Case("SLOs", "perfhouse.slo", skipped=f"{NO_SLOS}: none defined for this run"
+                                        + _tool_figures_skip(report)))
         suites.append(junit.Suite(
             f"perfhouse {run['tool']} {run['run_id']}", tuple(cases), str(run["started_at"]).replace(" ", "T"), span,
             (("run_id", str(run["run_id"])), ("tool", str(run["tool"])), ("status", str(run["status"])),
              ("verdict", verdict)),
         ))
     return suites
+
+
+def _tool_figures_skip(report: Report) -> str:
+    if report.tool_figures is None or int(report.totals.get("count") or 0):
+        return ""
+    return (f"; it holds {report.tool_figures.tool_name}'s own figures (interval aggregates), not the requests "
+            "SLOs judge")
 
 
 def render_junit(doc: GroupReport, output: PurePosixPath | None = None) -> Rendered:

@@ -22,6 +22,7 @@ from warehouse.analysis.verdict import RunVerdict, group_verdict, run_verdict, v
 from warehouse.charts import bucket_seconds
 from warehouse.errors import DataError, WarehouseError
 from warehouse.store import Warehouse
+from warehouse.tool_figures import ToolFigures, tool_figures
 
 # A run's verdict (warehouse.analysis.verdict): what happened, not only whether SLOs held. ABORTED runs
 # (interrupted) and INCOMPLETE runs (a tool failed midway, or the run is still going) never pass.
@@ -146,6 +147,15 @@ def baseline_comparison(warehouse: Warehouse, run_id: str, choice: str | None = 
     return comparison_of(result)
 
 
+def figures_only_comparison(report: Report) -> Comparison | None:
+    """For a run that holds only its tool's own figures (interval aggregates), the note that no comparison can be
+    made: compare tests request samples; None for a run with requests."""
+    if report.tool_figures is None or int(report.totals.get("count") or 0):
+        return None
+    return Comparison("", "", notes=[f"No comparison: the run holds {report.tool_figures.tool_name}'s own figures "
+                                     "(interval aggregates), not the request samples a comparison tests"])
+
+
 def tool_comparison(warehouse: Warehouse, report: GroupReport) -> Comparison:
     """A group's runs against each other as `compare --group` sets them (k6 is run A)."""
     group_id = str(report.runs[0].run.get("group_id") or "")
@@ -174,6 +184,7 @@ class Report:
     comparison: Comparison | None = None
     tool_summary: list[dict[str, Any]] = field(default_factory=list)  # the tool's own end-of-test figures beside ours
     slowest: list[dict[str, Any]] = field(default_factory=list)  # the slowest traced requests, with trace links
+    tool_figures: ToolFigures | None = None  # the tool's own figures kept as interval aggregates (Locust, JMeter)
 
     @property
     def passed(self) -> bool:
@@ -208,6 +219,8 @@ class Report:
                 out["tool_summary"] = self.tool_summary
         if self.slowest:
             out["slowest"] = self.slowest
+        if self.tool_figures is not None:
+            out["tool_figures"] = self.tool_figures.to_dict()
         return _finite(out)
 
 
@@ -249,6 +262,7 @@ def build_report(warehouse: Warehouse, run_id: str) -> Report:
             slos=warehouse.slo_verdicts(run_id),
             errors=warehouse.errors(run_id),
             slowest=slowest_traced(warehouse, run),
+            tool_figures=tool_figures(warehouse, run),
         )
 
 
@@ -269,7 +283,8 @@ def build_group_report(warehouse: Warehouse, run_ids: list[str], options: Report
         if options.baseline == NO_BASELINE:
             return doc
         if len(doc.runs) == 1:
-            doc.runs[0].comparison = baseline_comparison(warehouse, run_ids[0], options.baseline)
+            doc.runs[0].comparison = (figures_only_comparison(doc.runs[0])
+                                      or baseline_comparison(warehouse, run_ids[0], options.baseline))
         elif options.baseline is not None:
             raise DataError(f"--baseline {options.baseline}: a group's report compares its tools' runs with each "
                             "other; report one run of it to compare against a baseline, or give --baseline none")
@@ -312,6 +327,7 @@ def build_run_report(warehouse: Warehouse, run_id: str, options: ReportOptions) 
     )
     report.capacity = _capacity(warehouse, run_id, slos, bucket)
     report.slowest = slowest_traced(warehouse, run)
+    report.tool_figures = tool_figures(warehouse, run)
     if run.get("tool") == "k6":
         report.tool_summary = k6_summary_figures(warehouse.tool_summary(run_id), totals)
     return report

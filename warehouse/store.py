@@ -23,6 +23,7 @@ from warehouse.ingest import (
     StepFacts,
     detect_format,
     ingest_file,
+    locust_csv,
     read_head,
     readable,
     recover,
@@ -300,8 +301,15 @@ class Warehouse:
                               + ("; its subdirectories are searched with --recursive" if below else ""))
         total, attached = len(work), dict[Path, tuple[str, bool]]()
         summaries = [w for w in work if w[2] == "summary"]
+        # Locust's statistics and history of one --csv PREFIX: one run (the history's, the statistics added)
+        partners = {} if fmt or run_id else locust_csv.csv_partners([p for p, _, kind in work if kind == "results"])
+        position = {p: i for i, (p, _, kind) in enumerate(work, start=1) if kind == "results"}
+        done: set[Path] = set()
         for index, (path, root, kind) in enumerate(work, start=1):
-            if kind == "summary":
+            if kind == "summary" or path in done:
+                continue
+            if path in partners:
+                yield from self._import_locust_pair(partners[path], root, flags, position, total, done)
                 continue
             outcome = FileOutcome(str(path), index, total)
             yield self._import_one(path, root, flags, fmt, run_id, outcome, attached)
@@ -326,6 +334,30 @@ class Warehouse:
             outcome.reason = f"kept with run {target}"
             yield outcome
 
+    def _import_locust_pair(
+        self,
+        pair: tuple[Path, Path],
+        root: Path | None,
+        flags: RunMeta,
+        position: dict[Path, int],
+        total: int,
+        done: set[Path],
+    ) -> Iterator[FileOutcome]:
+        """Locust's history and statistics of one --csv PREFIX as one run: the history makes the run (its times
+        are the run's; named PREFIX unless the metadata names it), the statistics go into it."""
+        history, stats = pair
+        done.update(pair)
+        named = RunMeta(name=locust_csv.csv_prefix(history))
+        first = self._import_one(history, root, flags, None, None, FileOutcome(str(history), position[history], total),
+                                 {}, fallback=named)
+        into = first.run_id if first.status in ("ingested", "duplicate") else None
+        second = self._import_one(stats, root, flags, None, into, FileOutcome(str(stats), position[stats], total), {},
+                                  fallback=named)
+        if into is not None and second.result is not None:
+            second.meta = first.meta
+            second.result.notes.append(f"kept with {history.name} in one run: the statistics of one --csv prefix")
+        yield from sorted((first, second), key=lambda o: o.index)  # in the order the files were given
+
     def _import_one(
         self,
         path: Path,
@@ -335,6 +367,7 @@ class Warehouse:
         run_id: str | None,
         outcome: FileOutcome,
         attached: dict[Path, tuple[str, bool]],
+        fallback: RunMeta | None = None,
     ) -> FileOutcome:
         if root is not None and not fmt:
             try:
@@ -343,7 +376,7 @@ class Warehouse:
                 outcome.status, outcome.reason = "skipped", _after_path(str(exc), path)
                 return outcome
         try:
-            meta = resolve_meta(path, flags, root)
+            meta = resolve_meta(path, flags, root).over(fallback or RunMeta())
             if run_id is not None:
                 result = self.ingest(path, RunInfo(run_id, ""), fmt)
             else:

@@ -7,7 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from orchestrator.cli import main
 from orchestrator.demo_api import DemoAPI
 from orchestrator.run import run_tool
 from orchestrator.spec import load_spec
@@ -113,3 +115,47 @@ def test_a_locust_run_lands_every_request_locust_counted(tmp_path: Path) -> None
     theirs = wh.ingest(outcome.directory / "locust_stats.csv")
     counts = {a["step"]: a["value"] for a in wh.aggregates(theirs.run_id, "count")}
     assert counts.pop("Aggregated") == sum(ours.values()) == sum(counts.values())
+
+
+def _csv_prefix_files(directory: Path, prefix: str = "shop") -> tuple[Path, Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    stats, history = directory / f"{prefix}_stats.csv", directory / f"{prefix}_stats_history.csv"
+    stats.write_text(STATS)
+    history.write_text(HISTORY)
+    return stats, history
+
+
+def test_the_statistics_and_history_of_one_csv_prefix_named_together_are_one_run(any_warehouse_url: str,
+                                                                                  tmp_path: Path) -> None:
+    stats, history = _csv_prefix_files(tmp_path / "out")
+    wh = Warehouse.open(any_warehouse_url)
+    outcomes = list(wh.import_files([stats, history]))
+    assert [(o.path, o.status) for o in outcomes] == [(str(stats), "ingested"), (str(history), "ingested")]
+    assert outcomes[0].run_id == outcomes[1].run_id
+    run = wh.run(outcomes[0].run_id)
+    assert (run["name"], run["tool"]) == ("shop", "locust")
+    assert run["started_at"].startswith("2026-09-21 14:13:20")  # the history's times are the run's
+    sources = {a["tags"]["source"] for a in wh.aggregates(run["run_id"])}
+    assert sources == {"stats", "stats_history"}
+    assert [r["run_id"] for r in wh.runs()] == [run["run_id"]]
+    again = list(wh.import_files([history, stats]))
+    assert [o.status for o in again] == ["duplicate", "duplicate"] and {o.run_id for o in again} == {run["run_id"]}
+
+
+def test_a_directory_of_two_csv_prefixes_gives_a_run_per_prefix(tmp_path: Path) -> None:
+    directory = tmp_path / "results"
+    _csv_prefix_files(directory, "monday")
+    _csv_prefix_files(directory, "tuesday")
+    (directory / "tuesday_stats.csv").write_text(STATS.replace("12.9", "13.1"))  # each file its own content
+    (directory / "tuesday_stats_history.csv").write_text(HISTORY.replace("17900000", "17900864"))
+    lone = directory / "wednesday_stats.csv"
+    lone.write_text(STATS.replace("128", "64"))
+    out = CliRunner().invoke(main, ["--warehouse", f"chdb://{tmp_path / 'wh'}", "ingest", str(directory), "--json"])
+    assert out.exit_code == 7, out.output  # the history's non-numeric time is a rejected line
+    outcomes = [json.loads(line) for line in out.output.splitlines() if line.startswith("{")]
+    runs = {Path(o["path"]).name: o["run_id"] for o in outcomes}
+    assert runs["monday_stats.csv"] == runs["monday_stats_history.csv"]
+    assert runs["tuesday_stats.csv"] == runs["tuesday_stats_history.csv"] != runs["monday_stats.csv"]
+    assert runs["wednesday_stats.csv"] not in (runs["monday_stats.csv"], runs["tuesday_stats.csv"])
+    names = {r["name"] for r in Warehouse.open(f"chdb://{tmp_path / 'wh'}").runs()}
+    assert names == {"monday", "tuesday", "wednesday_stats.csv"}

@@ -22,6 +22,7 @@ from warehouse.analysis.slo import Verdict
 from warehouse.analysis.verdict import RunVerdict, run_verdict
 from warehouse.errors import ExitStatus
 from warehouse.store import Warehouse
+from warehouse.tool_figures import display_name, figures_only
 
 
 @dataclass
@@ -81,6 +82,11 @@ def gate(warehouse: Warehouse, run_id: str, baseline: str | None = None) -> Gate
         slos = warehouse.slo_verdicts(run_id)
         verdict = run_verdict(str(run.get("status") or ""), slos)
         result = GateResult(run, verdict, slos)
+        if figures_only(warehouse, run):
+            result.notes.append(f"the run holds {display_name(str(run['tool']))}'s own figures (interval aggregates), not requests: "
+                                "SLOs and regression checks, which judge requests, cannot judge it")
+            result.notes.append("regression checks skipped: the run has no request samples to compare")
+            return result
         if verdict == RunVerdict.NO_SLOS:
             result.notes.append("the run has no SLOs: only the regression checks judge it")
         result.baseline, why = optional_baseline(warehouse, run_id, baseline)

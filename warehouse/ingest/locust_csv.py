@@ -11,6 +11,7 @@ has no time of its own: its rows take the file's modification time.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import ClassVar
 
 from warehouse.errors import IngestError
@@ -93,3 +94,39 @@ class LocustStatsHistory:
         result.aggregates = _load(job, result, HISTORY_METRICS, "Timestamp", "stats_history")
         result.notes.append("Locust's own statistics over time: per request name, as Locust computed them "
                             "(no requests)")
+
+
+STATS_SUFFIX = "_stats.csv"
+HISTORY_SUFFIX = "_stats_history.csv"
+
+
+def csv_prefix(path: Path) -> str | None:
+    """The `--csv PREFIX` a Locust statistics file was written with (its name less the suffix), or None."""
+    for suffix in (HISTORY_SUFFIX, STATS_SUFFIX):
+        if path.name.endswith(suffix) and len(path.name) > len(suffix):
+            return path.name[: -len(suffix)]
+    return None
+
+
+def csv_partners(paths: list[Path]) -> dict[Path, tuple[Path, Path]]:
+    """The Locust statistics files among `paths` whose partner of the same `--csv PREFIX` (same directory) is
+    there too: each of both → (history, stats), the order they are ingested in (the history first: its times
+    are the run's)."""
+    by_prefix: dict[tuple[Path, str], dict[str, Path]] = {}
+    for path in paths:
+        prefix = csv_prefix(path)
+        if prefix is not None:
+            kind = "history" if path.name.endswith(HISTORY_SUFFIX) else "stats"
+            by_prefix.setdefault((path.parent.resolve(), prefix), {})[kind] = path
+    out: dict[Path, tuple[Path, Path]] = {}
+    for pair in by_prefix.values():
+        if len(pair) == 2 and _sniffs(pair["history"], HISTORY_HEADER) and _sniffs(pair["stats"], STATS_HEADER):
+            out[pair["history"]] = out[pair["stats"]] = (pair["history"], pair["stats"])
+    return out
+
+
+def _sniffs(path: Path, header: bytes) -> bool:
+    try:
+        return path.is_file() and read_head(path).startswith(header)
+    except OSError:
+        return False

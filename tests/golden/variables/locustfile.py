@@ -10,6 +10,7 @@ import time
 
 from locust import HttpUser, LoadTestShape, constant, events, task
 from locust.exception import StopUser
+from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
 
 SERVICES = {
     'api': (os.environ.get('PERFHOUSE_SERVICE_API') or 'http://127.0.0.1:8080').rstrip("/"),
@@ -58,6 +59,17 @@ def _open(environment, **kwargs):
 def _close(environment, **kwargs):
     while OUT:
         OUT.pop().close()
+
+
+# Locust rewrites PREFIX_stats.csv (--csv) every second while it runs, not when it stops: once the users have
+# stopped, the file is written again with Locust's final figures, which then count every request written above.
+@events.quit.add_listener
+def _final_statistics(exit_code, **kwargs):
+    environment = RUNNER[0].environment if RUNNER and RUNNER[0] is not None else None
+    prefix = getattr(environment.parsed_options, "csv_prefix", None) if environment is not None else None
+    if prefix:
+        with open(prefix + "_stats.csv", "w", newline="", encoding="utf-8") as fh:
+            StatsCSV(environment, PERCENTILES_TO_REPORT).requests_csv(csv.writer(fh))
 
 
 @events.request.add_listener
