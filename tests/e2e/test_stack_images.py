@@ -261,6 +261,24 @@ def test_the_perfhouse_image_serves_the_demo_api_and_a_dashboard_showing_a_k6_ru
     assert scripts and all(name in one["text"] for name in scripts), (scripts, one["text"][-2000:])
 
 
+def test_the_python_stand_in_is_cpython_at_usr_local_with_pip_alone(perfhouse_image: str) -> None:
+    """The base the image was built on: python:3.11-slim's layout, none of the host's packages or paths."""
+    probe = ("import json, sys, sysconfig, importlib.metadata as m; print(json.dumps({'prefix': sys.prefix, "
+             "'version': sys.version_info[:2], 'packages': sorted(d.metadata['Name'] for d in m.distributions()), "
+             "'scripts': sysconfig.get_path('scripts'), 'path': [p for p in sys.path if p and not p.startswith('/usr/local')]}))")
+    shown = json.loads(docker("run", "--rm", "--network", "none", "--label", f"{CONTAINER_LABEL}={SESSION}",
+                              PYTHON_IMAGE, "python3", "-c", probe).stdout)
+    assert shown == {"prefix": "/usr/local", "version": [3, 11], "packages": ["pip", "setuptools"],
+                     "scripts": "/usr/local/bin", "path": []}, shown
+    config = json.loads(docker("image", "inspect", "--format", "{{json .Config}}", PYTHON_IMAGE).stdout)
+    assert config["Cmd"] == ["python3"] and "LANG=C.UTF-8" in config["Env"]
+    assert any(e.startswith("PATH=/usr/local/bin:") for e in config["Env"]), config["Env"]
+    # and the perfhouse image on it: perfhouse installed, run as the unprivileged user the Dockerfile adds
+    user = docker("run", "--rm", "--network", "none", "--label", f"{CONTAINER_LABEL}={SESSION}", perfhouse_image,
+                  "sh", "-c", "id -un && perfhouse --help >/dev/null && echo ok").stdout.split()
+    assert user == ["perfhouse", "ok"], user
+
+
 def test_docker_compose_loads_the_file_with_the_images_a_team_names(engine: None, tmp_path: Path) -> None:
     """`docker compose config`: Compose's own loader validates the file, merges the shared perfhouse service
     and interpolates the image variables; what it yields for the perfhouse services is what the test above ran."""
