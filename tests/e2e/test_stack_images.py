@@ -47,7 +47,8 @@ from tests.support.chfront import start_front_process, stop_front_process
 from tests.support.compose import COMPOSE, compose, interpolate, run_arguments, with_option
 from warehouse.store import Warehouse
 
-pytestmark = pytest.mark.integration
+# the first test to ask for the image may build it: `pip install .` fetches perfhouse's dependencies (minutes)
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 
 PYTHON_IMAGE = "perfhouse-test/python:local"
 PERFHOUSE_IMAGE = "perfhouse-test/perfhouse:local"
