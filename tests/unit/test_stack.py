@@ -1,9 +1,10 @@
 """The team stack as files: docker-compose.yml against the Compose schema it follows, the perfhouse image's
 Dockerfile, Prometheus' and Grafana's provisioning, and the Grafana dashboard's SQL checked by sqlglot.
 
-Nothing can be pulled here and the `docker compose` plugin is not installed, so the compose file is
-validated against tests/schemas/compose.schema.json (the part of the Compose Specification it uses) and
-each service is checked for what it refers to: files that exist, commands perfhouse has.
+The compose file is validated against tests/schemas/compose.schema.json (the part of the Compose
+Specification it uses) and each service is checked for what it refers to: files that exist, commands
+perfhouse has. Docker Compose itself loads the file in tests/e2e/test_stack_images.py, which also builds the
+perfhouse image and runs its services' containers.
 """
 
 from __future__ import annotations
@@ -21,22 +22,9 @@ import yaml
 
 from tests.conftest import ROOT
 from tests.support.clicheck import check
+from tests.support.compose import COMPOSE, compose, interpolate
 from tests.support.grafana import DASHBOARD_JSON, expand, grafana_targets
 from warehouse.sqlgate import admit, warehouse_tables
-
-COMPOSE = ROOT / "docker-compose.yml"
-_VARIABLE = re.compile(r"\$\{([A-Z0-9_]+)(?::-([^}]*))?\}")
-
-
-def compose() -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
-    return loaded
-
-
-def interpolate(text: str, env: dict[str, str] | None = None) -> str:
-    """Compose's `${VAR}` / `${VAR:-default}` with `env` (defaults when a variable is not set)."""
-    env = env or {}
-    return _VARIABLE.sub(lambda m: env.get(m[1]) or (m[2] or ""), text)
 
 
 def test_the_compose_file_follows_the_compose_schema() -> None:
