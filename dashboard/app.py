@@ -7,6 +7,7 @@ import streamlit as st
 import dashboard.pages  # noqa: F401  (registers the pages)
 from dashboard import data
 from dashboard.nav import navigation
+from warehouse.backends import redacted
 from warehouse.errors import WarehouseError
 
 
@@ -15,7 +16,7 @@ def main() -> None:
     url = data.warehouse_url()
     current = navigation()
     st.sidebar.divider()
-    st.sidebar.caption(f"Warehouse `{url}`")
+    st.sidebar.caption(f"Warehouse `{redacted(url)}`")
     if st.sidebar.button("Refresh", help="Read everything again now; pages notice new runs and results by themselves at the next load."):
         data.refresh()
     try:

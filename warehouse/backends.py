@@ -92,6 +92,11 @@ def settings_sql(settings: dict[str, Any] | None) -> str:
     )
 
 
+def redacted(url: str) -> str:
+    """A warehouse URL fit to show: a password in it is replaced by ***."""
+    return re.sub(r"//([^:@/]*):[^@/]*@", r"//\1:***@", url)
+
+
 def quote_identifier(name: str) -> str:
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
         raise WarehouseError(f"not a plain identifier: {name!r}")
@@ -341,7 +346,7 @@ class ServerBackend:
             return self._client
 
     def _redacted(self) -> str:
-        return re.sub(r"//([^:@/]*):[^@/]*@", r"//\1:***@", self.url)
+        return redacted(self.url)
 
     def command(self, sql: str, params: dict[str, Any] | None = None) -> None:
         try:

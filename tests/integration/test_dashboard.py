@@ -515,3 +515,12 @@ def test_the_runs_page_filters_by_group_and_fingerprint(monkeypatch: pytest.Monk
     at.text_input(key="runs_fingerprint").input("").run()
     at.text_input(key="runs_group").input("invocation-7").run()
     assert sorted(at.dataframe[0].value["run_id"]) == sorted([history.runs[7], history.jmeter])
+
+
+def test_the_sidebar_names_a_server_warehouse_without_its_password(monkeypatch: pytest.MonkeyPatch,
+                                                                  clickhouse_server: str) -> None:
+    """The warehouse URL in the sidebar (and in screenshots of it) hides the password it carries."""
+    port = clickhouse_server.rsplit(":", 1)[1].split("/", 1)[0]
+    at = run_app(monkeypatch, f"clickhouse://perfhouse:s3cret-pw@127.0.0.1:{port}/default")
+    shown = " ".join(str(c.value) for c in at.sidebar.caption)
+    assert f"clickhouse://perfhouse:***@127.0.0.1:{port}/default" in shown and "s3cret-pw" not in shown
