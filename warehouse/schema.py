@@ -58,6 +58,13 @@ def _batches_own_their_runs(backend: Backend) -> None:
         discard_batch(backend, str(row["batch"]))
 
 
+def _summarise_runs(backend: Backend) -> None:
+    """Every run already ingested gets its step summaries (warehouse/summaries.py), from its rows as they are."""
+    from warehouse.summaries import summarise_all
+
+    summarise_all(backend)
+
+
 MIGRATIONS: list[tuple[int, str, list[str | Callable[[Backend], None]]]] = [
     (
         1,
@@ -324,6 +331,35 @@ MIGRATIONS: list[tuple[int, str, list[str | Callable[[Backend], None]]]] = [
         ) ENGINE = MergeTree
         ORDER BY (run_id, sha256)
         """,
+        ],
+    ),
+    (
+        13,
+        "step_summaries: each run's per-step and whole-run count, request errors, exact P50/P95/P99 and first and "
+        "last request, written with each batch's commit and read by trends and compare's noise instead of every "
+        "request; runs ingested before get theirs now",
+        [
+            """
+        CREATE TABLE IF NOT EXISTS step_summaries (
+            run_id String,
+            batch String,
+            batches UInt32,
+            batches_hash UInt64,
+            overall UInt8,
+            journey LowCardinality(String),
+            step LowCardinality(String),
+            requests UInt64,
+            errors UInt64,
+            p50 Float64,
+            p95 Float64,
+            p99 Float64,
+            first_ts DateTime64(6, 'UTC'),
+            last_ts DateTime64(6, 'UTC'),
+            summarised_at DateTime64(6, 'UTC')
+        ) ENGINE = ReplacingMergeTree(summarised_at)
+        ORDER BY (run_id, overall, journey, step)
+        """,
+            _summarise_runs,
         ],
     ),
     (
