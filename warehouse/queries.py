@@ -307,8 +307,9 @@ FROM (
            s.p99 AS p99, s.requests / greatest(dateDiff('millisecond', s.first_ts, s.last_ts) / 1000, 1) AS rps
     FROM summed AS s
     INNER JOIN history AS h ON s.run_id = h.run_id
-    WHERE if(s.overall, {{journey:String}} = '' AND {{step:String}} = '',
-             ({{journey:String}} = '' OR s.journey = {{journey:String}}) AND ({{step:String}} = '' OR s.step = {{step:String}}))
+    WHERE (s.overall = 1 AND {{journey:String}} = '' AND {{step:String}} = '')
+       OR (s.overall = 0 AND ({{journey:String}} = '' OR s.journey = {{journey:String}})
+           AND ({{step:String}} = '' OR s.step = {{step:String}}))
     UNION ALL
     SELECT h.fingerprint AS fingerprint, h.run_id AS run_id, h.started_at AS started_at, h.tool AS tool,
            h.profile AS profile, h.spec_name AS spec_name, h.environment AS environment, r.journey AS journey,
@@ -319,7 +320,7 @@ FROM (
            count() / greatest(dateDiff('millisecond', min(r.ts), max(r.ts)) / 1000, 1) AS rps
     FROM requests AS r
     INNER JOIN history AS h ON r.run_id = h.run_id
-    WHERE r.run_id IN (SELECT run_id FROM history WHERE run_id NOT IN (SELECT run_id FROM summed))
+    WHERE r.run_id IN (SELECT run_id FROM history WHERE NOT (run_id IN (SELECT run_id FROM summed)))
       AND ({{journey:String}} = '' OR r.journey = {{journey:String}}) AND ({{step:String}} = '' OR r.step = {{step:String}})
     GROUP BY GROUPING SETS (
         (h.fingerprint, h.run_id, h.started_at, h.tool, h.profile, h.spec_name, h.environment, r.journey, r.step),
@@ -345,7 +346,7 @@ FROM (
            quantileExactInclusive(0.95)(r.duration_ms) AS p95
     FROM requests AS r
     INNER JOIN history AS h ON r.run_id = h.run_id
-    WHERE r.run_id IN (SELECT run_id FROM history WHERE run_id NOT IN (SELECT run_id FROM summed))
+    WHERE r.run_id IN (SELECT run_id FROM history WHERE NOT (run_id IN (SELECT run_id FROM summed)))
     GROUP BY GROUPING SETS ((h.run_id, h.started_at, r.journey, r.step), (h.run_id, h.started_at))
 )
 ORDER BY journey, step, started_at, run_id

@@ -173,7 +173,9 @@ def test_both_backends_summarise_alike(tmp_path: Path, request: pytest.FixtureRe
             "SELECT run_id, batches, overall, journey, step, requests, errors, p50, p95, p99, toString(first_ts) AS a, "
             "toString(last_ts) AS b FROM step_summaries FINAL ORDER BY run_id, overall, journey, step")
         names = {run_id: f"run{i}" for i, run_id in enumerate(ids)}  # run ids are new on each backend
-        seen.append(([{**r, "run_id": names[r["run_id"]]} for r in rows],
+        named = sorted(({**r, "run_id": names[r["run_id"]]} for r in rows),
+                       key=lambda r: (r["run_id"], r["overall"], r["journey"], r["step"]))
+        seen.append((named,
                      {k: v for k, v in figures(wh, ids).items() if k.startswith("trends")}))
         release(wh)
     assert seen[0][0] and seen[0] != ([], {})
