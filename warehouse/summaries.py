@@ -22,6 +22,7 @@ from warehouse.backends import Backend
 from warehouse.cluster import home
 
 TABLE = "step_summaries"
+# The columns queries.STEP_SUMMARY selects, in its order.
 COLUMNS = ("run_id, batch, batches, batches_hash, overall, journey, step, requests, errors, p50, p95, p99, "
            "first_ts, last_ts, summarised_at")
 

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from tests.integration.conftest import make_warehouse_url
+from tests.support.synthetic import fill
 from warehouse import queries
 from warehouse.analysis.compare import compare
 from warehouse.analysis.trends import METRICS, trends
@@ -86,9 +87,11 @@ def raw_figures(wh: Warehouse, ids: list[str]) -> dict[str, Any]:
 
 
 def test_summaries_give_the_raw_figures_bit_for_bit(any_warehouse_url: str, tmp_path: Path) -> None:
+    """Runs ingested from JTL files (whole milliseconds) and synthetic runs with sub-millisecond durations."""
     wh = Warehouse.open(any_warehouse_url)
     ids = history(wh, tmp_path)
-    assert summarised_runs(wh) == set(ids)
+    fill(wh.backend, runs=6, requests=60_000, seconds=60)
+    assert summarised_runs(wh) == {*ids, *(f"bench-{i:04d}" for i in range(6))}
     summed = figures(wh, ids)
     assert summed["trends p95"]["series"] and summed["noise history"] and summed["step history (journey)"]
     assert summed["trends one step"]["series"][0]["points"]
