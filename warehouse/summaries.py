@@ -28,8 +28,11 @@ COLUMNS = ("run_id, batch, batches, batches_hash, overall, journey, step, reques
 
 
 def write_summaries(backend: Backend, run_id: str, batch: str) -> None:
-    """Summarise run `run_id` over its done batches and `batch` (the batch being committed; '' for none)."""
-    backend.command(f"INSERT INTO {TABLE} ({COLUMNS}) {queries.STEP_SUMMARY}", {"run": run_id, "batch": batch})
+    """Summarise run `run_id` over its done batches and `batch` (the batch being committed; '' for none).
+    On a cluster the summary is written beside the batch's rows, on the connected node's local table, where
+    rolling the batch back finds it; reads go through the Distributed table as for every other table."""
+    backend.command(f"INSERT INTO {home(backend, TABLE)} ({COLUMNS}) {queries.STEP_SUMMARY}",
+                    {"run": run_id, "batch": batch})
 
 
 def discard_summaries(backend: Backend, batch: str) -> None:
