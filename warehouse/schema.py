@@ -395,10 +395,12 @@ def migrate(backend: Backend) -> int:
             "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, description String, "
             "applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) ENGINE = MergeTree ORDER BY version"
         )
-        rows = backend.query("SELECT max(version) AS v FROM schema_migrations")
-        have = int(rows[0]["v"] or 0) if rows else 0
+        # Every migration not recorded yet, in number order, including one numbered below a migration already
+        # applied (a warehouse made by a build that did not have it yet).
+        applied = {int(r["version"]) for r in backend.query("SELECT DISTINCT version FROM schema_migrations")}
+        have = max(applied, default=0)
         for version, description, statements in MIGRATIONS:
-            if version <= have:
+            if version in applied:
                 continue
             for statement in statements:
                 if callable(statement):
@@ -409,5 +411,5 @@ def migrate(backend: Backend) -> int:
                 "INSERT INTO schema_migrations (version, description) VALUES ({v:UInt32}, {d:String})",
                 {"v": version, "d": description},
             )
-            have = version
+            have = max(have, version)
         return have

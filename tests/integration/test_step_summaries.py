@@ -141,7 +141,8 @@ def test_runs_ingested_before_summaries_get_them_when_the_warehouse_opens(any_wa
     wh = Warehouse.open(any_warehouse_url)
     ids = history(wh, tmp_path, runs=3)
     wh.backend.command("DROP TABLE step_summaries SYNC")
-    wh.backend.command("DELETE FROM schema_migrations WHERE version >= 13")  # 13 and the ones after it run again
+    # a warehouse whose later migrations were applied before this one existed: it still gets this one
+    wh.backend.command("DELETE FROM schema_migrations WHERE version = 13")
     release(wh)
     wh = Warehouse.open(any_warehouse_url)
     assert summarised_runs(wh) == set(ids)
