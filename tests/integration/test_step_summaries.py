@@ -98,6 +98,17 @@ def test_summaries_give_the_raw_figures_bit_for_bit(any_warehouse_url: str, tmp_
     assert summed == raw_figures(wh, ids)
 
 
+def test_trends_and_noise_read_the_summaries_not_the_requests(any_warehouse_url: str, tmp_path: Path) -> None:
+    wh = Warehouse.open(any_warehouse_url)
+    ids = history(wh, tmp_path, runs=3)
+    wh.backend.command("ALTER TABLE step_summaries UPDATE p95 = 12345 WHERE overall = 1 SETTINGS mutations_sync = 2")
+    overall = next(s for s in trends(wh.backend, "p95").series if s.label == "overall")
+    assert [p.value for p in overall.points] == [12345.0] * 3
+    noise = wh.backend.query(queries.NOISE_HISTORY, {"fingerprint": "", "spec": "", "before": "", "exclude": "",
+                                                     "runs": 30})
+    assert {r["run_id"] for r in noise if r["p95"] == 12345} == set(ids)
+
+
 def test_a_run_growing_by_batches_keeps_a_current_summary(any_warehouse_url: str, tmp_path: Path) -> None:
     wh = Warehouse.open(any_warehouse_url)
     run = RunInfo("live-run", "jmeter", status="running", name="live")
