@@ -242,34 +242,114 @@ _HISTORY_RUNS = """
     LIMIT {runs:UInt32} BY fingerprint
 """
 
-# Per run and step of those runs (and per run: journey and step empty, over the journey and step chosen), the
-# figures of a trend, oldest first; throughput over the span of the requests counted.
-STEP_HISTORY = f"""
-SELECT h.fingerprint AS fingerprint, h.run_id AS run_id, toString(h.started_at) AS started_at, h.tool AS tool,
-       h.profile AS profile, h.spec_name AS spec_name, h.environment AS environment, r.journey AS journey,
-       r.step AS step, count() AS count, countIf({REQUEST_ERROR.condition}) / count() AS error_rate,
-       quantileExactInclusive(0.5)(r.duration_ms) AS p50,
-       quantileExactInclusive(0.95)(r.duration_ms) AS p95,
-       quantileExactInclusive(0.99)(r.duration_ms) AS p99,
-       count() / greatest(dateDiff('millisecond', min(r.ts), max(r.ts)) / 1000, 1) AS rps
-FROM requests AS r
-INNER JOIN ({_HISTORY_RUNS}) AS h ON r.run_id = h.run_id
-WHERE ({{journey:String}} = '' OR r.journey = {{journey:String}}) AND ({{step:String}} = '' OR r.step = {{step:String}})
-GROUP BY GROUPING SETS (
-    (h.fingerprint, h.run_id, h.started_at, h.tool, h.profile, h.spec_name, h.environment, r.journey, r.step),
-    (h.fingerprint, h.run_id, h.started_at, h.tool, h.profile, h.spec_name, h.environment)
+# -- step summaries (warehouse/summaries.py) ---------------------------------------------------------------
+
+# A run's summary over its done batches and {batch} (the batch being committed): per step and over the whole
+# run (overall = 1, journey and step empty), with the same exact quantiles as the raw reads below (the three
+# levels are one aggregate, computed once with one sort: half the time of three, the same values), so its figures are theirs bit for bit. `batches` and `batches_hash` say which batches it covers. (Its columns go
+# into step_summaries by position; no alias may shadow a column of requests, which ClickHouse would substitute.)
+STEP_SUMMARY = f"""
+WITH covered AS (
+    SELECT batch FROM ingested_files FINAL
+    WHERE run_id = {{run:String}} AND (state = 'done' OR batch = {{batch:String}})
 )
-ORDER BY fingerprint, journey, step, h.started_at, run_id
+SELECT {{run:String}} AS summary_run, {{batch:String}} AS summary_batch,
+       (SELECT count() FROM covered) AS batches,
+       (SELECT groupBitXor(sipHash64(batch)) FROM covered) AS batches_hash,
+       grouping(journey, step) != 0 AS overall, journey, step,
+       count() AS requests, countIf({REQUEST_ERROR.condition}) AS errors,
+       arrayElement(quantilesExactInclusive(0.5, 0.95, 0.99)(duration_ms), 1) AS p50,
+       arrayElement(quantilesExactInclusive(0.5, 0.95, 0.99)(duration_ms), 2) AS p95,
+       arrayElement(quantilesExactInclusive(0.5, 0.95, 0.99)(duration_ms), 3) AS p99,
+       min(ts) AS first_ts, max(ts) AS last_ts, now64(6) AS summarised_at
+FROM requests
+WHERE run_id = {{run:String}} AND batch IN (SELECT batch FROM covered)
+GROUP BY GROUPING SETS ((journey, step), ())
+HAVING count() > 0
 """
 
-# The p95 per run and step (and per run) of a fingerprint's history, oldest first: its run-to-run noise.
+# The runs that have batches recorded done: those a summary can cover.
+SUMMARISABLE_RUNS = """
+SELECT DISTINCT run_id FROM ingested_files FINAL WHERE state = 'done' ORDER BY run_id
+"""
+
+# The current summaries of the runs of `history` (a WITH name the query defines): those computed over exactly
+# the run's done batches of now. A run without one (a batch being committed or rolled back, rows written
+# outside an ingest) is read from its raw requests instead.
+_CURRENT_SUMMARIES = """
+    SELECT s.run_id AS run_id, s.overall AS overall, s.journey AS journey, s.step AS step,
+           s.requests AS requests, s.errors AS errors, s.p50 AS p50, s.p95 AS p95, s.p99 AS p99,
+           s.first_ts AS first_ts, s.last_ts AS last_ts
+    FROM step_summaries AS s
+    INNER JOIN (
+        SELECT run_id, count() AS batches, groupBitXor(sipHash64(batch)) AS batches_hash
+        FROM ingested_files FINAL
+        WHERE state = 'done' AND run_id IN (SELECT run_id FROM history)
+        GROUP BY run_id
+    ) AS d ON s.run_id = d.run_id AND s.batches = d.batches AND s.batches_hash = d.batches_hash
+    WHERE s.run_id IN (SELECT run_id FROM history)
+    ORDER BY s.summarised_at DESC
+    LIMIT 1 BY s.run_id, s.overall, s.journey, s.step
+"""
+
+# Per run and step of those runs (and per run: journey and step empty, when no journey or step is chosen), the
+# figures of a trend, oldest first; throughput over the span of the requests counted. From each run's current
+# summary, else from its requests.
+STEP_HISTORY = f"""
+WITH history AS ({_HISTORY_RUNS}),
+     summed AS ({_CURRENT_SUMMARIES})
+SELECT fingerprint, run_id, toString(started_at) AS started_at, tool, profile, spec_name, environment, journey,
+       step, count, error_rate, p50, p95, p99, rps
+FROM (
+    SELECT h.fingerprint AS fingerprint, h.run_id AS run_id, h.started_at AS started_at, h.tool AS tool,
+           h.profile AS profile, h.spec_name AS spec_name, h.environment AS environment, s.journey AS journey,
+           s.step AS step, s.requests AS count, s.errors / s.requests AS error_rate, s.p50 AS p50, s.p95 AS p95,
+           s.p99 AS p99, s.requests / greatest(dateDiff('millisecond', s.first_ts, s.last_ts) / 1000, 1) AS rps
+    FROM summed AS s
+    INNER JOIN history AS h ON s.run_id = h.run_id
+    WHERE (s.overall = 1 AND {{journey:String}} = '' AND {{step:String}} = '')
+       OR (s.overall = 0 AND ({{journey:String}} = '' OR s.journey = {{journey:String}})
+           AND ({{step:String}} = '' OR s.step = {{step:String}}))
+    UNION ALL
+    SELECT h.fingerprint AS fingerprint, h.run_id AS run_id, h.started_at AS started_at, h.tool AS tool,
+           h.profile AS profile, h.spec_name AS spec_name, h.environment AS environment, r.journey AS journey,
+           r.step AS step, count() AS count, countIf({REQUEST_ERROR.condition}) / count() AS error_rate,
+           quantileExactInclusive(0.5)(r.duration_ms) AS p50,
+           quantileExactInclusive(0.95)(r.duration_ms) AS p95,
+           quantileExactInclusive(0.99)(r.duration_ms) AS p99,
+           count() / greatest(dateDiff('millisecond', min(r.ts), max(r.ts)) / 1000, 1) AS rps
+    FROM requests AS r
+    INNER JOIN history AS h ON r.run_id = h.run_id
+    WHERE r.run_id IN (SELECT run_id FROM history WHERE NOT (run_id IN (SELECT run_id FROM summed)))
+      AND ({{journey:String}} = '' OR r.journey = {{journey:String}}) AND ({{step:String}} = '' OR r.step = {{step:String}})
+    GROUP BY GROUPING SETS (
+        (h.fingerprint, h.run_id, h.started_at, h.tool, h.profile, h.spec_name, h.environment, r.journey, r.step),
+        (h.fingerprint, h.run_id, h.started_at, h.tool, h.profile, h.spec_name, h.environment)
+    )
+    HAVING grouping(r.journey, r.step) = 0 OR ({{journey:String}} = '' AND {{step:String}} = '')
+)
+ORDER BY fingerprint, journey, step, started_at, run_id
+"""
+
+# The p95 per run and step (and per run) of a fingerprint's history, oldest first: its run-to-run noise. From
+# each run's current summary, else from its requests.
 NOISE_HISTORY = f"""
-SELECT h.run_id AS run_id, r.journey AS journey, r.step AS step,
-       quantileExactInclusive(0.95)(r.duration_ms) AS p95
-FROM requests AS r
-INNER JOIN ({_HISTORY_RUNS}) AS h ON r.run_id = h.run_id
-GROUP BY GROUPING SETS ((h.run_id, h.started_at, r.journey, r.step), (h.run_id, h.started_at))
-ORDER BY journey, step, h.started_at, run_id
+WITH history AS ({_HISTORY_RUNS}),
+     summed AS ({_CURRENT_SUMMARIES})
+SELECT run_id, journey, step, p95
+FROM (
+    SELECT s.run_id AS run_id, h.started_at AS started_at, s.journey AS journey, s.step AS step, s.p95 AS p95
+    FROM summed AS s
+    INNER JOIN history AS h ON s.run_id = h.run_id
+    UNION ALL
+    SELECT h.run_id AS run_id, h.started_at AS started_at, r.journey AS journey, r.step AS step,
+           quantileExactInclusive(0.95)(r.duration_ms) AS p95
+    FROM requests AS r
+    INNER JOIN history AS h ON r.run_id = h.run_id
+    WHERE r.run_id IN (SELECT run_id FROM history WHERE NOT (run_id IN (SELECT run_id FROM summed)))
+    GROUP BY GROUPING SETS ((h.run_id, h.started_at, r.journey, r.step), (h.run_id, h.started_at))
+)
+ORDER BY journey, step, started_at, run_id
 """
 
 # The runs of one fingerprint newest first, with their stored SLO results: where an automatic baseline is found.

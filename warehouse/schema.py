@@ -58,6 +58,13 @@ def _batches_own_their_runs(backend: Backend) -> None:
         discard_batch(backend, str(row["batch"]))
 
 
+def _summarise_runs(backend: Backend) -> None:
+    """Every run already ingested gets its step summaries (warehouse/summaries.py), from its rows as they are."""
+    from warehouse.summaries import summarise_all
+
+    summarise_all(backend)
+
+
 MIGRATIONS: list[tuple[int, str, list[str | Callable[[Backend], None]]]] = [
     (
         1,
@@ -327,6 +334,35 @@ MIGRATIONS: list[tuple[int, str, list[str | Callable[[Backend], None]]]] = [
         ],
     ),
     (
+        13,
+        "step_summaries: each run's per-step and whole-run count, request errors, exact P50/P95/P99 and first and "
+        "last request, written with each batch's commit and read by trends and compare's noise instead of every "
+        "request; runs ingested before get theirs now",
+        [
+            """
+        CREATE TABLE IF NOT EXISTS step_summaries (
+            run_id String,
+            batch String,
+            batches UInt32,
+            batches_hash UInt64,
+            overall UInt8,
+            journey LowCardinality(String),
+            step LowCardinality(String),
+            requests UInt64,
+            errors UInt64,
+            p50 Float64,
+            p95 Float64,
+            p99 Float64,
+            first_ts DateTime64(6, 'UTC'),
+            last_ts DateTime64(6, 'UTC'),
+            summarised_at DateTime64(6, 'UTC')
+        ) ENGINE = ReplacingMergeTree(summarised_at)
+        ORDER BY (run_id, overall, journey, step)
+        """,
+            _summarise_runs,
+        ],
+    ),
+    (
         16,
         "ingest_claims: of the processes ingesting one file's content at once, the one whose claim the insert "
         "deduplication kept commits it; the others wait and find it done",
@@ -359,10 +395,12 @@ def migrate(backend: Backend) -> int:
             "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, description String, "
             "applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) ENGINE = MergeTree ORDER BY version"
         )
-        rows = backend.query("SELECT max(version) AS v FROM schema_migrations")
-        have = int(rows[0]["v"] or 0) if rows else 0
+        # Every migration not recorded yet, in number order, including one numbered below a migration already
+        # applied (a warehouse made by a build that did not have it yet).
+        applied = {int(r["version"]) for r in backend.query("SELECT DISTINCT version FROM schema_migrations")}
+        have = max(applied, default=0)
         for version, description, statements in MIGRATIONS:
-            if version <= have:
+            if version in applied:
                 continue
             for statement in statements:
                 if callable(statement):
@@ -373,5 +411,5 @@ def migrate(backend: Backend) -> int:
                 "INSERT INTO schema_migrations (version, description) VALUES ({v:UInt32}, {d:String})",
                 {"v": version, "d": description},
             )
-            have = version
+            have = max(have, version)
         return have

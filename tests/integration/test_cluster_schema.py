@@ -13,6 +13,7 @@ import sqlglot.expressions as exp
 
 from tests.integration.conftest import server_database
 from tests.support.chfront import start_front_process, stop_front_process
+from warehouse.analysis.trends import trends
 from warehouse.backends import ServerBackend
 from warehouse.cluster import create_schema, render, single_server_tables, stage_engine
 from warehouse.errors import WarehouseError
@@ -107,6 +108,12 @@ def test_the_same_queries_run_unchanged_over_distributed_tables(
         "SELECT sum(rows) AS n FROM system.parts WHERE database = currentDatabase() AND table = 'requests_local' "
         "AND active")
     assert int(parts[0]["n"]) == result.rows  # the batch was attached to the local table, not to Distributed
+    summaries = clustered.backend.query(
+        "SELECT count() AS n FROM step_summaries_local WHERE run_id = {r:String}", {"r": result.run_id})
+    assert int(summaries[0]["n"]) > 0  # the run's step summaries went beside its rows, where a rollback finds them
+    trend, reference_trend = (trends(wh.backend, "p95").to_dict() for wh in (clustered, single))
+    assert [p["value"] for s in trend["series"] for p in s["points"]] == \
+        [p["value"] for s in reference_trend["series"] for p in s["points"]] != []
     leftover = clustered.backend.query(
         "SELECT count() AS n FROM system.tables WHERE database = currentDatabase() AND startsWith(name, 'stage_')")
     assert int(leftover[0]["n"]) == 0

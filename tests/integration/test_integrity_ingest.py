@@ -22,7 +22,8 @@ pytestmark = pytest.mark.integration
 ROWS = 2_000_000
 # The named steps of an ingest's commit (warehouse.ingest.checkpoint), in the order they happen.
 STEPS = ["staging-recorded", "staged", "claimed", "attaching-recorded", "partition-attached", "attached-k6_points",
-         "attached-aggregates", "attached-requests", "run-recorded", "done-recorded", "stages-dropped"]
+         "attached-aggregates", "attached-requests", "run-recorded", "summaries-written", "done-recorded",
+         "stages-dropped"]
 # Moments of the load itself, as fractions of an uninterrupted ingest's duration from the process start.
 FRACTIONS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.97]
 
@@ -112,7 +113,7 @@ def test_an_ingest_killed_at_any_moment_leaves_its_run_whole_or_absent(big_jtl: 
         outcomes[moment] = check_whole_or_absent(url, big_jtl, ROWS)
         shutil.rmtree(warehouse)
     # The commit is the done record: every step before it takes the run back, every step after keeps it.
-    assert [outcomes[f"step {s}"] for s in STEPS] == ["absent"] * 9 + ["whole"] * 2
+    assert [outcomes[f"step {s}"] for s in STEPS] == ["absent"] * 10 + ["whole"] * 2
     assert "absent" in outcomes.values() and len(outcomes) >= 20
 
 

@@ -2,12 +2,14 @@
 and infrastructure samples in realistic shapes, for the dashboard benchmark and the SQL page's limit tests.
 
 Request durations are log-normal per step, about 1 % of requests fail, timestamps are spread over each
-run's minutes; nothing is written through Python rows, so 10 million requests take seconds.
+run's minutes; nothing is written through Python rows, so 10 million requests take seconds. Each run's rows
+are one batch recorded done, with the step summaries an ingest's commit writes.
 """
 
 from __future__ import annotations
 
 from warehouse.backends import Backend
+from warehouse.summaries import summarise_all
 
 STEPS = [("browse", "list"), ("browse", "detail"), ("browse", "search"), ("browse", "reviews"),
          ("cart", "add"), ("cart", "view"), ("cart", "remove"), ("checkout", "address"),
@@ -33,7 +35,7 @@ FROM numbers({runs:UInt32})
 _REQUESTS = """
 INSERT INTO requests (run_id, batch, ts, tool, generator, journey, step, service, method, url, status, ok,
                       duration_ms, waiting_ms, connect_ms, bytes_sent, bytes_received, error, vu)
-SELECT concat('bench-', leftPad(toString(intDiv(number, {per_run:UInt64})), 4, '0')) AS run_id, 'bench' AS batch,
+SELECT concat('bench-', leftPad(toString(intDiv(number, {per_run:UInt64})), 4, '0')) AS run_id, run_id AS batch,
        toDateTime64('2026-01-01 00:00:00', 6, 'UTC') + toIntervalHour(intDiv(number, {per_run:UInt64}) * 6)
            + toIntervalMillisecond(intDiv((number % {per_run:UInt64}) * {seconds:UInt32} * 1000, {per_run:UInt64}))
            AS ts,
@@ -45,6 +47,15 @@ SELECT concat('bench-', leftPad(toString(intDiv(number, {per_run:UInt64})), 4, '
        duration_ms * 0.9 AS waiting_ms, 0.1 AS connect_ms, 200 AS bytes_sent, 1500 AS bytes_received,
        if(ok, '', 'service unavailable') AS error, toString(number % 50) AS vu
 FROM numbers({rows:UInt64})
+"""
+
+# Each run's rows as one batch recorded done, as an ingest leaves them (its batch id is the run id).
+_BATCHES = """
+INSERT INTO ingested_files (batch, run_id, sha256, quick, path, format, state, rows, rejected, ingested_at, owner,
+                            new_run)
+SELECT run_id AS batch, run_id, concat('synthetic-', run_id), '', 'synthetic', 'synthetic', 'done',
+       {per_run:UInt64}, 0, now64(3), '', 1
+FROM (SELECT concat('bench-', leftPad(toString(number), 4, '0')) AS run_id FROM numbers({runs:UInt32}))
 """
 
 _SLOS = """
@@ -76,5 +87,7 @@ def fill(backend: Backend, runs: int = 200, requests: int = 10_000_000, seconds:
         backend.command(_RUNS, {"runs": runs, "seconds": seconds})
         backend.command(_REQUESTS, {"rows": per_run * runs, "per_run": per_run, "seconds": seconds,
                                     "journeys": [j for j, _ in STEPS], "steps": [s for _, s in STEPS]})
+        backend.command(_BATCHES, {"runs": runs, "per_run": per_run})
+        summarise_all(backend)  # what each batch's commit writes
         backend.command(_SLOS, {"runs": runs})
         backend.command(_INFRA, {"runs": runs, "per_run": samples_per_run})

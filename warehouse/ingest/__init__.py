@@ -37,6 +37,7 @@ from typing import Any, ClassVar, Protocol
 from warehouse.backends import Backend, quote_identifier
 from warehouse.cluster import home, stage_clause
 from warehouse.errors import IngestError, WarehouseError
+from warehouse.summaries import discard_summaries, write_summaries
 
 SAMPLE_REJECTS = 5
 # The warehouse tables a batch adds rows to, in the order its rows are attached: a run's requests (what
@@ -321,6 +322,8 @@ def ingest_file(
     2. "attaching" recorded, with `new_run` when the batch creates its run; the partitions are attached;
     3. `run_record(job, result)` writes the run's record (its times read from the staging tables), so a
        run is seen only once all its rows are in;
+    3b. the run's step summaries are written over its done batches and this one (`write_summaries`); a
+       summary counts only once its batches are all done, and rolling the batch back deletes it;
     4. "done" recorded: the commit. Re-ingesting the file is a duplicate from here on, never before.
 
     A process that stops anywhere before 4 leaves an unfinished batch: the next open (`recover`) deletes
@@ -388,6 +391,8 @@ def ingest_file(
                 if run_record is not None:
                     run_record(job, result)
                     checkpoint("run-recorded")
+                write_summaries(backend, job.run_id, job.batch)
+                checkpoint("summaries-written")
                 _record(backend, job, sha, quick, fmt_impl.name, "done", result, new_run)
                 checkpoint("done-recorded")
         except BaseException:
@@ -684,6 +689,7 @@ def discard_batch(backend: Backend, batch: str, attached: bool = True) -> None:
         )
         for row in created:
             backend.command(f"DELETE FROM {home(backend, 'runs')} WHERE run_id = {{r:String}}", {"r": row["run_id"]})
+        discard_summaries(backend, batch)
     backend.command(
         "INSERT INTO ingested_files (batch, run_id, sha256, quick, path, format, state, rows, rejected, "
         "ingested_at, owner, new_run) SELECT batch, run_id, sha256, quick, path, format, 'failed', 0, rejected, "
