@@ -360,7 +360,7 @@ def prepare(spec: Spec, tool: Tool, profile: str, services: dict[str, str], sett
         "program": target.program,
         "generators": settings.generators,
         "services": urls,
-        "vus_per_journey": {a["journey"].name: allocated_vus(a) for a in journey_vus(spec, spec.profile(profile))},
+        "vus_per_journey": {a.journey.name: allocated_vus(a) for a in journey_vus(spec, spec.profile(profile))},
         "approximations": list(script.notes),
         "live": settings.live,
     }
