@@ -879,8 +879,8 @@ def compare(ctx: click.Context, refs: tuple[str, ...], baseline: str | None, gro
     elif as_md:
         click.echo(render_markdown(result), nl=False)
     else:
-        click.echo(f"B {result.b['run_id']} ({result.b.get('tool')}) against A {result.a['run_id']} "
-                   f"({result.a.get('tool')}, {result.how}): {result.verdict}\n")
+        click.echo(f"B {result.b.run_id} ({result.b.tool}) against A {result.a.run_id} "
+                   f"({result.a.tool}, {result.how}): {result.verdict}\n")
         rows = []
         for st in [*result.steps, result.overall]:
             d = st.deltas()
@@ -959,12 +959,12 @@ def _gate(warehouse: Any, run_ids: list[str], baseline: str | None, junit: str |
         click.echo(json.dumps([r.to_dict() for r in results], indent=2, default=str))
     elif show:
         for r in results:
-            click.echo(f"gate {r.run['run_id']}: {r.outcome} (exit {int(r.exit_status)})")
+            click.echo(f"gate {r.run.run_id}: {r.outcome} (exit {int(r.exit_status)})")
             for v in r.slos:
                 click.echo(f"  SLO {'pass' if v.passed else 'FAIL'}: {v.slo}")
             if r.comparison is not None:
                 c = r.comparison
-                click.echo(f"  against baseline {c.a['run_id']} ({c.how}): {c.verdict}")
+                click.echo(f"  against baseline {c.a.run_id} ({c.how}): {c.verdict}")
                 for st in [*c.steps, c.overall]:
                     click.echo(f"    {st.verdict:<12} {st.label}: {st.reason}")
                 for note in c.notes:

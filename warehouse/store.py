@@ -37,6 +37,7 @@ from warehouse.ingest.history import (
     summary_beside,
 )
 from warehouse.owners import abort_orphaned_runs
+from warehouse.records import RunRecord
 from warehouse.schema import migrate
 
 RUN_STATUSES = ("running", "completed", "failed", "aborted", "imported")
@@ -150,11 +151,11 @@ class Warehouse:
         rows = self.backend.query(queries.RUN_GROUP, {"run": run_id})
         return [str(r["run_id"]) for r in rows] or [run_id]
 
-    def run(self, run_id: str) -> dict[str, Any]:
+    def run(self, run_id: str) -> RunRecord:
         rows = self.backend.query(queries.RUN, {"run": run_id})
         if not rows:
             raise DataError(f"no run {run_id!r} in the warehouse")
-        return rows[0]
+        return RunRecord.of(rows[0])
 
     # -- ingestion ----------------------------------------------------------------------------
 

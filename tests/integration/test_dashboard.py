@@ -477,7 +477,7 @@ def test_the_compare_page_puts_k6_against_jmeter_of_one_invocation(monkeypatch: 
     at = run_app(monkeypatch, history.url, page="compare", group="invocation-7")
     assert at.radio(key="compare_mode").value == "group" and at.selectbox(key="compare_group").value == "invocation-7"
     expected = compare(Warehouse.open(history.url), group="invocation-7")
-    assert (expected.a["run_id"], expected.b["run_id"]) == (history.runs[7], history.jmeter)
+    assert (expected.a.run_id, expected.b.run_id) == (history.runs[7], history.jmeter)
     table = at.dataframe[0].value
     assert list(table["verdict"]) == [str(s.verdict) for s in [*expected.steps, expected.overall]]
     assert any("the tools measure differently" in c.value for c in at.caption)

@@ -186,7 +186,7 @@ def test_rows_an_earlier_version_left_without_a_run_are_rolled_back(any_warehous
         statement(wh.backend)
     assert wh.backend.query("SELECT count() AS n FROM requests")[0]["n"] == 0
     result = wh.ingest(path)
-    assert not result.duplicate and wh.run(result.run_id)["run_id"] == result.run_id
+    assert not result.duplicate and wh.run(result.run_id).run_id == result.run_id
     assert wh.totals(result.run_id)["count"] == 1000
 
 

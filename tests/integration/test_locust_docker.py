@@ -95,7 +95,7 @@ def test_a_generated_locustfile_runs_in_docker_and_lands_every_request_locust_co
     assert leftovers(run_id) == []
     wh = Warehouse.open(url)
     run = wh.run(run_id)
-    assert (run["tool"], run["labels"]["runner"]) == ("locust", "docker")
+    assert (run.tool, run.labels["runner"]) == ("locust", "docker")
     assert (directory / "locust-console.log").stat().st_size > 0  # the container's output, streamed
 
     ours = {s["step"]: (int(s["count"]), int(s["errors"])) for s in wh.step_stats(run_id)}

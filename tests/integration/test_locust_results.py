@@ -133,13 +133,13 @@ def test_the_statistics_and_history_of_one_csv_prefix_named_together_are_one_run
     assert [(o.path, o.status) for o in outcomes] == [(str(stats), "ingested"), (str(history), "ingested")]
     assert outcomes[0].run_id == outcomes[1].run_id
     run = wh.run(outcomes[0].run_id)
-    assert (run["name"], run["tool"]) == ("shop", "locust")
-    assert run["started_at"].startswith("2026-09-21 14:13:20")  # the history's times are the run's
-    sources = {a["tags"]["source"] for a in wh.aggregates(run["run_id"])}
+    assert (run.name, run.tool) == ("shop", "locust")
+    assert run.started_at.startswith("2026-09-21 14:13:20")  # the history's times are the run's
+    sources = {a["tags"]["source"] for a in wh.aggregates(run.run_id)}
     assert sources == {"stats", "stats_history"}
-    assert [r["run_id"] for r in wh.runs()] == [run["run_id"]]
+    assert [r["run_id"] for r in wh.runs()] == [run.run_id]
     again = list(wh.import_files([history, stats]))
-    assert [o.status for o in again] == ["duplicate", "duplicate"] and {o.run_id for o in again} == {run["run_id"]}
+    assert [o.status for o in again] == ["duplicate", "duplicate"] and {o.run_id for o in again} == {run.run_id}
 
 
 def test_a_directory_of_two_csv_prefixes_gives_a_run_per_prefix(tmp_path: Path) -> None:

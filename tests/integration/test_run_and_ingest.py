@@ -67,7 +67,7 @@ def test_k6_percentiles_in_warehouse_equal_k6_summary_export(tmp_path: Path, war
     }
     assert {v.slo for v in outcome.verdicts} == {v.slo for v in wh.slo_verdicts(outcome.run_id)}
     run = wh.run(outcome.run_id)
-    assert (run["status"], run["tool"], run["profile"], run["spec_name"]) == (
+    assert (run.status, run.tool, run.profile, run.spec_name) == (
         "completed",
         "k6",
         "quick",

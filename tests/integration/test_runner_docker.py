@@ -109,7 +109,7 @@ def test_k6_and_jmeter_run_in_containers_and_land_in_the_warehouse(engine: None,
     runs = wh.runs()
     assert sorted(r["tool"] for r in runs) == ["jmeter", "k6"]
     assert {r["status"] for r in runs} == {"completed"}
-    assert wh.run(runs[0]["run_id"])["labels"]["runner"] == "docker"
+    assert wh.run(runs[0]["run_id"]).labels["runner"] == "docker"
 
 
 def test_three_k6_generators_send_what_one_sends_into_one_run(engine: None, tmp_path: Path,

@@ -29,9 +29,9 @@ def test_a_run_perfhouse_did_not_record_lands_aborted(tmp_path: Path) -> None:
     wh = Warehouse.open(url)
     assert [r["run_id"] for r in wh.runs()] == [FIELDS["run_id"]]
     run = wh.run(FIELDS["run_id"])
-    assert (run["status"], run["profile"]) == ("aborted", "ci")
-    assert "perfhouse died while the run went, before it recorded the run" in run["notes"]
-    assert run["labels"] == {"team": "checkout"}  # no owner left on a finished run
+    assert (run.status, run.profile) == ("aborted", "ci")
+    assert "perfhouse died while the run went, before it recorded the run" in run.notes
+    assert run.labels == {"team": "checkout"}  # no owner left on a finished run
     assert f"recorded run {FIELDS['run_id']} as aborted" in log.read_text()
 
 

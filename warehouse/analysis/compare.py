@@ -32,6 +32,7 @@ from warehouse import queries
 from warehouse.analysis.changepoints import segments_of
 from warehouse.backends import Backend
 from warehouse.errors import DataError
+from warehouse.records import RunRecord
 from warehouse.store import Warehouse
 
 MIN_SAMPLES = 200  # at least 10 samples above the p95 of each run
@@ -266,8 +267,8 @@ class StepComparison:
 class Comparison:
     """Run B (the candidate) against run A (the baseline), per step and overall."""
 
-    a: dict[str, Any]
-    b: dict[str, Any]
+    a: RunRecord
+    b: RunRecord
     steps: list[StepComparison]
     overall: StepComparison
     how: str = "named"  # how A was chosen: named | pinned | auto | group
@@ -284,8 +285,8 @@ class Comparison:
 
     def to_dict(self) -> dict[str, Any]:
         return _finite({
-            "a": self.a,
-            "b": self.b,
+            "a": self.a.to_dict(),
+            "b": self.b.to_dict(),
             "baseline": self.how,
             "verdict": str(self.verdict),
             "steps": [s.to_dict() for s in self.steps],
@@ -296,15 +297,15 @@ class Comparison:
 
 def compare_runs(
     backend: Backend,
-    run_a: Mapping[str, Any],
-    run_b: Mapping[str, Any],
+    run_a: RunRecord,
+    run_b: RunRecord,
     how: str = "named",
     noise: Mapping[tuple[str, str], Noise] | None = None,
     policy: Policy = Policy(),
 ) -> Comparison:
     """Compare run B against run A (rows of queries.RUN). The noise per (journey, step) ('', '' overall) is
     measured on B's fingerprint's history before B unless given."""
-    a_id, b_id = str(run_a["run_id"]), str(run_b["run_id"])
+    a_id, b_id = run_a.run_id, run_b.run_id
     sides: dict[tuple[str, str], dict[str, Side]] = {}
     with backend.session():
         stats = backend.query(queries.COMPARE_STATS, {"a": a_id, "b": b_id})
@@ -320,7 +321,7 @@ def compare_runs(
             "a": a_id, "b": b_id, "journeys": [k[0] for k in both] if partial else [],
             "steps": [k[1] for k in both] if partial else []}) if both else []
         if noise is None:
-            noise = measured_noise(backend, str(run_b.get("fingerprint") or ""), b_id, str(run_b["started_at"]))
+            noise = measured_noise(backend, run_b.fingerprint, b_id, run_b.started_at)
     pvalues = {("", "") if r["overall"] else (str(r["journey"]), str(r["step"])): _num(r["ks_p"]) for r in tests}
     rows = []
     for key in sorted(sides, key=lambda k: (k == ("", ""), k)):
@@ -343,13 +344,13 @@ def compare_runs(
     if not any(n.sigma is not None for n in noise.values()):
         notes.append(f"no history of {MIN_HISTORY}+ comparable runs: a default floor of ±{policy.default_floor:.0%} "
                      "on the p95 applies")
-    if run_a.get("fingerprint") != run_b.get("fingerprint"):
+    if run_a.fingerprint != run_b.fingerprint:
         notes.append("the runs have different fingerprints (spec, journeys, profile, tool, environment or labels): "
                      "differences may come from that, not from the system under test")
     for described, name in ((run_a, "A"), (run_b, "B")):
-        if described.get("status") not in ("completed", "imported"):
-            notes.append(f"run {name} is {described.get('status')}: its figures cover only part of the run")
-    return Comparison(dict(run_a), dict(run_b), steps, overall, how, notes)
+        if described.status not in ("completed", "imported"):
+            notes.append(f"run {name} is {described.status}: its figures cover only part of the run")
+    return Comparison(run_a, run_b, steps, overall, how, notes)
 
 
 def store_comparison(backend: Backend, comparison: Comparison) -> None:
@@ -371,7 +372,7 @@ def store_comparison(backend: Backend, comparison: Comparison) -> None:
             "{p99_b:Nullable(Float64)}, {error_rate_a:Nullable(Float64)}, {error_rate_b:Nullable(Float64)}, "
             "{rps_a:Nullable(Float64)}, {rps_b:Nullable(Float64)}, {p_value:Nullable(Float64)}, {floor:Float64}, "
             "{noise:Nullable(Float64)}, {verdict:String}, {reason:String}, now64(6))",
-            {"run": str(comparison.b["run_id"]), "baseline": str(comparison.a["run_id"]), **row},
+            {"run": comparison.b.run_id, "baseline": comparison.a.run_id, **row},
         )
 
 
@@ -437,7 +438,7 @@ def compare(
             run_a, run_b = warehouse.run(str(ordered[0]["run_id"])), warehouse.run(str(ordered[1]["run_id"]))
             result = compare_runs(warehouse.backend, run_a, run_b, "group", policy=policy)
             result.notes = [n for n in result.notes if not n.startswith("the runs have different fingerprints")]
-            result.notes += [f"{run_a['tool']} against {run_b['tool']} of group {run_a['group_id']}: "
+            result.notes += [f"{run_a.tool} against {run_b.tool} of group {run_a.group_id}: "
                              "the tools measure differently, so a difference is not a regression",
                              *TOOL_DIFFERENCES]
             return result
@@ -453,9 +454,9 @@ def compare(
 def render_markdown(comparison: Comparison) -> str:
     """The comparison as a Markdown document: a table per step and overall, then the notes."""
     c = comparison
-    lines = [f"# Compare: {c.b['run_id']} against {c.a['run_id']}", "",
-             f"**Verdict: {c.verdict}** · baseline ({c.how}) `{c.a['run_id']}` {c.a.get('tool')} · "
-             f"run `{c.b['run_id']}` {c.b.get('tool')}", "",
+    lines = [f"# Compare: {c.b.run_id} against {c.a.run_id}", "",
+             f"**Verdict: {c.verdict}** · baseline ({c.how}) `{c.a.run_id}` {c.a.tool} · "
+             f"run `{c.b.run_id}` {c.b.tool}", "",
              "| step | n (A → B) | p50 ms | p95 ms | p99 ms | error rate | req/s | verdict |",
              "|---|---:|---:|---:|---:|---:|---:|---|"]
     for s in [*c.steps, c.overall]:

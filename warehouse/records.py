@@ -1,0 +1,39 @@
+"""Typed rows the warehouse hands to reports, analysis, the CLI and the dashboard (one class per kind of row)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run as stored (queries.RUN), fields in the query's order: `to_dict` is what JSON outputs print."""
+
+    run_id: str
+    name: str = ""
+    tool: str = ""
+    tool_version: str = ""
+    spec_name: str = ""
+    spec_hash: str = ""
+    fingerprint: str = ""
+    group_id: str = ""
+    script_hash: str = ""
+    profile: str = ""
+    status: str = ""
+    source: str = ""
+    environment: str = ""
+    git_sha: str = ""
+    branch: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    started_at: str = ""  # UTC, as ClickHouse writes a DateTime64(3): 2026-01-01 00:00:00.000
+    ended_at: str | None = None  # None while the run goes on
+    notes: str = ""
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> RunRecord:
+        return cls(**row)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
