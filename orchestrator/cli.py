@@ -785,12 +785,12 @@ def runs(ctx: click.Context, as_json: bool, tool: str, spec: str, group: str, fi
     """List runs, newest first, with the group and fingerprint that make them comparable."""
     rows = _open_warehouse(ctx).runs(limit=limit, tool=tool, spec=spec, group=group, fingerprint=fingerprint)
     if as_json:
-        click.echo(json.dumps(rows, indent=2, default=str))
+        click.echo(json.dumps([r.to_dict() for r in rows], indent=2, default=str))
         return
     click.echo(
         table(
-            [[r["run_id"], r["name"], r["tool"], r["status"], r["requests"], r["started_at"],
-              r["group_id"] or "–", r["fingerprint"] or "–"] for r in rows],
+            [[r.run_id, r.name, r.tool, r.status, r.requests, r.started_at,
+              r.group_id or "–", r.fingerprint or "–"] for r in rows],
             ["run", "name", "tool", "status", "requests", "started (UTC)", "group", "fingerprint"],
         )
     )

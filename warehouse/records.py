@@ -37,3 +37,33 @@ class RunRecord:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class RunListing:
+    """One line of the runs list (queries.RUNS), fields in the query's order: a run and its request count."""
+
+    run_id: str
+    name: str = ""
+    tool: str = ""
+    tool_version: str = ""
+    spec_name: str = ""
+    profile: str = ""
+    status: str = ""
+    source: str = ""
+    environment: str = ""
+    git_sha: str = ""
+    branch: str = ""
+    fingerprint: str = ""
+    group_id: str = ""
+    started_at: str = ""
+    ended_at: str | None = None
+    notes: str = ""
+    requests: int = 0
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> RunListing:
+        return cls(**row)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

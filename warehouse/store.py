@@ -37,7 +37,7 @@ from warehouse.ingest.history import (
     summary_beside,
 )
 from warehouse.owners import abort_orphaned_runs
-from warehouse.records import RunRecord
+from warehouse.records import RunListing, RunRecord
 from warehouse.schema import migrate
 
 RUN_STATUSES = ("running", "completed", "failed", "aborted", "imported")
@@ -124,11 +124,12 @@ class Warehouse:
 
     def runs(
         self, limit: int = 100, tool: str = "", spec: str = "", group: str = "", fingerprint: str = ""
-    ) -> list[dict[str, Any]]:
+    ) -> list[RunListing]:
         """Runs newest first; `group` and `fingerprint` filter by prefix."""
-        return self.backend.query(
+        rows = self.backend.query(
             queries.RUNS, {"limit": limit, "tool": tool, "spec": spec, "group": group, "fingerprint": fingerprint}
         )
+        return [RunListing.of(r) for r in rows]
 
     def resolve(self, ref: str) -> str:
         """A run id from an id, a unique prefix of one, or `latest`."""

@@ -29,7 +29,7 @@ def cli(url: str, *args: str) -> tuple[int, str]:
 
 def runs_by_name(url: str) -> dict[str, RunRecord]:
     wh = Warehouse.open(url)
-    return {r["name"]: wh.run(r["run_id"]) for r in wh.runs()}
+    return {r.name: wh.run(r.run_id) for r in wh.runs()}
 
 
 # -- metadata precedence, without a warehouse ---------------------------------------------------------

@@ -137,7 +137,7 @@ def test_the_statistics_and_history_of_one_csv_prefix_named_together_are_one_run
     assert run.started_at.startswith("2026-09-21 14:13:20")  # the history's times are the run's
     sources = {a["tags"]["source"] for a in wh.aggregates(run.run_id)}
     assert sources == {"stats", "stats_history"}
-    assert [r["run_id"] for r in wh.runs()] == [run.run_id]
+    assert [r.run_id for r in wh.runs()] == [run.run_id]
     again = list(wh.import_files([history, stats]))
     assert [o.status for o in again] == ["duplicate", "duplicate"] and {o.run_id for o in again} == {run.run_id}
 
@@ -157,5 +157,5 @@ def test_a_directory_of_two_csv_prefixes_gives_a_run_per_prefix(tmp_path: Path) 
     assert runs["monday_stats.csv"] == runs["monday_stats_history.csv"]
     assert runs["tuesday_stats.csv"] == runs["tuesday_stats_history.csv"] != runs["monday_stats.csv"]
     assert runs["wednesday_stats.csv"] not in (runs["monday_stats.csv"], runs["tuesday_stats.csv"])
-    names = {r["name"] for r in Warehouse.open(f"chdb://{tmp_path / 'wh'}").runs()}
+    names = {r.name for r in Warehouse.open(f"chdb://{tmp_path / 'wh'}").runs()}
     assert names == {"monday", "tuesday", "wednesday_stats.csv"}

@@ -192,7 +192,7 @@ def test_a_run_prints_progress_lines_while_it_goes(tmp_path: Path) -> None:
     requests = [int(r) for _, _, r, _, _ in lines]
     assert requests == sorted(requests) and requests[-1] > 0
     (run,) = Warehouse.open(f"chdb://{tmp_path / 'wh'}").runs()
-    assert requests[-1] == int(run["requests"]), "the last line counts what the warehouse holds"
+    assert requests[-1] == run.requests, "the last line counts what the warehouse holds"
 
 
 @pytest.mark.integration
@@ -214,8 +214,8 @@ def test_sigterm_stops_every_local_generator_and_marks_the_run_aborted(tmp_path:
         _out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     (run,) = Warehouse.open(f"chdb://{tmp_path / 'wh'}").runs()
-    assert run["status"] == "aborted" and int(run["requests"]) > 0
-    assert processes_mentioning(str(run["run_id"])) == []
+    assert run.status == "aborted" and run.requests > 0
+    assert processes_mentioning(run.run_id) == []
 
 
 

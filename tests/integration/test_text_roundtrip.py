@@ -104,8 +104,8 @@ def test_cli_flags_reach_the_warehouse_exactly(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     wh = Warehouse.open(url)
     stored = wh.runs()
-    assert [(r["name"], r["environment"], r["profile"]) for r in stored] == [(name, "\\N", "\\")]
-    assert wh.run(stored[0]["run_id"]).labels == {"k\\t": "v\\n"}
+    assert [(r.name, r.environment, r.profile) for r in stored] == [(name, "\\N", "\\")]
+    assert wh.run(stored[0].run_id).labels == {"k\\t": "v\\n"}
     report = subprocess.run([sys.executable, "-m", "orchestrator", "--warehouse", url, "report", "\\"],
                             capture_output=True, text=True, timeout=120)
     assert report.returncode != 0 and "Traceback" not in report.stderr
