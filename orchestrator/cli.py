@@ -213,13 +213,13 @@ def print_summary(outcomes: list[Any]) -> None:
             rows.append(
                 [
                     o.tool,
-                    f"{s['journey']}/{s['step']}",
-                    s["count"],
-                    s["errors"],
-                    s["check_failures"],
-                    _f(s["p50_ms"]),
-                    _f(s["p95_ms"]),
-                    _f(s["p99_ms"]),
+                    f"{s.journey}/{s.step}",
+                    s.count,
+                    s.errors,
+                    s.check_failures,
+                    _f(s.p50_ms),
+                    _f(s.p95_ms),
+                    _f(s.p99_ms),
                 ]
             )
         t = o.totals

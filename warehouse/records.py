@@ -67,3 +67,32 @@ class RunListing:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class StepStats:
+    """One step's figures in a run (queries.STEP_STATS), fields in the query's order: requests, failures of both
+    kinds (queries.FAILURES) and latency in milliseconds, percentiles exact as k6 computes them."""
+
+    journey: str
+    step: str
+    service: str
+    count: int
+    errors: int  # request errors
+    check_failures: int  # requests with a failed check
+    checks_total: int
+    checks_failed: int
+    avg_ms: float
+    min_ms: float
+    max_ms: float
+    p50_ms: float
+    p90_ms: float
+    p95_ms: float
+    p99_ms: float
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> StepStats:
+        return cls(**row)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

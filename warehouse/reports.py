@@ -259,7 +259,7 @@ def build_report(warehouse: Warehouse, run_id: str) -> Report:
         return Report(
             run=run,
             totals=warehouse.totals(run_id),
-            steps=warehouse.step_stats(run_id),
+            steps=[s.to_dict() for s in warehouse.step_stats(run_id)],
             slos=warehouse.slo_verdicts(run_id),
             errors=warehouse.errors(run_id),
             slowest=slowest_traced(warehouse, run),

@@ -37,7 +37,7 @@ from warehouse.ingest.history import (
     summary_beside,
 )
 from warehouse.owners import abort_orphaned_runs
-from warehouse.records import RunListing, RunRecord
+from warehouse.records import RunListing, RunRecord, StepStats
 from warehouse.schema import migrate
 
 RUN_STATUSES = ("running", "completed", "failed", "aborted", "imported")
@@ -445,8 +445,8 @@ class Warehouse:
 
     # -- reading ------------------------------------------------------------------------------
 
-    def step_stats(self, run_id: str) -> list[dict[str, Any]]:
-        return self.backend.query(queries.STEP_STATS, {"run": run_id})
+    def step_stats(self, run_id: str) -> list[StepStats]:
+        return [StepStats.of(r) for r in self.backend.query(queries.STEP_STATS, {"run": run_id})]
 
     def totals(self, run_id: str) -> dict[str, Any]:
         return self.backend.query(queries.RUN_TOTALS, {"run": run_id})[0]

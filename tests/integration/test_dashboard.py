@@ -405,8 +405,8 @@ def test_a_run_with_many_steps_charts_the_costliest_eight_first(monkeypatch: pyt
     picker = at.multiselect(key="steps:bench-0001")
     assert len(picker.options) == len(STEPS) == 12
     steps = Warehouse.open(url).step_stats("bench-0001")
-    costliest = sorted(steps, key=lambda s: s["count"] * s["avg_ms"], reverse=True)[:8]
-    assert set(picker.value) == {f"{s['journey']} / {s['step']}" for s in costliest}
+    costliest = sorted(steps, key=lambda s: s.count * s.avg_ms, reverse=True)[:8]
+    assert set(picker.value) == {f"{s.journey} / {s.step}" for s in costliest}
     _, rows = charts(at)["Latency percentiles over time"]
     assert set(rows["series"]) == set(picker.value)
 

@@ -37,9 +37,9 @@ def test_request_lines_land_one_row_each_and_a_cut_last_line_is_counted(any_ware
     result = wh.ingest(path)
     assert (result.format, result.tool, result.rows, result.rejected) == ("locust-jsonl", "locust", 3, 2)
     assert {r.reason for r in result.samples} == {"not valid JSON (a truncated or garbled line)"}
-    steps = {s["step"]: s for s in wh.step_stats(result.run_id)}
-    assert (steps["list"]["count"], steps["list"]["errors"], steps["list"]["avg_ms"]) == (2, 0, 20)
-    assert (steps["view"]["count"], steps["view"]["errors"]) == (1, 1)
+    steps = {s.step: s for s in wh.step_stats(result.run_id)}
+    assert (steps["list"].count, steps["list"].errors, steps["list"].avg_ms) == (2, 0, 20)
+    assert (steps["view"].count, steps["view"].errors) == (1, 1)
     assert wh.ingest(path).duplicate
 
 
@@ -110,7 +110,7 @@ def test_a_locust_run_lands_every_request_locust_counted(tmp_path: Path) -> None
     with DemoAPI() as api:
         outcome = run_tool(spec, "locust", wh, "smoke", {"api": api.url}, runs_dir=tmp_path / "runs")
     assert outcome.status == "completed", outcome.notes
-    ours = {s["step"]: int(s["count"]) for s in wh.step_stats(outcome.run_id)}
+    ours = {s.step: int(s.count) for s in wh.step_stats(outcome.run_id)}
     assert ours == {"list_products": 3, "view_product": 3, "login": 3, "add_to_cart": 3}
     theirs = wh.ingest(outcome.directory / "locust_stats.csv")
     counts = {a["step"]: a["value"] for a in wh.aggregates(theirs.run_id, "count")}

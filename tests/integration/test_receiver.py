@@ -83,7 +83,7 @@ def post(url: str, body: bytes, headers: dict[str, str] | None = None, path: str
 
 
 def steps(wh: Warehouse, run_id: str) -> list[dict[str, Any]]:
-    return [{k: v for k, v in row.items() if k != "service"} for row in wh.step_stats(run_id)]
+    return [{k: v for k, v in row.to_dict().items() if k != "service"} for row in wh.step_stats(run_id)]
 
 
 def test_a_k6_run_streamed_through_the_receiver_equals_its_json_output(tmp_path: Path, demo_api: DemoAPI) -> None:

@@ -75,7 +75,7 @@ def test_ingested_text_round_trips(wh: Warehouse, tmp_path_factory: pytest.TempP
     stored = wh.run(result.run_id)
     assert (stored.name, stored.environment, stored.profile) == (name, env, profile)
     assert stored.labels == {key: value}
-    assert [s["step"] for s in wh.step_stats(result.run_id)] == [step]
+    assert [s.step for s in wh.step_stats(result.run_id)] == [step]
     files = wh.backend.query("SELECT path FROM ingested_files FINAL WHERE run_id = {r:String}",
                              {"r": result.run_id})
     assert [f["path"] for f in files] == [str(path)]
