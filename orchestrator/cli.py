@@ -20,6 +20,9 @@ from orchestrator import __version__
 from orchestrator.errors import ExitStatus, PerfhouseError
 from warehouse.errors import WarehouseError
 
+if TYPE_CHECKING:
+    from warehouse.analysis.compare import Delta
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -894,12 +897,12 @@ def compare(ctx: click.Context, refs: tuple[str, ...], baseline: str | None, gro
             click.echo(f"note: {note}")
 
 
-def _delta(d: dict[str, Any], pct: bool = False) -> str:
+def _delta(d: Delta, pct: bool = False) -> str:
     def fmt(v: Any) -> str:
         return "–" if v is None else (f"{v * 100:.2f}%" if pct else f"{v:.2f}")
 
-    rel = d.get("relative")
-    return f"{fmt(d.get('a'))}→{fmt(d.get('b'))}" + ("" if rel is None else f" {rel:+.1%}")
+    rel = d.relative
+    return f"{fmt(d.a)}→{fmt(d.b)}" + ("" if rel is None else f" {rel:+.1%}")
 
 
 @main.command()

@@ -129,7 +129,7 @@ def comparison_of(result: compare.Comparison) -> Comparison:
         deltas = s.deltas()
         rows.append(ComparisonRow(
             s.journey, s.step, str(s.verdict), s.reason, s.a.count if s.a else 0, s.b.count if s.b else 0,
-            {k: {"baseline": deltas[k]["a"], "current": deltas[k]["b"], "change": deltas[k]["relative"]}
+            {k: {"baseline": deltas[k].a, "current": deltas[k].b, "change": deltas[k].relative}
              for k in COMPARED},
             s.floor, s.noise.sigma, s.noise.runs))
     return Comparison(result.a.run_id, str(result.verdict), rows, list(result.notes), result.how,

@@ -87,8 +87,8 @@ def test_compare_judges_by_the_historys_noise(warehouse: tuple[Warehouse, list[s
     faster = compare(wh, "candidate", ids[0])
     assert {s.verdict for s in faster.steps} == {CompareVerdict.BETTER}
     deltas = slower.steps[0].deltas()
-    assert deltas["p95_ms"]["relative"] == pytest.approx(deltas["p95_ms"]["b"] / deltas["p95_ms"]["a"] - 1)
-    assert deltas["error_rate"] == {"a": 0.0, "b": 0.0, "absolute": 0.0, "relative": None}
+    assert deltas["p95_ms"].relative == pytest.approx(deltas["p95_ms"].b / deltas["p95_ms"].a - 1)
+    assert deltas["error_rate"].to_dict() == {"a": 0.0, "b": 0.0, "absolute": 0.0, "relative": None}
 
 
 def test_trends_find_the_slowdown_at_its_run(warehouse: tuple[Warehouse, list[str]]) -> None:

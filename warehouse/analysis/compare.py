@@ -25,7 +25,7 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from warehouse import queries
@@ -212,6 +212,20 @@ def _errors(a: Side, b: Side, policy: Policy) -> tuple[CompareVerdict, str]:
 
 
 @dataclass(frozen=True)
+class Delta:
+    """One figure of a step in both runs and its change, B against A; None where a run lacks the figure (or, for
+    the relative change, where A's is 0)."""
+
+    a: float | None
+    b: float | None
+    absolute: float | None
+    relative: float | None
+
+    def to_dict(self) -> dict[str, float | None]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class StepComparison:
     journey: str
     step: str
@@ -233,16 +247,16 @@ class StepComparison:
     def label(self) -> str:
         return "overall" if self.overall else f"{self.journey}/{self.step}"
 
-    def deltas(self) -> dict[str, dict[str, float | None]]:
+    def deltas(self) -> dict[str, Delta]:
         """Absolute and relative change, B against A, of p50, p95, p99, error rate and throughput."""
-        out: dict[str, dict[str, float | None]] = {}
+        out: dict[str, Delta] = {}
         for name, pick in (("p50_ms", "p50"), ("p95_ms", "p95"), ("p99_ms", "p99"), ("error_rate", "error_rate"),
                            ("rps", "rps")):
             va = getattr(self.a, pick) if self.a else None
             vb = getattr(self.b, pick) if self.b else None
             absolute = vb - va if va is not None and vb is not None else None
             relative = absolute / va if absolute is not None and va else None
-            out[name] = {"a": va, "b": vb, "absolute": absolute, "relative": relative}
+            out[name] = Delta(va, vb, absolute, relative)
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -254,7 +268,7 @@ class StepComparison:
             "reason": self.reason,
             "a": self.a.to_dict() if self.a else None,
             "b": self.b.to_dict() if self.b else None,
-            "deltas": self.deltas(),
+            "deltas": {name: d.to_dict() for name, d in self.deltas().items()},
             "kolmogorov_smirnov_p": self.ks_p,
             "p95_shift": self.shift,
             "p95_shift_interval": list(self.interval) if self.interval else None,
@@ -362,7 +376,7 @@ def store_comparison(backend: Backend, comparison: Comparison) -> None:
                "noise": s.noise.sigma, "verdict": str(s.verdict), "reason": s.reason}
         for metric, column in (("p50_ms", "p50"), ("p95_ms", "p95"), ("p99_ms", "p99"),
                                ("error_rate", "error_rate"), ("rps", "rps")):
-            row[f"{column}_a"], row[f"{column}_b"] = d[metric]["a"], d[metric]["b"]
+            row[f"{column}_a"], row[f"{column}_b"] = d[metric].a, d[metric].b
         backend.command(
             "INSERT INTO comparisons (run_id, baseline_id, journey, step, count_a, count_b, p50_a, p50_b, p95_a, "
             "p95_b, p99_a, p99_b, error_rate_a, error_rate_b, rps_a, rps_b, p_value, floor, noise, verdict, reason, "
@@ -475,12 +489,12 @@ def _md(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def _md_delta(d: Mapping[str, float | None], pct: bool = False) -> str:
+def _md_delta(d: Delta, pct: bool = False) -> str:
     def fmt(v: float | None) -> str:
         if v is None:
             return "–"
         return f"{v * 100:.2f} %" if pct else f"{v:.2f}"
 
-    rel = d.get("relative")
+    rel = d.relative
     change = "" if rel is None else f" ({rel:+.1%})"
-    return f"{fmt(d.get('a'))} → {fmt(d.get('b'))}{change}"
+    return f"{fmt(d.a)} → {fmt(d.b)}{change}"

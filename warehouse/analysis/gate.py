@@ -246,8 +246,8 @@ def markdown_summary(results: Sequence[GateResult]) -> str:
             for s in [*c.steps, c.overall]:
                 d = s.deltas()
                 lines.append(
-                    f"| {_cell(s.label)} | {_ms(d['p95_ms']['a'])} → {_ms(d['p95_ms']['b'])} | "
-                    f"{_pct(d['p95_ms']['relative'])} | {_ms(_times(d['error_rate']['b'], 100))} % | "
+                    f"| {_cell(s.label)} | {_ms(d['p95_ms'].a)} → {_ms(d['p95_ms'].b)} | "
+                    f"{_pct(d['p95_ms'].relative)} | {_ms(_times(d['error_rate'].b, 100))} % | "
                     f"{'**WORSE**' if s.verdict == CompareVerdict.WORSE else s.verdict} |")
             lines.append("")
             lines += [f"- {_cell(n)}" for n in c.notes]
