@@ -69,8 +69,8 @@ def page_reads(wh: Any, run_id: str) -> dict[str, list[tuple[str, Callable[[], A
         ("whole run detail (one session)", lambda: build_report(wh, run_id)),
     ]
     run = wh.run(run_id)
-    other = str(wh.run_list(RunFilter(fingerprint=str(run["fingerprint"])), 2)[-1]["run_id"])  # an earlier run of it
-    group = str(run["group_id"])
+    other = str(wh.run_list(RunFilter(fingerprint=run.fingerprint), 2)[-1]["run_id"])  # an earlier run of it
+    group = run.group_id
     comparing = [
         ("run_choices", lambda: wh.run_choices(500)),
         ("run_groups", wh.run_groups),

@@ -111,7 +111,7 @@ def baseline(url: str, run_id: str, data_version: tuple[Any, ...] = ()) -> dict[
         chosen, why = optional_baseline(wh, run_id)
         if chosen is None:
             return {"run_id": "", "how": "", "why": why}
-        return {"run_id": chosen.run_id, "how": chosen.how, "started_at": wh.run(chosen.run_id)["started_at"]}
+        return {"run_id": chosen.run_id, "how": chosen.how, "started_at": wh.run(chosen.run_id).started_at}
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=64)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
@@ -35,6 +34,7 @@ from dashboard.tables import (
 )
 from warehouse.errors import WarehouseError
 from warehouse.queries import REQUEST_ERROR
+from warehouse.records import RunRecord
 from warehouse.sqlgate import DEFAULT_ROW_LIMIT, DEFAULT_TIMEOUT_S, Refused
 from warehouse.store import RunFilter
 from warehouse.tool_figures import ToolFigures
@@ -124,7 +124,7 @@ def run_page(url: str) -> None:
     st.title(f"Run {run_id}")
     st.caption(_run_caption(report.run))
 
-    head = Headline.of(report.totals, report.slos, str(report.run.get("status", "")))
+    head = Headline.of(report.totals, report.slos, report.run.status)
     _headline(head, int(report.totals.get("check_failures") or 0))
 
     figures = report.tool_figures
@@ -166,7 +166,7 @@ def run_page(url: str) -> None:
 
     _files(url, run_id)
     with st.expander("Run record"):
-        st.json({k: v for k, v in report.run.items() if v not in ("", None, {})})
+        st.json({k: v for k, v in report.run.to_dict().items() if v not in ("", None, {})})
 
 
 def _tool_figures(figures: ToolFigures) -> None:
@@ -239,11 +239,11 @@ def _chosen_run(url: str, runs: list[dict[str, Any]], version: tuple[Any, ...], 
     return run_id
 
 
-def _run_caption(run: Mapping[str, Any]) -> str:
-    tool = " ".join(str(run[k]) for k in ("tool", "tool_version") if run.get(k))
-    spec = "/".join(str(run[k]) for k in ("spec_name", "profile") if run.get(k))
-    when = f"{run.get('started_at') or '?'} → {run.get('ended_at') or 'running'} UTC"
-    parts = [run.get("name"), tool, spec and f"spec {spec}", run.get("status"), when, run.get("environment")]
+def _run_caption(run: RunRecord) -> str:
+    tool = " ".join(v for v in (run.tool, run.tool_version) if v)
+    spec = "/".join(v for v in (run.spec_name, run.profile) if v)
+    when = f"{run.started_at or '?'} → {run.ended_at or 'running'} UTC"
+    parts = [run.name, tool, spec and f"spec {spec}", run.status, when, run.environment]
     return " · ".join(str(p) for p in parts if p)
 
 
@@ -381,13 +381,13 @@ def _pick_run(url: str, name: str, key: str, label: str, labels: dict[str, str],
 
 
 def _comparison_view(url: str, result: Any, version: tuple[Any, ...]) -> None:
-    a, b = str(result.a["run_id"]), str(result.b["run_id"])
+    a, b = result.a.run_id, result.b.run_id
     verdict_col, notes_col = st.columns([1, 2])
     verdict_col.metric("Verdict", str(result.verdict), border=True,
                        help="WORSE if any step is; else INCONCLUSIVE if any is; BETTER if any is; else SAME",
                        delta=f"A: {'group' if result.how == 'group' else result.how + ' baseline'}",
                        delta_arrow="off", delta_color="gray")
-    notes_col.caption(f"B `{b}` ({result.b.get('tool')}) against A `{a}` ({result.a.get('tool')}).")
+    notes_col.caption(f"B `{b}` ({result.b.tool}) against A `{a}` ({result.a.tool}).")
     for note in result.notes:
         notes_col.caption(f"Note: {note}")
     st.subheader("Latency distributions")
@@ -397,7 +397,7 @@ def _comparison_view(url: str, result: Any, version: tuple[Any, ...]) -> None:
     step_col.caption("Each run's durations at 101 quantiles (1 % to 99 %, 99.5 %, 99.9 %; min and max), computed "
                      "in the warehouse. A curve to the right is slower.")
     journey, step = ("", "") if where == "overall" else where.split("/", 1)
-    names = {a: f"A {a} ({result.a.get('tool')})", b: f"B {b} ({result.b.get('tool')})"}
+    names = {a: f"A {a} ({result.a.tool})", b: f"B {b} ({result.b.tool})"}
     distributions = data.distributions(url, (a, b), journey, step, version)
     chart_col.altair_chart(charts.distribution_chart(charts.distribution_frame(distributions, names)).properties(
         height=260), width="stretch")
@@ -498,7 +498,7 @@ def _live_view(url: str, run_id: str) -> None:
     version = data.version(url)
     detail = data.run_detail(url, run_id, version)
     report = detail.report
-    status = str(report.run.get("status", ""))
+    status = report.run.status
     st.subheader(f"Run {run_id}")
     st.caption(_run_caption(report.run))
     if status == "running":

@@ -160,10 +160,10 @@ def compare_frame(comparison: Any) -> pd.DataFrame:
         row: dict[str, Any] = {"step": s.label, "verdict": str(s.verdict)}
         for metric in ("p95_ms", "p50_ms", "p99_ms"):  # p95 first: the verdict's latency figure
             name = metric.removesuffix("_ms")
-            row |= {f"{name}_a_ms": d[metric]["a"], f"{name}_b_ms": d[metric]["b"],
-                    f"change_{name}": None if d[metric]["relative"] is None else d[metric]["relative"] * 100}
-        row |= {"errors_a": d["error_rate"]["a"], "errors_b": d["error_rate"]["b"], "rps_a": d["rps"]["a"],
-                "rps_b": d["rps"]["b"], "requests_a": s.a.count if s.a else 0, "requests_b": s.b.count if s.b else 0,
+            row |= {f"{name}_a_ms": d[metric].a, f"{name}_b_ms": d[metric].b,
+                    f"change_{name}": None if d[metric].relative is None else d[metric].relative * 100}
+        row |= {"errors_a": d["error_rate"].a, "errors_b": d["error_rate"].b, "rps_a": d["rps"].a,
+                "rps_b": d["rps"].b, "requests_a": s.a.count if s.a else 0, "requests_b": s.b.count if s.b else 0,
                 "reason": s.reason}
         rows.append(row)
     return pd.DataFrame(rows)

@@ -20,6 +20,9 @@ from orchestrator import __version__
 from orchestrator.errors import ExitStatus, PerfhouseError
 from warehouse.errors import WarehouseError
 
+if TYPE_CHECKING:
+    from warehouse.analysis.compare import Delta
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -213,13 +216,13 @@ def print_summary(outcomes: list[Any]) -> None:
             rows.append(
                 [
                     o.tool,
-                    f"{s['journey']}/{s['step']}",
-                    s["count"],
-                    s["errors"],
-                    s["check_failures"],
-                    _f(s["p50_ms"]),
-                    _f(s["p95_ms"]),
-                    _f(s["p99_ms"]),
+                    f"{s.journey}/{s.step}",
+                    s.count,
+                    s.errors,
+                    s.check_failures,
+                    _f(s.p50_ms),
+                    _f(s.p95_ms),
+                    _f(s.p99_ms),
                 ]
             )
         t = o.totals
@@ -785,12 +788,12 @@ def runs(ctx: click.Context, as_json: bool, tool: str, spec: str, group: str, fi
     """List runs, newest first, with the group and fingerprint that make them comparable."""
     rows = _open_warehouse(ctx).runs(limit=limit, tool=tool, spec=spec, group=group, fingerprint=fingerprint)
     if as_json:
-        click.echo(json.dumps(rows, indent=2, default=str))
+        click.echo(json.dumps([r.to_dict() for r in rows], indent=2, default=str))
         return
     click.echo(
         table(
-            [[r["run_id"], r["name"], r["tool"], r["status"], r["requests"], r["started_at"],
-              r["group_id"] or "–", r["fingerprint"] or "–"] for r in rows],
+            [[r.run_id, r.name, r.tool, r.status, r.requests, r.started_at,
+              r.group_id or "–", r.fingerprint or "–"] for r in rows],
             ["run", "name", "tool", "status", "requests", "started (UTC)", "group", "fingerprint"],
         )
     )
@@ -879,8 +882,8 @@ def compare(ctx: click.Context, refs: tuple[str, ...], baseline: str | None, gro
     elif as_md:
         click.echo(render_markdown(result), nl=False)
     else:
-        click.echo(f"B {result.b['run_id']} ({result.b.get('tool')}) against A {result.a['run_id']} "
-                   f"({result.a.get('tool')}, {result.how}): {result.verdict}\n")
+        click.echo(f"B {result.b.run_id} ({result.b.tool}) against A {result.a.run_id} "
+                   f"({result.a.tool}, {result.how}): {result.verdict}\n")
         rows = []
         for st in [*result.steps, result.overall]:
             d = st.deltas()
@@ -894,12 +897,12 @@ def compare(ctx: click.Context, refs: tuple[str, ...], baseline: str | None, gro
             click.echo(f"note: {note}")
 
 
-def _delta(d: dict[str, Any], pct: bool = False) -> str:
+def _delta(d: Delta, pct: bool = False) -> str:
     def fmt(v: Any) -> str:
         return "–" if v is None else (f"{v * 100:.2f}%" if pct else f"{v:.2f}")
 
-    rel = d.get("relative")
-    return f"{fmt(d.get('a'))}→{fmt(d.get('b'))}" + ("" if rel is None else f" {rel:+.1%}")
+    rel = d.relative
+    return f"{fmt(d.a)}→{fmt(d.b)}" + ("" if rel is None else f" {rel:+.1%}")
 
 
 @main.command()
@@ -959,12 +962,12 @@ def _gate(warehouse: Any, run_ids: list[str], baseline: str | None, junit: str |
         click.echo(json.dumps([r.to_dict() for r in results], indent=2, default=str))
     elif show:
         for r in results:
-            click.echo(f"gate {r.run['run_id']}: {r.outcome} (exit {int(r.exit_status)})")
+            click.echo(f"gate {r.run.run_id}: {r.outcome} (exit {int(r.exit_status)})")
             for v in r.slos:
                 click.echo(f"  SLO {'pass' if v.passed else 'FAIL'}: {v.slo}")
             if r.comparison is not None:
                 c = r.comparison
-                click.echo(f"  against baseline {c.a['run_id']} ({c.how}): {c.verdict}")
+                click.echo(f"  against baseline {c.a.run_id} ({c.how}): {c.verdict}")
                 for st in [*c.steps, c.overall]:
                     click.echo(f"    {st.verdict:<12} {st.label}: {st.reason}")
                 for note in c.notes:

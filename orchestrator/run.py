@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from warehouse.analysis.slo import Objective, Verdict
     from warehouse.analysis.verdict import RunVerdict
     from warehouse.ingest import IngestResult, StepFacts
+    from warehouse.records import StepStats
     from warehouse.store import RunInfo, Warehouse
 
 T = TypeVar("T")
@@ -65,7 +66,7 @@ class ToolRun:
     exit_code: int | None = None
     ingested: list[IngestResult] = field(default_factory=list)
     totals: dict[str, Any] = field(default_factory=dict)
-    steps: list[dict[str, Any]] = field(default_factory=list)
+    steps: list[StepStats] = field(default_factory=list)
     verdicts: list[Verdict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     infra_samples: int = 0
@@ -90,7 +91,7 @@ class ToolRun:
             "rows": sum(i.rows for i in self.ingested),
             "rejected": sum(i.rejected for i in self.ingested),
             "totals": self.totals,
-            "steps": self.steps,
+            "steps": [s.to_dict() for s in self.steps],
             "slos": [v.to_dict() for v in self.verdicts],
             "slo_passed": self.slo_passed,
             "verdict": str(self.verdict),
@@ -360,7 +361,7 @@ def prepare(spec: Spec, tool: Tool, profile: str, services: dict[str, str], sett
         "program": target.program,
         "generators": settings.generators,
         "services": urls,
-        "vus_per_journey": {a["journey"].name: allocated_vus(a) for a in journey_vus(spec, spec.profile(profile))},
+        "vus_per_journey": {a.journey.name: allocated_vus(a) for a in journey_vus(spec, spec.profile(profile))},
         "approximations": list(script.notes),
         "live": settings.live,
     }

@@ -219,10 +219,10 @@ def _summary_rows(report: Report) -> list[list[str]]:
 def _run_facts(report: Report) -> list[str]:
     run, t = report.run, report.totals
     return [
-        f"Run `{run['run_id']}` · {run['tool']} {run.get('tool_version') or ''}".rstrip() + f" · status {run['status']}",
-        f"Spec: {run.get('spec_name') or '–'}, profile {run.get('profile') or '–'}"
-        + (f", environment {run['environment']}" if run.get("environment") else ""),
-        f"Window: {run['started_at']} → {run.get('ended_at') or '–'} (UTC)",
+        f"Run `{run.run_id}` · {run.tool} {run.tool_version or ''}".rstrip() + f" · status {run.status}",
+        f"Spec: {run.spec_name or '–'}, profile {run.profile or '–'}"
+        + (f", environment {run.environment}" if run.environment else ""),
+        f"Window: {run.started_at} → {run.ended_at or '–'} (UTC)",
         f"Requests: {t['count']}, request errors: {t['errors']} ({_pct(t['error_rate'])}), "
         f"with a failed check: {t['check_failures']} ({_pct(t['check_failure_rate'])}); "
         f"checks failed {t['checks_failed']} of {t['checks_total']}",
@@ -235,7 +235,7 @@ def _run_facts(report: Report) -> list[str]:
 
 def _side_by_side(doc: GroupReport) -> tuple[list[str], list[list[str]]]:
     header = ["tool", "run", "verdict", "requests", "error %", "req/s", "p50 ms", "p95 ms", "p99 ms"]
-    rows = [[r.run["tool"], r.run["run_id"], r.verdict, str(r.totals["count"]), _pct(r.totals["error_rate"]),
+    rows = [[r.run.tool, r.run.run_id, r.verdict, str(r.totals["count"]), _pct(r.totals["error_rate"]),
              _num(r.totals["throughput"]), ms(r.totals["p50_ms"]), ms(r.totals["p95_ms"]), ms(r.totals["p99_ms"])]
             for r in doc.runs]
     return header, rows
@@ -324,7 +324,7 @@ def _tool_figures_sentences(report: Report) -> list[str]:
 
 def _no_requests_sentence(report: Report) -> str:
     figures = report.tool_figures
-    tool = figures.tool_name if figures is not None else str(report.run.get("tool") or "")
+    tool = figures.tool_name if figures is not None else report.run.tool
     return (f"No requests: this run holds {tool}'s own figures (interval aggregates), not one row per request, "
             "so its percentiles, APDEX and SLOs cannot be computed here; see below.")
 
@@ -358,7 +358,7 @@ def render_markdown(doc: GroupReport, output: PurePosixPath | None = None) -> Re
     h = "##" if single else "###"
     for index, report in enumerate(doc.runs, start=1):
         if not single:
-            lines += [f"## {report.run['tool']} · `{report.run['run_id']}`: {report.verdict}", ""]
+            lines += [f"## {report.run.tool} · `{report.run.run_id}`: {report.verdict}", ""]
         lines += [f"- {_md_cell(f)}" for f in _run_facts(report)] + [""]
         lines += [f"{h} SLOs", ""]
         lines += (_md_table(["SLO", "observed", "verdict"], _slo_rows(report), numeric_from=1, text_from=2)
@@ -406,7 +406,7 @@ def render_markdown(doc: GroupReport, output: PurePosixPath | None = None) -> Re
             lines += _md_table(["series", "peak", "r with P95", "correlated"], _infra_rows(report), numeric_from=1,
                                 text_from=3)
         if report.tool_summary:
-            lines += [f"{h} {report.run['tool']}'s own summary", "", _SUMMARY_SENTENCE, ""]
+            lines += [f"{h} {report.run.tool}'s own summary", "", _SUMMARY_SENTENCE, ""]
             lines += _md_table(_SUMMARY_HEADER, _summary_rows(report), numeric_from=1)
         if report.capacity:
             lines += [f"{h} Capacity", "", _knee_sentence(report), ""]
@@ -475,7 +475,7 @@ def render_html(doc: GroupReport, output: PurePosixPath | None = None) -> Render
     h = "h2" if single else "h3"
     for index, report in enumerate(doc.runs, start=1):
         if not single:
-            parts.append(f"<h2>{_h(report.run['tool'])} · {_h(report.run['run_id'])} {_badge(report.verdict)}</h2>\n")
+            parts.append(f"<h2>{_h(report.run.tool)} · {_h(report.run.run_id)} {_badge(report.verdict)}</h2>\n")
         parts.append("<ul>" + "".join(f"<li>{_h(f.replace('`', ''))}</li>" for f in _run_facts(report)) + "</ul>\n")
         parts.append(f"<{h}>SLOs</{h}>\n")
         parts.append(_html_table(["SLO", "observed", "verdict"], _slo_rows(report), numeric_from=1, text_from=2)
@@ -519,7 +519,7 @@ def render_html(doc: GroupReport, output: PurePosixPath | None = None) -> Render
             parts.append(picture("infrastructure") + _html_table(["series", "peak", "r with P95", "correlated"],
                                                                  _infra_rows(report), numeric_from=1))
         if report.tool_summary:
-            parts.append(f"<{h}>{_h(report.run['tool'])}'s own summary</{h}>\n<p>{_h(_SUMMARY_SENTENCE)}</p>\n"
+            parts.append(f"<{h}>{_h(report.run.tool)}'s own summary</{h}>\n<p>{_h(_SUMMARY_SENTENCE)}</p>\n"
                          + _html_table(_SUMMARY_HEADER, _summary_rows(report), numeric_from=1))
         if report.capacity:
             parts.append(f"<{h}>Capacity</{h}>\n<p>{_h(_knee_sentence(report))}</p>\n")
@@ -568,19 +568,19 @@ def junit_suites(doc: GroupReport) -> list[junit.Suite]:
             details = f"observed {_observed(v.metric, v.observed)}, threshold {_observed(v.metric, v.threshold)}"
             if verdict in (ABORTED, INCOMPLETE):
                 cases.append(junit.Case(v.slo, f"perfhouse.slo.{v.scope}", error=f"run {verdict.lower()} "
-                                        f"(status {run['status']}): not judged", details=details))
+                                        f"(status {run.status}): not judged", details=details))
             else:
                 cases.append(junit.Case(v.slo, f"perfhouse.slo.{v.scope}", details=details,
                                         failure=None if v.passed else f"SLO breached: {details}"))
         if not cases:
             if verdict in (ABORTED, INCOMPLETE):
-                cases.append(junit.Case("run", "perfhouse.run", error=f"run {verdict.lower()} (status {run['status']})"))
+                cases.append(junit.Case("run", "perfhouse.run", error=f"run {verdict.lower()} (status {run.status})"))
             else:
                 cases.append(junit.Case("SLOs", "perfhouse.slo", skipped=f"{NO_SLOS}: none defined for this run"
                                         + _tool_figures_skip(report)))
         suites.append(junit.Suite(
-            f"perfhouse {run['tool']} {run['run_id']}", tuple(cases), str(run["started_at"]).replace(" ", "T"), span,
-            (("run_id", str(run["run_id"])), ("tool", str(run["tool"])), ("status", str(run["status"])),
+            f"perfhouse {run.tool} {run.run_id}", tuple(cases), run.started_at.replace(" ", "T"), span,
+            (("run_id", run.run_id), ("tool", run.tool), ("status", run.status),
              ("verdict", verdict)),
         ))
     return suites

@@ -21,6 +21,7 @@ from warehouse.analysis.slo import Objective, Verdict, percentile_level
 from warehouse.analysis.verdict import RunVerdict, group_verdict, run_verdict, verdict_of
 from warehouse.charts import bucket_seconds
 from warehouse.errors import DataError, WarehouseError
+from warehouse.records import RunRecord
 from warehouse.store import Warehouse
 from warehouse.tool_figures import ToolFigures, tool_figures
 
@@ -128,11 +129,11 @@ def comparison_of(result: compare.Comparison) -> Comparison:
         deltas = s.deltas()
         rows.append(ComparisonRow(
             s.journey, s.step, str(s.verdict), s.reason, s.a.count if s.a else 0, s.b.count if s.b else 0,
-            {k: {"baseline": deltas[k]["a"], "current": deltas[k]["b"], "change": deltas[k]["relative"]}
+            {k: {"baseline": deltas[k].a, "current": deltas[k].b, "change": deltas[k].relative}
              for k in COMPARED},
             s.floor, s.noise.sigma, s.noise.runs))
-    return Comparison(str(result.a["run_id"]), str(result.verdict), rows, list(result.notes), result.how,
-                      str(result.a.get("tool") or ""), str(result.b["run_id"]), str(result.b.get("tool") or ""))
+    return Comparison(result.a.run_id, str(result.verdict), rows, list(result.notes), result.how,
+                      result.a.tool, result.b.run_id, result.b.tool)
 
 
 def baseline_comparison(warehouse: Warehouse, run_id: str, choice: str | None = None) -> Comparison:
@@ -158,7 +159,7 @@ def figures_only_comparison(report: Report) -> Comparison | None:
 
 def tool_comparison(warehouse: Warehouse, report: GroupReport) -> Comparison:
     """A group's runs against each other as `compare --group` sets them (k6 is run A)."""
-    group_id = str(report.runs[0].run.get("group_id") or "")
+    group_id = report.runs[0].run.group_id
     if not group_id:
         return Comparison("", "", notes=["No comparison: the runs share no group"])
     return comparison_of(compare.compare(warehouse, group=group_id))
@@ -166,7 +167,7 @@ def tool_comparison(warehouse: Warehouse, report: GroupReport) -> Comparison:
 
 @dataclass
 class Report:
-    run: dict[str, Any]
+    run: RunRecord
     totals: dict[str, Any]
     steps: list[dict[str, Any]]
     slos: list[Verdict]
@@ -189,12 +190,12 @@ class Report:
     @property
     def passed(self) -> bool:
         """Whether the run's verdict is PASSED: an interrupted or unfinished run never passes."""
-        return (self.verdict or run_verdict(str(self.run.get("status") or ""), self.slos)) == PASSED
+        return (self.verdict or run_verdict(self.run.status, self.slos)) == PASSED
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "run": self.run,
-            "verdict": self.verdict or run_verdict(str(self.run.get("status", "")), self.slos),
+            "run": self.run.to_dict(),
+            "verdict": self.verdict or run_verdict(self.run.status, self.slos),
             "totals": self.totals,
             "slos": [v.to_dict() for v in self.slos],
             "steps": self.steps,
@@ -239,7 +240,7 @@ class GroupReport:
     @property
     def title(self) -> str:
         first = self.runs[0].run
-        return str(first.get("name") or first["run_id"])
+        return first.name or first.run_id
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -258,7 +259,7 @@ def build_report(warehouse: Warehouse, run_id: str) -> Report:
         return Report(
             run=run,
             totals=warehouse.totals(run_id),
-            steps=warehouse.step_stats(run_id),
+            steps=[s.to_dict() for s in warehouse.step_stats(run_id)],
             slos=warehouse.slo_verdicts(run_id),
             errors=warehouse.errors(run_id),
             slowest=slowest_traced(warehouse, run),
@@ -266,11 +267,11 @@ def build_report(warehouse: Warehouse, run_id: str) -> Report:
         )
 
 
-def slowest_traced(warehouse: Warehouse, run: dict[str, Any], limit: int = SLOWEST) -> list[dict[str, Any]]:
+def slowest_traced(warehouse: Warehouse, run: RunRecord, limit: int = SLOWEST) -> list[dict[str, Any]]:
     """The run's slowest requests that carry a trace id (none without trace context), each with its trace's URL
     when the run's spec or PERFHOUSE_TRACE_URL gives a template ('' otherwise)."""
-    template = traces.url_template(run)
-    rows = warehouse.backend.query(queries.SLOWEST_TRACED, {"run": run["run_id"], "limit": limit})
+    template = traces.url_template(run.labels)
+    rows = warehouse.backend.query(queries.SLOWEST_TRACED, {"run": run.run_id, "limit": limit})
     return [{**r, "trace_url": traces.trace_link(template, str(r["trace_id"]))} for r in rows]
 
 
@@ -314,7 +315,7 @@ def build_run_report(warehouse: Warehouse, run_id: str, options: ReportOptions) 
         steps=steps,
         slos=slos,
         errors=warehouse.errors(run_id),
-        verdict=run_verdict(str(run["status"]), slos),
+        verdict=run_verdict(run.status, slos),
         percentiles=[percentile_label(p) for p in options.percentiles],
         bucket_s=bucket,
         timeline=timeline,
@@ -328,7 +329,7 @@ def build_run_report(warehouse: Warehouse, run_id: str, options: ReportOptions) 
     report.capacity = _capacity(warehouse, run_id, slos, bucket)
     report.slowest = slowest_traced(warehouse, run)
     report.tool_figures = tool_figures(warehouse, run)
-    if run.get("tool") == "k6":
+    if run.tool == "k6":
         report.tool_summary = k6_summary_figures(warehouse.tool_summary(run_id), totals)
     return report
 

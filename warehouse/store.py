@@ -37,6 +37,7 @@ from warehouse.ingest.history import (
     summary_beside,
 )
 from warehouse.owners import abort_orphaned_runs
+from warehouse.records import RunListing, RunRecord, StepStats
 from warehouse.schema import migrate
 
 RUN_STATUSES = ("running", "completed", "failed", "aborted", "imported")
@@ -123,11 +124,12 @@ class Warehouse:
 
     def runs(
         self, limit: int = 100, tool: str = "", spec: str = "", group: str = "", fingerprint: str = ""
-    ) -> list[dict[str, Any]]:
+    ) -> list[RunListing]:
         """Runs newest first; `group` and `fingerprint` filter by prefix."""
-        return self.backend.query(
+        rows = self.backend.query(
             queries.RUNS, {"limit": limit, "tool": tool, "spec": spec, "group": group, "fingerprint": fingerprint}
         )
+        return [RunListing.of(r) for r in rows]
 
     def resolve(self, ref: str) -> str:
         """A run id from an id, a unique prefix of one, or `latest`."""
@@ -150,11 +152,11 @@ class Warehouse:
         rows = self.backend.query(queries.RUN_GROUP, {"run": run_id})
         return [str(r["run_id"]) for r in rows] or [run_id]
 
-    def run(self, run_id: str) -> dict[str, Any]:
+    def run(self, run_id: str) -> RunRecord:
         rows = self.backend.query(queries.RUN, {"run": run_id})
         if not rows:
             raise DataError(f"no run {run_id!r} in the warehouse")
-        return rows[0]
+        return RunRecord.of(rows[0])
 
     # -- ingestion ----------------------------------------------------------------------------
 
@@ -443,8 +445,8 @@ class Warehouse:
 
     # -- reading ------------------------------------------------------------------------------
 
-    def step_stats(self, run_id: str) -> list[dict[str, Any]]:
-        return self.backend.query(queries.STEP_STATS, {"run": run_id})
+    def step_stats(self, run_id: str) -> list[StepStats]:
+        return [StepStats.of(r) for r in self.backend.query(queries.STEP_STATS, {"run": run_id})]
 
     def totals(self, run_id: str) -> dict[str, Any]:
         return self.backend.query(queries.RUN_TOTALS, {"run": run_id})[0]

@@ -23,6 +23,7 @@ from itertools import pairwise
 from typing import Any
 
 from warehouse import queries
+from warehouse.records import RunRecord
 from warehouse.store import Warehouse
 
 # The name under which each tool gives its figures for the whole run.
@@ -116,9 +117,9 @@ def display_name(tool: str) -> str:
     return {"locust": "Locust", "jmeter": "JMeter"}.get(tool, tool)
 
 
-def tool_figures(warehouse: Warehouse, run: dict[str, Any]) -> ToolFigures | None:
+def tool_figures(warehouse: Warehouse, run: RunRecord) -> ToolFigures | None:
     """The run's figures as its tool computed them, or None when it has no interval aggregates."""
-    run_id, tool = str(run["run_id"]), str(run.get("tool") or "")
+    run_id, tool = run.run_id, run.tool
     rows = warehouse.backend.query(queries.TOOL_STEP_FIGURES, {"run": run_id})
     if not rows:
         return None
@@ -127,9 +128,9 @@ def tool_figures(warehouse: Warehouse, run: dict[str, Any]) -> ToolFigures | Non
     return figures_of(tool, rows, timeline)
 
 
-def figures_only(warehouse: Warehouse, run: dict[str, Any]) -> bool:
+def figures_only(warehouse: Warehouse, run: RunRecord) -> bool:
     """Does the run hold its tool's own figures (interval aggregates) and no requests?"""
-    rows = warehouse.backend.query(queries.RUN_HOLDS, {"run": str(run["run_id"])})
+    rows = warehouse.backend.query(queries.RUN_HOLDS, {"run": run.run_id})
     return bool(rows) and int(rows[0]["aggregates"]) > 0 and int(rows[0]["requests"]) == 0
 
 

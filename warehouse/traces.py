@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
 from urllib.parse import quote
 
 TRACE_URL_LABEL = "perfhouse.trace_url"  # the run's label holding its spec's trace URL template
@@ -16,9 +15,9 @@ TRACE_URL_ENV = "PERFHOUSE_TRACE_URL"
 PLACEHOLDER = "{trace_id}"
 
 
-def url_template(run: Mapping[str, Any], environ: Mapping[str, str] = os.environ) -> str:
-    """The run's own template, else the environment's; '' when neither gives one with {trace_id} in it."""
-    labels = run.get("labels") or {}
+def url_template(labels: Mapping[str, str], environ: Mapping[str, str] = os.environ) -> str:
+    """The run's own template (from its labels), else the environment's; '' when neither gives one with
+    {trace_id} in it."""
     for template in (str(labels.get(TRACE_URL_LABEL, "")), environ.get(TRACE_URL_ENV, "")):
         if PLACEHOLDER in template:
             return template

@@ -6,14 +6,14 @@ import functools
 import hashlib
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 import jinja2
 
 from orchestrator.errors import GenerationError
-from orchestrator.spec import Journey, Profile, Spec, split_by_weight
+from orchestrator.spec import Journey, Profile, Spec, Stage, split_by_weight
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent.parent / "templates"
 
@@ -103,7 +103,21 @@ def service_urls(spec: Spec, options: GenerationOptions) -> dict[str, str]:
     return urls
 
 
-def journey_vus(spec: Spec, profile: Profile, vu_scale: tuple[int, int] = (0, 1)) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class Allocation:
+    """One journey's share of a profile (see journey_vus): its VUs, stage targets, rates and VU pools."""
+
+    journey: Journey
+    profile: Profile  # the shape this journey follows: the profile's own or the journey's within it
+    vus: int
+    stages: tuple[Stage, ...]
+    rate: int
+    start_rate: int
+    pre_allocated_vus: int
+    max_vus: int
+
+
+def journey_vus(spec: Spec, profile: Profile, vu_scale: tuple[int, int] = (0, 1)) -> list[Allocation]:
     """Per journey, its share by weight of the profile: VUs, stage targets, rates and VU pools.
 
     Every share is a whole number from the same largest-remainder split (at least 1 each), so
@@ -125,25 +139,25 @@ def journey_vus(spec: Spec, profile: Profile, vu_scale: tuple[int, int] = (0, 1)
     return out
 
 
-def _allocation(profile: Profile, journey: Journey, weights: list[tuple[str, int]]) -> dict[str, Any]:
+def _allocation(profile: Profile, journey: Journey, weights: list[tuple[str, int]]) -> Allocation:
     """A journey's share by weight (among `weights`) of a profile's VUs, stage targets, rates and pools."""
     def share(total: int) -> int:
         return split_by_weight(max(1, total), weights)[journey.name]
 
-    return {
-        "journey": journey, "profile": profile, "vus": share(profile.vus),
-        "stages": [{"duration_s": s.duration_s, "target": share(s.target) if s.target else 0} for s in profile.stages],
-        "rate": share(profile.rate) if profile.rate else 0,
-        "start_rate": share(profile.start_rate) if profile.start_rate else 0,
-        "pre_allocated_vus": share(profile.pre_allocated_vus), "max_vus": share(profile.max_allocated_vus),
-    }
+    return Allocation(
+        journey=journey, profile=profile, vus=share(profile.vus),
+        stages=tuple(Stage(s.duration_s, share(s.target) if s.target else 0) for s in profile.stages),
+        rate=share(profile.rate) if profile.rate else 0,
+        start_rate=share(profile.start_rate) if profile.start_rate else 0,
+        pre_allocated_vus=share(profile.pre_allocated_vus), max_vus=share(profile.max_allocated_vus),
+    )
 
 
-def allocated_vus(alloc: dict[str, Any]) -> int:
+def allocated_vus(alloc: Allocation) -> int:
     """The most VUs a journey's allocation (journey_vus) may run at once."""
-    if alloc["profile"].is_arrival_rate:
-        return int(alloc["max_vus"])
-    return max([alloc["vus"], *(s["target"] for s in alloc["stages"])])
+    if alloc.profile.is_arrival_rate:
+        return int(alloc.max_vus)
+    return max([alloc.vus, *(s.target for s in alloc.stages)])
 
 
 def part_share(total: int, index: int, count: int, offset: int = 0) -> int:
@@ -157,33 +171,33 @@ def part_share(total: int, index: int, count: int, offset: int = 0) -> int:
     return total // count + ((index - offset) % count < total % count)
 
 
-def _scaled(alloc: dict[str, Any], index: int, count: int, offset: int) -> dict[str, Any]:
+def _scaled(alloc: Allocation, index: int, count: int, offset: int) -> Allocation:
     """One part's share of a journey's allocation (see journey_vus)."""
     def part(total: int) -> int:
         return part_share(total, index, count, offset)
 
-    scaled = dict(alloc, vus=part(alloc["vus"]), rate=part(alloc["rate"]), start_rate=part(alloc["start_rate"]),
-                  stages=[dict(s, target=part(s["target"])) for s in alloc["stages"]],
-                  pre_allocated_vus=part(alloc["pre_allocated_vus"]), max_vus=part(alloc["max_vus"]))
-    if alloc["profile"].is_arrival_rate:
+    scaled = replace(alloc, vus=part(alloc.vus), rate=part(alloc.rate), start_rate=part(alloc.start_rate),
+                     stages=tuple(replace(s, target=part(s.target)) for s in alloc.stages),
+                     pre_allocated_vus=part(alloc.pre_allocated_vus), max_vus=part(alloc.max_vus))
+    if alloc.profile.is_arrival_rate:
         # A part that starts a journey's iterations needs a VU to run them, even when the pool split left it
         # none; a part that starts none gets no pool (JMeter before 5.5 paces a pool of threads by a timer
         # whose rate 0 would mean: no pacing at all).
         busy = has_load([scaled])
-        scaled["pre_allocated_vus"] = max(1, scaled["pre_allocated_vus"]) if busy else 0
-        scaled["max_vus"] = max(1, scaled["max_vus"]) if busy else 0
+        scaled = replace(scaled, pre_allocated_vus=max(1, scaled.pre_allocated_vus) if busy else 0,
+                         max_vus=max(1, scaled.max_vus) if busy else 0)
     return scaled
 
 
-def has_load(allocations: list[dict[str, Any]]) -> bool:
+def has_load(allocations: list[Allocation]) -> bool:
     """Does any journey of these allocations (journey_vus) run anything at all?"""
     for a in allocations:
-        executor = a["profile"].executor
-        if executor in ("constant_vus", "iterations") and a["vus"] > 0:
+        executor = a.profile.executor
+        if executor in ("constant_vus", "iterations") and a.vus > 0:
             return True
-        if executor in ("ramping_vus", "ramping_arrival_rate") and any(s["target"] for s in a["stages"]):
+        if executor in ("ramping_vus", "ramping_arrival_rate") and any(s.target for s in a.stages):
             return True
-        if a["rate"] > 0 or a["start_rate"] > 0:
+        if a.rate > 0 or a.start_rate > 0:
             return True
     return False
 

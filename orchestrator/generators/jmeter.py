@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -11,6 +12,7 @@ from urllib.parse import quote, unquote_to_bytes
 
 from orchestrator.errors import GenerationError
 from orchestrator.generators.base import (
+    Allocation,
     GeneratedScript,
     GenerationOptions,
     environment,
@@ -19,7 +21,17 @@ from orchestrator.generators.base import (
     service_urls,
     used_datasets,
 )
-from orchestrator.spec import SERVICE_PROPERTY_PREFIX, Check, Extraction, Part, Profile, Ref, Spec, Template
+from orchestrator.spec import (
+    SERVICE_PROPERTY_PREFIX,
+    Check,
+    Extraction,
+    Part,
+    Profile,
+    Ref,
+    Spec,
+    Stage,
+    Template,
+)
 
 _XML_TEXT = {
     "&": "&amp;",
@@ -320,10 +332,10 @@ class JMeterGenerator:
         used = [st.service for j in spec.journeys for st in j.steps]
         default_service = max(urls, key=used.count)  # the most used; the first of those on a tie
         thread_groups = [
-            dict(j, layer=n, **group)
+            dict(group, journey=j.journey, layer=n)
             for j in journey_vus(spec, profile, options.vu_scale)
             if has_load([j])  # a part of a split test may have no share of a journey
-            for n, group in enumerate(self._thread_groups(j["profile"], j, version, notes))
+            for n, group in enumerate(self._thread_groups(j.profile, j, version, notes))
         ]
         env = environment(
             {
@@ -352,16 +364,16 @@ class JMeterGenerator:
         files = tuple(d.path for d in datasets.values())
         return GeneratedScript("jmeter", f"{spec.name}.jmx", content, tuple(notes), files)
 
-    def _thread_groups(self, profile: Profile, j: dict[str, Any], version: tuple[int, ...],
+    def _thread_groups(self, profile: Profile, j: Allocation, version: tuple[int, ...],
                        notes: list[str]) -> list[dict[str, Any]]:
         """The thread groups that give one journey its share of the profile."""
         closed = {"kind": "closed", "ramp_s": 0, "delay_s": 0, "loops": -1}
         if profile.executor == "constant_vus":
-            return [dict(closed, threads=j["vus"], duration_s=round(profile.duration_s))]
+            return [dict(closed, threads=j.vus, duration_s=round(profile.duration_s))]
         if profile.executor == "iterations":
-            return [dict(closed, threads=j["vus"], loops=profile.iterations, duration_s=0)]
+            return [dict(closed, threads=j.vus, loops=profile.iterations, duration_s=0)]
         if profile.executor == "ramping_vus":
-            groups, approximated = vu_layers(j["stages"])
+            groups, approximated = vu_layers(j.stages)
             if approximated and not any("ramp-down" in n for n in notes):
                 notes.append("JMeter thread groups cannot ramp down: each ramp-down stage stops its threads at the "
                              "stage's midpoint (the same VU-seconds as a linear ramp-down)")
@@ -369,13 +381,13 @@ class JMeterGenerator:
         unit = profile.time_unit_s
         if version >= (5, 5):
             if profile.executor == "constant_arrival_rate":
-                rate = _per_second(j["rate"], unit)
+                rate = _per_second(j.rate, unit)
                 schedule = f"rate({rate}) even_arrivals({_secs(profile.duration_s)} sec) rate({rate})"
             else:
-                schedule = f"rate({_per_second(j['start_rate'], unit)})"
-                for st in j["stages"]:
-                    schedule += (f" even_arrivals({_secs(st['duration_s'])} sec)"
-                                 f" rate({_per_second(st['target'], unit)})")
+                schedule = f"rate({_per_second(j.start_rate, unit)})"
+                for st in j.stages:
+                    schedule += (f" even_arrivals({_secs(st.duration_s)} sec)"
+                                 f" rate({_per_second(st.target, unit)})")
             return [{"kind": "open", "schedule": schedule}]
         if profile.executor == "ramping_arrival_rate":
             raise GenerationError(
@@ -385,8 +397,8 @@ class JMeterGenerator:
         if not any("Constant Throughput Timer" in n for n in notes):
             notes.append("JMeter before 5.5 has no open model: the arrival rate is paced by a Constant Throughput "
                          "Timer on each journey's first request, with max_vus threads")
-        return [dict(closed, kind="paced", threads=j["max_vus"], duration_s=round(profile.duration_s),
-                     per_minute=round(j["rate"] * 60 / unit, 6))]
+        return [dict(closed, kind="paced", threads=j.max_vus, duration_s=round(profile.duration_s),
+                     per_minute=round(j.rate * 60 / unit, 6))]
 
 
 def _per_second(rate: int, unit_s: float) -> str:
@@ -401,7 +413,7 @@ def _secs(seconds: float) -> str:
     return f"{seconds:.6g}"
 
 
-def vu_layers(stages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], bool]:
+def vu_layers(stages: Sequence[Stage]) -> tuple[list[dict[str, Any]], bool]:
     """A VU curve as stacked thread groups: each rise is a group starting then (delay) that ramps its
     threads over the stage; each fall stops the newest groups first, at the falling stage's midpoint.
     Returns the groups (threads, delay_s, ramp_s, duration_s) and whether any fall was approximated."""
@@ -409,7 +421,7 @@ def vu_layers(stages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], bool]
     done: list[dict[str, float]] = []
     level, t, approximated = 0, 0.0, False
     for stage in stages:
-        d, target = float(stage["duration_s"]), int(stage["target"])
+        d, target = float(stage.duration_s), int(stage.target)
         if target > level:
             active.append({"threads": target - level, "start": t, "ramp": d})
         elif target < level:

@@ -8,6 +8,7 @@ from typing import Any
 
 from orchestrator.errors import GenerationError
 from orchestrator.generators.base import (
+    Allocation,
     GeneratedScript,
     GenerationOptions,
     environment,
@@ -56,7 +57,7 @@ def py_json(value: Any) -> str:
     return py_value(value) if not isinstance(value, str) else py_string(value)
 
 
-def shape(profile: Profile, journeys: list[dict[str, Any]]) -> tuple[list[tuple[float, int]], list[str]]:
+def shape(profile: Profile, journeys: list[Allocation]) -> tuple[list[tuple[float, int]], list[str]]:
     """The users over time as (seconds since start, users) points joined by straight lines, and the notes on
     what Locust does differently. An empty list: no time limit (fixed iterations end the test themselves)."""
     notes: list[str] = []
@@ -68,7 +69,7 @@ def shape(profile: Profile, journeys: list[dict[str, Any]]) -> tuple[list[tuple[
     if profile.executor == "iterations":
         return [], notes
     if profile.executor in ("constant_vus", "constant_arrival_rate"):
-        users = sum(j["pre_allocated_vus"] if profile.is_arrival_rate else j["vus"] for j in journeys)
+        users = sum(j.pre_allocated_vus if profile.is_arrival_rate else j.vus for j in journeys)
         if profile.is_arrival_rate:
             notes.append("Locust paces each journey's preAllocatedVUs users at an equal share of its rate "
                          "(constant_throughput): it adds no users when iterations run longer than their pacing")
@@ -77,7 +78,7 @@ def shape(profile: Profile, journeys: list[dict[str, Any]]) -> tuple[list[tuple[
     elapsed = 0.0
     for index, stage in enumerate(profile.stages):
         elapsed += stage.duration_s
-        points.append((elapsed, sum(j["stages"][index]["target"] for j in journeys)))
+        points.append((elapsed, sum(j.stages[index].target for j in journeys)))
     if len(journeys) > 1:
         notes.append("Locust splits a ramp's users among the journeys by weight itself: a journey may have one "
                      "user more or less than k6 and JMeter give it at a moment")
@@ -121,7 +122,7 @@ class LocustGenerator:
             datasets=datasets,
             points=points,
             spawn_rate=SPAWN_RATE,
-            total_vus=sum(j["vus"] for j in journeys),
+            total_vus=sum(j.vus for j in journeys),
             uses_random=any(d.mode == "random" for d in datasets.values()) or any(
                 t is not None and not t.is_constant
                 for j in spec.journeys

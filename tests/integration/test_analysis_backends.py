@@ -77,7 +77,7 @@ def test_automatic_baseline_is_the_latest_completed_run_whose_slos_held(
 def test_compare_judges_by_the_historys_noise(warehouse: tuple[Warehouse, list[str]]) -> None:
     wh, ids = warehouse
     same = compare(wh, "candidate")  # against the latest passed run: both after the slowdown
-    assert same.how == "auto" and same.a["run_id"] == ids[-1]
+    assert same.how == "auto" and same.a.run_id == ids[-1]
     assert all(s.noise.runs == RUNS and s.noise.sigma is not None for s in same.steps)
     assert not any("no history" in n for n in same.notes)
     assert {s.verdict for s in same.steps} <= {CompareVerdict.SAME, CompareVerdict.INCONCLUSIVE}
@@ -87,8 +87,8 @@ def test_compare_judges_by_the_historys_noise(warehouse: tuple[Warehouse, list[s
     faster = compare(wh, "candidate", ids[0])
     assert {s.verdict for s in faster.steps} == {CompareVerdict.BETTER}
     deltas = slower.steps[0].deltas()
-    assert deltas["p95_ms"]["relative"] == pytest.approx(deltas["p95_ms"]["b"] / deltas["p95_ms"]["a"] - 1)
-    assert deltas["error_rate"] == {"a": 0.0, "b": 0.0, "absolute": 0.0, "relative": None}
+    assert deltas["p95_ms"].relative == pytest.approx(deltas["p95_ms"].b / deltas["p95_ms"].a - 1)
+    assert deltas["error_rate"].to_dict() == {"a": 0.0, "b": 0.0, "absolute": 0.0, "relative": None}
 
 
 def test_trends_find_the_slowdown_at_its_run(warehouse: tuple[Warehouse, list[str]]) -> None:
@@ -127,7 +127,7 @@ def test_group_compare_puts_k6_against_jmeter_and_says_how_they_differ(any_wareh
     save_run(wh, "alone", "2026-03-02 00:00:00.000", group_id="g-2")
     load_samples(wh, tmp_path / "g.parquet", [(r, "j", "s", lognormal(rng, 500), None) for r in ("jm", "k6")])
     result = compare(wh, group="latest")
-    assert (result.a["run_id"], result.b["run_id"], result.how) == ("k6", "jm", "group")
+    assert (result.a.run_id, result.b.run_id, result.how) == ("k6", "jm", "group")
     assert any("the tools measure differently" in n for n in result.notes)
     assert any("http_req_duration" in n for n in result.notes)
     with pytest.raises(DataError):
@@ -144,7 +144,7 @@ def test_an_imported_run_gets_a_fingerprint_from_its_metadata_and_steps(any_ware
                              "ORDER BY journey, step", {"r": result.run_id})
     shape = fp.structure_hash(fp.StepShape(r["journey"], r["step"]) for r in steps)
     expected = fp.fingerprint("probe", shape, "nightly", "k6", "staging", {"runner": "docker"})
-    assert run["fingerprint"] == expected and run["spec_name"] == "probe" and run["group_id"] == ""
+    assert run.fingerprint == expected and run.spec_name == "probe" and run.group_id == ""
     assert fp.fingerprint("probe", shape, "nightly", "k6", "staging", {"runner": "docker", "team": "x"}) == expected
     assert fp.fingerprint("probe", shape, "nightly", "k6", "staging", {"runner": "local"}) != expected
 

@@ -79,7 +79,7 @@ def test_k6_influx_output_without_vu_keeps_each_steps_checks(
     figures = ("step", "count", "errors", "check_failures", "checks_total", "checks_failed")
 
     def steps(run_id: str) -> list[tuple[object, ...]]:
-        return [tuple(s[k] for k in figures) for s in wh.step_stats(run_id)]
+        return [tuple(getattr(s, k) for k in figures) for s in wh.step_stats(run_id)]
 
     assert steps(from_influx) == steps(from_json)
 

@@ -103,7 +103,7 @@ def test_the_same_queries_run_unchanged_over_distributed_tables(
     reference = single.ingest(k6_output)
     assert clustered.step_stats(result.run_id) == single.step_stats(reference.run_id)
     assert clustered.totals(result.run_id) == single.totals(reference.run_id)
-    assert [r["requests"] for r in clustered.runs()] == [r["requests"] for r in single.runs()]
+    assert [r.requests for r in clustered.runs()] == [r.requests for r in single.runs()]
     parts = clustered.backend.query(
         "SELECT sum(rows) AS n FROM system.parts WHERE database = currentDatabase() AND table = 'requests_local' "
         "AND active")

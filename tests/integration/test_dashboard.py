@@ -405,8 +405,8 @@ def test_a_run_with_many_steps_charts_the_costliest_eight_first(monkeypatch: pyt
     picker = at.multiselect(key="steps:bench-0001")
     assert len(picker.options) == len(STEPS) == 12
     steps = Warehouse.open(url).step_stats("bench-0001")
-    costliest = sorted(steps, key=lambda s: s["count"] * s["avg_ms"], reverse=True)[:8]
-    assert set(picker.value) == {f"{s['journey']} / {s['step']}" for s in costliest}
+    costliest = sorted(steps, key=lambda s: s.count * s.avg_ms, reverse=True)[:8]
+    assert set(picker.value) == {f"{s.journey} / {s.step}" for s in costliest}
     _, rows = charts(at)["Latency percentiles over time"]
     assert set(rows["series"]) == set(picker.value)
 
@@ -477,7 +477,7 @@ def test_the_compare_page_puts_k6_against_jmeter_of_one_invocation(monkeypatch: 
     at = run_app(monkeypatch, history.url, page="compare", group="invocation-7")
     assert at.radio(key="compare_mode").value == "group" and at.selectbox(key="compare_group").value == "invocation-7"
     expected = compare(Warehouse.open(history.url), group="invocation-7")
-    assert (expected.a["run_id"], expected.b["run_id"]) == (history.runs[7], history.jmeter)
+    assert (expected.a.run_id, expected.b.run_id) == (history.runs[7], history.jmeter)
     table = at.dataframe[0].value
     assert list(table["verdict"]) == [str(s.verdict) for s in [*expected.steps, expected.overall]]
     assert any("the tools measure differently" in c.value for c in at.caption)

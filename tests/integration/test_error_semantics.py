@@ -118,7 +118,7 @@ def test_k6_and_jmeter_count_the_same_request_errors_and_failed_checks(
 ) -> None:
     wh = Warehouse.open(any_warehouse_url)
     runs = {tool: run(tool, wh, tmp_path / tool) for tool in ("k6", "jmeter")}
-    steps = {tool: {s["step"]: tuple(s[k] for k in STEP_FIGURES) for s in wh.step_stats(run_id)}
+    steps = {tool: {s.step: tuple(getattr(s, k) for k in STEP_FIGURES) for s in wh.step_stats(run_id)}
              for tool, run_id in runs.items()}
     assert steps["k6"] == steps["jmeter"] == {
         # every 4th body lacks "ok": failed checks on 200s, no request error; 2 checks a request

@@ -83,7 +83,7 @@ def perfhouse(warehouse: str, *args: str, env: dict[str, str] | None = None,
 
 
 def latest_run(warehouse: str) -> str:
-    return str(Warehouse.open(warehouse).runs(limit=1)[0]["run_id"])
+    return Warehouse.open(warehouse).runs(limit=1)[0].run_id
 
 
 @pytest.fixture(scope="module")

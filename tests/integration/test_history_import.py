@@ -16,6 +16,7 @@ from orchestrator.demo_api import DemoAPI
 from tests.conftest import need
 from warehouse.errors import IngestError
 from warehouse.ingest.history import RunMeta, meta_from_file_name, resolve_meta
+from warehouse.records import RunRecord
 from warehouse.store import Warehouse
 
 pytestmark = pytest.mark.integration
@@ -26,9 +27,9 @@ def cli(url: str, *args: str) -> tuple[int, str]:
     return out.exit_code, out.output
 
 
-def runs_by_name(url: str) -> dict[str, dict]:
+def runs_by_name(url: str) -> dict[str, RunRecord]:
     wh = Warehouse.open(url)
-    return {r["name"]: wh.run(r["run_id"]) for r in wh.runs()}
+    return {r.name: wh.run(r.run_id) for r in wh.runs()}
 
 
 # -- metadata precedence, without a warehouse ---------------------------------------------------------
@@ -91,10 +92,10 @@ def test_recursive_import_makes_one_run_per_file_with_its_metadata(history: Path
     runs = runs_by_name(any_warehouse_url)
     assert set(runs) == {"browse", "nightly-jmeter"}
     k6, jm = runs["browse"], runs["nightly-jmeter"]
-    assert (k6["tool"], k6["environment"], k6["started_at"]) == ("k6", "staging", "2024-01-31 22:05:01.000")
-    assert k6["labels"] == {"team": "shop", "source": "archive"}
-    assert (jm["tool"], jm["environment"], jm["started_at"]) == ("jmeter", "staging", "2024-01-30 00:00:00.000")
-    assert jm["labels"] == {"team": "shop", "build": "1234", "source": "archive"}
+    assert (k6.tool, k6.environment, k6.started_at) == ("k6", "staging", "2024-01-31 22:05:01.000")
+    assert k6.labels == {"team": "shop", "source": "archive"}
+    assert (jm.tool, jm.environment, jm.started_at) == ("jmeter", "staging", "2024-01-30 00:00:00.000")
+    assert jm.labels == {"team": "shop", "build": "1234", "source": "archive"}
     # again: nothing added
     code, output = cli(any_warehouse_url, "ingest", str(history), "-r", "--json")
     assert code == 0

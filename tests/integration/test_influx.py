@@ -110,7 +110,7 @@ def test_k6_influx_export_gives_the_same_percentiles_as_its_json(
     for key in ("count", "errors", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms", "first_ts"):
         assert a[key] == b[key], key
     assert wh.step_stats(from_json.run_id) == wh.step_stats(from_influx.run_id)
-    assert wh.run(from_influx.run_id)["tool"] == "k6"
+    assert wh.run(from_influx.run_id).tool == "k6"
     again = wh.ingest(lp)
     assert again.duplicate and again.run_id == from_influx.run_id
 
@@ -151,8 +151,8 @@ def test_jmeter_backend_listener_lines_become_interval_aggregates(tmp_path: Path
         (10, "field value 'oops' is not a number, boolean or quoted string")]
     assert any("interval aggregates" in n for n in result.notes)
     run = wh.run(result.run_id)
-    assert run["tool"] == "jmeter" and "interval aggregates" in run["notes"]
-    assert run["started_at"].startswith("2024-01-31 22:05:01")
+    assert run.tool == "jmeter" and "interval aggregates" in run.notes
+    assert run.started_at.startswith("2024-01-31 22:05:01")
     p95 = {(r["step"], r["status"]): r["value"] for r in wh.aggregates(result.run_id, "pct95.0")}
     assert p95 == {("list products", "ok"): 31.5, ("list products", "ko"): 75, ("list products", "all"): 48}
     counts = wh.aggregates(result.run_id, "count")

@@ -73,11 +73,11 @@ def check_whole_or_absent(url: str, path: Path, rows: int) -> str:
                               "AND startsWith(name, 'stage_')")
     assert stages == []
     if runs:
-        assert len(runs) == 1 and runs[0]["requests"] == rows, runs
-        assert [d["run_id"] for d in done] == [runs[0]["run_id"]]
-        assert wh.totals(runs[0]["run_id"])["count"] == rows
+        assert len(runs) == 1 and runs[0].requests == rows, runs
+        assert [d["run_id"] for d in done] == [runs[0].run_id]
+        assert wh.totals(runs[0].run_id)["count"] == rows
         again = wh.ingest(path)
-        assert again.duplicate and again.run_id == runs[0]["run_id"]
+        assert again.duplicate and again.run_id == runs[0].run_id
         outcome = "whole"
     else:
         assert done == [] and wh.backend.query("SELECT count() AS n FROM requests")[0]["n"] == 0
@@ -186,7 +186,7 @@ def test_rows_an_earlier_version_left_without_a_run_are_rolled_back(any_warehous
         statement(wh.backend)
     assert wh.backend.query("SELECT count() AS n FROM requests")[0]["n"] == 0
     result = wh.ingest(path)
-    assert not result.duplicate and wh.run(result.run_id)["run_id"] == result.run_id
+    assert not result.duplicate and wh.run(result.run_id).run_id == result.run_id
     assert wh.totals(result.run_id)["count"] == 1000
 
 
@@ -221,8 +221,8 @@ def test_two_ingests_of_one_file_at_once_commit_it_once(tmp_path: Path, request:
     assert second.returncode == 0, err
     wh = Warehouse.open(url)
     (run,) = wh.runs()
-    assert run["requests"] == 20_000 and wh.totals(run["run_id"])["count"] == 20_000
-    assert run["run_id"].encode() in out and b"already" in out, out
+    assert run.requests == 20_000 and wh.totals(run.run_id)["count"] == 20_000
+    assert run.run_id.encode() in out and b"already" in out, out
     assert len(wh.backend.query("SELECT batch FROM ingested_files FINAL WHERE state = 'done'")) == 1
 
 
@@ -246,6 +246,6 @@ def test_an_ingest_waiting_on_a_claim_whose_process_died_commits_the_file(
     assert second.returncode == 0 and b"already" not in out, (out, err)
     wh = Warehouse.open(url)
     (run,) = wh.runs()
-    assert wh.totals(run["run_id"])["count"] == 20_000
+    assert wh.totals(run.run_id)["count"] == 20_000
     states = sorted(r["state"] for r in wh.backend.query("SELECT state FROM ingested_files FINAL"))
     assert states == ["done", "failed"]

@@ -150,7 +150,7 @@ def test_a_jtl_cell_that_reads_backslash_n_is_text(any_warehouse_url: str, tmp_p
     for source in (path, bad):
         result = wh.ingest(source)
         assert result.rows == 3 and result.rejected == (source == bad)
-        assert {s["step"] for s in wh.step_stats(result.run_id)} == {"\\N", "home"}
+        assert {s.step for s in wh.step_stats(result.run_id)} == {"\\N", "home"}
         # the 500 is a request error whose message is `\N`, and its failure message `\N` names a failed check
         assert sorted((e["kind"], e["error"]) for e in wh.errors(result.run_id)) == [
             ("failed check", "\\N"), ("request error", "\\N")]
@@ -178,7 +178,7 @@ def test_standard_input_a_fifo_and_a_pipe_are_read_once(tmp_path: Path, jtl_outp
     done = perfhouse("--warehouse", url, "ingest", str(fifo))
     writer.join(60)
     assert done.returncode == 0 and f"{fifo}: run " in done.stdout and "1 requests" in done.stdout, done.stderr
-    names = {r["name"] for r in Warehouse.open(url).runs()}
+    names = {r.name for r in Warehouse.open(url).runs()}
     assert names == {"stdin", "results.fifo"}
 
 
@@ -256,4 +256,4 @@ def test_a_file_name_and_a_run_name_that_are_not_utf8(tmp_path: Path, jtl_output
                            "--run-name", b"caf\xe9"], capture_output=True, timeout=300)
     assert done.returncode == 0 and b"Traceback" not in done.stderr, done.stderr
     runs = Warehouse.open(url).runs()
-    assert [r["name"] for r in runs] == ["caf\ufffd"] and runs[0]["requests"] > 0
+    assert [r.name for r in runs] == ["caf\ufffd"] and runs[0].requests > 0

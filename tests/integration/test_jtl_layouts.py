@@ -460,7 +460,7 @@ def test_jmeter_213_headerless_12_columns_from_a_real_run(any_warehouse_url: str
     result = wh.ingest(jtl_output, services=services)
     assert (result.format, result.rows, result.rejected) == ("jtl-csv", 12, 0)  # smoke: 2 VUs × 3 iterations
     stats = wh.step_stats(result.run_id)
-    assert [(s["journey"], s["step"], s["service"], s["count"], s["errors"]) for s in stats] == [
+    assert [(s.journey, s.step, s.service, s.count, s.errors) for s in stats] == [
         ("browse", "list_products", "api", 3, 0),
         ("browse", "view_product", "api", 3, 0),
         ("checkout", "add_to_cart", "api", 3, 0),

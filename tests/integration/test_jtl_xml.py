@@ -196,8 +196,8 @@ def test_xml_and_csv_of_the_same_plan_give_the_same_steps(
     a, b = wh.step_stats(from_xml.run_id), wh.step_stats(from_csv.run_id)
     keys = ("journey", "step", "service", "count", "errors")
     assert (
-        [tuple(s[k] for k in keys) for s in a]
-        == [tuple(s[k] for k in keys) for s in b]
+        [tuple(getattr(s, k) for k in keys) for s in a]
+        == [tuple(getattr(s, k) for k in keys) for s in b]
         == [
             ("browse", "list_products", "api", 3, 0),
             ("browse", "view_product", "api", 3, 0),

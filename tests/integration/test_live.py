@@ -161,8 +161,8 @@ def test_a_live_run_grows_in_the_warehouse_and_ends_equal_to_one_ingest_of_its_r
                 continue
             wh = Warehouse.open(f"chdb://{tmp_path / 'wh'}")  # takes turns with the run on the lock
             for run in wh.runs():
-                if run["status"] == "running":
-                    seen_while_running.append(int(wh.totals(str(run["run_id"]))["count"]))
+                if run.status == "running":
+                    seen_while_running.append(int(wh.totals(run.run_id)["count"]))
             release(wh)
         out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, out + err
@@ -170,7 +170,7 @@ def test_a_live_run_grows_in_the_warehouse_and_ends_equal_to_one_ingest_of_its_r
     assert seen_while_running == sorted(seen_while_running)
     wh = Warehouse.open(f"chdb://{tmp_path / 'wh'}")
     (run,) = wh.runs()
-    run_id = str(run["run_id"])
+    run_id = run.run_id
     if tool == "k6":
         assert list(wh.tool_summaries(run_id)) == ["k6-summary.json"], "k6's own summary is kept, as without --live"
     files = wh.backend.query("SELECT path FROM ingested_files FINAL WHERE run_id = {r:String} AND state = 'done'",

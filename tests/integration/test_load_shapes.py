@@ -103,7 +103,7 @@ def test_weights_give_the_journey_mix(tool: str, profile: str, tmp_path: Path) -
     wh = Warehouse.open(f"chdb://{tmp_path / 'wh'}")
     with DemoAPI(delay_ms=(0.5, 1.0)) as api:
         outcome = run_tool(load_spec(path), tool, wh, "shape", {"api": api.url}, runs_dir=tmp_path / "runs")
-    counts = {s["journey"]: int(s["count"]) for s in wh.step_stats(outcome.run_id)}
+    counts = {s.journey: int(s.count) for s in wh.step_stats(outcome.run_id)}
     assert counts["heavy"] / counts["light"] == pytest.approx(3, rel=0.25), counts
 
 
@@ -142,6 +142,6 @@ def test_each_journey_gets_the_load_of_its_own_profile(tool: str, tmp_path: Path
     with DemoAPI(delay_ms=(0.5, 1.0)) as api:
         outcome = run_tool(load_spec(path), tool, wh, "shape", {"api": api.url}, runs_dir=tmp_path / "runs")
     assert outcome.status == "completed", outcome.notes
-    counts = {s["journey"]: int(s["count"]) for s in wh.step_stats(outcome.run_id)}
+    counts = {s.journey: int(s.count) for s in wh.step_stats(outcome.run_id)}
     assert counts["browse"] == pytest.approx(80, rel=0.10), counts
     assert counts["buy"] == pytest.approx(80, rel=0.10), counts

@@ -95,10 +95,10 @@ def test_a_generated_locustfile_runs_in_docker_and_lands_every_request_locust_co
     assert leftovers(run_id) == []
     wh = Warehouse.open(url)
     run = wh.run(run_id)
-    assert (run["tool"], run["labels"]["runner"]) == ("locust", "docker")
+    assert (run.tool, run.labels["runner"]) == ("locust", "docker")
     assert (directory / "locust-console.log").stat().st_size > 0  # the container's output, streamed
 
-    ours = {s["step"]: (int(s["count"]), int(s["errors"])) for s in wh.step_stats(run_id)}
+    ours = {s.step: (int(s.count), int(s.errors)) for s in wh.step_stats(run_id)}
     theirs = locust_counts(directory / "locust_stats.csv")  # Locust names a request by its method and path
     aggregated = theirs.pop("Aggregated")
     assert ours == {STEP_OF[name]: counts for name, counts in theirs.items()}

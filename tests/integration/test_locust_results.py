@@ -37,9 +37,9 @@ def test_request_lines_land_one_row_each_and_a_cut_last_line_is_counted(any_ware
     result = wh.ingest(path)
     assert (result.format, result.tool, result.rows, result.rejected) == ("locust-jsonl", "locust", 3, 2)
     assert {r.reason for r in result.samples} == {"not valid JSON (a truncated or garbled line)"}
-    steps = {s["step"]: s for s in wh.step_stats(result.run_id)}
-    assert (steps["list"]["count"], steps["list"]["errors"], steps["list"]["avg_ms"]) == (2, 0, 20)
-    assert (steps["view"]["count"], steps["view"]["errors"]) == (1, 1)
+    steps = {s.step: s for s in wh.step_stats(result.run_id)}
+    assert (steps["list"].count, steps["list"].errors, steps["list"].avg_ms) == (2, 0, 20)
+    assert (steps["view"].count, steps["view"].errors) == (1, 1)
     assert wh.ingest(path).duplicate
 
 
@@ -110,7 +110,7 @@ def test_a_locust_run_lands_every_request_locust_counted(tmp_path: Path) -> None
     with DemoAPI() as api:
         outcome = run_tool(spec, "locust", wh, "smoke", {"api": api.url}, runs_dir=tmp_path / "runs")
     assert outcome.status == "completed", outcome.notes
-    ours = {s["step"]: int(s["count"]) for s in wh.step_stats(outcome.run_id)}
+    ours = {s.step: int(s.count) for s in wh.step_stats(outcome.run_id)}
     assert ours == {"list_products": 3, "view_product": 3, "login": 3, "add_to_cart": 3}
     theirs = wh.ingest(outcome.directory / "locust_stats.csv")
     counts = {a["step"]: a["value"] for a in wh.aggregates(theirs.run_id, "count")}
@@ -133,13 +133,13 @@ def test_the_statistics_and_history_of_one_csv_prefix_named_together_are_one_run
     assert [(o.path, o.status) for o in outcomes] == [(str(stats), "ingested"), (str(history), "ingested")]
     assert outcomes[0].run_id == outcomes[1].run_id
     run = wh.run(outcomes[0].run_id)
-    assert (run["name"], run["tool"]) == ("shop", "locust")
-    assert run["started_at"].startswith("2026-09-21 14:13:20")  # the history's times are the run's
-    sources = {a["tags"]["source"] for a in wh.aggregates(run["run_id"])}
+    assert (run.name, run.tool) == ("shop", "locust")
+    assert run.started_at.startswith("2026-09-21 14:13:20")  # the history's times are the run's
+    sources = {a["tags"]["source"] for a in wh.aggregates(run.run_id)}
     assert sources == {"stats", "stats_history"}
-    assert [r["run_id"] for r in wh.runs()] == [run["run_id"]]
+    assert [r.run_id for r in wh.runs()] == [run.run_id]
     again = list(wh.import_files([history, stats]))
-    assert [o.status for o in again] == ["duplicate", "duplicate"] and {o.run_id for o in again} == {run["run_id"]}
+    assert [o.status for o in again] == ["duplicate", "duplicate"] and {o.run_id for o in again} == {run.run_id}
 
 
 def test_a_directory_of_two_csv_prefixes_gives_a_run_per_prefix(tmp_path: Path) -> None:
@@ -157,5 +157,5 @@ def test_a_directory_of_two_csv_prefixes_gives_a_run_per_prefix(tmp_path: Path) 
     assert runs["monday_stats.csv"] == runs["monday_stats_history.csv"]
     assert runs["tuesday_stats.csv"] == runs["tuesday_stats_history.csv"] != runs["monday_stats.csv"]
     assert runs["wednesday_stats.csv"] not in (runs["monday_stats.csv"], runs["tuesday_stats.csv"])
-    names = {r["name"] for r in Warehouse.open(f"chdb://{tmp_path / 'wh'}").runs()}
+    names = {r.name for r in Warehouse.open(f"chdb://{tmp_path / 'wh'}").runs()}
     assert names == {"monday", "tuesday", "wednesday_stats.csv"}

@@ -83,7 +83,7 @@ def post(url: str, body: bytes, headers: dict[str, str] | None = None, path: str
 
 
 def steps(wh: Warehouse, run_id: str) -> list[dict[str, Any]]:
-    return [{k: v for k, v in row.items() if k != "service"} for row in wh.step_stats(run_id)]
+    return [{k: v for k, v in row.to_dict().items() if k != "service"} for row in wh.step_stats(run_id)]
 
 
 def test_a_k6_run_streamed_through_the_receiver_equals_its_json_output(tmp_path: Path, demo_api: DemoAPI) -> None:
@@ -102,7 +102,7 @@ def test_a_k6_run_streamed_through_the_receiver_equals_its_json_output(tmp_path:
     assert {s["step"] for s in streamed} == {f"{demo_api.url}/products?category=books", f"{demo_api.url}/nope"}
     assert all(s["count"] > 10 for s in streamed)
     run = wh.run(receiver.run_id)
-    assert run["status"] == "completed" and "perfhouse.owner" not in run["labels"]
+    assert run.status == "completed" and "perfhouse.owner" not in run.labels
     points = wh.backend.query("SELECT run_id, count() AS n FROM k6_points GROUP BY run_id ORDER BY run_id")
     assert points[0]["n"] == points[1]["n"]  # every metric point, not only the requests
 
@@ -317,7 +317,7 @@ def test_a_receiver_killed_mid_stream_keeps_what_it_acknowledged_and_retries_lan
         assert "sent again" in summary and " 0 sent again" not in summary
 
     wh = Warehouse.open(url)
-    assert wh.run(first.run_id)["status"] == "aborted"  # the receiver that started it was killed
+    assert wh.run(first.run_id).status == "aborted"  # the receiver that started it was killed
     stored = {str(r["sha256"]) for r in wh.backend.query(
         "SELECT sha256 FROM received_writes WHERE batch_sha256 IN "
         "(SELECT sha256 FROM ingested_files FINAL WHERE state = 'done')")}

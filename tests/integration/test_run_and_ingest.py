@@ -58,7 +58,7 @@ def test_k6_percentiles_in_warehouse_equal_k6_summary_export(tmp_path: Path, war
     assert shown["p95 ms"]["k6"] == k6["p(95)"] and shown["p95 ms"]["difference"] == pytest.approx(0, abs=0.01)
     assert "## k6's own summary" in render_markdown(doc).text
     # per journey and step, the tags k6 wrote join with the spec
-    steps = {(s["journey"], s["step"]) for s in wh.step_stats(outcome.run_id)}
+    steps = {(s.journey, s.step) for s in wh.step_stats(outcome.run_id)}
     assert steps == {
         ("browse", "list_products"),
         ("browse", "view_product"),
@@ -67,7 +67,7 @@ def test_k6_percentiles_in_warehouse_equal_k6_summary_export(tmp_path: Path, war
     }
     assert {v.slo for v in outcome.verdicts} == {v.slo for v in wh.slo_verdicts(outcome.run_id)}
     run = wh.run(outcome.run_id)
-    assert (run["status"], run["tool"], run["profile"], run["spec_name"]) == (
+    assert (run.status, run.tool, run.profile, run.spec_name) == (
         "completed",
         "k6",
         "quick",
@@ -89,5 +89,5 @@ def test_jmeter_count_errors_and_average_equal_its_summariser(tmp_path: Path, wa
     assert totals["count"] == count > 10
     assert totals["errors"] == errors
     assert avg in (int(totals["avg_ms"]), round(totals["avg_ms"]))  # printed in whole ms
-    steps = {(s["journey"], s["step"], s["service"]) for s in wh.step_stats(outcome.run_id)}
+    steps = {(s.journey, s.step, s.service) for s in wh.step_stats(outcome.run_id)}
     assert ("checkout", "add_to_cart", "api") in steps and len(steps) == 4

@@ -107,9 +107,9 @@ def test_k6_and_jmeter_run_in_containers_and_land_in_the_warehouse(engine: None,
         assert console.stat().st_size > 0, "the container's output is streamed into the run's console log"
         assert leftovers(outcome.run_id) == []
     runs = wh.runs()
-    assert sorted(r["tool"] for r in runs) == ["jmeter", "k6"]
-    assert {r["status"] for r in runs} == {"completed"}
-    assert wh.run(runs[0]["run_id"])["labels"]["runner"] == "docker"
+    assert sorted(r.tool for r in runs) == ["jmeter", "k6"]
+    assert {r.status for r in runs} == {"completed"}
+    assert wh.run(runs[0].run_id).labels["runner"] == "docker"
 
 
 def test_three_k6_generators_send_what_one_sends_into_one_run(engine: None, tmp_path: Path,
@@ -191,9 +191,9 @@ def test_a_signal_stops_the_containers_keeps_results_and_marks_the_run_aborted(
     assert proc.returncode == 130, err
     wh = Warehouse.open(f"chdb://{tmp_path / 'wh'}")
     (run,) = wh.runs()
-    assert run["status"] == "aborted" and int(run["requests"]) > 0
-    assert leftovers(str(run["run_id"])) == []
-    assert processes_mentioning(str(run["run_id"])) == []
+    assert run.status == "aborted" and run.requests > 0
+    assert leftovers(run.run_id) == []
+    assert processes_mentioning(run.run_id) == []
 
 
 def test_the_timeout_stops_jmeter_in_its_container_and_keeps_what_it_wrote(
@@ -205,9 +205,9 @@ def test_the_timeout_stops_jmeter_in_its_container_and_keeps_what_it_wrote(
     assert "stopped by the 12s timeout" in out
     wh = Warehouse.open(f"chdb://{tmp_path / 'wh'}")
     (run,) = wh.runs()
-    assert run["status"] == "aborted" and int(run["requests"]) > 0
-    assert leftovers(str(run["run_id"])) == []
-    assert processes_mentioning(str(run["run_id"])) == []
+    assert run.status == "aborted" and run.requests > 0
+    assert leftovers(run.run_id) == []
+    assert processes_mentioning(run.run_id) == []
 
 
 def test_a_missing_image_is_one_line_naming_the_option(engine: None, tmp_path: Path, split_spec: Path) -> None:

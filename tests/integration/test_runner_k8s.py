@@ -76,7 +76,7 @@ def test_run_applies_configmap_and_testrun_then_waits_for_the_operator(
     assert testrun["metadata"]["labels"]["perfhouse.run"] == outcome.run_id
     assert any(c.startswith("get testrun") for c in calls)
     (run,) = wh.runs()
-    assert run["status"] == "failed" and run["run_id"] == outcome.run_id
+    assert run.status == "failed" and run.run_id == outcome.run_id
 
 
 # A kubectl whose "cluster" is this machine and whose k6-operator is played by the script itself: `apply` keeps
@@ -191,5 +191,5 @@ def test_k8s_run_ends_with_one_run_holding_every_pods_requests(
     assert all(n > 0 for n in from_files.values())
     assert outcome.totals["count"] == sum(from_files.values()) == outcome.to_dict()["rows"]
     assert outcome.verdicts  # the SLOs are judged on what came back
-    (run,) = [r for r in wh.runs() if r["run_id"] == outcome.run_id]
-    assert run["status"] == "completed"
+    (run,) = [r for r in wh.runs() if r.run_id == outcome.run_id]
+    assert run.status == "completed"

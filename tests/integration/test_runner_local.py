@@ -59,9 +59,9 @@ def test_vu_scale_splits_every_number_of_every_journey_among_the_parts(count: in
         for j, alloc in enumerate(whole):
             for key in ALLOCATED:
                 if not (profile.is_arrival_rate and key in ("pre_allocated_vus", "max_vus")):
-                    assert sum(p[j][key] for p in parts) == alloc[key], (profile.name, key)
-            for s, stage in enumerate(alloc["stages"]):
-                assert sum(p[j]["stages"][s]["target"] for p in parts) == stage["target"]
+                    assert sum(getattr(p[j], key) for p in parts) == getattr(alloc, key), (profile.name, key)
+            for s, stage in enumerate(alloc.stages):
+                assert sum(p[j].stages[s].target for p in parts) == stage.target
         assert journey_vus(spec, profile, (0, 1)) == whole
 
 
@@ -94,7 +94,7 @@ def test_an_arrival_rate_part_has_a_vu_for_each_journey_it_starts_and_none_for_t
     path.write_text(ARRIVAL)
     spec = load_spec(path)
     profile = spec.profile("open")  # browse 3/s, health 1/s over 3 parts
-    parts = [[(j["rate"], j["max_vus"]) for j in journey_vus(spec, profile, (i, 3))] for i in range(3)]
+    parts = [[(j.rate, j.max_vus) for j in journey_vus(spec, profile, (i, 3))] for i in range(3)]
     assert parts == [[(1, 1), (0, 0)], [(1, 1), (1, 1)], [(1, 1), (0, 0)]]
     paced = [generate(spec, "jmeter", GenerationOptions("open", {}, "2.13", vu_scale=(i, 3))).content
              for i in range(3)]
@@ -192,7 +192,7 @@ def test_a_run_prints_progress_lines_while_it_goes(tmp_path: Path) -> None:
     requests = [int(r) for _, _, r, _, _ in lines]
     assert requests == sorted(requests) and requests[-1] > 0
     (run,) = Warehouse.open(f"chdb://{tmp_path / 'wh'}").runs()
-    assert requests[-1] == int(run["requests"]), "the last line counts what the warehouse holds"
+    assert requests[-1] == run.requests, "the last line counts what the warehouse holds"
 
 
 @pytest.mark.integration
@@ -214,8 +214,8 @@ def test_sigterm_stops_every_local_generator_and_marks_the_run_aborted(tmp_path:
         _out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     (run,) = Warehouse.open(f"chdb://{tmp_path / 'wh'}").runs()
-    assert run["status"] == "aborted" and int(run["requests"]) > 0
-    assert processes_mentioning(str(run["run_id"])) == []
+    assert run.status == "aborted" and run.requests > 0
+    assert processes_mentioning(run.run_id) == []
 
 
 

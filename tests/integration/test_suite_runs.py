@@ -37,4 +37,4 @@ def test_parallel_entries_honour_scrape_timeout_and_environment(tmp_path: Path, 
         assert run.status == "aborted" and "stopped by the 4s timeout" in run.notes
         assert run.infra_samples > 0 and sum(i.rows for i in run.ingested) > 0
     wh = Warehouse.open(url)
-    assert {(r["environment"], r["status"]) for r in wh.runs()} == {("nightly", "aborted")}
+    assert {(r.environment, r.status) for r in wh.runs()} == {("nightly", "aborted")}

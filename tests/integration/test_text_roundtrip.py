@@ -55,9 +55,9 @@ def test_run_text_round_trips(wh: Warehouse, name: str, env: str, profile: str, 
     wh.save_run(RunInfo(run_id, "k6", status="completed", name=name, environment=env, profile=profile,
                         labels={key: value, "plain": key}, notes=notes, spec_name=name, branch=value))
     stored = wh.run(run_id)
-    assert (stored["name"], stored["environment"], stored["profile"], stored["notes"]) == (name, env, profile, notes)
-    assert (stored["spec_name"], stored["branch"]) == (name, value)
-    assert stored["labels"] == {key: value, "plain": key}
+    assert (stored.name, stored.environment, stored.profile, stored.notes) == (name, env, profile, notes)
+    assert (stored.spec_name, stored.branch) == (name, value)
+    assert stored.labels == {key: value, "plain": key}
     assert wh.resolve(run_id) == run_id
 
 
@@ -73,9 +73,9 @@ def test_ingested_text_round_trips(wh: Warehouse, tmp_path_factory: pytest.TempP
     result = wh.ingest(path, meta=RunMeta(name=name, environment=env, profile=profile, labels={key: value}))
     assert not result.duplicate and (result.rows, result.rejected) == (1, 0)
     stored = wh.run(result.run_id)
-    assert (stored["name"], stored["environment"], stored["profile"]) == (name, env, profile)
-    assert stored["labels"] == {key: value}
-    assert [s["step"] for s in wh.step_stats(result.run_id)] == [step]
+    assert (stored.name, stored.environment, stored.profile) == (name, env, profile)
+    assert stored.labels == {key: value}
+    assert [s.step for s in wh.step_stats(result.run_id)] == [step]
     files = wh.backend.query("SELECT path FROM ingested_files FINAL WHERE run_id = {r:String}",
                              {"r": result.run_id})
     assert [f["path"] for f in files] == [str(path)]
@@ -104,8 +104,8 @@ def test_cli_flags_reach_the_warehouse_exactly(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     wh = Warehouse.open(url)
     stored = wh.runs()
-    assert [(r["name"], r["environment"], r["profile"]) for r in stored] == [(name, "\\N", "\\")]
-    assert wh.run(stored[0]["run_id"])["labels"] == {"k\\t": "v\\n"}
+    assert [(r.name, r.environment, r.profile) for r in stored] == [(name, "\\N", "\\")]
+    assert wh.run(stored[0].run_id).labels == {"k\\t": "v\\n"}
     report = subprocess.run([sys.executable, "-m", "orchestrator", "--warehouse", url, "report", "\\"],
                             capture_output=True, text=True, timeout=120)
     assert report.returncode != 0 and "Traceback" not in report.stderr

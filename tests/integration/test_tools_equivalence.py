@@ -271,7 +271,7 @@ def test_labelled_steps_land_where_hand_written_history_does(tmp_path: Path) -> 
             need(tool)
             outcome = run_tool(spec, tool, wh, "once", {"api": api.url}, runs_dir=tmp_path / "runs")
             assert outcome.status == "completed", outcome.notes
-            assert {(s["journey"], s["step"]): s["count"] for s in outcome.steps} == {**expected,
+            assert {(s.journey, s.step): s.count for s in outcome.steps} == {**expected,
                                                                                    ("Buy & pay", "health"): 2}, tool
             assert [v.scope for v in outcome.verdicts] == ["list products"] and outcome.verdicts[0].passed
         # history from a hand-written k6 script and a hand-written JMeter plan's JTL, imported
@@ -284,7 +284,7 @@ def test_labelled_steps_land_where_hand_written_history_does(tmp_path: Path) -> 
                    encoding="utf-8")
     for path in (tmp_path / "hand.json", jtl):
         result = wh.ingest(path)
-        steps = {(s["journey"], s["step"]): s["count"] for s in wh.step_stats(result.run_id)}
+        steps = {(s.journey, s.step): s.count for s in wh.step_stats(result.run_id)}
         assert steps == expected, path.name
 
 
@@ -309,7 +309,7 @@ def test_untyped_bodies_and_expected_statuses(tool: str, tmp_path: Path) -> None
         assert UNTYPED_BODY_NOTE in outcome.notes
     assert sent["/echo/typed"] == ("application/xml", b"<x/>")
     # a 404 is a request error unless the step expects it; a status check alone does not make it expected
-    errors = {s["step"]: s["errors"] for s in outcome.steps}
+    errors = {s.step: s.errors for s in outcome.steps}
     assert errors == {"raw_untyped": 0, "json_untyped": 0, "raw_typed": 0, "missing_expected": 0,
                       "missing_checked": 1, "either": 0}
 

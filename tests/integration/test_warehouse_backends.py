@@ -143,7 +143,7 @@ def test_runs_resolve_and_slos(any_warehouse_url: str, k6_output: Path) -> None:
     wh.finish_run(info, "completed", notes="done")
     assert wh.resolve("20240102") == wh.resolve("latest") == info.run_id
     row = wh.run(info.run_id)
-    assert row["labels"] == info.labels and row["status"] == "completed" and row["notes"] == "done"
+    assert row.labels == info.labels and row.status == "completed" and row.notes == "done"
     verdicts = wh.evaluate_slos(info.run_id, OBJECTIVES)
     assert [v.passed for v in verdicts] == [True, False, True, True, False]
     assert verdicts[2].observed == 0 and verdicts[4].observed is None

@@ -43,13 +43,13 @@ def test_k6_csv_gives_the_same_requests_as_k6_json(any_warehouse_url: str,
     assert from_csv.format == "k6-csv" and from_csv.rejected == 0
     assert from_csv.rows == from_json.rows == 60 and from_csv.points == from_json.points
     a, b = wh.step_stats(from_json.run_id), wh.step_stats(from_csv.run_id)
-    assert [(s["journey"], s["step"], s["count"], s["errors"]) for s in a] == [
+    assert [(s.journey, s.step, s.count, s.errors) for s in a] == [
         ("browse", "list", 30, 0), ("browse", "missing", 30, 30)]
     for x, y in zip(a, b, strict=True):
         for key in ("count", "errors", "service"):
-            assert x[key] == y[key]
+            assert getattr(x, key) == getattr(y, key)
         for key in ("avg_ms", "p50_ms", "p95_ms", "p99_ms", "max_ms"):
-            assert y[key] == pytest.approx(x[key], abs=1e-5), key  # CSV keeps 6 decimals
+            assert getattr(y, key) == pytest.approx(getattr(x, key), abs=1e-5), key  # CSV keeps 6 decimals
 
 
 def test_k6_csv_bad_lines_are_counted(any_warehouse_url: str, k6_json_and_csv: tuple[Path, Path],

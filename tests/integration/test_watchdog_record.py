@@ -27,11 +27,11 @@ def test_a_run_perfhouse_did_not_record_lands_aborted(tmp_path: Path) -> None:
     log = tmp_path / "watchdog.log"
     assert watch(commands(("run", {"warehouse": url, "fields": FIELDS})), log) == 0  # the pipe ends: perfhouse died
     wh = Warehouse.open(url)
-    assert [r["run_id"] for r in wh.runs()] == [FIELDS["run_id"]]
+    assert [r.run_id for r in wh.runs()] == [FIELDS["run_id"]]
     run = wh.run(FIELDS["run_id"])
-    assert (run["status"], run["profile"]) == ("aborted", "ci")
-    assert "perfhouse died while the run went, before it recorded the run" in run["notes"]
-    assert run["labels"] == {"team": "checkout"}  # no owner left on a finished run
+    assert (run.status, run.profile) == ("aborted", "ci")
+    assert "perfhouse died while the run went, before it recorded the run" in run.notes
+    assert run.labels == {"team": "checkout"}  # no owner left on a finished run
     assert f"recorded run {FIELDS['run_id']} as aborted" in log.read_text()
 
 

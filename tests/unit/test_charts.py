@@ -10,6 +10,7 @@ import pytest
 from dashboard import charts
 from dashboard.tables import ALL, Headline, choices, filter_runs, ms, runs_frame, slo_frame, steps_frame
 from warehouse.analysis.slo import Verdict
+from warehouse.records import RunRecord
 
 SERIES = [
     {"t": "2026-01-02 10:00:00", "journey": "browse", "step": "list", "rps": 10, "errors": 0,
@@ -313,7 +314,7 @@ def test_compare_frame_holds_both_runs_figures_the_change_and_the_verdict() -> N
 
     a, b = Side(1000, 0, 10.0, 20.0, 30.0, rps=50.0), Side(1000, 10, 12.0, 30.0, 33.0, rps=50.0)
     step = StepComparison("shop", "pay", a, b, CompareVerdict.WORSE, "slower")
-    frame = compare_frame(Comparison({"run_id": "A"}, {"run_id": "B"}, [step],
+    frame = compare_frame(Comparison(RunRecord("A"), RunRecord("B"), [step],
                                      StepComparison("", "", a, b, CompareVerdict.WORSE, "slower")))
     first = frame.iloc[0]
     assert list(frame["step"]) == ["shop/pay", "overall"] and list(frame.columns[:2]) == ["step", "verdict"]

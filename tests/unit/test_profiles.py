@@ -20,8 +20,8 @@ def profile(text: str):  # type: ignore[no-untyped-def]
     return parse_spec(BASE + "  x: " + text + "\n", "p.yaml").profiles["x"]
 
 
-def stages(*pairs: tuple[float, int]) -> list[dict[str, float]]:
-    return [{"duration_s": d, "target": t} for d, t in pairs]
+def stages(*pairs: tuple[float, int]) -> tuple[Stage, ...]:
+    return tuple(Stage(d, t) for d, t in pairs)
 
 
 def vu_seconds(groups: list[dict[str, int]], until: float) -> float:

@@ -269,9 +269,9 @@ def test_a_journey_may_have_a_profile_of_its_own() -> None:
     mixed = spec.profiles["mixed"]
     assert not mixed.shared and mixed.of("other").vus == 5 and mixed.of("only").rate == 3
     assert (mixed.max_vus, mixed.total_duration_s) == (9, 20.0)
-    alloc = {a["journey"].name: a for a in journey_vus(spec, mixed)}
-    assert (alloc["other"]["vus"], alloc["only"]["rate"], alloc["only"]["max_vus"]) == (5, 3, 4)
-    half = {a["journey"].name: (a["profile"].executor, a["vus"]) for a in journey_vus(spec, spec.profiles["half"])}
+    alloc = {a.journey.name: a for a in journey_vus(spec, mixed)}
+    assert (alloc["other"].vus, alloc["only"].rate, alloc["only"].max_vus) == (5, 3, 4)
+    half = {a.journey.name: (a.profile.executor, a.vus) for a in journey_vus(spec, spec.profiles["half"])}
     assert half == {"other": ("iterations", 2), "only": ("constant_vus", 1)}  # `other` alone shares the 2 VUs
 
 

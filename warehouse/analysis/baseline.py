@@ -39,10 +39,10 @@ class Pin:
 def pin(warehouse: Warehouse, run_id: str, note: str = "") -> Pin:
     """Pin a run as the baseline of its fingerprint (replacing the one pinned before)."""
     run = warehouse.run(run_id)
-    if not run.get("fingerprint"):
+    if not run.fingerprint:
         raise DataError(f"run {run_id} has no fingerprint (recorded before fingerprints existed); pin a newer run")
-    _write(warehouse, str(run["fingerprint"]), run_id, 1, note)
-    return pinned(warehouse, str(run["fingerprint"]))[0]
+    _write(warehouse, run.fingerprint, run_id, 1, note)
+    return pinned(warehouse, run.fingerprint)[0]
 
 
 def unpin(warehouse: Warehouse, ref: str) -> Pin:
@@ -65,7 +65,7 @@ def resolve_baseline(warehouse: Warehouse, run_id: str, choice: str | None = Non
     completed run of its fingerprint before it whose SLOs held) or, when `choice` is None, the pinned one
     if there is one, else the automatic one."""
     run = warehouse.run(run_id)
-    fingerprint = str(run.get("fingerprint") or "")
+    fingerprint = run.fingerprint
     if choice not in (None, AUTO, PINNED):
         named = warehouse.resolve(str(choice))
         if named == run_id:
@@ -81,7 +81,7 @@ def resolve_baseline(warehouse: Warehouse, run_id: str, choice: str | None = Non
             raise DataError(f"no baseline is pinned for fingerprint {fingerprint} (`perfhouse baseline pin RUN`)")
     rows = warehouse.backend.query(
         queries.FINGERPRINT_RUNS,
-        {"fingerprint": fingerprint, "exclude": run_id, "before": run["started_at"], "limit": 1000},
+        {"fingerprint": fingerprint, "exclude": run_id, "before": run.started_at, "limit": 1000},
     )
     for r in rows:
         if r["status"] in USABLE_STATUSES and not int(r["slos_failed"]):
@@ -105,7 +105,7 @@ def optional_baseline(warehouse: Warehouse, run_id: str, choice: str | None = No
 def _fingerprint_of(warehouse: Warehouse, ref: str) -> str:
     if pinned(warehouse, ref):
         return ref
-    return str(warehouse.run(warehouse.resolve(ref)).get("fingerprint") or ref)
+    return warehouse.run(warehouse.resolve(ref)).fingerprint or ref
 
 
 def _write(warehouse: Warehouse, fingerprint: str, run_id: str, pinned_flag: int, note: str) -> None:

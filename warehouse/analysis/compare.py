@@ -25,13 +25,14 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from warehouse import queries
 from warehouse.analysis.changepoints import segments_of
 from warehouse.backends import Backend
 from warehouse.errors import DataError
+from warehouse.records import RunRecord
 from warehouse.store import Warehouse
 
 MIN_SAMPLES = 200  # at least 10 samples above the p95 of each run
@@ -211,6 +212,20 @@ def _errors(a: Side, b: Side, policy: Policy) -> tuple[CompareVerdict, str]:
 
 
 @dataclass(frozen=True)
+class Delta:
+    """One figure of a step in both runs and its change, B against A; None where a run lacks the figure (or, for
+    the relative change, where A's is 0)."""
+
+    a: float | None
+    b: float | None
+    absolute: float | None
+    relative: float | None
+
+    def to_dict(self) -> dict[str, float | None]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class StepComparison:
     journey: str
     step: str
@@ -232,16 +247,16 @@ class StepComparison:
     def label(self) -> str:
         return "overall" if self.overall else f"{self.journey}/{self.step}"
 
-    def deltas(self) -> dict[str, dict[str, float | None]]:
+    def deltas(self) -> dict[str, Delta]:
         """Absolute and relative change, B against A, of p50, p95, p99, error rate and throughput."""
-        out: dict[str, dict[str, float | None]] = {}
+        out: dict[str, Delta] = {}
         for name, pick in (("p50_ms", "p50"), ("p95_ms", "p95"), ("p99_ms", "p99"), ("error_rate", "error_rate"),
                            ("rps", "rps")):
             va = getattr(self.a, pick) if self.a else None
             vb = getattr(self.b, pick) if self.b else None
             absolute = vb - va if va is not None and vb is not None else None
             relative = absolute / va if absolute is not None and va else None
-            out[name] = {"a": va, "b": vb, "absolute": absolute, "relative": relative}
+            out[name] = Delta(va, vb, absolute, relative)
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -253,7 +268,7 @@ class StepComparison:
             "reason": self.reason,
             "a": self.a.to_dict() if self.a else None,
             "b": self.b.to_dict() if self.b else None,
-            "deltas": self.deltas(),
+            "deltas": {name: d.to_dict() for name, d in self.deltas().items()},
             "kolmogorov_smirnov_p": self.ks_p,
             "p95_shift": self.shift,
             "p95_shift_interval": list(self.interval) if self.interval else None,
@@ -266,8 +281,8 @@ class StepComparison:
 class Comparison:
     """Run B (the candidate) against run A (the baseline), per step and overall."""
 
-    a: dict[str, Any]
-    b: dict[str, Any]
+    a: RunRecord
+    b: RunRecord
     steps: list[StepComparison]
     overall: StepComparison
     how: str = "named"  # how A was chosen: named | pinned | auto | group
@@ -284,8 +299,8 @@ class Comparison:
 
     def to_dict(self) -> dict[str, Any]:
         return _finite({
-            "a": self.a,
-            "b": self.b,
+            "a": self.a.to_dict(),
+            "b": self.b.to_dict(),
             "baseline": self.how,
             "verdict": str(self.verdict),
             "steps": [s.to_dict() for s in self.steps],
@@ -296,15 +311,15 @@ class Comparison:
 
 def compare_runs(
     backend: Backend,
-    run_a: Mapping[str, Any],
-    run_b: Mapping[str, Any],
+    run_a: RunRecord,
+    run_b: RunRecord,
     how: str = "named",
     noise: Mapping[tuple[str, str], Noise] | None = None,
     policy: Policy = Policy(),
 ) -> Comparison:
     """Compare run B against run A (rows of queries.RUN). The noise per (journey, step) ('', '' overall) is
     measured on B's fingerprint's history before B unless given."""
-    a_id, b_id = str(run_a["run_id"]), str(run_b["run_id"])
+    a_id, b_id = run_a.run_id, run_b.run_id
     sides: dict[tuple[str, str], dict[str, Side]] = {}
     with backend.session():
         stats = backend.query(queries.COMPARE_STATS, {"a": a_id, "b": b_id})
@@ -320,7 +335,7 @@ def compare_runs(
             "a": a_id, "b": b_id, "journeys": [k[0] for k in both] if partial else [],
             "steps": [k[1] for k in both] if partial else []}) if both else []
         if noise is None:
-            noise = measured_noise(backend, str(run_b.get("fingerprint") or ""), b_id, str(run_b["started_at"]))
+            noise = measured_noise(backend, run_b.fingerprint, b_id, run_b.started_at)
     pvalues = {("", "") if r["overall"] else (str(r["journey"]), str(r["step"])): _num(r["ks_p"]) for r in tests}
     rows = []
     for key in sorted(sides, key=lambda k: (k == ("", ""), k)):
@@ -343,13 +358,13 @@ def compare_runs(
     if not any(n.sigma is not None for n in noise.values()):
         notes.append(f"no history of {MIN_HISTORY}+ comparable runs: a default floor of ±{policy.default_floor:.0%} "
                      "on the p95 applies")
-    if run_a.get("fingerprint") != run_b.get("fingerprint"):
+    if run_a.fingerprint != run_b.fingerprint:
         notes.append("the runs have different fingerprints (spec, journeys, profile, tool, environment or labels): "
                      "differences may come from that, not from the system under test")
     for described, name in ((run_a, "A"), (run_b, "B")):
-        if described.get("status") not in ("completed", "imported"):
-            notes.append(f"run {name} is {described.get('status')}: its figures cover only part of the run")
-    return Comparison(dict(run_a), dict(run_b), steps, overall, how, notes)
+        if described.status not in ("completed", "imported"):
+            notes.append(f"run {name} is {described.status}: its figures cover only part of the run")
+    return Comparison(run_a, run_b, steps, overall, how, notes)
 
 
 def store_comparison(backend: Backend, comparison: Comparison) -> None:
@@ -361,7 +376,7 @@ def store_comparison(backend: Backend, comparison: Comparison) -> None:
                "noise": s.noise.sigma, "verdict": str(s.verdict), "reason": s.reason}
         for metric, column in (("p50_ms", "p50"), ("p95_ms", "p95"), ("p99_ms", "p99"),
                                ("error_rate", "error_rate"), ("rps", "rps")):
-            row[f"{column}_a"], row[f"{column}_b"] = d[metric]["a"], d[metric]["b"]
+            row[f"{column}_a"], row[f"{column}_b"] = d[metric].a, d[metric].b
         backend.command(
             "INSERT INTO comparisons (run_id, baseline_id, journey, step, count_a, count_b, p50_a, p50_b, p95_a, "
             "p95_b, p99_a, p99_b, error_rate_a, error_rate_b, rps_a, rps_b, p_value, floor, noise, verdict, reason, "
@@ -371,7 +386,7 @@ def store_comparison(backend: Backend, comparison: Comparison) -> None:
             "{p99_b:Nullable(Float64)}, {error_rate_a:Nullable(Float64)}, {error_rate_b:Nullable(Float64)}, "
             "{rps_a:Nullable(Float64)}, {rps_b:Nullable(Float64)}, {p_value:Nullable(Float64)}, {floor:Float64}, "
             "{noise:Nullable(Float64)}, {verdict:String}, {reason:String}, now64(6))",
-            {"run": str(comparison.b["run_id"]), "baseline": str(comparison.a["run_id"]), **row},
+            {"run": comparison.b.run_id, "baseline": comparison.a.run_id, **row},
         )
 
 
@@ -437,7 +452,7 @@ def compare(
             run_a, run_b = warehouse.run(str(ordered[0]["run_id"])), warehouse.run(str(ordered[1]["run_id"]))
             result = compare_runs(warehouse.backend, run_a, run_b, "group", policy=policy)
             result.notes = [n for n in result.notes if not n.startswith("the runs have different fingerprints")]
-            result.notes += [f"{run_a['tool']} against {run_b['tool']} of group {run_a['group_id']}: "
+            result.notes += [f"{run_a.tool} against {run_b.tool} of group {run_a.group_id}: "
                              "the tools measure differently, so a difference is not a regression",
                              *TOOL_DIFFERENCES]
             return result
@@ -453,9 +468,9 @@ def compare(
 def render_markdown(comparison: Comparison) -> str:
     """The comparison as a Markdown document: a table per step and overall, then the notes."""
     c = comparison
-    lines = [f"# Compare: {c.b['run_id']} against {c.a['run_id']}", "",
-             f"**Verdict: {c.verdict}** · baseline ({c.how}) `{c.a['run_id']}` {c.a.get('tool')} · "
-             f"run `{c.b['run_id']}` {c.b.get('tool')}", "",
+    lines = [f"# Compare: {c.b.run_id} against {c.a.run_id}", "",
+             f"**Verdict: {c.verdict}** · baseline ({c.how}) `{c.a.run_id}` {c.a.tool} · "
+             f"run `{c.b.run_id}` {c.b.tool}", "",
              "| step | n (A → B) | p50 ms | p95 ms | p99 ms | error rate | req/s | verdict |",
              "|---|---:|---:|---:|---:|---:|---:|---|"]
     for s in [*c.steps, c.overall]:
@@ -474,12 +489,12 @@ def _md(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def _md_delta(d: Mapping[str, float | None], pct: bool = False) -> str:
+def _md_delta(d: Delta, pct: bool = False) -> str:
     def fmt(v: float | None) -> str:
         if v is None:
             return "–"
         return f"{v * 100:.2f} %" if pct else f"{v:.2f}"
 
-    rel = d.get("relative")
+    rel = d.relative
     change = "" if rel is None else f" ({rel:+.1%})"
-    return f"{fmt(d.get('a'))} → {fmt(d.get('b'))}{change}"
+    return f"{fmt(d.a)} → {fmt(d.b)}{change}"

@@ -21,6 +21,7 @@ from warehouse.analysis.compare import (
 from warehouse.analysis.slo import Verdict
 from warehouse.analysis.verdict import RunVerdict, run_verdict
 from warehouse.errors import ExitStatus
+from warehouse.records import RunRecord
 from warehouse.store import Warehouse
 from warehouse.tool_figures import display_name, figures_only
 
@@ -29,7 +30,7 @@ from warehouse.tool_figures import display_name, figures_only
 class GateResult:
     """What the gate found for one run; `exit_status` is the most severe finding."""
 
-    run: dict[str, Any]
+    run: RunRecord
     verdict: RunVerdict
     slos: list[Verdict]
     baseline: Baseline | None = None
@@ -62,7 +63,7 @@ class GateResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "run": self.run,
+            "run": self.run.to_dict(),
             "outcome": self.outcome,
             "exit_status": int(self.exit_status),
             "verdict": str(self.verdict),
@@ -80,10 +81,10 @@ def gate(warehouse: Warehouse, run_id: str, baseline: str | None = None) -> Gate
     with warehouse.backend.session():
         run = warehouse.run(run_id)
         slos = warehouse.slo_verdicts(run_id)
-        verdict = run_verdict(str(run.get("status") or ""), slos)
+        verdict = run_verdict(run.status, slos)
         result = GateResult(run, verdict, slos)
         if figures_only(warehouse, run):
-            result.notes.append(f"the run holds {display_name(str(run['tool']))}'s own figures (interval aggregates), not requests: "
+            result.notes.append(f"the run holds {display_name(run.tool)}'s own figures (interval aggregates), not requests: "
                                 "SLOs and regression checks, which judge requests, cannot judge it")
             result.notes.append("regression checks skipped: the run has no request samples to compare")
             return result
@@ -126,11 +127,11 @@ def junit_xml(results: Sequence[GateResult]) -> str:
 
 
 def _suite(name: str, result: GateResult) -> ET.Element:
-    suite = ET.Element("testsuite", name=name, timestamp=str(result.run.get("started_at") or "").replace(" ", "T"),
+    suite = ET.Element("testsuite", name=name, timestamp=result.run.started_at.replace(" ", "T"),
                        hostname=socket.gethostname(), time=_seconds(result.run))
     props = ET.SubElement(suite, "properties")
     for key in ("run_id", "tool", "spec_name", "profile", "environment", "fingerprint", "group_id", "status"):
-        ET.SubElement(props, "property", name=key, value=str(result.run.get(key) or ""))
+        ET.SubElement(props, "property", name=key, value=str(getattr(result.run, key) or ""))
     return suite
 
 
@@ -155,13 +156,13 @@ def _finish(suite: ET.Element) -> ET.Element:
 
 
 def _slo_suite(result: GateResult) -> ET.Element:
-    run_id = str(result.run["run_id"])
+    run_id = result.run.run_id
     suite = _suite(f"{run_id} SLOs", result)
-    cls = f"perfhouse.slo.{result.run.get('spec_name') or 'run'}"
-    status = str(result.run.get("status") or "")
+    cls = f"perfhouse.slo.{result.run.spec_name or 'run'}"
+    status = result.run.status
     _case(suite, cls, "run completed",
           failure=None if result.verdict.judged else f"run {status}: {result.verdict}",
-          out=str(result.run.get("notes") or ""), kind="RunIncomplete")
+          out=result.run.notes, kind="RunIncomplete")
     if not result.slos:
         _case(suite, cls, "SLOs", skipped="the run has no SLOs (NO SLOS)")
     for v in result.slos:
@@ -172,15 +173,15 @@ def _slo_suite(result: GateResult) -> ET.Element:
 
 
 def _regression_suite(result: GateResult) -> ET.Element:
-    run_id = str(result.run["run_id"])
+    run_id = result.run.run_id
     suite = _suite(f"{run_id} regressions", result)
-    cls = f"perfhouse.regression.{result.run.get('spec_name') or 'run'}"
+    cls = f"perfhouse.regression.{result.run.spec_name or 'run'}"
     comparison = result.comparison
     if comparison is None:
         reason = next((n for n in result.notes if n.startswith("regression checks skipped")), "no baseline")
         _case(suite, cls, "against baseline", skipped=reason)
         return _finish(suite)
-    base = f"baseline {comparison.a['run_id']} ({comparison.how})"
+    base = f"baseline {comparison.a.run_id} ({comparison.how})"
     for s in [*comparison.steps, comparison.overall]:
         text = f"{s.verdict}: {s.reason} ({base})"
         if s.verdict == CompareVerdict.WORSE:
@@ -200,12 +201,12 @@ def _observed(v: Verdict) -> str:
     return f"{v.observed:.2f} ms"
 
 
-def _seconds(run: dict[str, Any]) -> str:
+def _seconds(run: RunRecord) -> str:
     from datetime import datetime
 
     try:
-        start = datetime.fromisoformat(str(run["started_at"]))
-        end = datetime.fromisoformat(str(run["ended_at"]))
+        start = datetime.fromisoformat(run.started_at)
+        end = datetime.fromisoformat(str(run.ended_at))
     except (KeyError, TypeError, ValueError):
         return "0"
     return f"{max((end - start).total_seconds(), 0):.3f}"
@@ -230,8 +231,8 @@ def markdown_summary(results: Sequence[GateResult]) -> str:
     lines = [f"## perfhouse gate: {worst_status(results).name.replace('_', ' ')}", ""]
     for r in results:
         run = r.run
-        lines += [f"### {_cell(run.get('name') or run['run_id'])}: **{r.outcome}**", "",
-                  f"Run `{run['run_id']}` · {run.get('tool')} · status {run.get('status')} · verdict "
+        lines += [f"### {_cell(run.name or run.run_id)}: **{r.outcome}**", "",
+                  f"Run `{run.run_id}` · {run.tool} · status {run.status} · verdict "
                   f"**{r.verdict}** · exit {int(r.exit_status)}", ""]
         if r.slos:
             lines += ["| SLO | observed | |", "|---|---:|---|"]
@@ -239,14 +240,14 @@ def markdown_summary(results: Sequence[GateResult]) -> str:
             lines.append("")
         if r.comparison is not None:
             c = r.comparison
-            lines += [f"Against baseline `{c.a['run_id']}` ({c.how}):", "",
+            lines += [f"Against baseline `{c.a.run_id}` ({c.how}):", "",
                       "| step | p95 ms (baseline → run) | p95 change | error rate | verdict |",
                       "|---|---:|---:|---:|---|"]
             for s in [*c.steps, c.overall]:
                 d = s.deltas()
                 lines.append(
-                    f"| {_cell(s.label)} | {_ms(d['p95_ms']['a'])} → {_ms(d['p95_ms']['b'])} | "
-                    f"{_pct(d['p95_ms']['relative'])} | {_ms(_times(d['error_rate']['b'], 100))} % | "
+                    f"| {_cell(s.label)} | {_ms(d['p95_ms'].a)} → {_ms(d['p95_ms'].b)} | "
+                    f"{_pct(d['p95_ms'].relative)} | {_ms(_times(d['error_rate'].b, 100))} % | "
                     f"{'**WORSE**' if s.verdict == CompareVerdict.WORSE else s.verdict} |")
             lines.append("")
             lines += [f"- {_cell(n)}" for n in c.notes]
