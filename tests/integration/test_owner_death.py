@@ -70,12 +70,12 @@ def test_a_run_whose_perfhouse_died_is_aborted_when_the_warehouse_next_opens(any
     again = Warehouse.open(any_warehouse_url)
     assert sorted(again.orphans_aborted) == sorted([dead, reused])
     run = again.run(dead)
-    assert run["status"] == "aborted" and run["ended_at"]
-    assert run["notes"].startswith("n; aborted: its perfhouse (pid ") and "died while the run went" in run["notes"]
-    assert run["labels"] == {"team": "a"}, "the owner label goes, the others stay"
-    assert again.run(alive)["status"] == "running", "a run whose perfhouse is alive goes on"
-    assert again.run(elsewhere)["status"] == "running", "another host's owner cannot be checked from here"
-    assert again.run(reused)["status"] == "aborted", "a reused pid is not the owner"
+    assert run.status == "aborted" and run.ended_at
+    assert run.notes.startswith("n; aborted: its perfhouse (pid ") and "died while the run went" in run.notes
+    assert run.labels == {"team": "a"}, "the owner label goes, the others stay"
+    assert again.run(alive).status == "running", "a run whose perfhouse is alive goes on"
+    assert again.run(elsewhere).status == "running", "another host's owner cannot be checked from here"
+    assert again.run(reused).status == "aborted", "a reused pid is not the owner"
     assert Warehouse.open(any_warehouse_url).orphans_aborted == []
 
 
@@ -279,4 +279,4 @@ def test_cleanup_marks_the_runs_of_a_dead_perfhouse_aborted(engine: None, tmp_pa
                               f"no-such-run-{os.getpid()}"], capture_output=True, text=True, timeout=120)
     assert cleaned.returncode == 0, cleaned.stderr
     assert f"run {dead}: its perfhouse died while it went; marked aborted" in cleaned.stdout
-    assert Warehouse.open(url).run(dead)["status"] == "aborted"
+    assert Warehouse.open(url).run(dead).status == "aborted"
