@@ -6,14 +6,16 @@ into SQL text. `check_all()` parses each query with sqlglot's ClickHouse dialect
 
 from __future__ import annotations
 
+import functools
 import re
 import string
 from dataclasses import dataclass
-
-import sqlglot
-import sqlglot.expressions as exp
+from typing import TYPE_CHECKING
 
 from warehouse.errors import WarehouseError
+
+if TYPE_CHECKING:  # sqlglot loads when a query is checked, not with the queries
+    import sqlglot.expressions as exp
 
 
 @dataclass(frozen=True)
@@ -323,7 +325,8 @@ ALL = {name: sql for name, sql in globals().items() if name.isupper() and name[0
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*):([A-Za-z0-9()]+)\}")
 
 
-def _teach_sqlglot_plural_inclusive_quantiles() -> None:
+@functools.cache
+def teach_sqlglot_plural_inclusive_quantiles() -> None:
     """sqlglot's ClickHouse parser knows quantileExactInclusive but not its plural form (sqlglot 30), and
     misreads `quantilesExactInclusive(0.5, 0.9)(x)` without it; teach it the one name."""
     from sqlglot.parsers import clickhouse as parser
@@ -333,11 +336,12 @@ def _teach_sqlglot_plural_inclusive_quantiles() -> None:
         mapping["quantilesExactInclusive"] = ("quantilesExactInclusive", None)
 
 
-_teach_sqlglot_plural_inclusive_quantiles()
-
-
 def check(sql: str) -> exp.Expression:
     """Parse a query with sqlglot's ClickHouse dialect; refuse anything but a single SELECT."""
+    import sqlglot
+    import sqlglot.expressions as exp
+
+    teach_sqlglot_plural_inclusive_quantiles()
     try:
         statements = sqlglot.parse(sql, read="clickhouse")
     except sqlglot.errors.ParseError as exc:

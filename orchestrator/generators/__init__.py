@@ -1,8 +1,9 @@
-"""Script generators: one module per load tool, used by that tool's module in orchestrator.tools."""
+"""Script generators: one module per load tool, used by that tool's module in orchestrator.tools (which renders a
+spec for a tool by name: `orchestrator.tools.generate`); nothing here imports the tool registry."""
 
 from __future__ import annotations
 
-from orchestrator.generators.base import GeneratedScript, GenerationOptions, Generator, generate
+from orchestrator.generators.base import GeneratedScript, GenerationOptions, Generator
 from orchestrator.generators.jmeter import JMeterGenerator
 from orchestrator.generators.k6 import K6Generator
 
@@ -12,5 +13,4 @@ __all__ = [
     "Generator",
     "JMeterGenerator",
     "K6Generator",
-    "generate",
 ]
