@@ -156,6 +156,24 @@ WHERE run_id = {run:String}
   AND ({service:String} = '' OR service = {service:String})
 """)
 
+# Every SLO of a run in one read: a group per scope (the three arrays side by side give each scope's journey, step
+# and service, '' for any) with SLO_OBSERVATION's figures, the percentiles at the SLOs' levels in slots q1..q12 as
+# REPORT_STEPS has them. A scope without requests has no row.
+SLO_OBSERVATIONS = _with_failures("""
+SELECT tupleElement(scope, 1) AS scope_journey, tupleElement(scope, 2) AS scope_step,
+       tupleElement(scope, 3) AS scope_service, count() AS count, $request_errors AS errors,
+       $error_rate, $check_failure_rate, avg(duration_ms) AS avg, max(duration_ms) AS max,
+       quantilesExactInclusive({q1:Float64}, {q2:Float64}, {q3:Float64}, {q4:Float64}, {q5:Float64}, {q6:Float64},
+                               {q7:Float64}, {q8:Float64}, {q9:Float64}, {q10:Float64}, {q11:Float64},
+                               {q12:Float64})(duration_ms) AS levels,
+       count() / greatest(dateDiff('millisecond', min(ts), max(ts)) / 1000, 1) AS throughput
+FROM requests
+ARRAY JOIN arrayZip({journeys:Array(String)}, {steps:Array(String)}, {services:Array(String)}) AS scope
+WHERE run_id = {run:String} AND (scope_journey = '' OR journey = scope_journey)
+  AND (scope_step = '' OR step = scope_step) AND (scope_service = '' OR service = scope_service)
+GROUP BY scope_journey, scope_step, scope_service
+""")
+
 SLO_RESULTS = """
 SELECT slo, scope, metric, threshold, observed, passed FROM slo_results FINAL
 WHERE run_id = {run:String}
