@@ -180,8 +180,10 @@ def monitors(
     total_s: float,
     echo: Callable[[str], None],
     live: LiveIngest | None = None,
+    watching: Callable[[], None] = lambda: None,
 ) -> Iterator[Watched]:
     """Scrape Prometheus endpoints, print progress lines and ingest live while the body (the execution) runs.
+    `watching` is called once the monitors are set up (their modules loaded).
 
     Live ingestion is only stopped here; the caller ingests the rest with `live.finish()`."""
     watched = Watched()
@@ -198,6 +200,7 @@ def monitors(
     for monitor in (scraper, progress, live):
         if monitor is not None:
             monitor.start()
+    watching()
     try:
         yield watched
     finally:
@@ -299,14 +302,20 @@ WARM_HOLD_S = 10.0
 
 
 class Warm:
-    """Opens the warehouse's session ahead of the planned end of a tool's run and keeps it open (a unit of work
-    each half linger, so the session never sits idle long enough to close) until `release()` or WARM_HOLD_S past
-    that end. Nothing is held for `planned_s` None, or a backend whose sessions do not linger (a server's)."""
+    """Opens the warehouse's session ahead of the planned end of a tool's run (counted from `start()`) and keeps
+    it open (a unit of work each half linger, so the session never sits idle long enough to close) until
+    `release()` or WARM_HOLD_S past that end. Nothing is held for `planned_s` None, or a backend whose sessions
+    do not linger (a server's)."""
 
     def __init__(self, recorded: Background[tuple[Warehouse, RunInfo]], planned_s: float | None) -> None:
         self._done = threading.Event()
-        if planned_s is not None:
-            threading.Thread(target=self._hold, args=(recorded, planned_s), name="perfhouse-warm", daemon=True).start()
+        self._thread = (threading.Thread(target=self._hold, args=(recorded, planned_s), name="perfhouse-warm",
+                                         daemon=True) if planned_s is not None else None)
+
+    def start(self) -> None:
+        """Begin counting down to the planned end (once): call it as the tool starts."""
+        if self._thread is not None and self._thread.ident is None:
+            self._thread.start()
 
     def _hold(self, recorded: Background[tuple[Warehouse, RunInfo]], planned_s: float) -> None:
         if self._done.wait(max(0.0, planned_s - WARM_BEFORE_S)):
@@ -515,10 +524,11 @@ def make_parts(plan: Plan, secret: SecretFile | None) -> Parts:
 
 
 def execute(plan: Plan, job: Job, outputs: list[Output], live: LiveIngest | None,
-            echo: Callable[[str], None]) -> tuple[Execution, Watched]:
-    """Run the job on the plan's runner while the monitors (scrapes, progress, live ingest) watch it."""
+            echo: Callable[[str], None], watching: Callable[[], None] = lambda: None) -> tuple[Execution, Watched]:
+    """Run the job on the plan's runner while the monitors (scrapes, progress, live ingest) watch it; `watching`
+    is called as the runner is about to start the job."""
     total_s = plan.spec.profile(plan.profile).total_duration_s
-    with monitors(plan.settings, job, outputs, total_s, echo, live) as watched:
+    with monitors(plan.settings, job, outputs, total_s, echo, live, watching) as watched:
         execution = plan.executor.execute(job)
     return execution, watched
 
@@ -658,9 +668,16 @@ def run_tool(
     ahead = isinstance(warehouse, PendingWarehouse) and watchdog is not None and not settings.live
     if ahead and isinstance(warehouse, PendingWarehouse) and watchdog is not None:
         watchdog.guard_run(warehouse.url, fields)
-    recorded = Background(lambda: record(opened(warehouse), plan.spec, fields, watchdog), "perfhouse-record")
+    # Written in a thread started as the tool starts, once this thread has loaded what watching the run needs (two
+    # threads importing the warehouse's modules at once could each meet the other's half-imported package).
+    recorded = Background(lambda: record(opened(warehouse), plan.spec, fields, watchdog), "perfhouse-record",
+                          start=False)
     # the warehouse's session is open again when the tool ends (not with --live: its worker takes turns with it)
     warm = Warm(recorded, prof.total_duration_s if not settings.live else None)
+
+    def watching() -> None:
+        recorded.start()
+        warm.start()
     status, note = "failed", ""
     try:
         if not ahead:
@@ -681,7 +698,7 @@ def run_tool(
                                                    receiver.token or ""))
             echo(f"results come back to the receiver at {job.results.url if job.results else ''}")
         with receiving(receiver):
-            execution, watched = execute(plan, job, made.outputs, live, echo)
+            execution, watched = execute(plan, job, made.outputs, live, echo, watching)
         outcome.exit_code = execution.exit_code
         status, note = execution_status(plan, execution)
         store, info = recorded.get()
