@@ -625,8 +625,8 @@ def run_tool(
 
     Check targets, execute, ingest, judge. `settings` (runner, its options, generators, scraping, progress)
     replaces `runner` when given; `group_id` is shared by the runs of one invocation (one per tool). A
-    PendingWarehouse goes on opening while the script is prepared. `script` is the tool's script from
-    `render_scripts` for this spec, profile, services and settings (else it is rendered here).
+    PendingWarehouse starts opening as the tool starts, and the run's row is written meanwhile. `script` is the
+    tool's script from `render_scripts` for this spec, profile, services and settings (else it is rendered here).
     """
     settings = settings or RunSettings(runner=runner)
     tool = get_tool(tool_name)
