@@ -1,11 +1,15 @@
 """Run overhead benchmark (a command, not a test): `perfhouse run` against the bare tool on the same script.
 
-    python benchmarks/overhead.py [--tool k6] [--pairs 5] [--duration 3s] [--work DIR]
+    python benchmarks/overhead.py [--tool k6] [--pairs 5] [--duration 3s] [--work DIR] [--compiled]
 
 Starts the bundled demo API, then runs pairs of: `perfhouse run` of a small profile of examples/shop.yaml
 (into one embedded warehouse, created by a first run that is not counted; progress lines off), and the tool alone on the very script and
 command line perfhouse generated for that run (same outputs, same summary file). Prints the median
 wall-clock time of each and their difference, perfhouse's own share of a run.
+
+With PYTHONDONTWRITEBYTECODE set, every perfhouse process compiles its modules from source (a source checkout);
+`--compiled` lets perfhouse keep their bytecode in the work directory (PYTHONPYCACHEPREFIX), as an installed
+wheel has it compiled at install time.
 """
 
 from __future__ import annotations
@@ -51,6 +55,8 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=5)
     parser.add_argument("--duration", default="3s")
     parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument("--compiled", action="store_true",
+                        help="perfhouse's modules compiled once (bytecode kept in the work directory)")
     args = parser.parse_args()
 
     from orchestrator.demo_api import DemoAPI
@@ -64,6 +70,13 @@ def main() -> None:
     spec = bench_spec(work, args.duration)
     env = {**os.environ, "CI": "true"}
     env.pop("PERFHOUSE_WAREHOUSE", None)
+    ours_env = dict(env)
+    if args.compiled:  # the first (uncounted) run compiles them
+        ours_env.pop("PYTHONDONTWRITEBYTECODE", None)
+        ours_env["PYTHONPYCACHEPREFIX"] = str(work / "bytecode")
+    elif env.get("PYTHONDONTWRITEBYTECODE"):
+        print("note: PYTHONDONTWRITEBYTECODE is set: each perfhouse process compiles its modules from source "
+              "(--compiled: as installed)", flush=True)
     ours: list[float] = []
     bare: list[float] = []
     with DemoAPI() as api:
@@ -74,10 +87,10 @@ def main() -> None:
                     "--tool", args.tool, "--service", f"api={api.url}", "--progress-interval", "0",
                     "--runs-dir", str(runs), "--json"]
 
-        timed(perfhouse_run(work / "runs-warmup"), work, env)  # creates the warehouse, as a team's exists
+        timed(perfhouse_run(work / "runs-warmup"), work, ours_env)  # creates the warehouse, as a team's exists
         for n in range(args.pairs):
             runs = work / f"runs-{n}"
-            ours.append(timed(perfhouse_run(runs), work, env))
+            ours.append(timed(perfhouse_run(runs), work, ours_env))
             run_dir = next(runs.iterdir())
             effective = json.loads((run_dir / "effective.json").read_text(encoding="utf-8"))
             bare_dir = work / f"bare-{n}"

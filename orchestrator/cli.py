@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import os
@@ -185,9 +184,9 @@ def generate(
     spec_file: str, tools: str, profile: str, out_dir: str, services: tuple[str, ...], jmeter_version: str | None
 ) -> None:
     """Render the spec as a k6 script and/or a JMeter test plan."""
-    from orchestrator.generators import generate as render
     from orchestrator.generators.base import DEFAULT_JMETER_VERSION, GenerationOptions
     from orchestrator.spec import load_spec
+    from orchestrator.tools import generate as render
 
     spec = load_spec(spec_file)
     chosen = _tools(tools)
@@ -344,9 +343,9 @@ def run(
         Background,
         PendingWarehouse,
         RunSettings,
-        check_scripts,
+        probe_targets,
+        render_scripts,
         run_tool,
-        runner_for,
         terminate_as_interrupt,
     )
     from orchestrator.runners import RunnerOptions
@@ -394,9 +393,10 @@ def run(
         raise click.UsageError("--docker-host spreads the parts of --runner docker; add --runner docker")
     if not profile:
         raise click.UsageError("--profile is required for a spec (only a suite names its own profiles)")
+    tool_names = _tools(tools)
+    probes = probe_targets([get_tool(name) for name in tool_names], settings)  # while the spec loads
     spec = load_spec(spec_file)
     spec.profile(profile)
-    tool_names = _tools(tools)
     url = ctx.obj["warehouse"]
     leftovers = Background(_dead_containers, start=False)
 
@@ -407,19 +407,13 @@ def run(
         leftovers.start()  # the Docker engine is asked after the warehouse, while the first tool runs
         return opened
 
-    warehouse = PendingWarehouse(open_warehouse, url)  # opens while the tools are checked and the tool runs
-    try:
-        for name in tool_names:
-            tool = get_tool(name)
-            runner_for(runner).target(tool, options)
-            if generators > 1 and not tool.splits:
-                raise click.UsageError(f"--generators {generators}: {name} cannot split one test; "
-                                       "run it separately")
-        check_scripts(spec, [get_tool(name) for name in tool_names], profile)
-    except BaseException:
-        with contextlib.suppress(Exception):  # the engine finishes opening before the process ends
-            warehouse.get()
-        raise
+    # the warehouse opens while the first tool runs (its engine's start-up does not delay the tool's)
+    warehouse = PendingWarehouse(open_warehouse, url, start=False)
+    for name in tool_names:
+        if generators > 1 and not get_tool(name).splits:
+            raise click.UsageError(f"--generators {generators}: {name} cannot split one test; run it separately")
+    scripts = render_scripts(spec, [get_tool(name) for name in tool_names], profile, _services(services), settings,
+                             {name: probe.get() for name, probe in probes.items()})
     outcomes = []
     group_id = new_group_id()
     with terminate_as_interrupt():
@@ -437,6 +431,7 @@ def run(
                 echo=echo,
                 settings=settings,
                 group_id=group_id,
+                script=scripts[name],
             )
             outcomes.append(outcome)
             if outcome.status == "aborted":
@@ -574,11 +569,11 @@ def k8s_render(
     arguments: tuple[str, ...],
 ) -> None:
     """Write a ConfigMap holding the k6 script and a k6-operator TestRun that runs it."""
-    from orchestrator.generators import generate as render_script
     from orchestrator.generators.base import GenerationOptions
     from orchestrator.runners.base import default_image
     from orchestrator.runners.k8s import k8s_name, render
     from orchestrator.spec import load_spec
+    from orchestrator.tools import generate as render_script
 
     spec = load_spec(spec_file)
     spec.profile(profile)

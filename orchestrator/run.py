@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import functools
 import json
 import os
 import shutil
@@ -10,6 +12,7 @@ import signal
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
@@ -28,10 +31,8 @@ from orchestrator.generators.base import (
     journey_vus,
     service_urls,
 )
-from orchestrator.progress import Progress
-from orchestrator.runners import RUNNERS, Execution, Job, Part, Runner, RunnerOptions
+from orchestrator.runners import RUNNERS, Execution, Job, Part, Runner, RunnerOptions, Target
 from orchestrator.runners.base import ResultsSink
-from orchestrator.scrape import InfraRow, Scraper, source_for
 from orchestrator.secrets import SecretFile, require_env, secret_file
 from orchestrator.spec import Spec, service_env
 from orchestrator.tools import Output, Segment, Tool
@@ -42,10 +43,12 @@ from warehouse.ids import new_run_id
 from warehouse.owners import OWNER_LABEL, me
 from warehouse.traces import TRACE_URL_LABEL
 
-# The warehouse's engine and SQL load while the tool runs, not before it starts
+# The warehouse's engine and SQL load while the tool runs, not before it starts; scraping and progress lines when asked
 if TYPE_CHECKING:
     from orchestrator.live import LiveIngest
+    from orchestrator.progress import Progress
     from orchestrator.receiver import Receiver
+    from orchestrator.scrape import InfraRow, Scraper
     from warehouse.analysis.slo import Objective, Verdict
     from warehouse.analysis.verdict import RunVerdict
     from warehouse.ingest import IngestResult, StepFacts
@@ -178,20 +181,27 @@ def monitors(
     total_s: float,
     echo: Callable[[str], None],
     live: LiveIngest | None = None,
+    watching: Callable[[], None] = lambda: None,
 ) -> Iterator[Watched]:
     """Scrape Prometheus endpoints, print progress lines and ingest live while the body (the execution) runs.
+    `watching` is called once the monitors are set up (their modules loaded).
 
     Live ingestion is only stopped here; the caller ingests the rest with `live.finish()`."""
     watched = Watched()
-    scraper = Scraper(settings.scrape, settings.scrape_interval_s) if settings.scrape else None
-    progress = (
-        Progress(job.tool.name, outputs, total_s, settings.progress_interval_s, echo, settings.screen)
-        if settings.progress_interval_s
-        else None
-    )
+    scraper: Scraper | None = None
+    progress: Progress | None = None
+    if settings.scrape:  # each loads when asked for
+        from orchestrator.scrape import Scraper
+
+        scraper = Scraper(settings.scrape, settings.scrape_interval_s)
+    if settings.progress_interval_s:
+        from orchestrator.progress import Progress
+
+        progress = Progress(job.tool.name, outputs, total_s, settings.progress_interval_s, echo, settings.screen)
     for monitor in (scraper, progress, live):
         if monitor is not None:
             monitor.start()
+    watching()
     try:
         yield watched
     finally:
@@ -283,6 +293,48 @@ def absolute_url(url: str | None) -> str:
     return url
 
 
+# When a tool's run is planned to end, the embedded warehouse's session (closed while the tool ran, so that other
+# processes could use the warehouse) is opened again this long before, so that storing the results does not begin by
+# waiting for the engine (an open takes a tenth of a second once a warehouse holds some runs). It is kept from
+# closing until the results are stored, or this long past the planned end for a tool still running, after which
+# the session closes as usual and others have the warehouse again.
+WARM_BEFORE_S = 1.0
+WARM_HOLD_S = 10.0
+
+
+class Warm:
+    """Opens the warehouse's session ahead of the planned end of a tool's run (counted from `start()`) and keeps
+    it open (a unit of work each half linger, so the session never sits idle long enough to close) until
+    `release()` or WARM_HOLD_S past that end. Nothing is held for `planned_s` None, or a backend whose sessions
+    do not linger (a server's)."""
+
+    def __init__(self, recorded: Background[tuple[Warehouse, RunInfo]], planned_s: float | None) -> None:
+        self._done = threading.Event()
+        self._thread = (threading.Thread(target=self._hold, args=(recorded, planned_s), name="perfhouse-warm",
+                                         daemon=True) if planned_s is not None else None)
+
+    def start(self) -> None:
+        """Begin counting down to the planned end (once): call it as the tool starts."""
+        if self._thread is not None and self._thread.ident is None:
+            self._thread.start()
+
+    def _hold(self, recorded: Background[tuple[Warehouse, RunInfo]], planned_s: float) -> None:
+        if self._done.wait(max(0.0, planned_s - WARM_BEFORE_S)):
+            return
+        with contextlib.suppress(Exception):  # the run's own thread meets and reports a warehouse that fails
+            store, _ = recorded.get()
+            linger_s = float(getattr(store.backend, "linger_s", 0.0))
+            ends = time.monotonic() + WARM_BEFORE_S + WARM_HOLD_S
+            while linger_s > 0 and time.monotonic() < ends:
+                with store.backend.session():  # opens it, or starts its linger afresh
+                    pass
+                if self._done.wait(linger_s / 2):
+                    return
+
+    def release(self) -> None:
+        self._done.set()
+
+
 def opened(warehouse: Warehouse | PendingWarehouse) -> Warehouse:
     return warehouse.get() if isinstance(warehouse, PendingWarehouse) else warehouse
 
@@ -294,14 +346,50 @@ def check_settings(tool: Tool, settings: RunSettings) -> None:
     if settings.generators > 1 and not tool.splits:
         raise GenerationError(f"{tool.name} cannot split one test over {settings.generators} generators; "
                               "use --generators 1 for it")
-    for url in settings.scrape:
-        source_for(url, 1.0)  # an unknown kind of source fails before anything runs
+    if settings.scrape:
+        from orchestrator.scrape import source_for
+
+        for url in settings.scrape:
+            source_for(url, 1.0)  # an unknown kind of source fails before anything runs
 
 
-def check_scripts(spec: Spec, tools: list[Tool], profile: str) -> None:
-    """Refuse a spec that some tool's script cannot express, before any tool runs."""
-    for tool in tools:
-        tool.render(spec, GenerationOptions(profile=profile))
+@dataclass(frozen=True)
+class Script:
+    """A tool's script as its run uses it: rendered for the program and version the runner will start and the
+    run's service URLs."""
+
+    target: Target
+    options: GenerationOptions
+    rendered: GeneratedScript
+
+
+def render_script(spec: Spec, tool: Tool, profile: str, services: dict[str, str], settings: RunSettings,
+                  target: Target | None = None) -> Script:
+    """The tool's script for the tool version the runner will use (`target`, else asked of the runner); a service's
+    URL is --service, else PERFHOUSE_SERVICE_<NAME> (what the generated scripts read), else the spec's."""
+    target = target or runner_for(settings.runner).target(tool, settings.options)
+    retargeted = {name: os.environ[service_env(name)] for name in spec.services if os.environ.get(service_env(name))}
+    options = tool.for_version(GenerationOptions(profile=profile, services={**retargeted, **services}),
+                               target.version)
+    return Script(target, options, tool.render(spec, options))
+
+
+def render_scripts(spec: Spec, tools: list[Tool], profile: str, services: dict[str, str], settings: RunSettings,
+                   targets: dict[str, Target] | None = None) -> dict[str, Script]:
+    """Every tool's script, by tool name, before any tool runs: a spec that some tool cannot express is refused
+    first, and each run then uses its script as rendered here (`run_tool(script=...)`), rendering nothing again.
+    `targets`: what the runner will start for each tool, when it was asked already (`probe_targets`)."""
+    targets = targets or {}
+    return {tool.name: render_script(spec, tool, profile, services, settings, targets.get(tool.name))
+            for tool in tools}
+
+
+def probe_targets(tools: list[Tool], settings: RunSettings) -> dict[str, Background[Target]]:
+    """Ask the runner what it will start for each tool (the program or image, and the tool's version: a process
+    to run, an image to inspect), each in a thread, so the caller goes on meanwhile (loading the spec)."""
+    executor = runner_for(settings.runner)
+    return {tool.name: Background(functools.partial(executor.target, tool, settings.options), "perfhouse-probe")
+            for tool in tools}
 
 
 @dataclass
@@ -331,15 +419,12 @@ class Plan:
 
 
 def prepare(spec: Spec, tool: Tool, profile: str, services: dict[str, str], settings: RunSettings,
-            runs_dir: Path) -> Plan:
-    """Generate the script for the tool version the runner will use and lay out the run directory."""
+            runs_dir: Path, rendered: Script | None = None) -> Plan:
+    """Lay out the run directory with the tool's script: `rendered` (render_scripts), else rendered here for the
+    tool version the runner will use."""
     executor = runner_for(settings.runner)
-    target = executor.target(tool, settings.options)
-    # a service's URL: --service, else PERFHOUSE_SERVICE_<NAME> (what the generated scripts read), else the spec's
-    retargeted = {name: os.environ[service_env(name)] for name in spec.services if os.environ.get(service_env(name))}
-    options = tool.for_version(GenerationOptions(profile=profile, services={**retargeted, **services}),
-                               target.version)
-    script = tool.render(spec, options)
+    made = rendered or render_script(spec, tool, profile, services, settings)
+    target, options, script = made.target, made.options, made.rendered
     secrets = require_env(spec.env_names(), os.environ, spec.file)
     urls = service_urls(spec, options)
     run_id = new_run_id(tool.name)
@@ -440,10 +525,11 @@ def make_parts(plan: Plan, secret: SecretFile | None) -> Parts:
 
 
 def execute(plan: Plan, job: Job, outputs: list[Output], live: LiveIngest | None,
-            echo: Callable[[str], None]) -> tuple[Execution, Watched]:
-    """Run the job on the plan's runner while the monitors (scrapes, progress, live ingest) watch it."""
+            echo: Callable[[str], None], watching: Callable[[], None] = lambda: None) -> tuple[Execution, Watched]:
+    """Run the job on the plan's runner while the monitors (scrapes, progress, live ingest) watch it; `watching`
+    is called as the runner is about to start the job."""
     total_s = plan.spec.profile(plan.profile).total_duration_s
-    with monitors(plan.settings, job, outputs, total_s, echo, live) as watched:
+    with monitors(plan.settings, job, outputs, total_s, echo, live, watching) as watched:
         execution = plan.executor.execute(job)
     return execution, watched
 
@@ -534,17 +620,19 @@ def run_tool(
     echo: Callable[[str], None] = lambda _: None,
     settings: RunSettings | None = None,
     group_id: str = "",
+    script: Script | None = None,
 ) -> ToolRun:
     """Run one tool on one spec and profile; the run lands in the warehouse whatever happens.
 
     Check targets, execute, ingest, judge. `settings` (runner, its options, generators, scraping, progress)
     replaces `runner` when given; `group_id` is shared by the runs of one invocation (one per tool). A
-    PendingWarehouse goes on opening while the script is prepared.
+    PendingWarehouse starts opening as the tool starts, and the run's row is written meanwhile. `script` is the
+    tool's script from `render_scripts` for this spec, profile, services and settings (else it is rendered here).
     """
     settings = settings or RunSettings(runner=runner)
     tool = get_tool(tool_name)
     check_settings(tool, settings)
-    plan = prepare(spec, tool, profile, services or {}, settings, runs_dir)
+    plan = prepare(spec, tool, profile, services or {}, settings, runs_dir, script)
     plan.timeout_s = timeout_s
     if plan.executor.on_this_host:
         check_targets(spec, plan.urls)
@@ -581,7 +669,16 @@ def run_tool(
     ahead = isinstance(warehouse, PendingWarehouse) and watchdog is not None and not settings.live
     if ahead and isinstance(warehouse, PendingWarehouse) and watchdog is not None:
         watchdog.guard_run(warehouse.url, fields)
-    recorded = Background(lambda: record(opened(warehouse), plan.spec, fields, watchdog), "perfhouse-record")
+    # Written in a thread started as the tool starts, once this thread has loaded what watching the run needs (two
+    # threads importing the warehouse's modules at once could each meet the other's half-imported package).
+    recorded = Background(lambda: record(opened(warehouse), plan.spec, fields, watchdog), "perfhouse-record",
+                          start=False)
+    # the warehouse's session is open again when the tool ends (not with --live: its worker takes turns with it)
+    warm = Warm(recorded, prof.total_duration_s if not settings.live else None)
+
+    def watching() -> None:
+        recorded.start()
+        warm.start()
     status, note = "failed", ""
     try:
         if not ahead:
@@ -602,7 +699,7 @@ def run_tool(
                                                    receiver.token or ""))
             echo(f"results come back to the receiver at {job.results.url if job.results else ''}")
         with receiving(receiver):
-            execution, watched = execute(plan, job, made.outputs, live, echo)
+            execution, watched = execute(plan, job, made.outputs, live, echo, watching)
         outcome.exit_code = execution.exit_code
         status, note = execution_status(plan, execution)
         store, info = recorded.get()
@@ -628,6 +725,7 @@ def run_tool(
         store, info = recorded.get()
         info.labels.pop(OWNER_LABEL, None)
         store.finish_run(info, status, note)
+        warm.release()
     return outcome
 
 

@@ -439,9 +439,16 @@ def _suggest(name: str, choices: Any) -> str:
 # YAML with positions: every mapping key and value remembers its line and column.
 
 
+# libyaml's parser when PyYAML has it (several times faster); the same nodes, with the same positions
+_FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _compose(text: str, file: str) -> tuple[Any, dict[str, tuple[int, int]]]:
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        try:
+            root = yaml.compose(text, Loader=_FAST_LOADER)
+        except yaml.YAMLError:  # said as the pure-Python parser says it
+            root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)

@@ -128,7 +128,7 @@ class EntryResult:
 def run_entry(entry: SuiteEntry, shared: SuiteRun, warehouse: Warehouse | None = None,
               echo: Callable[[str], None] = lambda _: None) -> EntryResult:
     """One entry: its spec with each of its tools, as `perfhouse run` would; errors become the entry's result."""
-    from orchestrator.run import PendingWarehouse, check_scripts, run_tool, terminate_as_interrupt
+    from orchestrator.run import PendingWarehouse, render_scripts, run_tool, terminate_as_interrupt
     from orchestrator.spec import load_spec
     from orchestrator.tools import get as get_tool
     from warehouse.analysis.fingerprint import new_group_id
@@ -137,14 +137,16 @@ def run_entry(entry: SuiteEntry, shared: SuiteRun, warehouse: Warehouse | None =
     try:
         spec = load_spec(entry.spec)
         spec.profile(entry.profile)
-        check_scripts(spec, [get_tool(tool) for tool in entry.tools], entry.profile)
+        scripts = render_scripts(spec, [get_tool(tool) for tool in entry.tools], entry.profile, dict(entry.services),
+                                 shared.settings)
         group_id = new_group_id()  # the entry's runs, one per tool, as one `perfhouse run` groups them
-        store = warehouse or PendingWarehouse(lambda: _open(shared.warehouse), shared.warehouse)
+        # the warehouse opens while the first tool runs
+        store = warehouse or PendingWarehouse(lambda: _open(shared.warehouse), shared.warehouse, start=False)
         with terminate_as_interrupt():
             for tool in entry.tools:
                 outcome = run_tool(spec, tool, store, entry.profile, dict(entry.services), runs_dir=shared.runs_dir,
                                    timeout_s=shared.timeout_s, environment=shared.environment, echo=echo,
-                                   settings=shared.settings, group_id=group_id)
+                                   settings=shared.settings, group_id=group_id, script=scripts[tool])
                 result.runs.append(outcome)
                 if outcome.status == "aborted":
                     break

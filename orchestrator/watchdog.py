@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import IO, Any
 
@@ -83,11 +84,15 @@ class Watchdog:
         self._say("forget-run")
 
     def close(self) -> None:
-        """The run ended in order: the watchdog undoes nothing and exits."""
+        """The run ended in order: the watchdog undoes nothing and exits. It is reaped in a thread, so that
+        perfhouse goes on storing the run meanwhile (the watchdog's exit takes a few hundredths of a second)."""
         self._say("done")
         if self._proc.stdin is not None:
             with contextlib.suppress(BrokenPipeError):
                 self._proc.stdin.close()
+        threading.Thread(target=self._reap, name="perfhouse-watchdog-reap", daemon=True).start()
+
+    def _reap(self) -> None:
         try:
             self._proc.wait(timeout=STOP_S)
         except subprocess.TimeoutExpired:

@@ -59,8 +59,9 @@ def run_k6(tmp: Path, api: DemoAPI, seconds: str = "2s") -> Path:
 
 def run_jmeter_default(tmp: Path, api: DemoAPI) -> Path:
     """A real JTL written with JMeter's default settings (2.13: CSV without a header row)."""
-    from orchestrator.generators import GenerationOptions, generate
+    from orchestrator.generators import GenerationOptions
     from orchestrator.spec import load_spec
+    from orchestrator.tools import generate
 
     spec = load_spec(ROOT / "examples" / "shop.yaml")
     plan = tmp / "shop.jmx"

@@ -24,8 +24,6 @@ import re
 import subprocess
 import sys
 
-import sqlglot
-
 from warehouse.backends import Backend, quote_identifier
 from warehouse.errors import WarehouseError
 
@@ -99,6 +97,8 @@ def render(
 
 def check(statements: list[str]) -> None:
     """Every statement parses as one ClickHouse statement (sqlglot)."""
+    import sqlglot  # loads for a cluster's DDL only
+
     for sql in statements:
         try:
             parsed = sqlglot.parse(sql, read="clickhouse")

@@ -6,14 +6,16 @@ into SQL text. `check_all()` parses each query with sqlglot's ClickHouse dialect
 
 from __future__ import annotations
 
+import functools
 import re
 import string
 from dataclasses import dataclass
-
-import sqlglot
-import sqlglot.expressions as exp
+from typing import TYPE_CHECKING
 
 from warehouse.errors import WarehouseError
+
+if TYPE_CHECKING:  # sqlglot loads when a query is checked, not with the queries
+    import sqlglot.expressions as exp
 
 
 @dataclass(frozen=True)
@@ -152,6 +154,24 @@ WHERE run_id = {run:String}
   AND ({journey:String} = '' OR journey = {journey:String})
   AND ({step:String} = '' OR step = {step:String})
   AND ({service:String} = '' OR service = {service:String})
+""")
+
+# Every SLO of a run in one read: a group per scope (the three arrays side by side give each scope's journey, step
+# and service, '' for any) with SLO_OBSERVATION's figures, the percentiles at the SLOs' levels in slots q1..q12 as
+# REPORT_STEPS has them. A scope without requests has no row.
+SLO_OBSERVATIONS = _with_failures("""
+SELECT tupleElement(scope, 1) AS scope_journey, tupleElement(scope, 2) AS scope_step,
+       tupleElement(scope, 3) AS scope_service, count() AS count, $request_errors AS errors,
+       $error_rate, $check_failure_rate, avg(duration_ms) AS avg, max(duration_ms) AS max,
+       quantilesExactInclusive({q1:Float64}, {q2:Float64}, {q3:Float64}, {q4:Float64}, {q5:Float64}, {q6:Float64},
+                               {q7:Float64}, {q8:Float64}, {q9:Float64}, {q10:Float64}, {q11:Float64},
+                               {q12:Float64})(duration_ms) AS levels,
+       count() / greatest(dateDiff('millisecond', min(ts), max(ts)) / 1000, 1) AS throughput
+FROM requests
+ARRAY JOIN arrayZip({journeys:Array(String)}, {steps:Array(String)}, {services:Array(String)}) AS scope
+WHERE run_id = {run:String} AND (scope_journey = '' OR journey = scope_journey)
+  AND (scope_step = '' OR step = scope_step) AND (scope_service = '' OR service = scope_service)
+GROUP BY scope_journey, scope_step, scope_service
 """)
 
 SLO_RESULTS = """
@@ -403,7 +423,8 @@ ALL = {name: sql for name, sql in globals().items() if name.isupper() and name[0
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*):([A-Za-z0-9()]+)\}")
 
 
-def _teach_sqlglot_plural_inclusive_quantiles() -> None:
+@functools.cache
+def teach_sqlglot_plural_inclusive_quantiles() -> None:
     """sqlglot's ClickHouse parser knows quantileExactInclusive but not its plural form (sqlglot 30), and
     misreads `quantilesExactInclusive(0.5, 0.9)(x)` without it; teach it the one name."""
     from sqlglot.parsers import clickhouse as parser
@@ -413,11 +434,12 @@ def _teach_sqlglot_plural_inclusive_quantiles() -> None:
         mapping["quantilesExactInclusive"] = ("quantilesExactInclusive", None)
 
 
-_teach_sqlglot_plural_inclusive_quantiles()
-
-
 def check(sql: str) -> exp.Expression:
     """Parse a query with sqlglot's ClickHouse dialect; refuse anything but a single SELECT."""
+    import sqlglot
+    import sqlglot.expressions as exp
+
+    teach_sqlglot_plural_inclusive_quantiles()
     try:
         statements = sqlglot.parse(sql, read="clickhouse")
     except sqlglot.errors.ParseError as exc:

@@ -23,7 +23,10 @@ import sqlglot.expressions as exp
 
 from warehouse.backends import settings_sql
 from warehouse.errors import WarehouseError
+from warehouse.queries import teach_sqlglot_plural_inclusive_quantiles
 from warehouse.schema import MIGRATIONS
+
+teach_sqlglot_plural_inclusive_quantiles()
 
 # Scalar functions that read outside the query's tables: a file, a model file, dictionaries (which
 # may be backed by files or other servers), Join tables.

@@ -10,10 +10,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from warehouse import queries, sqlgate
+from warehouse import queries
 from warehouse.analysis import fingerprint as fp
 from warehouse.analysis import slo
-from warehouse.backends import Backend, open_backend, quote_identifier
+from warehouse.backends import Backend, open_backend
 from warehouse.errors import DataError, IngestError, WarehouseError
 from warehouse.ids import new_run_id
 from warehouse.ingest import (
@@ -195,7 +195,8 @@ class Warehouse:
                 info.tool = result.tool
                 name = "requests" if result.rows else "aggregates" if result.aggregates else "k6_points"
                 times = self.backend.query(
-                    f"SELECT toString(min(ts)) AS a, toString(max(ts)) AS b FROM {quote_identifier(job.table(name))}"
+                    f"SELECT toString(min(ts)) AS a, toString(max(ts)) AS b FROM {job.table(name)} "
+                    "WHERE batch = {b:String}", {"b": job.batch}
                 )[0]
                 info.started_at, info.ended_at = times["a"], times["b"]
                 for key in ("environment", "profile", "tool_version", "spec_name", "git_sha", "branch"):
@@ -519,13 +520,17 @@ class Warehouse:
 
     def table_columns(self) -> list[dict[str, Any]]:
         """Columns of perfhouse's tables: (table, name, type), in table order."""
+        from warehouse import sqlgate
+
         return self.backend.query(queries.TABLE_COLUMNS, {"tables": sorted(sqlgate.warehouse_tables())})
 
-    def read_only_sql(
-        self, sql: str, row_limit: int = sqlgate.DEFAULT_ROW_LIMIT, timeout_s: int = sqlgate.DEFAULT_TIMEOUT_S
-    ) -> SqlResult:
+    def read_only_sql(self, sql: str, row_limit: int | None = None, timeout_s: int | None = None) -> SqlResult:
         """An ad-hoc query through the SQL gate (one SELECT over perfhouse's tables), run read-only with
-        a row limit and a timeout; sqlgate.Refused when the gate does not admit it."""
+        a row limit and a timeout (default sqlgate's); sqlgate.Refused when the gate does not admit it."""
+        from warehouse import sqlgate  # sqlglot loads for the SQL page only
+
+        row_limit = sqlgate.DEFAULT_ROW_LIMIT if row_limit is None else row_limit
+        timeout_s = sqlgate.DEFAULT_TIMEOUT_S if timeout_s is None else timeout_s
         with self.backend.session():
             database = str(self.backend.query(queries.CURRENT_DATABASE)[0]["database"])
             admitted = sqlgate.admit(sql, sqlgate.warehouse_tables(), database)

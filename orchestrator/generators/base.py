@@ -50,15 +50,6 @@ class Generator(Protocol):
     def render(self, spec: Spec, options: GenerationOptions) -> GeneratedScript: ...
 
 
-def generate(spec: Spec, tool: str, options: GenerationOptions) -> GeneratedScript:
-    """The spec as the script of `tool`, which its module in orchestrator.tools renders with its generator."""
-    from orchestrator.tools import TOOLS
-
-    if tool not in TOOLS:
-        raise GenerationError(f"unknown tool {tool!r}; known: {', '.join(sorted(TOOLS))}")
-    return TOOLS[tool].render(spec, options)
-
-
 @functools.cache
 def _bytecode_cache() -> jinja2.BytecodeCache | None:
     """Compiled templates kept in the user's cache directory, so a run does not compile them again (a compile

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
-from orchestrator.errors import ToolMissingError
+from orchestrator.errors import GenerationError, ToolMissingError
 
 if TYPE_CHECKING:
     from orchestrator.generators.base import GeneratedScript, GenerationOptions
@@ -171,6 +171,13 @@ def get(name: str) -> Tool:
     return TOOLS[name]
 
 
+def generate(spec: Spec, tool: str, options: GenerationOptions) -> GeneratedScript:
+    """The spec as the script of `tool`, which that tool's module renders with its generator."""
+    if tool not in TOOLS:
+        raise GenerationError(f"unknown tool {tool!r}; known: {', '.join(sorted(TOOLS))}")
+    return TOOLS[tool].render(spec, options)
+
+
 def require(name: str) -> tuple[Tool, str]:
     tool = get(name)
     binary = tool.binary()
@@ -214,6 +221,7 @@ __all__ = [
     "Tool",
     "available",
     "default_image",
+    "generate",
     "get",
     "register",
     "require",

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.generators import GenerationOptions, generate
+from orchestrator.generators import GenerationOptions
 from orchestrator.spec import load_spec
+from orchestrator.tools import generate
 from tests.conftest import need
 from tests.integration.test_error_semantics import REQUESTS, SPEC, serve
 from tests.integration.test_influx import k6_json_to_line_protocol

@@ -11,10 +11,10 @@ import pytest
 
 from orchestrator.demo_api import DemoAPI
 from orchestrator.errors import SpecError
-from orchestrator.generators import GenerationOptions, generate
+from orchestrator.generators import GenerationOptions
 from orchestrator.secrets import ENV_FILE, require_env, secret_file
 from orchestrator.spec import load_spec
-from orchestrator.tools import TOOLS
+from orchestrator.tools import TOOLS, generate
 from tests.conftest import ROOT, need
 
 pytestmark = pytest.mark.integration

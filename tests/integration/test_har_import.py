@@ -10,9 +10,10 @@ import pytest
 import yaml
 
 from orchestrator.demo_api import DemoAPI
-from orchestrator.generators import GenerationOptions, generate
+from orchestrator.generators import GenerationOptions
 from orchestrator.har import har_to_spec, import_har
 from orchestrator.spec import load_spec
+from orchestrator.tools import generate
 from tests.conftest import need
 
 BASE = "http://127.0.0.1:8080"

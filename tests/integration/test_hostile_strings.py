@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from orchestrator.demo_api import DemoAPI
-from orchestrator.generators import GenerationOptions, generate
+from orchestrator.generators import GenerationOptions
 from orchestrator.spec import load_spec
-from orchestrator.tools import TOOLS
+from orchestrator.tools import TOOLS, generate
 from tests.conftest import need
 
 pytestmark = pytest.mark.integration

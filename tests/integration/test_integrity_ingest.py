@@ -3,6 +3,8 @@ ingested again; files whose rows once outlived their run are repaired when the w
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
 import shutil
 import signal
@@ -38,6 +40,29 @@ def write_jtl(path: Path, rows: int) -> None:
                 f"{start + i * 5},{20 + i % 97},{labels[i % 5]},{200 if i % 50 else 500},OK,Users 1-{i % 8 + 1},"
                 f"text,{'true' if i % 50 else 'false'},{100 + i % 13},1,8,{5 + i % 7}\n"
                 for i in range(base, min(rows, base + 50_000))))
+
+
+# The steps of a small file's commit: its rows go straight into the warehouse tables (no staging tables).
+DIRECT_STEPS = ["attaching-recorded", "claimed", "loaded", "run-recorded", "summaries-written", "done-recorded"]
+K6_REQUESTS = 300
+
+
+def write_k6_json(path: Path, requests: int, garbled_at: int | None = None) -> None:
+    """k6 `--out json` lines of `requests` requests (the points of each, 20 ms apart, over a month's end, so the
+    rows lie in two monthly partitions); `garbled_at`: that request's first line cut short."""
+    start = dt.datetime(2024, 1, 31, 23, 59, 59, 500_000, tzinfo=dt.UTC)
+    lines = ['{"type":"Metric","data":{"name":"http_reqs","type":"counter"},"metric":"http_reqs"}']
+    for i in range(requests):
+        time_text = (start + dt.timedelta(milliseconds=20 * i)).strftime("%Y-%m-%dT%H:%M:%S.%f") + "123Z"
+        tags = {"journey": "shop", "step": ["home", "cart", "pay"][i % 3], "method": "GET", "status": "200",
+                "expected_response": "true", "url": "http://127.0.0.1/x", "name": "http://127.0.0.1/x"}
+        points = [("http_reqs", 1), ("http_req_duration", 10 + i % 17), ("http_req_waiting", 8 + i % 13),
+                  ("http_req_connecting", 0), ("http_req_failed", 0)]
+        for n, (metric, value) in enumerate(points):
+            line = json.dumps({"metric": metric, "type": "Point",
+                               "data": {"time": time_text, "value": value, "tags": tags}})
+            lines.append(line[: len(line) // 2] if i == garbled_at and n == 0 else line)
+    path.write_text("\n".join(lines) + "\n")
 
 
 @pytest.fixture(scope="session")
@@ -249,3 +274,36 @@ def test_an_ingest_waiting_on_a_claim_whose_process_died_commits_the_file(
     assert wh.totals(run.run_id)["count"] == 20_000
     states = sorted(r["state"] for r in wh.backend.query("SELECT state FROM ingested_files FINAL"))
     assert states == ["done", "failed"]
+
+
+@pytest.mark.parametrize("step", DIRECT_STEPS)
+def test_a_small_file_killed_as_it_loads_directly_leaves_its_run_whole_or_absent(step: str, any_warehouse_url: str,
+                                                                                 tmp_path: Path) -> None:
+    """A small file skips the staging tables under the same commit: killed at any step before its done record,
+    the next open takes its run and rows back; after it, the run is whole. ("loaded" is a step of this path
+    only: the process reaching it shows the file loaded directly.)"""
+    path = tmp_path / "k6.json"
+    write_k6_json(path, K6_REQUESTS)
+    release(Warehouse.open(any_warehouse_url))
+    proc = ingest_process(any_warehouse_url, path, kill_at=step)
+    proc.wait(300)
+    assert proc.returncode == -signal.SIGKILL, f"{step}: not reached: {proc.stderr.read()!r}"  # type: ignore[union-attr]
+    assert check_whole_or_absent(any_warehouse_url, path, K6_REQUESTS) == (
+        "whole" if step == "done-recorded" else "absent")
+
+
+def test_a_small_file_with_a_bad_line_is_staged_and_counts_it(any_warehouse_url: str, tmp_path: Path) -> None:
+    """A small file whose strict read fails is undone and staged instead: the valid lines are kept, the bad one
+    counted, as for a large file; the direct attempt leaves no row behind."""
+    path = tmp_path / "k6.json"
+    write_k6_json(path, K6_REQUESTS, garbled_at=7)
+    wh = Warehouse.open(any_warehouse_url)
+    result = wh.ingest(path)
+    assert result.rejected == 1 and result.samples[0].line == 1 + 7 * 5 + 1
+    assert result.rows == K6_REQUESTS - 1 and wh.totals(result.run_id)["count"] == K6_REQUESTS - 1
+    points = wh.backend.query("SELECT uniqExact(batch) AS batches, count() AS n FROM k6_points")[0]
+    assert points == {"batches": 1, "n": K6_REQUESTS * 5 - 1}
+    states = wh.backend.query("SELECT state, new_run FROM ingested_files FINAL ORDER BY state")
+    assert states == [{"state": "done", "new_run": 1}, {"state": "failed", "new_run": 1}]
+    assert [r["run_id"] for r in wh.runs()] == [result.run_id]
+    release(wh)

@@ -35,8 +35,9 @@ SHOP_STEPS = {
 
 
 def plan(spec: Path, profile: str, services: dict[str, str], out: Path) -> Path:
-    from orchestrator.generators import GenerationOptions, generate
+    from orchestrator.generators import GenerationOptions
     from orchestrator.spec import load_spec
+    from orchestrator.tools import generate
 
     out.write_text(
         generate(load_spec(spec), "jmeter", GenerationOptions(profile, services, "2.13")).content,

@@ -8,9 +8,10 @@ import pytest
 
 from orchestrator.demo_api import DemoAPI
 from orchestrator.errors import GenerationError
-from orchestrator.generators import GenerationOptions, generate
+from orchestrator.generators import GenerationOptions
 from orchestrator.run import run_tool
 from orchestrator.spec import load_spec
+from orchestrator.tools import generate
 from tests.conftest import need
 from warehouse.store import Warehouse
 

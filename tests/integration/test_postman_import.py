@@ -13,10 +13,10 @@ import pytest
 import yaml
 
 from orchestrator.demo_api import DemoAPI
-from orchestrator.generators import GenerationOptions, generate
+from orchestrator.generators import GenerationOptions
 from orchestrator.postman import postman_to_spec
 from orchestrator.spec import load_spec
-from orchestrator.tools import TOOLS
+from orchestrator.tools import TOOLS, generate
 from tests.conftest import need
 
 pytestmark = pytest.mark.integration

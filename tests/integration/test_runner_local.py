@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 
 from orchestrator.demo_api import DemoAPI
-from orchestrator.generators import GenerationOptions, generate
+from orchestrator.generators import GenerationOptions
 from orchestrator.generators.base import has_load, journey_vus, part_share
 from orchestrator.progress import Counts
 from orchestrator.run import RunSettings, run_tool
 from orchestrator.spec import load_spec
-from orchestrator.tools import TOOLS, Segment
+from orchestrator.tools import TOOLS, Segment, generate
 from orchestrator.tools.jmeter import JtlCsvCounter
 from orchestrator.tools.k6 import K6JsonCounter, segment_args
 from tests.conftest import ROOT, need

@@ -12,10 +12,10 @@ from urllib.parse import parse_qsl
 import pytest
 
 from orchestrator.demo_api import DemoAPI, Recorded
-from orchestrator.generators import GenerationOptions, generate
+from orchestrator.generators import GenerationOptions
 from orchestrator.generators.jmeter import BRACKETS_NOTE, UNTYPED_BODY_NOTE
 from orchestrator.spec import Spec, load_spec
-from orchestrator.tools import TOOLS
+from orchestrator.tools import TOOLS, generate
 from tests.conftest import ROOT, need
 
 pytestmark = pytest.mark.integration

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from orchestrator.demo_api import DemoAPI
-from orchestrator.generators import GenerationOptions, generate
+from orchestrator.generators import GenerationOptions
 from orchestrator.run import run_tool
 from orchestrator.spec import load_spec
-from orchestrator.tools import TOOLS
+from orchestrator.tools import TOOLS, generate
 from tests.conftest import need
 from warehouse.store import Warehouse
 

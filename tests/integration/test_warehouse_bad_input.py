@@ -166,10 +166,14 @@ def test_gzip_cut_short_keeps_what_decompresses(any_warehouse_url: str, k6_outpu
 
 
 # The child ingests into the warehouse and stops for good right after the first statement matching its third
-# argument: the warehouse then holds exactly what a crash there leaves.
+# argument: the warehouse then holds exactly what a crash there leaves. Its fourth says whether the (small) file
+# may load straight into the warehouse tables, or is staged as a large one is.
 CHILD = """
 import re, sys, time
+import warehouse.ingest
 from warehouse.store import Warehouse
+if sys.argv[4] != "direct":
+    warehouse.ingest.DIRECT_MAX_BYTES = 0
 wh = Warehouse.open(sys.argv[1])
 command = wh.backend.command
 def pausing(sql, params=None):
@@ -181,10 +185,12 @@ wh.backend.command = pausing
 wh.ingest(sys.argv[2])
 """
 # Where the child dies: while loading (the batch's points and now its requests are in its staging tables),
-# or once its rows are attached to the warehouse tables but before the batch is recorded as done.
+# once its rows are attached to the warehouse tables but before the batch is recorded as done, or, loading the
+# small file straight into the warehouse tables, once its requests are in but before the done record.
 STOPS = {
-    "loading": (r"INSERT INTO stage_[0-9a-f]{32}_requests ", "staging"),
-    "attached": (r"ALTER TABLE requests ATTACH PARTITION ", "attaching"),
+    "loading": (r"INSERT INTO stage_[0-9a-f]{32}_requests ", "staging", "staged"),
+    "attached": (r"ALTER TABLE requests ATTACH PARTITION ", "attaching", "staged"),
+    "direct": (r"INSERT INTO requests ", "attaching", "direct"),
 }
 
 
@@ -199,8 +205,8 @@ def staged_rows(backend: Backend) -> int:
 def test_killed_ingest_leaves_no_partial_rows_and_no_run(any_warehouse_url: str, k6_output: Path,
                                                          stop: str) -> None:
     Warehouse.open(any_warehouse_url)
-    statement, state = STOPS[stop]
-    child = subprocess.Popen([sys.executable, "-c", CHILD, any_warehouse_url, str(k6_output), statement],
+    statement, state, path = STOPS[stop]
+    child = subprocess.Popen([sys.executable, "-c", CHILD, any_warehouse_url, str(k6_output), statement, path],
                              stdout=subprocess.PIPE, cwd=Path(__file__).resolve().parents[2])
     assert child.stdout is not None
     try:

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from orchestrator.errors import GenerationError
-from orchestrator.generators import GenerationOptions, generate
+from orchestrator.generators import GenerationOptions
 from orchestrator.spec import load_spec
+from orchestrator.tools import generate
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 OUTPUTS = [("k6", "5.6", "script.js"), ("jmeter", "5.6", "plan.jmx"), ("jmeter", "2.13", "plan-2.13.jmx"),

@@ -14,9 +14,10 @@ from click.testing import CliRunner
 
 from orchestrator.cli import main
 from orchestrator.errors import GenerationError
-from orchestrator.generators import GenerationOptions, generate
+from orchestrator.generators import GenerationOptions
 from orchestrator.runners.k8s import k8s_name, render
 from orchestrator.spec import load_spec
+from orchestrator.tools import generate
 from tests.conftest import ROOT
 
 SCHEMA = json.loads((ROOT / "tests" / "schemas" / "k6-operator-testrun.schema.json").read_text())

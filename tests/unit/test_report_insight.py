@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from orchestrator.errors import SpecError
-from orchestrator.generators import GenerationOptions, generate
+from orchestrator.generators import GenerationOptions
 from orchestrator.spec import load_spec
+from orchestrator.tools import generate
 from warehouse import junit
 from warehouse.analysis import insight
 from warehouse.analysis.slo import Objective, Verdict, percentile_level

@@ -91,29 +91,47 @@ def observe(backend: Backend, run_id: str, objective: Objective) -> Verdict:
          "level": objective.level},
     )[0]
     column = "percentile" if percentile_level(objective.metric) is not None else objective.metric
-    value = row[column] if int(row["count"]) else None
+    return _verdict(objective, row[column] if int(row["count"]) else None)
+
+
+def observe_all(backend: Backend, run_id: str, objectives: list[Objective]) -> list[Verdict]:
+    """Every objective observed, in one query over the run's requests (SLO_OBSERVATIONS: a group per scope,
+    the percentiles at all the objectives' levels at once); one query per objective past LEVEL_SLOTS levels."""
+    levels = sorted({o.level for o in objectives})
+    if not objectives or len(levels) > queries.LEVEL_SLOTS:
+        return [observe(backend, run_id, o) for o in objectives]
+    slots = levels + levels[-1:] * (queries.LEVEL_SLOTS - len(levels))
+    scopes = sorted({(o.journey, o.step, o.service) for o in objectives})
+    rows = backend.query(queries.SLO_OBSERVATIONS, {
+        "run": run_id, "journeys": [s[0] for s in scopes], "steps": [s[1] for s in scopes],
+        "services": [s[2] for s in scopes], **{f"q{n}": level for n, level in enumerate(slots, 1)}})
+    by_scope = {(r["scope_journey"], r["scope_step"], r["scope_service"]): r for r in rows}
+    verdicts = []
+    for o in objectives:
+        row = by_scope.get((o.journey, o.step, o.service))
+        value = None
+        if row is not None and int(row["count"]):
+            value = row["levels"][levels.index(o.level)] if percentile_level(o.metric) is not None else row[o.metric]
+        verdicts.append(_verdict(o, value))
+    return verdicts
+
+
+def _verdict(objective: Objective, value: Any) -> Verdict:
     observed = None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
     passed = observed is not None and objective.holds(observed)
     return Verdict(objective.label, objective.scope, objective.metric, objective.threshold, observed, passed)
 
 
 def evaluate(backend: Backend, run_id: str, objectives: list[Objective]) -> list[Verdict]:
-    """Observe every objective and store the verdicts (re-evaluating replaces them)."""
-    verdicts = [observe(backend, run_id, o) for o in objectives]
-    for v in verdicts:
+    """Observe every objective and store the verdicts in one insert (re-evaluating replaces them)."""
+    verdicts = observe_all(backend, run_id, objectives)
+    if verdicts:
         backend.command(
             "INSERT INTO slo_results (run_id, slo, scope, metric, threshold, observed, passed, evaluated_at) "
-            "VALUES ({run:String}, {slo:String}, {scope:String}, {metric:String}, {threshold:Float64}, "
-            "{observed:Nullable(Float64)}, {passed:UInt8}, now64(3))",
-            {
-                "run": run_id,
-                "slo": v.slo,
-                "scope": v.scope,
-                "metric": v.metric,
-                "threshold": v.threshold,
-                "observed": v.observed,
-                "passed": int(v.passed),
-            },
+            "SELECT {run:String}, v.1, v.2, v.3, v.4, v.5, v.6, now64(3) FROM (SELECT arrayJoin("
+            "{verdicts:Array(Tuple(String, String, String, Float64, Nullable(Float64), UInt8))}) AS v)",
+            {"run": run_id,
+             "verdicts": [(v.slo, v.scope, v.metric, v.threshold, v.observed, int(v.passed)) for v in verdicts]},
         )
     return verdicts
 

@@ -121,7 +121,8 @@ class StepFacts:
 
 @dataclass(frozen=True)
 class IngestJob:
-    """What a format's loader needs: where to put rows and how to tag them."""
+    """What a format's loader needs: where to put rows and how to tag them. A `direct` job's rows go straight
+    into the warehouse tables (a small file: see `ingest_file`), so a loader reads back its rows by batch."""
 
     backend: Backend
     path: Path
@@ -131,6 +132,7 @@ class IngestJob:
     services: dict[tuple[str, str], str] = field(default_factory=dict)  # (journey, step) -> service
     source: Path | None = None  # the file the user gave (path is its plain copy when it was gzip)
     steps: dict[tuple[str, str], StepFacts] = field(default_factory=dict)  # (journey, step) -> what the spec says
+    direct: bool = False
 
     @property
     def stage(self) -> str:
@@ -138,16 +140,25 @@ class IngestJob:
         return f"stage_{self.batch}"
 
     def table(self, name: str) -> str:
-        """The table a loader writes `name`'s rows of this batch to, and reads them back from: the batch's
-        staging copy of warehouse table `name`, which ingest_file creates before the load and attaches after."""
+        """The table a loader writes `name`'s rows of this batch to, and reads them back from (by batch): the
+        batch's staging copy of warehouse table `name`, which ingest_file creates before the load and attaches
+        after; for a direct job, the warehouse table itself."""
         if name not in BATCH_TABLES:
             raise ValueError(f"not a table a batch adds rows to: {name!r}")
-        return f"{self.stage}_{name}"
+        return home(self.backend, name) if self.direct else f"{self.stage}_{name}"
+
+
+class NeedsStaging(Exception):
+    """Raised by a loader of a direct job when the file needs what only the staging path does (rejected
+    lines counted after a failed strict pass): ingest_file undoes the batch and stages the file."""
 
 
 class Format(Protocol):
     name: ClassVar[str]
     tool: ClassVar[str]
+    # A format whose small files may load straight into the warehouse tables (IngestJob.direct) says so with a
+    # class attribute `direct = True`; its loader then reads its rows back by batch and raises NeedsStaging for
+    # what it cannot do there.
 
     def sniff(self, head: bytes) -> bool:
         """Does a file starting with these bytes look like this format?"""
@@ -166,6 +177,13 @@ def register(cls: type) -> type:
 
 BOM = b"\xef\xbb\xbf"
 GZIP_MAGIC = b"\x1f\x8b"
+
+
+# A file up to this size loads straight into the warehouse tables when its format can (Format.direct): one
+# INSERT per table, whose rows, fewer than an insert block (min_insert_block_size_rows), form one part per table
+# and partition that appears at once, as an attached partition does; the staging tables, their attaching and
+# dropping (some twenty statements, most of a small run's ingest) are left out. Larger files are staged.
+DIRECT_MAX_BYTES = 4 << 20
 
 
 def read_head(path: Path, size: int = 65536) -> bytes:
@@ -320,11 +338,15 @@ def ingest_file(
 
     1. "staging" recorded; the file loads into the batch's staging tables (invisible to readers);
     2. "attaching" recorded, with `new_run` when the batch creates its run; the partitions are attached;
-    3. `run_record(job, result)` writes the run's record (its times read from the staging tables), so a
+    3. `run_record(job, result)` writes the run's record (its times read from the batch's rows), so a
        run is seen only once all its rows are in;
     3b. the run's step summaries are written over its done batches and this one (`write_summaries`); a
        summary counts only once its batches are all done, and rolling the batch back deletes it;
-    4. "done" recorded: the commit. Re-ingesting the file is a duplicate from here on, never before.
+    4. "done" recorded: the commit (`commit`). Re-ingesting the file is a duplicate from here on, never before.
+
+    A small file of a format that can (DIRECT_MAX_BYTES, Format.direct) skips the staging tables: "attaching"
+    is recorded first, the content claimed, and its rows are inserted straight into the warehouse tables, then
+    3, 3b and 4 as above (`_load_directly`).
 
     A process that stops anywhere before 4 leaves an unfinished batch: the next open (`recover`) deletes
     its rows from the warehouse tables and, for a batch that created its run, the run's record, then marks
@@ -357,16 +379,25 @@ def ingest_file(
             hashing.set_result(prepared.sha)
         else:
             hashing = pool.submit(file_sha256, plain)  # sha256 releases the GIL; ClickHouse too
-        maybe_seen = prepared.sha or backend.query(
+        direct = (getattr(fmt_impl, "direct", False) and cut is None and not getattr(backend, "cluster", None)
+                  and plain.stat().st_size <= DIRECT_MAX_BYTES)
+        # a small file's hash is at hand: asked for at once, not after its quick fingerprint
+        maybe_seen = direct or prepared.sha or backend.query(
             "SELECT 1 FROM ingested_files FINAL WHERE quick = {q:String} AND state = 'done' LIMIT 1", {"q": quick}
         )
         if maybe_seen and (seen := _done_run(backend, hashing.result(), *prepared.also_known_as)):
             result.run_id, result.duplicate = seen, True
             return result
         result.notes.extend(prepared.notes)
+        new_run = run_record is not None
+        if direct:
+            job = IngestJob(backend, plain, run_id, uuid.uuid4().hex, generator, services or {}, source=shown,
+                            steps=steps or {}, direct=True)
+            if (done := _load_directly(job, fmt_impl, hashing.result(), quick, result, run_record)) is not None:
+                return done
+            result = IngestResult(run_id, str(shown), fmt_impl.name, fmt_impl.tool, notes=list(prepared.notes))
         job = IngestJob(backend, plain, run_id, uuid.uuid4().hex, generator, services or {}, source=shown,
                     steps=steps or {})
-        new_run = run_record is not None
         _record(backend, job, "", quick, fmt_impl.name, "staging", result, new_run)
         checkpoint("staging-recorded")
         attaching = False
@@ -388,13 +419,7 @@ def ingest_file(
                 _record(backend, job, sha, quick, fmt_impl.name, "attaching", result, new_run)
                 checkpoint("attaching-recorded")
                 attach_stage(job)
-                if run_record is not None:
-                    run_record(job, result)
-                    checkpoint("run-recorded")
-                write_summaries(backend, job.run_id, job.batch)
-                checkpoint("summaries-written")
-                _record(backend, job, sha, quick, fmt_impl.name, "done", result, new_run)
-                checkpoint("done-recorded")
+                commit(job, sha, quick, fmt_impl.name, result, run_record)
         except BaseException:
             discard_batch(backend, job.batch, attached=attaching)
             raise
@@ -466,6 +491,54 @@ def claim(backend: Backend, batch: str, sha: str, shown: Path, wait_s: float | N
                 f"{holder['batch']}); ingest it again when that one ends"
             )
         time.sleep(0.2)
+
+
+def commit(job: IngestJob, sha: str, quick: str, fmt: str, result: IngestResult, run_record: RunRecord | None) -> None:
+    """Steps 3 and 4 of `ingest_file` (staged or direct), once every row of the batch is in the warehouse tables:
+    the record of the run the batch creates, the run's step summaries, then the batch's "done" record, the commit."""
+    if run_record is not None:
+        run_record(job, result)
+        checkpoint("run-recorded")
+    write_summaries(job.backend, job.run_id, job.batch)
+    checkpoint("summaries-written")
+    _record(job.backend, job, sha, quick, fmt, "done", result, run_record is not None)
+    checkpoint("done-recorded")
+
+
+def _load_directly(job: IngestJob, fmt: Format, sha: str, quick: str, result: IngestResult,
+                   run_record: RunRecord | None) -> IngestResult | None:
+    """A small file's rows inserted straight into the warehouse tables, and committed: the result, or a duplicate
+    of the run that committed the same content meanwhile; None, with nothing of the batch left, when the file
+    needs staging. "attaching" is recorded before the content is claimed (a batch waiting on this claim sees it
+    going) and before any row goes in, so a process stopped before the commit leaves a batch that the next open
+    undoes (`recover`), as a staged batch."""
+    backend = job.backend
+    _record(backend, job, sha, quick, fmt.name, "attaching", result, run_record is not None)
+    checkpoint("attaching-recorded")
+    try:
+        seen = claim(backend, job.batch, sha, Path(job.source or job.path))
+        checkpoint("claimed")
+        if seen:
+            discard_batch(backend, job.batch, attached=False)
+            return IngestResult(seen, result.path, fmt.name, fmt.tool, duplicate=True)
+        fmt.load(job, result)
+        checkpoint("loaded")
+        if not (result.rows or result.points or result.aggregates):
+            raise IngestError(_nothing_valid(Path(job.source or job.path), result))
+        commit(job, sha, quick, fmt.name, result, run_record)
+    except NeedsStaging:  # a statement that failed wrote nothing; anything written is deleted
+        discard_batch(backend, job.batch, attached=_has_rows(backend, job.batch))
+        return None
+    except BaseException:
+        discard_batch(backend, job.batch)
+        raise
+    return result
+
+
+def _has_rows(backend: Backend, batch: str) -> bool:
+    """Does any warehouse table hold rows of the batch?"""
+    return any(backend.query(f"SELECT 1 FROM {home(backend, table)} WHERE batch = {{b:String}} LIMIT 1", {"b": batch})
+               for table in BATCH_TABLES)
 
 
 def create_stage(job: IngestJob) -> None:
@@ -845,6 +918,7 @@ __all__ = [
     "FORMATS",
     "IngestError",
     "IngestResult",
+    "NeedsStaging",
     "Rejected",
     "StepFacts",
     "detect_format",

@@ -36,6 +36,7 @@ from warehouse.ingest import (
     READ_FILE,
     IngestJob,
     IngestResult,
+    NeedsStaging,
     Rejected,
     count_lines,
     count_rejects,
@@ -111,12 +112,12 @@ SELECT q.journey_ AS journey_, q.step_tag_ AS step_tag_, q.vu_ AS vu_, q.iter_ A
        countIf(c.value = 0) AS failed_, argMinIf(c.check_, c.tn_, c.value = 0) AS failed_check_
 FROM (
     SELECT value, t.check AS check_, {_KEYS}, {_VU_ITER} FROM {{points}}
-    WHERE run_id = {{run:String}} AND metric = 'checks'
+    WHERE run_id = {{run:String}} AND batch = {{batch:String}} AND metric = 'checks'
       AND ts >= {{since:DateTime64(6, 'UTC')}} AND ts < {{reach:DateTime64(6, 'UTC')}}
 ) AS c
 ASOF JOIN (
     SELECT ts, {_KEYS}, {_VU_ITER} FROM {{points}}
-    WHERE run_id = {{run:String}} AND metric = 'http_reqs'
+    WHERE run_id = {{run:String}} AND batch = {{batch:String}} AND metric = 'http_reqs'
       AND ts >= {{since:DateTime64(6, 'UTC')}} AND ts < {{reach:DateTime64(6, 'UTC')}}
 ) AS q ON c.journey_ = q.journey_ AND c.step_tag_ = q.step_tag_ AND c.vu_ = q.vu_ AND c.iter_ = q.iter_
             AND c.tn_ >= q.tn_
@@ -149,7 +150,7 @@ FROM (
                groupArrayIf(trace_, metric = 'http_reqs') AS traces
         FROM (
             SELECT ts, ts_ns, tags, metric, value, {_VU_ITER}, {_TRACE} FROM {{points}}
-            WHERE run_id = {{run:String}}
+            WHERE run_id = {{run:String}} AND batch = {{batch:String}}
               AND metric IN ('http_reqs', 'http_req_duration', 'http_req_waiting', 'http_req_connecting')
               AND ts >= {{since:DateTime64(6, 'UTC')}} AND ts < {{until:DateTime64(6, 'UTC')}}
         )
@@ -174,6 +175,7 @@ multiIf(j.type = '' AND NOT isValidJSON(line), 'not valid JSON (a truncated or g
 class K6Json:
     name: ClassVar[str] = "k6-json"
     tool: ClassVar[str] = "k6"
+    direct: ClassVar[bool] = True  # a small file's points and requests go straight into the warehouse tables
 
     def sniff(self, head: bytes) -> bool:
         first = head.lstrip().split(b"\n", 1)[0]
@@ -200,6 +202,8 @@ class K6Json:
                 )
                 clean = True
             except WarehouseError:
+                if job.direct:  # rejected lines are counted from staged lines
+                    raise NeedsStaging from None
                 clean = False
                 job.backend.command(f"TRUNCATE TABLE {job.table('k6_points')}")
             if not clean:
@@ -212,7 +216,8 @@ class K6Json:
                         f"{job.source or job.path}: ClickHouse could not read the file: {exc}") from None
             complete_lines = count_lines(complete) if partial else 0
         derive_requests(job, params)
-        result.rows = int(job.backend.query(f"SELECT count() AS n FROM {job.table('requests')}")[0]["n"])
+        result.rows = int(job.backend.query(f"SELECT count() AS n FROM {job.table('requests')} WHERE batch = {{b:String}}",
+                                            {"b": job.batch})[0]["n"])
         if not clean:
             stage_lines(job, ["line"], "LineAsString", suffix="_lines")
             count_rejects(job, result, _REASON, "line != ''",
@@ -230,9 +235,9 @@ def derive_requests(job: IngestJob, params: dict[str, object]) -> None:
         f"SELECT countIf(metric = 'http_reqs') AS n, "
         f"arrayMap(t -> toString(t), quantilesIf({levels})(ts, metric = 'http_reqs')) AS cuts, "
         f"maxIf(value, metric = 'http_req_duration') AS longest_ms "
-        f"FROM {job.table('k6_points')} WHERE run_id = {{run:String}} "
+        f"FROM {job.table('k6_points')} WHERE run_id = {{run:String}} AND batch = {{batch:String}} "
         f"AND metric IN ('http_reqs', 'http_req_duration')",
-        {"run": job.run_id},
+        {"run": job.run_id, "batch": job.batch},
     )[0]
     if not int(found["n"]):
         return
