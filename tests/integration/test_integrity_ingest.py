@@ -305,5 +305,5 @@ def test_a_small_file_with_a_bad_line_is_staged_and_counts_it(any_warehouse_url:
     assert points == {"batches": 1, "n": K6_REQUESTS * 5 - 1}
     states = wh.backend.query("SELECT state, new_run FROM ingested_files FINAL ORDER BY state")
     assert states == [{"state": "done", "new_run": 1}, {"state": "failed", "new_run": 1}]
-    assert [r["run_id"] for r in wh.runs()] == [result.run_id]
+    assert [r.run_id for r in wh.runs()] == [result.run_id]
     release(wh)
