@@ -7,6 +7,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -19,14 +20,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--update-golden", action="store_true", help="Rewrite golden files from the generators.")
 
 
+def unavailable(reason: str, hint: str = "") -> NoReturn:
+    """Skip a test whose tool or engine is missing on a laptop; under CI=true every integration test must run,
+    so there it fails, saying what sets the tool up (`hint`)."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason}, and CI=true requires every integration test to run" + (f" ({hint})" if hint else ""))
+    pytest.skip(reason)
+
+
 def need(binary: str) -> str:
     """The binary's path; skip the test when it is missing, except under CI=true where it fails."""
     path = shutil.which(binary)
     if path is None:
-        message = f"{binary} is not installed"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{message}, and CI=true requires every integration test to run")
-        pytest.skip(message)
+        unavailable(f"{binary} is not installed")
     return path
 
 

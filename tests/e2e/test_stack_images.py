@@ -40,12 +40,14 @@ from urllib.parse import urlsplit, urlunsplit
 import clickhouse_connect
 import pytest
 
-from tests.conftest import ROOT, need
+from tests.conftest import ROOT, need, unavailable
 from tests.e2e.browser import Chromium
 from tests.e2e.test_dashboard_screenshot import free_port, page_state
 from tests.support.chfront import start_front_process, stop_front_process
 from tests.support.compose import COMPOSE, compose, interpolate, run_arguments, with_option
 from warehouse.store import Warehouse
+
+DOCKER_SETUP = "../shared/tools/start-dockerd"  # named when a Docker test cannot run under CI
 
 # the first test to ask for the image may build it: `pip install .` fetches perfhouse's dependencies (minutes)
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
@@ -60,13 +62,6 @@ IMAGES = {"PERFHOUSE_IMAGE": PERFHOUSE_IMAGE, "PERFHOUSE_PYTHON_IMAGE": PYTHON_I
 ARTIFACTS = Path(__file__).parent / "artifacts"
 
 
-def unavailable(reason: str) -> None:
-    """Skip on a laptop without Docker; under CI=true every integration test must run."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason}, and CI=true requires the stack tests to run (../shared/tools/start-dockerd)")
-    pytest.skip(reason)
-
-
 def docker(*args: str, timeout: float = 120, check: bool = True, **kwargs: Any) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, **kwargs)
     if check and done.returncode != 0:
@@ -78,9 +73,9 @@ def docker(*args: str, timeout: float = 120, check: bool = True, **kwargs: Any) 
 @pytest.fixture(scope="module")
 def engine() -> None:
     if shutil.which("docker") is None:
-        unavailable("the docker CLI is not installed")
+        unavailable("the docker CLI is not installed", DOCKER_SETUP)
     if docker("version", "--format", "{{.Server.Version}}", check=False, timeout=30).returncode != 0:
-        unavailable("the Docker engine is not reachable")
+        unavailable("the Docker engine is not reachable", DOCKER_SETUP)
 
 
 def _ignored(relative: str, patterns: list[str]) -> bool:
@@ -284,7 +279,7 @@ def test_docker_compose_loads_the_file_with_the_images_a_team_names(engine: None
     """`docker compose config`: Compose's own loader validates the file, merges the shared perfhouse service
     and interpolates the image variables; what it yields for the perfhouse services is what the test above ran."""
     if docker("compose", "version", check=False, timeout=30).returncode != 0:
-        unavailable("the docker compose plugin is not installed (scripts/install-compose)")
+        unavailable("the docker compose plugin is not installed (scripts/install-compose)", DOCKER_SETUP)
     env = {**os.environ, **IMAGES}
     shown = docker("compose", "--file", str(COMPOSE), "config", "--format", "json", env=env)
     config = json.loads(shown.stdout)

@@ -115,7 +115,6 @@ def test_parameters_server_and_client_side(client: Client) -> None:
 
 
 def test_query_df(client: Client) -> None:
-    pytest.importorskip("pandas")
     df = client.query_df("SELECT number AS n, toString(number) AS s, number / 2 AS h FROM numbers(4)")
     assert list(df.columns) == ["n", "s", "h"]
     assert df["n"].tolist() == [0, 1, 2, 3]

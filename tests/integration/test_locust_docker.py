@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +14,10 @@ import pytest
 
 from orchestrator.demo_api import DemoAPI
 from orchestrator.runners.docker import leftovers
+from tests.conftest import unavailable
 from warehouse.store import Warehouse
+
+DOCKER_SETUP = "../shared/tools/start-dockerd, scripts/build-locust-test-image"  # named when a Docker test cannot run under CI
 
 pytestmark = pytest.mark.integration
 
@@ -48,13 +50,6 @@ profiles:
 STEP_OF = {"GET /products": "list_products", "GET /nope": "missing", "GET /health": "health"}
 
 
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason}, and CI=true requires the Docker tests to run "
-                    "(../shared/tools/start-dockerd, scripts/build-locust-test-image)")
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def locust_image() -> str:
     try:
@@ -63,11 +58,11 @@ def locust_image() -> str:
         client = docker.from_env()
         client.ping()
     except Exception as exc:
-        _unavailable(f"the Docker engine is not reachable ({exc})")
+        unavailable(f"the Docker engine is not reachable ({exc})", DOCKER_SETUP)
     try:
         client.images.get(LOCUST_IMAGE)
     except Exception:
-        _unavailable(f"test image {LOCUST_IMAGE} is missing: run scripts/build-locust-test-image")
+        unavailable(f"test image {LOCUST_IMAGE} is missing: run scripts/build-locust-test-image", DOCKER_SETUP)
     return LOCUST_IMAGE
 
 

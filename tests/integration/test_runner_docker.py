@@ -21,8 +21,10 @@ from orchestrator.run import RunSettings, run_tool
 from orchestrator.runners import RunnerOptions
 from orchestrator.runners.docker import PART_LABEL, RUN_LABEL, TOOL_LABEL, leftovers
 from orchestrator.spec import load_spec
-from tests.conftest import ROOT, need
+from tests.conftest import ROOT, need, unavailable
 from warehouse.store import Warehouse
+
+DOCKER_SETUP = "../shared/tools/start-dockerd, ../shared/tools/build-test-images"  # named when a Docker test cannot run under CI
 
 pytestmark = pytest.mark.integration
 
@@ -49,14 +51,6 @@ profiles:
 """
 
 
-def unavailable(reason: str) -> None:
-    """Skip on a laptop without Docker; under CI=true every integration test must run."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason}, and CI=true requires the Docker tests to run "
-                    "(../shared/tools/start-dockerd, ../shared/tools/build-test-images)")
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def engine() -> None:
     try:
@@ -65,12 +59,12 @@ def engine() -> None:
         client = docker.from_env()
         client.ping()
     except Exception as exc:
-        unavailable(f"the Docker engine is not reachable ({exc})")
+        unavailable(f"the Docker engine is not reachable ({exc})", DOCKER_SETUP)
     for image in (K6_IMAGE, JMETER_IMAGE):
         try:
             client.images.get(image)
         except Exception:
-            unavailable(f"test image {image} is missing: run ../shared/tools/build-test-images")
+            unavailable(f"test image {image} is missing: run ../shared/tools/build-test-images", DOCKER_SETUP)
 
 
 @pytest.fixture
@@ -359,7 +353,7 @@ def test_generators_spread_over_docker_hosts_come_back_through_the_archive_api(
 
     hosts = ("unix:///var/run/docker.sock", "unix:///run/docker.sock")
     if not all(Path(h.removeprefix("unix://")).exists() for h in hosts):
-        unavailable("the Docker engine's socket is not at both /var/run/docker.sock and /run/docker.sock")
+        unavailable("the Docker engine's socket is not at both /var/run/docker.sock and /run/docker.sock", DOCKER_SETUP)
     reached: list[str] = []
     mounts: list[dict[str, object]] = []
     client_at, create_args = docker_runner.client_at, docker_runner._create_args
