@@ -481,8 +481,7 @@ def claim(backend: Backend, batch: str, sha: str, shown: Path, wait_s: float | N
             attempt += 1
             continue
         if _owner_dead(str(holder["owner"]), int(holder["age_s"]), CLAIM_WAIT_S * 4):
-            drop_stage(backend, str(holder["batch"]))
-            discard_batch(backend, str(holder["batch"]), attached=state != "staging")
+            undo_dead_batch(backend, str(holder["batch"]), state)
             attempt += 1
             continue
         if time.monotonic() > deadline:
@@ -771,6 +770,13 @@ def discard_batch(backend: Backend, batch: str, attached: bool = True) -> None:
     )
 
 
+def undo_dead_batch(backend: Backend, batch: str, state: str) -> None:
+    """Take back a batch whose process died in `state`: its staging tables dropped, then its rows (when it may
+    have attached them) and the run it created, and the batch marked failed."""
+    drop_stage(backend, batch)
+    discard_batch(backend, batch, attached=state != "staging")
+
+
 def recover(backend: Backend, stale_after_s: float = 6 * 3600) -> list[str]:
     """Discard batches left unfinished by a process that died mid-ingest; drop their staging tables.
 
@@ -791,8 +797,7 @@ def recover(backend: Backend, stale_after_s: float = 6 * 3600) -> list[str]:
             r for r in unfinished if backend.exclusive or _owner_dead(r["owner"], int(r["age_s"]), stale_after_s)
         ]
         for row in stale:
-            drop_stage(backend, row["batch"])
-            discard_batch(backend, row["batch"], attached=row["state"] != "staging")
+            undo_dead_batch(backend, row["batch"], row["state"])
         left = [
             str(row["name"])
             for row in backend.query(
