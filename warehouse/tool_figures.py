@@ -16,7 +16,7 @@ this module reads them per step, overall and over time, and says how each figure
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from itertools import pairwise
@@ -26,8 +26,6 @@ from warehouse import queries
 from warehouse.records import RunRecord
 from warehouse.store import Warehouse
 
-# The name under which each tool gives its figures for the whole run.
-OVERALL = {"locust": "Aggregated", "jmeter": "all"}
 _PCT = re.compile(r"pct(\d+(?:\.\d+)?)")
 
 HOW = {
@@ -123,8 +121,7 @@ def tool_figures(warehouse: Warehouse, run: RunRecord) -> ToolFigures | None:
     rows = warehouse.backend.query(queries.TOOL_STEP_FIGURES, {"run": run_id})
     if not rows:
         return None
-    overall_name = OVERALL.get(tool, "")
-    timeline = warehouse.backend.query(queries.TOOL_TIMELINE, {"run": run_id, "overall": overall_name})
+    timeline = warehouse.backend.query(queries.TOOL_TIMELINE, {"run": run_id, "overall": _folding(tool).overall})
     return figures_of(tool, rows, timeline)
 
 
@@ -139,19 +136,13 @@ def figures_of(tool: str, rows: list[dict[str, Any]], timeline: list[dict[str, A
     by_step: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in rows:
         by_step.setdefault((str(r["journey"]), str(r["step"])), []).append(r)
-    if tool == "jmeter":
-        folded = {key: _jmeter_step(key, found) for key, found in by_step.items()}
-        how = HOW["jmeter"]
-    else:
-        folded = {key: _locust_step(key, found) for key, found in by_step.items()}
-        has_stats = any(str(r["source"]) == "stats" for r in rows)
-        how = HOW["locust" if has_stats else "locust-history"]
-    overall_name = OVERALL.get(tool, "")
-    overall = next((s for (_, step), s in folded.items() if step == overall_name), None)
-    steps = [s for (_, step), s in sorted(folded.items()) if step != overall_name]
-    if tool == "jmeter" and overall is not None and overall.failures is None:
+    folding = _folding(tool)
+    folded = {key: folding.step(key, found) for key, found in by_step.items()}
+    overall = next((s for (_, step), s in folded.items() if step == folding.overall), None)
+    steps = [s for (_, step), s in sorted(folded.items()) if step != folding.overall]
+    if folding.failures_from_steps and overall is not None and overall.failures is None:
         overall = replace(overall, failures=sum(s.failures or 0 for s in steps))
-    return ToolFigures(tool, how, steps, overall, _timeline(tool, timeline))
+    return ToolFigures(tool, folding.how(rows), steps, overall, folding.timeline(timeline))
 
 
 def _levels(figures: dict[str, float]) -> dict[float, float]:
@@ -205,13 +196,16 @@ def _jmeter_step(key: tuple[str, str], rows: list[dict[str, Any]]) -> ToolStep:
                     min(lows) if lows else None, max(highs) if highs else None, None, percentiles)
 
 
-def _timeline(tool: str, rows: Iterable[dict[str, Any]]) -> list[ToolPoint]:
+def _locust_timeline(rows: Iterable[dict[str, Any]]) -> list[ToolPoint]:
     """Locust's history of the whole run (its `Aggregated` rows: requests/s, failures/s, windowed percentiles,
-    users); JMeter's `all` transaction per interval (counts over the interval's length)."""
-    if tool != "jmeter":
-        return [ToolPoint(str(r["t"]), _float(r["f"].get("rps")), _float(r["f"].get("fps")),
-                          _float(r["f"].get("pct50")), _float(r["f"].get("pct95")), _float(r["f"].get("users")))
-                for r in rows if str(r["source"]) == "stats_history"]
+    users)."""
+    return [ToolPoint(str(r["t"]), _float(r["f"].get("rps")), _float(r["f"].get("fps")),
+                      _float(r["f"].get("pct50")), _float(r["f"].get("pct95")), _float(r["f"].get("users")))
+            for r in rows if str(r["source"]) == "stats_history"]
+
+
+def _jmeter_timeline(rows: Iterable[dict[str, Any]]) -> list[ToolPoint]:
+    """JMeter's `all` transaction per interval (counts over the interval's length)."""
     points = list(rows)
     times = [_seconds(str(r["t"])) for r in points]
     gaps = sorted(b - a for a, b in pairwise(times) if b > a)
@@ -229,3 +223,29 @@ def _timeline(tool: str, rows: Iterable[dict[str, Any]]) -> list[ToolPoint]:
 
 def _seconds(text: str) -> float:
     return datetime.fromisoformat(text).timestamp()
+
+
+def _locust_how(rows: list[dict[str, Any]]) -> str:
+    return HOW["locust" if any(str(r["source"]) == "stats" for r in rows) else "locust-history"]
+
+
+@dataclass(frozen=True)
+class _Folding:
+    """How one tool's interval aggregates fold into its figures."""
+
+    overall: str  # the name under which the tool gives its figures for the whole run
+    step: Callable[[tuple[str, str], list[dict[str, Any]]], ToolStep]
+    timeline: Callable[[Iterable[dict[str, Any]]], list[ToolPoint]]
+    how: Callable[[list[dict[str, Any]]], str]
+    failures_from_steps: bool = False  # an overall line without failures counts those of the steps
+
+
+FOLDINGS = {
+    "locust": _Folding("Aggregated", _locust_step, _locust_timeline, _locust_how),
+    "jmeter": _Folding("all", _jmeter_step, _jmeter_timeline, lambda rows: HOW["jmeter"], failures_from_steps=True),
+}
+
+
+def _folding(tool: str) -> _Folding:
+    """The tool's folding; another tool's lines are read as Locust's statistics are, with no overall line."""
+    return FOLDINGS.get(tool) or replace(FOLDINGS["locust"], overall="")
