@@ -227,9 +227,11 @@ def stopped(proc: subprocess.Popen[bytes], timeout_s: float = 120) -> None:
     raise AssertionError("the first ingest never reached its claim")
 
 
-def test_two_ingests_of_one_file_at_once_commit_it_once(tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    """Two processes ingest one file into a server at once: the second finds the content claimed by the
-    first, waits for it, and ends as a duplicate of its run; the rows are there once."""
+def claimed_and_waiting(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> tuple[str, subprocess.Popen[bytes], subprocess.Popen[bytes]]:
+    """A server warehouse, a first ingest of a 20,000-line JTL stopped right after its claim, and a second ingest
+    of the same file waiting on that claim: (url, first, second)."""
     url = make_warehouse_url("server", tmp_path, request)
     Warehouse.open(url)
     path = tmp_path / "r.jtl"
@@ -240,6 +242,13 @@ def test_two_ingests_of_one_file_at_once_commit_it_once(tmp_path: Path, request:
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     time.sleep(3)  # loading 20,000 lines takes well under this; then the second waits on the first's claim
     assert second.poll() is None, second.communicate()
+    return url, first, second
+
+
+def test_two_ingests_of_one_file_at_once_commit_it_once(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """Two processes ingest one file into a server at once: the second finds the content claimed by the
+    first, waits for it, and ends as a duplicate of its run; the rows are there once."""
+    url, first, second = claimed_and_waiting(tmp_path, request)
     first.send_signal(signal.SIGCONT)
     assert first.wait(120) == 0, first.stderr.read()  # type: ignore[union-attr]
     out, err = second.communicate(timeout=120)
@@ -255,16 +264,7 @@ def test_an_ingest_waiting_on_a_claim_whose_process_died_commits_the_file(
     tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     """The claimant is killed while the second ingest waits: the second takes its batch back and commits."""
-    url = make_warehouse_url("server", tmp_path, request)
-    Warehouse.open(url)
-    path = tmp_path / "r.jtl"
-    write_jtl(path, 20_000)
-    first = ingest_process(url, path, kill_at="claimed", signal_name="STOP")
-    stopped(first)
-    second = subprocess.Popen([sys.executable, "-m", "orchestrator", "--warehouse", url, "ingest", str(path)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    time.sleep(3)
-    assert second.poll() is None, second.communicate()
+    url, first, second = claimed_and_waiting(tmp_path, request)
     first.send_signal(signal.SIGKILL)
     first.wait(60)  # reaped: a zombie's pid would still look alive
     out, err = second.communicate(timeout=120)
