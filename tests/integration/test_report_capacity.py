@@ -75,8 +75,6 @@ class _Slowing(BaseHTTPRequestHandler):
         pass
 
 
-
-
 def test_the_knee_of_a_capacity_run_is_the_last_step_under_the_servers_limit(tmp_path: Path) -> None:
     need("k6")
     with serving(_Slowing) as url:

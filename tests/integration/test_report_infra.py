@@ -78,8 +78,6 @@ class _Busy(BaseHTTPRequestHandler):
         pass
 
 
-
-
 def test_a_scraped_cpu_series_that_rises_with_the_load_is_charted_and_named_correlated(tmp_path: Path) -> None:
     need("k6")
     with serving(_Busy) as url:
