@@ -452,6 +452,8 @@ def claim(backend: Backend, batch: str, sha: str, shown: Path, wait_s: float | N
     (a dead owner's batch is discarded here as recovery would), passes the content to the next token,
     `sha#1`, `sha#2`, ..., which the waiting batches claim the same way.
     """
+    if backend.exclusive:  # one process holds the warehouse for the whole ingest: no other batch can race this one
+        return None
     if not _SHA.fullmatch(sha):
         raise WarehouseError(f"{shown}: unexpected content hash {sha!r}")
     deadline = time.monotonic() + (CLAIM_WAIT_S if wait_s is None else wait_s)
