@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,14 @@ import pytest
 from orchestrator.demo_api import DemoAPI
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The signal dispositions the tests rely on. A suite started as a background job (`make test &`, a CI
+    runner's shell) inherits SIGINT ignored, and every process it starts would too: Ctrl-C sent by a test
+    would then be lost. SIGINT raises KeyboardInterrupt here, so the processes the tests start (a handler
+    becomes the default on exec) treat it as a terminal's Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
