@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import shutil
 import signal
@@ -85,15 +86,37 @@ def rfc3339_seconds(text: str) -> float | None:
     return seconds + float("0." + m[2]) if m[2] else seconds
 
 
+def _check_key(line: bytes) -> tuple[str, str, str, str] | None:
+    """What ties a `checks` point to its request at ingest (warehouse/ingest/k6_json.py): the journey tag (else
+    the scenario), the step tag, and the VU and iteration (metadata, else tags); None for a line that is not
+    JSON."""
+    try:
+        data = json.loads(line)["data"]
+        tags = data.get("tags") or {}
+        meta = data.get("metadata") or {}
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+    if not isinstance(tags, dict) or not isinstance(meta, dict):
+        return None
+
+    def text(name: str) -> str:
+        value = meta.get(name) or tags.get(name) or ""
+        return str(value)
+
+    return (str(tags.get("journey") or tags.get("scenario") or ""), str(tags.get("step") or ""),
+            text("vu"), text("iter"))
+
+
 class K6JsonCutter:
-    """k6 `--out json`: cut after a Point older than the newest by MARGIN_S whose next Point has another time
-    and is no check.
+    """k6 `--out json`: cut after a Point older than the newest by MARGIN_S whose next Point has another time,
+    where no `checks` point after the cut belongs to a request before it.
 
     k6 writes one request's points (a Metric line may come between them, the first time a metric is seen)
     one after the other with the same timestamp, so a boundary between two Points of different times never
-    splits a request; the age margin also keeps out points that a late writer could still follow. A VU's
-    `checks` points follow its request's at once, with a later time: a cut before them would part them from
-    the request they belong to.
+    splits a request; the age margin also keeps out points that a late writer could still follow. A check
+    belongs to the latest request before it of its journey, step, VU and iteration (as ingest joins them, in
+    one chunk); with several VUs another VU's requests often come between a request and its checks, so a
+    cut there would part them: the cutter finds each check's request and never cuts between the two.
     """
 
     def __init__(self, margin_s: float = MARGIN_S) -> None:
@@ -107,7 +130,10 @@ class K6JsonCutter:
         end = data.rfind(b"\n") + 1
         if final:
             return len(data)
-        points: list[tuple[int, int, bytes, float, bool]] = []  # (start, end, time text, seconds, a check?)
+        points: list[tuple[int, bytes, float, bool]] = []  # (end, time text, seconds, a check?)
+        # for each point, the index of the earliest request that a check at or after it belongs to
+        owner: list[int] = []
+        latest: dict[tuple[str, str, str, str], int] = {}  # a request's key: the index of its latest point
         start = 0
         while start < end:
             stop = data.index(b"\n", start) + 1
@@ -115,14 +141,21 @@ class K6JsonCutter:
             if b'"type":"Point"' in line and (m := _TIME.search(line)):
                 seconds = rfc3339_seconds(m[1].decode(errors="replace"))
                 if seconds is not None:
-                    points.append((start, stop, m[1], seconds, b'"metric":"checks"' in line))
+                    is_check = b'"metric":"checks"' in line
+                    key = _check_key(line) if is_check or b'"metric":"http_reqs"' in line else None
+                    if key is not None and not is_check:
+                        latest[key] = len(points)
+                    owner.append(latest.get(key, len(points)) if is_check and key is not None else len(points))
+                    points.append((stop, m[1], seconds, is_check))
                     self.newest = max(self.newest, seconds)
             start = stop
         horizon = self.newest - self.margin_s
-        for (_, stop, time_text, seconds, _), (_, _, next_text, _, next_is_check) in zip(
-            reversed(points[:-1]), reversed(points[1:]), strict=True
-        ):
-            if seconds <= horizon and next_text != time_text and not next_is_check:
+        earliest_owner = len(points)  # over the checks after the boundary being looked at
+        for i in range(len(points) - 2, -1, -1):
+            earliest_owner = min(earliest_owner, owner[i + 1])
+            stop, time_text, seconds, _ = points[i]
+            _, next_text, _, next_is_check = points[i + 1]
+            if seconds <= horizon and next_text != time_text and not next_is_check and earliest_owner > i:
                 return stop
         return 0
 

@@ -63,6 +63,49 @@ def test_a_k6_cut_never_parts_a_request_from_its_checks() -> None:
     assert chunk.endswith(check % (7, b"a")), "the last request old enough, with its check"
 
 
+def vu_lines(second: int, nanos: int, vu: int, iteration: int, check: bool = False) -> list[bytes]:
+    """One VU's request (or its check) as a generated script's k6 writes it: vu and iter as metadata."""
+    time_text = f"2026-01-01T00:00:{second:02d}.{nanos:09d}Z".encode()
+    meta = b'"metadata":{"iter":"%d","vu":"%d"}' % (iteration, vu)
+    if check:
+        return [b'{"metric":"checks","type":"Point","data":{"time":"%s","value":1,'
+                b'"tags":{"check":"ok","journey":"j","step":"s"},%s}}\n' % (time_text, meta)]
+    return [b'{"metric":"%s","type":"Point","data":{"time":"%s","value":1,"tags":{"journey":"j","step":"s"},%s}}\n'
+            % (m.encode(), time_text, meta) for m in METRICS]
+
+
+def test_a_k6_cut_never_parts_a_request_from_checks_that_other_vus_requests_come_before() -> None:
+    """Under load k6 writes other VUs' requests between a request and its checks: no cut may fall there, or
+    the check lands in a chunk without its request and is lost (seen: checks_total 267 of 268)."""
+    lines: list[bytes] = []
+    for second in range(10):
+        lines += vu_lines(second, 100, vu=1, iteration=second)  # VU 1's request
+        lines += vu_lines(second, 200, vu=2, iteration=second)  # VU 2's, before VU 1's check
+        lines += vu_lines(second, 300, vu=1, iteration=second, check=True)
+        lines += vu_lines(second, 400, vu=2, iteration=second, check=True)
+    data = b"".join(lines)
+    for margin in (0.0, 1.5, 4.0):
+        size = K6JsonCutter(margin_s=margin).cut(data, final=False)
+        assert size > 0
+        head, tail = data[:size], data[size:]
+        checked = {line.split(b'"metadata":')[1] for line in head.splitlines() if b'"checks"' in line}
+        requested = {line.split(b'"metadata":')[1] for line in head.splitlines() if b'"http_reqs"' in line}
+        assert checked == requested, "every request of the chunk has its check in the chunk"
+        assert tail.startswith(vu_lines(0, 0, 1, 0)[0][:30]) and b'"checks"' not in tail.splitlines()[0]
+    # every cut of every prefix, as a growing file is read: the checks stay with their requests (a check not
+    # written yet is what the age margin waits for)
+    cutter = K6JsonCutter(margin_s=0.5)
+    offset = 0
+    for end in range(1, len(lines) + 1):
+        prefix = b"".join(lines[:end])[offset:]
+        size = cutter.cut(prefix, final=False)
+        chunk = prefix[:size]
+        keys = [line.split(b'"metadata":')[1] for line in chunk.splitlines() if b'"checks"' in line]
+        owners = {line.split(b'"metadata":')[1] for line in chunk.splitlines() if b'"http_reqs"' in line}
+        assert set(keys) <= owners
+        offset += size
+
+
 def test_a_jtl_cut_ends_at_a_whole_line_outside_quotes_and_chunks_repeat_the_header() -> None:
     cutter = JtlCsvCutter()
     data = b'timeStamp,elapsed,label,responseMessage,success\n1,5,a,OK,true\n2,6,a,"two\nlines",false\n3,7,a,O'
@@ -101,6 +144,51 @@ def test_chunks_of_a_growing_file_add_up_to_one_ingest_of_the_whole(tmp_path: Pa
     assert live_totals["avg_ms"] == pytest.approx(whole_totals["avg_ms"], rel=1e-12)  # summed in another order
     assert sum(r.points for r in live.ingested) == whole.points
     assert sum(r.rows for r in live.ingested) == whole.rows
+
+
+def test_tiny_chunks_of_a_many_vu_run_keep_every_check_with_its_request(tmp_path: Path) -> None:
+    """A real k6 run of eight VUs checking every response (their output interleaved), read back in pieces of
+    64 KiB with a short margin: dozens of chunk edges, and the live totals still equal one ingest of the whole
+    file, checks included."""
+    need("k6")
+    script = tmp_path / "checks.js"
+    script.write_text(
+        'import http from "k6/http";\nimport { check } from "k6";\n'
+        'export const options = { vus: 8, duration: "3s", systemTags: ["status", "method", "url", "name", '
+        '"check", "scenario", "expected_response", "vu", "iter"] };\n'
+        "export default function () {\n"
+        "  for (const step of ['list', 'one']) {\n"
+        "    const r = http.get(`${__ENV.BASE}/products`, { tags: { journey: 'shop', step: step } });\n"
+        "    check(r, { 'status 200': (x) => x.status === 200, 'has body': (x) => x.body.length > 0 },\n"
+        "          { journey: 'shop', step: step });\n"
+        "  }\n}\n", encoding="utf-8")
+    raw = tmp_path / "raw.json"
+    with DemoAPI() as api:
+        done = subprocess.run(["k6", "run", "-q", "--out", f"json={raw}", "-e", f"BASE={api.url}", str(script)],
+                              capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    data = raw.read_bytes()
+    checks = data.count(b'"metric":"checks","type":"Point"')
+    assert checks > 100
+    growing = tmp_path / "k6.json"
+    wh = Warehouse.open(f"chdb://{tmp_path / 'wh'}")
+    info = RunInfo("live-run", "k6")
+    wh.save_run(info)
+    live = LiveIngest(wh, info, [Output(growing, K6_JSON)], tmp_path)
+    for live_file in live.files:
+        live_file.cutter = K6JsonCutter(margin_s=0.05)
+    with open(growing, "wb") as out:
+        for start in range(0, len(data), 65536):
+            out.write(data[start : start + 65536])
+            out.flush()
+            live.tick(final=False)
+    live.finish()
+    assert live.files[0].chunks > 10 and not live.problems
+    whole = wh.ingest(raw)
+    live_totals, whole_totals = wh.totals("live-run"), wh.totals(whole.run_id)
+    assert whole_totals["checks_total"] == checks
+    for key in ("count", "errors", "checks_total", "checks_failed", "check_failures"):
+        assert live_totals[key] == whole_totals[key], key
 
 
 def threads() -> int:
