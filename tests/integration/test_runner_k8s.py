@@ -304,6 +304,7 @@ def test_k8s_pods_find_the_data_files_and_read_secrets_from_a_secret(
     configmap = yaml.safe_load((k8s / "configmap.yaml").read_text())
     testrun = yaml.safe_load((k8s / "testrun.yaml").read_text())
     assert configmap["data"]["users.csv"] == USERS
+    assert token not in json.dumps(configmap) + json.dumps(testrun)
     env = {e["name"]: e for e in testrun["spec"]["runner"]["env"]}
     secret_name = env["PERFHOUSE_K8S_TOKEN"]["valueFrom"]["secretKeyRef"]["name"]
     assert env["PERFHOUSE_K8S_TOKEN"]["valueFrom"]["secretKeyRef"]["key"] == "PERFHOUSE_K8S_TOKEN"
