@@ -556,6 +556,9 @@ def k8s() -> None:
 @click.option("--namespace", default="default", show_default=True)
 @click.option("--name", default=None, help="Name of the TestRun and ConfigMap (default from spec and profile).")
 @click.option("--arg", "arguments", multiple=True, help="Extra k6 argument, e.g. --arg=--tag --arg=env=ci.")
+@click.option("--secret-values", type=click.Choice(["template", "env"]), default="template", show_default=True,
+              help="The Secret of the spec's ${env:NAME} values: a template without values, or secret.yaml holding "
+                   "this environment's values.")
 @fail_cleanly
 def k8s_render(
     spec_file: str,
@@ -567,16 +570,20 @@ def k8s_render(
     namespace: str,
     name: str | None,
     arguments: tuple[str, ...],
+    secret_values: str,
 ) -> None:
-    """Write a ConfigMap holding the k6 script and a k6-operator TestRun that runs it."""
+    """Write a ConfigMap holding the k6 script and its data files, a k6-operator TestRun that runs it and, when the
+    spec reads ${env:NAME}, the Secret the TestRun reads them from."""
     from orchestrator.generators.base import GenerationOptions
     from orchestrator.runners.base import default_image
-    from orchestrator.runners.k8s import k8s_name, render
+    from orchestrator.runners.k8s import data_files, k8s_name, render
+    from orchestrator.secrets import require_env
     from orchestrator.spec import load_spec
     from orchestrator.tools import generate as render_script
 
     spec = load_spec(spec_file)
     spec.profile(profile)
+    values = require_env(spec.env_names(), os.environ, spec.file) if secret_values == "env" else None
     script = render_script(spec, "k6", GenerationOptions(profile=profile, services=_services(services)))
     manifests = render(
         k8s_name(name) if name else k8s_name("perfhouse", spec.name, profile),
@@ -587,11 +594,18 @@ def k8s_render(
         namespace,
         list(arguments),
         {"perfhouse.spec": k8s_name(spec.name), "perfhouse.profile": k8s_name(profile)},
+        files=data_files(script.files),
+        secrets=spec.env_names(),
     )
-    for path in manifests.write(Path(out_dir)):
+    for path in manifests.write(Path(out_dir), values):
         click.echo(f"k8s: {path}")
     for note in script.notes:
         click.echo(f"  note: {note}")
+    if manifests.secret is not None and values is None:
+        click.echo(f"the TestRun reads {', '.join(manifests.secret_keys)} from Secret "
+                   f"{manifests.secret['metadata']['name']}; create it first:\n  {manifests.create_secret_command()}")
+    elif manifests.secret is not None:
+        click.echo("note: secret.yaml holds this environment's values: keep it out of version control")
     click.echo(f"apply with: kubectl apply -n {namespace} -f {out_dir}")
 
 

@@ -659,7 +659,8 @@ def run_tool(
     # the scripts read their services' URLs from the environment first: give them the ones this run uses
     job_env = {**plan.secrets, **{service_env(name): url for name, url in plan.urls.items()}}
     job = Job(plan.run_id, tool, tuple(made.parts), plan.directory, timeout_s, settings.options, env=job_env,
-              fds=fds, watchdog=watchdog)
+              fds=fds, watchdog=watchdog, secrets=tuple(plan.secrets),
+              files=tuple(plan.directory / f.name for f in plan.script.files))
     live: LiveIngest | None = None
     receiver: Receiver | None = None
     # The run's row: with a warehouse still opening (its engine loading), written while the tool runs, the

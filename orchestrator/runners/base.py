@@ -60,6 +60,8 @@ class Job:
     timeout_s: float | None = None
     options: RunnerOptions = field(default_factory=RunnerOptions)
     env: dict[str, str] = field(default_factory=dict)  # ${env:NAME} values the tool reads (never logged)
+    secrets: tuple[str, ...] = ()  # the names in `env` that are ${env:NAME} values (the rest: service URLs)
+    files: tuple[Path, ...] = ()  # the data files the script opens, beside it in the run directory
     fds: tuple[int, ...] = ()  # descriptors the tool's processes inherit (in-memory secret files)
     watchdog: Watchdog | None = None  # told of every process group and container, undoes them if perfhouse dies
     results: ResultsSink | None = None  # set when the runner's parts send results to a receiver

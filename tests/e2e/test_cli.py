@@ -204,6 +204,30 @@ def test_hybrid_suite_runs_groups_in_order_and_lands_every_run(tmp_path: Path) -
     assert {r["status"] for r in landed} == {"completed"}
 
 
+def test_the_readme_suite_example_runs_its_groups_in_order(tmp_path: Path) -> None:
+    """examples/suite.yaml as the README shows it, against a demo API on a free port (its URLs pointed there) and
+    with the spec's profiles shortened to one iteration: the smoke group, then the CI and demo entries."""
+    need("k6")
+    need("jmeter")
+    head = (ROOT / "examples" / "shop.yaml").read_text().partition("profiles:\n")[0]
+    url = f"chdb://{tmp_path / 'wh'}"
+    with DemoAPI() as api:
+        (tmp_path / "shop.yaml").write_text(
+            head.replace("http://127.0.0.1:8080", api.url)
+            + "profiles:\n" + "".join(f"  {p}: {{executor: iterations, vus: 1, iterations: 1}}\n"
+                                       for p in ("smoke", "ci", "demo")))
+        (tmp_path / "suite.yaml").write_text(
+            (ROOT / "examples" / "suite.yaml").read_text().replace("http://127.0.0.1:8080", api.url))
+        proc = perfhouse("--warehouse", url, "run", str(tmp_path / "suite.yaml"), "--runs-dir", str(tmp_path / "runs"),
+                         "--progress-interval", "0", cwd=tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "wave 1: shop.yaml/smoke" in proc.stdout and "wave 2: shop.yaml/ci, shop.yaml/demo" in proc.stdout
+    landed = runs(url)
+    assert sorted((str(r["profile"]), str(r["tool"])) for r in landed) == [
+        ("ci", "jmeter"), ("ci", "k6"), ("demo", "k6"), ("smoke", "k6")]
+    assert {r["status"] for r in landed} == {"completed"}
+
+
 def test_generate_targets_the_jmeter_on_path_and_says_so(tmp_path: Path) -> None:
     from orchestrator.tools import TOOLS
 

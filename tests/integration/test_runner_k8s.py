@@ -79,18 +79,22 @@ def test_run_applies_configmap_and_testrun_then_waits_for_the_operator(
     assert run.status == "failed" and run.run_id == outcome.run_id
 
 
-# A kubectl whose "cluster" is this machine and whose k6-operator is played by the script itself: `apply` keeps
-# the ConfigMap's script and, for a TestRun, starts `parallelism` k6 processes as the operator starts its runner
-# pods (the TestRun's arguments, an execution segment each, the runner's env with the downward API's pod name
-# and $(VAR) references resolved as Kubernetes does); `get testrun` reports the stage from those processes;
-# `delete` stops them. Each "pod" also writes k6 JSON beside it, so the test can compare what came back.
+# A kubectl whose "cluster" is this machine and whose k6-operator is played by the script itself: `apply` lays out
+# a ConfigMap's keys as files of one directory (as the operator mounts the whole ConfigMap at /test: `data` as text,
+# `binaryData` decoded) and, for a TestRun, starts `parallelism` k6 processes as the operator starts its runner pods
+# (the TestRun's arguments, an execution segment each, /test/<file> as the script, a working directory elsewhere as
+# in the k6 image, and only the runner's env: the downward API's pod name, a Secret's key, $(VAR) references
+# resolved as Kubernetes does; a missing Secret or key keeps the pod from starting); `create -f -` stores a Secret
+# read from stdin; `get testrun` reports the stage from those processes; `delete testrun` stops them, `delete secret`
+# forgets the Secret. Each "pod" also writes k6 JSON beside it, so the test can compare what came back.
 FAKE_OPERATOR = r'''#!PYTHON
-import json, os, re, shlex, signal, subprocess, sys
+import base64, json, os, re, shlex, signal, subprocess, sys
 from pathlib import Path
 import yaml
 
 state = Path(os.environ["FAKE_K8S_STATE"])
 state.mkdir(parents=True, exist_ok=True)
+secrets = state / "secrets"  # the cluster's store, not perfhouse's: values may lie here
 args = sys.argv[1:]
 with open(state / "calls.log", "a") as log:
     log.write(" ".join(args) + "\n")
@@ -101,36 +105,65 @@ def pods(name):
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def secret_value(ref):
+    path = secrets / f"{ref['name']}.json"
+    values = json.loads(path.read_text()) if path.exists() else {}
+    if ref["key"] not in values:
+        raise LookupError(f"couldn't find key {ref['key']} in Secret {ref['name']}")
+    return values[ref["key"]]
+
+
 if args[:2] == ["config", "current-context"]:
     print("fake-cluster")
-elif args[0] == "apply":
-    doc = yaml.safe_load(Path(args[2]).read_text())
+elif args[0] in ("apply", "create"):
+    doc = yaml.safe_load(sys.stdin.read() if args[2] == "-" else Path(args[2]).read_text())
     name = doc["metadata"]["name"]
-    if doc["kind"] == "ConfigMap":
-        for file, text in doc["data"].items():
-            (state / file).write_text(text)
+    if doc["kind"] == "Secret":
+        secrets.mkdir(exist_ok=True)
+        values = {**{k: base64.b64decode(v).decode() for k, v in doc.get("data", {}).items()},
+                  **doc.get("stringData", {})}
+        (secrets / f"{name}.json").write_text(json.dumps(values))
+    elif doc["kind"] == "ConfigMap":
+        mount = state / "configmaps" / name
+        mount.mkdir(parents=True, exist_ok=True)
+        for key, text in doc.get("data", {}).items():
+            (mount / key).write_bytes(text.encode())
+        for key, b64 in doc.get("binaryData", {}).items():
+            (mount / key).write_bytes(base64.b64decode(b64))
     else:
         spec = doc["spec"]
+        mount = state / "configmaps" / spec["script"]["configMap"]["name"]
+        home = state / "home"  # the k6 image's working directory: not the mount
+        home.mkdir(exist_ok=True)
         n = spec["parallelism"]
         sequence = ",".join(["0", *(f"{i}/{n}" for i in range(1, n)), "1"])
         started = []
         for i in range(n):
             pod = f"{name}-{i + 1}-x7k2p"
-            env = dict(os.environ)
-            for var in spec["runner"].get("env", []):
-                if "valueFrom" in var:
-                    assert var["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
-                    env[var["name"]] = pod
-                else:
-                    env[var["name"]] = re.sub(r"\$\((\w+)\)", lambda m: env.get(m[1], m[0]), var["value"])
+            rc = state / f"{pod}.rc"
+            env = {"PATH": os.environ["PATH"], "HOME": str(home)}  # a pod sees its own env, not this host's
+            try:
+                for var in spec["runner"].get("env", []):
+                    source = var.get("valueFrom")
+                    if source is None:
+                        env[var["name"]] = re.sub(r"\$\((\w+)\)", lambda m: env.get(m[1], m[0]), var["value"])
+                    elif "secretKeyRef" in source:
+                        env[var["name"]] = secret_value(source["secretKeyRef"])
+                    else:
+                        assert source["fieldRef"]["fieldPath"] == "metadata.name"
+                        env[var["name"]] = pod
+            except LookupError as exc:  # kubelet: CreateContainerConfigError, the pod never starts
+                (state / f"{pod}.log").write_text(str(exc))
+                rc.write_text("1")
+                started.append({"pod": pod, "pid": 0, "rc": str(rc)})
+                continue
             start = "0" if i == 0 else f"{i}/{n}"
             end = "1" if i + 1 == n else f"{i + 1}/{n}"
             argv = ["k6", "run", "--quiet", *shlex.split(spec.get("arguments", "")), "--execution-segment",
                     f"{start}:{end}", "--execution-segment-sequence", sequence, "--address", "127.0.0.1:0",
-                    "--out", f"json={state / (pod + '.json')}", str(state / spec["script"]["configMap"]["file"])]
-            rc = state / f"{pod}.rc"
+                    "--out", f"json={state / (pod + '.json')}", str(mount / spec["script"]["configMap"]["file"])]
             proc = subprocess.Popen(["sh", "-c", shlex.join(argv) + f" > {state / pod}.log 2>&1; echo $? > {rc}"],
-                                    env=env, start_new_session=True)
+                                    env=env, cwd=home, start_new_session=True)
             started.append({"pod": pod, "pid": proc.pid, "rc": str(rc)})
         (state / f"{name}.pods.json").write_text(json.dumps(started))
     print(f"{doc['kind'].lower()}/{name} created")
@@ -147,18 +180,17 @@ elif args[:2] == ["get", "testrun"]:
 elif args[:2] == ["delete", "testrun"]:
     for p in pods(args[2]) or []:
         try:
-            os.killpg(p["pid"], signal.SIGINT)
+            os.killpg(p["pid"], signal.SIGINT) if p["pid"] else None
         except ProcessLookupError:
             pass
+elif args[:2] == ["delete", "secret"]:
+    (secrets / f"{args[2]}.json").unlink(missing_ok=True)
+    print(f'secret "{args[2]}" deleted')
 '''
 
 
-def test_k8s_run_ends_with_one_run_holding_every_pods_requests(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from orchestrator.demo_api import DemoAPI
-    from tests.conftest import need
-
-    need("k6")
+def fake_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The fake kubectl first on PATH; the directory that holds its cluster's state."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     kubectl = bin_dir / "kubectl"
@@ -167,6 +199,16 @@ def test_k8s_run_ends_with_one_run_holding_every_pods_requests(
     state = tmp_path / "cluster"
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     monkeypatch.setenv("FAKE_K8S_STATE", str(state))
+    return state
+
+
+def test_k8s_run_ends_with_one_run_holding_every_pods_requests(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from orchestrator.demo_api import DemoAPI
+    from tests.conftest import need
+
+    need("k6")
+    state = fake_cluster(tmp_path, monkeypatch)
     wh = Warehouse.open(f"chdb://{tmp_path / 'wh'}")
     spec = load_spec(ROOT / "examples" / "shop.yaml")
     with DemoAPI() as api:
@@ -193,3 +235,109 @@ def test_k8s_run_ends_with_one_run_holding_every_pods_requests(
     assert outcome.verdicts  # the SLOs are judged on what came back
     (run,) = [r for r in wh.runs() if r.run_id == outcome.run_id]
     assert run.status == "completed"
+
+
+# Test data as teams export it (CRLF, quoted commas, accents), and a token the spec reads from the environment.
+DATA_SPEC = """\
+name: k8s-data
+services:
+  api: http://127.0.0.1:8080
+data:
+  users: {file: data/users.csv, mode: sequential}
+journeys:
+  - name: login
+    data: users
+    steps:
+      - name: login
+        method: POST
+        path: /login
+        headers:
+          Authorization: Bearer ${env:PERFHOUSE_K8S_TOKEN}
+        body:
+          json: {user: "${user}", note: "${note}"}
+        checks:
+          - status: 200
+profiles:
+  ci: {executor: iterations, vus: 2, iterations: 3}  # per VU: six logins over two pods
+"""
+USERS = 'user,note\r\nalice,"plain"\r\nbob,"with, comma"\r\ncarol,"caf\u00e9"\r\n'
+
+
+def test_k8s_pods_find_the_data_files_and_read_secrets_from_a_secret(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pods run real k6 on the ConfigMap's files laid out as the operator mounts them, with only the TestRun's
+    env (the token from the Secret): the server sees every CSV row and the token; no file perfhouse wrote, no
+    kubectl argument and no warehouse byte holds the token; the Secret is gone after the run."""
+    import json
+    import secrets as random_secrets
+
+    from orchestrator.demo_api import DemoAPI
+    from tests.conftest import need
+
+    need("k6")
+    state = fake_cluster(tmp_path, monkeypatch)
+    spec_dir = tmp_path / "spec"
+    (spec_dir / "data").mkdir(parents=True)
+    (spec_dir / "data" / "users.csv").write_bytes(USERS.encode())
+    (spec_dir / "k8s-data.yaml").write_text(DATA_SPEC)
+    token = f"k8s-secret-{random_secrets.token_hex(12)}"
+    monkeypatch.setenv("PERFHOUSE_K8S_TOKEN", token)
+    wh = Warehouse.open(f"chdb://{tmp_path / 'wh'}")
+    spec = load_spec(spec_dir / "k8s-data.yaml")
+    with DemoAPI(record=True) as api:
+        outcome = run_tool(spec, "k6", wh, "ci", {"api": api.url}, runs_dir=tmp_path / "runs",
+                           settings=RunSettings(runner="k8s", generators=2, receive_listen="127.0.0.1:0"))
+        seen = [r for r in api.requests if r.path == "/login"]
+    assert outcome.status == "completed", (outcome.notes, [p.read_text() for p in state.glob("*.log")])
+
+    # every row of the CSV reached the server from the pods, with the Secret's token
+    assert len(seen) == 6
+    sent = [json.loads(r.body) for r in seen]
+    # sequential: iteration i of the whole test (over both pods) takes row i modulo the rows
+    assert sorted((b["user"], b["note"]) for b in sent) == sorted(
+        [("alice", "plain"), ("bob", "with, comma"), ("carol", "café")] * 2)
+    assert {r.headers["authorization"] for r in seen} == {f"Bearer {token}"}
+    assert outcome.totals["count"] == 6
+
+    # the ConfigMap: the script and its data file, named as the script opens it; the TestRun: a Secret reference
+    k8s = outcome.directory / "k8s"
+    configmap = yaml.safe_load((k8s / "configmap.yaml").read_text())
+    testrun = yaml.safe_load((k8s / "testrun.yaml").read_text())
+    assert configmap["data"]["users.csv"] == USERS
+    assert token not in json.dumps(configmap) + json.dumps(testrun)
+    env = {e["name"]: e for e in testrun["spec"]["runner"]["env"]}
+    secret_name = env["PERFHOUSE_K8S_TOKEN"]["valueFrom"]["secretKeyRef"]["name"]
+    assert env["PERFHOUSE_K8S_TOKEN"]["valueFrom"]["secretKeyRef"]["key"] == "PERFHOUSE_K8S_TOKEN"
+
+    # the Secret went to kubectl on stdin before the TestRun, and was deleted after it
+    calls = (state / "calls.log").read_text()
+    order = [line.split()[:3] for line in calls.splitlines() if line.split()[0] in ("create", "apply", "delete")]
+    assert order[0] == ["create", "-f", "-"]
+    assert ["delete", "secret", secret_name] in order
+    assert order.index(["delete", "secret", secret_name]) > max(i for i, c in enumerate(order) if c[0] == "apply")
+    assert not (state / "secrets" / f"{secret_name}.json").exists()
+    assert token not in calls
+    for root in (tmp_path / "runs", tmp_path / "wh"):
+        for file in root.rglob("*"):
+            if file.is_file():
+                assert token.encode() not in file.read_bytes(), file
+
+
+def test_a_pod_without_its_secret_does_not_start_and_the_run_fails(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Secret's keys are references the pods cannot start without: a Secret deleted under the run (here: never
+    stored by the cluster) fails the run instead of sending requests without the token."""
+    state = fake_cluster(tmp_path, monkeypatch)
+    kubectl = tmp_path / "bin" / "kubectl"
+    kubectl.write_text(kubectl.read_text().replace('(secrets / f"{name}.json").write_text(json.dumps(values))', "pass"))
+    spec_dir = tmp_path / "spec"
+    (spec_dir / "data").mkdir(parents=True)
+    (spec_dir / "data" / "users.csv").write_bytes(USERS.encode())
+    (spec_dir / "k8s-data.yaml").write_text(DATA_SPEC)
+    monkeypatch.setenv("PERFHOUSE_K8S_TOKEN", "t0ken")
+    wh = Warehouse.open(f"chdb://{tmp_path / 'wh'}")
+    outcome = run_tool(load_spec(spec_dir / "k8s-data.yaml"), "k6", wh, "ci", runs_dir=tmp_path / "runs",
+                       settings=RunSettings(runner="k8s", generators=1, receive_listen="127.0.0.1:0"))
+    assert outcome.status == "failed", outcome.notes
+    (log,) = [p for p in state.glob("*.log") if p.name != "calls.log"]
+    assert "couldn't find key PERFHOUSE_K8S_TOKEN" in log.read_text()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -44,3 +45,16 @@ def test_bad_suites_are_located(tmp_path: Path) -> None:
         load_suite(write(tmp_path, "suite: x\nmode: random\n" + RUNS))
     with pytest.raises(SpecError, match=r"runs\[0\].spec: no spec file 'missing.yaml'"):
         load_suite(write(tmp_path, "suite: x\nruns:\n  - {spec: missing.yaml, profile: ci}\n"))
+
+
+def test_the_readme_shows_the_example_suite_and_it_loads_as_it_says() -> None:
+    example = ROOT / "examples" / "suite.yaml"
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```yaml\n(.*?)```", readme, re.S)
+    assert example.read_text(encoding="utf-8") in blocks  # the README shows the file as it is
+    suite = load_suite(example)
+    assert suite.name == "nightly" and suite.mode == "hybrid"
+    assert [[(e.profile, e.tools) for e in wave] for wave in suite.waves()] == [
+        [("smoke", ("k6",))], [("ci", ("k6", "jmeter")), ("demo", ("k6",))]]
+    assert suite.entries[2].services == (("api", "http://127.0.0.1:8080"),)
+    assert {e.spec for e in suite.entries} == {(ROOT / "examples" / "shop.yaml").resolve()}
