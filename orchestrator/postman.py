@@ -159,13 +159,13 @@ def _tests(imp: _Import, events: Any, where: str) -> tuple[list[dict[str, Any]],
                 imp.warn(where, f"a {event.get('listen', 'script')} script is not imported")
             continue
         script, rest, pos = "\n".join(str(line) for line in lines), [], 0
-        for m in _TEST.finditer(script):  # a test of status assertions alone becomes checks named by it
-            found = _test_checks(m.group(2), m.group("body"))
+        for test in _TEST.finditer(script):  # a test of status assertions alone becomes checks named by it
+            found = _test_checks(test.group(2), test.group("body"))
             if found is None:
                 continue
-            rest.append(script[pos:m.start()])
+            rest.append(script[pos:test.start()])
             checks += [c for c in found if c not in checks]
-            pos = m.end()
+            pos = test.end()
         rest.append(script[pos:])
         alias = ""
         for raw in "".join(rest).splitlines():
