@@ -325,8 +325,10 @@ class _Importer:
                 default = (prop.group(2) or "").strip()
                 if inner.startswith("__property"):  # ${__property(name,var,default)}
                     default = default.partition(",")[2].strip()
-                self.note(f"{where}: {m.group(0)} is read as its default {default!r} (JMeter property "
-                          f"{prop.group(1)}); change it in the spec")
+                if m.group(0) not in self._said:  # said once, where it is first met
+                    self._said.add(m.group(0))
+                    self.note(f"{where}: {m.group(0)} is read as its default {default!r} (JMeter property "
+                              f"{prop.group(1)}); change it in the spec")
                 out.append(default.replace("$", "$$"))
             else:
                 self.note(f"{where}: {m.group(0)} is no variable the import defines (a function, or a variable set "

@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl
 
 import pytest
+import yaml
 
 from orchestrator.demo_api import DemoAPI, Recorded
 from orchestrator.generators import GenerationOptions
@@ -118,3 +119,20 @@ def test_jmeter_5_plan_and_its_imported_spec_send_the_same_requests(tool: str, t
     expected = seen(under_jmeter(plan, tmp_path), headers, skip=("/echo/drain", "/echo/approve"))
     assert len(expected) == 14
     assert seen(through_tool(spec_path, tool, tmp_path), headers) == expected
+
+
+@pytest.mark.parametrize("tool", ["k6", "jmeter"])
+def test_timed_plan_and_its_imported_spec_send_the_same_kinds_of_request(tool: str, tmp_path: Path) -> None:
+    plan = PLANS / "steady-2.13.jmx"
+    spec_path, text, left_out = imported(plan, tmp_path)
+    assert [line.split(" [")[0] for line in left_out] == [
+        "Test Plan / setUp Thread Group", "Test Plan / Steady traffic / HTTP Request / no stack trace",
+        "Test Plan / Steady traffic / Item flow / First time only", "Test Plan / Steady traffic / One report per pass"]
+    doc = yaml.safe_load(text)
+    assert doc["profiles"]["plan"] == {"executor": "constant_vus", "vus": 1, "duration": "3s"}
+    # the plan runs for a time: each side sends each kind of request it sends, and no other
+    expected = set(seen(under_jmeter(plan, tmp_path), ("x-flow",), skip=("/echo/setup", "/echo/warmup",
+                                                                         "/echo/report")))
+    assert {r[1] for r in expected} == {"/products/999", "/echo/items/11", "/echo/items/12", "/echo/items/13",
+                                        "/echo/items/11/stock", "/echo/items/12/stock", "/echo/items/13/stock"}
+    assert set(seen(through_tool(spec_path, tool, tmp_path), ("x-flow",))) == expected
