@@ -1089,6 +1089,12 @@ class _Importer:
                       "of journey iterations")
         shape["pre_allocated_vus"] = threads
         shape["max_vus"] = threads
+        ramp = self._number(group, "ThreadGroup.ramp_time", 0, "ramp-up")
+        delay = self._number(group, "ThreadGroup.delay", 0, "startup delay") if _flag(group.props,
+                                                                                      "ThreadGroup.scheduler") else 0
+        if (ramp and threads > 1) or delay:
+            self.note(f"{group.path}: with an arrival rate its ramp-up and startup delay are not kept (the rate "
+                      "starts at once)")
         return shape
 
 
