@@ -136,3 +136,26 @@ def test_timed_plan_and_its_imported_spec_send_the_same_kinds_of_request(tool: s
     assert {r[1] for r in expected} == {"/products/999", "/echo/items/11", "/echo/items/12", "/echo/items/13",
                                         "/echo/items/11/stock", "/echo/items/12/stock", "/echo/items/13/stock"}
     assert set(seen(through_tool(spec_path, tool, tmp_path), ("x-flow",))) == expected
+
+
+@pytest.mark.parametrize("tool", ["k6", "jmeter"])
+def test_plan_jmeter_2_13_cannot_load_imports_to_a_spec_that_extracts_and_sends_its_flow(tool: str,
+                                                                                         tmp_path: Path) -> None:
+    # JSON and boundary extractors and the throughput shaping plugin are newer than this machine's JMeter: the
+    # plan's flow is known from the plan itself
+    spec_path, text, _ = imported(PLANS / "orders-5.x.jmx", tmp_path)
+    doc = yaml.safe_load(text)
+    doc["profiles"]["once"] = {"executor": "iterations", "vus": 1, "iterations": 1}
+    spec_path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    got = seen(through_tool(spec_path, tool, tmp_path, profile="once"), ("accept", "authorization", "content-type"))
+    assert got == sorted([
+        ("POST", "/login", (), (("accept", "application/json"), ("authorization", ""),
+                                ("content-type", "application/json")), '{"user":"demo","password":"secret"}'),
+        ("GET", "/products", (("category", "books"),), (("accept", "application/json"), ("authorization", ""),
+                                                        ("content-type", "")), ""),
+        # the boundary extractor's id and the JSON extractor's token
+        ("POST", "/cart", (), (("accept", "application/json"), ("authorization", "Bearer tok-demo-N"),
+                               ("content-type", "application/json")), '{"product_id": 1, "qty": 1}'),
+        ("GET", "/products/$%7B__Random%281,40%29%7D", (), (("accept", "application/json"), ("authorization", ""),
+                                                    ("content-type", "")), ""),
+    ], key=repr)
