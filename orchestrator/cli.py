@@ -1201,8 +1201,8 @@ def import_jmx(plan_file: str, output: str | None, name: str) -> None:
     from orchestrator.jmx import import_jmx as convert
     from orchestrator.spec import parse_spec
 
-    result = convert(Path(plan_file), name)
     folder = Path(output).parent if output else Path.cwd()
+    result = convert(Path(plan_file), name, folder)
     for data_name, content in result.files.items():
         (folder / data_name).write_bytes(content)
         click.echo(f"data written to {folder / data_name}", err=True)

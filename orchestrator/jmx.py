@@ -277,8 +277,8 @@ class JmxImport:
 
 
 class _Importer:
-    def __init__(self, file: str, base: Path):
-        self.file, self.base = file, base
+    def __init__(self, file: str, base: Path, out_dir: Path | None = None):
+        self.file, self.base, self.out_dir = file, base, out_dir
         self.left_out: list[str] = []
         self.notes: list[str] = []
         self.not_needed: list[str] = []
@@ -398,8 +398,15 @@ class _Importer:
         doc: dict[str, Any] = {"name": _identifier(name, set(), "imported"), "services": services}
         if self.variables:
             doc["variables"] = {k: v.replace("$", "$$") for k, v in self.variables.items()}
-        if self.defaults_headers:
-            doc["defaults"] = {"headers": self.defaults_headers}
+        steps = [s for j in journeys for s in j["steps"]]
+        timeouts = {s.get("timeout") for s in steps}
+        defaults: dict[str, Any] = {"headers": self.defaults_headers} if self.defaults_headers else {}
+        if len(timeouts) == 1 and None not in timeouts:  # one timeout for every request: the default
+            defaults["timeout"] = timeouts.pop()
+            for step in steps:
+                del step["timeout"]
+        if defaults:
+            doc["defaults"] = defaults
         if self.datasets:
             doc["data"] = {d.name: {"file": d.file} for d in self.datasets.values()}
         doc["journeys"] = journeys
@@ -423,6 +430,9 @@ class _Importer:
             self.not_needed.append(f"{element.path} [{element.kind}]: {NOT_NEEDED[element.kind]}")
         elif _scripted(element.kind):
             self.leave_out(element, "a script")
+        elif element.kind not in REASONS and element.kind.endswith("ThreadGroup"):
+            self.leave_out(element, "a thread group of a kind the import does not translate (give the journey a "
+                                    "profile of its own)")
         else:
             self.leave_out(element, REASONS.get(element.kind, "an element the import does not translate"))
 
@@ -506,8 +516,9 @@ class _Importer:
             writer.writerow((row + [""] * len(names))[:len(names)])
         stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(filename).stem) or "data"
         file_name, n = f"{stem}.csv", 2
-        while file_name in self.files and self.files[file_name] != out.getvalue().encode():
-            file_name, n = f"{stem}_{n}.csv", n + 1
+        content = out.getvalue().encode()
+        while self.files.get(file_name, content) != content or self._taken(file_name, content):
+            file_name, n = f"{stem}_{n}.csv", n + 1  # never over another file (the plan's own CSV, say)
         self.files[file_name] = out.getvalue().encode()
         name = _identifier(element.name if element.name != "CSV Data Set Config" else stem,
                            {d.name for d in self.datasets.values()}, "data")
@@ -520,6 +531,16 @@ class _Importer:
             self.note(f"{element.path}: at the end of the file the spec starts again from the first row")
         self.note(f"{element.path}: {filename} becomes the data set {name} ({file_name}, written beside the spec)")
         return name
+
+    def _taken(self, file_name: str, content: bytes) -> bool:
+        """Does a different file of that name already lie where the spec goes?"""
+        if self.out_dir is None:
+            return False
+        target = self.out_dir / file_name
+        try:
+            return target.exists() and target.read_bytes() != content
+        except OSError:
+            return True
 
     # -- thread groups -----------------------------------------------------------------------------
 
@@ -1152,21 +1173,23 @@ def read_plan(data: bytes, file: str) -> _Element:
     return plans[0]
 
 
-def jmx_to_spec(data: bytes, name: str, file: str = "<plan>", base: Path | None = None) -> tuple[dict[str, Any],
-                                                                                              _Importer]:
-    """The spec document for a plan, and the import (what it left out, its notes and data files)."""
+def jmx_to_spec(data: bytes, name: str, file: str = "<plan>", base: Path | None = None,
+                out_dir: Path | None = None) -> tuple[dict[str, Any], _Importer]:
+    """The spec document for a plan, and the import (what it left out, its notes and data files). Data files
+    are named so as not to replace a different file already in `out_dir`, where the spec will be written."""
     plan = read_plan(data, file)
-    importer = _Importer(file, base or Path(file).parent)
+    importer = _Importer(file, base or Path(file).parent, out_dir)
     return importer.run(plan, name), importer
 
 
-def import_jmx(path: Path, name: str) -> JmxImport:
-    """The YAML text of a starter spec for the plan at `path`, its data files, and what was left out."""
+def import_jmx(path: Path, name: str, out_dir: Path | None = None) -> JmxImport:
+    """The YAML text of a starter spec for the plan at `path`, its data files (to write into `out_dir`, beside the
+    spec, where none replaces a different file), and what was left out."""
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
         raise PlanError(f"cannot read the plan: {exc.strerror}", str(path)) from None
-    doc, imp = jmx_to_spec(data, name, str(path), Path(path).parent)
+    doc, imp = jmx_to_spec(data, name, str(path), Path(path).parent, out_dir)
     header = (f"# Journey spec imported by perfhouse from the JMeter plan {Path(path).name}.\n"
               "# Review it: check the services' base URLs, move secrets to ${env:NAME}, and adjust think times,\n"
               "# checks, profiles (`plan` is the plan's own load) and SLOs.\n")

@@ -39,9 +39,9 @@ def test_orders_plan_maps_extractors_throughput_timers_and_lists_what_it_leaves_
     buyers, browsers = doc["journeys"]
     login, products, cart = buyers["steps"]
     assert doc["services"] == {"shop": "https://shop.example.com"}  # the defaults of ${__P(...)}
-    assert doc["defaults"] == {"headers": {"Accept": "application/json"}}
+    assert doc["defaults"] == {"headers": {"Accept": "application/json"}, "timeout": "4000ms"}
     assert login["body"] == {"raw": '{"user":"${user}","password":"secret"}', "content_type": "application/json"}
-    assert login["extract"] == {"token": {"jsonpath": "$.token"}} and login["timeout"] == "4000ms"
+    assert login["extract"] == {"token": {"jsonpath": "$.token"}} and "timeout" not in login
     assert products["query"] == {"category": "books"}
     assert products["extract"] == {"product_id": {"regex": r'\{"id": ([\s\S]*?), '}}
     assert cart["headers"] == {"Authorization": "Bearer ${token}"}
@@ -217,3 +217,29 @@ def import_jmx_bytes(data: bytes) -> str:
         path = Path(folder) / "plan.jmx"
         path.write_bytes(data)
         return import_jmx(path, "p").text
+
+
+def test_the_data_file_never_replaces_the_plans_own_csv(tmp_path: Path) -> None:
+    for name in ("shop-2.13.jmx", "users.csv"):
+        (tmp_path / name).write_bytes((PLANS / name).read_bytes())
+    proc = subprocess.run([sys.executable, "-m", "orchestrator", "import-jmx", "shop-2.13.jmx", "-o", "shop.yaml"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "users.csv").read_bytes() == (PLANS / "users.csv").read_bytes()  # JMeter's, headerless
+    assert (tmp_path / "users_2.csv").read_text() == "user,password\ndemo,secret\nalice,pa$w0rd\n"
+    assert "file: users_2.csv" in (tmp_path / "shop.yaml").read_text()
+    again = subprocess.run([sys.executable, "-m", "orchestrator", "import-jmx", "shop-2.13.jmx", "-o", "shop.yaml"],
+                           cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0 and "file: users_2.csv" in (tmp_path / "shop.yaml").read_text()  # the same file
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shop-2.13.jmx", "shop.yaml", "users.csv", "users_2.csv"]
+
+
+def test_a_plugin_thread_group_is_left_out_with_its_requests() -> None:
+    other = ('<com.blazemeter.jmeter.threads.concurrency.ConcurrencyThreadGroup testclass="com.blazemeter.jmeter.'
+             'threads.concurrency.ConcurrencyThreadGroup" testname="Concurrency"/><hashTree>'
+             + controller("GenericController") + "</hashTree>")
+    doc, imp = jmx_to_spec(plan(loops(1), top=other), "p")
+    assert [j["name"] for j in doc["journeys"]] == ["TG"]
+    assert imp.left_out == ["P / Concurrency [com.blazemeter.jmeter.threads.concurrency.ConcurrencyThreadGroup]: a "
+                            "thread group of a kind the import does not translate (give the journey a profile of its "
+                            "own) (and the 2 elements under it)"]
