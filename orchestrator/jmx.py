@@ -311,9 +311,10 @@ class _Importer:
 
     # -- text -----------------------------------------------------------------------------------
 
-    def text(self, value: str, where: str, known: set[str]) -> str:
+    def text(self, value: str, where: str, known: set[str], quiet: bool = False) -> str:
         """JMeter text as spec text: ${name} of a known variable stays, ${__P(name,default)} becomes its default,
-        anything else is sent as the literal text it is (JMeter sends an undefined ${name} so too)."""
+        anything else is sent as the literal text it is (JMeter sends an undefined ${name} so too), and said so
+        unless `quiet`."""
         out, pos = [], 0
         for m in _REF.finditer(value):
             out.append(value[pos:m.start()].replace("$", "$$"))
@@ -330,9 +331,11 @@ class _Importer:
                     self.note(f"{where}: {m.group(0)} is read as its default {default!r} (JMeter property "
                               f"{prop.group(1)}); change it in the spec")
                 out.append(default.replace("$", "$$"))
-            else:
+            elif not quiet:
                 self.note(f"{where}: {m.group(0)} is no variable the import defines (a function, or a variable set "
                           "by an element left out): sent as the literal text")
+                out.append(m.group(0).replace("$", "$$"))
+            else:
                 out.append(m.group(0).replace("$", "$$"))
             pos = m.end()
         out.append(value[pos:].replace("$", "$$"))
@@ -341,7 +344,7 @@ class _Importer:
     def literal(self, value: str, where: str, known: set[str] | None = None) -> str | None:
         """Text with every reference resolved now (properties to their defaults, variables to their values);
         None when something in it is known only at run time."""
-        text = self.text(value, where, set(self.variables) if known is None else known)
+        text = self.text(value, where, set(self.variables) if known is None else known, quiet=True)
         out, pos = [], 0
         for m in re.finditer(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}", text):
             out.append(text[pos:m.start()])
@@ -497,10 +500,10 @@ class _Importer:
             rows = list(csv.reader(lines, delimiter=delimiter[0]))
         else:
             rows = [line.split(delimiter) for line in lines]
-        names = [n.strip() for n in _s(p, "variableNames").split(delimiter if delimiter != "\t" else ",")
-                 if n.strip()]
-        if not names:  # the file's first line names the variables
-            names, rows = ([n.strip() for n in rows[0]], rows[1:]) if rows else ([], [])
+        names = [n.strip() for n in _s(p, "variableNames").split(",") if n.strip()]  # JMeter splits them at commas
+        if not names:  # the file's first line names the variables (read as CSV, as JMeter reads it)
+            names = [n.strip() for n in next(csv.reader(lines[:1], delimiter=delimiter[0]), [])]
+            rows = rows[1:]
         elif _flag(p, "ignoreFirstLine"):
             rows = rows[1:]
         rows = [row for row in rows if any(cell for cell in row)]
