@@ -18,6 +18,7 @@ from orchestrator.postman import postman_to_spec
 from orchestrator.spec import load_spec
 from orchestrator.tools import TOOLS, generate
 from tests.conftest import need
+from warehouse.store import Warehouse
 
 pytestmark = pytest.mark.integration
 
@@ -167,3 +168,9 @@ def test_status_tests_become_checks_that_fail_when_the_status_differs(tmp_path: 
     checks = json.loads((tmp_path / "k6-summary.json").read_text())["root_group"]["checks"]
     assert {name: (c["passes"], c["fails"]) for name, c in checks.items()} == {
         "Status code is 200": (0, 1), "created": (0, 1), "healthy": (1, 0)}
+    warehouse = Warehouse.open(f"chdb://{tmp_path / 'warehouse'}")
+    run_id = warehouse.ingest(tmp_path / "k6.json").run_id
+    rows = warehouse.backend.query("SELECT step, status, failed_checks, failed_check FROM requests "
+                                   "WHERE run_id = {r:String} ORDER BY step", {"r": run_id})
+    assert [tuple(r.values()) for r in rows] == [("health", 200, 0, ""), ("list", 200, 1, "created"),
+                                                 ("missing product", 404, 1, "Status code is 200")]
