@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import warnings
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -35,6 +36,9 @@ from orchestrator.spec import parse_jsonpath
 MAX_BYTES = 64 * 1024 * 1024
 MAX_DEPTH = 256
 MAX_UNROLL = 20  # a fixed Loop Controller repeats its children in the spec at most this many times
+MAX_STEPS = 1000  # nor do loops written out make a journey longer than this
+# regular expression syntax that Java (JMeter) reads but JavaScript (k6) or Python (Locust) do not
+_UNPORTABLE = re.compile(r"\(\?(?![:=!]|<[=!])|[*+?}]\+|\\[AZzGQE]|\[\[:")
 FOREVER_S = 300  # the duration given to a thread group that loops until it is stopped
 
 
@@ -632,6 +636,8 @@ class _Importer:
                                     "steps out, or raise the iterations of the profile)")
         elif loops == 0:
             self.note(f"{element.path}: loops 0 times, as in JMeter its children never run")
+        elif len(self.steps) + loops * _weight([e for e in element.children if e.enabled]) > MAX_STEPS:
+            self.leave_out(element, f"written out, its loops would make the journey longer than {MAX_STEPS} steps")
         else:
             kids = [e for e in element.children if e.enabled]
             if loops > 1:
@@ -793,6 +799,9 @@ class _Importer:
         for manager in scope.headers:  # innermost first: a nearer manager's header wins
             for name, value in manager:
                 name = name.strip()
+                if (name and not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name)) or re.search(r"[\r\n\0]", value):
+                    self.note(f"{where}: the header {name[:60]!r} is not a valid HTTP header; left out")
+                    continue
                 if name and name.lower() not in {k.lower() for k in out}:
                     out[name] = self.text(value, f"{where} header {name}", self.known)
         return out
@@ -913,9 +922,10 @@ class _Importer:
                 out.append({"body_contains": t.replace("$", "$$")})
                 continue
             regex = "^" + _escape(t) + "$" if kind & 8 else ("^(?:" + t + ")$" if kind & 1 else t)
-            try:
-                re.compile(regex)
-            except re.error:
+            if _UNPORTABLE.search(regex):
+                self._assertion_out(assertion, f"a pattern in syntax k6 or Locust cannot read: {t!r}")
+                return None
+            if _groups(regex) is None:
                 self._assertion_out(assertion, f"a pattern perfhouse cannot read: {t!r}")
                 return None
             out.append({"body_matches": regex})
@@ -963,9 +973,11 @@ class _Importer:
                 if regex is None:
                     self._assertion_out(extractor, "a pattern known only at run time")
                     continue
-                try:
-                    groups = re.compile(regex).groups
-                except re.error:
+                if _UNPORTABLE.search(regex):
+                    self._assertion_out(extractor, f"a pattern in syntax k6 or Locust cannot read: {regex!r}")
+                    continue
+                groups = _groups(regex)
+                if groups is None:
                     self._assertion_out(extractor, "a pattern perfhouse cannot read")
                     continue
                 if template != "$1$" or groups != 1:
@@ -1120,6 +1132,31 @@ class _Importer:
             self.note(f"{group.path}: with an arrival rate its ramp-up and startup delay are not kept (the rate "
                       "starts at once)")
         return shape
+
+
+def _groups(regex: str) -> int | None:
+    """The capturing groups of a regular expression, or None when it is none."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return re.compile(regex).groups
+        except re.error:
+            return None
+
+
+def _weight(elements: list[_Element]) -> int:
+    """How many steps `elements` would write out, fixed loops repeated (at least their count)."""
+    total = 0
+    for e in elements:
+        if e.kind in HTTP_SAMPLERS:
+            total += 1
+        elif e.kind == "LoopController" and re.fullmatch(r"\d+", _s(e.props, "LoopController.loops").strip()):
+            total += int(_s(e.props, "LoopController.loops")) * _weight([c for c in e.children if c.enabled])
+        elif e.kind in TRANSPARENT or e.kind in ("TransactionController", "CriticalSectionController"):
+            total += _weight([c for c in e.children if c.enabled])
+        if total > MAX_STEPS:
+            break
+    return total
 
 
 def _gcd(a: int, b: int) -> int:

@@ -243,3 +243,37 @@ def test_a_plugin_thread_group_is_left_out_with_its_requests() -> None:
     assert imp.left_out == ["P / Concurrency [com.blazemeter.jmeter.threads.concurrency.ConcurrencyThreadGroup]: a "
                             "thread group of a kind the import does not translate (give the journey a profile of its "
                             "own) (and the 2 elements under it)"]
+
+
+def test_nested_loops_that_would_explode_are_left_out() -> None:
+    inner = controller("LoopController", props='<stringProp name="LoopController.loops">20</stringProp>')
+    nested = inner
+    for _ in range(4):  # 20^5 requests written out
+        nested = controller("LoopController", nested, '<stringProp name="LoopController.loops">20</stringProp>')
+    doc, imp = jmx_to_spec(plan(loops(1), nested), "p")
+    assert len(doc["journeys"][0]["steps"]) == 1
+    assert "longer than 1000 steps" in imp.left_out[0]
+
+
+@pytest.mark.parametrize("regex", ["(?i)token=(\\w+)", "token=(\\w++)", "\\Atoken=(\\w+)", "t=([[:alpha:]]+)"])
+def test_patterns_only_java_reads_are_left_out(regex: str) -> None:
+    extractor = ('<RegexExtractor testclass="RegexExtractor" testname="rx"><stringProp name="RegexExtractor.refname">'
+                 f'v</stringProp><stringProp name="RegexExtractor.regex">{regex}</stringProp><stringProp '
+                 'name="RegexExtractor.template">$1$</stringProp></RegexExtractor><hashTree/>')
+    doc, imp = jmx_to_spec(plan(loops(1), extractor), "p")
+    assert "extract" not in doc["journeys"][0]["steps"][0]
+    assert imp.left_out == [f"P / TG / rx [RegexExtractor]: a pattern in syntax k6 or Locust cannot read: {regex!r}"]
+
+
+def test_headers_that_would_split_a_request_are_left_out() -> None:
+    manager = ('<HeaderManager testclass="HeaderManager" testname="h"><collectionProp name="HeaderManager.headers">'
+               '<elementProp name="" elementType="Header"><stringProp name="Header.name">X-A</stringProp>'
+               '<stringProp name="Header.value">a&#13;&#10;X-Evil: 1</stringProp></elementProp>'
+               '<elementProp name="" elementType="Header"><stringProp name="Header.name">Bad Name:</stringProp>'
+               '<stringProp name="Header.value">b</stringProp></elementProp>'
+               '<elementProp name="" elementType="Header"><stringProp name="Header.name">X-Ok</stringProp>'
+               '<stringProp name="Header.value">c</stringProp></elementProp></collectionProp></HeaderManager>'
+               '<hashTree/>')
+    doc, imp = jmx_to_spec(plan(loops(1), manager), "p")
+    assert doc["defaults"] == {"headers": {"X-Ok": "c"}}
+    assert sum("is not a valid HTTP header" in note for note in imp.notes) == 2
