@@ -414,8 +414,11 @@ class _Importer:
                 del step["timeout"]
         if defaults:
             doc["defaults"] = defaults
-        if self.datasets:
-            doc["data"] = {d.name: {"file": d.file} for d in self.datasets.values()}
+        used = {j["data"] for j in journeys if "data" in j}
+        kept = [d for d in self.datasets.values() if d.name in used]  # a thread group left out needs none
+        self.files = {name: content for name, content in self.files.items() if any(d.file == name for d in kept)}
+        if kept:
+            doc["data"] = {d.name: {"file": d.file} for d in kept}
         doc["journeys"] = journeys
         plan_profile = next(iter(profiles.values())) if len(profiles) == 1 else {"journeys": profiles}
         doc["profiles"] = {"plan": plan_profile, "smoke": {"preset": "smoke"}}
@@ -697,8 +700,10 @@ class _Importer:
         if scope.group:
             step["group"] = scope.group
         step.update(service=service, method=method, path=path)
-        arguments = [a for a in _arguments(p, "HTTPsampler.Arguments")]
         raw_body = _flag(p, "HTTPSampler.postBodyRaw")
+        arguments = _arguments(p, "HTTPsampler.Arguments")
+        if not raw_body:  # the defaults' arguments join the sampler's own, as JMeter merges them
+            arguments += [a for d in scope.defaults for a in _arguments(d, "HTTPsampler.Arguments")]
         query: dict[str, str] = {}
         for pair in filter(None, path_query.split("&")):
             k, _, v = pair.partition("=")
