@@ -701,9 +701,12 @@ class _Importer:
             step["group"] = scope.group
         step.update(service=service, method=method, path=path)
         raw_body = _flag(p, "HTTPSampler.postBodyRaw")
-        arguments = _arguments(p, "HTTPsampler.Arguments")
-        if not raw_body:  # the defaults' arguments join the sampler's own, as JMeter merges them
-            arguments += [a for d in scope.defaults for a in _arguments(d, "HTTPsampler.Arguments")]
+        # the defaults' arguments join the sampler's own (JMeter merges them, into a raw body too)
+        arguments = _arguments(p, "HTTPsampler.Arguments") + [
+            a for d in scope.defaults for a in _arguments(d, "HTTPsampler.Arguments")]
+        if method == "HEAD" and arguments:
+            self.note(f"{where}: JMeter sends no arguments with a HEAD request; neither does the spec")
+            arguments = []
         query: dict[str, str] = {}
         for pair in filter(None, path_query.split("&")):
             k, _, v = pair.partition("=")
