@@ -1198,20 +1198,25 @@ def import_postman(collection_file: str, output: str | None, name: str) -> None:
 @fail_cleanly
 def import_jmx(plan_file: str, output: str | None, name: str) -> None:
     """Turn a JMeter plan (.jmx) into a starter journey spec; lists what it left out and what it changed."""
+    import tempfile
+
     from orchestrator.jmx import import_jmx as convert
     from orchestrator.spec import parse_spec
 
     folder = Path(output).parent if output else Path.cwd()
     result = convert(Path(plan_file), name, folder)
+    with tempfile.TemporaryDirectory() as scratch:  # what is written always loads: checked before it is written
+        for data_name, content in result.files.items():
+            (Path(scratch) / data_name).write_bytes(content)
+        parse_spec(result.text, str(Path(scratch) / (Path(output).name if output else "<imported>")))
     for data_name, content in result.files.items():
         (folder / data_name).write_bytes(content)
         click.echo(f"data written to {folder / data_name}", err=True)
-    parse_spec(result.text, output or str(folder / "<imported>"))  # what is written always loads
     _emit(result.text, output, "spec")
-    for line in result.left_out:
-        click.echo(f"not imported: {line}", err=True)
-    for line in result.notes:
-        click.echo(f"changed: {line}", err=True)
+    for prefix, lines in (("not imported", result.left_out), ("changed", result.notes),
+                          ("not needed", result.not_needed)):
+        for line in lines:
+            click.echo(f"{prefix}: {line}", err=True)
 
 
 @main.command()

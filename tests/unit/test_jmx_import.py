@@ -277,3 +277,13 @@ def test_headers_that_would_split_a_request_are_left_out() -> None:
     doc, imp = jmx_to_spec(plan(loops(1), manager), "p")
     assert doc["defaults"] == {"headers": {"X-Ok": "c"}}
     assert sum("is not a valid HTTP header" in note for note in imp.notes) == 2
+
+
+def test_without_output_the_spec_goes_to_stdout_and_its_data_beside_the_caller(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "orchestrator", "import-jmx", str(PLANS / "steady-2.13.jmx")],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("# Journey spec imported by perfhouse from the JMeter plan steady-2.13.jmx.")
+    assert (tmp_path / "items.csv").read_text() == "id,colour\n11,red\n12,green\n13,blue\n"
+    assert "not needed: Test Plan / Old traffic [ThreadGroup]: disabled in the plan" in proc.stderr
+    parse_spec(proc.stdout, str(tmp_path / "spec.yaml"))
