@@ -17,6 +17,7 @@ from orchestrator.generators import GenerationOptions
 from orchestrator.spec import load_spec
 from orchestrator.tools import TOOLS, generate
 from tests.conftest import ROOT, need
+from warehouse.store import Warehouse
 
 pytestmark = pytest.mark.integration
 PLANS = ROOT / "tests" / "fixtures" / "jmx"
@@ -159,3 +160,21 @@ def test_plan_jmeter_2_13_cannot_load_imports_to_a_spec_that_extracts_and_sends_
         ("GET", "/products/$%7B__Random%281,40%29%7D", (), (("accept", "application/json"), ("authorization", ""),
                                                     ("content-type", "")), ""),
     ], key=repr)
+
+
+def test_imported_spec_runs_through_perfhouse_with_both_tools_like_the_plan(tmp_path: Path) -> None:
+    plan = PLANS / "shop-2.13.jmx"
+    spec_path, _, _ = imported(plan, tmp_path)
+    expected = seen(under_jmeter(plan, tmp_path), SHOP_HEADERS)
+    need("k6")
+    warehouse = f"chdb://{tmp_path / 'warehouse'}"
+    with DemoAPI(record=True) as api:
+        proc = subprocess.run([sys.executable, "-m", "orchestrator", "--warehouse", warehouse, "run", str(spec_path),
+                               "--profile", "plan", "--tool", "k6,jmeter", "--service", f"app={api.url}",
+                               "--runs-dir", str(tmp_path / "runs"), "--progress-interval", "0"],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=600)
+        requests = api.requests
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert seen(requests, SHOP_HEADERS) == sorted(expected * 2, key=repr)  # each tool sent what the plan sends
+    rows = Warehouse.open(warehouse).backend.query("SELECT tool, count() AS n FROM requests GROUP BY tool ORDER BY tool")
+    assert [(r["tool"], r["n"]) for r in rows] == [("jmeter", 12), ("k6", 12)]
