@@ -44,8 +44,14 @@ def seen(requests: list[Recorded], headers: tuple[str, ...], skip: tuple[str, ..
     return sorted(out, key=repr)
 
 
+_SENT: dict[str, list[Recorded]] = {}
+
+
 def under_jmeter(plan: Path, tmp_path: Path) -> list[Recorded]:
-    """What the plan itself sends under the JMeter on this machine (2.13 here), its server given by -J."""
+    """What the plan itself sends under the JMeter on this machine (2.13 here), its server given by -J; run once
+    per plan for the tests of this module."""
+    if plan.name in _SENT:
+        return _SENT[plan.name]
     binary = need("jmeter")
     work = tmp_path / "plan"
     shutil.copytree(plan.parent, work)
@@ -54,7 +60,8 @@ def under_jmeter(plan: Path, tmp_path: Path) -> list[Recorded]:
                                "-j", str(work / "jmeter.log"), "-Jhost=127.0.0.1", f"-Jport={api.port}"],
                               cwd=work, capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0 and "Created the tree successfully" in proc.stdout, proc.stdout + proc.stderr
-        return api.requests
+        _SENT[plan.name] = api.requests
+    return _SENT[plan.name]
 
 
 def imported(plan: Path, tmp_path: Path) -> tuple[Path, str, list[str]]:
