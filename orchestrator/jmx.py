@@ -494,12 +494,18 @@ class _Importer:
         if not filename:
             self.leave_out(element, "its file name is known only at run time")
             return ""
-        source = (self.base / filename) if not Path(filename).is_absolute() else Path(filename)
+        source = (self.base / filename).resolve()
+        if not source.is_relative_to(self.base.resolve()):  # a plan copies no file from elsewhere beside the spec
+            self.leave_out(element, f"its file {filename} lies outside the plan's folder: copy it beside the plan")
+            return ""
         encoding = self.literal(_s(p, "fileEncoding"), element.path) or "utf-8"
         try:
+            if source.stat().st_size > MAX_BYTES:
+                self.leave_out(element, f"{filename} is larger than {MAX_BYTES // (1024 * 1024)} MB")
+                return ""
             text = source.read_text(encoding=encoding)
         except (OSError, LookupError, UnicodeDecodeError) as exc:
-            self.leave_out(element, f"cannot read {filename}: {exc}")
+            self.leave_out(element, f"cannot read {filename}: {exc.strerror if isinstance(exc, OSError) else exc}")
             return ""
         delimiter = _s(p, "delimiter", ",").replace("\\t", "\t") or ","
         lines = text.splitlines()

@@ -287,3 +287,18 @@ def test_without_output_the_spec_goes_to_stdout_and_its_data_beside_the_caller(t
     assert (tmp_path / "items.csv").read_text() == "id,colour\n11,red\n12,green\n13,blue\n"
     assert "not needed: Test Plan / Old traffic [ThreadGroup]: disabled in the plan" in proc.stderr
     parse_spec(proc.stdout, str(tmp_path / "spec.yaml"))
+
+
+@pytest.mark.parametrize("filename", ["/etc/passwd", "../outside.csv", "link.csv", "missing.csv"])
+def test_a_csv_data_set_reads_only_files_in_the_plans_folder(filename: str, tmp_path: Path) -> None:
+    (tmp_path / "outside.csv").write_text("secret\nx\n")
+    folder = tmp_path / "plans"
+    folder.mkdir()
+    (folder / "link.csv").symlink_to(tmp_path / "outside.csv")
+    data = ('<CSVDataSet testclass="CSVDataSet" testname="data"><stringProp name="filename">'
+            f'{filename}</stringProp><stringProp name="variableNames">a</stringProp></CSVDataSet><hashTree/>')
+    (folder / "plan.jmx").write_bytes(plan(loops(1), data))
+    result = import_jmx(folder / "plan.jmx", "p", tmp_path / "out")
+    assert result.files == {} and "data:" not in result.text
+    reason = "cannot read missing.csv" if filename == "missing.csv" else "lies outside the plan's folder"
+    assert result.left_out[0].startswith("P / TG / data [CSVDataSet]: ") and reason in result.left_out[0]
