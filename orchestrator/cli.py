@@ -1204,6 +1204,35 @@ def import_postman(collection_file: str, output: str | None, name: str) -> None:
         click.echo(f"warning: {warning}", err=True)
 
 
+@main.command("import-jmx")
+@click.argument("plan_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Spec file to write (data files go beside it; without it, into the current directory).")
+@click.option("--name", default="imported", show_default=True, help="Name of the spec.")
+@fail_cleanly
+def import_jmx(plan_file: str, output: str | None, name: str) -> None:
+    """Turn a JMeter plan (.jmx) into a starter journey spec; lists what it left out and what it changed."""
+    import tempfile
+
+    from orchestrator.jmx import import_jmx as convert
+    from orchestrator.spec import parse_spec
+
+    folder = Path(output).parent if output else Path.cwd()
+    result = convert(Path(plan_file), name, folder)
+    with tempfile.TemporaryDirectory() as scratch:  # what is written always loads: checked before it is written
+        for data_name, content in result.files.items():
+            (Path(scratch) / data_name).write_bytes(content)
+        parse_spec(result.text, str(Path(scratch) / (Path(output).name if output else "<imported>")))
+    for data_name, content in result.files.items():
+        (folder / data_name).write_bytes(content)
+        click.echo(f"data written to {folder / data_name}", err=True)
+    _emit(result.text, output, "spec")
+    for prefix, lines in (("not imported", result.left_out), ("changed", result.notes),
+                          ("not needed", result.not_needed)):
+        for line in lines:
+            click.echo(f"{prefix}: {line}", err=True)
+
+
 @main.command()
 @click.option("--raw-points", default=None, metavar="DURATION",
               help="Keep raw k6 points this long (30d, 4w) or `off`; requests and runs are always kept.")

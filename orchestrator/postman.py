@@ -1,8 +1,9 @@
 """Postman import: a v2.1 collection becomes a starter spec (folders as journeys, requests as steps).
 
 What maps: methods, URLs with their query, headers, raw/JSON/urlencoded bodies, collection variables,
-bearer and basic auth of the collection, a folder or a request, `pm.response.to.have.status(N)` as a
-status check, and `pm.collectionVariables/environment/globals.set(NAME, pm.response.json()...)` as a
+bearer and basic auth of the collection, a folder or a request, status assertions
+(`pm.response.to.have.status(N)`, `pm.expect(pm.response.code).to.eql(N)`, `pm.response.to.be.ok`), alone or
+as the whole of a `pm.test(NAME, ...)` (then a check named NAME), as status checks, and `pm.collectionVariables/environment/globals.set(NAME, pm.response.json()...)` as a
 JSONPath extraction used by later requests. Whatever does not map is listed as a comment in the spec
 and returned as a warning; an odd collection never stops the import.
 """
@@ -22,7 +23,12 @@ import yaml
 from orchestrator.errors import SpecError
 
 _VAR = re.compile(r"\{\{\s*([^{}]+?)\s*\}\}")
-_STATUS = re.compile(r"^pm\.response\.to\.have\.status\(\s*(\d{3})\s*\);?$")
+_STATUS = re.compile(r"^pm\.response\.to\.have\.status\(\s*(\d{3})\s*\)$"
+                     r"|^pm\.expect\(\s*pm\.response\.code\s*\)\.to\.(?:be\.)?(?:eql|equal|equals|eq)\(\s*(\d{3})\s*\)$"
+                     r"|^pm\.response\.to\.(?:be|have)\.(ok)$")  # `ok` is status 200 in Postman's assertions
+# pm.test("name", function () { BODY }) or pm.test("name", () => { BODY })
+_TEST = re.compile(r"pm\.test\(\s*(['\"`])((?:(?!\1).)*)\1\s*,\s*(?:function\s*\(\s*\)|\(\s*\)\s*=>)\s*\{"
+                   r"(?P<body>[^{}]*)\}\s*\)\s*;?", re.S)
 _SET = re.compile(r"^pm\.(?:collectionVariables|environment|globals|variables)\.set\(\s*(['\"])([A-Za-z_][\w]*)\1\s*,"
                   r"\s*(.+?)\s*\);?$")
 _JSON_ALIAS = re.compile(r"^(?:const|let|var)\s+([A-Za-z_$][\w$]*)\s*=\s*pm\.response\.json\(\)\s*;?$")
@@ -115,6 +121,30 @@ def _jsonpath(expr: str, alias: str) -> str | None:
     return None
 
 
+def _status(statement: str) -> int | None:
+    """The status a single assertion statement expects, or None when it is something else."""
+    m = _STATUS.match(statement.strip().rstrip(";").strip())
+    if not m:
+        return None
+    return 200 if m.group(3) else int(m.group(1) or m.group(2))
+
+
+def _test_checks(name: str, body: str) -> list[dict[str, Any]] | None:
+    """The status checks of a pm.test whose body is nothing but status assertions; None otherwise."""
+    statements = [s.strip() for s in re.split(r"[;\n]", body) if s.strip() and not _IGNORED.match(s.strip())]
+    statuses = [_status(s) for s in statements]
+    if not statuses or any(s is None for s in statuses):
+        return None
+    label = " ".join(name.split())[:120]
+    checks: list[dict[str, Any]] = []
+    for status in statuses:
+        check: dict[str, Any] = {"status": status}
+        if label:  # the check is reported under the test's name (again: numbered)
+            check["name"] = label if not checks else f"{label} ({len(checks) + 1})"
+        checks.append(check)
+    return checks
+
+
 def _tests(imp: _Import, events: Any, where: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Status checks and extractions from a request's test script; other lines become warnings."""
     checks: list[dict[str, Any]] = []
@@ -128,18 +158,40 @@ def _tests(imp: _Import, events: Any, where: str) -> tuple[list[dict[str, Any]],
             if any(str(line).strip() for line in lines):
                 imp.warn(where, f"a {event.get('listen', 'script')} script is not imported")
             continue
+        script, rest, pos = "\n".join(str(line) for line in lines), [], 0
+        for test in _TEST.finditer(script):  # a test of status assertions alone becomes checks named by it
+            found = _test_checks(test.group(2), test.group("body"))
+            if found is None:
+                continue
+            rest.append(script[pos:test.start()])
+            checks += [c for c in found if c not in checks]
+            pos = test.end()
+        rest.append(script[pos:])
         alias = ""
-        for raw in lines:
-            line = str(raw).strip()
-            if m := _STATUS.match(line):
-                checks.append({"status": int(m.group(1))})
+        for raw in "".join(rest).splitlines():
+            line = raw.strip()
+            if (status := _status(line)) is not None:
+                checks.append({"status": status})
             elif m := _JSON_ALIAS.match(line):
                 alias = m.group(1)
             elif (m := _SET.match(line)) and (path := _jsonpath(m.group(3), alias)):
                 extract[m.group(2)] = {"jsonpath": path}
             elif line and not _IGNORED.match(line):
                 imp.warn(where, f"test script line not imported: {line[:120]}")
-    return checks, extract
+    unique: list[dict[str, Any]] = []
+    labels: set[str] = set()
+    for check in checks:  # a step's checks are reported under distinct labels
+        label = check.get("name") or f"status is {check['status']}"
+        if label in labels:
+            if check in unique:
+                continue
+            n = 2
+            while f"{label} ({n})" in labels:
+                n += 1
+            check, label = {**check, "name": f"{label} ({n})"}, f"{label} ({n})"
+        labels.add(label)
+        unique.append(check)
+    return unique, extract
 
 
 def _url(imp: _Import, request: dict[str, Any], known: set[str], where: str) -> tuple[str, str, dict[str, str]]:

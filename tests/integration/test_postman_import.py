@@ -18,6 +18,7 @@ from orchestrator.postman import postman_to_spec
 from orchestrator.spec import load_spec
 from orchestrator.tools import TOOLS, generate
 from tests.conftest import need
+from warehouse.store import Warehouse
 
 pytestmark = pytest.mark.integration
 
@@ -72,7 +73,7 @@ def test_collection_maps_folders_variables_auth_and_tests() -> None:
     listing, view = browse["steps"]
     assert listing == {"name": "List_products", "label": "List products", "service": "baseUrl", "method": "GET",
                        "path": "/products", "query": {"category": "${category}"},
-                       "headers": {"Accept": "application/json"}, "checks": [{"status": 200}],
+                       "headers": {"Accept": "application/json"}, "checks": [{"status": 200, "name": "ok"}],
                        "extract": {"product_id": {"jsonpath": "$.items[0].id"}}}
     assert view["path"] == "/products/${product_id}" and "headers" not in view  # the folder says noauth
     login, cart, upload = checkout["steps"]
@@ -135,3 +136,41 @@ def test_imported_collection_runs_the_flow_with_extracted_values(tmp_path: Path)
         assert cart.headers["authorization"].startswith("Bearer tok-demo-"), tool
         login = next(r for r in seen if r.path == "/login")
         assert json.loads(login.body) == {"user": "demo", "password": "secret"}, tool
+
+
+def test_status_tests_become_checks_that_fail_when_the_status_differs(tmp_path: Path) -> None:
+    base = "http://127.0.0.1:8080"
+    collection = {"info": {"name": "status", "schema": COLLECTION["info"]["schema"]}, "item": [
+        request("missing product", "GET", f"{base}/products/999",
+                ["pm.test('Status code is 200', function () {", "    pm.response.to.have.status(200);", "});"]),
+        request("list", "GET", f"{base}/products",
+                ['pm.test("created", () => { pm.expect(pm.response.code).to.eql(201); });']),
+        request("health", "GET", f"{base}/health",
+                ["pm.test('healthy', function () { pm.response.to.be.ok; });",
+                 "pm.test('body', function () { pm.expect(pm.response.json().status).to.eql('ok'); });"]),
+    ]}
+    doc, warnings = postman_to_spec(collection, "status")
+    assert [s["checks"] for s in doc["journeys"][0]["steps"]] == [
+        [{"status": 200, "name": "Status code is 200"}], [{"status": 201, "name": "created"}],
+        [{"status": 200, "name": "healthy"}]]
+    assert len(warnings) == 1 and "pm.test('body'" in warnings[0]  # not a status test: said, not dropped silently
+    doc["profiles"] = {"once": {"executor": "iterations", "vus": 1, "iterations": 1}}
+    (tmp_path / "status.yaml").write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    spec = load_spec(tmp_path / "status.yaml")
+    binary = need("k6")
+    with DemoAPI() as api:  # answers 404 for the missing product and 200 for the list
+        script = generate(spec, "k6", GenerationOptions("once", {s: api.url for s in spec.services}))
+        path = tmp_path / script.filename
+        path.write_text(script.content, encoding="utf-8")
+        invocation = TOOLS["k6"].invocation(binary, path, tmp_path)
+        done = subprocess.run(invocation.argv, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert TOOLS["k6"].completed(done.returncode), done.stderr[-2000:]
+    checks = json.loads((tmp_path / "k6-summary.json").read_text())["root_group"]["checks"]
+    assert {name: (c["passes"], c["fails"]) for name, c in checks.items()} == {
+        "Status code is 200": (0, 1), "created": (0, 1), "healthy": (1, 0)}
+    warehouse = Warehouse.open(f"chdb://{tmp_path / 'warehouse'}")
+    run_id = warehouse.ingest(tmp_path / "k6.json").run_id
+    rows = warehouse.backend.query("SELECT step, status, failed_checks, failed_check FROM requests "
+                                   "WHERE run_id = {r:String} ORDER BY step", {"r": run_id})
+    assert [tuple(r.values()) for r in rows] == [("health", 200, 0, ""), ("list", 200, 1, "created"),
+                                                 ("missing product", 404, 1, "Status code is 200")]
