@@ -41,8 +41,8 @@ teach_sqlglot_plural_inclusive_quantiles()
 
 DEFAULT_ROW_LIMIT = 10_000
 DEFAULT_TIMEOUT_S = 10
-MAX_RESULT_BYTES = 64 * 2**20  # the answer as the engine counts it (uncompressed columns)
-MAX_ANSWER_BYTES = 128 * 2**20  # the answer's text as it reaches Python (JSON lines)
+MAX_RESULT_BYTES = 32 * 2**20  # the answer as the engine counts it (uncompressed columns)
+MAX_ANSWER_BYTES = 32 * 2**20  # the answer's text as it reaches Python (JSON lines)
 MAX_MEMORY_BYTES = 2**30  # the query's own memory in the engine
 MAX_BLOCK_ROWS = 8192  # small blocks: a cap is overshot by at most one block
 MAX_QUERY_CHARS = 100_000

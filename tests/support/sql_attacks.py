@@ -57,7 +57,7 @@ ESCAPES: list[tuple[str, str]] = [
     ("SELECT * FROM \uff53\uff59\uff53\uff54\uff45\uff4d.one", NOT_OURS),  # full-width letters
     ("SELECT * FROM INFORMATION_SCHEMA.TABLES", NOT_OURS),
     ("SELECT * FROM information_schema.columns", NOT_OURS),
-    ("SELECT * FROM default.runs", NOT_OURS),
+    ("SELECT * FROM other.runs", NOT_OURS),
     ("SELECT * FROM PERFHOUSE.runs", NOT_OURS),
     ("SELECT * FROM perfhouse.secret", NO_SECRET),
     ("SELECT * FROM elsewhere.perfhouse.runs", NOT_OURS),
