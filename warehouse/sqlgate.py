@@ -44,7 +44,7 @@ DEFAULT_TIMEOUT_S = 10
 MAX_RESULT_BYTES = 32 * 2**20  # the answer as the engine counts it (uncompressed columns)
 MAX_ANSWER_BYTES = 32 * 2**20  # the answer's text as it reaches Python (JSON lines)
 MAX_MEMORY_BYTES = 2**30  # the query's own memory in the engine
-MAX_BLOCK_ROWS = 8192  # small blocks: a cap is overshot by at most one block
+MAX_BLOCK_ROWS = 8192  # small blocks (ClickHouse's default is 65,409): a byte cap is overshot by one at most
 MAX_QUERY_CHARS = 100_000
 
 
@@ -434,7 +434,7 @@ def limited(admitted: Admitted, row_limit: int = DEFAULT_ROW_LIMIT, timeout_s: i
         "max_result_rows": rows,
         "max_result_bytes": max(1, int(result_bytes)),
         "result_overflow_mode": "break",
-        "max_block_size": min(MAX_BLOCK_ROWS, max(128, rows)),
+        "max_block_size": MAX_BLOCK_ROWS,
         "max_memory_usage": MAX_MEMORY_BYTES,
     }
     return f"SELECT * FROM ({admitted.sql}) LIMIT {rows}" + settings_sql(settings)

@@ -147,6 +147,26 @@ def test_the_queries_the_dashboard_and_grafana_offer_run(big: Warehouse, sql: st
     assert not result.truncated and isinstance(result.rows, list)
 
 
+@pytest.mark.parametrize(("sql", "rows"), [
+    ("WITH recent AS (SELECT run_id FROM runs FINAL ORDER BY run_id LIMIT 3) "
+     "SELECT count() AS n FROM requests WHERE run_id IN (SELECT run_id FROM recent)", [{"n": 3 * ROWS // 200}]),
+    ("WITH recent AS (SELECT run_id FROM runs FINAL ORDER BY run_id LIMIT 3) "
+     "SELECT recent.run_id AS id, run_id IN recent AS listed FROM recent ORDER BY id LIMIT 1",
+     [{"id": "bench-0000", "listed": 1}]),
+    ("WITH RECURSIVE c AS (SELECT 1 AS n UNION ALL SELECT n + 1 FROM c WHERE n < 3) SELECT sum(n) AS s FROM c",
+     [{"s": 6}]),
+    ("SELECT length(t) AS n FROM (SELECT 1) ARRAY JOIN [(SELECT groupArray(run_id) FROM runs FINAL)] AS t",
+     [{"n": 200}]),
+    ("SELECT countIf(ok = 0) > 0 AS some_errors, uniqExact(step) > 1 AS steps, "
+     "quantilesExactInclusive(0.5, 0.9)(duration_ms)[2] >= quantileExactInclusive(0.5)(duration_ms) AS ordered "
+     "FROM requests WHERE run_id = 'bench-0000'", [{"some_errors": 1, "steps": 1, "ordered": 1}]),
+], ids=["cte-in-subquery", "cte-in-name", "recursive", "array-join-subquery", "aggregates"])
+def test_what_users_write_answers_as_written(big: Warehouse, sql: str, rows: list[dict[str, object]]) -> None:
+    """CTEs run renamed, IN names a table, ARRAY JOIN takes a subquery: the answers are those of the query
+    as the user wrote it."""
+    assert big.read_only_sql(sql).rows == rows
+
+
 def test_a_refused_query_never_reaches_the_warehouse(big: Warehouse) -> None:
     with pytest.raises(Refused, match="one statement only"):
         big.read_only_sql("SELECT 1; DROP TABLE requests")

@@ -8,7 +8,8 @@ import sqlglot
 
 from dashboard.pages import _EXAMPLE_SQL
 from tests.support.grafana import expand, grafana_targets
-from tests.support.sql_attacks import all_attacks
+from tests.support.sql_attacks import ESCAPES, SYSTEM_TABLES, TABLE_FUNCTIONS, all_attacks
+from tests.support.sql_attacks import FUNCTIONS as ESCAPING_FUNCTIONS
 from warehouse.sqlgate import (
     AGGREGATES,
     FUNCTIONS,
@@ -200,6 +201,28 @@ def test_in_a_perfhouse_table_or_a_list_is_admitted() -> None:
 def test_what_users_write_and_the_dashboard_offers_is_admitted(sql: str) -> None:
     admitted = admit(sql, TABLES, "perfhouse")
     assert admitted.tables and set(admitted.tables) <= TABLES
+    # what runs parses back to a query the gate admits, reading the same tables
+    assert admit(admitted.sql, TABLES, "perfhouse").tables == admitted.tables
+
+
+_NESTED = [
+    "SELECT * FROM runs WHERE run_id IN ({})",
+    "SELECT ({}) AS x FROM runs",
+    "WITH x AS ({}) SELECT * FROM x",
+    "SELECT run_id FROM runs UNION ALL {}",
+    "SELECT * FROM (SELECT * FROM ({})) AS deep",
+    "SELECT * FROM runs WHERE EXISTS ({})",
+]
+_SELECTS = [sql for sql, _ in ESCAPES if sql.startswith("SELECT ") and ";" not in sql] + \
+    [f"SELECT {f}" for f in ESCAPING_FUNCTIONS] + [f"SELECT * FROM {f}" for f in TABLE_FUNCTIONS] + \
+    [f"SELECT * FROM system.{t}" for t in SYSTEM_TABLES]
+
+
+@pytest.mark.parametrize("outer", _NESTED)
+def test_an_escape_stays_refused_wherever_it_is_nested(outer: str) -> None:
+    for inner in _SELECTS:
+        with pytest.raises(Refused):
+            admit(outer.format(inner), TABLES, "perfhouse")
 
 
 @pytest.mark.parametrize("name", ["countIf", "quantilesExactInclusiveIf", "sumArrayIf", "uniqMerge", "avgOrNull",
@@ -226,7 +249,7 @@ def test_limited_wraps_the_query_under_the_row_cap_with_the_engine_guard() -> No
     assert sql.startswith("SELECT * FROM (SELECT * FROM requests) LIMIT 1000 SETTINGS readonly = 1, "
                           "max_execution_time = 5")
     for setting in ("max_result_rows = 1000", "max_result_bytes = ", "result_overflow_mode = 'break'",
-                    "max_block_size = 1000", "max_memory_usage = "):
+                    "max_block_size = 8192", "max_memory_usage = "):
         assert setting in sql
     tree = sqlglot.parse_one(sql, read="clickhouse")
     assert len(tree.args["settings"]) == 8
