@@ -31,6 +31,7 @@ from typing import Any
 
 import sqlglot
 import sqlglot.expressions as exp
+from sqlglot.errors import ErrorLevel
 
 from warehouse.backends import settings_sql
 from warehouse.errors import WarehouseError
@@ -104,7 +105,7 @@ FUNCTIONS = _names("""
     fromUnixTimestamp64Micro fromUnixTimestamp64Nano fromUnixTimestampInJodaSyntax
     toIntervalNanosecond toIntervalMicrosecond toIntervalMillisecond toIntervalSecond toIntervalMinute
     toIntervalHour toIntervalDay toIntervalWeek toIntervalMonth toIntervalQuarter toIntervalYear interval
-    now now64 today yesterday toYear toQuarter toMonth toDayOfYear toDayOfMonth toDayOfWeek toHour toMinute
+    now now64 today yesterday curdate current_date current_timestamp localtime localtimestamp toYear toQuarter toMonth toDayOfYear toDayOfMonth toDayOfWeek toHour toMinute
     toSecond toMillisecond toStartOfYear toStartOfISOYear toStartOfQuarter toStartOfMonth toMonday
     toStartOfWeek toStartOfDay toStartOfHour toStartOfMinute toStartOfSecond toStartOfMillisecond
     toStartOfMicrosecond toStartOfNanosecond toStartOfFiveMinutes toStartOfTenMinutes
@@ -173,6 +174,13 @@ FUNCTIONS = _names("""
 # expression's own name.
 _NOT_A_CALL = frozenset({"case", "if", "array", "tuple", "struct", "map", "cast", "trycast", "interval",
                          "extract", "exists", "coalesce", "anonymous", "dpipe"})
+
+# Names ClickHouse calls as functions when written bare, as identifiers (`SELECT user`, `SELECT currentDatabase`
+# answer the caller and the database): found by asking the engine for every function name it has.
+BARE_CALLS = _names("""
+    DATABASE SCHEMA curdate currentDatabase currentHandler currentRequestURL currentUser current_database
+    current_date current_timestamp current_user localtime localtimestamp now session_user today user
+""")
 
 _CREATE = re.compile(r"CREATE (?:OR REPLACE )?(?:TABLE|VIEW) (?:IF NOT EXISTS )?([A-Za-z_][A-Za-z0-9_]*)")
 _CALL = re.compile(r"\s*`?([A-Za-z_][A-Za-z0-9_]*)`?\s*\(")
@@ -246,13 +254,26 @@ def admit(sql: str, tables: Collection[str], database: str = "") -> Admitted:
         elif isinstance(node, exp.In) and (table := _check_in_table(node, allowed, database, renames)):
             read.append(table)
     for node in tree.walk():
-        if isinstance(node, exp.Func):
+        if isinstance(node, exp.Column) and not node.table and node.name.lower() in BARE_CALLS:
+            name = node.name  # a bare name ClickHouse calls as a function
+        elif isinstance(node, exp.Func):
             name = _function_name(node)
-            if name and not allowed_function(name):
+        else:
+            continue
+        if name and not allowed_function(name):
                 raise Refused(f"the function {name}() is not available on the SQL page (only functions that "
                               f"compute on the rows read are: no tables, files, dictionaries or server facts)")
     _rename_ctes(tree, renames)
-    return Admitted(tree.sql(dialect="clickhouse", comments=False), tuple(dict.fromkeys(read)), tree)
+    return Admitted(_sql(tree), tuple(dict.fromkeys(read)), tree)
+
+
+def _sql(node: exp.Expr) -> str:
+    """ClickHouse SQL for `node`, refusing what sqlglot would have to drop or change to write it."""
+    try:
+        return node.sql(dialect="clickhouse", comments=False, unsupported_level=ErrorLevel.RAISE)
+    except sqlglot.errors.SqlglotError as exc:
+        first = str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise Refused(f"not a query perfhouse can check: {first}") from None
 
 
 def _parse(text: str) -> exp.Query:
@@ -402,10 +423,7 @@ def _function_name(node: exp.Expr) -> str:
     if isinstance(node, exp.ParameterizedAgg | exp.CombinedParameterizedAgg | exp.AnonymousAggFunc |
                   exp.CombinedAggFunc):
         return str(node.name)
-    try:
-        text = node.sql(dialect="clickhouse", comments=False)
-    except Exception:
-        raise Refused(f"not a query perfhouse can check: cannot write {node.key.upper()}") from None
+    text = _sql(node)
     if isinstance(node, exp.Binary | exp.Connector | exp.Unary) and isinstance(node.this, exp.Expr):
         left = node.this.sql(dialect="clickhouse", comments=False)
         if text.startswith(left) or text.startswith(("NOT ", "-", "~", "(")):

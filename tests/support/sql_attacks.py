@@ -82,6 +82,8 @@ FUNCTIONS: list[str] = [
     "catboostEvaluate('/tmp/model.bin', 1)", "naiveBayesClassifier('m', 'x')", "sleep(3)", "sleepEachRow(1)",
     "addressToSymbol(toUInt64(1))", "getClientHTTPHeader('Authorization')", "queryID()", "timezone()",
     "throwIf(1)", "arrayMap(x -> dictGet('users', 'name', x), [toUInt64(1)])",
+    # bare names ClickHouse calls as functions
+    "currentDatabase", "`currentUser`", "SESSION_USER", "DATABASE", "user", "currentRequestURL",
 ]
 
 # Every table function ClickHouse has that reads something: files, the network, other servers, other tables.

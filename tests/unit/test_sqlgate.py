@@ -265,3 +265,12 @@ def test_limited_wraps_the_query_under_the_row_cap_with_the_engine_guard() -> No
 def test_every_query_runs_under_the_row_cap(sql: str) -> None:
     admitted = admit(sql, TABLES)
     assert limited(admitted, row_limit=100).startswith(f"SELECT * FROM ({admitted.sql}) LIMIT 100 SETTINGS")
+
+
+def test_what_sqlglot_would_have_to_change_to_write_is_refused() -> None:
+    """TO_CHAR's format has no ClickHouse counterpart sqlglot knows: it would run as a plain CAST."""
+    assert "not a query perfhouse can check" in refused("SELECT TO_CHAR(started_at, 'YYYY') FROM runs")
+
+
+def test_bare_time_names_clickhouse_calls_are_admitted() -> None:
+    assert admit("SELECT now, today, CURRENT_TIMESTAMP, CURRENT_DATE, run_id FROM runs", TABLES).tables == ("runs",)
