@@ -134,7 +134,7 @@ FUNCTIONS = _names("""
     unhex bin unbin toValidUTF8 normalizeUTF8NFC normalizeUTF8NFD normalizeUTF8NFKC normalizeUTF8NFKD
     soundex ngramDistance ngramSearch editDistance levenshteinDistance damerauLevenshteinDistance
     jaroSimilarity jaroWinklerSimilarity stringJaccardIndex byteSize visibleWidth formatReadableSize
-    formatReadableDecimalSize formatReadableQuantity formatReadableTimeDelta formatRow bar printf
+    formatReadableDecimalSize formatReadableQuantity formatReadableTimeDelta bar printf
     domain domainWithoutWWW topLevelDomain firstSignificantSubdomain cutToFirstSignificantSubdomain
     protocol path pathFull queryString fragment queryStringAndFragment extractURLParameter
     extractURLParameters extractURLParameterNames cutQueryString cutFragment cutQueryStringAndFragment
@@ -229,6 +229,13 @@ class Admitted:
 def admit(sql: str, tables: Collection[str], database: str = "") -> Admitted:
     """Check one ad-hoc query; `tables` are the names it may read, `database` the warehouse's own
     database (the only one a table may be qualified with)."""
+    try:
+        return _admit(sql, tables, database)
+    except RecursionError:
+        raise Refused("not a query perfhouse can check: it nests too deeply") from None
+
+
+def _admit(sql: str, tables: Collection[str], database: str) -> Admitted:
     text = sql.strip().rstrip(";").strip()
     if not text:
         raise Refused("no query: write one SELECT")

@@ -137,6 +137,8 @@ STATEMENTS: list[tuple[str, str]] = [
     ("EXPLAIN SELECT * FROM system.one", "only SELECT is allowed"),
     ("INSERT INTO runs SELECT * FROM runs", "only SELECT is allowed, found INSERT"),
     ("SELECT " + "(" * 5000 + "1" + ")" * 5000, "not a query perfhouse can check"),
+    ("SELECT " + "abs(" * 3000 + "1" + ")" * 3000, "it nests too deeply"),
+    ("SELECT formatRow('Protobuf', run_id) FROM runs", "formatRow() is not available"),
 ]
 
 
