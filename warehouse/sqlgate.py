@@ -10,8 +10,9 @@ tables, qualified by nothing or by the warehouse's own database; names compare e
 compares them (`Runs`, `RUNS` or a look-alike in another script are other tables). Functions pass an
 allow-list (arithmetic, comparison, logic, conditionals, conversion, dates, strings, URLs and JSON as
 text, arrays, maps, tuples, hashes, aggregates with their combinators, window functions); anything
-else, table functions, dictionaries, Join tables, files, settings and server facts included, is refused.
-SETTINGS and FORMAT clauses and query parameters are refused too.
+else, table functions, dictionaries, Join tables, files, settings and server facts included, is refused;
+a bare name ClickHouse calls as a function (`user`, `currentDatabase`) counts as that call. SETTINGS and
+FORMAT clauses, query parameters and SQL sqlglot could not write back unchanged are refused too.
 
 What runs is the SQL sqlglot generates from the tree it checked, with every CTE renamed to a name of
 its own (`name__cte1`) and its references with it: should ClickHouse ever scope a name differently
@@ -268,8 +269,8 @@ def _admit(sql: str, tables: Collection[str], database: str) -> Admitted:
         else:
             continue
         if name and not allowed_function(name):
-                raise Refused(f"the function {name}() is not available on the SQL page (only functions that "
-                              f"compute on the rows read are: no tables, files, dictionaries or server facts)")
+            raise Refused(f"the function {name}() is not available on the SQL page (only functions that "
+                          f"compute on the rows read are: no tables, files, dictionaries or server facts)")
     _rename_ctes(tree, renames)
     return Admitted(_sql(tree), tuple(dict.fromkeys(read)), tree)
 
