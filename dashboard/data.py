@@ -20,9 +20,10 @@ from dashboard.charts import bucket_seconds
 from warehouse.analysis.baseline import optional_baseline
 from warehouse.analysis.compare import Comparison, compare
 from warehouse.analysis.trends import Trends, trends
-from warehouse.backends import DEFAULT_URL
+from warehouse.backends import DEFAULT_URL, Backend, open_backend
 from warehouse.reports import Report, build_report
 from warehouse.store import RunFilter, SqlResult, Warehouse
+from warehouse.store import read_only_sql as store_read_only_sql
 
 VERSION_TTL_S = 1  # page loads within a second share one version read
 CACHE_TTL_S = 600  # the version decides freshness; the TTL only bounds memory
@@ -148,8 +149,23 @@ def html_report(url: str, run_id: str) -> bytes:
     return report(_warehouse(url), [run_id], "html").text.encode()
 
 
+def sql_warehouse_url() -> str:
+    """Where the SQL page runs its queries: PERFHOUSE_SQL_WAREHOUSE (on a ClickHouse server, a user granted
+    SELECT on perfhouse's database only, as the compose stack's `perfhouse_reader`), '' for the dashboard's
+    own warehouse."""
+    return os.environ.get("PERFHOUSE_SQL_WAREHOUSE", "").strip()
+
+
+@st.cache_resource(show_spinner=False)
+def _sql_backend(url: str) -> Backend:
+    return open_backend(url)  # no migrations, no recovery: a read-only user could not run them
+
+
 def read_only_sql(url: str, sql: str, row_limit: int, timeout_s: int) -> SqlResult:
-    """An ad-hoc query through the SQL gate; never cached (the user asked for it now)."""
+    """An ad-hoc query through the SQL gate, as PERFHOUSE_SQL_WAREHOUSE's user when it is set; never cached
+    (the user asked for it now)."""
+    if sql_url := sql_warehouse_url():
+        return store_read_only_sql(_sql_backend(sql_url), sql, row_limit, timeout_s)
     return _warehouse(url).read_only_sql(sql, row_limit, timeout_s)
 
 

@@ -530,8 +530,12 @@ ORDER BY p95_ms DESC"""
 def sql_page(url: str) -> None:
     st.title("SQL")
     st.caption("One read-only SELECT over perfhouse's tables (ClickHouse SQL). The warehouse runs it with "
-               "`readonly = 1`, a row limit and a timeout; table functions, other databases, SETTINGS and "
-               "several statements are refused.")
+               "`readonly = 1`, a row limit, a byte cap and a timeout; other tables and databases, table "
+               "functions, functions beyond computing on the rows read, SETTINGS and several statements are "
+               "refused.")
+    if url.startswith(("clickhouse", "http")) and not data.sql_warehouse_url():
+        st.caption("Queries run as the warehouse's own user: set `PERFHOUSE_SQL_WAREHOUSE` to a user granted "
+                   "SELECT on perfhouse's database only (the compose stack's `perfhouse_reader`).")
     with st.expander("Tables and columns"):
         columns = pd.DataFrame(data.table_columns(url), columns=["table", "name", "type"])
         for table, group in columns.groupby("table", sort=True):

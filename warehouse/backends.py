@@ -38,7 +38,10 @@ class Backend(Protocol):
 
     def command(self, sql: str, params: dict[str, Any] | None = None) -> None: ...
 
-    def query(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]: ...
+    def query(self, sql: str, params: dict[str, Any] | None = None, max_bytes: int | None = None
+              ) -> list[dict[str, Any]]:
+        """Rows of a query; with `max_bytes`, an answer whose text is larger fails (WarehouseError)
+        instead of being decoded."""
 
     def load_file(
         self,
@@ -195,6 +198,22 @@ class ChdbBackend:
             self._release()
             raise WarehouseError(f"cannot open the embedded warehouse {self.path}: {exc}") from exc
 
+    def _reset(self) -> None:
+        """A fresh engine session after a failed statement, keeping the file lock: chdb can leave a
+        failed query's rows in the session, answered with the next query's (a timed-out UNION's first
+        part came back with the next SELECT)."""
+        with contextlib.suppress(Exception):
+            self._session.close()
+        self._session = None
+        try:
+            from chdb import session as chdb_session
+
+            self._session = chdb_session.Session(str(self.path))
+            self._session.query(_READ_SETTINGS)
+        except Exception as exc:
+            self._close()
+            raise WarehouseError(f"cannot reopen the embedded warehouse {self.path}: {exc}") from exc
+
     def _close(self) -> None:
         global _holder
         try:
@@ -214,19 +233,25 @@ class ChdbBackend:
             os.close(self._lock_fd)
             self._lock_fd = None
 
-    def _run(self, sql: str, fmt: str, params: dict[str, Any] | None) -> str:
+    def _run(self, sql: str, fmt: str, params: dict[str, Any] | None, max_bytes: int | None = None) -> str:
         with self.session():
             try:
                 result = self._session.query(sql, fmt, params=_stringify(params or {}))
             except Exception as exc:
+                self._reset()  # no session is reused after an error
                 raise WarehouseError(_clean_error(str(exc))) from None
-            return _text(result.bytes()) if result is not None else ""
+            if result is None:
+                return ""
+            if max_bytes is not None and result.size() > max_bytes:
+                raise WarehouseError(_too_large(result.size(), max_bytes))
+            return _text(result.bytes())
 
     def command(self, sql: str, params: dict[str, Any] | None = None) -> None:
         self._run(sql, "CSV", params)
 
-    def query(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        text = self._run(sql, "JSONEachRow", params)
+    def query(self, sql: str, params: dict[str, Any] | None = None, max_bytes: int | None = None
+              ) -> list[dict[str, Any]]:
+        text = self._run(sql, "JSONEachRow", params, max_bytes)
         return [json.loads(line) for line in text.split("\n") if line]
 
     def load_file(
@@ -279,6 +304,7 @@ class ChdbBackend:
                     sql.replace("{input}", source) + settings_sql(settings), "CSV", params=_stringify(all_params)
                 )
             except Exception as exc:
+                self._reset()
                 raise WarehouseError(_clean_error(str(exc))) from None
             return int(result.rows_written())
 
@@ -356,7 +382,8 @@ class ServerBackend:
         except Exception as exc:
             raise WarehouseError(_clean_error(str(exc))) from None
 
-    def query(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    def query(self, sql: str, params: dict[str, Any] | None = None, max_bytes: int | None = None
+              ) -> list[dict[str, Any]]:
         # The same output format and settings as the embedded backend, so both return identical values
         # (DateTime as ClickHouse's text, NaN as null, 64-bit integers as numbers).
         try:
@@ -367,6 +394,8 @@ class ServerBackend:
             raise
         except Exception as exc:
             raise WarehouseError(_clean_error(str(exc))) from None
+        if max_bytes is not None and len(raw) > max_bytes:
+            raise WarehouseError(_too_large(len(raw), max_bytes))
         return [json.loads(line) for line in _text(raw).split("\n") if line]
 
     def load_file(
@@ -527,6 +556,11 @@ def _param_text(value: Any) -> str:
 def _text(data: bytes | str) -> str:
     """A result's bytes as text; a byte that is not UTF-8 becomes U+FFFD instead of failing the read."""
     return data if isinstance(data, str) else bytes(data).decode("utf-8", errors="replace")
+
+
+def _too_large(size: int, cap: int) -> str:
+    return (f"the answer is {size / 2**20:,.1f} MiB, more than the {cap / 2**20:,.0f} MiB a query may return: "
+            f"select fewer or smaller columns")
 
 
 def _clean_error(text: str) -> str:

@@ -527,15 +527,22 @@ class Warehouse:
     def read_only_sql(self, sql: str, row_limit: int | None = None, timeout_s: int | None = None) -> SqlResult:
         """An ad-hoc query through the SQL gate (one SELECT over perfhouse's tables), run read-only with
         a row limit and a timeout (default sqlgate's); sqlgate.Refused when the gate does not admit it."""
-        from warehouse import sqlgate  # sqlglot loads for the SQL page only
+        return read_only_sql(self.backend, sql, row_limit, timeout_s)
 
-        row_limit = sqlgate.DEFAULT_ROW_LIMIT if row_limit is None else row_limit
-        timeout_s = sqlgate.DEFAULT_TIMEOUT_S if timeout_s is None else timeout_s
-        with self.backend.session():
-            database = str(self.backend.query(queries.CURRENT_DATABASE)[0]["database"])
-            admitted = sqlgate.admit(sql, sqlgate.warehouse_tables(), database)
-            rows = self.backend.query(sqlgate.limited(admitted, row_limit + 1, timeout_s))
-        return SqlResult(admitted.sql, rows[:row_limit], truncated=len(rows) > row_limit, row_limit=row_limit)
+
+def read_only_sql(backend: Backend, sql: str, row_limit: int | None = None, timeout_s: int | None = None) -> SqlResult:
+    """An ad-hoc query through the SQL gate on `backend` (the warehouse's own, or a connection as a
+    read-only ClickHouse user): the engine stops at `row_limit` rows and sqlgate's byte, memory and time
+    caps, and an answer larger than sqlgate.MAX_ANSWER_BYTES is refused before Python decodes it."""
+    from warehouse import sqlgate  # sqlglot loads for the SQL page only
+
+    row_limit = sqlgate.DEFAULT_ROW_LIMIT if row_limit is None else max(1, int(row_limit))
+    timeout_s = sqlgate.DEFAULT_TIMEOUT_S if timeout_s is None else timeout_s
+    with backend.session():
+        database = str(backend.query(queries.CURRENT_DATABASE)[0]["database"])
+        admitted = sqlgate.admit(sql, sqlgate.warehouse_tables(), database)
+        rows = backend.query(sqlgate.limited(admitted, row_limit + 1, timeout_s), max_bytes=sqlgate.MAX_ANSWER_BYTES)
+    return SqlResult(admitted.sql, rows[:row_limit], truncated=len(rows) > row_limit, row_limit=row_limit)
 
 
 @dataclass(frozen=True)

@@ -368,6 +368,8 @@ def test_the_sql_page_runs_a_select_and_offers_its_answer_as_csv(monkeypatch: py
     ("SELECT * FROM file('/etc/passwd', 'LineAsString')", "table functions are not allowed (file)"),
     ("SELECT 1; SELECT 2", "one statement only"),
     ("SELECT * FROM runs SETTINGS readonly = 0", "SETTINGS are not allowed"),
+    ("SELECT 'UTC' IN system.time_zones", "IN system.time_zones reads a table"),
+    ("SELECT hasColumnInTable('system', 'one', 'dummy')", "hasColumnInTable() is not available"),
 ])
 def test_the_sql_page_shows_why_a_query_is_refused(monkeypatch: pytest.MonkeyPatch, recorded: Recorded, sql: str,
                                                    reason: str) -> None:
@@ -375,6 +377,20 @@ def test_the_sql_page_shows_why_a_query_is_refused(monkeypatch: pytest.MonkeyPat
     assert at.error[0].value.startswith("Refused: ") and reason in at.error[0].value
     assert not at.dataframe
     assert Warehouse.open(recorded.url).totals(recorded.run_id)["count"] == recorded.requests
+
+
+def test_the_sql_page_runs_as_the_warehouse_of_perfhouse_sql_warehouse(monkeypatch: pytest.MonkeyPatch,
+                                                                        recorded: Recorded, tmp_path: Path) -> None:
+    """On a server, PERFHOUSE_SQL_WAREHOUSE names the read-only user the page connects as; any warehouse URL
+    works, so an empty second warehouse shows the page asks it and not the dashboard's."""
+    other = f"chdb://{tmp_path / 'other'}"
+    Warehouse.open(other).backend.release()  # type: ignore[attr-defined]
+    monkeypatch.setenv("PERFHOUSE_SQL_WAREHOUSE", other)
+    at = run_sql(run_app(monkeypatch, recorded.url, page="sql"), "SELECT count() AS n FROM runs")
+    assert int(at.dataframe[0].value["n"][0]) == 0
+    monkeypatch.delenv("PERFHOUSE_SQL_WAREHOUSE")
+    at = run_sql(run_app(monkeypatch, recorded.url, page="sql"), "SELECT count() AS n FROM runs FINAL")
+    assert int(at.dataframe[0].value["n"][0]) == 3
 
 
 def test_the_sql_page_reports_a_query_the_warehouse_rejects(monkeypatch: pytest.MonkeyPatch,

@@ -177,12 +177,16 @@ class ClickHouseFront:
                 self._prepare(wanted, params.get("database") or "default")  # a `USE` lasts one request
                 if _USE.match(sql):
                     self._database = None
-                if is_insert and (fed := _INSERT_INPUT.match(sql, 0, 65536)):
-                    result = self._insert_from_input(fed, sql[fed.end() :], binds)
-                elif insert := _INSERT_DATA.match(sql, 0, 65536):
-                    result = self._insert_from_file(insert[1], insert[2], sql[insert.end() :], binds)
-                else:
-                    result = self._session.query(sql, "TSVWithNames" if with_names else fmt, params=binds)
+                try:
+                    if is_insert and (fed := _INSERT_INPUT.match(sql, 0, 65536)):
+                        result = self._insert_from_input(fed, sql[fed.end() :], binds)
+                    elif insert := _INSERT_DATA.match(sql, 0, 65536):
+                        result = self._insert_from_file(insert[1], insert[2], sql[insert.end() :], binds)
+                    else:
+                        result = self._session.query(sql, "TSVWithNames" if with_names else fmt, params=binds)
+                except Exception:
+                    self._renew()  # a server answers each query on its own: no rows of a failed one linger
+                    raise
             out = result.bytes() or b""
             if out and not is_insert:
                 headers["X-ClickHouse-Format"] = fmt
@@ -204,6 +208,14 @@ class ClickHouseFront:
             text = text[at:] if at >= 0 else f"Code: 1001. DB::Exception: chfront: {ex!r}"
             headers["X-ClickHouse-Exception-Code"] = text[6:].split(".", 1)[0]
             return 500, headers, f"{text} (version {self.version})\n".encode()
+
+    def _renew(self) -> None:
+        """A fresh engine session after a failed statement (caller holds the lock): chdb can keep a failed
+        query's rows and hand them out with the next answer."""
+        self._session.close()
+        config = f"?config-file={self.config_file}" if self.config_file else ""
+        self._session = chdb_session.Session(f"{self.data_dir}{config}")
+        self._settings, self._database = {}, None
 
     def _insert_from_file(self, target: bytes, fmt: bytes, data: bytes, binds: dict[str, str]) -> Any:
         with tempfile.NamedTemporaryFile(prefix="chfront-", suffix=".data") as tmp:

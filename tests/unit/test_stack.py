@@ -14,7 +14,9 @@ import re
 import subprocess
 import sys
 import tomllib
+import xml.etree.ElementTree as ET
 from typing import Any
+from urllib.parse import urlsplit
 
 import jsonschema
 import pytest
@@ -139,3 +141,34 @@ def test_compose_file_commands_are_lists_so_no_shell_reinterprets_them() -> None
     for name, service in compose()["services"].items():
         if "command" in service:
             assert isinstance(service["command"], list), name
+
+
+def test_the_sql_page_and_grafana_read_as_the_read_only_clickhouse_user() -> None:
+    """The server creates perfhouse_reader from the mounted users.d file (its grants are checked by a
+    ClickHouse engine in tests/integration/test_reader_user.py); the dashboard's SQL page and Grafana
+    connect as it, with the password the server gets."""
+    services = compose()["services"]
+    clickhouse = services["clickhouse"]
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in clickhouse["volumes"] if v.startswith("./")}
+    users = mounts["/etc/clickhouse-server/users.d/perfhouse-reader.xml"]
+    access = mounts["/etc/clickhouse-server/config.d/perfhouse-access.xml"]
+    user = ET.parse(ROOT / users).getroot().find("users/perfhouse_reader")
+    assert user is not None
+    password = user.find("password")
+    assert password is not None and password.get("from_env") == "PERFHOUSE_READER_PASSWORD"
+    secret = clickhouse["environment"]["PERFHOUSE_READER_PASSWORD"]
+    database = clickhouse["environment"]["CLICKHOUSE_DB"]
+    assert [q.text for q in user.findall("grants/query")] == [f"GRANT SELECT ON {database}.*"]
+    improvements = ET.parse(ROOT / access).getroot().find("access_control_improvements")
+    assert improvements is not None
+    assert improvements.findtext("select_from_system_db_requires_grant") == "true"
+    assert improvements.findtext("select_from_information_schema_requires_grant") == "true"
+
+    page = urlsplit(services["dashboard"]["environment"]["PERFHOUSE_SQL_WAREHOUSE"])
+    assert (page.scheme, page.username, page.password, page.path) == (
+        "clickhouse", "perfhouse_reader", secret, f"/{database}")
+    source = yaml.safe_load((ROOT / "deploy/grafana/provisioning/datasources/perfhouse.yml").read_text())
+    (datasource,) = source["datasources"]
+    assert datasource["jsonData"]["username"] == "perfhouse_reader"
+    assert datasource["secureJsonData"]["password"] == secret
+    assert datasource["jsonData"]["defaultDatabase"] == database
