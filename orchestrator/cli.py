@@ -498,9 +498,13 @@ def _script_specs(files: tuple[str, ...], tools: str | None, profile: str | None
                   slo_file: str | None, runner: str) -> list[Any] | None:
     """`run`'s files as scripts to run (Specs of orchestrator.scripts), or None when they are a spec or suite."""
     from orchestrator.errors import SpecError
-    from orchestrator.scripts import check_tools, is_script, load_script
-    from orchestrator.tools import TOOLS
+    from orchestrator.scripts import SPEC_SUFFIXES, ScriptKindError, check_tools, is_script, load_script
+    from orchestrator.tools import TOOLS, script_suffixes
 
+    for f in files:
+        if not is_script(Path(f)) and Path(f).suffix.lower() not in SPEC_SUFFIXES:
+            raise ScriptKindError(f"{f}: neither a spec ({', '.join(SPEC_SUFFIXES)}) nor a script perfhouse can run "
+                                  f"({', '.join(script_suffixes())})")
     if not any(is_script(Path(f)) for f in files):
         return None
     if not all(is_script(Path(f)) for f in files):

@@ -19,6 +19,7 @@ from orchestrator.errors import ExitStatus, PerfhouseError, SpecError, ToolMissi
 from orchestrator.spec import SLO, Profile, Spec, _compose, _Reader, _slo
 from orchestrator.tools import TOOLS, Request, Tool, script_suffixes, script_tool
 
+SPEC_SUFFIXES = (".yaml", ".yml", ".json")  # specs and suites (YAML; JSON is YAML too)
 PROFILE = "script"  # the profile name a script's runs record: the script sets its own load
 SIDECAR_SUFFIX = ".slo.yaml"  # shop.js's SLOs may sit beside it in shop.slo.yaml
 MAX_REFERENCED_BYTES = 512 << 20  # a referenced file larger than this is not copied (and said so)
@@ -144,7 +145,7 @@ def parse_slo(text: str, where: str = "--slo") -> SLO:
                         f"write {metric}{'>' if metric == 'throughput' else '<'}{value}", where)
     if re.fullmatch(r"\d+(\.\d+)?", value) and metric not in ("error_rate", "check_failure_rate", "throughput"):
         value += "ms"  # a bare latency is in milliseconds, as k6 thresholds write them
-    slo = _slo(_Reader(where, {}), {"metric": metric, "threshold": value}, "slo", [], {})
+    slo = _slo(_Reader(where, {"slo": (0, 0)}), {"metric": metric, "threshold": value}, "slo", [], {})
     return _scoped(slo, "", (m["scope"] or "").strip(), where)
 
 
