@@ -190,8 +190,8 @@ def test_a_run_directory_records_variable_names_never_values(tmp_path: Path, mon
 
     (tmp_path / "a.js").write_text("export default function () {}")
     spec = load_script(tmp_path / "a.js", {"-e": {"TOKEN": "s3cr3t-value"}})
-    from orchestrator.run import Script
     from orchestrator.generators.base import GeneratedScript, GenerationOptions
+    from orchestrator.run import Script
 
     rendered = Script(Target("k6", "1.1.0"), GenerationOptions(profile="script"),
                       GeneratedScript("k6", "a.js", "export default function () {}"))
