@@ -4,6 +4,7 @@ import { check, group, sleep } from 'k6';
 import { SharedArray } from 'k6/data';
 
 const BASE = __ENV.BASE_URL || 'http://127.0.0.1:8080';
+const auth = { 'X-Token': __ENV.API_TOKEN || '' };
 const users = new SharedArray('users', () => open('./users.csv').split('\n').slice(1).filter((l) => l.length > 0));
 
 export const options = {
@@ -19,17 +20,17 @@ export const options = {
 export default function () {
   const user = users[__ITER % users.length].split(',')[0];
   group('browse', () => {
-    const res = http.get(`${BASE}/products`, { tags: { name: 'list products' } });
+    const res = http.get(`${BASE}/products`, { headers: auth, tags: { name: 'list products' } });
     check(res, { 'status is 200': (r) => r.status === 200 });
-    http.get(`${BASE}/products/7`, { tags: { name: 'product' } });
+    http.get(`${BASE}/products/7`, { headers: auth, tags: { name: 'product' } });
   });
   group('checkout', () => {
     const res = http.post(`${BASE}/cart`, JSON.stringify({ user: user }), {
-      headers: { 'Content-Type': 'application/json' },
+      headers: Object.assign({ 'Content-Type': 'application/json' }, auth),
       tags: { name: 'add to cart' },
     });
     check(res, { 'added': (r) => r.status === 201 });
   });
-  http.get(`${BASE}/health`); // no name tag: its URL names it
+  http.get(`${BASE}/health`, { headers: auth }); // no name tag: its URL names it
   sleep(0.05);
 }
