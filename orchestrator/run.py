@@ -541,7 +541,7 @@ def make_parts(plan: Plan, secret: SecretFile | None) -> Parts:
         segment = Segment(index, count)
         part_script = plan.script_path
         if plan.split_scripts and spec.script is not None:  # the script's own load, this part's share of it
-            scaled = tool.scale_script(spec.script.content.decode("utf-8"), segment)
+            scaled = tool.scale_script(spec.script.content.decode("utf-8"), segment, spec.script.variables)
             if scaled is None:
                 made.notes.append(f"generator {segment.name} gets no share of the load "
                                   f"({count} generators); it was not started")

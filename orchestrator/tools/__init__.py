@@ -206,8 +206,9 @@ class Tool(Protocol):
     def script_invocation(self, binary: str, script: Path, outdir: Path, segment: Segment = WHOLE) -> Invocation:
         """As `invocation`, for a hand-written script (its own name in `outdir`, files beside it)."""
 
-    def scale_script(self, text: str, segment: Segment) -> str:
-        """A scaled_scripts tool: the script with this part's share of the load (GenerationError if it cannot)."""
+    def scale_script(self, text: str, segment: Segment, variables: Mapping[str, str]) -> str | None:
+        """A scaled_scripts tool: the script with this part's share of the load, with the variables given for it
+        (GenerationError if it cannot; None when the part gets no load)."""
 
     def script_verdicts(self, summary: Path) -> list[ThresholdVerdict]:
         """The script's own thresholds as the tool judged them, from its end-of-test summary ([] if none)."""

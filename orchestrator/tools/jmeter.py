@@ -231,9 +231,14 @@ _UNSPLITTABLE = ("ConstantThroughputTimer", "kg.apc.jmeter.timers.VariableThroug
 _THREADS = re.compile(r'(<(intProp|stringProp) name="ThreadGroup\.num_threads">)([^<]*)(</\2>)')
 
 
-def scale_plan(text: str, segment: Segment, file: str = "the JMX plan") -> str | None:
+_PROPERTY = re.compile(r"\$\{__(?:P|property)\(\s*([^,()\s]+)\s*(?:,\s*(?:,\s*)?([^,()]*?)\s*)?\)\}")
+
+
+def scale_plan(text: str, segment: Segment, properties: Mapping[str, str] | None = None,
+               file: str = "the JMX plan") -> str | None:
     """The plan with this part's share of each thread group's threads (largest remainder, as generated plans
-    split), or None when the part gets no thread at all. A plan whose load does not divide that way is refused."""
+    split), or None when the part gets no thread at all. A count given as a property (`${__P(threads,10)}`) is
+    read from `properties` (-J), else its default. A plan whose load does not divide that way is refused."""
     from orchestrator.generators.base import part_share
 
     for name in _UNSPLITTABLE:
@@ -245,10 +250,14 @@ def scale_plan(text: str, segment: Segment, file: str = "the JMX plan") -> str |
 
     def scale(m: re.Match[str]) -> str:
         nonlocal position, found
-        value = m[3].strip()
+        written = value = m[3].strip()
+        prop = _PROPERTY.fullmatch(value)
+        if prop is not None:
+            value = (properties or {}).get(prop[1], prop[2] or "").strip()
         if not value.isdigit():
-            raise GenerationError(f"{file}: a thread group's thread count is {value!r}, not a number: perfhouse "
-                                  f"cannot split it over generators; use --generators 1 (or a number)")
+            raise GenerationError(f"{file}: a thread group's thread count is {written!r}, not a number or a "
+                                  f"${{__P(name,default)}} with a number: perfhouse cannot split it over generators; "
+                                  "give the property with -J, or use --generators 1")
         share = part_share(int(value), segment.index, segment.count, position)
         position += 1
         found = found or share > 0
@@ -347,8 +356,8 @@ class JMeter:
     def script_invocation(self, binary: str, script: Path, outdir: Path, segment: Segment = WHOLE) -> Invocation:
         return self.invocation(binary, script, outdir, segment)
 
-    def scale_script(self, text: str, segment: Segment) -> str | None:
-        return scale_plan(text, segment)
+    def scale_script(self, text: str, segment: Segment, variables: Mapping[str, str]) -> str | None:
+        return scale_plan(text, segment, variables)
 
     def script_verdicts(self, summary: Path) -> list[ThresholdVerdict]:
         return []  # a plan's assertions are checks on its samples, not verdicts on the run

@@ -483,7 +483,7 @@ class K6:
     def script_invocation(self, binary: str, script: Path, outdir: Path, segment: Segment = WHOLE) -> Invocation:
         return self.invocation(binary, script, outdir, segment)
 
-    def scale_script(self, text: str, segment: Segment) -> str | None:
+    def scale_script(self, text: str, segment: Segment, variables: Mapping[str, str]) -> str | None:
         raise GenerationError("k6 splits a script with execution segments, not scaled copies")
 
     def script_verdicts(self, summary: Path) -> list[ThresholdVerdict]:

@@ -196,7 +196,7 @@ class Locust:
         argv[argv.index("-f") + 1] = f"{recorder},{script}"
         return Invocation(argv, invocation.outputs, invocation.summary)
 
-    def scale_script(self, text: str, segment: Segment) -> str | None:
+    def scale_script(self, text: str, segment: Segment, variables: Mapping[str, str]) -> str | None:
         raise GenerationError("Locust cannot split one test over several generators (it has no execution "
                               "segments); run a locustfile with --generators 1")
 

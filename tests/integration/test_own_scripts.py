@@ -238,7 +238,7 @@ def test_own_scripts_run_in_containers_with_their_data_files(images: None, shop:
     check_runs(tmp_path, warehouse, url, recorder, outcomes)
 
 
-def test_a_k6_script_splits_over_generators_into_one_run(shop: tuple[str, Recorder], tmp_path: Path) -> None:
+def test_a_k6_script_and_a_plan_split_over_generators_into_one_run(shop: tuple[str, Recorder], tmp_path: Path) -> None:
     need("k6")
     url, recorder = shop
     warehouse = f"chdb://{tmp_path / 'warehouse'}"
@@ -251,5 +251,16 @@ def test_a_k6_script_splits_over_generators_into_one_run(shop: tuple[str, Record
         "SELECT DISTINCT generator FROM requests WHERE run_id = {run:String} ORDER BY generator",
         {"run": outcome["run_id"]})
     assert [g["generator"] for g in generators] == ["g1", "g2"]
+    # a plan's thread groups are split: each part runs its share of the threads (here 1 of 2)
+    need("jmeter")
+    plan = perfhouse(warehouse, tmp_path, "run", *script_args(url, "shop.jmx"), "--generators", "2", "--json")
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    split = json.loads(plan.stdout)[0]
+    assert len(recorder.of("jmeter")) == 18  # 2 threads, 3 loops, 3 samplers: as one JMeter sends
+    check_runs(tmp_path, warehouse, url, recorder, [split])
+    generators = Warehouse.open(warehouse).backend.query(
+        "SELECT generator, count() AS n FROM requests WHERE run_id = {run:String} GROUP BY generator ORDER BY generator",
+        {"run": split["run_id"]})
+    assert [(g["generator"], int(g["n"])) for g in generators] == [("g1", 9), ("g2", 9)]
     refused = perfhouse(warehouse, tmp_path, "run", *script_args(url, "locustfile.py"), "--generators", "2")
     assert refused.returncode == 2 and "locust cannot split" in refused.stderr

@@ -267,8 +267,14 @@ def test_a_jmx_splits_its_thread_groups_or_says_why_it_cannot() -> None:
     threads = [None if p is None else p.split('name="ThreadGroup.num_threads">', 1)[1].split("<", 1)[0]
                for p in parts]
     assert threads[:2] == ["1", "1"] and parts[2] is None  # 2 threads over 3 generators: the third gets none
-    with pytest.raises(GenerationError, match="not a number"):
-        scale_plan(JMX.replace('num_threads">2<', 'num_threads">${__P(threads,2)}<'), Segment(0, 2))
+    as_property = JMX.replace('num_threads">2<', 'num_threads">${__P(threads,2)}<')
+    assert 'num_threads">1<' in (scale_plan(as_property, Segment(1, 2)) or "")  # its default, 2, split in two
+    assert 'num_threads">5<' in (scale_plan(as_property, Segment(1, 2), {"threads": "10"}) or "")  # -Jthreads=10
+    assert 'num_threads">5<' in (scale_plan(JMX.replace('num_threads">2<', 'num_threads">${__property(threads,,4)}<'),
+                                            Segment(1, 2), {"threads": "10"}) or "")
+    for written in ("${__P(threads)}", "${__Random(1,5)}", "${threads}"):
+        with pytest.raises(GenerationError, match="not a number"):
+            scale_plan(JMX.replace('num_threads">2<', f'num_threads">{written}<'), Segment(0, 2))
     with pytest.raises(GenerationError, match="ConstantThroughputTimer"):
         scale_plan(JMX.replace("<ConstantTimer ", "<ConstantThroughputTimer ").replace(
             "</ConstantTimer>", "</ConstantThroughputTimer>"), Segment(0, 2))
@@ -276,8 +282,14 @@ def test_a_jmx_splits_its_thread_groups_or_says_why_it_cannot() -> None:
 
 def test_locust_and_k6_scripts_are_not_split_by_copies() -> None:
     with pytest.raises(GenerationError, match="Locust cannot split"):
-        TOOLS["locust"].scale_script(LOCUST, Segment(0, 2))
+        TOOLS["locust"].scale_script(LOCUST, Segment(0, 2), {})
     assert not TOOLS["locust"].splits and TOOLS["k6"].splits and not TOOLS["k6"].scaled_scripts
+
+
+def test_hostile_property_values_stay_one_property_each() -> None:
+    _, file = TOOLS["jmeter"].script_variables({"x": "1\nevil=2", "k=ey": "#not a comment", "u": "\u00e9\\"})
+    assert file is not None
+    assert file.decode("ascii").splitlines() == ["k\\=ey=\\#not a comment", "u=\\u00e9\\\\", "x=1\\nevil=2"]
 
 
 def test_spec_options_and_script_options_do_not_mix(tmp_path: Path) -> None:
