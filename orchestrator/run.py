@@ -541,13 +541,14 @@ def make_parts(plan: Plan, secret: SecretFile | None) -> Parts:
         segment = Segment(index, count)
         part_script = plan.script_path
         if plan.split_scripts and spec.script is not None:  # the script's own load, this part's share of it
-            scaled = tool.scale_script(spec.script.content.decode("utf-8"), segment, spec.script.variables)
+            text = spec.script.content.decode("utf-8", errors="surrogateescape")  # its bytes kept as they are
+            scaled = tool.scale_script(text, segment, spec.script.variables)
             if scaled is None:
                 made.notes.append(f"generator {segment.name} gets no share of the load "
                                   f"({count} generators); it was not started")
                 continue
             part_script = plan.directory / f"{plan.script_path.stem}{segment.suffix}{plan.script_path.suffix}"
-            part_script.write_text(scaled, encoding="utf-8")
+            part_script.write_bytes(scaled.encode("utf-8", errors="surrogateescape"))
         elif plan.split_scripts:
             scale = (index, count)
             if not has_load(journey_vus(spec, prof, scale)):

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -153,7 +155,7 @@ def check_runs(tmp_path: Path, warehouse_url: str, url: str, recorder: Recorder,
     if "k6" in by_tool:
         assert all(s.headers.get("X-Token") == TOKEN for s in recorder.of("k6"))
         assert {s.body for s in recorder.of("k6") if s.path == "/cart"} == {b'{"user":"alice"}', b'{"user":"bob"}'}
-    for path in (tmp_path / "runs").rglob("*"):
+    for path in tmp_path.rglob("*"):  # the run directories and the warehouse's files
         if path.is_file():
             data = path.read_bytes()
             assert SECRET.encode() not in data and TOKEN.encode() not in data, path
@@ -264,3 +266,61 @@ def test_a_k6_script_and_a_plan_split_over_generators_into_one_run(shop: tuple[s
     assert [(g["generator"], int(g["n"])) for g in generators] == [("g1", 9), ("g2", 9)]
     refused = perfhouse(warehouse, tmp_path, "run", *script_args(url, "locustfile.py"), "--generators", "2")
     assert refused.returncode == 2 and "locust cannot split" in refused.stderr
+
+
+def start_long_locust(url: str, tmp_path: Path, warehouse: str) -> subprocess.Popen[str]:
+    args = [a if not a.startswith("LOCUST_RUN_TIME=") else "LOCUST_RUN_TIME=120s"
+            for a in script_args(url, "locustfile.py")]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    return subprocess.Popen([sys.executable, "-m", "orchestrator", "--warehouse", warehouse, "run", *args],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def wait_for_requests(tmp_path: Path, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if any(p.stat().st_size > 0 for p in (tmp_path / "runs").glob("*/locust.jsonl")):
+            return
+        time.sleep(0.1)
+    raise AssertionError("the locustfile never wrote a request")
+
+
+def processes_mentioning(text: str) -> list[str]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if text in cmdline:
+                found.append(cmdline)
+    return found
+
+
+def test_a_script_run_stops_on_ctrl_c_keeps_its_requests_and_dies_with_perfhouse(
+        shop: tuple[str, Recorder], tmp_path: Path) -> None:
+    need("locust")
+    url, recorder = shop
+    warehouse = f"chdb://{tmp_path / 'warehouse'}"
+    proc = start_long_locust(url, tmp_path, warehouse)
+    wait_for_requests(tmp_path)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    store = Warehouse.open(warehouse)
+    (run,) = store.runs(limit=5)
+    assert run.status == "aborted" and sum(rows_by_step(store, run.run_id).values()) > 0
+
+    # perfhouse killed outright: its watchdog stops the locust it started, and the run ends aborted
+    killed = start_long_locust(url, tmp_path, warehouse)
+    wait_for_requests(tmp_path)
+    runs_dir = str(tmp_path / "runs")
+    assert processes_mentioning(runs_dir)
+    killed.send_signal(signal.SIGKILL)
+    killed.communicate(timeout=30)
+    deadline = time.monotonic() + 30
+    while processes_mentioning(runs_dir) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not processes_mentioning(runs_dir)
+    assert {r.status for r in Warehouse.open(warehouse).runs(limit=5)} == {"aborted"}
