@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -276,10 +276,11 @@ def start_long_locust(url: str, tmp_path: Path, warehouse: str) -> subprocess.Po
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
-def wait_for_requests(tmp_path: Path, seconds: float = 60) -> None:
+def wait_for_requests(tmp_path: Path, before: Collection[Path] = (), seconds: float = 60) -> None:
+    """Until a run not among `before` has written a request."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if any(p.stat().st_size > 0 for p in (tmp_path / "runs").glob("*/locust.jsonl")):
+        if any(p.stat().st_size > 0 for p in (tmp_path / "runs").glob("*/locust.jsonl") if p.parent not in before):
             return
         time.sleep(0.1)
     raise AssertionError("the locustfile never wrote a request")
@@ -301,7 +302,7 @@ def processes_mentioning(text: str) -> list[str]:
 def test_a_script_run_stops_on_ctrl_c_keeps_its_requests_and_dies_with_perfhouse(
         shop: tuple[str, Recorder], tmp_path: Path) -> None:
     need("locust")
-    url, recorder = shop
+    url, _ = shop
     warehouse = f"chdb://{tmp_path / 'warehouse'}"
     proc = start_long_locust(url, tmp_path, warehouse)
     wait_for_requests(tmp_path)
@@ -313,8 +314,9 @@ def test_a_script_run_stops_on_ctrl_c_keeps_its_requests_and_dies_with_perfhouse
     assert run.status == "aborted" and sum(rows_by_step(store, run.run_id).values()) > 0
 
     # perfhouse killed outright: its watchdog stops the locust it started, and the run ends aborted
+    before = set((tmp_path / "runs").iterdir())
     killed = start_long_locust(url, tmp_path, warehouse)
-    wait_for_requests(tmp_path)
+    wait_for_requests(tmp_path, before)
     runs_dir = str(tmp_path / "runs")
     assert processes_mentioning(runs_dir)
     killed.send_signal(signal.SIGKILL)
