@@ -173,7 +173,7 @@ def test_own_scripts_run_unchanged_and_land_under_their_own_names(shop: tuple[st
     need("locust")
     url, recorder = shop
     warehouse = f"chdb://{tmp_path / 'warehouse'}"
-    proc = perfhouse(warehouse, tmp_path, "run", *script_args(url, "shop.js", "shop.jmx"), "--json")
+    proc = perfhouse(warehouse, tmp_path, "run", *script_args(url, "shop.js", "shop.jmx"), "--gate", "--json")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     outcomes = json.loads(proc.stdout)
     assert [o["tool"] for o in outcomes] == ["k6", "jmeter"]
@@ -244,7 +244,8 @@ def test_a_k6_script_and_a_plan_split_over_generators_into_one_run(shop: tuple[s
     need("k6")
     url, recorder = shop
     warehouse = f"chdb://{tmp_path / 'warehouse'}"
-    proc = perfhouse(warehouse, tmp_path, "run", *script_args(url, "shop.js"), "--generators", "2", "--json")
+    proc = perfhouse(warehouse, tmp_path, "run", *script_args(url, "shop.js"), "--generators", "2", "--live",
+                     "--live-interval", "0.5", "--json")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     outcome = json.loads(proc.stdout)[0]
     assert len(recorder.of("k6")) == 24  # 6 iterations of 4 requests, shared by the two parts
