@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from orchestrator.cli import _variables, main
 from orchestrator.errors import GenerationError, SpecError
@@ -312,3 +314,21 @@ def test_a_missing_tool_is_one_line_and_exit_5(tmp_path: Path, monkeypatch: pyte
     result = CliRunner().invoke(main, ["run", str(tmp_path / "shop.js")])
     assert result.exit_code == 5 and "shop.js is a k6 script, and k6 is not installed" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([*"`${}'\"/*\n,:[]{}() ", "http.get(", "http.batch([", "group(", "tags", "name",
+                                  "'x'", "http.request("]), max_size=60).map("".join))
+def test_reading_any_text_as_a_k6_script_never_fails(text: str) -> None:
+    facts = TOOLS["k6"].script_facts(text, "fuzz.js")
+    assert all(isinstance(r.path, str) for r in facts.requests)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=300))
+def test_any_text_as_a_plan_or_locustfile_is_read_or_refused_in_one_line(text: str) -> None:
+    for tool, name in (("jmeter", "fuzz.jmx"), ("locust", "fuzz.py")):
+        try:
+            TOOLS[tool].script_facts(text, name)
+        except SpecError as exc:
+            assert name in str(exc) and "\n" not in str(exc).split(": ", 1)[0]
