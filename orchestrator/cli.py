@@ -260,8 +260,9 @@ def _image_options(fn: F) -> F:
 
 
 @main.command()
-@click.argument("spec_file", type=click.Path(dir_okay=False))
-@click.option("--tool", "tools", default="k6", show_default=True, help="Comma-separated tools: k6,jmeter.")
+@click.argument("spec_files", metavar="SPEC|SCRIPT...", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--tool", "tools", default=None, help="Comma-separated tools: k6,jmeter (default k6; a script's "
+              "tool is known from the script).")
 @click.option("--profile", default=None, help="Name of a load profile in the spec (a suite names its own).")
 @click.option(
     "--service", "services", multiple=True, metavar="NAME=URL", help="Override a service's base URL."
@@ -304,13 +305,22 @@ def _image_options(fn: F) -> F:
 @click.option("--baseline", default=None, metavar="RUN|auto|pinned", help="Baseline of --gate.")
 @click.option("--junit", default=None, type=click.Path(dir_okay=False), help="JUnit XML of --gate.")
 @click.option("--summary", default=None, type=click.Path(dir_okay=False), help="Markdown summary of --gate.")
+@click.option("-J", "properties", multiple=True, metavar="NAME=VALUE",
+              help="A JMeter property for a JMX plan (repeatable; read as ${__P(NAME)}); never stored.")
+@click.option("-e", "env_vars", multiple=True, metavar="NAME=VALUE",
+              help="An environment variable for a k6 script or locustfile (repeatable; __ENV / os.environ); "
+              "never stored.")
+@click.option("--slo", "slo_texts", multiple=True, metavar="[STEP:]METRIC<THRESHOLD",
+              help="An SLO of a script (repeatable): p95<500, checkout:p99<800, error_rate<1%, throughput>50.")
+@click.option("--slo-file", default=None, type=click.Path(dir_okay=False),
+              help="A script's SLOs (`slos:` as in a spec); default: NAME.slo.yaml beside the script.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @fail_cleanly
 def run(
     ctx: click.Context,
-    spec_file: str,
-    tools: str,
+    spec_files: tuple[str, ...],
+    tools: str | None,
     profile: str,
     services: tuple[str, ...],
     runner: str,
@@ -335,10 +345,15 @@ def run(
     baseline: str | None,
     junit: str | None,
     summary: str | None,
+    properties: tuple[str, ...],
+    env_vars: tuple[str, ...],
+    slo_texts: tuple[str, ...],
+    slo_file: str | None,
     as_json: bool,
     **tool_images: str | None,
 ) -> None:
-    """Run the spec with each tool, ingest the results and judge the SLOs; or run a suite of specs."""
+    """Run the spec with each tool, ingest the results and judge the SLOs; or run a suite of specs; or run a
+    team's own scripts (k6 .js, JMeter .jmx, locustfile .py) as they are, one group."""
     from orchestrator.run import (
         Background,
         PendingWarehouse,
@@ -381,7 +396,16 @@ def run(
         screen=sys.stdout if sys.stdout.isatty() and os.environ.get("CI") != "true" and not as_json else None,
     )
     echo: Callable[[str], None] = (lambda m: click.echo(m, err=True)) if as_json else click.echo
-    if is_suite(Path(spec_file)):
+    scripts_given = _script_specs(spec_files, tools, profile, services, properties, env_vars, slo_texts, slo_file,
+                                  runner)
+    spec_file = spec_files[0]
+    if scripts_given is None and len(spec_files) > 1:
+        raise click.UsageError("one spec (or suite) at a time; several files run together are scripts "
+                               "(.js, .jmx, .py)")
+    if scripts_given is None and (properties or env_vars or slo_texts or slo_file):
+        raise click.UsageError("-J, -e, --slo and --slo-file are for scripts; a spec reads ${env:NAME} from the "
+                               "environment and has its own slos")
+    if scripts_given is None and is_suite(Path(spec_file)):
         if gate_runs:
             raise click.UsageError("--gate judges the runs of one spec; gate a suite's runs with `perfhouse gate RUN`")
         from dataclasses import replace
@@ -391,12 +415,13 @@ def run(
         sys.exit(_run_suite(ctx, Path(spec_file), shared, as_json, echo))
     if docker_hosts and runner != "docker":
         raise click.UsageError("--docker-host spreads the parts of --runner docker; add --runner docker")
-    if not profile:
+    if scripts_given is None and not profile:
         raise click.UsageError("--profile is required for a spec (only a suite names its own profiles)")
-    tool_names = _tools(tools)
-    probes = probe_targets([get_tool(name) for name in tool_names], settings)  # while the spec loads
-    spec = load_spec(spec_file)
-    spec.profile(profile)
+    tool_names = _tools(tools or "k6") if scripts_given is None else [s.script.tool for s in scripts_given if s.script]
+    probes = probe_targets([get_tool(name) for name in dict.fromkeys(tool_names)], settings)  # while the spec loads
+    if scripts_given is None:
+        spec = load_spec(spec_file)
+        spec.profile(profile)
     url = ctx.obj["warehouse"]
     leftovers = Background(_dead_containers, start=False)
 
@@ -412,17 +437,26 @@ def run(
     for name in tool_names:
         if generators > 1 and not get_tool(name).splits:
             raise click.UsageError(f"--generators {generators}: {name} cannot split one test; run it separately")
-    scripts = render_scripts(spec, [get_tool(name) for name in tool_names], profile, _services(services), settings,
-                             {name: probe.get() for name, probe in probes.items()})
+    targets = {name: probe.get() for name, probe in probes.items()}
+    if scripts_given is None:
+        scripts = render_scripts(spec, [get_tool(name) for name in tool_names], profile, _services(services),
+                                 settings, targets)
+        runs = [(spec, profile, name, scripts[name]) for name in tool_names]
+    else:
+        from orchestrator.run import render_script
+        from orchestrator.scripts import PROFILE
+
+        runs = [(s, PROFILE, name, render_script(s, get_tool(name), PROFILE, {}, settings, targets[name]))
+                for s, name in zip(scripts_given, tool_names, strict=True)]
     outcomes = []
     group_id = new_group_id()
     with terminate_as_interrupt():
-        for name in tool_names:
+        for run_spec, run_profile, name, script in runs:
             outcome = run_tool(
-                spec,
+                run_spec,
                 name,
                 warehouse,
-                profile,
+                run_profile,
                 _services(services),
                 runner,
                 Path(runs_dir),
@@ -431,7 +465,7 @@ def run(
                 echo=echo,
                 settings=settings,
                 group_id=group_id,
-                script=scripts[name],
+                script=script,
             )
             outcomes.append(outcome)
             if outcome.status == "aborted":
@@ -447,6 +481,53 @@ def run(
         # with --json only the runs are printed; the gate's findings go to --junit and --summary
         status = _gate(warehouse.get(), [o.run_id for o in outcomes], baseline, junit, summary, False, not as_json)
     _end(status)
+
+
+def _variables(values: tuple[str, ...], flag: str) -> dict[str, str]:
+    out = {}
+    for v in values:
+        name, sep, value = v.partition("=")
+        if not sep or not name or (flag == "-e" and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name)):
+            raise click.BadParameter(f"expected NAME=VALUE, found {name!r}{'=...' if sep else ''}", param_hint=flag)
+        out[name] = value
+    return out
+
+
+def _script_specs(files: tuple[str, ...], tools: str | None, profile: str | None, services: tuple[str, ...],
+                  properties: tuple[str, ...], env_vars: tuple[str, ...], slo_texts: tuple[str, ...],
+                  slo_file: str | None, runner: str) -> list[Any] | None:
+    """`run`'s files as scripts to run (Specs of orchestrator.scripts), or None when they are a spec or suite."""
+    from orchestrator.errors import SpecError
+    from orchestrator.scripts import SPEC_SUFFIXES, ScriptKindError, check_tools, is_script, load_script
+    from orchestrator.tools import TOOLS, script_suffixes
+
+    for f in files:
+        if not is_script(Path(f)) and Path(f).suffix.lower() not in SPEC_SUFFIXES:
+            raise ScriptKindError(f"{f}: neither a spec ({', '.join(SPEC_SUFFIXES)}) nor a script perfhouse can run "
+                                  f"({', '.join(script_suffixes())})")
+    if not any(is_script(Path(f)) for f in files):
+        return None
+    if not all(is_script(Path(f)) for f in files):
+        raise click.UsageError("a spec or suite runs alone; scripts (.js, .jmx, .py) run together as one group")
+    for given, option in ((tools, "--tool"), (profile, "--profile"), (services, "--service")):
+        if given:
+            raise click.UsageError(f"{option} is for specs: a script's tool is known from it, and it sets its own "
+                                   "load and URLs (pass variables with -J or -e)")
+    variables = {"-J": _variables(properties, "-J"), "-e": _variables(env_vars, "-e")}
+    try:
+        specs = [load_script(f, variables, slo_texts, slo_file) for f in files]
+    except SpecError as exc:
+        if exc.file == "--slo" or exc.file.startswith("--slo"):
+            raise click.BadParameter(exc.reason, param_hint="--slo") from None
+        raise
+    flags = {TOOLS[s.script.tool].variable_flag for s in specs if s.script}
+    for flag, values in variables.items():
+        if values and flag not in flags:
+            takers = ", ".join(sorted(t.name for t in TOOLS.values() if t.variable_flag == flag))
+            raise click.UsageError(f"{flag} passes variables to {takers} scripts, and none is given")
+    if runner == "local":
+        check_tools(specs)
+    return specs
 
 
 def _end(status: int) -> NoReturn:

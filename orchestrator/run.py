@@ -113,9 +113,12 @@ def run_fingerprint(spec: Spec, profile: str, tool: str, environment: str, label
     """The fingerprint of a run of `spec`: its journeys' structure, profile, tool, environment, chosen labels."""
     from warehouse.analysis.fingerprint import StepShape, fingerprint, structure_hash
 
-    shape = structure_hash(
-        StepShape(j.name, s.name, s.method, s.path.source, s.service) for j in spec.journeys for s in j.steps
-    )
+    if spec.script is not None:  # what a hand-written script requests, as its tool reads it
+        shape = structure_hash(StepShape(r.journey, r.step, r.method, r.path) for r in spec.script.requests)
+    else:
+        shape = structure_hash(
+            StepShape(j.name, s.name, s.method, s.path.source, s.service) for j in spec.journeys for s in j.steps
+        )
     return fingerprint(spec.name, shape, profile, tool, environment, labels)
 
 
@@ -368,6 +371,10 @@ def render_script(spec: Spec, tool: Tool, profile: str, services: dict[str, str]
     """The tool's script for the tool version the runner will use (`target`, else asked of the runner); a service's
     URL is --service, else PERFHOUSE_SERVICE_<NAME> (what the generated scripts read), else the spec's."""
     target = target or runner_for(settings.runner).target(tool, settings.options)
+    if spec.script is not None:  # a team's own script runs as it is
+        content = spec.script.content.decode("utf-8", errors="replace")
+        return Script(target, GenerationOptions(profile=profile),
+                      GeneratedScript(tool.name, spec.script.path.name, content, spec.script.notes))
     retargeted = {name: os.environ[service_env(name)] for name in spec.services if os.environ.get(service_env(name))}
     options = tool.for_version(GenerationOptions(profile=profile, services={**retargeted, **services}),
                                target.version)
@@ -409,7 +416,8 @@ class Plan:
     directory: Path
     run_id: str
     urls: dict[str, str]
-    secrets: dict[str, str]
+    secrets: dict[str, str]  # values the tool reads from its environment (${env:NAME}; a script's -e values)
+    secret_content: bytes | None = None  # the secrets file the tool reads (Tool.secret_file), if any
     timeout_s: float | None = None
 
     @property
@@ -426,13 +434,18 @@ def prepare(spec: Spec, tool: Tool, profile: str, services: dict[str, str], sett
     made = rendered or render_script(spec, tool, profile, services, settings)
     target, options, script = made.target, made.options, made.rendered
     secrets = require_env(spec.env_names(), os.environ, spec.file)
+    secret_content = tool.secret_file(secrets)
+    if spec.script is not None:  # -e / -J values: in the tool's environment or its secrets file, never on disk
+        secrets, secret_content = tool.script_variables(spec.script.variables)
     urls = service_urls(spec, options)
     run_id = new_run_id(tool.name)
     directory = (runs_dir / run_id).resolve()
     directory.mkdir(parents=True, exist_ok=True)
     plan = Plan(spec, tool, executor, settings, profile, target.version, target.program, options, script,
-                directory / script.filename, directory, run_id, urls, secrets)
-    if not plan.split_scripts:  # else each part runs a plan of its own, written with the parts
+                directory / script.filename, directory, run_id, urls, secrets, secret_content)
+    if spec.script is not None:
+        place_script(spec, directory, write=not plan.split_scripts)
+    elif not plan.split_scripts:  # else each part runs a plan of its own, written with the parts
         plan.script_path.write_text(script.content, encoding="utf-8")
     for data_file in script.files:  # test data is read from beside the script
         shutil.copyfile(data_file, directory / data_file.name)
@@ -450,11 +463,30 @@ def prepare(spec: Spec, tool: Tool, profile: str, services: dict[str, str], sett
         "approximations": list(script.notes),
         "live": settings.live,
     }
+    if spec.script is not None:  # the variables by name only: their values stay out of the run directory
+        effective["script"] = {"file": str(spec.script.path), "files": [str(f) for f in spec.script.files],
+                               "variables": {name: "***" for name in sorted(spec.script.variables)}}
+        effective["slos"] = [o.label for o in objectives(spec)]
     (directory / "effective.json").write_text(json.dumps(effective, indent=2), encoding="utf-8")
-    Path(directory / Path(spec.file).name).write_text(
-        Path(spec.file).read_text(encoding="utf-8"), encoding="utf-8"
-    )
+    if spec.script is None:
+        Path(directory / Path(spec.file).name).write_text(
+            Path(spec.file).read_text(encoding="utf-8"), encoding="utf-8"
+        )
     return plan
+
+
+def place_script(spec: Spec, directory: Path, write: bool = True) -> None:
+    """A hand-written script in the run directory, as its bytes, with the files it opens at the same places
+    relative to it (runners mount or copy the run directory, so they go wherever the tool runs). `write`: the
+    script itself too (not when each generator runs a scaled copy of its own)."""
+    script = spec.script
+    assert script is not None
+    if write:
+        (directory / script.path.name).write_bytes(script.content)
+    for relative in script.files:
+        target = directory / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(script.path.parent / relative, target)
 
 
 def run_fields(plan: Plan, environment: str, labels: dict[str, str] | None, group_id: str = "") -> dict[str, Any]:
@@ -502,12 +534,22 @@ def make_parts(plan: Plan, secret: SecretFile | None) -> Parts:
     spec, tool, count = plan.spec, plan.tool, plan.settings.generators
     prof = spec.profile(plan.profile)
     made = Parts()
-    if count > max(prof.max_vus, 1) and prof.executor != "ramping_vus" and not plan.split_scripts:
+    if (count > max(prof.max_vus, 1) and prof.executor != "ramping_vus" and not plan.split_scripts
+            and spec.script is None):
         made.notes.append(f"{count} generators share {prof.max_vus} VUs: some get none")
     for index in range(count):
         segment = Segment(index, count)
         part_script = plan.script_path
-        if plan.split_scripts:
+        if plan.split_scripts and spec.script is not None:  # the script's own load, this part's share of it
+            text = spec.script.content.decode("utf-8", errors="surrogateescape")  # its bytes kept as they are
+            scaled = tool.scale_script(text, segment, spec.script.variables)
+            if scaled is None:
+                made.notes.append(f"generator {segment.name} gets no share of the load "
+                                  f"({count} generators); it was not started")
+                continue
+            part_script = plan.directory / f"{plan.script_path.stem}{segment.suffix}{plan.script_path.suffix}"
+            part_script.write_bytes(scaled.encode("utf-8", errors="surrogateescape"))
+        elif plan.split_scripts:
             scale = (index, count)
             if not has_load(journey_vus(spec, prof, scale)):
                 made.notes.append(f"generator {segment.name} gets no share of the load "
@@ -516,7 +558,8 @@ def make_parts(plan: Plan, secret: SecretFile | None) -> Parts:
             part_script = plan.directory / f"{plan.script_path.stem}{segment.suffix}{plan.script_path.suffix}"
             part_script.write_text(tool.render(spec, replace(plan.options, vu_scale=scale)).content,
                                    encoding="utf-8")
-        invocation = tool.invocation(plan.program, part_script, plan.directory, segment)
+        invocation = (tool.script_invocation if spec.script is not None else tool.invocation)(
+            plan.program, part_script, plan.directory, segment)
         argv = [*invocation.argv, *tool.secret_args(secret.path)] if secret else invocation.argv
         made.parts.append(Part(segment.name, argv, plan.directory / f"{tool.name}{segment.suffix}-console.log"))
         made.outputs.extend(invocation.outputs)
@@ -597,13 +640,32 @@ def ingest_results(plan: Plan, warehouse: Warehouse, info: RunInfo, made: Parts,
     return status, note
 
 
-def judge(plan: Plan, warehouse: Warehouse, outcome: ToolRun, received: bool = False) -> None:
+def judge(plan: Plan, warehouse: Warehouse, outcome: ToolRun, received: bool = False,
+          summaries: list[Path] | None = None) -> None:
     """The run's totals, per-step figures and SLO verdicts, from the warehouse (verdicts only when it holds the
-    results: ingested here, or received)."""
+    results: ingested here, or received). A script's own thresholds, as its tool judged them in `summaries`, are
+    verdicts too, with the warehouse's value beside them where they map onto an SLO."""
     outcome.totals = warehouse.totals(outcome.run_id)
     outcome.steps = warehouse.step_stats(outcome.run_id)
     if plan.executor.on_this_host or received:
-        outcome.verdicts = warehouse.evaluate_slos(outcome.run_id, objectives(plan.spec))
+        own = script_thresholds(plan.tool, summaries or []) if plan.spec.script is not None else []
+        outcome.verdicts = warehouse.evaluate_slos(outcome.run_id, [*own, *objectives(plan.spec)])
+
+
+def script_thresholds(tool: Tool, summaries: list[Path]) -> list[Objective]:
+    """A script's thresholds as objectives carrying the tool's verdict: one that failed in any part failed."""
+    from warehouse.analysis.slo import Objective
+
+    judged: dict[str, Objective] = {}
+    for summary in summaries:
+        if not summary.is_file():
+            continue
+        for t in tool.script_verdicts(summary):
+            before = judged.get(t.name)
+            passed = t.passed and (before is None or bool(before.judged))
+            judged[t.name] = Objective(t.metric, t.threshold, t.journey, t.step, judged=passed,
+                                       name=f"{tool.name} threshold {t.name}")
+    return list(judged.values())
 
 
 def run_tool(
@@ -649,7 +711,7 @@ def run_tool(
     executor = plan.executor
     watchdog = resources.enter_context(Watchdog(plan.directory / "watchdog.log")) if executor.on_this_host else None
     secret = resources.enter_context(
-        secret_file(plan.directory, tool.secret_file(plan.secrets), in_memory=executor.inherits_fds)
+        secret_file(plan.directory, plan.secret_content, in_memory=executor.inherits_fds)
     )
     if secret is not None and secret.on_disk and watchdog is not None:
         watchdog.guard_file(secret.path)
@@ -675,7 +737,7 @@ def run_tool(
     recorded = Background(lambda: record(opened(warehouse), plan.spec, fields, watchdog), "perfhouse-record",
                           start=False)
     # the warehouse's session is open again when the tool ends (not with --live: its worker takes turns with it)
-    warm = Warm(recorded, prof.total_duration_s if not settings.live else None)
+    warm = Warm(recorded, prof.total_duration_s if not settings.live and spec.script is None else None)
 
     def watching() -> None:
         recorded.start()
@@ -709,7 +771,7 @@ def run_tool(
             outcome.infra_samples = len(watched.samples)
         outcome.notes.extend(watched.problems)
         status, note = ingest_results(plan, store, info, made, live, outcome, status, note, receiver)
-        judge(plan, store, outcome, received=receiver is not None)
+        judge(plan, store, outcome, received=receiver is not None, summaries=made.summaries)
     except KeyboardInterrupt:
         status, note = "aborted", "interrupted"
         raise RunAborted(f"run {plan.run_id} interrupted; what it produced is kept in {plan.directory}") from None

@@ -9,11 +9,14 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
 from orchestrator.errors import SpecError
+
+if TYPE_CHECKING:
+    from orchestrator.scripts import UserScript
 
 # ---------------------------------------------------------------------------------------------
 # Templated strings: literal text with ${name} references to variables or extracted values.
@@ -335,6 +338,8 @@ class Spec:
     trace: bool = False
     trace_url: str = ""
     positions: dict[str, tuple[int, int]] = field(default_factory=dict, compare=False, repr=False)
+    # a team's own script run as it is (orchestrator.scripts): then no journeys, and one profile, its own load
+    script: UserScript | None = None
 
     def profile(self, name: str) -> Profile:
         if name not in self.profiles:

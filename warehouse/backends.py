@@ -187,7 +187,9 @@ class ChdbBackend:
                     ) from None
                 time.sleep(0.05)
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} ({' '.join(sys.argv[:3])})".encode(), 0)
+        # who holds it, by its command's words: no option or NAME=VALUE (a run's -J/-e values are secrets)
+        words = [a for a in sys.argv[:3] if not a.startswith("-") and "=" not in a]
+        os.pwrite(fd, f"pid {os.getpid()} ({' '.join(words)})".encode(), 0)
         self._lock_fd = fd
         try:
             from chdb import session as chdb_session

@@ -108,6 +108,38 @@ class Output:
 
 
 @dataclass(frozen=True)
+class Request:
+    """One request a hand-written script makes, as its fingerprint sees it: under which journey, named how,
+    which method to which URL or path (as written, variables and all)."""
+
+    journey: str
+    step: str
+    method: str
+    path: str
+
+
+@dataclass(frozen=True)
+class ScriptFacts:
+    """What perfhouse reads of a hand-written script without running it."""
+
+    requests: tuple[Request, ...]  # in the script's order: the structure its fingerprint hashes
+    references: tuple[str, ...] = ()  # strings that may name files it opens (data, modules), relative to it
+
+
+@dataclass(frozen=True)
+class ThresholdVerdict:
+    """One of a script's own thresholds as the tool judged it at the end of the run. `metric`, `scope` and
+    `bound` map it onto a warehouse SLO when they can (`metric` "" when it does not map)."""
+
+    name: str  # as the script writes it: http_req_duration{name:checkout} p(95)<500
+    passed: bool
+    metric: str = ""  # an SLO metric (p95, avg, error_rate, throughput, ...) or "" when none maps
+    threshold: float = 0.0
+    journey: str = ""
+    step: str = ""
+
+
+@dataclass(frozen=True)
 class Invocation:
     argv: list[str]
     outputs: list[Output]  # result files to ingest, in order
@@ -155,6 +187,32 @@ class Tool(Protocol):
     def completed(self, exit_code: int) -> bool:
         """Did the tool finish its load (possibly with failed thresholds)?"""
 
+    # -- hand-written scripts (orchestrator.scripts) ---------------------------------------------------
+    # script_suffixes: the file names its scripts end with; variable_flag: how its users pass variables to a
+    # script (-e NAME=VALUE: environment variables; -J name=value: JMeter properties).
+    script_suffixes: ClassVar[tuple[str, ...]]
+    variable_flag: ClassVar[str]
+
+    def owns_script(self, text: str) -> bool:
+        """Is this text (of a file with one of `script_suffixes`) a script of this tool?"""
+
+    def script_facts(self, text: str, file: str) -> ScriptFacts:
+        """Its requests and the files it may open; a script that cannot be read is a one-line SpecError."""
+
+    def script_variables(self, values: Mapping[str, str]) -> tuple[dict[str, str], bytes | None]:
+        """The variables given with `variable_flag` as environment (every runner hands it to the tool, never
+        on its command line) and as a file the tool reads (see secret_file; None: none)."""
+
+    def script_invocation(self, binary: str, script: Path, outdir: Path, segment: Segment = WHOLE) -> Invocation:
+        """As `invocation`, for a hand-written script (its own name in `outdir`, files beside it)."""
+
+    def scale_script(self, text: str, segment: Segment, variables: Mapping[str, str]) -> str | None:
+        """A scaled_scripts tool: the script with this part's share of the load, with the variables given for it
+        (GenerationError if it cannot; None when the part gets no load)."""
+
+    def script_verdicts(self, summary: Path) -> list[ThresholdVerdict]:
+        """The script's own thresholds as the tool judged them, from its end-of-test summary ([] if none)."""
+
 
 TOOLS: dict[str, Tool] = {}
 
@@ -190,6 +248,18 @@ def available() -> list[str]:
     return [name for name, tool in TOOLS.items() if tool.binary() is not None]
 
 
+def script_tool(suffix: str, text: str) -> Tool | None:
+    """The tool whose script this is (by the file's suffix and what it holds), or None."""
+    for tool in TOOLS.values():
+        if suffix.lower() in tool.script_suffixes and tool.owns_script(text):
+            return tool
+    return None
+
+
+def script_suffixes() -> list[str]:
+    return sorted({s for tool in TOOLS.values() for s in tool.script_suffixes})
+
+
 def image_env(name: str) -> str:
     """The environment variable that names a tool's image: PERFHOUSE_<TOOL>_IMAGE."""
     return f"PERFHOUSE_{name.upper()}_IMAGE"
@@ -216,8 +286,11 @@ __all__ = [
     "Cutter",
     "Invocation",
     "Output",
+    "Request",
     "ResultFormat",
+    "ScriptFacts",
     "Segment",
+    "ThresholdVerdict",
     "Tool",
     "available",
     "default_image",
@@ -225,4 +298,6 @@ __all__ = [
     "get",
     "register",
     "require",
+    "script_suffixes",
+    "script_tool",
 ]

@@ -10,12 +10,25 @@ import shutil
 import signal
 import subprocess
 import tempfile
-from collections.abc import Mapping
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from orchestrator.tools import WHOLE, Counts, Invocation, Output, ResultFormat, Segment, register
+from orchestrator.errors import GenerationError, SpecError
+from orchestrator.tools import (
+    WHOLE,
+    Counts,
+    Invocation,
+    Output,
+    Request,
+    ResultFormat,
+    ScriptFacts,
+    Segment,
+    ThresholdVerdict,
+    register,
+)
 
 if TYPE_CHECKING:
     from orchestrator.generators.base import GeneratedScript, GenerationOptions
@@ -145,6 +158,117 @@ def jmeter_properties(values: Mapping[str, str]) -> str:
     return "".join(f"{_escape(ENV_PREFIX + k, key=True)}={_escape(v)}\n" for k, v in sorted(values.items()))
 
 
+def properties_file(values: Mapping[str, str]) -> str:
+    """Properties as JMeter reads them from a file (-q), under their own names."""
+    return "".join(f"{_escape(k, key=True)}={_escape(v)}\n" for k, v in sorted(values.items()))
+
+
+# -- hand-written plans -------------------------------------------------------------------------------------
+
+def parse_plan(text: str, file: str) -> ET.Element:
+    """A JMX as an element tree; a plan that is no XML, or declares a DTD (no JMX does), is a one-line error."""
+    if re.search(r"<!(DOCTYPE|ENTITY)", text[:65536]):
+        raise SpecError("a JMX plan declares no DTD or entities; this file does", file)
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError as exc:
+        line, column = exc.position
+        raise SpecError(f"not a JMeter plan: {exc.msg}", file, line, column + 1) from None
+    if root.tag != "jmeterTestPlan":
+        raise SpecError(f"not a JMeter plan: its root element is <{root.tag}>, not <jmeterTestPlan>", file)
+    return root
+
+
+def _prop(element: ET.Element, name: str) -> str:
+    for child in element:
+        if child.get("name") == name and child.tag.endswith("Prop"):
+            return child.text or ""
+    return ""
+
+
+def _elements(tree: ET.Element, parents: tuple[ET.Element, ...] = ()) -> Iterator[tuple[ET.Element,
+                                                                                     tuple[ET.Element, ...]]]:
+    """The enabled elements of a hashTree in order, each with its enclosing elements (a disabled element is left
+    out with its children, as JMeter leaves it out)."""
+    children = list(tree)
+    for k, element in enumerate(children):
+        if element.tag == "hashTree":
+            continue
+        subtree = children[k + 1] if k + 1 < len(children) and children[k + 1].tag == "hashTree" else None
+        if element.get("enabled") == "false":
+            continue
+        yield element, parents
+        if subtree is not None:
+            yield from _elements(subtree, (*parents, element))
+
+
+def _is_sampler(element: ET.Element) -> bool:
+    return element.tag.endswith(("Sampler", "SamplerProxy")) or element.tag in ("JSR223Sampler", "DebugSampler")
+
+
+def plan_requests(root: ET.Element) -> list[Request]:
+    """A plan's samplers in order, each under its Transaction Controller (else thread group): label, HTTP method
+    and the domain and path as written (timers, thread counts and assertions are not part of it)."""
+    top = root.find("hashTree")
+    out = []
+    for element, parents in _elements(top if top is not None else root):
+        if not _is_sampler(element):
+            continue
+        scope = next((p.get("testname", "") for p in reversed(parents)
+                      if p.tag in ("TransactionController",) or p.tag.endswith("ThreadGroup")), "")
+        method = _prop(element, "HTTPSampler.method") or element.tag
+        where = _prop(element, "HTTPSampler.domain") + _prop(element, "HTTPSampler.path")
+        out.append(Request(scope, element.get("testname", ""), method, where))
+    return out
+
+
+# Elements whose load a split by scaling thread counts would not divide: rates, and thread groups of plugins
+_UNSPLITTABLE = ("ConstantThroughputTimer", "kg.apc.jmeter.timers.VariableThroughputTimer",
+                 "kg.apc.jmeter.threads.UltimateThreadGroup", "kg.apc.jmeter.threads.SteppingThreadGroup",
+                 "com.blazemeter.jmeter.threads.concurrency.ConcurrencyThreadGroup",
+                 "com.blazemeter.jmeter.threads.arrivals.ArrivalsThreadGroup",
+                 "PreciseThroughputTimer", "com.blazemeter.jmeter.threads.arrivals.FreeFormArrivalsThreadGroup")
+_THREADS = re.compile(r'(<(intProp|stringProp) name="ThreadGroup\.num_threads">)([^<]*)(</\2>)')
+
+
+_PROPERTY = re.compile(r"\$\{__(?:P|property)\(\s*([^,()\s]+)\s*(?:,\s*(?:,\s*)?([^,()]*?)\s*)?\)\}")
+
+
+def scale_plan(text: str, segment: Segment, properties: Mapping[str, str] | None = None,
+               file: str = "the JMX plan") -> str | None:
+    """The plan with this part's share of each thread group's threads (largest remainder, as generated plans
+    split), or None when the part gets no thread at all. A count given as a property (`${__P(threads,10)}`) is
+    read from `properties` (-J), else its default. A plan whose load does not divide that way is refused."""
+    from orchestrator.generators.base import part_share
+
+    for name in _UNSPLITTABLE:
+        if f"<{name} " in text or f"<{name}>" in text:
+            raise GenerationError(f"{file}: the plan's {name.rsplit('.', 1)[-1]} sets a rate or shape that "
+                                  f"scaling thread counts would not split; run it with --generators 1")
+    position = 0
+    found = False
+
+    def scale(m: re.Match[str]) -> str:
+        nonlocal position, found
+        written = value = m[3].strip()
+        prop = _PROPERTY.fullmatch(value)
+        if prop is not None:
+            value = (properties or {}).get(prop[1], prop[2] or "").strip()
+        if not value.isdigit():
+            raise GenerationError(f"{file}: a thread group's thread count is {written!r}, not a number or a "
+                                  f"${{__P(name,default)}} with a number: perfhouse cannot split it over generators; "
+                                  "give the property with -J, or use --generators 1")
+        share = part_share(int(value), segment.index, segment.count, position)
+        position += 1
+        found = found or share > 0
+        return f"{m[1]}{share}{m[4]}"
+
+    scaled = _THREADS.sub(scale, text)
+    if not position:
+        raise GenerationError(f"{file}: the plan has no thread group with a thread count to split")
+    return scaled if found else None
+
+
 @register
 class JMeter:
     name: ClassVar[str] = "jmeter"
@@ -213,3 +337,27 @@ class JMeter:
 
     def completed(self, exit_code: int) -> bool:
         return exit_code == 0
+
+    script_suffixes: ClassVar[tuple[str, ...]] = (".jmx",)
+    variable_flag: ClassVar[str] = "-J"
+
+    def owns_script(self, text: str) -> bool:
+        return "<jmeterTestPlan" in text[:4096]
+
+    def script_facts(self, text: str, file: str) -> ScriptFacts:
+        root = parse_plan(text, file)
+        strings = tuple(dict.fromkeys((e.text or "").strip() for e in root.iter("stringProp") if e.text))
+        return ScriptFacts(tuple(plan_requests(root)), strings)
+
+    def script_variables(self, values: Mapping[str, str]) -> tuple[dict[str, str], bytes | None]:
+        """-J values as a properties file (-q): in memory, or private and removed; never on the command line."""
+        return {}, properties_file(values).encode("ascii") if values else None
+
+    def script_invocation(self, binary: str, script: Path, outdir: Path, segment: Segment = WHOLE) -> Invocation:
+        return self.invocation(binary, script, outdir, segment)
+
+    def scale_script(self, text: str, segment: Segment, variables: Mapping[str, str]) -> str | None:
+        return scale_plan(text, segment, variables)
+
+    def script_verdicts(self, summary: Path) -> list[ThresholdVerdict]:
+        return []  # a plan's assertions are checks on its samples, not verdicts on the run

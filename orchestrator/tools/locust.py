@@ -4,6 +4,7 @@ row per request; Locust's own CSV statistics are kept beside them."""
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import shutil
@@ -13,7 +14,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from orchestrator.tools import WHOLE, Counts, Invocation, Output, ResultFormat, Segment, register
+from orchestrator.errors import GenerationError, SpecError
+from orchestrator.tools import (
+    WHOLE,
+    Counts,
+    Invocation,
+    Output,
+    Request,
+    ResultFormat,
+    ScriptFacts,
+    Segment,
+    ThresholdVerdict,
+    register,
+)
 
 if TYPE_CHECKING:
     from orchestrator.generators.base import GeneratedScript, GenerationOptions
@@ -57,6 +70,45 @@ class LocustLinesCutter:
 
 
 LOCUST_JSONL = ResultFormat("locust-jsonl", LocustLinesCounter, LocustLinesCutter)
+
+
+# A hand-written locustfile runs beside this one (locust -f RECORDER,LOCUSTFILE), which writes the same lines as a
+# generated locustfile for every request: the user's file is run as it is.
+RECORDER = Path(__file__).resolve().parent.parent / "locust_recorder.py"
+RECORDER_NAME = "perfhouse_locust_recorder.py"
+_CLIENT_METHODS = {"get", "post", "put", "patch", "delete", "head", "options", "request", "rest"}
+
+
+def locust_requests(tree: ast.AST) -> list[Request]:
+    """The request call sites of a locustfile in order (`....client.get(url, name=...)` and the other methods;
+    `client.request(method, url)`), each under its class: the method, the URL as written, the name given."""
+    out: list[Request] = []
+
+    def visit(node: ast.AST, scope: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.ClassDef):
+                visit(child, child.name)
+                continue
+            if (isinstance(child, ast.Call) and isinstance(child.func, ast.Attribute)
+                    and child.func.attr in _CLIENT_METHODS and _is_client(child.func.value)):
+                args = list(child.args)
+                method = child.func.attr.upper()
+                if child.func.attr in ("request", "rest") and args:
+                    first = args.pop(0)
+                    method = first.value.upper() if isinstance(first, ast.Constant) and isinstance(
+                        first.value, str) else ast.unparse(first)
+                url = ast.unparse(args[0]) if args else ""
+                name = next((ast.unparse(k.value) for k in child.keywords if k.arg == "name"), "")
+                out.append(Request(scope, name or url, method, url))
+            visit(child, scope)
+
+    visit(tree, "")
+    return out
+
+
+def _is_client(node: ast.AST) -> bool:
+    return (isinstance(node, ast.Attribute) and node.attr in ("client", "rest_client")) or (
+        isinstance(node, ast.Name) and node.id == "client")
 
 
 @register
@@ -117,3 +169,36 @@ class Locust:
 
     def completed(self, exit_code: int) -> bool:
         return exit_code == 0
+
+    script_suffixes: ClassVar[tuple[str, ...]] = (".py",)
+    variable_flag: ClassVar[str] = "-e"
+
+    def owns_script(self, text: str) -> bool:
+        return re.search(r"^\s*(from\s+locust[\s.]|import\s+locust\b)", text, re.MULTILINE) is not None
+
+    def script_facts(self, text: str, file: str) -> ScriptFacts:
+        try:
+            tree = ast.parse(text, filename=file)
+        except SyntaxError as exc:
+            raise SpecError(f"not valid Python: {exc.msg}", file, exc.lineno or 0, exc.offset or 0) from None
+        strings = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+        # locust.conf beside it sets users, spawn rate and run time as Locust users know (read from the run directory)
+        return ScriptFacts(tuple(locust_requests(tree)), tuple(dict.fromkeys([*strings, "locust.conf"])))
+
+    def script_variables(self, values: Mapping[str, str]) -> tuple[dict[str, str], bytes | None]:
+        return dict(values), None  # os.environ in the locustfile (and LOCUST_USERS, LOCUST_RUN_TIME, ...)
+
+    def script_invocation(self, binary: str, script: Path, outdir: Path, segment: Segment = WHOLE) -> Invocation:
+        recorder = outdir / RECORDER_NAME
+        recorder.write_bytes(RECORDER.read_bytes())
+        invocation = self.invocation(binary, script, outdir, segment)
+        argv = list(invocation.argv)
+        argv[argv.index("-f") + 1] = f"{recorder},{script}"
+        return Invocation(argv, invocation.outputs, invocation.summary)
+
+    def scale_script(self, text: str, segment: Segment, variables: Mapping[str, str]) -> str | None:
+        raise GenerationError("Locust cannot split one test over several generators (it has no execution "
+                              "segments); run a locustfile with --generators 1")
+
+    def script_verdicts(self, summary: Path) -> list[ThresholdVerdict]:
+        return []

@@ -75,6 +75,9 @@ def _options(command: click.Command, words: list[str], path: list[str]) -> str:
         words.pop(0)
         name, _, inline = word.partition("=")
         param = params.get(name)
+        if param is None and not word.startswith("--") and word[:2] in params:  # -Jname=value: a short option's value
+            name, inline = word[:2], word[2:]
+            param = params[name]
         if param is None:
             return f"{' '.join(path) or 'perfhouse'}: no option {name}"
         if isinstance(param, click.Option) and (param.is_flag or param.count):

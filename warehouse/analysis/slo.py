@@ -35,6 +35,10 @@ class Objective:
     step: str = ""
     abort_on_fail: bool = False
     service: str = ""
+    # A script's own threshold: the tool's verdict (which stands), and the threshold as the script writes it; its
+    # metric is "" when it maps onto no warehouse metric (then nothing is observed beside it).
+    judged: bool | None = None
+    name: str = ""
 
     @property
     def scope(self) -> str:
@@ -45,6 +49,8 @@ class Objective:
 
     @property
     def label(self) -> str:
+        if self.name:
+            return self.name
         if self.metric in RATES:  # the label says which failure it counts
             return f"{self.scope} {self.metric} < {self.threshold * 100:g}% ({RATES[self.metric].kind}s)"
         if self.metric == "throughput":
@@ -85,6 +91,8 @@ class Verdict:
 
 
 def observe(backend: Backend, run_id: str, objective: Objective) -> Verdict:
+    if not objective.metric:
+        return _verdict(objective, None)
     row = backend.query(
         queries.SLO_OBSERVATION,
         {"run": run_id, "journey": objective.journey, "step": objective.step, "service": objective.service,
@@ -110,7 +118,7 @@ def observe_all(backend: Backend, run_id: str, objectives: list[Objective]) -> l
     for o in objectives:
         row = by_scope.get((o.journey, o.step, o.service))
         value = None
-        if row is not None and int(row["count"]):
+        if row is not None and int(row["count"]) and o.metric:
             value = row["levels"][levels.index(o.level)] if percentile_level(o.metric) is not None else row[o.metric]
         verdicts.append(_verdict(o, value))
     return verdicts
@@ -118,7 +126,7 @@ def observe_all(backend: Backend, run_id: str, objectives: list[Objective]) -> l
 
 def _verdict(objective: Objective, value: Any) -> Verdict:
     observed = None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
-    passed = observed is not None and objective.holds(observed)
+    passed = objective.judged if objective.judged is not None else observed is not None and objective.holds(observed)
     return Verdict(objective.label, objective.scope, objective.metric, objective.threshold, observed, passed)
 
 
