@@ -107,7 +107,19 @@ def _services(values: tuple[str, ...]) -> dict[str, str]:
 
 
 def _tools(value: str) -> list[str]:
-    return [t.strip() for t in value.split(",") if t.strip()]
+    """The tools of --tool; a name no tool module registers is a usage error (exit 2) naming the nearest."""
+    import difflib
+
+    from orchestrator.tools import TOOLS
+
+    names = [t.strip() for t in value.split(",") if t.strip()]
+    for name in names:
+        if name not in TOOLS:
+            near = difflib.get_close_matches(name, list(TOOLS), n=1, cutoff=0.5)  # names of two letters
+            hint = f"did you mean {near[0]!r}? " if near else ""
+            raise click.BadParameter(f"unknown tool {name!r}; {hint}perfhouse drives: {', '.join(sorted(TOOLS))}",
+                                     param_hint="--tool")
+    return names
 
 
 def _jmeter_on_path() -> tuple[str, str]:
@@ -758,10 +770,11 @@ def _run_suite(ctx: click.Context, path: Path, shared: Any, as_json: bool, echo:
         rows: list[list[Any]] = []
         for r in results:
             name = f"{r.entry.spec.name}/{r.entry.profile}"
-            rows.extend([name, o.tool, o.run_id, o.status, "pass" if o.slo_passed else "FAIL"] for o in r.runs)
+            # the run's verdict, never a bare "pass": NO SLOS judged nothing, ABORTED and INCOMPLETE too little
+            rows.extend([name, o.tool, o.run_id, o.status, str(o.verdict)] for o in r.runs)
             if not r.runs:
-                rows.append([name, "–", "–", "–", "FAIL"])
-        click.echo(table(rows, ["spec/profile", "tool", "run", "status", "SLOs"]))
+                rows.append([name, "–", "–", "–", "NOT RUN"])
+        click.echo(table(rows, ["spec/profile", "tool", "run", "status", "verdict"]))
         for r in results:
             if r.error:
                 click.echo(f"{r.entry.spec.name}/{r.entry.profile}: {r.error}")
@@ -781,9 +794,22 @@ def _run_suite(ctx: click.Context, path: Path, shared: Any, as_json: bool, echo:
 @fail_cleanly
 def runs(ctx: click.Context, as_json: bool, tool: str, spec: str, group: str, fingerprint: str, limit: int) -> None:
     """List runs, newest first, with the group and fingerprint that make them comparable."""
-    rows = _open_warehouse(ctx).runs(limit=limit, tool=tool, spec=spec, group=group, fingerprint=fingerprint)
+    from warehouse.backends import DEFAULT_URL, redacted
+
+    url = ctx.obj["warehouse"] or DEFAULT_URL
+    if url.startswith("chdb://") and not Path(url.split("://", 1)[1]).expanduser().exists():
+        # listing is read-only: an embedded warehouse that is not there yet is not created by looking
+        click.echo("[]" if as_json else f"no warehouse at {url} yet, so no runs (`perfhouse run` or "
+                   "`perfhouse ingest` creates it; --warehouse or $PERFHOUSE_WAREHOUSE chooses another)")
+        return
+    warehouse = _open_warehouse(ctx)
+    rows = warehouse.runs(limit=limit, tool=tool, spec=spec, group=group, fingerprint=fingerprint)
     if as_json:
         click.echo(json.dumps([r.to_dict() for r in rows], indent=2, default=str))
+        return
+    if not rows:
+        filtered = " matching the filters" if tool or spec or group or fingerprint else ""
+        click.echo(f"no runs{filtered} in the warehouse {redacted(warehouse.url)}")
         return
     click.echo(
         table(
@@ -919,6 +945,8 @@ def trends(ctx: click.Context, spec: str, journey: str, step: str, fingerprint: 
 
     warehouse = _open_warehouse(ctx)
     found = read_trends(warehouse.backend, metric, spec, journey, step, fingerprint, max_runs)
+    if not found.series:
+        _unknown_spec(warehouse, spec)
     if as_json:
         click.echo(json.dumps(found.to_dict(), indent=2, default=str))
         return
@@ -936,6 +964,21 @@ def trends(ctx: click.Context, spec: str, journey: str, step: str, fingerprint: 
             click.echo(f"  change point at run {cp.run_id} ({cp.started_at}): {cp.direction} {size} "
                        f"({cp.before:.4g} → {cp.after:.4g}), p = {cp.pvalue:.2g}"
                        f"{', worse' if cp.worse else ', better'}")
+
+
+def _unknown_spec(warehouse: Any, spec: str) -> None:
+    """A --spec no run of the warehouse has is a usage error naming the nearest spec (else every one)."""
+    import difflib
+
+    from warehouse.backends import redacted
+    from warehouse.errors import DataError
+
+    names = warehouse.run_facets()["spec_name"]
+    if not spec or spec in names:
+        return
+    near = difflib.get_close_matches(spec, names, n=1)
+    known = f"did you mean {near[0]!r}?" if near else f"specs with runs: {', '.join(names) or 'none'}"
+    raise DataError(f"no run of a spec named {spec!r} in {redacted(warehouse.url)}; {known}")
 
 
 def _gate(warehouse: Any, run_ids: list[str], baseline: str | None, junit: str | None, summary: str | None,
