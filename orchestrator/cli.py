@@ -122,6 +122,24 @@ def _tools(value: str) -> list[str]:
     return names
 
 
+def _webhook(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """--notify: an http(s) webhook URL, checked before anything runs ('' from the environment is none)."""
+    from orchestrator.notify import check_url
+
+    if not value:
+        return None
+    try:
+        return check_url(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _notify_option(fn: F) -> F:
+    return click.option("--notify", default=None, metavar="URL", envvar="PERFHOUSE_NOTIFY_URL", callback=_webhook,
+                        help="POST a JSON notification (Slack incoming webhooks and generic ones read it) when a run "
+                        "ends FAILED, WORSE, ABORTED or INCOMPLETE; a failed post is a warning.")(fn)
+
+
 def _jmeter_on_path() -> tuple[str, str]:
     """The version of the jmeter on PATH, as `run` asks it, and where the version came from."""
     from orchestrator.generators.base import DEFAULT_JMETER_VERSION
@@ -316,6 +334,11 @@ def _image_options(fn: F) -> F:
 @click.option("--baseline", default=None, metavar="RUN|auto|pinned", help="Baseline of --gate.")
 @click.option("--junit", default=None, type=click.Path(dir_okay=False), help="JUnit XML of --gate.")
 @click.option("--summary", default=None, type=click.Path(dir_okay=False), help="Markdown summary of --gate.")
+@click.option("--comment", default=None, type=click.Path(dir_okay=False),
+              help="Pull/merge request comment (Markdown) of --gate.")
+@click.option("--report-url", default=None, metavar="URL",
+              help="The HTML report's address for --comment and --notify (default: the CI job's page, if known).")
+@_notify_option
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @fail_cleanly
@@ -347,6 +370,9 @@ def run(
     baseline: str | None,
     junit: str | None,
     summary: str | None,
+    comment: str | None,
+    report_url: str | None,
+    notify: str | None,
     as_json: bool,
     **tool_images: str | None,
 ) -> None:
@@ -455,9 +481,18 @@ def run(
     else:
         print_summary(outcomes)
     status = exit_status(outcomes)
-    if gate_runs and status != ExitStatus.ABORTED:
-        # with --json only the runs are printed; the gate's findings go to --junit and --summary
-        status = _gate(warehouse.get(), [o.run_id for o in outcomes], baseline, junit, summary, False, not as_json)
+    if gate_runs:
+        # with --json only the runs are printed; the gate's findings go to --junit and --summary. A stopped run
+        # is gated too (CI publishes "aborted", not nothing), and its command still ends as interrupted.
+        gated = _gate(warehouse.get(), [o.run_id for o in outcomes], baseline, junit, summary, False, not as_json,
+                      comment=comment, notify=notify, report_url=report_url)
+        status = status if status == ExitStatus.ABORTED else gated
+    elif notify:  # not gated: the runs' own verdicts (FAILED, ABORTED, INCOMPLETE) notify
+        from orchestrator.notify import from_runs
+        from orchestrator.notify import notify as post
+
+        post(notify, from_runs([o.to_dict() for o in outcomes], spec.name, profile, environment), status,
+             lambda m: click.echo(m, err=True), report_url or "")
     _end(status)
 
 
@@ -981,13 +1016,30 @@ def _unknown_spec(warehouse: Any, spec: str) -> None:
     raise DataError(f"no run of a spec named {spec!r} in {redacted(warehouse.url)}; {known}")
 
 
+def _publish(results: list[dict[str, Any]], status: int, comment: str | None, notify: str | None,
+             report_url: str | None) -> None:
+    """The gate's pull/merge request comment (a file) and its notification, from its results' dicts."""
+    from warehouse.review_comment import ci_report_url, comment_markdown
+
+    link = report_url or ci_report_url()
+    if comment:
+        Path(comment).write_text(comment_markdown(results, link), encoding="utf-8")
+    if notify:
+        from orchestrator.notify import from_gate
+        from orchestrator.notify import notify as post
+
+        post(notify, from_gate(results), status, lambda m: click.echo(m, err=True), link)
+
+
 def _gate(warehouse: Any, run_ids: list[str], baseline: str | None, junit: str | None, summary: str | None,
-          as_json: bool, show: bool = True) -> ExitStatus:
+          as_json: bool, show: bool = True, comment: str | None = None, notify: str | None = None,
+          report_url: str | None = None) -> ExitStatus:
     """Gate runs; write JUnit XML and the Markdown summary; print the outcome; the most severe exit status."""
     from warehouse.analysis.gate import gate as judge
     from warehouse.analysis.gate import junit_xml, markdown_summary, worst_status
 
     results = [judge(warehouse, run_id, baseline) for run_id in run_ids]
+    _publish([r.to_dict() for r in results], worst_status(results), comment, notify, report_url)
     if junit:
         Path(junit).write_text(junit_xml(results), encoding="utf-8")
     text = markdown_summary(results)
@@ -1023,15 +1075,21 @@ def _gate(warehouse: Any, run_ids: list[str], baseline: str | None, junit: str |
 @click.option("--junit", default=None, type=click.Path(dir_okay=False), help="Write JUnit XML here.")
 @click.option("--summary", default=None, type=click.Path(dir_okay=False),
               help="Write the Markdown summary here (it is also appended to $GITHUB_STEP_SUMMARY when set).")
+@click.option("--comment", default=None, type=click.Path(dir_okay=False),
+              help="Write a pull/merge request comment here (Markdown: verdict, worst steps, report link).")
+@click.option("--report-url", default=None, metavar="URL",
+              help="The HTML report's address for --comment and --notify (default: the CI job's page, if known).")
+@_notify_option
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @fail_cleanly
 def gate(ctx: click.Context, run_ref: str, baseline: str | None, junit: str | None, summary: str | None,
-         as_json: bool) -> None:
+         comment: str | None, report_url: str | None, notify: str | None, as_json: bool) -> None:
     """Exit 0 when a run (id, prefix or `latest`) is complete, every SLO holds and no step is WORSE than the
     baseline; else 3 (SLO breach), 8 (regression), 9 (run aborted or incomplete), 2 (usage or data error)."""
     warehouse = _open_warehouse(ctx)
-    sys.exit(int(_gate(warehouse, [warehouse.resolve(run_ref)], baseline, junit, summary, as_json)))
+    sys.exit(int(_gate(warehouse, [warehouse.resolve(run_ref)], baseline, junit, summary, as_json,
+                       comment=comment, notify=notify, report_url=report_url)))
 
 
 @main.command()
