@@ -435,6 +435,11 @@ def run(
     probes = probe_targets([get_tool(name) for name in tool_names], settings)  # while the spec loads
     spec = load_spec(spec_file)
     spec.profile(profile)
+    from orchestrator.sampling import warning as thin_warning
+
+    thin = thin_warning(spec, profile)  # steps the profile leaves too few requests to judge, said before it runs
+    if thin:
+        click.echo(f"perfhouse: {thin}", err=True)
     url = ctx.obj["warehouse"]
     leftovers = Background(_dead_containers, start=False)
 

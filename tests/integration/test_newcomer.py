@@ -85,3 +85,17 @@ def test_the_suite_table_shows_each_runs_verdict_never_pass_for_no_slos_or_abort
              and line.split()[2].startswith("r-")}
     assert lines == {"r-none": "SLOS", "r-stop": "ABORTED", "r-ok": "PASSED"}
     assert " pass" not in out
+
+
+def test_run_warns_before_it_starts_of_steps_too_thin_to_judge(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on: the run stops at its target probe, after the warning
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}"
+    code, out = cli("--warehouse", f"chdb://{tmp_path / 'wh'}", "run", str(ROOT / "examples" / "shop.yaml"),
+                    "--profile", "ci", "--service", f"api={closed}", "--runs-dir", str(tmp_path / "runs"))
+    assert code == ExitStatus.TARGET_UNREACHABLE
+    first = out.splitlines()[0]
+    assert first.startswith("perfhouse: warning: profile 'ci' gives 2 step(s) fewer requests than the 200")
+    assert "checkout/login (at most 99), checkout/add_to_cart (at most 99)" in first
