@@ -265,11 +265,12 @@ def print_summary(outcomes: list[Any]) -> None:
         click.echo(table(rows, ["tool", "journey/step", "requests", "request errors", "failed checks", "p50 ms",
                                 "p95 ms", "p99 ms"]))
     for o in outcomes:
-        click.echo(f"\n{o.tool} run {o.run_id}: {o.status}, {o.verdict}")
+        click.echo(f"\n{o.tool} run {o.run_id}: {o.stopped_early or o.status}, {o.verdict}")
         for v in o.verdicts:
             click.echo(f"  {'PASS' if v.passed else 'FAIL'}  {v.slo}  (observed {v.observed_text})")
         for note in o.notes:
-            click.echo(f"  note: {note}")
+            if note != o.stopped_early:
+                click.echo(f"  note: {note}")
 
 
 def _runner_names() -> list[str]:

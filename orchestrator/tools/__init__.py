@@ -155,6 +155,10 @@ class Tool(Protocol):
     def completed(self, exit_code: int) -> bool:
         """Did the tool finish its load (possibly with failed thresholds)?"""
 
+    def stopped_early(self, console: str) -> str:
+        """Why a completed run ended before its profile did by the tool's own rule (an SLO's abort_on_fail),
+        read from the end of its console log; '' when it ran its whole profile."""
+
 
 TOOLS: dict[str, Tool] = {}
 

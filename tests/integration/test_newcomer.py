@@ -99,3 +99,49 @@ def test_run_warns_before_it_starts_of_steps_too_thin_to_judge(tmp_path: Path) -
     first = out.splitlines()[0]
     assert first.startswith("perfhouse: warning: profile 'ci' gives 2 step(s) fewer requests than the 200")
     assert "checkout/login (at most 99), checkout/add_to_cart (at most 99)" in first
+
+
+ABORTING = """\
+name: aborting
+services:
+  api: http://127.0.0.1:1
+journeys:
+  - name: browse
+    steps:
+      - name: list
+        path: /products
+profiles:
+  long:
+    executor: constant_vus
+    vus: 2
+    duration: 60s
+slos:
+  - {metric: p95, threshold: 1ms, abort_on_fail: true}
+"""
+
+
+def test_a_run_stopped_by_abort_on_fail_says_so_not_completed(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from orchestrator.demo_api import DemoAPI
+    from tests.conftest import need
+
+    need("k6")
+    spec = tmp_path / "aborting.yaml"
+    spec.write_text(ABORTING, encoding="utf-8")
+    with DemoAPI() as api:  # k6 evaluates the threshold every few seconds and stops long before the 60 s
+        proc = subprocess.run([sys.executable, "-m", "orchestrator", "--warehouse", f"chdb://{tmp_path / 'wh'}",
+                               "run", str(spec), "--profile", "long", "--service", f"api={api.url}",
+                               "--runs-dir", str(tmp_path / "runs"), "--progress-interval", "0"],
+                              capture_output=True, text=True, timeout=120)
+    assert proc.returncode == ExitStatus.SLO_FAILED, proc.stdout + proc.stderr
+    (line,) = [x for x in proc.stdout.splitlines() if x.startswith("k6 run ")]
+    assert line.endswith(": stopped early by an SLO with abort_on_fail: k6 crossed its threshold "
+                         "('http_req_duration'), FAILED"), line
+    assert "completed" not in line
+    listed = subprocess.run([sys.executable, "-m", "orchestrator", "--warehouse", f"chdb://{tmp_path / 'wh'}", "runs",
+                             "--json"], capture_output=True, text=True, timeout=120)
+    (run,) = json.loads(listed.stdout)
+    assert "stopped early by an SLO with abort_on_fail" in run["notes"]
