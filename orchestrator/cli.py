@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import click
 
 from orchestrator import __version__
-from orchestrator.errors import ExitStatus, PerfhouseError
+from orchestrator.errors import ExitStatus, PerfhouseError, SpecErrors
 from warehouse.errors import WarehouseError
 
 if TYPE_CHECKING:
@@ -33,7 +33,8 @@ def fail_cleanly(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except (PerfhouseError, WarehouseError) as exc:
-            click.echo(f"perfhouse: error: {exc}", err=True)
+            for line in exc.errors if isinstance(exc, SpecErrors) else [exc]:  # a spec's mistakes: a line each
+                click.echo(f"perfhouse: error: {line}", err=True)
             sys.exit(int(exc.exit_status))
         except KeyboardInterrupt:
             click.echo("perfhouse: interrupted", err=True)
@@ -436,11 +437,6 @@ def run(
     probes = probe_targets([get_tool(name) for name in tool_names], settings)  # while the spec loads
     spec = load_spec(spec_file)
     spec.profile(profile)
-    from orchestrator.sampling import warning as thin_warning
-
-    thin = thin_warning(spec, profile)  # steps the profile leaves too few requests to judge, said before it runs
-    if thin:
-        click.echo(f"perfhouse: {thin}", err=True)
     url = ctx.obj["warehouse"]
     leftovers = Background(_dead_containers, start=False)
 
@@ -458,6 +454,17 @@ def run(
             raise click.UsageError(f"--generators {generators}: {name} cannot split one test; run it separately")
     scripts = render_scripts(spec, [get_tool(name) for name in tool_names], profile, _services(services), settings,
                              {name: probe.get() for name, probe in probes.items()})
+    from orchestrator.sampling import warning as thin_warning
+
+    thin = [thin_warning(spec, profile)]  # steps the profile leaves too few requests to judge
+
+    def say(message: str) -> None:
+        """The run's lines, the first (its tool starting, its targets reached) after the thin steps' warning."""
+        if thin[0]:
+            click.echo(f"perfhouse: {thin.pop()}", err=True)
+            thin.append("")
+        echo(message)
+
     outcomes = []
     group_id = new_group_id()
     with terminate_as_interrupt():
@@ -472,7 +479,7 @@ def run(
                 Path(runs_dir),
                 timeout_s,
                 environment,
-                echo=echo,
+                echo=say,
                 settings=settings,
                 group_id=group_id,
                 script=scripts[name],
