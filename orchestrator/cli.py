@@ -503,9 +503,10 @@ def run(
     elif notify:  # not gated: the runs' own verdicts (FAILED, ABORTED, INCOMPLETE) notify
         from orchestrator.notify import from_runs
         from orchestrator.notify import notify as post
+        from warehouse.review_comment import ci_report_url
 
         post(notify, from_runs([o.to_dict() for o in outcomes], spec.name, profile, environment), status,
-             lambda m: click.echo(m, err=True), report_url or "")
+             lambda m: click.echo(m, err=True), report_url or ci_report_url())
     _end(status)
 
 

@@ -130,3 +130,45 @@ def test_a_failed_notification_never_changes_the_gates_exit_status(tmp_path: Pat
 def test_a_webhook_that_is_not_http_is_a_usage_error(bad: str, tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["--warehouse", f"chdb://{tmp_path / 'wh'}", "gate", "--notify", bad])
     assert result.exit_code == ExitStatus.USAGE and "expected an http:// or https:// webhook URL" in result.output
+
+
+BREACHED = """\
+name: breached
+services:
+  api: http://127.0.0.1:1
+journeys:
+  - name: browse
+    steps:
+      - name: list
+        path: /products
+profiles:
+  quick:
+    executor: iterations
+    vus: 1
+    iterations: 5
+slos:
+  - {metric: p95, threshold: 1ms}
+"""
+
+
+def test_a_run_without_a_gate_notifies_its_own_slo_breach(hook: str, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from orchestrator.demo_api import DemoAPI
+    from tests.conftest import need
+
+    need("k6")
+    spec = tmp_path / "breached.yaml"
+    spec.write_text(BREACHED, encoding="utf-8")
+    with DemoAPI(delay_ms=(5.0, 10.0)) as api:
+        proc = subprocess.run([sys.executable, "-m", "orchestrator", "--warehouse", f"chdb://{tmp_path / 'wh'}", "run",
+                               str(spec), "--profile", "quick", "--service", f"api={api.url}", "--notify", hook,
+                               "--runs-dir", str(tmp_path / "runs"), "--progress-interval", "0", "--env", "ci"],
+                              capture_output=True, text=True, timeout=120)
+    assert proc.returncode == ExitStatus.SLO_FAILED, proc.stderr
+    (got,) = Hook.bodies
+    assert got["event"] == "FAILED" and got["exit_status"] == 3
+    (run,) = got["runs"]
+    assert (run["spec"], run["profile"], run["environment"], run["tool"]) == ("breached", "quick", "ci", "k6")
+    assert run["failed_slos"] == ["overall p95 < 1 ms"] and "notification" not in proc.stderr
