@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import click
 
 from orchestrator import __version__
-from orchestrator.errors import ExitStatus, PerfhouseError
+from orchestrator.errors import ExitStatus, PerfhouseError, SpecErrors
 from warehouse.errors import WarehouseError
 
 if TYPE_CHECKING:
@@ -33,7 +33,8 @@ def fail_cleanly(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except (PerfhouseError, WarehouseError) as exc:
-            click.echo(f"perfhouse: error: {exc}", err=True)
+            for line in exc.errors if isinstance(exc, SpecErrors) else [exc]:  # a spec's mistakes: a line each
+                click.echo(f"perfhouse: error: {line}", err=True)
             sys.exit(int(exc.exit_status))
         except KeyboardInterrupt:
             click.echo("perfhouse: interrupted", err=True)
@@ -107,7 +108,37 @@ def _services(values: tuple[str, ...]) -> dict[str, str]:
 
 
 def _tools(value: str) -> list[str]:
-    return [t.strip() for t in value.split(",") if t.strip()]
+    """The tools of --tool; a name no tool module registers is a usage error (exit 2) naming the nearest."""
+    import difflib
+
+    from orchestrator.tools import TOOLS
+
+    names = [t.strip() for t in value.split(",") if t.strip()]
+    for name in names:
+        if name not in TOOLS:
+            near = difflib.get_close_matches(name, list(TOOLS), n=1, cutoff=0.5)  # names of two letters
+            hint = f"did you mean {near[0]!r}? " if near else ""
+            raise click.BadParameter(f"unknown tool {name!r}; {hint}perfhouse drives: {', '.join(sorted(TOOLS))}",
+                                     param_hint="--tool")
+    return names
+
+
+def _webhook(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """--notify: an http(s) webhook URL, checked before anything runs ('' from the environment is none)."""
+    from orchestrator.notify import check_url
+
+    if not value:
+        return None
+    try:
+        return check_url(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _notify_option(fn: F) -> F:
+    return click.option("--notify", default=None, metavar="URL", envvar="PERFHOUSE_NOTIFY_URL", callback=_webhook,
+                        help="POST a JSON notification (Slack incoming webhooks and generic ones read it) when a run "
+                        "ends FAILED, WORSE, ABORTED or INCOMPLETE; a failed post is a warning.")(fn)
 
 
 def _jmeter_on_path() -> tuple[str, str]:
@@ -235,11 +266,12 @@ def print_summary(outcomes: list[Any]) -> None:
         click.echo(table(rows, ["tool", "journey/step", "requests", "request errors", "failed checks", "p50 ms",
                                 "p95 ms", "p99 ms"]))
     for o in outcomes:
-        click.echo(f"\n{o.tool} run {o.run_id}: {o.status}, {o.verdict}")
+        click.echo(f"\n{o.tool} run {o.run_id}: {o.stopped_early or o.status}, {o.verdict}")
         for v in o.verdicts:
             click.echo(f"  {'PASS' if v.passed else 'FAIL'}  {v.slo}  (observed {v.observed_text})")
         for note in o.notes:
-            click.echo(f"  note: {note}")
+            if note != o.stopped_early:
+                click.echo(f"  note: {note}")
 
 
 def _runner_names() -> list[str]:
@@ -314,6 +346,11 @@ def _image_options(fn: F) -> F:
               help="An SLO of a script (repeatable): p95<500, checkout:p99<800, error_rate<1%, throughput>50.")
 @click.option("--slo-file", default=None, type=click.Path(dir_okay=False),
               help="A script's SLOs (`slos:` as in a spec); default: NAME.slo.yaml beside the script.")
+@click.option("--comment", default=None, type=click.Path(dir_okay=False),
+              help="Pull/merge request comment (Markdown) of --gate.")
+@click.option("--report-url", default=None, metavar="URL",
+              help="The HTML report's address for --comment and --notify (default: the CI job's page, if known).")
+@_notify_option
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @fail_cleanly
@@ -349,6 +386,9 @@ def run(
     env_vars: tuple[str, ...],
     slo_texts: tuple[str, ...],
     slo_file: str | None,
+    comment: str | None,
+    report_url: str | None,
+    notify: str | None,
     as_json: bool,
     **tool_images: str | None,
 ) -> None:
@@ -438,16 +478,28 @@ def run(
         if generators > 1 and not get_tool(name).splits:
             raise click.UsageError(f"--generators {generators}: {name} cannot split one test; run it separately")
     targets = {name: probe.get() for name, probe in probes.items()}
+    thin = [""]
     if scripts_given is None:
         scripts = render_scripts(spec, [get_tool(name) for name in tool_names], profile, _services(services),
                                  settings, targets)
         runs = [(spec, profile, name, scripts[name]) for name in tool_names]
+        from orchestrator.sampling import warning as thin_warning
+
+        thin = [thin_warning(spec, profile)]  # steps the profile leaves too few requests to judge
     else:
         from orchestrator.run import render_script
         from orchestrator.scripts import PROFILE
 
         runs = [(s, PROFILE, name, render_script(s, get_tool(name), PROFILE, {}, settings, targets[name]))
                 for s, name in zip(scripts_given, tool_names, strict=True)]
+
+    def say(message: str) -> None:
+        """The run's lines, the first (its tool starting, its targets reached) after the thin steps' warning."""
+        if thin[0]:
+            click.echo(f"perfhouse: {thin.pop()}", err=True)
+            thin.append("")
+        echo(message)
+
     outcomes = []
     group_id = new_group_id()
     with terminate_as_interrupt():
@@ -462,7 +514,7 @@ def run(
                 Path(runs_dir),
                 timeout_s,
                 environment,
-                echo=echo,
+                echo=say,
                 settings=settings,
                 group_id=group_id,
                 script=script,
@@ -477,9 +529,20 @@ def run(
     else:
         print_summary(outcomes)
     status = exit_status(outcomes)
-    if gate_runs and status != ExitStatus.ABORTED:
-        # with --json only the runs are printed; the gate's findings go to --junit and --summary
-        status = _gate(warehouse.get(), [o.run_id for o in outcomes], baseline, junit, summary, False, not as_json)
+    if gate_runs:
+        # with --json only the runs are printed; the gate's findings go to --junit and --summary. A stopped run
+        # is gated too (CI publishes "aborted", not nothing), and its command still ends as interrupted.
+        gated = _gate(warehouse.get(), [o.run_id for o in outcomes], baseline, junit, summary, False, not as_json,
+                      comment=comment, notify=notify, report_url=report_url)
+        status = status if status == ExitStatus.ABORTED else gated
+    elif notify:  # not gated: the runs' own verdicts (FAILED, ABORTED, INCOMPLETE) notify
+        from orchestrator.notify import from_runs
+        from orchestrator.notify import notify as post
+        from warehouse.review_comment import ci_report_url
+
+        name = spec.name if scripts_given is None else ", ".join(s.name for s in scripts_given)
+        post(notify, from_runs([o.to_dict() for o in outcomes], name, runs[0][1], environment), status,
+             lambda m: click.echo(m, err=True), report_url or ci_report_url())
     _end(status)
 
 
@@ -853,10 +916,11 @@ def _run_suite(ctx: click.Context, path: Path, shared: Any, as_json: bool, echo:
         rows: list[list[Any]] = []
         for r in results:
             name = f"{r.entry.spec.name}/{r.entry.profile}"
-            rows.extend([name, o.tool, o.run_id, o.status, "pass" if o.slo_passed else "FAIL"] for o in r.runs)
+            # the run's verdict, never a bare "pass": NO SLOS judged nothing, ABORTED and INCOMPLETE too little
+            rows.extend([name, o.tool, o.run_id, o.status, str(o.verdict)] for o in r.runs)
             if not r.runs:
-                rows.append([name, "–", "–", "–", "FAIL"])
-        click.echo(table(rows, ["spec/profile", "tool", "run", "status", "SLOs"]))
+                rows.append([name, "–", "–", "–", "NOT RUN"])
+        click.echo(table(rows, ["spec/profile", "tool", "run", "status", "verdict"]))
         for r in results:
             if r.error:
                 click.echo(f"{r.entry.spec.name}/{r.entry.profile}: {r.error}")
@@ -876,9 +940,22 @@ def _run_suite(ctx: click.Context, path: Path, shared: Any, as_json: bool, echo:
 @fail_cleanly
 def runs(ctx: click.Context, as_json: bool, tool: str, spec: str, group: str, fingerprint: str, limit: int) -> None:
     """List runs, newest first, with the group and fingerprint that make them comparable."""
-    rows = _open_warehouse(ctx).runs(limit=limit, tool=tool, spec=spec, group=group, fingerprint=fingerprint)
+    from warehouse.backends import DEFAULT_URL, redacted
+
+    url = ctx.obj["warehouse"] or DEFAULT_URL
+    if url.startswith("chdb://") and not Path(url.split("://", 1)[1]).expanduser().exists():
+        # listing is read-only: an embedded warehouse that is not there yet is not created by looking
+        click.echo("[]" if as_json else f"no warehouse at {url} yet, so no runs (`perfhouse run` or "
+                   "`perfhouse ingest` creates it; --warehouse or $PERFHOUSE_WAREHOUSE chooses another)")
+        return
+    warehouse = _open_warehouse(ctx)
+    rows = warehouse.runs(limit=limit, tool=tool, spec=spec, group=group, fingerprint=fingerprint)
     if as_json:
         click.echo(json.dumps([r.to_dict() for r in rows], indent=2, default=str))
+        return
+    if not rows:
+        filtered = " matching the filters" if tool or spec or group or fingerprint else ""
+        click.echo(f"no runs{filtered} in the warehouse {redacted(warehouse.url)}")
         return
     click.echo(
         table(
@@ -1014,6 +1091,8 @@ def trends(ctx: click.Context, spec: str, journey: str, step: str, fingerprint: 
 
     warehouse = _open_warehouse(ctx)
     found = read_trends(warehouse.backend, metric, spec, journey, step, fingerprint, max_runs)
+    if not found.series:
+        _unknown_spec(warehouse, spec)
     if as_json:
         click.echo(json.dumps(found.to_dict(), indent=2, default=str))
         return
@@ -1033,13 +1112,45 @@ def trends(ctx: click.Context, spec: str, journey: str, step: str, fingerprint: 
                        f"{', worse' if cp.worse else ', better'}")
 
 
+def _unknown_spec(warehouse: Any, spec: str) -> None:
+    """A --spec no run of the warehouse has is a usage error naming the nearest spec (else every one)."""
+    import difflib
+
+    from warehouse.backends import redacted
+    from warehouse.errors import DataError
+
+    names = warehouse.run_facets()["spec_name"]
+    if not spec or spec in names:
+        return
+    near = difflib.get_close_matches(spec, names, n=1)
+    known = f"did you mean {near[0]!r}?" if near else f"specs with runs: {', '.join(names) or 'none'}"
+    raise DataError(f"no run of a spec named {spec!r} in {redacted(warehouse.url)}; {known}")
+
+
+def _publish(results: list[dict[str, Any]], status: int, comment: str | None, notify: str | None,
+             report_url: str | None) -> None:
+    """The gate's pull/merge request comment (a file) and its notification, from its results' dicts."""
+    from warehouse.review_comment import ci_report_url, comment_markdown
+
+    link = report_url or ci_report_url()
+    if comment:
+        Path(comment).write_text(comment_markdown(results, link), encoding="utf-8")
+    if notify:
+        from orchestrator.notify import from_gate
+        from orchestrator.notify import notify as post
+
+        post(notify, from_gate(results), status, lambda m: click.echo(m, err=True), link)
+
+
 def _gate(warehouse: Any, run_ids: list[str], baseline: str | None, junit: str | None, summary: str | None,
-          as_json: bool, show: bool = True) -> ExitStatus:
+          as_json: bool, show: bool = True, comment: str | None = None, notify: str | None = None,
+          report_url: str | None = None) -> ExitStatus:
     """Gate runs; write JUnit XML and the Markdown summary; print the outcome; the most severe exit status."""
     from warehouse.analysis.gate import gate as judge
     from warehouse.analysis.gate import junit_xml, markdown_summary, worst_status
 
     results = [judge(warehouse, run_id, baseline) for run_id in run_ids]
+    _publish([r.to_dict() for r in results], worst_status(results), comment, notify, report_url)
     if junit:
         Path(junit).write_text(junit_xml(results), encoding="utf-8")
     text = markdown_summary(results)
@@ -1075,15 +1186,21 @@ def _gate(warehouse: Any, run_ids: list[str], baseline: str | None, junit: str |
 @click.option("--junit", default=None, type=click.Path(dir_okay=False), help="Write JUnit XML here.")
 @click.option("--summary", default=None, type=click.Path(dir_okay=False),
               help="Write the Markdown summary here (it is also appended to $GITHUB_STEP_SUMMARY when set).")
+@click.option("--comment", default=None, type=click.Path(dir_okay=False),
+              help="Write a pull/merge request comment here (Markdown: verdict, worst steps, report link).")
+@click.option("--report-url", default=None, metavar="URL",
+              help="The HTML report's address for --comment and --notify (default: the CI job's page, if known).")
+@_notify_option
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @fail_cleanly
 def gate(ctx: click.Context, run_ref: str, baseline: str | None, junit: str | None, summary: str | None,
-         as_json: bool) -> None:
+         comment: str | None, report_url: str | None, notify: str | None, as_json: bool) -> None:
     """Exit 0 when a run (id, prefix or `latest`) is complete, every SLO holds and no step is WORSE than the
     baseline; else 3 (SLO breach), 8 (regression), 9 (run aborted or incomplete), 2 (usage or data error)."""
     warehouse = _open_warehouse(ctx)
-    sys.exit(int(_gate(warehouse, [warehouse.resolve(run_ref)], baseline, junit, summary, as_json)))
+    sys.exit(int(_gate(warehouse, [warehouse.resolve(run_ref)], baseline, junit, summary, as_json,
+                       comment=comment, notify=notify, report_url=report_url)))
 
 
 @main.command()

@@ -10,6 +10,7 @@ __all__ = [
     "PerfhouseError",
     "RunAborted",
     "SpecError",
+    "SpecErrors",
     "TargetUnreachableError",
     "ToolMissingError",
 ]
@@ -34,6 +35,18 @@ class SpecError(PerfhouseError):
         prefix = f"{where}: " if where else ""
         at = f"{field}: " if field else ""
         super().__init__(f"{prefix}{at}{message}")
+
+
+class SpecErrors(SpecError):
+    """Several mistakes of one spec, each a located SpecError, told together (one line each)."""
+
+    def __init__(self, errors: list[SpecError]):
+        first = errors[0]
+        super().__init__(first.reason, first.file, first.line, first.column, first.field)
+        self.errors = list(errors)
+
+    def __str__(self) -> str:
+        return "\n".join(str(e) for e in self.errors)
 
 
 class GenerationError(PerfhouseError):

@@ -73,6 +73,7 @@ class ToolRun:
     verdicts: list[Verdict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     infra_samples: int = 0
+    stopped_early: str = ""  # why a completed run ended before its profile did (an SLO's abort_on_fail)
 
     @property
     def slo_passed(self) -> bool:
@@ -100,6 +101,7 @@ class ToolRun:
             "verdict": str(self.verdict),
             "notes": self.notes,
             "infra_samples": self.infra_samples,
+            "stopped_early": self.stopped_early,
         }
 
 
@@ -584,9 +586,19 @@ def execution_status(plan: Plan, execution: Execution) -> tuple[str, str]:
     if execution.timed_out:
         return "aborted", f"stopped by the {plan.timeout_s or 0:g}s timeout"
     if all(plan.tool.completed(code) for code in execution.exit_codes):
-        return "completed", ""
+        return "completed", next(filter(None, (plan.tool.stopped_early(_tail(log)) for log in execution.logs)), "")
     logs = ", ".join(str(log) for log in execution.logs)
     return "failed", f"{plan.tool.name} exited with {execution.exit_code}; see {logs}"
+
+
+def _tail(log: Path, size: int = 65536) -> str:
+    """The end of a console log (where a tool says why it stopped); '' when there is none."""
+    try:
+        with log.open("rb") as fh:
+            fh.seek(max(0, log.stat().st_size - size))
+            return fh.read().decode(errors="replace")
+    except OSError:
+        return ""
 
 
 def ingest_results(plan: Plan, warehouse: Warehouse, info: RunInfo, made: Parts, live: LiveIngest | None,
@@ -765,6 +777,7 @@ def run_tool(
             execution, watched = execute(plan, job, made.outputs, live, echo, watching)
         outcome.exit_code = execution.exit_code
         status, note = execution_status(plan, execution)
+        outcome.stopped_early = note if status == "completed" else ""
         store, info = recorded.get()
         if watched.samples:
             store.add_infra_samples(plan.run_id, watched.samples)

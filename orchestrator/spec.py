@@ -7,13 +7,14 @@ import difflib
 import hashlib
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
-from orchestrator.errors import SpecError
+from orchestrator.errors import SpecError, SpecErrors
 
 if TYPE_CHECKING:
     from orchestrator.scripts import UserScript
@@ -435,6 +436,12 @@ def parse_jsonpath(expr: str) -> tuple[str | int, ...]:
     return tuple(keys)
 
 
+def _keys(value: Any) -> tuple[Any, ...]:
+    """The keys of a mapping the spec gives (which `_Reader.mapping` allows); none when it is not one, which
+    `mapping` then reports."""
+    return tuple(value) if isinstance(value, dict) else ()
+
+
 def _suggest(name: str, choices: Any) -> str:
     close = difflib.get_close_matches(name, list(choices), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
@@ -490,6 +497,27 @@ class _Reader:
     def __init__(self, file: str, positions: dict[str, tuple[int, int]]):
         self.file = file
         self.positions = positions
+        self.errors: list[SpecError] = []  # every item's first mistake (collecting), in the order found
+        self.failed: set[str] = set()  # names of items that failed: mistakes that only repeat them are not told
+
+    @contextmanager
+    def collecting(self, name: Any = None) -> Iterator[None]:
+        """One item of the spec (a service, a journey, a step, a profile, an SLO): its first mistake is kept and
+        the rest of the item skipped, so every item's mistake is told in one round; a mistake that only follows
+        from an item already failed (naming it) is left out."""
+        try:
+            yield
+        except SpecError as exc:
+            if not any(repr(n) in exc.reason for n in self.failed):
+                self.errors.append(exc)
+            if isinstance(name, str) and name:
+                self.failed.add(name)
+
+    def raise_collected(self) -> None:
+        if len(self.errors) == 1:
+            raise self.errors[0]
+        if self.errors:
+            raise SpecErrors(self.errors)
 
     def fail(self, path: str, message: str) -> SpecError:
         probe = path
@@ -600,22 +628,35 @@ def load_spec(path: str | Path) -> Spec:
 
 
 def parse_spec(text: str, file: str = "<spec>") -> Spec:
+    """The spec in `text`; every mistake found is raised at once (SpecErrors when more than one), each located."""
     data, positions = _compose(text, file)
     r = _Reader(file, positions)
+    spec = None
+    with r.collecting():
+        spec = _parse(text, file, data, positions, r)
+    r.raise_collected()
+    assert spec is not None
+    return spec
+
+
+def _parse(text: str, file: str, data: Any, positions: dict[str, tuple[int, int]], r: _Reader) -> Spec:
     top = r.mapping(data, "", _TOP, required=("name", "services", "journeys", "profiles"))
     name = r.name(top["name"], "name")
 
-    services_raw = r.mapping(top["services"], "services", tuple(top["services"] or {}))
+    services_raw = r.mapping(top["services"], "services", _keys(top["services"]))
     services: dict[str, str] = {}
     for sname, url in services_raw.items():
-        url_s = r.string(url, f"services.{sname}").rstrip("/")
-        if "${" in url_s:
-            raise r.fail(f"services.{sname}", "a base URL is literal text; retarget a service at run time with "
-                                              "--service NAME=URL or the generated scripts' PERFHOUSE_SERVICE_<NAME>")
-        if not re.match(r"https?://[^/\s]+", url_s):
-            raise r.fail(f"services.{sname}", f"expected a base URL like http://host:port, found {url!r}")
-        services[r.name(sname, f"services.{sname}")] = url_s
+        with r.collecting(sname):
+            url_s = r.string(url, f"services.{sname}").rstrip("/")
+            if "${" in url_s:
+                raise r.fail(f"services.{sname}", "a base URL is literal text; retarget a service at run time with "
+                                                  "--service NAME=URL or the generated scripts' "
+                                                  "PERFHOUSE_SERVICE_<NAME>")
+            if not re.match(r"https?://[^/\s]+", url_s):
+                raise r.fail(f"services.{sname}", f"expected a base URL like http://host:port, found {url!r}")
+            services[r.name(sname, f"services.{sname}")] = url_s
     if not services:
+        r.raise_collected()  # the services' own mistakes say why none is left
         raise r.fail("services", "define at least one service")
     for sname in services:
         same = [other for other in services if service_env(other) == service_env(sname)]
@@ -624,7 +665,7 @@ def parse_spec(text: str, file: str = "<spec>") -> Spec:
                                                 f"{service_env(sname)}; rename one")
 
     variables_raw = top.get("variables") or {}
-    r.mapping(variables_raw, "variables", tuple(variables_raw))
+    r.mapping(variables_raw, "variables", _keys(variables_raw))
     variables: dict[str, str] = {}
     for key, value in variables_raw.items():
         tmpl = r.template(value, f"variables.{key}")
@@ -642,7 +683,7 @@ def parse_spec(text: str, file: str = "<spec>") -> Spec:
     default_think = _think_time(r, defaults.get("think_time"), "defaults.think_time")
 
     datasets_raw = top.get("data") or {}
-    r.mapping(datasets_raw, "data", tuple(datasets_raw))
+    r.mapping(datasets_raw, "data", _keys(datasets_raw))
     datasets = {str(k): _dataset(r, str(k), v, f"data.{k}", Path(file).parent) for k, v in datasets_raw.items()}
 
     journeys_raw = top["journeys"]
@@ -650,62 +691,25 @@ def parse_spec(text: str, file: str = "<spec>") -> Spec:
         raise r.fail("journeys", "expected a non-empty list of journeys")
     journeys: list[Journey] = []
     for ji, jraw in enumerate(journeys_raw):
-        jp = f"journeys[{ji}]"
-        j = r.mapping(jraw, jp, _JOURNEY, required=("name", "steps"))
-        jname = r.name(j["name"], f"{jp}.name")
-        if any(x.name == jname for x in journeys):
-            raise r.fail(f"{jp}.name", f"a journey named {jname!r} is already defined")
-        jlabel = _label(r, j, jp)
-        if any(x.key == (jlabel or jname) for x in journeys):
-            raise r.fail(f"{jp}.label" if jlabel else f"{jp}.name",
-                         f"another journey is already reported as {jlabel or jname!r}")
-        weight = r.integer(j.get("weight", 1), f"{jp}.weight", minimum=1)
-        if not isinstance(j["steps"], list) or not j["steps"]:
-            raise r.fail(f"{jp}.steps", "expected a non-empty list of steps")
-        known = set(variables)
-        data = r.string(j["data"], f"{jp}.data") if "data" in j else ""
-        if data:
-            if data not in datasets:
-                raise r.fail(f"{jp}.data", f"no data set named {data!r}{_suggest(data, datasets)}")
-            known.update(datasets[data].columns)
-        steps: list[Step] = []
-        for si, sraw in enumerate(j["steps"]):
-            step = _step(r, sraw, f"{jp}.steps[{si}]", services, default_timeout, default_think, known, variables)
-            if any(x.name == step.name for x in steps):
-                raise r.fail(f"{jp}.steps[{si}].name", f"a step named {step.name!r} is already in {jname!r}")
-            if any(x.key == step.key for x in steps):
-                raise r.fail(f"{jp}.steps[{si}].label" if step.label else f"{jp}.steps[{si}].name",
-                             f"another step of {jname!r} is already reported as {step.key!r}")
-            steps.append(step)
-            known.update(e.var for e in step.extract)
-        journey = Journey(jname, weight, tuple(steps), data, jlabel)
-        groups = [g for g, _ in journey.segments if g]
-        if len(groups) != len(set(groups)):
-            again = next(g for g in groups if groups.count(g) > 1)
-            raise r.fail(f"{jp}.steps", f"the steps of group {again!r} must follow one another")
-        group_think: list[tuple[str, ThinkTime]] = []
-        raw_groups = j.get("groups") or {}
-        for gname, graw in r.mapping(raw_groups, f"{jp}.groups", tuple(raw_groups)).items():
-            gp = f"{jp}.groups.{gname}"
-            if gname not in groups:
-                raise r.fail(gp, f"no step of {jname!r} is in a group {gname!r}{_suggest(str(gname), groups)}")
-            g = r.mapping(graw, gp, ("think_time",), required=("think_time",))
-            think = _think_time(r, g["think_time"], f"{gp}.think_time")
-            if think is not None:
-                group_think.append((str(gname), think))
-        journey = replace(journey, think_time=_think_time(r, j.get("think_time"), f"{jp}.think_time"),
-                          group_think=tuple(group_think))
-        journeys.append(journey)
+        with r.collecting(jraw.get("name") if isinstance(jraw, dict) else None):
+            _journey(r, jraw, ji, journeys, variables, datasets, services, default_timeout, default_think)
 
-    profiles_raw = r.mapping(top["profiles"], "profiles", tuple(top["profiles"] or {}))
+    profiles_raw = r.mapping(top["profiles"], "profiles", _keys(top["profiles"]))
     if not profiles_raw:
         raise r.fail("profiles", "define at least one load profile")
-    profiles = {str(k): _profile(r, str(k), v, f"profiles.{k}", journeys) for k, v in profiles_raw.items()}
+    profiles: dict[str, Profile] = {}
+    for k, v in profiles_raw.items():
+        with r.collecting():
+            profiles[str(k)] = _profile(r, str(k), v, f"profiles.{k}", journeys)
 
     slos_raw = top.get("slos") or []
     if not isinstance(slos_raw, list):
         raise r.fail("slos", f"expected a list of SLOs, found {_kind(slos_raw)}")
-    slos = tuple(_slo(r, s, f"slos[{i}]", journeys, services) for i, s in enumerate(slos_raw))
+    found: list[SLO] = []
+    for i, raw in enumerate(slos_raw):
+        with r.collecting():
+            found.append(_slo(r, raw, f"slos[{i}]", journeys, services))
+    slos = tuple(found)
 
     trace, trace_url = _trace(r, top.get("trace", False))
     if trace:  # generated JMeter plans hold the trace context in these variables
@@ -741,6 +745,62 @@ def parse_spec(text: str, file: str = "<spec>") -> Spec:
         trace=trace,
         trace_url=trace_url,
     )
+
+
+def _journey(r: _Reader, jraw: Any, ji: int, journeys: list[Journey], variables: dict[str, str],
+             datasets: dict[str, Dataset], services: dict[str, str], default_timeout: float,
+             default_think: ThinkTime | None) -> None:
+    """Journey `ji` of the spec, appended to `journeys`; each of its steps' first mistake is collected."""
+    jp = f"journeys[{ji}]"
+    j = r.mapping(jraw, jp, _JOURNEY, required=("name", "steps"))
+    jname = r.name(j["name"], f"{jp}.name")
+    if any(x.name == jname for x in journeys):
+        raise r.fail(f"{jp}.name", f"a journey named {jname!r} is already defined")
+    jlabel = _label(r, j, jp)
+    if any(x.key == (jlabel or jname) for x in journeys):
+        raise r.fail(f"{jp}.label" if jlabel else f"{jp}.name",
+                     f"another journey is already reported as {jlabel or jname!r}")
+    weight = r.integer(j.get("weight", 1), f"{jp}.weight", minimum=1)
+    if not isinstance(j["steps"], list) or not j["steps"]:
+        raise r.fail(f"{jp}.steps", "expected a non-empty list of steps")
+    known = set(variables)
+    data = r.string(j["data"], f"{jp}.data") if "data" in j else ""
+    if data:
+        if data not in datasets:
+            raise r.fail(f"{jp}.data", f"no data set named {data!r}{_suggest(data, datasets)}")
+        known.update(datasets[data].columns)
+    steps: list[Step] = []
+    for si, sraw in enumerate(j["steps"]):
+        known.update(str(k) for k in _keys(sraw.get("extract") if isinstance(sraw, dict) else None))  # even failed
+        with r.collecting():
+            step = _step(r, sraw, f"{jp}.steps[{si}]", services, default_timeout, default_think, known, variables)
+            if any(x.name == step.name for x in steps):
+                raise r.fail(f"{jp}.steps[{si}].name", f"a step named {step.name!r} is already in {jname!r}")
+            if any(x.key == step.key for x in steps):
+                raise r.fail(f"{jp}.steps[{si}].label" if step.label else f"{jp}.steps[{si}].name",
+                             f"another step of {jname!r} is already reported as {step.key!r}")
+            steps.append(step)
+    if len(steps) < len(j["steps"]):  # a step failed: what depends on the whole journey is not judged
+        r.failed.add(jname)
+        return
+    journey = Journey(jname, weight, tuple(steps), data, jlabel)
+    groups = [g for g, _ in journey.segments if g]
+    if len(groups) != len(set(groups)):
+        again = next(g for g in groups if groups.count(g) > 1)
+        raise r.fail(f"{jp}.steps", f"the steps of group {again!r} must follow one another")
+    group_think: list[tuple[str, ThinkTime]] = []
+    raw_groups = j.get("groups") or {}
+    for gname, graw in r.mapping(raw_groups, f"{jp}.groups", _keys(raw_groups)).items():
+        gp = f"{jp}.groups.{gname}"
+        if gname not in groups:
+            raise r.fail(gp, f"no step of {jname!r} is in a group {gname!r}{_suggest(str(gname), groups)}")
+        g = r.mapping(graw, gp, ("think_time",), required=("think_time",))
+        think = _think_time(r, g["think_time"], f"{gp}.think_time")
+        if think is not None:
+            group_think.append((str(gname), think))
+    journey = replace(journey, think_time=_think_time(r, j.get("think_time"), f"{jp}.think_time"),
+                      group_think=tuple(group_think))
+    journeys.append(journey)
 
 
 def _trace(r: _Reader, raw: Any) -> tuple[bool, str]:
@@ -888,7 +948,7 @@ def _step(
 
     extracts: list[Extraction] = []
     raw_extract = s.get("extract") or {}
-    r.mapping(raw_extract, f"{path}.extract", tuple(raw_extract))
+    r.mapping(raw_extract, f"{path}.extract", _keys(raw_extract))
     for var, eraw in raw_extract.items():
         ep = f"{path}.extract.{var}"
         r.name(var, ep)
@@ -920,7 +980,7 @@ def _step(
             raise r.fail(f"{path}.expected_statuses", f"HTTP statuses lie in 100-599, found {max(expected)}")
     tags: list[tuple[str, str]] = []
     raw_tags = s.get("tags") or {}
-    for tag, value in r.mapping(raw_tags, f"{path}.tags", tuple(raw_tags)).items():
+    for tag, value in r.mapping(raw_tags, f"{path}.tags", _keys(raw_tags)).items():
         tp = f"{path}.tags.{tag}"
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(tag)):
             raise r.fail(tp, f"a tag name is letters, digits and _, found {tag!r}")
@@ -1026,7 +1086,7 @@ def _profile(r: _Reader, name: str, raw: Any, path: str, journeys: list[Journey]
     if journeys is not None and "journeys" in p:
         names = [j.name for j in journeys]
         raw_own = p.pop("journeys")
-        for jname, jraw in r.mapping(raw_own, f"{path}.journeys", tuple(raw_own or {})).items():
+        for jname, jraw in r.mapping(raw_own, f"{path}.journeys", _keys(raw_own)).items():
             if jname not in names:
                 raise r.fail(f"{path}.journeys.{jname}", f"no journey named {jname!r}{_suggest(str(jname), names)}")
             own.append((str(jname), _profile(r, f"{name}.{jname}", jraw, f"{path}.journeys.{jname}")))

@@ -108,8 +108,14 @@ SELECT run_id, labels[{label:String}] AS owner FROM runs FINAL
 WHERE status = 'running' AND mapContains(labels, {label:String})
 """
 
+# `latest` is the run recorded last (created by `run`, or imported by `ingest`), not the one that started last:
+# after importing older history it is the run just imported. A run id begins with the time it was created
+# (warehouse.ids); an id of another shape counts from its start time.
 LATEST_RUN = """
-SELECT run_id FROM runs FINAL ORDER BY started_at DESC, run_id DESC LIMIT 1
+SELECT run_id FROM runs FINAL
+ORDER BY CASE WHEN match(run_id, '^[0-9]{8}-[0-9]{6}-') THEN left(run_id, 15)
+              ELSE formatDateTime(started_at, '%Y%m%d-%H%i%S') END DESC, started_at DESC, run_id DESC
+LIMIT 1
 """
 
 # quantileExactInclusive interpolates between the two nearest samples exactly as k6's trend

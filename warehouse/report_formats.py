@@ -216,6 +216,15 @@ def _summary_rows(report: Report) -> list[list[str]]:
             for f in report.tool_summary]
 
 
+def _throughput(t: dict[str, Any]) -> str:
+    """The rate and what it divides by: the tools' own summaries divide by other times (k6's by the test's
+    duration, start-up and graceful stop included; JMeter's summariser by its samples' span to the last one's end)."""
+    if not int(t.get("count") or 0):
+        return f"Throughput {_num(t['throughput'])} requests/s"
+    return (f"Throughput {_num(t['throughput'])} requests/s over the requests' span ({_num(t.get('span_s'))} s, "
+            "first to last request; a tool's own summary divides by its test's duration)")
+
+
 def _run_facts(report: Report) -> list[str]:
     run, t = report.run, report.totals
     return [
@@ -227,7 +236,7 @@ def _run_facts(report: Report) -> list[str]:
         f"with a failed check: {t['check_failures']} ({_pct(t['check_failure_rate'])}); "
         f"checks failed {t['checks_failed']} of {t['checks_total']}",
         f"error_rate counts {REQUEST_ERROR.meaning}; check_failure_rate counts {CHECK_FAILURE.meaning}",
-        f"Throughput {_num(t['throughput'])} requests/s, APDEX {_num(t['apdex'], 3)} (T = {report.apdex['t_ms']:g} ms)",
+        _throughput(t) + f", APDEX {_num(t['apdex'], 3)} (T = {report.apdex['t_ms']:g} ms)",
         "Latency ms: " + ", ".join(f"{p} {ms(t.get(f'{p}_ms'))}" for p in report.percentiles)
         + f", max {ms(t['max_ms'])}",
     ]

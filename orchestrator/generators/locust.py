@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +124,7 @@ class LocustGenerator:
             points=points,
             spawn_rate=SPAWN_RATE,
             total_vus=sum(j.vus for j in journeys),
+            stop_timeout_s=stop_timeout_s(spec),
             uses_random=any(d.mode == "random" for d in datasets.values()) or any(
                 t is not None and not t.is_constant
                 for j in spec.journeys
@@ -131,3 +133,12 @@ class LocustGenerator:
         )
         files = tuple(d.path for d in datasets.values())
         return GeneratedScript("locust", f"{spec.name}.locustfile.py", content, notes=tuple(notes), files=files)
+
+
+def stop_timeout_s(spec: Spec) -> int:
+    """How long a stopping test waits for its users: the request in flight (at most the slowest step's timeout)
+    and a think time begun (at most the longest), whole seconds, one more for the line to be written."""
+    timeouts = [s.timeout_s for j in spec.journeys for s in j.steps]
+    pauses = [t.max_s for j in spec.journeys
+              for t in (*(s.think_time for s in j.steps), j.think_time, *(g for _, g in j.group_think)) if t]
+    return math.ceil(max(timeouts, default=0) + max(pauses, default=0)) + 1

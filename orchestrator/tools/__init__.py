@@ -213,6 +213,10 @@ class Tool(Protocol):
     def script_verdicts(self, summary: Path) -> list[ThresholdVerdict]:
         """The script's own thresholds as the tool judged them, from its end-of-test summary ([] if none)."""
 
+    def stopped_early(self, console: str) -> str:
+        """Why a completed run ended before its profile did by the tool's own rule (an SLO's abort_on_fail),
+        read from the end of its console log; '' when it ran its whole profile."""
+
 
 TOOLS: dict[str, Tool] = {}
 

@@ -361,3 +361,6 @@ class JMeter:
 
     def script_verdicts(self, summary: Path) -> list[ThresholdVerdict]:
         return []  # a plan's assertions are checks on its samples, not verdicts on the run
+
+    def stopped_early(self, console: str) -> str:
+        return ""  # its generated scripts cannot stop on an SLO (abort_on_fail fails their generation)

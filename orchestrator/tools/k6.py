@@ -497,7 +497,7 @@ class K6:
         return []
 
     def completed(self, exit_code: int) -> bool:
-        return exit_code in (0, 99)  # 99: thresholds failed, the load itself ran
+        return exit_code in (0, 99)  # 99: thresholds failed, the load itself ran (or stopped on abortOnFail)
 
     script_suffixes: ClassVar[tuple[str, ...]] = (".js", ".mjs", ".ts")
     variable_flag: ClassVar[str] = "-e"
@@ -524,3 +524,13 @@ class K6:
         except (OSError, ValueError):
             return []
         return summary_verdicts(document)
+
+    def stopped_early(self, console: str) -> str:
+        # k6 exits 99 both when thresholds fail at the end and when one with abortOnFail stops the test; only
+        # its log says which
+        found = re.search(r"thresholds on metrics? ([^\n]*?) (?:were|was|have been) crossed; at least one has "
+                          r"abortOnFail enabled, stopping test prematurely", console)
+        if found is None and "abortOnFail enabled, stopping test prematurely" not in console:
+            return ""
+        which = f" ({found[1].strip()})" if found else ""
+        return f"stopped early by an SLO with abort_on_fail: k6 crossed its threshold{which}"

@@ -202,3 +202,6 @@ class Locust:
 
     def script_verdicts(self, summary: Path) -> list[ThresholdVerdict]:
         return []
+
+    def stopped_early(self, console: str) -> str:
+        return ""  # its generated scripts cannot stop on an SLO (abort_on_fail fails their generation)

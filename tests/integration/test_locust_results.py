@@ -159,3 +159,36 @@ def test_a_directory_of_two_csv_prefixes_gives_a_run_per_prefix(tmp_path: Path) 
     assert runs["wednesday_stats.csv"] not in (runs["monday_stats.csv"], runs["tuesday_stats.csv"])
     names = {r.name for r in Warehouse.open(f"chdb://{tmp_path / 'wh'}").runs()}
     assert names == {"monday", "tuesday", "wednesday_stats.csv"}
+
+
+IN_FLIGHT_SPEC = """\
+name: inflight
+services:
+  api: http://127.0.0.1:1
+journeys:
+  - name: browse
+    steps:
+      - name: list
+        path: /products
+      - name: view
+        path: /products/1
+profiles:
+  short:
+    executor: constant_vus
+    vus: 4
+    duration: 2s
+"""
+
+
+def test_a_stopping_locust_run_records_every_request_the_server_saw(tmp_path: Path, warehouse_url: str) -> None:
+    """Four users always have a slow request in flight: when the test ends each finishes and records it (and
+    starts no other), so the warehouse holds exactly what the server was sent."""
+    need("locust")
+    spec_path = tmp_path / "inflight.yaml"
+    spec_path.write_text(IN_FLIGHT_SPEC, encoding="utf-8")
+    wh = Warehouse.open(warehouse_url)
+    with DemoAPI(record=True, delay_ms=(150.0, 200.0)) as api:
+        outcome = run_tool(load_spec(spec_path), "locust", wh, "short", {"api": api.url}, runs_dir=tmp_path / "runs")
+        seen = len(api.requests)
+    assert outcome.status == "completed", outcome.notes
+    assert wh.totals(outcome.run_id)["count"] == seen > 20

@@ -34,10 +34,26 @@ def _options(parser):
 
 OUT = []
 RUNNER = []
+STOPPING = []  # holds True once the test stops: a user ends its iteration after the request it has in flight
+
+
+# When the test ends (its shape, or a signal), each user finishes the request it has in flight, which the
+# target has seen and this file records, instead of being killed mid-request; then it starts no other.
+# 31 s covers the slowest step's timeout and the longest think time; --stop-timeout overrides it.
+@events.init.add_listener
+def _graceful_stop(environment, **kwargs):
+    if not environment.stop_timeout:
+        environment.stop_timeout = 31
+
+
+@events.test_stopping.add_listener
+def _stopping(environment, **kwargs):
+    STOPPING.append(True)
 
 
 @events.test_start.add_listener
 def _open(environment, **kwargs):
+    STOPPING.clear()
     OUT.append(open(environment.parsed_options.perfhouse_out, "a", encoding="utf-8", buffering=1))
     RUNNER.append(environment.runner)
 
@@ -143,6 +159,8 @@ class Journey0(HttpUser):
         vars = dict(VARIABLES)
 
         # step quote
+        if STOPPING:
+            return
         context = {"journey": 'odd_paths', "step": 'quote', "service": 'api', "vu": self.vu}
         headers = default_headers(vars)
         with self.client.request(
@@ -176,6 +194,8 @@ class Journey0(HttpUser):
                 res.success()
 
         # step backtick
+        if STOPPING:
+            return
         context = {"journey": 'odd_paths', "step": 'backtick', "service": 'api', "vu": self.vu}
         headers = default_headers(vars)
         with self.client.request(
@@ -209,6 +229,8 @@ class Journey0(HttpUser):
                 res.success()
 
         # step angles
+        if STOPPING:
+            return
         context = {"journey": 'odd_paths', "step": 'angles', "service": 'api', "vu": self.vu}
         headers = default_headers(vars)
         with self.client.request(
@@ -242,6 +264,8 @@ class Journey0(HttpUser):
                 res.success()
 
         # step pipe
+        if STOPPING:
+            return
         context = {"journey": 'odd_paths', "step": 'pipe', "service": 'api', "vu": self.vu}
         headers = default_headers(vars)
         with self.client.request(
@@ -275,6 +299,8 @@ class Journey0(HttpUser):
                 res.success()
 
         # step braces
+        if STOPPING:
+            return
         context = {"journey": 'odd_paths', "step": 'braces', "service": 'api', "vu": self.vu}
         headers = default_headers(vars)
         with self.client.request(
@@ -308,6 +334,8 @@ class Journey0(HttpUser):
                 res.success()
 
         # step caret
+        if STOPPING:
+            return
         context = {"journey": 'odd_paths', "step": 'caret', "service": 'api', "vu": self.vu}
         headers = default_headers(vars)
         with self.client.request(
@@ -341,6 +369,8 @@ class Journey0(HttpUser):
                 res.success()
 
         # step space
+        if STOPPING:
+            return
         context = {"journey": 'odd_paths', "step": 'space', "service": 'api', "vu": self.vu}
         headers = default_headers(vars)
         with self.client.request(
@@ -374,6 +404,8 @@ class Journey0(HttpUser):
                 res.success()
 
         # step non_ascii
+        if STOPPING:
+            return
         context = {"journey": 'odd_paths', "step": 'non_ascii', "service": 'api', "vu": self.vu}
         headers = default_headers(vars)
         with self.client.request(
@@ -407,6 +439,8 @@ class Journey0(HttpUser):
                 res.success()
 
         # step backslash
+        if STOPPING:
+            return
         context = {"journey": 'odd_paths', "step": 'backslash', "service": 'api', "vu": self.vu}
         headers = default_headers(vars)
         with self.client.request(
@@ -440,6 +474,8 @@ class Journey0(HttpUser):
                 res.success()
 
         # step kept
+        if STOPPING:
+            return
         context = {"journey": 'odd_paths', "step": 'kept', "service": 'api', "vu": self.vu}
         headers = default_headers(vars)
         with self.client.request(
@@ -473,6 +509,8 @@ class Journey0(HttpUser):
                 res.success()
 
         # step reencoded
+        if STOPPING:
+            return
         context = {"journey": 'odd_paths', "step": 'reencoded', "service": 'api', "vu": self.vu}
         headers = default_headers(vars)
         with self.client.request(
@@ -506,6 +544,8 @@ class Journey0(HttpUser):
                 res.success()
 
         # step variable
+        if STOPPING:
+            return
         context = {"journey": 'odd_paths', "step": 'variable', "service": 'api', "vu": self.vu}
         headers = default_headers(vars)
         with self.client.request(

@@ -33,10 +33,26 @@ def _options(parser):
 
 OUT = []
 RUNNER = []
+STOPPING = []  # holds True once the test stops: a user ends its iteration after the request it has in flight
+
+
+# When the test ends (its shape, or a signal), each user finishes the request it has in flight, which the
+# target has seen and this file records, instead of being killed mid-request; then it starts no other.
+# 12 s covers the slowest step's timeout and the longest think time; --stop-timeout overrides it.
+@events.init.add_listener
+def _graceful_stop(environment, **kwargs):
+    if not environment.stop_timeout:
+        environment.stop_timeout = 12
+
+
+@events.test_stopping.add_listener
+def _stopping(environment, **kwargs):
+    STOPPING.append(True)
 
 
 @events.test_start.add_listener
 def _open(environment, **kwargs):
+    STOPPING.clear()
     OUT.append(open(environment.parsed_options.perfhouse_out, "a", encoding="utf-8", buffering=1))
     RUNNER.append(environment.runner)
 
@@ -140,6 +156,8 @@ class Journey0(HttpUser):
         vars = dict(VARIABLES)
 
         # step list_products
+        if STOPPING:
+            return
         context = {"journey": 'browse', "step": 'list_products', "service": 'api', "vu": self.vu}
         headers = default_headers(vars)
         with self.client.request(
@@ -174,9 +192,13 @@ class Journey0(HttpUser):
             else:
                 res.success()
             vars['product_id'] = as_text(json_value(res, ['items', 0, 'id']))
+        if STOPPING:
+            return
         time.sleep(random.uniform(0.05, 0.15))
 
         # step view_product
+        if STOPPING:
+            return
         context = {"journey": 'browse', "step": 'view_product', "service": 'api', "vu": self.vu}
         headers = default_headers(vars)
         with self.client.request(
@@ -209,6 +231,8 @@ class Journey0(HttpUser):
                 res.failure("check failed: " + "; ".join(failed))
             else:
                 res.success()
+        if STOPPING:
+            return
         time.sleep(random.uniform(0.05, 0.15))
 
 
@@ -229,6 +253,8 @@ class Journey1(HttpUser):
         vars = dict(VARIABLES)
 
         # step login
+        if STOPPING:
+            return
         context = {"journey": 'checkout', "step": 'login', "service": 'api', "vu": self.vu}
         headers = default_headers(vars)
         headers["Content-Type"] = 'application/json'
@@ -264,9 +290,13 @@ class Journey1(HttpUser):
             else:
                 res.success()
             vars['token'] = as_text(json_value(res, ['token']))
+        if STOPPING:
+            return
         time.sleep(random.uniform(0.05, 0.15))
 
         # step add_to_cart
+        if STOPPING:
+            return
         context = {"journey": 'checkout', "step": 'add_to_cart', "service": 'api', "vu": self.vu}
         headers = default_headers(vars)
         headers["Content-Type"] = 'application/json'
@@ -302,6 +332,8 @@ class Journey1(HttpUser):
                 res.failure("check failed: " + "; ".join(failed))
             else:
                 res.success()
+        if STOPPING:
+            return
         time.sleep(0.1)
 
 
