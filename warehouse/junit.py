@@ -66,8 +66,9 @@ def write(suites: list[Suite], name: str = "perfhouse") -> str:
             for kind in ("failure", "error", "skipped"):
                 message = getattr(case, kind)
                 if message is not None:
-                    child = ET.SubElement(tc, kind, {"message": message,
-                                                     "type": case.kind if kind != "skipped" and case.kind else kind})
+                    attrs = {"message": message} if kind == "skipped" else {"message": message,
+                                                                             "type": case.kind or kind}
+                    child = ET.SubElement(tc, kind, attrs)
                     child.text = case.details or None
             if case.details and case.failure is None and case.error is None and case.skipped is None:
                 ET.SubElement(tc, "system-out").text = case.details
