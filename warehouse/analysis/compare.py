@@ -66,7 +66,7 @@ DEFAULT_FLOOR = WIDE_FLOOR  # the band of a row without history
 TOOL_DIFFERENCES = (
     "k6 times a request from sending to the last byte received (http_req_duration: no DNS, connect or TLS); "
     "JMeter's elapsed time also holds connecting and is whole milliseconds in JMeter 2.x; Locust's response "
-    "time runs from sending to the body read",
+    "time (its python-requests client) also holds connecting when a new connection is made, and reading the body",
     "a request error is one row with ok = 0 in every tool: a transport failure or a status the step does not "
     "expect; failed checks (assertions on body, headers, JSONPath, duration) are counted apart, not in these "
     "error rates",
