@@ -13,7 +13,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from warehouse.analysis.compare import CompareVerdict, Decision, Row, Side, history_noise, judge, pooled
+from warehouse.analysis.compare import (
+    CompareVerdict,
+    Decision,
+    Policy,
+    Row,
+    Side,
+    history_noise,
+    judge,
+    pooled,
+)
 
 Key = tuple[str, str]
 OVERALL: Key = ("", "")
@@ -49,7 +58,8 @@ class Trial:
 
 
 def trials(seed: int, histories: int, candidates: int, scenarios: dict[str, dict[int, float]], steps: int = 3,
-           noise: float = 0.02, requests: int = 5000, history_runs: int = 10) -> dict[str, list[Trial]]:
+           noise: float = 0.02, requests: int = 5000, history_runs: int = 10,
+           policy: Policy | None = None) -> dict[str, list[Trial]]:
     """`histories` seeded histories of `history_runs` runs, each followed, per scenario (a name and the
     steps it scales: {} for an unchanged system), by `candidates` runs judged against it as a gate with an
     automatic baseline judges them: against the stable history."""
@@ -64,7 +74,8 @@ def trials(seed: int, histories: int, candidates: int, scenarios: dict[str, dict
         for name, scales in scenarios.items():
             for _ in range(candidates):
                 b = draw_run(rng, steps, noise, requests, scales)
-                out[name].append(Trial(judge({k: Row(history[-1][k], b[k], measured[k]) for k in keys})))
+                out[name].append(Trial(judge({k: Row(history[-1][k], b[k], measured[k]) for k in keys},
+                                             policy=policy or Policy())))
     return out
 
 

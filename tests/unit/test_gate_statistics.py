@@ -3,10 +3,12 @@ functions as a gate on the warehouse's figures: a 10-run history with 2 % run-to
 candidate runs (each its own noise draw) judged against it. Fixed seeds: the counts are the same every time.
 
 Targets: at most 1 % of unchanged runs of a 3-step journey with any WORSE row, at most 2 % of a 30-step
-one (Holm across the rows keeps the family-wise rate, however many steps). Power: +15 % on one step is caught
-in at least 95 %; +10 % at 2 % noise in at least 75 % (80-87 % across seeds). That is near its ceiling: a single run moves 2 % by itself
-(2.2 % with the sampling error of 5,000 requests), so +10 % is 4.1 of its sigmas, and a family-wise 1 % over
-4 rows asks for 2.8 (Student's t: 3.1 with sigma measured on 10 runs): about 90 % even with sigma known.
+one (Holm across the rows at 0.5 % keeps the family-wise rate, however many steps; measured over 2,000 runs:
+0.4 %). Power: +15 % on one step is caught in at least 95 %; +10 % at 2 % noise in at least 70 % (75-84 %
+across seeds, 80 % over 2,000 runs). That is near its ceiling: a single run moves 2 % by itself (2.2 % with
+the sampling error of 5,000 requests), so +10 % is 4.1 of its sigmas, and a family-wise 0.5 % over 4 rows
+asks for 3.0 (Student's t: 3.2 with sigma measured on 10 runs): about 85 % even with sigma known.
+Candidates are spread over 60 histories (5 each): runs judged against one history share its luck.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ SEED = 20261207
 
 @pytest.fixture(scope="module")
 def three_steps() -> dict[str, tuple[int, int]]:
-    found = trials(SEED, 30, 10, {"unchanged": {}, "+10 %": {0: 1.10}, "+15 %": {1: 1.15}})
+    found = trials(SEED, 60, 5, {"unchanged": {}, "+10 %": {0: 1.10}, "+15 %": {1: 1.15}})
     return {name: rate(t) for name, t in found.items()}
 
 
@@ -33,7 +35,7 @@ def test_unchanged_runs_after_a_stable_history_are_almost_never_worse(
 
 def test_a_step_slower_by_ten_or_fifteen_percent_is_caught(three_steps: dict[str, tuple[int, int]]) -> None:
     caught, total = three_steps["+10 %"]
-    assert caught >= 0.75 * total, three_steps  # 80-87 % across seeds
+    assert caught >= 0.70 * total, three_steps
     caught, total = three_steps["+15 %"]
     assert caught >= 0.95 * total, three_steps
 

@@ -54,7 +54,7 @@ from warehouse.store import Warehouse
 MIN_SAMPLES = 200  # at least 10 samples above the p95 of each run
 MIN_HISTORY = 5  # comparable runs since the last change point needed to predict the next
 HISTORY_RUNS = 30  # the newest comparable runs the history is read from
-FAMILY_ALPHA = 0.01  # the chance that an unchanged run has any WORSE row (Holm over its rows)
+FAMILY_ALPHA = 0.005  # the chance that an unchanged run has any WORSE row (Holm over its rows): half the 1 % target
 MIN_FLOOR = 0.02  # a p95 shift below this is never WORSE or BETTER, however significant
 WIDE_FLOOR = 0.20  # without a history, only a p95 shift credibly beyond this is WORSE or BETTER
 NOISE_K = 3.0  # SAME: within this many run-to-run sigmas of the reference
