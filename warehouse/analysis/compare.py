@@ -365,7 +365,8 @@ def _decide(t: _Tested, noise: Noise, slower: float | None, faster: float | None
         elif faster is not None and ref.p_faster <= faster and ref.shift < -relevant:
             latency, said = CompareVerdict.BETTER, f"faster: {said}"
         elif abs(ref.shift) + policy.z_same * ref.sampling < math.log1p(floor):
-            latency, said = CompareVerdict.SAME, f"within what the runs move by themselves: {said}"
+            within = "the wide floor" if ref.mode == "wide" else "what the runs move by themselves"
+            latency, said = CompareVerdict.SAME, f"within {within}: {said}"
         else:
             latency, said = CompareVerdict.INCONCLUSIVE, f"not resolved: {said}"
     if slower is not None and t.p_more_errors <= slower:
@@ -602,7 +603,7 @@ def compare_runs(
     if how != "group" and "history" not in modes and "pair" not in modes and any(s.mode == "wide" for s in rows):
         notes.append(f"no history of {policy.min_history}+ comparable runs since the last change point: only a p95 "
                      f"shift credibly beyond ±{policy.wide_floor:.0%} (or an error rate up by more than "
-                     f"{policy.error_floor:.0%} point) is WORSE; gate a few more runs to judge finer shifts")
+                     f"{policy.error_floor * 100:g} percentage point) is WORSE; gate a few more runs to judge finer shifts")
     if "history" in modes:
         stable = max((s.noise.stable for s in rows if s.mode == "history"), default=0)
         notes.append(f"judged against the stable history: up to {stable} comparable runs since the last change point "
@@ -610,7 +611,7 @@ def compare_runs(
                      f"run A `{a_id}` is shown for before and after")
     if how != "group" and len([s for s in rows if s.p_value is not None]) > 1:
         notes.append(f"{len([s for s in rows if s.p_value is not None])} rows judged as one family (Holm): "
-                     f"an unchanged run has a WORSE row in at most {policy.family_alpha:.0%} of cases")
+                     f"an unchanged run has a WORSE row in at most {policy.family_alpha:.1%} of cases")
     if how != "group" and run_a.fingerprint != run_b.fingerprint:
         notes.append("the runs have different fingerprints (spec, journeys, profile, tool, environment or labels): "
                      "differences may come from that, not from the system under test")
