@@ -8,6 +8,8 @@ run-to-run noise draw of 2 %.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -142,3 +144,27 @@ def test_every_tool_of_a_group_is_compared_and_none_is_judged(wh: Warehouse, tmp
         assert not any("assertion also clears" in n for n in c.notes)
         assert any("failed checks (assertions" in n and "not in these error rates" in n for n in c.notes)
     assert any("locust `locust`" in n for n in found[0].notes)  # the pair shown first names the other
+
+
+def test_the_command_warns_of_thin_rows_and_inconclusive_fail_fails_them(tmp_path: Path) -> None:
+    """Thin steps in an otherwise unchanged run: a warning by default (exit 0, skipped JUnit cases with the
+    reason), exit 10 with --inconclusive fail."""
+    url = f"chdb://{tmp_path / 'warehouse'}"
+    wh = Warehouse.open(url)
+    rng = np.random.default_rng(6)
+    steps = {"list": (3000, 40.0), "rare": (40, 60.0)}
+    seed_runs(wh, tmp_path, rng, "cli", 1, [1.0] * 6, steps)
+    (run,) = seed_runs(wh, tmp_path, rng, "cli", 7, [1.0], steps)
+    del wh
+    junit = tmp_path / "gate.xml"
+    base = [sys.executable, "-m", "orchestrator", "--warehouse", url, "gate", run]
+    warned = subprocess.run([*base, "--junit", str(junit)], capture_output=True, text=True, timeout=120)
+    assert warned.returncode == ExitStatus.OK, warned.stdout + warned.stderr
+    assert (f"perfhouse: warning: {run} shop/rare not judged (INCONCLUSIVE): too few requests to judge: 40, a "
+            "verdict needs 200 in each run") in warned.stderr
+    (rare,) = [c for c in ET.parse(junit).getroot().iter("testcase") if c.get("name") == "shop/rare"]
+    assert [(c.tag, c.get("message")) for c in rare if c.tag != "system-out"] == [
+        ("skipped", "INCONCLUSIVE: too few requests to judge: 40, a verdict needs 200 in each run")]
+    failed = subprocess.run([*base, "--inconclusive", "fail"], capture_output=True, text=True, timeout=120)
+    assert failed.returncode == ExitStatus.INCONCLUSIVE == 10, failed.stdout + failed.stderr
+    assert "FAILED: inconclusive" in failed.stdout
