@@ -118,6 +118,9 @@ def test_a_step_noisier_than_the_pool_keeps_its_own_sigma() -> None:
     out = pooled({("j", "a"): quiet, ("j", "b"): quiet, ("j", "c"): quiet, ("j", "d"): noisy, ("", ""): quiet})
     assert out[("j", "d")] == noisy and out[("", "")] == quiet
     assert out[("j", "a")].dof == 36 and out[("j", "a")].sigma is not None and out[("j", "a")].sigma > 0.02
+    thin = Noise(10, 0.15, 9, 10, 0.0, 30)  # 30 requests a run: sampling error, not the journey's noise
+    out = pooled({("j", "a"): quiet, ("j", "b"): quiet, ("j", "thin"): thin})
+    assert out[("j", "a")].sigma == pytest.approx(0.02) and out[("j", "a")].dof == 18 and out[("j", "thin")] == thin
 
 
 def test_the_worst_verdict_wins() -> None:

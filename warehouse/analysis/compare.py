@@ -171,11 +171,13 @@ def history_noise(p95s: Sequence[float], min_runs: int = MIN_HISTORY, counts: Se
 def pooled(noise: Mapping[tuple[str, str], Noise], alpha: float = 0.01) -> dict[tuple[str, str], Noise]:
     """The steps' sigma pooled over all steps of the history (relative run-to-run noise is alike across a
     journey's steps, and ten runs measure one step's sigma poorly), with the pooled degrees of freedom; a step
-    whose own sigma is larger than the pool by an F-test at `alpha` keeps its own. The overall row, a mixture
+    whose own sigma is larger than the pool by an F-test at `alpha` keeps its own. Steps with fewer than
+    MIN_SAMPLES requests a run stay out of the pool (their sampling error would inflate it). The overall row, a mixture
     of the steps and quieter than each, keeps its own."""
     from scipy.special import fdtri
 
-    steps = [n for k, n in noise.items() if k != ("", "") and n.sigma is not None and n.dof]
+    steps = [n for k, n in noise.items() if k != ("", "") and n.sigma is not None and n.dof
+             and not 0 < n.requests < MIN_SAMPLES]  # a thin step's sampling error is not the journey's noise
     dof = sum(n.dof for n in steps)
     if not dof:
         return dict(noise)
