@@ -1,8 +1,12 @@
 """Analysis benchmark (a command, not a test): change-point detection and a full compare.
 
-    python benchmarks/analysis.py [--series 1000] [--runs 100] [--requests 1000000] [--work DIR]
+    python benchmarks/analysis.py [--series 1000] [--runs 100] [--requests 1000000] [--histories 30] [--work DIR]
 
 Prints from ONE run:
+- the gate's seeded rates (tests/support/seeded.py: a 10-run history with 2 % run-to-run noise per step, each
+  run its own draw, then candidate runs judged as `gate` judges them): any WORSE row on unchanged runs
+  (target at most 1 %; 2 % for 30 steps) and how often +10 % or +15 % on one step is caught, for a 3-step
+  journey (5,000 requests a step) and a 30-step one (2,000 a step, at 2 % and 1 % noise);
 - change-point detection over SERIES seeded series of RUNS runs (5 % noise, half with a +10 % step), against
   otava's E-divisive pass alone on the same series (the reference: what placement and completion add) and
   the vectorised best split of all series at once; target under 10 s;
@@ -55,6 +59,25 @@ def changepoints(series: int, runs: int) -> None:
     print(f"  steps placed within 2 runs: {hits}/{series // 2}; change points in series without one: {false}")
 
 
+def gate_rates(histories: int) -> None:
+    from tests.support.seeded import rate, trials
+
+    def show(label: str, found: tuple[int, int]) -> str:
+        return f"{label} {found[0]}/{found[1]} ({found[0] / found[1]:.1%})"
+
+    t = time.perf_counter()
+    three = trials(1, histories * 2, 5, {"unchanged": {}, "+10 %": {0: 1.10}, "+15 %": {0: 1.15}})
+    print(f"gate, 3 steps, 10-run history, 2 % noise, {histories * 10} runs per case: "
+          + "; ".join(show(name, rate(found)) for name, found in three.items()) + " with a WORSE row")
+    for noise in (0.02, 0.01):
+        many = trials(2, max(histories * 4 // 3, 1), 5, {"unchanged": {}, "+10 %": {7: 1.10}, "+15 %": {7: 1.15}},
+                      steps=30, noise=noise, requests=2000)
+        print(f"gate, 30 steps, 10-run history, {noise:.0%} noise: "
+              + "; ".join(show(name, rate(found)) for name, found in many.items()) + " with a WORSE row")
+    print(f"  ({time.perf_counter() - t:.1f} s; targets: unchanged <= 1 % (3 steps), <= 2 % (30 steps); "
+          "+10 % caught >= 95 % (3 steps), >= 90 % (30 steps))")
+
+
 def compare(requests: int, work: Path) -> None:
     from tests.support.samples import load_samples, lognormal, save_run
     from warehouse.analysis.compare import compare_runs
@@ -90,8 +113,10 @@ def main() -> None:
     parser.add_argument("--series", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--requests", type=int, default=1_000_000)
+    parser.add_argument("--histories", type=int, default=30, help="seeded histories for the gate's rates")
     parser.add_argument("--work", type=Path, default=None)
     args = parser.parse_args()
+    gate_rates(args.histories)
     changepoints(args.series, args.runs)
     with tempfile.TemporaryDirectory(dir=args.work) as work:
         compare(args.requests, Path(work))

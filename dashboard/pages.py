@@ -311,7 +311,8 @@ def _files(url: str, run_id: str) -> None:
 
 
 _VERDICT_COLOURS = {"WORSE": ("#fbd5d5", "#7f1d1d"), "BETTER": ("#d3f0d8", "#14532d"),
-                    "SAME": ("#e5e7eb", "#374151"), "INCONCLUSIVE": ("#fef3c7", "#713f12")}
+                    "SAME": ("#e5e7eb", "#374151"), "INCONCLUSIVE": ("#fef3c7", "#713f12"),
+                    "NOT JUDGED": ("#e0e7ff", "#312e81")}
 
 
 def _compare_style(verdict: Any) -> str:

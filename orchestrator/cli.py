@@ -1020,10 +1020,11 @@ def baseline_list(ctx: click.Context, as_json: bool) -> None:
 @main.command()
 @click.argument("refs", nargs=-1, metavar="[A] [B]")
 @click.option("--baseline", default=None, metavar="RUN|auto|pinned",
-              help="Baseline of a single run: a run, `auto` (latest passed run of its fingerprint) or `pinned`; "
-              "default the pinned one, else auto.")
+              help="Baseline of a single run: a run, `auto` (the latest comparable run that passed its gate) or "
+              "`pinned`; default the pinned one, else auto.")
 @click.option("--group", default=None, metavar="latest|GROUP",
-              help="Compare the k6 run of a group (one invocation with several tools) against its JMeter run.")
+              help="Compare the runs of a group (one invocation with several tools): the k6 run against each other "
+              "tool's run; differences are shown, never judged (JSON: a list of comparisons).")
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
 @click.option("--md", "as_md", is_flag=True, help="Print the comparison as Markdown.")
 @click.pass_context
@@ -1033,7 +1034,7 @@ def compare(ctx: click.Context, refs: tuple[str, ...], baseline: str | None, gro
     """Compare run B against run A per step: p50/p95/p99, error rate, throughput and a verdict (BETTER, SAME,
     WORSE, INCONCLUSIVE). One run: against its baseline; none: the latest run against its baseline."""
     from warehouse.analysis.compare import compare as compare_refs
-    from warehouse.analysis.compare import render_markdown
+    from warehouse.analysis.compare import compare_group, render_markdown
 
     if len(refs) > 2:
         raise click.UsageError("give at most two runs: A (the baseline) and B")
@@ -1043,22 +1044,28 @@ def compare(ctx: click.Context, refs: tuple[str, ...], baseline: str | None, gro
         raise click.UsageError("--baseline chooses A for one run: with two runs, A is the first")
     warehouse = _open_warehouse(ctx)
     first, second = [*refs, None, None][:2]
-    result = compare_refs(warehouse, first, second, baseline=baseline, group=group)
-    if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2, default=str))
-    elif as_md:
-        click.echo(render_markdown(result), nl=False)
+    if group is not None:
+        results = compare_group(warehouse, group)
     else:
-        click.echo(f"B {result.b.run_id} ({result.b.tool}) against A {result.a.run_id} "
+        results = [compare_refs(warehouse, first, second, baseline=baseline)]
+    if as_json:
+        docs = [r.to_dict() for r in results]
+        click.echo(json.dumps(docs if group is not None else docs[0], indent=2, default=str))
+        return
+    for i, result in enumerate(results):
+        if as_md:
+            click.echo(render_markdown(result), nl=False)
+            continue
+        click.echo(("\n" if i else "") + f"B {result.b.run_id} ({result.b.tool}) against A {result.a.run_id} "
                    f"({result.a.tool}, {result.how}): {result.verdict}\n")
         rows = []
-        for st in [*result.steps, result.overall]:
+        for st in result.rows:
             d = st.deltas()
             rows.append([st.label, f"{st.a.count if st.a else 0}/{st.b.count if st.b else 0}",
                          *(_delta(d[k]) for k in ("p50_ms", "p95_ms", "p99_ms")),
                          _delta(d["error_rate"], pct=True), _delta(d["rps"]), st.verdict])
         click.echo(table(rows, ["step", "n A/B", "p50 ms", "p95 ms", "p99 ms", "errors", "req/s", "verdict"]))
-        for st in [*result.steps, result.overall]:
+        for st in result.rows:
             click.echo(f"  {st.label}: {st.reason}")
         for note in result.notes:
             click.echo(f"note: {note}")
@@ -1143,13 +1150,13 @@ def _publish(results: list[dict[str, Any]], status: int, comment: str | None, no
 
 
 def _gate(warehouse: Any, run_ids: list[str], baseline: str | None, junit: str | None, summary: str | None,
-          as_json: bool, show: bool = True, comment: str | None = None, notify: str | None = None,
-          report_url: str | None = None) -> ExitStatus:
+          as_json: bool, show: bool = True, inconclusive: str = "warn", comment: str | None = None,
+          notify: str | None = None, report_url: str | None = None) -> ExitStatus:
     """Gate runs; write JUnit XML and the Markdown summary; print the outcome; the most severe exit status."""
     from warehouse.analysis.gate import gate as judge
-    from warehouse.analysis.gate import junit_xml, markdown_summary, worst_status
+    from warehouse.analysis.gate import junit_xml, markdown_summary, thin_reason, worst_status
 
-    results = [judge(warehouse, run_id, baseline) for run_id in run_ids]
+    results = [judge(warehouse, run_id, baseline, inconclusive) for run_id in run_ids]
     _publish([r.to_dict() for r in results], worst_status(results), comment, notify, report_url)
     if junit:
         Path(junit).write_text(junit_xml(results), encoding="utf-8")
@@ -1163,26 +1170,37 @@ def _gate(warehouse: Any, run_ids: list[str], baseline: str | None, junit: str |
         click.echo(json.dumps([r.to_dict() for r in results], indent=2, default=str))
     elif show:
         for r in results:
-            click.echo(f"gate {r.run.run_id}: {r.outcome} (exit {int(r.exit_status)})")
+            d = r.decision
+            click.echo(f"gate {r.run.run_id} ({r.run.tool}): {d.outcome} (exit {int(d.status)})")
             for v in r.slos:
-                click.echo(f"  SLO {'pass' if v.passed else 'FAIL'}: {v.slo}")
+                state = "not judged" if not r.verdict.judged else "pass" if v.passed else "FAIL"
+                click.echo(f"  SLO {state}: {v.slo}")
             if r.comparison is not None:
                 c = r.comparison
-                click.echo(f"  against baseline {c.a.run_id} ({c.how}): {c.verdict}")
-                for st in [*c.steps, c.overall]:
+                why = f": {r.baseline.why}" if r.baseline and r.baseline.why else ""
+                click.echo(f"  against baseline {c.a.run_id} ({c.how}{why}): {c.verdict}")
+                for st in c.rows:
                     click.echo(f"    {st.verdict:<12} {st.label}: {st.reason}")
                 for note in c.notes:
                     click.echo(f"  note: {note}")
             for note in r.notes:
                 click.echo(f"  note: {note}")
+    for r in results:
+        if r.inconclusive == "warn" and r.verdict.judged:
+            for st in r.decision.inconclusive:
+                click.echo(f"perfhouse: warning: {r.run.run_id} {st.label} not judged (INCONCLUSIVE): "
+                           f"{thin_reason(st)}", err=True)
     return worst_status(results)
 
 
 @main.command()
 @click.argument("run_ref", default="latest")
 @click.option("--baseline", default=None, metavar="RUN|auto|pinned",
-              help="Baseline: a run, `auto` (latest passed run of the fingerprint) or `pinned`; default the pinned "
-              "one, else auto (none yet: the regression checks are skipped).")
+              help="Baseline: a run, `auto` (the latest comparable run that passed its gate) or `pinned`; default "
+              "the pinned one, else auto (none yet: the regression checks are skipped).")
+@click.option("--inconclusive", type=click.Choice(["warn", "fail", "pass"]), default="warn", show_default=True,
+              help="Rows too thin or too noisy to judge: warn (a skipped JUnit case and a warning), fail (a failed "
+              "case, exit 10) or pass.")
 @click.option("--junit", default=None, type=click.Path(dir_okay=False), help="Write JUnit XML here.")
 @click.option("--summary", default=None, type=click.Path(dir_okay=False),
               help="Write the Markdown summary here (it is also appended to $GITHUB_STEP_SUMMARY when set).")
@@ -1194,12 +1212,18 @@ def _gate(warehouse: Any, run_ids: list[str], baseline: str | None, junit: str |
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @fail_cleanly
-def gate(ctx: click.Context, run_ref: str, baseline: str | None, junit: str | None, summary: str | None,
-         comment: str | None, report_url: str | None, notify: str | None, as_json: bool) -> None:
-    """Exit 0 when a run (id, prefix or `latest`) is complete, every SLO holds and no step is WORSE than the
-    baseline; else 3 (SLO breach), 8 (regression), 9 (run aborted or incomplete), 2 (usage or data error)."""
+def gate(ctx: click.Context, run_ref: str, baseline: str | None, inconclusive: str, junit: str | None,
+         summary: str | None, comment: str | None, report_url: str | None, notify: str | None,
+         as_json: bool) -> None:
+    """Judge a run (id, prefix), `latest` (every run of the latest invocation, one per tool) or a group id
+    (every run of it): exit 0 when complete, every SLO holds and no row (a step or overall) is WORSE; else
+    3 (SLO breach), 8 (regression), 9 (run aborted or incomplete), 10 (INCONCLUSIVE with --inconclusive fail),
+    2 (usage or data error)."""
+    from warehouse.analysis.gate import runs_to_gate
+
     warehouse = _open_warehouse(ctx)
-    sys.exit(int(_gate(warehouse, [warehouse.resolve(run_ref)], baseline, junit, summary, as_json,
+    run_ids = runs_to_gate(warehouse, run_ref)
+    sys.exit(int(_gate(warehouse, run_ids, baseline, junit, summary, as_json, inconclusive=inconclusive,
                        comment=comment, notify=notify, report_url=report_url)))
 
 

@@ -22,6 +22,7 @@ class ExitStatus(enum.IntEnum):
     BAD_INPUT = 7  # a results file with rejected lines, or one that cannot be ingested
     REGRESSION = 8  # a step is WORSE than the baseline
     RUN_INCOMPLETE = 9  # the judged run was aborted or is incomplete: partial data decides nothing
+    INCONCLUSIVE = 10  # `gate --inconclusive fail`: a row too thin or too noisy to judge
     ABORTED = 130  # this process was interrupted (Ctrl-C, SIGTERM)
 
 

@@ -16,6 +16,7 @@ class Case:
     error: str | None = None  # a message: the case could not be judged (the run was aborted or incomplete)
     skipped: str | None = None  # a message: there was nothing to judge
     details: str = ""  # the element's text: what was observed
+    kind: str = ""  # the failure's or error's type (e.g. Regression); default the element's name
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class Suite:
     timestamp: str = ""  # ISO 8601, UTC
     time_s: float = 0.0
     properties: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    hostname: str = ""
 
     def count(self, kind: str) -> int:
         return sum(1 for c in self.cases if getattr(c, kind) is not None)
@@ -51,6 +53,8 @@ def write(suites: list[Suite], name: str = "perfhouse") -> str:
         }
         if suite.timestamp:
             attrs["timestamp"] = suite.timestamp
+        if suite.hostname:
+            attrs["hostname"] = suite.hostname
         element = ET.SubElement(root, "testsuite", attrs)
         if suite.properties:
             props = ET.SubElement(element, "properties")
@@ -62,7 +66,9 @@ def write(suites: list[Suite], name: str = "perfhouse") -> str:
             for kind in ("failure", "error", "skipped"):
                 message = getattr(case, kind)
                 if message is not None:
-                    child = ET.SubElement(tc, kind, {"message": message, "type": kind})
+                    attrs = {"message": message} if kind == "skipped" else {"message": message,
+                                                                             "type": case.kind or kind}
+                    child = ET.SubElement(tc, kind, attrs)
                     child.text = case.details or None
             if case.details and case.failure is None and case.error is None and case.skipped is None:
                 ET.SubElement(tc, "system-out").text = case.details

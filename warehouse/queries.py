@@ -362,14 +362,15 @@ ORDER BY fingerprint, journey, step, started_at, run_id
 NOISE_HISTORY = f"""
 WITH history AS ({_HISTORY_RUNS}),
      summed AS ({_CURRENT_SUMMARIES})
-SELECT run_id, journey, step, p95
+SELECT run_id, toString(started_at) AS started, journey, step, p95, requests
 FROM (
-    SELECT s.run_id AS run_id, h.started_at AS started_at, s.journey AS journey, s.step AS step, s.p95 AS p95
+    SELECT s.run_id AS run_id, h.started_at AS started_at, s.journey AS journey, s.step AS step, s.p95 AS p95,
+           s.requests AS requests
     FROM summed AS s
     INNER JOIN history AS h ON s.run_id = h.run_id
     UNION ALL
     SELECT h.run_id AS run_id, h.started_at AS started_at, r.journey AS journey, r.step AS step,
-           quantileExactInclusive(0.95)(r.duration_ms) AS p95
+           quantileExactInclusive(0.95)(r.duration_ms) AS p95, count() AS requests
     FROM requests AS r
     INNER JOIN history AS h ON r.run_id = h.run_id
     WHERE r.run_id IN (SELECT run_id FROM history WHERE NOT (run_id IN (SELECT run_id FROM summed)))
@@ -390,6 +391,18 @@ WHERE r.fingerprint = {fingerprint:String} AND r.run_id != {exclude:String}
   AND ({before:String} = '' OR r.started_at <= parseDateTime64BestEffortOrNull({before:String}, 3, 'UTC'))
 ORDER BY r.started_at DESC, r.run_id DESC
 LIMIT {limit:UInt32}
+"""
+
+# The runs of a fingerprint a gate judged WORSE (their latest gate): left out of the history a run is judged
+# against, and never an automatic baseline.
+GATE_REGRESSED = """
+SELECT run_id FROM gate_outcomes FINAL WHERE fingerprint = {fingerprint:String} AND worse > 0
+"""
+
+# The latest gate outcome of each run of a fingerprint.
+GATE_OUTCOMES = """
+SELECT run_id, outcome, exit_status, worse, inconclusive, baseline_id, toString(judged_at) AS judged_at
+FROM gate_outcomes FINAL WHERE fingerprint = {fingerprint:String}
 """
 
 BASELINES = """
@@ -413,6 +426,13 @@ RUN_GROUP = """
 SELECT run_id FROM runs FINAL
 WHERE group_id != '' AND group_id = (SELECT any(group_id) FROM runs FINAL WHERE run_id = {run:String})
 ORDER BY tool, started_at
+"""
+
+# The runs of the one group whose id starts with {group}, in tool order (several groups: the caller refuses).
+GROUP_RUNS = """
+SELECT run_id, group_id FROM runs FINAL
+WHERE group_id != '' AND startsWith(group_id, {group:String})
+ORDER BY group_id, tool, started_at
 """
 
 COMPARISONS = """

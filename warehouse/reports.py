@@ -132,7 +132,12 @@ def comparison_of(result: compare.Comparison) -> Comparison:
             {k: {"baseline": deltas[k].a, "current": deltas[k].b, "change": deltas[k].relative}
              for k in COMPARED},
             s.floor, s.noise.sigma, s.noise.runs))
-    return Comparison(result.a.run_id, str(result.verdict), rows, list(result.notes), result.how,
+    notes = list(result.notes)
+    if result.thin:
+        notes.insert(0, "Not judged for too few requests: " + "; ".join(
+            f"{s.label} ({min(x.count for x in (s.a, s.b) if x is not None) if s.a or s.b else 0} requests, needs "
+            f"{s.needs} in each run)" for s in result.thin))
+    return Comparison(result.a.run_id, str(result.verdict), rows, notes, result.how,
                       result.a.tool, result.b.run_id, result.b.tool)
 
 

@@ -378,6 +378,26 @@ MIGRATIONS: list[tuple[int, str, list[str | Callable[[Backend], None]]]] = [
         """,
         ],
     ),
+    (
+        19,
+        "gate_outcomes: each run's latest gate outcome (exit status, WORSE and too-thin rows, the baseline), so "
+        "a run judged WORSE is never an automatic baseline nor part of the history later runs are judged against",
+        [
+            """
+        CREATE TABLE IF NOT EXISTS gate_outcomes (
+            run_id String,
+            fingerprint String,
+            baseline_id String,
+            outcome LowCardinality(String),
+            exit_status UInt8,
+            worse UInt32,
+            inconclusive UInt32,
+            judged_at DateTime64(6, 'UTC')
+        ) ENGINE = ReplacingMergeTree(judged_at)
+        ORDER BY run_id
+        """,
+        ],
+    ),
 ]
 
 CURRENT_VERSION = MIGRATIONS[-1][0]

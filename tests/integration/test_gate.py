@@ -193,8 +193,10 @@ def test_gate_json_names_the_automatic_baseline_and_every_step_worse(recorded: R
     assert proc.returncode == ExitStatus.REGRESSION, proc.stderr
     (result,) = json.loads(proc.stdout)
     assert result["baseline"] == {"run_id": recorded.passed, "how": "auto",
-                                  "fingerprint": result["run"]["fingerprint"], "note": ""}
+                                  "fingerprint": result["run"]["fingerprint"], "note": "",
+                                  "why": "the latest comparable run that passed its gate"}
     assert {s["verdict"] for s in result["comparison"]["steps"]} == {"WORSE"}
+    assert result["regressions"] == ["browse/list", "browse/view", "overall"]
     assert all(s["p95_shift"] > 0.3 for s in result["comparison"]["steps"])  # 1-4 ms against 150-200 ms
 
 
@@ -283,11 +285,21 @@ def test_one_invocation_with_two_tools_is_a_group_compared_k6_against_jmeter(tmp
     runs = json.loads(perfhouse(warehouse, "runs", "--json").stdout)
     assert sorted(r["tool"] for r in runs) == ["jmeter", "k6"]
     assert len({r["group_id"] for r in runs}) == 1 and len({r["fingerprint"] for r in runs}) == 2
-    result = json.loads(perfhouse(warehouse, "compare", "--group", "latest", "--json").stdout)
+    (result,) = json.loads(perfhouse(warehouse, "compare", "--group", "latest", "--json").stdout)
     assert (result["a"]["tool"], result["b"]["tool"], result["baseline"]) == ("k6", "jmeter", "group")
     assert {s["journey"] + "/" + s["step"] for s in result["steps"]} == {"browse/list", "browse/view"}
-    assert all(s["verdict"] == "INCONCLUSIVE" and "too few samples" in s["reason"] for s in result["steps"])
+    # tools measure differently: their differences are shown, never judged
+    assert result["verdict"] == "NOT JUDGED" and {s["verdict"] for s in result["steps"]} == {"NOT JUDGED"}
     assert any("the tools measure differently" in n for n in result["notes"])
+    # `gate latest` judges every run of the invocation: one JUnit suite per run
+    junit = tmp_path / "group.xml"
+    proc = perfhouse(warehouse, "gate", "latest", "--junit", str(junit))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    suites = list(junitparser.JUnitXml.fromfile(str(junit)))
+    assert sorted(s.name.split()[1] for s in suites) == ["jmeter", "k6"]
+    group_id = runs[0]["group_id"]
+    judged = json.loads(perfhouse(warehouse, "gate", group_id[:8], "--json").stdout)
+    assert sorted(r["run"]["tool"] for r in judged) == ["jmeter", "k6"]
     # the group's report carries the same comparison as its section between the tools
     report = json.loads(perfhouse(warehouse, "report", "latest", "--format", "json").stdout)
     section = report["comparison"]

@@ -232,7 +232,7 @@ def test_a_report_says_in_one_line_when_there_is_no_baseline(tmp_path: Path) -> 
     md = render("md", first).text
     section = md.split("## Against the baseline\n\n", 1)[1]
     assert section.strip().splitlines() == [
-        f"No baseline: no earlier completed run of fingerprint {FINGERPRINT} passed its SLOs: "
+        f"No baseline: no earlier completed run of fingerprint {FINGERPRINT} passed its SLOs and gate: "
         f"run {BASELINE_RUN.run_id} has no baseline yet"]
     assert "Against the baseline" not in render("md", build_group_report(wh, [CURRENT_RUN.run_id],
                                                                          ReportOptions(baseline="none"))).text

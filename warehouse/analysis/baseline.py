@@ -20,6 +20,7 @@ class Baseline:
     how: str  # named | pinned | auto
     fingerprint: str = ""
     note: str = ""
+    why: str = ""  # why this run: how it was chosen, in words
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -61,33 +62,48 @@ def pinned(warehouse: Warehouse, fingerprint: str = "") -> list[Pin]:
 
 
 def resolve_baseline(warehouse: Warehouse, run_id: str, choice: str | None = None) -> Baseline:
-    """The baseline of `run_id`: a named run (`choice` a run id or prefix), `pinned`, `auto` (the latest
-    completed run of its fingerprint before it whose SLOs held) or, when `choice` is None, the pinned one
-    if there is one, else the automatic one."""
+    """The baseline of `run_id`: a named run (`choice` a run id or prefix), `pinned`, `auto` or, when `choice`
+    is None, the pinned one if there is one, else the automatic one.
+
+    Automatic: the latest run of its fingerprint before it that passed its gate, i.e. complete (completed or
+    imported), its SLOs held, and no gate judged it WORSE; a run never gated qualifies by the first two. A
+    regressed run never becomes the reference, so two regressions in a row are both caught (no creep)."""
     run = warehouse.run(run_id)
     fingerprint = run.fingerprint
     if choice not in (None, AUTO, PINNED):
         named = warehouse.resolve(str(choice))
         if named == run_id:
             raise DataError(f"run {run_id} cannot be its own baseline")
-        return Baseline(named, "named", fingerprint)
+        return Baseline(named, "named", fingerprint, why="named with --baseline")
     if not fingerprint:
         raise DataError(f"run {run_id} has no fingerprint, so it has no history: name a baseline with --baseline RUN")
     if choice in (None, PINNED):
         pins = pinned(warehouse, fingerprint)
         if pins and pins[0].run_id != run_id:
-            return Baseline(pins[0].run_id, PINNED, fingerprint, pins[0].note)
+            return Baseline(pins[0].run_id, PINNED, fingerprint, pins[0].note,
+                            f"pinned for the fingerprint{': ' + pins[0].note if pins[0].note else ''}")
         if choice == PINNED:
             raise DataError(f"no baseline is pinned for fingerprint {fingerprint} (`perfhouse baseline pin RUN`)")
     rows = warehouse.backend.query(
         queries.FINGERPRINT_RUNS,
         {"fingerprint": fingerprint, "exclude": run_id, "before": run.started_at, "limit": 1000},
     )
+    gated = {str(r["run_id"]): r for r in warehouse.backend.query(queries.GATE_OUTCOMES, {"fingerprint": fingerprint})}
+    skipped = 0
     for r in rows:
-        if r["status"] in USABLE_STATUSES and not int(r["slos_failed"]):
-            return Baseline(str(r["run_id"]), AUTO, fingerprint)
+        if r["status"] not in USABLE_STATUSES or int(r["slos_failed"]):
+            continue
+        outcome = gated.get(str(r["run_id"]))
+        if outcome is not None and int(outcome["worse"]):
+            skipped += 1
+            continue
+        passed = "passed its gate" if outcome is not None else "completed with its SLOs held (never gated)"
+        also = f"; {skipped} later run{'s' if skipped > 1 else ''} judged WORSE passed over" if skipped else ""
+        return Baseline(str(r["run_id"]), AUTO, fingerprint,
+                        why=f"the latest comparable run that {passed}{also}")
     raise DataError(
-        f"no earlier completed run of fingerprint {fingerprint} passed its SLOs: run {run_id} has no baseline yet"
+        f"no earlier completed run of fingerprint {fingerprint} passed its SLOs and gate: run {run_id} has no "
+        "baseline yet"
     )
 
 

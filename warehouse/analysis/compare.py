@@ -1,31 +1,47 @@
-"""Compare two runs per step and overall: percentiles, error rate and throughput, and a verdict per step.
+"""Compare two runs per step and overall: percentiles, error rate and throughput, and a verdict per row that
+says whether run B is a regression.
 
-The figures and the significance test come from ClickHouse over the request samples (warehouse/queries.py
-COMPARE_STATS, COMPARE_TESTS); the decision is pure (`decide`). The test is Kolmogorov-Smirnov, which sees a
-change anywhere in the distribution (a slower tail as well as a shifted median); Mann-Whitney U, which
-ClickHouse also offers, sees only a shift of location and costs several times as much on a million requests.
-On runs this large any test finds the smallest shift significant: the floor, not the p-value, decides.
+The figures come from ClickHouse over the request samples (warehouse/queries.py COMPARE_STATS) and, for the
+history, from the step summaries (NOISE_HISTORY); the decision is pure (`judge`). A Kolmogorov-Smirnov p-value
+(COMPARE_TESTS) is shown beside each row; it does not decide: on runs this large it finds the smallest shift
+significant, and it compares B with one other run, not with what the history predicts.
 
-A verdict on a step's latency looks at the p95 shift d = ln(p95_B / p95_A) with its sampling error (from the
-order statistics: the density at p95 is read from p94 and p96), and at a floor: the change that matters,
-which is never less than what the history of comparable runs moves by itself (NOISE_K times the run-to-run
-spread of ln p95 over the last runs of the fingerprint) and, without such a history, DEFAULT_FLOOR.
+What a row's p95 is judged against (`Reference`, d = ln p95_B minus the reference):
+- history: the stable history of B's fingerprint, i.e. its comparable runs since the last change point of the
+  row's ln p95, leaving out runs a gate judged WORSE (and, with a pinned baseline, runs before it), when it
+  holds at least MIN_HISTORY runs. The reference is their mean ln p95; the spread of d when nothing changed is
+  a prediction interval, sigma * sqrt(1 + 1/n), sigma the run-to-run spread of those runs (which holds their
+  sampling error too), plus the extra sampling error of a B with fewer requests than the history's runs;
+  Student's t with sigma's degrees of freedom. This is how `gate` and a compare against an automatic or
+  pinned baseline judge.
+- pair: one named run A, with the history's sigma known: d = ln p95_B - ln p95_A spreads sqrt(2) times a
+  single run's sigma, as the difference of two runs does.
+- wide: no history of MIN_HISTORY runs: only the sampling error is known, so only a shift credibly beyond
+  WIDE_FLOOR (a change well beyond the run-to-run spread of ordinary systems, 2 to 10 %) counts: the test
+  is against a shift of WIDE_FLOOR, not of zero.
+The run-to-run sigma of a step is pooled over all the steps of the history (`pooled`): ten runs measure one
+step's sigma poorly, and a sigma measured on 9 degrees of freedom would widen every interval by Student's t.
+A step whose own sigma is larger than the pool (an F-test) keeps its own.
 
-- WORSE (BETTER): d beyond the floor, its confidence interval clear of zero, and the distributions differ
-  (Kolmogorov-Smirnov p-value below ALPHA);
-- SAME: the confidence interval lies within the floor on both sides;
-- INCONCLUSIVE: anything else, i.e. a shift the sampling error and the history's noise cannot resolve,
-  or fewer than MIN_SAMPLES requests in either run.
-The error rate is judged alike on its absolute change (two-proportion test, ERROR_FLOOR). A step is WORSE
-if either is; otherwise INCONCLUSIVE if either is, BETTER if either is, else SAME.
+Many rows, one false-alarm rate: each row gets a one-sided p-value for "slower" (the smaller of its p95's
+and its error rate's) and the rows of a run are one family, corrected by Holm's step-down method at
+FAMILY_ALPHA: an unchanged run of 30 steps has a WORSE row no more often than one of 3 steps. A row is
+- WORSE (BETTER): rejected by Holm, and its p95 shift beyond MIN_FLOOR (or its error rate up by more than
+  ERROR_FLOOR: the error test is against a change of ERROR_FLOOR, not of zero);
+- SAME: its p95 shift lies within the band the history moves by itself (NOISE_K sigma, at least MIN_FLOOR;
+  WIDE_FLOOR without a history) with its sampling error (Z_SAME), and its error rate within ERROR_FLOOR;
+- INCONCLUSIVE: anything else, or fewer than MIN_SAMPLES requests in either run (the row says how many it
+  would need).
+Runs of different tools (a group) are not judged at all: their rows are NOT JUDGED.
 """
 
 from __future__ import annotations
 
 import enum
 import math
+import statistics
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from warehouse import queries
@@ -36,21 +52,24 @@ from warehouse.records import RunRecord
 from warehouse.store import Warehouse
 
 MIN_SAMPLES = 200  # at least 10 samples above the p95 of each run
-MIN_HISTORY = 5  # comparable runs needed to measure the run-to-run noise
-HISTORY_RUNS = 30  # the newest comparable runs the noise is measured on
-NOISE_K = 3.0  # the floor is this many times the run-to-run spread of ln p95
-DEFAULT_FLOOR = 0.05  # relative p95 change that matters when there is no history
-MIN_FLOOR = 0.02  # the floor never drops below this, however quiet the history
-ALPHA = 0.01  # significance of the Kolmogorov-Smirnov test
-Z_SHIFT = 2.576  # a WORSE or BETTER shift's two-sided 99 % interval must be clear of zero
-Z_SAME = 1.645  # a SAME shift's 90 % interval must lie within the floor
+MIN_HISTORY = 5  # comparable runs since the last change point needed to predict the next
+HISTORY_RUNS = 30  # the newest comparable runs the history is read from
+FAMILY_ALPHA = 0.005  # the chance that an unchanged run has any WORSE row (Holm over its rows): half the 1 % target
+MIN_FLOOR = 0.02  # a p95 shift below this is never WORSE or BETTER, however significant
+WIDE_FLOOR = 0.20  # without a history, only a p95 shift credibly beyond this is WORSE or BETTER
+NOISE_K = 3.0  # SAME: within this many run-to-run sigmas of the reference
+Z_SAME = 1.645  # a SAME shift's 90 % interval (sampling error) must lie within that band
+Z_SHOWN = 2.576  # the 99 % interval shown beside a shift
 ERROR_FLOOR = 0.01  # an absolute error-rate change of one percentage point matters
+DEFAULT_FLOOR = WIDE_FLOOR  # the band of a row without history
 
 TOOL_DIFFERENCES = (
     "k6 times a request from sending to the last byte received (http_req_duration: no DNS, connect or TLS); "
-    "JMeter's elapsed time also holds connecting and is whole milliseconds in JMeter 2.x",
-    "a request error is one row with ok = 0: k6's http_req_failed (an unexpected status or transport failure), "
-    "JMeter's sample success, which a failed assertion also clears",
+    "JMeter's elapsed time also holds connecting and is whole milliseconds in JMeter 2.x; Locust's response "
+    "time (its python-requests client) also holds connecting when a new connection is made, and reading the body",
+    "a request error is one row with ok = 0 in every tool: a transport failure or a status the step does not "
+    "expect; failed checks (assertions on body, headers, JSONPath, duration) are counted apart, not in these "
+    "error rates",
     "think time and pacing are the tools' own: throughput differs by their scheduling, not by the target",
 )
 
@@ -60,13 +79,15 @@ class CompareVerdict(enum.StrEnum):
     SAME = "SAME"
     WORSE = "WORSE"
     INCONCLUSIVE = "INCONCLUSIVE"
+    NOT_JUDGED = "NOT JUDGED"  # runs of different tools: differences are shown, never judged
 
 
-_RANK = {CompareVerdict.WORSE: 3, CompareVerdict.INCONCLUSIVE: 2, CompareVerdict.BETTER: 1, CompareVerdict.SAME: 0}
+_RANK = {CompareVerdict.WORSE: 3, CompareVerdict.INCONCLUSIVE: 2, CompareVerdict.BETTER: 1, CompareVerdict.SAME: 0,
+         CompareVerdict.NOT_JUDGED: -1}
 
 
 def worst(verdicts: Sequence[CompareVerdict]) -> CompareVerdict:
-    """WORSE over INCONCLUSIVE over BETTER over SAME; SAME for none."""
+    """WORSE over INCONCLUSIVE over BETTER over SAME over NOT JUDGED; SAME for none."""
     return max(verdicts, key=_RANK.__getitem__, default=CompareVerdict.SAME)
 
 
@@ -104,28 +125,68 @@ class Side:
 
 @dataclass(frozen=True)
 class Noise:
-    """The run-to-run spread of a step's ln p95 over the history of comparable runs (None: too short)."""
+    """A row's history of comparable runs: the run-to-run spread of its ln p95 (pooled within the segments
+    between change points; None: too short a history), and its stable part, the runs since the last change
+    point, whose mean ln p95 predicts the next run."""
 
-    runs: int = 0
+    runs: int = 0  # runs read
     sigma: float | None = None
+    dof: int = 0  # sigma's degrees of freedom
+    stable: int = 0  # runs since the last change point
+    level: float | None = None  # their mean ln p95
+    requests: float = 0.0  # the median number of requests of those runs
+    since: str = ""  # the first of those runs
+
+    @property
+    def predicted_p95(self) -> float | None:
+        return math.exp(self.level) if self.level is not None else None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"runs": self.runs, "sigma": self.sigma}
+        return {"runs": self.runs, "sigma": self.sigma, "dof": self.dof, "stable_runs": self.stable,
+                "predicted_p95_ms": self.predicted_p95, "since": self.since}
 
 
-def history_noise(p95s: Sequence[float], min_runs: int = MIN_HISTORY) -> Noise:
-    """The spread of ln p95 over a history, oldest first: the pooled standard deviation within the segments
-    between its change points, so that an earlier regression or fix does not count as noise."""
-    values = [math.log(v) for v in p95s if v is not None and v > 0 and math.isfinite(v)]
+def history_noise(p95s: Sequence[float], min_runs: int = MIN_HISTORY, counts: Sequence[float] | None = None,
+                  run_ids: Sequence[str] | None = None) -> Noise:
+    """A row's history from its p95s, oldest first (with each run's request count and id when known)."""
+    kept = [i for i, v in enumerate(p95s) if v is not None and v > 0 and math.isfinite(v)]
+    values = [math.log(p95s[i]) for i in kept]
     if len(values) < min_runs:
-        return Noise(len(values), None)
+        return Noise(len(values))
     squares, dof = 0.0, 0
-    for seg in segments_of(values):
+    segments = segments_of(values)
+    for seg in segments:
         if len(seg) > 1:
             mean = sum(seg) / len(seg)
             squares += sum((v - mean) ** 2 for v in seg)
             dof += len(seg) - 1
-    return Noise(len(values), math.sqrt(squares / dof) if dof else None)
+    last = segments[-1]
+    first = len(values) - len(last)
+    stable_counts = [counts[kept[i]] for i in range(first, len(values))] if counts is not None else []
+    return Noise(len(values), math.sqrt(squares / dof) if dof else None, dof, len(last), sum(last) / len(last),
+                 float(statistics.median(stable_counts)) if stable_counts else 0.0,
+                 run_ids[kept[first]] if run_ids is not None else "")
+
+
+def pooled(noise: Mapping[tuple[str, str], Noise], alpha: float = 0.01) -> dict[tuple[str, str], Noise]:
+    """The steps' sigma pooled over all steps of the history (relative run-to-run noise is alike across a
+    journey's steps, and ten runs measure one step's sigma poorly), with the pooled degrees of freedom; a step
+    whose own sigma is larger than the pool by an F-test at `alpha` keeps its own. Steps with fewer than
+    MIN_SAMPLES requests a run stay out of the pool (their sampling error would inflate it). The overall row, a mixture
+    of the steps and quieter than each, keeps its own."""
+    from scipy.special import fdtri
+
+    steps = [n for k, n in noise.items() if k != ("", "") and n.sigma is not None and n.dof
+             and not 0 < n.requests < MIN_SAMPLES]  # a thin step's sampling error is not the journey's noise
+    dof = sum(n.dof for n in steps)
+    if not dof:
+        return dict(noise)
+    sigma = math.sqrt(sum(n.dof * (n.sigma or 0.0) ** 2 for n in steps) / dof)
+    out = {}
+    for key, n in noise.items():
+        own = n.sigma is not None and n.dof and sigma > 0 and (n.sigma / sigma) ** 2 > fdtri(n.dof, dof, 1 - alpha)
+        out[key] = n if key == ("", "") or n.sigma is None or own else replace(n, sigma=sigma, dof=dof)
+    return out
 
 
 @dataclass(frozen=True)
@@ -133,18 +194,85 @@ class Policy:
     """The constants of a verdict (module docstring); tests and callers may tighten them."""
 
     min_samples: int = MIN_SAMPLES
-    noise_k: float = NOISE_K
-    default_floor: float = DEFAULT_FLOOR
+    min_history: int = MIN_HISTORY
+    family_alpha: float = FAMILY_ALPHA
     min_floor: float = MIN_FLOOR
-    alpha: float = ALPHA
-    z_shift: float = Z_SHIFT
+    wide_floor: float = WIDE_FLOOR
+    noise_k: float = NOISE_K
     z_same: float = Z_SAME
     error_floor: float = ERROR_FLOOR
 
     def floor(self, noise: Noise) -> float:
+        """The band a SAME shift lies within: what the history moves by itself, or the wide floor."""
         if noise.sigma is None:
-            return self.default_floor
+            return self.wide_floor
         return max(self.min_floor, math.expm1(self.noise_k * noise.sigma))
+
+
+def _t_sf(x: float, dof: float) -> float:
+    """P(T > x) for Student's t with `dof` degrees of freedom (normal when infinite)."""
+    from scipy.special import ndtr, stdtr
+
+    if math.isnan(x):
+        return 0.5
+    return float(ndtr(-x) if not math.isfinite(dof) else stdtr(dof, -x))
+
+
+def _t_quantile(p: float, dof: float) -> float:
+    from scipy.special import ndtri, stdtrit
+
+    return float(ndtri(p) if not math.isfinite(dof) else stdtrit(dof, p))
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What a row's p95 is judged against (module docstring): `mode` history, pair or wide."""
+
+    mode: str
+    p95: float  # the reference p95: the history's prediction or run A's
+    shift: float  # d = ln p95_B - ln reference
+    spread: float  # the standard deviation of d when nothing changed
+    offset: float  # the shift the null hypothesis allows (the wide floor in wide mode, else 0)
+    dof: float
+    sampling: float  # the part of the spread that is sampling error
+
+    @property
+    def p_slower(self) -> float:
+        return _t_sf((self.shift - self.offset) / self.spread, self.dof) if self.spread > 0 else float(
+            self.shift > self.offset)
+
+    @property
+    def p_faster(self) -> float:
+        return _t_sf((-self.shift - self.offset) / self.spread, self.dof) if self.spread > 0 else float(
+            -self.shift > self.offset)
+
+    def interval(self, z: float = Z_SHOWN) -> tuple[float, float]:
+        """The shift's interval (relative), `z` spreads either side."""
+        half = z * self.spread
+        return math.expm1(self.shift - half), math.expm1(self.shift + half)
+
+
+def reference(a: Side | None, b: Side, noise: Noise, history: bool, policy: Policy = Policy()) -> Reference | None:
+    """The reference of B's p95 (module docstring); None when B (or, needed, A) has no p95."""
+    if not b.p95 or b.p95 <= 0:
+        return None
+    se_b = b.p95_log_se()
+    sigma = noise.sigma
+    if history and sigma is not None and noise.level is not None and noise.stable >= policy.min_history:
+        extra = se_b ** 2 * max(0.0, 1 - b.count / noise.requests) if noise.requests else 0.0
+        spread = math.sqrt(sigma ** 2 * (1 + 1 / noise.stable) + extra)
+        return Reference("history", math.exp(noise.level), math.log(b.p95) - noise.level, spread, 0.0,
+                         noise.dof, math.sqrt(se_b ** 2 + sigma ** 2 / noise.stable))
+    if a is None or not a.p95 or a.p95 <= 0:
+        return None
+    se_a = a.p95_log_se()
+    d = math.log(b.p95 / a.p95)
+    sampling = math.hypot(se_a, se_b)
+    if sigma is not None:
+        extra = sum(se ** 2 * max(0.0, 1 - side.count / noise.requests) for se, side in ((se_a, a), (se_b, b))
+                    ) if noise.requests else 0.0
+        return Reference("pair", a.p95, d, math.sqrt(2 * sigma ** 2 + extra), 0.0, noise.dof, sampling)
+    return Reference("wide", a.p95, d, sampling, math.log1p(policy.wide_floor), math.inf, sampling)
 
 
 @dataclass(frozen=True)
@@ -154,58 +282,149 @@ class Decision:
     latency: CompareVerdict = CompareVerdict.INCONCLUSIVE
     errors: CompareVerdict = CompareVerdict.INCONCLUSIVE
     floor: float = DEFAULT_FLOOR
-    shift: float | None = None  # relative p95 change, B against A
+    shift: float | None = None  # relative p95 change, B against its reference
     interval: tuple[float, float] | None = None  # its 99 % interval (relative)
+    mode: str = ""  # history | pair | wide (Reference.mode); '' when not tested
+    reference_p95: float | None = None
+    p_value: float | None = None  # the row's p-value for "slower" (before Holm's correction)
+    needs: int = 0  # requests each run needs for a verdict, when too few held it back
 
 
-def decide(a: Side, b: Side, p_value: float | None, noise: Noise, policy: Policy = Policy()) -> Decision:
-    """The verdict on B against A for one step (module docstring)."""
+@dataclass(frozen=True)
+class Row:
+    """One row to judge: the figures of both runs (A may be missing) and the row's history."""
+
+    a: Side | None
+    b: Side | None
+    noise: Noise = Noise()
+
+
+@dataclass(frozen=True)
+class _Tested:
+    ref: Reference | None
+    p_slower: float  # the row's p-values: the smaller of the p95's and the error rate's
+    p_faster: float
+    p_more_errors: float
+    p_fewer_errors: float
+    error_said: str
+    error_same: bool
+
+
+def judge(rows: Mapping[Any, Row], history: bool = True, policy: Policy = Policy()) -> dict[Any, Decision]:
+    """The verdict of every row of a run (module docstring): one family, Holm-corrected. `history`: judge
+    against the stable history where it is long enough (else against run A)."""
+    out: dict[Any, Decision] = {}
+    tested: dict[Any, _Tested] = {}
+    for key, row in rows.items():
+        a, b = row.a, row.b
+        floor = policy.floor(row.noise)
+        if b is None or (a is None and not history):
+            out[key] = Decision(CompareVerdict.INCONCLUSIVE, f"only run {'A' if b is None else 'B'} has this step",
+                                floor=floor)
+            continue
+        fewest = min(b.count, a.count if a is not None else b.count)
+        if fewest < policy.min_samples:
+            which = "B" if a is None or b.count <= a.count else "A"
+            out[key] = Decision(CompareVerdict.INCONCLUSIVE,
+                                f"too few samples for a verdict: run {which} has {fewest}, a sound verdict needs "
+                                f"{policy.min_samples}", floor=floor, needs=policy.min_samples)
+            continue
+        ref = reference(a, b, row.noise, history, policy)
+        p_more, p_fewer, said, same = _error_test(a, b, policy)
+        tested[key] = _Tested(ref, min(ref.p_slower if ref else 1.0, p_more),
+                              min(ref.p_faster if ref else 1.0, p_fewer), p_more, p_fewer, said, same)
+    slower = holm({k: t.p_slower for k, t in tested.items()}, policy.family_alpha)
+    faster = holm({k: t.p_faster for k, t in tested.items()}, policy.family_alpha)
+    for key, t in tested.items():
+        out[key] = _decide(t, rows[key].noise, slower.get(key), faster.get(key), policy)
+    return out
+
+
+def holm(pvalues: Mapping[Any, float], alpha: float) -> dict[Any, float]:
+    """Holm's step-down method: the keys rejected at family-wise level `alpha`, each with the threshold it
+    was tested at (alpha / (m - i) for the i-th smallest p-value, stopping at the first not rejected)."""
+    ordered = sorted(pvalues.items(), key=lambda kv: kv[1])
+    rejected = {}
+    for i, (key, p) in enumerate(ordered):
+        threshold = alpha / (len(ordered) - i)
+        if p > threshold:
+            break
+        rejected[key] = threshold
+    return rejected
+
+
+def _decide(t: _Tested, noise: Noise, slower: float | None, faster: float | None, policy: Policy) -> Decision:
+    ref = t.ref
     floor = policy.floor(noise)
-    if min(a.count, b.count) < policy.min_samples:
-        fewer = "A" if a.count < b.count else "B"
-        reason = (f"too few samples for a verdict: run {fewer} has {min(a.count, b.count)}, "
-                  f"a sound verdict needs {policy.min_samples}")
-        return Decision(CompareVerdict.INCONCLUSIVE, reason, floor=floor)
-    latency, shift, interval, why = _latency(a, b, p_value, floor, policy)
-    errors, error_why = _errors(a, b, policy)
-    reasons = [why] + ([error_why] if errors != CompareVerdict.SAME else [])
-    return Decision(worst([latency, errors]), "; ".join(reasons), latency, errors, floor, shift, interval)
+    relevant = math.log1p(policy.min_floor)
+    if ref is None:
+        latency, shift, interval, said = CompareVerdict.INCONCLUSIVE, None, None, "no latency to compare"
+    else:
+        shift, interval = math.expm1(ref.shift), ref.interval()
+        said = _said(ref, noise, floor)
+        if slower is not None and ref.p_slower <= slower and ref.shift > relevant:
+            latency, said = CompareVerdict.WORSE, f"slower: {said}"
+        elif faster is not None and ref.p_faster <= faster and ref.shift < -relevant:
+            latency, said = CompareVerdict.BETTER, f"faster: {said}"
+        elif abs(ref.shift) + policy.z_same * ref.sampling < math.log1p(floor):
+            within = "the wide floor" if ref.mode == "wide" else "what the runs move by themselves"
+            latency, said = CompareVerdict.SAME, f"within {within}: {said}"
+        else:
+            latency, said = CompareVerdict.INCONCLUSIVE, f"not resolved: {said}"
+    if slower is not None and t.p_more_errors <= slower:
+        errors, error_why = CompareVerdict.WORSE, f"more errors: {t.error_said}"
+    elif faster is not None and t.p_fewer_errors <= faster:
+        errors, error_why = CompareVerdict.BETTER, f"fewer errors: {t.error_said}"
+    elif t.error_same:
+        errors, error_why = CompareVerdict.SAME, t.error_said
+    else:
+        errors, error_why = CompareVerdict.INCONCLUSIVE, f"error rate change not resolved: {t.error_said}"
+    if CompareVerdict.WORSE in (latency, errors):
+        verdict = CompareVerdict.WORSE
+    elif CompareVerdict.INCONCLUSIVE in (latency, errors):
+        verdict = CompareVerdict.INCONCLUSIVE
+    else:
+        verdict = worst([latency, errors])
+    reasons = [said] + ([error_why] if errors != CompareVerdict.SAME else [])
+    return Decision(verdict, "; ".join(reasons), latency, errors, floor, shift, interval,
+                    ref.mode if ref else "", ref.p95 if ref else None, t.p_slower)
 
 
-def _latency(
-    a: Side, b: Side, p_value: float | None, floor: float, policy: Policy
-) -> tuple[CompareVerdict, float | None, tuple[float, float] | None, str]:
-    if not a.p95 or not b.p95 or a.p95 <= 0 or b.p95 <= 0:
-        return CompareVerdict.INCONCLUSIVE, None, None, "no latency to compare"
-    d = math.log(b.p95 / a.p95)
-    se = math.hypot(a.p95_log_se(), b.p95_log_se())
-    lo, hi = d - policy.z_shift * se, d + policy.z_shift * se
-    limit = math.log1p(floor)
-    significant = p_value is not None and p_value < policy.alpha
-    shift, interval = math.expm1(d), (math.expm1(lo), math.expm1(hi))
-    said = f"p95 {shift:+.1%} (99 % interval {interval[0]:+.1%} to {interval[1]:+.1%}), floor ±{floor:.1%}"
-    if d > limit and lo > 0 and significant:
-        return CompareVerdict.WORSE, shift, interval, f"slower: {said}"
-    if d < -limit and hi < 0 and significant:
-        return CompareVerdict.BETTER, shift, interval, f"faster: {said}"
-    if -limit < d - policy.z_same * se and d + policy.z_same * se < limit:
-        return CompareVerdict.SAME, shift, interval, f"within the floor: {said}"
-    return CompareVerdict.INCONCLUSIVE, shift, interval, f"not resolved: {said}"
+def _said(ref: Reference, noise: Noise, floor: float) -> str:
+    lo, hi = ref.interval()
+    shift = f"p95 {math.expm1(ref.shift):+.1%} (99 % interval {lo:+.1%} to {hi:+.1%})"
+    if ref.mode == "history":
+        return (f"{shift} against {ref.p95:.4g} ms, the mean of the {noise.stable} runs since "
+                f"{noise.since or 'the last change point'} (run-to-run spread {noise.sigma or 0:.1%})")
+    if ref.mode == "pair":
+        return (f"{shift} against run A, judged with the run-to-run spread of {noise.runs} earlier runs "
+                f"({noise.sigma or 0:.1%}, sqrt(2) times that for two runs)")
+    return (f"{shift} against run A; without a history of {MIN_HISTORY}+ runs only a shift credibly beyond "
+            f"±{math.expm1(ref.offset):.0%} counts")
 
 
-def _errors(a: Side, b: Side, policy: Policy) -> tuple[CompareVerdict, str]:
+def _error_test(a: Side | None, b: Side, policy: Policy) -> tuple[float, float, str, bool]:
+    """p-values of "more errors" and "fewer errors" by more than the error floor (two proportions), the
+    change said, and whether it lies within the floor."""
+    if a is None or not a.count or not b.count:
+        return 1.0, 1.0, "no error rate to compare", False
     ea, eb = a.errors / a.count, b.errors / b.count
-    pooled = (a.errors + b.errors) / (a.count + b.count)
-    se = math.sqrt(pooled * (1 - pooled) * (1 / a.count + 1 / b.count))
+    pooled_rate = (a.errors + b.errors) / (a.count + b.count)
+    se = math.sqrt(pooled_rate * (1 - pooled_rate) * (1 / a.count + 1 / b.count))
     delta = eb - ea
     said = f"error rate {ea:.2%} → {eb:.2%}"
-    if delta > policy.error_floor and delta - policy.z_shift * se > 0:
-        return CompareVerdict.WORSE, f"more errors: {said}"
-    if delta < -policy.error_floor and delta + policy.z_shift * se < 0:
-        return CompareVerdict.BETTER, f"fewer errors: {said}"
-    if abs(delta) + policy.z_same * se < policy.error_floor:
-        return CompareVerdict.SAME, said
-    return CompareVerdict.INCONCLUSIVE, f"error rate change not resolved: {said}"
+    if se == 0:
+        return float(delta <= policy.error_floor), float(-delta <= policy.error_floor), said, True
+    more = _t_sf((delta - policy.error_floor) / se, math.inf)
+    fewer = _t_sf((-delta - policy.error_floor) / se, math.inf)
+    return more, fewer, said, abs(delta) + policy.z_same * se < policy.error_floor
+
+
+def decide(a: Side, b: Side, p_value: float | None, noise: Noise, policy: Policy = Policy(),
+           history: bool = False) -> Decision:
+    """The verdict on B against A for one row alone (a family of one); `p_value` (Kolmogorov-Smirnov) is
+    shown, not used."""
+    return judge({"row": Row(a, b, noise)}, history, policy)["row"]
 
 
 # -- comparing two runs of the warehouse ---------------------------------------------------------------
@@ -238,6 +457,10 @@ class StepComparison:
     ks_p: float | None = None
     shift: float | None = None
     interval: tuple[float, float] | None = None
+    mode: str = ""  # what B was judged against: history | pair | wide ('' when not tested)
+    reference_p95: float | None = None
+    p_value: float | None = None  # the row's p-value for "slower", before Holm's correction
+    needs: int = 0  # requests each run needs for a verdict, when too few held it back
 
     @property
     def overall(self) -> bool:
@@ -274,6 +497,10 @@ class StepComparison:
             "p95_shift_interval": list(self.interval) if self.interval else None,
             "floor": self.floor,
             "noise": self.noise.to_dict(),
+            "judged_against": self.mode,
+            "reference_p95_ms": self.reference_p95,
+            "p_slower": self.p_value,
+            "requests_needed": self.needs,
         }
 
 
@@ -289,13 +516,26 @@ class Comparison:
     notes: list[str] = field(default_factory=list)
 
     @property
+    def rows(self) -> list[StepComparison]:
+        return [*self.steps, self.overall]
+
+    @property
     def verdict(self) -> CompareVerdict:
-        """WORSE if any step is; else INCONCLUSIVE if any is; BETTER if any is; else SAME."""
-        return worst([s.verdict for s in self.steps] or [self.overall.verdict])
+        """The headline, by the rule the gate follows: WORSE if any row is (a step or the whole run); else
+        INCONCLUSIVE if any is; BETTER if any is; else SAME. NOT JUDGED for runs of different tools."""
+        if self.how == "group":
+            return CompareVerdict.NOT_JUDGED
+        return worst([s.verdict for s in self.rows])
 
     @property
     def worse(self) -> list[StepComparison]:
-        return [s for s in self.steps if s.verdict == CompareVerdict.WORSE]
+        """The regressions: every WORSE row, a step's or the whole run's."""
+        return [s for s in self.rows if s.verdict == CompareVerdict.WORSE]
+
+    @property
+    def thin(self) -> list[StepComparison]:
+        """The rows too thin to judge, with the requests they would need."""
+        return [s for s in self.rows if s.needs]
 
     def to_dict(self) -> dict[str, Any]:
         return _finite({
@@ -317,8 +557,10 @@ def compare_runs(
     noise: Mapping[tuple[str, str], Noise] | None = None,
     policy: Policy = Policy(),
 ) -> Comparison:
-    """Compare run B against run A (rows of queries.RUN). The noise per (journey, step) ('', '' overall) is
-    measured on B's fingerprint's history before B unless given."""
+    """Compare run B against run A (rows of queries.RUN). The history per (journey, step) ('', '' overall) is
+    read from B's fingerprint's runs before B unless given (`measured_noise`); with an automatic or pinned
+    baseline B is judged against that history's stable runs, with a named A against A (module docstring);
+    runs of a group (different tools) are not judged."""
     a_id, b_id = run_a.run_id, run_b.run_id
     sides: dict[tuple[str, str], dict[str, Side]] = {}
     with backend.session():
@@ -335,30 +577,44 @@ def compare_runs(
             "a": a_id, "b": b_id, "journeys": [k[0] for k in both] if partial else [],
             "steps": [k[1] for k in both] if partial else []}) if both else []
         if noise is None:
-            noise = measured_noise(backend, run_b.fingerprint, b_id, run_b.started_at)
+            noise = {} if how == "group" else measured_noise(
+                backend, run_b.fingerprint, b_id, run_b.started_at,
+                since=run_a.started_at if how == "pinned" else "", keep=a_id if how == "pinned" else "")
     pvalues = {("", "") if r["overall"] else (str(r["journey"]), str(r["step"])): _num(r["ks_p"]) for r in tests}
+    keys = sorted(sides, key=lambda k: (k == ("", ""), k))
+    if how == "group":
+        decisions = {k: Decision(CompareVerdict.NOT_JUDGED, f"{run_b.tool} against {run_a.tool}: the tools measure "
+                                 "differently, so the difference is shown, not judged") for k in keys}
+    else:
+        decisions = judge({k: Row(sides[k].get("a"), sides[k].get("b"), noise.get(k, Noise())) for k in keys},
+                          history=how in ("auto", "pinned"), policy=policy)
     rows = []
-    for key in sorted(sides, key=lambda k: (k == ("", ""), k)):
-        pair = sides[key]
-        ks_p = pvalues.get(key)
-        step_noise = noise.get(key, Noise())
-        floor = policy.floor(step_noise)
-        if "a" not in pair or "b" not in pair:
+    for key in keys:
+        pair, d, step_noise = sides[key], decisions[key], noise.get(key, Noise())
+        if how != "group" and ("a" not in pair or "b" not in pair) and d.mode != "history":
             only = "B" if "b" in pair else "A"
-            rows.append(StepComparison(key[0], key[1], pair.get("a"), pair.get("b"), CompareVerdict.INCONCLUSIVE,
-                                       f"only run {only} has this step", step_noise, floor, ks_p))
-            continue
-        d = decide(pair["a"], pair["b"], ks_p, step_noise, policy)
-        rows.append(StepComparison(key[0], key[1], pair["a"], pair["b"], d.verdict, d.reason, step_noise, d.floor,
-                                   ks_p, d.shift, d.interval))
+            d = replace(d, verdict=CompareVerdict.INCONCLUSIVE, reason=f"only run {only} has this step", needs=0)
+        rows.append(StepComparison(key[0], key[1], pair.get("a"), pair.get("b"), d.verdict, d.reason, step_noise,
+                                   d.floor, pvalues.get(key), d.shift, d.interval, d.mode, d.reference_p95,
+                                   d.p_value, d.needs))
     steps = [s for s in rows if not s.overall]
     overall = next((s for s in rows if s.overall), None) or StepComparison(
         "", "", None, None, CompareVerdict.INCONCLUSIVE, "neither run has requests")
     notes = []
-    if not any(n.sigma is not None for n in noise.values()):
-        notes.append(f"no history of {MIN_HISTORY}+ comparable runs: a default floor of ±{policy.default_floor:.0%} "
-                     "on the p95 applies")
-    if run_a.fingerprint != run_b.fingerprint:
+    modes = {s.mode for s in rows if s.mode}
+    if how != "group" and "history" not in modes and "pair" not in modes and any(s.mode == "wide" for s in rows):
+        notes.append(f"no history of {policy.min_history}+ comparable runs since the last change point: only a p95 "
+                     f"shift credibly beyond ±{policy.wide_floor:.0%} (or an error rate up by more than "
+                     f"{policy.error_floor * 100:g} percentage point) is WORSE; gate a few more runs to judge finer shifts")
+    if "history" in modes:
+        stable = max((s.noise.stable for s in rows if s.mode == "history"), default=0)
+        notes.append(f"judged against the stable history: up to {stable} comparable runs since the last change point "
+                     "(runs a gate judged WORSE left out), a prediction interval that counts their run-to-run noise; "
+                     f"run A `{a_id}` is shown for before and after")
+    if how != "group" and len([s for s in rows if s.p_value is not None]) > 1:
+        notes.append(f"{len([s for s in rows if s.p_value is not None])} rows judged as one family (Holm): "
+                     f"an unchanged run has a WORSE row in at most {policy.family_alpha:.1%} of cases")
+    if how != "group" and run_a.fingerprint != run_b.fingerprint:
         notes.append("the runs have different fingerprints (spec, journeys, profile, tool, environment or labels): "
                      "differences may come from that, not from the system under test")
     for described, name in ((run_a, "A"), (run_b, "B")):
@@ -395,18 +651,31 @@ def stored_comparisons(backend: Backend, run_id: str, baseline_id: str = "") -> 
 
 
 def measured_noise(backend: Backend, fingerprint: str, before_run: str, before: str,
-                   runs: int = HISTORY_RUNS) -> dict[tuple[str, str], Noise]:
-    """The run-to-run noise of each step's p95 (and overall) over the newest `runs` comparable runs before."""
+                   runs: int = HISTORY_RUNS, since: str = "", keep: str = "") -> dict[tuple[str, str], Noise]:
+    """The history of each step's p95 (and overall) over the newest `runs` comparable runs before `before`,
+    leaving out the runs a gate judged WORSE (but `keep`) and, with `since`, runs started before it (a pinned
+    baseline starts its history); the steps' sigma pooled (`pooled`)."""
     if not fingerprint:
         return {}
+    regressed = {str(r["run_id"]) for r in backend.query(queries.GATE_REGRESSED, {"fingerprint": fingerprint})}
     rows = backend.query(queries.NOISE_HISTORY, {"fingerprint": fingerprint, "spec": "", "before": before,
                                                 "exclude": before_run, "runs": runs})
-    series: dict[tuple[str, str], list[float]] = {}
+    start = _instant(since) if since else None
+    series: dict[tuple[str, str], list[tuple[float, float, str]]] = {}
     for r in rows:  # oldest first
-        p95 = _num(r["p95"])
-        if p95 is not None:
-            series.setdefault((str(r["journey"]), str(r["step"])), []).append(p95)
-    return {key: history_noise(values) for key, values in series.items()}
+        p95, run_id = _num(r["p95"]), str(r["run_id"])
+        if p95 is None or (run_id in regressed and run_id != keep):
+            continue
+        if start is not None and _instant(str(r["started"])) < start:
+            continue
+        series.setdefault((str(r["journey"]), str(r["step"])), []).append((p95, float(r["requests"]), run_id))
+    return pooled({key: history_noise([v[0] for v in values], counts=[v[1] for v in values],
+                                      run_ids=[v[2] for v in values]) for key, values in series.items()})
+
+
+def _instant(text: str) -> str:
+    """A timestamp as sortable text ('2026-01-01 00:00:00.000000'): the warehouse's and a run record's forms."""
+    return text.replace("T", " ").split("+")[0].ljust(26, "0")[:26]
 
 
 def _num(value: Any) -> float | None:
@@ -429,6 +698,32 @@ def _finite(value: Any) -> Any:
 # -- choosing what to compare ------------------------------------------------------------------------------
 
 
+def compare_group(warehouse: Warehouse, group: str, policy: Policy = Policy()) -> list[Comparison]:
+    """The runs of a group (`latest`: the newest group of several runs; else a group id or prefix) against each
+    other: the first tool's run (k6 first) as A against every other tool's run. Differences are shown, never
+    judged: the tools measure differently."""
+    with warehouse.backend.session():
+        rows = warehouse.backend.query(queries.LATEST_GROUP, {"group": "" if group == "latest" else group})
+        if len(rows) < 2:
+            raise DataError(f"no group {'of several runs' if group == 'latest' else repr(group)} to compare: "
+                            "run a spec with --tool k6,jmeter")
+        ordered = sorted(rows, key=lambda r: (r["tool"] != "k6", r["tool"], str(r["run_id"])))
+        run_a = warehouse.run(str(ordered[0]["run_id"]))
+        out = []
+        for row in ordered[1:]:
+            run_b = warehouse.run(str(row["run_id"]))
+            result = compare_runs(warehouse.backend, run_a, run_b, "group", policy=policy)
+            others = [f"{r['tool']} `{r['run_id']}`" for r in ordered[1:] if r["run_id"] != row["run_id"]]
+            result.notes = [*result.notes,
+                            f"{run_b.tool} against {run_a.tool} of group {run_a.group_id}: the tools measure "
+                            "differently, so a difference is not a regression and is never WORSE or BETTER",
+                            *TOOL_DIFFERENCES,
+                            *([f"the group also holds {', '.join(others)}, compared with {run_a.tool} apart"]
+                              if others else [])]
+            out.append(result)
+    return out
+
+
 def compare(
     warehouse: Warehouse,
     a: str | None = None,
@@ -439,30 +734,22 @@ def compare(
 ) -> Comparison:
     """Compare runs named as the CLI names them: A and B; B (default the latest run) against its baseline
     (`baseline`: a run, `auto`, `pinned`, or None for pinned else automatic); or, with `group` (`latest` or
-    a group id), the k6 run of that invocation against its JMeter run."""
+    a group id), the first tool's run of that invocation against the next (`compare_group` gives every pair)."""
     from warehouse.analysis.baseline import resolve_baseline
 
+    if group is not None:
+        return compare_group(warehouse, group, policy)[0]
     with warehouse.backend.session():
-        if group is not None:
-            rows = warehouse.backend.query(queries.LATEST_GROUP, {"group": "" if group == "latest" else group})
-            if len(rows) < 2:
-                raise DataError(f"no group {'of several runs' if group == 'latest' else repr(group)} to compare: "
-                                "run a spec with --tool k6,jmeter")
-            ordered = sorted(rows, key=lambda r: (r["tool"] != "k6", r["tool"]))
-            run_a, run_b = warehouse.run(str(ordered[0]["run_id"])), warehouse.run(str(ordered[1]["run_id"]))
-            result = compare_runs(warehouse.backend, run_a, run_b, "group", policy=policy)
-            result.notes = [n for n in result.notes if not n.startswith("the runs have different fingerprints")]
-            result.notes += [f"{run_a.tool} against {run_b.tool} of group {run_a.group_id}: "
-                             "the tools measure differently, so a difference is not a regression",
-                             *TOOL_DIFFERENCES]
-            return result
         if a is not None and b is not None:
             run_a, run_b = warehouse.run(warehouse.resolve(a)), warehouse.run(warehouse.resolve(b))
             return compare_runs(warehouse.backend, run_a, run_b, "named", policy=policy)
         b_id = warehouse.resolve(a if a is not None else "latest")
         chosen = resolve_baseline(warehouse, b_id, baseline)
-        return compare_runs(warehouse.backend, warehouse.run(chosen.run_id), warehouse.run(b_id), chosen.how,
-                            policy=policy)
+        result = compare_runs(warehouse.backend, warehouse.run(chosen.run_id), warehouse.run(b_id), chosen.how,
+                              policy=policy)
+        if chosen.why:
+            result.notes.insert(0, f"baseline `{chosen.run_id}`: {chosen.why}")
+        return result
 
 
 def render_markdown(comparison: Comparison) -> str:
