@@ -208,8 +208,12 @@ def test_a_breached_slo_exits_3_and_outranks_the_regression_checks(recorded: Rec
     assert proc.returncode == ExitStatus.SLO_FAILED, proc.stdout + proc.stderr
     cases = read_junit(recorded.tmp / "breach.xml")
     failed = [k for k, c in cases.items() if not c.is_passed and not c.is_skipped]
-    assert failed == ["perfhouse.slo.gate-shop::overall p95 < 1 ms"]
+    assert [k for k in failed if k.startswith("perfhouse.slo.")] == ["perfhouse.slo.gate-shop::overall p95 < 1 ms"]
     assert cases["perfhouse.slo.gate-shop::overall p95 < 1 ms"].result[0].type == "SLOBreach"
+    # both runs hit the fast API (1-4 ms): on a loaded machine a row may still come out WORSE than the passed
+    # run; whether or not it does, the breach decides the exit status
+    assert all(cases[k].result[0].type == "Regression" for k in failed if k.startswith("perfhouse.regression."))
+    assert {k.split(".")[1] for k in failed} <= {"slo", "regression"}
     text = step_summary.read_text()
     assert text.startswith("# earlier step\n")  # appended, not replaced
     assert "## perfhouse gate: SLO FAILED" in text and "| overall p95 < 1 ms |" in text and "**FAIL**" in text
