@@ -158,7 +158,7 @@ class JtlCsv:
                 result.rows = _load_strict(job, columns, header, delimiter, head)
                 return
             except WarehouseError:
-                job.backend.command(f"TRUNCATE TABLE {quote_identifier(job.table('requests'))}")
+                job.restart("requests")
         _load_checked(job, result, columns, header, delimiter, cut_short)
 
 
@@ -226,7 +226,9 @@ def _load_strict(job: IngestJob, columns: list[str], header: bool, delimiter: st
     sql = _requests_sql(job.table("requests"), columns, ts, where, "{input}", typed=True)
     params = {"run": job.run_id, "batch": job.batch,
               "generator": job.generator, **service_map_params(job), **step_map_params(job)}
-    return job.backend.insert_from_file(sql, params, job.path, fmt, ", ".join(types), strict)
+    job.backend.insert_from_file(sql, params, job.path, fmt, ", ".join(types), strict)
+    # counted in the table: the rows the insert wrote include those of the histogram's materialized view
+    return int(job.backend.query(f"SELECT count() AS n FROM {quote_identifier(job.table('requests'))}")[0]["n"])
 
 
 def _format_settings(delimiter: str, header: bool) -> tuple[str, dict[str, Any]]:
