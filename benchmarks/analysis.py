@@ -1,6 +1,6 @@
 """Analysis benchmark (a command, not a test): change-point detection and a full compare.
 
-    python benchmarks/analysis.py [--series 1000] [--runs 100] [--requests 1000000] [--work DIR]
+    python benchmarks/analysis.py [--series 1000] [--runs 100] [--requests 1000000] [--work DIR] [--tiny]
 
 Prints from ONE run:
 - change-point detection over SERIES seeded series of RUNS runs (5 % noise, half with a +10 % step), against
@@ -23,6 +23,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.common import add_tiny, ratio, tiny_sizes  # noqa: E402
 
 
 def changepoints(series: int, runs: int) -> None:
@@ -50,6 +52,7 @@ def changepoints(series: int, runs: int) -> None:
     false = sum(len(found[i]) for i in range(1, series, 2))
     print(f"change points, {series} series x {runs} runs: {ours:.2f} s ({ours / series * 1000:.1f} ms a series; "
           f"target 10 s: {ours / 10:.2f} of it)")
+    print(ratio("change points / 10 s", ours / 10, 1.0, higher_is_better=False))
     print(f"  reference, otava's pass alone: {otava:.2f} s -> detection costs {ours / otava:.2f}x it; "
           f"best split of every series at once: {vectorised * 1000:.1f} ms")
     print(f"  steps placed within 2 runs: {hits}/{series // 2}; change points in series without one: {false}")
@@ -81,6 +84,7 @@ def compare(requests: int, work: Path) -> None:
                          "FROM requests WHERE run_id IN ('a', 'b') GROUP BY run_id, journey, step")
         reference = time.perf_counter() - t
     print(f"  full compare: {full:.2f} s (target 2 s: {full / 2:.2f} of it); verdict {result.verdict}")
+    print(ratio("full compare / 2 s", full / 2, 1.0, higher_is_better=False))
     print(f"  reference, p95 per run and step in one query: {reference:.2f} s -> compare costs "
           f"{full / reference:.1f}x it")
 
@@ -91,7 +95,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--requests", type=int, default=1_000_000)
     parser.add_argument("--work", type=Path, default=None)
-    args = parser.parse_args()
+    add_tiny(parser)
+    args = tiny_sizes(parser.parse_args(), series=20, runs=30, requests=20_000)
     changepoints(args.series, args.runs)
     with tempfile.TemporaryDirectory(dir=args.work) as work:
         compare(args.requests, Path(work))
