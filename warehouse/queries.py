@@ -111,7 +111,7 @@ WHERE status = 'running' AND mapContains(labels, {label:String})
 # What opening a warehouse checks at once: the schema versions applied, the batches left unfinished, the staging
 # tables left over and the owners of running runs (warehouse.store; each needs work only when it says so).
 OPEN_CHECK = """
-SELECT (SELECT groupUniqArray(version) FROM schema_migrations) AS versions,
+SELECT (SELECT arraySort(groupUniqArray(version)) FROM schema_migrations) AS versions,
        (SELECT count() FROM ingested_files FINAL WHERE state IN {states:Array(String)}) AS unfinished,
        (SELECT count() FROM system.tables WHERE database = currentDatabase() AND name LIKE 'stage\\_%') AS staged,
        (SELECT groupArray(labels[{label:String}]) FROM runs FINAL
