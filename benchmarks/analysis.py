@@ -83,7 +83,7 @@ def compare(requests: int, work: Path) -> None:
         wh.backend.query("SELECT run_id, journey, step, quantileExactInclusive(0.95)(duration_ms) AS p95 "
                          "FROM requests WHERE run_id IN ('a', 'b') GROUP BY run_id, journey, step")
         reference = time.perf_counter() - t
-    print(f"  full compare: {full:.2f} s (target 2 s: {full / 2:.2f} of it); verdict {result.verdict}")
+    print(f"  full compare: {full:.2f} s; verdict {result.verdict}")
     print(ratio("full compare / 2 s", full / 2, 1.0, higher_is_better=False))
     print(f"  reference, p95 per run and step in one query: {reference:.2f} s -> compare costs "
           f"{full / reference:.1f}x it")
@@ -98,6 +98,8 @@ def main() -> None:
     add_tiny(parser)
     args = tiny_sizes(parser.parse_args(), series=20, runs=30, requests=20_000)
     changepoints(args.series, args.runs)
+    if args.work:
+        args.work.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=args.work) as work:
         compare(args.requests, Path(work))
 
