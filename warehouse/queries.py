@@ -108,11 +108,12 @@ SELECT run_id, labels[{label:String}] AS owner FROM runs FINAL
 WHERE status = 'running' AND mapContains(labels, {label:String})
 """
 
-# What opening a warehouse checks at once: the schema versions applied, the batches left unfinished, the staging
-# tables left over and the owners of running runs (warehouse.store; each needs work only when it says so).
+# What opening a warehouse checks at once: the schema versions applied, the batches left unfinished (in any state
+# but the two final ones: warehouse.ingest.UNFINISHED), the staging tables left over and the owners of running
+# runs (warehouse.store; each needs work only when it says so).
 OPEN_CHECK = """
 SELECT (SELECT arraySort(groupUniqArray(version)) FROM schema_migrations) AS versions,
-       (SELECT count() FROM ingested_files FINAL WHERE state IN {states:Array(String)}) AS unfinished,
+       (SELECT count() FROM ingested_files FINAL WHERE state NOT IN ('done', 'failed')) AS unfinished,
        (SELECT count() FROM system.tables WHERE database = currentDatabase() AND name LIKE 'stage\\_%') AS staged,
        (SELECT groupArray(labels[{label:String}]) FROM runs FINAL
         WHERE status = 'running' AND mapContains(labels, {label:String})) AS owners

@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from warehouse import queries
 from warehouse.analysis import fingerprint as fp
@@ -16,31 +16,14 @@ from warehouse.analysis import slo
 from warehouse.backends import Backend, open_backend
 from warehouse.errors import DataError, IngestError, WarehouseError
 from warehouse.ids import new_run_id
-from warehouse.ingest import (
-    FORMATS,
-    UNFINISHED,
-    IngestJob,
-    IngestResult,
-    StepFacts,
-    detect_format,
-    ingest_file,
-    locust_csv,
-    read_head,
-    readable,
-    recover,
-)
-from warehouse.ingest.history import (
-    RunMeta,
-    discover,
-    looks_like_summary,
-    read_summary,
-    resolve_meta,
-    summary_beside,
-)
 from warehouse.owners import OWNER_LABEL, Owner, abort_orphaned_runs
 from warehouse.records import RunListing, RunRecord, StepStats
 from warehouse.schema import MIGRATIONS, migrate
 from warehouse.summaries import batch_shape
+
+if TYPE_CHECKING:  # ingestion loads when a file is ingested, not with every command that opens the warehouse
+    from warehouse.ingest import IngestJob, IngestResult, StepFacts
+    from warehouse.ingest.history import RunMeta
 
 RUN_STATUSES = ("running", "completed", "failed", "aborted", "imported")
 
@@ -81,7 +64,7 @@ def _settled(backend: Backend) -> bool:
     if getattr(backend, "cluster", None):
         return False
     try:
-        rows = backend.query(queries.OPEN_CHECK, {"states": list(UNFINISHED), "label": OWNER_LABEL})
+        rows = backend.query(queries.OPEN_CHECK, {"label": OWNER_LABEL})
     except WarehouseError:
         return False
     state = rows[0]
@@ -108,6 +91,8 @@ class Warehouse:
         with backend.session():
             orphans: list[str] = []
             if not _settled(backend):
+                from warehouse.ingest import recover
+
                 migrate(backend)
                 recover(backend)
                 orphans = abort_orphaned_runs(backend)
@@ -198,6 +183,9 @@ class Warehouse:
         `meta`. A k6 summary kept beside a k6 results file (k6.json → k6-summary.json) is stored with the run.
         `services` and `steps` say what the spec knows of each (journey, step): its service, method, expected
         status and checks."""
+        from warehouse.ingest import FORMATS, detect_format, ingest_file, read_head, readable
+        from warehouse.ingest.history import RunMeta
+
         path = Path(path)
         with self.backend.session(), readable(path) as plain:
             source = path if plain != path else None
@@ -254,6 +242,8 @@ class Warehouse:
         return fp.fingerprint(info.spec_name, shape, info.profile, info.tool, info.environment, info.labels)
 
     def _attach_beside(self, path: Path, result: IngestResult) -> None:
+        from warehouse.ingest.history import summary_beside
+
         if result.tool != "k6" or (summary := summary_beside(path)) is None:
             return
         try:
@@ -267,6 +257,8 @@ class Warehouse:
 
     def attach_summary(self, run_id: str, path: Path, tool: str = "k6") -> SummaryResult:
         """Keep a k6 --summary-export / handleSummary JSON with an existing run (once per file name)."""
+        from warehouse.ingest.history import read_summary
+
         path = Path(path)
         doc = read_summary(path)
         text = json.dumps(doc, separators=(",", ":"), sort_keys=True)
@@ -315,6 +307,9 @@ class Warehouse:
         is skipped, and one that fails is reported, both without stopping the import. With `run_id`, results
         go into that existing run and k6 summaries are attached to it.
         """
+        from warehouse.ingest import locust_csv
+        from warehouse.ingest.history import RunMeta, discover, looks_like_summary
+
         flags = flags or RunMeta()
         work: list[tuple[Path, Path | None, str]] = []  # (file, directory it was found under, kind)
         empty: list[Path] = []  # directories holding no file to ingest
@@ -377,6 +372,9 @@ class Warehouse:
     ) -> Iterator[FileOutcome]:
         """Locust's history and statistics of one --csv PREFIX as one run: the history makes the run (its times
         are the run's; named PREFIX unless the metadata names it), the statistics go into it."""
+        from warehouse.ingest import locust_csv
+        from warehouse.ingest.history import RunMeta
+
         history, stats = pair
         done.update(pair)
         named = RunMeta(name=locust_csv.csv_prefix(history))
@@ -401,6 +399,9 @@ class Warehouse:
         attached: dict[Path, tuple[str, bool]],
         fallback: RunMeta | None = None,
     ) -> FileOutcome:
+        from warehouse.ingest import detect_format
+        from warehouse.ingest.history import RunMeta, resolve_meta, summary_beside
+
         if root is not None and not fmt:
             try:
                 detect_format(path)
