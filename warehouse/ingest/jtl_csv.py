@@ -220,7 +220,9 @@ def _load_strict(job: IngestJob, columns: list[str], header: bool, delimiter: st
     # One parsing thread: JMeter's short records parse faster than the insert writes them, so parallel
     # parsing only adds memory (measured on 2 GB: 180 MB and 2.7M rows/s without, 250 MB and 2.5M with).
     # A text cell that is exactly \\N is that text, not NULL (null_as_default off reads it as written).
-    strict = {**BOUNDED, **READ_FILE, **settings, "input_format_parallel_parsing": 0, "input_format_null_as_default": 0,
+    # One thread for the whole statement: as fast on 1 GB (17.8M rows) and some 40 MB less at its peak than two.
+    strict = {**BOUNDED, **READ_FILE, **settings, "max_threads": 1, "input_format_parallel_parsing": 0,
+              "input_format_null_as_default": 0,
               "input_format_csv_allow_variable_number_of_columns": 0,
               "input_format_custom_allow_variable_number_of_columns": 0}
     sql = _requests_sql(job.table("requests"), columns, ts, where, "{input}", typed=True)
