@@ -9,24 +9,28 @@ lint:
 typecheck:
 	mypy
 
+# Two workers (the machine's two cores; pytest-xdist): a module sharing a fixture stays on one worker (tests/conftest.py)
 pytest:
-	python -m pytest
+	python -m pytest -n auto --dist loadgroup
 
 golden:
 	python -m pytest tests/unit/test_golden.py tests/integration/test_report_golden.py --update-golden
 
+# Every benchmark at its measuring size (soak: its own target, 20 minutes); each prints its ratios against their
+# targets. BENCH_ARGS=--tiny runs them all in seconds (what tests/integration/test_benchmarks.py does).
 bench:
-	python benchmarks/analysis.py
-	python benchmarks/ingest.py
-	python benchmarks/report.py
-	python benchmarks/dashboard.py
-	python benchmarks/receive.py
+	python benchmarks/analysis.py $(BENCH_ARGS)
+	python benchmarks/ingest.py $(BENCH_ARGS)
+	python benchmarks/report.py $(BENCH_ARGS)
+	python benchmarks/dashboard.py $(BENCH_ARGS)
+	python benchmarks/receive.py $(BENCH_ARGS)
+	python benchmarks/overhead.py $(BENCH_ARGS)
 
 overhead:
 	python benchmarks/overhead.py
 
 soak:
-	python benchmarks/soak.py
+	python benchmarks/soak.py $(BENCH_ARGS)
 
 demo:
 	perfhouse demo

@@ -1,6 +1,7 @@
 """Analysis benchmark (a command, not a test): change-point detection and a full compare.
 
     python benchmarks/analysis.py [--series 1000] [--runs 100] [--requests 1000000] [--histories 30] [--work DIR]
+        [--tiny]
 
 Prints from ONE run:
 - the gate's seeded rates (tests/support/seeded.py: a 10-run history with 2 % run-to-run noise per step, each
@@ -28,6 +29,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import add_tiny, ratio, tiny_sizes  # noqa: E402
+
 
 def changepoints(series: int, runs: int) -> None:
     from otava.analysis import compute_change_points
@@ -54,6 +57,7 @@ def changepoints(series: int, runs: int) -> None:
     false = sum(len(found[i]) for i in range(1, series, 2))
     print(f"change points, {series} series x {runs} runs: {ours:.2f} s ({ours / series * 1000:.1f} ms a series; "
           f"target 10 s: {ours / 10:.2f} of it)")
+    print(ratio("change points / 10 s", ours / 10, 1.0, higher_is_better=False))
     print(f"  reference, otava's pass alone: {otava:.2f} s -> detection costs {ours / otava:.2f}x it; "
           f"best split of every series at once: {vectorised * 1000:.1f} ms")
     print(f"  steps placed within 2 runs: {hits}/{series // 2}; change points in series without one: {false}")
@@ -103,7 +107,8 @@ def compare(requests: int, work: Path) -> None:
         wh.backend.query("SELECT run_id, journey, step, quantileExactInclusive(0.95)(duration_ms) AS p95 "
                          "FROM requests WHERE run_id IN ('a', 'b') GROUP BY run_id, journey, step")
         reference = time.perf_counter() - t
-    print(f"  full compare: {full:.2f} s (target 2 s: {full / 2:.2f} of it); verdict {result.verdict}")
+    print(f"  full compare: {full:.2f} s; verdict {result.verdict}")
+    print(ratio("full compare / 2 s", full / 2, 1.0, higher_is_better=False))
     print(f"  reference, p95 per run and step in one query: {reference:.2f} s -> compare costs "
           f"{full / reference:.1f}x it")
 
@@ -115,9 +120,12 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1_000_000)
     parser.add_argument("--histories", type=int, default=30, help="seeded histories for the gate's rates")
     parser.add_argument("--work", type=Path, default=None)
-    args = parser.parse_args()
+    add_tiny(parser)
+    args = tiny_sizes(parser.parse_args(), series=20, runs=30, requests=20_000, histories=3)
     gate_rates(args.histories)
     changepoints(args.series, args.runs)
+    if args.work:
+        args.work.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=args.work) as work:
         compare(args.requests, Path(work))
 

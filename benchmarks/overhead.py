@@ -1,6 +1,6 @@
 """Run overhead benchmark (a command, not a test): `perfhouse run` against the bare tool on the same script.
 
-    python benchmarks/overhead.py [--tool k6] [--pairs 5] [--duration 3s] [--work DIR] [--compiled]
+    python benchmarks/overhead.py [--tool k6] [--pairs 5] [--duration 3s] [--work DIR] [--compiled] [--tiny]
 
 Starts the bundled demo API, then runs pairs of: `perfhouse run` of a small profile of examples/shop.yaml
 (into one embedded warehouse, created by a first run that is not counted; progress lines off), and the tool alone on the very script and
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -29,6 +28,10 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.common import add_tiny, find_tool, ratio, tiny_sizes, tool_env  # noqa: E402
+
+TARGET_S = 0.5  # perfhouse's own share of a small run, whole processes
 
 
 def bench_spec(work: Path, duration: str) -> Path:
@@ -57,7 +60,8 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=None)
     parser.add_argument("--compiled", action="store_true",
                         help="perfhouse's modules compiled once (bytecode kept in the work directory)")
-    args = parser.parse_args()
+    add_tiny(parser)
+    args = tiny_sizes(parser.parse_args(), pairs=1, duration="1s")
 
     from orchestrator.demo_api import DemoAPI
     from orchestrator.tools import TOOLS
@@ -68,7 +72,7 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="perfhouse-overhead-"))
     work.mkdir(parents=True, exist_ok=True)
     spec = bench_spec(work, args.duration)
-    env = {**os.environ, "CI": "true"}
+    env = {**tool_env(find_tool(args.tool, "benchmarks/overhead.py")), "CI": "true"}
     env.pop("PERFHOUSE_WAREHOUSE", None)
     ours_env = dict(env)
     if args.compiled:  # the first (uncounted) run compiles them
@@ -106,6 +110,7 @@ def main() -> None:
     a, b = statistics.median(ours), statistics.median(bare)
     print(f"median of {args.pairs} pairs: perfhouse run {a:.2f} s, {args.tool} alone {b:.2f} s, "
           f"perfhouse's own share {a - b:.2f} s ({a / b:.2f}x)")
+    print(ratio("perfhouse's own share of a run", a - b, TARGET_S, higher_is_better=False, unit=" s"))
 
 
 if __name__ == "__main__":

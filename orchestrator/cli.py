@@ -274,10 +274,21 @@ def print_summary(outcomes: list[Any]) -> None:
                 click.echo(f"  note: {note}")
 
 
-def _runner_names() -> list[str]:
-    from orchestrator.runners import RUNNERS
+class _RunnerChoice(click.Choice):
+    """The registered runners, loaded when `run` parses or shows them, not with every command."""
 
-    return sorted(RUNNERS)
+    def __init__(self) -> None:
+        super().__init__([])
+
+    @property  # type: ignore[override]
+    def choices(self) -> list[str]:
+        from orchestrator.runners import RUNNERS
+
+        return sorted(RUNNERS)
+
+    @choices.setter
+    def choices(self, value: Any) -> None:
+        pass
 
 
 def _image_options(fn: F) -> F:
@@ -299,7 +310,7 @@ def _image_options(fn: F) -> F:
 @click.option(
     "--service", "services", multiple=True, metavar="NAME=URL", help="Override a service's base URL."
 )
-@click.option("--runner", default="local", show_default=True, type=click.Choice(_runner_names()))
+@click.option("--runner", default="local", show_default=True, type=_RunnerChoice())
 @click.option("--generators", default=1, show_default=True, type=click.IntRange(min=1),
               help="Split the load over N generators (k6: execution segments; JMeter: a plan per part with "
               "its share of the threads and rates); one run holds every part.")

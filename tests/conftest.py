@@ -29,6 +29,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--update-golden", action="store_true", help="Rewrite golden files from the generators.")
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist's loadgroup (`make test`), the tests of a module that shares a module-scoped fixture (a
+    recorded run, a filled warehouse) go to one worker, so the fixture is made once; the tests that use the one
+    Docker engine say so themselves (xdist_group "docker"). Every other test goes wherever a worker is free. Each
+    worker is its own process, so the embedded warehouse's one-path-per-process rule holds within a worker as
+    it does in a serial run."""
+    if getattr(config.option, "dist", "no") != "loadgroup":
+        return
+    for item in items:
+        if item.get_closest_marker("xdist_group") is not None:
+            continue
+        info = getattr(item, "_fixtureinfo", None)
+        scopes = {d.scope for defs in (info.name2fixturedefs.values() if info else ()) for d in defs}
+        if "module" in scopes or "class" in scopes:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
+
+
 def unavailable(reason: str, hint: str = "") -> NoReturn:
     """Skip a test whose tool or engine is missing on a laptop; under CI=true every integration test must run,
     so there it fails, saying what sets the tool up (`hint`)."""

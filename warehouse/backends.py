@@ -192,9 +192,7 @@ class ChdbBackend:
         os.pwrite(fd, f"pid {os.getpid()} ({' '.join(words)})".encode(), 0)
         self._lock_fd = fd
         try:
-            from chdb import session as chdb_session
-
-            self._session = chdb_session.Session(str(self.path))
+            self._session = _chdb_session().Session(str(self.path))
             self._session.query(_READ_SETTINGS)
         except Exception as exc:
             self._release()
@@ -309,6 +307,22 @@ class ChdbBackend:
                 self._reset()
                 raise WarehouseError(_clean_error(str(exc))) from None
             return int(result.rows_written())
+
+
+def _chdb_session() -> Any:
+    """chdb's session module, loaded without pyarrow: chdb imports pyarrow when it can, for Arrow results the
+    warehouse never asks for (it reads CSV and JSONEachRow), and that import was a fifth of a short command's
+    whole time. pyarrow stays importable for everything else in the process."""
+    if "chdb.session" in sys.modules or "pyarrow" in sys.modules:
+        from chdb import session
+        return session
+    sys.modules["pyarrow"] = None  # type: ignore[assignment]  # an import of it fails while chdb loads
+    try:
+        from chdb import session
+    finally:
+        if sys.modules.get("pyarrow", 0) is None:
+            del sys.modules["pyarrow"]
+    return session
 
 
 def _make_holder(backend: ChdbBackend) -> None:

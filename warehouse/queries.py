@@ -108,6 +108,17 @@ SELECT run_id, labels[{label:String}] AS owner FROM runs FINAL
 WHERE status = 'running' AND mapContains(labels, {label:String})
 """
 
+# What opening a warehouse checks at once: the schema versions applied, the batches left unfinished (in any state
+# but the two final ones: warehouse.ingest.UNFINISHED), the staging tables left over and the owners of running
+# runs (warehouse.store; each needs work only when it says so).
+OPEN_CHECK = """
+SELECT (SELECT arraySort(groupUniqArray(version)) FROM schema_migrations) AS versions,
+       (SELECT count() FROM ingested_files FINAL WHERE state NOT IN ('done', 'failed')) AS unfinished,
+       (SELECT count() FROM system.tables WHERE database = currentDatabase() AND name LIKE 'stage\\_%') AS staged,
+       (SELECT groupArray(labels[{label:String}]) FROM runs FINAL
+        WHERE status = 'running' AND mapContains(labels, {label:String})) AS owners
+"""
+
 # `latest` is the run recorded last (created by `run`, or imported by `ingest`), not the one that started last:
 # after importing older history it is the run just imported. A run id begins with the time it was created
 # (warehouse.ids); an id of another shape counts from its start time.
@@ -215,11 +226,6 @@ LIMIT 20
 
 # -- regression analysis: comparable runs, compare, trends ------------------------------------------------
 
-# The steps an imported run's requests name: its structure when no spec says it.
-RUN_STEP_SHAPES = """
-SELECT DISTINCT journey, step FROM requests WHERE run_id = {run:String} ORDER BY journey, step
-"""
-
 # Per run, per step and over the whole run (overall = 1, journey and step empty), the figures a compare shows.
 # q94/q96 bracket p95 so that its sampling error follows from the density there; span_s of the overall row is
 # the run's span (first to last request), which throughput divides by, as RUN_TOTALS does.
@@ -270,29 +276,89 @@ _HISTORY_RUNS = """
 
 # -- step summaries (warehouse/summaries.py) ---------------------------------------------------------------
 
-# A run's summary over its done batches and {batch} (the batch being committed): per step and over the whole
-# run (overall = 1, journey and step empty), with the same exact quantiles as the raw reads below (the three
-# levels are one aggregate, computed once with one sort: half the time of three, the same values), so its figures are theirs bit for bit. `batches` and `batches_hash` say which batches it covers. (Its columns go
-# into step_summaries by position; no alias may shadow a column of requests, which ClickHouse would substitute.)
-STEP_SUMMARY = f"""
-WITH covered AS (
-    SELECT batch FROM ingested_files FINAL
-    WHERE run_id = {{run:String}} AND (state = 'done' OR batch = {{batch:String}})
-)
-SELECT {{run:String}} AS summary_run, {{batch:String}} AS summary_batch,
-       (SELECT count() FROM covered) AS batches,
-       (SELECT groupBitXor(sipHash64(batch)) FROM covered) AS batches_hash,
-       grouping(journey, step) != 0 AS overall, journey, step,
-       count() AS requests, countIf({REQUEST_ERROR.condition}) AS errors,
-       arrayElement(quantilesExactInclusive(0.5, 0.95, 0.99)(duration_ms), 1) AS p50,
-       arrayElement(quantilesExactInclusive(0.5, 0.95, 0.99)(duration_ms), 2) AS p95,
-       arrayElement(quantilesExactInclusive(0.5, 0.95, 0.99)(duration_ms), 3) AS p99,
-       min(ts) AS first_ts, max(ts) AS last_ts, now64(6) AS summarised_at
-FROM requests
-WHERE run_id = {{run:String}} AND batch IN (SELECT batch FROM covered)
-GROUP BY GROUPING SETS ((journey, step), ())
-HAVING count() > 0
+# A run's step summary is computed from a histogram: per step, each distinct duration with its number of requests,
+# request errors, first and last request. Rows of requests give it by one GROUP BY (STEP_HISTOGRAM_OF_REQUESTS),
+# and a staged batch has it already: the batch's staging requests table feeds a materialized view that
+# aggregates every block as it is inserted (STEP_HISTOGRAM_VIEW), so the commit never reads the batch's rows
+# again. Columns: journey, step, duration_ms, n, errors, first_ts, last_ts.
+STEP_HISTOGRAM_COLUMNS = ("journey LowCardinality(String)", "step LowCardinality(String)", "duration_ms Float64",
+                          "n UInt64", "errors UInt64", "first_ts DateTime64(6, 'UTC')", "last_ts DateTime64(6, 'UTC')")
+_STEP_HISTOGRAM = f"""
+SELECT journey, step, duration_ms, count() AS n, countIf({REQUEST_ERROR.condition}) AS errors,
+       min(ts) AS first_ts, max(ts) AS last_ts
+FROM {{source}}{{where}}
+GROUP BY journey, step, duration_ms
 """
+# The histogram of the rows of run {run} in batches {raw}.
+STEP_HISTOGRAM_OF_REQUESTS = _STEP_HISTOGRAM.format(
+    source="requests", where="\nWHERE run_id = {run:String} AND has({raw:Array(String)}, batch)")
+
+
+def step_histogram_view(requests_table: str) -> str:
+    """The SELECT of the materialized view that keeps a staging requests table's histogram (quoted name)."""
+    return _STEP_HISTOGRAM.format(source=requests_table, where="")
+
+
+# The three levels of a summary, and how an exact quantile comes from a histogram: ClickHouse's
+# quantileExactInclusive of level q over n sorted values x1..xn takes h = q * (n - 1) + 1, k = floor(h) and gives
+# xk + (h - k) * (x(k+1) - xk) (xn when k >= n). xk is the smallest duration whose running count reaches k, and
+# x(k+1) the smallest whose running count passes k; the same arithmetic in Float64 gives the same value bit for bit.
+SUMMARY_LEVELS = (0.5, 0.95, 0.99)
+_SUMMARY_LEVELS = ", ".join(str(q) for q in SUMMARY_LEVELS)
+_AT = ", ".join(f"minIf(duration_ms, below >= k[{i}])" for i in range(1, len(SUMMARY_LEVELS) + 1))
+_ABOVE = ", ".join(f"minIf(duration_ms, below > k[{i}])" for i in range(1, len(SUMMARY_LEVELS) + 1))
+_QUANTILE = "CASE WHEN k_[{i}] >= requests THEN top_ ELSE at_[{i}] + (h_[{i}] - k_[{i}]) * (above_[{i}] - at_[{i}]) END"
+
+
+def step_summary(staged: str = "", requests: bool = True) -> str:
+    """A run's summary over batches {covered} (its done batches and the batch being committed, {batch}; '' for
+    none): per step and over the whole run (overall = 1, journey and step empty), from the histogram of the
+    rows of batches {raw} in requests (unless not `requests`: no batch there) and, with `staged` (a quoted
+    table name), the histogram kept there for the staged batch. Its figures equal the raw reads' exact ones
+    bit for bit; `batches` and `batches_hash` say which batches it covers. Its columns go into step_summaries
+    by position."""
+    parts = [STEP_HISTOGRAM_OF_REQUESTS.strip()] if requests else []
+    if staged:
+        parts.append(f"SELECT journey, step, duration_ms, n, errors, first_ts, last_ts FROM {staged}")
+    union = "\n    UNION ALL\n    ".join(parts)
+    quantiles = ", ".join(_QUANTILE.format(i=i) for i in range(1, len(SUMMARY_LEVELS) + 1))
+    return f"""
+WITH histogram AS (
+    SELECT journey, step, duration_ms, sum(n) AS hn, sum(errors) AS he, min(first_ts) AS hf, max(last_ts) AS hl
+    FROM (
+    {union}
+    )
+    GROUP BY journey, step, duration_ms
+),
+levels AS (
+    SELECT 0 AS overall, journey, step, duration_ms, hn AS ln, he AS le, hf AS lf, hl AS ll FROM histogram
+    UNION ALL
+    SELECT 1 AS overall, '' AS journey, '' AS step, duration_ms, sum(hn) AS ln, sum(he) AS le, min(hf) AS lf,
+           max(hl) AS ll
+    FROM histogram GROUP BY duration_ms
+),
+ranked AS (
+    SELECT overall, journey, step, duration_ms, ln, le, lf, ll,
+           sum(ln) OVER (PARTITION BY overall, journey, step ORDER BY duration_ms
+                          ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS below,
+           sum(ln) OVER (PARTITION BY overall, journey, step) AS total,
+           arrayMap(q -> q * (total - 1) + 1, [{_SUMMARY_LEVELS}]) AS h, arrayMap(x -> toUInt64(x), h) AS k
+    FROM levels
+),
+steps AS (
+    SELECT overall, journey, step, any(total) AS requests, sum(le) AS errors_, min(lf) AS first_, max(ll) AS last_,
+           any(h) AS h_, any(k) AS k_, max(duration_ms) AS top_, [{_AT}] AS at_, [{_ABOVE}] AS above_
+    FROM ranked
+    GROUP BY overall, journey, step
+)
+SELECT {{run:String}} AS summary_run, {{batch:String}} AS summary_batch, length({{covered:Array(String)}}) AS batches,
+       arrayReduce('groupBitXor', arrayMap(b -> sipHash64(b), {{covered:Array(String)}})) AS batches_hash,
+       overall, journey, step, requests, errors_, {quantiles}, first_, last_, now64(6) AS summarised_at
+FROM steps
+"""
+
+
+STEP_SUMMARY = step_summary()
 
 # The runs that have batches recorded done: those a summary can cover.
 SUMMARISABLE_RUNS = """

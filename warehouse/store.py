@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from warehouse import queries
 from warehouse.analysis import fingerprint as fp
@@ -16,29 +16,14 @@ from warehouse.analysis import slo
 from warehouse.backends import Backend, open_backend
 from warehouse.errors import DataError, IngestError, WarehouseError
 from warehouse.ids import new_run_id
-from warehouse.ingest import (
-    FORMATS,
-    IngestJob,
-    IngestResult,
-    StepFacts,
-    detect_format,
-    ingest_file,
-    locust_csv,
-    read_head,
-    readable,
-    recover,
-)
-from warehouse.ingest.history import (
-    RunMeta,
-    discover,
-    looks_like_summary,
-    read_summary,
-    resolve_meta,
-    summary_beside,
-)
-from warehouse.owners import abort_orphaned_runs
+from warehouse.owners import OWNER_LABEL, Owner, abort_orphaned_runs
 from warehouse.records import RunListing, RunRecord, StepStats
-from warehouse.schema import migrate
+from warehouse.schema import MIGRATIONS, migrate
+from warehouse.summaries import batch_shape
+
+if TYPE_CHECKING:  # ingestion loads when a file is ingested, not with every command that opens the warehouse
+    from warehouse.ingest import IngestJob, IngestResult, StepFacts
+    from warehouse.ingest.history import RunMeta
 
 RUN_STATUSES = ("running", "completed", "failed", "aborted", "imported")
 
@@ -73,6 +58,24 @@ class RunInfo:
 # Tools whose results may come with an end-of-test summary file beside them (k6's --summary-export)
 SUMMARY_TOOLS = frozenset({"k6"})
 
+def _settled(backend: Backend) -> bool:
+    """Is the warehouse at the current schema, with no unfinished batch, no staging table and no running run whose
+    owner is known dead? One query (a warehouse without the tables yet, or a cluster, is not settled)."""
+    if getattr(backend, "cluster", None):
+        return False
+    try:
+        rows = backend.query(queries.OPEN_CHECK, {"label": OWNER_LABEL})
+    except WarehouseError:
+        return False
+    state = rows[0]
+    if not {version for version, _, _ in MIGRATIONS} <= {int(v) for v in state["versions"]}:
+        return False
+    if int(state["unfinished"]) or int(state["staged"]):
+        return False
+    return all((owner := Owner.parse(str(token))) is not None and owner.alive() is not False
+               for token in state["owners"])
+
+
 class Warehouse:
     """Open with `Warehouse.open(url)`; every method is one unit of work on the backend."""
 
@@ -82,11 +85,17 @@ class Warehouse:
 
     @classmethod
     def open(cls, url: str | None = None, lock_timeout_s: float = 60.0) -> Warehouse:
+        """Open a warehouse: migrate its schema, take back batches a dead ingest left and abort runs whose owner
+        died. One query says whether any of that is needed; usually nothing is, and opening costs that query."""
         backend = open_backend(url, lock_timeout_s)
         with backend.session():
-            migrate(backend)
-            recover(backend)
-            orphans = abort_orphaned_runs(backend)
+            orphans: list[str] = []
+            if not _settled(backend):
+                from warehouse.ingest import recover
+
+                migrate(backend)
+                recover(backend)
+                orphans = abort_orphaned_runs(backend)
         warehouse = cls(backend)
         warehouse.orphans_aborted = orphans
         return warehouse
@@ -174,6 +183,9 @@ class Warehouse:
         `meta`. A k6 summary kept beside a k6 results file (k6.json → k6-summary.json) is stored with the run.
         `services` and `steps` say what the spec knows of each (journey, step): its service, method, expected
         status and checks."""
+        from warehouse.ingest import FORMATS, detect_format, ingest_file, read_head, readable
+        from warehouse.ingest.history import RunMeta
+
         path = Path(path)
         with self.backend.session(), readable(path) as plain:
             source = path if plain != path else None
@@ -191,20 +203,26 @@ class Warehouse:
                            name=meta.name or (plain.name if source else path.name))
 
             def record_run(job: IngestJob, result: IngestResult) -> None:
-                """The imported run's record, written by ingest_file after the rows and before its commit."""
+                """The imported run's record, written by ingest_file after the rows and its summary and before its
+                commit. Its steps and times come from the summary (it covers this batch alone), or for a file
+                without requests from the rows it has."""
                 info.tool = result.tool
-                name = "requests" if result.rows else "aggregates" if result.aggregates else "k6_points"
-                times = self.backend.query(
-                    f"SELECT toString(min(ts)) AS a, toString(max(ts)) AS b FROM {job.table(name)} "
-                    "WHERE batch = {b:String}", {"b": job.batch}
-                )[0]
-                info.started_at, info.ended_at = times["a"], times["b"]
+                shape = batch_shape(self.backend, job.run_id, job.batch)
+                if shape is not None:
+                    info.started_at, info.ended_at = shape.first_ts, shape.last_ts
+                else:
+                    name = "aggregates" if result.aggregates else "k6_points"
+                    times = self.backend.query(
+                        f"SELECT toString(min(ts)) AS a, toString(max(ts)) AS b FROM {job.table(name)} "
+                        "WHERE batch = {b:String}", {"b": job.batch}
+                    )[0]
+                    info.started_at, info.ended_at = times["a"], times["b"]
                 for key in ("environment", "profile", "tool_version", "spec_name", "git_sha", "branch"):
                     if getattr(meta, key) is not None:
                         setattr(info, key, getattr(meta, key))
                 info.labels = dict(meta.labels)
                 info.spec_name = info.spec_name or meta.name or ""
-                info.fingerprint = self._imported_fingerprint(info)
+                info.fingerprint = self._imported_fingerprint(info, shape.steps if shape else [])
                 if meta.started_at is not None:
                     info.started_at = meta.started_at
                 imported = f"imported from {path.name}; {result.rejected} rejected lines"
@@ -218,13 +236,14 @@ class Warehouse:
             self._attach_beside(path, result)
             return result
 
-    def _imported_fingerprint(self, info: RunInfo) -> str:
+    def _imported_fingerprint(self, info: RunInfo, steps: list[tuple[str, str]]) -> str:
         """An imported run's fingerprint from what it says: its name, the steps its requests name, its metadata."""
-        steps = self.backend.query(queries.RUN_STEP_SHAPES, {"run": info.run_id})
-        shape = fp.structure_hash(fp.StepShape(str(r["journey"]), str(r["step"])) for r in steps)
+        shape = fp.structure_hash(fp.StepShape(journey, step) for journey, step in steps)
         return fp.fingerprint(info.spec_name, shape, info.profile, info.tool, info.environment, info.labels)
 
     def _attach_beside(self, path: Path, result: IngestResult) -> None:
+        from warehouse.ingest.history import summary_beside
+
         if result.tool != "k6" or (summary := summary_beside(path)) is None:
             return
         try:
@@ -238,6 +257,8 @@ class Warehouse:
 
     def attach_summary(self, run_id: str, path: Path, tool: str = "k6") -> SummaryResult:
         """Keep a k6 --summary-export / handleSummary JSON with an existing run (once per file name)."""
+        from warehouse.ingest.history import read_summary
+
         path = Path(path)
         doc = read_summary(path)
         text = json.dumps(doc, separators=(",", ":"), sort_keys=True)
@@ -286,6 +307,9 @@ class Warehouse:
         is skipped, and one that fails is reported, both without stopping the import. With `run_id`, results
         go into that existing run and k6 summaries are attached to it.
         """
+        from warehouse.ingest import locust_csv
+        from warehouse.ingest.history import RunMeta, discover, looks_like_summary
+
         flags = flags or RunMeta()
         work: list[tuple[Path, Path | None, str]] = []  # (file, directory it was found under, kind)
         empty: list[Path] = []  # directories holding no file to ingest
@@ -348,6 +372,9 @@ class Warehouse:
     ) -> Iterator[FileOutcome]:
         """Locust's history and statistics of one --csv PREFIX as one run: the history makes the run (its times
         are the run's; named PREFIX unless the metadata names it), the statistics go into it."""
+        from warehouse.ingest import locust_csv
+        from warehouse.ingest.history import RunMeta
+
         history, stats = pair
         done.update(pair)
         named = RunMeta(name=locust_csv.csv_prefix(history))
@@ -372,6 +399,9 @@ class Warehouse:
         attached: dict[Path, tuple[str, bool]],
         fallback: RunMeta | None = None,
     ) -> FileOutcome:
+        from warehouse.ingest import detect_format
+        from warehouse.ingest.history import RunMeta, resolve_meta, summary_beside
+
         if root is not None and not fmt:
             try:
                 detect_format(path)

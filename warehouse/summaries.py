@@ -6,8 +6,13 @@ A summary says which rows it was computed from: the run's batches recorded done,
 committed, as their number and an order-free hash (`batches`, `batches_hash`). It is current while the run's
 done batches are exactly those; a reader uses the current summary of a run and reads the raw requests of
 any run that has none (a batch being committed or rolled back, rows written outside an ingest), so the
-figures are always the ones the raw rows give. The summary is computed over those batches' rows with the
-same exact functions the raw queries use (queries.STEP_SUMMARY), so they are equal bit for bit.
+figures are always the ones the raw rows give.
+
+A summary is computed from a histogram of durations per step (queries.step_summary), which gives the same
+exact quantiles as the raw reads bit for bit. A staged batch's histogram is built while its rows load (a
+materialized view on its staging requests table, `create_histogram`): the commit reads that small table and
+only the rows of the run's earlier batches, never the batch's own rows again. The summary also gives the
+batch's steps and time range, which the record of a run the batch creates needs (`batch_shape`).
 
 Writing a summary is one INSERT ... SELECT before a batch's "done" record (ingest_file's commit): a batch that
 never reaches "done" leaves a summary that can never be current, and rolling the batch back deletes it too.
@@ -17,22 +22,70 @@ that commits a batch every few seconds keeps one summary, not one per batch.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from warehouse import queries
-from warehouse.backends import Backend
+from warehouse.backends import Backend, quote_identifier, settings_sql
 from warehouse.cluster import home
 
 TABLE = "step_summaries"
-# The columns queries.STEP_SUMMARY selects, in its order.
+# The columns queries.step_summary selects, in its order.
 COLUMNS = ("run_id, batch, batches, batches_hash, overall, journey, step, requests, errors, p50, p95, p99, "
            "first_ts, last_ts, summarised_at")
 
 
-def write_summaries(backend: Backend, run_id: str, batch: str) -> None:
-    """Summarise run `run_id` over its done batches and `batch` (the batch being committed; '' for none).
+def create_histogram(backend: Backend, requests_table: str, histogram: str) -> None:
+    """Keep the histogram of the rows inserted into staging table `requests_table` in table `histogram`, and
+    `histogram`_mv the materialized view that fills it, block by block, in the inserts themselves."""
+    columns = ", ".join(queries.STEP_HISTOGRAM_COLUMNS)
+    backend.command(f"CREATE TABLE {quote_identifier(histogram)} ({columns}) ENGINE = Log")
+    backend.command(
+        f"CREATE MATERIALIZED VIEW {quote_identifier(histogram + '_mv')} TO {quote_identifier(histogram)} AS "
+        + queries.step_histogram_view(quote_identifier(requests_table))
+    )
+
+
+def write_summaries(backend: Backend, run_id: str, batch: str, staged: str = "",
+                    settings: dict[str, Any] | None = None) -> None:
+    """Summarise run `run_id` over its done batches and `batch` (the batch being committed; '' for none);
+    `staged`: the table holding `batch`'s histogram (create_histogram), else its rows are read from requests.
     On a cluster the summary is written beside the batch's rows, on the connected node's local table, where
     rolling the batch back finds it; reads go through the Distributed table as for every other table."""
-    backend.command(f"INSERT INTO {home(backend, TABLE)} ({COLUMNS}) {queries.STEP_SUMMARY}",
-                    {"run": run_id, "batch": batch})
+    done = backend.query("SELECT DISTINCT batch FROM ingested_files FINAL WHERE run_id = {run:String} "
+                         "AND state = 'done'", {"run": run_id})
+    covered = sorted({str(r["batch"]) for r in done} | ({batch} if batch else set()))
+    raw = [b for b in covered if not (staged and b == batch)]
+    if not raw and not staged:
+        return
+    sql = queries.step_summary(quote_identifier(staged) if staged else "", requests=bool(raw))
+    backend.command(f"INSERT INTO {home(backend, TABLE)} ({COLUMNS}) {sql}{settings_sql(settings)}",
+                    {"run": run_id, "batch": batch, "covered": covered, "raw": raw})
+
+
+@dataclass(frozen=True)
+class BatchShape:
+    """The steps a batch's requests name, and its first and last request (ClickHouse's text of the times)."""
+
+    steps: list[tuple[str, str]]
+    first_ts: str
+    last_ts: str
+
+
+def batch_shape(backend: Backend, run_id: str, batch: str) -> BatchShape | None:
+    """From the summary `batch` wrote for run `run_id` (a run the batch creates: it covers that batch alone);
+    None when it wrote none (no requests)."""
+    rows = backend.query(
+        f"SELECT overall, journey, step, toString(first_ts) AS first_ts, toString(last_ts) AS last_ts "
+        f"FROM {home(backend, TABLE)} WHERE run_id = {{run:String}} AND batch = {{batch:String}} "
+        "ORDER BY overall, journey, step",
+        {"run": run_id, "batch": batch},
+    )
+    whole = [r for r in rows if int(r["overall"])]
+    if not whole:
+        return None
+    steps = [(str(r["journey"]), str(r["step"])) for r in rows if not int(r["overall"])]
+    return BatchShape(steps, str(whole[0]["first_ts"]), str(whole[0]["last_ts"]))
 
 
 def discard_summaries(backend: Backend, batch: str) -> None:

@@ -50,7 +50,7 @@ from warehouse.store import Warehouse
 DOCKER_SETUP = "../shared/tools/start-dockerd"  # named when a Docker test cannot run under CI
 
 # the first test to ask for the image may build it: `pip install .` fetches perfhouse's dependencies (minutes)
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800), pytest.mark.xdist_group("docker")]
 
 PYTHON_IMAGE = "perfhouse-test/python:local"
 PERFHOUSE_IMAGE = "perfhouse-test/perfhouse:local"

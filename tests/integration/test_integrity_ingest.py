@@ -24,7 +24,7 @@ pytestmark = pytest.mark.integration
 ROWS = 2_000_000
 # The named steps of an ingest's commit (warehouse.ingest.checkpoint), in the order they happen.
 STEPS = ["staging-recorded", "staged", "claimed", "attaching-recorded", "partition-attached", "attached-k6_points",
-         "attached-aggregates", "attached-requests", "run-recorded", "summaries-written", "done-recorded",
+         "attached-aggregates", "attached-requests", "summaries-written", "run-recorded", "done-recorded",
          "stages-dropped"]
 # Moments of the load itself, as fractions of an uninterrupted ingest's duration from the process start.
 FRACTIONS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.97]
@@ -43,7 +43,7 @@ def write_jtl(path: Path, rows: int) -> None:
 
 
 # The steps of a small file's commit: its rows go straight into the warehouse tables (no staging tables).
-DIRECT_STEPS = ["attaching-recorded", "claimed", "loaded", "run-recorded", "summaries-written", "done-recorded"]
+DIRECT_STEPS = ["attaching-recorded", "claimed", "loaded", "summaries-written", "run-recorded", "done-recorded"]
 K6_REQUESTS = 300
 
 

@@ -19,7 +19,7 @@ from warehouse.store import Warehouse
 
 DOCKER_SETUP = "../shared/tools/start-dockerd, scripts/build-locust-test-image"  # named when a Docker test cannot run under CI
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("docker")]  # one Docker engine: one worker
 
 LOCUST_IMAGE = "perfhouse-test/locust:local"
 

@@ -23,7 +23,7 @@ from tests.integration.test_runner_docker import JMETER_IMAGE, K6_IMAGE, engine,
 from warehouse.owners import OWNER_LABEL, Owner, me, process_start
 from warehouse.store import RunInfo, Warehouse, new_run_id
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("docker")]  # one Docker engine: one worker
 __all__ = ["engine"]  # the Docker tests' fixture, shared
 
 SECRET = "s3cr3t-never-on-disk"

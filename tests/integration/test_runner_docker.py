@@ -26,7 +26,7 @@ from warehouse.store import Warehouse
 
 DOCKER_SETUP = "../shared/tools/start-dockerd, ../shared/tools/build-test-images"  # named when a Docker test cannot run under CI
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("docker")]  # one Docker engine: one worker
 
 K6_IMAGE = "perfhouse-test/k6:local"
 JMETER_IMAGE = "perfhouse-test/jmeter:local"

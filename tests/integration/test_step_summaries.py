@@ -16,7 +16,7 @@ import pytest
 
 from tests.integration.conftest import make_warehouse_url
 from tests.support.synthetic import fill
-from warehouse import queries
+from warehouse import ingest, queries
 from warehouse.analysis.compare import compare
 from warehouse.analysis.trends import METRICS, trends
 from warehouse.store import RunInfo, Warehouse
@@ -86,8 +86,14 @@ def raw_figures(wh: Warehouse, ids: list[str]) -> dict[str, Any]:
     return figures(wh, ids)
 
 
-def test_summaries_give_the_raw_figures_bit_for_bit(any_warehouse_url: str, tmp_path: Path) -> None:
-    """Runs ingested from JTL files (whole milliseconds) and synthetic runs with sub-millisecond durations."""
+@pytest.mark.parametrize("load", ["direct", "staged"])
+def test_summaries_give_the_raw_figures_bit_for_bit(load: str, any_warehouse_url: str, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs ingested from JTL files (whole milliseconds) and synthetic runs with sub-millisecond durations; small
+    files load straight into the warehouse tables, larger ones are staged and summarised from the histogram their
+    staging table kept while it loaded (here every file is staged)."""
+    if load == "staged":
+        monkeypatch.setattr(ingest, "DIRECT_MAX_BYTES", 0)
     wh = Warehouse.open(any_warehouse_url)
     ids = history(wh, tmp_path)
     fill(wh.backend, runs=6, requests=60_000, seconds=60)
@@ -204,3 +210,22 @@ def _without_ids(value: Any) -> Any:
     if isinstance(value, list):
         return [_without_ids(v) for v in value]
     return value
+
+
+def test_a_staged_k6_run_is_summarised_exactly(k6_output: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real k6 run (sub-millisecond durations) staged: its summary, kept while it loaded, equals the raw reads."""
+    monkeypatch.setattr(ingest, "DIRECT_MAX_BYTES", 0)
+    wh = Warehouse.open(f"chdb://{tmp_path / 'warehouse'}")
+    run = wh.ingest(k6_output).run_id
+    summary = wh.backend.query(
+        "SELECT overall, journey, step, requests, errors, p50, p95, p99, toString(first_ts) AS a, toString(last_ts) AS b "
+        "FROM step_summaries FINAL WHERE run_id = {r:String} ORDER BY overall, journey, step", {"r": run})
+    raw = wh.backend.query(
+        "SELECT grouping(journey, step) != 0 AS overall, journey, step, count() AS requests, countIf(ok = 0) AS errors, "
+        "quantileExactInclusive(0.5)(duration_ms) AS p50, quantileExactInclusive(0.95)(duration_ms) AS p95, "
+        "quantileExactInclusive(0.99)(duration_ms) AS p99, toString(min(ts)) AS a, toString(max(ts)) AS b "
+        "FROM requests WHERE run_id = {r:String} GROUP BY GROUPING SETS ((journey, step), ()) "
+        "ORDER BY overall, journey, step", {"r": run})
+    assert len(summary) > 1 and summary == raw
+    assert any(r["p95"] != int(r["p95"]) for r in summary)  # durations with fractions of a millisecond
+    assert wh.backend.query("SELECT count() AS n FROM system.tables WHERE name LIKE 'stage\\_%'") == [{"n": 0}]

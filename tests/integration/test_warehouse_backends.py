@@ -206,3 +206,42 @@ def test_string_parameters_arrive_as_given(any_warehouse_url: str, text: str) ->
     escaped on the way, or a stored JSON document (a k6 summary with a quoted check name) comes back broken."""
     wh = Warehouse.open(any_warehouse_url)
     assert wh.backend.query("SELECT {v:String} AS v", {"v": text}) == [{"v": text}]
+
+
+def test_opening_a_settled_warehouse_costs_one_query(any_warehouse_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing to migrate, recover or abort: the open is the one query that says so; anything to do is done."""
+    import socket
+    import subprocess
+    import sys
+
+    import warehouse.store as store
+
+    statements: list[str] = []
+    opened = store.open_backend
+
+    def counting(url: str | None = None, lock_timeout_s: float = 60.0) -> Any:
+        backend = opened(url, lock_timeout_s)
+        for name in ("query", "command"):
+            method = getattr(backend, name)
+            setattr(backend, name,
+                    lambda sql, params=None, method=method: (statements.append(sql), method(sql, params))[1])
+        return backend
+
+    first = Warehouse.open(any_warehouse_url)
+    elsewhere = RunInfo("elsewhere", "k6", status="running", labels={"perfhouse.owner": "another-host:1:1"})
+    first.save_run(elsewhere)  # its owner cannot be checked from here: nothing to do
+    getattr(first.backend, "release", lambda: None)()
+    monkeypatch.setattr(store, "open_backend", counting)
+    Warehouse.open(any_warehouse_url)
+    assert statements == [queries.OPEN_CHECK]
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    wh = Warehouse.open(any_warehouse_url)
+    dead = RunInfo("dead-owner", "k6", status="running",
+                   labels={"perfhouse.owner": f"{socket.gethostname()}:{int(gone.stdout)}:1"})
+    wh.save_run(dead)
+    getattr(wh.backend, "release", lambda: None)()
+    statements.clear()
+    again = Warehouse.open(any_warehouse_url)  # a run whose owner died: the open aborts it
+    assert len(statements) > 1 and again.orphans_aborted == ["dead-owner"]
+    assert again.run("dead-owner").status == "aborted" and again.run("elsewhere").status == "running"

@@ -37,16 +37,18 @@ from typing import Any, ClassVar, Protocol
 from warehouse.backends import Backend, quote_identifier
 from warehouse.cluster import home, stage_clause
 from warehouse.errors import IngestError, WarehouseError
-from warehouse.summaries import discard_summaries, write_summaries
+from warehouse.summaries import create_histogram, discard_summaries, write_summaries
 
 SAMPLE_REJECTS = 5
 # The warehouse tables a batch adds rows to, in the order its rows are attached: a run's requests (what
 # reports read) appear last, once the raw points and aggregates they come with are there.
 BATCH_TABLES = ("k6_points", "aggregates", "requests")
-# Every staging table of a batch is stage_<batch><suffix>: the parsed lines ("", "_lines"; Log tables)
-# and a copy of each warehouse table its rows go to before they are attached.
+# Every staging table of a batch is stage_<batch><suffix>: the parsed lines ("", "_lines"; Log tables),
+# a copy of each warehouse table its rows go to before they are attached, and the histogram of its requests
+# ("_summary", filled by the materialized view "_summary_mv" as they are inserted; dropped first).
 LINE_SUFFIXES = ("", "_lines")
-STAGE_SUFFIXES = (*LINE_SUFFIXES, *(f"_{name}" for name in BATCH_TABLES))
+HISTOGRAM_SUFFIX = "_summary"
+STAGE_SUFFIXES = (f"{HISTOGRAM_SUFFIX}_mv", *LINE_SUFFIXES, *(f"_{name}" for name in BATCH_TABLES), HISTOGRAM_SUFFIX)
 _STAGE_NAME = re.compile(r"stage_([0-9a-f]{32})(?:_[a-z0-9_]+)?")
 _PARTITION_ID = re.compile(r"[0-9A-Za-z_-]+")
 # The states of a batch in ingested_files: "staging" while its rows load into its staging tables,
@@ -146,6 +148,18 @@ class IngestJob:
         if name not in BATCH_TABLES:
             raise ValueError(f"not a table a batch adds rows to: {name!r}")
         return home(self.backend, name) if self.direct else f"{self.stage}_{name}"
+
+    @property
+    def histogram(self) -> str:
+        """The table that keeps the histogram of a staged batch's requests (warehouse.summaries), '' for a
+        direct job (its summary reads its rows)."""
+        return "" if self.direct else self.stage + HISTOGRAM_SUFFIX
+
+    def restart(self, name: str) -> None:
+        """Empty the batch's staging copy of `name` (a loader that starts over), with what was derived from it."""
+        self.backend.command(f"TRUNCATE TABLE {quote_identifier(self.table(name))}")
+        if name == "requests" and self.histogram:
+            self.backend.command(f"TRUNCATE TABLE {quote_identifier(self.histogram)}")
 
 
 class NeedsStaging(Exception):
@@ -338,10 +352,10 @@ def ingest_file(
 
     1. "staging" recorded; the file loads into the batch's staging tables (invisible to readers);
     2. "attaching" recorded, with `new_run` when the batch creates its run; the partitions are attached;
-    3. `run_record(job, result)` writes the run's record (its times read from the batch's rows), so a
-       run is seen only once all its rows are in;
-    3b. the run's step summaries are written over its done batches and this one (`write_summaries`); a
+    3. the run's step summaries are written over its done batches and this one (`write_summaries`); a
        summary counts only once its batches are all done, and rolling the batch back deletes it;
+    3b. `run_record(job, result)` writes the run's record (its steps and times read from the batch's
+       summary), so a run is seen only once all its rows are in;
     4. "done" recorded: the commit (`commit`). Re-ingesting the file is a duplicate from here on, never before.
 
     A small file of a format that can (DIRECT_MAX_BYTES, Format.direct) skips the staging tables: "attaching"
@@ -496,12 +510,13 @@ def claim(backend: Backend, batch: str, sha: str, shown: Path, wait_s: float | N
 
 def commit(job: IngestJob, sha: str, quick: str, fmt: str, result: IngestResult, run_record: RunRecord | None) -> None:
     """Steps 3 and 4 of `ingest_file` (staged or direct), once every row of the batch is in the warehouse tables:
-    the record of the run the batch creates, the run's step summaries, then the batch's "done" record, the commit."""
+    the run's step summaries, the record of the run the batch creates, then the batch's "done" record, the
+    commit."""
+    write_summaries(job.backend, job.run_id, job.batch, job.histogram, BOUNDED)
+    checkpoint("summaries-written")
     if run_record is not None:
         run_record(job, result)
         checkpoint("run-recorded")
-    write_summaries(job.backend, job.run_id, job.batch)
-    checkpoint("summaries-written")
     _record(job.backend, job, sha, quick, fmt, "done", result, run_record is not None)
     checkpoint("done-recorded")
 
@@ -553,6 +568,7 @@ def create_stage(job: IngestJob) -> None:
         # may not stop merges loads the same way, only slower.
         with contextlib.suppress(WarehouseError):
             job.backend.command(f"SYSTEM STOP MERGES {quote_identifier(job.table(name))}")
+    create_histogram(job.backend, job.table("requests"), job.histogram)
 
 
 def attach_stage(job: IngestJob) -> None:

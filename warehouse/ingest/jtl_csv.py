@@ -158,7 +158,7 @@ class JtlCsv:
                 result.rows = _load_strict(job, columns, header, delimiter, head)
                 return
             except WarehouseError:
-                job.backend.command(f"TRUNCATE TABLE {quote_identifier(job.table('requests'))}")
+                job.restart("requests")
         _load_checked(job, result, columns, header, delimiter, cut_short)
 
 
@@ -220,13 +220,17 @@ def _load_strict(job: IngestJob, columns: list[str], header: bool, delimiter: st
     # One parsing thread: JMeter's short records parse faster than the insert writes them, so parallel
     # parsing only adds memory (measured on 2 GB: 180 MB and 2.7M rows/s without, 250 MB and 2.5M with).
     # A text cell that is exactly \\N is that text, not NULL (null_as_default off reads it as written).
-    strict = {**BOUNDED, **READ_FILE, **settings, "input_format_parallel_parsing": 0, "input_format_null_as_default": 0,
+    # One thread for the whole statement: as fast on 1 GB (17.8M rows) and some 40 MB less at its peak than two.
+    strict = {**BOUNDED, **READ_FILE, **settings, "max_threads": 1, "input_format_parallel_parsing": 0,
+              "input_format_null_as_default": 0,
               "input_format_csv_allow_variable_number_of_columns": 0,
               "input_format_custom_allow_variable_number_of_columns": 0}
     sql = _requests_sql(job.table("requests"), columns, ts, where, "{input}", typed=True)
     params = {"run": job.run_id, "batch": job.batch,
               "generator": job.generator, **service_map_params(job), **step_map_params(job)}
-    return job.backend.insert_from_file(sql, params, job.path, fmt, ", ".join(types), strict)
+    job.backend.insert_from_file(sql, params, job.path, fmt, ", ".join(types), strict)
+    # counted in the table: the rows the insert wrote include those of the histogram's materialized view
+    return int(job.backend.query(f"SELECT count() AS n FROM {quote_identifier(job.table('requests'))}")[0]["n"])
 
 
 def _format_settings(delimiter: str, header: bool) -> tuple[str, dict[str, Any]]:

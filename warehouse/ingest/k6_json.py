@@ -205,7 +205,7 @@ class K6Json:
                 if job.direct:  # rejected lines are counted from staged lines
                     raise NeedsStaging from None
                 clean = False
-                job.backend.command(f"TRUNCATE TABLE {job.table('k6_points')}")
+                job.restart("k6_points")
             if not clean:
                 try:
                     result.points = job.backend.insert_from_file(
