@@ -38,6 +38,7 @@ from warehouse.ingest import (
     service_map_params,
     stage_lines,
 )
+from warehouse.ingest.bounds import NS_FROM, NS_UNTIL, TIME_REASON, k6_value_problem
 from warehouse.ingest.k6_json import derive_requests
 
 FieldValue = float | int | bool | str
@@ -87,7 +88,10 @@ def _scan(line: str, i: int, stops: str, escapable: str) -> tuple[str, int]:
 
 def _field_value(text: str) -> FieldValue:
     if _INTEGER.fullmatch(text):
-        return int(text[:-1])
+        integer = int(text[:-1])
+        if not -(2**63) <= integer < 2**64:  # InfluxDB's integers are 64 bits, signed (i) or unsigned (u)
+            raise LineError(f"field value {text[:40]!r} is out of the range of a 64-bit integer")
+        return integer
     if text in _TRUE:
         return True
     if text in _FALSE:
@@ -106,11 +110,13 @@ def _timestamp(text: str) -> int:
     value = int(text)
     magnitude = abs(value)
     if magnitude < 10**11:  # seconds (until the year 5138)
-        return value * 10**9
-    if magnitude < 10**14:  # milliseconds
-        return value * 10**6
-    if magnitude < 10**17:  # microseconds
-        return value * 10**3
+        value *= 10**9
+    elif magnitude < 10**14:  # milliseconds
+        value *= 10**6
+    elif magnitude < 10**17:  # microseconds
+        value *= 10**3
+    if not NS_FROM <= value < NS_UNTIL:
+        raise LineError(f"timestamp {text} {TIME_REASON}")
     return value
 
 
@@ -269,6 +275,8 @@ def stage_rows(point: Point) -> list[dict[str, object]]:
         ]
     if "value" not in point.fields or isinstance(point.fields["value"], str):
         raise LineError("a k6 point without a numeric `value` field")
+    if problem := k6_value_problem(point.measurement, float(point.fields["value"])):
+        raise LineError(problem)
     tags = dict(point.tags)
     for key, value in point.fields.items():  # k6's tags-as-fields (url, vu, iter) back into the tags
         if key != "value":

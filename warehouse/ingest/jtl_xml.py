@@ -29,6 +29,14 @@ from warehouse.ingest import (
     step_map_params,
     trace_id_sql,
 )
+from warehouse.ingest.bounds import (
+    DURATION_REASON,
+    MAX_DURATION_MS,
+    TIME_REASON,
+    count_ok,
+    integer_ok,
+    time_ok,
+)
 from warehouse.ingest.jtl_csv import TRACE_ID, TRANSACTION_MESSAGE, outcome_sql
 
 SAMPLES = frozenset({"httpSample", "sample"})
@@ -265,12 +273,17 @@ def _reason(exc: expat.ExpatError) -> str:
 
 # A request row's problem, checked by ClickHouse (the same checks as JTL CSV).
 _TS = (
-    "if(match(ts, '^[0-9]+$'), fromUnixTimestamp64Milli(toInt64OrZero(ts), 'UTC'), "
+    "if(match(ts, '^[0-9]+$'), fromUnixTimestamp64Milli(toInt64OrNull(ts), 'UTC'), "
     "parseDateTime64BestEffortOrNull(ts, 3, 'UTC'))"
 )
 _REASON = (
     f"multiIf(problem != '', problem, {_TS} IS NULL, 'ts is not a time',"
-    " toInt64OrNull(elapsed) IS NULL, 't (elapsed) is not a number',"
+    f" NOT ifNull({time_ok(_TS)}, 0), 'ts {TIME_REASON}',"
+    " toInt64OrNull(elapsed) IS NULL AND NOT match(elapsed, '^[-+]?[0-9]+$'), 't (elapsed) is not a number',"
+    f" NOT {integer_ok('elapsed')}, 't (elapsed) {DURATION_REASON}',"
+    f" NOT {count_ok('latency', MAX_DURATION_MS)}, 'lt (latency) {DURATION_REASON}',"
+    f" NOT {count_ok('connect', MAX_DURATION_MS)}, 'ct (connect) {DURATION_REASON}',"
+    f" NOT ({count_ok('bytes')} AND {count_ok('sent')}), 'by or sby (bytes) out of range',"
     " success NOT IN ('true', 'false'), 's (success) is neither true nor false',"
     " label = '', 'lb (label) is empty', '')"
 )

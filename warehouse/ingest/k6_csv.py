@@ -15,6 +15,7 @@ from warehouse.ingest import (
     stage_lines,
     trace_id_sql,
 )
+from warehouse.ingest.bounds import TIME_REASON, k6_value_ok, time_ok
 
 HEADER = b"metric_name,timestamp,metric_value,"
 # Fixed columns of k6 1.x's CSV output; any other tag lands in extra_tags as k=v&k=v.
@@ -74,7 +75,11 @@ LEFT JOIN (
 """
 
 _REASON = (f"multiIf(metric_name = '' OR metric_name IS NULL, 'no metric name', {_TS} IS NULL, "
-           "'timestamp is not a time', toFloat64OrNull(metric_value) IS NULL, 'metric_value is not a number', '')")
+           "'timestamp is not a time', toFloat64OrNull(metric_value) IS NULL, 'metric_value is not a number', "
+           f"NOT ifNull({time_ok(_TS)}, 0), 'timestamp {TIME_REASON}', "
+           f"NOT {k6_value_ok('metric_name', 'toFloat64OrZero(metric_value)')}, "
+           "concat('metric_value ', metric_value, ' is impossible for ', metric_name, "
+           "' (not finite, or a duration outside 0 to a day)'), '')")
 
 
 @register
