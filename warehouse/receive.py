@@ -85,6 +85,8 @@ def store_writes(
                 "SELECT {run:String}, arrayJoin({hashes:Array(String)}), {batch:String}, now64(3)",
                 {"run": run_id, "hashes": [w.sha256 for w in new], "batch": batch_sha},
             )
-            outcome.result = ingest_file(backend, path, run_id, "influx-line", generator, services, steps)
+            # named for what it is in messages and records: the batch file is a temporary file of the receiver's
+            outcome.result = ingest_file(backend, path, run_id, "influx-line", generator, services, steps,
+                                         source=Path(f"writes received into run {run_id}"))
         outcome.stored = {w.sha256 for w in new}
     return outcome

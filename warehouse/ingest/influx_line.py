@@ -286,6 +286,34 @@ def stage_rows(point: Point) -> list[dict[str, object]]:
              "value": float(point.fields["value"])}]
 
 
+@dataclass(frozen=True)
+class Checked:
+    """What a body of line protocol holds: its valid and rejected lines, and the first problem with its line."""
+
+    valid: int
+    rejected: int
+    problem: str
+
+
+def check_write(body: bytes) -> Checked:
+    """Check every line of one write as ingestion will (the receiver answers a write with them): line numbers
+    are the write's own."""
+    valid = rejected = 0
+    problem = ""
+    for lineno, raw in enumerate(body.split(b"\n"), start=1):
+        line = raw.decode("utf-8", errors="replace").rstrip("\r")
+        if _skipped(line.strip()):
+            continue
+        try:
+            stage_rows(parse_line(line))
+        except LineError as exc:
+            rejected += 1
+            problem = problem or f"line {lineno}: {exc}: {line[:120]!r}"
+            continue
+        valid += 1
+    return Checked(valid, rejected, problem)
+
+
 def _first_point(head: bytes) -> Point | None:
     for raw in head.split(b"\n")[:50]:
         line = raw.decode("utf-8", errors="replace").rstrip("\r")
