@@ -195,14 +195,30 @@ def read_head(path: Path, size: int = 65536) -> bytes:
             if head.startswith(GZIP_MAGIC):  # what decompresses, up to a break in the data (see _plain)
                 fh.seek(0)
                 decomp, head = zlib.decompressobj(wbits=47), b""
-                with contextlib.suppress(zlib.error):
-                    while len(head) < size and not decomp.eof and (block := fh.read(1 << 14)):
+                while len(head) < size and not decomp.eof and (block := fh.read(1 << 14)):
+                    saved = decomp.copy()
+                    try:
                         head += decomp.decompress(block, size - len(head))
+                    except zlib.error:
+                        head += until_damage(saved, block)
+                        break
                 head = head[:size]
     except OSError as exc:
         raise IngestError(f"{path}: cannot read: {exc}") from None
     head = head.removeprefix(BOM)
     return head.replace(b"\r", b"\n") if _cr_only(head) else head
+
+
+def until_damage(decomp: Any, block: bytes) -> bytes:
+    """What `decomp` gives of `block` before the byte where the data is damaged: fed a byte at a time, so
+    everything before the damage comes out, as zcat keeps it (a whole block at once gives nothing on an error)."""
+    out = []
+    for i in range(len(block)):
+        try:
+            out.append(decomp.decompress(block[i : i + 1]))
+        except zlib.error:
+            break
+    return b"".join(out)
 
 
 def _cr_only(head: bytes) -> bool:
@@ -664,9 +680,11 @@ def _plain(path: Path, tmp: Path, shown: Path | None = None) -> Plain:
             decomp, begun, offset = zlib.decompressobj(wbits=47), False, 0  # begun: a member not yet ended
             while not problem and (block := fh.read(1 << 16)):
                 while block:
+                    saved = decomp.copy()
                     try:
                         data = decomp.decompress(block)
                     except zlib.error as exc:
+                        emit(until_damage(saved, block))  # the block's lines before the damage are kept
                         problem = (f"the gzip data is corrupt near byte {offset} of the compressed file ({exc}); "
                                    f"the rest of the file is lost")
                         break

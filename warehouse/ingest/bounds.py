@@ -20,6 +20,11 @@ K6_DURATIONS = ("http_req_duration", "http_req_waiting", "http_req_connecting", 
                 "http_req_sending", "http_req_receiving", "http_req_tls_handshaking", "iteration_duration",
                 "group_duration")
 
+# Every insert of a batch: its rows may span any number of months (a JTL of ten years), each month a partition of
+# the warehouse tables, and ClickHouse refuses an insert block over more than 100 partitions by default.
+ANY_PARTITIONS = {"max_partitions_per_insert_block": 0}
+ANY_PARTITIONS_SQL = " SETTINGS max_partitions_per_insert_block = 0"
+
 DURATION_REASON = f"out of range (0 to {MAX_DURATION_MS} ms)"
 TIME_REASON = "out of range (1970 to 2099)"
 

@@ -38,7 +38,7 @@ from warehouse.ingest import (
     service_map_params,
     stage_lines,
 )
-from warehouse.ingest.bounds import NS_FROM, NS_UNTIL, TIME_REASON, k6_value_problem
+from warehouse.ingest.bounds import ANY_PARTITIONS_SQL, NS_FROM, NS_UNTIL, TIME_REASON, k6_value_problem
 from warehouse.ingest.k6_json import derive_requests
 
 FieldValue = float | int | bool | str
@@ -387,12 +387,12 @@ class InfluxLine:
             stage_lines(staged_job, STAGE_COLUMNS, "JSONEachRow", types=STAGE_TYPES)
         params = {"run": job.run_id, "batch": job.batch, "generator": job.generator}
         if kinds["k6"]:
-            job.backend.command(_POINTS.replace("{stage}", job.stage).replace("{points}", job.table("k6_points")),
-                                params)
+            job.backend.command(_POINTS.replace("{stage}", job.stage).replace("{points}", job.table("k6_points"))
+                                + ANY_PARTITIONS_SQL, params)
             derive_requests(job, {**params, **service_map_params(job)})
         if kinds["jmeter"]:
             sql = _AGGREGATES.replace("{stage}", job.stage).replace("{aggregates}", job.table("aggregates"))
-            job.backend.command(sql, params)
+            job.backend.command(sql + ANY_PARTITIONS_SQL, params)
             result.notes.append(AGGREGATES_NOTE)
         counts = job.backend.query(
             f"SELECT (SELECT count() FROM {job.table('k6_points')}) AS points, "

@@ -31,6 +31,8 @@ from warehouse.ingest import (
     trace_id_sql,
 )
 from warehouse.ingest.bounds import (
+    ANY_PARTITIONS,
+    ANY_PARTITIONS_SQL,
     DURATION_REASON,
     MAX_COUNT,
     MAX_DURATION_MS,
@@ -245,7 +247,7 @@ def _load_strict(job: IngestJob, columns: list[str], header: bool, delimiter: st
     # A text cell that is exactly \\N is that text, not NULL (null_as_default off reads it as written).
     strict = {**BOUNDED, **READ_FILE, **settings, "input_format_parallel_parsing": 0, "input_format_null_as_default": 0,
               "input_format_csv_allow_variable_number_of_columns": 0,
-              "input_format_custom_allow_variable_number_of_columns": 0}
+              "input_format_custom_allow_variable_number_of_columns": 0, **ANY_PARTITIONS}
     sql = _requests_sql(job.table("requests"), columns, ts, where, "{input}", typed=True)
     params = {"run": job.run_id, "batch": job.batch,
               "generator": job.generator, **service_map_params(job), **step_map_params(job)}
@@ -289,7 +291,7 @@ def _load_checked(job: IngestJob, result: IngestResult, columns: list[str], head
     staged = (f"(SELECT *, {reason} AS reason_ FROM (SELECT *, rowNumberInAllBlocks() + 1 AS lineno_ "
               f"FROM ({fields})) SETTINGS max_threads = 1)")
     job.backend.command(
-        _requests_sql(job.table("requests"), columns, ts_expr, "reason_ = ''", staged, typed=False),
+        _requests_sql(job.table("requests"), columns, ts_expr, "reason_ = ''", staged, typed=False) + ANY_PARTITIONS_SQL,
         {"run": job.run_id, "batch": job.batch, "generator": job.generator,
          **service_map_params(job), **step_map_params(job)},
     )

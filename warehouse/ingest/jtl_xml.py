@@ -30,6 +30,7 @@ from warehouse.ingest import (
     trace_id_sql,
 )
 from warehouse.ingest.bounds import (
+    ANY_PARTITIONS_SQL,
     DURATION_REASON,
     MAX_DURATION_MS,
     TIME_REASON,
@@ -330,7 +331,7 @@ class JtlXml:
                   FROM (SELECT *, {journey} AS journey_, concat(journey_, '\\t', step) AS key_,
                                {outcome["expected"]} AS expected_ FROM {job.stage}))
             WHERE {_REASON} = ''
-            """,
+            {ANY_PARTITIONS_SQL}""",
             {"run": job.run_id, "batch": job.batch, "generator": job.generator, **service_map_params(job),
              **step_map_params(job)},
         )

@@ -15,7 +15,7 @@ from warehouse.ingest import (
     stage_lines,
     trace_id_sql,
 )
-from warehouse.ingest.bounds import TIME_REASON, k6_value_ok, time_ok
+from warehouse.ingest.bounds import ANY_PARTITIONS_SQL, TIME_REASON, k6_value_ok, time_ok
 
 HEADER = b"metric_name,timestamp,metric_value,"
 # Fixed columns of k6 1.x's CSV output; any other tag lands in extra_tags as k=v&k=v.
@@ -112,11 +112,11 @@ class K6Csv:
             f"INSERT INTO {job.table('k6_points')} (run_id, batch, ts, metric, value, tags, metadata, generator) "
             f"SELECT {{run:String}}, {{batch:String}}, ts, metric, value, toJSONString(mapSort(tags)), "
             f"if(empty(meta), '', toJSONString(mapSort(meta))), {{generator:String}} "
-            f"FROM ({points}) WHERE reason = ''",
+            f"FROM ({points}) WHERE reason = ''{ANY_PARTITIONS_SQL}",
             params,
         )
-        job.backend.command(_REQUESTS.replace("{requests}", job.table("requests")).replace("{points}", points),
-                            params)
+        job.backend.command(_REQUESTS.replace("{requests}", job.table("requests")).replace("{points}", points)
+                            + ANY_PARTITIONS_SQL, params)
         counts = job.backend.query(
             f"SELECT (SELECT count() FROM {job.table('k6_points')}) AS points, "
             f"(SELECT count() FROM {job.table('requests')}) AS rows"

@@ -45,7 +45,7 @@ from warehouse.ingest import (
     stage_lines,
     trace_id_sql,
 )
-from warehouse.ingest.bounds import TIME_REASON, k6_value_ok, time_ok
+from warehouse.ingest.bounds import ANY_PARTITIONS, TIME_REASON, k6_value_ok, time_ok
 
 # A k6 line as ClickHouse reads it (LineAsString), and its fields as JSONExtract takes them (a Metric
 # line has no time, value or tags; an object read as String is its JSON text; a value that is not a
@@ -202,7 +202,7 @@ class K6Json:
             **service_map_params(job),
         }
         points = {k: params[k] for k in ("run", "batch", "generator")}
-        settings = {**BOUNDED, **READ_FILE, **INSERT_SETTINGS}
+        settings = {**BOUNDED, **READ_FILE, **INSERT_SETTINGS, **ANY_PARTITIONS}
         insert = _POINTS.replace("{points}", job.table("k6_points"))
         with _complete_lines(job.path) as (complete, partial):
             try:
@@ -255,7 +255,7 @@ def derive_requests(job: IngestJob, params: dict[str, object]) -> None:
     edges = [_FIRST, *cuts, _LAST]
     # a request's checks follow it by its duration and the script's time between response and check()
     reach = datetime.timedelta(milliseconds=float(found["longest_ms"] or 0)) + CHECKS_MARGIN
-    settings = settings_sql(BOUNDED)
+    settings = settings_sql({**BOUNDED, **ANY_PARTITIONS})
     sql = _REQUESTS.replace("{requests}", job.table("requests")).replace("{points}", job.table("k6_points"))
     for since, until in itertools.pairwise(edges):
         job.backend.command(sql + settings, {**params, "since": since, "until": until, "reach": _later(until, reach)})

@@ -16,7 +16,7 @@ from typing import ClassVar
 
 from warehouse.errors import IngestError
 from warehouse.ingest import IngestJob, IngestResult, count_rejects, read_head, register, stage_lines
-from warehouse.ingest.bounds import NS_FROM, NS_UNTIL, TIME_REASON
+from warehouse.ingest.bounds import ANY_PARTITIONS_SQL, NS_FROM, NS_UNTIL, TIME_REASON
 
 STATS_HEADER = b"Type,Name,Request Count,Failure Count,"
 HISTORY_HEADER = b"Timestamp,User Count,Type,Name,"
@@ -66,7 +66,7 @@ def _load(job: IngestJob, result: IngestResult, metrics: dict[str, str], ts_colu
         FROM {job.stage}
         ARRAY JOIN [{pairs}] AS m
         WHERE ({reason}) = '' AND m.2 IS NOT NULL
-        """,
+        {ANY_PARTITIONS_SQL}""",
         {"run": job.run_id, "batch": job.batch},
     )
     count_rejects(job, result, reason, text_sql=f"concat({col['Type']}, ',', {col['Name']})", first_line=2)

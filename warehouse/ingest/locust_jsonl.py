@@ -18,7 +18,14 @@ from warehouse.ingest import (
     stage_lines,
     step_map_params,
 )
-from warehouse.ingest.bounds import DURATION_REASON, NS_FROM, NS_UNTIL, TIME_REASON, duration_ok
+from warehouse.ingest.bounds import (
+    ANY_PARTITIONS_SQL,
+    DURATION_REASON,
+    NS_FROM,
+    NS_UNTIL,
+    TIME_REASON,
+    duration_ok,
+)
 
 # The fields of a line, as ClickHouse extracts them (a missing field is its type's default)
 _FIELDS = """
@@ -77,7 +84,7 @@ class LocustJsonLines:
                    toUInt16(length(checks_failed)), assumeNotNull(duration), 0, 0, 0, bytes_received, error,
                    if(empty(checks_failed), '', checks_failed[1]), vu
             FROM ({fields}) WHERE ({_REASON}) = ''
-            """,
+            {ANY_PARTITIONS_SQL}""",
             params,
         )
         result.rows = int(job.backend.query(f"SELECT count() AS n FROM {job.table('requests')}")[0]["n"])
