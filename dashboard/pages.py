@@ -37,6 +37,7 @@ from warehouse.queries import REQUEST_ERROR
 from warehouse.records import RunRecord
 from warehouse.sqlgate import DEFAULT_ROW_LIMIT, DEFAULT_TIMEOUT_S, Refused
 from warehouse.store import RunFilter
+from warehouse.text import streamlit_markdown
 from warehouse.tool_figures import ToolFigures
 
 RUNS_LIMIT = 500
@@ -244,7 +245,7 @@ def _run_caption(run: RunRecord) -> str:
     spec = "/".join(v for v in (run.spec_name, run.profile) if v)
     when = f"{run.started_at or '?'} → {run.ended_at or 'running'} UTC"
     parts = [run.name, tool, spec and f"spec {spec}", run.status, when, run.environment]
-    return " · ".join(str(p) for p in parts if p)
+    return " · ".join(streamlit_markdown(p) for p in parts if p)  # names are the user's text, not Markdown
 
 
 def _over_time(run_id: str, series: list[dict[str, Any]], bucket_s: int, top: list[str]) -> None:
