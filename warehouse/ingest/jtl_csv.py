@@ -172,8 +172,20 @@ class JtlCsv:
     tool: ClassVar[str] = "jmeter"
 
     def sniff(self, head: bytes) -> bool:
-        first = head.split(b"\n", 1)[0]
-        return first.startswith(b"timeStamp") or bool(re.match(rb"^\d{13}[,\t;|]\d+[,\t;|]", first))
+        """A header row, or a record of JMeter's default layout by its structure (not its date: a JTL from a
+        machine whose clock said 1970 is a JTL): integer timeStamp and elapsed, and success where it belongs."""
+        first = head.split(b"\n", 1)[0].rstrip(b"\r")
+        if first.startswith(b"timeStamp"):
+            return True
+        m = re.match(rb"^\d+([,\t;|])\d+\1", first)
+        if m is None:
+            return False
+        try:
+            fields = next(csv.reader(io.StringIO(first.decode("utf-8", errors="replace")), delimiter=m[1].decode()))
+        except (csv.Error, StopIteration):
+            return False
+        layout = LAYOUTS.get(len(fields))
+        return layout is not None and fields[layout.index("success")] in ("true", "false")
 
     def load(self, job: IngestJob, result: IngestResult) -> None:
         head = read_head(job.path)
