@@ -522,7 +522,7 @@ def _live_view(url: str, run_id: str) -> None:
 _EXAMPLE_SQL = """SELECT journey, step, count() AS requests, countIf(ok = 0) AS errors,
        quantileExact(0.95)(duration_ms) AS p95_ms
 FROM requests
-WHERE run_id = (SELECT run_id FROM runs FINAL ORDER BY started_at DESC LIMIT 1)
+WHERE run_id = (SELECT run_id FROM runs_current ORDER BY started_at DESC LIMIT 1)
 GROUP BY journey, step
 ORDER BY p95_ms DESC"""
 

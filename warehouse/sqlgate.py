@@ -41,11 +41,11 @@ DEFAULT_ROW_LIMIT = 10_000
 DEFAULT_TIMEOUT_S = 10
 
 
-_CREATE = re.compile(r"CREATE TABLE IF NOT EXISTS ([A-Za-z_][A-Za-z0-9_]*)")
+_CREATE = re.compile(r"CREATE (?:TABLE|VIEW) IF NOT EXISTS ([A-Za-z_][A-Za-z0-9_]*)")
 
 
 def warehouse_tables() -> frozenset[str]:
-    """perfhouse's own tables: those its migrations create (staging tables of ingests are not among them)."""
+    """perfhouse's own tables and views: those its migrations create (staging tables of ingests are not among them)."""
     names = {"schema_migrations"}
     for _, _, statements in MIGRATIONS:
         names.update(m for s in statements if isinstance(s, str) for m in _CREATE.findall(s))
