@@ -24,7 +24,6 @@ import shutil
 import signal
 import socket
 import sys
-import tempfile
 import time
 import uuid
 import zlib
@@ -37,6 +36,7 @@ from typing import Any, ClassVar, Protocol
 from warehouse.backends import Backend, quote_identifier
 from warehouse.cluster import home, stage_clause
 from warehouse.errors import IngestError, WarehouseError
+from warehouse.owners import scratch_dir
 from warehouse.summaries import discard_summaries, write_summaries
 
 SAMPLE_REJECTS = 5
@@ -251,7 +251,7 @@ def readable(path: Path) -> Iterator[Path]:
             return
     if stdin and sys.stdin.isatty():
         raise IngestError("-: standard input is a terminal; pipe a results file into it (perfhouse ingest - < FILE)")
-    with tempfile.TemporaryDirectory(prefix="perfhouse-pipe-") as tmp:
+    with scratch_dir("pipe") as tmp:
         copy = Path(tmp) / ("stdin" if stdin else path.name or "pipe")
         try:
             with open(copy, "wb") as out:
@@ -384,7 +384,7 @@ def ingest_file(
     fmt_impl = _given_format(path, fmt, shown) if fmt else detect_format(path, shown)
     result = IngestResult(run_id, str(shown), fmt_impl.name, fmt_impl.tool)
     with backend.session(), ThreadPoolExecutor(1, thread_name_prefix="perfhouse-hash") as pool, \
-            tempfile.TemporaryDirectory(prefix="perfhouse-ingest-") as tmp:
+            scratch_dir("ingest") as tmp:
         prepared = _plain(path, Path(tmp), shown)
         plain, cut = prepared.path, prepared.cut
         if plain.stat().st_size == 0:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -40,6 +39,7 @@ from warehouse.ingest import (
 )
 from warehouse.ingest.bounds import ANY_PARTITIONS_SQL, NS_FROM, NS_UNTIL, TIME_REASON, k6_value_problem
 from warehouse.ingest.k6_json import derive_requests
+from warehouse.owners import scratch_dir
 
 FieldValue = float | int | bool | str
 
@@ -361,7 +361,7 @@ class InfluxLine:
     def load(self, job: IngestJob, result: IngestResult) -> None:
         source = job.source or job.path
         kinds = {"k6": 0, "jmeter": 0}
-        with tempfile.TemporaryDirectory(prefix="perfhouse-influx-") as tmp:
+        with scratch_dir("influx") as tmp:
             staged = Path(tmp) / "staged.jsonl"
             with open(job.path, encoding="utf-8", errors="replace", newline="") as src, \
                     open(staged, "w", encoding="utf-8") as out:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import tempfile
 from pathlib import Path
 from typing import IO, Any, ClassVar
 from xml.parsers import expat
@@ -39,6 +38,7 @@ from warehouse.ingest.bounds import (
     time_ok,
 )
 from warehouse.ingest.jtl_csv import TRACE_ID, TRANSACTION_MESSAGE, outcome_sql
+from warehouse.owners import scratch_dir
 
 SAMPLES = frozenset({"httpSample", "sample"})
 # A top-level sample starts a line (JMeter indents the nested ones): where parsing resumes after an error.
@@ -303,7 +303,7 @@ class JtlXml:
         with open(job.path, "rb") as fh:
             head = fh.read(4096)
         match = re.match(rb"\s*(<\?xml[^>]*\?>)", head.removeprefix(b"\xef\xbb\xbf"))
-        with tempfile.TemporaryDirectory(prefix="perfhouse-jtlxml-") as tmp:
+        with scratch_dir("jtlxml") as tmp:
             staged = Path(tmp) / "samples.tsv"
             with open(staged, "w", encoding="utf-8", newline="") as out:
                 _Scanner(out, match.group(1) if match else b"").scan(job.path)

@@ -24,7 +24,6 @@ import itertools
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
@@ -46,6 +45,7 @@ from warehouse.ingest import (
     trace_id_sql,
 )
 from warehouse.ingest.bounds import ANY_PARTITIONS, TIME_REASON, k6_value_ok, time_ok
+from warehouse.owners import scratch_dir
 
 # A k6 line as ClickHouse reads it (LineAsString), and its fields as JSONExtract takes them (a Metric
 # line has no time, value or tags; an object read as String is its JSON text; a value that is not a
@@ -288,7 +288,7 @@ def _complete_lines(path: Path) -> Iterator[tuple[Path, bytes]]:
         yield path, b""
         return
     keep = pos + tail.rfind(b"\n") + 1
-    with tempfile.TemporaryDirectory(prefix="perfhouse-k6-") as tmp:
+    with scratch_dir("k6") as tmp:
         copy = Path(tmp) / path.name
         with open(path, "rb") as src, open(copy, "wb") as dst:
             shutil.copyfileobj(src, dst, 1 << 20)
