@@ -51,6 +51,7 @@ from warehouse.ingest.influx_line import check_write
 from warehouse.owners import OWNER_LABEL, me
 from warehouse.receive import Stored, Write, store_writes
 from warehouse.store import RunInfo, Warehouse, new_run_id
+from warehouse.text import shorten
 
 DEFAULT_LISTEN = "127.0.0.1:8086"
 MAX_BODY = 64 << 20  # bytes of one write as sent
@@ -406,8 +407,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("X-Influxdb-Version", INFLUX_VERSION)
         if body is not None:
             self.send_header("Content-Type", "application/json")
-            if "error" in body:
-                self.send_header("X-Influxdb-Error", str(body["error"]))
+            if "error" in body:  # a header is one line of ASCII: the message quotes the client's bytes
+                header = shorten(body["error"], 400).encode("ascii", "backslashreplace").decode("ascii")
+                self.send_header("X-Influxdb-Error", header)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)

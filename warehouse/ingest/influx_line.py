@@ -363,13 +363,15 @@ class InfluxLine:
         kinds = {"k6": 0, "jmeter": 0}
         with scratch_dir("influx") as tmp:
             staged = Path(tmp) / "staged.jsonl"
-            with open(job.path, encoding="utf-8", errors="replace", newline="") as src, \
-                    open(staged, "w", encoding="utf-8") as out:
+            # lines end at LF alone (as InfluxDB reads them): a CR inside a line is no line break
+            with open(job.path, "rb") as src, open(staged, "w", encoding="utf-8") as out:
                 for lineno, raw in enumerate(src, start=1):
-                    line = raw.rstrip("\r\n")
+                    line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
                     if _skipped(line.strip()):
                         continue
                     try:
+                        if not raw.endswith(b"\n"):  # every writer ends a line with a line break: this one was cut
+                            raise LineError("the last line was cut short (no line break at its end)")
                         rows = stage_rows(parse_line(line))
                     except LineError as exc:
                         result.rejected += 1
