@@ -493,6 +493,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         checked = check_write(body)
         if not checked.valid:  # nothing to store: said at once, with the line of the write (as InfluxDB does)
+            with self.receiver._lock:
+                self.receiver.stats.rejected += checked.rejected
             self._error(400, f"unable to parse: {checked.problem}")
             return
         ticket = self.receiver.submit(Write.of(body))

@@ -269,7 +269,7 @@ def detect_format(path: Path, shown: Path | None = None) -> Format:
     shown = shown or path
     head = read_head(path)
     if not head.strip():
-        raise IngestError(f"{shown}: the file is empty; nothing to ingest")
+        raise IngestError(f"{shown}: {_nothing_read(path)}; nothing to ingest")
     for fmt in FORMATS.values():
         if fmt.sniff(head):
             return fmt
@@ -278,6 +278,13 @@ def detect_format(path: Path, shown: Path | None = None) -> Format:
     raise IngestError(
         f"{shown}:1: not a results file perfhouse knows ({', '.join(FORMATS)}); it starts with {first!r}"
     )
+
+
+def _nothing_read(path: Path) -> str:
+    """Why a file gave no content: empty, or gzip damaged before its first line."""
+    with open(path, "rb") as fh:
+        packed = fh.read(2) == GZIP_MAGIC
+    return "the gzip data is damaged before its first line (nothing decompresses)" if packed else "the file is empty"
 
 
 def file_sha256(path: Path) -> str:
@@ -608,9 +615,9 @@ def _given_format(path: Path, name: str, shown: Path | None = None) -> Format:
     if name not in FORMATS:
         raise IngestError(f"unknown format {name!r}; known: {', '.join(FORMATS)}")
     chosen, head = FORMATS[name], read_head(path)
-    path = shown or path
     if not head.strip():
-        raise IngestError(f"{path}: the file is empty; nothing to ingest")
+        raise IngestError(f"{shown or path}: {_nothing_read(path)}; nothing to ingest")
+    path = shown or path
     _refuse_binary(head, path)
     if not chosen.sniff(head):
         other = next((f for f in FORMATS.values() if f.sniff(head)), None)
