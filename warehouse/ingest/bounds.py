@@ -49,7 +49,8 @@ MAX_COUNT = 1 << 53  # a byte or sample count: exact as a Float64
 
 def count_ok(cell: str, high: int = MAX_COUNT) -> str:
     """SQL: a text cell that is not an integer (read as 0), or an integer from 0 to `high`."""
-    return f"(NOT match({cell}, '^[-+]?[0-9]+$') OR {integer_ok(cell, high)})"
+    number = f"toInt64OrNull({cell})"  # the common case, a number in range, needs no regular expression
+    return f"if({number} IS NULL, NOT match({cell}, '^[-+]?[0-9]+$'), {number} BETWEEN 0 AND {high})"
 
 
 def k6_value_ok(metric: str, value: str) -> str:

@@ -1,6 +1,6 @@
 """JMeter JTL in CSV: with or without a header row, any saveservice column layout, any delimiter.
 
-A first, strict pass lets ClickHouse parse the file with typed columns straight into the batch's
+A first, strict pass lets ClickHouse parse the file (integers as text, range-checked) straight into the batch's
 requests table: a record that does not parse or is not a valid sample fails the statement, so a clean
 file is read once. When it fails (or the last line was cut short), its rows are truncated away and the
 checked path runs: the records are staged as text, split and checked in SQL, the valid ones inserted
@@ -203,9 +203,9 @@ class JtlCsv:
         _load_checked(job, result, columns, header, delimiter, cut_short)
 
 
-def _requests_sql(table: str, columns: list[str], ts: str, where: str, source: str, typed: bool) -> str:
+def _requests_sql(table: str, columns: list[str], ts: str, where: str, source: str) -> str:
     """The INSERT of requests from `source`'s records (cells named f0.., `ts` the time expression);
-    `typed`: the numeric cells are already Int64 (the strict pass), else text (0 when not a number)."""
+    the numeric cells are text on both passes (0 when not a number)."""
 
     def num(name: str) -> str:
         if name not in columns:
@@ -260,7 +260,7 @@ def _load_strict(job: IngestJob, columns: list[str], header: bool, delimiter: st
     strict = {**BOUNDED, **READ_FILE, **settings, "input_format_parallel_parsing": 0, "input_format_null_as_default": 0,
               "input_format_csv_allow_variable_number_of_columns": 0,
               "input_format_custom_allow_variable_number_of_columns": 0, **ANY_PARTITIONS}
-    sql = _requests_sql(job.table("requests"), columns, ts, where, "{input}", typed=True)
+    sql = _requests_sql(job.table("requests"), columns, ts, where, "{input}")
     params = {"run": job.run_id, "batch": job.batch,
               "generator": job.generator, **service_map_params(job), **step_map_params(job)}
     return job.backend.insert_from_file(sql, params, job.path, fmt, ", ".join(types), strict)
@@ -303,7 +303,7 @@ def _load_checked(job: IngestJob, result: IngestResult, columns: list[str], head
     staged = (f"(SELECT *, {reason} AS reason_ FROM (SELECT *, rowNumberInAllBlocks() + 1 AS lineno_ "
               f"FROM ({fields})) SETTINGS max_threads = 1)")
     job.backend.command(
-        _requests_sql(job.table("requests"), columns, ts_expr, "reason_ = ''", staged, typed=False) + ANY_PARTITIONS_SQL,
+        _requests_sql(job.table("requests"), columns, ts_expr, "reason_ = ''", staged) + ANY_PARTITIONS_SQL,
         {"run": job.run_id, "batch": job.batch, "generator": job.generator,
          **service_map_params(job), **step_map_params(job)},
     )
