@@ -122,7 +122,7 @@ def run_page(url: str) -> None:
     run_id = _chosen_run(url, listed, version)
     detail = data.run_detail(url, run_id, version)
     report = detail.report
-    st.title(f"Run {run_id}")
+    st.title(f"Run {streamlit_markdown(run_id)}")
     st.caption(_run_caption(report.run))
 
     head = Headline.of(report.totals, report.slos, report.run.status)
@@ -500,7 +500,7 @@ def _live_view(url: str, run_id: str) -> None:
     detail = data.run_detail(url, run_id, version)
     report = detail.report
     status = report.run.status
-    st.subheader(f"Run {run_id}")
+    st.subheader(f"Run {streamlit_markdown(run_id)}")
     st.caption(_run_caption(report.run))
     if status == "running":
         st.caption(f"Refreshing every {LIVE_REFRESH_S:g} s; last read {time.strftime('%H:%M:%S')}.")
