@@ -343,3 +343,10 @@ def test_header_names_must_be_http_tokens_and_plain_values_pass() -> None:
     spec = parse_spec(MINIMAL.replace("        path: /", "        path: /\n        headers: {X-Ok: \"a\\tb ~!\"}"),
                       "shop.yaml")
     assert spec.journeys[0].steps[0].headers[0][0] == "X-Ok"
+
+
+def test_a_header_value_from_a_spec_variable_is_checked_too() -> None:
+    text = MINIMAL.replace("journeys:", "variables: {v: \"caf\\u00e9\"}\njourneys:").replace(
+        "        path: /", "        path: /\n        headers:\n          X-Test: 'a ${v}'")
+    err = _error(text)
+    assert err.field == "journeys[0].steps[0].headers.X-Test" and "from variable 'v'" in str(err)
