@@ -12,6 +12,7 @@ import altair as alt
 import pandas as pd
 
 from warehouse.queries import CHECK_FAILURE
+from warehouse.text import shorten
 from warehouse.tool_figures import ToolPoint
 
 Rows: TypeAlias = Sequence[Mapping[str, Any]] | pd.DataFrame
@@ -33,8 +34,9 @@ def bucket_seconds(span_s: float | None, max_points: int = 150) -> int:
 
 
 def step_label(journey: str, step: str) -> str:
-    """How a step is named in legends and tables: `journey / step`, or the step alone."""
-    return f"{journey} / {step}" if journey else step or "(unnamed)"
+    """How a step is named in legends and tables: `journey / step`, or the step alone; control characters escaped
+    and a long name cut (`warehouse.text.shorten`)."""
+    return shorten(f"{journey} / {step}" if journey else step or "(unnamed)")
 
 
 def error_cause(status: int, error: str) -> str:

@@ -48,8 +48,13 @@ def _warehouse(url: str) -> Warehouse:
 
 @st.cache_data(ttl=VERSION_TTL_S, show_spinner=False)
 def version(url: str) -> tuple[Any, ...]:
-    """Changes whenever anything is written to the warehouse; every cached read below is keyed by it."""
-    return _warehouse(url).data_version()
+    """Changes whenever anything is written to the warehouse; every cached read below is keyed by it. An ingest
+    killed while its rows were being attached is undone first (as the next CLI command would), so no page shows
+    rows of a batch that never committed."""
+    wh = _warehouse(url)
+    with wh.backend.session():
+        wh.recover()
+        return wh.data_version()
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=64)

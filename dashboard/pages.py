@@ -37,6 +37,7 @@ from warehouse.queries import REQUEST_ERROR
 from warehouse.records import RunRecord
 from warehouse.sqlgate import DEFAULT_ROW_LIMIT, DEFAULT_TIMEOUT_S, Refused
 from warehouse.store import RunFilter
+from warehouse.text import streamlit_markdown
 from warehouse.tool_figures import ToolFigures
 
 RUNS_LIMIT = 500
@@ -121,7 +122,7 @@ def run_page(url: str) -> None:
     run_id = _chosen_run(url, listed, version)
     detail = data.run_detail(url, run_id, version)
     report = detail.report
-    st.title(f"Run {run_id}")
+    st.title(f"Run {streamlit_markdown(run_id)}")
     st.caption(_run_caption(report.run))
 
     head = Headline.of(report.totals, report.slos, report.run.status)
@@ -244,7 +245,7 @@ def _run_caption(run: RunRecord) -> str:
     spec = "/".join(v for v in (run.spec_name, run.profile) if v)
     when = f"{run.started_at or '?'} → {run.ended_at or 'running'} UTC"
     parts = [run.name, tool, spec and f"spec {spec}", run.status, when, run.environment]
-    return " · ".join(str(p) for p in parts if p)
+    return " · ".join(streamlit_markdown(p) for p in parts if p)  # names are the user's text, not Markdown
 
 
 def _over_time(run_id: str, series: list[dict[str, Any]], bucket_s: int, top: list[str]) -> None:
@@ -500,7 +501,7 @@ def _live_view(url: str, run_id: str) -> None:
     detail = data.run_detail(url, run_id, version)
     report = detail.report
     status = report.run.status
-    st.subheader(f"Run {run_id}")
+    st.subheader(f"Run {streamlit_markdown(run_id)}")
     st.caption(_run_caption(report.run))
     if status == "running":
         st.caption(f"Refreshing every {LIVE_REFRESH_S:g} s; last read {time.strftime('%H:%M:%S')}.")
@@ -522,7 +523,7 @@ def _live_view(url: str, run_id: str) -> None:
 _EXAMPLE_SQL = """SELECT journey, step, count() AS requests, countIf(ok = 0) AS errors,
        quantileExact(0.95)(duration_ms) AS p95_ms
 FROM requests
-WHERE run_id = (SELECT run_id FROM runs FINAL ORDER BY started_at DESC LIMIT 1)
+WHERE run_id = (SELECT run_id FROM runs_current ORDER BY started_at DESC LIMIT 1)
 GROUP BY journey, step
 ORDER BY p95_ms DESC"""
 

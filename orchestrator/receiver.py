@@ -31,6 +31,7 @@ import json
 import multiprocessing
 import os
 import socket
+import sys
 import threading
 import time
 import zlib
@@ -46,13 +47,19 @@ from orchestrator.errors import PerfhouseError
 from orchestrator.live import _worker_dies_with
 from warehouse.errors import IngestError, WarehouseError
 from warehouse.ingest import StepFacts
+from warehouse.ingest.influx_line import check_write
 from warehouse.owners import OWNER_LABEL, me
 from warehouse.receive import Stored, Write, store_writes
 from warehouse.store import RunInfo, Warehouse, new_run_id
+from warehouse.text import shorten
 
 DEFAULT_LISTEN = "127.0.0.1:8086"
 MAX_BODY = 64 << 20  # bytes of one write as sent
-MAX_PLAIN = 512 << 20  # bytes of one write decompressed
+MAX_PLAIN = 64 << 20  # bytes of one write decompressed: the cap holds while decompressing (a gzip bomb stops there)
+GUNZIP_STEP = 1 << 20  # bytes decompressed at a time
+# Connections the kernel queues while the server's thread accepts: every pod of a large k6-operator run (hundreds)
+# may connect at the same moment, and a connection refused for a full queue is a write lost (k6 does not retry).
+BACKLOG = 1024
 MAX_HELD = 64 << 20  # bytes held before a store is started early
 ANSWER_WITHIN_S = 120.0  # a write not stored by then is answered 503 (the client may send it again)
 PRECISIONS = {"", "n", "ns", "u", "us", "ms", "s", "m", "h"}
@@ -106,6 +113,54 @@ class _Storer:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+
+
+class BodyError(ValueError):
+    """A request body the receiver refuses, with the HTTP status that says why."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def gunzip(body: bytes, cap: int = MAX_PLAIN) -> bytes:
+    """A gzip body decompressed GUNZIP_STEP bytes at a time, refused (413) as soon as it passes `cap`, so a gzip
+    bomb costs at most `cap` bytes; corrupt or cut-short data, or bytes after it that are no gzip member, are a
+    400. Concatenated members are read as one stream, as gzip itself does."""
+    parts: list[bytes] = []
+    size, data = 0, body
+    decomp = zlib.decompressobj(wbits=31)
+    while True:
+        try:
+            chunk = decomp.decompress(data, GUNZIP_STEP)
+        except zlib.error as exc:
+            raise BodyError(400, f"the gzip body is corrupt after {size} decompressed bytes: {exc}") from None
+        size += len(chunk)
+        if size > cap:
+            raise BodyError(413, f"the body decompresses to more than {cap} bytes")
+        parts.append(chunk)
+        if decomp.eof:
+            data = decomp.unused_data
+            if not data:
+                return b"".join(parts)
+            decomp = zlib.decompressobj(wbits=31)  # the next member
+            continue
+        data = decomp.unconsumed_tail
+        if not data and not chunk:
+            raise BodyError(400, f"the gzip body is cut short after {size} decompressed bytes")
+
+
+class _Server(ThreadingHTTPServer):
+    """A thread per connection, a deep listen queue, and a client that goes away is no error."""
+
+    request_queue_size = BACKLOG
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, TimeoutError)):  # the client closed or reset its connection
+            return
+        print(f"perfhouse receive: a request from {client_address[0]} failed: {exc!r}", file=sys.stderr)
 
 
 class ReceiverError(PerfhouseError):
@@ -190,7 +245,7 @@ class Receiver:
         self._arrived = threading.Event()  # set by each write held
         self._stopping = threading.Event()
         self._closed = False  # set once the last store is taken: later writes are refused (503)
-        self._server: ThreadingHTTPServer | None = None
+        self._server: _Server | None = None
         self._threads: list[threading.Thread] = []
         self._storer = _Storer(warehouse)
 
@@ -210,10 +265,9 @@ class Receiver:
     def start(self) -> Receiver:
         handler = type("Handler", (_Handler,), {"receiver": self})
         try:
-            server = ThreadingHTTPServer((self.host, self.port), handler)
+            server = _Server((self.host, self.port), handler)
         except OSError as exc:
             raise ReceiverError(f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc}") from None
-        server.daemon_threads = True
         self._server = server
         self.port = int(server.server_address[1])
         self._threads = [
@@ -353,8 +407,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("X-Influxdb-Version", INFLUX_VERSION)
         if body is not None:
             self.send_header("Content-Type", "application/json")
-            if "error" in body:
-                self.send_header("X-Influxdb-Error", str(body["error"]))
+            if "error" in body:  # a header is one line of ASCII: the message quotes the client's bytes
+                header = shorten(body["error"], 400).encode("ascii", "backslashreplace").decode("ascii")
+                self.send_header("X-Influxdb-Error", header)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -376,9 +431,9 @@ class _Handler(BaseHTTPRequestHandler):
         query = parse_qs(parts.query)
         try:
             body = self._body()
-        except ValueError as exc:
+        except BodyError as exc:
             self.close_connection = True
-            self._error(413 if "large" in str(exc) else 400, str(exc))
+            self._error(exc.status, str(exc))
             return
         if parts.path == "/ping":
             self._send(204)
@@ -400,20 +455,26 @@ class _Handler(BaseHTTPRequestHandler):
                 try:
                     n = int(line, 16)
                 except ValueError:
-                    raise ValueError("malformed chunked body") from None
+                    raise BodyError(400, "malformed chunked body") from None
                 if n == 0:
                     while self.rfile.readline(1024).strip():  # trailers
                         pass
                     return b"".join(chunks)
                 size += n
-                if size > MAX_BODY:
-                    raise ValueError(f"request too large (more than {MAX_BODY} bytes)")
+                if size > MAX_BODY or n < 0:
+                    raise BodyError(413, f"request too large (more than {MAX_BODY} bytes)")
                 chunks.append(self.rfile.read(n))
                 self.rfile.readline(8)
-        length = int(self.headers.get("Content-Length") or 0)
+        text = self.headers.get("Content-Length") or "0"
+        if not text.strip().isdigit():
+            raise BodyError(400, f"Content-Length {text[:40]!r} is not a number")
+        length = int(text)
         if length > MAX_BODY:
-            raise ValueError(f"request too large ({length} bytes; at most {MAX_BODY})")
-        return self.rfile.read(length) if length else b""
+            raise BodyError(413, f"request too large ({length} bytes; at most {MAX_BODY})")
+        body = self.rfile.read(length) if length else b""
+        if len(body) < length:
+            raise BodyError(400, f"the body ended after {len(body)} of {length} bytes")
+        return body
 
     def _write(self, body: bytes, query: dict[str, list[str]]) -> None:
         precision = query.get("precision", [""])[0]
@@ -421,23 +482,29 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(400, f"precision {precision!r} is not one of {', '.join(sorted(PRECISIONS - {''}))}")
             return
         if self.headers.get("Content-Encoding", "").lower() == "gzip":
-            decomp = zlib.decompressobj(wbits=31)
             try:
-                body = decomp.decompress(body, MAX_PLAIN)
-            except zlib.error as exc:
-                self._error(400, f"the gzip body is corrupt: {exc}")
-                return
-            if decomp.unconsumed_tail:
-                self._error(413, f"the body decompresses to more than {MAX_PLAIN} bytes")
+                body = gunzip(body)
+            except BodyError as exc:
+                self.close_connection = True
+                self._error(exc.status, str(exc))
                 return
         if not body.strip():
             self._send(204)
+            return
+        checked = check_write(body)
+        if not checked.valid:  # nothing to store: said at once, with the line of the write (as InfluxDB does)
+            with self.receiver._lock:
+                self.receiver.stats.rejected += checked.rejected
+            self._error(400, f"unable to parse: {checked.problem}")
             return
         ticket = self.receiver.submit(Write.of(body))
         if not ticket.done.wait(ANSWER_WITHIN_S):
             self._error(503, "not stored in time; send the write again")
             return
-        if ticket.status == 204:
+        if ticket.status == 204 and checked.rejected:  # the valid lines are stored; InfluxDB says which were not
+            self._error(400, f"partial write: {checked.rejected} lines dropped, the other {checked.valid} stored; "
+                             f"{checked.problem}")
+        elif ticket.status == 204:
             self._send(204)
         else:
             self._error(ticket.status, ticket.message)

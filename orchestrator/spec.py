@@ -579,6 +579,44 @@ class _Reader:
                 raise self.fail(path, "a name here cannot be empty")
         return tuple((str(k), self.template(v, f"{path}.{k}")) for k, v in value.items())
 
+    def headers(self, value: Any, path: str, variables: dict[str, str] | None = None) -> tuple[tuple[str, Template], ...]:
+        """HTTP headers: names that are HTTP tokens, values of visible ASCII, spaces and tabs. A CR or LF would end
+        the header (k6 fails the request, Locust raises), and the tools encode other bytes each their own way
+        (Locust as Latin-1, JMeter as `?`), so the same spec would send different requests: refused, in the text
+        and in the spec variables the value names (extracted and environment values are known at run time only)."""
+        pairs = self.pairs(value, path)
+        for name, template in pairs:
+            where = f"{path}.{name}"
+            if not _HEADER_NAME.fullmatch(name):
+                raise self.fail(where, f"the header name {name!r} is not an HTTP token (letters, digits and "
+                                       "!#$%&'*+-.^_`|~ only)")
+            for part in template.parts:
+                if isinstance(part, Ref):
+                    if part.env or part.name not in (variables or {}):
+                        continue
+                    text, origin = (variables or {})[part.name], f" (from variable {part.name!r})"
+                else:
+                    text, origin = part, ""
+                if problem := _header_value_problem(text):
+                    raise self.fail(where, problem + origin)
+        return pairs
+
+
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_HEADER_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+def _header_value_problem(text: str) -> str:
+    """Why a header value cannot be sent the same way by every tool, or ''."""
+    if bad := _HEADER_CONTROL.search(text):
+        return (f"the header value holds the control character {bad[0]!r} at {bad.start()} (CR, LF and NUL would "
+                "break the request)")
+    if bad := _NON_ASCII.search(text):
+        return (f"the header value holds the non-ASCII character {bad[0]!r}, which k6, JMeter and Locust would each "
+                "send differently; percent-encode it or use the RFC 8187 form (name*=UTF-8''...)")
+    return ""
+
 
 def _kind(value: Any) -> str:
     if value is None:
@@ -678,7 +716,7 @@ def _parse(text: str, file: str, data: Any, positions: dict[str, tuple[int, int]
                                              "generated JMeter plans; choose another name")
 
     defaults = r.mapping(top.get("defaults") or {}, "defaults", ("headers", "timeout", "think_time"))
-    default_headers = r.pairs(defaults.get("headers"), "defaults.headers")
+    default_headers = r.headers(defaults.get("headers"), "defaults.headers", variables)
     default_timeout = r.duration(defaults.get("timeout", "30s"), "defaults.timeout")
     default_think = _think_time(r, defaults.get("think_time"), "defaults.think_time")
 
@@ -897,7 +935,7 @@ def _step(
             raise r.fail(f"{path}.path", f"{part[bad.start():bad.start() + 3]!r} is not a percent-escape %XX; "
                                          "write %25 for a literal %")
     query = r.pairs(s.get("query"), f"{path}.query")
-    headers = r.pairs(s.get("headers"), f"{path}.headers")
+    headers = r.headers(s.get("headers"), f"{path}.headers", variables)
     body = _body(r, s.get("body"), f"{path}.body") if "body" in s else None
     for label, tmpl in [
         ("path", url_path),

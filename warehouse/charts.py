@@ -16,6 +16,9 @@ from typing import Any
 import altair as alt
 import pandas as pd
 
+from warehouse.errors import WarehouseError
+from warehouse.text import shorten
+
 Rows = Sequence[Mapping[str, Any]]
 
 TIMELINE_PERCENTILES = ("p50", "p90", "p95", "p99")
@@ -149,8 +152,29 @@ def bottleneck_chart(bottlenecks: Rows) -> alt.Chart:
 
 # -- static renderings ---------------------------------------------------------------------------------
 
+# How long one chart may take to draw: the renderer is a JavaScript engine that may never come back on input it
+# chokes on; a report then goes on without that chart rather than waiting forever.
+RENDER_TIMEOUT_S = 60.0
+
+
+class ChartError(WarehouseError):
+    """A chart that could not be drawn (the renderer failed or ran out of time)."""
+
+
+def _safe_values(spec: dict[str, Any]) -> None:
+    """Every text value of the chart's data shown as `text.shorten` shows it: no control character (a NUL makes
+    the renderer panic), no label longer than LABEL_MAX (ten megabytes of label took it minutes and gigabytes)."""
+    for rows in (spec.get("datasets") or {}).values():
+        for row in rows:
+            if isinstance(row, dict):
+                for key, value in row.items():
+                    if isinstance(value, str):
+                        row[key] = shorten(value)
+
+
 def _spec(chart: alt.TopLevelMixin) -> dict[str, Any]:
     spec: dict[str, Any] = chart.to_dict()
+    _safe_values(spec)
     config = spec.setdefault("config", {})
     config.setdefault("background", "white")
     config.setdefault("font", _FONT)  # measured and drawn in the same face by vl-convert and by a browser
@@ -163,7 +187,7 @@ def to_svg(chart: alt.TopLevelMixin, prefix: str) -> str:
     the same chart gives the same text however many the renderer drew before (it numbers gradients on)."""
     import vl_convert as vlc
 
-    svg = vlc.vegalite_to_svg(json.dumps(_spec(chart)))
+    svg: str = _bounded(vlc.vegalite_to_svg, json.dumps(_spec(chart)))
     ids: dict[str, str] = {}
     for found in re.findall(r'\bid="([^"]+)"', svg):
         ids.setdefault(found, f"{prefix}-{len(ids) + 1}")
@@ -188,5 +212,26 @@ def to_png(chart: alt.TopLevelMixin, scale: float = 1.5) -> bytes:
     """The chart as a PNG image."""
     import vl_convert as vlc
 
-    png: bytes = vlc.vegalite_to_png(json.dumps(_spec(chart)), scale=scale)
+    png: bytes = _bounded(vlc.vegalite_to_png, json.dumps(_spec(chart)), scale=scale)
     return png
+
+
+def _bounded(render: Any, spec: str, **options: Any) -> Any:
+    """`render(spec)` in a thread of its own, waited for at most RENDER_TIMEOUT_S; ChartError when it fails or is
+    not done by then (the thread is left behind, a daemon: the process can still end)."""
+    outcome: dict[str, Any] = {}
+
+    def draw() -> None:
+        try:
+            outcome["value"] = render(spec, **options)
+        except BaseException as exc:  # a panic in the renderer arrives as an exception of its own kind
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=draw, name="perfhouse-chart", daemon=True)
+    thread.start()
+    thread.join(RENDER_TIMEOUT_S)
+    if thread.is_alive():
+        raise ChartError(f"the chart renderer did not finish within {RENDER_TIMEOUT_S:g} s")
+    if "error" in outcome:
+        raise ChartError(f"the chart renderer failed: {str(outcome['error'])[:200]}")
+    return outcome["value"]

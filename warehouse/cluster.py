@@ -44,7 +44,8 @@ with tempfile.TemporaryDirectory(prefix="perfhouse-schema-") as tmp:
     with backend.session():
         migrate(backend)
         rows = backend.query("SELECT name, create_table_query FROM system.tables "
-                             "WHERE database = currentDatabase() AND NOT startsWith(name, 'stage_') ORDER BY name")
+                             "WHERE database = currentDatabase() AND NOT startsWith(name, 'stage_') AND engine != 'View' "
+                             "ORDER BY name")
     backend.release()
 print(json.dumps({r["name"]: r["create_table_query"] for r in rows}))
 """
@@ -91,6 +92,10 @@ def render(
             f"CREATE TABLE IF NOT EXISTS {database}.{name}{where} AS {database}.{local} "
             f"ENGINE = Distributed('{cluster}', '{database}', '{local}', cityHash64({key}))"
         )
+    from warehouse.schema import VIEWS
+
+    for name, select in sorted(VIEWS.items()):  # over the Distributed tables (a run's rows are on one shard: FINAL holds)
+        statements.append(f"CREATE VIEW IF NOT EXISTS {database}.{name}{where} AS {select.format(db=database + '.')}")
     check(statements)
     return statements
 

@@ -9,8 +9,12 @@ warehouse opens. Runs owned by another host are left alone: their owner cannot b
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import socket
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -77,6 +81,35 @@ def process_start(pid: int) -> str | None:
 
 def me() -> Owner:
     return Owner(socket.gethostname(), os.getpid(), process_start(os.getpid()) or "")
+
+
+# A scratch directory of a process: perfhouse-KIND.PID.START.RANDOM in the temporary directory.
+_SCRATCH = re.compile(r"perfhouse-[a-z0-9]+\.(\d+)\.(\d*)\..+")
+
+
+def scratch_dir(kind: str) -> tempfile.TemporaryDirectory[str]:
+    """A temporary directory named for this process (`perfhouse-KIND.PID.START.*`), removed when the work is done;
+    one left by a process that was killed (a decompressed copy of a gzip, say) is removed by `sweep_scratch`."""
+    owner = me()
+    return tempfile.TemporaryDirectory(prefix=f"perfhouse-{kind}.{owner.pid}.{owner.start}.")
+
+
+def sweep_scratch(root: Path | None = None) -> list[Path]:
+    """Remove the scratch directories whose process is dead (never one of a live process); returns them."""
+    root = root or Path(tempfile.gettempdir())
+    removed: list[Path] = []
+    try:
+        entries = list(root.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        m = _SCRATCH.fullmatch(entry.name)
+        if m is None or not entry.is_dir() or entry.is_symlink():
+            continue
+        if Owner(socket.gethostname(), int(m[1]), m[2]).alive() is False:
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
 
 
 def abort_orphaned_runs(backend: Backend) -> list[str]:

@@ -13,7 +13,6 @@ recovery discards, are stored when they come again.
 from __future__ import annotations
 
 import hashlib
-import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from pathlib import Path
 from warehouse import queries
 from warehouse.backends import Backend
 from warehouse.ingest import IngestResult, StepFacts, file_sha256, ingest_file
+from warehouse.owners import scratch_dir
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ def store_writes(
         new = [w for w in unique if w.sha256 not in outcome.duplicates]
         if not new:
             return outcome
-        with tempfile.TemporaryDirectory(prefix="perfhouse-receive-") as tmp:
+        with scratch_dir("receive") as tmp:
             path = Path(tmp) / f"received-{run_id}.lp"
             with open(path, "wb") as out:
                 # A comment naming the run and batch: the file's hash (which ingestion keeps to refuse a file
@@ -85,6 +85,8 @@ def store_writes(
                 "SELECT {run:String}, arrayJoin({hashes:Array(String)}), {batch:String}, now64(3)",
                 {"run": run_id, "hashes": [w.sha256 for w in new], "batch": batch_sha},
             )
-            outcome.result = ingest_file(backend, path, run_id, "influx-line", generator, services, steps)
+            # named for what it is in messages and records: the batch file is a temporary file of the receiver's
+            outcome.result = ingest_file(backend, path, run_id, "influx-line", generator, services, steps,
+                                         source=Path(f"writes received into run {run_id}"))
         outcome.stored = {w.sha256 for w in new}
     return outcome

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -27,6 +28,7 @@ from warehouse.reports import (
     ms,
 )
 from warehouse.store import Warehouse
+from warehouse.text import markdown, shorten
 
 INFRA_SERIES_CHARTED = 8
 
@@ -108,15 +110,15 @@ def _step_header(report: Report) -> list[str]:
             *(f"{p} ms" for p in report.percentiles), "max ms", "req/s", "APDEX"]
 
 
-def _step_rows(report: Report) -> list[list[str]]:
-    return [[s["journey"], s["step"], str(s["count"]), str(s["errors"]), _pct(s["error_rate"]),
+def _step_rows(report: Report, text: Callable[[Any], str] = shorten) -> list[list[str]]:
+    return [[text(s["journey"]), text(s["step"]), str(s["count"]), str(s["errors"]), _pct(s["error_rate"]),
              str(s["check_failures"]), ms(s["avg_ms"]),
              *(ms(s.get(f"{p}_ms")) for p in report.percentiles), ms(s["max_ms"]), _num(s["throughput"]),
              _num(s["apdex"], 3)] for s in report.steps]
 
 
-def _bottleneck_rows(report: Report) -> list[list[str]]:
-    return [[str(i), b["name"], _pct(b["time_share"]), _pct(b["error_share"]), _num(b["tail_ratio"])]
+def _bottleneck_rows(report: Report, text: Callable[[Any], str] = shorten) -> list[list[str]]:
+    return [[str(i), text(b["name"]), _pct(b["time_share"]), _pct(b["error_share"]), _num(b["tail_ratio"])]
             for i, b in enumerate(report.bottlenecks, start=1)]
 
 
@@ -125,9 +127,9 @@ SLOWEST_SENTENCE = ("The slowest requests, each with the trace id it sent (a tra
                     "trace.url or PERFHOUSE_TRACE_URL).")
 
 
-def _slowest_rows(report: Report) -> list[tuple[list[str], str, str]]:
+def _slowest_rows(report: Report, text: Callable[[Any], str] = shorten) -> list[tuple[list[str], str, str]]:
     """(cells before the trace, trace id, trace URL) per slow sample."""
-    return [([str(r["ts"]), step_name(str(r["journey"]), str(r["step"])), str(r["status"]), ms(r["duration_ms"])],
+    return [([str(r["ts"]), text(step_name(str(r["journey"]), str(r["step"]))), str(r["status"]), ms(r["duration_ms"])],
              str(r["trace_id"]), str(r["trace_url"])) for r in report.slowest]
 
 
@@ -146,8 +148,9 @@ def _status_rows(report: Report) -> list[list[str]]:
 CAUSE_HEADER = ["kind", "journey", "step", "status", "error or failed check", "count"]
 
 
-def _cause_rows(report: Report) -> list[list[str]]:
-    return [[e["kind"], e["journey"], e["step"], str(e["status"]), e["error"] or "–", str(e["count"])]
+def _cause_rows(report: Report, text: Callable[[Any], str] = shorten) -> list[list[str]]:
+    return [[e["kind"], text(e["journey"]), text(e["step"]), str(e["status"]), text(e["error"]) if e["error"] else "–",
+             str(e["count"])]
             for e in report.errors]
 
 
@@ -225,12 +228,12 @@ def _throughput(t: dict[str, Any]) -> str:
             "first to last request; a tool's own summary divides by its test's duration)")
 
 
-def _run_facts(report: Report) -> list[str]:
+def _run_facts(report: Report, text: Callable[[Any], str] = shorten) -> list[str]:
     run, t = report.run, report.totals
     return [
-        f"Run `{run.run_id}` · {run.tool} {run.tool_version or ''}".rstrip() + f" · status {run.status}",
-        f"Spec: {run.spec_name or '–'}, profile {run.profile or '–'}"
-        + (f", environment {run.environment}" if run.environment else ""),
+        f"Run `{run.run_id}` · {text(run.tool)} {text(run.tool_version or '')}".rstrip() + f" · status {run.status}",
+        f"Spec: {text(run.spec_name or '–')}, profile {text(run.profile or '–')}"
+        + (f", environment {text(run.environment)}" if run.environment else ""),
         f"Window: {run.started_at} → {run.ended_at or '–'} (UTC)",
         f"Requests: {t['count']}, request errors: {t['errors']} ({_pct(t['error_rate'])}), "
         f"with a failed check: {t['check_failures']} ({_pct(t['check_failure_rate'])}); "
@@ -304,13 +307,13 @@ def _tool_figures_header(report: Report) -> list[str]:
             *(f"{p} ms" for p in report.percentiles), "max ms", "req/s"]
 
 
-def _tool_figures_rows(report: Report) -> list[list[str]]:
+def _tool_figures_rows(report: Report, text: Callable[[Any], str] = shorten) -> list[list[str]]:
     figures = report.tool_figures
     if figures is None:
         return []
     levels = [float(p.removeprefix("p")) for p in report.percentiles]
     rows = [*figures.steps, *([figures.overall] if figures.overall else [])]
-    return [[s.journey, s.step if s is not figures.overall else f"{s.step} (overall)", _count(s.count),
+    return [[text(s.journey), text(s.step if s is not figures.overall else f"{s.step} (overall)"), _count(s.count),
              _count(s.failures), _pct(s.failure_rate), ms(s.avg_ms), ms(s.min_ms),
              *(ms(s.percentile(level)) for level in levels), ms(s.max_ms), _num(s.rps)] for s in rows]
 
@@ -346,7 +349,11 @@ def _shows_steps(report: Report) -> bool:
 # -- Markdown ---------------------------------------------------------------------------------------------
 
 def _md_cell(text: Any) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    """A table cell: a pipe not escaped yet is escaped (text from `markdown` has its pipes escaped already)."""
+    return _BARE_PIPE.sub(lambda m: m[1] + "\\|", str(text)).replace("\n", " ")
+
+
+_BARE_PIPE = re.compile(r"(?<!\\)((?:\\\\)*)\|")
 
 
 def _md_table(header: list[str], rows: list[list[str]], numeric_from: int = 2, text_from: int = 99) -> list[str]:
@@ -361,14 +368,14 @@ def render_markdown(doc: GroupReport, output: PurePosixPath | None = None) -> Re
     assets = f"{output.stem}_files" if output is not None else None
     files: dict[str, bytes] = {}
     single = len(doc.runs) == 1
-    lines = [f"# Load test report: {_md_cell(doc.title)}", "", f"**Verdict: {doc.verdict}**", ""]
+    lines = [f"# Load test report: {markdown(doc.title)}", "", f"**Verdict: {doc.verdict}**", ""]
     if not single:
         lines += ["Runs of one invocation, side by side:", "", *_md_table(*_side_by_side(doc), numeric_from=3)]
     h = "##" if single else "###"
     for index, report in enumerate(doc.runs, start=1):
         if not single:
             lines += [f"## {report.run.tool} · `{report.run.run_id}`: {report.verdict}", ""]
-        lines += [f"- {_md_cell(f)}" for f in _run_facts(report)] + [""]
+        lines += [f"- {_md_cell(f)}" for f in _run_facts(report, markdown)] + [""]
         lines += [f"{h} SLOs", ""]
         lines += (_md_table(["SLO", "observed", "verdict"], _slo_rows(report), numeric_from=1, text_from=2)
                   if report.slos else ["No SLOs were defined for this run.", ""])
@@ -379,35 +386,38 @@ def render_markdown(doc: GroupReport, output: PurePosixPath | None = None) -> Re
             if figure is None or assets is None:
                 return []
             name = f"{assets}/{key}.png" if single else f"{assets}/run{number}-{key}.png"
-            files[name] = charts.to_png(figure.chart)
+            try:
+                files[name] = charts.to_png(figure.chart)
+            except charts.ChartError as exc:
+                return [f"_{figure.title}: not drawn ({exc})._", ""]
             return [f"![{figure.title}]({name})", ""]
 
         if report.timeline:
             lines += [f"{h} Over time", "", f"Buckets of {report.bucket_s} s.", ""]
             lines += picture("latency") + picture("throughput")
         if _shows_steps(report):
-            lines += [f"{h} Steps", "", *_md_table(_step_header(report), _step_rows(report))]
+            lines += [f"{h} Steps", "", *_md_table(_step_header(report), _step_rows(report, markdown))]
         else:
             lines += [f"{h} Steps", "", _no_requests_sentence(report), ""]
         if report.tool_figures is not None:
             lines += [f"{h} {report.tool_figures.title}", "", *[x for t in _tool_figures_sentences(report)
                                                                 for x in (_md_cell(t), "")]]
-            lines += _md_table(_tool_figures_header(report), _tool_figures_rows(report))
+            lines += _md_table(_tool_figures_header(report), _tool_figures_rows(report, markdown))
             lines += picture("tool-latency") + picture("tool-throughput")
         if report.bottlenecks:
             lines += [f"{h} Bottlenecks", "", "Ranked by impact: share of all request time plus share of all "
                       "failed requests; p99/p50 is the tail ratio.", ""]
-            lines += _md_table(["rank", "step", "time share", "error share", "p99/p50"], _bottleneck_rows(report))
+            lines += _md_table(["rank", "step", "time share", "error share", "p99/p50"], _bottleneck_rows(report, markdown))
             lines += picture("bottlenecks")
         if report.errors_by_status:
             lines += [f"{h} Errors by status and message", ""]
             lines += _md_table(["status", "message", "count", "share"], _status_rows(report), numeric_from=2)
             lines += [f"{h} Errors by step and cause", ""]
-            lines += _md_table(CAUSE_HEADER, _cause_rows(report), numeric_from=3,
+            lines += _md_table(CAUSE_HEADER, _cause_rows(report, markdown), numeric_from=3,
                                 text_from=4)
         if report.slowest:
             lines += [f"{h} Slowest samples", "", SLOWEST_SENTENCE, ""]
-            lines += _md_table(SLOWEST_HEADER, [[*cells, _md_link(tid, url)] for cells, tid, url in _slowest_rows(report)],
+            lines += _md_table(SLOWEST_HEADER, [[*cells, _md_link(tid, url)] for cells, tid, url in _slowest_rows(report, markdown)],
                                numeric_from=2, text_from=4)
         if report.infra.get("series"):
             lines += [f"{h} Infrastructure", "", *[s for x in _infra_sentences(report) for s in (x, "")]]
@@ -426,8 +436,9 @@ def render_markdown(doc: GroupReport, output: PurePosixPath | None = None) -> Re
     if section is not None:
         lines += [f"## {section.title}", "", _md_cell(section.headline), ""]
         if section.rows:
-            lines += _md_table(section.header, section.rows, numeric_from=1, text_from=7)
-            lines += [f"- **{_md_cell(step)}**: {_md_cell(why)}" for step, why in section.reasons] + [""]
+            lines += _md_table(section.header, [[markdown(r[0]), *r[1:]] for r in section.rows], numeric_from=1,
+                               text_from=7)
+            lines += [f"- **{markdown(step)}**: {_md_cell(why)}" for step, why in section.reasons] + [""]
             if section.notes:
                 lines += ["Notes:", "", *(f"- {_md_cell(n)}" for n in section.notes), ""]
     return Rendered("\n".join(lines).rstrip("\n") + "\n", files)
@@ -495,7 +506,10 @@ def render_html(doc: GroupReport, output: PurePosixPath | None = None) -> Render
             figure = chart_for.get(key)
             if figure is None:
                 return ""
-            svg = charts.to_svg(figure.chart, f"r{number}-{key}")
+            try:
+                svg = charts.to_svg(figure.chart, f"r{number}-{key}")
+            except charts.ChartError as exc:
+                return f"<p><i>{_h(figure.title)}: not drawn ({_h(exc)}).</i></p>\n"
             return f'<figure class="chart" data-chart="{key}">{svg}<figcaption>{_h(figure.title)}</figcaption></figure>\n'
 
         if report.timeline:

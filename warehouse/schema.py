@@ -65,6 +65,11 @@ def _summarise_runs(backend: Backend) -> None:
     summarise_all(backend)
 
 
+# Views for users' own SQL (the SQL page's examples, Grafana's panels), by name: their SELECT, `{db}` the database
+# prefix of the tables they read ("" on one server). A migration that adds columns to a viewed table re-creates its
+# view (CREATE OR REPLACE VIEW): a view's columns are fixed when it is created.
+VIEWS = {"runs_current": "SELECT * FROM {db}runs FINAL"}
+
 MIGRATIONS: list[tuple[int, str, list[str | Callable[[Backend], None]]]] = [
     (
         1,
@@ -377,6 +382,12 @@ MIGRATIONS: list[tuple[int, str, list[str | Callable[[Backend], None]]]] = [
         SETTINGS non_replicated_deduplication_window = 100000
         """,
         ],
+    ),
+    (
+        17,
+        "runs_current: one row per run, its latest version (runs is a ReplacingMergeTree: until a merge, a run "
+        "updated several times has several rows, and a join without FINAL counts its requests once per row)",
+        [f"CREATE VIEW IF NOT EXISTS {name} AS {select.format(db='')}" for name, select in VIEWS.items()],
     ),
     (
         19,

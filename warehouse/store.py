@@ -16,7 +16,7 @@ from warehouse.analysis import slo
 from warehouse.backends import Backend, open_backend
 from warehouse.errors import DataError, IngestError, WarehouseError
 from warehouse.ids import new_run_id
-from warehouse.owners import OWNER_LABEL, Owner, abort_orphaned_runs
+from warehouse.owners import OWNER_LABEL, Owner, abort_orphaned_runs, sweep_scratch
 from warehouse.records import RunListing, RunRecord, StepStats
 from warehouse.schema import MIGRATIONS, migrate
 from warehouse.summaries import batch_shape
@@ -96,6 +96,7 @@ class Warehouse:
                 migrate(backend)
                 recover(backend)
                 orphans = abort_orphaned_runs(backend)
+        sweep_scratch()  # what killed ingests left in the temporary directory
         warehouse = cls(backend)
         warehouse.orphans_aborted = orphans
         return warehouse
@@ -540,6 +541,13 @@ class Warehouse:
     def fingerprints(self, limit: int = 200) -> list[dict[str, Any]]:
         """Fingerprints of finished runs with their spec, tool, profile, run count and newest run, newest first."""
         return self.backend.query(queries.FINGERPRINTS, {"limit": limit})
+
+    def recover(self) -> list[str]:
+        """Undo the batches of ingests that died, as opening the warehouse does; a reader that stays open (the
+        dashboard) calls it before its reads, so it never shows the rows of a batch that will never commit."""
+        from warehouse.ingest import recover
+
+        return recover(self.backend)
 
     def data_version(self) -> tuple[Any, ...]:
         """A value that changes whenever anything is written to the warehouse: the key of cached reads."""

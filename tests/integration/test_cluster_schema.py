@@ -39,9 +39,12 @@ def test_every_table_becomes_replicated_on_the_cluster_under_a_distributed_table
     statements = render(tables, "perf", "loadtests")
     assert {"runs", "requests", "k6_points", "aggregates", "ingested_files", "schema_migrations"} <= set(tables)
     assert statements[0] == "CREATE DATABASE IF NOT EXISTS loadtests ON CLUSTER perf"
-    assert len(statements) == 1 + 2 * len(tables)
+    assert len(statements) == 1 + 2 * len(tables) + 1  # and the view runs_current
+    assert statements[-1] == ("CREATE VIEW IF NOT EXISTS loadtests.runs_current ON CLUSTER perf AS "
+                              "SELECT * FROM loadtests.runs FINAL")
     for name in tables:
-        local, distributed = (s for s in statements if re.search(rf"loadtests\.{name}(_local)? ", s))
+        local, distributed = (s for s in statements if re.search(rf"loadtests\.{name}(_local)? ", s)
+                              and not s.startswith("CREATE VIEW"))
         assert local.startswith(f"CREATE TABLE IF NOT EXISTS loadtests.{name}_local ON CLUSTER perf (")
         assert "MergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}'" in local
         assert re.search(r"ENGINE = Replicated\w*MergeTree", local)

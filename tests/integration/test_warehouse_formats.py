@@ -60,7 +60,7 @@ def test_k6_csv_bad_lines_are_counted(any_warehouse_url: str, k6_json_and_csv: t
     result = Warehouse.open(any_warehouse_url).ingest(bad)
     assert result.rejected == 2 and result.rows == 60
     assert [(r.line, r.reason) for r in result.samples] == [
-        (4, "timestamp is not a time"), (len(lines) + 1, "metric_value is not a number")]
+        (4, "timestamp is not a time"), (len(lines) + 1, "the last line was cut short")]
 
 
 def test_cli_format_choices_are_the_registry() -> None:

@@ -318,3 +318,35 @@ def test_an_extracted_value_may_not_take_the_trace_context_name() -> None:
     assert parse_spec(text, "t.yaml").journeys[0].steps[0].extract[0].var == "trace_id"
     err = _error(text + "trace: true\n")
     assert err.field == "journeys[0].steps[0].extract.trace_id" and "trace context" in str(err)
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ('"a\\r\\nX-Injected: 1"', "control character '\\r'"),
+    ('"a\\nb"', "control character '\\n'"),
+    ('"a\\u0000b"', "control character '\\x00'"),
+    ('"caf\\u00e9"', "non-ASCII character 'é'"),
+    ('"\\u2603 ${v}"', "non-ASCII character"),
+])
+def test_header_values_that_a_tool_would_break_or_send_differently_are_refused(value: str, message: str) -> None:
+    text = MINIMAL.replace("journeys:", "variables: {v: x}\njourneys:").replace(
+        "        path: /", f"        path: /\n        headers:\n          X-Test: {value}")
+    err = _error(text)
+    assert err.field == "journeys[0].steps[0].headers.X-Test" and message in str(err)
+    assert (err.line, err.column) == (11, 11)  # the header's line
+    defaults = MINIMAL.replace("journeys:", f"defaults:\n  headers:\n    X-Test: {value}\njourneys:")
+    assert _error(defaults).field == "defaults.headers.X-Test"
+
+
+def test_header_names_must_be_http_tokens_and_plain_values_pass() -> None:
+    err = _error(MINIMAL.replace("        path: /", "        path: /\n        headers: {'X Bad:': v}"))
+    assert "not an HTTP token" in str(err)
+    spec = parse_spec(MINIMAL.replace("        path: /", "        path: /\n        headers: {X-Ok: \"a\\tb ~!\"}"),
+                      "shop.yaml")
+    assert spec.journeys[0].steps[0].headers[0][0] == "X-Ok"
+
+
+def test_a_header_value_from_a_spec_variable_is_checked_too() -> None:
+    text = MINIMAL.replace("journeys:", "variables: {v: \"caf\\u00e9\"}\njourneys:").replace(
+        "        path: /", "        path: /\n        headers:\n          X-Test: 'a ${v}'")
+    err = _error(text)
+    assert err.field == "journeys[0].steps[0].headers.X-Test" and "from variable 'v'" in str(err)

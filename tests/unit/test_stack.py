@@ -134,7 +134,7 @@ def test_each_grafana_panel_query_is_one_select_over_perfhouse_tables(title: str
 def test_the_grafana_run_variable_lists_runs() -> None:
     board = json.loads(DASHBOARD_JSON.read_text(encoding="utf-8"))
     run = next(v for v in board["templating"]["list"] if v["name"] == "run")
-    assert admit(run["query"], warehouse_tables()).tables == ("runs",)
+    assert admit(run["query"], warehouse_tables()).tables == ("runs_current",)  # one row per run (migration 17)
 
 
 def test_compose_file_commands_are_lists_so_no_shell_reinterprets_them() -> None:

@@ -24,7 +24,6 @@ import shutil
 import signal
 import socket
 import sys
-import tempfile
 import time
 import uuid
 import zlib
@@ -37,6 +36,7 @@ from typing import Any, ClassVar, Protocol
 from warehouse.backends import Backend, quote_identifier
 from warehouse.cluster import home, stage_clause
 from warehouse.errors import IngestError, WarehouseError
+from warehouse.owners import scratch_dir
 from warehouse.summaries import create_histogram, discard_summaries, write_summaries
 
 SAMPLE_REJECTS = 5
@@ -209,14 +209,30 @@ def read_head(path: Path, size: int = 65536) -> bytes:
             if head.startswith(GZIP_MAGIC):  # what decompresses, up to a break in the data (see _plain)
                 fh.seek(0)
                 decomp, head = zlib.decompressobj(wbits=47), b""
-                with contextlib.suppress(zlib.error):
-                    while len(head) < size and not decomp.eof and (block := fh.read(1 << 14)):
+                while len(head) < size and not decomp.eof and (block := fh.read(1 << 14)):
+                    saved = decomp.copy()
+                    try:
                         head += decomp.decompress(block, size - len(head))
+                    except zlib.error:
+                        head += until_damage(saved, block)
+                        break
                 head = head[:size]
     except OSError as exc:
         raise IngestError(f"{path}: cannot read: {exc}") from None
     head = head.removeprefix(BOM)
     return head.replace(b"\r", b"\n") if _cr_only(head) else head
+
+
+def until_damage(decomp: Any, block: bytes) -> bytes:
+    """What `decomp` gives of `block` before the byte where the data is damaged: fed a byte at a time, so
+    everything before the damage comes out, as zcat keeps it (a whole block at once gives nothing on an error)."""
+    out = []
+    for i in range(len(block)):
+        try:
+            out.append(decomp.decompress(block[i : i + 1]))
+        except zlib.error:
+            break
+    return b"".join(out)
 
 
 def _cr_only(head: bytes) -> bool:
@@ -249,7 +265,7 @@ def readable(path: Path) -> Iterator[Path]:
             return
     if stdin and sys.stdin.isatty():
         raise IngestError("-: standard input is a terminal; pipe a results file into it (perfhouse ingest - < FILE)")
-    with tempfile.TemporaryDirectory(prefix="perfhouse-pipe-") as tmp:
+    with scratch_dir("pipe") as tmp:
         copy = Path(tmp) / ("stdin" if stdin else path.name or "pipe")
         try:
             with open(copy, "wb") as out:
@@ -267,7 +283,7 @@ def detect_format(path: Path, shown: Path | None = None) -> Format:
     shown = shown or path
     head = read_head(path)
     if not head.strip():
-        raise IngestError(f"{shown}: the file is empty; nothing to ingest")
+        raise IngestError(f"{shown}: {_nothing_read(path)}; nothing to ingest")
     for fmt in FORMATS.values():
         if fmt.sniff(head):
             return fmt
@@ -276,6 +292,13 @@ def detect_format(path: Path, shown: Path | None = None) -> Format:
     raise IngestError(
         f"{shown}:1: not a results file perfhouse knows ({', '.join(FORMATS)}); it starts with {first!r}"
     )
+
+
+def _nothing_read(path: Path) -> str:
+    """Why a file gave no content: empty, or gzip damaged before its first line."""
+    with open(path, "rb") as fh:
+        packed = fh.read(2) == GZIP_MAGIC
+    return "the gzip data is damaged before its first line (nothing decompresses)" if packed else "the file is empty"
 
 
 def file_sha256(path: Path) -> str:
@@ -382,7 +405,7 @@ def ingest_file(
     fmt_impl = _given_format(path, fmt, shown) if fmt else detect_format(path, shown)
     result = IngestResult(run_id, str(shown), fmt_impl.name, fmt_impl.tool)
     with backend.session(), ThreadPoolExecutor(1, thread_name_prefix="perfhouse-hash") as pool, \
-            tempfile.TemporaryDirectory(prefix="perfhouse-ingest-") as tmp:
+            scratch_dir("ingest") as tmp:
         prepared = _plain(path, Path(tmp), shown)
         plain, cut = prepared.path, prepared.cut
         if plain.stat().st_size == 0:
@@ -608,9 +631,9 @@ def _given_format(path: Path, name: str, shown: Path | None = None) -> Format:
     if name not in FORMATS:
         raise IngestError(f"unknown format {name!r}; known: {', '.join(FORMATS)}")
     chosen, head = FORMATS[name], read_head(path)
-    path = shown or path
     if not head.strip():
-        raise IngestError(f"{path}: the file is empty; nothing to ingest")
+        raise IngestError(f"{shown or path}: {_nothing_read(path)}; nothing to ingest")
+    path = shown or path
     _refuse_binary(head, path)
     if not chosen.sniff(head):
         other = next((f for f in FORMATS.values() if f.sniff(head)), None)
@@ -680,9 +703,11 @@ def _plain(path: Path, tmp: Path, shown: Path | None = None) -> Plain:
             decomp, begun, offset = zlib.decompressobj(wbits=47), False, 0  # begun: a member not yet ended
             while not problem and (block := fh.read(1 << 16)):
                 while block:
+                    saved = decomp.copy()
                     try:
                         data = decomp.decompress(block)
                     except zlib.error as exc:
+                        emit(until_damage(saved, block))  # the block's lines before the damage are kept
                         problem = (f"the gzip data is corrupt near byte {offset} of the compressed file ({exc}); "
                                    f"the rest of the file is lost")
                         break

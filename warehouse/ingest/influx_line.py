@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -38,7 +37,9 @@ from warehouse.ingest import (
     service_map_params,
     stage_lines,
 )
+from warehouse.ingest.bounds import ANY_PARTITIONS_SQL, NS_FROM, NS_UNTIL, TIME_REASON, k6_value_problem
 from warehouse.ingest.k6_json import derive_requests
+from warehouse.owners import scratch_dir
 
 FieldValue = float | int | bool | str
 
@@ -87,7 +88,10 @@ def _scan(line: str, i: int, stops: str, escapable: str) -> tuple[str, int]:
 
 def _field_value(text: str) -> FieldValue:
     if _INTEGER.fullmatch(text):
-        return int(text[:-1])
+        integer = int(text[:-1])
+        if not -(2**63) <= integer < 2**64:  # InfluxDB's integers are 64 bits, signed (i) or unsigned (u)
+            raise LineError(f"field value {text[:40]!r} is out of the range of a 64-bit integer")
+        return integer
     if text in _TRUE:
         return True
     if text in _FALSE:
@@ -106,11 +110,13 @@ def _timestamp(text: str) -> int:
     value = int(text)
     magnitude = abs(value)
     if magnitude < 10**11:  # seconds (until the year 5138)
-        return value * 10**9
-    if magnitude < 10**14:  # milliseconds
-        return value * 10**6
-    if magnitude < 10**17:  # microseconds
-        return value * 10**3
+        value *= 10**9
+    elif magnitude < 10**14:  # milliseconds
+        value *= 10**6
+    elif magnitude < 10**17:  # microseconds
+        value *= 10**3
+    if not NS_FROM <= value < NS_UNTIL:
+        raise LineError(f"timestamp {text} {TIME_REASON}")
     return value
 
 
@@ -269,6 +275,8 @@ def stage_rows(point: Point) -> list[dict[str, object]]:
         ]
     if "value" not in point.fields or isinstance(point.fields["value"], str):
         raise LineError("a k6 point without a numeric `value` field")
+    if problem := k6_value_problem(point.measurement, float(point.fields["value"])):
+        raise LineError(problem)
     tags = dict(point.tags)
     for key, value in point.fields.items():  # k6's tags-as-fields (url, vu, iter) back into the tags
         if key != "value":
@@ -276,6 +284,34 @@ def stage_rows(point: Point) -> list[dict[str, object]]:
     return [{"kind": "k6", "ns": point.ns, "measurement": point.measurement, "tags": tags,
              "application": "", "transaction": "", "statut": "", "field": "value",
              "value": float(point.fields["value"])}]
+
+
+@dataclass(frozen=True)
+class Checked:
+    """What a body of line protocol holds: its valid and rejected lines, and the first problem with its line."""
+
+    valid: int
+    rejected: int
+    problem: str
+
+
+def check_write(body: bytes) -> Checked:
+    """Check every line of one write as ingestion will (the receiver answers a write with them): line numbers
+    are the write's own."""
+    valid = rejected = 0
+    problem = ""
+    for lineno, raw in enumerate(body.split(b"\n"), start=1):
+        line = raw.decode("utf-8", errors="replace").rstrip("\r")
+        if _skipped(line.strip()):
+            continue
+        try:
+            stage_rows(parse_line(line))
+        except LineError as exc:
+            rejected += 1
+            problem = problem or f"line {lineno}: {exc}: {line[:120]!r}"
+            continue
+        valid += 1
+    return Checked(valid, rejected, problem)
 
 
 def _first_point(head: bytes) -> Point | None:
@@ -325,15 +361,17 @@ class InfluxLine:
     def load(self, job: IngestJob, result: IngestResult) -> None:
         source = job.source or job.path
         kinds = {"k6": 0, "jmeter": 0}
-        with tempfile.TemporaryDirectory(prefix="perfhouse-influx-") as tmp:
+        with scratch_dir("influx") as tmp:
             staged = Path(tmp) / "staged.jsonl"
-            with open(job.path, encoding="utf-8", errors="replace", newline="") as src, \
-                    open(staged, "w", encoding="utf-8") as out:
+            # lines end at LF alone (as InfluxDB reads them): a CR inside a line is no line break
+            with open(job.path, "rb") as src, open(staged, "w", encoding="utf-8") as out:
                 for lineno, raw in enumerate(src, start=1):
-                    line = raw.rstrip("\r\n")
+                    line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
                     if _skipped(line.strip()):
                         continue
                     try:
+                        if not raw.endswith(b"\n"):  # every writer ends a line with a line break: this one was cut
+                            raise LineError("the last line was cut short (no line break at its end)")
                         rows = stage_rows(parse_line(line))
                     except LineError as exc:
                         result.rejected += 1
@@ -351,12 +389,12 @@ class InfluxLine:
             stage_lines(staged_job, STAGE_COLUMNS, "JSONEachRow", types=STAGE_TYPES)
         params = {"run": job.run_id, "batch": job.batch, "generator": job.generator}
         if kinds["k6"]:
-            job.backend.command(_POINTS.replace("{stage}", job.stage).replace("{points}", job.table("k6_points")),
-                                params)
+            job.backend.command(_POINTS.replace("{stage}", job.stage).replace("{points}", job.table("k6_points"))
+                                + ANY_PARTITIONS_SQL, params)
             derive_requests(job, {**params, **service_map_params(job)})
         if kinds["jmeter"]:
             sql = _AGGREGATES.replace("{stage}", job.stage).replace("{aggregates}", job.table("aggregates"))
-            job.backend.command(sql, params)
+            job.backend.command(sql + ANY_PARTITIONS_SQL, params)
             result.notes.append(AGGREGATES_NOTE)
         counts = job.backend.query(
             f"SELECT (SELECT count() FROM {job.table('k6_points')}) AS points, "

@@ -1,6 +1,6 @@
 """JMeter JTL in CSV: with or without a header row, any saveservice column layout, any delimiter.
 
-A first, strict pass lets ClickHouse parse the file with typed columns straight into the batch's
+A first, strict pass lets ClickHouse parse the file (integers as text, range-checked) straight into the batch's
 requests table: a record that does not parse or is not a valid sample fails the statement, so a clean
 file is read once. When it fails (or the last line was cut short), its rows are truncated away and the
 checked path runs: the records are staged as text, split and checked in SQL, the valid ones inserted
@@ -29,6 +29,17 @@ from warehouse.ingest import (
     stage_lines,
     step_map_params,
     trace_id_sql,
+)
+from warehouse.ingest.bounds import (
+    ANY_PARTITIONS,
+    ANY_PARTITIONS_SQL,
+    DURATION_REASON,
+    MAX_COUNT,
+    MAX_DURATION_MS,
+    TIME_REASON,
+    count_ok,
+    integer_ok,
+    time_ok,
 )
 
 # Default column orders of headerless files, by column count.
@@ -75,8 +86,7 @@ KNOWN = {*LAYOUTS[17], "Filename", "Encoding", "SampleCount", "ErrorCount", "Hos
 # with trace context.
 TRACE_ID = "trace_id"
 KNOWN.add(TRACE_ID)
-# How the strict pass types the known columns; the others are text (not LowCardinality: building
-# dictionaries while parsing costs the CSV reader about three times its own time).
+# The integer columns (read as text on both paths, so their ranges are checked as written).
 INTEGERS = {"bytes", "sentBytes", "grpThreads", "allThreads", "Latency", "IdleTime", "Connect", "SampleCount",
             "ErrorCount"}
 # A Transaction Controller's own sample (a group of requests, not a request) says this.
@@ -116,6 +126,25 @@ def _col(columns: list[str], name: str, default: str = "''") -> str:
     return f"f{columns.index(name)}" if name in columns else default
 
 
+# Optional integer columns and their highest possible value: a value past it (or negative, or past Int64, which
+# would wrap) rejects the record; text that is no integer reads as 0, as before.
+_BOUNDED_INTEGERS = {name: MAX_DURATION_MS if name in ("Latency", "Connect", "IdleTime") else MAX_COUNT
+                     for name in sorted(INTEGERS)}
+
+
+def range_checks(columns: list[str], ts: str) -> list[tuple[str, str]]:
+    """(SQL true for an impossible record, its reason) for the numbers of a record with text cells f0.. and time
+    `ts` (not NULL): elapsed, the time, then the optional integer columns present."""
+    elapsed = _col(columns, "elapsed")
+    checks = [(f"NOT {integer_ok(elapsed)}", f"elapsed {DURATION_REASON}"),
+              (f"NOT ifNull({time_ok(ts)}, 0)", f"timeStamp {TIME_REASON}")]
+    for name, high in _BOUNDED_INTEGERS.items():
+        if name in columns:
+            limit = DURATION_REASON if high == MAX_DURATION_MS else f"out of range (0 to {high})"
+            checks.append((f"NOT {count_ok(_col(columns, name), high)}", f"{name} {limit}"))
+    return checks
+
+
 def _layout(head: bytes, path: str) -> tuple[list[str], bool, str]:
     """Column names, whether the first line is a header, and the delimiter."""
     first = head.split(b"\n", 1)[0].decode("utf-8", errors="replace").rstrip("\r")
@@ -143,8 +172,20 @@ class JtlCsv:
     tool: ClassVar[str] = "jmeter"
 
     def sniff(self, head: bytes) -> bool:
-        first = head.split(b"\n", 1)[0]
-        return first.startswith(b"timeStamp") or bool(re.match(rb"^\d{13}[,\t;|]\d+[,\t;|]", first))
+        """A header row, or a record of JMeter's default layout by its structure (not its date: a JTL from a
+        machine whose clock said 1970 is a JTL): integer timeStamp and elapsed, and success where it belongs."""
+        first = head.split(b"\n", 1)[0].rstrip(b"\r")
+        if first.startswith(b"timeStamp"):
+            return True
+        m = re.match(rb"^\d+([,\t;|])\d+\1", first)
+        if m is None:
+            return False
+        try:
+            fields = next(csv.reader(io.StringIO(first.decode("utf-8", errors="replace")), delimiter=m[1].decode()))
+        except (csv.Error, StopIteration):
+            return False
+        layout = LAYOUTS.get(len(fields))
+        return layout is not None and fields[layout.index("success")] in ("true", "false")
 
     def load(self, job: IngestJob, result: IngestResult) -> None:
         head = read_head(job.path)
@@ -162,15 +203,15 @@ class JtlCsv:
         _load_checked(job, result, columns, header, delimiter, cut_short)
 
 
-def _requests_sql(table: str, columns: list[str], ts: str, where: str, source: str, typed: bool) -> str:
+def _requests_sql(table: str, columns: list[str], ts: str, where: str, source: str) -> str:
     """The INSERT of requests from `source`'s records (cells named f0.., `ts` the time expression);
-    `typed`: the numeric cells are already Int64 (the strict pass), else text (0 when not a number)."""
+    the numeric cells are text on both passes (0 when not a number)."""
 
     def num(name: str) -> str:
         if name not in columns:
             return "0"
         cell = _col(columns, name)
-        return f"assumeNotNull({cell})" if typed and name == "elapsed" else cell if typed else f"toInt64OrZero({cell})"
+        return f"toInt64OrZero({cell})"  # the numbers are text on both paths: the range checks see them as written
 
     thread, label, url, success = (_col(columns, c) for c in ("threadName", "label", "URL", "success"))
     failure, message, code = (_col(columns, c) for c in ("failureMessage", "responseMessage", "responseCode"))
@@ -203,18 +244,14 @@ def _load_strict(job: IngestJob, columns: list[str], header: bool, delimiter: st
     millis = bool(re.match(rb"^\d+[,\t;|]", first))  # else a timestamp_format: parsed as text
     types = []
     for i, name in enumerate(columns):
-        if name == "timeStamp":
-            kind = "Nullable(Int64)" if millis else "String"
-        elif name == "elapsed":
-            kind = "Nullable(Int64)"  # empty reads as NULL, refused below
-        else:
-            kind = "Int64" if name in INTEGERS else "String"
+        # the integers as text too: an Int64 column would wrap a number past its range instead of failing
+        kind = "Nullable(Int64)" if name == "timeStamp" and millis else "String"
         types.append(f"f{i} {kind}")
-    ts_col, elapsed, success, label = (_col(columns, c) for c in ("timeStamp", "elapsed", "success", "label"))
+    ts_col, success, label = (_col(columns, c) for c in ("timeStamp", "success", "label"))
     ts = (f"fromUnixTimestamp64Milli(assumeNotNull({ts_col}), 'UTC')" if millis
           else f"parseDateTime64BestEffortOrNull({ts_col}, 3, 'UTC')")
-    invalid = (f"{ts_col} IS NULL OR ts_ IS NULL OR {elapsed} IS NULL OR {success} NOT IN ('true', 'false') "
-               f"OR {label} = ''")
+    invalid = " OR ".join([f"{ts_col} IS NULL OR ts_ IS NULL OR {success} NOT IN ('true', 'false') OR {label} = ''",
+                           *(bad for bad, _ in range_checks(columns, "ts_"))])
     where = f"throwIf({invalid}, 'a JTL record that is not a valid sample') = 0"
     fmt, settings = _format_settings(delimiter, header)
     # One parsing thread: JMeter's short records parse faster than the insert writes them, so parallel
@@ -224,8 +261,8 @@ def _load_strict(job: IngestJob, columns: list[str], header: bool, delimiter: st
     strict = {**BOUNDED, **READ_FILE, **settings, "max_threads": 1, "input_format_parallel_parsing": 0,
               "input_format_null_as_default": 0,
               "input_format_csv_allow_variable_number_of_columns": 0,
-              "input_format_custom_allow_variable_number_of_columns": 0}
-    sql = _requests_sql(job.table("requests"), columns, ts, where, "{input}", typed=True)
+              "input_format_custom_allow_variable_number_of_columns": 0, **ANY_PARTITIONS}
+    sql = _requests_sql(job.table("requests"), columns, ts, where, "{input}")
     params = {"run": job.run_id, "batch": job.batch,
               "generator": job.generator, **service_map_params(job), **step_map_params(job)}
     job.backend.insert_from_file(sql, params, job.path, fmt, ", ".join(types), strict)
@@ -262,14 +299,15 @@ def _load_checked(job: IngestJob, result: IngestResult, columns: list[str], head
         f" ncols_ != {n}, concat(if(ncols_ > {n}, 'more than ', ''), toString(least(ncols_, {n})),"
         f"   ' columns, expected {n}'),"
         f" {ts_expr} IS NULL, 'timeStamp is not a time',"
-        f" toInt64OrNull({elapsed}) IS NULL, 'elapsed is not a number',"
+        f" toInt64OrNull({elapsed}) IS NULL AND NOT match({elapsed}, '^[-+]?[0-9]+$'), 'elapsed is not a number',"
+        + "".join(f" {bad}, {_sql_string(why)}," for bad, why in range_checks(columns, ts_expr)) +
         f" {success} NOT IN ('true', 'false'), 'success is neither true nor false',"
         f" {_col(columns, 'label')} = '', 'label is empty', '')"
     )
     staged = (f"(SELECT *, {reason} AS reason_ FROM (SELECT *, rowNumberInAllBlocks() + 1 AS lineno_ "
               f"FROM ({fields})) SETTINGS max_threads = 1)")
     job.backend.command(
-        _requests_sql(job.table("requests"), columns, ts_expr, "reason_ = ''", staged, typed=False),
+        _requests_sql(job.table("requests"), columns, ts_expr, "reason_ = ''", staged) + ANY_PARTITIONS_SQL,
         {"run": job.run_id, "batch": job.batch, "generator": job.generator,
          **service_map_params(job), **step_map_params(job)},
     )

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import tempfile
 from pathlib import Path
 from typing import IO, Any, ClassVar
 from xml.parsers import expat
@@ -29,7 +28,17 @@ from warehouse.ingest import (
     step_map_params,
     trace_id_sql,
 )
+from warehouse.ingest.bounds import (
+    ANY_PARTITIONS_SQL,
+    DURATION_REASON,
+    MAX_DURATION_MS,
+    TIME_REASON,
+    count_ok,
+    integer_ok,
+    time_ok,
+)
 from warehouse.ingest.jtl_csv import TRACE_ID, TRANSACTION_MESSAGE, outcome_sql
+from warehouse.owners import scratch_dir
 
 SAMPLES = frozenset({"httpSample", "sample"})
 # A top-level sample starts a line (JMeter indents the nested ones): where parsing resumes after an error.
@@ -265,12 +274,17 @@ def _reason(exc: expat.ExpatError) -> str:
 
 # A request row's problem, checked by ClickHouse (the same checks as JTL CSV).
 _TS = (
-    "if(match(ts, '^[0-9]+$'), fromUnixTimestamp64Milli(toInt64OrZero(ts), 'UTC'), "
+    "if(match(ts, '^[0-9]+$'), fromUnixTimestamp64Milli(toInt64OrNull(ts), 'UTC'), "
     "parseDateTime64BestEffortOrNull(ts, 3, 'UTC'))"
 )
 _REASON = (
     f"multiIf(problem != '', problem, {_TS} IS NULL, 'ts is not a time',"
-    " toInt64OrNull(elapsed) IS NULL, 't (elapsed) is not a number',"
+    f" NOT ifNull({time_ok(_TS)}, 0), 'ts {TIME_REASON}',"
+    " toInt64OrNull(elapsed) IS NULL AND NOT match(elapsed, '^[-+]?[0-9]+$'), 't (elapsed) is not a number',"
+    f" NOT {integer_ok('elapsed')}, 't (elapsed) {DURATION_REASON}',"
+    f" NOT {count_ok('latency', MAX_DURATION_MS)}, 'lt (latency) {DURATION_REASON}',"
+    f" NOT {count_ok('connect', MAX_DURATION_MS)}, 'ct (connect) {DURATION_REASON}',"
+    f" NOT ({count_ok('bytes')} AND {count_ok('sent')}), 'by or sby (bytes) out of range',"
     " success NOT IN ('true', 'false'), 's (success) is neither true nor false',"
     " label = '', 'lb (label) is empty', '')"
 )
@@ -289,7 +303,7 @@ class JtlXml:
         with open(job.path, "rb") as fh:
             head = fh.read(4096)
         match = re.match(rb"\s*(<\?xml[^>]*\?>)", head.removeprefix(b"\xef\xbb\xbf"))
-        with tempfile.TemporaryDirectory(prefix="perfhouse-jtlxml-") as tmp:
+        with scratch_dir("jtlxml") as tmp:
             staged = Path(tmp) / "samples.tsv"
             with open(staged, "w", encoding="utf-8", newline="") as out:
                 _Scanner(out, match.group(1) if match else b"").scan(job.path)
@@ -317,7 +331,7 @@ class JtlXml:
                   FROM (SELECT *, {journey} AS journey_, concat(journey_, '\\t', step) AS key_,
                                {outcome["expected"]} AS expected_ FROM {job.stage}))
             WHERE {_REASON} = ''
-            """,
+            {ANY_PARTITIONS_SQL}""",
             {"run": job.run_id, "batch": job.batch, "generator": job.generator, **service_map_params(job),
              **step_map_params(job)},
         )

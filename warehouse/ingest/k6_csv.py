@@ -15,6 +15,7 @@ from warehouse.ingest import (
     stage_lines,
     trace_id_sql,
 )
+from warehouse.ingest.bounds import ANY_PARTITIONS_SQL, TIME_REASON, k6_value_ok, time_ok
 
 HEADER = b"metric_name,timestamp,metric_value,"
 # Fixed columns of k6 1.x's CSV output; any other tag lands in extra_tags as k=v&k=v.
@@ -73,8 +74,13 @@ LEFT JOIN (
 ) AS c USING (line_)
 """
 
-_REASON = (f"multiIf(metric_name = '' OR metric_name IS NULL, 'no metric name', {_TS} IS NULL, "
-           "'timestamp is not a time', toFloat64OrNull(metric_value) IS NULL, 'metric_value is not a number', '')")
+_REASON = (f"multiIf(more_ IS NOT NULL, 'more fields than the header names', "
+           f"metric_name = '' OR metric_name IS NULL, 'no metric name', {_TS} IS NULL, "
+           "'timestamp is not a time', toFloat64OrNull(metric_value) IS NULL, 'metric_value is not a number', "
+           f"NOT ifNull({time_ok(_TS)}, 0), 'timestamp {TIME_REASON}', "
+           f"NOT {k6_value_ok('metric_name', 'toFloat64OrZero(metric_value)')}, "
+           "concat('metric_value ', metric_value, ' is impossible for ', metric_name, "
+           "' (not finite, or a duration outside 0 to a day)'), '')")
 
 
 @register
@@ -90,7 +96,20 @@ class K6Csv:
         if header[:3] != ["metric_name", "timestamp", "metric_value"]:
             raise IngestError(f"{job.source or job.path}:1: not a k6 CSV header: {','.join(header)[:120]!r}")
         settings = {"input_format_csv_skip_first_lines": 1, "input_format_csv_allow_variable_number_of_columns": 1}
-        stage_lines(job, header, "CSV", settings)
+        try:
+            # one column more than the header, NULL unless a line has more fields than the header names
+            stage_lines(job, [*header, "more_"], "CSV", settings, types=["String"] * len(header) + ["Nullable(String)"])
+            source = job.stage
+        except IngestError:  # a quote the CSV reader cannot get past: every line staged and split in SQL instead
+            source = _by_line(job, header)
+        # k6 ends every line with a line break: a last line without one was cut short (a run stopped mid-write)
+        with open(job.path, "rb") as fh:
+            fh.seek(-1, 2)
+            cut_short = fh.read(1) != b"\n"
+        reason = _REASON
+        if cut_short:
+            last = int(job.backend.query(f"SELECT count() AS n FROM {source}")[0]["n"]) + 1
+            reason = f"if(lineno = {last}, 'the last line was cut short', {_REASON})"
         tags = [c for c in header[3:] if c not in ("extra_tags", "metadata")]
         tag_map = (
             "mapConcat(mapFilter((k, v) -> v != '', map(" + ", ".join(f"'{c}', {c}" for c in tags) + ")), "
@@ -99,23 +118,39 @@ class K6Csv:
         meta_map = "extractKeyValuePairs(metadata, '=', '&')" if "metadata" in header else "map()"
         points = (
             f"SELECT rowNumberInAllBlocks() + 2 AS lineno, metric_name AS metric, {_TS} AS ts, "
-            f"toFloat64OrZero(metric_value) AS value, {tag_map} AS tags, {meta_map} AS meta, ({_REASON}) AS reason "
-            f"FROM {job.stage} SETTINGS max_threads = 1"
+            f"toFloat64OrZero(metric_value) AS value, {tag_map} AS tags, {meta_map} AS meta, ({reason}) AS reason "
+            f"FROM {source} SETTINGS max_threads = 1"
         )
         params = {"run": job.run_id, "batch": job.batch, "generator": job.generator, **service_map_params(job)}
         job.backend.command(
             f"INSERT INTO {job.table('k6_points')} (run_id, batch, ts, metric, value, tags, metadata, generator) "
             f"SELECT {{run:String}}, {{batch:String}}, ts, metric, value, toJSONString(mapSort(tags)), "
             f"if(empty(meta), '', toJSONString(mapSort(meta))), {{generator:String}} "
-            f"FROM ({points}) WHERE reason = ''",
+            f"FROM ({points}) WHERE reason = ''{ANY_PARTITIONS_SQL}",
             params,
         )
-        job.backend.command(_REQUESTS.replace("{requests}", job.table("requests")).replace("{points}", points),
-                            params)
+        job.backend.command(_REQUESTS.replace("{requests}", job.table("requests")).replace("{points}", points)
+                            + ANY_PARTITIONS_SQL, params)
         counts = job.backend.query(
             f"SELECT (SELECT count() FROM {job.table('k6_points')}) AS points, "
             f"(SELECT count() FROM {job.table('requests')}) AS rows"
         )[0]
         result.points, result.rows = int(counts["points"]), int(counts["rows"])
-        count_rejects(job, result, _REASON, text_sql="concat(metric_name, ',', timestamp, ',', metric_value)",
-                      first_line=2)
+        count_rejects(job, result, reason, text_sql="concat(metric_name, ',', timestamp, ',', metric_value)",
+                      first_line=2, from_sql=source)
+
+
+# A CSV field: quoted (doubled quotes inside) or up to the next comma.
+_SPLIT = ("arrayMap(x -> if(startsWith(x, '\"') AND endsWith(x, '\"') AND length(x) > 1, "
+          "replaceAll(substring(x, 2, length(x) - 2), '\"\"', '\"'), x), "
+          "extractAll(concat(',', line), ',(\"(?:[^\"]|\"\")*\"|[^,]*)'))")
+
+
+def _by_line(job: IngestJob, header: list[str]) -> str:
+    """Stage every line of the file as it is and split it into the header's columns in SQL (a missing field is
+    empty); SQL giving the same columns as the CSV staging table, without the header line."""
+    stage_lines(job, ["line"], "LineAsString")
+    cells = ", ".join([*(f"arrayElement(fields_, {i + 1}) AS {name}" for i, name in enumerate(header)),
+                       f"if(length(fields_) > {len(header)}, 'more', NULL) AS more_"])
+    return (f"(SELECT {cells} FROM (SELECT {_SPLIT} AS fields_ FROM {job.stage} "
+            f"WHERE rowNumberInAllBlocks() > 0 SETTINGS max_threads = 1))")

@@ -24,7 +24,6 @@ import itertools
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
@@ -45,6 +44,8 @@ from warehouse.ingest import (
     stage_lines,
     trace_id_sql,
 )
+from warehouse.ingest.bounds import ANY_PARTITIONS, TIME_REASON, k6_value_ok, time_ok
+from warehouse.owners import scratch_dir
 
 # A k6 line as ClickHouse reads it (LineAsString), and its fields as JSONExtract takes them (a Metric
 # line has no time, value or tags; an object read as String is its JSON text; a value that is not a
@@ -78,10 +79,14 @@ SELECT {{run:String}}, {{batch:String}}, toDateTime64(time, 6, 'UTC'),
        toUInt16(toUnixTimestamp64Nano(time) % 1000), j.metric, assumeNotNull(j.data.value), j.data.tags,
        j.data.metadata, {{generator:String}}
 FROM ({_FIELDS})
-WHERE {{strict}} j.type = 'Point' AND time IS NOT NULL AND j.data.value IS NOT NULL
+WHERE {{strict}} j.type = 'Point' AND time IS NOT NULL AND j.data.value IS NOT NULL AND {{possible}}
 """
-_STRICT = ("throwIf(j.type NOT IN ('Point', 'Metric') OR (j.type = 'Point' AND (time IS NULL OR j.data.value IS NULL)), "
-           "'a line that is neither a k6 Point with a time and a value nor a Metric line') = 0 AND")
+# A point's value possible for its metric (a finite number; a duration within a day) and its time within range.
+_POSSIBLE = f"ifNull({k6_value_ok('j.metric', 'j.data.value')} AND {time_ok('time')}, 0)"
+_POINTS = _POINTS.replace("{possible}", _POSSIBLE)
+_STRICT = (f"throwIf(j.type NOT IN ('Point', 'Metric') OR (j.type = 'Point' AND (time IS NULL OR j.data.value IS NULL "
+           f"OR NOT {_POSSIBLE})), 'a line that is neither a k6 Point with a time and a possible value nor a Metric "
+           f"line') = 0 AND")
 
 _TAGS = ("Tuple(journey String, step String, service String, scenario String, name String, method String, "
          "url String, status String, expected_response String, error String, vu String, iter String, "
@@ -167,8 +172,12 @@ _REASON = """
 multiIf(j.type = '' AND NOT isValidJSON(line), 'not valid JSON (a truncated or garbled line)',
         j.type NOT IN ('Point', 'Metric'), 'not a k6 Point or Metric line',
         j.type = 'Point' AND time IS NULL, 'a Point without a valid data.time',
-        j.type = 'Point' AND j.data.value IS NULL, 'a Point whose data.value is not a number', '')
-"""
+        j.type = 'Point' AND j.data.value IS NULL, 'a Point whose data.value is not a number',
+        j.type = 'Point' AND NOT ifNull({time_ok}, 0), 'a Point whose data.time is {time_reason}',
+        j.type = 'Point' AND NOT ifNull({value_ok}, 0),
+        concat('a Point whose data.value (', toString(j.data.value), ') is impossible for ', j.metric,
+               ' (not finite, or a duration outside 0 to a day)'), '')
+""".format(time_ok=time_ok("time"), time_reason=TIME_REASON, value_ok=k6_value_ok("j.metric", "j.data.value"))
 
 
 @register
@@ -193,7 +202,7 @@ class K6Json:
             **service_map_params(job),
         }
         points = {k: params[k] for k in ("run", "batch", "generator")}
-        settings = {**BOUNDED, **READ_FILE, **INSERT_SETTINGS}
+        settings = {**BOUNDED, **READ_FILE, **INSERT_SETTINGS, **ANY_PARTITIONS}
         insert = _POINTS.replace("{points}", job.table("k6_points"))
         with _complete_lines(job.path) as (complete, partial):
             try:
@@ -246,7 +255,7 @@ def derive_requests(job: IngestJob, params: dict[str, object]) -> None:
     edges = [_FIRST, *cuts, _LAST]
     # a request's checks follow it by its duration and the script's time between response and check()
     reach = datetime.timedelta(milliseconds=float(found["longest_ms"] or 0)) + CHECKS_MARGIN
-    settings = settings_sql(BOUNDED)
+    settings = settings_sql({**BOUNDED, **ANY_PARTITIONS})
     sql = _REQUESTS.replace("{requests}", job.table("requests")).replace("{points}", job.table("k6_points"))
     for since, until in itertools.pairwise(edges):
         job.backend.command(sql + settings, {**params, "since": since, "until": until, "reach": _later(until, reach)})
@@ -279,7 +288,7 @@ def _complete_lines(path: Path) -> Iterator[tuple[Path, bytes]]:
         yield path, b""
         return
     keep = pos + tail.rfind(b"\n") + 1
-    with tempfile.TemporaryDirectory(prefix="perfhouse-k6-") as tmp:
+    with scratch_dir("k6") as tmp:
         copy = Path(tmp) / path.name
         with open(path, "rb") as src, open(copy, "wb") as dst:
             shutil.copyfileobj(src, dst, 1 << 20)

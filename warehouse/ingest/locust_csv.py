@@ -16,6 +16,7 @@ from typing import ClassVar
 
 from warehouse.errors import IngestError
 from warehouse.ingest import IngestJob, IngestResult, count_rejects, read_head, register, stage_lines
+from warehouse.ingest.bounds import ANY_PARTITIONS_SQL, NS_FROM, NS_UNTIL, TIME_REASON
 
 STATS_HEADER = b"Type,Name,Request Count,Failure Count,"
 HISTORY_HEADER = b"Timestamp,User Count,Type,Name,"
@@ -45,14 +46,17 @@ def _load(job: IngestJob, result: IngestResult, metrics: dict[str, str], ts_colu
     col = {name: f"c{i}" for i, name in enumerate(header)}
     stage_lines(job, list(col.values()), "CSV", {"input_format_csv_skip_first_lines": 1,
                                                   "input_format_csv_allow_variable_number_of_columns": 1})
+    values = ", ".join(f"toFloat64OrNull({col[column]})" for column in metrics.values())
+    infinite = f"NOT arrayAll(x -> isNull(x) OR isFinite(assumeNotNull(x)), [{values}]), 'a value is not a finite number'"
     if ts_column is None:
         mtime = os.stat(job.source or job.path).st_mtime
         ts = f"toDateTime64({mtime!r}, 6, 'UTC')"
-        reason = f"if({col['Name']} = '', 'no Name', '')"
+        reason = f"multiIf({col['Name']} = '', 'no Name', {infinite}, '')"
     else:
         ts = f"toDateTime64(toInt64OrZero({col[ts_column]}), 6, 'UTC')"
         reason = (f"multiIf(toInt64OrNull({col[ts_column]}) IS NULL, '{ts_column} is not a number', "
-                  f"{col['Name']} = '', 'no Name', '')")
+                  f"NOT ifNull(toInt64OrNull({col[ts_column]}) BETWEEN {NS_FROM // 10**9} AND {NS_UNTIL // 10**9 - 1}, 0), "
+                  f"'{ts_column} {TIME_REASON}', {col['Name']} = '', 'no Name', {infinite}, '')")
     pairs = ", ".join(f"('{metric}', toFloat64OrNull({col[column]}))" for metric, column in metrics.items())
     job.backend.command(
         f"""
@@ -62,7 +66,7 @@ def _load(job: IngestJob, result: IngestResult, metrics: dict[str, str], ts_colu
         FROM {job.stage}
         ARRAY JOIN [{pairs}] AS m
         WHERE ({reason}) = '' AND m.2 IS NOT NULL
-        """,
+        {ANY_PARTITIONS_SQL}""",
         {"run": job.run_id, "batch": job.batch},
     )
     count_rejects(job, result, reason, text_sql=f"concat({col['Type']}, ',', {col['Name']})", first_line=2)

@@ -18,6 +18,14 @@ from warehouse.ingest import (
     stage_lines,
     step_map_params,
 )
+from warehouse.ingest.bounds import (
+    ANY_PARTITIONS_SQL,
+    DURATION_REASON,
+    NS_FROM,
+    NS_UNTIL,
+    TIME_REASON,
+    duration_ok,
+)
 
 # The fields of a line, as ClickHouse extracts them (a missing field is its type's default)
 _FIELDS = """
@@ -36,8 +44,11 @@ _FIELDS = """
 _REASON = """
 multiIf(NOT isValidJSON(line), 'not valid JSON (a truncated or garbled line)',
         ts_s IS NULL, 'no ts (seconds since the epoch)',
-        duration IS NULL, 'no duration_ms', '')
-"""
+        duration IS NULL, 'no duration_ms',
+        NOT ifNull(ts_s >= {ts_from} AND ts_s < {ts_until}, 0), 'ts {time_reason}',
+        NOT ifNull({duration_ok}, 0), 'duration_ms {duration_reason}', '')
+""".format(ts_from=NS_FROM // 10**9, ts_until=NS_UNTIL // 10**9, time_reason=TIME_REASON,
+           duration_ok=duration_ok("duration"), duration_reason=DURATION_REASON)
 
 
 @register
@@ -73,7 +84,7 @@ class LocustJsonLines:
                    toUInt16(length(checks_failed)), assumeNotNull(duration), 0, 0, 0, bytes_received, error,
                    if(empty(checks_failed), '', checks_failed[1]), vu
             FROM ({fields}) WHERE ({_REASON}) = ''
-            """,
+            {ANY_PARTITIONS_SQL}""",
             params,
         )
         result.rows = int(job.backend.query(f"SELECT count() AS n FROM {job.table('requests')}")[0]["n"])
