@@ -537,6 +537,13 @@ class StepComparison:
     reference_p95: float | None = None
     p_value: float | None = None  # the row's p-value for "slower", before Holm's correction
     needs: int = 0  # requests each run needs for a verdict, when too few held it back
+    b_runs: tuple[Side, ...] = ()  # B as a set of repeats: each run's figures (b is their median_side)
+
+    @property
+    def fewest(self) -> int:
+        """The fewest requests of a run compared on this row (each repeat of a set counts alone)."""
+        counts = [x.count for x in (self.a, *(self.b_runs or (self.b,))) if x is not None]
+        return min(counts, default=0)
 
     @property
     def overall(self) -> bool:
@@ -577,6 +584,7 @@ class StepComparison:
             "reference_p95_ms": self.reference_p95,
             "p_slower": self.p_value,
             "requests_needed": self.needs,
+            "b_runs": [r.to_dict() for r in self.b_runs],
         }
 
 
@@ -590,6 +598,7 @@ class Comparison:
     overall: StepComparison
     how: str = "named"  # how A was chosen: named | pinned | auto | group
     notes: list[str] = field(default_factory=list)
+    repeats: tuple[str, ...] = ()  # B as a set of repeats (compare_set): their run ids, b the first
 
     @property
     def rows(self) -> list[StepComparison]:
@@ -617,6 +626,7 @@ class Comparison:
         return _finite({
             "a": self.a.to_dict(),
             "b": self.b.to_dict(),
+            "repeats": list(self.repeats),
             "baseline": self.how,
             "verdict": str(self.verdict),
             "steps": [s.to_dict() for s in self.steps],
@@ -637,32 +647,68 @@ def compare_runs(
     read from B's fingerprint's runs before B unless given (`measured_noise`); with an automatic or pinned
     baseline B is judged against that history's stable runs, with a named A against A (module docstring);
     runs of a group (different tools) are not judged."""
-    a_id, b_id = run_a.run_id, run_b.run_id
+    return compare_set(backend, run_a, [run_b], how, noise, policy)
+
+
+def compare_set(
+    backend: Backend,
+    run_a: RunRecord,
+    runs_b: Sequence[RunRecord],
+    how: str = "named",
+    noise: Mapping[tuple[str, str], Noise] | None = None,
+    policy: Policy = Policy(),
+) -> Comparison:
+    """Compare B against run A as `compare_runs` does, B one run or a set of repeats of one fingerprint
+    (oldest first: `run --repeat N`) judged as one by its median (module docstring). The history is read from
+    before the first repeat, so no repeat is part of the prediction it is judged against; without a history
+    the repeats' own spread is the sigma (`repeat_noise`). The Kolmogorov-Smirnov p-value is shown for one B
+    only."""
+    if not runs_b:
+        raise DataError("nothing to compare: no run B")
+    run_b = runs_b[0]
+    a_id, b_ids = run_a.run_id, [r.run_id for r in runs_b]
     sides: dict[tuple[str, str], dict[str, Side]] = {}
+    sets: dict[tuple[str, str], list[Side]] = {}
+    tests: list[dict[str, Any]] = []
     with backend.session():
-        stats = backend.query(queries.COMPARE_STATS, {"a": a_id, "b": b_id})
-        spans = {str(r["run_id"]): float(r["span_s"]) for r in stats if r["overall"]}
-        for r in stats:
-            key = ("", "") if r["overall"] else (str(r["journey"]), str(r["step"]))
-            side = Side(int(r["count"]), int(r["errors"]), _num(r["p50"]), _num(r["p95"]), _num(r["p99"]),
-                        _num(r["q94"]), _num(r["q96"]), int(r["count"]) / spans[str(r["run_id"])])
-            sides.setdefault(key, {})["a" if r["run_id"] == a_id else "b"] = side
+        for b_id in b_ids:
+            stats = backend.query(queries.COMPARE_STATS, {"a": a_id, "b": b_id})
+            spans = {str(r["run_id"]): float(r["span_s"]) for r in stats if r["overall"]}
+            for r in stats:
+                key = ("", "") if r["overall"] else (str(r["journey"]), str(r["step"]))
+                side = Side(int(r["count"]), int(r["errors"]), _num(r["p50"]), _num(r["p95"]), _num(r["p99"]),
+                            _num(r["q94"]), _num(r["q96"]), int(r["count"]) / spans[str(r["run_id"])])
+                if r["run_id"] == a_id:
+                    sides.setdefault(key, {})["a"] = side
+                else:
+                    sets.setdefault(key, []).append(side)
+        for key, found in sets.items():  # a row some repeat lacks is judged on the repeats that have it
+            sides.setdefault(key, {})["b"] = median_side(found)
         both = [k for k, pair in sides.items() if k != ("", "") and len(pair) == 2]
         partial = len(both) < len(sides) - 1
-        tests = backend.query(queries.COMPARE_TESTS, {
-            "a": a_id, "b": b_id, "journeys": [k[0] for k in both] if partial else [],
-            "steps": [k[1] for k in both] if partial else []}) if both else []
+        if both and len(b_ids) == 1:
+            tests = backend.query(queries.COMPARE_TESTS, {
+                "a": a_id, "b": b_ids[0], "journeys": [k[0] for k in both] if partial else [],
+                "steps": [k[1] for k in both] if partial else []})
         if noise is None:
             noise = {} if how == "group" else measured_noise(
-                backend, run_b.fingerprint, b_id, run_b.started_at,
+                backend, run_b.fingerprint, b_ids[0], run_b.started_at,
                 since=run_a.started_at if how == "pinned" else "", keep=a_id if how == "pinned" else "")
+    repeated = len(b_ids) > 1
+    if repeated and how != "group":
+        merged = dict(noise)  # a row without a history's sigma takes the repeats'
+        for key, n in repeat_noise({k: v for k, v in sets.items() if len(v) == len(b_ids)}).items():
+            if merged.get(key, Noise()).sigma is None:
+                merged[key] = n
+        noise = merged
     pvalues = {("", "") if r["overall"] else (str(r["journey"]), str(r["step"])): _num(r["ks_p"]) for r in tests}
     keys = sorted(sides, key=lambda k: (k == ("", ""), k))
     if how == "group":
         decisions = {k: Decision(CompareVerdict.NOT_JUDGED, f"{run_b.tool} against {run_a.tool}: the tools measure "
                                  "differently, so the difference is shown, not judged") for k in keys}
     else:
-        decisions = judge({k: Row(sides[k].get("a"), sides[k].get("b"), noise.get(k, Noise())) for k in keys},
+        decisions = judge({k: Row(sides[k].get("a"), sides[k].get("b"), noise.get(k, Noise()),
+                                  tuple(sets.get(k, ())) if repeated else ()) for k in keys},
                           history=how in ("auto", "pinned"), policy=policy)
     rows = []
     for key in keys:
@@ -672,16 +718,26 @@ def compare_runs(
             d = replace(d, verdict=CompareVerdict.INCONCLUSIVE, reason=f"only run {only} has this step", needs=0)
         rows.append(StepComparison(key[0], key[1], pair.get("a"), pair.get("b"), d.verdict, d.reason, step_noise,
                                    d.floor, pvalues.get(key), d.shift, d.interval, d.mode, d.reference_p95,
-                                   d.p_value, d.needs))
+                                   d.p_value, d.needs, tuple(sets.get(key, ())) if repeated else ()))
     steps = [s for s in rows if not s.overall]
     overall = next((s for s in rows if s.overall), None) or StepComparison(
         "", "", None, None, CompareVerdict.INCONCLUSIVE, "neither run has requests")
     notes = []
+    if repeated:
+        notes.append(f"B is a set of {len(b_ids)} repeats ({', '.join(f'`{i}`' for i in b_ids)}) judged as one: per "
+                     f"row the median of their p95s, whose spread is a single run's divided by "
+                     f"{median_runs(len(b_ids)):.2f} (the median of {len(b_ids)} runs is worth that many runs); "
+                     "request and error counts are the set's together")
     modes = {s.mode for s in rows if s.mode}
     if how != "group" and "history" not in modes and "pair" not in modes and any(s.mode == "wide" for s in rows):
         notes.append(f"no history of {policy.min_history}+ comparable runs since the last change point: only a p95 "
                      f"shift credibly beyond ±{policy.wide_floor:.0%} (or an error rate up by more than "
-                     f"{policy.error_floor * 100:g} percentage point) is WORSE; gate a few more runs to judge finer shifts")
+                     f"{policy.error_floor * 100:g} percentage point) is WORSE; gate a few more runs to judge finer shifts"
+                     + (" (or repeat more: --repeat 3 measures the spread from the repeats)" if repeated else ""))
+    if any(s.mode == "pair" and s.noise.source == "repeats" for s in rows):
+        notes.append(f"no history of {policy.min_history}+ comparable runs: the run-to-run spread is measured from "
+                     f"the {len(b_ids)} repeats themselves, pooled over the steps; repeats run back to back may "
+                     "spread less than separate builds do, so a history judges more truly")
     if "history" in modes:
         stable = max((s.noise.stable for s in rows if s.mode == "history"), default=0)
         notes.append(f"judged against the stable history: up to {stable} comparable runs since the last change point "
@@ -690,18 +746,20 @@ def compare_runs(
     if how != "group" and len([s for s in rows if s.p_value is not None]) > 1:
         notes.append(f"{len([s for s in rows if s.p_value is not None])} rows judged as one family (Holm): "
                      f"an unchanged run has a WORSE row in at most {policy.family_alpha:.1%} of cases")
-    if how != "group" and run_a.fingerprint != run_b.fingerprint:
+    if how != "group" and any(run_a.fingerprint != b.fingerprint for b in runs_b):
         notes.append("the runs have different fingerprints (spec, journeys, profile, tool, environment or labels): "
                      "differences may come from that, not from the system under test")
-    for described, name in ((run_a, "A"), (run_b, "B")):
+    for described, name in ((run_a, "A"), *((b, "B" if not repeated else f"B `{b.run_id}`") for b in runs_b)):
         if described.status not in ("completed", "imported"):
             notes.append(f"run {name} is {described.status}: its figures cover only part of the run")
-    return Comparison(run_a, run_b, steps, overall, how, notes)
+    return Comparison(run_a, run_b, steps, overall, how, notes, tuple(b_ids) if repeated else ())
 
 
 def store_comparison(backend: Backend, comparison: Comparison) -> None:
-    """Keep a comparison's per-step verdicts (and overall: journey and step empty); comparing again replaces."""
-    for s in [*comparison.steps, comparison.overall]:
+    """Keep a comparison's per-step verdicts (and overall: journey and step empty); comparing again replaces.
+    A set of repeats keeps the set's rows (B its median) under each of its runs."""
+    for run_id, s in ((r, s) for r in comparison.repeats or (comparison.b.run_id,)
+                      for s in [*comparison.steps, comparison.overall]):
         d = s.deltas()
         row = {"journey": s.journey, "step": s.step, "count_a": s.a.count if s.a else 0,
                "count_b": s.b.count if s.b else 0, "p_value": s.ks_p, "floor": s.floor,
@@ -718,7 +776,7 @@ def store_comparison(backend: Backend, comparison: Comparison) -> None:
             "{p99_b:Nullable(Float64)}, {error_rate_a:Nullable(Float64)}, {error_rate_b:Nullable(Float64)}, "
             "{rps_a:Nullable(Float64)}, {rps_b:Nullable(Float64)}, {p_value:Nullable(Float64)}, {floor:Float64}, "
             "{noise:Nullable(Float64)}, {verdict:String}, {reason:String}, now64(6))",
-            {"run": comparison.b.run_id, "baseline": comparison.a.run_id, **row},
+            {"run": run_id, "baseline": comparison.a.run_id, **row},
         )
 
 
@@ -783,7 +841,14 @@ def compare_group(warehouse: Warehouse, group: str, policy: Policy = Policy()) -
         if len(rows) < 2:
             raise DataError(f"no group {'of several runs' if group == 'latest' else repr(group)} to compare: "
                             "run a spec with --tool k6,jmeter")
-        ordered = sorted(rows, key=lambda r: (r["tool"] != "k6", r["tool"], str(r["run_id"])))
+        firsts: dict[str, dict[str, Any]] = {}
+        for r in rows:  # by tool, oldest first: the first run of each tool (repeats of it are left out)
+            firsts.setdefault(str(r["tool"]), r)
+        repeats = len(rows) - len(firsts)
+        if len(firsts) < 2:
+            raise DataError(f"group {group!r} holds {len(rows)} repeats of one tool (run --repeat) and no other tool "
+                            "to compare with: `perfhouse gate` judges them as one set")
+        ordered = sorted(firsts.values(), key=lambda r: (r["tool"] != "k6", r["tool"]))
         run_a = warehouse.run(str(ordered[0]["run_id"]))
         out = []
         for row in ordered[1:]:
@@ -795,7 +860,9 @@ def compare_group(warehouse: Warehouse, group: str, policy: Policy = Policy()) -
                             "differently, so a difference is not a regression and is never WORSE or BETTER",
                             *TOOL_DIFFERENCES,
                             *([f"the group also holds {', '.join(others)}, compared with {run_a.tool} apart"]
-                              if others else [])]
+                              if others else []),
+                            *([f"the group holds {repeats} more repeat{'s' if repeats > 1 else ''} (run --repeat): "
+                               "the first run of each tool is compared"] if repeats else [])]
             out.append(result)
     return out
 
