@@ -9,11 +9,13 @@ import json
 from pathlib import Path
 
 import junitparser
+import numpy as np
 import pytest
 
 from orchestrator.demo_api import DemoAPI
 from tests.conftest import need
 from tests.integration.test_gate import SCHEMA, perfhouse
+from tests.support.samples import load_samples, lognormal, save_run
 from warehouse.errors import ExitStatus
 from warehouse.store import Warehouse
 
@@ -102,3 +104,48 @@ def test_a_repeat_count_out_of_range_is_a_usage_error(tmp_path: Path) -> None:
     spec.write_text(SPEC)
     proc = perfhouse(f"chdb://{tmp_path / 'warehouse'}", "run", str(spec), "--profile", "ci", "--repeat", "0")
     assert proc.returncode == 2 and "--repeat" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def seed_set(wh: Warehouse, tmp: Path, rng: np.random.Generator, name: str, day: int, repeats: int,
+             slow: dict[str, float] | None = None) -> list[str]:
+    """`repeats` runs of one group (a run a minute apart on `day`), each step scaled by its own 2 % draw."""
+    rows, ids = [], []
+    for i in range(repeats):
+        run_id = f"{name}-{i}"
+        save_run(wh, run_id, f"2026-01-{day:02d} 00:{i:02d}:00.000", group_id=f"g-{name}" if repeats > 1 else "")
+        for step, median in STEPS.items():
+            factor = (1 + 0.02 * rng.standard_normal()) * (slow or {}).get(step, 1.0)
+            rows.append((run_id, "shop", step, lognormal(rng, 3000, factor, median_ms=median), None))
+        ids.append(run_id)
+    load_samples(wh, tmp / f"{name}.parquet", rows)
+    return ids
+
+
+STEPS = {"list": 40.0, "view": 55.0, "buy": 70.0}
+
+
+def test_a_set_of_repeats_is_judged_by_its_median_against_the_history(tmp_path: Path) -> None:
+    """Ten single runs of history, then sets of 3 repeats gated as `gate latest` does: an unchanged set
+    passes, a set with one step +10 % is WORSE on that step (judged against the history, by the median of 3),
+    and neither of its runs becomes the automatic baseline of the next set."""
+    from warehouse.analysis.baseline import resolve_baseline
+    from warehouse.analysis.gate import gate_set, sets_to_gate
+
+    wh = Warehouse.open(f"chdb://{tmp_path / 'warehouse'}")
+    rng = np.random.default_rng(20261207)
+    history = [seed_set(wh, tmp_path, rng, f"h{day:02d}", day, 1)[0] for day in range(1, 11)]
+    same = seed_set(wh, tmp_path, rng, "same", 11, 3)
+    slower = seed_set(wh, tmp_path, rng, "slower", 12, 3, {"view": 1.10})
+    after = seed_set(wh, tmp_path, rng, "after", 13, 3)
+    assert sets_to_gate(wh, [*history[-1:], *same]) == [history[-1:], same]
+    passed = gate_set(wh, same)
+    assert passed.exit_status == ExitStatus.OK and passed.run_ids == same, passed.to_dict()
+    assert passed.comparison is not None and {s.mode for s in passed.comparison.rows} == {"history"}
+    worse = gate_set(wh, slower)
+    assert worse.exit_status == ExitStatus.REGRESSION
+    assert [s.label for s in worse.regressions] == ["shop/view"], worse.to_dict()
+    assert "median of 3 runs" in worse.regressions[0].reason
+    assert [s.count for s in worse.regressions[0].b_runs] == [3000, 3000, 3000]
+    base = resolve_baseline(wh, after[0], "auto")
+    assert base.run_id == same[-1], base  # the WORSE set's runs are passed over
+    assert gate_set(wh, after).exit_status == ExitStatus.OK
