@@ -9,6 +9,8 @@ across seeds, 80 % over 2,000 runs). That is near its ceiling: a single run move
 the sampling error of 5,000 requests), so +10 % is 4.1 of its sigmas, and a family-wise 0.5 % over 4 rows
 asks for 3.0 (Student's t: 3.2 with sigma measured on 10 runs): about 85 % even with sigma known.
 Candidates are spread over 60 histories (5 each): runs judged against one history share its luck.
+Repeats lift that ceiling (`run --repeat N`): a set of N runs judged by its median carries a single run's noise
+divided by what the median is worth, so +10 % is caught in at least 95 % at the same false-alarm rate.
 """
 
 from __future__ import annotations
