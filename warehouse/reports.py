@@ -294,6 +294,9 @@ def build_group_report(warehouse: Warehouse, run_ids: list[str], options: Report
         if len(doc.runs) == 1:
             doc.runs[0].comparison = (figures_only_comparison(doc.runs[0])
                                       or baseline_comparison(warehouse, run_ids[0], options.baseline))
+        elif options.baseline is not None and len({r.run.tool for r in doc.runs}) < 2:
+            raise DataError(f"--baseline {options.baseline}: the group's runs are repeats of one tool (run --repeat); "
+                            "`perfhouse gate` judges them as one set against the baseline, or report one run of it")
         elif options.baseline is not None:
             raise DataError(f"--baseline {options.baseline}: a group's report compares its tools' runs with each "
                             "other; report one run of it to compare against a baseline, or give --baseline none")

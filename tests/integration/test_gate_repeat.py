@@ -97,6 +97,8 @@ def test_run_repeat_gate_records_the_runs_and_judges_them_as_one_set(tmp_path: P
     assert "repeats of one tool" in " ".join(report["comparison"]["notes"])
     refused = perfhouse(warehouse, "compare", "--group", "latest")
     assert refused.returncode == 2 and "repeats of one tool" in refused.stderr
+    refused = perfhouse(warehouse, "report", "latest", "--baseline", "auto")
+    assert refused.returncode == 2 and "repeats of one tool" in refused.stderr
 
 
 def test_a_repeat_count_out_of_range_is_a_usage_error(tmp_path: Path) -> None:
