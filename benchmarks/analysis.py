@@ -7,7 +7,8 @@ Prints from ONE run:
 - the gate's seeded rates (tests/support/seeded.py: a 10-run history with 2 % run-to-run noise per step, each
   run its own draw, then candidate runs judged as `gate` judges them): any WORSE row on unchanged runs
   (target at most 1 %; 2 % for 30 steps) and how often +10 % or +15 % on one step is caught, for a 3-step
-  journey (5,000 requests a step) and a 30-step one (2,000 a step, at 2 % and 1 % noise);
+  journey (5,000 requests a step) and a 30-step one (2,000 a step, at 2 % and 1 % noise); and the same for
+  candidates that are sets of 3 and 5 repeats judged by their median (`run --repeat N`);
 - change-point detection over SERIES seeded series of RUNS runs (5 % noise, half with a +10 % step), against
   otava's E-divisive pass alone on the same series (the reference: what placement and completion add) and
   the vectorised best split of all series at once; target under 10 s;
@@ -80,6 +81,14 @@ def gate_rates(histories: int) -> None:
               + "; ".join(show(name, rate(found)) for name, found in many.items()) + " with a WORSE row")
     print(f"  ({time.perf_counter() - t:.1f} s; targets: unchanged <= 1 % (3 steps), <= 2 % (30 steps); "
           "+10 % caught >= 95 % (3 steps), >= 90 % (30 steps))")
+    t = time.perf_counter()
+    for repeats in (3, 5):
+        sets = trials(3, histories * 2, 5, {"unchanged": {}, "+10 %": {0: 1.10}, "+15 %": {0: 1.15}},
+                      repeats=repeats)
+        print(f"gate --repeat {repeats} (the median of {repeats} runs), 3 steps, 10-run history, 2 % noise, "
+              f"{histories * 10} sets per case: " + "; ".join(show(name, rate(found)) for name, found in sets.items())
+              + " with a WORSE row")
+    print(f"  ({time.perf_counter() - t:.1f} s; targets: unchanged <= 1 %, +10 % caught >= 95 %)")
 
 
 def compare(requests: int, work: Path) -> None:

@@ -345,6 +345,9 @@ def _image_options(fn: F) -> F:
 @click.option("--runs-dir", default=".perfhouse/runs", show_default=True, type=click.Path(file_okay=False))
 @click.option("--gate", "gate_runs", is_flag=True,
               help="Gate the runs at the end (as `perfhouse gate`): SLOs, completeness, regressions.")
+@click.option("--repeat", "repeat", type=click.IntRange(min=1, max=20), default=1, show_default=True, metavar="N",
+              help="Run the profile N times in a row, one group: --gate (and `gate latest`) judges the N runs as "
+              "one set, by the median of their p95s against the history.")
 @click.option("--baseline", default=None, metavar="RUN|auto|pinned", help="Baseline of --gate.")
 @click.option("--junit", default=None, type=click.Path(dir_okay=False), help="JUnit XML of --gate.")
 @click.option("--summary", default=None, type=click.Path(dir_okay=False), help="Markdown summary of --gate.")
@@ -390,6 +393,7 @@ def run(
     environment: str,
     runs_dir: str,
     gate_runs: bool,
+    repeat: int,
     baseline: str | None,
     junit: str | None,
     summary: str | None,
@@ -459,6 +463,8 @@ def run(
     if scripts_given is None and is_suite(Path(spec_file)):
         if gate_runs:
             raise click.UsageError("--gate judges the runs of one spec; gate a suite's runs with `perfhouse gate RUN`")
+        if repeat > 1:
+            raise click.UsageError("--repeat repeats the runs of one spec; a suite runs each of its specs once")
         from dataclasses import replace
 
         shared = SuiteRun(ctx.obj["warehouse"], replace(settings, screen=None), Path(runs_dir), timeout_s,
@@ -513,8 +519,11 @@ def run(
 
     outcomes = []
     group_id = new_group_id()
+    stopped = False
     with terminate_as_interrupt():
-        for run_spec, run_profile, name, script in runs:
+        for i, (run_spec, run_profile, name, script) in enumerate([r for _ in range(repeat) for r in runs]):
+            if repeat > 1 and i % len(runs) == 0:
+                say(f"perfhouse: repeat {i // len(runs) + 1} of {repeat} (group {group_id})")
             outcome = run_tool(
                 run_spec,
                 name,
@@ -532,7 +541,10 @@ def run(
             )
             outcomes.append(outcome)
             if outcome.status == "aborted":
+                stopped = True
                 break
+    if stopped and repeat > 1 and len(outcomes) < repeat * len(runs):
+        echo(f"perfhouse: stopped after {len(outcomes)} of {repeat * len(runs)} runs; the set is not judged whole")
     for line in _dead_leftovers_notes(warehouse.get().orphans_aborted, leftovers.get()):
         echo(line)
     if as_json:
@@ -1163,11 +1175,18 @@ def _publish(results: list[dict[str, Any]], status: int, comment: str | None, no
 def _gate(warehouse: Any, run_ids: list[str], baseline: str | None, junit: str | None, summary: str | None,
           as_json: bool, show: bool = True, inconclusive: str = "warn", comment: str | None = None,
           notify: str | None = None, report_url: str | None = None) -> ExitStatus:
-    """Gate runs; write JUnit XML and the Markdown summary; print the outcome; the most severe exit status."""
-    from warehouse.analysis.gate import gate as judge
-    from warehouse.analysis.gate import junit_xml, markdown_summary, thin_reason, worst_status
+    """Gate runs (the repeats of one invocation as one set); write JUnit XML and the Markdown summary; print
+    the outcome; the most severe exit status."""
+    from warehouse.analysis.gate import (
+        gate_set,
+        junit_xml,
+        markdown_summary,
+        sets_to_gate,
+        thin_reason,
+        worst_status,
+    )
 
-    results = [judge(warehouse, run_id, baseline, inconclusive) for run_id in run_ids]
+    results = [gate_set(warehouse, ids, baseline, inconclusive) for ids in sets_to_gate(warehouse, run_ids)]
     _publish([r.to_dict() for r in results], worst_status(results), comment, notify, report_url)
     if junit:
         Path(junit).write_text(junit_xml(results), encoding="utf-8")
@@ -1182,7 +1201,8 @@ def _gate(warehouse: Any, run_ids: list[str], baseline: str | None, junit: str |
     elif show:
         for r in results:
             d = r.decision
-            click.echo(f"gate {r.run.run_id} ({r.run.tool}): {d.outcome} (exit {int(d.status)})")
+            what = f"{r.run.tool}, a set of {len(r.repeats)} repeats: {' '.join(r.run_ids)}" if r.repeats else r.run.tool
+            click.echo(f"gate {r.run.run_id} ({what}): {d.outcome} (exit {int(d.status)})")
             for v in r.slos:
                 state = "not judged" if not r.verdict.judged else "pass" if v.passed else "FAIL"
                 click.echo(f"  SLO {state}: {v.slo}")

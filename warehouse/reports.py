@@ -135,7 +135,7 @@ def comparison_of(result: compare.Comparison) -> Comparison:
     notes = list(result.notes)
     if result.thin:
         notes.insert(0, "Not judged for too few requests: " + "; ".join(
-            f"{s.label} ({min(x.count for x in (s.a, s.b) if x is not None) if s.a or s.b else 0} requests, needs "
+            f"{s.label} ({s.fewest} requests, needs "
             f"{s.needs} in each run)" for s in result.thin))
     return Comparison(result.a.run_id, str(result.verdict), rows, notes, result.how,
                       result.a.tool, result.b.run_id, result.b.tool)
@@ -167,6 +167,9 @@ def tool_comparison(warehouse: Warehouse, report: GroupReport) -> Comparison:
     group_id = report.runs[0].run.group_id
     if not group_id:
         return Comparison("", "", notes=["No comparison: the runs share no group"])
+    if len({r.run.tool for r in report.runs}) < 2:
+        return Comparison("", "", notes=[f"No comparison between tools: the group's {len(report.runs)} runs are "
+                                         "repeats of one tool (run --repeat); `perfhouse gate` judges them as one set"])
     return comparison_of(compare.compare(warehouse, group=group_id))
 
 
@@ -291,6 +294,9 @@ def build_group_report(warehouse: Warehouse, run_ids: list[str], options: Report
         if len(doc.runs) == 1:
             doc.runs[0].comparison = (figures_only_comparison(doc.runs[0])
                                       or baseline_comparison(warehouse, run_ids[0], options.baseline))
+        elif options.baseline is not None and len({r.run.tool for r in doc.runs}) < 2:
+            raise DataError(f"--baseline {options.baseline}: the group's runs are repeats of one tool (run --repeat); "
+                            "`perfhouse gate` judges them as one set against the baseline, or report one run of it")
         elif options.baseline is not None:
             raise DataError(f"--baseline {options.baseline}: a group's report compares its tools' runs with each "
                             "other; report one run of it to compare against a baseline, or give --baseline none")

@@ -21,6 +21,7 @@ from warehouse.analysis.compare import (
     Side,
     history_noise,
     judge,
+    median_side,
     pooled,
 )
 
@@ -59,10 +60,11 @@ class Trial:
 
 def trials(seed: int, histories: int, candidates: int, scenarios: dict[str, dict[int, float]], steps: int = 3,
            noise: float = 0.02, requests: int = 5000, history_runs: int = 10,
-           policy: Policy | None = None) -> dict[str, list[Trial]]:
+           policy: Policy | None = None, repeats: int = 1) -> dict[str, list[Trial]]:
     """`histories` seeded histories of `history_runs` runs, each followed, per scenario (a name and the
     steps it scales: {} for an unchanged system), by `candidates` runs judged against it as a gate with an
-    automatic baseline judges them: against the stable history."""
+    automatic baseline judges them: against the stable history. With `repeats` N > 1 a candidate is a set of
+    N runs (`run --repeat N`, each its own noise draw) judged as one, by its median."""
     rng = np.random.default_rng(seed)
     out: dict[str, list[Trial]] = {name: [] for name in scenarios}
     for _ in range(histories):
@@ -73,9 +75,14 @@ def trials(seed: int, histories: int, candidates: int, scenarios: dict[str, dict
                                             run_ids=[f"h{i}" for i in range(history_runs)]) for k in keys})
         for name, scales in scenarios.items():
             for _ in range(candidates):
-                b = draw_run(rng, steps, noise, requests, scales)
-                out[name].append(Trial(judge({k: Row(history[-1][k], b[k], measured[k]) for k in keys},
-                                             policy=policy or Policy())))
+                if repeats > 1:
+                    runs = [draw_run(rng, steps, noise, requests, scales) for _ in range(repeats)]
+                    rows = {k: Row(history[-1][k], median_side([r[k] for r in runs]), measured[k],
+                                   tuple(r[k] for r in runs)) for k in keys}
+                else:
+                    b = draw_run(rng, steps, noise, requests, scales)
+                    rows = {k: Row(history[-1][k], b[k], measured[k]) for k in keys}
+                out[name].append(Trial(judge(rows, policy=policy or Policy())))
     return out
 
 

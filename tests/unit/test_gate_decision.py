@@ -4,6 +4,7 @@ every combination of run verdict, SLO results and row verdicts."""
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
@@ -120,3 +121,44 @@ def test_exit_status_junit_and_summary_agree(run: RunVerdict, slos: list[bool], 
         assert d.status == expected
         assert (d.status == ExitStatus.OK) == (not found)
     assert f"exit {int(d.status)}" in markdown_summary([result])
+
+
+B2 = RunRecord("cand2", tool="k6", spec_name="shop", status="aborted", started_at="2026-01-02 00:02:00.000",
+               ended_at="2026-01-02 00:02:30.000")
+
+
+def repeat_slo(passed: bool, i: int) -> Verdict:
+    return Verdict(f"overall p95 < 500 ms (repeat {i}/2)", "overall", "p95", 500.0, 100.0 if passed else 900.0,
+                   passed)
+
+
+def test_a_set_of_repeats_is_one_suite_with_each_repeats_cases_and_the_rows_once() -> None:
+    """`run --repeat 2`: one suite, a completeness case and the SLOs of each repeat, the rows judged once; a
+    breach in one repeat is the set's breach (exit 3) beside its WORSE row."""
+    done = replace(B2, run_id="cand2", status="completed")
+    c = comparison([CompareVerdict.SAME, CompareVerdict.WORSE], CompareVerdict.SAME)
+    result = GateResult(B, RunVerdict.FAILED, [repeat_slo(True, 1), repeat_slo(False, 2)], Baseline("base", "auto"),
+                        c, repeats=[(B, RunVerdict.PASSED), (done, RunVerdict.FAILED)])
+    d = result.decision
+    assert d.status == ExitStatus.SLO_FAILED and [s.label for s in d.regressions] == ["shop/s1"]
+    names = [case.name for case in d.cases]
+    assert names[:2] == ["run completed (repeat 1/2 cand)", "run completed (repeat 2/2 cand2)"]
+    assert names.count("shop/s1") == 1 and names.count("overall") == 1
+    xml = junit_xml([result])
+    assert len(ET.fromstring(xml).findall(".//testsuite")) == 1
+    assert failures(xml) == {"SLOBreach": ["overall p95 < 500 ms (repeat 2/2)"], "Regression": ["shop/s1"]}
+    props = {p.get("name"): p.get("value") for p in ET.fromstring(xml).iter("property")}
+    assert props["repeats"] == "cand,cand2"
+    assert "2 repeats (judged as one)" in markdown_summary([result])
+    assert result.to_dict()["repeats"][1] == {"run_id": "cand2", "status": "completed", "verdict": "FAILED"}
+
+
+def test_one_aborted_repeat_leaves_the_whole_set_not_judged() -> None:
+    c = comparison([CompareVerdict.WORSE], CompareVerdict.WORSE)
+    d = decide(RunVerdict.ABORTED, [repeat_slo(True, 1), repeat_slo(True, 2)], c, "shop",
+               repeats=[("cand", RunVerdict.PASSED), ("cand2", RunVerdict.ABORTED)])
+    assert d.status == ExitStatus.RUN_INCOMPLETE and not d.regressions
+    errored = {case.name: case.error for case in d.cases if case.error}
+    assert "run completed (repeat 1/2 cand)" not in errored and "run completed (repeat 2/2 cand2)" in errored
+    assert all("the set is not judged" in text for text in errored.values())
+    assert {"shop/s0", "overall", "overall p95 < 500 ms (repeat 1/2)"} <= set(errored)

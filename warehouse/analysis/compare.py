@@ -33,6 +33,12 @@ FAMILY_ALPHA: an unchanged run of 30 steps has a WORSE row no more often than on
 - INCONCLUSIVE: anything else, or fewer than MIN_SAMPLES requests in either run (the row says how many it
   would need).
 Runs of different tools (a group) are not judged at all: their rows are NOT JUDGED.
+
+A set of repeats (`run --repeat N`: N runs of one fingerprint in one invocation) is judged as one B
+(`compare_set`): per row the median of the N runs' ln p95 against the same reference, its spread from the run-to-run
+sigma of a SINGLE run divided by the median's efficiency (`median_runs`): the history interval becomes
+sigma * sqrt(1/N_eff + 1/n), the pair interval sigma * sqrt(1 + 1/N_eff). Without a history of MIN_HISTORY runs
+the N runs' own spread (pooled over the steps like a history's, N - 1 degrees of freedom a step) is the sigma.
 """
 
 from __future__ import annotations
@@ -62,6 +68,9 @@ Z_SAME = 1.645  # a SAME shift's 90 % interval (sampling error) must lie within 
 Z_SHOWN = 2.576  # the 99 % interval shown beside a shift
 ERROR_FLOOR = 0.01  # an absolute error-rate change of one percentage point matters
 DEFAULT_FLOOR = WIDE_FLOOR  # the band of a row without history
+# The variance of the median of N standard normal draws (N = 1..10; order statistics, to 4 digits); beyond 10,
+# pi / (2N), its limit, which slightly overstates it (a wider interval: the safe side).
+MEDIAN_VARIANCE = (1.0, 0.5, 0.4487, 0.2982, 0.2868, 0.2147, 0.2104, 0.1682, 0.1661, 0.1383)
 
 TOOL_DIFFERENCES = (
     "k6 times a request from sending to the last byte received (http_req_duration: no DNS, connect or TLS); "
@@ -84,6 +93,39 @@ class CompareVerdict(enum.StrEnum):
 
 _RANK = {CompareVerdict.WORSE: 3, CompareVerdict.INCONCLUSIVE: 2, CompareVerdict.BETTER: 1, CompareVerdict.SAME: 0,
          CompareVerdict.NOT_JUDGED: -1}
+
+
+def median_runs(n: int) -> float:
+    """How many single runs the median of `n` runs is worth (its efficiency times n): 1 / the variance of the
+    median of n standard normal draws. 1, 2, 2.23, 3.35, 3.49 for n = 1..5.
+
+    Why the median of the repeats' ln p95, not their mean or minimum: one repeat disturbed by something outside
+    the build (a noisy neighbour, a collection pause, a cold cache) moves the mean by 1/N of its excess and the
+    minimum not at all when it is slow but all the way when it is fast; the median ignores it, at a cost of
+    about a quarter of the runs' information for odd N (none for N = 2, where it is the mean). The minimum of N
+    also predicts nothing the history knows: its distribution depends on N and on the noise's tails, while the
+    median of log-symmetric runs has the history's mean as its centre, so one prediction serves every N."""
+    if n <= 1:
+        return 1.0
+    return 1.0 / (MEDIAN_VARIANCE[n - 1] if n <= len(MEDIAN_VARIANCE) else math.pi / (2 * n))
+
+
+def median_side(sides: Sequence[Side]) -> Side:
+    """One row of a set of repeats as one B: the median of the runs' percentiles (geometric, through their ln)
+    and throughput; the requests and errors of all runs together (the error rate over every request of the
+    set). The sampling error of its p95 is the set's (`Row.runs`), not this Side's."""
+    if len(sides) == 1:
+        return sides[0]
+
+    def mid(values: Sequence[float | None], log: bool = True) -> float | None:
+        kept = [v for v in values if v is not None and (v > 0 or not log)]
+        if len(kept) < len(values) or not kept:
+            return None
+        return math.exp(statistics.median(math.log(v) for v in kept)) if log else float(statistics.median(kept))
+
+    return Side(sum(s.count for s in sides), sum(s.errors for s in sides), mid([s.p50 for s in sides]),
+                mid([s.p95 for s in sides]), mid([s.p99 for s in sides]), None, None,
+                mid([s.rps for s in sides], log=False))
 
 
 def worst(verdicts: Sequence[CompareVerdict]) -> CompareVerdict:
@@ -136,6 +178,7 @@ class Noise:
     level: float | None = None  # their mean ln p95
     requests: float = 0.0  # the median number of requests of those runs
     since: str = ""  # the first of those runs
+    source: str = "history"  # where sigma comes from: history, or the repeats of the run judged (`repeat_noise`)
 
     @property
     def predicted_p95(self) -> float | None:
@@ -252,15 +295,23 @@ class Reference:
         return math.expm1(self.shift - half), math.expm1(self.shift + half)
 
 
-def reference(a: Side | None, b: Side, noise: Noise, history: bool, policy: Policy = Policy()) -> Reference | None:
-    """The reference of B's p95 (module docstring); None when B (or, needed, A) has no p95."""
+def reference(a: Side | None, b: Side, noise: Noise, history: bool, policy: Policy = Policy(),
+              runs: Sequence[Side] = ()) -> Reference | None:
+    """The reference of B's p95 (module docstring); None when B (or, needed, A) has no p95. With `runs`, B is
+    the median of those repeats (`median_side`): their noise shrinks by `median_runs`."""
     if not b.p95 or b.p95 <= 0:
         return None
-    se_b = b.p95_log_se()
+    worth = median_runs(len(runs))
+    if runs:  # one run's sampling error (the mean over the repeats'), and one run's requests
+        se_one = math.sqrt(sum(r.p95_log_se() ** 2 for r in runs) / len(runs))
+        count_one = float(statistics.median(r.count for r in runs))
+    else:
+        se_one, count_one = b.p95_log_se(), float(b.count)
+    se_b = se_one / math.sqrt(worth)
     sigma = noise.sigma
     if history and sigma is not None and noise.level is not None and noise.stable >= policy.min_history:
-        extra = se_b ** 2 * max(0.0, 1 - b.count / noise.requests) if noise.requests else 0.0
-        spread = math.sqrt(sigma ** 2 * (1 + 1 / noise.stable) + extra)
+        extra = se_b ** 2 * max(0.0, 1 - count_one / noise.requests) if noise.requests else 0.0
+        spread = math.sqrt(sigma ** 2 * (1 / worth + 1 / noise.stable) + extra)
         return Reference("history", math.exp(noise.level), math.log(b.p95) - noise.level, spread, 0.0,
                          noise.dof, math.sqrt(se_b ** 2 + sigma ** 2 / noise.stable))
     if a is None or not a.p95 or a.p95 <= 0:
@@ -269,9 +320,9 @@ def reference(a: Side | None, b: Side, noise: Noise, history: bool, policy: Poli
     d = math.log(b.p95 / a.p95)
     sampling = math.hypot(se_a, se_b)
     if sigma is not None:
-        extra = sum(se ** 2 * max(0.0, 1 - side.count / noise.requests) for se, side in ((se_a, a), (se_b, b))
-                    ) if noise.requests else 0.0
-        return Reference("pair", a.p95, d, math.sqrt(2 * sigma ** 2 + extra), 0.0, noise.dof, sampling)
+        extra = (se_a ** 2 * max(0.0, 1 - a.count / noise.requests) + se_b ** 2 * max(0.0, 1 - count_one / noise.requests)
+                 ) if noise.requests else 0.0
+        return Reference("pair", a.p95, d, math.sqrt(sigma ** 2 * (1 + 1 / worth) + extra), 0.0, noise.dof, sampling)
     return Reference("wide", a.p95, d, sampling, math.log1p(policy.wide_floor), math.inf, sampling)
 
 
@@ -297,6 +348,7 @@ class Row:
     a: Side | None
     b: Side | None
     noise: Noise = Noise()
+    runs: tuple[Side, ...] = ()  # B as a set of repeats: each run's figures (b is then their median_side)
 
 
 @dataclass(frozen=True)
@@ -322,21 +374,22 @@ def judge(rows: Mapping[Any, Row], history: bool = True, policy: Policy = Policy
             out[key] = Decision(CompareVerdict.INCONCLUSIVE, f"only run {'A' if b is None else 'B'} has this step",
                                 floor=floor)
             continue
-        fewest = min(b.count, a.count if a is not None else b.count)
+        b_fewest = min(r.count for r in row.runs) if row.runs else b.count  # each repeat needs its own p95
+        fewest = min(b_fewest, a.count if a is not None else b_fewest)
         if fewest < policy.min_samples:
-            which = "B" if a is None or b.count <= a.count else "A"
+            which = "B" if a is None or b_fewest <= a.count else "A"
             out[key] = Decision(CompareVerdict.INCONCLUSIVE,
                                 f"too few samples for a verdict: run {which} has {fewest}, a sound verdict needs "
                                 f"{policy.min_samples}", floor=floor, needs=policy.min_samples)
             continue
-        ref = reference(a, b, row.noise, history, policy)
+        ref = reference(a, b, row.noise, history, policy, row.runs)
         p_more, p_fewer, said, same = _error_test(a, b, policy)
         tested[key] = _Tested(ref, min(ref.p_slower if ref else 1.0, p_more),
                               min(ref.p_faster if ref else 1.0, p_fewer), p_more, p_fewer, said, same)
     slower = holm({k: t.p_slower for k, t in tested.items()}, policy.family_alpha)
     faster = holm({k: t.p_faster for k, t in tested.items()}, policy.family_alpha)
     for key, t in tested.items():
-        out[key] = _decide(t, rows[key].noise, slower.get(key), faster.get(key), policy)
+        out[key] = _decide(t, rows[key].noise, slower.get(key), faster.get(key), policy, len(rows[key].runs))
     return out
 
 
@@ -353,7 +406,8 @@ def holm(pvalues: Mapping[Any, float], alpha: float) -> dict[Any, float]:
     return rejected
 
 
-def _decide(t: _Tested, noise: Noise, slower: float | None, faster: float | None, policy: Policy) -> Decision:
+def _decide(t: _Tested, noise: Noise, slower: float | None, faster: float | None, policy: Policy,
+            repeats: int = 0) -> Decision:
     ref = t.ref
     floor = policy.floor(noise)
     relevant = math.log1p(policy.min_floor)
@@ -361,7 +415,7 @@ def _decide(t: _Tested, noise: Noise, slower: float | None, faster: float | None
         latency, shift, interval, said = CompareVerdict.INCONCLUSIVE, None, None, "no latency to compare"
     else:
         shift, interval = math.expm1(ref.shift), ref.interval()
-        said = _said(ref, noise, floor)
+        said = _said(ref, noise, floor, repeats)
         if slower is not None and ref.p_slower <= slower and ref.shift > relevant:
             latency, said = CompareVerdict.WORSE, f"slower: {said}"
         elif faster is not None and ref.p_faster <= faster and ref.shift < -relevant:
@@ -390,17 +444,39 @@ def _decide(t: _Tested, noise: Noise, slower: float | None, faster: float | None
                     ref.mode if ref else "", ref.p95 if ref else None, t.p_slower)
 
 
-def _said(ref: Reference, noise: Noise, floor: float) -> str:
+def _said(ref: Reference, noise: Noise, floor: float, repeats: int = 0) -> str:
     lo, hi = ref.interval()
-    shift = f"p95 {math.expm1(ref.shift):+.1%} (99 % interval {lo:+.1%} to {hi:+.1%})"
+    what = f"p95 (median of {repeats} runs)" if repeats > 1 else "p95"
+    shift = f"{what} {math.expm1(ref.shift):+.1%} (99 % interval {lo:+.1%} to {hi:+.1%})"
     if ref.mode == "history":
         return (f"{shift} against {ref.p95:.4g} ms, the mean of the {noise.stable} runs since "
                 f"{noise.since or 'the last change point'} (run-to-run spread {noise.sigma or 0:.1%})")
+    if ref.mode == "pair" and noise.source == "repeats":
+        return (f"{shift} against run A, judged with the run-to-run spread of this run's {noise.runs} repeats "
+                f"({noise.sigma or 0:.1%}; no history of {MIN_HISTORY}+ runs: repeats run back to back may "
+                "spread less than builds do)")
     if ref.mode == "pair":
         return (f"{shift} against run A, judged with the run-to-run spread of {noise.runs} earlier runs "
                 f"({noise.sigma or 0:.1%}, sqrt(2) times that for two runs)")
     return (f"{shift} against run A; without a history of {MIN_HISTORY}+ runs only a shift credibly beyond "
             f"±{math.expm1(ref.offset):.0%} counts")
+
+
+def repeat_noise(runs: Mapping[tuple[str, str], Sequence[Side]], min_dof: int = 4) -> dict[tuple[str, str], Noise]:
+    """Each row's run-to-run sigma measured from the repeats of the run judged (their ln p95's sample spread,
+    N - 1 degrees of freedom), pooled over the steps as a history's is (`pooled`); empty when the steps give
+    fewer than `min_dof` degrees of freedom together (two repeats of a 3-step journey: 3)."""
+    out = {}
+    for key, sides in runs.items():
+        values = [math.log(s.p95) for s in sides if s.p95 and s.p95 > 0]
+        if len(values) < 2 or len(values) < len(sides):
+            continue
+        out[key] = Noise(len(values), statistics.stdev(values), len(values) - 1,
+                         requests=float(statistics.median(s.count for s in sides)), source="repeats")
+    shared = pooled(out)
+    if sum(n.dof for k, n in out.items() if k != ("", "")) < min_dof:
+        return {}
+    return shared
 
 
 def _error_test(a: Side | None, b: Side, policy: Policy) -> tuple[float, float, str, bool]:
@@ -461,6 +537,13 @@ class StepComparison:
     reference_p95: float | None = None
     p_value: float | None = None  # the row's p-value for "slower", before Holm's correction
     needs: int = 0  # requests each run needs for a verdict, when too few held it back
+    b_runs: tuple[Side, ...] = ()  # B as a set of repeats: each run's figures (b is their median_side)
+
+    @property
+    def fewest(self) -> int:
+        """The fewest requests of a run compared on this row (each repeat of a set counts alone)."""
+        counts = [x.count for x in (self.a, *(self.b_runs or (self.b,))) if x is not None]
+        return min(counts, default=0)
 
     @property
     def overall(self) -> bool:
@@ -501,6 +584,7 @@ class StepComparison:
             "reference_p95_ms": self.reference_p95,
             "p_slower": self.p_value,
             "requests_needed": self.needs,
+            "b_runs": [r.to_dict() for r in self.b_runs],
         }
 
 
@@ -514,6 +598,7 @@ class Comparison:
     overall: StepComparison
     how: str = "named"  # how A was chosen: named | pinned | auto | group
     notes: list[str] = field(default_factory=list)
+    repeats: tuple[str, ...] = ()  # B as a set of repeats (compare_set): their run ids, b the first
 
     @property
     def rows(self) -> list[StepComparison]:
@@ -541,6 +626,7 @@ class Comparison:
         return _finite({
             "a": self.a.to_dict(),
             "b": self.b.to_dict(),
+            "repeats": list(self.repeats),
             "baseline": self.how,
             "verdict": str(self.verdict),
             "steps": [s.to_dict() for s in self.steps],
@@ -561,32 +647,68 @@ def compare_runs(
     read from B's fingerprint's runs before B unless given (`measured_noise`); with an automatic or pinned
     baseline B is judged against that history's stable runs, with a named A against A (module docstring);
     runs of a group (different tools) are not judged."""
-    a_id, b_id = run_a.run_id, run_b.run_id
+    return compare_set(backend, run_a, [run_b], how, noise, policy)
+
+
+def compare_set(
+    backend: Backend,
+    run_a: RunRecord,
+    runs_b: Sequence[RunRecord],
+    how: str = "named",
+    noise: Mapping[tuple[str, str], Noise] | None = None,
+    policy: Policy = Policy(),
+) -> Comparison:
+    """Compare B against run A as `compare_runs` does, B one run or a set of repeats of one fingerprint
+    (oldest first: `run --repeat N`) judged as one by its median (module docstring). The history is read from
+    before the first repeat, so no repeat is part of the prediction it is judged against; without a history
+    the repeats' own spread is the sigma (`repeat_noise`). The Kolmogorov-Smirnov p-value is shown for one B
+    only."""
+    if not runs_b:
+        raise DataError("nothing to compare: no run B")
+    run_b = runs_b[0]
+    a_id, b_ids = run_a.run_id, [r.run_id for r in runs_b]
     sides: dict[tuple[str, str], dict[str, Side]] = {}
+    sets: dict[tuple[str, str], list[Side]] = {}
+    tests: list[dict[str, Any]] = []
     with backend.session():
-        stats = backend.query(queries.COMPARE_STATS, {"a": a_id, "b": b_id})
-        spans = {str(r["run_id"]): float(r["span_s"]) for r in stats if r["overall"]}
-        for r in stats:
-            key = ("", "") if r["overall"] else (str(r["journey"]), str(r["step"]))
-            side = Side(int(r["count"]), int(r["errors"]), _num(r["p50"]), _num(r["p95"]), _num(r["p99"]),
-                        _num(r["q94"]), _num(r["q96"]), int(r["count"]) / spans[str(r["run_id"])])
-            sides.setdefault(key, {})["a" if r["run_id"] == a_id else "b"] = side
+        for b_id in b_ids:
+            stats = backend.query(queries.COMPARE_STATS, {"a": a_id, "b": b_id})
+            spans = {str(r["run_id"]): float(r["span_s"]) for r in stats if r["overall"]}
+            for r in stats:
+                key = ("", "") if r["overall"] else (str(r["journey"]), str(r["step"]))
+                side = Side(int(r["count"]), int(r["errors"]), _num(r["p50"]), _num(r["p95"]), _num(r["p99"]),
+                            _num(r["q94"]), _num(r["q96"]), int(r["count"]) / spans[str(r["run_id"])])
+                if r["run_id"] == a_id:
+                    sides.setdefault(key, {})["a"] = side
+                else:
+                    sets.setdefault(key, []).append(side)
+        for key, found in sets.items():  # a row some repeat lacks is judged on the repeats that have it
+            sides.setdefault(key, {})["b"] = median_side(found)
         both = [k for k, pair in sides.items() if k != ("", "") and len(pair) == 2]
         partial = len(both) < len(sides) - 1
-        tests = backend.query(queries.COMPARE_TESTS, {
-            "a": a_id, "b": b_id, "journeys": [k[0] for k in both] if partial else [],
-            "steps": [k[1] for k in both] if partial else []}) if both else []
+        if both and len(b_ids) == 1:
+            tests = backend.query(queries.COMPARE_TESTS, {
+                "a": a_id, "b": b_ids[0], "journeys": [k[0] for k in both] if partial else [],
+                "steps": [k[1] for k in both] if partial else []})
         if noise is None:
             noise = {} if how == "group" else measured_noise(
-                backend, run_b.fingerprint, b_id, run_b.started_at,
+                backend, run_b.fingerprint, b_ids[0], run_b.started_at,
                 since=run_a.started_at if how == "pinned" else "", keep=a_id if how == "pinned" else "")
+    repeated = len(b_ids) > 1
+    if repeated and how != "group":
+        merged = dict(noise)  # a row without a history's sigma takes the repeats'
+        for key, n in repeat_noise({k: v for k, v in sets.items() if len(v) == len(b_ids)}).items():
+            if merged.get(key, Noise()).sigma is None:
+                merged[key] = n
+        noise = merged
     pvalues = {("", "") if r["overall"] else (str(r["journey"]), str(r["step"])): _num(r["ks_p"]) for r in tests}
     keys = sorted(sides, key=lambda k: (k == ("", ""), k))
     if how == "group":
         decisions = {k: Decision(CompareVerdict.NOT_JUDGED, f"{run_b.tool} against {run_a.tool}: the tools measure "
                                  "differently, so the difference is shown, not judged") for k in keys}
     else:
-        decisions = judge({k: Row(sides[k].get("a"), sides[k].get("b"), noise.get(k, Noise())) for k in keys},
+        decisions = judge({k: Row(sides[k].get("a"), sides[k].get("b"), noise.get(k, Noise()),
+                                  tuple(sets.get(k, ())) if repeated else ()) for k in keys},
                           history=how in ("auto", "pinned"), policy=policy)
     rows = []
     for key in keys:
@@ -596,16 +718,26 @@ def compare_runs(
             d = replace(d, verdict=CompareVerdict.INCONCLUSIVE, reason=f"only run {only} has this step", needs=0)
         rows.append(StepComparison(key[0], key[1], pair.get("a"), pair.get("b"), d.verdict, d.reason, step_noise,
                                    d.floor, pvalues.get(key), d.shift, d.interval, d.mode, d.reference_p95,
-                                   d.p_value, d.needs))
+                                   d.p_value, d.needs, tuple(sets.get(key, ())) if repeated else ()))
     steps = [s for s in rows if not s.overall]
     overall = next((s for s in rows if s.overall), None) or StepComparison(
         "", "", None, None, CompareVerdict.INCONCLUSIVE, "neither run has requests")
     notes = []
+    if repeated:
+        notes.append(f"B is a set of {len(b_ids)} repeats ({', '.join(f'`{i}`' for i in b_ids)}) judged as one: per "
+                     f"row the median of their p95s, whose spread is a single run's divided by "
+                     f"{median_runs(len(b_ids)):.2f} (the median of {len(b_ids)} runs is worth that many runs); "
+                     "request and error counts are the set's together")
     modes = {s.mode for s in rows if s.mode}
     if how != "group" and "history" not in modes and "pair" not in modes and any(s.mode == "wide" for s in rows):
         notes.append(f"no history of {policy.min_history}+ comparable runs since the last change point: only a p95 "
                      f"shift credibly beyond ±{policy.wide_floor:.0%} (or an error rate up by more than "
-                     f"{policy.error_floor * 100:g} percentage point) is WORSE; gate a few more runs to judge finer shifts")
+                     f"{policy.error_floor * 100:g} percentage point) is WORSE; gate a few more runs to judge finer shifts"
+                     + (" (or repeat more: --repeat 3 measures the spread from the repeats)" if repeated else ""))
+    if any(s.mode == "pair" and s.noise.source == "repeats" for s in rows):
+        notes.append(f"no history of {policy.min_history}+ comparable runs: the run-to-run spread is measured from "
+                     f"the {len(b_ids)} repeats themselves, pooled over the steps; repeats run back to back may "
+                     "spread less than separate builds do, so a history judges more truly")
     if "history" in modes:
         stable = max((s.noise.stable for s in rows if s.mode == "history"), default=0)
         notes.append(f"judged against the stable history: up to {stable} comparable runs since the last change point "
@@ -614,18 +746,20 @@ def compare_runs(
     if how != "group" and len([s for s in rows if s.p_value is not None]) > 1:
         notes.append(f"{len([s for s in rows if s.p_value is not None])} rows judged as one family (Holm): "
                      f"an unchanged run has a WORSE row in at most {policy.family_alpha:.1%} of cases")
-    if how != "group" and run_a.fingerprint != run_b.fingerprint:
+    if how != "group" and any(run_a.fingerprint != b.fingerprint for b in runs_b):
         notes.append("the runs have different fingerprints (spec, journeys, profile, tool, environment or labels): "
                      "differences may come from that, not from the system under test")
-    for described, name in ((run_a, "A"), (run_b, "B")):
+    for described, name in ((run_a, "A"), *((b, "B" if not repeated else f"B `{b.run_id}`") for b in runs_b)):
         if described.status not in ("completed", "imported"):
             notes.append(f"run {name} is {described.status}: its figures cover only part of the run")
-    return Comparison(run_a, run_b, steps, overall, how, notes)
+    return Comparison(run_a, run_b, steps, overall, how, notes, tuple(b_ids) if repeated else ())
 
 
 def store_comparison(backend: Backend, comparison: Comparison) -> None:
-    """Keep a comparison's per-step verdicts (and overall: journey and step empty); comparing again replaces."""
-    for s in [*comparison.steps, comparison.overall]:
+    """Keep a comparison's per-step verdicts (and overall: journey and step empty); comparing again replaces.
+    A set of repeats keeps the set's rows (B its median) under each of its runs."""
+    for run_id, s in ((r, s) for r in comparison.repeats or (comparison.b.run_id,)
+                      for s in [*comparison.steps, comparison.overall]):
         d = s.deltas()
         row = {"journey": s.journey, "step": s.step, "count_a": s.a.count if s.a else 0,
                "count_b": s.b.count if s.b else 0, "p_value": s.ks_p, "floor": s.floor,
@@ -642,7 +776,7 @@ def store_comparison(backend: Backend, comparison: Comparison) -> None:
             "{p99_b:Nullable(Float64)}, {error_rate_a:Nullable(Float64)}, {error_rate_b:Nullable(Float64)}, "
             "{rps_a:Nullable(Float64)}, {rps_b:Nullable(Float64)}, {p_value:Nullable(Float64)}, {floor:Float64}, "
             "{noise:Nullable(Float64)}, {verdict:String}, {reason:String}, now64(6))",
-            {"run": comparison.b.run_id, "baseline": comparison.a.run_id, **row},
+            {"run": run_id, "baseline": comparison.a.run_id, **row},
         )
 
 
@@ -707,7 +841,14 @@ def compare_group(warehouse: Warehouse, group: str, policy: Policy = Policy()) -
         if len(rows) < 2:
             raise DataError(f"no group {'of several runs' if group == 'latest' else repr(group)} to compare: "
                             "run a spec with --tool k6,jmeter")
-        ordered = sorted(rows, key=lambda r: (r["tool"] != "k6", r["tool"], str(r["run_id"])))
+        firsts: dict[str, dict[str, Any]] = {}
+        for r in rows:  # by tool, oldest first: the first run of each tool (repeats of it are left out)
+            firsts.setdefault(str(r["tool"]), r)
+        repeats = len(rows) - len(firsts)
+        if len(firsts) < 2:
+            raise DataError(f"group {group!r} holds {len(rows)} repeats of one tool (run --repeat) and no other tool "
+                            "to compare with: `perfhouse gate` judges them as one set")
+        ordered = sorted(firsts.values(), key=lambda r: (r["tool"] != "k6", r["tool"]))
         run_a = warehouse.run(str(ordered[0]["run_id"]))
         out = []
         for row in ordered[1:]:
@@ -719,7 +860,9 @@ def compare_group(warehouse: Warehouse, group: str, policy: Policy = Policy()) -
                             "differently, so a difference is not a regression and is never WORSE or BETTER",
                             *TOOL_DIFFERENCES,
                             *([f"the group also holds {', '.join(others)}, compared with {run_a.tool} apart"]
-                              if others else [])]
+                              if others else []),
+                            *([f"the group holds {repeats} more repeat{'s' if repeats > 1 else ''} (run --repeat): "
+                               "the first run of each tool is compared"] if repeats else [])]
             out.append(result)
     return out
 

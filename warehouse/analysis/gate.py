@@ -5,6 +5,15 @@ Any WORSE row, a step's or the whole run's, is a regression (exit 8) everywhere.
 incomplete is not judged: its SLO and regression cases are JUnit errors ("not judged"), as `report --format
 junit` writes them, and the exit status is 9. INCONCLUSIVE rows follow `--inconclusive`: `warn` (the default:
 a skipped case with the reason and a printed warning), `fail` (a failed case, exit 10) or `pass`.
+
+Repeats (`run --repeat N`) are judged as one set (`gate_set`): the runs of one invocation (group) with one
+fingerprint. Each repeat's completeness and SLOs are its own cases (a breach in any repeat is a breach, an
+incomplete repeat leaves the set not judged); the rows are judged once, by the set's median against the
+history (compare.compare_set); one decision, one JUnit suite for the set (one suite per judged unit: a run, or
+a set of repeats, as `gate latest` of several tools gives one per tool), and the outcome recorded for every
+run of the set: a set judged WORSE is never a baseline nor history. The repeats enter the history as the N
+single runs they are, so the history's sigma stays the spread of one run, which the set's prediction divides
+by the median's worth.
 """
 
 from __future__ import annotations
@@ -12,7 +21,7 @@ from __future__ import annotations
 import math
 import socket
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -22,11 +31,11 @@ from warehouse.analysis.compare import (
     CompareVerdict,
     Comparison,
     StepComparison,
-    compare_runs,
+    compare_set,
     store_comparison,
 )
 from warehouse.analysis.slo import Verdict
-from warehouse.analysis.verdict import RunVerdict, run_verdict
+from warehouse.analysis.verdict import RunVerdict, group_verdict, run_verdict
 from warehouse.errors import DataError, ExitStatus
 from warehouse.records import RunRecord
 from warehouse.store import Warehouse
@@ -51,16 +60,22 @@ class GateDecision:
 
 
 def decide(verdict: RunVerdict, slos: Sequence[Verdict], comparison: Comparison | None, spec_name: str = "",
-           skipped_why: str = "", inconclusive: str = "warn") -> GateDecision:
+           skipped_why: str = "", inconclusive: str = "warn",
+           repeats: Sequence[tuple[str, RunVerdict]] = ()) -> GateDecision:
     """The one decision of the gate (module docstring): the cases, then the status as the most severe kind
-    of failure or error among them, so exit status, JUnit and summary come from the same findings."""
+    of failure or error among them, so exit status, JUnit and summary come from the same findings. For a set
+    of repeats, `repeats` holds each run's id and verdict (a completeness case each; `verdict` the most severe,
+    `slos` every repeat's, labelled by repeat)."""
     if inconclusive not in INCONCLUSIVE_CHOICES:
         raise DataError(f"--inconclusive {inconclusive!r}: expected one of {', '.join(INCONCLUSIVE_CHOICES)}")
     slo_cls, reg_cls = f"perfhouse.slo.{spec_name or 'run'}", f"perfhouse.regression.{spec_name or 'run'}"
-    judged = verdict.judged
-    not_judged = f"run {str(verdict).lower()}: not judged (partial data decides nothing)"
-    cases = [junit.Case("run completed", slo_cls, error=None if judged else not_judged,
-                        details="" if judged else str(verdict), kind="RunIncomplete")]
+    judged = verdict.judged and all(v.judged for _, v in repeats)
+    not_judged = (f"run {str(verdict).lower()}: not judged (partial data decides nothing)" if not repeats else
+                  f"a repeat {str(verdict).lower()}: the set is not judged (partial data decides nothing)")
+    cases = [junit.Case(f"run completed (repeat {i}/{len(repeats)} {run_id})" if repeats else "run completed",
+                        slo_cls, error=None if v.judged else not_judged,
+                        details="" if v.judged else str(v), kind="RunIncomplete")
+             for i, (run_id, v) in enumerate(repeats or (("", verdict),), 1)]
     if not slos:
         cases.append(junit.Case("SLOs", slo_cls, skipped="the run has no SLOs (NO SLOS)"))
     for v in slos:
@@ -110,8 +125,7 @@ def decide(verdict: RunVerdict, slos: Sequence[Verdict], comparison: Comparison 
 
 def thin_reason(s: StepComparison) -> str:
     if s.needs:
-        have = min(x.count for x in (s.a, s.b) if x is not None) if (s.a or s.b) else 0
-        return f"too few requests to judge: {have}, a verdict needs {s.needs} in each run"
+        return f"too few requests to judge: {s.fewest}, a verdict needs {s.needs} in each run"
     return s.reason
 
 
@@ -126,11 +140,18 @@ class GateResult:
     comparison: Comparison | None = None
     notes: list[str] = field(default_factory=list)
     inconclusive: str = "warn"
+    repeats: list[tuple[RunRecord, RunVerdict]] = field(default_factory=list)  # a set: each run, its verdict
+
+    @property
+    def run_ids(self) -> list[str]:
+        """The runs this result judges: the set's, or the one run."""
+        return [r.run_id for r, _ in self.repeats] or [self.run.run_id]
 
     @property
     def decision(self) -> GateDecision:
         skipped = next((n for n in self.notes if n.startswith("regression checks skipped")), "no baseline")
-        return decide(self.verdict, self.slos, self.comparison, self.run.spec_name, skipped, self.inconclusive)
+        return decide(self.verdict, self.slos, self.comparison, self.run.spec_name, skipped, self.inconclusive,
+                      [(r.run_id, v) for r, v in self.repeats])
 
     @property
     def regressions(self) -> list[StepComparison]:
@@ -148,6 +169,7 @@ class GateResult:
         d = self.decision
         return {
             "run": self.run.to_dict(),
+            "repeats": [{"run_id": r.run_id, "status": r.status, "verdict": str(v)} for r, v in self.repeats],
             "outcome": d.outcome,
             "exit_status": int(d.status),
             "verdict": str(self.verdict),
@@ -166,43 +188,64 @@ def gate(warehouse: Warehouse, run_id: str, baseline: str | None = None, inconcl
     `pinned`, or None for the pinned one else the automatic one), and record the outcome. A named or pinned
     baseline that cannot be found is an error; when no automatic one exists yet the regression checks are
     skipped and the result says so."""
+    return gate_set(warehouse, [run_id], baseline, inconclusive)
+
+
+def gate_set(warehouse: Warehouse, run_ids: Sequence[str], baseline: str | None = None,
+             inconclusive: str = "warn") -> GateResult:
+    """Judge one run, or a set of repeats as one (module docstring): each run's SLOs, the rows of the set's
+    median against the history and the baseline of its first run (chosen before any repeat ran), one
+    outcome recorded for every run of it."""
     if inconclusive not in INCONCLUSIVE_CHOICES:
         raise DataError(f"--inconclusive {inconclusive!r}: expected one of {', '.join(INCONCLUSIVE_CHOICES)}")
+    if not run_ids:
+        raise DataError("no run to gate")
     with warehouse.backend.session():
-        run = warehouse.run(run_id)
-        slos = warehouse.slo_verdicts(run_id)
-        verdict = run_verdict(run.status, slos)
-        result = GateResult(run, verdict, slos, inconclusive=inconclusive)
-        if figures_only(warehouse, run):
+        runs = sorted((warehouse.run(r) for r in run_ids), key=lambda r: (r.started_at, r.run_id))
+        repeated = len(runs) > 1
+        per_run = [(r, warehouse.slo_verdicts(r.run_id)) for r in runs]
+        verdicts = [(r, run_verdict(r.status, slos)) for r, slos in per_run]
+        verdict = group_verdict([str(v) for _, v in verdicts]) if repeated else verdicts[0][1]
+        slos = [replace(v, slo=f"{v.slo} (repeat {i}/{len(runs)})") if repeated else v
+                for i, (_, run_slos) in enumerate(per_run, 1) for v in run_slos]
+        run = runs[0]
+        result = GateResult(run, verdict, slos, inconclusive=inconclusive, repeats=verdicts if repeated else [])
+        if repeated:
+            result.notes.append(f"a set of {len(runs)} repeats judged as one: each repeat's SLOs, the rows by "
+                                "the median of the repeats against the history")
+        if any(figures_only(warehouse, r) for r in runs):
             result.notes.append(f"the run holds {display_name(run.tool)}'s own figures (interval aggregates), not "
                                 "requests: SLOs and regression checks, which judge requests, cannot judge it")
             result.notes.append("regression checks skipped: the run has no request samples to compare")
             return result
         if verdict == RunVerdict.NO_SLOS:
             result.notes.append("the run has no SLOs: only the regression checks judge it")
-        result.baseline, why = optional_baseline(warehouse, run_id, baseline)
+        result.baseline, why = optional_baseline(warehouse, run.run_id, baseline)
+        if result.baseline is not None and result.baseline.run_id in result.run_ids:
+            raise DataError(f"run {result.baseline.run_id} is a repeat of the set judged: it cannot be its baseline")
         if result.baseline is None:
             result.notes.append(f"regression checks skipped: {why}")
         else:
             base_run = warehouse.run(result.baseline.run_id)
-            result.comparison = compare_runs(warehouse.backend, base_run, run, result.baseline.how)
+            result.comparison = compare_set(warehouse.backend, base_run, runs, result.baseline.how)
             store_comparison(warehouse.backend, result.comparison)
         record_outcome(warehouse, result)
     return result
 
 
 def record_outcome(warehouse: Warehouse, result: GateResult) -> None:
-    """Keep the run's gate outcome (replacing an earlier one): a run judged WORSE is then never an automatic
-    baseline nor part of the history later runs are judged against."""
+    """Keep the gate outcome of the run, or of every run of a set (replacing an earlier one): a run judged
+    WORSE is then never an automatic baseline nor part of the history later runs are judged against."""
     d = result.decision
-    warehouse.backend.command(
-        "INSERT INTO gate_outcomes (run_id, fingerprint, baseline_id, outcome, exit_status, worse, inconclusive, "
-        "judged_at) VALUES ({run:String}, {fingerprint:String}, {baseline:String}, {outcome:String}, "
-        "{status:UInt8}, {worse:UInt32}, {inconclusive:UInt32}, now64(6))",
-        {"run": result.run.run_id, "fingerprint": result.run.fingerprint or "",
-         "baseline": result.baseline.run_id if result.baseline else "", "outcome": d.outcome,
-         "status": int(d.status), "worse": len(d.regressions), "inconclusive": len(d.inconclusive)},
-    )
+    for run_id in result.run_ids:
+        warehouse.backend.command(
+            "INSERT INTO gate_outcomes (run_id, fingerprint, baseline_id, outcome, exit_status, worse, inconclusive, "
+            "judged_at) VALUES ({run:String}, {fingerprint:String}, {baseline:String}, {outcome:String}, "
+            "{status:UInt8}, {worse:UInt32}, {inconclusive:UInt32}, now64(6))",
+            {"run": run_id, "fingerprint": result.run.fingerprint or "",
+             "baseline": result.baseline.run_id if result.baseline else "", "outcome": d.outcome,
+             "status": int(d.status), "worse": len(d.regressions), "inconclusive": len(d.inconclusive)},
+        )
 
 
 def gate_outcomes(warehouse: Warehouse, fingerprint: str) -> list[dict[str, Any]]:
@@ -230,12 +273,24 @@ def runs_to_gate(warehouse: Warehouse, ref: str) -> list[str]:
         return [warehouse.resolve(ref)]
 
 
+def sets_to_gate(warehouse: Warehouse, run_ids: Sequence[str]) -> list[list[str]]:
+    """The runs to gate as the units judged: the repeats of one invocation (one group id, one fingerprint:
+    `run --repeat N`) together, oldest first; every other run alone. In the order the runs are given."""
+    sets: dict[tuple[str, str] | str, list[tuple[str, str]]] = {}
+    with warehouse.backend.session():
+        for run_id in run_ids:
+            run = warehouse.run(run_id)
+            key: tuple[str, str] | str = (run.group_id, run.fingerprint) if run.group_id and run.fingerprint else run_id
+            sets.setdefault(key, []).append((run.started_at, run_id))
+    return [[run_id for _, run_id in sorted(members)] for members in sets.values()]
+
+
 # -- JUnit XML ---------------------------------------------------------------------------------------------
 
 
 def junit_xml(results: Sequence[GateResult]) -> str:
-    """JUnit XML as GitLab and Jenkins read it: one suite per run, its cases as `decide` made them (the run's
-    completeness, each SLO, each row against the baseline)."""
+    """JUnit XML as GitLab and Jenkins read it: one suite per run or set of repeats, its cases as `decide`
+    made them (each run's completeness, each SLO, each row against the baseline)."""
     suites = []
     for result in results:
         run = result.run
@@ -243,9 +298,13 @@ def junit_xml(results: Sequence[GateResult]) -> str:
                       ("run_id", "tool", "spec_name", "profile", "environment", "fingerprint", "group_id", "status"))
         baseline = (("baseline_id", result.baseline.run_id), ("baseline_how", result.baseline.how),
                     ("baseline_why", result.baseline.why)) if result.baseline else ()
-        suites.append(junit.Suite(f"{run.run_id} {run.tool}", result.decision.cases,
-                                  run.started_at.replace(" ", "T"), _seconds(run),
-                                  (*props, *baseline, ("outcome", result.outcome)), hostname=socket.gethostname()))
+        repeats = (("repeats", ",".join(result.run_ids)),) if result.repeats else ()
+        name = (f"{run.run_id} {run.tool}" if not result.repeats else
+                f"{run.run_id} {run.tool} ({len(result.repeats)} repeats)")
+        suites.append(junit.Suite(name, result.decision.cases, run.started_at.replace(" ", "T"),
+                                  sum(_seconds(r) for r, _ in result.repeats) if result.repeats else _seconds(run),
+                                  (*props, *repeats, *baseline, ("outcome", result.outcome)),
+                                  hostname=socket.gethostname()))
     return junit.write(suites, "perfhouse gate")
 
 
@@ -298,9 +357,14 @@ def markdown_summary(results: Sequence[GateResult]) -> str:
     lines = [f"## perfhouse gate: {worst_status(results).name.replace('_', ' ')}", ""]
     for r in results:
         run, d = r.run, r.decision
-        lines += [f"### {_cell(run.name or run.run_id)}: **{d.outcome}**", "",
-                  f"Run `{run.run_id}` · {run.tool} · status {run.status} · verdict "
-                  f"**{r.verdict}** · exit {int(d.status)}", ""]
+        lines += [f"### {_cell(run.name or run.run_id)}: **{d.outcome}**", ""]
+        if r.repeats:
+            lines += [f"{len(r.repeats)} repeats (judged as one) · {run.tool} · runs "
+                      + ", ".join(f"`{x.run_id}` {x.status}" for x, _ in r.repeats)
+                      + f" · verdict **{r.verdict}** · exit {int(d.status)}", ""]
+        else:
+            lines += [f"Run `{run.run_id}` · {run.tool} · status {run.status} · verdict "
+                      f"**{r.verdict}** · exit {int(d.status)}", ""]
         if r.slos:
             lines += ["| SLO | observed | |", "|---|---:|---|"]
             lines += [f"| {_cell(v.slo)} | {_observed(v)} | "
@@ -316,7 +380,9 @@ def markdown_summary(results: Sequence[GateResult]) -> str:
             for s in c.rows:
                 delta = s.deltas()
                 against = {"history": f"{s.noise.stable} runs ({_ms(s.reference_p95)} ms predicted)",
-                           "pair": "baseline run, history's noise", "wide": "baseline run, wide floor"}.get(s.mode, "–")
+                           "pair": "baseline run, " + ("the repeats' noise" if s.noise.source == "repeats" else
+                                                       "history's noise"),
+                           "wide": "baseline run, wide floor"}.get(s.mode, "–")
                 lines.append(
                     f"| {_cell(s.label)} | {_ms(delta['p95_ms'].a)} → {_ms(delta['p95_ms'].b)} | "
                     f"{_pct(delta['p95_ms'].relative)} | {against} | {_ms(_times(delta['error_rate'].b, 100))} % | "
