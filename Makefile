@@ -20,6 +20,7 @@ golden:
 # targets. BENCH_ARGS=--tiny runs them all in seconds (what tests/integration/test_benchmarks.py does).
 bench:
 	python benchmarks/analysis.py $(BENCH_ARGS)
+	python benchmarks/gate_k6.py $(BENCH_ARGS)
 	python benchmarks/ingest.py $(BENCH_ARGS)
 	python benchmarks/report.py $(BENCH_ARGS)
 	python benchmarks/dashboard.py $(BENCH_ARGS)

@@ -1,6 +1,6 @@
 """The gate on real repeated k6 runs of an unchanged local server (a command, not a test).
 
-    python benchmarks/gate_k6.py [--runs 21] [--work DIR]
+    python benchmarks/gate_k6.py [--runs 21] [--work DIR] [--tiny]
 
 Runs the demo API on 127.0.0.1 and `perfhouse run SPEC --gate` RUNS times in a row (each run gated at its end
 against the runs before it, as CI does), then prints how many runs the gate judged WORSE (target: none: the
@@ -42,17 +42,23 @@ profiles:
 
 
 def main() -> None:
+    from benchmarks.common import add_tiny, find_tool, ratio, tiny_sizes
     from orchestrator.demo_api import DemoAPI
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=21)
     parser.add_argument("--work", type=Path, default=None)
-    args = parser.parse_args()
+    add_tiny(parser)
+    args = tiny_sizes(parser.parse_args(), runs=2)
+    k6 = find_tool("k6", "gate_k6")
+    if args.work:
+        args.work.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=args.work) as work, DemoAPI() as api:
         spec = Path(work) / "spec.yaml"
         spec.write_text(SPEC, encoding="utf-8")
         warehouse = f"chdb://{Path(work) / 'warehouse'}"
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        env = {**os.environ, "PYTHONPATH": str(ROOT),
+               "PATH": os.pathsep.join([str(Path(k6).parent), os.environ.get("PATH", "")])}
         worse, exits, modes, sigmas = 0, [], [], []
         for i in range(args.runs):
             proc = subprocess.run(
@@ -71,8 +77,9 @@ def main() -> None:
             shifts = " ".join(f"{r['p95_shift']:+.1%}" for r in rows if r["p95_shift"] is not None)
             print(f"run {i + 1:2d}: exit {proc.returncode}, gate {result['outcome']}, against {modes[-1]}: {shifts}")
         print(f"k6, {args.runs} repeated runs of an unchanged local server: {worse} judged WORSE "
-              f"(target 0); exits {sorted(set(exits))}; largest run-to-run p95 spread measured "
+              f"; exits {sorted(set(exits))}; largest run-to-run p95 spread measured "
               f"{max(sigmas):.1%}")
+        print(ratio("unchanged runs judged WORSE", worse, 0, higher_is_better=False))
 
 
 if __name__ == "__main__":

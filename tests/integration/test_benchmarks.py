@@ -19,6 +19,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 BENCHMARKS = {
     "analysis": (),
     "dashboard": (),
+    "gate_k6": ("k6",),
     "ingest": ("k6",),
     "overhead": ("k6",),
     "receive": ("k6",),
