@@ -42,8 +42,8 @@ def recorded(tmp_path_factory: pytest.TempPathFactory, jtl_output: Path) -> Reco
     """A real k6 run (newest, with SLOs and scraped samples), a real JMeter run of the shop spec imported with
     its metadata, and a failed JMeter run that never sent a request (for filters and the empty case)."""
     directory = tmp_path_factory.mktemp("dashboard")
-    recorded = recorded_warehouse(directory, seconds=2)
-    wh = Warehouse.open(recorded.url)
+    # the JMeter runs are recorded first, so the k6 run is `latest` (the run recorded last)
+    wh = Warehouse.open(f"chdb://{directory / 'warehouse'}")
     jmeter = wh.ingest(jtl_output, meta=JMETER_META)
     assert jmeter.rows > 0
     wh.backend.command("ALTER TABLE runs UPDATE started_at = started_at - INTERVAL 1 HOUR WHERE run_id = "
@@ -51,6 +51,8 @@ def recorded(tmp_path_factory: pytest.TempPathFactory, jtl_output: Path) -> Reco
     wh.evaluate_slos(jmeter.run_id, [Objective("p95", 5000.0)])
     wh.save_run(RunInfo(new_run_id("jmeter"), "jmeter", status="failed", name="broken plan", spec_name="shop",
                         started_at="2000-01-01 00:00:00.000", ended_at="2000-01-01 00:00:03.000"))
+    getattr(wh.backend, "release", lambda: None)()
+    recorded = recorded_warehouse(directory, seconds=2)
     # the k6 run's directory as `perfhouse run` keeps it: the script and the raw results beside it
     run_dir = directory / "runs" / recorded.run_id
     run_dir.mkdir(parents=True)
