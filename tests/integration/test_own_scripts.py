@@ -196,7 +196,7 @@ def test_own_scripts_run_unchanged_and_land_under_their_own_names(shop: tuple[st
     assert len({r["group_id"] for r in runs if r["tool"] in ("k6", "jmeter")}) == 1
     # the group compares k6 against JMeter, step by step
     compared = perfhouse(warehouse, tmp_path, "compare", "--group", "latest", "--json")
-    result = json.loads(compared.stdout)
+    (result,) = json.loads(compared.stdout)  # one comparison per tool beside k6
     assert (result["a"]["tool"], result["b"]["tool"], result["baseline"]) == ("k6", "jmeter", "group")
     assert {s["step"] for s in result["steps"]} >= {"list products", "add to cart"}
 
