@@ -113,7 +113,7 @@ WHERE status = 'running' AND mapContains(labels, {label:String})
 # runs (warehouse.store; each needs work only when it says so).
 OPEN_CHECK = """
 SELECT (SELECT arraySort(groupUniqArray(version)) FROM schema_migrations) AS versions,
-       (SELECT count() FROM ingested_files FINAL WHERE state NOT IN ('done', 'failed')) AS unfinished,
+       (SELECT count() FROM ingested_files FINAL WHERE state != 'done' AND state != 'failed') AS unfinished,
        (SELECT count() FROM system.tables WHERE database = currentDatabase() AND name LIKE 'stage\\_%') AS staged,
        (SELECT groupArray(labels[{label:String}]) FROM runs FINAL
         WHERE status = 'running' AND mapContains(labels, {label:String})) AS owners
