@@ -304,8 +304,8 @@ def _image_options(fn: F) -> F:
 
 @main.command()
 @click.argument("spec_files", metavar="SPEC|SCRIPT...", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--tool", "tools", default=None, help="Comma-separated tools: k6,jmeter (default k6; a script's "
-              "tool is known from the script).")
+@click.option("--tool", "tools", default=None, help="Comma-separated tools: k6, jmeter, locust (default k6; a "
+              "script's tool is known from the script).")
 @click.option("--profile", default=None, help="Name of a load profile in the spec (a suite names its own).")
 @click.option(
     "--service", "services", multiple=True, metavar="NAME=URL", help="Override a service's base URL."
