@@ -95,7 +95,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorded]:
     ok_spec.write_text(SPEC.format(p95="500ms"))
     breach_spec.write_text(SPEC.format(p95="1ms"))  # the same journeys: the same fingerprint
     runs = ["--runs-dir", str(tmp / "runs"), "--progress-interval", "0"]
-    with DemoAPI(delay_ms=(1.0, 4.0)) as fast, DemoAPI(delay_ms=(150.0, 200.0)) as slow:
+    with DemoAPI(delay_ms=(1.0, 4.0)) as fast, DemoAPI(delay_ms=(60.0, 80.0)) as slow:
         proc = perfhouse(warehouse, "run", str(ok_spec), "--profile", "ci", "--service", f"api={fast.url}", *runs)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         passed = latest_run(warehouse)
@@ -199,7 +199,7 @@ def test_gate_json_names_the_automatic_baseline_and_every_step_worse(recorded: R
                                   "why": "the latest comparable run that passed its gate"}
     assert {s["verdict"] for s in result["comparison"]["steps"]} == {"WORSE"}
     assert result["regressions"] == ["browse/list", "browse/view", "overall"]
-    assert all(s["p95_shift"] > 0.3 for s in result["comparison"]["steps"])  # 1-4 ms against 150-200 ms
+    assert all(s["p95_shift"] > 0.3 for s in result["comparison"]["steps"])  # 1-4 ms against 60-80 ms (a step gets ~700 requests even on a loaded machine)
 
 
 def test_a_breached_slo_exits_3_and_outranks_the_regression_checks(recorded: Recorded) -> None:
