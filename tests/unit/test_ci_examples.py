@@ -128,8 +128,8 @@ def test_the_ci_spec_exists_with_a_ci_profile() -> None:
     assert "ci" in spec["profiles"]
 
 
-def test_every_perfhouse_command_the_readme_shows_is_real() -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+def test_every_perfhouse_command_the_docs_show_is_real() -> None:
+    readme = "\n".join(p.read_text(encoding="utf-8") for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))])
     lines = [line.split("#", 1)[0] for block in re.findall(r"```sh\n(.*?)\n```", readme, re.S)
              for line in block.splitlines()]
     lines += re.findall(r"`(perfhouse [^`]+)`", readme)
