@@ -48,10 +48,10 @@ from orchestrator.live import _worker_dies_with
 from warehouse.engine.owners import OWNER_LABEL, me
 from warehouse.errors import IngestError, WarehouseError
 from warehouse.ingest import StepFacts
-from warehouse.ingest.influx_line import check_write
 from warehouse.ingest.receive import Stored, Write, store_writes
 from warehouse.report.text import shorten
 from warehouse.store import RunInfo, Warehouse, new_run_id
+from warehouse.tools.influx.influx_line import check_write
 
 DEFAULT_LISTEN = "127.0.0.1:8086"
 MAX_BODY = 64 << 20  # bytes of one write as sent

@@ -229,8 +229,7 @@ def step_facts(spec: Spec) -> dict[tuple[str, str], StepFacts]:
     status, or 0 for the tools' default (200-399); a step that expects several is judged by JMeter's own
     success flag, which the plan's expected-status assertion sets.
     """
-    from warehouse.ingest import StepFacts
-    from warehouse.ingest.jtl_csv import UNKNOWN_STEP
+    from warehouse.ingest import UNKNOWN_STEP, StepFacts
 
     def expected(statuses: tuple[int, ...]) -> int:
         return 0 if not statuses else statuses[0] if len(statuses) == 1 else UNKNOWN_STEP

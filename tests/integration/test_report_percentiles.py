@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from warehouse.analysis.slo import Objective
-from warehouse.ingest.jtl_csv import TRANSACTION_MESSAGE
 from warehouse.report.reports import ReportOptions, build_group_report, parse_percentiles
 from warehouse.store import Warehouse
+from warehouse.tools.jmeter.jtl_csv import TRANSACTION_MESSAGE
 
 pytestmark = pytest.mark.integration
 

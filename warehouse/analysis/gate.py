@@ -39,8 +39,9 @@ from warehouse.errors import DataError, ExitStatus
 from warehouse.read import queries
 from warehouse.read.records import RunRecord
 from warehouse.report import junit
-from warehouse.report.tool_figures import display_name, figures_only
+from warehouse.report.tool_figures import figures_only
 from warehouse.store import Warehouse
+from warehouse.tools import display_name
 
 INCONCLUSIVE_CHOICES = ("warn", "fail", "pass")
 # The most severe first: a gate's status is the first of these one of its cases calls for.
