@@ -34,7 +34,7 @@ def fail_cleanly(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (PerfhouseError, WarehouseError) as exc:
+        except PerfhouseError as exc:
             for line in exc.errors if isinstance(exc, SpecErrors) else [exc]:  # a spec's mistakes: a line each
                 click.echo(f"perfhouse: error: {line}", err=True)
             sys.exit(int(exc.exit_status))
@@ -428,7 +428,7 @@ def run(
     from orchestrator.spec import load_spec
     from orchestrator.suite import SuiteRun, exit_status, is_suite
     from orchestrator.tools import get as get_tool
-    from warehouse.analysis.fingerprint import new_group_id
+    from warehouse.engine.fingerprint import new_group_id
 
     options = RunnerOptions(
         images={name.removesuffix("_image"): image for name, image in tool_images.items() if image},
@@ -1459,8 +1459,9 @@ def cluster_ddl(cluster: str, database: str, output: str | None) -> None:
     """Print the statements that create the warehouse on a ClickHouse cluster (Replicated tables ON CLUSTER,
     Distributed tables over them): what `--warehouse clickhouse://...?cluster=NAME` runs on first use."""
     from warehouse.engine.cluster import render, single_server_tables
+    from warehouse.engine.schema import VIEWS
 
-    statements = render(single_server_tables(), cluster, database)
+    statements = render(single_server_tables(), cluster, database, views=VIEWS)
     _emit("".join(f"{sql};\n\n" for sql in statements), output, "cluster DDL")
 
 

@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from warehouse import tools
-from warehouse.analysis import fingerprint as fp
-from warehouse.analysis import slo
+from warehouse.engine import fingerprint as fp
 from warehouse.engine.backends import Backend, open_backend
 from warehouse.engine.ids import new_run_id
 from warehouse.engine.owners import OWNER_LABEL, Owner, abort_orphaned_runs, sweep_scratch
@@ -42,7 +41,7 @@ class RunInfo:
     tool_version: str = ""
     spec_name: str = ""
     spec_hash: str = ""
-    fingerprint: str = ""  # runs with equal fingerprints form one history (warehouse.analysis.fingerprint)
+    fingerprint: str = ""  # runs with equal fingerprints form one history (warehouse.engine.fingerprint)
     group_id: str = ""  # shared by the runs of one invocation (k6 and JMeter of one `perfhouse run`)
     script_hash: str = ""
     profile: str = ""
@@ -495,13 +494,6 @@ class Warehouse:
 
     def errors(self, run_id: str) -> list[dict[str, Any]]:
         return self.backend.query(queries.ERRORS_BY_CAUSE, {"run": run_id})
-
-    def evaluate_slos(self, run_id: str, objectives: list[slo.Objective]) -> list[slo.Verdict]:
-        with self.backend.session():
-            return slo.evaluate(self.backend, run_id, objectives)
-
-    def slo_verdicts(self, run_id: str) -> list[slo.Verdict]:
-        return slo.stored(self.backend, run_id)
 
     # -- infrastructure samples (appended by the runners work, issue 5) ---------------------------
 

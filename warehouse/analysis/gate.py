@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from warehouse.analysis import slo
 from warehouse.analysis.baseline import Baseline, optional_baseline
 from warehouse.analysis.compare import (
     CompareVerdict,
@@ -205,7 +206,7 @@ def gate_set(warehouse: Warehouse, run_ids: Sequence[str], baseline: str | None 
     with warehouse.backend.session():
         runs = sorted((warehouse.run(r) for r in run_ids), key=lambda r: (r.started_at, r.run_id))
         repeated = len(runs) > 1
-        per_run = [(r, warehouse.slo_verdicts(r.run_id)) for r in runs]
+        per_run = [(r, slo.stored(warehouse.backend, r.run_id)) for r in runs]
         verdicts = [(r, run_verdict(r.status, slos)) for r, slos in per_run]
         verdict = group_verdict([str(v) for _, v in verdicts]) if repeated else verdicts[0][1]
         slos = [replace(v, slo=f"{v.slo} (repeat {i}/{len(runs)})") if repeated else v

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from warehouse import tools
-from warehouse.analysis import compare, insight
+from warehouse.analysis import compare, insight, slo
 from warehouse.analysis.baseline import optional_baseline
 from warehouse.analysis.slo import Objective, Verdict, percentile_level
 from warehouse.analysis.verdict import RunVerdict, group_verdict, run_verdict, verdict_of
@@ -270,7 +270,7 @@ def build_report(warehouse: Warehouse, run_id: str) -> Report:
             run=run,
             totals=warehouse.totals(run_id),
             steps=[s.to_dict() for s in warehouse.step_stats(run_id)],
-            slos=warehouse.slo_verdicts(run_id),
+            slos=slo.stored(warehouse.backend, run_id),
             errors=warehouse.errors(run_id),
             slowest=slowest_traced(warehouse, run),
             tool_figures=tool_figures(warehouse, run),
@@ -310,7 +310,7 @@ def build_group_report(warehouse: Warehouse, run_ids: list[str], options: Report
 def build_run_report(warehouse: Warehouse, run_id: str, options: ReportOptions) -> Report:
     backend, params = warehouse.backend, {"run": run_id, **options.params()}
     run = warehouse.run(run_id)
-    slos = warehouse.slo_verdicts(run_id)
+    slos = slo.stored(warehouse.backend, run_id)
     levels = options.levels()
     totals = _with_levels(backend.query(queries.REPORT_TOTALS, params)[0], levels)
     steps = [_with_levels(s, levels) for s in backend.query(queries.REPORT_STEPS, params)]
