@@ -1,4 +1,8 @@
-"""The perfhouse command line: parses arguments, calls one library function, formats its result."""
+"""The perfhouse command line: parses arguments, calls one library function, formats its result.
+
+Long because it holds every command with its options and help text; each command stays a thin layer over the
+library, and nothing else lives here.
+"""
 
 from __future__ import annotations
 

@@ -18,6 +18,9 @@ for hours does not grow.
 Beyond loopback the receiver requires a token, given as InfluxDB clients give credentials: the `p` URL
 parameter, `Authorization: Token T` (or `Bearer T`), or HTTP Basic with the token as the password
 (k6: `http://perfhouse:T@HOST:PORT/DB` or K6_INFLUXDB_USERNAME/K6_INFLUXDB_PASSWORD).
+
+Long because it is an HTTP server speaking InfluxDB's write API with its authentication, acknowledgement and
+retry rules, and the worker that stores what it holds; the parsing and storing live in warehouse/.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""A load test from spec to verdict: generate, check targets, execute, ingest, evaluate SLOs."""
+"""A load test from spec to verdict: generate, check targets, execute, ingest, evaluate SLOs.
+
+Long because the run's steps, in the order they happen, are read together with what each leaves behind when the
+run is interrupted or a tool dies; each step's own work lives in its module (runners, live, watchdog, ingest).
+"""
 
 from __future__ import annotations
 

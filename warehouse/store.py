@@ -1,4 +1,8 @@
-"""The warehouse as the rest of perfhouse sees it: runs, ingestion into them, and the read API."""
+"""The warehouse as the rest of perfhouse sees it: runs, ingestion into them, and the read API.
+
+Long as a facade is: one short method for each thing the rest of perfhouse asks of the warehouse, each a few lines
+over read.queries, ingest or the engine; what is more than that lives in those packages.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""k6: its probe, script, command line, JSON output (progress counter and live cutter), secrets and stop."""
+"""k6: its probe, script, command line, JSON output (progress counter and live cutter), secrets and stop.
+
+Long because everything perfhouse knows of k6 lives in this one plugin module, by design (adding a tool is adding
+a module).
+"""
 
 from __future__ import annotations
 

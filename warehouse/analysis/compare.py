@@ -39,6 +39,9 @@ A set of repeats (`run --repeat N`: N runs of one fingerprint in one invocation)
 sigma of a SINGLE run divided by the median's efficiency (`median_runs`): the history interval becomes
 sigma * sqrt(1/N_eff + 1/n), the pair interval sigma * sqrt(1 + 1/N_eff). Without a history of MIN_HISTORY runs
 the N runs' own spread (pooled over the steps like a history's, N - 1 degrees of freedom a step) is the sigma.
+
+Long because the judgement above is one argument (reference, noise, multiplicity, thin data) whose parts are read
+together; its SQL lives in read/queries.py and its decision in `judge`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""Warehouse backends: embedded chdb (default) and a ClickHouse server, behind one small interface."""
+"""Warehouse backends: embedded chdb (default) and a ClickHouse server, behind one small interface.
+
+Long because the interface and both of its implementations (sessions and the cross-process lock of the embedded
+engine, parameters, file loading, result caps) are read together: a behaviour of one must be the other's too.
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,10 @@
 """Report formats: Markdown (with PNG charts beside it), one self-contained HTML file (inline SVG charts, no
 script, no network), JSON and JUnit XML. Each is one function from a GroupReport to a Rendered document,
-registered in FORMATS by name."""
+registered in FORMATS by name.
+
+Long because the four renderings of the same report sections stand side by side: a section added to one format
+is seen missing in the others.
+"""
 
 from __future__ import annotations
 
