@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from otava.analysis import TTestSignificanceTester, compute_change_points
 
 MAX_PVALUE = 3e-5  # significance a change point must reach (otava's merge step)
@@ -66,7 +67,7 @@ def detect(values: Sequence[float], max_pvalue: float = MAX_PVALUE, relative: bo
     return out
 
 
-def locate(logs: np.ndarray, max_pvalue: float = MAX_PVALUE) -> list[int]:
+def locate(logs: npt.NDArray[np.float64], max_pvalue: float = MAX_PVALUE) -> list[int]:
     """Where a series (of ln values) changes level: otava's significant change points, refined."""
     if len(logs) < MIN_SERIES:
         return []
@@ -75,7 +76,7 @@ def locate(logs: np.ndarray, max_pvalue: float = MAX_PVALUE) -> list[int]:
     return complete(logs, prune(logs, placed, max_pvalue), max_pvalue)
 
 
-def prune(logs: np.ndarray, indices: list[int], max_pvalue: float = MAX_PVALUE) -> list[int]:
+def prune(logs: npt.NDArray[np.float64], indices: list[int], max_pvalue: float = MAX_PVALUE) -> list[int]:
     """Drop, weakest first, the change points that no longer separate their neighbouring segments at
     `max_pvalue` once placed where they fit best."""
     tester = TTestSignificanceTester(max_pvalue)
@@ -91,7 +92,7 @@ def prune(logs: np.ndarray, indices: list[int], max_pvalue: float = MAX_PVALUE) 
     return kept
 
 
-def complete(logs: np.ndarray, indices: list[int], max_pvalue: float = MAX_PVALUE) -> list[int]:
+def complete(logs: npt.NDArray[np.float64], indices: list[int], max_pvalue: float = MAX_PVALUE) -> list[int]:
     """Add the change points otava's windows miss near a series' ends: split any segment at its best split
     while the two parts differ at a tenth of `max_pvalue` (the best of many splits needs a stricter test),
     so that a series without change gains none."""
@@ -113,7 +114,7 @@ def complete(logs: np.ndarray, indices: list[int], max_pvalue: float = MAX_PVALU
     return cuts[1:-1]
 
 
-def refine(logs: np.ndarray, indices: list[int]) -> list[int]:
+def refine(logs: npt.NDArray[np.float64], indices: list[int]) -> list[int]:
     """Move each change point to the best split of the segment between its neighbours (left to right, each
     with the already refined one before it), keeping at least one value on each side."""
     refined: list[int] = []
@@ -125,13 +126,13 @@ def refine(logs: np.ndarray, indices: list[int]) -> list[int]:
     return sorted(set(refined))
 
 
-def best_split(segment: np.ndarray) -> int:
+def best_split(segment: npt.NDArray[np.float64]) -> int:
     """The split k (1 <= k < n) that minimises the two parts' squared deviations from their means; 0 if
     the segment is too short to split."""
     return int(best_splits(segment[np.newaxis, :])[0])
 
 
-def best_splits(series: np.ndarray) -> np.ndarray:
+def best_splits(series: npt.NDArray[np.float64]) -> npt.NDArray[np.intp]:
     """`best_split` of every row of a 2-D array at once (cumulative sums: O(rows x n))."""
     n = series.shape[1]
     if n < 2:
