@@ -12,6 +12,7 @@ import altair as alt
 import pandas as pd
 
 from warehouse.read.queries import CHECK_FAILURE
+from warehouse.read.records import ErrorCause
 from warehouse.report.text import shorten
 from warehouse.report.tool_figures import ToolPoint
 
@@ -95,10 +96,10 @@ def rps_chart(rows: Rows) -> alt.Chart:
     )
 
 
-def errors_frame(rows: Rows) -> pd.DataFrame:
-    """Errors-by-cause rows with a `cause` and a step `series` label, largest count first."""
+def errors_frame(causes: Sequence[ErrorCause]) -> pd.DataFrame:
+    """Errors by cause with a `cause` and a step `series` label, largest count first."""
     columns = ["kind", "journey", "step", "status", "error", "count"]
-    frame = pd.DataFrame(rows, columns=columns) if not isinstance(rows, pd.DataFrame) else rows.copy()
+    frame = pd.DataFrame([c.to_dict() for c in causes], columns=columns)
     frame["series"] = [step_label(j, s) for j, s in zip(frame["journey"], frame["step"], strict=True)]
     # a request error by its status and text; a failed check by the check (its kind says which is which)
     frame["cause"] = [
@@ -108,9 +109,9 @@ def errors_frame(rows: Rows) -> pd.DataFrame:
     return frame.sort_values("count", ascending=False, kind="stable").reset_index(drop=True)
 
 
-def errors_chart(rows: Rows) -> alt.Chart:
+def errors_chart(causes: Sequence[ErrorCause]) -> alt.Chart:
     """Failed requests by cause, one bar per cause split by the step it happened in."""
-    frame = errors_frame(rows)
+    frame = errors_frame(causes)
     return (
         alt.Chart(frame, title="Errors by cause")
         .mark_bar()

@@ -37,7 +37,7 @@ from dashboard.tables import (
 )
 from warehouse.errors import WarehouseError
 from warehouse.read.queries import REQUEST_ERROR
-from warehouse.read.records import RunRecord
+from warehouse.read.records import RunRecord, SlowSample
 from warehouse.read.sqlgate import DEFAULT_ROW_LIMIT, DEFAULT_TIMEOUT_S, Refused
 from warehouse.report.text import streamlit_markdown
 from warehouse.report.tool_figures import ToolFigures
@@ -197,9 +197,9 @@ def _tool_figures(figures: ToolFigures) -> None:
         st.altair_chart(charts.tool_timeline_chart(figures.timeline, figures.tool_name), width="stretch")
 
 
-def _slowest(rows: list[dict[str, Any]]) -> None:
+def _slowest(samples: list[SlowSample]) -> None:
     st.subheader("Slowest samples")
-    frame = slowest_frame(rows)
+    frame = slowest_frame(samples)
     linked = bool(frame["trace_url"].astype(bool).any())
     st.caption("The slowest requests and the trace id each sent" + (", linked to its trace." if linked else
                ": set trace.url in the spec or PERFHOUSE_TRACE_URL (with {trace_id}) to link them to their traces."))

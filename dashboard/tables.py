@@ -11,6 +11,7 @@ import pandas as pd
 
 from dashboard.charts import errors_frame, step_label
 from warehouse.analysis.slo import Verdict
+from warehouse.read.records import ErrorCause, SlowSample
 from warehouse.report.reports import ABORTED, FAILED, INCOMPLETE, NO_SLOS, PASSED, verdict_of
 from warehouse.report.tool_figures import ToolFigures
 
@@ -146,9 +147,9 @@ def slo_frame(verdicts: Sequence[Verdict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["verdict", "slo", "scope", "metric", "threshold", "observed"])
 
 
-def errors_table(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+def errors_table(causes: Sequence[ErrorCause]) -> pd.DataFrame:
     """Errors by cause for the table beside the chart."""
-    return errors_frame(rows)[["cause", "series", "count"]].rename(columns={"series": "step"})
+    return errors_frame(causes)[["cause", "series", "count"]].rename(columns={"series": "step"})
 
 
 def compare_frame(comparison: Any) -> pd.DataFrame:
@@ -169,9 +170,9 @@ def compare_frame(comparison: Any) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def slowest_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+def slowest_frame(samples: Sequence[SlowSample]) -> pd.DataFrame:
     """The slowest traced samples: when, which step, status, milliseconds, the trace id and its trace's URL."""
-    frame = pd.DataFrame(list(rows), columns=["ts", "journey", "step", "status", "duration_ms", "trace_id", "trace_url"])
+    frame = pd.DataFrame([s.to_dict() for s in samples], columns=["ts", "journey", "step", "status", "duration_ms", "trace_id", "trace_url"])
     frame.insert(1, "label", [step_label(j, s) for j, s in zip(frame["journey"], frame["step"], strict=True)])
     return frame.drop(columns=["journey", "step"]).rename(columns={"label": "step", "ts": "time (UTC)"})
 

@@ -23,7 +23,7 @@ from warehouse.engine.schema import MIGRATIONS, migrate
 from warehouse.engine.summaries import batch_shape
 from warehouse.errors import DataError, IngestError, WarehouseError
 from warehouse.read import queries
-from warehouse.read.records import RunListing, RunRecord, StepStats
+from warehouse.read.records import ErrorCause, RunListing, RunRecord, StepStats
 
 if TYPE_CHECKING:  # ingestion loads when a file is ingested, not with every command that opens the warehouse
     from warehouse.ingest import IngestJob, IngestResult, StepFacts
@@ -496,8 +496,8 @@ class Warehouse:
     def latency_over_time(self, run_id: str, bucket_s: int = 1) -> list[dict[str, Any]]:
         return self.backend.query(queries.LATENCY_OVER_TIME, {"run": run_id, "bucket": bucket_s})
 
-    def errors(self, run_id: str) -> list[dict[str, Any]]:
-        return self.backend.query(queries.ERRORS_BY_CAUSE, {"run": run_id})
+    def errors(self, run_id: str) -> list[ErrorCause]:
+        return [ErrorCause.of(r) for r in self.backend.query(queries.ERRORS_BY_CAUSE, {"run": run_id})]
 
     # -- infrastructure samples (appended by the runners work, issue 5) ---------------------------
 

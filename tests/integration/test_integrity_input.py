@@ -152,7 +152,7 @@ def test_a_jtl_cell_that_reads_backslash_n_is_text(any_warehouse_url: str, tmp_p
         assert result.rows == 3 and result.rejected == (source == bad)
         assert {s.step for s in wh.step_stats(result.run_id)} == {"\\N", "home"}
         # the 500 is a request error whose message is `\N`, and its failure message `\N` names a failed check
-        assert sorted((e["kind"], e["error"]) for e in wh.errors(result.run_id)) == [
+        assert sorted((e.kind, e.error) for e in wh.errors(result.run_id)) == [
             ("failed check", "\\N"), ("request error", "\\N")]
 
 

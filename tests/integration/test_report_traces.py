@@ -38,9 +38,9 @@ def test_the_slowest_traced_samples_link_to_their_traces(any_warehouse_url: str,
     doc = document(any_warehouse_url, RUN)
     slowest = doc.runs[0].slowest
     # the sample without a trace id ("null" saved for an unset variable) is not listed
-    assert len(slowest) == 10 and all(len(s["trace_id"]) == 32 for s in slowest)
-    assert [s["duration_ms"] for s in slowest[:3]] == [210.0, 120.0, 95.0]
-    assert slowest[0]["trace_id"] == SLOWEST
+    assert len(slowest) == 10 and all(len(s.trace_id) == 32 for s in slowest)
+    assert [s.duration_ms for s in slowest[:3]] == [210.0, 120.0, 95.0]
+    assert slowest[0].trace_id == SLOWEST
     md = FORMATS["md"](doc, PurePosixPath("report.md")).text
     check_golden(request, "traced.md", md)
     html = FORMATS["html"](doc, None).text
@@ -54,12 +54,12 @@ def test_the_environment_gives_the_template_a_run_lacks(tmp_path: Path, monkeypa
     plain = dataclasses.replace(RUN, labels={})
     monkeypatch.delenv(TRACE_URL_ENV, raising=False)
     doc = document(url, plain)
-    assert doc.runs[0].slowest[0]["trace_url"] == ""
+    assert doc.runs[0].slowest[0].trace_url == ""
     md = FORMATS["md"](doc, None).text
     assert f"| `{SLOWEST}` |" in md and "](<" not in md  # the ids, unlinked
     monkeypatch.setenv(TRACE_URL_ENV, "http://jaeger.example:16686/trace/{trace_id}")
     again = build_group_report(Warehouse.open(url), [plain.run_id], ReportOptions())
-    assert again.runs[0].slowest[0]["trace_url"] == f"http://jaeger.example:16686/trace/{SLOWEST}"
+    assert again.runs[0].slowest[0].trace_url == f"http://jaeger.example:16686/trace/{SLOWEST}"
 
 
 def test_a_run_without_trace_ids_has_no_slowest_samples_section(tmp_path: Path) -> None:

@@ -10,7 +10,8 @@ import pytest
 from dashboard import charts
 from dashboard.tables import ALL, Headline, choices, filter_runs, ms, runs_frame, slo_frame, steps_frame
 from warehouse.analysis.slo import Verdict
-from warehouse.read.records import RunRecord
+from warehouse.read.queries import REQUEST_ERROR
+from warehouse.read.records import ErrorCause, RunRecord
 
 SERIES = [
     {"t": "2026-01-02 10:00:00", "journey": "browse", "step": "list", "rps": 10, "errors": 0,
@@ -21,8 +22,8 @@ SERIES = [
      "p50_ms": 1.5, "p95_ms": 2.5, "p99_ms": 3.5},
 ]
 ERRORS = [
-    {"journey": "checkout", "step": "pay", "status": 503, "error": "", "count": 4},
-    {"journey": "checkout", "step": "pay", "status": 0, "error": "dial: connection refused", "count": 9},
+    ErrorCause(REQUEST_ERROR.kind, "checkout", "pay", 503, "", 4),
+    ErrorCause(REQUEST_ERROR.kind, "checkout", "pay", 0, "dial: connection refused", 9),
 ]
 
 

@@ -96,3 +96,63 @@ class StepStats:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class ErrorCause:
+    """One cause of failure in a run (queries.ERRORS_BY_CAUSE): a request error by status and text, or a failed
+    check by its name (`kind` says which), with the step it happened in and how often."""
+
+    kind: str
+    journey: str
+    step: str
+    status: int
+    error: str
+    count: int
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> ErrorCause:
+        return cls(**row)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class StatusErrors:
+    """Failed requests of one HTTP status and error text over a run (queries.REPORT_ERRORS_BY_STATUS), with the
+    number of steps they happened in."""
+
+    status: int
+    error: str
+    count: int
+    steps: int
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> StatusErrors:
+        return cls(**row)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SlowSample:
+    """One of a run's slowest requests that sent a trace id (queries.SLOWEST_TRACED), with the URL of its trace
+    ('' without a URL template)."""
+
+    ts: str
+    journey: str
+    step: str
+    status: int
+    ok: int
+    duration_ms: float
+    trace_id: str
+    trace_url: str = ""
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any], trace_url: str = "") -> SlowSample:
+        return cls(**row, trace_url=trace_url)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

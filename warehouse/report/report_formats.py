@@ -133,8 +133,8 @@ SLOWEST_SENTENCE = ("The slowest requests, each with the trace id it sent (a tra
 
 def _slowest_rows(report: Report, text: Callable[[Any], str] = shorten) -> list[tuple[list[str], str, str]]:
     """(cells before the trace, trace id, trace URL) per slow sample."""
-    return [([str(r["ts"]), text(step_name(str(r["journey"]), str(r["step"]))), str(r["status"]), ms(r["duration_ms"])],
-             str(r["trace_id"]), str(r["trace_url"])) for r in report.slowest]
+    return [([r.ts, text(step_name(r.journey, r.step)), str(r.status), ms(r.duration_ms)], r.trace_id, r.trace_url)
+            for r in report.slowest]
 
 
 def _md_link(text: str, url: str) -> str:
@@ -144,17 +144,16 @@ def _md_link(text: str, url: str) -> str:
 
 
 def _status_rows(report: Report) -> list[list[str]]:
-    total = sum(int(e["count"]) for e in report.errors_by_status) or 1
-    return [[str(e["status"]) if e["status"] else "no response", e["error"] or "–", str(e["count"]),
-             _pct(int(e["count"]) / total)] for e in report.errors_by_status]
+    total = sum(e.count for e in report.errors_by_status) or 1
+    return [[str(e.status) if e.status else "no response", e.error or "–", str(e.count), _pct(e.count / total)]
+            for e in report.errors_by_status]
 
 
 CAUSE_HEADER = ["kind", "journey", "step", "status", "error or failed check", "count"]
 
 
 def _cause_rows(report: Report, text: Callable[[Any], str] = shorten) -> list[list[str]]:
-    return [[e["kind"], text(e["journey"]), text(e["step"]), str(e["status"]), text(e["error"]) if e["error"] else "–",
-             str(e["count"])]
+    return [[e.kind, text(e.journey), text(e.step), str(e.status), text(e.error) if e.error else "–", str(e.count)]
             for e in report.errors]
 
 

@@ -21,7 +21,7 @@ from warehouse.analysis.slo import Objective, Verdict, percentile_level
 from warehouse.analysis.verdict import RunVerdict, group_verdict, run_verdict, verdict_of
 from warehouse.errors import DataError, WarehouseError
 from warehouse.read import queries
-from warehouse.read.records import RunRecord
+from warehouse.read.records import ErrorCause, RunRecord, SlowSample, StatusErrors
 from warehouse.report import traces
 from warehouse.report.charts import bucket_seconds
 from warehouse.report.tool_figures import ToolFigures, tool_figures
@@ -181,20 +181,20 @@ class Report:
     totals: dict[str, Any]
     steps: list[dict[str, Any]]
     slos: list[Verdict]
-    errors: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[ErrorCause] = field(default_factory=list)
     # Filled by build_run_report (a signed-off report); empty in the headline report of build_report.
     verdict: str = ""
     percentiles: list[str] = field(default_factory=list)
     bucket_s: int = 1
     timeline: list[dict[str, Any]] = field(default_factory=list)
     bottlenecks: list[dict[str, Any]] = field(default_factory=list)
-    errors_by_status: list[dict[str, Any]] = field(default_factory=list)
+    errors_by_status: list[StatusErrors] = field(default_factory=list)
     apdex: dict[str, Any] = field(default_factory=dict)
     infra: dict[str, Any] = field(default_factory=dict)
     capacity: dict[str, Any] | None = None
     comparison: Comparison | None = None
     tool_summary: list[dict[str, Any]] = field(default_factory=list)  # the tool's own end-of-test figures beside ours
-    slowest: list[dict[str, Any]] = field(default_factory=list)  # the slowest traced requests, with trace links
+    slowest: list[SlowSample] = field(default_factory=list)  # the slowest traced requests, with trace links
     tool_figures: ToolFigures | None = None  # the tool's own figures kept as interval aggregates (Locust, JMeter)
 
     @property
@@ -209,7 +209,7 @@ class Report:
             "totals": self.totals,
             "slos": [v.to_dict() for v in self.slos],
             "steps": self.steps,
-            "errors": self.errors,
+            "errors": [e.to_dict() for e in self.errors],
             # which failure each rate counts (the totals' and steps' errors and check_failures likewise)
             "rates": {f.name: f.meaning for f in queries.FAILURES},
             "passed": self.passed,
@@ -220,7 +220,7 @@ class Report:
                 "bucket_s": self.bucket_s,
                 "timeline": self.timeline,
                 "bottlenecks": self.bottlenecks,
-                "errors_by_status": self.errors_by_status,
+                "errors_by_status": [e.to_dict() for e in self.errors_by_status],
                 "apdex": self.apdex,
                 "infra": self.infra,
                 "capacity": self.capacity,
@@ -229,7 +229,7 @@ class Report:
             if self.tool_summary:
                 out["tool_summary"] = self.tool_summary
         if self.slowest:
-            out["slowest"] = self.slowest
+            out["slowest"] = [s.to_dict() for s in self.slowest]
         if self.tool_figures is not None:
             out["tool_figures"] = self.tool_figures.to_dict()
         return _finite(out)
@@ -277,12 +277,12 @@ def build_report(warehouse: Warehouse, run_id: str) -> Report:
         )
 
 
-def slowest_traced(warehouse: Warehouse, run: RunRecord, limit: int = SLOWEST) -> list[dict[str, Any]]:
+def slowest_traced(warehouse: Warehouse, run: RunRecord, limit: int = SLOWEST) -> list[SlowSample]:
     """The run's slowest requests that carry a trace id (none without trace context), each with its trace's URL
     when the run's spec or PERFHOUSE_TRACE_URL gives a template ('' otherwise)."""
     template = traces.url_template(run.labels)
     rows = warehouse.backend.query(queries.SLOWEST_TRACED, {"run": run.run_id, "limit": limit})
-    return [{**r, "trace_url": traces.trace_link(template, str(r["trace_id"]))} for r in rows]
+    return [SlowSample.of(r, traces.trace_link(template, str(r["trace_id"]))) for r in rows]
 
 
 def build_group_report(warehouse: Warehouse, run_ids: list[str], options: ReportOptions | None = None) -> GroupReport:
@@ -333,7 +333,7 @@ def build_run_report(warehouse: Warehouse, run_id: str, options: ReportOptions) 
         bucket_s=bucket,
         timeline=timeline,
         bottlenecks=insight.bottlenecks(steps),
-        errors_by_status=backend.query(queries.REPORT_ERRORS_BY_STATUS, {"run": run_id}),
+        errors_by_status=[StatusErrors.of(r) for r in backend.query(queries.REPORT_ERRORS_BY_STATUS, {"run": run_id})],
         apdex={"t_ms": options.apdex_t_ms, "overall": totals["apdex"],
                "steps": [{"name": insight.step_name(s["journey"], s["step"]), "apdex": s["apdex"],
                           "count": s["count"]} for s in steps]},
