@@ -82,9 +82,9 @@ def test_bottlenecks_rank_by_time_and_error_share() -> None:
         {"journey": "shop", "step": "detail", "total_ms": 800.0, "errors": 1, "p50_ms": 0.0, "p99_ms": 5.0},
     ]
     ranked = insight.bottlenecks(steps)
-    assert [b["step"] for b in ranked] == ["pay", "detail", "list"]  # 0.1 + 0.9 ahead of 0.8 + 0.1
-    assert ranked[0]["tail_ratio"] == 10 and ranked[1]["tail_ratio"] is None  # no ratio over a p50 of 0
-    assert math.isclose(sum(b["time_share"] for b in ranked), 1.0)
+    assert [b.step for b in ranked] == ["pay", "detail", "list"]  # 0.1 + 0.9 ahead of 0.8 + 0.1
+    assert ranked[0].tail_ratio == 10 and ranked[1].tail_ratio is None  # no ratio over a p50 of 0
+    assert math.isclose(sum(b.time_share for b in ranked), 1.0)
 
 
 def seconds(levels: list[float], start: int = 0) -> list[tuple[str, float]]:

@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from warehouse.read.records import Bottleneck
+
 CORRELATED = 0.6  # a series whose Pearson r with latency reaches this is named as correlated
 CLIMB = 1.5  # latency "climbed" when P95 exceeds this multiple of its early level
 SATURATED = 0.8  # a series at this share of its own peak when latency climbed is named as saturated
@@ -34,7 +36,7 @@ def pearson(xs: Sequence[float], ys: Sequence[float]) -> float | None:
     return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / math.sqrt(sxx * syy)
 
 
-def bottlenecks(steps: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def bottlenecks(steps: Sequence[Mapping[str, Any]]) -> list[Bottleneck]:
     """Steps ranked by impact: the share of all request time spent in the step plus its share of all failed
     requests; the tail ratio p99/p50 says how uneven the step is. Largest impact first."""
     total_ms = sum(float(s["total_ms"]) for s in steps) or 1.0
@@ -45,10 +47,9 @@ def bottlenecks(steps: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         error_share = int(s["errors"]) / total_errors if total_errors else 0.0
         p50, p99 = s.get("p50_ms"), s.get("p99_ms")
         tail = float(p99) / float(p50) if p50 and p99 is not None and float(p50) > 0 else None
-        ranked.append({"name": step_name(s["journey"], s["step"]), "journey": s["journey"], "step": s["step"],
-                       "time_share": time_share, "error_share": error_share, "tail_ratio": tail,
-                       "impact": time_share + error_share})
-    ranked.sort(key=lambda b: (-b["impact"], -(b["tail_ratio"] or 0), b["name"]))
+        ranked.append(Bottleneck(step_name(s["journey"], s["step"]), s["journey"], s["step"], time_share, error_share,
+                                 tail, time_share + error_share))
+    ranked.sort(key=lambda b: (-b.impact, -(b.tail_ratio or 0), b.name))
     return ranked
 
 

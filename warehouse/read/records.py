@@ -156,3 +156,20 @@ class SlowSample:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Bottleneck:
+    """One step ranked by impact (analysis.insight.bottlenecks): its share of all request time plus its share of
+    all failed requests; the tail ratio p99/p50 (None over a p50 of 0) says how uneven it is."""
+
+    name: str
+    journey: str
+    step: str
+    time_share: float
+    error_share: float
+    tail_ratio: float | None
+    impact: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

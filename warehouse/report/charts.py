@@ -17,6 +17,7 @@ import altair as alt
 import pandas as pd
 
 from warehouse.errors import WarehouseError
+from warehouse.read.records import Bottleneck
 from warehouse.report.text import shorten
 
 Rows = Sequence[Mapping[str, Any]]
@@ -129,11 +130,11 @@ def capacity_chart(steps: Rows, knee_level: float | None) -> alt.LayerChart | al
     return alt.layer(line, dots, labels)
 
 
-def bottleneck_chart(bottlenecks: Rows) -> alt.Chart:
+def bottleneck_chart(bottlenecks: Sequence[Bottleneck]) -> alt.Chart:
     """Share of all time spent in requests per step, largest first; the bar's colour is its tail ratio."""
     frame = pd.DataFrame(
-        [{"step": b["name"], "time_share": b["time_share"] * 100, "error_share": b["error_share"] * 100,
-          "tail_ratio": b["tail_ratio"]} for b in bottlenecks],
+        [{"step": b.name, "time_share": b.time_share * 100, "error_share": b.error_share * 100,
+          "tail_ratio": b.tail_ratio} for b in bottlenecks],
         columns=["step", "time_share", "error_share", "tail_ratio"],
     )
     return (

@@ -122,7 +122,7 @@ def _step_rows(report: Report, text: Callable[[Any], str] = shorten) -> list[lis
 
 
 def _bottleneck_rows(report: Report, text: Callable[[Any], str] = shorten) -> list[list[str]]:
-    return [[str(i), text(b["name"]), _pct(b["time_share"]), _pct(b["error_share"]), _num(b["tail_ratio"])]
+    return [[str(i), text(b.name), _pct(b.time_share), _pct(b.error_share), _num(b.tail_ratio)]
             for i, b in enumerate(report.bottlenecks, start=1)]
 
 

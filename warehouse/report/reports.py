@@ -21,7 +21,7 @@ from warehouse.analysis.slo import Objective, Verdict, percentile_level
 from warehouse.analysis.verdict import RunVerdict, group_verdict, run_verdict, verdict_of
 from warehouse.errors import DataError, WarehouseError
 from warehouse.read import queries
-from warehouse.read.records import ErrorCause, RunRecord, SlowSample, StatusErrors
+from warehouse.read.records import Bottleneck, ErrorCause, RunRecord, SlowSample, StatusErrors
 from warehouse.report import traces
 from warehouse.report.charts import bucket_seconds
 from warehouse.report.tool_figures import ToolFigures, tool_figures
@@ -187,7 +187,7 @@ class Report:
     percentiles: list[str] = field(default_factory=list)
     bucket_s: int = 1
     timeline: list[dict[str, Any]] = field(default_factory=list)
-    bottlenecks: list[dict[str, Any]] = field(default_factory=list)
+    bottlenecks: list[Bottleneck] = field(default_factory=list)
     errors_by_status: list[StatusErrors] = field(default_factory=list)
     apdex: dict[str, Any] = field(default_factory=dict)
     infra: dict[str, Any] = field(default_factory=dict)
@@ -219,7 +219,7 @@ class Report:
                 "percentiles": self.percentiles,
                 "bucket_s": self.bucket_s,
                 "timeline": self.timeline,
-                "bottlenecks": self.bottlenecks,
+                "bottlenecks": [b.to_dict() for b in self.bottlenecks],
                 "errors_by_status": [e.to_dict() for e in self.errors_by_status],
                 "apdex": self.apdex,
                 "infra": self.infra,
