@@ -960,6 +960,7 @@ def trace_id_sql(cell: str) -> str:
 
 # Register the built-in formats (influx_line last: its sniff accepts the loosest text).
 from warehouse.ingest import jtl_csv, jtl_xml, k6_csv, k6_json, locust_csv, locust_jsonl  # noqa: E402, I001
+from warehouse.tools import gatling  # noqa: E402, F401
 from warehouse.ingest import influx_line  # noqa: E402
 
 __all__ = [
