@@ -140,7 +140,7 @@ def _count(reader: _Reader, what: str) -> int:
 def _check_version(version: str) -> None:
     match = re.fullmatch(r"(\d+)\.(\d+).*", version)
     # Gatling's own sample of the format names 3.12.1, the development version that introduced it before 3.13
-    if not match or (int(match[1]), int(match[2])) < (3, 12):
+    if not match or int(match[1]) != 3 or int(match[2]) < 12:
         raise Unreadable(f"1: a binary simulation.log of Gatling {version[:40]!r}, a version whose layout perfhouse "
                          f"does not know; it reads {KNOWN_VERSIONS}")
 

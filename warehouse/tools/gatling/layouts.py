@@ -137,7 +137,7 @@ def run_record(head: bytes) -> RunRecord:
     for number, f in enumerate(complete, 1):
         if f[0] != "ASSERTION":
             return _run_of(f, number, complete[number:])
-    raise UnknownLayout(f"{len(complete)}: no RUN record in the first {len(head)} bytes")
+    raise UnknownLayout(f"{len(complete)}: no RUN record after the ASSERTION lines (a simulation.log starts with one)")
 
 
 def _run_of(f: list[str], line: int, after: list[list[str]]) -> RunRecord:
