@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
+from tests.unit.test_gatling_layouts import grouped_binary_log
 from warehouse.store import Warehouse
 
 pytestmark = pytest.mark.integration
@@ -76,3 +77,11 @@ def test_a_gzipped_log_is_the_same_file(any_warehouse_url: str, tmp_path: Path) 
     plain = tmp_path / "simulation.log"
     shutil.copy(DATA / "gatling-3.13.bin.log", plain)
     assert wh.ingest(plain).duplicate
+
+
+def test_binary_groups_are_the_steps_path_commas_and_all(tmp_path: Path) -> None:
+    wh = Warehouse.open(f"chdb://{tmp_path / 'wh'}")
+    result = wh.ingest(grouped_binary_log(tmp_path / "simulation.log"))
+    assert (result.rows, result.rejected) == (2, 0)
+    [step] = wh.step_stats(result.run_id)
+    assert (step.journey, step.step, step.count, step.errors) == ("buyers", "Caf\u00e9, bar / Pay\u20ac now / Pay", 2, 1)
