@@ -95,3 +95,22 @@ def test_gatlings_own_file_reports_its_percentiles(tmp_path: Path) -> None:
     totals = json.loads(report.stdout)["runs"][0]["totals"]
     assert (totals["count"], totals["errors"], totals["max_ms"]) == (8, 0, 9000)
     assert (totals["p70_ms"], totals["p99_ms"]) == (5000, pytest.approx(8860))
+
+
+def test_a_gatling_results_directory_imports_a_run_per_simulation_log(tmp_path: Path) -> None:
+    """Gatling's results/ holds a directory per run: its simulation.log beside the HTML report's files, which are
+    skipped as files that are not results."""
+    results = tmp_path / "results"
+    for day in (1, 2):
+        run_dir = results / f"shopsimulation-2026010{day}120000000"
+        (run_dir / "js").mkdir(parents=True)
+        simulation_log(run_dir / "simulation.log", day, seed=day, requests=20)
+        (run_dir / "index.html").write_text("<html><body>Gatling's report</body></html>\n")
+        (run_dir / "js" / "stats.js").write_text("var stats = {};\n")
+    done = perfhouse(f"chdb://{tmp_path / 'wh'}", "ingest", str(results), "--recursive", "--json")
+    assert done.returncode == 0, done.stderr
+    outcomes = [json.loads(line) for line in done.stdout.splitlines()]
+    ingested = sorted((o["path"], o["rows"]) for o in outcomes if o["status"] == "ingested")
+    assert [(Path(p).parent.name, rows) for p, rows in ingested] == [
+        ("shopsimulation-20260101120000000", 60), ("shopsimulation-20260102120000000", 60)]
+    assert {o["status"] for o in outcomes if not o["path"].endswith("simulation.log")} == {"skipped"}
