@@ -63,7 +63,7 @@ def test_binary_log_gives_gatlings_own_statistics(any_warehouse_url: str) -> Non
     run = wh.run(result.run_id)
     assert (run.name, run.tool_version, run.started_at) == ("computerdatabase.ComputerDatabaseSimulation", "3.12.1",
                                                            "2024-11-04 21:58:51.501")
-    assert "several (Admins, Users)" in run.notes
+    assert "this run has 2 (Admins, Users)" in run.notes
 
 
 def test_a_gzipped_log_is_the_same_file(any_warehouse_url: str, tmp_path: Path) -> None:

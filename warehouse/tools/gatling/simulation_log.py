@@ -148,16 +148,19 @@ def journey_sql(layout: Layout) -> tuple[str, str]:
 def requests_sql(layout: Layout, table: str, fields: str, reason: str) -> str:
     r = layout
     journey, join = journey_sql(r)
-    step = (f"arrayStringConcat(arrayPushBack(arrayFilter(g -> g != '', splitByChar({_lit(r.group_separator)}, f_[{r.groups}])), "
-            f"f_[{r.name}]), {_lit(PATH_SEPARATOR)})")
-    waiting = f"greatest(toFloat64(toInt64OrZero(f_[{r.waiting[1]}]) - toInt64OrZero(f_[{r.waiting[0]}])), 0)" if r.waiting else "0"
+    groups = f"arrayFilter(g -> g != '', splitByChar({_lit(r.group_separator)}, f_[{r.groups}]))"
+    step = f"arrayStringConcat(arrayPushBack({groups}, f_[{r.name}]), {_lit(PATH_SEPARATOR)})"
+    waiting = "0"
+    if r.waiting:
+        waiting = f"greatest(toFloat64(toInt64OrZero(f_[{r.waiting[1]}]) - toInt64OrZero(f_[{r.waiting[0]}])), 0)"
     vu = f"f_[{r.user}]" if r.user else "''"
     return f"""
     INSERT INTO {table} (run_id, batch, ts, tool, generator, journey, step, service, method, url, status, ok,
                          duration_ms, waiting_ms, connect_ms, bytes_sent, bytes_received, error, vu)
     WITH valid_ AS (SELECT * FROM ({fields}) WHERE ({reason}) = '')
-    SELECT {{run:String}}, {{batch:String}}, toDateTime64(fromUnixTimestamp64Milli(toInt64OrZero(f_[{r.start}]), 'UTC'), 6,
-           'UTC'), '{TOOL}', {{generator:String}}, journey_, step_,
+    SELECT {{run:String}}, {{batch:String}},
+           toDateTime64(fromUnixTimestamp64Milli(toInt64OrZero(f_[{r.start}]), 'UTC'), 6, 'UTC'), '{TOOL}',
+           {{generator:String}}, journey_, step_,
            transform(concat(journey_, '\\t', step_), {{svc_keys:Array(String)}}, {{svc_values:Array(String)}}, ''),
            '', '', 0, f_[{r.status}] = 'OK',
            toFloat64(toInt64OrZero(f_[{r.end}]) - toInt64OrZero(f_[{r.start}])), {waiting}, 0, 0, 0,
@@ -194,7 +197,7 @@ class SimulationLog:
                     decoded = binary.to_text(job.path, text)
                 except binary.Unreadable as exc:
                     raise IngestError(f"{shown}: {exc}") from None
-                self._load_text(dataclasses.replace(job, path=text), result, read_head(text), decoded)
+                self._load_text(dataclasses.replace(job, path=text), result, b"", decoded)
             result.notes.append("read from Gatling's binary simulation.log: line numbers are record numbers")
             return
         self._load_text(job, result, head, None)
@@ -227,7 +230,7 @@ class SimulationLog:
         count_rejects(job, result, reason, keep_sql="line != ''", text_sql="line", from_sql=f"({fields})")
         if decoded is not None and decoded.damage:
             result.rejected += 1
-            result.samples.append(dataclasses.replace(decoded.damage))
+            result.samples.append(decoded.damage)
         result.notes.append(f"Gatling {run.version if not run.version.startswith('2.') else layout.versions}"
                             f" simulation {run.simulation}")
 
@@ -237,14 +240,15 @@ class SimulationLog:
         if layout.scenario or layout.user_scenario:
             return ""
         rows = job.backend.query(
-            f"SELECT groupUniqArray(3)(f_[{layout.scenario_in_user}]) AS s FROM ({fields}) "
-            f"WHERE kind_ = 'USER' AND ({reason}) = ''"
+            f"SELECT uniqExact(f_[{layout.scenario_in_user}]) AS n, groupUniqArray(5)(f_[{layout.scenario_in_user}]) "
+            f"AS s FROM ({fields}) WHERE kind_ = 'USER' AND ({reason}) = ''"
         )
-        scenarios = sorted(str(s) for s in rows[0]["s"])
-        if len(scenarios) == 1:
+        count, scenarios = int(rows[0]["n"]), sorted(str(s) for s in rows[0]["s"])
+        if count == 1:
             return scenarios[0]
-        if scenarios:
+        if count:
+            named = ", ".join(scenarios) + (", ..." if count > len(scenarios) else "")
             result.notes.append(f"Gatling {layout.versions} does not record a request's scenario and this run has "
-                                f"several ({', '.join(scenarios)}): its requests have no journey")
+                                f"{count} ({named}): its requests have no journey")
         return ""
 
