@@ -24,6 +24,7 @@ import dataclasses
 from pathlib import Path
 from typing import ClassVar
 
+from warehouse.engine.owners import scratch_dir
 from warehouse.errors import IngestError
 from warehouse.ingest import (
     IngestJob,
@@ -42,7 +43,6 @@ from warehouse.ingest.bounds import (
     TIME_REASON,
 )
 from warehouse.ingest.history import RunMeta
-from warehouse.owners import scratch_dir
 from warehouse.tools.gatling import binary
 from warehouse.tools.gatling.layouts import (
     PATH_SEPARATOR,
