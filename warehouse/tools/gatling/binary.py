@@ -54,16 +54,35 @@ def looks_binary(head: bytes) -> bool:
 
 
 class _Reader:
+    """Big-endian numbers and strings from a stream, read in blocks of a MiB (bounded memory)."""
+
+    BLOCK = 1 << 20
+
     def __init__(self, fh: BinaryIO) -> None:
-        self.fh, self.offset = fh, 0
+        self.fh, self.buffer, self.at, self.consumed = fh, b"", 0, 0  # consumed: bytes of the file before buffer
         self.cache: dict[int, str] = {}
 
+    @property
+    def offset(self) -> int:
+        return self.consumed + self.at
+
     def take(self, n: int) -> bytes:
-        data = self.fh.read(n)
-        if len(data) != n:
-            raise _Cut(f"the file ends inside a record (byte {self.offset + len(data)})")
-        self.offset += n
+        end = self.at + n
+        if end > len(self.buffer):
+            self.consumed += self.at
+            self.buffer = self.buffer[self.at :] + self.fh.read(max(n, self.BLOCK))
+            self.at, end = 0, n
+            if end > len(self.buffer):
+                raise _Cut(f"the file ends inside a record (byte {self.consumed + len(self.buffer)})")
+        data, self.at = self.buffer[self.at : end], end
         return data
+
+    def at_end(self) -> bool:
+        if self.at < len(self.buffer):
+            return False
+        self.consumed += self.at
+        self.buffer, self.at = self.fh.read(self.BLOCK), 0
+        return not self.buffer
 
     def byte(self) -> int:
         return self.take(1)[0]
@@ -170,13 +189,10 @@ def to_text(path: Path, out: Path) -> Decoded:
         text.write(f"RUN\t{run.simulation}\t\t{run.start_ms}\t{run.description or ' '}\t{_clean(run.version)}\n")
         decoded = Decoded(run, 1)
         start = run.start_ms
-        while True:
-            kind = fh.read(1)
-            if not kind:
-                break
-            reader.offset += 1
+        while not reader.at_end():
+            kind = reader.byte()
             try:
-                text.write(_record(reader, kind[0], start, scenarios))
+                text.write(_record(reader, kind, start, scenarios))
             except _Cut as exc:
                 decoded.damage = Rejected(decoded.records + 1, f"binary record {decoded.records + 1}: {exc}; the "
                                           "rest of the file is lost", "")
