@@ -76,7 +76,8 @@ def text_log(tmp: Path) -> tuple[Path, int]:
             lines.append(DAMAGE_34[i][0])
         if i == 5:
             lines.append(b"\n")
-    lines += [b"USER\tshoppers\tEND\t1704067300000\n", b"REQUEST\t\tadd item\t17040672"]
+    lines += [b"ERROR\tFailed to build request add item: No attribute named 'id' is defined\t1704067250000\n",
+              b"USER\tshoppers\tEND\t1704067300000\n", b"REQUEST\t\tadd item\t17040672"]
     path = tmp / "damaged.log"
     path.write_bytes(b"".join(lines))
     return path, min(GOOD, len(DAMAGE_34)) + 1
@@ -90,6 +91,7 @@ def test_damaged_text_log_keeps_valid_requests_and_names_every_bad_field(tmp_pat
     assert "Traceback" not in done.stderr
     result = json.loads(done.stdout)
     assert (result["rows"], result["rejected"]) == (GOOD, bad)
+    assert "Gatling's errors outside any request are not stored (1 ERROR records)" in result["notes"]
     lines = [ln for ln in done.stderr.splitlines() if "rejected:" in ln]
     assert lines and all(ln.strip().startswith(f"{path}:") for ln in lines)
     wh = Warehouse.open(wh_url)

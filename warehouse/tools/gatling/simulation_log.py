@@ -236,13 +236,20 @@ class SimulationLog:
 
     @staticmethod
     def _journey(job: IngestJob, layout: Layout, fields: str, reason: str, result: IngestResult) -> str:
-        """A 3.4+ file's journey: its one scenario, or '' when its USER records name several (or none)."""
+        """A 3.4+ file's journey: its one scenario, or '' when its USER records name several (or none). Errors
+        outside any request (ERROR records; 2.2-2.3 wrote them as GROUP records of three fields) are counted in the
+        result's notes, as the warehouse keeps no row for them."""
+        scenario = f"f_[{layout.scenario_in_user}]"
+        error = "kind_ = 'ERROR'" + (" OR (kind_ = 'GROUP' AND n_ = 3)" if layout.group_errors else "")
+        rows = job.backend.query(
+            f"SELECT uniqExactIf({scenario}, kind_ = 'USER') AS n, groupUniqArrayIf(5)({scenario}, kind_ = 'USER') "
+            f"AS s, countIf({error}) AS errors FROM ({fields}) WHERE kind_ IN ('USER', 'ERROR', 'GROUP') "
+            f"AND ({reason}) = ''"
+        )
+        if errors := int(rows[0]["errors"]):
+            result.notes.append(f"Gatling's errors outside any request are not stored ({errors} ERROR records)")
         if layout.scenario or layout.user_scenario:
             return ""
-        rows = job.backend.query(
-            f"SELECT uniqExact(f_[{layout.scenario_in_user}]) AS n, groupUniqArray(5)(f_[{layout.scenario_in_user}]) "
-            f"AS s FROM ({fields}) WHERE kind_ = 'USER' AND ({reason}) = ''"
-        )
         count, scenarios = int(rows[0]["n"]), sorted(str(s) for s in rows[0]["s"])
         if count == 1:
             return scenarios[0]
@@ -251,4 +258,3 @@ class SimulationLog:
             result.notes.append(f"Gatling {layout.versions} does not record a request's scenario and this run has "
                                 f"{count} ({named}): its requests have no journey")
         return ""
-
