@@ -4,6 +4,4 @@ from __future__ import annotations
 
 from warehouse.tools.gatling.simulation_log import SimulationLog
 
-FORMATS = (SimulationLog,)
-
-__all__ = ["FORMATS", "SimulationLog"]
+__all__ = ["SimulationLog"]
