@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from warehouse.ingest import Rejected
+from warehouse.ingest.formats import Rejected
 from warehouse.tools.gatling.layouts import KNOWN_VERSIONS, LAYOUTS, RunRecord
 
 RUN, REQUEST, USER, GROUP, ERROR = range(5)

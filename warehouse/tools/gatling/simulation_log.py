@@ -26,15 +26,6 @@ from typing import ClassVar
 
 from warehouse.engine.owners import scratch_dir
 from warehouse.errors import IngestError
-from warehouse.ingest import (
-    IngestJob,
-    IngestResult,
-    count_rejects,
-    read_head,
-    register,
-    service_map_params,
-    stage_lines,
-)
 from warehouse.ingest.bounds import (
     ANY_PARTITIONS_SQL,
     DURATION_REASON,
@@ -42,7 +33,10 @@ from warehouse.ingest.bounds import (
     NS_UNTIL,
     TIME_REASON,
 )
+from warehouse.ingest.files import read_head
+from warehouse.ingest.formats import IngestJob, IngestResult, register
 from warehouse.ingest.history import RunMeta
+from warehouse.ingest.sql import count_rejects, service_map_params, stage_lines
 from warehouse.tools.gatling import binary
 from warehouse.tools.gatling.layouts import (
     PATH_SEPARATOR,
