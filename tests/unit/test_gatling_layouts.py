@@ -62,7 +62,7 @@ def test_the_format_claims_gatlings_files_and_no_others() -> None:
         assert fmt.sniff(path.read_bytes()[:65536]), path.name
     assert looks_like_text_log(b"ASSERTION\tAAAA\n")
     for other in (b"timeStamp,elapsed,label\n", b'{"type":"Point"}\n', b"metric_name,timestamp,metric_value,\n",
-                  b"RUNNING\tx\n", b"\x00\x00\x00\x00\x06abcdef", b"\x00\x00\x00\x7f\xff3.13.0", b""):
+                  b"RUNNING\tx\n", b"1700000000000\t12\tRUN\t200\tOK\tThread Group 1-1\ttext\ttrue\t10\t1\t1\t5\n", b"\x00\x00\x00\x00\x06abcdef", b"\x00\x00\x00\x7f\xff3.13.0", b""):
         assert not fmt.sniff(other), other
 
 

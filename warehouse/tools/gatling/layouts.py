@@ -120,9 +120,11 @@ def split_line(line: bytes) -> list[str]:
 
 
 def looks_like_text_log(head: bytes) -> bool:
-    """Does the file start as a text simulation.log does: a RUN record (the type first or third) or an ASSERTION?"""
+    """Does the file start as a text simulation.log does: a RUN record or an ASSERTION? The type comes first, or
+    third in 2.0–2.1's RUN record of six fields ending "2.0" (a headerless tab-separated JTL whose first label
+    is RUN has it third too, in more fields)."""
     first = split_line(head.split(b"\n", 1)[0])
-    return first[0] in ("RUN", "ASSERTION") or (len(first) >= 3 and first[2] == "RUN")
+    return first[0] in ("RUN", "ASSERTION") or (len(first) == 6 and first[2] == "RUN" and first[5] == "2.0")
 
 
 _VERSION = re.compile(r"(\d+)\.(\d+)(?:[.\-][0-9A-Za-z.\-]*)?")
