@@ -13,6 +13,7 @@ here."""
 
 from __future__ import annotations
 
+import ast
 import functools
 import gzip
 import json
@@ -115,6 +116,8 @@ def result_files(tmp: Path) -> tuple[Path, list[Path]]:
     for fmt in FORMATS:
         lines = valid_lines(fmt, 12)
         bad = [fmt.bad("-10", fmt.time(BAD_T)), "this is not a record at all"]
+        if fmt.name == "influx-line":  # JMeter's backend listener too: interval aggregates
+            lines.append(f"jmeter,application=shop,transaction=all,statut=all count=5i,avg=12.5 {T0 * 10**9}")
         files.append(write(tmp / f"damaged.{fmt.suffix}.gz", gzip.compress(
             document(fmt, lines[:4] + bad + lines[4:]).encode())))
     k6 = next(f for f in FORMATS if f.name == "k6-json")
@@ -133,13 +136,13 @@ def result_files(tmp: Path) -> tuple[Path, list[Path]]:
     return valid, files
 
 
-def k6_run_dir(tmp: Path, shift: int) -> Path:
+def k6_run_dir(tmp: Path, shift: int, summary: str = "k6-summary.json") -> Path:
     """k6 JSON results (requests `shift` hours later than the others) with k6's own summary beside them."""
     fmt = next(f for f in FORMATS if f.name == "k6-json")
     lines = [line.replace("T00:", f"T{shift:02d}:") for line in valid_lines(fmt, 12)]
     directory = tmp / f"k6-{shift}"
     write(directory / "k6.json", document(fmt, lines))
-    write(directory / "k6-summary.json", json.dumps({
+    write(directory / summary, json.dumps({
         "metrics": {"http_reqs": {"count": 24, "rate": 2.0},
                     "http_req_duration": {"avg": 30, "min": 10, "med": 30, "max": 59, "p(90)": 50, "p(95)": 55}},
         "root_group": {"name": "", "path": "", "id": "d41d8cd98f00b204e9800998ecf8427e", "groups": [], "checks": []},
@@ -168,10 +171,10 @@ def migrate_from_old_versions(url: str, monkeypatch: pytest.MonkeyPatch) -> None
     Warehouse.open(url)  # here, not in the killed ingest's process: its statements are recorded
 
 
-def kill_mid_ingest(url: str, path: Path) -> None:
-    """A `perfhouse ingest` killed with its batch attaching (its SQL is the ingest's, recorded elsewhere); the
-    next open in this process recovers the batch."""
-    env = {**os.environ, "PERFHOUSE_TEST_KILL_AT": "attaching-recorded"}
+def kill_mid_ingest(url: str, path: Path, at: str = "attaching-recorded") -> None:
+    """A `perfhouse ingest` killed at a step of its commit (its SQL is the ingest's, recorded elsewhere); the next
+    open in this process recovers what it left."""
+    env = {**os.environ, "PERFHOUSE_TEST_KILL_AT": at}
     proc = subprocess.run([sys.executable, "-m", "orchestrator", "--warehouse", url, "ingest", str(path)],
                           env=env, capture_output=True, timeout=120)
     assert proc.returncode == -9, proc.stderr
@@ -190,11 +193,16 @@ def drive(url: str, tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     migrate_from_old_versions(url, monkeypatch)
     valid, other = result_files(tmp)
     kill_mid_ingest(url, valid)
-    wh = Warehouse.open(url)  # recovers the killed batch
+    jtl = next(f for f in FORMATS if f.name == "jtl-csv")
+    kill_mid_ingest(url, write(tmp / "spare.jtl", document(jtl, valid_lines(jtl, 5))), "done-recorded")  # done, its
+    # staging tables left behind
+    wh = Warehouse.open(url)  # recovers the killed batches
     for shift in (0, 1):
         cli(url, "ingest", str(k6_run_dir(tmp, shift)), "--run-name", "shop", "--label", "team=it's")
-    cli(url, "ingest", str(valid))  # a duplicate of the killed ingest's file, which recovery took back: ingested
+    cli(url, "ingest", str(k6_run_dir(tmp, 2, "run-summary.json")))  # a summary by another name: to its directory's run
+    cli(url, "ingest", str(valid))  # the killed ingest's file, which recovery took back: ingested
     cli(url, "ingest", str(valid))  # a duplicate
+    cli(url, "ingest", str(other[0]))  # k6 JSON with rejected lines: loaded straight in, then taken back and staged
     with monkeypatch.context() as m:
         m.setattr(ingest, "DIRECT_MAX_BYTES", 0)  # the staged path, as files over a few MB take it
         cli(url, "ingest", *map(str, other))
@@ -229,6 +237,9 @@ def drive(url: str, tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     wh.infra_over_time(info.run_id), wh.table_columns(), wh.infra_samples(info.run_id), wh.aggregates(run_id)
     wh.read_only_sql("SELECT step, count() AS n FROM requests GROUP BY step ORDER BY step")
     wh.tool_summaries(run_id)
+    values = {"String": "", "UInt32": 1, "Float64": 0.5, "Array(UInt32)": [], "Array(String)": ["runs"]}
+    for sql in queries.ALL.values():  # every named query, those only some pages or flags reach too
+        wh.backend.query(sql, {key: values[kind] for key, kind in queries.parameters(sql).items()})
 
 
 def drive_cluster(server: str, tmp: Path) -> None:
@@ -356,3 +367,95 @@ def test_every_named_query_parses_as_one_select() -> None:
     checked = queries.check_all()
     names = {n for n, v in vars(module).items() if n.isupper() and not n.startswith("_") and isinstance(v, str)}
     assert set(checked) == names == set(queries.ALL) and len(checked) > 50
+
+
+# -- the static check: no statement in the code that the workload does not send -------------------------------
+
+STATEMENT = re.compile(r"\s*(SELECT|INSERT INTO|CREATE|ALTER TABLE|DROP|WITH|DELETE FROM|TRUNCATE|RENAME|OPTIMIZE|"
+                       r"SYSTEM|SET|EXCHANGE|DETACH|ATTACH|UPDATE|SHOW|DESCRIBE|EXPLAIN|KILL|GRANT|REVOKE)\s+\S")
+# Strings that start like a statement but are not sent as written, by file name and text (a text of 40 characters
+# or more stands for every string that starts with it): each says why.
+NOT_SENT = {
+    ("backends.py", "INSERT INTO "): "a prefix the server backend checks for and cuts off (insert_from_file)",
+    ("queries.py", "\nSELECT run_id, count() AS count, min(duration_ms) AS min_ms, max(duration_ms) AS max_ms,"):
+        "LATENCY_DISTRIBUTION: its LEVELS are replaced where it is defined; the workload sends queries.ALL's text",
+}
+
+
+@dataclass(frozen=True)
+class Literal:
+    """A string in the code that starts like a SQL statement, as a pattern its sent text must match somewhere."""
+
+    where: str
+    text: str
+    pattern: re.Pattern[str]
+    anchor: str  # its longest fixed piece, to find candidate statements fast
+
+
+def _piece(text: str) -> str:
+    """A fixed part of a statement's text as a pattern: whitespace as any whitespace; `{name}` (a str.format field)
+    and `$name` (a string.Template field, queries.py) as anything; `{{`, a format's escaped brace, as one or two."""
+    out = []
+    for token in re.split(r"(\s+|\{\{|\}\}|\{[A-Za-z_][A-Za-z0-9_]*\}|\$[a-z_]+)", text):
+        if not token:
+            continue
+        if token.isspace():
+            out.append(r"\s*")
+        elif token in ("{{", "}}"):
+            out.append(re.escape(token[0]) + "{1,2}")
+        elif re.fullmatch(r"\{[A-Za-z_][A-Za-z0-9_]*\}|\$[a-z_]+", token):
+            out.append(r"[\s\S]*?")
+        else:
+            out.append(re.escape(token))
+    return "".join(out)
+
+
+def sql_literals() -> list[Literal]:
+    """Every string and f-string in warehouse/ and orchestrator/ that starts like a SQL statement (docstrings and
+    patterns given to `re` left out)."""
+    found = []
+    for root in SOURCES:
+        for path in sorted((ROOT / root).rglob("*.py")):
+            tree = ast.parse(path.read_text(), str(path))
+            skip: set[int] = set()
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) and node.body \
+                        and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant):
+                    skip.add(id(node.body[0].value))
+                if isinstance(node, ast.JoinedStr):
+                    skip.update(id(v) for v in node.values)
+                if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                        and isinstance(node.func.value, ast.Name) and node.func.value.id == "re":
+                    skip.update(id(a) for a in node.args[:1])
+            for node in ast.walk(tree):
+                if id(node) in skip:
+                    continue
+                if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                    parts: list[str | None] = [node.value]
+                elif isinstance(node, ast.JoinedStr):
+                    parts = [v.value if isinstance(v, ast.Constant) else None for v in node.values]
+                else:
+                    continue
+                head = parts[0] if isinstance(parts[0], str) else ""
+                if not STATEMENT.match(head):
+                    continue
+                text = "".join(p if p is not None else "{}" for p in parts)
+                where = f"{path.relative_to(ROOT)}:{node.lineno}"
+                if any(path.name == name and (text == start or (len(start) >= 40 and text.startswith(start)))
+                       for name, start in NOT_SENT):
+                    continue
+                pattern = "".join(_piece(p.strip()) if p is not None else r"[\s\S]*?" for p in parts)
+                fixed = [p for part in parts if part for p in re.split(r"\{[^{}]*\}|\$[a-z_]+|\s+", part)]
+                found.append(Literal(where, text, re.compile(pattern), max(fixed, key=len)))
+    return found
+
+
+def test_every_statement_in_the_code_is_sent_by_the_workload(recorded: Recorder) -> None:
+    """A statement added to warehouse/ or orchestrator/ fails here until the workload above sends it (and so the
+    parse tests check it): each string that starts like a statement must be part of a recorded statement."""
+    sent = list(recorded.statements)
+    literals = sql_literals()
+    assert len(literals) > 150
+    unseen = [lit for lit in literals
+              if not any(lit.pattern.search(sql) for sql in sent if lit.anchor in sql)]
+    assert not unseen, "\n".join(f"{lit.where}: {lit.text[:160]!r}" for lit in unseen)
