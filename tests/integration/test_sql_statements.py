@@ -253,7 +253,7 @@ def drive_cluster(server: str, tmp: Path) -> None:
     url = server_database(server, "sql_cluster") + "?cluster=perf"
     create_schema(ServerBackend(url), single_server_tables(), [(n, d) for n, d, _ in MIGRATIONS],
                   replicated=False, on_cluster=False)
-    valid, other = result_files(tmp)
+    _, other = result_files(tmp)
     Warehouse.open(url).ingest(other[0])
 
 
