@@ -8,7 +8,7 @@ and parsed again. Statements sqlglot cannot read though ClickHouse does are list
 reason and sqlglot's version, and are parsed by ClickHouse's own parser instead (formatQuery: EXPLAIN SYNTAX would
 take only a SELECT, and only with every {name:Type} parameter given a value).
 
-A static check keeps the workload honest: every string in warehouse/ and orchestrator/ that starts like a SQL
+A static check keeps the workload honest: every string in warehouse/, orchestrator/ and dashboard/ that starts like a SQL
 statement must have been seen in a recorded statement, so a statement added without a test that sends it fails
 here."""
 
@@ -43,7 +43,7 @@ from warehouse import queries
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-SOURCES = ("warehouse", "orchestrator")
+SOURCES = ("warehouse", "orchestrator", "dashboard")
 ONE_NODE = """<clickhouse>
   <tcp_port>9000</tcp_port>
   <remote_servers><perf><shard><replica><host>localhost</host><port>9000</port></replica></shard></perf></remote_servers>
@@ -181,6 +181,14 @@ def kill_mid_ingest(url: str, path: Path, at: str = "attaching-recorded") -> Non
     assert proc.returncode == -9, proc.stderr
 
 
+def dashboard_example_sql() -> str:
+    """The query the dashboard's SQL page offers (read from its source: importing the page loads Streamlit)."""
+    tree = ast.parse((ROOT / "dashboard" / "pages.py").read_text())
+    (value,) = [n.value for n in ast.walk(tree) if isinstance(n, ast.Assign)
+                and any(isinstance(t, ast.Name) and t.id == "_EXAMPLE_SQL" for t in n.targets)]
+    return str(ast.literal_eval(value))
+
+
 def drive(url: str, tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every statement family on one warehouse: migrations from 0, every format's ingest (direct, staged, with
     rejected lines, gzip, a duplicate, a kill and its recovery), the receiver, infrastructure samples, SLOs,
@@ -237,6 +245,7 @@ def drive(url: str, tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     wh.latency_distribution([run_id]), wh.run_groups(), wh.fingerprints(), wh.data_version()
     wh.infra_over_time(info.run_id), wh.table_columns(), wh.infra_samples(info.run_id), wh.aggregates(run_id)
     wh.read_only_sql("SELECT step, count() AS n FROM requests GROUP BY step ORDER BY step")
+    wh.read_only_sql(dashboard_example_sql())
     wh.tool_summaries(run_id)
     values = {"String": "", "UInt32": 1, "Float64": 0.5, "Array(UInt32)": [], "Array(String)": ["runs"]}
     for sql in queries.ALL.values():  # every named query, those only some pages or flags reach too
@@ -407,52 +416,72 @@ def _piece(text: str) -> str:
     return "".join(out)
 
 
-def sql_literals() -> list[Literal]:
-    """Every string and f-string in warehouse/ and orchestrator/ that starts like a SQL statement (docstrings and
-    patterns given to `re` left out)."""
+def literals_in(source: str, where: str) -> list[Literal]:
+    """The strings and f-strings of one module's source that start like a SQL statement (docstrings, patterns given
+    to `re` and the strings of NOT_SENT left out); `where` is the module's path, named in each."""
+    tree = ast.parse(source, where)
+    skip: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) and node.body \
+                and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant):
+            skip.add(id(node.body[0].value))
+        if isinstance(node, ast.JoinedStr):
+            skip.update(id(v) for v in node.values)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                and isinstance(node.func.value, ast.Name) and node.func.value.id == "re":
+            skip.update(id(a) for a in node.args[:1])
     found = []
-    for root in SOURCES:
-        for path in sorted((ROOT / root).rglob("*.py")):
-            tree = ast.parse(path.read_text(), str(path))
-            skip: set[int] = set()
-            for node in ast.walk(tree):
-                if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) and node.body \
-                        and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant):
-                    skip.add(id(node.body[0].value))
-                if isinstance(node, ast.JoinedStr):
-                    skip.update(id(v) for v in node.values)
-                if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
-                        and isinstance(node.func.value, ast.Name) and node.func.value.id == "re":
-                    skip.update(id(a) for a in node.args[:1])
-            for node in ast.walk(tree):
-                if id(node) in skip:
-                    continue
-                if isinstance(node, ast.Constant) and isinstance(node.value, str):
-                    parts: list[str | None] = [node.value]
-                elif isinstance(node, ast.JoinedStr):
-                    parts = [v.value if isinstance(v, ast.Constant) else None for v in node.values]
-                else:
-                    continue
-                head = parts[0] if isinstance(parts[0], str) else ""
-                if not STATEMENT.match(head):
-                    continue
-                text = "".join(p if p is not None else "{}" for p in parts)
-                where = f"{path.relative_to(ROOT)}:{node.lineno}"
-                if any(path.name == name and (text == start or (len(start) >= 40 and text.startswith(start)))
-                       for name, start in NOT_SENT):
-                    continue
-                pattern = "".join(_piece(p.strip()) if p is not None else r"[\s\S]*?" for p in parts)
-                fixed = [p for part in parts if part for p in re.split(r"\{[^{}]*\}|\$[a-z_]+|\s+", part)]
-                found.append(Literal(where, text, re.compile(pattern), max(fixed, key=len)))
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            parts: list[str | None] = [node.value]
+        elif isinstance(node, ast.JoinedStr):
+            parts = [v.value if isinstance(v, ast.Constant) else None for v in node.values]
+        else:
+            continue
+        if not STATEMENT.match(parts[0] if isinstance(parts[0], str) else ""):
+            continue
+        text = "".join(p if p is not None else "{}" for p in parts)
+        if any(Path(where).name == name and (text == start or (len(start) >= 40 and text.startswith(start)))
+               for name, start in NOT_SENT):
+            continue
+        pattern = "".join(_piece(p.strip()) if p is not None else r"[\s\S]*?" for p in parts)
+        fixed = [p for part in parts if part for p in re.split(r"\{[^{}]*\}|\$[a-z_]+|\s+", part)]
+        found.append(Literal(f"{where}:{node.lineno}", text, re.compile(pattern), max(fixed, key=len)))
     return found
 
 
-def test_every_statement_in_the_code_is_sent_by_the_workload(recorded: Recorder) -> None:
-    """A statement added to warehouse/ or orchestrator/ fails here until the workload above sends it (and so the
-    parse tests check it): each string that starts like a statement must be part of a recorded statement."""
+def sql_literals() -> list[Literal]:
+    """Every string in warehouse/, orchestrator/ and dashboard/ that starts like a SQL statement."""
+    return [lit for root in SOURCES for path in sorted((ROOT / root).rglob("*.py"))
+            for lit in literals_in(path.read_text(), str(path.relative_to(ROOT)))]
+
+
+def unseen(literals: list[Literal], recorded: Recorder) -> list[Literal]:
     sent = list(recorded.statements)
+    return [lit for lit in literals if not any(lit.pattern.search(sql) for sql in sent if lit.anchor in sql)]
+
+
+def test_every_statement_in_the_code_is_sent_by_the_workload(recorded: Recorder) -> None:
+    """A statement added to warehouse/, orchestrator/ or dashboard/ fails here until the workload above sends it (and so the
+    parse tests check it): each string that starts like a statement must be part of a recorded statement."""
     literals = sql_literals()
     assert len(literals) > 150
-    unseen = [lit for lit in literals
-              if not any(lit.pattern.search(sql) for sql in sent if lit.anchor in sql)]
-    assert not unseen, "\n".join(f"{lit.where}: {lit.text[:160]!r}" for lit in unseen)
+    missed = unseen(literals, recorded)
+    assert not missed, "\n".join(f"{lit.where}: {lit.text[:160]!r}" for lit in missed)
+
+
+def test_the_static_check_finds_a_statement_the_workload_does_not_send(recorded: Recorder) -> None:
+    """What the check reads as a statement, and that one nobody sends is reported (while the same text with the
+    workload's table and values in its fields is found)."""
+    source = '''"""SELECT in a docstring is prose."""
+import re
+NEW = f"SELECT count() AS n FROM {table} WHERE batch = {{b:String}} AND tool = 'gatling'"
+SENT = f"SELECT DISTINCT partition_id FROM system.parts WHERE database = currentDatabase() AND table = {where}"
+PATTERN = re.compile("SELECT (.*) FROM")
+LABEL = "DELETE"
+'''
+    literals = literals_in(source, "warehouse/example.py")
+    assert [lit.where for lit in literals] == ["warehouse/example.py:3", "warehouse/example.py:4"]
+    assert [lit.where for lit in unseen(literals, recorded)] == ["warehouse/example.py:3"]
