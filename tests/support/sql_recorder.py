@@ -17,18 +17,17 @@ from unittest import mock
 
 @dataclass
 class Recorder:
-    """The statements seen, each with the backends ("chdb", "server") that sent it, in first-seen order."""
+    """The statements seen, each with where it went ("chdb", "server", or "printed"), in first-seen order."""
 
     statements: dict[str, set[str]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    backend: str = ""  # the backend a statement is recorded under while a workload drives it
 
     def add(self, sql: str, via: str) -> None:
         with self._lock:
             self.statements.setdefault(sql, set()).add(via)
 
     def printed(self, sql: str) -> None:
-        """A statement perfhouse prints for a user to run (`cluster-ddl`, `schema`) rather than sends."""
+        """A statement perfhouse prints for a user to run (`cluster-ddl`) rather than sends."""
         self.add(sql, "printed")
 
 
