@@ -27,11 +27,14 @@ import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlglot
 import sqlglot.expressions as exp
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from orchestrator.cli import main
 from tests.integration.conftest import server_database
@@ -39,6 +42,7 @@ from tests.integration.test_fuzz_input import BAD_T, FORMATS, T0, Format, valid_
 from tests.support.chfront import start_front_process, stop_front_process
 from tests.support.sql_recorder import Recorder, recording
 from warehouse import queries
+from warehouse.backends import literal
 
 pytestmark = pytest.mark.integration
 
@@ -485,3 +489,28 @@ LABEL = "DELETE"
     literals = literals_in(source, "warehouse/example.py")
     assert [lit.where for lit in literals] == ["warehouse/example.py:3", "warehouse/example.py:4"]
     assert [lit.where for lit in unseen(literals, recorded)] == ["warehouse/example.py:3"]
+
+
+# -- values spliced into statements --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def server_client(cluster_server: str) -> Iterator[Any]:
+    import clickhouse_connect
+
+    port = int(cluster_server.rsplit(":", 1)[1].split("/", 1)[0])
+    client = clickhouse_connect.get_client(host="127.0.0.1", port=port, compress=False)
+    yield client
+    client.close()
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.one_of(st.sampled_from(["'", "\\", "\\'", "''", "\n", "\r", "\t", "\0", "?", "{x:String}", "--",
+                                           "/*", "`", '"', "é", "😀"]),
+                          st.text(st.characters(blacklist_categories=("Cs",)), max_size=5)), max_size=6).map("".join))
+def test_a_value_spliced_as_a_literal_reads_back_unchanged(server_client: Any, value: str) -> None:
+    """The few values a statement cannot take as parameters (a SETTINGS value, a partition id) go in through
+    backends.literal: whatever the text, ClickHouse reads it back as that text and sqlglot parses the statement."""
+    sql = f"SELECT {literal(value)} AS v"
+    assert parse_error(sql) is None
+    assert server_client.query(sql).result_rows == [(value,)]
