@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import make_warehouse_url
-from warehouse import schema
+from warehouse.engine import schema
 from warehouse.store import Warehouse
 
 pytestmark = pytest.mark.integration

@@ -41,8 +41,8 @@ from tests.integration.conftest import server_database
 from tests.integration.test_fuzz_input import BAD_T, FORMATS, T0, Format, valid_lines
 from tests.support.chfront import start_front_process, stop_front_process
 from tests.support.sql_recorder import Recorder, recording
-from warehouse import queries
-from warehouse.backends import literal
+from warehouse.engine.backends import literal
+from warehouse.read import queries
 
 pytestmark = pytest.mark.integration
 
@@ -158,7 +158,7 @@ def k6_run_dir(tmp: Path, shift: int, summary: str = "k6-summary.json") -> Path:
 def migrate_from_old_versions(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """A warehouse made before migration 5 (k6 tags as a Map) and 8 (an imported batch without its run), then
     opened by this build: every migration from 0 runs, and those that look at what is there find work."""
-    from warehouse import schema
+    from warehouse.engine import schema
     from warehouse.store import Warehouse
 
     every = list(schema.MIGRATIONS)
@@ -199,8 +199,8 @@ def drive(url: str, tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     reports, compare, trends, the gate, baselines, retention, the dashboard's reads and the SQL page's gate."""
     from warehouse import ingest
     from warehouse.analysis.slo import Objective
-    from warehouse.owners import OWNER_LABEL, Owner
-    from warehouse.receive import Write, store_writes
+    from warehouse.engine.owners import OWNER_LABEL, Owner
+    from warehouse.ingest.receive import Write, store_writes
     from warehouse.store import RunFilter, RunInfo, Warehouse
 
     migrate_from_old_versions(url, monkeypatch)
@@ -259,9 +259,9 @@ def drive(url: str, tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def drive_cluster(server: str, tmp: Path) -> None:
     """A warehouse laid out for a cluster (`?cluster=perf`: local tables under Distributed ones), on the one engine:
     its open and an ingest through staging tables made from the local tables."""
-    from warehouse.backends import ServerBackend
-    from warehouse.cluster import create_schema, single_server_tables
-    from warehouse.schema import MIGRATIONS
+    from warehouse.engine.backends import ServerBackend
+    from warehouse.engine.cluster import create_schema, single_server_tables
+    from warehouse.engine.schema import MIGRATIONS
     from warehouse.store import Warehouse
 
     url = server_database(server, "sql_cluster") + "?cluster=perf"
@@ -372,7 +372,7 @@ def test_what_sqlglot_cannot_parse_clickhouse_does(recorded: Recorder, cluster_s
 
 def test_every_named_query_parses_as_one_select() -> None:
     """queries.ALL is every query of warehouse/queries.py; check_all() parses each as a single SELECT."""
-    import warehouse.queries as module
+    import warehouse.read.queries as module
 
     checked = queries.check_all()
     names = {n for n, v in vars(module).items() if n.isupper() and not n.startswith("_") and isinstance(v, str)}

@@ -1,4 +1,4 @@
-"""Step summaries (warehouse/summaries.py) give exactly the figures the raw requests give, on both backends:
+"""Step summaries (engine/summaries.py) give exactly the figures the raw requests give, on both backends:
 for runs of one batch and of several (a live run grows by batches), after a batch is rolled back, and for runs
 ingested before summaries existed; trends and compare's noise read them instead of every request."""
 
@@ -16,9 +16,10 @@ import pytest
 
 from tests.integration.conftest import make_warehouse_url
 from tests.support.synthetic import fill
-from warehouse import ingest, queries
+from warehouse import ingest
 from warehouse.analysis.compare import compare
 from warehouse.analysis.trends import METRICS, trends
+from warehouse.read import queries
 from warehouse.store import RunInfo, Warehouse
 
 pytestmark = pytest.mark.integration

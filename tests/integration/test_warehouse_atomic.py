@@ -12,7 +12,7 @@ import pytest
 
 from tests.integration.conftest import make_warehouse_url
 from warehouse import ingest
-from warehouse.backends import ServerBackend
+from warehouse.engine.backends import ServerBackend
 from warehouse.errors import IngestError, WarehouseError
 from warehouse.ingest import BOUNDED, k6_json
 from warehouse.store import RunInfo, Warehouse

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from warehouse.backends import Backend, open_backend
+from warehouse.engine.backends import Backend, open_backend
 from warehouse.errors import IngestError
 from warehouse.store import Warehouse
 

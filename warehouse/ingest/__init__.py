@@ -33,11 +33,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
-from warehouse.backends import Backend, literal, quote_identifier
-from warehouse.cluster import home, stage_clause
+from warehouse.engine.backends import Backend, literal, quote_identifier
+from warehouse.engine.cluster import home, stage_clause
+from warehouse.engine.owners import scratch_dir
+from warehouse.engine.summaries import create_histogram, discard_summaries, write_summaries
 from warehouse.errors import IngestError, WarehouseError
-from warehouse.owners import scratch_dir
-from warehouse.summaries import create_histogram, discard_summaries, write_summaries
 
 SAMPLE_REJECTS = 5
 # The warehouse tables a batch adds rows to, in the order its rows are attached: a run's requests (what
@@ -151,7 +151,7 @@ class IngestJob:
 
     @property
     def histogram(self) -> str:
-        """The table that keeps the histogram of a staged batch's requests (warehouse.summaries), '' for a
+        """The table that keeps the histogram of a staged batch's requests (engine.summaries), '' for a
         direct job (its summary reads its rows)."""
         return "" if self.direct else self.stage + HISTOGRAM_SUFFIX
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+from warehouse.engine.owners import scratch_dir
 from warehouse.ingest import (
     SAMPLE_REJECTS,
     IngestJob,
@@ -39,7 +40,6 @@ from warehouse.ingest import (
 )
 from warehouse.ingest.bounds import ANY_PARTITIONS_SQL, NS_FROM, NS_UNTIL, TIME_REASON, k6_value_problem
 from warehouse.ingest.k6_json import derive_requests
-from warehouse.owners import scratch_dir
 
 FieldValue = float | int | bool | str
 

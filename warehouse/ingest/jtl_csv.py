@@ -15,7 +15,7 @@ import io
 import re
 from typing import Any, ClassVar
 
-from warehouse.backends import quote_identifier
+from warehouse.engine.backends import quote_identifier
 from warehouse.errors import IngestError, WarehouseError
 from warehouse.ingest import (
     BOUNDED,

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO, Any, ClassVar
 from xml.parsers import expat
 
+from warehouse.engine.owners import scratch_dir
 from warehouse.ingest import (
     SAMPLE_REJECTS,
     IngestJob,
@@ -38,7 +39,6 @@ from warehouse.ingest.bounds import (
     time_ok,
 )
 from warehouse.ingest.jtl_csv import TRACE_ID, TRANSACTION_MESSAGE, outcome_sql
-from warehouse.owners import scratch_dir
 
 SAMPLES = frozenset({"httpSample", "sample"})
 # A top-level sample starts a line (JMeter indents the nested ones): where parsing resumes after an error.

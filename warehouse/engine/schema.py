@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from warehouse.backends import Backend
+from warehouse.engine.backends import Backend
 
 # Each migration is a list of statements (or of functions of the backend, for a change that must look at
 # what is there first); a migration never changes once released: add a new one.
@@ -59,8 +59,8 @@ def _batches_own_their_runs(backend: Backend) -> None:
 
 
 def _summarise_runs(backend: Backend) -> None:
-    """Every run already ingested gets its step summaries (warehouse/summaries.py), from its rows as they are."""
-    from warehouse.summaries import summarise_all
+    """Every run already ingested gets its step summaries (engine/summaries.py), from its rows as they are."""
+    from warehouse.engine.summaries import summarise_all
 
     summarise_all(backend)
 
@@ -416,9 +416,9 @@ CURRENT_VERSION = MIGRATIONS[-1][0]
 
 def migrate(backend: Backend) -> int:
     """Apply the migrations the warehouse lacks; returns the schema version it ends at. A warehouse on a
-    cluster is created at the current version instead (warehouse.cluster)."""
+    cluster is created at the current version instead (warehouse.engine.cluster)."""
     if getattr(backend, "cluster", None):
-        from warehouse.cluster import ensure_schema
+        from warehouse.engine.cluster import ensure_schema
 
         return ensure_schema(backend, CURRENT_VERSION, [(n, d) for n, d, _ in MIGRATIONS])
     with backend.session():
