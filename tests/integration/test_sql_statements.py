@@ -185,6 +185,13 @@ def kill_mid_ingest(url: str, path: Path, at: str = "attaching-recorded") -> Non
     assert proc.returncode == -9, proc.stderr
 
 
+def shipped_samples() -> list[Path]:
+    """The results files the tests ship under tests/data/ (a format added with its samples there is driven here
+    without naming it; its own test may check more)."""
+    root = ROOT / "tests" / "data"
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix != ".md") if root.is_dir() else []
+
+
 def dashboard_example_sql() -> str:
     """The query the dashboard's SQL page offers (read from its source: importing the page loads Streamlit)."""
     tree = ast.parse((ROOT / "dashboard" / "pages.py").read_text())
@@ -216,6 +223,8 @@ def drive(url: str, tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cli(url, "ingest", str(valid))  # the killed ingest's file, which recovery took back: ingested
     cli(url, "ingest", str(valid))  # a duplicate
     cli(url, "ingest", str(other[0]))  # k6 JSON with rejected lines: loaded straight in, then taken back and staged
+    if samples := shipped_samples():
+        cli(url, "ingest", *map(str, samples))
     with monkeypatch.context() as m:
         m.setattr(ingest, "DIRECT_MAX_BYTES", 0)  # the staged path, as files over a few MB take it
         cli(url, "ingest", *map(str, other))
