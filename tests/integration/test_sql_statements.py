@@ -70,14 +70,14 @@ class Gap:
 
 SQLGLOT_GAPS = [
     Gap(r"INSERT INTO \S+( \([^()]*\))? FORMAT \w+$",
-        "clickhouse-connect's insert of a body in a format (the server backend's load_file and insert_from_file): "
-        "sqlglot reads no FORMAT clause after INSERT's columns, as data follows it"),
+        "clickhouse-connect's insert of a body in a format (the server backend's load_file): sqlglot reads no "
+        "FORMAT clause right after INSERT's columns, where the data follows (after a SELECT it does)"),
     Gap(r"SYSTEM STOP MERGES \w+$", "sqlglot parses no SYSTEM statement (Command)"),
     Gap(r"ALTER TABLE \w+ ATTACH PARTITION ID '\w+' FROM \w+$",
         "ALTER TABLE ... ATTACH PARTITION ID ... FROM: sqlglot keeps it as an unparsed Command"),
     Gap(r"ALTER TABLE \w+ (MODIFY COLUMN|MODIFY SETTING|MATERIALIZE COLUMN|UPDATE) ",
-        "ALTER TABLE's MODIFY COLUMN (type, REMOVE DEFAULT), MODIFY SETTING, MATERIALIZE COLUMN, REMOVE TTL and "
-        "UPDATE (a mutation): sqlglot keeps them as an unparsed Command"),
+        "ALTER TABLE's MODIFY COLUMN (a type, REMOVE DEFAULT), MODIFY SETTING, MATERIALIZE COLUMN and UPDATE (a "
+        "mutation): sqlglot keeps them as an unparsed Command"),
     Gap(r"ALTER TABLE \w+ REMOVE TTL$", "ALTER TABLE ... REMOVE TTL: an unparsed Command in sqlglot"),
 ]
 
