@@ -74,9 +74,9 @@ class _FormatChoice(click.Choice):
 
     @property  # type: ignore[override]
     def choices(self) -> list[str]:
-        from warehouse.ingest import FORMATS
+        from warehouse.ingest import all_formats
 
-        return sorted(FORMATS)
+        return sorted(all_formats())
 
     @choices.setter
     def choices(self, value: Any) -> None:

@@ -184,7 +184,7 @@ class Warehouse:
         `meta`. A k6 summary kept beside a k6 results file (k6.json → k6-summary.json) is stored with the run.
         `services` and `steps` say what the spec knows of each (journey, step): its service, method, expected
         status and checks."""
-        from warehouse.ingest import FORMATS, detect_format, ingest_file, read_head, readable
+        from warehouse.ingest import all_formats, detect_format, ingest_file, read_head, readable
         from warehouse.ingest.history import RunMeta
 
         path = Path(path)
@@ -194,7 +194,7 @@ class Warehouse:
                 result = ingest_file(self.backend, plain, run.run_id, fmt, generator, services, steps, source=source)
                 self._attach_beside(path, result)
                 return result
-            fmt_impl = FORMATS.get(fmt) if fmt else detect_format(plain, path)
+            fmt_impl = all_formats().get(fmt) if fmt else detect_format(plain, path)
             tool = fmt_impl.tool if fmt_impl is not None else str(fmt).split("-")[0]
             tool_for = getattr(fmt_impl, "tool_for", None)
             if tool_for is not None:

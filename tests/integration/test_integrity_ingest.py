@@ -22,7 +22,7 @@ from warehouse.store import Warehouse
 pytestmark = pytest.mark.integration
 
 ROWS = 2_000_000
-# The named steps of an ingest's commit (warehouse.ingest.checkpoint), in the order they happen.
+# The named steps of an ingest's commit (warehouse.ingest.batch.checkpoint), in the order they happen.
 STEPS = ["staging-recorded", "staged", "claimed", "attaching-recorded", "partition-attached", "attached-k6_points",
          "attached-aggregates", "attached-requests", "summaries-written", "run-recorded", "done-recorded",
          "stages-dropped"]

@@ -226,7 +226,8 @@ def drive(url: str, tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     if samples := shipped_samples():
         cli(url, "ingest", *map(str, samples))
     with monkeypatch.context() as m:
-        m.setattr(ingest, "DIRECT_MAX_BYTES", 0)  # the staged path, as files over a few MB take it
+        # the staged path, as files over a few MB take it (the limit where the ingest reads it)
+        m.setattr(sys.modules[ingest.ingest_file.__module__], "DIRECT_MAX_BYTES", 0)
         cli(url, "ingest", *map(str, other))
     shop = sorted((r for r in wh.runs() if r.name == "shop"), key=lambda r: r.started_at)
     run_id = shop[0].run_id
