@@ -47,6 +47,7 @@ def timed(call: Callable[[], Any], repeat: int) -> float:
 def page_reads(wh: Any, run_id: str) -> dict[str, list[tuple[str, Callable[[], Any]]]]:
     """The Warehouse reads each page makes (dashboard/data.py), by page."""
     from dashboard.charts import bucket_seconds
+    from warehouse.analysis import slo
     from warehouse.analysis.baseline import optional_baseline
     from warehouse.analysis.compare import compare
     from warehouse.analysis.trends import trends
@@ -64,7 +65,7 @@ def page_reads(wh: Any, run_id: str) -> dict[str, list[tuple[str, Callable[[], A
         ("run", lambda: wh.run(run_id)),
         ("totals", lambda: wh.totals(run_id)),
         ("step_stats", lambda: wh.step_stats(run_id)),
-        ("slo_verdicts", lambda: wh.slo_verdicts(run_id)),
+        ("slo_verdicts", lambda: slo.stored(wh.backend, run_id)),
         ("errors", lambda: wh.errors(run_id)),
         (f"latency_over_time ({bucket} s)", lambda: wh.latency_over_time(run_id, bucket)),
         (f"infra_over_time ({bucket} s)", lambda: wh.infra_over_time(run_id, bucket)),

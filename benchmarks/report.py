@@ -66,7 +66,7 @@ def main() -> None:
 
 
 def run(work: Path, requests: int) -> None:
-    from warehouse.analysis.slo import Objective
+    from warehouse.analysis.slo import Objective, evaluate
     from warehouse.report.report_formats import render_html, report
     from warehouse.report.reports import ReportOptions, build_group_report
     from warehouse.store import RunInfo, Warehouse
@@ -85,8 +85,8 @@ def run(work: Path, requests: int) -> None:
         wh.save_run(RunInfo(RUN_ID, "k6", status="completed", name="bench/capacity", spec_name="bench",
                             profile="capacity", started_at="2026-01-01 09:00:00.000",
                             ended_at="2026-01-01 10:00:00.000"))
-        wh.evaluate_slos(RUN_ID, [Objective("p95", 200.0), Objective("p99.9", 1000.0, journey="shop", step="detail"),
-                                  Objective("error_rate", 0.02)])
+        evaluate(wh.backend, RUN_ID, [Objective("p95", 200.0), Objective("p99.9", 1000.0, journey="shop", step="detail"),
+                                      Objective("error_rate", 0.02)])
 
         started = time.perf_counter()
         wh.backend.query(REFERENCE, {"run": RUN_ID})

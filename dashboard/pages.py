@@ -3,6 +3,9 @@ read-only SQL.
 
 Pages draw; they read only through `dashboard.data` (the Warehouse API) and shape rows with
 `dashboard.tables` and `dashboard.charts`. A new page is one more `@page` function here.
+
+Long because the pages stand side by side, each a function of layout only: what they read and how rows are shaped
+lives in data, tables and charts.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""The perfhouse command line: parses arguments, calls one library function, formats its result."""
+"""The perfhouse command line: parses arguments, calls one library function, formats its result.
+
+Long because it holds every command with its options and help text; each command stays a thin layer over the
+library, and nothing else lives here.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ from orchestrator.errors import ExitStatus, PerfhouseError, SpecErrors
 from warehouse.errors import WarehouseError
 
 if TYPE_CHECKING:
+    from orchestrator.tools import Tool
     from warehouse.analysis.compare import Delta
     from warehouse.store import Warehouse
 
@@ -33,7 +38,7 @@ def fail_cleanly(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (PerfhouseError, WarehouseError) as exc:
+        except PerfhouseError as exc:
             for line in exc.errors if isinstance(exc, SpecErrors) else [exc]:  # a spec's mistakes: a line each
                 click.echo(f"perfhouse: error: {line}", err=True)
             sys.exit(int(exc.exit_status))
@@ -142,19 +147,18 @@ def _notify_option(fn: F) -> F:
                         "ends FAILED, WORSE, ABORTED or INCOMPLETE; a failed post is a warning.")(fn)
 
 
-def _jmeter_on_path() -> tuple[str, str]:
-    """The version of the jmeter on PATH, as `run` asks it, and where the version came from."""
-    from orchestrator.generators.base import DEFAULT_JMETER_VERSION
-    from orchestrator.tools import TOOLS
-
-    tool = TOOLS["jmeter"]
+def _script_version(tool: Tool, given: str | None) -> tuple[str, str]:
+    """The version of `tool` a generated script targets, and where it came from: --jmeter-version, else the
+    version of the tool on PATH, as `run` asks it, else the newest that perfhouse knows."""
+    if given:
+        return given, "--jmeter-version"
     binary = tool.binary()
     if binary is None:
-        return DEFAULT_JMETER_VERSION, "no jmeter on PATH; --jmeter-version chooses another"
+        return tool.script_version, f"no {tool.name} on PATH; --jmeter-version chooses another"
     version = tool.version(binary)
     if not re.match(r"\d+\.\d+", version):
-        return DEFAULT_JMETER_VERSION, f"{binary} did not tell its version; --jmeter-version chooses another"
-    return version, f"the jmeter on PATH, {binary}"
+        return tool.script_version, f"{binary} did not tell its version; --jmeter-version chooses another"
+    return version, f"the {tool.name} on PATH, {binary}"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -216,26 +220,27 @@ def generate(
     spec_file: str, tools: str, profile: str, out_dir: str, services: tuple[str, ...], jmeter_version: str | None
 ) -> None:
     """Render the spec as a k6 script and/or a JMeter test plan."""
-    from orchestrator.generators.base import DEFAULT_JMETER_VERSION, GenerationOptions
+    from orchestrator.generators.base import GenerationOptions
     from orchestrator.spec import load_spec
+    from orchestrator.tools import TOOLS
     from orchestrator.tools import generate as render
 
     spec = load_spec(spec_file)
     chosen = _tools(tools)
-    target = "--jmeter-version"
-    if jmeter_version is None and "jmeter" in chosen:
-        jmeter_version, target = _jmeter_on_path()
-    options = GenerationOptions(profile=profile, services=_services(services),
-                                jmeter_version=jmeter_version or DEFAULT_JMETER_VERSION)
-    targets = {"jmeter": f" (for JMeter {options.jmeter_version}: {target})"}  # which version a script is for
+    options = GenerationOptions(profile=profile, services=_services(services))
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     for tool in chosen:
-        script = render(spec, tool, options)
+        target, tool_options = "", options
+        if TOOLS[tool].script_version:  # its script depends on the version it is for: say which
+            version, source = _script_version(TOOLS[tool], jmeter_version)
+            tool_options = TOOLS[tool].for_version(options, version)
+            target = f" (for {TOOLS[tool].display_name} {version}: {source})"
+        script = render(spec, tool, tool_options)
         path = Path(out_dir) / script.filename
         path.write_text(script.content, encoding="utf-8")
         for data_file in script.files:  # the script reads its test data from beside it
             shutil.copyfile(data_file, Path(out_dir) / data_file.name)
-        click.echo(f"{tool}: {path}{targets.get(tool, '')}")
+        click.echo(f"{tool}: {path}{target}")
         for note in script.notes:
             click.echo(f"  note: {note}")
 
@@ -427,7 +432,7 @@ def run(
     from orchestrator.spec import load_spec
     from orchestrator.suite import SuiteRun, exit_status, is_suite
     from orchestrator.tools import get as get_tool
-    from warehouse.analysis.fingerprint import new_group_id
+    from warehouse.engine.fingerprint import new_group_id
 
     options = RunnerOptions(
         images={name.removesuffix("_image"): image for name, image in tool_images.items() if image},
@@ -1458,8 +1463,9 @@ def cluster_ddl(cluster: str, database: str, output: str | None) -> None:
     """Print the statements that create the warehouse on a ClickHouse cluster (Replicated tables ON CLUSTER,
     Distributed tables over them): what `--warehouse clickhouse://...?cluster=NAME` runs on first use."""
     from warehouse.engine.cluster import render, single_server_tables
+    from warehouse.engine.schema import VIEWS
 
-    statements = render(single_server_tables(), cluster, database)
+    statements = render(single_server_tables(), cluster, database, views=VIEWS)
     _emit("".join(f"{sql};\n\n" for sql in statements), output, "cluster DDL")
 
 

@@ -1,8 +1,9 @@
-"""The one exception hierarchy of perfhouse and the exit statuses the CLI maps it to."""
+"""The orchestrator's errors, under perfhouse's one exception root (warehouse.errors.PerfhouseError, beside the
+ExitStatus enum each error names its status from)."""
 
 from __future__ import annotations
 
-from warehouse.errors import ExitStatus
+from warehouse.errors import ExitStatus, PerfhouseError
 
 __all__ = [
     "ExitStatus",
@@ -14,12 +15,6 @@ __all__ = [
     "TargetUnreachableError",
     "ToolMissingError",
 ]
-
-
-class PerfhouseError(Exception):
-    """Base class: a message a user can act on, and the exit status it maps to."""
-
-    exit_status = ExitStatus.ERROR
 
 
 class SpecError(PerfhouseError):

@@ -18,6 +18,9 @@ for hours does not grow.
 Beyond loopback the receiver requires a token, given as InfluxDB clients give credentials: the `p` URL
 parameter, `Authorization: Token T` (or `Bearer T`), or HTTP Basic with the token as the password
 (k6: `http://perfhouse:T@HOST:PORT/DB` or K6_INFLUXDB_USERNAME/K6_INFLUXDB_PASSWORD).
+
+Long because it is an HTTP server speaking InfluxDB's write API with its authentication, acknowledgement and
+retry rules, and the worker that stores what it holds; the parsing and storing live in warehouse/.
 """
 
 from __future__ import annotations
@@ -48,10 +51,10 @@ from orchestrator.live import _worker_dies_with
 from warehouse.engine.owners import OWNER_LABEL, me
 from warehouse.errors import IngestError, WarehouseError
 from warehouse.ingest import StepFacts
-from warehouse.ingest.influx_line import check_write
 from warehouse.ingest.receive import Stored, Write, store_writes
 from warehouse.report.text import shorten
 from warehouse.store import RunInfo, Warehouse, new_run_id
+from warehouse.tools.influx.influx_line import check_write
 
 DEFAULT_LISTEN = "127.0.0.1:8086"
 MAX_BODY = 64 << 20  # bytes of one write as sent

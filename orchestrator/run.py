@@ -1,4 +1,8 @@
-"""A load test from spec to verdict: generate, check targets, execute, ingest, evaluate SLOs."""
+"""A load test from spec to verdict: generate, check targets, execute, ingest, evaluate SLOs.
+
+Long because the run's steps, in the order they happen, are read together with what each leaves behind when the
+run is interrupted or a tool dies; each step's own work lives in its module (runners, live, watchdog, ingest).
+"""
 
 from __future__ import annotations
 
@@ -113,7 +117,7 @@ def objectives(spec: Spec) -> list[Objective]:
 
 def run_fingerprint(spec: Spec, profile: str, tool: str, environment: str, labels: dict[str, str]) -> str:
     """The fingerprint of a run of `spec`: its journeys' structure, profile, tool, environment, chosen labels."""
-    from warehouse.analysis.fingerprint import StepShape, fingerprint, structure_hash
+    from warehouse.engine.fingerprint import StepShape, fingerprint, structure_hash
 
     if spec.script is not None:  # what a hand-written script requests, as its tool reads it
         shape = structure_hash(StepShape(r.journey, r.step, r.method, r.path) for r in spec.script.requests)
@@ -229,8 +233,7 @@ def step_facts(spec: Spec) -> dict[tuple[str, str], StepFacts]:
     status, or 0 for the tools' default (200-399); a step that expects several is judged by JMeter's own
     success flag, which the plan's expected-status assertion sets.
     """
-    from warehouse.ingest import StepFacts
-    from warehouse.ingest.jtl_csv import UNKNOWN_STEP
+    from warehouse.ingest import UNKNOWN_STEP, StepFacts
 
     def expected(statuses: tuple[int, ...]) -> int:
         return 0 if not statuses else statuses[0] if len(statuses) == 1 else UNKNOWN_STEP
@@ -657,11 +660,13 @@ def judge(plan: Plan, warehouse: Warehouse, outcome: ToolRun, received: bool = F
     """The run's totals, per-step figures and SLO verdicts, from the warehouse (verdicts only when it holds the
     results: ingested here, or received). A script's own thresholds, as its tool judged them in `summaries`, are
     verdicts too, with the warehouse's value beside them where they map onto an SLO."""
+    from warehouse.analysis.slo import evaluate
+
     outcome.totals = warehouse.totals(outcome.run_id)
     outcome.steps = warehouse.step_stats(outcome.run_id)
     if plan.executor.on_this_host or received:
         own = script_thresholds(plan.tool, summaries or []) if plan.spec.script is not None else []
-        outcome.verdicts = warehouse.evaluate_slos(outcome.run_id, [*own, *objectives(plan.spec)])
+        outcome.verdicts = evaluate(warehouse.backend, outcome.run_id, [*own, *objectives(plan.spec)])
 
 
 def script_thresholds(tool: Tool, summaries: list[Path]) -> list[Objective]:

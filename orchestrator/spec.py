@@ -1,4 +1,8 @@
-"""The journey spec: YAML loading with source positions, the typed model, and its validation."""
+"""The journey spec: YAML loading with source positions, the typed model, and its validation.
+
+Long because the model and its validation are one thing: each field is read where it is checked, so every
+error names its file, line, column and field path.
+"""
 
 from __future__ import annotations
 

@@ -22,7 +22,6 @@ import yaml
 
 from orchestrator.errors import ExitStatus, PerfhouseError, SpecError
 from orchestrator.run import RunSettings, ToolRun
-from warehouse.errors import WarehouseError
 
 if TYPE_CHECKING:
     from warehouse.store import Warehouse
@@ -131,7 +130,7 @@ def run_entry(entry: SuiteEntry, shared: SuiteRun, warehouse: Warehouse | None =
     from orchestrator.run import PendingWarehouse, render_scripts, run_tool, terminate_as_interrupt
     from orchestrator.spec import load_spec
     from orchestrator.tools import get as get_tool
-    from warehouse.analysis.fingerprint import new_group_id
+    from warehouse.engine.fingerprint import new_group_id
 
     result = EntryResult(entry)
     try:
@@ -150,7 +149,7 @@ def run_entry(entry: SuiteEntry, shared: SuiteRun, warehouse: Warehouse | None =
                 result.runs.append(outcome)
                 if outcome.status == "aborted":
                     break
-    except (PerfhouseError, WarehouseError) as exc:
+    except PerfhouseError as exc:
         result.error = str(exc)
         result.exit_status = ExitStatus(int(exc.exit_status))
         return result

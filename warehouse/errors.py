@@ -1,7 +1,10 @@
-"""The exit statuses of every perfhouse command, and the errors the warehouse raises with theirs.
+"""The exit statuses of every perfhouse command, the root of perfhouse's one exception hierarchy, and the errors
+the warehouse raises.
 
-The enum lives here, at the bottom of the package graph, so that the warehouse, the orchestrator and the
-CLI share it without the warehouse importing the orchestrator.
+Both live here, at the bottom of the package graph, so that the warehouse, the orchestrator and the CLI share
+them without the warehouse importing the orchestrator: every error a user can meet is a PerfhouseError, whose
+class says its exit status (`exit_status`); orchestrator.errors adds the orchestrator's own under the same root,
+and the CLI's one boundary (cli.fail_cleanly) prints any of them as one line and exits with that status.
 """
 
 from __future__ import annotations
@@ -26,10 +29,14 @@ class ExitStatus(enum.IntEnum):
     ABORTED = 130  # this process was interrupted (Ctrl-C, SIGTERM)
 
 
-class WarehouseError(Exception):
-    """The warehouse cannot be opened or a query failed."""
+class PerfhouseError(Exception):
+    """The root of every perfhouse error: a message a user can act on, and the exit status it maps to."""
 
     exit_status = ExitStatus.ERROR
+
+
+class WarehouseError(PerfhouseError):
+    """The warehouse cannot be opened or a query failed."""
 
 
 class WarehouseBusy(WarehouseError):

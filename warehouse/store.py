@@ -1,4 +1,8 @@
-"""The warehouse as the rest of perfhouse sees it: runs, ingestion into them, and the read API."""
+"""The warehouse as the rest of perfhouse sees it: runs, ingestion into them, and the read API.
+
+Long as a facade is: one short method for each thing the rest of perfhouse asks of the warehouse, each a few lines
+over read.queries, ingest or the engine; what is more than that lives in those packages.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from warehouse.analysis import fingerprint as fp
-from warehouse.analysis import slo
+from warehouse import tools
+from warehouse.engine import fingerprint as fp
 from warehouse.engine.backends import Backend, open_backend
 from warehouse.engine.ids import new_run_id
 from warehouse.engine.owners import OWNER_LABEL, Owner, abort_orphaned_runs, sweep_scratch
@@ -41,7 +45,7 @@ class RunInfo:
     tool_version: str = ""
     spec_name: str = ""
     spec_hash: str = ""
-    fingerprint: str = ""  # runs with equal fingerprints form one history (warehouse.analysis.fingerprint)
+    fingerprint: str = ""  # runs with equal fingerprints form one history (warehouse.engine.fingerprint)
     group_id: str = ""  # shared by the runs of one invocation (k6 and JMeter of one `perfhouse run`)
     script_hash: str = ""
     profile: str = ""
@@ -55,8 +59,6 @@ class RunInfo:
     ended_at: str | None = None
 
 
-# Tools whose results may come with an end-of-test summary file beside them (k6's --summary-export)
-SUMMARY_TOOLS = frozenset({"k6"})
 
 def _settled(backend: Backend) -> bool:
     """Is the warehouse at the current schema, with no unfinished batch, no staging table and no running run whose
@@ -245,19 +247,21 @@ class Warehouse:
     def _attach_beside(self, path: Path, result: IngestResult) -> None:
         from warehouse.ingest.history import summary_beside
 
-        if result.tool != "k6" or (summary := summary_beside(path)) is None:
+        own = tools.get(result.tool)
+        if own is None or own.summary is None or (summary := summary_beside(path, own.summary.beside(path))) is None:
             return
         try:
-            attached = self.attach_summary(result.run_id, summary)
+            attached = self.attach_summary(result.run_id, summary, result.tool)
         except WarehouseError as exc:  # the results are in; a summary that cannot be kept only says so
-            result.notes.append(f"k6 summary {summary.name} not kept: {exc}")
+            result.notes.append(f"{own.display} summary {summary.name} not kept: {exc}")
             return
         result.notes.append(_summary_note(summary.name, attached.duplicate))
 
     # -- a tool's own end-of-test summary -------------------------------------------------------
 
-    def attach_summary(self, run_id: str, path: Path, tool: str = "k6") -> SummaryResult:
-        """Keep a k6 --summary-export / handleSummary JSON with an existing run (once per file name)."""
+    def attach_summary(self, run_id: str, path: Path, tool: str) -> SummaryResult:
+        """Keep a tool's own end-of-test summary JSON (k6's --summary-export / handleSummary) with an existing run
+        (once per file name)."""
         from warehouse.ingest.history import read_summary
 
         path = Path(path)
@@ -284,12 +288,13 @@ class Warehouse:
         rows = self.backend.query(queries.TOOL_SUMMARIES, {"run": run_id})
         return {str(r["name"]): json.loads(r["summary"]) for r in rows}
 
-    def tool_summary(self, run_id: str) -> dict[str, Any] | None:
-        """The run's k6 summary (k6-summary.json when there are several), or None."""
+    def tool_summary(self, run_id: str, preferred: str = "") -> dict[str, Any] | None:
+        """The run's own summary (the one named `preferred` when there are several, else the first by name), or
+        None."""
         kept = self.tool_summaries(run_id)
         if not kept:
             return None
-        return kept.get("k6-summary.json") or kept[min(kept)]
+        return kept.get(preferred) or kept[min(kept)]
 
     # -- import of history --------------------------------------------------------------------
 
@@ -308,8 +313,8 @@ class Warehouse:
         is skipped, and one that fails is reported, both without stopping the import. With `run_id`, results
         go into that existing run and k6 summaries are attached to it.
         """
-        from warehouse.ingest import locust_csv
         from warehouse.ingest.history import RunMeta, discover, looks_like_summary
+        from warehouse.tools.locust import locust_csv
 
         flags = flags or RunMeta()
         work: list[tuple[Path, Path | None, str]] = []  # (file, directory it was found under, kind)
@@ -349,7 +354,7 @@ class Warehouse:
                 outcome.reason = f"kept with run {outcome.run_id}, of the results file beside it"
                 yield outcome
                 continue
-            target = run_id or self._lone_k6_run(path, work)
+            target = run_id or self._lone_summary_run(path, work)
             if target is None:
                 if root is None:
                     raise WarehouseError(f"{path}: a k6 summary; attach it to its run with --run RUN_ID")
@@ -357,7 +362,7 @@ class Warehouse:
                 outcome.reason = "a k6 summary with no k6 results file beside it; attach it with --run RUN_ID"
                 yield outcome
                 continue
-            result = self.attach_summary(target, path)
+            result = self.attach_summary(target, path, self.run(target).tool)
             outcome.run_id, outcome.duplicate = target, result.duplicate
             outcome.reason = f"kept with run {target}"
             yield outcome
@@ -373,8 +378,8 @@ class Warehouse:
     ) -> Iterator[FileOutcome]:
         """Locust's history and statistics of one --csv PREFIX as one run: the history makes the run (its times
         are the run's; named PREFIX unless the metadata names it), the statistics go into it."""
-        from warehouse.ingest import locust_csv
         from warehouse.ingest.history import RunMeta
+        from warehouse.tools.locust import locust_csv
 
         history, stats = pair
         done.update(pair)
@@ -423,19 +428,24 @@ class Warehouse:
         outcome.result, outcome.meta = result, meta.to_dict()
         outcome.run_id, outcome.duplicate = result.run_id, result.duplicate
         outcome.status = "duplicate" if result.duplicate else "ingested"
-        if result.tool in SUMMARY_TOOLS and (beside := summary_beside(path)) is not None:
+        own = tools.get(result.tool)
+        if own and own.summary and (beside := summary_beside(path, own.summary.beside(path))) is not None:
             attached[beside.resolve()] = (result.run_id, _summary_note(beside.name, True) in result.notes)
         return outcome
 
-    def _lone_k6_run(self, summary: Path, work: list[tuple[Path, Path | None, str]]) -> str | None:
-        """The run of the only k6 results file in the summary's directory, if there is exactly one."""
-        k6_files = [p for p, _, kind in work if kind == "results" and p.parent == summary.parent]
+    def _lone_summary_run(self, summary: Path, work: list[tuple[Path, Path | None, str]]) -> str | None:
+        """The run of the only results file in the summary's directory of a tool that writes summaries, if there is
+        exactly one."""
+        from warehouse.ingest import all_formats
+
+        formats = sorted(f.name for f in all_formats().values() if (own := tools.get(f.tool)) and own.summary)
+        files = [p for p, _, kind in work if kind == "results" and p.parent == summary.parent]
         rows = []
-        for p in k6_files:
+        for p in files:
             rows.extend(self.backend.query(
                 "SELECT DISTINCT f.run_id AS run_id FROM ingested_files AS f FINAL "
-                "WHERE f.path = {path:String} AND f.state = 'done' AND f.format IN ('k6-json', 'k6-csv', 'influx-line')",
-                {"path": str(p)},
+                "WHERE f.path = {path:String} AND f.state = 'done' AND f.format IN {formats:Array(String)}",
+                {"path": str(p), "formats": formats},
             ))
         runs = {str(r["run_id"]) for r in rows}
         return runs.pop() if len(runs) == 1 else None
@@ -488,13 +498,6 @@ class Warehouse:
 
     def errors(self, run_id: str) -> list[dict[str, Any]]:
         return self.backend.query(queries.ERRORS_BY_CAUSE, {"run": run_id})
-
-    def evaluate_slos(self, run_id: str, objectives: list[slo.Objective]) -> list[slo.Verdict]:
-        with self.backend.session():
-            return slo.evaluate(self.backend, run_id, objectives)
-
-    def slo_verdicts(self, run_id: str) -> list[slo.Verdict]:
-        return slo.stored(self.backend, run_id)
 
     # -- infrastructure samples (appended by the runners work, issue 5) ---------------------------
 

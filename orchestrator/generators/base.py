@@ -18,16 +18,13 @@ from orchestrator.spec import Journey, Profile, Spec, Stage, split_by_weight
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent.parent / "templates"
 
 
-DEFAULT_JMETER_VERSION = "5.6"  # what a JMX targets when neither the user nor a jmeter on PATH says
-
-
 @dataclass(frozen=True)
 class GenerationOptions:
     """What a generation depends on beyond the spec."""
 
     profile: str
     services: dict[str, str] = field(default_factory=dict)  # overrides of the spec's base URLs
-    jmeter_version: str = DEFAULT_JMETER_VERSION
+    tool_version: str = ""  # the version of the tool the script is for ('' : its generator's default)
     vu_scale: tuple[int, int] = (0, 1)  # (index, count) of a generator when a test is split
 
 

@@ -300,18 +300,19 @@ class JMeterGenerator:
                 "SLO fails (only k6 honours it, by its thresholds); run this spec with --tool k6, or drop "
                 "abort_on_fail for JMeter runs"
             )
-        version = _version_tuple(options.jmeter_version)
+        target = options.tool_version  # the JMeter tool gives its default when no version was asked for
+        version = _version_tuple(target)
         has_json_extractor = version >= (3, 0)
         notes: list[str] = []
         if not has_json_extractor and any(c.kind == "jsonpath" for j in spec.journeys for s in j.steps
                                           for c in s.checks):
-            notes.append(f"JMeter {options.jmeter_version} has no JSONPath assertion: JSONPath checks use a "
+            notes.append(f"JMeter {target} has no JSONPath assertion: JSONPath checks use a "
                          "regular expression on the path's last member")
         if not has_json_extractor and any(
             e.kind == "jsonpath" for j in spec.journeys for s in j.steps for e in s.extract
         ):
             notes.append(
-                f"JMeter {options.jmeter_version} has no JSON extractor: JSONPath extraction uses a "
+                f"JMeter {target} has no JSON extractor: JSONPath extraction uses a "
                 "regular expression for the first occurrence of the path's last member"
             )
         if any("[" in p or "]" in p for j in spec.journeys for st in j.steps for p in st.path.parts
@@ -358,7 +359,7 @@ class JMeterGenerator:
             default_service=default_service,
             service_variables=[v for name, url in urls.items() for v in service_variables(name, url, version)],
             has_json_extractor=has_json_extractor,
-            jmeter_version=options.jmeter_version,
+            jmeter_version=target,
             datasets=datasets,
         )
         files = tuple(d.path for d in datasets.values())

@@ -148,6 +148,10 @@ class Invocation:
 
 class Tool(Protocol):
     name: ClassVar[str]
+    display_name: ClassVar[str]  # as a sentence names it (JMeter)
+    # The tool version a generated script targets when neither the user (generate --jmeter-version) nor an
+    # installed tool says; '' for a tool whose scripts do not depend on its version.
+    script_version: ClassVar[str]
     script_suffix: ClassVar[str]
     version_args: ClassVar[tuple[str, ...]]  # what follows the program to print its version
     stop_signal: ClassVar[int]  # ends the tool gracefully, flushing its results

@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 
 # The JTL columns the warehouse reads beyond JMeter 2.13's defaults: the first failed assertion's message (a
 # failed check, told apart from a request error), the URL, connect time and sent bytes (5.x; 2.13 has none).
+DEFAULT_VERSION = "5.6"  # what a JMX targets when neither the user nor a jmeter on PATH says
+
 SAVE_COLUMNS = tuple(
     f"-Jjmeter.save.saveservice.{name}=true"
     for name in ("assertion_results_failure_message", "url", "connect_time", "sent_bytes", "thread_name", "bytes")
@@ -53,7 +55,9 @@ class JtlCsvCounter:
     request) is not counted, as the warehouse does not store it."""
 
     def __init__(self) -> None:
-        from warehouse.ingest.jtl_csv import TRANSACTION_MESSAGE  # with the warehouse, not with every command
+        from warehouse.tools.jmeter.jtl_csv import (
+            TRANSACTION_MESSAGE,  # with the warehouse, not with every command
+        )
 
         self.transaction_message = TRANSACTION_MESSAGE
         self.success_column: int | None = None
@@ -272,6 +276,8 @@ def scale_plan(text: str, segment: Segment, properties: Mapping[str, str] | None
 @register
 class JMeter:
     name: ClassVar[str] = "jmeter"
+    display_name: ClassVar[str] = "JMeter"
+    script_version: ClassVar[str] = DEFAULT_VERSION
     script_suffix: ClassVar[str] = ".jmx"
     version_args: ClassVar[tuple[str, ...]] = ("--version",)
     stop_signal: ClassVar[int] = signal.SIGINT  # the JVM runs its shutdown hooks; the JTL autoflushes
@@ -302,10 +308,11 @@ class JMeter:
     def render(self, spec: Spec, options: GenerationOptions) -> GeneratedScript:
         from orchestrator.generators.jmeter import JMeterGenerator
 
-        return JMeterGenerator().render(spec, options)
+        return JMeterGenerator().render(spec, options if options.tool_version else
+                                        self.for_version(options, self.script_version))
 
     def for_version(self, options: GenerationOptions, version: str) -> GenerationOptions:
-        return replace(options, jmeter_version=version)  # the plan uses only what this JMeter has
+        return replace(options, tool_version=version)  # the plan uses only what this JMeter has
 
     def invocation(self, binary: str, script: Path, outdir: Path, segment: Segment = WHOLE) -> Invocation:
         # `script` is this part's own plan (scaled with vu_scale); the segment only names its outputs

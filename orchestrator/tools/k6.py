@@ -1,4 +1,8 @@
-"""k6: its probe, script, command line, JSON output (progress counter and live cutter), secrets and stop."""
+"""k6: its probe, script, command line, JSON output (progress counter and live cutter), secrets and stop.
+
+Long because everything perfhouse knows of k6 lives in this one plugin module, by design (adding a tool is adding
+a module).
+"""
 
 from __future__ import annotations
 
@@ -100,7 +104,7 @@ def rfc3339_seconds(text: str) -> float | None:
 
 
 def _check_key(line: bytes) -> tuple[str, str, str, str] | None:
-    """What ties a `checks` point to its request at ingest (warehouse/ingest/k6_json.py): the journey tag (else
+    """What ties a `checks` point to its request at ingest (warehouse/tools/k6/k6_json.py): the journey tag (else
     the scenario), the step tag, and the VU and iteration (metadata, else tags); None for a line that is not
     JSON."""
     try:
@@ -443,6 +447,8 @@ def summary_verdicts(summary: dict) -> list[ThresholdVerdict]:
 @register
 class K6:
     name: ClassVar[str] = "k6"
+    display_name: ClassVar[str] = "k6"
+    script_version: ClassVar[str] = ""
     script_suffix: ClassVar[str] = ".js"
     version_args: ClassVar[tuple[str, ...]] = ("version",)
     stop_signal: ClassVar[int] = signal.SIGINT

@@ -114,6 +114,8 @@ def _is_client(node: ast.AST) -> bool:
 @register
 class Locust:
     name: ClassVar[str] = "locust"
+    display_name: ClassVar[str] = "Locust"
+    script_version: ClassVar[str] = ""
     script_suffix: ClassVar[str] = ".py"
     version_args: ClassVar[tuple[str, ...]] = ("--version",)
     stop_signal: ClassVar[int] = signal.SIGTERM  # headless Locust stops its users and writes its statistics

@@ -23,6 +23,7 @@ from pathlib import Path
 from orchestrator.scrape import InfraRow, Scraper
 from tests.conftest import need
 from tests.support.localhttp import serving
+from warehouse.analysis import slo
 from warehouse.analysis.slo import Objective
 from warehouse.store import RunInfo, Warehouse
 
@@ -147,7 +148,7 @@ def recorded_warehouse(directory: Path, seconds: int = 2, vus: int = 3) -> Recor
     wh = Warehouse.open(url)
     result = wh.ingest(path)
     assert result.rows > 0 and result.rejected == 0, result
-    wh.evaluate_slos(result.run_id, SLOS)
+    slo.evaluate(wh.backend, result.run_id, SLOS)
     wh.add_infra_samples(result.run_id, infra)
     return Recorded(url, result.run_id, result.rows, len(infra))
 

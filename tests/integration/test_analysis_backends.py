@@ -11,12 +11,13 @@ import pytest
 
 from tests.integration.conftest import make_warehouse_url
 from tests.support.samples import load_samples, lognormal, save_run
-from warehouse.analysis import fingerprint as fp
+from warehouse.analysis import slo
 from warehouse.analysis.baseline import pin, resolve_baseline, unpin
 from warehouse.analysis.compare import CompareVerdict, compare, stored_comparisons
 from warehouse.analysis.gate import gate
 from warehouse.analysis.slo import Objective
 from warehouse.analysis.trends import trends
+from warehouse.engine import fingerprint as fp
 from warehouse.errors import DataError, ExitStatus
 from warehouse.ingest.history import RunMeta
 from warehouse.store import Warehouse
@@ -46,8 +47,8 @@ def history(wh: Warehouse, tmp: Path) -> list[str]:
         for step in ("list", "view"):
             rows.append((run_id, "browse", step, lognormal(rng, 400, 1.3), None))
     load_samples(wh, tmp / "history.parquet", rows)
-    wh.evaluate_slos("slo-failed", [Objective("p95", 1.0)])
-    wh.evaluate_slos("candidate", [Objective("p95", 10_000.0)])
+    slo.evaluate(wh.backend, "slo-failed", [Objective("p95", 1.0)])
+    slo.evaluate(wh.backend, "candidate", [Objective("p95", 10_000.0)])
     return ids
 
 

@@ -16,7 +16,7 @@ from tests.support.chfront import start_front_process, stop_front_process
 from warehouse.analysis.trends import trends
 from warehouse.engine.backends import ServerBackend
 from warehouse.engine.cluster import create_schema, render, single_server_tables, stage_engine
-from warehouse.engine.schema import CURRENT_VERSION, MIGRATIONS
+from warehouse.engine.schema import CURRENT_VERSION, MIGRATIONS, VIEWS
 from warehouse.errors import WarehouseError
 from warehouse.store import Warehouse
 
@@ -36,7 +36,7 @@ def tables() -> dict[str, str]:
 
 
 def test_every_table_becomes_replicated_on_the_cluster_under_a_distributed_table(tables: dict[str, str]) -> None:
-    statements = render(tables, "perf", "loadtests")
+    statements = render(tables, "perf", "loadtests", views=VIEWS)
     assert {"runs", "requests", "k6_points", "aggregates", "ingested_files", "schema_migrations"} <= set(tables)
     assert statements[0] == "CREATE DATABASE IF NOT EXISTS loadtests ON CLUSTER perf"
     assert len(statements) == 1 + 2 * len(tables) + 1  # and the view runs_current
@@ -71,9 +71,9 @@ def test_a_staging_copy_of_a_replicated_table_drops_only_the_replication() -> No
 
 def test_names_that_are_not_identifiers_are_refused(tables: dict[str, str]) -> None:
     with pytest.raises(WarehouseError, match="identifier"):
-        render(tables, "perf; DROP TABLE runs", "default")
+        render(tables, "perf; DROP TABLE runs", "default", views=VIEWS)
     with pytest.raises(WarehouseError, match="not a MergeTree table"):
-        render({"odd": "CREATE TABLE default.odd (`a` UInt8) ENGINE = Log"}, "perf", "default")
+        render({"odd": "CREATE TABLE default.odd (`a` UInt8) ENGINE = Log"}, "perf", "default", views=VIEWS)
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +93,8 @@ def test_the_same_queries_run_unchanged_over_distributed_tables(
     url = server_database(one_node_cluster, request.node.name) + "?cluster=perf"
     backend = ServerBackend(url)
     # One engine has no Keeper and runs no ON CLUSTER DDL: the same layout with plain MergeTree under Distributed.
-    create_schema(backend, tables, [(n, d) for n, d, _ in MIGRATIONS], replicated=False, on_cluster=False)
+    create_schema(backend, tables, [(n, d) for n, d, _ in MIGRATIONS], replicated=False, on_cluster=False,
+                  views=VIEWS)
     clustered = Warehouse.open(url)  # the schema is there at the current version: nothing to create
     engines = {r["name"]: r["engine"] for r in clustered.backend.query(
         "SELECT name, engine FROM system.tables WHERE database = currentDatabase()")}
@@ -126,7 +127,7 @@ def test_a_cluster_warehouse_at_another_version_is_refused_not_migrated(
         one_node_cluster: str, tables: dict[str, str], request: pytest.FixtureRequest) -> None:
     url = server_database(one_node_cluster, request.node.name) + "?cluster=perf"
     older = [(n, d) for n, d, _ in MIGRATIONS][:-1]
-    create_schema(ServerBackend(url), tables, older, replicated=False, on_cluster=False)
+    create_schema(ServerBackend(url), tables, older, replicated=False, on_cluster=False, views=VIEWS)
     with pytest.raises(WarehouseError, match=f"needs {CURRENT_VERSION} and does not migrate a cluster"):
         Warehouse.open(url)
 

@@ -22,6 +22,7 @@ from dashboard import data
 from dashboard.tables import ms
 from tests.conftest import ROOT
 from tests.e2e.recorded_run import HISTORY_FINGERPRINT, Recorded, record_history, recorded_warehouse
+from warehouse.analysis import slo
 from warehouse.analysis.compare import compare
 from warehouse.analysis.slo import Objective
 from warehouse.analysis.trends import trends
@@ -48,7 +49,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory, jtl_output: Path) -> Reco
     assert jmeter.rows > 0
     wh.backend.command("ALTER TABLE runs UPDATE started_at = started_at - INTERVAL 1 HOUR WHERE run_id = "
                        "{run:String} SETTINGS mutations_sync = 2", {"run": jmeter.run_id})  # older than the k6 run
-    wh.evaluate_slos(jmeter.run_id, [Objective("p95", 5000.0)])
+    slo.evaluate(wh.backend, jmeter.run_id, [Objective("p95", 5000.0)])
     wh.save_run(RunInfo(new_run_id("jmeter"), "jmeter", status="failed", name="broken plan", spec_name="shop",
                         started_at="2000-01-01 00:00:00.000", ended_at="2000-01-01 00:00:03.000"))
     getattr(wh.backend, "release", lambda: None)()

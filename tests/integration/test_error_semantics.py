@@ -20,6 +20,7 @@ import pytest
 from orchestrator.run import run_tool
 from orchestrator.spec import load_spec
 from tests.conftest import need
+from warehouse.analysis import slo
 from warehouse.report.report_formats import report as render_report
 from warehouse.store import Warehouse
 
@@ -138,7 +139,7 @@ def test_k6_and_jmeter_count_the_same_request_errors_and_failed_checks(
         # k6 names the check; JMeter's CSV has the first failed assertion's message
         assert checks == ({'body contains "ok"'} if tool == "k6" else {'Test failed: text expected to contain /"ok"/'})
         assert {r["method"] for r in rows} == {"GET"} and all(r["vu"] for r in rows), tool
-        verdicts = {v.slo: v.passed for v in wh.slo_verdicts(run_id)}
+        verdicts = {v.slo: v.passed for v in slo.stored(wh.backend, run_id)}
         assert verdicts == {
             "overall error_rate < 10% (request errors)": True,  # 4 of 60
             "overall check_failure_rate < 5% (failed checks)": False,  # 5 of 60

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from tests.support.samples import load_samples, lognormal, save_run
+from warehouse.analysis import slo
 from warehouse.analysis.compare import CompareVerdict, compare_group
 from warehouse.analysis.gate import gate, junit_xml, markdown_summary
 from warehouse.analysis.slo import Objective
@@ -116,7 +117,7 @@ def test_a_worse_step_under_an_unchanged_overall_gates_8(wh: Warehouse, tmp_path
 def test_an_aborted_run_is_not_judged_alike_by_gate_and_report(wh: Warehouse, tmp_path: Path) -> None:
     rng = np.random.default_rng(4)
     (run,) = seed_runs(wh, tmp_path, rng, "cut", 1, [1.0], {"list": (300, 40.0)}, status="aborted")
-    wh.evaluate_slos(run, [Objective("p95", 10_000.0)])  # held by the partial data, and still not judged
+    slo.evaluate(wh.backend, run, [Objective("p95", 10_000.0)])  # held by the partial data, and still not judged
     result = gate(wh, run)
     assert result.exit_status == ExitStatus.RUN_INCOMPLETE
     gate_cases = {n: t for n, t in junit_failures(junit_xml([result]))}

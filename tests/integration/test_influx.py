@@ -12,8 +12,8 @@ from click.testing import CliRunner
 from orchestrator.cli import main
 from warehouse.errors import IngestError
 from warehouse.ingest import detect_format
-from warehouse.ingest.influx_line import LineError, Point, parse_line
 from warehouse.store import Warehouse
+from warehouse.tools.influx.influx_line import LineError, Point, parse_line
 
 pytestmark = pytest.mark.integration
 

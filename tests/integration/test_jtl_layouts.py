@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from warehouse.errors import WarehouseError
-from warehouse.ingest import jtl_csv
 from warehouse.store import Warehouse
+from warehouse.tools.jmeter import jtl_csv
 
 pytestmark = pytest.mark.integration
 

@@ -13,6 +13,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
+from warehouse.analysis import slo
 from warehouse.analysis.baseline import pin
 from warehouse.analysis.compare import compare
 from warehouse.analysis.slo import Objective
@@ -63,7 +64,7 @@ def golden_document(url: str) -> GroupReport:
     result = wh.ingest(GOLDEN / "run.jtl", dataclasses.replace(RUN))
     assert result.rows == 150 and result.rejected == 0
     wh.add_infra_samples(RUN.run_id, infra_rows())
-    wh.evaluate_slos(RUN.run_id, OBJECTIVES)
+    slo.evaluate(wh.backend, RUN.run_id, OBJECTIVES)
     return build_group_report(wh, wh.run_group(RUN.run_id), ReportOptions((50, 75, 95, 99, 99.9), apdex_t_ms=50))
 
 

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from warehouse.analysis import slo
 from warehouse.analysis.slo import Objective
-from warehouse.ingest.jtl_csv import TRANSACTION_MESSAGE
 from warehouse.report.reports import ReportOptions, build_group_report, parse_percentiles
 from warehouse.store import Warehouse
+from warehouse.tools.jmeter.jtl_csv import TRANSACTION_MESSAGE
 
 pytestmark = pytest.mark.integration
 
@@ -57,7 +58,7 @@ def test_p75_and_p99_9_of_a_jmeter_run_equal_the_exact_percentiles_of_its_jtl(an
     assert report.totals["p99.9_ms"] == pytest.approx(exact_percentile(everything, 99.9), abs=0.01)
     assert report.percentiles == ["p50", "p75", "p95", "p99", "p99.9"]
 
-    verdicts = wh.evaluate_slos(run_id, [Objective("p99.9", 1e9), Objective("p75", 0.001)])
+    verdicts = slo.evaluate(wh.backend, run_id, [Objective("p99.9", 1e9), Objective("p75", 0.001)])
     assert [v.slo for v in verdicts] == ["overall p99.9 < 1e+09 ms", "overall p75 < 0.001 ms"]
     assert verdicts[0].observed == pytest.approx(exact_percentile(everything, 99.9), abs=0.01)
     assert verdicts[0].passed and not verdicts[1].passed

@@ -12,6 +12,7 @@ from orchestrator.demo_api import DemoAPI
 from orchestrator.run import run_tool
 from orchestrator.spec import load_spec
 from tests.conftest import ROOT, need
+from warehouse.analysis import slo
 from warehouse.report.report_formats import render_markdown
 from warehouse.report.reports import ReportOptions, build_group_report
 from warehouse.store import Warehouse
@@ -69,7 +70,7 @@ def test_k6_percentiles_in_warehouse_equal_k6_summary_export(tmp_path: Path, war
         ("checkout", "login"),
         ("checkout", "add_to_cart"),
     }
-    assert {v.slo for v in outcome.verdicts} == {v.slo for v in wh.slo_verdicts(outcome.run_id)}
+    assert {v.slo for v in outcome.verdicts} == {v.slo for v in slo.stored(wh.backend, outcome.run_id)}
     run = wh.run(outcome.run_id)
     assert (run.status, run.tool, run.profile, run.spec_name) == (
         "completed",

@@ -180,7 +180,7 @@ def test_paths_needing_percent_encoding_are_sent_alike(tmp_path: Path) -> None:
     ]
     # java.net.URI refuses brackets in a path: JMeter sends them encoded, and the plan records it
     assert sent["jmeter"] == [p.replace("[", "%5B").replace("]", "%5D") for p in sent["k6"]]
-    assert BRACKETS_NOTE in generate(spec, "jmeter", GenerationOptions(profile="golden", jmeter_version="2.13")).notes
+    assert BRACKETS_NOTE in generate(spec, "jmeter", GenerationOptions(profile="golden", tool_version="2.13")).notes
 
 
 SHOP_FLOW = [("GET", "/products"), ("GET", "/products/1"), ("POST", "/login"), ("POST", "/cart")]
@@ -195,7 +195,7 @@ def test_generated_scripts_retarget_by_environment_or_property_alone(tool: str, 
         (tmp_path / "shop.yaml").write_text(text, encoding="utf-8")
         spec = load_spec(tmp_path / "shop.yaml")
         version = TOOLS[tool].version(binary) if tool == "jmeter" else "5.6"
-        script = generate(spec, tool, GenerationOptions(profile="once", jmeter_version=version))
+        script = generate(spec, tool, GenerationOptions(profile="once", tool_version=version))
         path = tmp_path / script.filename
         path.write_text(script.content, encoding="utf-8")
         argv = TOOLS[tool].invocation(binary, path, tmp_path).argv

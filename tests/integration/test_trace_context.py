@@ -81,7 +81,7 @@ def test_the_other_result_formats_carry_the_trace_id(tool: str, output: str, opt
     spec = load_spec(tmp_path / "traced.yaml")
     with DemoAPI(record=True, delay_ms=(0.0, 0.5)) as api:
         script = generate(spec, tool, GenerationOptions(profile="fixed", services={"api": api.url},
-                                                        jmeter_version=TOOLS[tool].version(binary)))
+                                                        tool_version=TOOLS[tool].version(binary)))
         (tmp_path / script.filename).write_text(script.content, encoding="utf-8")
         argv = TOOLS[tool].invocation(binary, tmp_path / script.filename, tmp_path).argv
         if tool == "jmeter":

@@ -13,9 +13,10 @@ import pytest
 from tests.integration.conftest import make_warehouse_url
 from warehouse.engine.backends import ServerBackend
 from warehouse.errors import IngestError, WarehouseError
-from warehouse.ingest import batch, k6_json
+from warehouse.ingest import batch
 from warehouse.ingest.sql import BOUNDED
 from warehouse.store import RunInfo, Warehouse
+from warehouse.tools.k6 import k6_json
 
 pytestmark = pytest.mark.integration
 

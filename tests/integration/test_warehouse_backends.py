@@ -16,6 +16,7 @@ import pytest
 import sqlglot
 
 from tests.integration.conftest import make_warehouse_url
+from warehouse.analysis import slo
 from warehouse.analysis.slo import Objective
 from warehouse.engine.schema import CURRENT_VERSION, MIGRATIONS, migrate
 from warehouse.read import queries
@@ -55,7 +56,7 @@ def snapshot(wh: Warehouse, run_id: str) -> dict[str, Any]:
         "latency_over_time": wh.latency_over_time(run_id),
         "latency_over_time_5s": wh.latency_over_time(run_id, 5),
         "errors": wh.errors(run_id),
-        "slo_verdicts": wh.slo_verdicts(run_id),
+        "slo_verdicts": slo.stored(wh.backend, run_id),
         "run_list": wh.run_list(),
         "run_list_k6_since_2024": wh.run_list(RunFilter(tool="k6", since="2024-01-01")),
         "run_facets": wh.run_facets(),
@@ -144,12 +145,12 @@ def test_runs_resolve_and_slos(any_warehouse_url: str, k6_output: Path) -> None:
     assert wh.resolve("20240102") == wh.resolve("latest") == info.run_id
     row = wh.run(info.run_id)
     assert row.labels == info.labels and row.status == "completed" and row.notes == "done"
-    verdicts = wh.evaluate_slos(info.run_id, OBJECTIVES)
+    verdicts = slo.evaluate(wh.backend, info.run_id, OBJECTIVES)
     assert [v.passed for v in verdicts] == [True, False, True, True, False]
     assert verdicts[2].observed == 0 and verdicts[4].observed is None
-    assert wh.slo_verdicts(info.run_id) == sorted(verdicts, key=lambda v: v.slo)
-    assert wh.evaluate_slos(info.run_id, OBJECTIVES) == verdicts  # re-evaluating replaces, never adds
-    assert len(wh.slo_verdicts(info.run_id)) == len(OBJECTIVES)
+    assert slo.stored(wh.backend, info.run_id) == sorted(verdicts, key=lambda v: v.slo)
+    assert slo.evaluate(wh.backend, info.run_id, OBJECTIVES) == verdicts  # re-evaluating replaces, never adds
+    assert len(slo.stored(wh.backend, info.run_id)) == len(OBJECTIVES)
 
 
 @pytest.mark.parametrize("name", sorted(queries.ALL))
@@ -176,7 +177,7 @@ def test_both_backends_return_the_same_values(tmp_path: Path, request: pytest.Fi
         for info, path in ((k6, k6_output), (jm, jtl_output)):
             wh.save_run(info)
             wh.ingest(path, run=info)
-            wh.evaluate_slos(info.run_id, OBJECTIVES)
+            slo.evaluate(wh.backend, info.run_id, OBJECTIVES)
         seen.append({run: snapshot(wh, run) for run in ("k6-run", "jmeter-run")})
     embedded, server = seen
     for run in embedded:

@@ -86,7 +86,7 @@ def test_a_clean_k6_file_is_read_in_one_pass(
     any_warehouse_url: str, k6_output: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The strict pass takes a clean file whole: no lenient pass, no line-by-line reject pass."""
-    from warehouse.ingest import k6_json
+    from warehouse.tools.k6 import k6_json
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("a clean file went down the path for bad files")

@@ -41,7 +41,7 @@ def golden_path(case: str, profile: str, filename: str) -> Path:
 
 def render(case: str, profile: str, tool: str, jmeter_version: str) -> str:
     spec = load_spec(GOLDEN / case / "spec.yaml")
-    return generate(spec, tool, GenerationOptions(profile=profile, jmeter_version=jmeter_version)).content
+    return generate(spec, tool, GenerationOptions(profile=profile, tool_version=jmeter_version)).content
 
 
 @pytest.mark.parametrize(("case", "profile"), CASES)

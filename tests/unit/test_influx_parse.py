@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from warehouse.ingest.influx_line import LineError, Point, parse_line
+from warehouse.tools.influx.influx_line import LineError, Point, parse_line
 
 NAME = st.text("abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=12)
 TAG_VALUE = st.text("abcdefghijklmnopqrstuvwxyz0123456789./:-?&", min_size=1, max_size=20)

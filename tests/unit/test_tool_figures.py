@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from warehouse.report.tool_figures import HOW, figures_of
+from warehouse.report.tool_figures import figures_of
+from warehouse.tools.locust.figures import HOW
 
 
 def row(step: str, status: str, source: str, intervals: list[dict[str, float]], journey: str = "") -> dict[str, Any]:
@@ -31,7 +32,7 @@ def test_locusts_end_of_test_statistics_win_over_its_history() -> None:
     [step] = figures.steps
     assert (step.count, step.failures, step.avg_ms, step.rps) == (40, 2, 9.5, 13.3)
     assert step.percentiles == {50.0: 8.0, 95.0: 30.0, 99.9: 80.0} and step.failure_rate == 0.05
-    assert figures.how == HOW["locust"]
+    assert figures.how == HOW["stats"]
 
 
 def test_locusts_history_alone_gives_running_totals_and_only_the_median() -> None:
@@ -42,7 +43,7 @@ def test_locusts_history_alone_gives_running_totals_and_only_the_median() -> Non
     [step] = figures.steps
     assert (step.count, step.failures, step.avg_ms, step.min_ms, step.max_ms) == (35, 1, 9.0, 2.0, 44.0)
     assert step.percentiles == {50.0: 8.0} and step.rps is None
-    assert figures.how == HOW["locust-history"]
+    assert figures.how == HOW["history"]
 
 
 def test_jmeter_intervals_sum_counts_weight_averages_and_keep_the_worst_percentile() -> None:
@@ -69,3 +70,10 @@ def test_jmeter_without_an_all_line_adds_its_ok_and_ko_lines() -> None:
     assert (step.count, step.failures, step.min_ms, step.max_ms) == (10, 2, 4.0, 50.0)
     assert step.avg_ms == (8 * 10.0 + 2 * 40.0) / 10
     assert step.percentiles == {}  # the ok and ko samples' percentiles do not combine into all samples'
+
+
+def test_a_tool_without_a_folding_shows_no_figures_of_its_own() -> None:
+    """A tool the warehouse has no folding for is not read as another tool's statistics."""
+    lines = [row("GET /a", "all", "stats", [{"count": 4, "failures": 0, "avg": 9.0}])]
+    assert figures_of("gatling", lines, []) is None
+    assert figures_of("k6", lines, []) is None

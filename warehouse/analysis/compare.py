@@ -39,6 +39,9 @@ A set of repeats (`run --repeat N`: N runs of one fingerprint in one invocation)
 sigma of a SINGLE run divided by the median's efficiency (`median_runs`): the history interval becomes
 sigma * sqrt(1/N_eff + 1/n), the pair interval sigma * sqrt(1 + 1/N_eff). Without a history of MIN_HISTORY runs
 the N runs' own spread (pooled over the steps like a history's, N - 1 degrees of freedom a step) is the sigma.
+
+Long because the judgement above is one argument (reference, noise, multiplicity, thin data) whose parts are read
+together; its SQL lives in read/queries.py and its decision in `judge`.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ from warehouse.errors import DataError
 from warehouse.read import queries
 from warehouse.read.records import RunRecord
 from warehouse.store import Warehouse
+from warehouse.tools import group_order
 
 MIN_SAMPLES = 200  # at least 10 samples above the p95 of each run
 MIN_HISTORY = 5  # comparable runs since the last change point needed to predict the next
@@ -848,7 +852,7 @@ def compare_group(warehouse: Warehouse, group: str, policy: Policy = Policy()) -
         if len(firsts) < 2:
             raise DataError(f"group {group!r} holds {len(rows)} repeats of one tool (run --repeat) and no other tool "
                             "to compare with: `perfhouse gate` judges them as one set")
-        ordered = sorted(firsts.values(), key=lambda r: (r["tool"] != "k6", r["tool"]))
+        ordered = sorted(firsts.values(), key=lambda r: group_order(str(r["tool"])))
         run_a = warehouse.run(str(ordered[0]["run_id"]))
         out = []
         for row in ordered[1:]:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from warehouse.analysis import slo
 from warehouse.analysis.baseline import Baseline, optional_baseline
 from warehouse.analysis.compare import (
     CompareVerdict,
@@ -39,8 +40,9 @@ from warehouse.errors import DataError, ExitStatus
 from warehouse.read import queries
 from warehouse.read.records import RunRecord
 from warehouse.report import junit
-from warehouse.report.tool_figures import display_name, figures_only
+from warehouse.report.tool_figures import figures_only
 from warehouse.store import Warehouse
+from warehouse.tools import display_name
 
 INCONCLUSIVE_CHOICES = ("warn", "fail", "pass")
 # The most severe first: a gate's status is the first of these one of its cases calls for.
@@ -204,7 +206,7 @@ def gate_set(warehouse: Warehouse, run_ids: Sequence[str], baseline: str | None 
     with warehouse.backend.session():
         runs = sorted((warehouse.run(r) for r in run_ids), key=lambda r: (r.started_at, r.run_id))
         repeated = len(runs) > 1
-        per_run = [(r, warehouse.slo_verdicts(r.run_id)) for r in runs]
+        per_run = [(r, slo.stored(warehouse.backend, r.run_id)) for r in runs]
         verdicts = [(r, run_verdict(r.status, slos)) for r, slos in per_run]
         verdict = group_verdict([str(v) for _, v in verdicts]) if repeated else verdicts[0][1]
         slos = [replace(v, slo=f"{v.slo} (repeat {i}/{len(runs)})") if repeated else v

@@ -132,6 +132,11 @@ def _verdict(objective: Objective, value: Any) -> Verdict:
 
 def evaluate(backend: Backend, run_id: str, objectives: list[Objective]) -> list[Verdict]:
     """Observe every objective and store the verdicts in one insert (re-evaluating replaces them)."""
+    with backend.session():
+        return _evaluate(backend, run_id, objectives)
+
+
+def _evaluate(backend: Backend, run_id: str, objectives: list[Objective]) -> list[Verdict]:
     verdicts = observe_all(backend, run_id, objectives)
     if verdicts:
         backend.command(

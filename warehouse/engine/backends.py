@@ -1,4 +1,8 @@
-"""Warehouse backends: embedded chdb (default) and a ClickHouse server, behind one small interface."""
+"""Warehouse backends: embedded chdb (default) and a ClickHouse server, behind one small interface.
+
+Long because the interface and both of its implementations (sessions and the cross-process lock of the embedded
+engine, parameters, file loading, result caps) are read together: a behaviour of one must be the other's too.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +29,10 @@ DEFAULT_URL = "chdb://.perfhouse/warehouse"
 # text is decoded with replacement as well, so no byte in the warehouse can fail a read.
 _JSON_SETTINGS = {"output_format_json_quote_64bit_integers": 0, "output_format_json_validate_utf8": 1}
 _READ_SETTINGS = "SET output_format_json_quote_64bit_integers = 0, output_format_json_validate_utf8 = 1"
+# Settings of every connection to a cluster warehouse (?cluster=NAME, laid out by engine.cluster): a write
+# through a Distributed table is in place when the INSERT returns (the next statement reads it), and a subquery
+# over a Distributed table runs once, on the node that asked, with its result sent to the shards.
+CLUSTER_SETTINGS = {"insert_distributed_sync": 1, "distributed_product_mode": "global"}
 
 
 class Backend(Protocol):
@@ -369,10 +377,8 @@ class ServerBackend:
             "secure": secure,
         }
         if self.cluster:
-            from warehouse.engine.cluster import CONNECTION_SETTINGS
-
             quote_identifier(self.cluster)
-            self._kwargs["settings"] = dict(CONNECTION_SETTINGS)
+            self._kwargs["settings"] = dict(CLUSTER_SETTINGS)
         self._client: Any = None
         self._lock = threading.RLock()
 

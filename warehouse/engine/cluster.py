@@ -23,6 +23,7 @@ import json
 import re
 import subprocess
 import sys
+from collections.abc import Mapping
 
 from warehouse.engine.backends import Backend, quote_identifier
 from warehouse.errors import WarehouseError
@@ -30,10 +31,6 @@ from warehouse.errors import WarehouseError
 LOCAL = "_local"
 REPLICA_PATH = "/clickhouse/tables/{shard}/{database}/{table}"  # the servers' macros fill these in
 SHARDING = {"schema_migrations": "version", "ingest_claims": "token"}  # every other table is placed by its run
-# Settings of every connection to a cluster warehouse: a write through a Distributed table is in place when
-# the INSERT returns (the next statement reads it), and a subquery over a Distributed table runs once, on
-# the node that asked, with its result sent to the shards.
-CONNECTION_SETTINGS = {"insert_distributed_sync": 1, "distributed_product_mode": "global"}
 
 _SCRATCH = """
 import json, sys, tempfile
@@ -64,11 +61,13 @@ _CREATE = re.compile(r"CREATE TABLE (?:\w+\.)?(\w+) \((.*)\) ENGINE = (\w*)Merge
 
 
 def render(
-    tables: dict[str, str], cluster: str, database: str, replicated: bool = True, on_cluster: bool = True
+    tables: dict[str, str], cluster: str, database: str, replicated: bool = True, on_cluster: bool = True, *,
+    views: Mapping[str, str],
 ) -> list[str]:
     """The statements that create the warehouse on `cluster` in `database`: per table, `T_local` (Replicated,
-    ON CLUSTER) then `T` (Distributed). `replicated=False, on_cluster=False` renders the same layout for one
-    engine without ClickHouse Keeper (plain MergeTree under the Distributed tables), to try it on one node."""
+    ON CLUSTER) then `T` (Distributed), then the `views` (schema.VIEWS) over them. `replicated=False,
+    on_cluster=False` renders the same layout for one engine without ClickHouse Keeper (plain MergeTree under the
+    Distributed tables), to try it on one node."""
     for what, name in (("cluster", cluster), ("database", database)):
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
             raise WarehouseError(f"{what} name {name!r} is not a plain identifier (letters, digits, _)")
@@ -92,9 +91,7 @@ def render(
             f"CREATE TABLE IF NOT EXISTS {database}.{name}{where} AS {database}.{local} "
             f"ENGINE = Distributed('{cluster}', '{database}', '{local}', cityHash64({key}))"
         )
-    from warehouse.engine.schema import VIEWS
-
-    for name, select in sorted(VIEWS.items()):  # over the Distributed tables (a run's rows are on one shard: FINAL holds)
+    for name, select in sorted(views.items()):  # over the Distributed tables (a run's rows are on one shard: FINAL holds)
         statements.append(f"CREATE VIEW IF NOT EXISTS {database}.{name}{where} AS {select.format(db=database + '.')}")
     check(statements)
     return statements
@@ -142,8 +139,9 @@ def stage_clause(backend: Backend, name: str) -> str:
     return f"AS {local}" + (f" ENGINE = {stage_engine(engine)}" if engine.startswith("Replicated") else "")
 
 
-def ensure_schema(backend: Backend, version: int, describe: list[tuple[int, str]]) -> int:
-    """Create the cluster schema when the warehouse has none; refuse one at another schema version."""
+def ensure_schema(backend: Backend, version: int, describe: list[tuple[int, str]], views: Mapping[str, str]) -> int:
+    """Create the cluster schema when the warehouse has none; refuse one at another schema version (schema.migrate
+    gives its version, migrations and views)."""
     have = backend.query(
         "SELECT count() AS n FROM system.tables WHERE database = currentDatabase() AND name = 'schema_migrations'"
     )
@@ -156,7 +154,7 @@ def ensure_schema(backend: Backend, version: int, describe: list[tuple[int, str]
                 "migrate a cluster: apply the changes with ON CLUSTER (`perfhouse cluster-ddl` prints the schema)"
             )
         return at
-    return create_schema(backend, single_server_tables(), describe)
+    return create_schema(backend, single_server_tables(), describe, views=views)
 
 
 def create_schema(
@@ -165,11 +163,13 @@ def create_schema(
     describe: list[tuple[int, str]],
     replicated: bool = True,
     on_cluster: bool = True,
+    *,
+    views: Mapping[str, str],
 ) -> int:
-    """Create the rendered tables on the backend's cluster and record every migration as applied."""
+    """Create the rendered tables and views on the backend's cluster and record every migration as applied."""
     cluster = str(getattr(backend, "cluster", ""))
     database = str(getattr(backend, "database", "default"))
-    for statement in render(tables, cluster, database, replicated, on_cluster):
+    for statement in render(tables, cluster, database, replicated, on_cluster, views=views):
         backend.command(statement)
     for number, description in describe:
         backend.command(

@@ -420,7 +420,7 @@ def migrate(backend: Backend) -> int:
     if getattr(backend, "cluster", None):
         from warehouse.engine.cluster import ensure_schema
 
-        return ensure_schema(backend, CURRENT_VERSION, [(n, d) for n, d, _ in MIGRATIONS])
+        return ensure_schema(backend, CURRENT_VERSION, [(n, d) for n, d, _ in MIGRATIONS], VIEWS)
     with backend.session():
         backend.command(
             "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, description String, "

@@ -14,6 +14,7 @@ from warehouse.ingest.batch import (
 )
 from warehouse.ingest.files import count_lines, file_sha256, quick_fingerprint, read_head, readable
 from warehouse.ingest.formats import (
+    UNKNOWN_STEP,
     Format,
     IngestJob,
     IngestResult,
@@ -26,6 +27,7 @@ from warehouse.ingest.formats import (
 )
 
 __all__ = [
+    "UNKNOWN_STEP",
     "Format",
     "IngestError",
     "IngestJob",

@@ -1,8 +1,9 @@
 """The formats ingest reads, and what a format is: the protocol each format module fills, the job and result a
 loader gets, and detection of a file's format from its first bytes.
 
-A format module registers its class with `register`; `all_formats()` finds the modules on first use (discovery,
-as orchestrator.tools finds its tools), so adding a format is adding a module. A format:
+A format module registers its class with `register`; `all_formats()` finds the modules on first use (discovery
+under warehouse/tools/, one package per tool, as orchestrator.tools finds its tools), so adding a format is adding
+a module to its tool's package. A format:
 
 - `name` (what `--format` takes) and `tool` (the tool whose output it is: the run's tool);
 - `sniff(head)`: does a file starting with these bytes (decompressed, see files.read_head) look like it?
@@ -73,6 +74,11 @@ class IngestResult:
             "aggregates": self.aggregates,
             "notes": self.notes,
         }
+
+
+# The expected status of a step whose status alone does not decide (it expects several, or the spec does not know
+# it): the tool's own success flag decides.
+UNKNOWN_STEP = 65535
 
 
 @dataclass(frozen=True)
@@ -149,8 +155,8 @@ class Format(Protocol):
 
 # Every registered format by name, in the order detection tries them once discovery has run (all_formats).
 FORMATS: dict[str, Format] = {}
-# The modules of this package that hold no format (the ingest core and its helpers): discovery skips them.
-CORE = frozenset({"batch", "bounds", "files", "formats", "history", "receive", "sql"})
+# Where the format modules live: every module under this package (one package per tool) is imported once.
+FORMAT_HOME = "warehouse.tools"
 _discovered = False
 
 
@@ -161,14 +167,13 @@ def register(cls: type) -> type:
 
 
 def all_formats() -> dict[str, Format]:
-    """Every format, by name, in the order detection tries them: found on first use by importing every format
-    module of this package (each registers its format); ordered by module, the loose ones last."""
+    """Every format, by name, in the order detection tries them: found on first use by importing every module
+    under FORMAT_HOME (each format module registers its formats); ordered by module, the loose ones last."""
     global _discovered
     if not _discovered:
-        package = __name__.rpartition(".")[0]
-        for module in pkgutil.iter_modules(importlib.import_module(package).__path__):
-            if module.name not in CORE:
-                importlib.import_module(f"{package}.{module.name}")
+        home = importlib.import_module(FORMAT_HOME)
+        for module in pkgutil.walk_packages(home.__path__, f"{FORMAT_HOME}."):
+            importlib.import_module(module.name)
         ordered = sorted(FORMATS.items(), key=lambda item: (bool(getattr(item[1], "loose", False)),
                                                             type(item[1]).__module__))
         FORMATS.clear()

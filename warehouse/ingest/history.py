@@ -18,7 +18,7 @@ import datetime as dt
 import difflib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -209,13 +209,11 @@ def looks_like_summary(path: Path) -> bool:
     return True
 
 
-def summary_beside(results: Path) -> Path | None:
-    """The k6 summary a run directory keeps beside a results file: k6.json → k6-summary.json
-    (k6-2.json → k6-summary-2.json as perfhouse's generators write), or <stem>-summary.json."""
+def summary_beside(results: Path, first: Iterable[Path] = ()) -> Path | None:
+    """The tool's own summary a run directory keeps beside a results file: one of the tool's names for it
+    (`first`: k6.json → k6-summary.json), else <stem>-summary.json or <stem>.summary.json."""
     name = results.name.removesuffix(".gz").removesuffix(".json")
-    candidates = [results.with_name(f"{name}-summary.json"), results.with_name(f"{name}.summary.json")]
-    if name.startswith("k6"):
-        candidates.insert(0, results.with_name("k6-summary" + name[2:] + ".json"))
+    candidates = [*first, results.with_name(f"{name}-summary.json"), results.with_name(f"{name}.summary.json")]
     return next((c for c in candidates if c.is_file() and looks_like_summary(c)), None)
 
 

@@ -2,6 +2,9 @@
 
 Values only ever reach ClickHouse as query parameters ({name:Type}); no user value is formatted
 into SQL text. `check_all()` parses each query with sqlglot's ClickHouse dialect (the tests run it).
+
+Long by design: every read the product makes lives here as data, so one test parses them all and a reader
+finds any query by its name in one file.
 """
 
 from __future__ import annotations

@@ -1,6 +1,10 @@
 """Report formats: Markdown (with PNG charts beside it), one self-contained HTML file (inline SVG charts, no
 script, no network), JSON and JUnit XML. Each is one function from a GroupReport to a Rendered document,
-registered in FORMATS by name."""
+registered in FORMATS by name.
+
+Long because the four renderings of the same report sections stand side by side: a section added to one format
+is seen missing in the others.
+"""
 
 from __future__ import annotations
 
@@ -214,7 +218,8 @@ def _summary_rows(report: Report) -> list[list[str]]:
     def fmt(name: str, value: float) -> str:
         return str(int(value)) if name == "requests" else _pct(value) if "rate" in name else f"{value:.2f}"
 
-    return [[f["figure"], fmt(f["figure"], f["warehouse"]), fmt(f["figure"], f["k6"]),
+    tool = report.run.tool  # each row holds the tool's own value under the tool's name
+    return [[f["figure"], fmt(f["figure"], f["warehouse"]), fmt(f["figure"], f[tool]),
              fmt(f["figure"], f["difference"]) if "rate" not in f["figure"] else f"{f['difference'] * 100:+.2f} points"]
             for f in report.tool_summary]
 

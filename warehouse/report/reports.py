@@ -14,7 +14,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from warehouse.analysis import compare, insight
+from warehouse import tools
+from warehouse.analysis import compare, insight, slo
 from warehouse.analysis.baseline import optional_baseline
 from warehouse.analysis.slo import Objective, Verdict, percentile_level
 from warehouse.analysis.verdict import RunVerdict, group_verdict, run_verdict, verdict_of
@@ -269,7 +270,7 @@ def build_report(warehouse: Warehouse, run_id: str) -> Report:
             run=run,
             totals=warehouse.totals(run_id),
             steps=[s.to_dict() for s in warehouse.step_stats(run_id)],
-            slos=warehouse.slo_verdicts(run_id),
+            slos=slo.stored(warehouse.backend, run_id),
             errors=warehouse.errors(run_id),
             slowest=slowest_traced(warehouse, run),
             tool_figures=tool_figures(warehouse, run),
@@ -309,7 +310,7 @@ def build_group_report(warehouse: Warehouse, run_ids: list[str], options: Report
 def build_run_report(warehouse: Warehouse, run_id: str, options: ReportOptions) -> Report:
     backend, params = warehouse.backend, {"run": run_id, **options.params()}
     run = warehouse.run(run_id)
-    slos = warehouse.slo_verdicts(run_id)
+    slos = slo.stored(warehouse.backend, run_id)
     levels = options.levels()
     totals = _with_levels(backend.query(queries.REPORT_TOTALS, params)[0], levels)
     steps = [_with_levels(s, levels) for s in backend.query(queries.REPORT_STEPS, params)]
@@ -341,41 +342,10 @@ def build_run_report(warehouse: Warehouse, run_id: str, options: ReportOptions) 
     report.capacity = _capacity(warehouse, run_id, slos, bucket)
     report.slowest = slowest_traced(warehouse, run)
     report.tool_figures = tool_figures(warehouse, run)
-    if run.tool == "k6":
-        report.tool_summary = k6_summary_figures(warehouse.tool_summary(run_id), totals)
+    own = tools.get(run.tool)
+    if own is not None and own.summary is not None:
+        report.tool_summary = own.summary.figures(warehouse.tool_summary(run_id, own.summary.preferred), totals)
     return report
-
-
-# k6's end-of-test summary (--summary-export / handleSummary JSON) against the warehouse's figures:
-# (figure, k6 metric, k6 field, key of the report's totals)
-_K6_FIGURES = (
-    ("requests", "http_reqs", "count", "count"),
-    # k6 divides by the test's duration (its start-up and graceful stop included), the warehouse by the span of
-    # the requests: the two rates differ by that much, which the report's headline says
-    ("requests/s", "http_reqs", "rate", "throughput"),
-    ("request error rate", "http_req_failed", "value", "error_rate"),
-    ("avg ms", "http_req_duration", "avg", "avg_ms"),
-    ("p50 ms", "http_req_duration", "med", "p50_ms"),
-    ("p90 ms", "http_req_duration", "p(90)", "p90_ms"),
-    ("p95 ms", "http_req_duration", "p(95)", "p95_ms"),
-    ("p99 ms", "http_req_duration", "p(99)", "p99_ms"),
-    ("max ms", "http_req_duration", "max", "max_ms"),
-)
-
-
-def k6_summary_figures(summary: dict[str, Any] | None, totals: dict[str, Any]) -> list[dict[str, Any]]:
-    """The figures k6's own summary gives for the run beside the warehouse's (k6 computes p99 only when its
-    summaryTrendStats ask for it; a figure it lacks is left out)."""
-    metrics = (summary or {}).get("metrics") or {}
-    out = []
-    for name, metric, key, ours in _K6_FIGURES:
-        values = metrics.get(metric) or {}
-        theirs = values.get(key, values.get("rate") if key == "value" else None)
-        if theirs is None or totals.get(ours) is None:
-            continue
-        mine = float(totals[ours])
-        out.append({"figure": name, "warehouse": mine, "k6": float(theirs), "difference": mine - float(theirs)})
-    return out
 
 
 def _with_levels(row: dict[str, Any], levels: list[float]) -> dict[str, Any]:

@@ -28,7 +28,6 @@ from warehouse.ingest.bounds import (
     time_ok,
 )
 from warehouse.ingest.formats import IngestJob, IngestResult, Rejected, register
-from warehouse.ingest.jtl_csv import TRACE_ID, TRANSACTION_MESSAGE, outcome_sql
 from warehouse.ingest.sql import (
     SAMPLE_REJECTS,
     service_map_params,
@@ -36,6 +35,7 @@ from warehouse.ingest.sql import (
     step_map_params,
     trace_id_sql,
 )
+from warehouse.tools.jmeter.jtl_csv import TRACE_ID, TRANSACTION_MESSAGE, outcome_sql
 
 SAMPLES = frozenset({"httpSample", "sample"})
 # A top-level sample starts a line (JMeter indents the nested ones): where parsing resumes after an error.

@@ -31,8 +31,8 @@ from typing import ClassVar
 from warehouse.engine.owners import scratch_dir
 from warehouse.ingest.bounds import ANY_PARTITIONS_SQL, NS_FROM, NS_UNTIL, TIME_REASON, k6_value_problem
 from warehouse.ingest.formats import IngestJob, IngestResult, Rejected, register
-from warehouse.ingest.k6_json import derive_requests
 from warehouse.ingest.sql import SAMPLE_REJECTS, service_map_params, stage_lines
+from warehouse.tools.k6.k6_json import derive_requests
 
 FieldValue = float | int | bool | str
 
@@ -40,6 +40,8 @@ AGGREGATES_NOTE = (
     "JMeter backend-listener data are interval aggregates: no per-request rows; "
     "percentiles are as JMeter computed them per interval"
 )
+# What a staged line is: a k6 metric point, or a JMeter interval aggregate (the staging table's `kind`).
+POINT, AGGREGATE = "point", "aggregate"
 # Tags of JMeter's InfluxDB Backend Listener (statut is its spelling) that become columns of aggregates.
 JMETER_TAGS = ("application", "transaction", "statut")
 
@@ -262,7 +264,7 @@ def stage_rows(point: Point) -> list[dict[str, object]]:
         if not numbers:  # an annotation (test started / ended): kept as one `event` with its text in the tags
             numbers = {"event": 1.0}
         return [
-            {"kind": "jmeter", "ns": point.ns, "measurement": point.measurement, "tags": tags, **head,
+            {"kind": AGGREGATE, "ns": point.ns, "measurement": point.measurement, "tags": tags, **head,
              "field": key, "value": value}
             for key, value in numbers.items()
         ]
@@ -274,7 +276,7 @@ def stage_rows(point: Point) -> list[dict[str, object]]:
     for key, value in point.fields.items():  # k6's tags-as-fields (url, vu, iter) back into the tags
         if key != "value":
             tags[key] = _tag_text(value)
-    return [{"kind": "k6", "ns": point.ns, "measurement": point.measurement, "tags": tags,
+    return [{"kind": POINT, "ns": point.ns, "measurement": point.measurement, "tags": tags,
              "application": "", "transaction": "", "statut": "", "field": "value",
              "value": float(point.fields["value"])}]
 
@@ -328,14 +330,14 @@ INSERT INTO {points} (run_id, batch, ts, ts_ns, metric, value, tags, generator)
 SELECT {run:String}, {batch:String}, toDateTime64(fromUnixTimestamp64Nano(ns, 'UTC'), 6, 'UTC'),
        toUInt16(ns % 1000), measurement, value, toJSONString(mapSort(tags)),
        if(tags['perfhouse_generator'] != '', tags['perfhouse_generator'], {generator:String})
-FROM {stage} WHERE kind = 'k6'
+FROM {stage} WHERE kind = 'point'
 """
 
 _AGGREGATES = """
 INSERT INTO {aggregates} (run_id, batch, ts, tool, journey, step, status, metric, value, tags)
 SELECT {run:String}, {batch:String}, toDateTime64(fromUnixTimestamp64Nano(ns, 'UTC'), 6, 'UTC'), 'jmeter',
        application, transaction, statut, field, value, tags
-FROM {stage} WHERE kind = 'jmeter'
+FROM {stage} WHERE kind = 'aggregate'
 """
 
 
@@ -354,7 +356,7 @@ class InfluxLine:
 
     def load(self, job: IngestJob, result: IngestResult) -> None:
         source = job.source or job.path
-        kinds = {"k6": 0, "jmeter": 0}
+        kinds = {POINT: 0, AGGREGATE: 0}
         with scratch_dir("influx") as tmp:
             staged = Path(tmp) / "staged.jsonl"
             # lines end at LF alone (as InfluxDB reads them): a CR inside a line is no line break
@@ -376,17 +378,17 @@ class InfluxLine:
                         kinds[str(row["kind"])] += 1
                         out.write(json.dumps(row, separators=(",", ":")))
                         out.write("\n")
-            if not kinds["k6"] and not kinds["jmeter"]:
+            if not kinds[POINT] and not kinds[AGGREGATE]:
                 return
             staged_job = IngestJob(job.backend, staged, job.run_id, job.batch, job.generator, job.services,
                                    source=source)
             stage_lines(staged_job, STAGE_COLUMNS, "JSONEachRow", types=STAGE_TYPES)
         params = {"run": job.run_id, "batch": job.batch, "generator": job.generator}
-        if kinds["k6"]:
+        if kinds[POINT]:
             job.backend.command(_POINTS.replace("{stage}", job.stage).replace("{points}", job.table("k6_points"))
                                 + ANY_PARTITIONS_SQL, params)
             derive_requests(job, {**params, **service_map_params(job)})
-        if kinds["jmeter"]:
+        if kinds[AGGREGATE]:
             sql = _AGGREGATES.replace("{stage}", job.stage).replace("{aggregates}", job.table("aggregates"))
             job.backend.command(sql + ANY_PARTITIONS_SQL, params)
             result.notes.append(AGGREGATES_NOTE)
@@ -397,6 +399,6 @@ class InfluxLine:
         )[0]
         result.points, result.rows = int(counts["points"]), int(counts["rows"])
         result.aggregates = int(counts["aggregates"])
-        result.tool = "jmeter" if kinds["jmeter"] and not kinds["k6"] else "k6"
-        if kinds["jmeter"] and kinds["k6"]:
+        result.tool = "jmeter" if kinds[AGGREGATE] and not kinds[POINT] else "k6"
+        if kinds[AGGREGATE] and kinds[POINT]:
             result.notes.append("the file holds both k6 points and JMeter aggregates")

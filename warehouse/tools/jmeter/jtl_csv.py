@@ -29,7 +29,7 @@ from warehouse.ingest.bounds import (
     time_ok,
 )
 from warehouse.ingest.files import read_head
-from warehouse.ingest.formats import IngestJob, IngestResult, register
+from warehouse.ingest.formats import UNKNOWN_STEP, IngestJob, IngestResult, register
 from warehouse.ingest.sql import (
     BOUNDED,
     READ_FILE,
@@ -98,8 +98,7 @@ NO_NULL = "\x1f"
 # status it expects (0: any 2xx or 3xx), so a request error is a status other than that (a transport failure
 # has none). For a step the spec does not know (a JTL from a plan perfhouse did not write), a failed sample is
 # a request error unless its status is 2xx/3xx, which JMeter's HTTP sampler accepts, so an assertion failed
-# it; a response code assertion's failure ("Test failed: code ...") is a request error still.
-UNKNOWN_STEP = 65535
+# it; a response code assertion's failure ("Test failed: code ...") is a request error still (UNKNOWN_STEP).
 
 
 def outcome_sql(key: str, code: str, success: str, failure: str) -> dict[str, str]:
