@@ -205,7 +205,7 @@ def drive(url: str, tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     rejected lines, gzip, a duplicate, a kill and its recovery), the receiver, infrastructure samples, SLOs,
     reports, compare, trends, the gate, baselines, retention, the dashboard's reads and the SQL page's gate."""
     from warehouse import ingest
-    from warehouse.analysis.slo import Objective
+    from warehouse.analysis import slo
     from warehouse.engine.owners import OWNER_LABEL, Owner
     from warehouse.ingest.receive import Write, store_writes
     from warehouse.store import RunFilter, RunInfo, Warehouse
@@ -241,7 +241,8 @@ def drive(url: str, tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         f"http_req_duration,name=s1,status=200 value=12 {stamp}\nhttp_reqs,name=s1 value=1 {stamp}\n".encode())])
     wh.add_infra_samples(info.run_id, [("2024-01-01T00:00:01Z", "http://127.0.0.1:9/metrics", "cpu", {"a": "b"}, 0.5)])
     wh.finish_run(info, "completed", notes="done")
-    wh.evaluate_slos(run_id, [Objective("p95", 50.0), Objective("error_rate", 0.01, journey="default")])
+    slo.evaluate(wh.backend, run_id, [slo.Objective("p95", 50.0), slo.Objective("error_rate", 0.01, journey="default")])
+    slo.stored(wh.backend, run_id)
     cli(url, "baseline", "pin", run_id, "--note", "the first")
     for fmt in ("json", "junit"):  # Markdown and HTML render the same report (no SQL of their own)
         cli(url, "report", shop[-1].run_id, "--format", fmt, "-o", str(tmp / f"report.{fmt}"))
