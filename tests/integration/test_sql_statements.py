@@ -272,12 +272,12 @@ def drive_cluster(server: str, tmp: Path) -> None:
     its open and an ingest through staging tables made from the local tables."""
     from warehouse.engine.backends import ServerBackend
     from warehouse.engine.cluster import create_schema, single_server_tables
-    from warehouse.engine.schema import MIGRATIONS
+    from warehouse.engine.schema import MIGRATIONS, VIEWS
     from warehouse.store import Warehouse
 
     url = server_database(server, "sql_cluster") + "?cluster=perf"
     create_schema(ServerBackend(url), single_server_tables(), [(n, d) for n, d, _ in MIGRATIONS],
-                  replicated=False, on_cluster=False)
+                  replicated=False, on_cluster=False, views=VIEWS)
     _, other = result_files(tmp)
     Warehouse.open(url).ingest(other[0])
 
