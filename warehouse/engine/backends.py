@@ -103,6 +103,12 @@ def settings_sql(settings: dict[str, Any] | None) -> str:
     )
 
 
+def literal(value: Any) -> str:
+    """A value as a ClickHouse literal (a string quoted and escaped), for the few places of a statement that take
+    no query parameter: a SETTINGS value, ATTACH PARTITION ID."""
+    return _param_text(value)
+
+
 def redacted(url: str) -> str:
     """A warehouse URL fit to show: a password in it is replaced by ***."""
     return re.sub(r"//([^:@/]*):[^@/]*@", r"//\1:***@", url)
