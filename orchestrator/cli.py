@@ -125,10 +125,10 @@ def _tools(value: str) -> list[str]:
 
 def _webhook(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """--notify: an http(s) webhook URL, checked before anything runs ('' from the environment is none)."""
-    from orchestrator.notify import check_url
-
     if not value:
         return None
+    from orchestrator.notify import check_url
+
     try:
         return check_url(value)
     except ValueError as exc:
@@ -144,13 +144,14 @@ def _notify_option(fn: F) -> F:
 def _jmeter_on_path() -> tuple[str, str]:
     """The version of the jmeter on PATH, as `run` asks it, and where the version came from."""
     from orchestrator.generators.base import DEFAULT_JMETER_VERSION
+    from orchestrator.tool_versions import cached_version
     from orchestrator.tools import TOOLS
 
     tool = TOOLS["jmeter"]
     binary = tool.binary()
     if binary is None:
         return DEFAULT_JMETER_VERSION, "no jmeter on PATH; --jmeter-version chooses another"
-    version = tool.version(binary)
+    version = cached_version(tool.name, binary, tool.version)
     if not re.match(r"\d+\.\d+", version):
         return DEFAULT_JMETER_VERSION, f"{binary} did not tell its version; --jmeter-version chooses another"
     return version, f"the jmeter on PATH, {binary}"
