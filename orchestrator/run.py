@@ -823,7 +823,8 @@ def record(warehouse: Warehouse, spec: Spec, fields: dict[str, Any], watchdog: W
 
 
 # What ingesting and judging a run's results imports (the result formats, the verdicts): loaded while the tool runs
-RESULTS_MODULES = ("warehouse.ingest", "warehouse.ingest.history", "warehouse.analysis.verdict", "concurrent.futures.thread")
+RESULTS_MODULES = ("warehouse.ingest", "warehouse.ingest.history", "warehouse.analysis.verdict",
+                   "concurrent.futures.thread")
 
 
 def load_for_results() -> None:

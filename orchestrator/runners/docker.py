@@ -158,15 +158,69 @@ def cleanup(run_id: str | None = None, dry_run: bool = False, stop_s: int = CLEA
 
 
 def dead_leftovers(timeout_s: float = 5.0) -> list[Leftover]:
-    """The containers of runs whose perfhouse died, as listed by `cleanup`; [] when Docker cannot be asked."""
-    try:
-        import docker
+    """The containers of runs whose perfhouse died, as listed by `cleanup`; [] when Docker cannot be asked.
 
-        docker_client = docker.from_env(timeout=timeout_s)
-        found = leftovers(None, docker_client)
+    Every local run asks this: an engine on its local socket is asked directly (one request, without loading the
+    docker SDK); one elsewhere (DOCKER_HOST tcp://, ssh://) through the SDK."""
+    try:
+        found = _listed_on_socket(timeout_s)
+        if found is None:
+            import docker
+
+            found = leftovers(None, docker.from_env(timeout=timeout_s))
     except Exception:  # no SDK or no engine here: nothing to say about containers
         return []
     return [_clean(c, True, 0) for c in found if owner_state(c.labels or {}) == "dead"]
+
+
+DEFAULT_SOCKET = "/var/run/docker.sock"
+
+
+@dataclass(frozen=True)
+class _Listed:
+    """A container as the engine lists it, with the attributes `_clean` reads of the SDK's (for a dry run)."""
+
+    id: str
+    name: str
+    status: str
+    labels: dict[str, str]
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+
+def _listed_on_socket(timeout_s: float) -> list[_Listed] | None:
+    """perfhouse's containers as the engine on the local socket (DOCKER_HOST unset or unix://) lists them, through
+    the engine's HTTP API; None for an engine elsewhere. An engine that is not there raises OSError."""
+    import http.client
+    import json
+    import socket
+    from urllib.parse import quote
+
+    host = os.environ.get("DOCKER_HOST", "")
+    if host and not host.startswith("unix://"):
+        return None
+    path = host.removeprefix("unix://") or DEFAULT_SOCKET
+
+    class Connection(http.client.HTTPConnection):
+        def connect(self) -> None:
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.settimeout(timeout_s)
+            self.sock.connect(path)
+
+    conn = Connection("localhost", timeout=timeout_s)
+    try:
+        filters = quote(json.dumps({"label": [RUN_LABEL]}))
+        conn.request("GET", f"/containers/json?all=1&filters={filters}")
+        response = conn.getresponse()
+        body = response.read(16 << 20)
+    finally:
+        conn.close()
+    if response.status != 200:
+        raise OSError(f"the Docker engine answered {response.status}")
+    return [_Listed(str(c["Id"]), str((c.get("Names") or [""])[0]).lstrip("/"), str(c.get("State", "")),
+                    dict(c.get("Labels") or {})) for c in json.loads(body)]
 
 
 def _clean(container: Any, dry_run: bool, stop_s: int, dead_only: bool = False) -> Leftover:
