@@ -83,6 +83,9 @@ class _FormatChoice(click.Choice):
 
 
 def _open_warehouse(ctx: click.Context) -> Any:
+    from warehouse.backends import load_engine_ahead
+
+    load_engine_ahead(ctx.obj["warehouse"])  # while the warehouse's own modules load
     from warehouse.store import Warehouse
 
     return Warehouse.open(ctx.obj["warehouse"])
