@@ -112,13 +112,13 @@ def _services(values: tuple[str, ...]) -> dict[str, str]:
 
 def _tools(value: str) -> list[str]:
     """The tools of --tool; a name no tool module registers is a usage error (exit 2) naming the nearest."""
-    import difflib
-
     from orchestrator.tools import TOOLS
 
     names = [t.strip() for t in value.split(",") if t.strip()]
     for name in names:
         if name not in TOOLS:
+            import difflib
+
             near = difflib.get_close_matches(name, list(TOOLS), n=1, cutoff=0.5)  # names of two letters
             hint = f"did you mean {near[0]!r}? " if near else ""
             raise click.BadParameter(f"unknown tool {name!r}; {hint}perfhouse drives: {', '.join(sorted(TOOLS))}",

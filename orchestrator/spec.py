@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import difflib
 import hashlib
 import re
 from collections.abc import Iterator
@@ -443,6 +442,8 @@ def _keys(value: Any) -> tuple[Any, ...]:
 
 
 def _suggest(name: str, choices: Any) -> str:
+    import difflib  # a mistake's suggestion only
+
     close = difflib.get_close_matches(name, list(choices), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 

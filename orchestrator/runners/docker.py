@@ -20,7 +20,6 @@ import contextlib
 import io
 import os
 import signal
-import tarfile
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -224,8 +223,6 @@ def _listed_on_socket(timeout_s: float) -> list[_Listed] | None:
 
 
 def _clean(container: Any, dry_run: bool, stop_s: int, dead_only: bool = False) -> Leftover:
-    import docker.errors
-
     labels = container.labels or {}
     state = str(container.status)
     active = state in _ACTIVE
@@ -235,6 +232,8 @@ def _clean(container: Any, dry_run: bool, stop_s: int, dead_only: bool = False) 
     elif dry_run:
         action = "would stop and remove" if active else "would remove"
     else:
+        import docker.errors  # what is only listed needs none of the SDK
+
         try:
             if active:
                 container.stop(timeout=stop_s)
@@ -374,6 +373,8 @@ def _directory_tar(directory: Path) -> bytes:
     The directory itself is an entry, owned by the invoking user and writable, so the tool (running as that
     user) can write its results beside the script; the directories above it are not in the tar, and an
     engine creates those it lacks."""
+    import tarfile  # a remote engine's run only
+
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         top = tarfile.TarInfo(str(directory).lstrip("/"))
@@ -399,6 +400,8 @@ def _fetch_results(container: Any, directory: Path) -> None:
         data = b"".join(stream)
     except docker.errors.DockerException:
         return  # never created or already gone: the part wrote nothing to fetch
+    import tarfile
+
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         for member in tar.getmembers():
             parts = Path(member.name).parts[1:]  # the archive's top entry is the directory itself
