@@ -325,17 +325,23 @@ def _load_engine() -> None:
 def _chdb_session() -> Any:
     """chdb's session module, loaded without pyarrow: chdb imports pyarrow when it can, for Arrow results the
     warehouse never asks for (it reads CSV and JSONEachRow), and that import was a fifth of a short command's
-    whole time. pyarrow stays importable for everything else in the process."""
-    if "chdb.session" in sys.modules or "pyarrow" in sys.modules:
-        from chdb import session
+    whole time. pyarrow stays importable for everything else in the process. One thread at a time (the one
+    `load_engine_ahead` started, the one opening the warehouse): the second waits until pyarrow is importable
+    again."""
+    with _engine_lock:
+        if "chdb.session" in sys.modules or "pyarrow" in sys.modules:
+            from chdb import session
+            return session
+        sys.modules["pyarrow"] = None  # type: ignore[assignment]  # an import of it fails while chdb loads
+        try:
+            from chdb import session
+        finally:
+            if sys.modules.get("pyarrow", 0) is None:
+                del sys.modules["pyarrow"]
         return session
-    sys.modules["pyarrow"] = None  # type: ignore[assignment]  # an import of it fails while chdb loads
-    try:
-        from chdb import session
-    finally:
-        if sys.modules.get("pyarrow", 0) is None:
-            del sys.modules["pyarrow"]
-    return session
+
+
+_engine_lock = threading.Lock()
 
 
 def _make_holder(backend: ChdbBackend) -> None:
