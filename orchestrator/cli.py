@@ -21,6 +21,7 @@ from warehouse.errors import WarehouseError
 
 if TYPE_CHECKING:
     from warehouse.analysis.compare import Delta
+    from warehouse.store import Warehouse
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -368,6 +369,9 @@ def _image_options(fn: F) -> F:
               help="Pull/merge request comment (Markdown) of --gate.")
 @click.option("--report-url", default=None, metavar="URL",
               help="The HTML report's address for --comment and --notify (default: the CI job's page, if known).")
+@click.option("--report", "report_file", default=None, type=click.Path(dir_okay=False),
+              help="Write the report of this invocation's runs (as `perfhouse report RUN`) to FILE whatever their "
+              "verdict: .html, .md or .json.")
 @_notify_option
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
@@ -407,6 +411,7 @@ def run(
     slo_file: str | None,
     comment: str | None,
     report_url: str | None,
+    report_file: str | None,
     notify: str | None,
     as_json: bool,
     **tool_images: str | None,
@@ -427,9 +432,6 @@ def run(
     from orchestrator.suite import SuiteRun, exit_status, is_suite
     from orchestrator.tools import get as get_tool
     from warehouse.analysis.fingerprint import new_group_id
-
-    if TYPE_CHECKING:
-        from warehouse.store import Warehouse
 
     options = RunnerOptions(
         images={name.removesuffix("_image"): image for name, image in tool_images.items() if image},
@@ -464,7 +466,11 @@ def run(
     if scripts_given is None and (properties or env_vars or slo_texts or slo_file):
         raise click.UsageError("-J, -e, --slo and --slo-file are for scripts; a spec reads ${env:NAME} from the "
                                "environment and has its own slos")
+    report_format = _report_format(report_file)
     if scripts_given is None and is_suite(Path(spec_file)):
+        if report_file:
+            raise click.UsageError("--report writes the report of one spec's runs; report a suite's runs with "
+                                   "`perfhouse report RUN`")
         if gate_runs:
             raise click.UsageError("--gate judges the runs of one spec; gate a suite's runs with `perfhouse gate RUN`")
         if repeat > 1:
@@ -570,7 +576,39 @@ def run(
         name = spec.name if scripts_given is None else ", ".join(s.name for s in scripts_given)
         post(notify, from_runs([o.to_dict() for o in outcomes], name, runs[0][1], environment), status,
              lambda m: click.echo(m, err=True), report_url or ci_report_url())
+    if report_file and outcomes:
+        _write_run_report(warehouse.get(), outcomes[0].run_id, report_format, Path(report_file))
     _end(status)
+
+
+def _report_format(report_file: str | None) -> str:
+    """`run --report`'s format, known from the file's suffix before anything runs."""
+    if report_file is None:
+        return ""
+    formats = {".html": "html", ".htm": "html", ".md": "md", ".json": "json"}
+    fmt = formats.get(Path(report_file).suffix.lower())
+    if fmt is None:
+        raise click.BadParameter(f"{report_file}: a report is .html, .md or .json", param_hint="--report")
+    return fmt
+
+
+def _write_run_report(warehouse: Warehouse, run_id: str, fmt: str, path: Path) -> None:
+    """The report of the invocation's first run (with its group, as `perfhouse report RUN` shows it), written
+    whatever the verdict, so a CI job publishes the report of its own runs, never of another job's `latest`."""
+    from pathlib import PurePosixPath
+
+    from warehouse.report_formats import report as render_report
+    from warehouse.reports import ReportOptions, parse_percentiles
+
+    group = warehouse.run_group(run_id)
+    rendered = render_report(warehouse, group, fmt, ReportOptions(parse_percentiles("50,90,95,99"), 500.0, None),
+                             PurePosixPath(str(path)))
+    for name, data in rendered.files.items():
+        target = path.parent / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(rendered.text, encoding="utf-8")
 
 
 def _variables(values: tuple[str, ...], flag: str) -> dict[str, str]:

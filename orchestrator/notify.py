@@ -41,6 +41,13 @@ class RunNotice:
     environment: str = ""
     failed_slos: list[str] = field(default_factory=list)
     worse_steps: list[str] = field(default_factory=list)
+    repeats: list[str] = field(default_factory=list)  # the runs of a set judged as one (`run --repeat N`)
+
+    def what(self) -> str:
+        """'k6 run ID', or for a repeated set 'k6 set of N runs ID1, ID2, ...'."""
+        if len(self.repeats) > 1:
+            return f"{self.tool} set of {len(self.repeats)} runs {', '.join(self.repeats)}"
+        return f"{self.tool} run {self.run_id}"
 
 
 def from_gate(results: Sequence[Mapping[str, Any]]) -> list[RunNotice]:
@@ -56,7 +63,7 @@ def from_gate(results: Sequence[Mapping[str, Any]]) -> list[RunNotice]:
         notices.append(RunNotice(
             str(run.get("run_id", "")), str(run.get("tool", "")), event, verdict, str(r.get("outcome", verdict)),
             str(run.get("spec_name", "")), str(run.get("profile", "")), str(run.get("environment", "")),
-            _failed_slos(r.get("slos") or []), worse))
+            _failed_slos(r.get("slos") or []), worse, [str(x.get("run_id", "")) for x in r.get("repeats") or []]))
     return notices
 
 
@@ -81,7 +88,7 @@ def payload(notices: Sequence[RunNotice], exit_status: int, report_url: str = ""
     lines = [f"perfhouse: {event}"]
     for n in needing:
         what = " / ".join(x for x in (n.spec, n.profile, n.environment) if x)
-        lines.append(f"• {what + ' · ' if what else ''}{n.tool} run {n.run_id}: {n.outcome}")
+        lines.append(f"• {what + ' · ' if what else ''}{n.what()}: {n.outcome}")
         lines += [f"    SLO breached: {s}" for s in n.failed_slos[:5]]
         lines += [f"    WORSE {s}" for s in n.worse_steps[:5]]
     text = "\n".join(_slack_escape(line) for line in lines)

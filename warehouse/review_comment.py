@@ -46,8 +46,11 @@ def comment_markdown(results: Sequence[Mapping[str, Any]], report_url: str = "")
 def _run_lines(r: Mapping[str, Any]) -> list[str]:
     run = r.get("run") or {}
     what = " / ".join(_code(str(run[k])) for k in ("spec_name", "profile", "environment") if run.get(k))
+    repeats = [str(x.get("run_id", "")) for x in r.get("repeats") or []]
+    runs = (f" set of {len(repeats)} runs {', '.join(_code(x) for x in repeats)}" if len(repeats) > 1
+            else f" run {_code(str(run.get('run_id', '')))}")
     lines = [f"**{_text(str(r.get('outcome', '')))}** · {what + ' · ' if what else ''}{_code(str(run.get('tool', '')))}"
-             f" run {_code(str(run.get('run_id', '')))} · verdict {_text(str(r.get('verdict', '')))}", ""]
+             f"{runs} · verdict {_text(str(r.get('verdict', '')))}", ""]
     slos = r.get("slos") or []
     failed = [v for v in slos if not v.get("passed", True)]
     if failed:

@@ -205,7 +205,7 @@ def test_hybrid_suite_runs_groups_in_order_and_lands_every_run(tmp_path: Path) -
 
 
 def test_the_readme_suite_example_runs_its_groups_in_order(tmp_path: Path) -> None:
-    """examples/suite.yaml as the README shows it, against a demo API on a free port (its URLs pointed there) and
+    """examples/suite.yaml as the guide shows it, against a demo API on a free port (its URLs pointed there) and
     with the spec's profiles shortened to one iteration: the smoke group, then the CI and demo entries."""
     need("k6")
     need("jmeter")

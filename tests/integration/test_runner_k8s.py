@@ -341,3 +341,58 @@ def test_a_pod_without_its_secret_does_not_start_and_the_run_fails(
     assert outcome.status == "failed", outcome.notes
     (log,) = [p for p in state.glob("*.log") if p.name != "calls.log"]
     assert "couldn't find key PERFHOUSE_K8S_TOKEN" in log.read_text()
+
+
+OWN_SCRIPT = """\
+import http from "k6/http";
+import { check } from "k6";
+
+export const options = { vus: 2, iterations: 6 };
+
+export default function () {
+  const res = http.get(`${__ENV.BASE_URL}/products`, {
+    headers: { Authorization: `Bearer ${__ENV.TOKEN}` }, tags: { name: "list" } });
+  check(res, { "listed": (r) => r.status === 200 });
+}
+"""
+
+
+def test_a_teams_own_k6_script_runs_on_k8s_with_its_variables_from_a_secret(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`perfhouse run shop.js --runner k8s`: the script as it is in the ConfigMap, split over the pods by execution
+    segments, its -e values reaching the pods only through the run's Secret; one run holds every pod's requests."""
+    import json
+    import secrets as random_secrets
+
+    from orchestrator.demo_api import DemoAPI
+    from tests.conftest import need
+
+    need("k6")
+    state = fake_cluster(tmp_path, monkeypatch)
+    script = tmp_path / "shop.js"
+    script.write_text(OWN_SCRIPT)
+    token = f"own-{random_secrets.token_hex(12)}"
+    url = f"chdb://{tmp_path / 'wh'}"
+    with DemoAPI(record=True) as api:
+        proc = subprocess.run(
+            [sys.executable, "-m", "orchestrator", "--warehouse", url, "run", str(script), "--runner", "k8s",
+             "--generators", "2", "--receive-listen", "127.0.0.1:0", "--progress-interval", "0",
+             "--runs-dir", str(tmp_path / "runs"), "-e", f"BASE_URL={api.url}", "-e", f"TOKEN={token}", "--json"],
+            capture_output=True, text=True, timeout=300)
+        seen = [r for r in api.requests if r.path == "/products"]
+    assert proc.returncode == 0, proc.stdout + proc.stderr + "".join(p.read_text() for p in state.glob("*.log"))
+    (outcome,) = json.loads(proc.stdout)
+    assert len(seen) == 6 and {r.headers["authorization"] for r in seen} == {f"Bearer {token}"}
+    assert outcome["rows"] == 6
+    wh = Warehouse.open(url)
+    by_pod = wh.backend.query("SELECT generator, count() AS n FROM requests WHERE run_id = {r:String} "
+                              "GROUP BY generator", {"r": outcome["run_id"]})
+    assert len(by_pod) == 2 and sum(r["n"] for r in by_pod) == 6  # two pods, each its execution segment
+    calls = (state / "calls.log").read_text()
+    assert token not in calls
+    for root in (tmp_path / "runs", tmp_path / "wh"):
+        for file in root.rglob("*"):
+            if file.is_file():
+                assert token.encode() not in file.read_bytes(), file
+    assert "create -f -" in calls and "delete secret " in calls  # the Secret, created on stdin, then deleted
+    assert (state / "secrets").is_dir() and not list((state / "secrets").glob("*.json"))

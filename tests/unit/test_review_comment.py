@@ -64,3 +64,18 @@ def test_the_report_link_defaults_to_the_ci_jobs_page() -> None:
     assert ci_report_url(github) == "https://github.com/a/b/actions/runs/5"
     assert ci_report_url({"CI_JOB_URL": "https://gitlab.example.com/a/b/-/jobs/3"}).endswith("/jobs/3")
     assert ci_report_url({}) == ""
+
+
+def test_a_repeated_set_is_named_by_all_its_runs_in_the_comment_and_the_notification() -> None:
+    from orchestrator.notify import from_gate, payload
+
+    judged = result([step("pay", "WORSE", 0.3)])
+    ids = ["20260101-000000-k6-aaaa", "20260101-000100-k6-cccc", "20260101-000200-k6-dddd"]
+    judged["repeats"] = [{"run_id": i, "status": "completed", "verdict": "PASSED"} for i in ids]
+    text = comment_markdown([judged])
+    assert "`k6` set of 3 runs `20260101-000000-k6-aaaa`, `20260101-000100-k6-cccc`, `20260101-000200-k6-dddd`" in text
+    body = payload(from_gate([judged]), 8)
+    assert body is not None and "k6 set of 3 runs " + ", ".join(ids) + ": FAILED: regression" in body["text"]
+    assert body["runs"][0]["repeats"] == ids
+    single = payload(from_gate([result([step("pay", "WORSE", 0.3)])]), 8)
+    assert single is not None and "k6 run 20260101-000000-k6-aaaa: FAILED: regression" in single["text"]

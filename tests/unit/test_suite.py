@@ -47,11 +47,11 @@ def test_bad_suites_are_located(tmp_path: Path) -> None:
         load_suite(write(tmp_path, "suite: x\nruns:\n  - {spec: missing.yaml, profile: ci}\n"))
 
 
-def test_the_readme_shows_the_example_suite_and_it_loads_as_it_says() -> None:
+def test_the_guide_shows_the_example_suite_and_it_loads_as_it_says() -> None:
     example = ROOT / "examples" / "suite.yaml"
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    readme = (ROOT / "docs" / "guide.md").read_text(encoding="utf-8")
     blocks = re.findall(r"```yaml\n(.*?)```", readme, re.S)
-    assert example.read_text(encoding="utf-8") in blocks  # the README shows the file as it is
+    assert example.read_text(encoding="utf-8") in blocks  # the guide shows the file as it is
     suite = load_suite(example)
     assert suite.name == "nightly" and suite.mode == "hybrid"
     assert [[(e.profile, e.tools) for e in wave] for wave in suite.waves()] == [
