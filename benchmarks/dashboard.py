@@ -50,8 +50,8 @@ def page_reads(wh: Any, run_id: str) -> dict[str, list[tuple[str, Callable[[], A
     from warehouse.analysis.baseline import optional_baseline
     from warehouse.analysis.compare import compare
     from warehouse.analysis.trends import trends
-    from warehouse.reports import build_report
-    from warehouse.sqlgate import DEFAULT_ROW_LIMIT
+    from warehouse.read.sqlgate import DEFAULT_ROW_LIMIT
+    from warehouse.report.reports import build_report
     from warehouse.store import RunFilter
 
     bucket = bucket_seconds(wh.totals(run_id)["span_s"])

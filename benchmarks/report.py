@@ -67,8 +67,8 @@ def main() -> None:
 
 def run(work: Path, requests: int) -> None:
     from warehouse.analysis.slo import Objective
-    from warehouse.report_formats import render_html, report
-    from warehouse.reports import ReportOptions, build_group_report
+    from warehouse.report.report_formats import render_html, report
+    from warehouse.report.reports import ReportOptions, build_group_report
     from warehouse.store import RunInfo, Warehouse
 
     wh = Warehouse.open(f"chdb://{work / 'warehouse'}")

@@ -7,7 +7,7 @@ import streamlit as st
 import dashboard.pages  # noqa: F401  (registers the pages)
 from dashboard import data
 from dashboard.nav import navigation
-from warehouse.backends import redacted
+from warehouse.engine.backends import redacted
 from warehouse.errors import WarehouseError
 
 

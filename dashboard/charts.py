@@ -11,9 +11,9 @@ from typing import Any, TypeAlias
 import altair as alt
 import pandas as pd
 
-from warehouse.queries import CHECK_FAILURE
-from warehouse.text import shorten
-from warehouse.tool_figures import ToolPoint
+from warehouse.read.queries import CHECK_FAILURE
+from warehouse.report.text import shorten
+from warehouse.report.tool_figures import ToolPoint
 
 Rows: TypeAlias = Sequence[Mapping[str, Any]] | pd.DataFrame
 
@@ -35,7 +35,7 @@ def bucket_seconds(span_s: float | None, max_points: int = 150) -> int:
 
 def step_label(journey: str, step: str) -> str:
     """How a step is named in legends and tables: `journey / step`, or the step alone; control characters escaped
-    and a long name cut (`warehouse.text.shorten`)."""
+    and a long name cut (`warehouse.report.text.shorten`)."""
     return shorten(f"{journey} / {step}" if journey else step or "(unnamed)")
 
 
@@ -307,7 +307,7 @@ def trend_chart(points: pd.DataFrame, changes: pd.DataFrame, metric: str, baseli
 
 
 def tool_timeline_chart(points: Sequence[ToolPoint], tool: str) -> alt.Chart:
-    """A tool's own figures of the whole run per interval (warehouse.tool_figures.ToolPoint): its p50 and p95."""
+    """A tool's own figures of the whole run per interval (tool_figures.ToolPoint): its p50 and p95."""
     rows = [{"t": p.t, "figure": name, "ms": value} for p in points
             for name, value in (("p50", p.p50_ms), ("p95", p.p95_ms)) if value is not None]
     frame = pd.DataFrame(rows, columns=["t", "figure", "ms"])

@@ -20,8 +20,8 @@ from dashboard.charts import bucket_seconds
 from warehouse.analysis.baseline import optional_baseline
 from warehouse.analysis.compare import Comparison, compare
 from warehouse.analysis.trends import Trends, trends
-from warehouse.backends import DEFAULT_URL, Backend, open_backend
-from warehouse.reports import Report, build_report
+from warehouse.engine.backends import DEFAULT_URL, Backend, open_backend
+from warehouse.report.reports import Report, build_report
 from warehouse.store import RunFilter, SqlResult, Warehouse
 from warehouse.store import read_only_sql as store_read_only_sql
 
@@ -149,7 +149,7 @@ def table_columns(url: str) -> list[dict[str, Any]]:
 
 def html_report(url: str, run_id: str) -> bytes:
     """The run's self-contained HTML report (what `perfhouse report RUN --format html` writes)."""
-    from warehouse.report_formats import report
+    from warehouse.report.report_formats import report
 
     return report(_warehouse(url), [run_id], "html").text.encode()
 

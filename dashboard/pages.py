@@ -33,12 +33,12 @@ from dashboard.tables import (
     verdict_style,
 )
 from warehouse.errors import WarehouseError
-from warehouse.queries import REQUEST_ERROR
-from warehouse.records import RunRecord
-from warehouse.sqlgate import DEFAULT_ROW_LIMIT, DEFAULT_TIMEOUT_S, Refused
+from warehouse.read.queries import REQUEST_ERROR
+from warehouse.read.records import RunRecord
+from warehouse.read.sqlgate import DEFAULT_ROW_LIMIT, DEFAULT_TIMEOUT_S, Refused
+from warehouse.report.text import streamlit_markdown
+from warehouse.report.tool_figures import ToolFigures
 from warehouse.store import RunFilter
-from warehouse.text import streamlit_markdown
-from warehouse.tool_figures import ToolFigures
 
 RUNS_LIMIT = 500
 LIVE_REFRESH_S = float(os.environ.get("PERFHOUSE_LIVE_REFRESH_S", "3"))

@@ -11,8 +11,8 @@ import pandas as pd
 
 from dashboard.charts import errors_frame, step_label
 from warehouse.analysis.slo import Verdict
-from warehouse.reports import ABORTED, FAILED, INCOMPLETE, NO_SLOS, PASSED, verdict_of
-from warehouse.tool_figures import ToolFigures
+from warehouse.report.reports import ABORTED, FAILED, INCOMPLETE, NO_SLOS, PASSED, verdict_of
+from warehouse.report.tool_figures import ToolFigures
 
 ALL = "(all)"
 
@@ -180,8 +180,8 @@ TOOL_FIGURE_LEVELS = (50.0, 90.0, 95.0, 99.0)
 
 
 def tool_figures_frame(figures: ToolFigures, levels: Sequence[float] = TOOL_FIGURE_LEVELS) -> pd.DataFrame:
-    """A tool's own figures (warehouse.tool_figures.ToolFigures) per step, then overall: counts, failures and the
-    tool's percentiles at `levels` (None where the tool gave none)."""
+    """A tool's own figures (report.tool_figures.ToolFigures) per step, then overall: counts, failures
+    and the tool's percentiles at `levels` (None where the tool gave none)."""
     steps = [*figures.steps, *([figures.overall] if figures.overall else [])]
     rows = []
     for s in steps:

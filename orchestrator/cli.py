@@ -74,9 +74,9 @@ class _FormatChoice(click.Choice):
 
     @property  # type: ignore[override]
     def choices(self) -> list[str]:
-        from warehouse.ingest import FORMATS
+        from warehouse.ingest import all_formats
 
-        return sorted(FORMATS)
+        return sorted(all_formats())
 
     @choices.setter
     def choices(self, value: Any) -> None:
@@ -84,7 +84,7 @@ class _FormatChoice(click.Choice):
 
 
 def _open_warehouse(ctx: click.Context) -> Any:
-    from warehouse.backends import load_engine_ahead
+    from warehouse.engine.backends import load_engine_ahead
 
     load_engine_ahead(ctx.obj["warehouse"])  # while the warehouse's own modules load
     from warehouse.store import Warehouse
@@ -571,7 +571,7 @@ def run(
     elif notify:  # not gated: the runs' own verdicts (FAILED, ABORTED, INCOMPLETE) notify
         from orchestrator.notify import from_runs
         from orchestrator.notify import notify as post
-        from warehouse.review_comment import ci_report_url
+        from warehouse.report.review_comment import ci_report_url
 
         name = spec.name if scripts_given is None else ", ".join(s.name for s in scripts_given)
         post(notify, from_runs([o.to_dict() for o in outcomes], name, runs[0][1], environment), status,
@@ -597,8 +597,8 @@ def _write_run_report(warehouse: Warehouse, run_id: str, fmt: str, path: Path) -
     whatever the verdict, so a CI job publishes the report of its own runs, never of another job's `latest`."""
     from pathlib import PurePosixPath
 
-    from warehouse.report_formats import report as render_report
-    from warehouse.reports import ReportOptions, parse_percentiles
+    from warehouse.report.report_formats import report as render_report
+    from warehouse.report.reports import ReportOptions, parse_percentiles
 
     group = warehouse.run_group(run_id)
     rendered = render_report(warehouse, group, fmt, ReportOptions(parse_percentiles("50,90,95,99"), 500.0, None),
@@ -734,7 +734,7 @@ def _dead_leftovers_notes(orphans: list[str], containers: list[Any]) -> list[str
 
 def _abort_dead_runs(ctx: click.Context) -> list[str]:
     """Open the warehouse (if there is one) so runs whose perfhouse died are marked aborted; say which."""
-    from warehouse.backends import DEFAULT_URL
+    from warehouse.engine.backends import DEFAULT_URL
     from warehouse.store import Warehouse
 
     url = ctx.obj["warehouse"] or DEFAULT_URL
@@ -1005,7 +1005,7 @@ def _run_suite(ctx: click.Context, path: Path, shared: Any, as_json: bool, echo:
 @fail_cleanly
 def runs(ctx: click.Context, as_json: bool, tool: str, spec: str, group: str, fingerprint: str, limit: int) -> None:
     """List runs, newest first, with the group and fingerprint that make them comparable."""
-    from warehouse.backends import DEFAULT_URL, redacted
+    from warehouse.engine.backends import DEFAULT_URL, redacted
 
     url = ctx.obj["warehouse"] or DEFAULT_URL
     if url.startswith("chdb://") and not Path(url.split("://", 1)[1]).expanduser().exists():
@@ -1188,7 +1188,7 @@ def _unknown_spec(warehouse: Any, spec: str) -> None:
     """A --spec no run of the warehouse has is a usage error naming the nearest spec (else every one)."""
     import difflib
 
-    from warehouse.backends import redacted
+    from warehouse.engine.backends import redacted
     from warehouse.errors import DataError
 
     names = warehouse.run_facets()["spec_name"]
@@ -1202,7 +1202,7 @@ def _unknown_spec(warehouse: Any, spec: str) -> None:
 def _publish(results: list[dict[str, Any]], status: int, comment: str | None, notify: str | None,
              report_url: str | None) -> None:
     """The gate's pull/merge request comment (a file) and its notification, from its results' dicts."""
-    from warehouse.review_comment import ci_report_url, comment_markdown
+    from warehouse.report.review_comment import ci_report_url, comment_markdown
 
     link = report_url or ci_report_url()
     if comment:
@@ -1322,8 +1322,8 @@ def report(ctx: click.Context, run_ref: str, fmt: str, output: str | None, perce
     baseline (for a group: its tools' runs against each other)."""
     from pathlib import PurePosixPath
 
-    from warehouse.report_formats import report as render_report
-    from warehouse.reports import ReportOptions, parse_percentiles
+    from warehouse.report.report_formats import report as render_report
+    from warehouse.report.reports import ReportOptions, parse_percentiles
 
     try:
         levels = parse_percentiles(percentiles)
@@ -1461,7 +1461,7 @@ def schema(output: str | None) -> None:
 def cluster_ddl(cluster: str, database: str, output: str | None) -> None:
     """Print the statements that create the warehouse on a ClickHouse cluster (Replicated tables ON CLUSTER,
     Distributed tables over them): what `--warehouse clickhouse://...?cluster=NAME` runs on first use."""
-    from warehouse.cluster import render, single_server_tables
+    from warehouse.engine.cluster import render, single_server_tables
 
     statements = render(single_server_tables(), cluster, database)
     _emit("".join(f"{sql};\n\n" for sql in statements), output, "cluster DDL")

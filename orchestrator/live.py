@@ -30,7 +30,8 @@ from pathlib import Path
 
 from orchestrator.tools import Cutter, Output
 from warehouse.errors import IngestError, WarehouseBusy
-from warehouse.ingest import SAMPLE_REJECTS, IngestResult, StepFacts
+from warehouse.ingest import IngestResult, StepFacts
+from warehouse.ingest.sql import SAMPLE_REJECTS
 from warehouse.store import RunInfo, Warehouse
 
 MAX_READ = 64 << 20  # bytes read from a file per chunk: memory stays bounded however far behind

@@ -4,7 +4,7 @@ k6's `--out influxdb=http://HOST:PORT/DB` and JMeter's InfluxDB Backend Listener
 `/write?db=DB` (k6 1.1.0: a write per push interval, 1 s by default, plain text, `precision=ns`, up to
 four writes at once; a write that fails is logged and dropped, never sent again). The receiver holds each
 write until the next store, every `flush_interval_s`, stores all it holds as one batch
-(warehouse.receive: the same path as `ingest --format influx-line`, each write once by its content hash)
+(ingest.receive: the same path as `ingest --format influx-line`, each write once by its content hash)
 and only then answers: 204 once the write is stored (or was already), 400 when none of its lines is
 valid, 503 when the warehouse could not store it (a client that retries sends it again; it is never
 stored twice). Bodies may be gzip (Content-Encoding). `/ping` answers 204 as InfluxDB does, and `/query`
@@ -45,13 +45,13 @@ from urllib.parse import parse_qs, urlsplit
 
 from orchestrator.errors import PerfhouseError
 from orchestrator.live import _worker_dies_with
+from warehouse.engine.owners import OWNER_LABEL, me
 from warehouse.errors import IngestError, WarehouseError
 from warehouse.ingest import StepFacts
 from warehouse.ingest.influx_line import check_write
-from warehouse.owners import OWNER_LABEL, me
-from warehouse.receive import Stored, Write, store_writes
+from warehouse.ingest.receive import Stored, Write, store_writes
+from warehouse.report.text import shorten
 from warehouse.store import RunInfo, Warehouse, new_run_id
-from warehouse.text import shorten
 
 DEFAULT_LISTEN = "127.0.0.1:8086"
 MAX_BODY = 64 << 20  # bytes of one write as sent

@@ -39,10 +39,10 @@ from orchestrator.spec import Spec, service_env
 from orchestrator.tools import Output, Segment, Tool
 from orchestrator.tools import get as get_tool
 from orchestrator.watchdog import Watchdog
+from warehouse.engine.ids import new_run_id
+from warehouse.engine.owners import OWNER_LABEL, me
 from warehouse.errors import IngestError, WarehouseError
-from warehouse.ids import new_run_id
-from warehouse.owners import OWNER_LABEL, me
-from warehouse.traces import TRACE_URL_LABEL
+from warehouse.report.traces import TRACE_URL_LABEL
 
 # The warehouse's engine and SQL load while the tool runs, not before it starts; scraping and progress lines when asked
 if TYPE_CHECKING:
@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     from warehouse.analysis.slo import Objective, Verdict
     from warehouse.analysis.verdict import RunVerdict
     from warehouse.ingest import IngestResult, StepFacts
-    from warehouse.records import StepStats
+    from warehouse.read.records import StepStats
     from warehouse.store import RunInfo, Warehouse
 
 T = TypeVar("T")
@@ -288,7 +288,7 @@ class PendingWarehouse(Background["Warehouse"]):
 
 def absolute_url(url: str | None) -> str:
     """The warehouse URL as `Warehouse.open` resolves it, an embedded one's path made absolute."""
-    from warehouse.backends import DEFAULT_URL
+    from warehouse.engine.backends import DEFAULT_URL
 
     url = url or os.environ.get("PERFHOUSE_WAREHOUSE") or DEFAULT_URL
     if url.startswith("chdb://"):
@@ -822,7 +822,7 @@ def record(warehouse: Warehouse, spec: Spec, fields: dict[str, Any], watchdog: W
     return warehouse, info
 
 
-# What ingesting and judging a run's results imports (the result formats, the verdicts): loaded while the tool runs
+# What ingesting and judging a run's results imports (the ingest, the verdicts): loaded while the tool runs
 RESULTS_MODULES = ("warehouse.ingest", "warehouse.ingest.history", "warehouse.analysis.verdict",
                    "concurrent.futures.thread")
 
@@ -830,6 +830,9 @@ RESULTS_MODULES = ("warehouse.ingest", "warehouse.ingest.history", "warehouse.an
 def load_for_results() -> None:
     for module in RESULTS_MODULES:
         importlib.import_module(module)
+    from warehouse.ingest.formats import all_formats
+
+    all_formats()  # the result formats' modules, found and loaded on first use
 
 
 @contextmanager

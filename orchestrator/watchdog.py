@@ -173,7 +173,7 @@ def undo(groups: set[int], files: set[str], containers: set[str]) -> list[str]:
 def record_aborted(run: dict[str, Any]) -> str:
     """Write the row of a run whose perfhouse died before it could, as aborted."""
     try:
-        from warehouse.owners import OWNER_LABEL
+        from warehouse.engine.owners import OWNER_LABEL
         from warehouse.store import RunInfo, Warehouse
 
         info = RunInfo(**run["fields"])

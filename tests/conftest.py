@@ -29,22 +29,49 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--update-golden", action="store_true", help="Rewrite golden files from the generators.")
 
 
+def _loadgroup(config: pytest.Config) -> bool:
+    """Whether pytest-xdist distributes by group: on the controller `--dist loadgroup`; on a worker, where xdist
+    sets `dist` to "no", its own `loadgroup` flag."""
+    return bool(getattr(config.option, "loadgroup", False)) or getattr(config.option, "dist", "no") == "loadgroup"
+
+
+def _group_suffix(item: pytest.Item) -> bool:
+    """Put the item's xdist_group names after its node id, as the controller's loadgroup scheduler reads them.
+    pytest-xdist 3.8 writes them to `item._nodeid`, which pytest 9.2's structured node ids no longer read, so
+    every group was silently split across workers (pytest-xdist issue 1386); with such ids the suffix is set
+    on the structured id here, in the form xdist gives it."""
+    names = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                    for m in item.iter_markers("xdist_group")})
+    node_id = getattr(item, "_id", None)
+    if not names or node_id is None or not hasattr(type(node_id), "parse"):
+        return False  # no group, or an older pytest whose `_nodeid` xdist sets itself
+    if "@" not in item.nodeid.rsplit("]", 1)[-1]:
+        item._id = type(node_id).parse(f"{item.nodeid}@{'_'.join(names)}")
+    return True
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under pytest-xdist's loadgroup (`make test`), the tests of a module that shares a module-scoped fixture (a
     recorded run, a filled warehouse) go to one worker, so the fixture is made once; the tests that use the one
     Docker engine say so themselves (xdist_group "docker"). Every other test goes wherever a worker is free. Each
     worker is its own process, so the embedded warehouse's one-path-per-process rule holds within a worker as
-    it does in a serial run."""
-    if getattr(config.option, "dist", "no") != "loadgroup":
+    it does in a serial run. A group that would not reach the scheduler stops the run instead of being split
+    across workers unnoticed."""
+    if not _loadgroup(config):
         return
     for item in items:
-        if item.get_closest_marker("xdist_group") is not None:
-            continue
-        info = getattr(item, "_fixtureinfo", None)
-        scopes = {d.scope for defs in (info.name2fixturedefs.values() if info else ()) for d in defs}
-        if "module" in scopes or "class" in scopes:
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
+        if item.get_closest_marker("xdist_group") is None:
+            info = getattr(item, "_fixtureinfo", None)
+            scopes = {d.scope for defs in (info.name2fixturedefs.values() if info else ()) for d in defs}
+            if "module" in scopes or "class" in scopes:
+                item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
+    suffixed = [item for item in items if _group_suffix(item)]
+    if hasattr(config, "workerinput"):  # a worker: the ids it sends to the controller must carry the groups
+        lost = [i.nodeid for i in suffixed if "@" not in i.nodeid.rsplit("]", 1)[-1]]
+        if lost:
+            raise pytest.UsageError(f"--dist loadgroup: {len(lost)} grouped tests have no @group in their node id "
+                                    f"(first: {lost[0]}); this pytest-xdist cannot group them")
 
 
 def unavailable(reason: str, hint: str = "") -> NoReturn:

@@ -10,16 +10,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from warehouse import queries
 from warehouse.analysis import fingerprint as fp
 from warehouse.analysis import slo
-from warehouse.backends import Backend, open_backend
+from warehouse.engine.backends import Backend, open_backend
+from warehouse.engine.ids import new_run_id
+from warehouse.engine.owners import OWNER_LABEL, Owner, abort_orphaned_runs, sweep_scratch
+from warehouse.engine.schema import MIGRATIONS, migrate
+from warehouse.engine.summaries import batch_shape
 from warehouse.errors import DataError, IngestError, WarehouseError
-from warehouse.ids import new_run_id
-from warehouse.owners import OWNER_LABEL, Owner, abort_orphaned_runs, sweep_scratch
-from warehouse.records import RunListing, RunRecord, StepStats
-from warehouse.schema import MIGRATIONS, migrate
-from warehouse.summaries import batch_shape
+from warehouse.read import queries
+from warehouse.read.records import RunListing, RunRecord, StepStats
 
 if TYPE_CHECKING:  # ingestion loads when a file is ingested, not with every command that opens the warehouse
     from warehouse.ingest import IngestJob, IngestResult, StepFacts
@@ -184,7 +184,7 @@ class Warehouse:
         `meta`. A k6 summary kept beside a k6 results file (k6.json → k6-summary.json) is stored with the run.
         `services` and `steps` say what the spec knows of each (journey, step): its service, method, expected
         status and checks."""
-        from warehouse.ingest import FORMATS, detect_format, ingest_file, read_head, readable
+        from warehouse.ingest import all_formats, detect_format, ingest_file, read_head, readable
         from warehouse.ingest.history import RunMeta
 
         path = Path(path)
@@ -194,7 +194,7 @@ class Warehouse:
                 result = ingest_file(self.backend, plain, run.run_id, fmt, generator, services, steps, source=source)
                 self._attach_beside(path, result)
                 return result
-            fmt_impl = FORMATS.get(fmt) if fmt else detect_format(plain, path)
+            fmt_impl = all_formats().get(fmt) if fmt else detect_format(plain, path)
             tool = fmt_impl.tool if fmt_impl is not None else str(fmt).split("-")[0]
             tool_for = getattr(fmt_impl, "tool_for", None)
             if tool_for is not None:
@@ -558,7 +558,7 @@ class Warehouse:
 
     def table_columns(self) -> list[dict[str, Any]]:
         """Columns of perfhouse's tables: (table, name, type), in table order."""
-        from warehouse import sqlgate
+        from warehouse.read import sqlgate
 
         return self.backend.query(queries.TABLE_COLUMNS, {"tables": sorted(sqlgate.warehouse_tables())})
 
@@ -572,7 +572,7 @@ def read_only_sql(backend: Backend, sql: str, row_limit: int | None = None, time
     """An ad-hoc query through the SQL gate on `backend` (the warehouse's own, or a connection as a
     read-only ClickHouse user): the engine stops at `row_limit` rows and sqlgate's byte, memory and time
     caps, and an answer larger than sqlgate.MAX_ANSWER_BYTES is refused before Python decodes it."""
-    from warehouse import sqlgate  # sqlglot loads for the SQL page only
+    from warehouse.read import sqlgate  # sqlglot loads for the SQL page only
 
     row_limit = sqlgate.DEFAULT_ROW_LIMIT if row_limit is None else max(1, int(row_limit))
     timeout_s = sqlgate.DEFAULT_TIMEOUT_S if timeout_s is None else timeout_s

@@ -38,7 +38,7 @@ from orchestrator.runners.base import (
     supervise,
 )
 from orchestrator.tools import Tool
-from warehouse.owners import OWNER_LABEL, Owner, me
+from warehouse.engine.owners import OWNER_LABEL, Owner, me
 
 RUN_LABEL = "perfhouse.run"
 PART_LABEL = "perfhouse.generator"

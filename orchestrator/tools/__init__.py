@@ -93,7 +93,7 @@ class Cutter(Protocol):
 class ResultFormat:
     """A result file a tool writes: the warehouse's ingest format for it, and how to follow it as it grows."""
 
-    name: str  # the warehouse ingest format (warehouse.ingest.FORMATS)
+    name: str  # the warehouse ingest format (warehouse.ingest.all_formats)
     counter: type[Counter] | None = None  # progress: requests, errors, durations, VUs from its lines
     cutter: type[Cutter] | None = None  # live ingest: where the growing file may be cut into chunks
 

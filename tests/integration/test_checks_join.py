@@ -16,7 +16,7 @@ from orchestrator.tools import generate
 from tests.conftest import need
 from tests.integration.test_error_semantics import REQUESTS, SPEC, serve
 from tests.integration.test_influx import k6_json_to_line_protocol
-from warehouse.schema import migrate
+from warehouse.engine.schema import migrate
 from warehouse.store import RunInfo, Warehouse
 
 pytestmark = pytest.mark.integration

@@ -14,10 +14,10 @@ import sqlglot.expressions as exp
 from tests.integration.conftest import server_database
 from tests.support.chfront import start_front_process, stop_front_process
 from warehouse.analysis.trends import trends
-from warehouse.backends import ServerBackend
-from warehouse.cluster import create_schema, render, single_server_tables, stage_engine
+from warehouse.engine.backends import ServerBackend
+from warehouse.engine.cluster import create_schema, render, single_server_tables, stage_engine
+from warehouse.engine.schema import CURRENT_VERSION, MIGRATIONS
 from warehouse.errors import WarehouseError
-from warehouse.schema import CURRENT_VERSION, MIGRATIONS
 from warehouse.store import Warehouse
 
 pytestmark = pytest.mark.integration

@@ -20,7 +20,7 @@ import pytest
 from orchestrator.run import run_tool
 from orchestrator.spec import load_spec
 from tests.conftest import need
-from warehouse.report_formats import report as render_report
+from warehouse.report.report_formats import report as render_report
 from warehouse.store import Warehouse
 
 pytestmark = pytest.mark.integration

@@ -21,7 +21,7 @@ from warehouse.analysis.compare import CompareVerdict, compare_group
 from warehouse.analysis.gate import gate, junit_xml, markdown_summary
 from warehouse.analysis.slo import Objective
 from warehouse.errors import ExitStatus
-from warehouse.report_formats import report
+from warehouse.report.report_formats import report
 from warehouse.store import Warehouse
 
 pytestmark = pytest.mark.integration

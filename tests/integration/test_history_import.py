@@ -16,7 +16,7 @@ from orchestrator.demo_api import DemoAPI
 from tests.conftest import need
 from warehouse.errors import IngestError
 from warehouse.ingest.history import RunMeta, meta_from_file_name, resolve_meta
-from warehouse.records import RunRecord
+from warehouse.read.records import RunRecord
 from warehouse.store import Warehouse
 
 pytestmark = pytest.mark.integration

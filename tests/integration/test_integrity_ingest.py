@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import make_warehouse_url
-from warehouse import schema
+from warehouse.engine import schema
 from warehouse.store import Warehouse
 
 pytestmark = pytest.mark.integration
 
 ROWS = 2_000_000
-# The named steps of an ingest's commit (warehouse.ingest.checkpoint), in the order they happen.
+# The named steps of an ingest's commit (warehouse.ingest.batch.checkpoint), in the order they happen.
 STEPS = ["staging-recorded", "staged", "claimed", "attaching-recorded", "partition-attached", "attached-k6_points",
          "attached-aggregates", "attached-requests", "summaries-written", "run-recorded", "done-recorded",
          "stages-dropped"]

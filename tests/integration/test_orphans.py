@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from warehouse.owners import me, sweep_scratch
+from warehouse.engine.owners import me, sweep_scratch
 from warehouse.store import Warehouse
 
 pytestmark = pytest.mark.integration

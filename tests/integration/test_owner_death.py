@@ -21,7 +21,7 @@ from orchestrator.runners.docker import PART_LABEL, RUN_LABEL, TOOL_LABEL, lefto
 from orchestrator.secrets import ENV_FILE
 from tests.conftest import need
 from tests.integration.test_runner_docker import JMETER_IMAGE, K6_IMAGE, engine, processes_mentioning
-from warehouse.owners import OWNER_LABEL, Owner, me, process_start
+from warehouse.engine.owners import OWNER_LABEL, Owner, me, process_start
 from warehouse.store import RunInfo, Warehouse, new_run_id
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("docker")]  # one Docker engine: one worker

@@ -15,8 +15,8 @@ from orchestrator.run import RunSettings, run_tool
 from orchestrator.spec import load_spec
 from tests.conftest import need
 from tests.support.localhttp import serving
-from warehouse.report_formats import render_markdown
-from warehouse.reports import ReportOptions, build_group_report
+from warehouse.report.report_formats import render_markdown
+from warehouse.report.reports import ReportOptions, build_group_report
 from warehouse.store import Warehouse
 
 pytestmark = pytest.mark.integration

@@ -17,8 +17,8 @@ from warehouse.analysis.baseline import pin
 from warehouse.analysis.compare import compare
 from warehouse.analysis.slo import Objective
 from warehouse.errors import DataError
-from warehouse.report_formats import FORMATS, Rendered
-from warehouse.reports import (
+from warehouse.report.report_formats import FORMATS, Rendered
+from warehouse.report.reports import (
     ABORTED,
     NO_SLOS,
     GroupReport,

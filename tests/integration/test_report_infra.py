@@ -14,8 +14,8 @@ from orchestrator.run import RunSettings, run_tool
 from orchestrator.spec import load_spec
 from tests.conftest import need
 from tests.support.localhttp import serving
-from warehouse.report_formats import figures, render_html, render_markdown
-from warehouse.reports import ReportOptions, build_group_report
+from warehouse.report.report_formats import figures, render_html, render_markdown
+from warehouse.report.reports import ReportOptions, build_group_report
 from warehouse.store import Warehouse
 
 pytestmark = pytest.mark.integration

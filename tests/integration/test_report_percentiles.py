@@ -13,7 +13,7 @@ import pytest
 
 from warehouse.analysis.slo import Objective
 from warehouse.ingest.jtl_csv import TRANSACTION_MESSAGE
-from warehouse.reports import ReportOptions, build_group_report, parse_percentiles
+from warehouse.report.reports import ReportOptions, build_group_report, parse_percentiles
 from warehouse.store import Warehouse
 
 pytestmark = pytest.mark.integration

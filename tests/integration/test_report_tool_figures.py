@@ -15,8 +15,8 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from warehouse.analysis.gate import gate, junit_xml
-from warehouse.report_formats import FORMATS
-from warehouse.reports import NO_SLOS, GroupReport, ReportOptions, build_group_report
+from warehouse.report.report_formats import FORMATS
+from warehouse.report.reports import NO_SLOS, GroupReport, ReportOptions, build_group_report
 from warehouse.store import RunInfo, Warehouse
 
 pytestmark = pytest.mark.integration

@@ -9,10 +9,10 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from tests.integration.test_report_golden import check_golden
-from warehouse.report_formats import FORMATS
-from warehouse.reports import GroupReport, ReportOptions, build_group_report
+from warehouse.report.report_formats import FORMATS
+from warehouse.report.reports import GroupReport, ReportOptions, build_group_report
+from warehouse.report.traces import TRACE_URL_ENV, TRACE_URL_LABEL
 from warehouse.store import RunInfo, Warehouse
-from warehouse.traces import TRACE_URL_ENV, TRACE_URL_LABEL
 
 pytestmark = pytest.mark.integration
 

@@ -12,8 +12,8 @@ from orchestrator.demo_api import DemoAPI
 from orchestrator.run import run_tool
 from orchestrator.spec import load_spec
 from tests.conftest import ROOT, need
-from warehouse.report_formats import render_markdown
-from warehouse.reports import ReportOptions, build_group_report
+from warehouse.report.report_formats import render_markdown
+from warehouse.report.reports import ReportOptions, build_group_report
 from warehouse.store import Warehouse
 
 pytestmark = pytest.mark.integration

@@ -17,9 +17,9 @@ from tests.integration.conftest import make_warehouse_url
 from tests.support.grafana import expand, grafana_targets
 from tests.support.sql_attacks import all_attacks
 from tests.support.synthetic import fill
-from warehouse.backends import settings_sql
+from warehouse.engine.backends import settings_sql
 from warehouse.errors import WarehouseError
-from warehouse.sqlgate import Refused
+from warehouse.read.sqlgate import Refused
 from warehouse.store import Warehouse
 
 pytestmark = pytest.mark.integration

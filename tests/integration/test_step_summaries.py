@@ -1,4 +1,4 @@
-"""Step summaries (warehouse/summaries.py) give exactly the figures the raw requests give, on both backends:
+"""Step summaries (engine/summaries.py) give exactly the figures the raw requests give, on both backends:
 for runs of one batch and of several (a live run grows by batches), after a batch is rolled back, and for runs
 ingested before summaries existed; trends and compare's noise read them instead of every request."""
 
@@ -16,9 +16,10 @@ import pytest
 
 from tests.integration.conftest import make_warehouse_url
 from tests.support.synthetic import fill
-from warehouse import ingest, queries
 from warehouse.analysis.compare import compare
 from warehouse.analysis.trends import METRICS, trends
+from warehouse.ingest import batch
+from warehouse.read import queries
 from warehouse.store import RunInfo, Warehouse
 
 pytestmark = pytest.mark.integration
@@ -93,7 +94,7 @@ def test_summaries_give_the_raw_figures_bit_for_bit(load: str, any_warehouse_url
     files load straight into the warehouse tables, larger ones are staged and summarised from the histogram their
     staging table kept while it loaded (here every file is staged)."""
     if load == "staged":
-        monkeypatch.setattr(ingest, "DIRECT_MAX_BYTES", 0)
+        monkeypatch.setattr(batch, "DIRECT_MAX_BYTES", 0)
     wh = Warehouse.open(any_warehouse_url)
     ids = history(wh, tmp_path)
     fill(wh.backend, runs=6, requests=60_000, seconds=60)
@@ -214,7 +215,7 @@ def _without_ids(value: Any) -> Any:
 
 def test_a_staged_k6_run_is_summarised_exactly(k6_output: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A real k6 run (sub-millisecond durations) staged: its summary, kept while it loaded, equals the raw reads."""
-    monkeypatch.setattr(ingest, "DIRECT_MAX_BYTES", 0)
+    monkeypatch.setattr(batch, "DIRECT_MAX_BYTES", 0)
     wh = Warehouse.open(f"chdb://{tmp_path / 'warehouse'}")
     run = wh.ingest(k6_output).run_id
     summary = wh.backend.query(

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import make_warehouse_url
-from warehouse import ingest
-from warehouse.backends import ServerBackend
+from warehouse.engine.backends import ServerBackend
 from warehouse.errors import IngestError, WarehouseError
-from warehouse.ingest import BOUNDED, k6_json
+from warehouse.ingest import batch, k6_json
+from warehouse.ingest.sql import BOUNDED
 from warehouse.store import RunInfo, Warehouse
 
 pytestmark = pytest.mark.integration
@@ -123,7 +123,7 @@ def test_a_batch_failing_after_its_rows_were_attached_is_deleted(
     any_warehouse_url: str, k6_output: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     wh = Warehouse.open(any_warehouse_url)
-    record = ingest._record
+    record = batch._record
 
     def failing(*args: object) -> None:
         if args[5] == "done":
@@ -131,7 +131,7 @@ def test_a_batch_failing_after_its_rows_were_attached_is_deleted(
             raise WarehouseError("the warehouse went away")
         record(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(ingest, "_record", failing)
+    monkeypatch.setattr(batch, "_record", failing)
     with pytest.raises(WarehouseError, match="went away"):
         wh.ingest(k6_output)
     monkeypatch.undo()
@@ -168,8 +168,8 @@ def test_staging_tables_of_a_finished_batch_are_dropped_at_open(
     """A process stopped between recording its batch done and dropping its staging tables leaves them
     behind: the next open drops them, and the batch's rows stay. (The file is staged as a large one is.)"""
     wh = Warehouse.open(any_warehouse_url)
-    monkeypatch.setattr(ingest, "DIRECT_MAX_BYTES", 0)
-    monkeypatch.setattr(ingest, "drop_stage", lambda backend, batch: None)
+    monkeypatch.setattr(batch, "DIRECT_MAX_BYTES", 0)
+    monkeypatch.setattr(batch, "drop_stage", lambda backend, batch: None)
     result = wh.ingest(k6_output)
     monkeypatch.undo()
     assert len(stage_tables(wh)) >= 3

@@ -16,9 +16,9 @@ import pytest
 import sqlglot
 
 from tests.integration.conftest import make_warehouse_url
-from warehouse import queries
 from warehouse.analysis.slo import Objective
-from warehouse.schema import CURRENT_VERSION, MIGRATIONS, migrate
+from warehouse.engine.schema import CURRENT_VERSION, MIGRATIONS, migrate
+from warehouse.read import queries
 from warehouse.store import RunFilter, RunInfo, Warehouse
 
 pytestmark = pytest.mark.integration
@@ -81,7 +81,7 @@ def test_migration_5_turns_stored_k6_tag_maps_into_json_text(
 ) -> None:
     """A warehouse written before migration 5 keeps every point, its tags now as sorted JSON text;
     a migration stopped half-way (a copy column added, the Map not yet dropped) completes on the next open."""
-    from warehouse import schema
+    from warehouse.engine import schema
 
     monkeypatch.setattr(schema, "MIGRATIONS", [m for m in schema.MIGRATIONS if m[0] < 5])
     wh = Warehouse.open(any_warehouse_url)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from warehouse.backends import Backend, open_backend
+from warehouse.engine.backends import Backend, open_backend
 from warehouse.errors import IngestError
 from warehouse.store import Warehouse
 
@@ -170,10 +170,10 @@ def test_gzip_cut_short_keeps_what_decompresses(any_warehouse_url: str, k6_outpu
 # may load straight into the warehouse tables, or is staged as a large one is.
 CHILD = """
 import re, sys, time
-import warehouse.ingest
+import warehouse.ingest.batch
 from warehouse.store import Warehouse
 if sys.argv[4] != "direct":
-    warehouse.ingest.DIRECT_MAX_BYTES = 0
+    warehouse.ingest.batch.DIRECT_MAX_BYTES = 0
 wh = Warehouse.open(sys.argv[1])
 command = wh.backend.command
 def pausing(sql, params=None):

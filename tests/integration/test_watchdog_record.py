@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.watchdog import watch
-from warehouse.owners import OWNER_LABEL
+from warehouse.engine.owners import OWNER_LABEL
 from warehouse.store import Warehouse
 
 pytestmark = pytest.mark.integration

@@ -8,8 +8,8 @@ are one batch recorded done, with the step summaries an ingest's commit writes.
 
 from __future__ import annotations
 
-from warehouse.backends import Backend
-from warehouse.summaries import summarise_all
+from warehouse.engine.backends import Backend
+from warehouse.engine.summaries import summarise_all
 
 STEPS = [("browse", "list"), ("browse", "detail"), ("browse", "search"), ("browse", "reviews"),
          ("cart", "add"), ("cart", "view"), ("cart", "remove"), ("checkout", "address"),

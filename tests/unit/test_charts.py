@@ -10,7 +10,7 @@ import pytest
 from dashboard import charts
 from dashboard.tables import ALL, Headline, choices, filter_runs, ms, runs_frame, slo_frame, steps_frame
 from warehouse.analysis.slo import Verdict
-from warehouse.records import RunRecord
+from warehouse.read.records import RunRecord
 
 SERIES = [
     {"t": "2026-01-02 10:00:00", "journey": "browse", "step": "list", "rps": 10, "errors": 0,

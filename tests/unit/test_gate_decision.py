@@ -16,7 +16,7 @@ from warehouse.analysis.gate import GateResult, decide, junit_xml, markdown_summ
 from warehouse.analysis.slo import Verdict
 from warehouse.analysis.verdict import RunVerdict
 from warehouse.errors import ExitStatus
-from warehouse.records import RunRecord
+from warehouse.read.records import RunRecord
 
 A = RunRecord("base", tool="k6", spec_name="shop", status="completed", started_at="2026-01-01 00:00:00.000")
 B = RunRecord("cand", tool="k6", spec_name="shop", status="completed", started_at="2026-01-02 00:00:00.000",

@@ -7,7 +7,7 @@ import itertools
 from hypothesis import given
 from hypothesis import strategies as st
 
-from warehouse.ingest import _LineCounter
+from warehouse.ingest.files import _LineCounter
 
 
 @given(st.lists(st.sampled_from([b"", b"a", b"bc", b"\r"]), max_size=30), st.booleans(),

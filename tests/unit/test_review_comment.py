@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from warehouse.review_comment import MARKER, WORST, _code, ci_report_url, comment_markdown
+from warehouse.report.review_comment import MARKER, WORST, _code, ci_report_url, comment_markdown
 
 
 def step(name: str, verdict: str, shift: float, a: float = 100.0) -> dict[str, Any]:

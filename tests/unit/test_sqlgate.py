@@ -10,7 +10,7 @@ from dashboard.pages import _EXAMPLE_SQL
 from tests.support.grafana import expand, grafana_targets
 from tests.support.sql_attacks import ESCAPES, SYSTEM_TABLES, TABLE_FUNCTIONS, all_attacks
 from tests.support.sql_attacks import FUNCTIONS as ESCAPING_FUNCTIONS
-from warehouse.sqlgate import (
+from warehouse.read.sqlgate import (
     AGGREGATES,
     FUNCTIONS,
     Refused,

@@ -26,7 +26,7 @@ from tests.conftest import ROOT
 from tests.support.clicheck import check
 from tests.support.compose import COMPOSE, compose, interpolate
 from tests.support.grafana import DASHBOARD_JSON, expand, grafana_targets
-from warehouse.sqlgate import admit, warehouse_tables
+from warehouse.read.sqlgate import admit, warehouse_tables
 
 
 def test_the_compose_file_follows_the_compose_schema() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from warehouse.tool_figures import HOW, figures_of
+from warehouse.report.tool_figures import HOW, figures_of
 
 
 def row(step: str, status: str, source: str, intervals: list[dict[str, float]], journey: str = "") -> dict[str, Any]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from warehouse import queries
 from warehouse.errors import DataError
+from warehouse.read import queries
 from warehouse.store import Warehouse
 
 AUTO, PINNED = "auto", "pinned"

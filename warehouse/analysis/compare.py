@@ -1,7 +1,7 @@
 """Compare two runs per step and overall: percentiles, error rate and throughput, and a verdict per row that
 says whether run B is a regression.
 
-The figures come from ClickHouse over the request samples (warehouse/queries.py COMPARE_STATS) and, for the
+The figures come from ClickHouse over the request samples (queries.COMPARE_STATS) and, for the
 history, from the step summaries (NOISE_HISTORY); the decision is pure (`judge`). A Kolmogorov-Smirnov p-value
 (COMPARE_TESTS) is shown beside each row; it does not decide: on runs this large it finds the smallest shift
 significant, and it compares B with one other run, not with what the history predicts.
@@ -50,12 +50,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from warehouse import queries
 from warehouse.analysis import MIN_SAMPLES
 from warehouse.analysis.changepoints import segments_of
-from warehouse.backends import Backend
+from warehouse.engine.backends import Backend
 from warehouse.errors import DataError
-from warehouse.records import RunRecord
+from warehouse.read import queries
+from warehouse.read.records import RunRecord
 from warehouse.store import Warehouse
 
 MIN_HISTORY = 5  # comparable runs since the last change point needed to predict the next

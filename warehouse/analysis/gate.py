@@ -25,7 +25,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from warehouse import junit, queries
 from warehouse.analysis.baseline import Baseline, optional_baseline
 from warehouse.analysis.compare import (
     CompareVerdict,
@@ -37,9 +36,11 @@ from warehouse.analysis.compare import (
 from warehouse.analysis.slo import Verdict
 from warehouse.analysis.verdict import RunVerdict, group_verdict, run_verdict
 from warehouse.errors import DataError, ExitStatus
-from warehouse.records import RunRecord
+from warehouse.read import queries
+from warehouse.read.records import RunRecord
+from warehouse.report import junit
+from warehouse.report.tool_figures import display_name, figures_only
 from warehouse.store import Warehouse
-from warehouse.tool_figures import display_name, figures_only
 
 INCONCLUSIVE_CHOICES = ("warn", "fail", "pass")
 # The most severe first: a gate's status is the first of these one of its cases calls for.

@@ -1,5 +1,5 @@
 """What a report reads out of a run's figures: APDEX, bottlenecks, load steps and their knee, infrastructure
-series against latency. Pure functions over plain rows; the queries that feed them live in warehouse.queries."""
+series against latency. Pure functions over plain rows; the queries that feed them live in read.queries."""
 
 from __future__ import annotations
 

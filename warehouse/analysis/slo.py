@@ -7,8 +7,8 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from warehouse import queries
-from warehouse.backends import Backend
+from warehouse.engine.backends import Backend
+from warehouse.read import queries
 
 LATENCY = ("p50", "p90", "p95", "p99", "avg", "max")
 # Any percentile of duration: p75, p99.9 (above 0, below 100).

@@ -6,10 +6,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from warehouse import queries
 from warehouse.analysis.changepoints import detect
-from warehouse.backends import Backend
+from warehouse.engine.backends import Backend
 from warehouse.errors import DataError
+from warehouse.read import queries
 
 METRICS = ("p50", "p95", "p99", "error_rate", "rps")
 MAX_RUNS = 200  # newest runs per fingerprint a trend reads

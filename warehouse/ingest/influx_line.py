@@ -28,18 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from warehouse.ingest import (
-    SAMPLE_REJECTS,
-    IngestJob,
-    IngestResult,
-    Rejected,
-    register,
-    service_map_params,
-    stage_lines,
-)
+from warehouse.engine.owners import scratch_dir
 from warehouse.ingest.bounds import ANY_PARTITIONS_SQL, NS_FROM, NS_UNTIL, TIME_REASON, k6_value_problem
+from warehouse.ingest.formats import IngestJob, IngestResult, Rejected, register
 from warehouse.ingest.k6_json import derive_requests
-from warehouse.owners import scratch_dir
+from warehouse.ingest.sql import SAMPLE_REJECTS, service_map_params, stage_lines
 
 FieldValue = float | int | bool | str
 
@@ -350,6 +343,7 @@ FROM {stage} WHERE kind = 'jmeter'
 class InfluxLine:
     name: ClassVar[str] = "influx-line"
     tool: ClassVar[str] = "k6"  # or jmeter: tool_for() reads which writer the file came from
+    loose: ClassVar[bool] = True  # any `measurement field=value` line passes: tried after every other format
 
     def sniff(self, head: bytes) -> bool:
         return _first_point(head) is not None

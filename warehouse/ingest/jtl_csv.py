@@ -15,21 +15,8 @@ import io
 import re
 from typing import Any, ClassVar
 
-from warehouse.backends import quote_identifier
+from warehouse.engine.backends import quote_identifier
 from warehouse.errors import IngestError, WarehouseError
-from warehouse.ingest import (
-    BOUNDED,
-    READ_FILE,
-    IngestJob,
-    IngestResult,
-    count_rejects,
-    read_head,
-    register,
-    service_map_params,
-    stage_lines,
-    step_map_params,
-    trace_id_sql,
-)
 from warehouse.ingest.bounds import (
     ANY_PARTITIONS,
     ANY_PARTITIONS_SQL,
@@ -40,6 +27,17 @@ from warehouse.ingest.bounds import (
     count_ok,
     integer_ok,
     time_ok,
+)
+from warehouse.ingest.files import read_head
+from warehouse.ingest.formats import IngestJob, IngestResult, register
+from warehouse.ingest.sql import (
+    BOUNDED,
+    READ_FILE,
+    count_rejects,
+    service_map_params,
+    stage_lines,
+    step_map_params,
+    trace_id_sql,
 )
 
 # Default column orders of headerless files, by column count.

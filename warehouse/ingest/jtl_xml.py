@@ -17,17 +17,7 @@ from pathlib import Path
 from typing import IO, Any, ClassVar
 from xml.parsers import expat
 
-from warehouse.ingest import (
-    SAMPLE_REJECTS,
-    IngestJob,
-    IngestResult,
-    Rejected,
-    register,
-    service_map_params,
-    stage_lines,
-    step_map_params,
-    trace_id_sql,
-)
+from warehouse.engine.owners import scratch_dir
 from warehouse.ingest.bounds import (
     ANY_PARTITIONS_SQL,
     DURATION_REASON,
@@ -37,8 +27,15 @@ from warehouse.ingest.bounds import (
     integer_ok,
     time_ok,
 )
+from warehouse.ingest.formats import IngestJob, IngestResult, Rejected, register
 from warehouse.ingest.jtl_csv import TRACE_ID, TRANSACTION_MESSAGE, outcome_sql
-from warehouse.owners import scratch_dir
+from warehouse.ingest.sql import (
+    SAMPLE_REJECTS,
+    service_map_params,
+    stage_lines,
+    step_map_params,
+    trace_id_sql,
+)
 
 SAMPLES = frozenset({"httpSample", "sample"})
 # A top-level sample starts a line (JMeter indents the nested ones): where parsing resumes after an error.

@@ -5,17 +5,10 @@ from __future__ import annotations
 from typing import ClassVar
 
 from warehouse.errors import IngestError
-from warehouse.ingest import (
-    IngestJob,
-    IngestResult,
-    count_rejects,
-    read_head,
-    register,
-    service_map_params,
-    stage_lines,
-    trace_id_sql,
-)
 from warehouse.ingest.bounds import ANY_PARTITIONS_SQL, TIME_REASON, k6_value_ok, time_ok
+from warehouse.ingest.files import read_head
+from warehouse.ingest.formats import IngestJob, IngestResult, register
+from warehouse.ingest.sql import count_rejects, service_map_params, stage_lines, trace_id_sql
 
 HEADER = b"metric_name,timestamp,metric_value,"
 # Fixed columns of k6 1.x's CSV output; any other tag lands in extra_tags as k=v&k=v.

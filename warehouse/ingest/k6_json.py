@@ -28,24 +28,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
-from warehouse.backends import settings_sql
+from warehouse.engine.backends import settings_sql
+from warehouse.engine.owners import scratch_dir
 from warehouse.errors import IngestError, WarehouseError
-from warehouse.ingest import (
+from warehouse.ingest.bounds import ANY_PARTITIONS, TIME_REASON, k6_value_ok, time_ok
+from warehouse.ingest.files import count_lines
+from warehouse.ingest.formats import IngestJob, IngestResult, NeedsStaging, Rejected, register
+from warehouse.ingest.sql import (
     BOUNDED,
     READ_FILE,
-    IngestJob,
-    IngestResult,
-    NeedsStaging,
-    Rejected,
-    count_lines,
     count_rejects,
-    register,
     service_map_params,
     stage_lines,
     trace_id_sql,
 )
-from warehouse.ingest.bounds import ANY_PARTITIONS, TIME_REASON, k6_value_ok, time_ok
-from warehouse.owners import scratch_dir
 
 # A k6 line as ClickHouse reads it (LineAsString), and its fields as JSONExtract takes them (a Metric
 # line has no time, value or tags; an object read as String is its JSON text; a value that is not a

@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import ClassVar
 
 from warehouse.errors import IngestError
-from warehouse.ingest import IngestJob, IngestResult, count_rejects, read_head, register, stage_lines
 from warehouse.ingest.bounds import ANY_PARTITIONS_SQL, NS_FROM, NS_UNTIL, TIME_REASON
+from warehouse.ingest.files import read_head
+from warehouse.ingest.formats import IngestJob, IngestResult, register
+from warehouse.ingest.sql import count_rejects, stage_lines
 
 STATS_HEADER = b"Type,Name,Request Count,Failure Count,"
 HISTORY_HEADER = b"Timestamp,User Count,Type,Name,"

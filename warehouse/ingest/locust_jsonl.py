@@ -9,15 +9,6 @@ from __future__ import annotations
 import json
 from typing import ClassVar
 
-from warehouse.ingest import (
-    IngestJob,
-    IngestResult,
-    count_rejects,
-    register,
-    service_map_params,
-    stage_lines,
-    step_map_params,
-)
 from warehouse.ingest.bounds import (
     ANY_PARTITIONS_SQL,
     DURATION_REASON,
@@ -26,6 +17,8 @@ from warehouse.ingest.bounds import (
     TIME_REASON,
     duration_ok,
 )
+from warehouse.ingest.formats import IngestJob, IngestResult, register
+from warehouse.ingest.sql import count_rejects, service_map_params, stage_lines, step_map_params
 
 # The fields of a line, as ClickHouse extracts them (a missing field is its type's default)
 _FIELDS = """

@@ -102,7 +102,7 @@ RUN_PREFIX = """
 SELECT run_id FROM runs FINAL WHERE startsWith(run_id, {prefix:String}) ORDER BY started_at DESC LIMIT 2
 """
 
-# Runs still going that name the process which owns them (warehouse/owners.py).
+# Runs still going that name the process which owns them (warehouse/engine/owners.py).
 OWNED_RUNNING_RUNS = """
 SELECT run_id, labels[{label:String}] AS owner FROM runs FINAL
 WHERE status = 'running' AND mapContains(labels, {label:String})
@@ -121,7 +121,7 @@ SELECT (SELECT arraySort(groupUniqArray(version)) FROM schema_migrations) AS ver
 
 # `latest` is the run recorded last (created by `run`, or imported by `ingest`), not the one that started last:
 # after importing older history it is the run just imported. A run id begins with the time it was created
-# (warehouse.ids); an id of another shape counts from its start time.
+# (warehouse.engine.ids); an id of another shape counts from its start time.
 LATEST_RUN = """
 SELECT run_id FROM runs FINAL
 ORDER BY CASE WHEN match(run_id, '^[0-9]{8}-[0-9]{6}-') THEN left(run_id, 15)
@@ -274,7 +274,7 @@ _HISTORY_RUNS = """
     LIMIT {runs:UInt32} BY fingerprint
 """
 
-# -- step summaries (warehouse/summaries.py) ---------------------------------------------------------------
+# -- step summaries (warehouse/engine/summaries.py) ---------------------------------------------------------
 
 # A run's step summary is computed from a histogram: per step, each distinct duration with its number of requests,
 # request errors, first and last request. Rows of requests give it by one GROUP BY (STEP_HISTOGRAM_OF_REQUESTS),
@@ -578,7 +578,7 @@ ORDER BY journey, step, status, metric, ts
 ALL["AGGREGATES"] = AGGREGATES
 
 # A run's interval aggregates per step, status and source, folded over the intervals: each metric's sum, lowest,
-# highest and latest value, and the count-weighted sum of the intervals' averages (warehouse.tool_figures reads
+# highest and latest value, and the count-weighted sum of the intervals' averages (report.tool_figures reads
 # them as the tool's own figures). The backend listener's per-code error lines (no statut), its `internal` users
 # line and its annotations are left out.
 TOOL_STEP_FIGURES = """

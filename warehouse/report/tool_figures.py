@@ -22,8 +22,8 @@ from datetime import datetime
 from itertools import pairwise
 from typing import Any
 
-from warehouse import queries
-from warehouse.records import RunRecord
+from warehouse.read import queries
+from warehouse.read.records import RunRecord
 from warehouse.store import Warehouse
 
 _PCT = re.compile(r"pct(\d+(?:\.\d+)?)")

@@ -370,7 +370,7 @@ class ServerBackend:
         self.url = url
         parts = urlsplit(url)
         secure = parts.scheme in ("clickhouses", "https")
-        # ?cluster=NAME: the warehouse is laid out on that cluster (warehouse.cluster)
+        # ?cluster=NAME: the warehouse is laid out on that cluster (warehouse.engine.cluster)
         self.cluster: str | None = parse_qs(parts.query).get("cluster", [None])[0] or None
         self.database = parts.path.strip("/") or "default"
         self._kwargs: dict[str, Any] = {
@@ -382,7 +382,7 @@ class ServerBackend:
             "secure": secure,
         }
         if self.cluster:
-            from warehouse.cluster import CONNECTION_SETTINGS
+            from warehouse.engine.cluster import CONNECTION_SETTINGS
 
             quote_identifier(self.cluster)
             self._kwargs["settings"] = dict(CONNECTION_SETTINGS)

@@ -25,9 +25,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from warehouse import queries
-from warehouse.backends import Backend, quote_identifier, settings_sql
-from warehouse.cluster import home
+from warehouse.engine.backends import Backend, quote_identifier, settings_sql
+from warehouse.engine.cluster import home
+from warehouse.read import queries
 
 TABLE = "step_summaries"
 # The columns queries.step_summary selects, in its order.

@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
-from warehouse import charts, junit
 from warehouse.analysis.insight import step_name
 from warehouse.analysis.slo import RATES
 from warehouse.errors import WarehouseError
-from warehouse.queries import CHECK_FAILURE, REQUEST_ERROR
-from warehouse.reports import (
+from warehouse.read.queries import CHECK_FAILURE, REQUEST_ERROR
+from warehouse.report import charts, junit
+from warehouse.report.reports import (
     ABORTED,
     INCOMPLETE,
     NO_SLOS,
@@ -27,8 +27,8 @@ from warehouse.reports import (
     build_group_report,
     ms,
 )
+from warehouse.report.text import markdown, shorten
 from warehouse.store import Warehouse
-from warehouse.text import markdown, shorten
 
 INFRA_SERIES_CHARTED = 8
 

@@ -24,7 +24,7 @@ import re
 import subprocess
 import sys
 
-from warehouse.backends import Backend, quote_identifier
+from warehouse.engine.backends import Backend, quote_identifier
 from warehouse.errors import WarehouseError
 
 LOCAL = "_local"
@@ -37,8 +37,8 @@ CONNECTION_SETTINGS = {"insert_distributed_sync": 1, "distributed_product_mode":
 
 _SCRATCH = """
 import json, sys, tempfile
-from warehouse.backends import ChdbBackend
-from warehouse.schema import migrate
+from warehouse.engine.backends import ChdbBackend
+from warehouse.engine.schema import migrate
 with tempfile.TemporaryDirectory(prefix="perfhouse-schema-") as tmp:
     backend = ChdbBackend("chdb://" + tmp + "/wh", linger_s=0)
     with backend.session():
@@ -92,7 +92,7 @@ def render(
             f"CREATE TABLE IF NOT EXISTS {database}.{name}{where} AS {database}.{local} "
             f"ENGINE = Distributed('{cluster}', '{database}', '{local}', cityHash64({key}))"
         )
-    from warehouse.schema import VIEWS
+    from warehouse.engine.schema import VIEWS
 
     for name, select in sorted(VIEWS.items()):  # over the Distributed tables (a run's rows are on one shard: FINAL holds)
         statements.append(f"CREATE VIEW IF NOT EXISTS {database}.{name}{where} AS {select.format(db=database + '.')}")

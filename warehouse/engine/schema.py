@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from warehouse.backends import Backend
+from warehouse.engine.backends import Backend
 
 # Each migration is a list of statements (or of functions of the backend, for a change that must look at
 # what is there first); a migration never changes once released: add a new one.
@@ -48,7 +48,7 @@ def _batches_own_their_runs(backend: Backend) -> None:
     process stopped in between left rows that no run owns while the file counted as ingested: such batches
     are rolled back here (rows deleted, batch failed), so the file can be ingested again.
     """
-    from warehouse.ingest import discard_batch
+    from warehouse.ingest.batch import discard_batch
 
     backend.command("ALTER TABLE ingested_files ADD COLUMN IF NOT EXISTS new_run UInt8 DEFAULT 0")
     orphans = backend.query(
@@ -59,8 +59,8 @@ def _batches_own_their_runs(backend: Backend) -> None:
 
 
 def _summarise_runs(backend: Backend) -> None:
-    """Every run already ingested gets its step summaries (warehouse/summaries.py), from its rows as they are."""
-    from warehouse.summaries import summarise_all
+    """Every run already ingested gets its step summaries (engine/summaries.py), from its rows as they are."""
+    from warehouse.engine.summaries import summarise_all
 
     summarise_all(backend)
 
@@ -416,9 +416,9 @@ CURRENT_VERSION = MIGRATIONS[-1][0]
 
 def migrate(backend: Backend) -> int:
     """Apply the migrations the warehouse lacks; returns the schema version it ends at. A warehouse on a
-    cluster is created at the current version instead (warehouse.cluster)."""
+    cluster is created at the current version instead (warehouse.engine.cluster)."""
     if getattr(backend, "cluster", None):
-        from warehouse.cluster import ensure_schema
+        from warehouse.engine.cluster import ensure_schema
 
         return ensure_schema(backend, CURRENT_VERSION, [(n, d) for n, d, _ in MIGRATIONS])
     with backend.session():

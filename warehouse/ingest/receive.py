@@ -17,10 +17,12 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from warehouse import queries
-from warehouse.backends import Backend
-from warehouse.ingest import IngestResult, StepFacts, file_sha256, ingest_file
-from warehouse.owners import scratch_dir
+from warehouse.engine.backends import Backend
+from warehouse.engine.owners import scratch_dir
+from warehouse.ingest.batch import ingest_file
+from warehouse.ingest.files import file_sha256
+from warehouse.ingest.formats import IngestResult, StepFacts
+from warehouse.read import queries
 
 
 @dataclass(frozen=True)

@@ -34,10 +34,10 @@ import sqlglot
 import sqlglot.expressions as exp
 from sqlglot.errors import ErrorLevel
 
-from warehouse.backends import settings_sql
+from warehouse.engine.backends import settings_sql
+from warehouse.engine.schema import MIGRATIONS
 from warehouse.errors import WarehouseError
-from warehouse.queries import teach_sqlglot_plural_inclusive_quantiles
-from warehouse.schema import MIGRATIONS
+from warehouse.read.queries import teach_sqlglot_plural_inclusive_quantiles
 
 teach_sqlglot_plural_inclusive_quantiles()
 

@@ -17,7 +17,7 @@ import altair as alt
 import pandas as pd
 
 from warehouse.errors import WarehouseError
-from warehouse.text import shorten
+from warehouse.report.text import shorten
 
 Rows = Sequence[Mapping[str, Any]]
 

@@ -1,4 +1,4 @@
-"""Run reports: one data object built from warehouse queries, rendered by the formats in warehouse.report_formats.
+"""Run reports: one data object built from warehouse queries, rendered by the formats in report_formats.
 
 `build_report` gives a run's headline figures (what the dashboard's run page shows); `build_group_report`
 gives everything a signed-off report holds for one run or a group of runs (the k6 and JMeter runs of one
@@ -14,16 +14,17 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from warehouse import queries, traces
 from warehouse.analysis import compare, insight
 from warehouse.analysis.baseline import optional_baseline
 from warehouse.analysis.slo import Objective, Verdict, percentile_level
 from warehouse.analysis.verdict import RunVerdict, group_verdict, run_verdict, verdict_of
-from warehouse.charts import bucket_seconds
 from warehouse.errors import DataError, WarehouseError
-from warehouse.records import RunRecord
+from warehouse.read import queries
+from warehouse.read.records import RunRecord
+from warehouse.report import traces
+from warehouse.report.charts import bucket_seconds
+from warehouse.report.tool_figures import ToolFigures, tool_figures
 from warehouse.store import Warehouse
-from warehouse.tool_figures import ToolFigures, tool_figures
 
 # A run's verdict (warehouse.analysis.verdict): what happened, not only whether SLOs held. ABORTED runs
 # (interrupted) and INCOMPLETE runs (a tool failed midway, or the run is still going) never pass.

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from warehouse.backends import Backend
+    from warehouse.engine.backends import Backend
 
 OWNER_LABEL = "perfhouse.owner"
 
@@ -114,7 +114,7 @@ def sweep_scratch(root: Path | None = None) -> list[Path]:
 
 def abort_orphaned_runs(backend: Backend) -> list[str]:
     """Mark aborted every running run whose owner on this host is gone; returns their ids."""
-    from warehouse import queries  # SQL loads with the warehouse, not with every user of the owner label
+    from warehouse.read import queries  # SQL loads with the warehouse, not with every user of the owner label
 
     aborted = []
     for row in backend.query(queries.OWNED_RUNNING_RUNS, {"label": OWNER_LABEL}):
