@@ -29,6 +29,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--update-golden", action="store_true", help="Rewrite golden files from the generators.")
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto` (`make test`): two workers per core, at most eight. Most of the suite's time is spent waiting on
+    load runs of a fixed duration, servers and subprocesses, not computing, so one worker per core would leave
+    the cores idle half the time. PYTEST_XDIST_AUTO_NUM_WORKERS still overrides this."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(2, min(8, 2 * cores))
+
+
 def _loadgroup(config: pytest.Config) -> bool:
     """Whether pytest-xdist distributes by group: on the controller `--dist loadgroup`; on a worker, where xdist
     sets `dist` to "no", its own `loadgroup` flag."""
