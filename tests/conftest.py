@@ -38,11 +38,12 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
 
 
 # Tests whose verdicts rest on latencies or rates measured on this machine (a 1-4 ms API against a slower one,
-# rates a load shape holds, a server's capacity knee): under xdist they share one group, so no two of them load
-# the cores at once, while the other workers run everything else.
+# rates a load shape holds, a server's capacity knee, the SLO verdicts of the dashboard's recorded run): under
+# xdist they share one group, so no two of them load the cores at once, while the other workers run the rest.
 TIMING_MODULES = frozenset({
     "tests/integration/test_gate.py", "tests/integration/test_gate_repeat.py",
     "tests/integration/test_load_shapes.py", "tests/integration/test_report_capacity.py",
+    "tests/integration/test_dashboard.py",
 })
 
 
