@@ -202,6 +202,8 @@ class Warehouse:
             if tool_for is not None:
                 tool = tool_for(read_head(plain))
             meta = meta or RunMeta()
+            if (described := getattr(fmt_impl, "run_meta", None)) is not None:  # what the file says of its own run,
+                meta = meta.over(described(plain))  # below what the user says
             info = RunInfo(new_run_id(tool), tool, status="imported", source="import",
                            name=meta.name or (plain.name if source else path.name))
 

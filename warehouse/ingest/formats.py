@@ -11,7 +11,9 @@ a module to its tool's package. A format:
   warehouse table in BATCH_TABLES, and fill the counts of `result` (see sql.py for the shared statements);
 - optional `direct = True`: small files may load straight into the warehouse tables (IngestJob.direct);
 - optional `loose = True`: its sniff accepts text that other formats may also start with, so detection tries
-  it after every other format.
+  it after every other format;
+- optional `run_meta(path)`: what the file says of its own run (a name, a start time, the tool's version, notes;
+  Gatling's RUN record), which fills only what the user's options, sidecars and the file's name leave unsaid.
 """
 
 from __future__ import annotations
