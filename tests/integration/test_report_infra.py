@@ -98,7 +98,7 @@ def test_a_scraped_cpu_series_that_rises_with_the_load_is_charted_and_named_corr
     assert report.infra["correlated"] == ["sut_cpu_ratio"]
     # on the latency's time axis: the series is bucketed like the timeline (scrapes also precede the first
     # request and follow the last one)
-    shared = {p["t"] for p in cpu["points"]} & {r["t"] for r in report.timeline}
+    shared = {p["t"] for p in cpu["points"]} & {r.t for r in report.timeline}
     assert len(shared) >= len(report.timeline) - 2 >= 6
 
     chart = next(f for f in figures(report) if f.key == "infrastructure").chart.to_dict()

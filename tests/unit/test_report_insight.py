@@ -124,10 +124,10 @@ def test_pearson_needs_four_points_and_variation() -> None:
 def test_counters_become_rates_and_latency_climbs_halfway_to_its_peak() -> None:
     points = [("2026-01-01 10:00:00", 10.0), ("2026-01-01 10:00:02", 14.0), ("2026-01-01 10:00:04", 1.0)]
     assert insight.as_rate(points) == [("2026-01-01 10:00:02", 2.0)]  # a reset gives no point
-    timeline = [{"t": t, "p95_ms": v} for t, v in seconds([10, 10, 12, 11, 30, 60, 100, 100])]
+    timeline: list[tuple[str, float | None]] = list(seconds([10, 10, 12, 11, 30, 60, 100, 100]))
     climbed = insight.climb(timeline)
     assert climbed is not None and climbed["t"] == "2026-01-01 10:00:05" and climbed["early_p95_ms"] == 10
-    assert insight.climb([{"t": t, "p95_ms": 10.0} for t, _ in seconds([0] * 8)]) is None
+    assert insight.climb([(t, 10.0) for t, _ in seconds([0] * 8)]) is None
 
 
 def test_an_slo_scope_reads_back_as_its_objective() -> None:

@@ -153,11 +153,11 @@ def as_rate(points: Sequence[tuple[str, float]]) -> list[tuple[str, float]]:
     return out
 
 
-def climb(timeline: Sequence[Mapping[str, Any]], metric: str = "p95_ms") -> dict[str, Any] | None:
+def climb(timeline: Sequence[tuple[str, float | None]]) -> dict[str, Any] | None:
     """When latency climbed: the first bucket whose P95 is past CLIMB times the early level (the median of
     the first quarter of the run) and halfway from it to the run's highest P95; None when it never did or
-    the run is too short to tell."""
-    values = [(str(r["t"]), float(r[metric])) for r in timeline if r.get(metric) is not None]
+    the run is too short to tell. `timeline` is (time, P95) per bucket."""
+    values = [(t, float(v)) for t, v in timeline if v is not None]
     if len(values) < 4:
         return None
     early = sorted(v for _, v in values[: max(1, len(values) // 4)])

@@ -173,3 +173,22 @@ class Bottleneck:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class TimelinePoint:
+    """One bucket of a run over time (queries.REPORT_TIMELINE): requests per second, request errors (in the bucket
+    and per second), requests in flight, and the bucket's percentiles in milliseconds (None on no figure)."""
+
+    t: str
+    rps: float
+    errors: int
+    errors_per_s: float
+    in_flight: float
+    p50_ms: float | None
+    p90_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -17,8 +17,9 @@ import altair as alt
 import pandas as pd
 
 from warehouse.errors import WarehouseError
-from warehouse.read.records import Bottleneck
+from warehouse.read.records import Bottleneck, TimelinePoint
 from warehouse.report.text import shorten
+from warehouse.tools import ToolPoint
 
 Rows = Sequence[Mapping[str, Any]]
 
@@ -38,14 +39,22 @@ def bucket_seconds(span_s: float | None, max_points: int = 150) -> int:
     return next((b for b in _NICE_BUCKETS_S if b >= wanted), _NICE_BUCKETS_S[-1])
 
 
-def _frame(rows: Rows, columns: Sequence[str]) -> pd.DataFrame:
+def _row(point: TimelinePoint | ToolPoint) -> dict[str, Any]:
+    row = point.to_dict()
+    if isinstance(point, ToolPoint):  # a tool's own interval: its failures per second are the errors line
+        row["errors_per_s"] = point.failures_per_s
+    return row
+
+
+def _frame(points: Sequence[TimelinePoint | ToolPoint], columns: Sequence[str]) -> pd.DataFrame:
+    rows = [_row(p) for p in points]
     frame = pd.DataFrame([{c: r.get(c) for c in columns} for r in rows], columns=list(columns))
     if "t" in frame:
         frame["t"] = pd.to_datetime(frame["t"], utc=True)
     return frame
 
 
-def percentiles_chart(timeline: Rows) -> alt.Chart:
+def percentiles_chart(timeline: Sequence[TimelinePoint | ToolPoint]) -> alt.Chart:
     """P50/P90/P95/P99 of every request over time, one line per percentile."""
     frame = _frame(timeline, ["t", *(f"{p}_ms" for p in TIMELINE_PERCENTILES)])
     long = frame.melt(id_vars=["t"], var_name="percentile", value_name="latency_ms").dropna()
@@ -63,7 +72,7 @@ def percentiles_chart(timeline: Rows) -> alt.Chart:
     )
 
 
-def throughput_chart(timeline: Rows) -> alt.LayerChart:
+def throughput_chart(timeline: Sequence[TimelinePoint | ToolPoint]) -> alt.LayerChart:
     """Requests per second (area) and failed requests per second (red line) over time."""
     frame = _frame(timeline, ["t", "rps", "errors_per_s"])
     base = alt.Chart(frame, title="Throughput and errors over time", width=_WIDTH, height=_HEIGHT).encode(x=_TIME)
@@ -78,7 +87,7 @@ def throughput_chart(timeline: Rows) -> alt.LayerChart:
     return alt.layer(area, errors).resolve_scale(y="independent")
 
 
-def infra_chart(timeline: Rows, series: Rows, latency: str = "p95") -> alt.VConcatChart:
+def infra_chart(timeline: Sequence[TimelinePoint], series: Rows, latency: str = "p95") -> alt.VConcatChart:
     """The latency percentile over time above the infrastructure series on the same time axis; each series
     as a share of its own peak, so CPU seconds and bytes share one axis (the tooltip has the raw value)."""
     lat = _frame(timeline, ["t", f"{latency}_ms"]).dropna()

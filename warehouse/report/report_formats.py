@@ -77,7 +77,7 @@ def _tool_figure_charts(report: Report) -> list[Figure]:
     tool = report.tool_figures
     if tool is None or len(tool.timeline) < 2:
         return []
-    points = [{**p.to_dict(), "errors_per_s": p.failures_per_s} for p in tool.timeline]
+    points = tool.timeline
     out = []
     if any(p.p50_ms is not None or p.p95_ms is not None for p in tool.timeline):
         out.append(Figure("tool-latency", f"{tool.title}: percentiles over time", charts.percentiles_chart(points)))

@@ -21,7 +21,7 @@ from warehouse.analysis.slo import Objective, Verdict, percentile_level
 from warehouse.analysis.verdict import RunVerdict, group_verdict, run_verdict, verdict_of
 from warehouse.errors import DataError, WarehouseError
 from warehouse.read import queries
-from warehouse.read.records import Bottleneck, ErrorCause, RunRecord, SlowSample, StatusErrors
+from warehouse.read.records import Bottleneck, ErrorCause, RunRecord, SlowSample, StatusErrors, TimelinePoint
 from warehouse.report import traces
 from warehouse.report.charts import bucket_seconds
 from warehouse.report.tool_figures import ToolFigures, tool_figures
@@ -186,7 +186,7 @@ class Report:
     verdict: str = ""
     percentiles: list[str] = field(default_factory=list)
     bucket_s: int = 1
-    timeline: list[dict[str, Any]] = field(default_factory=list)
+    timeline: list[TimelinePoint] = field(default_factory=list)
     bottlenecks: list[Bottleneck] = field(default_factory=list)
     errors_by_status: list[StatusErrors] = field(default_factory=list)
     apdex: dict[str, Any] = field(default_factory=dict)
@@ -218,7 +218,7 @@ class Report:
             out |= {
                 "percentiles": self.percentiles,
                 "bucket_s": self.bucket_s,
-                "timeline": self.timeline,
+                "timeline": [p.to_dict() for p in self.timeline],
                 "bottlenecks": [b.to_dict() for b in self.bottlenecks],
                 "errors_by_status": [e.to_dict() for e in self.errors_by_status],
                 "apdex": self.apdex,
@@ -359,23 +359,22 @@ def _number(value: Any) -> float | None:
     return None if value is None or not math.isfinite(float(value)) else float(value)
 
 
-def _timeline(rows: list[dict[str, Any]], bucket: int) -> list[dict[str, Any]]:
+def _timeline(rows: list[dict[str, Any]], bucket: int) -> list[TimelinePoint]:
     out = []
     for r in rows:
         p50, p90, p95, p99 = (_number(v) for v in r["levels"])
-        out.append({"t": r["t"], "rps": float(r["rps"]), "errors": int(r["errors"]),
-                    "errors_per_s": int(r["errors"]) / bucket, "in_flight": float(r["in_flight"]),
-                    "p50_ms": p50, "p90_ms": p90, "p95_ms": p95, "p99_ms": p99})
+        out.append(TimelinePoint(r["t"], float(r["rps"]), int(r["errors"]), int(r["errors"]) / bucket,
+                                 float(r["in_flight"]), p50, p90, p95, p99))
     return out
 
 
-def _infra(rows: list[dict[str, Any]], timeline: list[dict[str, Any]]) -> dict[str, Any]:
+def _infra(rows: list[dict[str, Any]], timeline: list[TimelinePoint]) -> dict[str, Any]:
     """Each scraped series on the latency's time axis, its correlation with P95, and what saturated."""
     several = len({r["source"] for r in rows}) > 1
     grouped: dict[tuple[str, str, str], list[tuple[str, float]]] = {}
     for r in rows:
         grouped.setdefault((r["source"], r["metric"], r["series_labels"]), []).append((r["t"], float(r["mean"])))
-    p95 = {r["t"]: r["p95_ms"] for r in timeline if r["p95_ms"] is not None}
+    p95 = {p.t: p.p95_ms for p in timeline if p.p95_ms is not None}
     series: list[dict[str, Any]] = []
     for (source, metric, labels), points in grouped.items():
         counter = insight.is_counter(metric)
@@ -393,7 +392,7 @@ def _infra(rows: list[dict[str, Any]], timeline: list[dict[str, Any]]) -> dict[s
             "correlated": corr is not None and corr >= insight.CORRELATED,
         })
     series.sort(key=lambda s: (-(s["correlation"] if s["correlation"] is not None else -2), s["name"]))
-    climbed = insight.climb(timeline)
+    climbed = insight.climb([(p.t, p.p95_ms) for p in timeline])
     saturated = None
     if climbed is not None:
         for s in series:
