@@ -9,7 +9,7 @@ lint:
 typecheck:
 	mypy
 
-# Two workers (the machine's two cores; pytest-xdist): a module sharing a fixture stays on one worker (tests/conftest.py)
+# Two workers per core (pytest-xdist; tests/conftest.py): a module sharing a fixture stays on one worker
 pytest:
 	python -m pytest -n auto --dist loadgroup
 

@@ -1,11 +1,13 @@
-"""Run overhead benchmark (a command, not a test): `perfhouse run` against the bare tool on the same script.
+"""Start-up benchmark (a command, not a test): `perfhouse run` against the bare tool on the same script, and
+`perfhouse runs` on the small warehouse those runs make.
 
     python benchmarks/overhead.py [--tool k6] [--pairs 5] [--duration 3s] [--work DIR] [--compiled] [--tiny]
 
 Starts the bundled demo API, then runs pairs of: `perfhouse run` of a small profile of examples/shop.yaml
 (into one embedded warehouse, created by a first run that is not counted; progress lines off), and the tool alone on the very script and
-command line perfhouse generated for that run (same outputs, same summary file). Prints the median
-wall-clock time of each and their difference, perfhouse's own share of a run.
+command line perfhouse generated for that run (same outputs, same summary file), then `perfhouse runs` (the
+listing of that warehouse, whole process). Prints the median wall-clock time of each and their difference,
+perfhouse's own share of a run, and the median time of `runs`, each against its target.
 
 With PYTHONDONTWRITEBYTECODE set, every perfhouse process compiles its modules from source (a source checkout);
 `--compiled` lets perfhouse keep their bytecode in the work directory (PYTHONPYCACHEPREFIX), as an installed
@@ -32,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.common import add_tiny, find_tool, ratio, tiny_sizes, tool_env  # noqa: E402
 
 TARGET_S = 0.5  # perfhouse's own share of a small run, whole processes
+RUNS_TARGET_S = 0.4  # `perfhouse runs` on a small warehouse, whole process
 
 
 def bench_spec(work: Path, duration: str) -> Path:
@@ -83,13 +86,16 @@ def main() -> None:
               "(--compiled: as installed)", flush=True)
     ours: list[float] = []
     bare: list[float] = []
+    listing: list[float] = []
     with DemoAPI() as api:
 
+        def perfhouse_command() -> list[str]:
+            return [perfhouse or sys.executable, *([] if perfhouse else ["-m", "orchestrator"])]
+
         def perfhouse_run(runs: Path) -> list[str]:
-            return [perfhouse or sys.executable, *([] if perfhouse else ["-m", "orchestrator"]),
-                    "--warehouse", f"chdb://{work / 'warehouse'}", "run", str(spec), "--profile", "bench",
-                    "--tool", args.tool, "--service", f"api={api.url}", "--progress-interval", "0",
-                    "--runs-dir", str(runs), "--json"]
+            return [*perfhouse_command(), "--warehouse", f"chdb://{work / 'warehouse'}", "run", str(spec),
+                    "--profile", "bench", "--tool", args.tool, "--service", f"api={api.url}",
+                    "--progress-interval", "0", "--runs-dir", str(runs), "--json"]
 
         timed(perfhouse_run(work / "runs-warmup"), work, ours_env)  # creates the warehouse, as a team's exists
         for n in range(args.pairs):
@@ -106,11 +112,17 @@ def main() -> None:
                 if output.suffix in (".json", ".jtl", ".jsonl", ".csv") or output.name.endswith("-console.log"):
                     output.unlink()
             bare.append(timed(argv_bare, bare_dir, env))
-            print(f"pair {n + 1}: perfhouse {ours[-1]:.2f} s, {args.tool} alone {bare[-1]:.2f} s", flush=True)
+            listing.append(timed([*perfhouse_command(), "--warehouse", f"chdb://{work / 'warehouse'}", "runs"],
+                                 work, ours_env))
+            print(f"pair {n + 1}: perfhouse {ours[-1]:.2f} s, {args.tool} alone {bare[-1]:.2f} s; "
+                  f"perfhouse runs {listing[-1]:.2f} s", flush=True)
     a, b = statistics.median(ours), statistics.median(bare)
     print(f"median of {args.pairs} pairs: perfhouse run {a:.2f} s, {args.tool} alone {b:.2f} s, "
           f"perfhouse's own share {a - b:.2f} s ({a / b:.2f}x)")
     print(ratio("perfhouse's own share of a run", a - b, TARGET_S, higher_is_better=False, unit=" s"))
+    listed = statistics.median(listing)
+    print(f"median of {args.pairs} `perfhouse runs` on a warehouse of {args.pairs + 1} runs: {listed:.2f} s")
+    print(ratio("perfhouse runs, whole process", listed, RUNS_TARGET_S, higher_is_better=False, unit=" s"))
 
 
 if __name__ == "__main__":

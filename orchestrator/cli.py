@@ -89,6 +89,9 @@ class _FormatChoice(click.Choice):
 
 
 def _open_warehouse(ctx: click.Context) -> Any:
+    from warehouse.engine.backends import load_engine_ahead
+
+    load_engine_ahead(ctx.obj["warehouse"])  # while the warehouse's own modules load
     from warehouse.store import Warehouse
 
     return Warehouse.open(ctx.obj["warehouse"])
@@ -115,13 +118,13 @@ def _services(values: tuple[str, ...]) -> dict[str, str]:
 
 def _tools(value: str) -> list[str]:
     """The tools of --tool; a name no tool module registers is a usage error (exit 2) naming the nearest."""
-    import difflib
-
     from orchestrator.tools import TOOLS
 
     names = [t.strip() for t in value.split(",") if t.strip()]
     for name in names:
         if name not in TOOLS:
+            import difflib
+
             near = difflib.get_close_matches(name, list(TOOLS), n=1, cutoff=0.5)  # names of two letters
             hint = f"did you mean {near[0]!r}? " if near else ""
             raise click.BadParameter(f"unknown tool {name!r}; {hint}perfhouse drives: {', '.join(sorted(TOOLS))}",
@@ -131,10 +134,10 @@ def _tools(value: str) -> list[str]:
 
 def _webhook(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """--notify: an http(s) webhook URL, checked before anything runs ('' from the environment is none)."""
-    from orchestrator.notify import check_url
-
     if not value:
         return None
+    from orchestrator.notify import check_url
+
     try:
         return check_url(value)
     except ValueError as exc:
@@ -150,12 +153,14 @@ def _notify_option(fn: F) -> F:
 def _script_version(tool: Tool, given: str | None) -> tuple[str, str]:
     """The version of `tool` a generated script targets, and where it came from: --jmeter-version, else the
     version of the tool on PATH, as `run` asks it, else the newest that perfhouse knows."""
+    from orchestrator.tool_versions import cached_version
+
     if given:
         return given, "--jmeter-version"
     binary = tool.binary()
     if binary is None:
         return tool.script_version, f"no {tool.name} on PATH; --jmeter-version chooses another"
-    version = tool.version(binary)
+    version = cached_version(tool.name, binary, tool.version)
     if not re.match(r"\d+\.\d+", version):
         return tool.script_version, f"{binary} did not tell its version; --jmeter-version chooses another"
     return version, f"the {tool.name} on PATH, {binary}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
+import importlib
 import json
 import os
 import shutil
@@ -190,10 +191,8 @@ def monitors(
     total_s: float,
     echo: Callable[[str], None],
     live: LiveIngest | None = None,
-    watching: Callable[[], None] = lambda: None,
 ) -> Iterator[Watched]:
     """Scrape Prometheus endpoints, print progress lines and ingest live while the body (the execution) runs.
-    `watching` is called once the monitors are set up (their modules loaded).
 
     Live ingestion is only stopped here; the caller ingests the rest with `live.finish()`."""
     watched = Watched()
@@ -210,7 +209,6 @@ def monitors(
     for monitor in (scraper, progress, live):
         if monitor is not None:
             monitor.start()
-    watching()
     try:
         yield watched
     finally:
@@ -575,10 +573,10 @@ def make_parts(plan: Plan, secret: SecretFile | None) -> Parts:
 def execute(plan: Plan, job: Job, outputs: list[Output], live: LiveIngest | None,
             echo: Callable[[str], None], watching: Callable[[], None] = lambda: None) -> tuple[Execution, Watched]:
     """Run the job on the plan's runner while the monitors (scrapes, progress, live ingest) watch it; `watching`
-    is called as the runner is about to start the job."""
+    is called once the runner has started the job's parts (the monitors are set up, their modules loaded, before)."""
     total_s = plan.spec.profile(plan.profile).total_duration_s
-    with monitors(plan.settings, job, outputs, total_s, echo, live, watching) as watched:
-        execution = plan.executor.execute(job)
+    with monitors(plan.settings, job, outputs, total_s, echo, live) as watched:
+        execution = plan.executor.execute(replace(job, started=watching))
     return execution, watched
 
 
@@ -749,10 +747,16 @@ def run_tool(
     ahead = isinstance(warehouse, PendingWarehouse) and watchdog is not None and not settings.live
     if ahead and isinstance(warehouse, PendingWarehouse) and watchdog is not None:
         watchdog.guard_run(warehouse.url, fields)
-    # Written in a thread started as the tool starts, once this thread has loaded what watching the run needs (two
-    # threads importing the warehouse's modules at once could each meet the other's half-imported package).
-    recorded = Background(lambda: record(opened(warehouse), plan.spec, fields, watchdog), "perfhouse-record",
-                          start=False)
+    # Written in a thread started once the tool has (this thread has loaded what watching the run needs before:
+    # two threads importing the warehouse's modules at once could each meet the other's half-imported package),
+    # which then loads what storing the results needs, so that none of it is loaded after the tool ends.
+    def record_ahead() -> tuple[Warehouse, RunInfo]:
+        written = record(opened(warehouse), plan.spec, fields, watchdog)
+        load_for_results()
+        return written
+
+    recorded = Background(record_ahead if ahead else lambda: record(opened(warehouse), plan.spec, fields, watchdog),
+                          "perfhouse-record", start=False)
     # the warehouse's session is open again when the tool ends (not with --live: its worker takes turns with it)
     warm = Warm(recorded, prof.total_duration_s if not settings.live and spec.script is None else None)
 
@@ -821,6 +825,19 @@ def record(warehouse: Warehouse, spec: Spec, fields: dict[str, Any], watchdog: W
     if watchdog is not None:
         watchdog.forget_run()
     return warehouse, info
+
+
+# What ingesting and judging a run's results imports (the ingest, the verdicts): loaded while the tool runs
+RESULTS_MODULES = ("warehouse.ingest", "warehouse.ingest.history", "warehouse.analysis.verdict",
+                   "concurrent.futures.thread")
+
+
+def load_for_results() -> None:
+    for module in RESULTS_MODULES:
+        importlib.import_module(module)
+    from warehouse.ingest.formats import all_formats
+
+    all_formats()  # the result formats' modules, found and loaded on first use
 
 
 @contextmanager

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from orchestrator.generators.base import Allocation, journey_vus
 from orchestrator.spec import Journey, Spec, Stage
-from warehouse.analysis.compare import MIN_SAMPLES
+from warehouse.analysis import MIN_SAMPLES
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ error names its file, line, column and field path.
 from __future__ import annotations
 
 import csv
-import difflib
 import hashlib
 import re
 from collections.abc import Iterator
@@ -445,6 +444,8 @@ def _keys(value: Any) -> tuple[Any, ...]:
 
 
 def _suggest(name: str, choices: Any) -> str:
+    import difflib  # a mistake's suggestion only
+
     close = difflib.get_close_matches(name, list(choices), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 

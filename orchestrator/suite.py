@@ -6,14 +6,11 @@ of a parallel wave run in processes of their own.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import signal
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,6 +21,8 @@ from orchestrator.errors import ExitStatus, PerfhouseError, SpecError
 from orchestrator.run import RunSettings, ToolRun
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     from warehouse.store import Warehouse
 
 MODES = ("sequential", "parallel", "hybrid")
@@ -208,6 +207,9 @@ def run_suite(suite: Suite, shared: SuiteRun, warehouse: Warehouse | None = None
         release = getattr(warehouse.backend, "release", None) if warehouse is not None else None
         if release is not None:  # the entries' processes open the embedded warehouse in turn
             release()
+        import multiprocessing  # a wave of several entries only: `run` of one spec loads none of it
+        from concurrent.futures import ProcessPoolExecutor
+
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(len(wave), mp_context=context) as pool:
             futures = [pool.submit(_entry_in_child, entry, shared) for entry in wave]
@@ -227,6 +229,8 @@ def run_suite(suite: Suite, shared: SuiteRun, warehouse: Warehouse | None = None
 
 
 def _result(entry: SuiteEntry, future: Future[EntryResult]) -> EntryResult:
+    from concurrent.futures.process import BrokenProcessPool
+
     try:
         return future.result()
     except BrokenProcessPool:

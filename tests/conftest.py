@@ -29,6 +29,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--update-golden", action="store_true", help="Rewrite golden files from the generators.")
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto` (`make test`): two workers per core, at most eight. Most of the suite's time is spent waiting on
+    load runs of a fixed duration, servers and subprocesses, not computing, so one worker per core would leave
+    the cores idle half the time. PYTEST_XDIST_AUTO_NUM_WORKERS still overrides this."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(2, min(8, 2 * cores))
+
+
+# Tests whose verdicts rest on latencies or rates measured on this machine (a 1-4 ms API against a slower one,
+# rates a load shape holds, a server's capacity knee, the SLO verdicts of the dashboard's recorded run): under
+# xdist they share one group, so no two of them load the cores at once, while the other workers run the rest.
+TIMING_MODULES = frozenset({
+    "tests/integration/test_gate.py", "tests/integration/test_gate_repeat.py",
+    "tests/integration/test_load_shapes.py", "tests/integration/test_report_capacity.py",
+    "tests/integration/test_dashboard.py",
+})
+
+
 def _loadgroup(config: pytest.Config) -> bool:
     """Whether pytest-xdist distributes by group: on the controller `--dist loadgroup`; on a worker, where xdist
     sets `dist` to "no", its own `loadgroup` flag."""
@@ -54,13 +72,15 @@ def _group_suffix(item: pytest.Item) -> bool:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under pytest-xdist's loadgroup (`make test`), the tests of a module that shares a module-scoped fixture (a
     recorded run, a filled warehouse) go to one worker, so the fixture is made once; the tests that use the one
-    Docker engine say so themselves (xdist_group "docker"). Every other test goes wherever a worker is free. Each
-    worker is its own process, so the embedded warehouse's one-path-per-process rule holds within a worker as
-    it does in a serial run. A group that would not reach the scheduler stops the run instead of being split
-    across workers unnoticed."""
+    Docker engine say so themselves (xdist_group "docker"), and the timing-sensitive modules share one group
+    (TIMING_MODULES). Every other test goes wherever a worker is free. Each worker is its own process, so the
+    embedded warehouse's one-path-per-process rule holds within a worker as it does in a serial run. A group
+    that would not reach the scheduler stops the run instead of being split across workers unnoticed."""
     if not _loadgroup(config):
         return
     for item in items:
+        if item.nodeid.split("::", 1)[0] in TIMING_MODULES and item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group("timing"))
         if item.get_closest_marker("xdist_group") is None:
             info = getattr(item, "_fixtureinfo", None)
             scopes = {d.scope for defs in (info.name2fixturedefs.values() if info else ()) for d in defs}

@@ -65,6 +65,8 @@ class Job:
     fds: tuple[int, ...] = ()  # descriptors the tool's processes inherit (in-memory secret files)
     watchdog: Watchdog | None = None  # told of every process group and container, undoes them if perfhouse dies
     results: ResultsSink | None = None  # set when the runner's parts send results to a receiver
+    # called once every part has started (by `supervise`): work that can wait for the tool, not delay its start
+    started: Callable[[], None] = field(default=lambda: None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -151,8 +153,10 @@ def supervise(
     clock: Callable[[], float],
     sleep: Callable[[float], None],
 ) -> tuple[bool, bool]:
-    """The wait loop every runner shares: until the parts end; on a signal or the timeout, `stop` them,
-    give them GRACE_S to flush (a second signal cuts that short), then `kill`. Returns (interrupted, timed_out)."""
+    """The wait loop every runner shares, entered once the parts have started (it calls `job.started()` first):
+    until the parts end; on a signal or the timeout, `stop` them, give them GRACE_S to flush (a second signal cuts
+    that short), then `kill`. Returns (interrupted, timed_out)."""
+    job.started()
     deadline = None if job.timeout_s is None else started + job.timeout_s
     timed_out = False
     stopping_since: float | None = None

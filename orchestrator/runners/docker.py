@@ -20,7 +20,6 @@ import contextlib
 import io
 import os
 import signal
-import tarfile
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -158,20 +157,72 @@ def cleanup(run_id: str | None = None, dry_run: bool = False, stop_s: int = CLEA
 
 
 def dead_leftovers(timeout_s: float = 5.0) -> list[Leftover]:
-    """The containers of runs whose perfhouse died, as listed by `cleanup`; [] when Docker cannot be asked."""
-    try:
-        import docker
+    """The containers of runs whose perfhouse died, as listed by `cleanup`; [] when Docker cannot be asked.
 
-        docker_client = docker.from_env(timeout=timeout_s)
-        found = leftovers(None, docker_client)
+    Every local run asks this: an engine on its local socket is asked directly (one request, without loading the
+    docker SDK); one elsewhere (DOCKER_HOST tcp://, ssh://) through the SDK."""
+    try:
+        found = _listed_on_socket(timeout_s)
+        if found is None:
+            import docker
+
+            found = leftovers(None, docker.from_env(timeout=timeout_s))
     except Exception:  # no SDK or no engine here: nothing to say about containers
         return []
     return [_clean(c, True, 0) for c in found if owner_state(c.labels or {}) == "dead"]
 
 
-def _clean(container: Any, dry_run: bool, stop_s: int, dead_only: bool = False) -> Leftover:
-    import docker.errors
+DEFAULT_SOCKET = "/var/run/docker.sock"
 
+
+@dataclass(frozen=True)
+class _Listed:
+    """A container as the engine lists it, with the attributes `_clean` reads of the SDK's (for a dry run)."""
+
+    id: str
+    name: str
+    status: str
+    labels: dict[str, str]
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+
+def _listed_on_socket(timeout_s: float) -> list[_Listed] | None:
+    """perfhouse's containers as the engine on the local socket (DOCKER_HOST unset or unix://) lists them, through
+    the engine's HTTP API; None for an engine elsewhere. An engine that is not there raises OSError."""
+    import http.client
+    import json
+    import socket
+    from urllib.parse import quote
+
+    host = os.environ.get("DOCKER_HOST", "")
+    if host and not host.startswith("unix://"):
+        return None
+    path = host.removeprefix("unix://") or DEFAULT_SOCKET
+
+    class Connection(http.client.HTTPConnection):
+        def connect(self) -> None:
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.settimeout(timeout_s)
+            self.sock.connect(path)
+
+    conn = Connection("localhost", timeout=timeout_s)
+    try:
+        filters = quote(json.dumps({"label": [RUN_LABEL]}))
+        conn.request("GET", f"/containers/json?all=1&filters={filters}")
+        response = conn.getresponse()
+        body = response.read(16 << 20)
+    finally:
+        conn.close()
+    if response.status != 200:
+        raise OSError(f"the Docker engine answered {response.status}")
+    return [_Listed(str(c["Id"]), str((c.get("Names") or [""])[0]).lstrip("/"), str(c.get("State", "")),
+                    dict(c.get("Labels") or {})) for c in json.loads(body)]
+
+
+def _clean(container: Any, dry_run: bool, stop_s: int, dead_only: bool = False) -> Leftover:
     labels = container.labels or {}
     state = str(container.status)
     active = state in _ACTIVE
@@ -181,6 +232,8 @@ def _clean(container: Any, dry_run: bool, stop_s: int, dead_only: bool = False) 
     elif dry_run:
         action = "would stop and remove" if active else "would remove"
     else:
+        import docker.errors  # what is only listed needs none of the SDK
+
         try:
             if active:
                 container.stop(timeout=stop_s)
@@ -320,6 +373,8 @@ def _directory_tar(directory: Path) -> bytes:
     The directory itself is an entry, owned by the invoking user and writable, so the tool (running as that
     user) can write its results beside the script; the directories above it are not in the tar, and an
     engine creates those it lacks."""
+    import tarfile  # a remote engine's run only
+
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         top = tarfile.TarInfo(str(directory).lstrip("/"))
@@ -345,6 +400,8 @@ def _fetch_results(container: Any, directory: Path) -> None:
         data = b"".join(stream)
     except docker.errors.DockerException:
         return  # never created or already gone: the part wrote nothing to fetch
+    import tarfile
+
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         for member in tar.getmembers():
             parts = Path(member.name).parts[1:]  # the archive's top entry is the directory itself

@@ -16,6 +16,7 @@ from contextlib import ExitStack
 from typing import ClassVar
 
 from orchestrator.runners.base import Execution, Job, RunnerOptions, StopRequest, Target, register, supervise
+from orchestrator.tool_versions import cached_version
 from orchestrator.tools import Tool, require
 from orchestrator.watchdog import dies_with_parent
 
@@ -33,8 +34,8 @@ class LocalRunner:
 
     def target(self, tool: Tool, options: RunnerOptions) -> Target:
         _, binary = require(tool.name)
-        if binary not in self._versions:
-            self._versions[binary] = tool.version(binary)
+        if binary not in self._versions:  # asked of the program once for as long as it stays the same
+            self._versions[binary] = cached_version(tool.name, binary, tool.version)
         return Target(binary, self._versions[binary])
 
     def execute(self, job: Job) -> Execution:

@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -209,6 +210,34 @@ def labelled_containers(specs: list[tuple[str, str]], directory: Path) -> Iterat
         for container in containers:
             with contextlib.suppress(docker.errors.NotFound):
                 container.remove(force=True)  # type: ignore[attr-defined]
+
+
+def test_a_local_run_finds_a_dead_runs_containers_without_loading_the_docker_sdk(
+        engine: None, tmp_path: Path, owned_spec: Path) -> None:
+    """The engine on the local socket is asked directly: the same containers as the SDK lists, no SDK imported."""
+    from orchestrator.runners.docker import _listed_on_socket
+
+    need("k6")
+    dead_run = f"test-dead-sdk-{os.getpid()}"
+    with labelled_containers([(dead_run, dead_owner().token)], tmp_path) as (dead,):
+        def seen(containers: list[Any]) -> set[tuple[object, ...]]:
+            return {(c.id, c.short_id, c.name, c.status, tuple(sorted((c.labels or {}).items())))
+                    for c in containers if (c.labels or {}).get(RUN_LABEL) == dead_run}
+
+        assert seen(_listed_on_socket(10.0) or []) == seen(leftovers(dead_run)) != set()
+        with DemoAPI() as api:
+            proc = subprocess.Popen(
+                [sys.executable, "-X", "importtime", "-m", "orchestrator", "--warehouse", f"chdb://{tmp_path / 'wh'}",
+                 "run", str(owned_spec), "--profile", "fixed", "--tool", "k6", "--service", f"api={api.url}",
+                 "--runs-dir", str(tmp_path / "runs")],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                env={**{k: v for k, v in os.environ.items() if k != "DOCKER_HOST"}, "PERFHOUSE_TEST_SECRET": SECRET})
+            out, imports = proc.communicate(timeout=180)
+        assert proc.returncode == 0, out + imports[-2000:]
+        assert f"note: containers of dead run {dead_run} are still there: {dead.short_id}" in out  # type: ignore[attr-defined]
+        loaded = {line.rsplit("|", 1)[-1].strip() for line in imports.splitlines() if line.startswith("import time:")}
+        assert "orchestrator.runners.docker" in loaded
+        assert "docker" not in loaded, [line for line in imports.splitlines() if "docker" in line]
 
 
 def test_the_next_run_names_containers_of_a_dead_run_and_cleanup_removes_only_those(

@@ -53,6 +53,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from warehouse.analysis import MIN_SAMPLES
 from warehouse.analysis.changepoints import segments_of
 from warehouse.engine.backends import Backend
 from warehouse.errors import DataError
@@ -61,7 +62,6 @@ from warehouse.read.records import RunRecord
 from warehouse.store import Warehouse
 from warehouse.tools import group_order
 
-MIN_SAMPLES = 200  # at least 10 samples above the p95 of each run
 MIN_HISTORY = 5  # comparable runs since the last change point needed to predict the next
 HISTORY_RUNS = 30  # the newest comparable runs the history is read from
 FAMILY_ALPHA = 0.005  # the chance that an unchanged run has any WORSE row (Holm over its rows): half the 1 % target

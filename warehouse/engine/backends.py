@@ -103,6 +103,12 @@ def settings_sql(settings: dict[str, Any] | None) -> str:
     )
 
 
+def literal(value: Any) -> str:
+    """A value as a ClickHouse literal (a string quoted and escaped), for the few places of a statement that take
+    no query parameter: a SETTINGS value, ATTACH PARTITION ID."""
+    return _param_text(value)
+
+
 def redacted(url: str) -> str:
     """A warehouse URL fit to show: a password in it is replaced by ***."""
     return re.sub(r"//([^:@/]*):[^@/]*@", r"//\1:***@", url)
@@ -317,20 +323,39 @@ class ChdbBackend:
             return int(result.rows_written())
 
 
+def load_engine_ahead(url: str | None = None) -> None:
+    """For a command about to open the warehouse at `url`: begin loading the embedded engine (chdb; most of a short
+    command's time) in a thread, so that it loads while the command imports the rest of what it needs."""
+    url = url or os.environ.get("PERFHOUSE_WAREHOUSE") or DEFAULT_URL
+    if url.startswith("chdb://") and "chdb.session" not in sys.modules:
+        threading.Thread(target=_load_engine, name="perfhouse-engine", daemon=True).start()
+
+
+def _load_engine() -> None:
+    with contextlib.suppress(Exception):  # the open that needs it meets and reports a missing or broken chdb
+        _chdb_session()
+
+
 def _chdb_session() -> Any:
     """chdb's session module, loaded without pyarrow: chdb imports pyarrow when it can, for Arrow results the
     warehouse never asks for (it reads CSV and JSONEachRow), and that import was a fifth of a short command's
-    whole time. pyarrow stays importable for everything else in the process."""
-    if "chdb.session" in sys.modules or "pyarrow" in sys.modules:
-        from chdb import session
+    whole time. pyarrow stays importable for everything else in the process. One thread at a time (the one
+    `load_engine_ahead` started, the one opening the warehouse): the second waits until pyarrow is importable
+    again."""
+    with _engine_lock:
+        if "chdb.session" in sys.modules or "pyarrow" in sys.modules:
+            from chdb import session
+            return session
+        sys.modules["pyarrow"] = None  # type: ignore[assignment]  # an import of it fails while chdb loads
+        try:
+            from chdb import session
+        finally:
+            if sys.modules.get("pyarrow", 0) is None:
+                del sys.modules["pyarrow"]
         return session
-    sys.modules["pyarrow"] = None  # type: ignore[assignment]  # an import of it fails while chdb loads
-    try:
-        from chdb import session
-    finally:
-        if sys.modules.get("pyarrow", 0) is None:
-            del sys.modules["pyarrow"]
-    return session
+
+
+_engine_lock = threading.Lock()
 
 
 def _make_holder(backend: ChdbBackend) -> None:

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from warehouse.engine.backends import Backend, quote_identifier
+from warehouse.engine.backends import Backend, literal, quote_identifier
 from warehouse.engine.batches import BATCH_TABLES, discard_batch
 from warehouse.engine.cluster import home, stage_clause
 from warehouse.engine.owners import scratch_dir
@@ -218,9 +218,9 @@ def claim(backend: Backend, batch: str, sha: str, shown: Path, wait_s: float | N
     attempt = 0
     while True:
         token = f"{sha}#{attempt}"
-        # the token is a hex digest and a number: it needs no quoting, and SETTINGS take no parameters
+        # SETTINGS take no parameters: the token goes in as a literal
         backend.command(
-            f"INSERT INTO ingest_claims (token, batch) SETTINGS insert_deduplication_token = '{token}' "
+            f"INSERT INTO ingest_claims (token, batch) SETTINGS insert_deduplication_token = {literal(token)} "
             "VALUES ({t:String}, {b:String})",
             {"t": token, "b": batch},
         )
@@ -334,7 +334,8 @@ def attach_stage(job: IngestJob) -> None:
             partition = str(row["partition_id"])
             if not _PARTITION_ID.fullmatch(partition):
                 raise WarehouseError(f"unexpected partition id {partition!r} in {stage}")
-            job.backend.command(f"ALTER TABLE {home(job.backend, name)} ATTACH PARTITION ID '{partition}' FROM {stage}")
+            job.backend.command(
+                f"ALTER TABLE {home(job.backend, name)} ATTACH PARTITION ID {literal(partition)} FROM {stage}")
             checkpoint("partition-attached")
         checkpoint(f"attached-{name}")
 

@@ -513,8 +513,6 @@ WHERE run_id = {run:String} AND ({baseline:String} = '' OR baseline_id = {baseli
 ORDER BY journey, step
 """
 
-ALL = {name: sql for name, sql in globals().items() if name.isupper() and name[0] != "_" and isinstance(sql, str)}
-
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*):([A-Za-z0-9()]+)\}")
 
 
@@ -569,7 +567,6 @@ WHERE run_id = {run:String} AND ({metric:String} = '' OR metric = {metric:String
 ORDER BY metric, ts
 LIMIT {limit:UInt32}
 """
-ALL["INFRA_SAMPLES"] = INFRA_SAMPLES
 
 # Interval aggregates (JMeter's InfluxDB backend listener): what JMeter computed per interval, not requests.
 AGGREGATES = """
@@ -578,7 +575,6 @@ FROM aggregates
 WHERE run_id = {run:String} AND ({metric:String} = '' OR metric = {metric:String})
 ORDER BY journey, step, status, metric, ts
 """
-ALL["AGGREGATES"] = AGGREGATES
 
 # A run's interval aggregates per step, status and source, folded over the intervals: each metric's sum, lowest,
 # highest and latest value, and the count-weighted sum of the intervals' averages (report.tool_figures reads
@@ -598,7 +594,6 @@ FROM (
 GROUP BY journey, step, status, source
 ORDER BY journey, step, status, source
 """
-ALL["TOOL_STEP_FIGURES"] = TOOL_STEP_FIGURES
 
 # The tool's own figures over time for the whole run (Locust's `Aggregated` name, JMeter's `all` transaction),
 # one row per interval: every metric it gave then.
@@ -610,14 +605,12 @@ WHERE run_id = {run:String} AND status = 'all' AND step = {overall:String} AND m
 GROUP BY ts, source
 ORDER BY ts, source
 """
-ALL["TOOL_TIMELINE"] = TOOL_TIMELINE
 
 # Whether a run holds requests and interval aggregates (the gate cannot judge a run of aggregates alone).
 RUN_HOLDS = """
 SELECT (SELECT count() FROM requests WHERE run_id = {run:String}) AS requests,
        (SELECT count() FROM aggregates WHERE run_id = {run:String}) AS aggregates
 """
-ALL["RUN_HOLDS"] = RUN_HOLDS
 
 # A tool's own end-of-test summaries kept with a run (k6 --summary-export / handleSummary JSON).
 TOOL_SUMMARIES = """
@@ -625,14 +618,12 @@ SELECT name, tool, summary FROM tool_summaries FINAL
 WHERE run_id = {run:String}
 ORDER BY name
 """
-ALL["TOOL_SUMMARIES"] = TOOL_SUMMARIES
 
 # A table's engine clause as ClickHouse keeps it (its TTL included).
 TABLE_ENGINE = """
 SELECT engine_full, create_table_query FROM system.tables
 WHERE database = currentDatabase() AND name = {table:String}
 """
-ALL["TABLE_ENGINE"] = TABLE_ENGINE
 
 # -- reports -------------------------------------------------------------------------------------
 # Percentiles in reports are exact over every sample: quantilesExactInclusive sorts a group's durations
@@ -740,10 +731,6 @@ ORDER BY duration_ms DESC, ts, trace_id
 LIMIT {limit:UInt32}
 """
 
-for _name in ("REPORT_STEPS", "REPORT_TOTALS", "REPORT_TIMELINE", "REPORT_ERRORS_BY_STATUS", "REPORT_INFRA",
-              "REPORT_LOAD_LEVEL", "REPORT_JOURNEYS",
-              "SLOWEST_TRACED"):
-    ALL[_name] = globals()[_name]
 
 # The steps of a stepped load at once. Steps are whole buckets of `bucket` seconds from `origin` (Unix
 # seconds): `parts[k + 1]` is the step (1-based, 0 for none) of bucket k; the figures of one scope per step
@@ -764,7 +751,6 @@ GROUP BY part
 HAVING part > 0
 ORDER BY part
 """)
-ALL["REPORT_WINDOWS"] = REPORT_WINDOWS
 
 # -- the dashboard ------------------------------------------------------------------------------
 
@@ -895,9 +881,6 @@ ORDER BY max(started_at) DESC, fingerprint
 LIMIT {limit:UInt32}
 """
 
-ALL.update({name: globals()[name] for name in ("RUN_LIST", "RUN_CHOICES", "RUN_FACETS", "DATA_VERSION", "INFRA_OVER_TIME",
-                                                "CURRENT_DATABASE", "TABLE_COLUMNS", "LATENCY_DISTRIBUTION",
-                                                "RUN_GROUPS", "FINGERPRINTS")})
 
 # Which of these writes (content hashes) a run already holds: recorded by the results receiver with the
 # hash of the batch file that carries them, and counted only once that batch is done.
@@ -908,4 +891,7 @@ WHERE run_id = {run:String} AND sha256 IN {hashes:Array(String)}
       SELECT sha256 FROM ingested_files FINAL WHERE run_id = {run:String} AND state = 'done'
   )
 """
-ALL["RECEIVED_WRITES"] = RECEIVED_WRITES
+
+# Every query of this module by name, gathered once here at its end: each public upper-case string above is
+# a query (check_all() parses them all; tests/integration/test_sql_statements.py runs it).
+ALL = {name: sql for name, sql in globals().items() if name.isupper() and name[0] != "_" and isinstance(sql, str)}
