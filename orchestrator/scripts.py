@@ -11,13 +11,14 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import ExitStatus, PerfhouseError, SpecError, ToolMissingError
 from orchestrator.spec import SLO, Profile, Spec, _compose, _Reader, _slo
-from orchestrator.tools import TOOLS, Request, Tool, script_suffixes, script_tool
+from orchestrator.tools import TOOLS, Tool, script_suffixes, script_tool
+from orchestrator.userscript import UserScript
 
 SPEC_SUFFIXES = (".yaml", ".yml", ".json")  # specs and suites (YAML; JSON is YAML too)
 PROFILE = "script"  # the profile name a script's runs record: the script sets its own load
@@ -29,23 +30,6 @@ class ScriptKindError(PerfhouseError):
     """A file given to `run` that is neither a spec nor a script of a tool perfhouse knows."""
 
     exit_status = ExitStatus.USAGE
-
-
-@dataclass(frozen=True)
-class UserScript:
-    """A hand-written script as a run uses it."""
-
-    path: Path  # absolute
-    tool: str
-    content: bytes
-    requests: tuple[Request, ...]
-    files: tuple[Path, ...] = ()  # files it opens, relative to its directory, copied beside it for a run
-    variables: dict[str, str] = field(default_factory=dict, repr=False)  # -e / -J values: secret, never stored
-    notes: tuple[str, ...] = ()
-
-    @property
-    def structure(self) -> list[tuple[str, str, str, str]]:
-        return [(r.journey, r.step, r.method, r.path) for r in self.requests]
 
 
 def is_script(path: Path) -> bool:

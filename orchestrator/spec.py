@@ -13,14 +13,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import yaml
 
 from orchestrator.errors import SpecError, SpecErrors
-
-if TYPE_CHECKING:
-    from orchestrator.scripts import UserScript
+from orchestrator.userscript import UserScript
 
 # ---------------------------------------------------------------------------------------------
 # Templated strings: literal text with ${name} references to variables or extracted values.

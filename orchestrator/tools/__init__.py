@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from orchestrator.errors import GenerationError, ToolMissingError
+from orchestrator.userscript import Request
 
 if TYPE_CHECKING:
     from orchestrator.generators.base import GeneratedScript, GenerationOptions
@@ -105,17 +106,6 @@ class Output:
     path: Path
     format: ResultFormat
     generator: str = ""  # "" when the test is not split, else g1..gN
-
-
-@dataclass(frozen=True)
-class Request:
-    """One request a hand-written script makes, as its fingerprint sees it: under which journey, named how,
-    which method to which URL or path (as written, variables and all)."""
-
-    journey: str
-    step: str
-    method: str
-    path: str
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,9 @@ from orchestrator.errors import SpecError
 from orchestrator.generators import GenerationOptions
 from orchestrator.spec import load_spec
 from orchestrator.tools import generate
-from warehouse.analysis import insight
+from warehouse.analysis import insight, junit
 from warehouse.analysis.slo import Objective, Verdict, percentile_level
 from warehouse.errors import WarehouseError
-from warehouse.report import junit
 from warehouse.report.reports import (
     ABORTED,
     FAILED,

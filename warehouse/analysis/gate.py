@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from warehouse.analysis import slo
+from warehouse.analysis import junit, slo
 from warehouse.analysis.baseline import Baseline, optional_baseline
 from warehouse.analysis.compare import (
     CompareVerdict,
@@ -39,8 +39,6 @@ from warehouse.analysis.verdict import RunVerdict, group_verdict, run_verdict
 from warehouse.errors import DataError, ExitStatus
 from warehouse.read import queries
 from warehouse.read.records import RunRecord
-from warehouse.report import junit
-from warehouse.report.tool_figures import figures_only
 from warehouse.store import Warehouse
 from warehouse.tools import display_name
 
@@ -234,6 +232,13 @@ def gate_set(warehouse: Warehouse, run_ids: Sequence[str], baseline: str | None 
             store_comparison(warehouse.backend, result.comparison)
         record_outcome(warehouse, result)
     return result
+
+
+def figures_only(warehouse: Warehouse, run: RunRecord) -> bool:
+    """Does the run hold its tool's own figures (interval aggregates) and no requests? Such a run has nothing
+    the gate's checks judge."""
+    rows = warehouse.backend.query(queries.RUN_HOLDS, {"run": run.run_id})
+    return bool(rows) and int(rows[0]["aggregates"]) > 0 and int(rows[0]["requests"]) == 0
 
 
 def record_outcome(warehouse: Warehouse, result: GateResult) -> None:

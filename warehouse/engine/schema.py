@@ -48,7 +48,7 @@ def _batches_own_their_runs(backend: Backend) -> None:
     process stopped in between left rows that no run owns while the file counted as ingested: such batches
     are rolled back here (rows deleted, batch failed), so the file can be ingested again.
     """
-    from warehouse.ingest.batch import discard_batch
+    from warehouse.engine.batches import discard_batch
 
     backend.command("ALTER TABLE ingested_files ADD COLUMN IF NOT EXISTS new_run UInt8 DEFAULT 0")
     orphans = backend.query(

@@ -3,11 +3,11 @@ a file's rows appear all at once or not at all (batch), plain copies and hashes 
 statements every format shares (sql). The format modules beside them register themselves (formats.all_formats).
 This module only hands their names on."""
 
+from warehouse.engine.batches import discard_batch
 from warehouse.errors import IngestError
 from warehouse.ingest.batch import (
     claim,
     commit,
-    discard_batch,
     ingest_file,
     recover,
     undo_dead_batch,

@@ -29,13 +29,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from warehouse.engine.backends import Backend, literal, quote_identifier
+from warehouse.engine.batches import BATCH_TABLES, discard_batch
 from warehouse.engine.cluster import home, stage_clause
 from warehouse.engine.owners import scratch_dir
-from warehouse.engine.summaries import create_histogram, discard_summaries, write_summaries
+from warehouse.engine.summaries import create_histogram, write_summaries
 from warehouse.errors import IngestError, WarehouseError
 from warehouse.ingest.files import file_sha256, plain_content, quick_fingerprint
 from warehouse.ingest.formats import (
-    BATCH_TABLES,
     HISTOGRAM_SUFFIX,
     LINE_SUFFIXES,
     Format,
@@ -397,29 +397,6 @@ def _record(
             "rows": result.rows,
             "rejected": result.rejected,
         },
-    )
-
-
-def discard_batch(backend: Backend, batch: str, attached: bool = True) -> None:
-    """Mark a batch that did not finish failed. When its rows may have reached the warehouse tables (it was
-    attaching, or was written by a version that inserted there directly), delete them first, and the record
-    of the run the batch created (the run came with the batch); a batch that never left its staging tables
-    has nothing there, and its staging tables are dropped by the caller. Each step may be repeated: a
-    process stopped while discarding leaves the batch unfinished, and the next recovery does it again."""
-    if attached:
-        for table in BATCH_TABLES:
-            backend.command(f"DELETE FROM {home(backend, table)} WHERE batch = {{b:String}}", {"b": batch})
-        created = backend.query(
-            "SELECT run_id FROM ingested_files FINAL WHERE batch = {b:String} AND new_run = 1", {"b": batch}
-        )
-        for row in created:
-            backend.command(f"DELETE FROM {home(backend, 'runs')} WHERE run_id = {{r:String}}", {"r": row["run_id"]})
-        discard_summaries(backend, batch)
-    backend.command(
-        "INSERT INTO ingested_files (batch, run_id, sha256, quick, path, format, state, rows, rejected, "
-        "ingested_at, owner, new_run) SELECT batch, run_id, sha256, quick, path, format, 'failed', 0, rejected, "
-        "now64(3), owner, new_run FROM ingested_files FINAL WHERE batch = {b:String}",
-        {"b": batch},
     )
 
 

@@ -39,17 +39,19 @@ def duration_ok(expr: str) -> str:
     return f"(isFinite({expr}) AND {expr} >= 0 AND {expr} <= {MAX_DURATION_MS})"
 
 
-def integer_ok(cell: str, high: int = MAX_DURATION_MS) -> str:
-    """SQL: is the text `cell` an integer from 0 to `high`, written as such (no wrap past Int64)?"""
-    return f"ifNull(toInt64OrNull({cell}) BETWEEN 0 AND {high}, 0)"
+def integer_ok(cell: str, high: int = MAX_DURATION_MS, number: str = "") -> str:
+    """SQL: is the text `cell` an integer from 0 to `high`, written as such (no wrap past Int64)? `number`: an
+    expression that already holds toInt64OrNull(`cell`), so the text is parsed once."""
+    return f"ifNull({number or f'toInt64OrNull({cell})'} BETWEEN 0 AND {high}, 0)"
 
 
 MAX_COUNT = 1 << 53  # a byte or sample count: exact as a Float64
 
 
-def count_ok(cell: str, high: int = MAX_COUNT) -> str:
-    """SQL: a text cell that is not an integer (read as 0), or an integer from 0 to `high`."""
-    number = f"toInt64OrNull({cell})"  # the common case, a number in range, needs no regular expression
+def count_ok(cell: str, high: int = MAX_COUNT, number: str = "") -> str:
+    """SQL: a text cell that is not an integer (read as 0), or an integer from 0 to `high`. `number`: an expression
+    that already holds toInt64OrNull(`cell`)."""
+    number = number or f"toInt64OrNull({cell})"  # the common case, a number in range, needs no regular expression
     return f"if({number} IS NULL, NOT match({cell}, '^[-+]?[0-9]+$'), {number} BETWEEN 0 AND {high})"
 
 

@@ -25,13 +25,11 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from warehouse.engine.backends import Backend, quote_identifier
+from warehouse.engine.batches import BATCH_TABLES
 from warehouse.engine.cluster import home
 from warehouse.errors import IngestError
 from warehouse.ingest.files import nothing_read, read_head
 
-# The warehouse tables a batch adds rows to, in the order its rows are attached: a run's requests (what
-# reports read) appear last, once the raw points and aggregates they come with are there.
-BATCH_TABLES = ("k6_points", "aggregates", "requests")
 # Every staging table of a batch is stage_<batch><suffix>: the parsed lines ("", "_lines"; Log tables),
 # a copy of each warehouse table its rows go to before they are attached, and the histogram of its requests
 # ("_summary", filled by the materialized view "_summary_mv" as they are inserted; dropped first).

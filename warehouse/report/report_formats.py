@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
+from warehouse.analysis import junit
 from warehouse.analysis.insight import step_name
 from warehouse.analysis.slo import RATES
 from warehouse.errors import WarehouseError
 from warehouse.read.queries import CHECK_FAILURE, REQUEST_ERROR
-from warehouse.report import charts, junit
+from warehouse.report import charts
 from warehouse.report.reports import (
     ABORTED,
     INCOMPLETE,

@@ -15,7 +15,7 @@ from warehouse.read.records import RunRecord
 from warehouse.store import Warehouse
 from warehouse.tools import Folding, ToolPoint, ToolStep, display_name
 
-__all__ = ["ToolFigures", "ToolPoint", "ToolStep", "display_name", "figures_of", "figures_only", "tool_figures"]
+__all__ = ["ToolFigures", "ToolPoint", "ToolStep", "display_name", "figures_of", "tool_figures"]
 
 
 @dataclass(frozen=True)
@@ -53,12 +53,6 @@ def tool_figures(warehouse: Warehouse, run: RunRecord) -> ToolFigures | None:
         return None
     timeline = warehouse.backend.query(queries.TOOL_TIMELINE, {"run": run_id, "overall": folding.overall})
     return fold(folding, tool, rows, timeline)
-
-
-def figures_only(warehouse: Warehouse, run: RunRecord) -> bool:
-    """Does the run hold its tool's own figures (interval aggregates) and no requests?"""
-    rows = warehouse.backend.query(queries.RUN_HOLDS, {"run": run.run_id})
-    return bool(rows) and int(rows[0]["aggregates"]) > 0 and int(rows[0]["requests"]) == 0
 
 
 def figures_of(tool: str, rows: list[dict[str, Any]], timeline: list[dict[str, Any]]) -> ToolFigures | None:

@@ -101,11 +101,12 @@ NO_NULL = "\x1f"
 # it; a response code assertion's failure ("Test failed: code ...") is a request error still (UNKNOWN_STEP).
 
 
-def outcome_sql(key: str, code: str, success: str, failure: str) -> dict[str, str]:
+def outcome_sql(key: str, code: str, success: str, failure: str, steps: bool = True) -> dict[str, str]:
     """SQL for a sample's expected status, `ok` (no request error) and whether an assertion failed it, from its
-    "journey<TAB>step" key, response code, success flag and first failed assertion's message."""
+    "journey<TAB>step" key, response code, success flag and first failed assertion's message. Without `steps` (the
+    spec knows no step: a JTL of a plan perfhouse did not write), every step is unknown and the key is not read."""
     expected = (f"transform({key}, {{step_keys:Array(String)}}, {{step_expected:Array(UInt16)}}, "
-                f"toUInt16({UNKNOWN_STEP}))")
+                f"toUInt16({UNKNOWN_STEP}))") if steps else f"toUInt16({UNKNOWN_STEP})"
     status = f"toUInt16OrZero({code})"
     ok = (f"multiIf(expected_ = {UNKNOWN_STEP}, {success} = 'true' OR ({status} BETWEEN 200 AND 399 "
           f"AND NOT startsWith({failure}, 'Test failed: code')), expected_ = 0, {status} BETWEEN 200 AND 399, "
@@ -114,8 +115,9 @@ def outcome_sql(key: str, code: str, success: str, failure: str) -> dict[str, st
         "expected": expected,
         "ok": ok,
         "assertion_failed": f"({failure} != '' OR ({success} != 'true' AND ok_))",
-        "checks": f"transform({key}, {{step_keys:Array(String)}}, {{step_checks:Array(UInt16)}}, toUInt16(0))",
-        "method": f"transform({key}, {{step_keys:Array(String)}}, {{step_methods:Array(String)}}, '')",
+        "checks": (f"transform({key}, {{step_keys:Array(String)}}, {{step_checks:Array(UInt16)}}, toUInt16(0))"
+                   if steps else "toUInt16(0)"),
+        "method": f"transform({key}, {{step_keys:Array(String)}}, {{step_methods:Array(String)}}, '')" if steps else "''",
     }
 
 
@@ -129,16 +131,26 @@ _BOUNDED_INTEGERS = {name: MAX_DURATION_MS if name in ("Latency", "Connect", "Id
                      for name in sorted(INTEGERS)}
 
 
-def range_checks(columns: list[str], ts: str) -> list[tuple[str, str]]:
+def _number(columns: list[str], name: str) -> str:
+    """The alias _requests_sql gives the integer of a record's cell `name` (toInt64OrNull of its text)."""
+    return f"n{columns.index(name)}_"
+
+
+def range_checks(columns: list[str], ts: str, parsed: bool = False) -> list[tuple[str, str]]:
     """(SQL true for an impossible record, its reason) for the numbers of a record with text cells f0.. and time
-    `ts` (not NULL): elapsed, the time, then the optional integer columns present."""
+    `ts` (not NULL): elapsed, the time, then the optional integer columns present. `parsed`: over the integers
+    _requests_sql's source already parsed (each cell's text parsed once), else over the text cells."""
+
+    def number(name: str) -> str:
+        return _number(columns, name) if parsed and name in columns else ""
+
     elapsed = _col(columns, "elapsed")
-    checks = [(f"NOT {integer_ok(elapsed)}", f"elapsed {DURATION_REASON}"),
+    checks = [(f"NOT {integer_ok(elapsed, number=number('elapsed'))}", f"elapsed {DURATION_REASON}"),
               (f"NOT ifNull({time_ok(ts)}, 0)", f"timeStamp {TIME_REASON}")]
     for name, high in _BOUNDED_INTEGERS.items():
         if name in columns:
             limit = DURATION_REASON if high == MAX_DURATION_MS else f"out of range (0 to {high})"
-            checks.append((f"NOT {count_ok(_col(columns, name), high)}", f"{name} {limit}"))
+            checks.append((f"NOT {count_ok(_col(columns, name), high, number(name))}", f"{name} {limit}"))
     return checks
 
 
@@ -200,28 +212,29 @@ class JtlCsv:
         _load_checked(job, result, columns, header, delimiter, cut_short)
 
 
-def _requests_sql(table: str, columns: list[str], ts: str, where: str, source: str) -> str:
-    """The INSERT of requests from `source`'s records (cells named f0.., `ts` the time expression);
-    the numeric cells are text on both passes (0 when not a number)."""
+def _requests_sql(table: str, columns: list[str], ts: str, where: str, source: str, job: IngestJob) -> str:
+    """The INSERT of requests from `source`'s records (cells named f0.., `ts` the time expression); the numeric
+    cells are text on both passes (0 when not a number), each parsed once, as n<i>_ (see range_checks' `parsed`).
+    The lookups of the spec's steps and services are left out when the job has none."""
+    numbers = [name for name in ("elapsed", *sorted(INTEGERS)) if name in columns]
 
     def num(name: str) -> str:
-        if name not in columns:
-            return "0"
-        cell = _col(columns, name)
-        return f"toInt64OrZero({cell})"  # the numbers are text on both paths: the range checks see them as written
+        return f"ifNull({_number(columns, name)}, 0)" if name in columns else "0"
 
     thread, label, url, success = (_col(columns, c) for c in ("threadName", "label", "URL", "success"))
     failure, message, code = (_col(columns, c) for c in ("failureMessage", "responseMessage", "responseCode"))
     journey = f"replaceRegexpOne({thread}, '\\\\s+[0-9]+-[0-9]+$', '')"
-    outcome = outcome_sql("key_", code, success, failure)
+    outcome = outcome_sql("key_", code, success, failure, steps=bool(job.steps))
+    service = (f"transform(key_, {{svc_keys:Array(String)}}, {{svc_values:Array(String)}}, domain({url}))"
+               if job.services else f"domain({url})")
+    parsed = "".join(f", toInt64OrNull({_col(columns, name)}) AS {_number(columns, name)}" for name in numbers)
     # CSV names the first failed assertion only: a sample counts one failed check at most.
     return f"""
             INSERT INTO {quote_identifier(table)} (run_id, batch, ts, tool, generator, journey, step, service, method,
                                   url, status, ok, checks, failed_checks, duration_ms, waiting_ms, connect_ms,
                                   bytes_sent, bytes_received, error, failed_check, vu, trace_id)
             SELECT {{run:String}}, {{batch:String}}, ts_, 'jmeter', {{generator:String}}, journey_, {label},
-                   transform(key_, {{svc_keys:Array(String)}}, {{svc_values:Array(String)}}, domain({url})),
-                   {outcome["method"]}, {url}, toUInt16OrZero({code}), ok_,
+                   {service}, {outcome["method"]}, {url}, toUInt16OrZero({code}), ok_,
                    greatest({outcome["checks"]}, toUInt16(failed_)), failed_,
                    toFloat64({num("elapsed")}), toFloat64({num("Latency")}), toFloat64({num("Connect")}),
                    toUInt64({num("sentBytes")}), toUInt64({num("bytes")}),
@@ -229,7 +242,7 @@ def _requests_sql(table: str, columns: list[str], ts: str, where: str, source: s
                    {thread}, {trace_id_sql(_col(columns, TRACE_ID))}
             FROM (SELECT *, {outcome["ok"]} AS ok_, toUInt16({outcome["assertion_failed"]}) AS failed_
                   FROM (SELECT *, {ts} AS ts_, {journey} AS journey_, concat(journey_, '\\t', {label}) AS key_,
-                               {outcome["expected"]} AS expected_ FROM {source}))
+                               {outcome["expected"]} AS expected_{parsed} FROM {source}))
             WHERE {where} AND NOT startsWith({message}, '{TRANSACTION_MESSAGE}')
             """
 
@@ -248,18 +261,19 @@ def _load_strict(job: IngestJob, columns: list[str], header: bool, delimiter: st
     ts = (f"fromUnixTimestamp64Milli(assumeNotNull({ts_col}), 'UTC')" if millis
           else f"parseDateTime64BestEffortOrNull({ts_col}, 3, 'UTC')")
     invalid = " OR ".join([f"{ts_col} IS NULL OR ts_ IS NULL OR {success} NOT IN ('true', 'false') OR {label} = ''",
-                           *(bad for bad, _ in range_checks(columns, "ts_"))])
+                           *(bad for bad, _ in range_checks(columns, "ts_", parsed=True))])
     where = f"throwIf({invalid}, 'a JTL record that is not a valid sample') = 0"
     fmt, settings = _format_settings(delimiter, header)
-    # One parsing thread: JMeter's short records parse faster than the insert writes them, so parallel
-    # parsing only adds memory (measured on 2 GB: 180 MB and 2.7M rows/s without, 250 MB and 2.5M with).
+    # One parsing thread (JMeter's short records parse faster than they are checked, sorted and written; parallel
+    # parsing only adds memory) and two insert threads, each checking, sorting and writing its blocks: on 2 cores
+    # the statement so uses both (measured on 1 GB, 17.8M rows, on a loaded machine: 12.0-12.4 s of CPU either way, the
+    # wall time about half that of one thread for the whole statement), for some 60 MB more at its peak.
     # A text cell that is exactly \\N is that text, not NULL (null_as_default off reads it as written).
-    # One thread for the whole statement: as fast on 1 GB (17.8M rows) and some 40 MB less at its peak than two.
-    strict = {**BOUNDED, **READ_FILE, **settings, "max_threads": 1, "input_format_parallel_parsing": 0,
-              "input_format_null_as_default": 0,
+    strict = {**BOUNDED, **READ_FILE, **settings, "max_threads": 2, "max_insert_threads": 2,
+              "input_format_parallel_parsing": 0, "input_format_null_as_default": 0,
               "input_format_csv_allow_variable_number_of_columns": 0,
               "input_format_custom_allow_variable_number_of_columns": 0, **ANY_PARTITIONS}
-    sql = _requests_sql(job.table("requests"), columns, ts, where, "{input}")
+    sql = _requests_sql(job.table("requests"), columns, ts, where, "{input}", job)
     params = {"run": job.run_id, "batch": job.batch,
               "generator": job.generator, **service_map_params(job), **step_map_params(job)}
     job.backend.insert_from_file(sql, params, job.path, fmt, ", ".join(types), strict)
@@ -304,7 +318,7 @@ def _load_checked(job: IngestJob, result: IngestResult, columns: list[str], head
     staged = (f"(SELECT *, {reason} AS reason_ FROM (SELECT *, rowNumberInAllBlocks() + 1 AS lineno_ "
               f"FROM ({fields})) SETTINGS max_threads = 1)")
     job.backend.command(
-        _requests_sql(job.table("requests"), columns, ts_expr, "reason_ = ''", staged) + ANY_PARTITIONS_SQL,
+        _requests_sql(job.table("requests"), columns, ts_expr, "reason_ = ''", staged, job) + ANY_PARTITIONS_SQL,
         {"run": job.run_id, "batch": job.batch, "generator": job.generator,
          **service_map_params(job), **step_map_params(job)},
     )
