@@ -26,9 +26,13 @@ from warehouse.errors import WarehouseError
 if TYPE_CHECKING:
     from orchestrator.tools import Tool
     from warehouse.analysis.compare import Delta
+    from warehouse.report.reports import ReportOptions
     from warehouse.store import Warehouse
 
 F = TypeVar("F", bound=Callable[..., Any])
+# `report`'s defaults, which `run --report` uses too
+REPORT_PERCENTILES = "50,90,95,99"
+REPORT_APDEX_T_MS = 500.0
 
 
 def fail_cleanly(fn: F) -> F:
@@ -599,22 +603,31 @@ def _report_format(report_file: str | None) -> str:
 
 
 def _write_run_report(warehouse: Warehouse, run_id: str, fmt: str, path: Path) -> None:
-    """The report of the invocation's first run (with its group, as `perfhouse report RUN` shows it), written
-    whatever the verdict, so a CI job publishes the report of its own runs, never of another job's `latest`."""
+    """The report of the invocation's first run (with its group, as `perfhouse report RUN` shows it, at its default
+    options), written whatever the verdict, so a CI job publishes the report of its own runs, never of another
+    job's `latest`."""
+    from warehouse.report.reports import ReportOptions, parse_percentiles
+
+    options = ReportOptions(parse_percentiles(REPORT_PERCENTILES), REPORT_APDEX_T_MS, None)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(_render_report(warehouse, run_id, fmt, options, str(path)), encoding="utf-8")
+
+
+def _render_report(warehouse: Warehouse, run_id: str, fmt: str, options: ReportOptions, output: str | None) -> str:
+    """The report of a run's group as text; with `output`, the files it refers to (Markdown's charts) are written
+    beside that path."""
     from pathlib import PurePosixPath
 
     from warehouse.report.report_formats import report as render_report
-    from warehouse.report.reports import ReportOptions, parse_percentiles
 
-    group = warehouse.run_group(run_id)
-    rendered = render_report(warehouse, group, fmt, ReportOptions(parse_percentiles("50,90,95,99"), 500.0, None),
-                             PurePosixPath(str(path)))
-    for name, data in rendered.files.items():
-        target = path.parent / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(rendered.text, encoding="utf-8")
+    rendered = render_report(warehouse, warehouse.run_group(run_id), fmt, options,
+                             PurePosixPath(output) if output else None)
+    if output:
+        for name, data in rendered.files.items():
+            path = Path(output).parent / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+    return rendered.text
 
 
 def _variables(values: tuple[str, ...], flag: str) -> dict[str, str]:
@@ -1312,9 +1325,9 @@ def gate(ctx: click.Context, run_ref: str, baseline: str | None, inconclusive: s
               show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Write to a file (Markdown charts go to <name>_files/ beside it).")
-@click.option("--percentiles", default="50,90,95,99", show_default=True, metavar="LIST",
+@click.option("--percentiles", default=REPORT_PERCENTILES, show_default=True, metavar="LIST",
               help="Percentiles of the per-step table, exact over all samples, e.g. 50,75,95,99,99.9.")
-@click.option("--apdex-t", "apdex_t", type=click.FloatRange(min=0, min_open=True), default=500.0,
+@click.option("--apdex-t", "apdex_t", type=click.FloatRange(min=0, min_open=True), default=REPORT_APDEX_T_MS,
               show_default=True, metavar="MS", help="APDEX threshold T in ms (tolerating up to 4T).")
 @click.option("--baseline", default=None, metavar="RUN|auto|pinned|none",
               help="Compare the run with this baseline: a run, `auto` (latest passed run of its fingerprint), "
@@ -1326,9 +1339,6 @@ def report(ctx: click.Context, run_ref: str, fmt: str, output: str | None, perce
     """Report a run or its group (id, prefix or `latest`): verdict per SLO, percentiles, time series,
     bottlenecks, errors, APDEX, infrastructure, the knee of a stepped profile and the changes against the
     baseline (for a group: its tools' runs against each other)."""
-    from pathlib import PurePosixPath
-
-    from warehouse.report.report_formats import report as render_report
     from warehouse.report.reports import ReportOptions, parse_percentiles
 
     try:
@@ -1337,14 +1347,7 @@ def report(ctx: click.Context, run_ref: str, fmt: str, output: str | None, perce
         raise click.BadParameter(str(exc).removeprefix("--percentiles: "), param_hint="--percentiles") from None
     options = ReportOptions(levels, apdex_t, baseline)
     warehouse = _open_warehouse(ctx)
-    group = warehouse.run_group(warehouse.resolve(run_ref))
-    rendered = render_report(warehouse, group, fmt, options, PurePosixPath(output) if output else None)
-    if output:
-        for name, data in rendered.files.items():
-            path = Path(output).parent / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
-    _emit(rendered.text, output, "report")
+    _emit(_render_report(warehouse, warehouse.resolve(run_ref), fmt, options, output), output, "report")
 
 
 @main.command()
