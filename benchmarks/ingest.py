@@ -168,12 +168,13 @@ SETTINGS input_format_json_read_objects_as_strings = 1, input_format_skip_unknow
 """
 
 
-def clickhouse_k6_points(path: Path, work: Path) -> tuple[float, int]:
-    """ClickHouse (chdb, default settings) inserting the k6 file from file() into a table of k6_points' shape.
+def clickhouse_reference(path: Path, work: Path, insert: str, structure: str, table: str) -> tuple[float, int]:
+    """ClickHouse (chdb, default settings) running the reference `insert` of the file from file() into `table`:
+    (seconds, rows in the table).
 
-    The table is k6_points itself, made by the warehouse's migrations (same columns, types, codecs,
-    partitioning and sorting key), in a warehouse of its own; the statement parses each line once into
-    those columns with the JSONEachRow input format: the engine's own way of storing the raw points
+    The table is the warehouse's own (k6_points for k6, requests for the JTL), made by the warehouse's migrations
+    (same columns, types, codecs, partitioning and sorting key), in a warehouse of its own; the statement parses
+    each record once into those columns with ClickHouse's own input format: the engine's own way of storing what
     perfhouse stores.
     """
     from warehouse.store import Warehouse
@@ -184,9 +185,9 @@ def clickhouse_k6_points(path: Path, work: Path) -> tuple[float, int]:
     s = session.Session(str(work / "ref"))
     try:
         t = time.perf_counter()
-        s.query(REF_INSERT, params={"path": str(path), "structure": REF_STRUCTURE})
+        s.query(insert, params={"path": str(path), "structure": structure})
         seconds = time.perf_counter() - t
-        rows = int(str(s.query("SELECT count() FROM k6_points", "CSV")).strip())
+        rows = int(str(s.query(f"SELECT count() FROM {table}", "CSV")).strip())
         return seconds, rows
     finally:
         s.close()
@@ -206,29 +207,6 @@ SELECT 'ref', 'ref', fromUnixTimestamp64Milli(timeStamp, 'UTC'), 'jmeter',
        elapsed, Latency, bytes, if(success, '', responseMessage), threadName
 FROM file({path:String}, CSV, {structure:String})
 """
-
-
-def clickhouse_jtl_requests(path: Path, work: Path) -> tuple[float, int]:
-    """ClickHouse (chdb, default settings) inserting the JTL from file() into a table of the requests table's shape.
-
-    The table is requests itself, made by the warehouse's migrations (same columns, types, codecs, partitioning
-    and sorting key), in a warehouse of its own; ClickHouse's CSV reader parses each record into the typed
-    columns of JMeter 2.13's layout, and the SELECT maps them to the requests columns.
-    """
-    from warehouse.store import Warehouse
-
-    Warehouse.open(f"chdb://{work / 'ref'}").backend.release()  # migrations; the session closes at once
-    from chdb import session
-
-    s = session.Session(str(work / "ref"))
-    try:
-        t = time.perf_counter()
-        s.query(JTL_REF_INSERT, params={"path": str(path), "structure": JTL_STRUCTURE})
-        seconds = time.perf_counter() - t
-        rows = int(str(s.query("SELECT count() FROM requests", "CSV")).strip())
-        return seconds, rows
-    finally:
-        s.close()
 
 
 def cpu_load() -> str:
@@ -254,7 +232,7 @@ def k6_round(big: Path, n: int, work: Path, first: str) -> tuple[float, float]:
         if who == "perfhouse":
             ours, info, peak_kb, anon_kb = perfhouse_ingest(big, work / "k6")
         else:
-            shaped, ref_points = clickhouse_k6_points(big, work)
+            shaped, ref_points = clickhouse_reference(big, work, REF_INSERT, REF_STRUCTURE, "k6_points")
     theirs = clickhouse_insert(big, "JSONEachRow", "type String, metric String, data String", work / "raw")
     print(f"  perfhouse ingest   {n / ours:12,.0f} lines/s  ({info['points']:.0f} points, {info['rows']:.0f} requests,"
           f" {info['rejected']:.0f} rejected; hash, parse, points, requests, checks, summaries)")
@@ -276,7 +254,7 @@ def jtl_round(jtl: Path, rows: int, work: Path, first: str) -> tuple[float, floa
         if who == "perfhouse":
             ours, info, peak_kb, anon_kb = perfhouse_ingest(jtl, work / "jtl")
         else:
-            shaped, ref_rows = clickhouse_jtl_requests(jtl, work)
+            shaped, ref_rows = clickhouse_reference(jtl, work, JTL_REF_INSERT, JTL_STRUCTURE, "requests")
     theirs = clickhouse_insert(jtl, "CSV", ", ".join(f"c{i} String" for i in range(12)), work / "raw")
     print(f"  perfhouse ingest   {rows / ours:12,.0f} rows/s  ({info['rows']:.0f} requests, "
           f"{info['rejected']:.0f} rejected; hash, parse, requests, summaries)")
