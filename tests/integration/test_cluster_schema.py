@@ -12,7 +12,7 @@ import sqlglot
 import sqlglot.expressions as exp
 
 from tests.integration.conftest import server_database
-from tests.support.chfront import start_front_process, stop_front_process
+from tests.support.chfront import one_node_cluster_front
 from warehouse.analysis.trends import trends
 from warehouse.engine.backends import ServerBackend
 from warehouse.engine.cluster import create_schema, render, single_server_tables, stage_engine
@@ -21,13 +21,6 @@ from warehouse.errors import WarehouseError
 from warehouse.store import Warehouse
 
 pytestmark = pytest.mark.integration
-
-# One shard, one replica: this engine itself (its tcp_port is the replica's port, so it is local).
-ONE_NODE = """<clickhouse>
-  <tcp_port>9000</tcp_port>
-  <remote_servers><perf><shard><replica><host>localhost</host><port>9000</port></replica></shard></perf></remote_servers>
-</clickhouse>
-"""
 
 
 @pytest.fixture(scope="module")
@@ -79,12 +72,8 @@ def test_names_that_are_not_identifiers_are_refused(tables: dict[str, str]) -> N
 @pytest.fixture(scope="module")
 def one_node_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A ClickHouse HTTP interface over an engine whose configuration names the cluster `perf`."""
-    directory = tmp_path_factory.mktemp("cluster")
-    config = directory / "config.xml"
-    config.write_text(ONE_NODE)
-    proc, port = start_front_process(directory / "data", config_file=str(config))
-    yield f"clickhouse://default:@127.0.0.1:{port}/default"
-    assert stop_front_process(proc) == 0
+    with one_node_cluster_front(tmp_path_factory.mktemp("cluster")) as url:
+        yield url
 
 
 def test_the_same_queries_run_unchanged_over_distributed_tables(

@@ -39,7 +39,7 @@ from hypothesis import strategies as st
 from orchestrator.cli import main
 from tests.integration.conftest import server_database
 from tests.integration.test_fuzz_input import BAD_T, FORMATS, T0, Format, valid_lines
-from tests.support.chfront import start_front_process, stop_front_process
+from tests.support.chfront import one_node_cluster_front
 from tests.support.sql_recorder import Recorder, recording
 from warehouse.engine.backends import literal
 from warehouse.read import queries
@@ -48,11 +48,6 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ("warehouse", "orchestrator", "dashboard")
-ONE_NODE = """<clickhouse>
-  <tcp_port>9000</tcp_port>
-  <remote_servers><perf><shard><replica><host>localhost</host><port>9000</port></replica></shard></perf></remote_servers>
-</clickhouse>
-"""
 
 
 @dataclass(frozen=True)
@@ -88,12 +83,8 @@ SQLGLOT_GAPS = [
 @pytest.fixture(scope="module")
 def cluster_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A ClickHouse HTTP interface (chfront) whose engine knows a one-node cluster `perf`."""
-    root = tmp_path_factory.mktemp("sql-front")
-    config = root / "config.xml"
-    config.write_text(ONE_NODE)
-    proc, port = start_front_process(root / "data", config_file=str(config))
-    yield f"clickhouse://default:@127.0.0.1:{port}/default"
-    assert stop_front_process(proc) == 0
+    with one_node_cluster_front(tmp_path_factory.mktemp("sql-front")) as url:
+        yield url
 
 
 def cli(url: str, *args: str) -> str:

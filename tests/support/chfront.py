@@ -19,6 +19,7 @@ prints ``PORT=<n>`` and serves until SIGTERM (or stdin EOF with ``--exit-on-stdi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import email.parser
 import email.policy
 import gzip
@@ -35,6 +36,7 @@ import threading
 import time
 import uuid
 import zlib
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -296,6 +298,29 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(out)
+
+
+# One shard, one replica: the front's engine itself (its tcp_port is the replica's port, so it is local).
+ONE_NODE = """<clickhouse>
+  <tcp_port>9000</tcp_port>
+  <remote_servers><perf><shard><replica><host>localhost</host><port>9000</port></replica></shard></perf></remote_servers>
+</clickhouse>
+"""
+
+
+@contextlib.contextmanager
+def one_node_cluster_front(directory: Path) -> Iterator[str]:
+    """A front in a child process whose engine's configuration names the one-node cluster `perf`; its warehouse
+    URL (clickhouse://, database default) while the block runs."""
+    config = directory / "config.xml"
+    config.write_text(ONE_NODE)
+    proc, port = start_front_process(directory / "data", config_file=str(config))
+    try:
+        yield f"clickhouse://default:@127.0.0.1:{port}/default"
+    except BaseException:
+        stop_front_process(proc)
+        raise
+    assert stop_front_process(proc) == 0
 
 
 def start_front_process(
