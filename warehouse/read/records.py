@@ -226,7 +226,7 @@ class Figures(_ByName):
     checks_total: int
     checks_failed: int
     total_ms: float
-    avg_ms: float
+    avg_ms: float | None  # None (or NaN) without requests
     min_ms: float | None = None  # a step's; the whole run leaves it out
     max_ms: float
     first_ts: str = ""  # the whole run's first and last request (UTC)
@@ -438,3 +438,31 @@ class SummaryFigure(_ByName):
         return {"figure": self.figure, "warehouse": self.warehouse, self.tool: self.theirs,
                 "difference": self.difference}
 
+
+@dataclass(frozen=True)
+class RunTotals(_ByName):
+    """A run's requests in all (queries.RUN_TOTALS), fields in the query's order: counts, both kinds of failure,
+    latency in milliseconds with p50/p90/p95/p99 exact as k6 computes them (None or NaN without requests), the first
+    and last request (UTC) and the seconds between them (at least 1)."""
+
+    count: int
+    errors: int  # request errors
+    check_failures: int  # requests with a failed check
+    checks_total: int
+    checks_failed: int
+    avg_ms: float | None
+    max_ms: float
+    p50_ms: float | None
+    p90_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    first_ts: str
+    last_ts: str
+    span_s: float
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> RunTotals:
+        return cls(**row)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
