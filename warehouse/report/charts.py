@@ -10,7 +10,7 @@ import json
 import math
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import altair as alt
@@ -20,8 +20,6 @@ from warehouse.errors import WarehouseError
 from warehouse.read.records import Bottleneck, InfraSeries, LoadStep, TimelinePoint
 from warehouse.report.text import shorten
 from warehouse.tools import ToolPoint
-
-Rows = Sequence[Mapping[str, Any]]
 
 TIMELINE_PERCENTILES = ("p50", "p90", "p95", "p99")
 _NICE_BUCKETS_S = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600)
