@@ -279,8 +279,9 @@ class GroupReport:
 
 
 def build_report(warehouse: Warehouse, run_id: str) -> Report:
-    """A run's headline figures: the run, totals, p50/p90/p95/p99 per step, SLO verdicts, errors by cause, the
-    slowest traced samples."""
+    """A run's headline figures: the run, its totals and steps' figures as a signed-off report computes them at
+    the default options (p50/p90/p95/p99, APDEX at 500 ms), SLO verdicts, errors by cause, the slowest traced
+    samples."""
     with warehouse.backend.session():
         run = warehouse.run(run_id)
         totals, steps = report_figures(warehouse, run_id, ReportOptions())
