@@ -55,7 +55,7 @@ def page_reads(wh: Any, run_id: str) -> dict[str, list[tuple[str, Callable[[], A
     from warehouse.report.reports import build_report
     from warehouse.store import RunFilter
 
-    bucket = bucket_seconds(wh.totals(run_id)["span_s"])
+    bucket = bucket_seconds(wh.totals(run_id).span_s)
     example = ("SELECT journey, step, count() AS requests, countIf(ok = 0) AS errors, "
                "quantileExact(0.95)(duration_ms) AS p95_ms FROM requests WHERE run_id = "
                "(SELECT run_id FROM runs FINAL ORDER BY started_at DESC LIMIT 1) GROUP BY journey, step")

@@ -12,7 +12,7 @@ import altair as alt
 import pandas as pd
 
 from warehouse.read.queries import CHECK_FAILURE
-from warehouse.read.records import ErrorCause
+from warehouse.read.records import ErrorCause, Figures
 from warehouse.report.text import shorten
 from warehouse.report.tool_figures import ToolPoint
 
@@ -206,16 +206,16 @@ def infra_overlay_chart(series: Rows, infra: Rows, steps: Sequence[str] | None =
         return alt.vconcat(top.properties(width=width, height=240), below).resolve_scale(color="independent")
 
 
-def top_steps(steps: Sequence[Mapping[str, Any]], n: int = 8) -> list[str]:
+def top_steps(steps: Sequence[Figures], n: int = 8) -> list[str]:
     """The `n` steps that cost the most time (requests × mean latency), errors breaking ties: the steps a
     chart shows by default when a run has many."""
 
-    def impact(row: Mapping[str, Any]) -> tuple[float, int]:
-        count, avg = float(row.get("count") or 0), float(row.get("avg_ms") or 0)
-        return (count * (avg if math.isfinite(avg) else 0), int(row.get("errors") or 0))
+    def impact(s: Figures) -> tuple[float, int]:
+        count, avg = float(s.count or 0), float(s.avg_ms or 0)
+        return (count * (avg if math.isfinite(avg) else 0), int(s.errors or 0))
 
     ranked = sorted(steps, key=impact, reverse=True)
-    return [step_label(str(r["journey"]), str(r["step"])) for r in ranked[:n]]
+    return [step_label(s.journey, s.step) for s in ranked[:n]]
 
 
 # -- compare and trends ---------------------------------------------------------------------------------------

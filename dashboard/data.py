@@ -94,8 +94,8 @@ def run_detail(url: str, run_id: str, data_version: tuple[Any, ...] = ()) -> Run
     wh = _warehouse(url)
     with wh.backend.session():  # one unit of work: a consistent view of the run, one lock round-trip
         report = build_report(wh, run_id)
-        bucket = bucket_seconds(report.totals.get("span_s"))
-        series = wh.latency_over_time(run_id, bucket) if report.totals.get("count") else []
+        bucket = bucket_seconds(report.totals.span_s)
+        series = wh.latency_over_time(run_id, bucket) if report.totals.count else []
         infra = wh.infra_over_time(run_id, bucket)
     return RunDetail(report, series, bucket, infra)
 

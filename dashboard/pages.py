@@ -129,7 +129,7 @@ def run_page(url: str) -> None:
     st.caption(_run_caption(report.run))
 
     head = Headline.of(report.totals, report.slos, report.run.status)
-    _headline(head, int(report.totals.get("check_failures") or 0))
+    _headline(head, report.totals.check_failures)
 
     figures = report.tool_figures
     if not head.requests and figures is not None:
@@ -511,7 +511,7 @@ def _live_view(url: str, run_id: str) -> None:
     else:
         st.success(f"The run has ended ({status}). [Open its page](?page=run&run={run_id}) for the full report.")
     head = Headline.of(report.totals, report.slos, status)
-    _headline(head, int(report.totals.get("check_failures") or 0))
+    _headline(head, report.totals.check_failures)
     if not head.requests:
         st.info("No requests ingested yet: `--live` adds them every few seconds.")
         return

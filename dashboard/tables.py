@@ -11,7 +11,7 @@ import pandas as pd
 
 from dashboard.charts import errors_frame, step_label
 from warehouse.analysis.slo import Verdict
-from warehouse.read.records import ErrorCause, SlowSample
+from warehouse.read.records import ErrorCause, Figures, SlowSample
 from warehouse.report.reports import ABORTED, FAILED, INCOMPLETE, NO_SLOS, PASSED, verdict_of
 from warehouse.report.tool_figures import ToolFigures
 
@@ -100,10 +100,10 @@ class Headline:
     verdict: str = "NO SLOS"  # the run's verdict, one of VERDICTS
 
     @classmethod
-    def of(cls, totals: Mapping[str, Any], verdicts: Sequence[Verdict], run_status: str = "completed") -> Headline:
-        count = int(totals.get("count") or 0)
-        errors = int(totals.get("errors") or 0)
-        span = number(totals.get("span_s"))
+    def of(cls, totals: Figures, verdicts: Sequence[Verdict], run_status: str = "completed") -> Headline:
+        count = int(totals.count)
+        errors = int(totals.errors)
+        span = number(totals.span_s)
         failed = [v for v in verdicts if not v.passed]
         status = verdict_of(run_status, len(verdicts), len(failed))
         if status == ABORTED:
@@ -122,7 +122,7 @@ class Headline:
             rps=count / span if count and span else None,
             errors=errors,
             error_rate=errors / count if count else None,
-            p95_ms=number(totals.get("p95_ms")) if count else None,
+            p95_ms=number(totals.p95_ms) if count else None,
             slo_status=status,
             slo_summary=summary,
             slo_detail=detail,
@@ -130,11 +130,11 @@ class Headline:
         )
 
 
-def steps_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+def steps_frame(steps: Sequence[Figures]) -> pd.DataFrame:
     """Per-step statistics with a `step` label and an error percentage."""
     columns = ["journey", "step", "service", "count", "errors", "avg_ms", "min_ms", "max_ms",
                "p50_ms", "p90_ms", "p95_ms", "p99_ms"]
-    frame = pd.DataFrame(list(rows), columns=columns)
+    frame = pd.DataFrame([s.to_dict() for s in steps], columns=columns)
     frame.insert(0, "label", [step_label(j, s) for j, s in zip(frame["journey"], frame["step"], strict=True)])
     frame.insert(6, "error_pct", (100 * frame["errors"] / frame["count"].where(frame["count"] > 0)).round(2))
     return frame.drop(columns=["journey", "step"]).rename(columns={"label": "step"})

@@ -271,11 +271,8 @@ def print_summary(outcomes: list[Any]) -> None:
                 ]
             )
         t = o.totals
-        if t:
-            rows.append(
-                [o.tool, "ALL", t["count"], t["errors"], t["check_failures"], _f(t["p50_ms"]), _f(t["p95_ms"]),
-                 _f(t["p99_ms"])]
-            )
+        if t is not None:
+            rows.append([o.tool, "ALL", t.count, t.errors, t.check_failures, _f(t.p50_ms), _f(t.p95_ms), _f(t.p99_ms)])
     if rows:
         # request errors (transport failures, unexpected statuses) and requests with a failed check, apart
         click.echo(table(rows, ["tool", "journey/step", "requests", "request errors", "failed checks", "p50 ms",

@@ -23,7 +23,7 @@ from warehouse.engine.schema import MIGRATIONS, migrate
 from warehouse.engine.summaries import batch_shape
 from warehouse.errors import DataError, IngestError, WarehouseError
 from warehouse.read import queries
-from warehouse.read.records import ErrorCause, RunListing, RunRecord, StepStats
+from warehouse.read.records import ErrorCause, RunListing, RunRecord, RunTotals, StepStats
 
 if TYPE_CHECKING:  # ingestion loads when a file is ingested, not with every command that opens the warehouse
     from warehouse.ingest import IngestJob, IngestResult, StepFacts
@@ -492,8 +492,8 @@ class Warehouse:
     def step_stats(self, run_id: str) -> list[StepStats]:
         return [StepStats.of(r) for r in self.backend.query(queries.STEP_STATS, {"run": run_id})]
 
-    def totals(self, run_id: str) -> dict[str, Any]:
-        return self.backend.query(queries.RUN_TOTALS, {"run": run_id})[0]
+    def totals(self, run_id: str) -> RunTotals:
+        return RunTotals.of(self.backend.query(queries.RUN_TOTALS, {"run": run_id})[0])
 
     def latency_over_time(self, run_id: str, bucket_s: int = 1) -> list[dict[str, Any]]:
         return self.backend.query(queries.LATENCY_OVER_TIME, {"run": run_id, "bucket": bucket_s})

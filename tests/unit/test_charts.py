@@ -9,6 +9,7 @@ import pytest
 
 from dashboard import charts
 from dashboard.tables import ALL, Headline, choices, filter_runs, ms, runs_frame, slo_frame, steps_frame
+from tests.support.figures import figures
 from warehouse.analysis.slo import Verdict
 from warehouse.read.queries import REQUEST_ERROR
 from warehouse.read.records import ErrorCause, RunRecord
@@ -112,7 +113,7 @@ def verdict(passed: bool, slo: str = "overall p95 < 100 ms") -> Verdict:
 
 
 def test_headline_passes_only_when_every_slo_passes() -> None:
-    totals = {"count": 200, "errors": 5, "p95_ms": 12.5, "span_s": 4.0}
+    totals = figures(count=200, errors=5, p95_ms=12.5, span_s=4.0)
     head = Headline.of(totals, [verdict(True), verdict(False, "checkout/pay error_rate < 1%")])
     assert (head.requests, head.rps, head.errors, head.error_rate, head.p95_ms) == (200, 50.0, 5, 0.025, 12.5)
     assert (head.slo_status, head.slo_summary) == ("FAILED", "1 of 2 failed")
@@ -122,14 +123,14 @@ def test_headline_passes_only_when_every_slo_passes() -> None:
 
 
 def test_headline_of_an_aborted_or_incomplete_run_is_never_passed() -> None:
-    totals = {"count": 200, "errors": 0, "p95_ms": 12.5, "span_s": 4.0}
+    totals = figures(count=200, errors=0, p95_ms=12.5, span_s=4.0)
     assert Headline.of(totals, [verdict(True)], "aborted").slo_status == "ABORTED"
     assert Headline.of(totals, [verdict(True)], "failed").slo_status == "INCOMPLETE"
     assert Headline.of(totals, [], "running").slo_status == "INCOMPLETE"
 
 
 def test_headline_of_a_run_without_requests_has_no_rates_or_latency() -> None:
-    head = Headline.of({"count": 0, "errors": 0, "p95_ms": math.nan, "span_s": 1}, [])
+    head = Headline.of(figures(count=0, errors=0, p95_ms=math.nan, span_s=1.0), [])
     assert (head.requests, head.rps, head.error_rate, head.p95_ms) == (0, None, None, None)
     assert ms(head.p95_ms) == "–" and ms(1234.5) == "1,234.50"
 
@@ -157,10 +158,10 @@ def test_runs_frame_keeps_order_and_adds_duration_and_a_short_sha() -> None:
 
 
 def test_steps_frame_labels_steps_and_guards_the_error_percentage() -> None:
-    steps = [{"journey": "browse", "step": "list", "service": "api", "count": 8, "errors": 2, "avg_ms": 1.0,
-              "min_ms": 0.5, "max_ms": 3.0, "p50_ms": 1.0, "p90_ms": 2.0, "p95_ms": 2.5, "p99_ms": 3.0},
-             {"journey": "browse", "step": "idle", "service": "api", "count": 0, "errors": 0, "avg_ms": None,
-              "min_ms": None, "max_ms": None, "p50_ms": None, "p90_ms": None, "p95_ms": None, "p99_ms": None}]
+    steps = [figures(journey="browse", step="list", service="api", count=8, errors=2, avg_ms=1.0, min_ms=0.5,
+                     max_ms=3.0, p50_ms=1.0, p90_ms=2.0, p95_ms=2.5, p99_ms=3.0),
+             figures(journey="browse", step="idle", service="api", count=0, errors=0, avg_ms=None, min_ms=None,
+                     max_ms=None, p50_ms=None, p90_ms=None, p95_ms=None, p99_ms=None)]
     frame = steps_frame(steps)
     assert list(frame.columns[:5]) == ["step", "service", "count", "errors", "error_pct"]
     assert frame["error_pct"].iloc[0] == 25.0 and math.isnan(frame["error_pct"].iloc[1])
@@ -220,10 +221,10 @@ def test_the_infrastructure_overlay_shares_one_time_brush_between_its_panels() -
 
 
 def test_top_steps_ranks_by_time_spent_then_errors() -> None:
-    steps = [{"journey": "a", "step": "fast", "count": 1000, "avg_ms": 1.0, "errors": 0},
-             {"journey": "a", "step": "slow", "count": 10, "avg_ms": 500.0, "errors": 0},
-             {"journey": "b", "step": "broken", "count": 1000, "avg_ms": 1.0, "errors": 9},
-             {"journey": "b", "step": "idle", "count": 0, "avg_ms": math.nan, "errors": 0}]
+    steps = [figures(journey="a", step="fast", count=1000, avg_ms=1.0, errors=0),
+             figures(journey="a", step="slow", count=10, avg_ms=500.0, errors=0),
+             figures(journey="b", step="broken", count=1000, avg_ms=1.0, errors=9),
+             figures(journey="b", step="idle", count=0, avg_ms=math.nan, errors=0)]
     assert charts.top_steps(steps, 3) == ["a / slow", "b / broken", "a / fast"]
 
 
@@ -251,7 +252,7 @@ def test_run_files_lists_scripts_first_and_guards_large_files(tmp_path: Any, mon
 ])
 def test_the_headline_verdict_weighs_the_run_status(run_status: str, passed: list[bool], verdict: str) -> None:
     verdicts = [Verdict("s", "overall", "p95", 1.0, 0.5, p) for p in passed]
-    assert Headline.of({"count": 1, "errors": 0, "span_s": 1}, verdicts, run_status).verdict == verdict
+    assert Headline.of(figures(count=1, errors=0, span_s=1.0), verdicts, run_status).verdict == verdict
 
 
 def test_the_dashboard_has_no_sql_of_its_own() -> None:
