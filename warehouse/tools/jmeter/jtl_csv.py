@@ -295,7 +295,7 @@ def _load_strict(job: IngestJob, columns: list[str], header: bool, delimiter: st
     params = {"run": job.run_id, "batch": job.batch,
               "generator": job.generator, **service_map_params(job), **step_map_params(job)}
     job.backend.insert_from_file(sql, params, job.path, fmt, types, strict)
-    # counted in the table: the rows the insert wrote include those of the histogram's materialized view
+    # counted in the table, as the checked pass counts its rows
     return int(job.backend.query(f"SELECT count() AS n FROM {quote_identifier(job.table('requests'))}")[0]["n"])
 
 
