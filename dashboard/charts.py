@@ -6,15 +6,19 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import Any, TypeAlias
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import altair as alt
 import pandas as pd
 
 from warehouse.read.queries import CHECK_FAILURE
-from warehouse.read.records import ErrorCause
+from warehouse.read.records import ErrorCause, LatencyDistribution
 from warehouse.report.text import shorten
 from warehouse.report.tool_figures import ToolPoint
+
+if TYPE_CHECKING:
+    from warehouse.analysis.trends import Series
 
 Rows: TypeAlias = Sequence[Mapping[str, Any]] | pd.DataFrame
 
@@ -224,10 +228,10 @@ _RUN_COLOUR = alt.Color("run:N", title=None, scale=alt.Scale(range=["#4c78a8", "
                         legend=alt.Legend(labelLimit=400))
 
 
-def distribution_frame(distributions: Sequence[Mapping[str, Any]], names: Mapping[str, str]) -> pd.DataFrame:
+def distribution_frame(distributions: Sequence[LatencyDistribution], names: Mapping[str, str]) -> pd.DataFrame:
     """Each run's quantile points (Warehouse.latency_distribution) as rows of run name, ms and fraction."""
-    rows = [{"run": names.get(d["run_id"], d["run_id"]), "ms": p["ms"], "fraction": p["fraction"],
-             "requests": d["count"]} for d in distributions for p in d["points"]]
+    rows = [{"run": names.get(d.run_id, d.run_id), "ms": p.ms, "fraction": p.fraction, "requests": d.count}
+            for d in distributions for p in d.points]
     return pd.DataFrame(rows, columns=["run", "ms", "fraction", "requests"])
 
 
@@ -248,7 +252,7 @@ def distribution_chart(frame: pd.DataFrame, log_scale: bool = True) -> alt.Chart
     )
 
 
-def trend_frame(series: Sequence[Any]) -> pd.DataFrame:
+def trend_frame(series: Sequence[Series]) -> pd.DataFrame:
     """Trend points (warehouse.analysis.trends.Series) as rows of step, run, start time and value."""
     rows = [{"step": s.label, "run_id": p.run_id, "started_at": p.started_at, "value": p.value, "requests": p.count}
             for s in series for p in s.points]
@@ -257,7 +261,7 @@ def trend_frame(series: Sequence[Any]) -> pd.DataFrame:
     return frame
 
 
-def change_frame(series: Sequence[Any]) -> pd.DataFrame:
+def change_frame(series: Sequence[Series]) -> pd.DataFrame:
     """The change points of trend series: where (the first run of the new level), which way, how much."""
     rows = [{"step": s.label, "run_id": c.run_id, "started_at": c.started_at, "before": c.before, "after": c.after,
              "change": c.change, "worse": c.worse, "kind": "worse" if c.worse else "better", "pvalue": c.pvalue}
@@ -268,10 +272,20 @@ def change_frame(series: Sequence[Any]) -> pd.DataFrame:
     return frame
 
 
+@dataclass(frozen=True)
+class BaselineMark:
+    """A baseline run as a trend chart marks it: its id, how it was chosen and when it started (UTC text)."""
+
+    run_id: str
+    how: str
+    started_at: str
+
+
 _TREND_UNITS = {"p50": "ms", "p95": "ms", "p99": "ms", "error_rate": "share of requests", "rps": "requests / s"}
 
 
-def trend_chart(points: pd.DataFrame, changes: pd.DataFrame, metric: str, baseline: Mapping[str, Any] | None) -> alt.LayerChart:
+def trend_chart(points: pd.DataFrame, changes: pd.DataFrame, metric: str,
+                baseline: BaselineMark | None) -> alt.LayerChart:
     """A metric per step run after run; change points as rules (red: worse, green: better) on the run where the
     new level starts, the baseline run as a dashed grey rule."""
     time = alt.X("started_at:T", title="run started (UTC)", scale=alt.Scale(type="utc"),
@@ -296,8 +310,8 @@ def trend_chart(points: pd.DataFrame, changes: pd.DataFrame, metric: str, baseli
                          alt.Tooltip("before:Q", format=value_format), alt.Tooltip("after:Q", format=value_format),
                          alt.Tooltip("pvalue:Q", format=".2g")])
     )
-    marked = pd.DataFrame([{"started_at": pd.to_datetime(baseline["started_at"], utc=True),
-                            "run_id": baseline["run_id"], "label": f"baseline ({baseline['how']})"}]
+    marked = pd.DataFrame([{"started_at": pd.to_datetime(baseline.started_at, utc=True),
+                            "run_id": baseline.run_id, "label": f"baseline ({baseline.how})"}]
                           if baseline else [], columns=["started_at", "run_id", "label"])
     base = alt.Chart(marked).mark_rule(strokeDash=[6, 4], color="#555", strokeWidth=2).encode(
         x=time, tooltip=[alt.Tooltip("label:N", title="baseline"), alt.Tooltip("run_id:N", title="run")])

@@ -192,3 +192,184 @@ class TimelinePoint:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+# Read tables ---------------------------------------------------------------------------------------------------
+# The rows of the Warehouse's other reads (store.py): the runs list, pickers and facets of the dashboard, a run
+# over time, its infrastructure samples and interval aggregates, and the SQL page's schema. Fields in their
+# query's order, so `to_dict` is the row as the query gives it.
+
+
+@dataclass(frozen=True)
+class RunListRow:
+    """One line of the dashboard's runs list (queries.RUN_LIST): a run, its request and request-error counts and
+    how many of its SLOs were judged and failed."""
+
+    run_id: str
+    name: str = ""
+    tool: str = ""
+    tool_version: str = ""
+    spec_name: str = ""
+    profile: str = ""
+    status: str = ""
+    source: str = ""
+    environment: str = ""
+    git_sha: str = ""
+    branch: str = ""
+    started_at: str = ""
+    ended_at: str | None = None  # None while the run goes on
+    notes: str = ""
+    group_id: str = ""
+    fingerprint: str = ""
+    requests: int = 0
+    errors: int = 0
+    slos: int = 0
+    slos_failed: int = 0
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> RunListRow:
+        return cls(**row)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RunChoice:
+    """A run as a picker names it (queries.RUN_CHOICES): nothing counted."""
+
+    run_id: str
+    name: str = ""
+    tool: str = ""
+    status: str = ""
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> RunChoice:
+        return cls(**row)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RunFacets:
+    """The values each runs filter can take (queries.RUN_FACETS: sorted, empty values left out), the span of
+    start times and the number of runs."""
+
+    tool: list[str] = field(default_factory=list)
+    spec_name: list[str] = field(default_factory=list)
+    profile: list[str] = field(default_factory=list)
+    branch: list[str] = field(default_factory=list)
+    environment: list[str] = field(default_factory=list)
+    status: list[str] = field(default_factory=list)
+    first_started: str = ""
+    last_started: str = ""
+    runs: int = 0
+
+    FILTERS = ("tool", "spec_name", "profile", "branch", "environment", "status")  # the columns filtered by
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> RunFacets:
+        def kept(column: str) -> list[str]:
+            return [str(x) for x in row[column] if x]
+
+        return cls(kept("tool"), kept("spec_name"), kept("profile"), kept("branch"), kept("environment"),
+                   kept("status"), str(row["first_started"]), str(row["last_started"]), int(row["runs"]))
+
+    def values(self, column: str) -> list[str]:
+        """The values of one filtered column (a name of FILTERS)."""
+        if column not in self.FILTERS:
+            raise KeyError(column)
+        found: list[str] = getattr(self, column)
+        return found
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class DistributionPoint:
+    """A duration and the fraction of requests at or below it."""
+
+    ms: float
+    fraction: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class LatencyDistribution:
+    """One run's duration distribution (queries.LATENCY_DISTRIBUTION) as points from its minimum (fraction 0)
+    through its quantiles at queries.DISTRIBUTION_LEVELS to its maximum (fraction 1)."""
+
+    run_id: str
+    count: int
+    points: list[DistributionPoint] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any], levels: tuple[float, ...]) -> LatencyDistribution:
+        points = [DistributionPoint(float(row["min_ms"]), 0.0)]
+        points += [DistributionPoint(float(v), q) for q, v in zip(levels, row["levels"], strict=True)]
+        points.append(DistributionPoint(float(row["max_ms"]), 1.0))
+        return cls(str(row["run_id"]), int(row["count"]), points)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RunGroup:
+    """A group of several runs, one invocation with several tools (queries.RUN_GROUPS): its tools and runs
+    (sorted), the spec and profile, and when its newest run started."""
+
+    group_id: str
+    tools: list[str] = field(default_factory=list)
+    run_ids: list[str] = field(default_factory=list)
+    spec_name: str = ""
+    profile: str = ""
+    last_started: str = ""
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> RunGroup:
+        return cls(**row)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class FingerprintHistory:
+    """One history of comparable runs (queries.FINGERPRINTS): its fingerprint, what it runs, how many finished
+    runs it holds and the newest of them."""
+
+    fingerprint: str
+    spec_name: str = ""
+    tool: str = ""
+    profile: str = ""
+    environment: str = ""
+    runs: int = 0
+    newest_run: str = ""
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> FingerprintHistory:
+        return cls(**row)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TableColumn:
+    """A column of one of perfhouse's tables (queries.TABLE_COLUMNS) and its ClickHouse type."""
+
+    table: str
+    name: str
+    type: str
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> TableColumn:
+        return cls(**row)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
