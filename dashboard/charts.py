@@ -13,14 +13,15 @@ import altair as alt
 import pandas as pd
 
 from warehouse.read.queries import CHECK_FAILURE
-from warehouse.read.records import ErrorCause, LatencyDistribution
+from warehouse.read.records import ErrorCause, InfraBucket, LatencyBucket, LatencyDistribution
 from warehouse.report.text import shorten
 from warehouse.report.tool_figures import ToolPoint
 
 if TYPE_CHECKING:
     from warehouse.analysis.trends import Series
 
-Rows: TypeAlias = Sequence[Mapping[str, Any]] | pd.DataFrame
+OverTime: TypeAlias = Sequence[LatencyBucket] | pd.DataFrame  # a run over time, or a frame series_frame made of it
+Infra: TypeAlias = Sequence[InfraBucket] | pd.DataFrame  # infrastructure series, or a frame infra_frame made
 
 PERCENTILES = ("p50_ms", "p95_ms", "p99_ms")
 _NICE_BUCKETS_S = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600)
@@ -50,16 +51,17 @@ def error_cause(status: int, error: str) -> str:
     return f"{head}: {error}" if error else head
 
 
-def series_frame(rows: Rows) -> pd.DataFrame:
+def series_frame(rows: OverTime) -> pd.DataFrame:
     """Latency-over-time rows as a frame with `t` parsed as UTC and a `series` (step) label."""
-    frame = pd.DataFrame(rows, columns=list(_SERIES_COLUMNS)) if not isinstance(rows, pd.DataFrame) else rows.copy()
+    frame = (rows.copy() if isinstance(rows, pd.DataFrame)
+             else pd.DataFrame([r.to_dict() for r in rows], columns=list(_SERIES_COLUMNS)))
     frame["t"] = pd.to_datetime(frame["t"], utc=True)
     frame["series"] = [step_label(j, s) for j, s in zip(frame["journey"], frame["step"], strict=True)]
     frame["time"] = frame["t"].dt.strftime("%H:%M:%S")
     return frame
 
 
-def latency_chart(rows: Rows, percentiles: Sequence[str] = PERCENTILES) -> alt.Chart:
+def latency_chart(rows: OverTime, percentiles: Sequence[str] = PERCENTILES) -> alt.Chart:
     """Latency percentiles over time: one colour per step, one dash pattern per percentile."""
     frame = series_frame(rows)
     chosen = [p for p in PERCENTILES if p in percentiles]
@@ -84,7 +86,7 @@ def latency_chart(rows: Rows, percentiles: Sequence[str] = PERCENTILES) -> alt.C
     )
 
 
-def rps_chart(rows: Rows) -> alt.Chart:
+def rps_chart(rows: OverTime) -> alt.Chart:
     """Requests per second over time, stacked by step so the top edge is the run's throughput."""
     frame = series_frame(rows)
     return (
@@ -128,11 +130,12 @@ def errors_chart(causes: Sequence[ErrorCause]) -> alt.Chart:
     )
 
 
-def infra_frame(rows: Rows) -> pd.DataFrame:
+def infra_frame(rows: Infra) -> pd.DataFrame:
     """Infrastructure samples in time buckets as one value per series and bucket: a counter (a metric named
     `*_total`) as its rate per second between buckets, a gauge as its mean; `series` names source and labels."""
     columns = ["t", "source", "metric", "labels", "mean", "last"]
-    frame = pd.DataFrame(rows, columns=columns) if not isinstance(rows, pd.DataFrame) else rows.copy()
+    frame = (rows.copy() if isinstance(rows, pd.DataFrame)
+             else pd.DataFrame([r.to_dict() for r in rows], columns=columns))
     frame["t"] = pd.to_datetime(frame["t"], utc=True)
     frame["series"] = [_infra_series(m, lb) for m, lb in zip(frame["metric"], frame["labels"], strict=True)]
     frame = frame.sort_values(["series", "t"], kind="stable").reset_index(drop=True)
@@ -158,7 +161,7 @@ def _infra_series(metric: str, labels: str) -> str:
     return f"{metric} {{{shown}}}" if shown else str(metric)
 
 
-def infra_overlay_chart(series: Rows, infra: Rows, steps: Sequence[str] | None = None,
+def infra_overlay_chart(series: OverTime, infra: Infra, steps: Sequence[str] | None = None,
                         width: int = 680) -> alt.VConcatChart:
     """Latency (p95 per step) with infrastructure series on its time axis: the first infrastructure series
     overlaid on the latency on a right-hand axis, every series below it (each on its own range, so bytes

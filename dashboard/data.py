@@ -23,6 +23,8 @@ from warehouse.analysis.trends import Trends, trends
 from warehouse.engine.backends import DEFAULT_URL, Backend, open_backend
 from warehouse.read.records import (
     FingerprintHistory,
+    InfraBucket,
+    LatencyBucket,
     LatencyDistribution,
     RunChoice,
     RunFacets,
@@ -93,9 +95,9 @@ class RunDetail:
     infrastructure samples on the same buckets."""
 
     report: Report
-    series: list[dict[str, Any]]
+    series: list[LatencyBucket]
     bucket_s: int
-    infra: list[dict[str, Any]] = field(default_factory=list)
+    infra: list[InfraBucket] = field(default_factory=list)
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner="Reading the run from the warehouse…", max_entries=32)

@@ -39,7 +39,7 @@ from dashboard.tables import (
 from warehouse.analysis.compare import Comparison
 from warehouse.errors import WarehouseError
 from warehouse.read.queries import REQUEST_ERROR
-from warehouse.read.records import RunChoice, RunListRow, RunRecord, SlowSample
+from warehouse.read.records import LatencyBucket, RunChoice, RunListRow, RunRecord, SlowSample
 from warehouse.read.sqlgate import DEFAULT_ROW_LIMIT, DEFAULT_TIMEOUT_S, Refused
 from warehouse.report.text import streamlit_markdown
 from warehouse.report.tool_figures import ToolFigures
@@ -254,9 +254,9 @@ def _run_caption(run: RunRecord) -> str:
     return " · ".join(streamlit_markdown(p) for p in parts if p)  # names are the user's text, not Markdown
 
 
-def _over_time(run_id: str, series: list[dict[str, Any]], bucket_s: int, top: list[str]) -> None:
+def _over_time(run_id: str, series: list[LatencyBucket], bucket_s: int, top: list[str]) -> None:
     st.subheader("Over time")
-    steps = sorted({charts.step_label(r["journey"], r["step"]) for r in series})
+    steps = sorted({charts.step_label(r.journey, r.step) for r in series})
     step_col, pct_col = st.columns([3, 1])
     default = [s for s in top if s in steps] or steps
     help_text = f"The {len(default)} steps that cost the most time are shown first." if len(default) < len(steps) \
@@ -265,7 +265,7 @@ def _over_time(run_id: str, series: list[dict[str, Any]], bucket_s: int, top: li
     percentiles = pct_col.pills("Percentiles", list(charts.PERCENTILES), selection_mode="multi",
                                 default=list(charts.PERCENTILES), format_func=lambda p: p.removesuffix("_ms"),
                                 key=f"percentiles:{run_id}")
-    rows = [r for r in series if charts.step_label(r["journey"], r["step"]) in shown]
+    rows = [r for r in series if charts.step_label(r.journey, r.step) in shown]
     latency_col, rps_col = st.columns(2)
     latency_col.altair_chart(charts.latency_chart(rows, percentiles), width="stretch")
     rps_col.altair_chart(charts.rps_chart(rows), width="stretch")
@@ -519,7 +519,7 @@ def _live_view(url: str, run_id: str) -> None:
         st.info("No requests ingested yet: `--live` adds them every few seconds.")
         return
     top = charts.top_steps(report.steps)
-    rows = [r for r in detail.series if charts.step_label(r["journey"], r["step"]) in top]
+    rows = [r for r in detail.series if charts.step_label(r.journey, r.step) in top]
     latency_col, rps_col = st.columns(2)
     latency_col.altair_chart(charts.latency_chart(rows, ("p95_ms",)), width="stretch")
     rps_col.altair_chart(charts.rps_chart(rows), width="stretch")

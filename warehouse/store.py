@@ -26,6 +26,10 @@ from warehouse.read import queries
 from warehouse.read.records import (
     ErrorCause,
     FingerprintHistory,
+    InfraBucket,
+    InfraSample,
+    IntervalAggregate,
+    LatencyBucket,
     LatencyDistribution,
     RunChoice,
     RunFacets,
@@ -507,21 +511,24 @@ class Warehouse:
     def totals(self, run_id: str) -> dict[str, Any]:
         return self.backend.query(queries.RUN_TOTALS, {"run": run_id})[0]
 
-    def latency_over_time(self, run_id: str, bucket_s: int = 1) -> list[dict[str, Any]]:
-        return self.backend.query(queries.LATENCY_OVER_TIME, {"run": run_id, "bucket": bucket_s})
+    def latency_over_time(self, run_id: str, bucket_s: int = 1) -> list[LatencyBucket]:
+        rows = self.backend.query(queries.LATENCY_OVER_TIME, {"run": run_id, "bucket": bucket_s})
+        return [LatencyBucket.of(r) for r in rows]
 
     def errors(self, run_id: str) -> list[ErrorCause]:
         return [ErrorCause.of(r) for r in self.backend.query(queries.ERRORS_BY_CAUSE, {"run": run_id})]
 
     # -- infrastructure samples (appended by the runners work, issue 5) ---------------------------
 
-    def infra_samples(self, run_id: str, metric: str = "", limit: int = 100_000) -> list[dict[str, Any]]:
-        return self.backend.query(queries.INFRA_SAMPLES, {"run": run_id, "metric": metric, "limit": limit})
+    def infra_samples(self, run_id: str, metric: str = "", limit: int = 100_000) -> list[InfraSample]:
+        rows = self.backend.query(queries.INFRA_SAMPLES, {"run": run_id, "metric": metric, "limit": limit})
+        return [InfraSample.of(r) for r in rows]
 
     # -- interval aggregates (JMeter's InfluxDB backend listener), issue 6 --------------------------
 
-    def aggregates(self, run_id: str, metric: str = "") -> list[dict[str, Any]]:
-        return self.backend.query(queries.AGGREGATES, {"run": run_id, "metric": metric})
+    def aggregates(self, run_id: str, metric: str = "") -> list[IntervalAggregate]:
+        rows = self.backend.query(queries.AGGREGATES, {"run": run_id, "metric": metric})
+        return [IntervalAggregate.of(r) for r in rows]
 
     # -- the dashboard's reads ----------------------------------------------------------------------
 
@@ -563,8 +570,9 @@ class Warehouse:
         """A value that changes whenever anything is written to the warehouse: the key of cached reads."""
         return tuple(self.backend.query(queries.DATA_VERSION)[0].values())
 
-    def infra_over_time(self, run_id: str, bucket_s: int = 1, limit: int = 50_000) -> list[dict[str, Any]]:
-        return self.backend.query(queries.INFRA_OVER_TIME, {"run": run_id, "bucket": bucket_s, "limit": limit})
+    def infra_over_time(self, run_id: str, bucket_s: int = 1, limit: int = 50_000) -> list[InfraBucket]:
+        rows = self.backend.query(queries.INFRA_OVER_TIME, {"run": run_id, "bucket": bucket_s, "limit": limit})
+        return [InfraBucket.of(r) for r in rows]
 
     def table_columns(self) -> list[TableColumn]:
         """Columns of perfhouse's tables: (table, name, type), in table order."""

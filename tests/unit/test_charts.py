@@ -12,15 +12,23 @@ from dashboard import charts
 from dashboard.tables import ALL, Headline, choices, filter_runs, ms, runs_frame, slo_frame, steps_frame
 from warehouse.analysis.slo import Verdict
 from warehouse.read.queries import REQUEST_ERROR
-from warehouse.read.records import DistributionPoint, ErrorCause, LatencyDistribution, RunListRow, RunRecord
+from warehouse.read.records import (
+    DistributionPoint,
+    ErrorCause,
+    InfraBucket,
+    LatencyBucket,
+    LatencyDistribution,
+    RunListRow,
+    RunRecord,
+)
 
 SERIES = [
-    {"t": "2026-01-02 10:00:00", "journey": "browse", "step": "list", "rps": 10, "errors": 0,
-     "p50_ms": 1.0, "p95_ms": 2.0, "p99_ms": 3.0},
-    {"t": "2026-01-02 10:00:00", "journey": "checkout", "step": "pay", "rps": 5, "errors": 1,
-     "p50_ms": 4.0, "p95_ms": 8.0, "p99_ms": 9.0},
-    {"t": "2026-01-02 10:00:01", "journey": "browse", "step": "list", "rps": 12, "errors": 0,
-     "p50_ms": 1.5, "p95_ms": 2.5, "p99_ms": 3.5},
+    LatencyBucket("2026-01-02 10:00:00", "browse", "list", rps=10, errors=0, check_failures=0,
+                  p50_ms=1.0, p95_ms=2.0, p99_ms=3.0),
+    LatencyBucket("2026-01-02 10:00:00", "checkout", "pay", rps=5, errors=1, check_failures=0,
+                  p50_ms=4.0, p95_ms=8.0, p99_ms=9.0),
+    LatencyBucket("2026-01-02 10:00:01", "browse", "list", rps=12, errors=0, check_failures=0,
+                  p50_ms=1.5, p95_ms=2.5, p99_ms=3.5),
 ]
 ERRORS = [
     ErrorCause(REQUEST_ERROR.kind, "checkout", "pay", 503, "", 4),
@@ -191,11 +199,11 @@ def test_runs_frame_adds_a_verdict_per_run() -> None:
 
 
 INFRA = [
-    {"t": "2026-01-02 10:00:00", "source": "s", "metric": "cpu_seconds_total", "labels": "{}", "mean": 1.0, "last": 2.0},
-    {"t": "2026-01-02 10:00:05", "source": "s", "metric": "cpu_seconds_total", "labels": "{}", "mean": 3.0, "last": 4.5},
-    {"t": "2026-01-02 10:00:10", "source": "s", "metric": "cpu_seconds_total", "labels": "{}", "mean": 0.1, "last": 0.2},
-    {"t": "2026-01-02 10:00:00", "source": "s", "metric": "load1", "labels": "{'host':'a'}", "mean": 0.5, "last": 0.6},
-    {"t": "2026-01-02 10:00:05", "source": "s", "metric": "load1", "labels": "{'host':'a'}", "mean": 0.7, "last": 0.9},
+    InfraBucket("2026-01-02 10:00:00", "s", "cpu_seconds_total", "{}", mean=1.0, last=2.0),
+    InfraBucket("2026-01-02 10:00:05", "s", "cpu_seconds_total", "{}", mean=3.0, last=4.5),
+    InfraBucket("2026-01-02 10:00:10", "s", "cpu_seconds_total", "{}", mean=0.1, last=0.2),
+    InfraBucket("2026-01-02 10:00:00", "s", "load1", "{'host':'a'}", mean=0.5, last=0.6),
+    InfraBucket("2026-01-02 10:00:05", "s", "load1", "{'host':'a'}", mean=0.7, last=0.9),
 ]
 
 

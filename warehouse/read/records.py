@@ -373,3 +373,124 @@ class TableColumn:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class LatencyBucket:
+    """One step in one time bucket of a run (queries.LATENCY_OVER_TIME): requests per second, request errors,
+    requests with a failed check and the bucket's percentiles in milliseconds."""
+
+    t: str
+    journey: str
+    step: str
+    rps: float
+    errors: int
+    check_failures: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> LatencyBucket:
+        return cls(**row)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class InfraBucket:
+    """One infrastructure series in one time bucket of a run (queries.INFRA_OVER_TIME): its mean and its last
+    value (a counter's rate comes from the last values); `labels` as ClickHouse writes a map ({'k':'v'}). None
+    for a value that is no number (a NaN sample)."""
+
+    t: str
+    source: str
+    metric: str
+    labels: str
+    mean: float | None
+    last: float | None
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> InfraBucket:
+        return cls(**row)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class InfraSample:
+    """One scraped infrastructure sample as stored (queries.INFRA_SAMPLES); None for a NaN value."""
+
+    ts: str
+    source: str
+    metric: str
+    labels: dict[str, str]
+    value: float | None
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> InfraSample:
+        return cls(**row)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class IntervalAggregate:
+    """One figure a tool computed over one interval (queries.AGGREGATES: JMeter's backend listener, Locust's
+    --csv statistics), not a request; None for a NaN value."""
+
+    ts: str
+    tool: str
+    journey: str
+    step: str
+    status: str
+    metric: str
+    value: float | None
+    tags: dict[str, str]
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> IntervalAggregate:
+        return cls(**row)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class StoredComparison:
+    """One row of a comparison as kept (queries.COMPARISONS, written by analysis.compare.store_comparison): a
+    step (journey and step empty: overall) of run B against its baseline A, both runs' figures, the verdict and
+    why."""
+
+    run_id: str
+    baseline_id: str
+    journey: str
+    step: str
+    count_a: int
+    count_b: int
+    p50_a: float | None
+    p50_b: float | None
+    p95_a: float | None
+    p95_b: float | None
+    p99_a: float | None
+    p99_b: float | None
+    error_rate_a: float | None
+    error_rate_b: float | None
+    rps_a: float | None
+    rps_b: float | None
+    p_value: float | None
+    floor: float
+    noise: float | None
+    verdict: str
+    reason: str
+    compared_at: str
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> StoredComparison:
+        return cls(**row)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
