@@ -17,6 +17,7 @@ BY_QUERY: dict[str, type[Any]] = {
     "TABLE_COLUMNS": records.TableColumn, "LATENCY_OVER_TIME": records.LatencyBucket,
     "INFRA_OVER_TIME": records.InfraBucket, "INFRA_SAMPLES": records.InfraSample,
     "AGGREGATES": records.IntervalAggregate, "COMPARISONS": records.StoredComparison,
+    "GATE_OUTCOMES": records.GateOutcome,
 }
 
 

@@ -494,3 +494,24 @@ class StoredComparison:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class GateOutcome:
+    """A run's latest gate outcome (queries.GATE_OUTCOMES, written by analysis.gate): the outcome and exit status,
+    how many rows were WORSE and INCONCLUSIVE, the baseline it was judged against and when."""
+
+    run_id: str
+    outcome: str
+    exit_status: int
+    worse: int
+    inconclusive: int
+    baseline_id: str
+    judged_at: str
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> GateOutcome:
+        return cls(**row)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
