@@ -1207,7 +1207,7 @@ def _unknown_spec(warehouse: Any, spec: str) -> None:
     from warehouse.engine.backends import redacted
     from warehouse.errors import DataError
 
-    names = warehouse.run_facets()["spec_name"]
+    names = warehouse.run_facets().spec_name
     if not spec or spec in names:
         return
     near = difflib.get_close_matches(spec, names, n=1)

@@ -32,7 +32,7 @@ profiles:
 def per_second(wh: Warehouse, run_id: str) -> list[float]:
     """Requests started in each whole second of the run, first and last (partial) seconds left out."""
     rows = wh.latency_over_time(run_id, bucket_s=1)
-    return [float(r["rps"]) for r in rows][1:-1]
+    return [float(r.rps) for r in rows][1:-1]
 
 
 def measure(tool: str, profile_yaml: str, tmp_path: Path) -> list[float]:

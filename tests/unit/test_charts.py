@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -12,15 +13,23 @@ from dashboard.tables import ALL, Headline, choices, filter_runs, ms, runs_frame
 from tests.support.figures import figures
 from warehouse.analysis.slo import Verdict
 from warehouse.read.queries import REQUEST_ERROR
-from warehouse.read.records import ErrorCause, RunRecord
+from warehouse.read.records import (
+    DistributionPoint,
+    ErrorCause,
+    InfraBucket,
+    LatencyBucket,
+    LatencyDistribution,
+    RunListRow,
+    RunRecord,
+)
 
 SERIES = [
-    {"t": "2026-01-02 10:00:00", "journey": "browse", "step": "list", "rps": 10, "errors": 0,
-     "p50_ms": 1.0, "p95_ms": 2.0, "p99_ms": 3.0},
-    {"t": "2026-01-02 10:00:00", "journey": "checkout", "step": "pay", "rps": 5, "errors": 1,
-     "p50_ms": 4.0, "p95_ms": 8.0, "p99_ms": 9.0},
-    {"t": "2026-01-02 10:00:01", "journey": "browse", "step": "list", "rps": 12, "errors": 0,
-     "p50_ms": 1.5, "p95_ms": 2.5, "p99_ms": 3.5},
+    LatencyBucket("2026-01-02 10:00:00", "browse", "list", rps=10, errors=0, check_failures=0,
+                  p50_ms=1.0, p95_ms=2.0, p99_ms=3.0),
+    LatencyBucket("2026-01-02 10:00:00", "checkout", "pay", rps=5, errors=1, check_failures=0,
+                  p50_ms=4.0, p95_ms=8.0, p99_ms=9.0),
+    LatencyBucket("2026-01-02 10:00:01", "browse", "list", rps=12, errors=0, check_failures=0,
+                  p50_ms=1.5, p95_ms=2.5, p99_ms=3.5),
 ]
 ERRORS = [
     ErrorCause(REQUEST_ERROR.kind, "checkout", "pay", 503, "", 4),
@@ -135,19 +144,19 @@ def test_headline_of_a_run_without_requests_has_no_rates_or_latency() -> None:
     assert ms(head.p95_ms) == "–" and ms(1234.5) == "1,234.50"
 
 
-RUNS: list[dict[str, Any]] = [
-    {"run_id": "b", "tool": "k6", "spec_name": "shop", "status": "completed", "started_at": "2026-01-02 10:00:00",
-     "ended_at": "2026-01-02 10:01:30.500", "git_sha": "0123456789abcdef", "requests": 10},
-    {"run_id": "a", "tool": "jmeter", "spec_name": "", "status": "failed", "started_at": "2026-01-01 09:00:00",
-     "ended_at": None, "git_sha": "", "requests": 0},
+RUNS = [
+    RunListRow("b", tool="k6", spec_name="shop", status="completed", started_at="2026-01-02 10:00:00",
+               ended_at="2026-01-02 10:01:30.500", git_sha="0123456789abcdef", requests=10),
+    RunListRow("a", tool="jmeter", spec_name="", status="failed", started_at="2026-01-01 09:00:00",
+               ended_at=None, git_sha="", requests=0),
 ]
 
 
 def test_runs_filters_offer_every_value_present_and_all() -> None:
     assert choices(RUNS, "tool") == [ALL, "jmeter", "k6"]
     assert choices(RUNS, "spec_name") == [ALL, "shop"]
-    assert [r["run_id"] for r in filter_runs(RUNS, status=ALL, tool="")] == ["b", "a"]
-    assert [r["run_id"] for r in filter_runs(RUNS, status="failed")] == ["a"]
+    assert [r.run_id for r in filter_runs(RUNS, status=ALL, tool="")] == ["b", "a"]
+    assert [r.run_id for r in filter_runs(RUNS, status="failed")] == ["a"]
 
 
 def test_runs_frame_keeps_order_and_adds_duration_and_a_short_sha() -> None:
@@ -186,16 +195,16 @@ def test_a_run_verdict_comes_from_its_status_and_its_slos(status: str, slos: int
 
 
 def test_runs_frame_adds_a_verdict_per_run() -> None:
-    rows = [{**RUNS[0], "slos": 2, "slos_failed": 1, "status": "completed"}, {**RUNS[1], "status": "aborted"}]
+    rows = [replace(RUNS[0], slos=2, slos_failed=1, status="completed"), replace(RUNS[1], status="aborted")]
     assert list(runs_frame(rows)["verdict"]) == ["FAILED", "ABORTED"]
 
 
 INFRA = [
-    {"t": "2026-01-02 10:00:00", "source": "s", "metric": "cpu_seconds_total", "labels": "{}", "mean": 1.0, "last": 2.0},
-    {"t": "2026-01-02 10:00:05", "source": "s", "metric": "cpu_seconds_total", "labels": "{}", "mean": 3.0, "last": 4.5},
-    {"t": "2026-01-02 10:00:10", "source": "s", "metric": "cpu_seconds_total", "labels": "{}", "mean": 0.1, "last": 0.2},
-    {"t": "2026-01-02 10:00:00", "source": "s", "metric": "load1", "labels": "{'host':'a'}", "mean": 0.5, "last": 0.6},
-    {"t": "2026-01-02 10:00:05", "source": "s", "metric": "load1", "labels": "{'host':'a'}", "mean": 0.7, "last": 0.9},
+    InfraBucket("2026-01-02 10:00:00", "s", "cpu_seconds_total", "{}", mean=1.0, last=2.0),
+    InfraBucket("2026-01-02 10:00:05", "s", "cpu_seconds_total", "{}", mean=3.0, last=4.5),
+    InfraBucket("2026-01-02 10:00:10", "s", "cpu_seconds_total", "{}", mean=0.1, last=0.2),
+    InfraBucket("2026-01-02 10:00:00", "s", "load1", "{'host':'a'}", mean=0.5, last=0.6),
+    InfraBucket("2026-01-02 10:00:05", "s", "load1", "{'host':'a'}", mean=0.7, last=0.9),
 ]
 
 
@@ -279,8 +288,8 @@ def test_the_dashboard_has_no_sql_of_its_own() -> None:
 
 
 def test_distribution_frame_names_each_run_and_keeps_its_quantile_points() -> None:
-    dist = [{"run_id": "a", "count": 10, "points": [{"ms": 1.0, "fraction": 0.0}, {"ms": 5.0, "fraction": 1.0}]},
-            {"run_id": "b", "count": 12, "points": [{"ms": 2.0, "fraction": 0.0}, {"ms": 9.0, "fraction": 1.0}]}]
+    dist = [LatencyDistribution("a", 10, [DistributionPoint(1.0, 0.0), DistributionPoint(5.0, 1.0)]),
+            LatencyDistribution("b", 12, [DistributionPoint(2.0, 0.0), DistributionPoint(9.0, 1.0)])]
     frame = charts.distribution_frame(dist, {"a": "A a (k6)", "b": "B b (jmeter)"})
     assert frame.to_dict("records") == [
         {"run": "A a (k6)", "ms": 1.0, "fraction": 0.0, "requests": 10},
@@ -302,7 +311,7 @@ def test_trend_chart_layers_the_series_its_change_points_and_the_baseline() -> N
     points, changes = charts.trend_frame([series]), charts.change_frame([series])
     assert list(points["step"]) == ["overall"] * 4 and list(points["value"]) == [10, 10, 20, 20]
     assert changes[["run_id", "kind"]].to_dict("records") == [{"run_id": "r2", "kind": "worse"}]
-    baseline = {"run_id": "r1", "how": "pinned", "started_at": "2026-01-01 11:00:00.000"}
+    baseline = charts.BaselineMark("r1", "pinned", "2026-01-01 11:00:00.000")
     drawn = spec(charts.trend_chart(points, changes, "p95", baseline))
     assert drawn["title"] == "p95 per step over the history" and len(drawn["layer"]) == 4
     marked = [d for d in drawn["datasets"].values() if d and "label" in d[0]]

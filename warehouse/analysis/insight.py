@@ -8,7 +8,7 @@ import itertools
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from warehouse.read.records import Bottleneck, Climb, Figures
@@ -72,21 +72,21 @@ class Plateau:
 def plateaus(levels: Sequence[tuple[str, float]], bucket_s: int = 1) -> list[Plateau]:
     """The load steps of a run from its load level per bucket: stretches at one level that last at least half
     as long as the longest one (ramps between steps pass through levels for a bucket or two)."""
-    runs: list[list[Any]] = []
+    runs: list[Plateau] = []
     previous: dt.datetime | None = None
     for t, level in levels:
         now = parse_time(t)
         adjacent = previous is not None and (now - previous).total_seconds() <= bucket_s
-        if runs and adjacent and runs[-1][0] == level:
-            runs[-1][2], runs[-1][3] = t, runs[-1][3] + 1
+        if runs and adjacent and runs[-1].level == level:
+            runs[-1] = replace(runs[-1], last=t, buckets=runs[-1].buckets + 1)
         else:
-            runs.append([level, t, t, 1])
+            runs.append(Plateau(float(level), t, t, 1))
         previous = now
     if not runs:
         return []
-    longest = max(r[3] for r in runs)
+    longest = max(r.buckets for r in runs)
     keep = max(2, math.ceil(longest / 2))
-    return [Plateau(float(r[0]), r[1], r[2], r[3]) for r in runs if r[3] >= keep and r[0] > 0]
+    return [r for r in runs if r.buckets >= keep and r.level > 0]
 
 
 def is_stepped(steps: Sequence[Plateau]) -> bool:
