@@ -44,9 +44,11 @@ export default function () {
 }
 """
 
+# The latency objectives pass by a wide margin (the demo API answers in a few ms; a loaded 2-core machine has
+# stretched its p99 past 100 ms), so that exactly one objective fails, whatever the machine's load.
 SLOS = [
-    Objective("p95", 250.0),
-    Objective("p99", 100.0, journey="browse", step="list"),
+    Objective("p95", 5000.0),
+    Objective("p99", 3000.0, journey="browse", step="list"),
     Objective("error_rate", 0.01, journey="checkout", step="pay"),  # fails: a third of payments fail
 ]
 
