@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import signal
 import subprocess
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NoReturn
 
@@ -164,13 +166,36 @@ def run_jmeter_default(tmp: Path, api: DemoAPI) -> Path:
     return out
 
 
+def recorded_once(tmp_path_factory: pytest.TempPathFactory, name: str, record: Callable[[Path], Path]) -> Path:
+    """A recording every xdist worker of one run reads: the first worker to ask makes it (`record` into a fresh
+    directory) in the run's own temporary directory, the others wait for it under a file lock and take the same
+    file; without xdist, made once for the session as any session fixture is. Its readers only read it."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the controller's directory of this run, above each worker's popen-gwN
+    with open(base / f"recorded-{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also when `record` fails
+        made = base / f"recorded-{name}.path"
+        if not made.exists():
+            made.write_text(str(record(Path(tempfile.mkdtemp(prefix=f"{name}-", dir=base)))))
+        return Path(made.read_text())
+
+
+def _record_k6(directory: Path) -> Path:
+    with DemoAPI() as api:
+        return run_k6(directory, api)
+
+
+def _record_jmeter(directory: Path) -> Path:
+    with DemoAPI() as api:
+        return run_jmeter_default(directory, api)
+
+
 @pytest.fixture(scope="session")
 def k6_output(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    with DemoAPI() as api:
-        return run_k6(tmp_path_factory.mktemp("k6"), api)
+    return recorded_once(tmp_path_factory, "k6", _record_k6)
 
 
 @pytest.fixture(scope="session")
 def jtl_output(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    with DemoAPI() as api:
-        return run_jmeter_default(tmp_path_factory.mktemp("jmeter"), api)
+    return recorded_once(tmp_path_factory, "jmeter", _record_jmeter)
