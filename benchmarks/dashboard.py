@@ -55,7 +55,7 @@ def page_reads(wh: Any, run_id: str) -> dict[str, list[tuple[str, Callable[[], A
     from warehouse.report.reports import build_report
     from warehouse.store import RunFilter
 
-    bucket = bucket_seconds(wh.totals(run_id)["span_s"])
+    bucket = bucket_seconds(wh.totals(run_id).span_s)
     example = ("SELECT journey, step, count() AS requests, countIf(ok = 0) AS errors, "
                "quantileExact(0.95)(duration_ms) AS p95_ms FROM requests WHERE run_id = "
                "(SELECT run_id FROM runs FINAL ORDER BY started_at DESC LIMIT 1) GROUP BY journey, step")
@@ -72,7 +72,7 @@ def page_reads(wh: Any, run_id: str) -> dict[str, list[tuple[str, Callable[[], A
         ("whole run detail (one session)", lambda: build_report(wh, run_id)),
     ]
     run = wh.run(run_id)
-    other = str(wh.run_list(RunFilter(fingerprint=run.fingerprint), 2)[-1]["run_id"])  # an earlier run of it
+    other = wh.run_list(RunFilter(fingerprint=run.fingerprint), 2)[-1].run_id  # an earlier run of it
     group = run.group_id
     comparing = [
         ("run_choices", lambda: wh.run_choices(500)),
@@ -156,7 +156,7 @@ def main() -> None:
         print(f"filled {url}: {args.requests:,} requests over {args.runs} runs in "
               f"{time.perf_counter() - started:.1f} s (ClickHouse INSERT ... SELECT FROM numbers())")
     total = wh.backend.query("SELECT count() AS n, uniqExact(run_id) AS r FROM requests")[0]
-    run_id = str(wh.run_list(limit=1)[0]["run_id"])
+    run_id = wh.run_list(limit=1)[0].run_id
     print(f"warehouse {url}: {int(total['n']):,} requests, {total['r']} runs; the pages show run {run_id}\n")
 
     reference = timed(lambda: wh.backend.query(

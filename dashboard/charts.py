@@ -6,17 +6,22 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import Any, TypeAlias
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeAlias
 
 import altair as alt
 import pandas as pd
 
 from warehouse.read.queries import CHECK_FAILURE
-from warehouse.read.records import ErrorCause
+from warehouse.read.records import ErrorCause, Figures, InfraBucket, LatencyBucket, LatencyDistribution
 from warehouse.report.text import shorten
 from warehouse.report.tool_figures import ToolPoint
 
-Rows: TypeAlias = Sequence[Mapping[str, Any]] | pd.DataFrame
+if TYPE_CHECKING:
+    from warehouse.analysis.trends import Series
+
+OverTime: TypeAlias = Sequence[LatencyBucket] | pd.DataFrame  # a run over time, or a frame series_frame made of it
+Infra: TypeAlias = Sequence[InfraBucket] | pd.DataFrame  # infrastructure series, or a frame infra_frame made
 
 PERCENTILES = ("p50_ms", "p95_ms", "p99_ms")
 _NICE_BUCKETS_S = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600)
@@ -46,16 +51,17 @@ def error_cause(status: int, error: str) -> str:
     return f"{head}: {error}" if error else head
 
 
-def series_frame(rows: Rows) -> pd.DataFrame:
+def series_frame(rows: OverTime) -> pd.DataFrame:
     """Latency-over-time rows as a frame with `t` parsed as UTC and a `series` (step) label."""
-    frame = pd.DataFrame(rows, columns=list(_SERIES_COLUMNS)) if not isinstance(rows, pd.DataFrame) else rows.copy()
+    frame = (rows.copy() if isinstance(rows, pd.DataFrame)
+             else pd.DataFrame([r.to_dict() for r in rows], columns=list(_SERIES_COLUMNS)))
     frame["t"] = pd.to_datetime(frame["t"], utc=True)
     frame["series"] = [step_label(j, s) for j, s in zip(frame["journey"], frame["step"], strict=True)]
     frame["time"] = frame["t"].dt.strftime("%H:%M:%S")
     return frame
 
 
-def latency_chart(rows: Rows, percentiles: Sequence[str] = PERCENTILES) -> alt.Chart:
+def latency_chart(rows: OverTime, percentiles: Sequence[str] = PERCENTILES) -> alt.Chart:
     """Latency percentiles over time: one colour per step, one dash pattern per percentile."""
     frame = series_frame(rows)
     chosen = [p for p in PERCENTILES if p in percentiles]
@@ -80,7 +86,7 @@ def latency_chart(rows: Rows, percentiles: Sequence[str] = PERCENTILES) -> alt.C
     )
 
 
-def rps_chart(rows: Rows) -> alt.Chart:
+def rps_chart(rows: OverTime) -> alt.Chart:
     """Requests per second over time, stacked by step so the top edge is the run's throughput."""
     frame = series_frame(rows)
     return (
@@ -124,11 +130,12 @@ def errors_chart(causes: Sequence[ErrorCause]) -> alt.Chart:
     )
 
 
-def infra_frame(rows: Rows) -> pd.DataFrame:
+def infra_frame(rows: Infra) -> pd.DataFrame:
     """Infrastructure samples in time buckets as one value per series and bucket: a counter (a metric named
     `*_total`) as its rate per second between buckets, a gauge as its mean; `series` names source and labels."""
     columns = ["t", "source", "metric", "labels", "mean", "last"]
-    frame = pd.DataFrame(rows, columns=columns) if not isinstance(rows, pd.DataFrame) else rows.copy()
+    frame = (rows.copy() if isinstance(rows, pd.DataFrame)
+             else pd.DataFrame([r.to_dict() for r in rows], columns=columns))
     frame["t"] = pd.to_datetime(frame["t"], utc=True)
     frame["series"] = [_infra_series(m, lb) for m, lb in zip(frame["metric"], frame["labels"], strict=True)]
     frame = frame.sort_values(["series", "t"], kind="stable").reset_index(drop=True)
@@ -154,7 +161,7 @@ def _infra_series(metric: str, labels: str) -> str:
     return f"{metric} {{{shown}}}" if shown else str(metric)
 
 
-def infra_overlay_chart(series: Rows, infra: Rows, steps: Sequence[str] | None = None,
+def infra_overlay_chart(series: OverTime, infra: Infra, steps: Sequence[str] | None = None,
                         width: int = 680) -> alt.VConcatChart:
     """Latency (p95 per step) with infrastructure series on its time axis: the first infrastructure series
     overlaid on the latency on a right-hand axis, every series below it (each on its own range, so bytes
@@ -206,16 +213,16 @@ def infra_overlay_chart(series: Rows, infra: Rows, steps: Sequence[str] | None =
         return alt.vconcat(top.properties(width=width, height=240), below).resolve_scale(color="independent")
 
 
-def top_steps(steps: Sequence[Mapping[str, Any]], n: int = 8) -> list[str]:
+def top_steps(steps: Sequence[Figures], n: int = 8) -> list[str]:
     """The `n` steps that cost the most time (requests × mean latency), errors breaking ties: the steps a
     chart shows by default when a run has many."""
 
-    def impact(row: Mapping[str, Any]) -> tuple[float, int]:
-        count, avg = float(row.get("count") or 0), float(row.get("avg_ms") or 0)
-        return (count * (avg if math.isfinite(avg) else 0), int(row.get("errors") or 0))
+    def impact(s: Figures) -> tuple[float, int]:
+        count, avg = float(s.count or 0), float(s.avg_ms or 0)
+        return (count * (avg if math.isfinite(avg) else 0), int(s.errors or 0))
 
     ranked = sorted(steps, key=impact, reverse=True)
-    return [step_label(str(r["journey"]), str(r["step"])) for r in ranked[:n]]
+    return [step_label(s.journey, s.step) for s in ranked[:n]]
 
 
 # -- compare and trends ---------------------------------------------------------------------------------------
@@ -224,10 +231,10 @@ _RUN_COLOUR = alt.Color("run:N", title=None, scale=alt.Scale(range=["#4c78a8", "
                         legend=alt.Legend(labelLimit=400))
 
 
-def distribution_frame(distributions: Sequence[Mapping[str, Any]], names: Mapping[str, str]) -> pd.DataFrame:
+def distribution_frame(distributions: Sequence[LatencyDistribution], names: Mapping[str, str]) -> pd.DataFrame:
     """Each run's quantile points (Warehouse.latency_distribution) as rows of run name, ms and fraction."""
-    rows = [{"run": names.get(d["run_id"], d["run_id"]), "ms": p["ms"], "fraction": p["fraction"],
-             "requests": d["count"]} for d in distributions for p in d["points"]]
+    rows = [{"run": names.get(d.run_id, d.run_id), "ms": p.ms, "fraction": p.fraction, "requests": d.count}
+            for d in distributions for p in d.points]
     return pd.DataFrame(rows, columns=["run", "ms", "fraction", "requests"])
 
 
@@ -248,7 +255,7 @@ def distribution_chart(frame: pd.DataFrame, log_scale: bool = True) -> alt.Chart
     )
 
 
-def trend_frame(series: Sequence[Any]) -> pd.DataFrame:
+def trend_frame(series: Sequence[Series]) -> pd.DataFrame:
     """Trend points (warehouse.analysis.trends.Series) as rows of step, run, start time and value."""
     rows = [{"step": s.label, "run_id": p.run_id, "started_at": p.started_at, "value": p.value, "requests": p.count}
             for s in series for p in s.points]
@@ -257,7 +264,7 @@ def trend_frame(series: Sequence[Any]) -> pd.DataFrame:
     return frame
 
 
-def change_frame(series: Sequence[Any]) -> pd.DataFrame:
+def change_frame(series: Sequence[Series]) -> pd.DataFrame:
     """The change points of trend series: where (the first run of the new level), which way, how much."""
     rows = [{"step": s.label, "run_id": c.run_id, "started_at": c.started_at, "before": c.before, "after": c.after,
              "change": c.change, "worse": c.worse, "kind": "worse" if c.worse else "better", "pvalue": c.pvalue}
@@ -268,10 +275,20 @@ def change_frame(series: Sequence[Any]) -> pd.DataFrame:
     return frame
 
 
+@dataclass(frozen=True)
+class BaselineMark:
+    """A baseline run as a trend chart marks it: its id, how it was chosen and when it started (UTC text)."""
+
+    run_id: str
+    how: str
+    started_at: str
+
+
 _TREND_UNITS = {"p50": "ms", "p95": "ms", "p99": "ms", "error_rate": "share of requests", "rps": "requests / s"}
 
 
-def trend_chart(points: pd.DataFrame, changes: pd.DataFrame, metric: str, baseline: Mapping[str, Any] | None) -> alt.LayerChart:
+def trend_chart(points: pd.DataFrame, changes: pd.DataFrame, metric: str,
+                baseline: BaselineMark | None) -> alt.LayerChart:
     """A metric per step run after run; change points as rules (red: worse, green: better) on the run where the
     new level starts, the baseline run as a dashed grey rule."""
     time = alt.X("started_at:T", title="run started (UTC)", scale=alt.Scale(type="utc"),
@@ -296,8 +313,8 @@ def trend_chart(points: pd.DataFrame, changes: pd.DataFrame, metric: str, baseli
                          alt.Tooltip("before:Q", format=value_format), alt.Tooltip("after:Q", format=value_format),
                          alt.Tooltip("pvalue:Q", format=".2g")])
     )
-    marked = pd.DataFrame([{"started_at": pd.to_datetime(baseline["started_at"], utc=True),
-                            "run_id": baseline["run_id"], "label": f"baseline ({baseline['how']})"}]
+    marked = pd.DataFrame([{"started_at": pd.to_datetime(baseline.started_at, utc=True),
+                            "run_id": baseline.run_id, "label": f"baseline ({baseline.how})"}]
                           if baseline else [], columns=["started_at", "run_id", "label"])
     base = alt.Chart(marked).mark_rule(strokeDash=[6, 4], color="#555", strokeWidth=2).encode(
         x=time, tooltip=[alt.Tooltip("label:N", title="baseline"), alt.Tooltip("run_id:N", title="run")])

@@ -16,11 +16,22 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard.charts import bucket_seconds
+from dashboard.charts import BaselineMark, bucket_seconds
 from warehouse.analysis.baseline import optional_baseline
 from warehouse.analysis.compare import Comparison, compare
 from warehouse.analysis.trends import Trends, trends
 from warehouse.engine.backends import DEFAULT_URL, Backend, open_backend
+from warehouse.read.records import (
+    FingerprintHistory,
+    InfraBucket,
+    LatencyBucket,
+    LatencyDistribution,
+    RunChoice,
+    RunFacets,
+    RunGroup,
+    RunListRow,
+    TableColumn,
+)
 from warehouse.report.reports import Report, build_report
 from warehouse.store import RunFilter, SqlResult, Warehouse
 from warehouse.store import read_only_sql as store_read_only_sql
@@ -58,17 +69,17 @@ def version(url: str) -> tuple[Any, ...]:
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=64)
-def run_list(url: str, filters: RunFilter, limit: int, data_version: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+def run_list(url: str, filters: RunFilter, limit: int, data_version: tuple[Any, ...] = ()) -> list[RunListRow]:
     return _warehouse(url).run_list(filters, limit)
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=16)
-def run_choices(url: str, limit: int, data_version: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+def run_choices(url: str, limit: int, data_version: tuple[Any, ...] = ()) -> list[RunChoice]:
     return _warehouse(url).run_choices(limit)
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=16)
-def facets(url: str, data_version: tuple[Any, ...] = ()) -> dict[str, Any]:
+def facets(url: str, data_version: tuple[Any, ...] = ()) -> RunFacets:
     return _warehouse(url).run_facets()
 
 
@@ -84,9 +95,9 @@ class RunDetail:
     infrastructure samples on the same buckets."""
 
     report: Report
-    series: list[dict[str, Any]]
+    series: list[LatencyBucket]
     bucket_s: int
-    infra: list[dict[str, Any]] = field(default_factory=list)
+    infra: list[InfraBucket] = field(default_factory=list)
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner="Reading the run from the warehouse…", max_entries=32)
@@ -94,8 +105,8 @@ def run_detail(url: str, run_id: str, data_version: tuple[Any, ...] = ()) -> Run
     wh = _warehouse(url)
     with wh.backend.session():  # one unit of work: a consistent view of the run, one lock round-trip
         report = build_report(wh, run_id)
-        bucket = bucket_seconds(report.totals.get("span_s"))
-        series = wh.latency_over_time(run_id, bucket) if report.totals.get("count") else []
+        bucket = bucket_seconds(report.totals.span_s)
+        series = wh.latency_over_time(run_id, bucket) if report.totals.count else []
         infra = wh.infra_over_time(run_id, bucket)
     return RunDetail(report, series, bucket, infra)
 
@@ -108,31 +119,46 @@ def comparison(url: str, a: str, b: str, group: str = "", data_version: tuple[An
     return compare(_warehouse(url), a, b)
 
 
+@dataclass(frozen=True)
+class RunBaseline:
+    """The baseline `compare` and `gate` take for a run: its id, how it was chosen and when it started; without
+    one, run_id is empty and `why` says why."""
+
+    run_id: str = ""
+    how: str = ""
+    started_at: str = ""
+    why: str = ""
+
+    @property
+    def mark(self) -> BaselineMark | None:
+        """The baseline as a trend chart marks it, None without one."""
+        return BaselineMark(self.run_id, self.how, self.started_at) if self.run_id else None
+
+
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=64)
-def baseline(url: str, run_id: str, data_version: tuple[Any, ...] = ()) -> dict[str, Any]:
-    """The baseline `compare` and `gate` take for a run (pinned, else automatic): run_id, how and started_at;
-    without one, `why` says why."""
+def baseline(url: str, run_id: str, data_version: tuple[Any, ...] = ()) -> RunBaseline:
+    """The baseline `compare` and `gate` take for a run (pinned, else automatic)."""
     wh = _warehouse(url)
     with wh.backend.session():
         chosen, why = optional_baseline(wh, run_id)
         if chosen is None:
-            return {"run_id": "", "how": "", "why": why}
-        return {"run_id": chosen.run_id, "how": chosen.how, "started_at": wh.run(chosen.run_id).started_at}
+            return RunBaseline(why=why)
+        return RunBaseline(chosen.run_id, chosen.how, wh.run(chosen.run_id).started_at)
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=64)
 def distributions(url: str, run_ids: tuple[str, ...], journey: str = "", step: str = "",
-                  data_version: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+                  data_version: tuple[Any, ...] = ()) -> list[LatencyDistribution]:
     return _warehouse(url).latency_distribution(list(run_ids), journey, step)
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=16)
-def run_groups(url: str, data_version: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+def run_groups(url: str, data_version: tuple[Any, ...] = ()) -> list[RunGroup]:
     return _warehouse(url).run_groups()
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=16)
-def fingerprints(url: str, data_version: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+def fingerprints(url: str, data_version: tuple[Any, ...] = ()) -> list[FingerprintHistory]:
     return _warehouse(url).fingerprints()
 
 
@@ -143,7 +169,7 @@ def trend(url: str, fingerprint: str, metric: str, data_version: tuple[Any, ...]
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=4)
-def table_columns(url: str) -> list[dict[str, Any]]:
+def table_columns(url: str) -> list[TableColumn]:
     return _warehouse(url).table_columns()
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
@@ -35,9 +36,10 @@ from dashboard.tables import (
     unless_all,
     verdict_style,
 )
+from warehouse.analysis.compare import Comparison
 from warehouse.errors import WarehouseError
 from warehouse.read.queries import REQUEST_ERROR
-from warehouse.read.records import RunRecord, SlowSample
+from warehouse.read.records import LatencyBucket, RunChoice, RunListRow, RunRecord, SlowSample
 from warehouse.read.sqlgate import DEFAULT_ROW_LIMIT, DEFAULT_TIMEOUT_S, Refused
 from warehouse.report.text import streamlit_markdown
 from warehouse.report.tool_figures import ToolFigures
@@ -66,13 +68,13 @@ def runs_page(url: str) -> None:
     st.title("Runs")
     version = data.version(url)
     known = data.facets(url, version)
-    if not known.get("runs"):
+    if not known.runs:
         empty_warehouse(url)
         return
     chosen: dict[str, str] = {}
     cells = [*st.columns(4), *st.columns(4)]
     for cell, (name, label, column) in zip(cells, _FILTERS, strict=False):
-        chosen[name] = unless_all(cell.selectbox(label, [ALL, *known.get(column, [])], key=f"runs_{name}"))
+        chosen[name] = unless_all(cell.selectbox(label, [ALL, *known.values(column)], key=f"runs_{name}"))
     verdict = unless_all(cells[6].selectbox("Verdict", [ALL, *VERDICTS], key="runs_verdict"))
     group_col, fingerprint_col = st.columns(2)
     chosen["group"] = group_col.text_input("Group", value=param("group"), key="runs_group", placeholder="id or prefix",
@@ -80,7 +82,7 @@ def runs_page(url: str) -> None:
     chosen["fingerprint"] = fingerprint_col.text_input(
         "Fingerprint", value=param("fingerprint"), key="runs_fingerprint", placeholder="id or prefix",
         help="One history of comparable runs: spec, journeys, profile, tool, environment and labels").strip()
-    first, last = (pd.Timestamp(known[k]).date() for k in ("first_started", "last_started"))
+    first, last = (pd.Timestamp(t).date() for t in (known.first_started, known.last_started))
     span = cells[7].date_input("Started (UTC)", value=[], min_value=min(first, last), max_value=max(first, last),
                                key="runs_started", format="YYYY-MM-DD")
     days = list(span) if isinstance(span, tuple | list) else [span] if span else []
@@ -129,7 +131,7 @@ def run_page(url: str) -> None:
     st.caption(_run_caption(report.run))
 
     head = Headline.of(report.totals, report.slos, report.run.status)
-    _headline(head, int(report.totals.get("check_failures") or 0))
+    _headline(head, report.totals.check_failures)
 
     figures = report.tool_figures
     if not head.requests and figures is not None:
@@ -226,7 +228,8 @@ def _headline(head: Headline, checked: int) -> None:
                     else "gray")
 
 
-def _chosen_run(url: str, runs: list[dict[str, Any]], version: tuple[Any, ...], fallback: str = "latest") -> str:
+def _chosen_run(url: str, runs: Sequence[RunChoice | RunListRow], version: tuple[Any, ...],
+                fallback: str = "latest") -> str:
     """The run named by `?run=` (an id, a unique prefix or `latest`), with a sidebar picker that updates it."""
     ref = param("run", fallback)
     try:
@@ -234,7 +237,7 @@ def _chosen_run(url: str, runs: list[dict[str, Any]], version: tuple[Any, ...], 
     except WarehouseError as exc:
         st.warning(f"{exc}. Showing the latest run instead.")
         run_id = data.resolve(url, fallback, version)
-    labels = {r["run_id"]: run_label(r) for r in runs}
+    labels = {r.run_id: run_label(r) for r in runs}
     if run_id not in labels:
         labels = {run_id: run_id, **labels}
     synced("_run", run_id)
@@ -251,9 +254,9 @@ def _run_caption(run: RunRecord) -> str:
     return " · ".join(streamlit_markdown(p) for p in parts if p)  # names are the user's text, not Markdown
 
 
-def _over_time(run_id: str, series: list[dict[str, Any]], bucket_s: int, top: list[str]) -> None:
+def _over_time(run_id: str, series: list[LatencyBucket], bucket_s: int, top: list[str]) -> None:
     st.subheader("Over time")
-    steps = sorted({charts.step_label(r["journey"], r["step"]) for r in series})
+    steps = sorted({charts.step_label(r.journey, r.step) for r in series})
     step_col, pct_col = st.columns([3, 1])
     default = [s for s in top if s in steps] or steps
     help_text = f"The {len(default)} steps that cost the most time are shown first." if len(default) < len(steps) \
@@ -262,7 +265,7 @@ def _over_time(run_id: str, series: list[dict[str, Any]], bucket_s: int, top: li
     percentiles = pct_col.pills("Percentiles", list(charts.PERCENTILES), selection_mode="multi",
                                 default=list(charts.PERCENTILES), format_func=lambda p: p.removesuffix("_ms"),
                                 key=f"percentiles:{run_id}")
-    rows = [r for r in series if charts.step_label(r["journey"], r["step"]) in shown]
+    rows = [r for r in series if charts.step_label(r.journey, r.step) in shown]
     latency_col, rps_col = st.columns(2)
     latency_col.altair_chart(charts.latency_chart(rows, percentiles), width="stretch")
     rps_col.altair_chart(charts.rps_chart(rows), width="stretch")
@@ -337,13 +340,13 @@ def compare_page(url: str) -> None:
     synced("compare_mode", "group" if param("group") else "runs")
     mode = st.radio("Compare", modes, key="compare_mode", horizontal=True,
                     format_func={"runs": "two runs", "group": "the tools of one invocation (k6 against JMeter)"}.get)
-    labels = {r["run_id"]: run_label(r) for r in listed}
+    labels = {r.run_id: run_label(r) for r in listed}
     if mode == "group":
         if not groups:
             st.info("No invocation ran several tools yet: `perfhouse run SPEC --tool k6,jmeter` makes one.")
             return
-        names = {str(g["group_id"]): f"{g['group_id']} · {' / '.join(g['tools'])} · {g['spec_name']} "
-                 f"{g['profile']} · {g['last_started']}" for g in groups}
+        names = {g.group_id: f"{g.group_id} · {' / '.join(g.tools)} · {g.spec_name} {g.profile} · {g.last_started}"
+                 for g in groups}
         wanted = param("group", next(iter(names)))
         synced("compare_group", wanted if wanted in names else next(iter(names)))
         group = st.selectbox("Group", list(names), key="compare_group", format_func=names.__getitem__,
@@ -354,19 +357,19 @@ def compare_page(url: str) -> None:
         with b_col:
             b = _pick_run(url, "run", "compare_b", "Run B (the candidate)", labels, version, "latest")
         base = data.baseline(url, b, version)
-        a_default = base["run_id"] or next((r for r in labels if r != b), b)
+        a_default = base.run_id or next((r for r in labels if r != b), b)
         with a_col:
             a = _pick_run(url, "baseline", "compare_a", "Run A (the baseline)", labels, version, a_default)
-        if base["run_id"]:
-            st.caption(f"B's baseline as `compare` and `gate` take it: `{base['run_id']}` ({base['how']}).")
+        if base.run_id:
+            st.caption(f"B's baseline as `compare` and `gate` take it: `{base.run_id}` ({base.how}).")
         else:
-            st.caption(f"B has no baseline yet ({base['why']}); pick run A.")
+            st.caption(f"B has no baseline yet ({base.why}); pick run A.")
         if a == b:
             st.info("Pick two different runs.")
             return
         result = data.comparison(url, a, b, "", version)
-        if a == base["run_id"]:
-            result.how = base["how"]
+        if a == base.run_id:
+            result.how = base.how
     _comparison_view(url, result, version)
 
 
@@ -385,7 +388,7 @@ def _pick_run(url: str, name: str, key: str, label: str, labels: dict[str, str],
                             on_change=to_url(key, name)))
 
 
-def _comparison_view(url: str, result: Any, version: tuple[Any, ...]) -> None:
+def _comparison_view(url: str, result: Comparison, version: tuple[Any, ...]) -> None:
     a, b = result.a.run_id, result.b.run_id
     verdict_col, notes_col = st.columns([1, 2])
     verdict_col.metric("Verdict", str(result.verdict), border=True,
@@ -431,8 +434,8 @@ def trends_page(url: str) -> None:
         st.info("No finished run has a fingerprint yet: runs of `perfhouse run` (and imports given a spec) get one; "
                 "each fingerprint is one history of comparable runs.")
         return
-    names = {str(f["fingerprint"]): f"{f['spec_name'] or '?'} · {f['tool']} · {f['profile'] or '–'} · "
-             f"{f['environment'] or '–'} · {f['runs']} runs · {f['fingerprint']}" for f in known}
+    names = {f.fingerprint: f"{f.spec_name or '?'} · {f.tool} · {f.profile or '–'} · {f.environment or '–'} · "
+             f"{f.runs} runs · {f.fingerprint}" for f in known}
     wanted = param("fingerprint", next(iter(names)))
     synced("trends_fingerprint", wanted if wanted in names else next(iter(names)))
     fp_col, metric_col = st.columns([3, 1])
@@ -448,14 +451,14 @@ def trends_page(url: str) -> None:
     labels = [s.label for s in found.series]
     shown = st.multiselect("Steps", labels, default=labels[:8], key=f"trends_steps:{fingerprint}")
     series = [s for s in found.series if s.label in shown]
-    newest = next(r for r in known if r["fingerprint"] == fingerprint)["newest_run"]
-    base = data.baseline(url, str(newest), version)
-    marked = base if base["run_id"] else None
+    newest = next(r for r in known if r.fingerprint == fingerprint).newest_run
+    base = data.baseline(url, newest, version)
+    marked = base.mark
     st.altair_chart(charts.trend_chart(charts.trend_frame(series), charts.change_frame(series), metric, marked),
                     width="stretch")
     runs = max((len(s.points) for s in found.series), default=0)
-    where = (f"baseline of the newest run: `{base['run_id']}` ({base['how']}), the dashed rule"
-             if marked else f"no baseline: {base['why']}")
+    where = (f"baseline of the newest run: `{base.run_id}` ({base.how}), the dashed rule"
+             if marked else f"no baseline: {base.why}")
     st.caption(f"{runs} runs; change points by E-divisive means, drawn on the first run of the new level "
                f"(red worse, green better); {where}.")
     changes = charts.change_frame(series)
@@ -485,7 +488,7 @@ def live_page(url: str) -> None:
         _wait_for_a_run(url)
         return
     run_id = _chosen_run(url, running or data.run_choices(url, RUNS_LIMIT, version), version,
-                         fallback=str(running[0]["run_id"]) if running else "latest")
+                         fallback=running[0].run_id if running else "latest")
     if not ref:  # stay on this run when it ends
         st.query_params["run"] = run_id
     _live_view(url, run_id)
@@ -511,12 +514,12 @@ def _live_view(url: str, run_id: str) -> None:
     else:
         st.success(f"The run has ended ({status}). [Open its page](?page=run&run={run_id}) for the full report.")
     head = Headline.of(report.totals, report.slos, status)
-    _headline(head, int(report.totals.get("check_failures") or 0))
+    _headline(head, report.totals.check_failures)
     if not head.requests:
         st.info("No requests ingested yet: `--live` adds them every few seconds.")
         return
     top = charts.top_steps(report.steps)
-    rows = [r for r in detail.series if charts.step_label(r["journey"], r["step"]) in top]
+    rows = [r for r in detail.series if charts.step_label(r.journey, r.step) in top]
     latency_col, rps_col = st.columns(2)
     latency_col.altair_chart(charts.latency_chart(rows, ("p95_ms",)), width="stretch")
     rps_col.altair_chart(charts.rps_chart(rows), width="stretch")
@@ -542,7 +545,7 @@ def sql_page(url: str) -> None:
         st.caption("Queries run as the warehouse's own user: set `PERFHOUSE_SQL_WAREHOUSE` to a user granted "
                    "SELECT on perfhouse's database only (the compose stack's `perfhouse_reader`).")
     with st.expander("Tables and columns"):
-        columns = pd.DataFrame(data.table_columns(url), columns=["table", "name", "type"])
+        columns = pd.DataFrame([c.to_dict() for c in data.table_columns(url)], columns=["table", "name", "type"])
         for table, group in columns.groupby("table", sort=True):
             st.markdown(f"**{table}**: " + ", ".join(f"`{n}` {t}" for n, t in zip(group["name"], group["type"],
                                                                                 strict=True)))

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
 from dashboard.charts import errors_frame, step_label
+from warehouse.analysis.compare import Comparison
 from warehouse.analysis.slo import Verdict
-from warehouse.read.records import ErrorCause, SlowSample
+from warehouse.read.records import ErrorCause, Figures, RunChoice, RunListRow, SlowSample
 from warehouse.report.reports import ABORTED, FAILED, INCOMPLETE, NO_SLOS, PASSED, verdict_of
 from warehouse.report.tool_figures import ToolFigures
 
@@ -48,9 +49,9 @@ def ms(value: Any) -> str:
     return "–" if figure is None else f"{figure:,.2f}"
 
 
-def runs_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+def runs_frame(rows: Sequence[RunListRow]) -> pd.DataFrame:
     """The runs list: newest first as the warehouse gives it, times parsed, a duration, a short git sha."""
-    frame = pd.DataFrame(list(rows), columns=[c for c in RUN_COLUMNS if c not in ("duration_s", "verdict")]
+    frame = pd.DataFrame([r.to_dict() for r in rows], columns=[c for c in RUN_COLUMNS if c not in ("duration_s", "verdict")]
                          + ["ended_at", "slos", "slos_failed"])
     frame["verdict"] = [verdict_of(str(st), int(number(n) or 0), int(number(f) or 0))
                         for st, n, f in zip(frame["status"], frame["slos"], frame["slos_failed"], strict=True)]
@@ -63,9 +64,9 @@ def runs_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     return frame[RUN_COLUMNS]
 
 
-def choices(rows: Sequence[Mapping[str, Any]], column: str) -> list[str]:
+def choices(rows: Sequence[RunListRow], column: str) -> list[str]:
     """Filter options for one runs column: `(all)` then every non-empty value present, sorted."""
-    return [ALL, *sorted({str(r[column]) for r in rows if r.get(column)})]
+    return [ALL, *sorted({str(value) for r in rows if (value := getattr(r, column))})]
 
 
 def unless_all(value: Any) -> str:
@@ -73,16 +74,16 @@ def unless_all(value: Any) -> str:
     return "" if value in (None, ALL) else str(value)
 
 
-def filter_runs(rows: Sequence[Mapping[str, Any]], **equal: str) -> list[Mapping[str, Any]]:
+def filter_runs(rows: Sequence[RunListRow], **equal: str) -> list[RunListRow]:
     """The runs whose columns equal the given values; a value of `(all)` or empty does not filter."""
     wanted = {k: v for k, v in equal.items() if v and v != ALL}
-    return [r for r in rows if all(str(r.get(k, "")) == v for k, v in wanted.items())]
+    return [r for r in rows if all(str(getattr(r, k)) == v for k, v in wanted.items())]
 
 
-def run_label(row: Mapping[str, Any]) -> str:
+def run_label(row: RunChoice | RunListRow) -> str:
     """One line naming a run in a picker: id, name, tool and status."""
-    name = f" {row['name']}" if row.get("name") else ""
-    return f"{row['run_id']}{name} ({row.get('tool', '?')}, {row.get('status', '?')})"
+    name = f" {row.name}" if row.name else ""
+    return f"{row.run_id}{name} ({row.tool}, {row.status})"
 
 
 @dataclass(frozen=True)
@@ -100,10 +101,10 @@ class Headline:
     verdict: str = "NO SLOS"  # the run's verdict, one of VERDICTS
 
     @classmethod
-    def of(cls, totals: Mapping[str, Any], verdicts: Sequence[Verdict], run_status: str = "completed") -> Headline:
-        count = int(totals.get("count") or 0)
-        errors = int(totals.get("errors") or 0)
-        span = number(totals.get("span_s"))
+    def of(cls, totals: Figures, verdicts: Sequence[Verdict], run_status: str = "completed") -> Headline:
+        count = int(totals.count)
+        errors = int(totals.errors)
+        span = number(totals.span_s)
         failed = [v for v in verdicts if not v.passed]
         status = verdict_of(run_status, len(verdicts), len(failed))
         if status == ABORTED:
@@ -122,7 +123,7 @@ class Headline:
             rps=count / span if count and span else None,
             errors=errors,
             error_rate=errors / count if count else None,
-            p95_ms=number(totals.get("p95_ms")) if count else None,
+            p95_ms=number(totals.p95_ms) if count else None,
             slo_status=status,
             slo_summary=summary,
             slo_detail=detail,
@@ -130,11 +131,11 @@ class Headline:
         )
 
 
-def steps_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+def steps_frame(steps: Sequence[Figures]) -> pd.DataFrame:
     """Per-step statistics with a `step` label and an error percentage."""
     columns = ["journey", "step", "service", "count", "errors", "avg_ms", "min_ms", "max_ms",
                "p50_ms", "p90_ms", "p95_ms", "p99_ms"]
-    frame = pd.DataFrame(list(rows), columns=columns)
+    frame = pd.DataFrame([s.to_dict() for s in steps], columns=columns)
     frame.insert(0, "label", [step_label(j, s) for j, s in zip(frame["journey"], frame["step"], strict=True)])
     frame.insert(6, "error_pct", (100 * frame["errors"] / frame["count"].where(frame["count"] > 0)).round(2))
     return frame.drop(columns=["journey", "step"]).rename(columns={"label": "step"})
@@ -152,7 +153,7 @@ def errors_table(causes: Sequence[ErrorCause]) -> pd.DataFrame:
     return errors_frame(causes)[["cause", "series", "count"]].rename(columns={"series": "step"})
 
 
-def compare_frame(comparison: Any) -> pd.DataFrame:
+def compare_frame(comparison: Comparison) -> pd.DataFrame:
     """A comparison (warehouse.analysis.compare.Comparison) per step then overall: both runs' figures, the
     relative change in percent, the verdict and its reason."""
     rows = []
@@ -160,9 +161,9 @@ def compare_frame(comparison: Any) -> pd.DataFrame:
         d = s.deltas()
         row: dict[str, Any] = {"step": s.label, "verdict": str(s.verdict)}
         for metric in ("p95_ms", "p50_ms", "p99_ms"):  # p95 first: the verdict's latency figure
-            name = metric.removesuffix("_ms")
+            name, relative = metric.removesuffix("_ms"), d[metric].relative
             row |= {f"{name}_a_ms": d[metric].a, f"{name}_b_ms": d[metric].b,
-                    f"change_{name}": None if d[metric].relative is None else d[metric].relative * 100}
+                    f"change_{name}": None if relative is None else relative * 100}
         row |= {"errors_a": d["error_rate"].a, "errors_b": d["error_rate"].b, "rps_a": d["rps"].a,
                 "rps_b": d["rps"].b, "requests_a": s.a.count if s.a else 0, "requests_b": s.b.count if s.b else 0,
                 "reason": s.reason}

@@ -271,11 +271,8 @@ def print_summary(outcomes: list[Any]) -> None:
                 ]
             )
         t = o.totals
-        if t:
-            rows.append(
-                [o.tool, "ALL", t["count"], t["errors"], t["check_failures"], _f(t["p50_ms"]), _f(t["p95_ms"]),
-                 _f(t["p99_ms"])]
-            )
+        if t is not None:
+            rows.append([o.tool, "ALL", t.count, t.errors, t.check_failures, _f(t.p50_ms), _f(t.p95_ms), _f(t.p99_ms)])
     if rows:
         # request errors (transport failures, unexpected statuses) and requests with a failed check, apart
         click.echo(table(rows, ["tool", "journey/step", "requests", "request errors", "failed checks", "p50 ms",
@@ -1210,7 +1207,7 @@ def _unknown_spec(warehouse: Any, spec: str) -> None:
     from warehouse.engine.backends import redacted
     from warehouse.errors import DataError
 
-    names = warehouse.run_facets()["spec_name"]
+    names = warehouse.run_facets().spec_name
     if not spec or spec in names:
         return
     near = difflib.get_close_matches(spec, names, n=1)

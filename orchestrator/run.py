@@ -57,7 +57,7 @@ if TYPE_CHECKING:
     from warehouse.analysis.slo import Objective, Verdict
     from warehouse.analysis.verdict import RunVerdict
     from warehouse.ingest import IngestResult, StepFacts
-    from warehouse.read.records import StepStats
+    from warehouse.read.records import RunTotals, StepStats
     from warehouse.store import RunInfo, Warehouse
 
 T = TypeVar("T")
@@ -73,7 +73,7 @@ class ToolRun:
     directory: Path
     exit_code: int | None = None
     ingested: list[IngestResult] = field(default_factory=list)
-    totals: dict[str, Any] = field(default_factory=dict)
+    totals: RunTotals | None = None  # once judged
     steps: list[StepStats] = field(default_factory=list)
     verdicts: list[Verdict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -99,7 +99,7 @@ class ToolRun:
             "exit_code": self.exit_code,
             "rows": sum(i.rows for i in self.ingested),
             "rejected": sum(i.rejected for i in self.ingested),
-            "totals": self.totals,
+            "totals": self.totals.to_dict() if self.totals is not None else {},
             "steps": [s.to_dict() for s in self.steps],
             "slos": [v.to_dict() for v in self.verdicts],
             "slo_passed": self.slo_passed,

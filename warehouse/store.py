@@ -23,7 +23,24 @@ from warehouse.engine.schema import MIGRATIONS, migrate
 from warehouse.engine.summaries import batch_shape
 from warehouse.errors import DataError, IngestError, WarehouseError
 from warehouse.read import queries
-from warehouse.read.records import ErrorCause, RunListing, RunRecord, StepStats
+from warehouse.read.records import (
+    ErrorCause,
+    FingerprintHistory,
+    InfraBucket,
+    InfraSample,
+    IntervalAggregate,
+    LatencyBucket,
+    LatencyDistribution,
+    RunChoice,
+    RunFacets,
+    RunGroup,
+    RunListing,
+    RunListRow,
+    RunRecord,
+    RunTotals,
+    StepStats,
+    TableColumn,
+)
 
 if TYPE_CHECKING:  # ingestion loads when a file is ingested, not with every command that opens the warehouse
     from warehouse.ingest import IngestJob, IngestResult, StepFacts
@@ -492,60 +509,56 @@ class Warehouse:
     def step_stats(self, run_id: str) -> list[StepStats]:
         return [StepStats.of(r) for r in self.backend.query(queries.STEP_STATS, {"run": run_id})]
 
-    def totals(self, run_id: str) -> dict[str, Any]:
-        return self.backend.query(queries.RUN_TOTALS, {"run": run_id})[0]
+    def totals(self, run_id: str) -> RunTotals:
+        return RunTotals.of(self.backend.query(queries.RUN_TOTALS, {"run": run_id})[0])
 
-    def latency_over_time(self, run_id: str, bucket_s: int = 1) -> list[dict[str, Any]]:
-        return self.backend.query(queries.LATENCY_OVER_TIME, {"run": run_id, "bucket": bucket_s})
+    def latency_over_time(self, run_id: str, bucket_s: int = 1) -> list[LatencyBucket]:
+        rows = self.backend.query(queries.LATENCY_OVER_TIME, {"run": run_id, "bucket": bucket_s})
+        return [LatencyBucket.of(r) for r in rows]
 
     def errors(self, run_id: str) -> list[ErrorCause]:
         return [ErrorCause.of(r) for r in self.backend.query(queries.ERRORS_BY_CAUSE, {"run": run_id})]
 
     # -- infrastructure samples (appended by the runners work, issue 5) ---------------------------
 
-    def infra_samples(self, run_id: str, metric: str = "", limit: int = 100_000) -> list[dict[str, Any]]:
-        return self.backend.query(queries.INFRA_SAMPLES, {"run": run_id, "metric": metric, "limit": limit})
+    def infra_samples(self, run_id: str, metric: str = "", limit: int = 100_000) -> list[InfraSample]:
+        rows = self.backend.query(queries.INFRA_SAMPLES, {"run": run_id, "metric": metric, "limit": limit})
+        return [InfraSample.of(r) for r in rows]
 
     # -- interval aggregates (JMeter's InfluxDB backend listener), issue 6 --------------------------
 
-    def aggregates(self, run_id: str, metric: str = "") -> list[dict[str, Any]]:
-        return self.backend.query(queries.AGGREGATES, {"run": run_id, "metric": metric})
+    def aggregates(self, run_id: str, metric: str = "") -> list[IntervalAggregate]:
+        rows = self.backend.query(queries.AGGREGATES, {"run": run_id, "metric": metric})
+        return [IntervalAggregate.of(r) for r in rows]
 
     # -- the dashboard's reads ----------------------------------------------------------------------
 
-    def run_list(self, filters: RunFilter | None = None, limit: int = 500) -> list[dict[str, Any]]:
+    def run_list(self, filters: RunFilter | None = None, limit: int = 500) -> list[RunListRow]:
         """Runs newest first, narrowed by `filters`, with request, error and SLO counts."""
-        return self.backend.query(queries.RUN_LIST, {**asdict(filters or RunFilter()), "limit": limit})
+        rows = self.backend.query(queries.RUN_LIST, {**asdict(filters or RunFilter()), "limit": limit})
+        return [RunListRow.of(r) for r in rows]
 
-    def run_choices(self, limit: int = 500) -> list[dict[str, Any]]:
+    def run_choices(self, limit: int = 500) -> list[RunChoice]:
         """The newest runs' ids, names, tools and statuses (a picker's options; nothing counted)."""
-        return self.backend.query(queries.RUN_CHOICES, {"limit": limit})
+        return [RunChoice.of(r) for r in self.backend.query(queries.RUN_CHOICES, {"limit": limit})]
 
-    def run_facets(self) -> dict[str, Any]:
+    def run_facets(self) -> RunFacets:
         """The values each runs filter can take (sorted, empty values left out) and the span of start times."""
-        row = self.backend.query(queries.RUN_FACETS)[0]
-        return {k: [x for x in v if x] if isinstance(v, list) else v for k, v in row.items()}
+        return RunFacets.of(self.backend.query(queries.RUN_FACETS)[0])
 
-    def latency_distribution(self, run_ids: list[str], journey: str = "", step: str = "") -> list[dict[str, Any]]:
+    def latency_distribution(self, run_ids: list[str], journey: str = "", step: str = "") -> list[LatencyDistribution]:
         """Each run's duration distribution (of one journey or step, '' for all) as its quantiles at
         queries.DISTRIBUTION_LEVELS: `points` of (ms, fraction of requests at or below)."""
         rows = self.backend.query(queries.LATENCY_DISTRIBUTION, {"runs": run_ids, "journey": journey, "step": step})
-        out = []
-        for r in rows:
-            points = [{"ms": float(r["min_ms"]), "fraction": 0.0}]
-            points += [{"ms": float(v), "fraction": q} for q, v in zip(queries.DISTRIBUTION_LEVELS, r["levels"],
-                                                                       strict=True)]
-            points.append({"ms": float(r["max_ms"]), "fraction": 1.0})
-            out.append({"run_id": str(r["run_id"]), "count": int(r["count"]), "points": points})
-        return out
+        return [LatencyDistribution.of(r, queries.DISTRIBUTION_LEVELS) for r in rows]
 
-    def run_groups(self, limit: int = 200) -> list[dict[str, Any]]:
+    def run_groups(self, limit: int = 200) -> list[RunGroup]:
         """Groups of several runs (one invocation with several tools), newest first."""
-        return self.backend.query(queries.RUN_GROUPS, {"limit": limit})
+        return [RunGroup.of(r) for r in self.backend.query(queries.RUN_GROUPS, {"limit": limit})]
 
-    def fingerprints(self, limit: int = 200) -> list[dict[str, Any]]:
+    def fingerprints(self, limit: int = 200) -> list[FingerprintHistory]:
         """Fingerprints of finished runs with their spec, tool, profile, run count and newest run, newest first."""
-        return self.backend.query(queries.FINGERPRINTS, {"limit": limit})
+        return [FingerprintHistory.of(r) for r in self.backend.query(queries.FINGERPRINTS, {"limit": limit})]
 
     def recover(self) -> list[str]:
         """Undo the batches of ingests that died, as opening the warehouse does; a reader that stays open (the
@@ -558,14 +571,16 @@ class Warehouse:
         """A value that changes whenever anything is written to the warehouse: the key of cached reads."""
         return tuple(self.backend.query(queries.DATA_VERSION)[0].values())
 
-    def infra_over_time(self, run_id: str, bucket_s: int = 1, limit: int = 50_000) -> list[dict[str, Any]]:
-        return self.backend.query(queries.INFRA_OVER_TIME, {"run": run_id, "bucket": bucket_s, "limit": limit})
+    def infra_over_time(self, run_id: str, bucket_s: int = 1, limit: int = 50_000) -> list[InfraBucket]:
+        rows = self.backend.query(queries.INFRA_OVER_TIME, {"run": run_id, "bucket": bucket_s, "limit": limit})
+        return [InfraBucket.of(r) for r in rows]
 
-    def table_columns(self) -> list[dict[str, Any]]:
+    def table_columns(self) -> list[TableColumn]:
         """Columns of perfhouse's tables: (table, name, type), in table order."""
         from warehouse.read import sqlgate
 
-        return self.backend.query(queries.TABLE_COLUMNS, {"tables": sorted(sqlgate.warehouse_tables())})
+        rows = self.backend.query(queries.TABLE_COLUMNS, {"tables": sorted(sqlgate.warehouse_tables())})
+        return [TableColumn.of(r) for r in rows]
 
     def read_only_sql(self, sql: str, row_limit: int | None = None, timeout_s: int | None = None) -> SqlResult:
         """An ad-hoc query through the SQL gate (one SELECT over perfhouse's tables), run read-only with

@@ -214,7 +214,7 @@ def test_the_perfhouse_image_serves_the_demo_api_and_a_dashboard_showing_a_k6_ru
             timeout=300)
         assert ran.returncode in (0, 3), f"perfhouse run exited {ran.returncode}:\n{ran.stdout}\n{ran.stderr}"
         verdict = "PASSED" if ran.returncode == 0 else "FAILED"  # 3: an SLO of the spec failed
-        (run,) = Warehouse.open(url).run_list()
+        (run,) = (r.to_dict() for r in Warehouse.open(url).run_list())
         assert run["tool"] == "k6" and run["requests"] > 0, run
         assert (project / ".perfhouse" / "runs" / run["run_id"]).is_dir()
 

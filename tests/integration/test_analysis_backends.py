@@ -114,7 +114,7 @@ def test_gate_stores_its_comparison(warehouse: tuple[Warehouse, list[str]]) -> N
     result = gate(wh, "candidate", ids[0])
     assert result.exit_status == ExitStatus.REGRESSION and result.verdict == "PASSED"
     stored = stored_comparisons(wh.backend, "candidate", ids[0])
-    assert [(r["journey"], r["step"], r["verdict"]) for r in stored] == [
+    assert [(r.journey, r.step, r.verdict) for r in stored] == [
         ("", "", "WORSE"), ("browse", "list", "WORSE"), ("browse", "view", "WORSE")]
     assert gate(wh, "aborted").exit_status == ExitStatus.RUN_INCOMPLETE
     assert gate(wh, "slo-failed").exit_status == ExitStatus.SLO_FAILED

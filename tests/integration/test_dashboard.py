@@ -63,7 +63,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory, jtl_output: Path) -> Reco
 
 
 def jmeter_run(url: str) -> str:
-    return str(Warehouse.open(url).run_list(RunFilter(tool="jmeter", status="imported"))[0]["run_id"])
+    return Warehouse.open(url).run_list(RunFilter(tool="jmeter", status="imported"))[0].run_id
 
 
 @pytest.fixture(autouse=True)
@@ -224,7 +224,7 @@ def test_an_unknown_run_in_the_url_warns_and_shows_the_latest(
 
 def test_a_run_without_requests_says_so_instead_of_drawing(
         monkeypatch: pytest.MonkeyPatch, recorded: Recorded) -> None:
-    broken = Warehouse.open(recorded.url).run_list(RunFilter(status="failed"))[0]["run_id"]
+    broken = Warehouse.open(recorded.url).run_list(RunFilter(status="failed"))[0].run_id
     at = run_app(monkeypatch, recorded.url, page="run", run=broken)
     assert {m.label: m.value for m in at.metric}["Requests"] == "0"
     assert "holds no requests" in at.info[0].value

@@ -153,13 +153,13 @@ def test_jmeter_backend_listener_lines_become_interval_aggregates(tmp_path: Path
     run = wh.run(result.run_id)
     assert run.tool == "jmeter" and "interval aggregates" in run.notes
     assert run.started_at.startswith("2024-01-31 22:05:01")
-    p95 = {(r["step"], r["status"]): r["value"] for r in wh.aggregates(result.run_id, "pct95.0")}
+    p95 = {(r.step, r.status): r.value for r in wh.aggregates(result.run_id, "pct95.0")}
     assert p95 == {("list products", "ok"): 31.5, ("list products", "ko"): 75, ("list products", "all"): 48}
     counts = wh.aggregates(result.run_id, "count")
-    assert {(r["journey"], r["step"], r["status"], r["value"]) for r in counts} >= {
+    assert {(r.journey, r.step, r.status, r.value) for r in counts} >= {
         ("shop", "list products", "ok", 40), ("shop", "login", "ok", 10), ("shop", "all", "all", 52)}
-    errors = [r for r in counts if r["tags"].get("responseCode") == "500"]
-    assert errors[0]["tags"]["responseMessage"] == "Internal Server Error" and errors[0]["value"] == 2
+    errors = [r for r in counts if r.tags.get("responseCode") == "500"]
+    assert errors[0].tags["responseMessage"] == "Internal Server Error" and errors[0].value == 2
     assert wh.totals(result.run_id)["count"] == 0  # no requests are invented from aggregates
 
 

@@ -156,6 +156,20 @@ def test_a_jtl_cell_that_reads_backslash_n_is_text(any_warehouse_url: str, tmp_p
             ("failed check", "\\N"), ("request error", "\\N")]
 
 
+def test_a_jtl_time_that_wraps_past_int64_into_range_is_rejected(any_warehouse_url: str, tmp_path: Path) -> None:
+    """2**64 + a time of 2023 wraps, as a 64-bit integer, to that time: the record is rejected, on the one strict
+    pass of a file otherwise clean as on the checked pass, never stored as a request of 2023."""
+    wh = Warehouse.open(any_warehouse_url)
+    good = "1700000000000,12,home,200,OK,Users 1-1,text,true,,10,1,1,1,http://x/,1,0,0\n"
+    wrapped = f"{2**64 + 1_700_000_000_001},12,home,200,OK,Users 1-1,text,true,,10,1,1,1,http://x/,1,0,0\n"
+    assert (2**64 + 1_700_000_000_001) % 2**64 == 1_700_000_000_001
+    path = tmp_path / "wrap.jtl"
+    path.write_text(HEADER_5 + good + wrapped)
+    result = wh.ingest(path)
+    assert result.rows == 1 and result.rejected == 1
+    assert "timeStamp" in result.samples[0].reason and result.samples[0].line == 3
+
+
 def test_standard_input_a_fifo_and_a_pipe_are_read_once(tmp_path: Path, jtl_output: Path) -> None:
     url = f"chdb://{tmp_path / 'wh'}"
     first = perfhouse("--warehouse", url, "ingest", "-", stdin=jtl_output.read_bytes())

@@ -32,10 +32,10 @@ profiles:
 def per_second(wh: Warehouse, run_id: str) -> list[float]:
     """Requests started in each whole second of the run (of every step), first and last (partial) seconds left
     out."""
-    seconds: dict[object, float] = {}
-    for row in wh.latency_over_time(run_id, bucket_s=1):  # a row per second and step
-        seconds[row["t"]] = seconds.get(row["t"], 0.0) + float(row["rps"])
-    return [seconds[t] for t in sorted(seconds)][1:-1]  # type: ignore[type-var]
+    seconds: dict[str, float] = {}
+    for bucket in wh.latency_over_time(run_id, bucket_s=1):  # a bucket per second and step
+        seconds[bucket.t] = seconds.get(bucket.t, 0.0) + float(bucket.rps)
+    return [seconds[t] for t in sorted(seconds)][1:-1]
 
 
 def measure(tool: str, profile_yaml: str, tmp_path: Path) -> list[float]:

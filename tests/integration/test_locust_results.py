@@ -90,7 +90,7 @@ def test_locust_csv_statistics_are_kept_as_the_tools_own_figures(any_warehouse_u
     wh = Warehouse.open(any_warehouse_url)
     stats = wh.ingest(tmp_path / "run_stats.csv")
     assert (stats.format, stats.tool, stats.rows, stats.rejected) == ("locust-stats", "locust", 0, 0)
-    figures = {(a["step"], a["metric"]): a["value"] for a in wh.aggregates(stats.run_id)}
+    figures = {(a.step, a.metric): a.value for a in wh.aggregates(stats.run_id)}
     assert figures[("GET /products", "count")] == 128 and figures[("GET /products", "failures")] == 2
     assert figures[("GET /products", "pct95")] == 27 and figures[("Aggregated", "pct99.9")] == 93
     assert ("POST /login", "pct95") not in figures  # N/A: Locust had no request to rank
@@ -98,7 +98,7 @@ def test_locust_csv_statistics_are_kept_as_the_tools_own_figures(any_warehouse_u
     history = wh.ingest(tmp_path / "run_stats_history.csv")
     assert (history.format, history.rejected) == ("locust-history", 1)
     assert history.samples[0].line == 4 and "Timestamp is not a number" in history.samples[0].reason
-    p95 = [(a["ts"][:19], a["value"]) for a in wh.aggregates(history.run_id, "pct95")]
+    p95 = [(a.ts[:19], a.value) for a in wh.aggregates(history.run_id, "pct95")]
     assert p95 == [("2026-09-21 14:13:20", 14), ("2026-09-21 14:13:21", 21)]
 
 
@@ -113,7 +113,7 @@ def test_a_locust_run_lands_every_request_locust_counted(tmp_path: Path) -> None
     ours = {s.step: int(s.count) for s in wh.step_stats(outcome.run_id)}
     assert ours == {"list_products": 3, "view_product": 3, "login": 3, "add_to_cart": 3}
     theirs = wh.ingest(outcome.directory / "locust_stats.csv")
-    counts = {a["step"]: a["value"] for a in wh.aggregates(theirs.run_id, "count")}
+    counts = {a.step: a.value for a in wh.aggregates(theirs.run_id, "count")}
     assert counts.pop("Aggregated") == sum(ours.values()) == sum(counts.values())
 
 
@@ -135,7 +135,7 @@ def test_the_statistics_and_history_of_one_csv_prefix_named_together_are_one_run
     run = wh.run(outcomes[0].run_id)
     assert (run.name, run.tool) == ("shop", "locust")
     assert run.started_at.startswith("2026-09-21 14:13:20")  # the history's times are the run's
-    sources = {a["tags"]["source"] for a in wh.aggregates(run.run_id)}
+    sources = {a.tags["source"] for a in wh.aggregates(run.run_id)}
     assert sources == {"stats", "stats_history"}
     assert [r.run_id for r in wh.runs()] == [run.run_id]
     again = list(wh.import_files([history, stats]))

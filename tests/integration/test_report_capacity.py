@@ -87,10 +87,10 @@ def test_the_knee_of_a_capacity_run_is_the_last_step_under_the_servers_limit(tmp
     doc = build_group_report(wh, wh.run_group(outcome.run_id), ReportOptions())
     capacity = doc.runs[0].capacity
     assert capacity is not None, "a four-step capacity run is recognised as stepped"
-    steps = {s["level"]: s for s in capacity["steps"]}
-    assert sorted(steps) == [2, 5, 10, 20], json.dumps(capacity, indent=1)
-    assert [steps[v]["met"] for v in (2, 5, 10, 20)] == [True, True, False, False], json.dumps(capacity, indent=1)
-    assert capacity["knee"] == 5
-    assert steps[10]["missed"] == ["overall p95 < 40 ms"]
+    steps = {s.level: s for s in capacity.steps}
+    assert sorted(steps) == [2, 5, 10, 20], json.dumps(capacity.to_dict(), indent=1)
+    assert [steps[v].met for v in (2, 5, 10, 20)] == [True, True, False, False], json.dumps(capacity.to_dict(), indent=1)
+    assert capacity.knee == 5
+    assert steps[10].missed == ["overall p95 < 40 ms"]
     markdown = render_markdown(doc).text
     assert "Knee: 5 VUs" in markdown and "## Capacity" in markdown

@@ -90,15 +90,15 @@ def test_a_scraped_cpu_series_that_rises_with_the_load_is_charted_and_named_corr
     doc = build_group_report(wh, wh.run_group(outcome.run_id), ReportOptions())
     report = doc.runs[0]
     assert report.verdict == "NO SLOS"
-    series = {s["name"]: s for s in report.infra["series"]}
+    series = {s.name: s for s in report.infra.series}
     assert set(series) == {"sut_cpu_ratio", "sut_threads"}
     cpu = series["sut_cpu_ratio"]
-    assert cpu["correlated"] and cpu["correlation"] >= 0.6, cpu["correlation"]
-    assert series["sut_threads"]["correlation"] is None and not series["sut_threads"]["correlated"]
-    assert report.infra["correlated"] == ["sut_cpu_ratio"]
+    assert cpu.correlated and cpu.correlation is not None and cpu.correlation >= 0.6, cpu.correlation
+    assert series["sut_threads"].correlation is None and not series["sut_threads"].correlated
+    assert report.infra.correlated == ["sut_cpu_ratio"]
     # on the latency's time axis: the series is bucketed like the timeline (scrapes also precede the first
     # request and follow the last one)
-    shared = {p["t"] for p in cpu["points"]} & {r.t for r in report.timeline}
+    shared = {p.t for p in cpu.points} & {r.t for r in report.timeline}
     assert len(shared) >= len(report.timeline) - 2 >= 6
 
     chart = next(f for f in figures(report) if f.key == "infrastructure").chart.to_dict()

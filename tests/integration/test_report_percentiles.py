@@ -48,14 +48,14 @@ def test_p75_and_p99_9_of_a_jmeter_run_equal_the_exact_percentiles_of_its_jtl(an
     doc = build_group_report(wh, wh.run_group(run_id), ReportOptions(parse_percentiles("50,75,95,99,99.9")))
     report = doc.runs[0]
     expected = durations_by_step(jtl_output)
-    assert {(s["journey"], s["step"]) for s in report.steps} == set(expected)
+    assert {(s.journey, s.step) for s in report.steps} == set(expected)
     for s in report.steps:
-        values = expected[(s["journey"], s["step"])]
-        assert s["count"] == len(values)
-        for percent, column in ((75, "p75_ms"), (99.9, "p99.9_ms"), (50, "p50_ms")):
-            assert s[column] == pytest.approx(exact_percentile(values, percent), abs=0.01), (s["step"], column)
+        values = expected[(s.journey, s.step)]
+        assert s.count == len(values)
+        for percent, label in ((75, "p75"), (99.9, "p99.9"), (50, "p50")):
+            assert s.percentile(label) == pytest.approx(exact_percentile(values, percent), abs=0.01), (s.step, label)
     everything = [v for values in expected.values() for v in values]
-    assert report.totals["p99.9_ms"] == pytest.approx(exact_percentile(everything, 99.9), abs=0.01)
+    assert report.totals.percentile("p99.9") == pytest.approx(exact_percentile(everything, 99.9), abs=0.01)
     assert report.percentiles == ["p50", "p75", "p95", "p99", "p99.9"]
 
     verdicts = slo.evaluate(wh.backend, run_id, [Objective("p99.9", 1e9), Objective("p75", 0.001)])

@@ -74,7 +74,7 @@ def test_a_locust_csv_run_reports_locusts_own_figures_per_step(any_warehouse_url
     wh = figures_warehouse(any_warehouse_url, tmp_path)
     doc = document(wh, LOCUST.run_id)
     report = doc.runs[0]
-    assert report.verdict == NO_SLOS and report.totals["count"] == 0
+    assert report.verdict == NO_SLOS and report.totals.count == 0
     figures = report.tool_figures
     assert figures is not None and figures.tool == "locust"
     theirs = locust_csv_rows()

@@ -240,11 +240,11 @@ def test_docker_stats_of_a_named_container_land_in_the_run(tmp_path: Path, sut_c
                        settings=RunSettings(scrape=(source,), scrape_interval_s=0.5))
     assert outcome.status == "completed", outcome.notes
     rows = wh.infra_samples(outcome.run_id)
-    metrics = {r["metric"] for r in rows}
+    metrics = {r.metric for r in rows}
     assert {"container_cpu_usage_seconds_total", "container_memory_usage_bytes"} <= metrics
-    assert {r["source"] for r in rows} == {source}
-    assert all(r["labels"]["container"] == sut_container for r in rows)
-    memory = [r["value"] for r in rows if r["metric"] == "container_memory_usage_bytes"]
+    assert {r.source for r in rows} == {source}
+    assert all(r.labels["container"] == sut_container for r in rows)
+    memory = [r.value for r in rows if r.metric == "container_memory_usage_bytes"]
     assert memory and all(v > 0 for v in memory)
 
 

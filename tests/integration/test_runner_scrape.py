@@ -80,11 +80,11 @@ def test_samples_from_a_local_endpoint_land_in_the_run(tmp_path: Path, expositio
     assert outcome.status == "completed"
     rows = wh.infra_samples(outcome.run_id)
     assert outcome.infra_samples == len(rows) >= 4  # at least a scrape at the start and one at the end
-    assert {r["source"] for r in rows} == {exposition}
-    assert {r["metric"] for r in rows} == {"sut_connections", "sut_cpu_ratio"}
-    connections = [r for r in rows if r["metric"] == "sut_connections"]
-    assert all(r["labels"] == {"pool": "db"} for r in connections)
-    assert [r["value"] for r in connections] == sorted(r["value"] for r in connections)
+    assert {r.source for r in rows} == {exposition}
+    assert {r.metric for r in rows} == {"sut_connections", "sut_cpu_ratio"}
+    connections = [r for r in rows if r.metric == "sut_connections"]
+    assert all(r.labels == {"pool": "db"} for r in connections)
+    assert [r.value for r in connections] == sorted(r.value for r in connections)
     assert any(n.startswith(f"scrape {unreachable}:") for n in outcome.notes), "a dead endpoint is one note"
 
 

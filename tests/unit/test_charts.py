@@ -3,23 +3,33 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from dashboard import charts
 from dashboard.tables import ALL, Headline, choices, filter_runs, ms, runs_frame, slo_frame, steps_frame
+from tests.support.figures import figures
 from warehouse.analysis.slo import Verdict
 from warehouse.read.queries import REQUEST_ERROR
-from warehouse.read.records import ErrorCause, RunRecord
+from warehouse.read.records import (
+    DistributionPoint,
+    ErrorCause,
+    InfraBucket,
+    LatencyBucket,
+    LatencyDistribution,
+    RunListRow,
+    RunRecord,
+)
 
 SERIES = [
-    {"t": "2026-01-02 10:00:00", "journey": "browse", "step": "list", "rps": 10, "errors": 0,
-     "p50_ms": 1.0, "p95_ms": 2.0, "p99_ms": 3.0},
-    {"t": "2026-01-02 10:00:00", "journey": "checkout", "step": "pay", "rps": 5, "errors": 1,
-     "p50_ms": 4.0, "p95_ms": 8.0, "p99_ms": 9.0},
-    {"t": "2026-01-02 10:00:01", "journey": "browse", "step": "list", "rps": 12, "errors": 0,
-     "p50_ms": 1.5, "p95_ms": 2.5, "p99_ms": 3.5},
+    LatencyBucket("2026-01-02 10:00:00", "browse", "list", rps=10, errors=0, check_failures=0,
+                  p50_ms=1.0, p95_ms=2.0, p99_ms=3.0),
+    LatencyBucket("2026-01-02 10:00:00", "checkout", "pay", rps=5, errors=1, check_failures=0,
+                  p50_ms=4.0, p95_ms=8.0, p99_ms=9.0),
+    LatencyBucket("2026-01-02 10:00:01", "browse", "list", rps=12, errors=0, check_failures=0,
+                  p50_ms=1.5, p95_ms=2.5, p99_ms=3.5),
 ]
 ERRORS = [
     ErrorCause(REQUEST_ERROR.kind, "checkout", "pay", 503, "", 4),
@@ -112,7 +122,7 @@ def verdict(passed: bool, slo: str = "overall p95 < 100 ms") -> Verdict:
 
 
 def test_headline_passes_only_when_every_slo_passes() -> None:
-    totals = {"count": 200, "errors": 5, "p95_ms": 12.5, "span_s": 4.0}
+    totals = figures(count=200, errors=5, p95_ms=12.5, span_s=4.0)
     head = Headline.of(totals, [verdict(True), verdict(False, "checkout/pay error_rate < 1%")])
     assert (head.requests, head.rps, head.errors, head.error_rate, head.p95_ms) == (200, 50.0, 5, 0.025, 12.5)
     assert (head.slo_status, head.slo_summary) == ("FAILED", "1 of 2 failed")
@@ -122,31 +132,31 @@ def test_headline_passes_only_when_every_slo_passes() -> None:
 
 
 def test_headline_of_an_aborted_or_incomplete_run_is_never_passed() -> None:
-    totals = {"count": 200, "errors": 0, "p95_ms": 12.5, "span_s": 4.0}
+    totals = figures(count=200, errors=0, p95_ms=12.5, span_s=4.0)
     assert Headline.of(totals, [verdict(True)], "aborted").slo_status == "ABORTED"
     assert Headline.of(totals, [verdict(True)], "failed").slo_status == "INCOMPLETE"
     assert Headline.of(totals, [], "running").slo_status == "INCOMPLETE"
 
 
 def test_headline_of_a_run_without_requests_has_no_rates_or_latency() -> None:
-    head = Headline.of({"count": 0, "errors": 0, "p95_ms": math.nan, "span_s": 1}, [])
+    head = Headline.of(figures(count=0, errors=0, p95_ms=math.nan, span_s=1.0), [])
     assert (head.requests, head.rps, head.error_rate, head.p95_ms) == (0, None, None, None)
     assert ms(head.p95_ms) == "–" and ms(1234.5) == "1,234.50"
 
 
-RUNS: list[dict[str, Any]] = [
-    {"run_id": "b", "tool": "k6", "spec_name": "shop", "status": "completed", "started_at": "2026-01-02 10:00:00",
-     "ended_at": "2026-01-02 10:01:30.500", "git_sha": "0123456789abcdef", "requests": 10},
-    {"run_id": "a", "tool": "jmeter", "spec_name": "", "status": "failed", "started_at": "2026-01-01 09:00:00",
-     "ended_at": None, "git_sha": "", "requests": 0},
+RUNS = [
+    RunListRow("b", tool="k6", spec_name="shop", status="completed", started_at="2026-01-02 10:00:00",
+               ended_at="2026-01-02 10:01:30.500", git_sha="0123456789abcdef", requests=10),
+    RunListRow("a", tool="jmeter", spec_name="", status="failed", started_at="2026-01-01 09:00:00",
+               ended_at=None, git_sha="", requests=0),
 ]
 
 
 def test_runs_filters_offer_every_value_present_and_all() -> None:
     assert choices(RUNS, "tool") == [ALL, "jmeter", "k6"]
     assert choices(RUNS, "spec_name") == [ALL, "shop"]
-    assert [r["run_id"] for r in filter_runs(RUNS, status=ALL, tool="")] == ["b", "a"]
-    assert [r["run_id"] for r in filter_runs(RUNS, status="failed")] == ["a"]
+    assert [r.run_id for r in filter_runs(RUNS, status=ALL, tool="")] == ["b", "a"]
+    assert [r.run_id for r in filter_runs(RUNS, status="failed")] == ["a"]
 
 
 def test_runs_frame_keeps_order_and_adds_duration_and_a_short_sha() -> None:
@@ -157,10 +167,10 @@ def test_runs_frame_keeps_order_and_adds_duration_and_a_short_sha() -> None:
 
 
 def test_steps_frame_labels_steps_and_guards_the_error_percentage() -> None:
-    steps = [{"journey": "browse", "step": "list", "service": "api", "count": 8, "errors": 2, "avg_ms": 1.0,
-              "min_ms": 0.5, "max_ms": 3.0, "p50_ms": 1.0, "p90_ms": 2.0, "p95_ms": 2.5, "p99_ms": 3.0},
-             {"journey": "browse", "step": "idle", "service": "api", "count": 0, "errors": 0, "avg_ms": None,
-              "min_ms": None, "max_ms": None, "p50_ms": None, "p90_ms": None, "p95_ms": None, "p99_ms": None}]
+    steps = [figures(journey="browse", step="list", service="api", count=8, errors=2, avg_ms=1.0, min_ms=0.5,
+                     max_ms=3.0, p50_ms=1.0, p90_ms=2.0, p95_ms=2.5, p99_ms=3.0),
+             figures(journey="browse", step="idle", service="api", count=0, errors=0, avg_ms=None, min_ms=None,
+                     max_ms=None, p50_ms=None, p90_ms=None, p95_ms=None, p99_ms=None)]
     frame = steps_frame(steps)
     assert list(frame.columns[:5]) == ["step", "service", "count", "errors", "error_pct"]
     assert frame["error_pct"].iloc[0] == 25.0 and math.isnan(frame["error_pct"].iloc[1])
@@ -185,16 +195,16 @@ def test_a_run_verdict_comes_from_its_status_and_its_slos(status: str, slos: int
 
 
 def test_runs_frame_adds_a_verdict_per_run() -> None:
-    rows = [{**RUNS[0], "slos": 2, "slos_failed": 1, "status": "completed"}, {**RUNS[1], "status": "aborted"}]
+    rows = [replace(RUNS[0], slos=2, slos_failed=1, status="completed"), replace(RUNS[1], status="aborted")]
     assert list(runs_frame(rows)["verdict"]) == ["FAILED", "ABORTED"]
 
 
 INFRA = [
-    {"t": "2026-01-02 10:00:00", "source": "s", "metric": "cpu_seconds_total", "labels": "{}", "mean": 1.0, "last": 2.0},
-    {"t": "2026-01-02 10:00:05", "source": "s", "metric": "cpu_seconds_total", "labels": "{}", "mean": 3.0, "last": 4.5},
-    {"t": "2026-01-02 10:00:10", "source": "s", "metric": "cpu_seconds_total", "labels": "{}", "mean": 0.1, "last": 0.2},
-    {"t": "2026-01-02 10:00:00", "source": "s", "metric": "load1", "labels": "{'host':'a'}", "mean": 0.5, "last": 0.6},
-    {"t": "2026-01-02 10:00:05", "source": "s", "metric": "load1", "labels": "{'host':'a'}", "mean": 0.7, "last": 0.9},
+    InfraBucket("2026-01-02 10:00:00", "s", "cpu_seconds_total", "{}", mean=1.0, last=2.0),
+    InfraBucket("2026-01-02 10:00:05", "s", "cpu_seconds_total", "{}", mean=3.0, last=4.5),
+    InfraBucket("2026-01-02 10:00:10", "s", "cpu_seconds_total", "{}", mean=0.1, last=0.2),
+    InfraBucket("2026-01-02 10:00:00", "s", "load1", "{'host':'a'}", mean=0.5, last=0.6),
+    InfraBucket("2026-01-02 10:00:05", "s", "load1", "{'host':'a'}", mean=0.7, last=0.9),
 ]
 
 
@@ -220,10 +230,10 @@ def test_the_infrastructure_overlay_shares_one_time_brush_between_its_panels() -
 
 
 def test_top_steps_ranks_by_time_spent_then_errors() -> None:
-    steps = [{"journey": "a", "step": "fast", "count": 1000, "avg_ms": 1.0, "errors": 0},
-             {"journey": "a", "step": "slow", "count": 10, "avg_ms": 500.0, "errors": 0},
-             {"journey": "b", "step": "broken", "count": 1000, "avg_ms": 1.0, "errors": 9},
-             {"journey": "b", "step": "idle", "count": 0, "avg_ms": math.nan, "errors": 0}]
+    steps = [figures(journey="a", step="fast", count=1000, avg_ms=1.0, errors=0),
+             figures(journey="a", step="slow", count=10, avg_ms=500.0, errors=0),
+             figures(journey="b", step="broken", count=1000, avg_ms=1.0, errors=9),
+             figures(journey="b", step="idle", count=0, avg_ms=math.nan, errors=0)]
     assert charts.top_steps(steps, 3) == ["a / slow", "b / broken", "a / fast"]
 
 
@@ -251,7 +261,7 @@ def test_run_files_lists_scripts_first_and_guards_large_files(tmp_path: Any, mon
 ])
 def test_the_headline_verdict_weighs_the_run_status(run_status: str, passed: list[bool], verdict: str) -> None:
     verdicts = [Verdict("s", "overall", "p95", 1.0, 0.5, p) for p in passed]
-    assert Headline.of({"count": 1, "errors": 0, "span_s": 1}, verdicts, run_status).verdict == verdict
+    assert Headline.of(figures(count=1, errors=0, span_s=1.0), verdicts, run_status).verdict == verdict
 
 
 def test_the_dashboard_has_no_sql_of_its_own() -> None:
@@ -278,8 +288,8 @@ def test_the_dashboard_has_no_sql_of_its_own() -> None:
 
 
 def test_distribution_frame_names_each_run_and_keeps_its_quantile_points() -> None:
-    dist = [{"run_id": "a", "count": 10, "points": [{"ms": 1.0, "fraction": 0.0}, {"ms": 5.0, "fraction": 1.0}]},
-            {"run_id": "b", "count": 12, "points": [{"ms": 2.0, "fraction": 0.0}, {"ms": 9.0, "fraction": 1.0}]}]
+    dist = [LatencyDistribution("a", 10, [DistributionPoint(1.0, 0.0), DistributionPoint(5.0, 1.0)]),
+            LatencyDistribution("b", 12, [DistributionPoint(2.0, 0.0), DistributionPoint(9.0, 1.0)])]
     frame = charts.distribution_frame(dist, {"a": "A a (k6)", "b": "B b (jmeter)"})
     assert frame.to_dict("records") == [
         {"run": "A a (k6)", "ms": 1.0, "fraction": 0.0, "requests": 10},
@@ -301,7 +311,7 @@ def test_trend_chart_layers_the_series_its_change_points_and_the_baseline() -> N
     points, changes = charts.trend_frame([series]), charts.change_frame([series])
     assert list(points["step"]) == ["overall"] * 4 and list(points["value"]) == [10, 10, 20, 20]
     assert changes[["run_id", "kind"]].to_dict("records") == [{"run_id": "r2", "kind": "worse"}]
-    baseline = {"run_id": "r1", "how": "pinned", "started_at": "2026-01-01 11:00:00.000"}
+    baseline = charts.BaselineMark("r1", "pinned", "2026-01-01 11:00:00.000")
     drawn = spec(charts.trend_chart(points, changes, "p95", baseline))
     assert drawn["title"] == "p95 per step over the history" and len(drawn["layer"]) == 4
     marked = [d for d in drawn["datasets"].values() if d and "label" in d[0]]

@@ -13,6 +13,7 @@ from orchestrator.errors import SpecError
 from orchestrator.generators import GenerationOptions
 from orchestrator.spec import load_spec
 from orchestrator.tools import generate
+from tests.support.figures import figures
 from warehouse.analysis import insight, junit
 from warehouse.analysis.slo import Objective, Verdict, percentile_level
 from warehouse.errors import WarehouseError
@@ -76,9 +77,9 @@ def test_apdex_counts_tolerating_as_half_and_failures_as_frustrated() -> None:
 
 def test_bottlenecks_rank_by_time_and_error_share() -> None:
     steps = [
-        {"journey": "shop", "step": "list", "total_ms": 100.0, "errors": 0, "p50_ms": 1.0, "p99_ms": 2.0},
-        {"journey": "shop", "step": "pay", "total_ms": 100.0, "errors": 9, "p50_ms": 2.0, "p99_ms": 20.0},
-        {"journey": "shop", "step": "detail", "total_ms": 800.0, "errors": 1, "p50_ms": 0.0, "p99_ms": 5.0},
+        figures(journey="shop", step="list", total_ms=100.0, errors=0, p50_ms=1.0, p99_ms=2.0),
+        figures(journey="shop", step="pay", total_ms=100.0, errors=9, p50_ms=2.0, p99_ms=20.0),
+        figures(journey="shop", step="detail", total_ms=800.0, errors=1, p50_ms=0.0, p99_ms=5.0),
     ]
     ranked = insight.bottlenecks(steps)
     assert [b.step for b in ranked] == ["pay", "detail", "list"]  # 0.1 + 0.9 ahead of 0.8 + 0.1
@@ -108,9 +109,8 @@ def test_steps_map_to_whole_buckets() -> None:
 
 
 def test_the_knee_is_the_last_step_before_the_first_miss() -> None:
-    steps = [{"level": v, "met": m} for v, m in ((10, True), (25, True), (50, False), (100, True))]
-    assert insight.knee(steps) == 25
-    assert insight.knee([{"level": 10, "met": False}]) is None
+    assert insight.knee([(10, True), (100, True), (50, False), (25, True)]) == 25
+    assert insight.knee([(10, False)]) is None
 
 
 def test_pearson_needs_four_points_and_variation() -> None:
@@ -125,7 +125,7 @@ def test_counters_become_rates_and_latency_climbs_halfway_to_its_peak() -> None:
     assert insight.as_rate(points) == [("2026-01-01 10:00:02", 2.0)]  # a reset gives no point
     timeline: list[tuple[str, float | None]] = list(seconds([10, 10, 12, 11, 30, 60, 100, 100]))
     climbed = insight.climb(timeline)
-    assert climbed is not None and climbed["t"] == "2026-01-01 10:00:05" and climbed["early_p95_ms"] == 10
+    assert climbed is not None and climbed.t == "2026-01-01 10:00:05" and climbed.early_p95_ms == 10
     assert insight.climb([(t, 10.0) for t, _ in seconds([0] * 8)]) is None
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from warehouse.errors import DataError
 from warehouse.read import queries
+from warehouse.read.records import GateOutcome
 from warehouse.store import Warehouse
 
 AUTO, PINNED = "auto", "pinned"
@@ -88,13 +89,14 @@ def resolve_baseline(warehouse: Warehouse, run_id: str, choice: str | None = Non
         queries.FINGERPRINT_RUNS,
         {"fingerprint": fingerprint, "exclude": run_id, "before": run.started_at, "limit": 1000},
     )
-    gated = {str(r["run_id"]): r for r in warehouse.backend.query(queries.GATE_OUTCOMES, {"fingerprint": fingerprint})}
+    gated = {o.run_id: o for o in map(GateOutcome.of, warehouse.backend.query(queries.GATE_OUTCOMES,
+                                                                              {"fingerprint": fingerprint}))}
     skipped = 0
     for r in rows:
         if r["status"] not in USABLE_STATUSES or int(r["slos_failed"]):
             continue
         outcome = gated.get(str(r["run_id"]))
-        if outcome is not None and int(outcome["worse"]):
+        if outcome is not None and outcome.worse:
             skipped += 1
             continue
         passed = "passed its gate" if outcome is not None else "completed with its SLOs held (never gated)"

@@ -49,18 +49,20 @@ from __future__ import annotations
 import enum
 import math
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from warehouse.analysis import MIN_SAMPLES
 from warehouse.analysis.changepoints import segments_of
 from warehouse.engine.backends import Backend
 from warehouse.errors import DataError
 from warehouse.read import queries
-from warehouse.read.records import RunRecord
+from warehouse.read.records import RunRecord, StoredComparison
 from warehouse.store import Warehouse
 from warehouse.tools import group_order
+
+Key = TypeVar("Key", bound=Hashable)  # what names a row of `judge`: (journey, step) for a run's steps
 
 MIN_HISTORY = 5  # comparable runs since the last change point needed to predict the next
 HISTORY_RUNS = 30  # the newest comparable runs the history is read from
@@ -366,11 +368,11 @@ class _Tested:
     error_same: bool
 
 
-def judge(rows: Mapping[Any, Row], history: bool = True, policy: Policy = Policy()) -> dict[Any, Decision]:
+def judge(rows: Mapping[Key, Row], history: bool = True, policy: Policy = Policy()) -> dict[Key, Decision]:
     """The verdict of every row of a run (module docstring): one family, Holm-corrected. `history`: judge
     against the stable history where it is long enough (else against run A)."""
-    out: dict[Any, Decision] = {}
-    tested: dict[Any, _Tested] = {}
+    out: dict[Key, Decision] = {}
+    tested: dict[Key, _Tested] = {}
     for key, row in rows.items():
         a, b = row.a, row.b
         floor = policy.floor(row.noise)
@@ -397,11 +399,11 @@ def judge(rows: Mapping[Any, Row], history: bool = True, policy: Policy = Policy
     return out
 
 
-def holm(pvalues: Mapping[Any, float], alpha: float) -> dict[Any, float]:
+def holm(pvalues: Mapping[Key, float], alpha: float) -> dict[Key, float]:
     """Holm's step-down method: the keys rejected at family-wise level `alpha`, each with the threshold it
     was tested at (alpha / (m - i) for the i-th smallest p-value, stopping at the first not rejected)."""
     ordered = sorted(pvalues.items(), key=lambda kv: kv[1])
-    rejected = {}
+    rejected: dict[Key, float] = {}
     for i, (key, p) in enumerate(ordered):
         threshold = alpha / (len(ordered) - i)
         if p > threshold:
@@ -784,8 +786,10 @@ def store_comparison(backend: Backend, comparison: Comparison) -> None:
         )
 
 
-def stored_comparisons(backend: Backend, run_id: str, baseline_id: str = "") -> list[dict[str, Any]]:
-    return backend.query(queries.COMPARISONS, {"run": run_id, "baseline": baseline_id})
+def stored_comparisons(backend: Backend, run_id: str, baseline_id: str = "") -> list[StoredComparison]:
+    """The kept rows of run `run_id`'s comparisons (against `baseline_id` alone unless empty), overall first."""
+    rows = backend.query(queries.COMPARISONS, {"run": run_id, "baseline": baseline_id})
+    return [StoredComparison.of(r) for r in rows]
 
 
 def measured_noise(backend: Backend, fingerprint: str, before_run: str, before: str,

@@ -38,7 +38,7 @@ from warehouse.analysis.slo import Verdict
 from warehouse.analysis.verdict import RunVerdict, group_verdict, run_verdict
 from warehouse.errors import DataError, ExitStatus
 from warehouse.read import queries
-from warehouse.read.records import RunRecord
+from warehouse.read.records import GateOutcome, RunRecord
 from warehouse.store import Warehouse
 from warehouse.tools import display_name
 
@@ -256,8 +256,9 @@ def record_outcome(warehouse: Warehouse, result: GateResult) -> None:
         )
 
 
-def gate_outcomes(warehouse: Warehouse, fingerprint: str) -> list[dict[str, Any]]:
-    return warehouse.backend.query(queries.GATE_OUTCOMES, {"fingerprint": fingerprint})
+def gate_outcomes(warehouse: Warehouse, fingerprint: str) -> list[GateOutcome]:
+    """The latest gate outcome of each run of a fingerprint."""
+    return [GateOutcome.of(r) for r in warehouse.backend.query(queries.GATE_OUTCOMES, {"fingerprint": fingerprint})]
 
 
 def worst_status(results: Sequence[GateResult]) -> ExitStatus:

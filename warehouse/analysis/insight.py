@@ -7,11 +7,11 @@ import datetime as dt
 import itertools
 import json
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
-from warehouse.read.records import Bottleneck
+from warehouse.read.records import Bottleneck, Climb, Figures
 
 CORRELATED = 0.6  # a series whose Pearson r with latency reaches this is named as correlated
 CLIMB = 1.5  # latency "climbed" when P95 exceeds this multiple of its early level
@@ -36,18 +36,18 @@ def pearson(xs: Sequence[float], ys: Sequence[float]) -> float | None:
     return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / math.sqrt(sxx * syy)
 
 
-def bottlenecks(steps: Sequence[Mapping[str, Any]]) -> list[Bottleneck]:
+def bottlenecks(steps: Sequence[Figures]) -> list[Bottleneck]:
     """Steps ranked by impact: the share of all request time spent in the step plus its share of all failed
     requests; the tail ratio p99/p50 says how uneven the step is. Largest impact first."""
-    total_ms = sum(float(s["total_ms"]) for s in steps) or 1.0
-    total_errors = sum(int(s["errors"]) for s in steps)
+    total_ms = sum(float(s.total_ms) for s in steps) or 1.0
+    total_errors = sum(int(s.errors) for s in steps)
     ranked = []
     for s in steps:
-        time_share = float(s["total_ms"]) / total_ms
-        error_share = int(s["errors"]) / total_errors if total_errors else 0.0
-        p50, p99 = s.get("p50_ms"), s.get("p99_ms")
+        time_share = float(s.total_ms) / total_ms
+        error_share = int(s.errors) / total_errors if total_errors else 0.0
+        p50, p99 = s.p50_ms, s.p99_ms
         tail = float(p99) / float(p50) if p50 and p99 is not None and float(p50) > 0 else None
-        ranked.append(Bottleneck(step_name(s["journey"], s["step"]), s["journey"], s["step"], time_share, error_share,
+        ranked.append(Bottleneck(step_name(s.journey, s.step), s.journey, s.step, time_share, error_share,
                                  tail, time_share + error_share))
     ranked.sort(key=lambda b: (-b.impact, -(b.tail_ratio or 0), b.name))
     return ranked
@@ -72,21 +72,21 @@ class Plateau:
 def plateaus(levels: Sequence[tuple[str, float]], bucket_s: int = 1) -> list[Plateau]:
     """The load steps of a run from its load level per bucket: stretches at one level that last at least half
     as long as the longest one (ramps between steps pass through levels for a bucket or two)."""
-    runs: list[list[Any]] = []
+    runs: list[Plateau] = []
     previous: dt.datetime | None = None
     for t, level in levels:
         now = parse_time(t)
         adjacent = previous is not None and (now - previous).total_seconds() <= bucket_s
-        if runs and adjacent and runs[-1][0] == level:
-            runs[-1][2], runs[-1][3] = t, runs[-1][3] + 1
+        if runs and adjacent and runs[-1].level == level:
+            runs[-1] = replace(runs[-1], last=t, buckets=runs[-1].buckets + 1)
         else:
-            runs.append([level, t, t, 1])
+            runs.append(Plateau(float(level), t, t, 1))
         previous = now
     if not runs:
         return []
-    longest = max(r[3] for r in runs)
+    longest = max(r.buckets for r in runs)
     keep = max(2, math.ceil(longest / 2))
-    return [Plateau(float(r[0]), r[1], r[2], r[3]) for r in runs if r[3] >= keep and r[0] > 0]
+    return [r for r in runs if r.buckets >= keep and r.level > 0]
 
 
 def is_stepped(steps: Sequence[Plateau]) -> bool:
@@ -120,13 +120,14 @@ def _unix(text: str) -> int:
     return int(parse_time(text).replace(tzinfo=dt.UTC).timestamp())
 
 
-def knee(steps: Sequence[Mapping[str, Any]]) -> float | None:
-    """The highest load level that met its objectives with every lower level meeting them too."""
+def knee(steps: Sequence[tuple[float, bool]]) -> float | None:
+    """The highest load level that met its objectives with every lower level meeting them too; `steps` is
+    (level, met) per step."""
     best = None
-    for s in sorted(steps, key=lambda s: s["level"]):
-        if not s["met"]:
+    for level, met in sorted(steps, key=lambda s: s[0]):
+        if not met:
             break
-        best = s["level"]
+        best = level
     return best
 
 
@@ -153,7 +154,7 @@ def as_rate(points: Sequence[tuple[str, float]]) -> list[tuple[str, float]]:
     return out
 
 
-def climb(timeline: Sequence[tuple[str, float | None]]) -> dict[str, Any] | None:
+def climb(timeline: Sequence[tuple[str, float | None]]) -> Climb | None:
     """When latency climbed: the first bucket whose P95 is past CLIMB times the early level (the median of
     the first quarter of the run) and halfway from it to the run's highest P95; None when it never did or
     the run is too short to tell. `timeline` is (time, P95) per bucket."""
@@ -165,7 +166,7 @@ def climb(timeline: Sequence[tuple[str, float | None]]) -> dict[str, Any] | None
     bar = max(CLIMB * base, (base + max(v for _, v in values)) / 2)
     for t, v in values:
         if base > 0 and v > bar:
-            return {"t": t, "p95_ms": v, "early_p95_ms": base, "ratio": v / base}
+            return Climb(t, v, base, v / base)
     return None
 
 

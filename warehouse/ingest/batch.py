@@ -32,12 +32,12 @@ from warehouse.engine.backends import Backend, literal, quote_identifier
 from warehouse.engine.batches import BATCH_TABLES, discard_batch
 from warehouse.engine.cluster import home, stage_clause
 from warehouse.engine.owners import scratch_dir
-from warehouse.engine.summaries import create_histogram, write_summaries
+from warehouse.engine.summaries import write_summaries
 from warehouse.errors import IngestError, WarehouseError
 from warehouse.ingest.files import file_sha256, plain_content, quick_fingerprint
 from warehouse.ingest.formats import (
-    HISTOGRAM_SUFFIX,
     LINE_SUFFIXES,
+    OLD_SUFFIXES,
     Format,
     IngestJob,
     IngestResult,
@@ -49,7 +49,7 @@ from warehouse.ingest.formats import (
 )
 from warehouse.ingest.sql import BOUNDED
 
-STAGE_SUFFIXES = (f"{HISTOGRAM_SUFFIX}_mv", *LINE_SUFFIXES, *(f"_{name}" for name in BATCH_TABLES), HISTOGRAM_SUFFIX)
+STAGE_SUFFIXES = (*OLD_SUFFIXES, *LINE_SUFFIXES, *(f"_{name}" for name in BATCH_TABLES))
 _STAGE_NAME = re.compile(r"stage_([0-9a-f]{32})(?:_[a-z0-9_]+)?")
 _PARTITION_ID = re.compile(r"[0-9A-Za-z_-]+")
 # The states of a batch in ingested_files: "staging" while its rows load into its staging tables,
@@ -256,7 +256,7 @@ def commit(job: IngestJob, sha: str, quick: str, fmt: str, result: IngestResult,
     """Steps 3 and 4 of `ingest_file` (staged or direct), once every row of the batch is in the warehouse tables:
     the run's step summaries, the record of the run the batch creates, then the batch's "done" record, the
     commit."""
-    write_summaries(job.backend, job.run_id, job.batch, job.histogram, BOUNDED)
+    write_summaries(job.backend, job.run_id, job.batch, job.staged_requests, BOUNDED)
     checkpoint("summaries-written")
     if run_record is not None:
         run_record(job, result)
@@ -312,7 +312,6 @@ def create_stage(job: IngestJob) -> None:
         # may not stop merges loads the same way, only slower.
         with contextlib.suppress(WarehouseError):
             job.backend.command(f"SYSTEM STOP MERGES {quote_identifier(job.table(name))}")
-    create_histogram(job.backend, job.table("requests"), job.histogram)
 
 
 def attach_stage(job: IngestJob) -> None:

@@ -30,11 +30,11 @@ from warehouse.engine.cluster import home
 from warehouse.errors import IngestError
 from warehouse.ingest.files import nothing_read, read_head
 
-# Every staging table of a batch is stage_<batch><suffix>: the parsed lines ("", "_lines"; Log tables),
-# a copy of each warehouse table its rows go to before they are attached, and the histogram of its requests
-# ("_summary", filled by the materialized view "_summary_mv" as they are inserted; dropped first).
+# Every staging table of a batch is stage_<batch><suffix>: the parsed lines ("", "_lines"; Log tables) and a copy
+# of each warehouse table its rows go to before they are attached. ("_summary" and "_summary_mv", the histogram an
+# older perfhouse kept by a materialized view, are dropped with them, for a batch such a version left behind.)
 LINE_SUFFIXES = ("", "_lines")
-HISTOGRAM_SUFFIX = "_summary"
+OLD_SUFFIXES = ("_summary_mv", "_summary")
 
 
 @dataclass(frozen=True)
@@ -121,16 +121,14 @@ class IngestJob:
         return home(self.backend, name) if self.direct else f"{self.stage}_{name}"
 
     @property
-    def histogram(self) -> str:
-        """The table that keeps the histogram of a staged batch's requests (engine.summaries), '' for a
-        direct job (its summary reads its rows)."""
-        return "" if self.direct else self.stage + HISTOGRAM_SUFFIX
+    def staged_requests(self) -> str:
+        """The staging requests table whose rows the batch's summary reads (engine.summaries), '' for a direct
+        job (its summary reads its rows in requests)."""
+        return "" if self.direct else self.table("requests")
 
     def restart(self, name: str) -> None:
-        """Empty the batch's staging copy of `name` (a loader that starts over), with what was derived from it."""
+        """Empty the batch's staging copy of `name` (a loader that starts over)."""
         self.backend.command(f"TRUNCATE TABLE {quote_identifier(self.table(name))}")
-        if name == "requests" and self.histogram:
-            self.backend.command(f"TRUNCATE TABLE {quote_identifier(self.histogram)}")
 
 
 class NeedsStaging(Exception):

@@ -280,12 +280,10 @@ _HISTORY_RUNS = """
 # -- step summaries (warehouse/engine/summaries.py) ---------------------------------------------------------
 
 # A run's step summary is computed from a histogram: per step, each distinct duration with its number of requests,
-# request errors, first and last request. Rows of requests give it by one GROUP BY (STEP_HISTOGRAM_OF_REQUESTS),
-# and a staged batch has it already: the batch's staging requests table feeds a materialized view that
-# aggregates every block as it is inserted (STEP_HISTOGRAM_VIEW), so the commit never reads the batch's rows
-# again. Columns: journey, step, duration_ms, n, errors, first_ts, last_ts.
-STEP_HISTOGRAM_COLUMNS = ("journey LowCardinality(String)", "step LowCardinality(String)", "duration_ms Float64",
-                          "n UInt64", "errors UInt64", "first_ts DateTime64(6, 'UTC')", "last_ts DateTime64(6, 'UTC')")
+# request errors, first and last request, by one GROUP BY over the rows: the rows of the run's done batches in
+# requests (STEP_HISTOGRAM_OF_REQUESTS) and those of a staged batch in its staging requests table, which holds that
+# batch alone (the batch's rows are read once more, from the staging table, never the run's whole history). Columns:
+# journey, step, duration_ms, n, errors, first_ts, last_ts.
 _STEP_HISTOGRAM = f"""
 SELECT journey, step, duration_ms, count() AS n, countIf({REQUEST_ERROR.condition}) AS errors,
        min(ts) AS first_ts, max(ts) AS last_ts
@@ -295,11 +293,6 @@ GROUP BY journey, step, duration_ms
 # The histogram of the rows of run {run} in batches {raw}.
 STEP_HISTOGRAM_OF_REQUESTS = _STEP_HISTOGRAM.format(
     source="requests", where="\nWHERE run_id = {run:String} AND has({raw:Array(String)}, batch)")
-
-
-def step_histogram_view(requests_table: str) -> str:
-    """The SELECT of the materialized view that keeps a staging requests table's histogram (quoted name)."""
-    return _STEP_HISTOGRAM.format(source=requests_table, where="")
 
 
 # The three levels of a summary, and how an exact quantile comes from a histogram: ClickHouse's
@@ -317,12 +310,12 @@ def step_summary(staged: str = "", requests: bool = True) -> str:
     """A run's summary over batches {covered} (its done batches and the batch being committed, {batch}; '' for
     none): per step and over the whole run (overall = 1, journey and step empty), from the histogram of the
     rows of batches {raw} in requests (unless not `requests`: no batch there) and, with `staged` (a quoted
-    table name), the histogram kept there for the staged batch. Its figures equal the raw reads' exact ones
+    table name), the rows of the staged batch in its staging requests table. Its figures equal the raw reads' exact ones
     bit for bit; `batches` and `batches_hash` say which batches it covers. Its columns go into step_summaries
     by position."""
     parts = [STEP_HISTOGRAM_OF_REQUESTS.strip()] if requests else []
     if staged:
-        parts.append(f"SELECT journey, step, duration_ms, n, errors, first_ts, last_ts FROM {staged}")
+        parts.append(_STEP_HISTOGRAM.format(source=staged, where="").strip())
     union = "\n    UNION ALL\n    ".join(parts)
     quantiles = ", ".join(_QUANTILE.format(i=i) for i in range(1, len(SUMMARY_LEVELS) + 1))
     return f"""

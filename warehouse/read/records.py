@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -189,6 +190,602 @@ class TimelinePoint:
     p90_ms: float | None
     p95_ms: float | None
     p99_ms: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# Report sections: what a run's report holds beside the rows above (warehouse.report.reports builds them from
+# queries.REPORT_*). Each reads by attribute; `to_dict` is the JSON a report prints, key for key and in its order,
+# and `record[key]` reads that JSON by name.
+
+
+class _ByName:
+    """`record[key]`: the value `to_dict` gives under `key` (a JSON report's name for it)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def __getitem__(self, key: str) -> object:
+        return self.to_dict()[key]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Figures(_ByName):
+    """The requests of a whole run (queries.REPORT_TOTALS) or of one step (queries.REPORT_STEPS) in a report:
+    counts, both kinds of failure (queries.FAILURES), latency in milliseconds with exact percentiles at the levels
+    the report asked for, APDEX and throughput. A step has its journey, step and service and a min_ms; the whole
+    run has the span of its requests (span_s, None for a step)."""
+
+    journey: str = ""
+    step: str = ""
+    service: str = ""
+    count: int
+    errors: int  # request errors
+    check_failures: int  # requests with a failed check
+    checks_total: int
+    checks_failed: int
+    total_ms: float
+    avg_ms: float | None  # None (or NaN) without requests
+    min_ms: float | None = None  # a step's; the whole run leaves it out
+    max_ms: float
+    first_ts: str = ""  # the whole run's first and last request (UTC)
+    last_ts: str = ""
+    span_s: float | None = None  # the whole run's: first to last request, at least 1 s (None for a step)
+    percentiles: dict[str, float | None]  # label (p50, p99.9) → ms, in ascending level; None on no figure
+    error_rate: float | None  # None without requests
+    check_failure_rate: float | None
+    apdex: float | None
+    throughput: float  # requests per second of the whole run's span
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any], labels: Sequence[str], run_span_s: float, apdex: float | None) -> Figures:
+        """A row of REPORT_TOTALS (the whole run: it has span_s) or REPORT_STEPS; `labels` name its `levels` in
+        slot order (a repeated level repeats its label), throughput divides by the whole run's span."""
+        count = int(row["count"])
+        percentiles: dict[str, float | None] = {}
+        for label, value in zip(labels, row["levels"], strict=True):
+            percentiles[label] = None if value is None or not math.isfinite(float(value)) else float(value)
+        whole = "span_s" in row
+        return cls(
+            journey="" if whole else row["journey"], step="" if whole else row["step"],
+            service="" if whole else row["service"], count=row["count"], errors=row["errors"],
+            check_failures=row["check_failures"], checks_total=row["checks_total"],
+            checks_failed=row["checks_failed"], total_ms=row["total_ms"], avg_ms=row["avg_ms"],
+            min_ms=None if whole else row["min_ms"], max_ms=row["max_ms"],
+            first_ts=row["first_ts"] if whole else "", last_ts=row["last_ts"] if whole else "",
+            span_s=row["span_s"] if whole else None, percentiles=percentiles,
+            error_rate=int(row["errors"]) / count if count else None,
+            check_failure_rate=int(row["check_failures"]) / count if count else None,
+            apdex=apdex, throughput=count / run_span_s if count else 0.0,
+        )
+
+    @property
+    def is_step(self) -> bool:
+        return self.span_s is None
+
+    def percentile(self, label: str) -> float | None:
+        """The figure at `p50`, `p99.9`...; None when the report did not compute that level."""
+        return self.percentiles.get(label)
+
+    @property
+    def p50_ms(self) -> float | None:
+        return self.percentile("p50")
+
+    @property
+    def p90_ms(self) -> float | None:
+        return self.percentile("p90")
+
+    @property
+    def p95_ms(self) -> float | None:
+        return self.percentile("p95")
+
+    @property
+    def p99_ms(self) -> float | None:
+        return self.percentile("p99")
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = (
+            {"journey": self.journey, "step": self.step, "service": self.service} if self.is_step else {})
+        out |= {"count": self.count, "errors": self.errors, "check_failures": self.check_failures,
+                "checks_total": self.checks_total, "checks_failed": self.checks_failed, "total_ms": self.total_ms,
+                "avg_ms": self.avg_ms}
+        if self.is_step:
+            out["min_ms"] = self.min_ms
+        out["max_ms"] = self.max_ms
+        if not self.is_step:
+            out |= {"first_ts": self.first_ts, "last_ts": self.last_ts, "span_s": self.span_s}
+        out |= {f"{label}_ms": value for label, value in self.percentiles.items()}
+        return out | {"error_rate": self.error_rate, "check_failure_rate": self.check_failure_rate,
+                      "apdex": self.apdex, "throughput": self.throughput}
+
+
+@dataclass(frozen=True)
+class StepApdex(_ByName):
+    name: str  # journey / step
+    apdex: float | None
+    count: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Apdex(_ByName):
+    """APDEX at threshold T: satisfied up to T, tolerating up to 4T, failed requests frustrated; the run's and each
+    step's."""
+
+    t_ms: float
+    overall: float | None
+    steps: list[StepApdex] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"t_ms": self.t_ms, "overall": self.overall, "steps": [s.to_dict() for s in self.steps]}
+
+
+@dataclass(frozen=True)
+class InfraPoint(_ByName):
+    t: str  # the bucket's start (UTC)
+    value: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class InfraSeries(_ByName):
+    """One scraped series on the latency's time axis (a counter as its rate per second), its peak and its Pearson
+    correlation with P95 per bucket (None when it cannot be told)."""
+
+    name: str
+    source: str
+    metric: str
+    labels: dict[str, str]
+    points: list[InfraPoint]
+    peak: float
+    correlation: float | None
+    correlated: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Climb(_ByName):
+    """The bucket where latency climbed: its P95, the early level it left and the ratio of the two."""
+
+    t: str
+    p95_ms: float
+    early_p95_ms: float
+    ratio: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Saturation(_ByName):
+    """A correlated series near its peak when latency climbed: its value then and its share of its peak."""
+
+    series: str
+    value: float
+    share_of_peak: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Infra(_ByName):
+    """The infrastructure section: the series (most correlated with latency first), the names of the correlated
+    ones, when latency climbed and what saturated then."""
+
+    series: list[InfraSeries] = field(default_factory=list)
+    correlated: list[str] = field(default_factory=list)
+    climb: Climb | None = None
+    saturated: Saturation | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class LoadStep(_ByName):
+    """One step of a stepped load (a plateau of `level` VUs or threads, start to end UTC): its requests, their
+    rate, errors and percentiles, the SLOs it missed and whether it met the report's criterion."""
+
+    level: float
+    start: str
+    end: str
+    count: int
+    rps: float
+    error_rate: float | None
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    missed: list[str]
+    met: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Capacity(_ByName):
+    """A stepped profile's steps, its knee (the highest level met with every lower one met too) and the criterion
+    a step was judged by."""
+
+    steps: list[LoadStep]
+    knee: float | None
+    criterion: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SummaryFigure(_ByName):
+    """One figure of a tool's own end-of-test summary beside the warehouse's over the same requests; the JSON
+    names the tool's value by the tool (`"k6": ...`)."""
+
+    figure: str
+    warehouse: float
+    tool: str
+    theirs: float
+    difference: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"figure": self.figure, "warehouse": self.warehouse, self.tool: self.theirs,
+                "difference": self.difference}
+
+
+@dataclass(frozen=True)
+class RunTotals(_ByName):
+    """A run's requests in all (queries.RUN_TOTALS), fields in the query's order: counts, both kinds of failure,
+    latency in milliseconds with p50/p90/p95/p99 exact as k6 computes them (None or NaN without requests), the first
+    and last request (UTC) and the seconds between them (at least 1)."""
+
+    count: int
+    errors: int  # request errors
+    check_failures: int  # requests with a failed check
+    checks_total: int
+    checks_failed: int
+    avg_ms: float | None
+    max_ms: float
+    p50_ms: float | None
+    p90_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    first_ts: str
+    last_ts: str
+    span_s: float
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> RunTotals:
+        return cls(**row)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# Read tables ---------------------------------------------------------------------------------------------------
+# The rows of the Warehouse's other reads (store.py): the runs list, pickers and facets of the dashboard, a run
+# over time, its infrastructure samples and interval aggregates, and the SQL page's schema. Fields in their
+# query's order, so `to_dict` is the row as the query gives it.
+
+
+@dataclass(frozen=True)
+class RunListRow:
+    """One line of the dashboard's runs list (queries.RUN_LIST): a run, its request and request-error counts and
+    how many of its SLOs were judged and failed."""
+
+    run_id: str
+    name: str = ""
+    tool: str = ""
+    tool_version: str = ""
+    spec_name: str = ""
+    profile: str = ""
+    status: str = ""
+    source: str = ""
+    environment: str = ""
+    git_sha: str = ""
+    branch: str = ""
+    started_at: str = ""
+    ended_at: str | None = None  # None while the run goes on
+    notes: str = ""
+    group_id: str = ""
+    fingerprint: str = ""
+    requests: int = 0
+    errors: int = 0
+    slos: int = 0
+    slos_failed: int = 0
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> RunListRow:
+        return cls(**row)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RunChoice:
+    """A run as a picker names it (queries.RUN_CHOICES): nothing counted."""
+
+    run_id: str
+    name: str = ""
+    tool: str = ""
+    status: str = ""
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> RunChoice:
+        return cls(**row)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RunFacets:
+    """The values each runs filter can take (queries.RUN_FACETS: sorted, empty values left out), the span of
+    start times and the number of runs."""
+
+    tool: list[str] = field(default_factory=list)
+    spec_name: list[str] = field(default_factory=list)
+    profile: list[str] = field(default_factory=list)
+    branch: list[str] = field(default_factory=list)
+    environment: list[str] = field(default_factory=list)
+    status: list[str] = field(default_factory=list)
+    first_started: str = ""
+    last_started: str = ""
+    runs: int = 0
+
+    FILTERS = ("tool", "spec_name", "profile", "branch", "environment", "status")  # the columns filtered by
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> RunFacets:
+        def kept(column: str) -> list[str]:
+            return [str(x) for x in row[column] if x]
+
+        return cls(kept("tool"), kept("spec_name"), kept("profile"), kept("branch"), kept("environment"),
+                   kept("status"), str(row["first_started"]), str(row["last_started"]), int(row["runs"]))
+
+    def values(self, column: str) -> list[str]:
+        """The values of one filtered column (a name of FILTERS)."""
+        if column not in self.FILTERS:
+            raise KeyError(column)
+        found: list[str] = getattr(self, column)
+        return found
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class DistributionPoint:
+    """A duration and the fraction of requests at or below it."""
+
+    ms: float
+    fraction: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class LatencyDistribution:
+    """One run's duration distribution (queries.LATENCY_DISTRIBUTION) as points from its minimum (fraction 0)
+    through its quantiles at queries.DISTRIBUTION_LEVELS to its maximum (fraction 1)."""
+
+    run_id: str
+    count: int
+    points: list[DistributionPoint] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any], levels: tuple[float, ...]) -> LatencyDistribution:
+        points = [DistributionPoint(float(row["min_ms"]), 0.0)]
+        points += [DistributionPoint(float(v), q) for q, v in zip(levels, row["levels"], strict=True)]
+        points.append(DistributionPoint(float(row["max_ms"]), 1.0))
+        return cls(str(row["run_id"]), int(row["count"]), points)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RunGroup:
+    """A group of several runs, one invocation with several tools (queries.RUN_GROUPS): its tools and runs
+    (sorted), the spec and profile, and when its newest run started."""
+
+    group_id: str
+    tools: list[str] = field(default_factory=list)
+    run_ids: list[str] = field(default_factory=list)
+    spec_name: str = ""
+    profile: str = ""
+    last_started: str = ""
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> RunGroup:
+        return cls(**row)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class FingerprintHistory:
+    """One history of comparable runs (queries.FINGERPRINTS): its fingerprint, what it runs, how many finished
+    runs it holds and the newest of them."""
+
+    fingerprint: str
+    spec_name: str = ""
+    tool: str = ""
+    profile: str = ""
+    environment: str = ""
+    runs: int = 0
+    newest_run: str = ""
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> FingerprintHistory:
+        return cls(**row)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TableColumn:
+    """A column of one of perfhouse's tables (queries.TABLE_COLUMNS) and its ClickHouse type."""
+
+    table: str
+    name: str
+    type: str
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> TableColumn:
+        return cls(**row)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class LatencyBucket:
+    """One step in one time bucket of a run (queries.LATENCY_OVER_TIME): requests per second, request errors,
+    requests with a failed check and the bucket's percentiles in milliseconds."""
+
+    t: str
+    journey: str
+    step: str
+    rps: float
+    errors: int
+    check_failures: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> LatencyBucket:
+        return cls(**row)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class InfraBucket:
+    """One infrastructure series in one time bucket of a run (queries.INFRA_OVER_TIME): its mean and its last
+    value (a counter's rate comes from the last values); `labels` as ClickHouse writes a map ({'k':'v'}). None
+    for a value that is no number (a NaN sample)."""
+
+    t: str
+    source: str
+    metric: str
+    labels: str
+    mean: float | None
+    last: float | None
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> InfraBucket:
+        return cls(**row)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class InfraSample:
+    """One scraped infrastructure sample as stored (queries.INFRA_SAMPLES); None for a NaN value."""
+
+    ts: str
+    source: str
+    metric: str
+    labels: dict[str, str]
+    value: float | None
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> InfraSample:
+        return cls(**row)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class IntervalAggregate:
+    """One figure a tool computed over one interval (queries.AGGREGATES: JMeter's backend listener, Locust's
+    --csv statistics), not a request; None for a NaN value."""
+
+    ts: str
+    tool: str
+    journey: str
+    step: str
+    status: str
+    metric: str
+    value: float | None
+    tags: dict[str, str]
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> IntervalAggregate:
+        return cls(**row)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class StoredComparison:
+    """One row of a comparison as kept (queries.COMPARISONS, written by analysis.compare.store_comparison): a
+    step (journey and step empty: overall) of run B against its baseline A, both runs' figures, the verdict and
+    why."""
+
+    run_id: str
+    baseline_id: str
+    journey: str
+    step: str
+    count_a: int
+    count_b: int
+    p50_a: float | None
+    p50_b: float | None
+    p95_a: float | None
+    p95_b: float | None
+    p99_a: float | None
+    p99_b: float | None
+    error_rate_a: float | None
+    error_rate_b: float | None
+    rps_a: float | None
+    rps_b: float | None
+    p_value: float | None
+    floor: float
+    noise: float | None
+    verdict: str
+    reason: str
+    compared_at: str
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> StoredComparison:
+        return cls(**row)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class GateOutcome:
+    """A run's latest gate outcome (queries.GATE_OUTCOMES, written by analysis.gate): the outcome and exit status,
+    how many rows were WORSE and INCONCLUSIVE, the baseline it was judged against and when."""
+
+    run_id: str
+    outcome: str
+    exit_status: int
+    worse: int
+    inconclusive: int
+    baseline_id: str
+    judged_at: str
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> GateOutcome:
+        return cls(**row)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

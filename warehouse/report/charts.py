@@ -10,18 +10,16 @@ import json
 import math
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import altair as alt
 import pandas as pd
 
 from warehouse.errors import WarehouseError
-from warehouse.read.records import Bottleneck, TimelinePoint
+from warehouse.read.records import Bottleneck, InfraSeries, LoadStep, TimelinePoint
 from warehouse.report.text import shorten
 from warehouse.tools import ToolPoint
-
-Rows = Sequence[Mapping[str, Any]]
 
 TIMELINE_PERCENTILES = ("p50", "p90", "p95", "p99")
 _NICE_BUCKETS_S = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600)
@@ -87,14 +85,14 @@ def throughput_chart(timeline: Sequence[TimelinePoint | ToolPoint]) -> alt.Layer
     return alt.layer(area, errors).resolve_scale(y="independent")
 
 
-def infra_chart(timeline: Sequence[TimelinePoint], series: Rows, latency: str = "p95") -> alt.VConcatChart:
+def infra_chart(timeline: Sequence[TimelinePoint], series: Sequence[InfraSeries], latency: str = "p95"
+                ) -> alt.VConcatChart:
     """The latency percentile over time above the infrastructure series on the same time axis; each series
     as a share of its own peak, so CPU seconds and bytes share one axis (the tooltip has the raw value)."""
     lat = _frame(timeline, ["t", f"{latency}_ms"]).dropna()
     points = pd.DataFrame(
-        [{"t": p["t"], "series": s["name"], "value": p["value"],
-          "share": (p["value"] / s["peak"] * 100) if s["peak"] else 0.0}
-         for s in series for p in s["points"]],
+        [{"t": p.t, "series": s.name, "value": p.value, "share": (p.value / s.peak * 100) if s.peak else 0.0}
+         for s in series for p in s.points],
         columns=["t", "series", "value", "share"],
     )
     points["t"] = pd.to_datetime(points["t"], utc=True)
@@ -117,12 +115,12 @@ def infra_chart(timeline: Sequence[TimelinePoint], series: Rows, latency: str = 
     return alt.vconcat(top, bottom).resolve_scale(x="shared")
 
 
-def capacity_chart(steps: Rows, knee_level: float | None) -> alt.LayerChart | alt.FacetChart:
+def capacity_chart(steps: Sequence[LoadStep], knee_level: float | None) -> alt.LayerChart | alt.FacetChart:
     """Throughput against latency (P95) per load step; the knee (highest step that met the SLOs) in green."""
     frame = pd.DataFrame(
-        [{"level": s["level"], "rps": s["rps"], "p95_ms": s["p95_ms"],
-          "label": f"{s['level']:g} VUs", "knee": "knee" if s["level"] == knee_level else
-          ("met" if s["met"] else "missed")} for s in steps],
+        [{"level": s.level, "rps": s.rps, "p95_ms": s.p95_ms,
+          "label": f"{s.level:g} VUs", "knee": "knee" if s.level == knee_level else
+          ("met" if s.met else "missed")} for s in steps],
         columns=["level", "rps", "p95_ms", "label", "knee"],
     )
     base = alt.Chart(frame, title="Throughput against latency per load step", width=_WIDTH, height=_HEIGHT)

@@ -21,6 +21,7 @@ from warehouse.analysis.insight import step_name
 from warehouse.analysis.slo import RATES
 from warehouse.errors import WarehouseError
 from warehouse.read.queries import CHECK_FAILURE, REQUEST_ERROR
+from warehouse.read.records import Figures
 from warehouse.report import charts
 from warehouse.report.reports import (
     ABORTED,
@@ -63,13 +64,13 @@ def figures(report: Report) -> list[Figure]:
         out.append(Figure("throughput", "Throughput and errors over time", charts.throughput_chart(report.timeline)))
     if report.bottlenecks:
         out.append(Figure("bottlenecks", "Bottlenecks", charts.bottleneck_chart(report.bottlenecks)))
-    series = report.infra.get("series") or []
+    series = report.infra.series
     if series and report.timeline:
         out.append(Figure("infrastructure", "Infrastructure and latency",
                           charts.infra_chart(report.timeline, series[:INFRA_SERIES_CHARTED])))
     if report.capacity:
         out.append(Figure("capacity", "Throughput against latency",
-                          charts.capacity_chart(report.capacity["steps"], report.capacity["knee"])))
+                          charts.capacity_chart(report.capacity.steps, report.capacity.knee)))
     return out + _tool_figure_charts(report)
 
 
@@ -116,10 +117,10 @@ def _step_header(report: Report) -> list[str]:
 
 
 def _step_rows(report: Report, text: Callable[[Any], str] = shorten) -> list[list[str]]:
-    return [[text(s["journey"]), text(s["step"]), str(s["count"]), str(s["errors"]), _pct(s["error_rate"]),
-             str(s["check_failures"]), ms(s["avg_ms"]),
-             *(ms(s.get(f"{p}_ms")) for p in report.percentiles), ms(s["max_ms"]), _num(s["throughput"]),
-             _num(s["apdex"], 3)] for s in report.steps]
+    return [[text(s.journey), text(s.step), str(s.count), str(s.errors), _pct(s.error_rate),
+             str(s.check_failures), ms(s.avg_ms),
+             *(ms(s.percentile(p)) for p in report.percentiles), ms(s.max_ms), _num(s.throughput),
+             _num(s.apdex, 3)] for s in report.steps]
 
 
 def _bottleneck_rows(report: Report, text: Callable[[Any], str] = shorten) -> list[list[str]]:
@@ -159,28 +160,28 @@ def _cause_rows(report: Report, text: Callable[[Any], str] = shorten) -> list[li
 
 
 def _infra_rows(report: Report) -> list[list[str]]:
-    return [[s["name"], f"{s['peak']:.4g}", _num(s["correlation"]), "yes" if s["correlated"] else "no"]
-            for s in report.infra.get("series", [])]
+    return [[s.name, f"{s.peak:.4g}", _num(s.correlation), "yes" if s.correlated else "no"]
+            for s in report.infra.series]
 
 
 def _infra_sentences(report: Report) -> list[str]:
     infra = report.infra
-    if not infra.get("series"):
+    if not infra.series:
         return []
     out = []
-    correlated = infra.get("correlated") or []
+    correlated = infra.correlated
     out.append("Correlated with latency (Pearson r ≥ 0.6 against P95 per bucket): "
                + (", ".join(f"`{n}`" for n in correlated) if correlated else "none") + ".")
-    climb = infra.get("climb")
+    climb = infra.climb
     if climb is None:
         out.append("Latency did not climb: P95 stayed within 1.5x of its early level.")
     else:
-        text = (f"Latency climbed at {climb['t']} UTC: P95 {climb['p95_ms']:.2f} ms, {climb['ratio']:.1f}x its "
-                f"early level of {climb['early_p95_ms']:.2f} ms.")
-        saturated = infra.get("saturated")
+        text = (f"Latency climbed at {climb.t} UTC: P95 {climb.p95_ms:.2f} ms, {climb.ratio:.1f}x its "
+                f"early level of {climb.early_p95_ms:.2f} ms.")
+        saturated = infra.saturated
         if saturated:
-            text += (f" Saturated then: `{saturated['series']}` at {saturated['value']:.4g} "
-                     f"({saturated['share_of_peak'] * 100:.0f} % of its peak in the run).")
+            text += (f" Saturated then: `{saturated.series}` at {saturated.value:.4g} "
+                     f"({saturated.share_of_peak * 100:.0f} % of its peak in the run).")
         else:
             text += " No correlated series was near its peak then."
         out.append(text)
@@ -188,25 +189,28 @@ def _infra_sentences(report: Report) -> list[str]:
 
 
 def _capacity_rows(report: Report) -> list[list[str]]:
-    cap = report.capacity or {}
-    return [[f"{s['level']:g}", s["start"][:19], str(s["count"]), _num(s["rps"]), ms(s["p50_ms"]), ms(s["p95_ms"]),
-             ms(s["p99_ms"]), _pct(s["error_rate"]),
-             ("knee" if s["level"] == cap.get("knee") else "met") if s["met"] else
-             "missed" + (": " + "; ".join(s["missed"]) if s["missed"] else "")]
-            for s in cap.get("steps", [])]
+    cap = report.capacity
+    if cap is None:
+        return []
+    return [[f"{s.level:g}", s.start[:19], str(s.count), _num(s.rps), ms(s.p50_ms), ms(s.p95_ms),
+             ms(s.p99_ms), _pct(s.error_rate),
+             ("knee" if s.level == cap.knee else "met") if s.met else
+             "missed" + (": " + "; ".join(s.missed) if s.missed else "")]
+            for s in cap.steps]
 
 
 def _knee_sentence(report: Report) -> str:
-    cap = report.capacity or {}
-    knee = cap.get("knee")
-    steps = cap.get("steps", [])
+    cap = report.capacity
+    if cap is None:
+        return ""
+    knee = cap.knee
     if knee is None:
-        return f"No step met the SLOs ({cap.get('criterion')})."
-    step = next(s for s in steps if s["level"] == knee)
-    top = max(s["level"] for s in steps)
+        return f"No step met the SLOs ({cap.criterion})."
+    step = next(s for s in cap.steps if s.level == knee)
+    top = max(s.level for s in cap.steps)
     tail = " (the highest step tested: the knee may lie beyond it)" if knee == top else ""
-    return (f"Knee: {knee:g} VUs, {step['rps']:.1f} requests/s at P95 {ms(step['p95_ms'])} ms{tail}; "
-            f"criterion: {cap.get('criterion')}.")
+    return (f"Knee: {knee:g} VUs, {step.rps:.1f} requests/s at P95 {ms(step.p95_ms)} ms{tail}; "
+            f"criterion: {cap.criterion}.")
 
 
 _SUMMARY_HEADER = ["figure", "warehouse", "tool's summary", "difference"]
@@ -218,18 +222,17 @@ def _summary_rows(report: Report) -> list[list[str]]:
     def fmt(name: str, value: float) -> str:
         return str(int(value)) if name == "requests" else _pct(value) if "rate" in name else f"{value:.2f}"
 
-    tool = report.run.tool  # each row holds the tool's own value under the tool's name
-    return [[f["figure"], fmt(f["figure"], f["warehouse"]), fmt(f["figure"], f[tool]),
-             fmt(f["figure"], f["difference"]) if "rate" not in f["figure"] else f"{f['difference'] * 100:+.2f} points"]
+    return [[f.figure, fmt(f.figure, f.warehouse), fmt(f.figure, f.theirs),
+             fmt(f.figure, f.difference) if "rate" not in f.figure else f"{f.difference * 100:+.2f} points"]
             for f in report.tool_summary]
 
 
-def _throughput(t: dict[str, Any]) -> str:
+def _throughput(t: Figures) -> str:
     """The rate and what it divides by: the tools' own summaries divide by other times (k6's by the test's
     duration, start-up and graceful stop included; JMeter's summariser by its samples' span to the last one's end)."""
-    if not int(t.get("count") or 0):
-        return f"Throughput {_num(t['throughput'])} requests/s"
-    return (f"Throughput {_num(t['throughput'])} requests/s over the requests' span ({_num(t.get('span_s'))} s, "
+    if not t.count:
+        return f"Throughput {_num(t.throughput)} requests/s"
+    return (f"Throughput {_num(t.throughput)} requests/s over the requests' span ({_num(t.span_s)} s, "
             "first to last request; a tool's own summary divides by its test's duration)")
 
 
@@ -240,20 +243,20 @@ def _run_facts(report: Report, text: Callable[[Any], str] = shorten) -> list[str
         f"Spec: {text(run.spec_name or '–')}, profile {text(run.profile or '–')}"
         + (f", environment {text(run.environment)}" if run.environment else ""),
         f"Window: {run.started_at} → {run.ended_at or '–'} (UTC)",
-        f"Requests: {t['count']}, request errors: {t['errors']} ({_pct(t['error_rate'])}), "
-        f"with a failed check: {t['check_failures']} ({_pct(t['check_failure_rate'])}); "
-        f"checks failed {t['checks_failed']} of {t['checks_total']}",
+        f"Requests: {t.count}, request errors: {t.errors} ({_pct(t.error_rate)}), "
+        f"with a failed check: {t.check_failures} ({_pct(t.check_failure_rate)}); "
+        f"checks failed {t.checks_failed} of {t.checks_total}",
         f"error_rate counts {REQUEST_ERROR.meaning}; check_failure_rate counts {CHECK_FAILURE.meaning}",
-        _throughput(t) + f", APDEX {_num(t['apdex'], 3)} (T = {report.apdex['t_ms']:g} ms)",
-        "Latency ms: " + ", ".join(f"{p} {ms(t.get(f'{p}_ms'))}" for p in report.percentiles)
-        + f", max {ms(t['max_ms'])}",
+        _throughput(t) + f", APDEX {_num(t.apdex, 3)}" + (f" (T = {report.apdex.t_ms:g} ms)" if report.apdex else ""),
+        "Latency ms: " + ", ".join(f"{p} {ms(t.percentile(p))}" for p in report.percentiles)
+        + f", max {ms(t.max_ms)}",
     ]
 
 
 def _side_by_side(doc: GroupReport) -> tuple[list[str], list[list[str]]]:
     header = ["tool", "run", "verdict", "requests", "error %", "req/s", "p50 ms", "p95 ms", "p99 ms"]
-    rows = [[r.run.tool, r.run.run_id, r.verdict, str(r.totals["count"]), _pct(r.totals["error_rate"]),
-             _num(r.totals["throughput"]), ms(r.totals["p50_ms"]), ms(r.totals["p95_ms"]), ms(r.totals["p99_ms"])]
+    rows = [[r.run.tool, r.run.run_id, r.verdict, str(r.totals.count), _pct(r.totals.error_rate),
+             _num(r.totals.throughput), ms(r.totals.p50_ms), ms(r.totals.p95_ms), ms(r.totals.p99_ms)]
             for r in doc.runs]
     return header, rows
 
@@ -424,7 +427,7 @@ def render_markdown(doc: GroupReport, output: PurePosixPath | None = None) -> Re
             lines += [f"{h} Slowest samples", "", SLOWEST_SENTENCE, ""]
             lines += _md_table(SLOWEST_HEADER, [[*cells, _md_link(tid, url)] for cells, tid, url in _slowest_rows(report, markdown)],
                                numeric_from=2, text_from=4)
-        if report.infra.get("series"):
+        if report.infra.series:
             lines += [f"{h} Infrastructure", "", *[s for x in _infra_sentences(report) for s in (x, "")]]
             lines += picture("infrastructure")
             lines += _md_table(["series", "peak", "r with P95", "correlated"], _infra_rows(report), numeric_from=1,
@@ -541,7 +544,7 @@ def render_html(doc: GroupReport, output: PurePosixPath | None = None) -> Render
                          + _html_table(CAUSE_HEADER, _cause_rows(report)))
         if report.slowest:
             parts.append(f"<{h}>Slowest samples</{h}>\n<p>{_h(SLOWEST_SENTENCE)}</p>\n" + _slowest_html(report))
-        if report.infra.get("series"):
+        if report.infra.series:
             parts.append(f"<{h}>Infrastructure</{h}>\n"
                          + "".join(f"<p>{_h(s.replace('`', ''))}</p>\n" for s in _infra_sentences(report)))
             parts.append(picture("infrastructure") + _html_table(["series", "peak", "r with P95", "correlated"],
@@ -590,7 +593,7 @@ def junit_suites(doc: GroupReport) -> list[junit.Suite]:
     suites = []
     for report in doc.runs:
         run, verdict = report.run, report.verdict
-        span = float(report.totals.get("span_s") or 0) if int(report.totals.get("count") or 0) else 0.0
+        span = float(report.totals.span_s or 0) if report.totals.count else 0.0
         cases = []
         for v in report.slos:
             details = f"observed {_observed(v.metric, v.observed)}, threshold {_observed(v.metric, v.threshold)}"
@@ -615,7 +618,7 @@ def junit_suites(doc: GroupReport) -> list[junit.Suite]:
 
 
 def _tool_figures_skip(report: Report) -> str:
-    if report.tool_figures is None or int(report.totals.get("count") or 0):
+    if report.tool_figures is None or report.totals.count:
         return ""
     return (f"; it holds {report.tool_figures.tool_name}'s own figures (interval aggregates), not the requests "
             "SLOs judge")

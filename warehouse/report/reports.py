@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from warehouse import tools
@@ -21,7 +21,24 @@ from warehouse.analysis.slo import Objective, Verdict, percentile_level
 from warehouse.analysis.verdict import RunVerdict, group_verdict, run_verdict, verdict_of
 from warehouse.errors import DataError, WarehouseError
 from warehouse.read import queries
-from warehouse.read.records import Bottleneck, ErrorCause, RunRecord, SlowSample, StatusErrors, TimelinePoint
+from warehouse.read.records import (
+    Apdex,
+    Bottleneck,
+    Capacity,
+    ErrorCause,
+    Figures,
+    Infra,
+    InfraPoint,
+    InfraSeries,
+    LoadStep,
+    RunRecord,
+    Saturation,
+    SlowSample,
+    StatusErrors,
+    StepApdex,
+    SummaryFigure,
+    TimelinePoint,
+)
 from warehouse.report import traces
 from warehouse.report.charts import bucket_seconds
 from warehouse.report.tool_figures import ToolFigures, tool_figures
@@ -158,7 +175,7 @@ def baseline_comparison(warehouse: Warehouse, run_id: str, choice: str | None = 
 def figures_only_comparison(report: Report) -> Comparison | None:
     """For a run that holds only its tool's own figures (interval aggregates), the note that no comparison can be
     made: compare tests request samples; None for a run with requests."""
-    if report.tool_figures is None or int(report.totals.get("count") or 0):
+    if report.tool_figures is None or report.totals.count:
         return None
     return Comparison("", "", notes=[f"No comparison: the run holds {report.tool_figures.tool_name}'s own figures "
                                      "(interval aggregates), not the request samples a comparison tests"])
@@ -178,8 +195,8 @@ def tool_comparison(warehouse: Warehouse, report: GroupReport) -> Comparison:
 @dataclass
 class Report:
     run: RunRecord
-    totals: dict[str, Any]
-    steps: list[dict[str, Any]]
+    totals: Figures
+    steps: list[Figures]
     slos: list[Verdict]
     errors: list[ErrorCause] = field(default_factory=list)
     # Filled by build_run_report (a signed-off report); empty in the headline report of build_report.
@@ -189,11 +206,11 @@ class Report:
     timeline: list[TimelinePoint] = field(default_factory=list)
     bottlenecks: list[Bottleneck] = field(default_factory=list)
     errors_by_status: list[StatusErrors] = field(default_factory=list)
-    apdex: dict[str, Any] = field(default_factory=dict)
-    infra: dict[str, Any] = field(default_factory=dict)
-    capacity: dict[str, Any] | None = None
+    apdex: Apdex | None = None
+    infra: Infra = field(default_factory=Infra)
+    capacity: Capacity | None = None
     comparison: Comparison | None = None
-    tool_summary: list[dict[str, Any]] = field(default_factory=list)  # the tool's own end-of-test figures beside ours
+    tool_summary: list[SummaryFigure] = field(default_factory=list)  # the tool's own end-of-test figures beside ours
     slowest: list[SlowSample] = field(default_factory=list)  # the slowest traced requests, with trace links
     tool_figures: ToolFigures | None = None  # the tool's own figures kept as interval aggregates (Locust, JMeter)
 
@@ -206,9 +223,9 @@ class Report:
         out: dict[str, Any] = {
             "run": self.run.to_dict(),
             "verdict": self.verdict or run_verdict(self.run.status, self.slos),
-            "totals": self.totals,
+            "totals": self.totals.to_dict(),
             "slos": [v.to_dict() for v in self.slos],
-            "steps": self.steps,
+            "steps": [s.to_dict() for s in self.steps],
             "errors": [e.to_dict() for e in self.errors],
             # which failure each rate counts (the totals' and steps' errors and check_failures likewise)
             "rates": {f.name: f.meaning for f in queries.FAILURES},
@@ -221,13 +238,13 @@ class Report:
                 "timeline": [p.to_dict() for p in self.timeline],
                 "bottlenecks": [b.to_dict() for b in self.bottlenecks],
                 "errors_by_status": [e.to_dict() for e in self.errors_by_status],
-                "apdex": self.apdex,
-                "infra": self.infra,
-                "capacity": self.capacity,
+                "apdex": self.apdex.to_dict() if self.apdex else {},
+                "infra": self.infra.to_dict(),
+                "capacity": self.capacity.to_dict() if self.capacity else None,
                 "comparison": self.comparison.to_dict() if self.comparison else None,
             }
             if self.tool_summary:
-                out["tool_summary"] = self.tool_summary
+                out["tool_summary"] = [f.to_dict() for f in self.tool_summary]
         if self.slowest:
             out["slowest"] = [s.to_dict() for s in self.slowest]
         if self.tool_figures is not None:
@@ -262,14 +279,16 @@ class GroupReport:
 
 
 def build_report(warehouse: Warehouse, run_id: str) -> Report:
-    """A run's headline figures: the run, totals, p50/p90/p95/p99 per step, SLO verdicts, errors by cause, the
-    slowest traced samples."""
+    """A run's headline figures: the run, its totals and steps' figures as a signed-off report computes them at
+    the default options (p50/p90/p95/p99, APDEX at 500 ms), SLO verdicts, errors by cause, the slowest traced
+    samples."""
     with warehouse.backend.session():
         run = warehouse.run(run_id)
+        totals, steps = report_figures(warehouse, run_id, ReportOptions())
         return Report(
             run=run,
-            totals=warehouse.totals(run_id),
-            steps=[s.to_dict() for s in warehouse.step_stats(run_id)],
+            totals=totals,
+            steps=steps,
             slos=slo.stored(warehouse.backend, run_id),
             errors=warehouse.errors(run_id),
             slowest=slowest_traced(warehouse, run),
@@ -307,20 +326,27 @@ def build_group_report(warehouse: Warehouse, run_ids: list[str], options: Report
         return doc
 
 
-def build_run_report(warehouse: Warehouse, run_id: str, options: ReportOptions) -> Report:
+def report_figures(warehouse: Warehouse, run_id: str, options: ReportOptions) -> tuple[Figures, list[Figures]]:
+    """The run's totals and its steps' figures at the options' percentile levels and APDEX threshold."""
     backend, params = warehouse.backend, {"run": run_id, **options.params()}
+    labels = [percentile_label(level) for level in options.levels()]
+    row = backend.query(queries.REPORT_TOTALS, params)[0]
+    totals = Figures.of(row, labels, float(row["span_s"]), _apdex(row))
+    steps = [Figures.of(s, labels, float(row["span_s"]), _apdex(s))
+             for s in backend.query(queries.REPORT_STEPS, params)]
+    return totals, steps
+
+
+def _apdex(row: dict[str, Any]) -> float | None:
+    return insight.apdex(int(row["satisfied"]), int(row["tolerating"]), int(row["count"]))
+
+
+def build_run_report(warehouse: Warehouse, run_id: str, options: ReportOptions) -> Report:
+    backend = warehouse.backend
     run = warehouse.run(run_id)
     slos = slo.stored(warehouse.backend, run_id)
-    levels = options.levels()
-    totals = _with_levels(backend.query(queries.REPORT_TOTALS, params)[0], levels)
-    steps = [_with_levels(s, levels) for s in backend.query(queries.REPORT_STEPS, params)]
-    for s in (totals, *steps):
-        count = int(s["count"])
-        s["error_rate"] = int(s["errors"]) / count if count else None
-        s["check_failure_rate"] = int(s["check_failures"]) / count if count else None
-        s["apdex"] = insight.apdex(int(s.pop("satisfied")), int(s.pop("tolerating")), count)
-        s["throughput"] = count / float(totals["span_s"]) if count else 0.0
-    bucket = bucket_seconds(float(totals["span_s"]) if int(totals["count"]) else None)
+    totals, steps = report_figures(warehouse, run_id, options)
+    bucket = bucket_seconds(totals.span_s if totals.count else None)
     timeline = _timeline(backend.query(queries.REPORT_TIMELINE, {"run": run_id, "bucket": bucket}), bucket)
     report = Report(
         run=run,
@@ -334,9 +360,8 @@ def build_run_report(warehouse: Warehouse, run_id: str, options: ReportOptions) 
         timeline=timeline,
         bottlenecks=insight.bottlenecks(steps),
         errors_by_status=[StatusErrors.of(r) for r in backend.query(queries.REPORT_ERRORS_BY_STATUS, {"run": run_id})],
-        apdex={"t_ms": options.apdex_t_ms, "overall": totals["apdex"],
-               "steps": [{"name": insight.step_name(s["journey"], s["step"]), "apdex": s["apdex"],
-                          "count": s["count"]} for s in steps]},
+        apdex=Apdex(options.apdex_t_ms, totals.apdex,
+                    [StepApdex(insight.step_name(s.journey, s.step), s.apdex, s.count) for s in steps]),
         infra=_infra(backend.query(queries.REPORT_INFRA, {"run": run_id, "bucket": bucket}), timeline),
     )
     report.capacity = _capacity(warehouse, run_id, slos, bucket)
@@ -346,13 +371,6 @@ def build_run_report(warehouse: Warehouse, run_id: str, options: ReportOptions) 
     if own is not None and own.summary is not None:
         report.tool_summary = own.summary.figures(warehouse.tool_summary(run_id, own.summary.preferred), totals)
     return report
-
-
-def _with_levels(row: dict[str, Any], levels: list[float]) -> dict[str, Any]:
-    values = row.pop("levels")
-    for level, value in zip(levels, values, strict=True):
-        row[f"{percentile_label(level)}_ms"] = _number(value)
-    return row
 
 
 def _number(value: Any) -> float | None:
@@ -368,14 +386,14 @@ def _timeline(rows: list[dict[str, Any]], bucket: int) -> list[TimelinePoint]:
     return out
 
 
-def _infra(rows: list[dict[str, Any]], timeline: list[TimelinePoint]) -> dict[str, Any]:
+def _infra(rows: list[dict[str, Any]], timeline: list[TimelinePoint]) -> Infra:
     """Each scraped series on the latency's time axis, its correlation with P95, and what saturated."""
     several = len({r["source"] for r in rows}) > 1
     grouped: dict[tuple[str, str, str], list[tuple[str, float]]] = {}
     for r in rows:
         grouped.setdefault((r["source"], r["metric"], r["series_labels"]), []).append((r["t"], float(r["mean"])))
     p95 = {p.t: p.p95_ms for p in timeline if p.p95_ms is not None}
-    series: list[dict[str, Any]] = []
+    series: list[InfraSeries] = []
     for (source, metric, labels), points in grouped.items():
         counter = insight.is_counter(metric)
         if counter:
@@ -384,29 +402,26 @@ def _infra(rows: list[dict[str, Any]], timeline: list[TimelinePoint]) -> dict[st
             continue
         paired = [(v, p95[t]) for t, v in points if t in p95]
         corr = insight.pearson([a for a, _ in paired], [b for _, b in paired])
-        series.append({
-            "name": insight.series_name(source, metric, labels, several) + (" (rate/s)" if counter else ""),
-            "source": source, "metric": metric, "labels": json.loads(labels),
-            "points": [{"t": t, "value": v} for t, v in points],
-            "peak": max(v for _, v in points), "correlation": corr,
-            "correlated": corr is not None and corr >= insight.CORRELATED,
-        })
-    series.sort(key=lambda s: (-(s["correlation"] if s["correlation"] is not None else -2), s["name"]))
+        series.append(InfraSeries(
+            insight.series_name(source, metric, labels, several) + (" (rate/s)" if counter else ""),
+            source, metric, json.loads(labels), [InfraPoint(t, v) for t, v in points],
+            max(v for _, v in points), corr, corr is not None and corr >= insight.CORRELATED,
+        ))
+    series.sort(key=lambda s: (-(s.correlation if s.correlation is not None else -2), s.name))
     climbed = insight.climb([(p.t, p.p95_ms) for p in timeline])
     saturated = None
     if climbed is not None:
         for s in series:
-            if not s["correlated"] or not s["peak"]:
+            if not s.correlated or not s.peak:
                 continue
-            at = insight.value_at([(p["t"], p["value"]) for p in s["points"]], climbed["t"])
-            if at is not None and at / s["peak"] >= insight.SATURATED:
-                saturated = {"series": s["name"], "value": at, "share_of_peak": at / s["peak"]}
+            at = insight.value_at([(p.t, p.value) for p in s.points], climbed.t)
+            if at is not None and at / s.peak >= insight.SATURATED:
+                saturated = Saturation(s.name, at, at / s.peak)
                 break
-    return {"series": series, "correlated": [s["name"] for s in series if s["correlated"]],
-            "climb": climbed, "saturated": saturated}
+    return Infra(series, [s.name for s in series if s.correlated], climbed, saturated)
 
 
-def _capacity(warehouse: Warehouse, run_id: str, slos: list[Verdict], bucket: int) -> dict[str, Any] | None:
+def _capacity(warehouse: Warehouse, run_id: str, slos: list[Verdict], bucket: int) -> Capacity | None:
     """For a stepped profile: each step's figures and whether it met the SLOs; the knee."""
     backend = warehouse.backend
     levels = [(r["t"], float(r["level"]))
@@ -430,7 +445,7 @@ def _capacity(warehouse: Warehouse, run_id: str, slos: list[Verdict], bucket: in
         observed[(journey, step, service)] = {
             int(r["part"]): {**r, **{f"q{q}": _number(v) for q, v in zip(wanted, r["levels"], strict=True)}}
             for r in rows}
-    steps: list[dict[str, Any]] = []
+    steps: list[LoadStep] = []
     for index, (p, (start, end)) in enumerate(zip(found, windows, strict=True), start=1):
         row = observed[("", "", "")].get(index)
         count = int(row["count"]) if row else 0
@@ -443,19 +458,18 @@ def _capacity(warehouse: Warehouse, run_id: str, slos: list[Verdict], bucket: in
             value = _number(got[column]) if got else None
             if value is None or not o.holds(value):
                 missed.append(verdict.slo)
-        steps.append({"level": p.level, "start": start, "end": end, "count": count, "rps": count / seconds,
-                      "error_rate": int(row["errors"]) / count if row and count else None,
-                      "p50_ms": p50, "p95_ms": p95, "p99_ms": p99, "missed": missed, "met": False})
+        steps.append(LoadStep(p.level, start, end, count, count / seconds,
+                              int(row["errors"]) / count if row and count else None, p50, p95, p99, missed,
+                              met=False))
     if objectives:
         criterion = "every SLO (throughput SLOs aside) held within the step"
-        for s in steps:
-            s["met"] = bool(s["count"]) and not s["missed"]
+        steps = [replace(s, met=bool(s.count) and not s.missed) for s in steps]
     else:
-        lowest = min((s["p95_ms"] for s in steps if s["p95_ms"] is not None), default=None)
+        lowest = min((s.p95_ms for s in steps if s.p95_ms is not None), default=None)
         criterion = "no SLOs: p95 within 2x the lowest step's p95"
-        for s in steps:
-            s["met"] = lowest is not None and s["p95_ms"] is not None and s["p95_ms"] <= 2 * lowest
-    return {"steps": steps, "knee": insight.knee(steps), "criterion": criterion}
+        steps = [replace(s, met=lowest is not None and s.p95_ms is not None and s.p95_ms <= 2 * lowest)
+                 for s in steps]
+    return Capacity(steps, insight.knee([(s.level, s.met) for s in steps]), criterion)
 
 
 def objective_of(verdict: Verdict, journeys: set[str]) -> Objective:

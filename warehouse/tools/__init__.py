@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from warehouse.read.records import Figures, SummaryFigure
+
 
 @dataclass(frozen=True)
 class ToolStep:
@@ -84,8 +86,8 @@ class OwnSummary:
 
     beside: Callable[[Path], list[Path]]  # the tool's names for it beside a results file, tried first
     preferred: str  # the file name that speaks for the run when a run keeps several (one per generator)
-    # (the summary, the warehouse's totals of the run) -> rows {figure, warehouse, <tool>, difference}
-    figures: Callable[[dict[str, Any] | None, dict[str, Any]], list[dict[str, Any]]]
+    # (the summary as the tool wrote it, the warehouse's totals of the run) -> each figure beside the warehouse's
+    figures: Callable[[dict[str, Any] | None, Figures], list[SummaryFigure]]
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,8 @@ from warehouse.ingest.bounds import (
     MAX_COUNT,
     MAX_DURATION_MS,
     TIME_REASON,
+    TS_FROM_MS,
+    TS_UNTIL_MS,
     count_ok,
     integer_ok,
     time_ok,
@@ -136,21 +138,16 @@ def _number(columns: list[str], name: str) -> str:
     return f"n{columns.index(name)}_"
 
 
-def range_checks(columns: list[str], ts: str, parsed: bool = False) -> list[tuple[str, str]]:
+def range_checks(columns: list[str], ts: str) -> list[tuple[str, str]]:
     """(SQL true for an impossible record, its reason) for the numbers of a record with text cells f0.. and time
-    `ts` (not NULL): elapsed, the time, then the optional integer columns present. `parsed`: over the integers
-    _requests_sql's source already parsed (each cell's text parsed once), else over the text cells."""
-
-    def number(name: str) -> str:
-        return _number(columns, name) if parsed and name in columns else ""
-
+    `ts` (not NULL): elapsed, the time, then the optional integer columns present (the checked pass)."""
     elapsed = _col(columns, "elapsed")
-    checks = [(f"NOT {integer_ok(elapsed, number=number('elapsed'))}", f"elapsed {DURATION_REASON}"),
+    checks = [(f"NOT {integer_ok(elapsed)}", f"elapsed {DURATION_REASON}"),
               (f"NOT ifNull({time_ok(ts)}, 0)", f"timeStamp {TIME_REASON}")]
     for name, high in _BOUNDED_INTEGERS.items():
         if name in columns:
             limit = DURATION_REASON if high == MAX_DURATION_MS else f"out of range (0 to {high})"
-            checks.append((f"NOT {count_ok(_col(columns, name), high, number(name))}", f"{name} {limit}"))
+            checks.append((f"NOT {count_ok(_col(columns, name), high)}", f"{name} {limit}"))
     return checks
 
 
@@ -212,11 +209,14 @@ class JtlCsv:
         _load_checked(job, result, columns, header, delimiter, cut_short)
 
 
-def _requests_sql(table: str, columns: list[str], ts: str, where: str, source: str, job: IngestJob) -> str:
+def _requests_sql(table: str, columns: list[str], ts: str, where: str, source: str, job: IngestJob,
+                  time_number: bool = False) -> str:
     """The INSERT of requests from `source`'s records (cells named f0.., `ts` the time expression); the numeric
-    cells are text on both passes (0 when not a number), each parsed once, as n<i>_ (see range_checks' `parsed`).
-    The lookups of the spec's steps and services are left out when the job has none."""
-    numbers = [name for name in ("elapsed", *sorted(INTEGERS)) if name in columns]
+    cells are text on both passes (0 when not a number), each parsed once, as n<i>_ (see strict_invalid).
+    The lookups of the spec's steps and services are left out when the job has none. `time_number`: the
+    timeStamp cell is parsed likewise (a time in Unix milliseconds), for `ts` and `where` to use."""
+    numbers = [name for name in ("timeStamp" if time_number else "", "elapsed", *sorted(INTEGERS))
+               if name in columns]
 
     def num(name: str) -> str:
         return f"ifNull({_number(columns, name)}, 0)" if name in columns else "0"
@@ -247,37 +247,55 @@ def _requests_sql(table: str, columns: list[str], ts: str, where: str, source: s
             """
 
 
+def strict_invalid(columns: list[str], millis: bool) -> str:
+    """SQL true for a record the strict pass does not take (it fails the statement, and the checked pass decides),
+    over the cells f0.. (text) and their integers (n<i>_, see _requests_sql) and the time ts_.
+
+    Stricter than the checked pass, so that it needs no regular expression per record: an integer cell must hold
+    an integer in its range or be empty, where the checked pass also reads other text (not digits) as 0. A JTL
+    holds integers there; a file that does not takes the checked pass, which gives the same values. A time in
+    Unix milliseconds has at most 13 digits (the checked pass's rule: a longer number would wrap past Int64).
+    """
+    ts_col, success, label, elapsed = (_col(columns, c) for c in ("timeStamp", "success", "label", "elapsed"))
+    parts = [f"{success} NOT IN ('true', 'false')", f"{label} = ''",
+             f"NOT {integer_ok(elapsed, number=_number(columns, 'elapsed'))}"]
+    if millis:
+        n = _number(columns, "timeStamp")
+        parts.insert(0, f"NOT ifNull({n} BETWEEN {TS_FROM_MS} AND {TS_UNTIL_MS - 1}, 0) OR length({ts_col}) > 13")
+    else:
+        parts.insert(0, f"ts_ IS NULL OR NOT {time_ok('ts_')}")
+    for name, high in _BOUNDED_INTEGERS.items():
+        if name in columns:
+            parts.append(f"ifNull(NOT ({_number(columns, name)} BETWEEN 0 AND {high}), {_col(columns, name)} != '')")
+    return " OR ".join(parts)
+
+
 def _load_strict(job: IngestJob, columns: list[str], header: bool, delimiter: str, head: bytes) -> int:
     """One typed pass of ClickHouse's CSV reader into requests; raises WarehouseError on any bad record."""
     lines = head.split(b"\n")
     first = lines[1 if header else 0] if len(lines) > int(header) else b""
     millis = bool(re.match(rb"^\d+[,\t;|]", first))  # else a timestamp_format: parsed as text
-    types = []
-    for i, name in enumerate(columns):
-        # the integers as text too: an Int64 column would wrap a number past its range instead of failing
-        kind = "Nullable(Int64)" if name == "timeStamp" and millis else "String"
-        types.append(f"f{i} {kind}")
-    ts_col, success, label = (_col(columns, c) for c in ("timeStamp", "success", "label"))
-    ts = (f"fromUnixTimestamp64Milli(assumeNotNull({ts_col}), 'UTC')" if millis
-          else f"parseDateTime64BestEffortOrNull({ts_col}, 3, 'UTC')")
-    invalid = " OR ".join([f"{ts_col} IS NULL OR ts_ IS NULL OR {success} NOT IN ('true', 'false') OR {label} = ''",
-                           *(bad for bad, _ in range_checks(columns, "ts_", parsed=True))])
-    where = f"throwIf({invalid}, 'a JTL record that is not a valid sample') = 0"
+    # every cell as text: an Int64 column would wrap a number past its range instead of failing
+    types = ", ".join(f"f{i} String" for i in range(len(columns)))
+    ts = (f"fromUnixTimestamp64Milli(assumeNotNull({_number(columns, 'timeStamp')}), 'UTC')" if millis
+          else f"parseDateTime64BestEffortOrNull({_col(columns, 'timeStamp')}, 3, 'UTC')")
+    where = f"throwIf({strict_invalid(columns, millis)}, 'a JTL record that is not a valid sample') = 0"
     fmt, settings = _format_settings(delimiter, header)
-    # One parsing thread (JMeter's short records parse faster than they are checked, sorted and written; parallel
-    # parsing only adds memory) and two insert threads, each checking, sorting and writing its blocks: on 2 cores
-    # the statement so uses both (measured on 1 GB, 17.8M rows, on a loaded machine: 12.0-12.4 s of CPU either way, the
-    # wall time about half that of one thread for the whole statement), for some 60 MB more at its peak.
+    # Parallel parsing in small chunks: one parsing thread was the statement's bottleneck (the checks, sorts and
+    # writes after it run on both cores), and ClickHouse's default chunk (10 MB of text per parsing thread, several
+    # in flight) added some 80 MB to the peak, while 1 MB chunks keep it below that of one parsing thread. Two
+    # insert threads, each sorting and writing its blocks.
     # A text cell that is exactly \\N is that text, not NULL (null_as_default off reads it as written).
     strict = {**BOUNDED, **READ_FILE, **settings, "max_threads": 2, "max_insert_threads": 2,
-              "input_format_parallel_parsing": 0, "input_format_null_as_default": 0,
+              "input_format_parallel_parsing": 1, "min_chunk_bytes_for_parallel_parsing": 1 << 20,
+              "input_format_null_as_default": 0,
               "input_format_csv_allow_variable_number_of_columns": 0,
               "input_format_custom_allow_variable_number_of_columns": 0, **ANY_PARTITIONS}
-    sql = _requests_sql(job.table("requests"), columns, ts, where, "{input}", job)
+    sql = _requests_sql(job.table("requests"), columns, ts, where, "{input}", job, time_number=millis)
     params = {"run": job.run_id, "batch": job.batch,
               "generator": job.generator, **service_map_params(job), **step_map_params(job)}
-    job.backend.insert_from_file(sql, params, job.path, fmt, ", ".join(types), strict)
-    # counted in the table: the rows the insert wrote include those of the histogram's materialized view
+    job.backend.insert_from_file(sql, params, job.path, fmt, types, strict)
+    # counted in the table, as the checked pass counts its rows
     return int(job.backend.query(f"SELECT count() AS n FROM {quote_identifier(job.table('requests'))}")[0]["n"])
 
 
