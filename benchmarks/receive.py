@@ -123,7 +123,7 @@ def main() -> None:
                         help="lines per write (k6 at ~800 requests/s sends about this many each second)")
     parser.add_argument("--work", type=Path, default=None)
     add_tiny(parser)
-    args = tiny_sizes(parser.parse_args(), points=20_000, clients=2, write_lines=1_000)
+    args = tiny_sizes(parser.parse_args(), points=20_000, clients=2, write_lines=4_000)  # three stores of two writes
     with tempfile.TemporaryDirectory(prefix="perfhouse-bench-") as tmp:
         work = args.work or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)

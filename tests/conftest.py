@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import signal
 import subprocess
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NoReturn
 
@@ -68,10 +70,25 @@ def _group_suffix(item: pytest.Item) -> bool:
     return True
 
 
+def _shared_fixture_group(item: pytest.Item) -> str:
+    """The xdist group of a test that uses a module- or class-scoped fixture: its module, and for each such fixture
+    that is parametrized, which of its values the test gets (each value is its own fixture instance, made once,
+    so the values of a costly parametrized fixture are made on different workers at once); "" for no such fixture."""
+    info = getattr(item, "_fixtureinfo", None)
+    shared = [(name, d) for name, defs in (info.name2fixturedefs.items() if info else ()) for d in defs
+              if d.scope in ("module", "class")]
+    if not shared:
+        return ""
+    indices = getattr(getattr(item, "callspec", None), "indices", {})
+    values = sorted({f":{name}={indices[name]}" for name, d in shared if d.params is not None and name in indices})
+    return item.nodeid.split("::", 1)[0] + "".join(values)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under pytest-xdist's loadgroup (`make test`), the tests of a module that shares a module-scoped fixture (a
-    recorded run, a filled warehouse) go to one worker, so the fixture is made once; the tests that use the one
+    recorded run, a filled warehouse) go to one worker, so the fixture is made once (each value of a parametrized
+    one on a worker of its own: _shared_fixture_group); the tests that use the one
     Docker engine say so themselves (xdist_group "docker"), and the timing-sensitive modules share one group
     (TIMING_MODULES). Every other test goes wherever a worker is free. Each worker is its own process, so the
     embedded warehouse's one-path-per-process rule holds within a worker as it does in a serial run. A group
@@ -81,11 +98,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.nodeid.split("::", 1)[0] in TIMING_MODULES and item.get_closest_marker("xdist_group") is None:
             item.add_marker(pytest.mark.xdist_group("timing"))
-        if item.get_closest_marker("xdist_group") is None:
-            info = getattr(item, "_fixtureinfo", None)
-            scopes = {d.scope for defs in (info.name2fixturedefs.values() if info else ()) for d in defs}
-            if "module" in scopes or "class" in scopes:
-                item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
+        if item.get_closest_marker("xdist_group") is None and (group := _shared_fixture_group(item)):
+            item.add_marker(pytest.mark.xdist_group(group))
     suffixed = [item for item in items if _group_suffix(item)]
     if hasattr(config, "workerinput"):  # a worker: the ids it sends to the controller must carry the groups
         lost = [i.nodeid for i in suffixed if "@" not in i.nodeid.rsplit("]", 1)[-1]]
@@ -152,13 +166,36 @@ def run_jmeter_default(tmp: Path, api: DemoAPI) -> Path:
     return out
 
 
+def recorded_once(tmp_path_factory: pytest.TempPathFactory, name: str, record: Callable[[Path], Path]) -> Path:
+    """A recording every xdist worker of one run reads: the first worker to ask makes it (`record` into a fresh
+    directory) in the run's own temporary directory, the others wait for it under a file lock and take the same
+    file; without xdist, made once for the session as any session fixture is. Its readers only read it."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the controller's directory of this run, above each worker's popen-gwN
+    with open(base / f"recorded-{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also when `record` fails
+        made = base / f"recorded-{name}.path"
+        if not made.exists():
+            made.write_text(str(record(Path(tempfile.mkdtemp(prefix=f"{name}-", dir=base)))))
+        return Path(made.read_text())
+
+
+def _record_k6(directory: Path) -> Path:
+    with DemoAPI() as api:
+        return run_k6(directory, api)
+
+
+def _record_jmeter(directory: Path) -> Path:
+    with DemoAPI() as api:
+        return run_jmeter_default(directory, api)
+
+
 @pytest.fixture(scope="session")
 def k6_output(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    with DemoAPI() as api:
-        return run_k6(tmp_path_factory.mktemp("k6"), api)
+    return recorded_once(tmp_path_factory, "k6", _record_k6)
 
 
 @pytest.fixture(scope="session")
 def jtl_output(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    with DemoAPI() as api:
-        return run_jmeter_default(tmp_path_factory.mktemp("jmeter"), api)
+    return recorded_once(tmp_path_factory, "jmeter", _record_jmeter)

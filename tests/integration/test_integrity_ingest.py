@@ -17,11 +17,13 @@ import pytest
 
 from tests.integration.conftest import make_warehouse_url
 from warehouse.engine import schema
+from warehouse.ingest.batch import DIRECT_MAX_BYTES
 from warehouse.store import Warehouse
 
 pytestmark = pytest.mark.integration
 
-ROWS = 2_000_000
+ROWS = 2_000_000  # long enough a load that each fraction of an uninterrupted ingest falls inside it
+STAGED_ROWS = 200_000  # the commit's steps need only a file that takes the staging tables (over 4 MiB) in two months
 # The named steps of an ingest's commit (warehouse.ingest.batch.checkpoint), in the order they happen.
 STEPS = ["staging-recorded", "staged", "claimed", "attaching-recorded", "partition-attached", "attached-k6_points",
          "attached-aggregates", "attached-requests", "summaries-written", "run-recorded", "done-recorded",
@@ -30,9 +32,9 @@ STEPS = ["staging-recorded", "staged", "claimed", "attaching-recorded", "partiti
 FRACTIONS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.97]
 
 
-def write_jtl(path: Path, rows: int) -> None:
-    """A JMeter 2.13 JTL (12 columns, no header) of `rows` samples over two monthly partitions."""
-    start = 1706741400000  # 2024-01-31 22:50 UTC; a sample every 5 ms reaches February
+def write_jtl(path: Path, rows: int, start: int = 1706741400000) -> None:
+    """A JMeter 2.13 JTL (12 columns, no header) of `rows` samples, a sample every 5 ms from `start` (epoch ms; by
+    default 2024-01-31 22:50 UTC, from where 840,000 samples reach February: two monthly partitions)."""
     labels = ["home", "search", "product", "cart", "checkout"]
     with open(path, "w") as out:
         for base in range(0, rows, 50_000):
@@ -69,6 +71,15 @@ def write_k6_json(path: Path, requests: int, garbled_at: int | None = None) -> N
 def big_jtl(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("big") / "big.jtl"
     write_jtl(path, ROWS)
+    return path
+
+
+@pytest.fixture(scope="session")
+def staged_jtl(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A file the ingest stages (larger than a direct load takes), from a minute before February to after it."""
+    path = tmp_path_factory.mktemp("staged") / "staged.jtl"
+    write_jtl(path, STAGED_ROWS, start=1706745540000)  # 2024-01-31 23:59 UTC: 12,000 samples in January
+    assert path.stat().st_size > DIRECT_MAX_BYTES
     return path
 
 
@@ -113,33 +124,54 @@ def check_whole_or_absent(url: str, path: Path, rows: int) -> str:
     return outcome
 
 
-def test_an_ingest_killed_at_any_moment_leaves_its_run_whole_or_absent(big_jtl: Path, tmp_path: Path) -> None:
+def killed_ingest(template: Path, tmp_path: Path, number: int, path: Path, rows: int, kill_at: str = "",
+                  after_s: float = 0.0) -> tuple[str, float]:
+    """Ingest `path` (`rows` samples) into a copy of the empty warehouse `template`, killed at the commit's step
+    `kill_at` or `after_s` seconds after the process started; whether its run is then whole or absent
+    (check_whole_or_absent), and how long the process lived."""
+    warehouse = tmp_path / f"wh{number}"
+    shutil.copytree(template, warehouse, symlinks=True)  # chdb links metadata to its store relatively
+    url = f"chdb://{warehouse}"
+    started = time.monotonic()
+    proc = ingest_process(url, path, kill_at=kill_at)
+    if kill_at:
+        proc.wait(600)
+        assert proc.returncode == -signal.SIGKILL, f"{kill_at}: not reached: {proc.stderr.read()!r}"  # type: ignore[union-attr]
+    else:
+        time.sleep(after_s)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(600)
+    lived = time.monotonic() - started
+    outcome = check_whole_or_absent(url, path, rows)
+    shutil.rmtree(warehouse)
+    return outcome, lived
+
+
+def empty_warehouse(tmp_path: Path) -> Path:
     template = tmp_path / "template"
     release(Warehouse.open(f"chdb://{template}"))
-    outcomes: dict[str, str] = {}
-    moments: list[tuple[str, float | str]] = [(f"step {s}", s) for s in STEPS]
-    moments += [(f"{f:.0%} of the ingest", f) for f in FRACTIONS]
-    full_s = 0.0  # an uninterrupted ingest's duration: the process killed at its last step
-    for number, (moment, at) in enumerate(moments):
-        warehouse = tmp_path / f"wh{number}"
-        shutil.copytree(template, warehouse, symlinks=True)  # chdb links metadata to its store relatively
-        url = f"chdb://{warehouse}"
-        started = time.monotonic()
-        if isinstance(at, str):
-            proc = ingest_process(url, big_jtl, kill_at=at)
-            proc.wait(600)
-            assert proc.returncode == -signal.SIGKILL, f"{moment}: not reached: {proc.stderr.read()!r}"  # type: ignore[union-attr]
-            full_s = time.monotonic() - started
-        else:
-            proc = ingest_process(url, big_jtl)
-            time.sleep(at * full_s)
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(600)
-        outcomes[moment] = check_whole_or_absent(url, big_jtl, ROWS)
-        shutil.rmtree(warehouse)
-    # The commit is the done record: every step before it takes the run back, every step after keeps it.
-    assert [outcomes[f"step {s}"] for s in STEPS] == ["absent"] * 10 + ["whole"] * 2
-    assert "absent" in outcomes.values() and len(outcomes) >= 20
+    return template
+
+
+def test_an_ingest_killed_at_each_step_of_its_commit_leaves_its_run_whole_or_absent(staged_jtl: Path,
+                                                                                     tmp_path: Path) -> None:
+    """The commit is the done record: every step before it takes the run back, every step after keeps it."""
+    template = empty_warehouse(tmp_path)
+    outcomes = [killed_ingest(template, tmp_path, number, staged_jtl, STAGED_ROWS, kill_at=step)[0]
+                for number, step in enumerate(STEPS)]
+    assert outcomes == ["absent"] * 10 + ["whole"] * 2
+
+
+def test_an_ingest_killed_at_any_moment_of_its_load_leaves_its_run_whole_or_absent(big_jtl: Path,
+                                                                                   tmp_path: Path) -> None:
+    template = empty_warehouse(tmp_path)
+    # an uninterrupted ingest's duration: the process killed at its last step (its run is whole)
+    outcome, full_s = killed_ingest(template, tmp_path, 0, big_jtl, ROWS, kill_at=STEPS[-1])
+    assert outcome == "whole"
+    outcomes = {f"{at:.0%} of the ingest": killed_ingest(template, tmp_path, number, big_jtl, ROWS,
+                                                                   after_s=at * full_s)[0]
+                for number, at in enumerate(FRACTIONS, start=1)}
+    assert len(outcomes) == len(FRACTIONS) >= 10, outcomes
 
 
 @pytest.mark.parametrize("step", ["attaching-recorded", "partition-attached", "run-recorded", "done-recorded"])

@@ -14,12 +14,15 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from orchestrator.receiver import WORKER_STORES
 from tests.integration.test_receiver import NS, ReceiverProcess
 from warehouse.store import Warehouse
 
 pytestmark = pytest.mark.integration
 
-WRITERS, WRITES = 50, 100
+# Fifty writers at once, each answered before it sends its next write: every round of writes is one or two stores
+# (a store a round at best), so thirty rounds make more stores than a worker process makes before it is replaced.
+WRITERS, WRITES = 50, 30
 
 
 def answer(url: str, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, str]:
@@ -64,8 +67,10 @@ def test_fifty_concurrent_writers_get_every_write_acknowledged_and_stored_once(t
         thread.start()
     for thread in threads:
         thread.join(timeout=600)
-    receiver.stop()
+    summary = receiver.stop()
     assert statuses.count(204) == WRITERS * WRITES, {s: statuses.count(s) for s in set(statuses)}
+    stores = sum(1 for line in summary.splitlines() if line.startswith("stored "))
+    assert stores > WORKER_STORES, f"{stores} stores: the writes never reached a fresh worker process"
     wh = Warehouse.open(url)
     rows = wh.backend.query(
         "SELECT count() AS n, uniqExact(step, ts) AS distinct_requests FROM requests WHERE run_id = {r:String}",
