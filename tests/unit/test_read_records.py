@@ -17,7 +17,8 @@ BY_QUERY: dict[str, type[Any]] = {
     "TABLE_COLUMNS": records.TableColumn, "LATENCY_OVER_TIME": records.LatencyBucket,
     "INFRA_OVER_TIME": records.InfraBucket, "INFRA_SAMPLES": records.InfraSample,
     "AGGREGATES": records.IntervalAggregate, "COMPARISONS": records.StoredComparison,
-    "GATE_OUTCOMES": records.GateOutcome,
+    "GATE_OUTCOMES": records.GateOutcome, "TOOL_STEP_FIGURES": records.ToolStepAggregate,
+    "TOOL_TIMELINE": records.ToolInterval,
 }
 
 

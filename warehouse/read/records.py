@@ -789,3 +789,51 @@ class GateOutcome:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+# Tool figures ----------------------------------------------------------------------------------------------------
+# The rows a tool's folding (warehouse.tools.Folding) reads: its interval aggregates folded per step and over time.
+# Fields in their query's order, so `to_dict` is the row as the query gives it.
+
+
+@dataclass(frozen=True)
+class ToolStepAggregate:
+    """One step's interval aggregates of one status and source (queries.TOOL_STEP_FIGURES), folded over its
+    intervals: each metric's sum, lowest, highest and latest value, and the count-weighted sum of the intervals'
+    averages with its weight (the counts of the intervals that had an average)."""
+
+    journey: str
+    step: str
+    status: str
+    source: str
+    intervals: int
+    sums: dict[str, float]
+    lows: dict[str, float]
+    highs: dict[str, float]
+    last: dict[str, float]
+    weighted_avg: float
+    avg_weight: float
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> ToolStepAggregate:
+        return cls(**row)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ToolInterval:
+    """The whole run's figures in one of the tool's intervals (queries.TOOL_TIMELINE): every metric it gave then,
+    by the source that gave them."""
+
+    t: str
+    source: str
+    f: dict[str, float]
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> ToolInterval:
+        return cls(**row)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
