@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from warehouse.analysis import slo
 from warehouse.read import queries, records
 
 BY_QUERY: dict[str, type[Any]] = {
@@ -17,7 +18,11 @@ BY_QUERY: dict[str, type[Any]] = {
     "TABLE_COLUMNS": records.TableColumn, "LATENCY_OVER_TIME": records.LatencyBucket,
     "INFRA_OVER_TIME": records.InfraBucket, "INFRA_SAMPLES": records.InfraSample,
     "AGGREGATES": records.IntervalAggregate, "COMPARISONS": records.StoredComparison,
-    "GATE_OUTCOMES": records.GateOutcome,
+    "GATE_OUTCOMES": records.GateOutcome, "TOOL_STEP_FIGURES": records.ToolStepAggregate,
+    "TOOL_TIMELINE": records.ToolInterval, "REPORT_TOTALS": records.ReportTotalsRow,
+    "REPORT_STEPS": records.ReportStepRow, "REPORT_TIMELINE": records.ReportBucket,
+    "REPORT_INFRA": records.ReportInfraMean, "REPORT_LOAD_LEVEL": records.LoadLevel,
+    "REPORT_WINDOWS": records.ReportWindow,
 }
 
 
@@ -54,3 +59,15 @@ def test_a_distribution_runs_from_the_minimum_through_its_quantiles_to_the_maxim
     assert found.to_dict() == {"run_id": "r1", "count": 4, "points": [
         {"ms": 1.0, "fraction": 0.0}, {"ms": 2.0, "fraction": 0.5}, {"ms": 5.0, "fraction": 0.9},
         {"ms": 9.0, "fraction": 1.0}]}
+
+
+def test_a_load_windows_figures_are_every_slo_metric_but_percentiles_and_throughput() -> None:
+    """A stepped load's step is judged on each SLO its scope has: every non-percentile metric an SLO can name
+    (throughput aside, which a step does not judge) is a figure of the window, read by its name."""
+    named = {m for m in slo.LATENCY if slo.percentile_level(m) is None} | set(slo.RATES)
+    assert named == set(records.ReportWindow.FIGURES)
+    window = records.ReportWindow.of({"part": 2, "count": 40, "errors": 4, "error_rate": 0.1,
+                                      "check_failure_rate": 0.05, "avg": 12.5, "max": 80.0, "levels": [9.0, 30.0]})
+    assert [window.figure(m) for m in ("error_rate", "check_failure_rate", "avg", "max")] == [0.1, 0.05, 12.5, 80.0]
+    with pytest.raises(KeyError):
+        window.figure("count")

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from warehouse.read.records import ToolInterval, ToolStepAggregate
 from warehouse.report.tool_figures import figures_of
 from warehouse.tools.locust.figures import HOW
 
 
-def row(step: str, status: str, source: str, intervals: list[dict[str, float]], journey: str = "") -> dict[str, Any]:
+def row(step: str, status: str, source: str, intervals: list[dict[str, float]], journey: str = ""
+        ) -> ToolStepAggregate:
     """A TOOL_STEP_FIGURES row folded from the given intervals (oldest first)."""
     keys = {k for f in intervals for k in f}
-    return {
+    return ToolStepAggregate.of({
         "journey": journey, "step": step, "status": status, "source": source, "intervals": len(intervals),
         "sums": {k: sum(f.get(k, 0) for f in intervals) for k in keys},
         "lows": {k: min(f[k] for f in intervals if k in f) for k in keys},
@@ -19,7 +19,7 @@ def row(step: str, status: str, source: str, intervals: list[dict[str, float]], 
         "last": intervals[-1],
         "weighted_avg": sum(f["avg"] * f["count"] for f in intervals if "avg" in f and "count" in f),
         "avg_weight": sum(f["count"] for f in intervals if "avg" in f and "count" in f),
-    }
+    })
 
 
 def test_locusts_end_of_test_statistics_win_over_its_history() -> None:
@@ -51,9 +51,8 @@ def test_jmeter_intervals_sum_counts_weight_averages_and_keep_the_worst_percenti
                  {"count": 30, "avg": 20.0, "min": 5.0, "max": 90.0, "pct95.0": 70.0}]
     ko = [{"count": 3, "avg": 60.0, "min": 50.0, "max": 90.0}]
     overall = [{"count": 12, "countError": 0, "avg": 11.0}, {"count": 33, "countError": 3, "avg": 21.0}]
-    timeline = [{"t": "2026-01-01 10:00:05.000000", "source": "", "f": {"count": 12.0, "countError": 0.0}},
-                {"t": "2026-01-01 10:00:10.000000", "source": "", "f": {"count": 33.0, "countError": 3.0,
-                                                                           "pct95.0": 66.0}}]
+    timeline = [ToolInterval("2026-01-01 10:00:05.000000", "", {"count": 12.0, "countError": 0.0}),
+                ToolInterval("2026-01-01 10:00:10.000000", "", {"count": 33.0, "countError": 3.0, "pct95.0": 66.0})]
     figures = figures_of("jmeter", [row("list", "all", "", all_lines, "shop"), row("list", "ko", "", ko, "shop"),
                                     row("all", "all", "", overall, "shop")], timeline)
     [step] = figures.steps

@@ -239,24 +239,26 @@ class Figures(_ByName):
     throughput: float  # requests per second of the whole run's span
 
     @classmethod
-    def of(cls, row: Mapping[str, Any], labels: Sequence[str], run_span_s: float, apdex: float | None) -> Figures:
-        """A row of REPORT_TOTALS (the whole run: it has span_s) or REPORT_STEPS; `labels` name its `levels` in
-        slot order (a repeated level repeats its label), throughput divides by the whole run's span."""
-        count = int(row["count"])
+    def of(cls, row: ReportTotalsRow | ReportStepRow, labels: Sequence[str], run_span_s: float,
+           apdex: float | None) -> Figures:
+        """The whole run (a ReportTotalsRow) or one step (a ReportStepRow); `labels` name its `levels` in slot
+        order (a repeated level repeats its label), throughput divides by the whole run's span."""
+        count = int(row.count)
         percentiles: dict[str, float | None] = {}
-        for label, value in zip(labels, row["levels"], strict=True):
+        for label, value in zip(labels, row.levels, strict=True):
             percentiles[label] = None if value is None or not math.isfinite(float(value)) else float(value)
-        whole = "span_s" in row
+        whole = row if isinstance(row, ReportTotalsRow) else None
+        step = row if isinstance(row, ReportStepRow) else None
         return cls(
-            journey="" if whole else row["journey"], step="" if whole else row["step"],
-            service="" if whole else row["service"], count=row["count"], errors=row["errors"],
-            check_failures=row["check_failures"], checks_total=row["checks_total"],
-            checks_failed=row["checks_failed"], total_ms=row["total_ms"], avg_ms=row["avg_ms"],
-            min_ms=None if whole else row["min_ms"], max_ms=row["max_ms"],
-            first_ts=row["first_ts"] if whole else "", last_ts=row["last_ts"] if whole else "",
-            span_s=row["span_s"] if whole else None, percentiles=percentiles,
-            error_rate=int(row["errors"]) / count if count else None,
-            check_failure_rate=int(row["check_failures"]) / count if count else None,
+            journey=step.journey if step else "", step=step.step if step else "",
+            service=step.service if step else "", count=row.count, errors=row.errors,
+            check_failures=row.check_failures, checks_total=row.checks_total,
+            checks_failed=row.checks_failed, total_ms=row.total_ms, avg_ms=row.avg_ms,
+            min_ms=step.min_ms if step else None, max_ms=row.max_ms,
+            first_ts=whole.first_ts if whole else "", last_ts=whole.last_ts if whole else "",
+            span_s=whole.span_s if whole else None, percentiles=percentiles,
+            error_rate=int(row.errors) / count if count else None,
+            check_failure_rate=int(row.check_failures) / count if count else None,
             apdex=apdex, throughput=count / run_span_s if count else 0.0,
         )
 
@@ -786,6 +788,204 @@ class GateOutcome:
     @classmethod
     def of(cls, row: Mapping[str, Any]) -> GateOutcome:
         return cls(**row)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# Tool figures ----------------------------------------------------------------------------------------------------
+# The rows a tool's folding (warehouse.tools.Folding) reads: its interval aggregates folded per step and over time.
+# Fields in their query's order, so `to_dict` is the row as the query gives it.
+
+
+@dataclass(frozen=True)
+class ToolStepAggregate:
+    """One step's interval aggregates of one status and source (queries.TOOL_STEP_FIGURES), folded over its
+    intervals: each metric's sum, lowest, highest and latest value, and the count-weighted sum of the intervals'
+    averages with its weight (the counts of the intervals that had an average)."""
+
+    journey: str
+    step: str
+    status: str
+    source: str
+    intervals: int
+    sums: dict[str, float]
+    lows: dict[str, float]
+    highs: dict[str, float]
+    last: dict[str, float]
+    weighted_avg: float
+    avg_weight: float
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> ToolStepAggregate:
+        return cls(**row)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ToolInterval:
+    """The whole run's figures in one of the tool's intervals (queries.TOOL_TIMELINE): every metric it gave then,
+    by the source that gave them."""
+
+    t: str
+    source: str
+    f: dict[str, float]
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> ToolInterval:
+        return cls(**row)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# The report's query rows (report.reports reads them into its sections: Figures, TimelinePoint, Infra, Capacity).
+# Fields in their query's order, as above.
+
+
+@dataclass(frozen=True)
+class ReportTotalsRow:
+    """The whole run's requests at a report's levels (queries.REPORT_TOTALS): counts, both kinds of failure, time
+    spent, latency in milliseconds with `levels` in the report's slot order, APDEX counts at its threshold, the
+    first and last request (UTC) and the seconds between them (at least 1)."""
+
+    count: int
+    errors: int
+    check_failures: int
+    checks_total: int
+    checks_failed: int
+    total_ms: float
+    avg_ms: float | None
+    max_ms: float
+    levels: list[float]
+    satisfied: int
+    tolerating: int
+    first_ts: str
+    last_ts: str
+    span_s: float
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> ReportTotalsRow:
+        return cls(**row)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ReportStepRow:
+    """One step's requests at a report's levels (queries.REPORT_STEPS): as ReportTotalsRow, with the step's
+    journey, step, service and fastest request instead of the run's span."""
+
+    journey: str
+    step: str
+    service: str
+    count: int
+    errors: int
+    check_failures: int
+    checks_total: int
+    checks_failed: int
+    total_ms: float
+    avg_ms: float | None
+    min_ms: float
+    max_ms: float
+    levels: list[float]
+    satisfied: int
+    tolerating: int
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> ReportStepRow:
+        return cls(**row)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ReportBucket:
+    """One bucket of the run over time as queried (queries.REPORT_TIMELINE): requests per second, request errors,
+    requests with a failed check, requests in flight and the bucket's P50, P90, P95 and P99 (`levels`, NaN on no
+    figure); a report makes a TimelinePoint of it."""
+
+    t: str
+    rps: float
+    errors: int
+    check_failures: int
+    in_flight: float
+    levels: list[float]
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> ReportBucket:
+        return cls(**row)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ReportInfraMean:
+    """One infrastructure series' mean in one bucket of the latency timeline (queries.REPORT_INFRA); its labels as
+    JSON with sorted keys (the series' identity)."""
+
+    t: str
+    source: str
+    metric: str
+    series_labels: str
+    mean: float
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> ReportInfraMean:
+        return cls(**row)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class LoadLevel:
+    """The load in one bucket (queries.REPORT_LOAD_LEVEL): k6's VUs, else the distinct threads that sent
+    requests."""
+
+    t: str
+    level: float
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> LoadLevel:
+        return cls(**row)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ReportWindow:
+    """One step of a stepped load in one scope (queries.REPORT_WINDOWS; `part` is the step, from 1): its requests,
+    request errors, both failure rates, mean and highest duration and the percentiles at the levels asked
+    (`levels`, in the query's slots)."""
+
+    part: int
+    count: int
+    errors: int
+    error_rate: float
+    check_failure_rate: float
+    avg: float
+    max: float
+    levels: list[float]
+
+    FIGURES = ("error_rate", "check_failure_rate", "avg", "max")  # the SLO metrics a window has by name
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> ReportWindow:
+        return cls(**row)
+
+    def figure(self, metric: str) -> float:
+        """The window's value of an SLO metric other than a percentile (one of FIGURES)."""
+        if metric not in self.FIGURES:
+            raise KeyError(metric)
+        value: float = getattr(self, metric)
+        return value
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -30,7 +30,13 @@ from warehouse.read.records import (
     Infra,
     InfraPoint,
     InfraSeries,
+    LoadLevel,
     LoadStep,
+    ReportBucket,
+    ReportInfraMean,
+    ReportStepRow,
+    ReportTotalsRow,
+    ReportWindow,
     RunRecord,
     Saturation,
     SlowSample,
@@ -330,15 +336,15 @@ def report_figures(warehouse: Warehouse, run_id: str, options: ReportOptions) ->
     """The run's totals and its steps' figures at the options' percentile levels and APDEX threshold."""
     backend, params = warehouse.backend, {"run": run_id, **options.params()}
     labels = [percentile_label(level) for level in options.levels()]
-    row = backend.query(queries.REPORT_TOTALS, params)[0]
-    totals = Figures.of(row, labels, float(row["span_s"]), _apdex(row))
-    steps = [Figures.of(s, labels, float(row["span_s"]), _apdex(s))
-             for s in backend.query(queries.REPORT_STEPS, params)]
+    row = ReportTotalsRow.of(backend.query(queries.REPORT_TOTALS, params)[0])
+    totals = Figures.of(row, labels, float(row.span_s), _apdex(row))
+    steps = [Figures.of(s, labels, float(row.span_s), _apdex(s))
+             for s in (ReportStepRow.of(r) for r in backend.query(queries.REPORT_STEPS, params))]
     return totals, steps
 
 
-def _apdex(row: dict[str, Any]) -> float | None:
-    return insight.apdex(int(row["satisfied"]), int(row["tolerating"]), int(row["count"]))
+def _apdex(row: ReportTotalsRow | ReportStepRow) -> float | None:
+    return insight.apdex(int(row.satisfied), int(row.tolerating), int(row.count))
 
 
 def build_run_report(warehouse: Warehouse, run_id: str, options: ReportOptions) -> Report:
@@ -347,7 +353,8 @@ def build_run_report(warehouse: Warehouse, run_id: str, options: ReportOptions) 
     slos = slo.stored(warehouse.backend, run_id)
     totals, steps = report_figures(warehouse, run_id, options)
     bucket = bucket_seconds(totals.span_s if totals.count else None)
-    timeline = _timeline(backend.query(queries.REPORT_TIMELINE, {"run": run_id, "bucket": bucket}), bucket)
+    timeline = _timeline([ReportBucket.of(r) for r in backend.query(queries.REPORT_TIMELINE,
+                                                                    {"run": run_id, "bucket": bucket})], bucket)
     report = Report(
         run=run,
         totals=totals,
@@ -362,7 +369,8 @@ def build_run_report(warehouse: Warehouse, run_id: str, options: ReportOptions) 
         errors_by_status=[StatusErrors.of(r) for r in backend.query(queries.REPORT_ERRORS_BY_STATUS, {"run": run_id})],
         apdex=Apdex(options.apdex_t_ms, totals.apdex,
                     [StepApdex(insight.step_name(s.journey, s.step), s.apdex, s.count) for s in steps]),
-        infra=_infra(backend.query(queries.REPORT_INFRA, {"run": run_id, "bucket": bucket}), timeline),
+        infra=_infra([ReportInfraMean.of(r) for r in backend.query(queries.REPORT_INFRA,
+                                                                   {"run": run_id, "bucket": bucket})], timeline),
     )
     report.capacity = _capacity(warehouse, run_id, slos, bucket)
     report.slowest = slowest_traced(warehouse, run)
@@ -377,21 +385,21 @@ def _number(value: Any) -> float | None:
     return None if value is None or not math.isfinite(float(value)) else float(value)
 
 
-def _timeline(rows: list[dict[str, Any]], bucket: int) -> list[TimelinePoint]:
+def _timeline(rows: list[ReportBucket], bucket: int) -> list[TimelinePoint]:
     out = []
     for r in rows:
-        p50, p90, p95, p99 = (_number(v) for v in r["levels"])
-        out.append(TimelinePoint(r["t"], float(r["rps"]), int(r["errors"]), int(r["errors"]) / bucket,
-                                 float(r["in_flight"]), p50, p90, p95, p99))
+        p50, p90, p95, p99 = (_number(v) for v in r.levels)
+        out.append(TimelinePoint(r.t, float(r.rps), int(r.errors), int(r.errors) / bucket, float(r.in_flight),
+                                 p50, p90, p95, p99))
     return out
 
 
-def _infra(rows: list[dict[str, Any]], timeline: list[TimelinePoint]) -> Infra:
+def _infra(rows: list[ReportInfraMean], timeline: list[TimelinePoint]) -> Infra:
     """Each scraped series on the latency's time axis, its correlation with P95, and what saturated."""
-    several = len({r["source"] for r in rows}) > 1
+    several = len({r.source for r in rows}) > 1
     grouped: dict[tuple[str, str, str], list[tuple[str, float]]] = {}
     for r in rows:
-        grouped.setdefault((r["source"], r["metric"], r["series_labels"]), []).append((r["t"], float(r["mean"])))
+        grouped.setdefault((r.source, r.metric, r.series_labels), []).append((r.t, float(r.mean)))
     p95 = {p.t: p.p95_ms for p in timeline if p.p95_ms is not None}
     series: list[InfraSeries] = []
     for (source, metric, labels), points in grouped.items():
@@ -424,8 +432,8 @@ def _infra(rows: list[dict[str, Any]], timeline: list[TimelinePoint]) -> Infra:
 def _capacity(warehouse: Warehouse, run_id: str, slos: list[Verdict], bucket: int) -> Capacity | None:
     """For a stepped profile: each step's figures and whether it met the SLOs; the knee."""
     backend = warehouse.backend
-    levels = [(r["t"], float(r["level"]))
-              for r in backend.query(queries.REPORT_LOAD_LEVEL, {"run": run_id, "bucket": bucket})]
+    levels = [(r.t, float(r.level)) for r in (LoadLevel.of(row) for row in
+                                              backend.query(queries.REPORT_LOAD_LEVEL, {"run": run_id, "bucket": bucket}))]
     found = insight.plateaus(levels, bucket)
     if not insight.is_stepped(found):
         return None
@@ -435,31 +443,34 @@ def _capacity(warehouse: Warehouse, run_id: str, slos: list[Verdict], bucket: in
     where = {"run": run_id, "bucket": bucket, **insight.bucket_parts(windows, bucket)}
 
     scopes = sorted({("", "", "")} | {(o.journey, o.step, o.service) for _, o in objectives})
-    observed: dict[tuple[str, str, str], dict[int, dict[str, Any]]] = {}
+    # per scope and step (its window's part): the window and its percentiles by level (None on no figure)
+    observed: dict[tuple[str, str, str], dict[int, tuple[ReportWindow, dict[float, float | None]]]] = {}
     for journey, step, service in scopes:  # one query per scope: every level its objectives ask for at once
         wanted = sorted({0.5, 0.95, 0.99} | {o.level for _, o in objectives if (o.journey, o.step, o.service)
                                              == (journey, step, service)})
         wanted += [wanted[-1]] * (queries.LEVEL_SLOTS - len(wanted))
         rows = backend.query(queries.REPORT_WINDOWS, {**where, "journey": journey, "step": step, "service": service,
                                                       **{f"q{i}": q for i, q in enumerate(wanted, start=1)}})
+        windows_of = (ReportWindow.of(r) for r in rows)
         observed[(journey, step, service)] = {
-            int(r["part"]): {**r, **{f"q{q}": _number(v) for q, v in zip(wanted, r["levels"], strict=True)}}
-            for r in rows}
+            w.part: (w, {q: _number(v) for q, v in zip(wanted, w.levels, strict=True)}) for w in windows_of}
     steps: list[LoadStep] = []
     for index, (p, (start, end)) in enumerate(zip(found, windows, strict=True), start=1):
-        row = observed[("", "", "")].get(index)
-        count = int(row["count"]) if row else 0
+        whole = observed[("", "", "")].get(index)
+        count = int(whole[0].count) if whole else 0
         seconds = max((insight.parse_time(end) - insight.parse_time(start)).total_seconds(), 1.0)
-        p50, p95, p99 = (row["q0.5"], row["q0.95"], row["q0.99"]) if row else (None, None, None)
+        p50, p95, p99 = (whole[1][0.5], whole[1][0.95], whole[1][0.99]) if whole else (None, None, None)
         missed = []
         for verdict, o in objectives:
             got = observed[(o.journey, o.step, o.service)].get(index)
-            column = f"q{o.level}" if percentile_level(o.metric) is not None else o.metric
-            value = _number(got[column]) if got else None
+            value = None
+            if got is not None:
+                window, at = got
+                value = at[o.level] if percentile_level(o.metric) is not None else _number(window.figure(o.metric))
             if value is None or not o.holds(value):
                 missed.append(verdict.slo)
         steps.append(LoadStep(p.level, start, end, count, count / seconds,
-                              int(row["errors"]) / count if row and count else None, p50, p95, p99, missed,
+                              int(whole[0].errors) / count if whole and count else None, p50, p95, p99, missed,
                               met=False))
     if objectives:
         criterion = "every SLO (throughput SLOs aside) held within the step"

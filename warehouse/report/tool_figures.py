@@ -11,7 +11,7 @@ from typing import Any
 
 from warehouse import tools
 from warehouse.read import queries
-from warehouse.read.records import RunRecord
+from warehouse.read.records import RunRecord, ToolInterval, ToolStepAggregate
 from warehouse.store import Warehouse
 from warehouse.tools import Folding, ToolPoint, ToolStep, display_name
 
@@ -48,25 +48,26 @@ def tool_figures(warehouse: Warehouse, run: RunRecord) -> ToolFigures | None:
     folding = _folding(tool)
     if folding is None:  # a tool whose formats write no aggregates: nothing of its own to fold
         return None
-    rows = warehouse.backend.query(queries.TOOL_STEP_FIGURES, {"run": run_id})
+    rows = [ToolStepAggregate.of(r) for r in warehouse.backend.query(queries.TOOL_STEP_FIGURES, {"run": run_id})]
     if not rows:
         return None
-    timeline = warehouse.backend.query(queries.TOOL_TIMELINE, {"run": run_id, "overall": folding.overall})
+    timeline = [ToolInterval.of(r) for r in warehouse.backend.query(queries.TOOL_TIMELINE,
+                                                                     {"run": run_id, "overall": folding.overall})]
     return fold(folding, tool, rows, timeline)
 
 
-def figures_of(tool: str, rows: list[dict[str, Any]], timeline: list[dict[str, Any]]) -> ToolFigures | None:
-    """The figures from TOOL_STEP_FIGURES and TOOL_TIMELINE rows (pure: no warehouse); None for a tool without
+def figures_of(tool: str, rows: list[ToolStepAggregate], timeline: list[ToolInterval]) -> ToolFigures | None:
+    """The figures from TOOL_STEP_FIGURES and TOOL_TIMELINE records (pure: no warehouse); None for a tool without
     a folding."""
     folding = _folding(tool)
     return fold(folding, tool, rows, timeline) if folding else None
 
 
-def fold(folding: Folding, tool: str, rows: list[dict[str, Any]], timeline: list[dict[str, Any]]) -> ToolFigures:
+def fold(folding: Folding, tool: str, rows: list[ToolStepAggregate], timeline: list[ToolInterval]) -> ToolFigures:
     """The rows folded per step, overall and over time as `folding` says."""
-    by_step: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    by_step: dict[tuple[str, str], list[ToolStepAggregate]] = {}
     for r in rows:
-        by_step.setdefault((str(r["journey"]), str(r["step"])), []).append(r)
+        by_step.setdefault((r.journey, r.step), []).append(r)
     folded = {key: folding.step(key, found) for key, found in by_step.items()}
     overall = next((s for (_, step), s in folded.items() if step == folding.overall), None)
     steps = [s for (_, step), s in sorted(folded.items()) if step != folding.overall]

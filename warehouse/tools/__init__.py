@@ -7,7 +7,8 @@ and its own end-of-test summary. Packages are found by discovery, as orchestrato
 tool's results land by adding its package. A package that only brings formats (a protocol several tools write,
 as influx/) registers no WarehouseTool.
 
-The rows a folding reads and the figures it makes (ToolStep, ToolPoint) are defined here, so a tool's package
+The figures a folding makes (ToolStep, ToolPoint) are defined here (the rows it reads are records of
+warehouse.read.records), so a tool's package
 and the report that shows its figures speak the same types.
 """
 
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from warehouse.read.records import Figures, SummaryFigure
+from warehouse.read.records import Figures, SummaryFigure, ToolInterval, ToolStepAggregate
 
 
 @dataclass(frozen=True)
@@ -70,13 +71,13 @@ class ToolPoint:
 
 @dataclass(frozen=True)
 class Folding:
-    """How one tool's interval aggregates (rows of queries.TOOL_STEP_FIGURES and TOOL_TIMELINE) fold into its
-    figures."""
+    """How one tool's interval aggregates (the records of queries.TOOL_STEP_FIGURES and TOOL_TIMELINE) fold into
+    its figures."""
 
     overall: str  # the name under which the tool gives its figures for the whole run ("" : none)
-    step: Callable[[tuple[str, str], list[dict[str, Any]]], ToolStep]
-    timeline: Callable[[Iterable[dict[str, Any]]], list[ToolPoint]]
-    how: Callable[[list[dict[str, Any]]], str]  # how the figures were obtained, in a sentence
+    step: Callable[[tuple[str, str], list[ToolStepAggregate]], ToolStep]
+    timeline: Callable[[Iterable[ToolInterval]], list[ToolPoint]]
+    how: Callable[[list[ToolStepAggregate]], str]  # how the figures were obtained, in a sentence
     failures_from_steps: bool = False  # an overall line without failures counts those of the steps
 
 

@@ -10,8 +10,8 @@ history's last running median alone.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
+from warehouse.read.records import ToolInterval, ToolStepAggregate
 from warehouse.tools import Folding, ToolPoint, ToolStep, as_float, as_int, levels
 
 HOW = {
@@ -24,30 +24,30 @@ HOW = {
 }
 
 
-def step(key: tuple[str, str], rows: list[dict[str, Any]]) -> ToolStep:
+def step(key: tuple[str, str], rows: list[ToolStepAggregate]) -> ToolStep:
     """The end-of-test statistics when there are; else the history's running totals at its last interval."""
-    stats = next((r for r in rows if str(r["source"]) == "stats"), None)
+    stats = next((r for r in rows if r.source == "stats"), None)
     if stats is not None:
-        f = stats["last"]
+        f = stats.last
         return ToolStep(*key, as_int(f.get("count")), as_int(f.get("failures")), as_float(f.get("avg")),
                         as_float(f.get("min")), as_float(f.get("max")), as_float(f.get("rps")), levels(f))
-    f = rows[-1]["last"]
+    f = rows[-1].last
     median = f.get("median")
     return ToolStep(*key, as_int(f.get("count")), as_int(f.get("failures")), as_float(f.get("avg")),
                     as_float(f.get("min")), as_float(f.get("max")), None,
                     {50.0: float(median)} if median is not None and f.get("count") else {})
 
 
-def timeline(rows: Iterable[dict[str, Any]]) -> list[ToolPoint]:
+def timeline(rows: Iterable[ToolInterval]) -> list[ToolPoint]:
     """Locust's history of the whole run (its `Aggregated` rows: requests/s, failures/s, windowed percentiles,
     users)."""
-    return [ToolPoint(str(r["t"]), as_float(r["f"].get("rps")), as_float(r["f"].get("fps")),
-                      as_float(r["f"].get("pct50")), as_float(r["f"].get("pct95")), as_float(r["f"].get("users")))
-            for r in rows if str(r["source"]) == "stats_history"]
+    return [ToolPoint(r.t, as_float(r.f.get("rps")), as_float(r.f.get("fps")), as_float(r.f.get("pct50")),
+                      as_float(r.f.get("pct95")), as_float(r.f.get("users")))
+            for r in rows if r.source == "stats_history"]
 
 
-def how(rows: list[dict[str, Any]]) -> str:
-    return HOW["stats" if any(str(r["source"]) == "stats" for r in rows) else "history"]
+def how(rows: list[ToolStepAggregate]) -> str:
+    return HOW["stats" if any(r.source == "stats" for r in rows) else "history"]
 
 
 FOLDING = Folding("Aggregated", step, timeline, how)
