@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 from warehouse.errors import DataError
 from warehouse.read import queries
-from warehouse.read.records import GateOutcome
+from warehouse.read.records import GateOutcome, Row
 from warehouse.store import Warehouse
 
 AUTO, PINNED = "auto", "pinned"
@@ -16,26 +15,20 @@ USABLE_STATUSES = ("completed", "imported")
 
 
 @dataclass(frozen=True)
-class Baseline:
+class Baseline(Row):
     run_id: str
     how: str  # named | pinned | auto
     fingerprint: str = ""
     note: str = ""
     why: str = ""  # why this run: how it was chosen, in words
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class Pin:
+class Pin(Row):
     fingerprint: str
     run_id: str
     note: str
     pinned_at: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def pin(warehouse: Warehouse, run_id: str, note: str = "") -> Pin:

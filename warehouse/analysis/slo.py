@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from warehouse.engine.backends import Backend
 from warehouse.read import queries
+from warehouse.read.records import Row
 
 LATENCY = ("p50", "p90", "p95", "p99", "avg", "max")
 # Any percentile of duration: p75, p99.9 (above 0, below 100).
@@ -67,16 +68,13 @@ class Objective:
 
 
 @dataclass(frozen=True)
-class Verdict:
+class Verdict(Row):
     slo: str
     scope: str
     metric: str
     threshold: float
     observed: float | None
     passed: bool
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
     @property
     def observed_text(self) -> str:

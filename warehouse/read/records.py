@@ -5,11 +5,30 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self, cast
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+
+class Row:
+    """A record (a frozen dataclass) whose JSON is its fields as they are: `to_dict`."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(cast("DataclassInstance", self))
+
+
+class QueryRow(Row):
+    """A record whose fields are its query's columns, in their order: `of` builds it from the row, and `to_dict`
+    gives the row again."""
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> Self:
+        return cls(**row)
 
 
 @dataclass(frozen=True)
-class RunRecord:
+class RunRecord(QueryRow):
     """One run as stored (queries.RUN), fields in the query's order: `to_dict` is what JSON outputs print."""
 
     run_id: str
@@ -32,16 +51,9 @@ class RunRecord:
     ended_at: str | None = None  # None while the run goes on
     notes: str = ""
 
-    @classmethod
-    def of(cls, row: Mapping[str, Any]) -> RunRecord:
-        return cls(**row)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class RunListing:
+class RunListing(QueryRow):
     """One line of the runs list (queries.RUNS), fields in the query's order: a run and its request count."""
 
     run_id: str
@@ -62,16 +74,9 @@ class RunListing:
     notes: str = ""
     requests: int = 0
 
-    @classmethod
-    def of(cls, row: Mapping[str, Any]) -> RunListing:
-        return cls(**row)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class StepStats:
+class StepStats(QueryRow):
     """One step's figures in a run (queries.STEP_STATS), fields in the query's order: requests, failures of both
     kinds (queries.FAILURES) and latency in milliseconds, percentiles exact as k6 computes them."""
 
@@ -91,16 +96,9 @@ class StepStats:
     p95_ms: float
     p99_ms: float
 
-    @classmethod
-    def of(cls, row: Mapping[str, Any]) -> StepStats:
-        return cls(**row)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class ErrorCause:
+class ErrorCause(QueryRow):
     """One cause of failure in a run (queries.ERRORS_BY_CAUSE): a request error by status and text, or a failed
     check by its name (`kind` says which), with the step it happened in and how often."""
 
@@ -111,16 +109,9 @@ class ErrorCause:
     error: str
     count: int
 
-    @classmethod
-    def of(cls, row: Mapping[str, Any]) -> ErrorCause:
-        return cls(**row)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class StatusErrors:
+class StatusErrors(QueryRow):
     """Failed requests of one HTTP status and error text over a run (queries.REPORT_ERRORS_BY_STATUS), with the
     number of steps they happened in."""
 
@@ -129,16 +120,9 @@ class StatusErrors:
     count: int
     steps: int
 
-    @classmethod
-    def of(cls, row: Mapping[str, Any]) -> StatusErrors:
-        return cls(**row)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class SlowSample:
+class SlowSample(Row):
     """One of a run's slowest requests that sent a trace id (queries.SLOWEST_TRACED), with the URL of its trace
     ('' without a URL template)."""
 
@@ -155,12 +139,9 @@ class SlowSample:
     def of(cls, row: Mapping[str, Any], trace_url: str = "") -> SlowSample:
         return cls(**row, trace_url=trace_url)
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class Bottleneck:
+class Bottleneck(Row):
     """One step ranked by impact (analysis.insight.bottlenecks): its share of all request time plus its share of
     all failed requests; the tail ratio p99/p50 (None over a p50 of 0) says how uneven it is."""
 
@@ -172,12 +153,9 @@ class Bottleneck:
     tail_ratio: float | None
     impact: float
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class TimelinePoint:
+class TimelinePoint(Row):
     """One bucket of a run over time (queries.REPORT_TIMELINE): requests per second, request errors (in the bucket
     and per second), requests in flight, and the bucket's percentiles in milliseconds (None on no figure)."""
 
@@ -191,20 +169,14 @@ class TimelinePoint:
     p95_ms: float | None
     p99_ms: float | None
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 # Report sections: what a run's report holds beside the rows above (warehouse.report.reports builds them from
 # queries.REPORT_*). Each reads by attribute; `to_dict` is the JSON a report prints, key for key and in its order,
 # and `record[key]` reads that JSON by name.
 
 
-class _ByName:
+class _ByName(Row):
     """`record[key]`: the value `to_dict` gives under `key` (a JSON report's name for it)."""
-
-    def to_dict(self) -> dict[str, Any]:
-        raise NotImplementedError
 
     def __getitem__(self, key: str) -> object:
         return self.to_dict()[key]
@@ -308,9 +280,6 @@ class StepApdex(_ByName):
     apdex: float | None
     count: int
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
 class Apdex(_ByName):
@@ -330,9 +299,6 @@ class InfraPoint(_ByName):
     t: str  # the bucket's start (UTC)
     value: float
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
 class InfraSeries(_ByName):
@@ -348,9 +314,6 @@ class InfraSeries(_ByName):
     correlation: float | None
     correlated: bool
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
 class Climb(_ByName):
@@ -361,9 +324,6 @@ class Climb(_ByName):
     early_p95_ms: float
     ratio: float
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
 class Saturation(_ByName):
@@ -372,9 +332,6 @@ class Saturation(_ByName):
     series: str
     value: float
     share_of_peak: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -386,9 +343,6 @@ class Infra(_ByName):
     correlated: list[str] = field(default_factory=list)
     climb: Climb | None = None
     saturated: Saturation | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -408,9 +362,6 @@ class LoadStep(_ByName):
     missed: list[str]
     met: bool
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
 class Capacity(_ByName):
@@ -420,9 +371,6 @@ class Capacity(_ByName):
     steps: list[LoadStep]
     knee: float | None
     criterion: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -442,7 +390,7 @@ class SummaryFigure(_ByName):
 
 
 @dataclass(frozen=True)
-class RunTotals(_ByName):
+class RunTotals(QueryRow, _ByName):
     """A run's requests in all (queries.RUN_TOTALS), fields in the query's order: counts, both kinds of failure,
     latency in milliseconds with p50/p90/p95/p99 exact as k6 computes them (None or NaN without requests), the first
     and last request (UTC) and the seconds between them (at least 1)."""
@@ -462,13 +410,6 @@ class RunTotals(_ByName):
     last_ts: str
     span_s: float
 
-    @classmethod
-    def of(cls, row: Mapping[str, Any]) -> RunTotals:
-        return cls(**row)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 # Read tables ---------------------------------------------------------------------------------------------------
 # The rows of the Warehouse's other reads (store.py): the runs list, pickers and facets of the dashboard, a run
@@ -477,7 +418,7 @@ class RunTotals(_ByName):
 
 
 @dataclass(frozen=True)
-class RunListRow:
+class RunListRow(QueryRow):
     """One line of the dashboard's runs list (queries.RUN_LIST): a run, its request and request-error counts and
     how many of its SLOs were judged and failed."""
 
@@ -502,16 +443,9 @@ class RunListRow:
     slos: int = 0
     slos_failed: int = 0
 
-    @classmethod
-    def of(cls, row: Mapping[str, Any]) -> RunListRow:
-        return cls(**row)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class RunChoice:
+class RunChoice(QueryRow):
     """A run as a picker names it (queries.RUN_CHOICES): nothing counted."""
 
     run_id: str
@@ -519,16 +453,9 @@ class RunChoice:
     tool: str = ""
     status: str = ""
 
-    @classmethod
-    def of(cls, row: Mapping[str, Any]) -> RunChoice:
-        return cls(**row)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class RunFacets:
+class RunFacets(Row):
     """The values each runs filter can take (queries.RUN_FACETS: sorted, empty values left out), the span of
     start times and the number of runs."""
 
@@ -559,23 +486,17 @@ class RunFacets:
         found: list[str] = getattr(self, column)
         return found
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class DistributionPoint:
+class DistributionPoint(Row):
     """A duration and the fraction of requests at or below it."""
 
     ms: float
     fraction: float
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class LatencyDistribution:
+class LatencyDistribution(Row):
     """One run's duration distribution (queries.LATENCY_DISTRIBUTION) as points from its minimum (fraction 0)
     through its quantiles at queries.DISTRIBUTION_LEVELS to its maximum (fraction 1)."""
 
@@ -590,12 +511,9 @@ class LatencyDistribution:
         points.append(DistributionPoint(float(row["max_ms"]), 1.0))
         return cls(str(row["run_id"]), int(row["count"]), points)
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class RunGroup:
+class RunGroup(QueryRow):
     """A group of several runs, one invocation with several tools (queries.RUN_GROUPS): its tools and runs
     (sorted), the spec and profile, and when its newest run started."""
 
@@ -606,16 +524,9 @@ class RunGroup:
     profile: str = ""
     last_started: str = ""
 
-    @classmethod
-    def of(cls, row: Mapping[str, Any]) -> RunGroup:
-        return cls(**row)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class FingerprintHistory:
+class FingerprintHistory(QueryRow):
     """One history of comparable runs (queries.FINGERPRINTS): its fingerprint, what it runs, how many finished
     runs it holds and the newest of them."""
 
@@ -627,32 +538,18 @@ class FingerprintHistory:
     runs: int = 0
     newest_run: str = ""
 
-    @classmethod
-    def of(cls, row: Mapping[str, Any]) -> FingerprintHistory:
-        return cls(**row)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class TableColumn:
+class TableColumn(QueryRow):
     """A column of one of perfhouse's tables (queries.TABLE_COLUMNS) and its ClickHouse type."""
 
     table: str
     name: str
     type: str
 
-    @classmethod
-    def of(cls, row: Mapping[str, Any]) -> TableColumn:
-        return cls(**row)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class LatencyBucket:
+class LatencyBucket(QueryRow):
     """One step in one time bucket of a run (queries.LATENCY_OVER_TIME): requests per second, request errors,
     requests with a failed check and the bucket's percentiles in milliseconds."""
 
@@ -666,16 +563,9 @@ class LatencyBucket:
     p95_ms: float
     p99_ms: float
 
-    @classmethod
-    def of(cls, row: Mapping[str, Any]) -> LatencyBucket:
-        return cls(**row)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class InfraBucket:
+class InfraBucket(QueryRow):
     """One infrastructure series in one time bucket of a run (queries.INFRA_OVER_TIME): its mean and its last
     value (a counter's rate comes from the last values); `labels` as ClickHouse writes a map ({'k':'v'}). None
     for a value that is no number (a NaN sample)."""
@@ -687,16 +577,9 @@ class InfraBucket:
     mean: float | None
     last: float | None
 
-    @classmethod
-    def of(cls, row: Mapping[str, Any]) -> InfraBucket:
-        return cls(**row)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class InfraSample:
+class InfraSample(QueryRow):
     """One scraped infrastructure sample as stored (queries.INFRA_SAMPLES); None for a NaN value."""
 
     ts: str
@@ -705,16 +588,9 @@ class InfraSample:
     labels: dict[str, str]
     value: float | None
 
-    @classmethod
-    def of(cls, row: Mapping[str, Any]) -> InfraSample:
-        return cls(**row)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class IntervalAggregate:
+class IntervalAggregate(QueryRow):
     """One figure a tool computed over one interval (queries.AGGREGATES: JMeter's backend listener, Locust's
     --csv statistics), not a request; None for a NaN value."""
 
@@ -727,16 +603,9 @@ class IntervalAggregate:
     value: float | None
     tags: dict[str, str]
 
-    @classmethod
-    def of(cls, row: Mapping[str, Any]) -> IntervalAggregate:
-        return cls(**row)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class StoredComparison:
+class StoredComparison(QueryRow):
     """One row of a comparison as kept (queries.COMPARISONS, written by analysis.compare.store_comparison): a
     step (journey and step empty: overall) of run B against its baseline A, both runs' figures, the verdict and
     why."""
@@ -764,16 +633,9 @@ class StoredComparison:
     reason: str
     compared_at: str
 
-    @classmethod
-    def of(cls, row: Mapping[str, Any]) -> StoredComparison:
-        return cls(**row)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class GateOutcome:
+class GateOutcome(QueryRow):
     """A run's latest gate outcome (queries.GATE_OUTCOMES, written by analysis.gate): the outcome and exit status,
     how many rows were WORSE and INCONCLUSIVE, the baseline it was judged against and when."""
 
@@ -785,13 +647,6 @@ class GateOutcome:
     baseline_id: str
     judged_at: str
 
-    @classmethod
-    def of(cls, row: Mapping[str, Any]) -> GateOutcome:
-        return cls(**row)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 # Tool figures ----------------------------------------------------------------------------------------------------
 # The rows a tool's folding (warehouse.tools.Folding) reads: its interval aggregates folded per step and over time.
@@ -799,7 +654,7 @@ class GateOutcome:
 
 
 @dataclass(frozen=True)
-class ToolStepAggregate:
+class ToolStepAggregate(QueryRow):
     """One step's interval aggregates of one status and source (queries.TOOL_STEP_FIGURES), folded over its
     intervals: each metric's sum, lowest, highest and latest value, and the count-weighted sum of the intervals'
     averages with its weight (the counts of the intervals that had an average)."""
@@ -816,16 +671,9 @@ class ToolStepAggregate:
     weighted_avg: float
     avg_weight: float
 
-    @classmethod
-    def of(cls, row: Mapping[str, Any]) -> ToolStepAggregate:
-        return cls(**row)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class ToolInterval:
+class ToolInterval(QueryRow):
     """The whole run's figures in one of the tool's intervals (queries.TOOL_TIMELINE): every metric it gave then,
     by the source that gave them."""
 
@@ -833,20 +681,13 @@ class ToolInterval:
     source: str
     f: dict[str, float]
 
-    @classmethod
-    def of(cls, row: Mapping[str, Any]) -> ToolInterval:
-        return cls(**row)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 # The report's query rows (report.reports reads them into its sections: Figures, TimelinePoint, Infra, Capacity).
 # Fields in their query's order, as above.
 
 
 @dataclass(frozen=True)
-class ReportTotalsRow:
+class ReportTotalsRow(QueryRow):
     """The whole run's requests at a report's levels (queries.REPORT_TOTALS): counts, both kinds of failure, time
     spent, latency in milliseconds with `levels` in the report's slot order, APDEX counts at its threshold, the
     first and last request (UTC) and the seconds between them (at least 1)."""
@@ -866,16 +707,9 @@ class ReportTotalsRow:
     last_ts: str
     span_s: float
 
-    @classmethod
-    def of(cls, row: Mapping[str, Any]) -> ReportTotalsRow:
-        return cls(**row)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class ReportStepRow:
+class ReportStepRow(QueryRow):
     """One step's requests at a report's levels (queries.REPORT_STEPS): as ReportTotalsRow, with the step's
     journey, step, service and fastest request instead of the run's span."""
 
@@ -895,16 +729,9 @@ class ReportStepRow:
     satisfied: int
     tolerating: int
 
-    @classmethod
-    def of(cls, row: Mapping[str, Any]) -> ReportStepRow:
-        return cls(**row)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class ReportBucket:
+class ReportBucket(QueryRow):
     """One bucket of the run over time as queried (queries.REPORT_TIMELINE): requests per second, request errors,
     requests with a failed check, requests in flight and the bucket's P50, P90, P95 and P99 (`levels`, NaN on no
     figure); a report makes a TimelinePoint of it."""
@@ -916,16 +743,9 @@ class ReportBucket:
     in_flight: float
     levels: list[float]
 
-    @classmethod
-    def of(cls, row: Mapping[str, Any]) -> ReportBucket:
-        return cls(**row)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class ReportInfraMean:
+class ReportInfraMean(QueryRow):
     """One infrastructure series' mean in one bucket of the latency timeline (queries.REPORT_INFRA); its labels as
     JSON with sorted keys (the series' identity)."""
 
@@ -935,32 +755,18 @@ class ReportInfraMean:
     series_labels: str
     mean: float
 
-    @classmethod
-    def of(cls, row: Mapping[str, Any]) -> ReportInfraMean:
-        return cls(**row)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class LoadLevel:
+class LoadLevel(QueryRow):
     """The load in one bucket (queries.REPORT_LOAD_LEVEL): k6's VUs, else the distinct threads that sent
     requests."""
 
     t: str
     level: float
 
-    @classmethod
-    def of(cls, row: Mapping[str, Any]) -> LoadLevel:
-        return cls(**row)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class ReportWindow:
+class ReportWindow(QueryRow):
     """One step of a stepped load in one scope (queries.REPORT_WINDOWS; `part` is the step, from 1): its requests,
     request errors, both failure rates, mean and highest duration and the percentiles at the levels asked
     (`levels`, in the query's slots)."""
@@ -976,10 +782,6 @@ class ReportWindow:
 
     FIGURES = ("error_rate", "check_failure_rate", "avg", "max")  # the SLO metrics a window has by name
 
-    @classmethod
-    def of(cls, row: Mapping[str, Any]) -> ReportWindow:
-        return cls(**row)
-
     def figure(self, metric: str) -> float:
         """The window's value of an SLO metric other than a percentile (one of FIGURES)."""
         if metric not in self.FIGURES:
@@ -987,5 +789,3 @@ class ReportWindow:
         value: float = getattr(self, metric)
         return value
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)

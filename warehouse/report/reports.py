@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from warehouse import tools
@@ -37,6 +37,7 @@ from warehouse.read.records import (
     ReportStepRow,
     ReportTotalsRow,
     ReportWindow,
+    Row,
     RunRecord,
     Saturation,
     SlowSample,
@@ -130,7 +131,7 @@ class ComparisonRow:
 
 
 @dataclass
-class Comparison:
+class Comparison(Row):
     """The changes against a baseline run (or, in a group's report, of one tool's run against the other's), as
     the regression analysis decided them; without `baseline_run`, the notes say why there is none."""
 
@@ -142,9 +143,6 @@ class Comparison:
     baseline_tool: str = ""
     current_run: str = ""
     current_tool: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def comparison_of(result: compare.Comparison) -> Comparison:
