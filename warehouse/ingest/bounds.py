@@ -14,8 +14,9 @@ from __future__ import annotations
 
 MAX_DURATION_MS = 86_400_000
 TS_FROM, TS_UNTIL = "1970-01-01 00:00:00", "2100-01-01 00:00:00"
-NS_FROM, NS_UNTIL = 0, 4_102_444_800 * 10**9  # the same range in Unix nanoseconds
-TS_FROM_MS, TS_UNTIL_MS = 0, 4_102_444_800_000  # and in Unix milliseconds
+_UNTIL_S = 4_102_444_800  # TS_UNTIL in Unix seconds
+NS_FROM, NS_UNTIL = 0, _UNTIL_S * 10**9  # the same range in Unix nanoseconds
+TS_FROM_MS, TS_UNTIL_MS = 0, _UNTIL_S * 1000  # and in Unix milliseconds
 # k6's built-in metrics whose values are durations in milliseconds.
 K6_DURATIONS = ("http_req_duration", "http_req_waiting", "http_req_connecting", "http_req_blocked",
                 "http_req_sending", "http_req_receiving", "http_req_tls_handshaking", "iteration_duration",
