@@ -76,7 +76,6 @@ class RunInfo:
     ended_at: str | None = None
 
 
-
 def _settled(backend: Backend) -> bool:
     """Is the warehouse at the current schema, with no unfinished batch, no staging table and no running run whose
     owner is known dead? One query (a warehouse without the tables yet, or a cluster, is not settled)."""

@@ -58,7 +58,6 @@ _PARTITION_ID = re.compile(r"[0-9A-Za-z_-]+")
 UNFINISHED = ("staging", "attaching", "started")
 
 
-
 # A file up to this size loads straight into the warehouse tables when its format can (Format.direct): one
 # INSERT per table, whose rows, fewer than an insert block (min_insert_block_size_rows), form one part per table
 # and partition that appears at once, as an attached partition does; the staging tables, their attaching and
@@ -345,7 +344,6 @@ def drop_stage(backend: Backend, batch: str) -> None:
     every few seconds, and dropped tables would pile up meanwhile."""
     for suffix in STAGE_SUFFIXES:
         backend.command(f"DROP TABLE IF EXISTS {quote_identifier(f'stage_{batch}{suffix}')} SYNC")
-
 
 
 def _where_cut(cut: tuple[int, str] | None) -> str:

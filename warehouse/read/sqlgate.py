@@ -50,7 +50,6 @@ MAX_BLOCK_ROWS = 8192  # small blocks (ClickHouse's default is 65,409): a byte c
 MAX_QUERY_CHARS = 100_000
 
 
-
 def _names(text: str) -> frozenset[str]:
     """Function names written as ClickHouse spells them, kept lowercased (the gate compares so)."""
     return frozenset(name.lower() for name in text.split())
