@@ -39,8 +39,9 @@ profiles:
 
 
 class _Busy(BaseHTTPRequestHandler):
-    """/work takes 8 ms per open client connection (k6 keeps one per VU); /metrics exposes the connections as a
-    CPU ratio, and a constant."""
+    """/work takes 20 ms per open client connection (k6 keeps one per VU; 20 ms, so that the latency the load adds
+    stands well above what a loaded machine adds); /metrics exposes the connections as a CPU ratio, and a
+    constant."""
 
     connections = 0
     lock = threading.Lock()
@@ -64,7 +65,7 @@ class _Busy(BaseHTTPRequestHandler):
             self._answer(f"# TYPE sut_cpu_ratio gauge\nsut_cpu_ratio {load / 16}\n"
                          f"# TYPE sut_threads gauge\nsut_threads 64\n".encode(), "text/plain; version=0.0.4")
             return
-        time.sleep(0.008 * load)
+        time.sleep(0.020 * load)
         self._answer(b'{"ok": true}', "application/json")
 
     def _answer(self, body: bytes, kind: str) -> None:
