@@ -132,6 +132,45 @@ def test_a_run_growing_by_batches_keeps_a_current_summary(any_warehouse_url: str
     assert summarised_runs(wh) == {"live-run"}
 
 
+@pytest.mark.parametrize("load", ["direct", "staged"])
+def test_a_commit_adds_its_batch_to_the_kept_histograms_and_never_reads_the_runs_earlier_requests(
+        load: str, any_warehouse_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The summary of a growing run comes from the histograms its batches kept: with an earlier batch's requests
+    taken away behind the warehouse's back, the next commit's summary still counts them, so it did not read them."""
+    if load == "staged":
+        monkeypatch.setattr(batch, "DIRECT_MAX_BYTES", 0)
+    wh = Warehouse.open(any_warehouse_url)
+    run = RunInfo("live-run", "jmeter", status="running", name="live")
+    wh.save_run(run)
+    first = wh.ingest(write_jtl(tmp_path / "first.jtl", 800, seed=1, start_ms=1_767_225_600_000), run)
+    raw_first = wh.backend.query("SELECT count() AS n, quantileExactInclusive(0.95)(duration_ms) AS p95, "
+                                 "min(ts) AS first FROM requests WHERE run_id = 'live-run'")[0]
+    kept = wh.backend.query("SELECT DISTINCT batch FROM step_histograms WHERE run_id = 'live-run'")
+    assert len(kept) == 1
+    wh.backend.command("ALTER TABLE requests DELETE WHERE run_id = 'live-run' SETTINGS mutations_sync = 2")
+    second = wh.ingest(write_jtl(tmp_path / "second.jtl", 600, seed=2, start_ms=1_767_225_700_000), run)
+    summary = wh.backend.query(
+        "SELECT requests, first_ts FROM step_summaries FINAL WHERE run_id = 'live-run' AND overall = 1 "
+        "AND batches = 2")
+    assert summary == [{"requests": first.rows + second.rows, "first_ts": raw_first["first"]}]
+    assert raw_first["n"] == first.rows
+    assert len(wh.backend.query("SELECT DISTINCT batch FROM step_histograms WHERE run_id = 'live-run'")) == 2
+
+
+def test_runs_ingested_before_histograms_were_kept_get_them_when_the_warehouse_opens(any_warehouse_url: str,
+                                                                                    tmp_path: Path) -> None:
+    wh = Warehouse.open(any_warehouse_url)
+    ids = history(wh, tmp_path, runs=3)
+    wh.backend.command("DROP TABLE step_histograms SYNC")
+    wh.backend.command("TRUNCATE TABLE step_summaries")
+    wh.backend.command("DELETE FROM schema_migrations WHERE version = 20")
+    release(wh)
+    wh = Warehouse.open(any_warehouse_url)
+    assert summarised_runs(wh) == set(ids)
+    assert len(wh.backend.query("SELECT DISTINCT batch FROM step_histograms")) == 4  # the third run has two batches
+    assert figures(wh, ids) == raw_figures(wh, ids)
+
+
 @pytest.mark.parametrize("signal_name", ["INT", "KILL"])
 def test_a_batch_rolled_back_after_its_summary_leaves_none_behind(signal_name: str, any_warehouse_url: str,
                                                                   tmp_path: Path) -> None:
@@ -146,8 +185,9 @@ def test_a_batch_rolled_back_after_its_summary_leaves_none_behind(signal_name: s
     wh = Warehouse.open(any_warehouse_url)  # recovery takes a killed batch back
     failed = wh.backend.query("SELECT batch FROM ingested_files FINAL WHERE state = 'failed'")
     assert len(failed) == 1
-    assert wh.backend.query("SELECT count() AS n FROM step_summaries WHERE batch = {b:String}",
-                            {"b": failed[0]["batch"]}) == [{"n": 0}]
+    for table in ("step_summaries", "step_histograms"):
+        assert wh.backend.query(f"SELECT count() AS n FROM {table} WHERE batch = {{b:String}}",
+                                {"b": failed[0]["batch"]}) == [{"n": 0}]
     assert wh.backend.query("SELECT count() AS n FROM requests WHERE batch = {b:String}",
                             {"b": failed[0]["batch"]}) == [{"n": 0}]
     assert summarised_runs(wh) >= {ids[0], ids[2]}

@@ -59,10 +59,14 @@ def _batches_own_their_runs(backend: Backend) -> None:
 
 
 def _summarise_runs(backend: Backend) -> None:
-    """Every run already ingested gets its step summaries (engine/summaries.py), from its rows as they are."""
-    from warehouse.engine.summaries import summarise_all
+    """Every run already ingested gets its step summaries (engine/summaries.py), from its rows as they are. They
+    are computed from the kept histograms of the runs' batches: a warehouse that has no step_histograms yet gets
+    its summaries with that table (migration 20)."""
+    from warehouse.engine.summaries import HISTOGRAMS, summarise_all
 
-    summarise_all(backend)
+    if backend.query("SELECT 1 FROM system.tables WHERE database = currentDatabase() AND name = {t:String}",
+                     {"t": HISTOGRAMS}):
+        summarise_all(backend)
 
 
 # Views for users' own SQL (the SQL page's examples, Grafana's panels), by name: their SELECT, `{db}` the database
@@ -407,6 +411,29 @@ MIGRATIONS: list[tuple[int, str, list[str | Callable[[Backend], None]]]] = [
         ) ENGINE = ReplacingMergeTree(judged_at)
         ORDER BY run_id
         """,
+        ],
+    ),
+    (
+        20,
+        "step_histograms: each committed batch's histogram of durations per step, kept, so that a run's step "
+        "summary adds up its batches' histograms instead of reading all its requests at every commit (a live run's "
+        "commits took longer as it grew); every run's histograms and summaries are rewritten from its rows now",
+        [
+            """
+        CREATE TABLE IF NOT EXISTS step_histograms (
+            run_id String,
+            batch String,
+            journey LowCardinality(String),
+            step LowCardinality(String),
+            duration_ms Float64,
+            n UInt64,
+            errors UInt64,
+            first_ts DateTime64(6, 'UTC'),
+            last_ts DateTime64(6, 'UTC')
+        ) ENGINE = MergeTree
+        ORDER BY (run_id, batch, journey, step, duration_ms)
+        """,
+            _summarise_runs,
         ],
     ),
 ]

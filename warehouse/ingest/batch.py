@@ -95,8 +95,9 @@ def ingest_file(
 
     1. "staging" recorded; the file loads into the batch's staging tables (invisible to readers);
     2. "attaching" recorded, with `new_run` when the batch creates its run; the partitions are attached;
-    3. the run's step summaries are written over its done batches and this one (`write_summaries`); a
-       summary counts only once its batches are all done, and rolling the batch back deletes it;
+    3. the batch's histogram is kept and the run's step summaries are written over its done batches and this one
+       (`write_summaries`); a summary counts only once its batches are all done, and rolling the batch back
+       deletes both;
     3b. `run_record(job, result)` writes the run's record (its steps and times read from the batch's
        summary), so a run is seen only once all its rows are in;
     4. "done" recorded: the commit (`commit`). Re-ingesting the file is a duplicate from here on, never before.

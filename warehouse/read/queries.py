@@ -279,20 +279,38 @@ _HISTORY_RUNS = """
 
 # -- step summaries (warehouse/engine/summaries.py) ---------------------------------------------------------
 
-# A run's step summary is computed from a histogram: per step, each distinct duration with its number of requests,
-# request errors, first and last request, by one GROUP BY over the rows: the rows of the run's done batches in
-# requests (STEP_HISTOGRAM_OF_REQUESTS) and those of a staged batch in its staging requests table, which holds that
-# batch alone (the batch's rows are read once more, from the staging table, never the run's whole history). Columns:
-# journey, step, duration_ms, n, errors, first_ts, last_ts.
+# A run's step summary is computed from histograms: per step, each distinct duration with its number of requests,
+# request errors, first and last request. Each batch's histogram is kept in step_histograms, written when the batch
+# commits from its own rows alone (those of a staged batch in its staging requests table, those of a small batch
+# loaded straight into requests by its batch id), so a summary adds up the kept histograms of the run's batches and
+# never reads the run's requests again: a live run that commits a batch every few seconds costs each commit the same.
+# Columns: journey, step, duration_ms, n, errors, first_ts, last_ts.
 _STEP_HISTOGRAM = f"""
 SELECT journey, step, duration_ms, count() AS n, countIf({REQUEST_ERROR.condition}) AS errors,
        min(ts) AS first_ts, max(ts) AS last_ts
 FROM {{source}}{{where}}
 GROUP BY journey, step, duration_ms
 """
-# The histogram of the rows of run {run} in batches {raw}.
-STEP_HISTOGRAM_OF_REQUESTS = _STEP_HISTOGRAM.format(
-    source="requests", where="\nWHERE run_id = {run:String} AND has({raw:Array(String)}, batch)")
+
+
+def batch_histogram(source: str, by_batch: bool) -> str:
+    """The histogram of batch {batch} of run {run}, as step_histograms keeps it (its columns in their order): from `source` (a quoted table name)
+    holding that batch alone (its staging requests table), or, `by_batch`, from the batch's rows among others
+    (requests)."""
+    where = "\nWHERE run_id = {run:String} AND batch = {batch:String}" if by_batch else ""
+    return (f"SELECT {{run:String}} AS run_id, {{batch:String}} AS batch, * FROM "
+            f"({_STEP_HISTOGRAM.format(source=source, where=where).strip()})")
+
+
+# The histograms of every batch recorded done, from their rows in requests (the summaries of a warehouse whose
+# histograms are not kept yet: engine.summaries.summarise_all).
+DONE_BATCH_HISTOGRAMS = f"""
+SELECT run_id, batch, journey, step, duration_ms, count() AS n, countIf({REQUEST_ERROR.condition}) AS errors,
+       min(ts) AS first_ts, max(ts) AS last_ts
+FROM requests
+WHERE (run_id, batch) IN (SELECT run_id, batch FROM ingested_files FINAL WHERE state = 'done')
+GROUP BY run_id, batch, journey, step, duration_ms
+"""
 
 
 # The three levels of a summary, and how an exact quantile comes from a histogram: ClickHouse's
@@ -306,24 +324,17 @@ _ABOVE = ", ".join(f"minIf(duration_ms, below > k[{i}])" for i in range(1, len(S
 _QUANTILE = "CASE WHEN k_[{i}] >= requests THEN top_ ELSE at_[{i}] + (h_[{i}] - k_[{i}]) * (above_[{i}] - at_[{i}]) END"
 
 
-def step_summary(staged: str = "", requests: bool = True) -> str:
+def step_summary() -> str:
     """A run's summary over batches {covered} (its done batches and the batch being committed, {batch}; '' for
-    none): per step and over the whole run (overall = 1, journey and step empty), from the histogram of the
-    rows of batches {raw} in requests (unless not `requests`: no batch there) and, with `staged` (a quoted
-    table name), the rows of the staged batch in its staging requests table. Its figures equal the raw reads' exact ones
-    bit for bit; `batches` and `batches_hash` say which batches it covers. Its columns go into step_summaries
-    by position."""
-    parts = [STEP_HISTOGRAM_OF_REQUESTS.strip()] if requests else []
-    if staged:
-        parts.append(_STEP_HISTOGRAM.format(source=staged, where="").strip())
-    union = "\n    UNION ALL\n    ".join(parts)
+    none): per step and over the whole run (overall = 1, journey and step empty), from the kept histograms of
+    those batches (step_histograms). Its figures equal the raw reads' exact ones bit for bit; `batches` and
+    `batches_hash` say which batches it covers. Its columns go into step_summaries by position."""
     quantiles = ", ".join(_QUANTILE.format(i=i) for i in range(1, len(SUMMARY_LEVELS) + 1))
     return f"""
 WITH histogram AS (
     SELECT journey, step, duration_ms, sum(n) AS hn, sum(errors) AS he, min(first_ts) AS hf, max(last_ts) AS hl
-    FROM (
-    {union}
-    )
+    FROM step_histograms
+    WHERE run_id = {{run:String}} AND has({{covered:Array(String)}}, batch)
     GROUP BY journey, step, duration_ms
 ),
 levels AS (
