@@ -214,6 +214,22 @@ def cpu_load() -> str:
     return f"load average {one:.1f} / {five:.1f} on {os.cpu_count()} cores"
 
 
+def file_creation(work: Path, files: int = 300) -> str:
+    """What creating a file in the work directory costs now, for the record beside the ratios.
+
+    A load writes a dozen files per part (perfhouse's 65 k-row parts: some 4,000 files per GB of JTL; the
+    reference's 1 M-row parts, a tenth of that). On this machine's ext4, which has no journal, creating a file
+    within minutes of many deletions in the same block group costs about 0.5 ms of kernel time instead of some
+    20 µs (the allocator skips inodes freed recently), which weighs on whoever writes more files. The probe's
+    files stay until the benchmark ends, so that probing frees no inodes in between.
+    """
+    probe = Path(tempfile.mkdtemp(prefix=".probe-", dir=work))
+    t = time.perf_counter()
+    for i in range(files):
+        (probe / str(i)).touch()
+    return f"creating a file in {work} takes {(time.perf_counter() - t) / files * 1e6:.0f} µs"
+
+
 def python_loop(path: Path) -> float:
     t = time.perf_counter()
     n = 0
@@ -280,7 +296,7 @@ def main() -> int:
     big = work / "k6-big.json"
     n = build_k6(real_k6_output(work), big, args.lines)
     print(f"k6 JSON: {n} lines, {big.stat().st_size / 1e6:.0f} MB")
-    print(f"  before: {cpu_load()}")
+    print(f"  before: {cpu_load()}; {file_creation(work)}")
     verdicts = []
     for r in range(args.rounds):
         first = "perfhouse" if r % 2 == 0 else "clickhouse"
@@ -296,6 +312,7 @@ def main() -> int:
     jtl = work / "big.jtl"
     rows = build_jtl(jtl, args.jtl_rows)
     print(f"JTL CSV: {rows} rows, {jtl.stat().st_size / 1e6:.0f} MB")
+    print(f"  before: {cpu_load()}; {file_creation(work)}")
     for r in range(args.rounds):
         first = "perfhouse" if r % 2 == 0 else "clickhouse"
         print(f" round {r + 1} ({first} first)")
@@ -303,7 +320,9 @@ def main() -> int:
         verdicts += [ratio(f"JTL round {r + 1}: perfhouse pace / ClickHouse's", pace, PACE_TARGET),
                      ratio(f"JTL round {r + 1}: peak RSS", peak, RSS_TARGET_MB, higher_is_better=False, unit=" MB")]
         print("\n".join(verdicts[-2:]))
-    print(f"  after: {cpu_load()}")
+    print(f"  after: {cpu_load()}; {file_creation(work)}")
+    for probe in work.glob(".probe-*"):
+        shutil.rmtree(probe, ignore_errors=True)
     print("targets:")
     print("\n".join(verdicts))
     return 0

@@ -19,6 +19,7 @@ import streamlit as st
 from dashboard.charts import BaselineMark, bucket_seconds
 from warehouse.analysis.baseline import optional_baseline
 from warehouse.analysis.compare import Comparison, compare
+from warehouse.analysis.gate import RunGate, run_gate
 from warehouse.analysis.trends import Trends, trends
 from warehouse.engine.backends import DEFAULT_URL, Backend, open_backend
 from warehouse.read.records import (
@@ -144,6 +145,12 @@ def baseline(url: str, run_id: str, data_version: tuple[Any, ...] = ()) -> RunBa
         if chosen is None:
             return RunBaseline(why=why)
         return RunBaseline(chosen.run_id, chosen.how, wh.run(chosen.run_id).started_at)
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=64)
+def gate(url: str, run_id: str, data_version: tuple[Any, ...] = ()) -> RunGate | None:
+    """The run's latest gate outcome and the runs judged with it (a set of repeats), None before it is gated."""
+    return run_gate(_warehouse(url), run_id)
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=64)

@@ -37,6 +37,7 @@ from dashboard.tables import (
     verdict_style,
 )
 from warehouse.analysis.compare import Comparison
+from warehouse.analysis.gate import RunGate
 from warehouse.errors import WarehouseError
 from warehouse.read.queries import REQUEST_ERROR
 from warehouse.read.records import LatencyBucket, RunChoice, RunListRow, RunRecord, SlowSample
@@ -132,6 +133,7 @@ def run_page(url: str) -> None:
 
     head = Headline.of(report.totals, report.slos, report.run.status)
     _headline(head, report.totals.check_failures)
+    _gate(data.gate(url, run_id, version))
 
     figures = report.tool_figures
     if not head.requests and figures is not None:
@@ -226,6 +228,22 @@ def _headline(head: Headline, checked: int) -> None:
                     delta=f"SLOs: {head.slo_summary}" if head.slo_summary else None,
                     delta_color="green" if head.verdict == "PASSED" else "red" if head.slo_status == "FAIL"
                     else "gray")
+
+
+def _gate(gated: RunGate | None) -> None:
+    """The run's latest gate outcome, and for a set of repeats, that the set was judged as one."""
+    if gated is None:
+        st.caption("Not gated: `perfhouse gate RUN` judges a run against its history and baseline.")
+        return
+    o = gated.outcome
+    against = f" against baseline `{streamlit_markdown(o.baseline_id)}`" if o.baseline_id else " with no baseline"
+    text = (f"Gate: **{o.outcome}** (exit status {o.exit_status}){against}, judged {o.judged_at[:19]} UTC; rows: "
+            f"{o.worse} WORSE, {o.inconclusive} INCONCLUSIVE.")
+    if gated.of_a_set:
+        ids = ", ".join(f"`{streamlit_markdown(r)}`" for r in gated.judged_with)
+        text += (f" Judged as one set of {len(gated.judged_with)} repeats ({ids}): the set's median against the "
+                 "history; the outcome is the set's.")
+    (st.error if o.exit_status else st.success)(text)
 
 
 def _chosen_run(url: str, runs: Sequence[RunChoice | RunListRow], version: tuple[Any, ...],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -543,3 +544,28 @@ def test_the_sidebar_names_a_server_warehouse_without_its_password(monkeypatch: 
     at = run_app(monkeypatch, f"clickhouse://perfhouse:s3cret-pw@127.0.0.1:{port}/default")
     shown = " ".join(str(c.value) for c in at.sidebar.caption)
     assert f"clickhouse://perfhouse:***@127.0.0.1:{port}/default" in shown and "s3cret-pw" not in shown
+
+
+def test_the_run_page_shows_the_gate_outcome_of_a_set_of_repeats(monkeypatch: pytest.MonkeyPatch,
+                                                                  tmp_path: Path) -> None:
+    """A set of three repeats judged WORSE as one: each of its runs' pages says so and names the set; a run never
+    gated says how to gate it."""
+    import numpy as np
+
+    from tests.integration.test_gate_repeat import seed_set
+    from warehouse.analysis.gate import gate_set
+
+    url = f"chdb://{tmp_path / 'warehouse'}"
+    wh = Warehouse.open(url)
+    rng = np.random.default_rng(20261207)
+    history = [seed_set(wh, tmp_path, rng, f"h{day:02d}", day, 1)[0] for day in range(1, 11)]
+    slower = seed_set(wh, tmp_path, rng, "slower", 12, 3, {"view": 1.25})
+    assert gate_set(wh, slower).outcome == "FAILED: regression"
+    getattr(wh.backend, "release", lambda: None)()
+    at = run_app(monkeypatch, url, page="run", run=slower[1])
+    shown = at.error[0].value
+    assert "Gate: **FAILED: regression** (exit status 8) against baseline `h10-0`" in shown
+    assert re.search(r"rows: [1-9][0-9]* WORSE", shown), shown
+    assert "one set of 3 repeats" in shown and all(f"`{r}`" in shown for r in slower)
+    at = run_app(monkeypatch, url, page="run", run=history[0])
+    assert not at.error and any("Not gated" in c.value for c in at.caption)

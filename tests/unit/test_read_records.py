@@ -18,7 +18,7 @@ BY_QUERY: dict[str, type[Any]] = {
     "TABLE_COLUMNS": records.TableColumn, "LATENCY_OVER_TIME": records.LatencyBucket,
     "INFRA_OVER_TIME": records.InfraBucket, "INFRA_SAMPLES": records.InfraSample,
     "AGGREGATES": records.IntervalAggregate, "COMPARISONS": records.StoredComparison,
-    "GATE_OUTCOMES": records.GateOutcome, "TOOL_STEP_FIGURES": records.ToolStepAggregate,
+    "GATE_OUTCOMES": records.GateOutcome, "GATE_OUTCOME_OF_RUN": records.GateOutcome, "TOOL_STEP_FIGURES": records.ToolStepAggregate,
     "TOOL_TIMELINE": records.ToolInterval, "REPORT_TOTALS": records.ReportTotalsRow,
     "REPORT_STEPS": records.ReportStepRow, "REPORT_TIMELINE": records.ReportBucket,
     "REPORT_INFRA": records.ReportInfraMean, "REPORT_LOAD_LEVEL": records.LoadLevel,

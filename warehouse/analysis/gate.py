@@ -261,6 +261,29 @@ def gate_outcomes(warehouse: Warehouse, fingerprint: str) -> list[GateOutcome]:
     return [GateOutcome.of(r) for r in warehouse.backend.query(queries.GATE_OUTCOMES, {"fingerprint": fingerprint})]
 
 
+@dataclass(frozen=True)
+class RunGate:
+    """A run's latest gate outcome and the runs judged with it: the repeats of its set (`sets_to_gate`: its
+    invocation's runs of its fingerprint, oldest first), or the run alone."""
+
+    outcome: GateOutcome
+    judged_with: list[str]
+
+    @property
+    def of_a_set(self) -> bool:
+        return len(self.judged_with) > 1
+
+
+def run_gate(warehouse: Warehouse, run_id: str) -> RunGate | None:
+    """The latest gate outcome of `run_id` and the runs judged with it; None when the run was never gated."""
+    with warehouse.backend.session():
+        rows = warehouse.backend.query(queries.GATE_OUTCOME_OF_RUN, {"run": run_id})
+        if not rows:
+            return None
+        together = [s for s in sets_to_gate(warehouse, warehouse.run_group(run_id)) if run_id in s]
+    return RunGate(GateOutcome.of(rows[0]), together[0] if together else [run_id])
+
+
 def worst_status(results: Sequence[GateResult]) -> ExitStatus:
     found = {r.exit_status for r in results}
     return next((s for s in _SEVERITY if s in found), ExitStatus.OK)

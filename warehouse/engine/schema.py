@@ -64,8 +64,9 @@ def _summarise_runs(backend: Backend) -> None:
     its summaries with that table (migration 20)."""
     from warehouse.engine.summaries import HISTOGRAMS, summarise_all
 
-    if backend.query("SELECT 1 FROM system.tables WHERE database = currentDatabase() AND name = {t:String}",
-                     {"t": HISTOGRAMS}):
+    kept = backend.query("SELECT 1 FROM system.tables WHERE database = currentDatabase() AND name = {t:String}",
+                         {"t": HISTOGRAMS})
+    if kept and backend.query("SELECT 1 FROM ingested_files WHERE state = 'done' LIMIT 1"):  # a new warehouse has none
         summarise_all(backend)
 
 

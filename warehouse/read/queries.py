@@ -477,6 +477,11 @@ GATE_OUTCOMES = """
 SELECT run_id, outcome, exit_status, worse, inconclusive, baseline_id, toString(judged_at) AS judged_at
 FROM gate_outcomes FINAL WHERE fingerprint = {fingerprint:String}
 """
+# One run's latest gate outcome (none before it is gated); the runs of a set of repeats each hold the set's.
+GATE_OUTCOME_OF_RUN = """
+SELECT run_id, outcome, exit_status, worse, inconclusive, baseline_id, toString(judged_at) AS judged_at
+FROM gate_outcomes FINAL WHERE run_id = {run:String}
+"""
 
 BASELINES = """
 SELECT fingerprint, run_id, note, toString(updated_at) AS pinned_at FROM baselines FINAL
