@@ -236,7 +236,7 @@ def _gate(gated: RunGate | None) -> None:
         st.caption("Not gated: `perfhouse gate RUN` judges a run against its history and baseline.")
         return
     o = gated.outcome
-    against = f" against baseline `{streamlit_markdown(o.baseline_id)}`" if o.baseline_id else " with no baseline"
+    against = f" against baseline `{streamlit_markdown(o.baseline_id)}`" if o.baseline_id else " (no baseline)"
     text = (f"Gate: **{o.outcome}** (exit status {o.exit_status}){against}, judged {o.judged_at[:19]} UTC; rows: "
             f"{o.worse} WORSE, {o.inconclusive} INCONCLUSIVE.")
     if gated.of_a_set:
