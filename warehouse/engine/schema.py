@@ -442,6 +442,16 @@ MIGRATIONS: list[tuple[int, str, list[str | Callable[[Backend], None]]]] = [
 CURRENT_VERSION = MIGRATIONS[-1][0]
 
 
+def _record(backend: Backend, migrations: list[tuple[int, str]]) -> None:
+    """Record migrations as applied, in one INSERT."""
+    if migrations:
+        backend.command(
+            "INSERT INTO schema_migrations (version, description) SELECT tupleElement(m, 1), tupleElement(m, 2) "
+            "FROM (SELECT arrayJoin(arrayZip({v:Array(UInt32)}, {d:Array(String)})) AS m)",
+            {"v": [v for v, _ in migrations], "d": [d for _, d in migrations]},
+        )
+
+
 def migrate(backend: Backend) -> int:
     """Apply the migrations the warehouse lacks; returns the schema version it ends at. A warehouse on a
     cluster is created at the current version instead (warehouse.engine.cluster)."""
@@ -457,6 +467,10 @@ def migrate(backend: Backend) -> int:
         # Every migration not recorded yet, in number order, including one numbered below a migration already
         # applied (a warehouse made by a build that did not have it yet).
         applied = {int(r["version"]) for r in backend.query("SELECT DISTINCT version FROM schema_migrations")}
+        # A new warehouse (nothing applied, so no data) records its migrations in one INSERT at the end: each
+        # INSERT writes a part, and one per migration was a fifth of the statements' time of creating a warehouse.
+        # A warehouse that has data records each migration as it is applied: one interrupted later is not redone.
+        new, pending = not applied, []
         have = max(applied, default=0)
         for version, description, statements in MIGRATIONS:
             if version in applied:
@@ -466,9 +480,10 @@ def migrate(backend: Backend) -> int:
                     statement(backend)
                 else:
                     backend.command(statement)
-            backend.command(
-                "INSERT INTO schema_migrations (version, description) VALUES ({v:UInt32}, {d:String})",
-                {"v": version, "d": description},
-            )
+            pending.append((version, description))
+            if not new:
+                _record(backend, pending)
+                pending = []
             have = max(have, version)
+        _record(backend, pending)
         return have
