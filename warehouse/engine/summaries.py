@@ -14,8 +14,8 @@ commit from its own rows alone (a staged batch's from its staging requests table
 small batch's from its rows in requests, by batch id), so the summary adds up the kept histograms of the run's
 batches and a commit never reads the run's earlier requests again. A live run's commit every few seconds so costs
 the same at its end as at its start: measured on 120 commits of 50 writes each into one run (1.2 M requests in
-all), the 120th commit took 0.94 s when the summary read the run's requests (0.60 s of it), and takes 0.32 s with
-the kept histograms (the summary 0.03 s), as the first commits did. The
+all; two processes of each version, alternating), the 120th commit took 1.03-1.09 s when the summary read the
+run's requests, and takes 0.35 s with the kept histograms, as the first commits did (0.33-0.39 s). The
 summary also gives the batch's steps and time range, which the record of a run the batch creates needs
 (`batch_shape`). (A materialized view on the staging table once kept the histogram as the rows loaded; but
 ClickHouse writes a table that has a view with one thread, and the load's two writing threads are worth more than
