@@ -285,9 +285,11 @@ _HISTORY_RUNS = """
 # loaded straight into requests by its batch id), so a summary adds up the kept histograms of the run's batches and
 # never reads the run's requests again: a live run that commits a batch every few seconds costs each commit the same.
 # Columns: journey, step, duration_ms, n, errors, first_ts, last_ts.
+# What a histogram holds of each duration: the same in a batch's commit and in a rebuild of every batch's.
+_HISTOGRAM_FIGURES = (f"duration_ms, count() AS n, countIf({REQUEST_ERROR.condition}) AS errors, min(ts) AS first_ts, "
+                      "max(ts) AS last_ts")
 _STEP_HISTOGRAM = f"""
-SELECT journey, step, duration_ms, count() AS n, countIf({REQUEST_ERROR.condition}) AS errors,
-       min(ts) AS first_ts, max(ts) AS last_ts
+SELECT journey, step, {_HISTOGRAM_FIGURES}
 FROM {{source}}{{where}}
 GROUP BY journey, step, duration_ms
 """
@@ -305,8 +307,7 @@ def batch_histogram(source: str, by_batch: bool) -> str:
 # The histograms of every batch recorded done, from their rows in requests (the summaries of a warehouse whose
 # histograms are not kept yet: engine.summaries.summarise_all).
 DONE_BATCH_HISTOGRAMS = f"""
-SELECT run_id, batch, journey, step, duration_ms, count() AS n, countIf({REQUEST_ERROR.condition}) AS errors,
-       min(ts) AS first_ts, max(ts) AS last_ts
+SELECT run_id, batch, journey, step, {_HISTOGRAM_FIGURES}
 FROM requests
 WHERE (run_id, batch) IN (SELECT run_id, batch FROM ingested_files FINAL WHERE state = 'done')
 GROUP BY run_id, batch, journey, step, duration_ms
