@@ -157,20 +157,6 @@ def test_a_commit_adds_its_batch_to_the_kept_histograms_and_never_reads_the_runs
     assert len(wh.backend.query("SELECT DISTINCT batch FROM step_histograms WHERE run_id = 'live-run'")) == 2
 
 
-def test_runs_ingested_before_histograms_were_kept_get_them_when_the_warehouse_opens(any_warehouse_url: str,
-                                                                                    tmp_path: Path) -> None:
-    wh = Warehouse.open(any_warehouse_url)
-    ids = history(wh, tmp_path, runs=3)
-    wh.backend.command("DROP TABLE step_histograms SYNC")
-    wh.backend.command("TRUNCATE TABLE step_summaries")
-    wh.backend.command("DELETE FROM schema_migrations WHERE version = 20")
-    release(wh)
-    wh = Warehouse.open(any_warehouse_url)
-    assert summarised_runs(wh) == set(ids)
-    assert len(wh.backend.query("SELECT DISTINCT batch FROM step_histograms")) == 4  # the third run has two batches
-    assert figures(wh, ids) == raw_figures(wh, ids)
-
-
 @pytest.mark.parametrize("signal_name", ["INT", "KILL"])
 def test_a_batch_rolled_back_after_its_summary_leaves_none_behind(signal_name: str, any_warehouse_url: str,
                                                                   tmp_path: Path) -> None:
@@ -194,16 +180,22 @@ def test_a_batch_rolled_back_after_its_summary_leaves_none_behind(signal_name: s
     assert figures(wh, ids) == raw_figures(wh, ids)
 
 
-def test_runs_ingested_before_summaries_get_them_when_the_warehouse_opens(any_warehouse_url: str,
-                                                                          tmp_path: Path) -> None:
+@pytest.mark.parametrize(("table", "emptied", "version"), [("step_summaries", "step_histograms", 13),
+                                                          ("step_histograms", "step_summaries", 20)])
+def test_runs_ingested_before_summaries_or_histograms_get_them_when_the_warehouse_opens(
+        table: str, emptied: str, version: int, any_warehouse_url: str, tmp_path: Path) -> None:
+    """A warehouse without the table of `version`, made by a build that did not have it yet (the other table
+    emptied too), gets the table, and every run its histograms and summaries, at the next open."""
     wh = Warehouse.open(any_warehouse_url)
     ids = history(wh, tmp_path, runs=3)
-    wh.backend.command("DROP TABLE step_summaries SYNC")
+    wh.backend.command(f"DROP TABLE {table} SYNC")
+    wh.backend.command(f"TRUNCATE TABLE {emptied}")
     # a warehouse whose later migrations were applied before this one existed: it still gets this one
-    wh.backend.command("DELETE FROM schema_migrations WHERE version = 13")
+    wh.backend.command("DELETE FROM schema_migrations WHERE version = {v:UInt32}", {"v": version})
     release(wh)
     wh = Warehouse.open(any_warehouse_url)
     assert summarised_runs(wh) == set(ids)
+    assert len(wh.backend.query("SELECT DISTINCT batch FROM step_histograms")) == 4  # the third run has two batches
     assert figures(wh, ids) == raw_figures(wh, ids)
 
 
