@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -107,17 +108,16 @@ def build_jtl(out: Path, rows: int) -> int:
     return rows
 
 
-def perfhouse_ingest(path: Path, work: Path) -> tuple[float, dict[str, float], int, int]:
-    """Ingest in a child process: (seconds, its counts, peak RSS in KB, peak anonymous RSS in KB).
+def _sampled(argv: list[str], what: str) -> tuple[dict[str, Any], int, int]:
+    """Run `argv` (a Python child printing a JSON object as its last line) and sample its memory: (that object, peak
+    RSS in KB, peak anonymous RSS in KB).
 
-    The peak RSS (the kernel's high-water mark of the child's own memory since it started, VmHWM, read every
-    10 ms; not the rusage of the child, which keeps this process's size at the fork) includes the pages of
-    chdb's 500 MB engine library that the process touched (about 200 MB, file-backed and shared); the
-    anonymous peak, sampled as often, is the memory the ingest itself allocated.
+    The peak RSS is the kernel's high-water mark of the child's own memory since it started (VmHWM, read every
+    10 ms; not the rusage of the child, which keeps this process's size at the fork). It includes the pages of
+    chdb's 500 MB engine library that the process touched (about 200 MB, file-backed and shared); the anonymous
+    peak, sampled as often, is the memory the child itself allocated.
     """
-    url = f"chdb://{work / 'wh'}"
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, url, str(path)], stdout=subprocess.PIPE, text=True,
-                            cwd=ROOT)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, cwd=ROOT)
     anon_kb, peak_kb = 0, 0
     while True:
         pid, code, _ = os.wait4(proc.pid, os.WNOHANG)
@@ -135,8 +135,14 @@ def perfhouse_ingest(path: Path, work: Path) -> tuple[float, dict[str, float], i
         time.sleep(0.01)
     assert proc.stdout is not None
     if proc.returncode:
-        raise SystemExit(f"perfhouse ingest of {path} failed with exit status {proc.returncode}")
-    out = json.loads(proc.stdout.read().strip().splitlines()[-1])
+        raise SystemExit(f"{what} failed with exit status {proc.returncode}")
+    return json.loads(proc.stdout.read().strip().splitlines()[-1]), peak_kb, anon_kb
+
+
+def perfhouse_ingest(path: Path, work: Path) -> tuple[float, dict[str, float], int, int]:
+    """Ingest in a child process: (seconds, its counts, peak RSS in KB, peak anonymous RSS in KB)."""
+    out, peak_kb, anon_kb = _sampled([sys.executable, "-c", CHILD, f"chdb://{work / 'wh'}", str(path)],
+                                     f"perfhouse ingest of {path}")
     return float(out["seconds"]), out, peak_kb, anon_kb
 
 
@@ -168,29 +174,35 @@ SETTINGS input_format_json_read_objects_as_strings = 1, input_format_skip_unknow
 """
 
 
-def clickhouse_reference(path: Path, work: Path, insert: str, structure: str, table: str) -> tuple[float, int]:
-    """ClickHouse (chdb, default settings) running the reference `insert` of the file from file() into `table`:
-    (seconds, rows in the table).
+def clickhouse_reference(path: Path, work: Path, insert: str, structure: str, table: str) -> tuple[float, int, int]:
+    """ClickHouse (chdb, default settings) running the reference `insert` of the file from file() into `table`, in
+    a child process as perfhouse's ingest is: (seconds, rows in the table, the child's peak RSS in KB).
 
     The table is the warehouse's own (k6_points for k6, requests for the JTL), made by the warehouse's migrations
     (same columns, types, codecs, partitioning and sorting key), in a warehouse of its own; the statement parses
     each record once into those columns with ClickHouse's own input format: the engine's own way of storing what
-    perfhouse stores.
+    perfhouse stores. With default settings ClickHouse forms insert blocks of a million rows: its peak memory is
+    printed beside its pace, for information (it has no bound to keep).
     """
-    from warehouse.store import Warehouse
+    out, peak_kb, _ = _sampled([sys.executable, "-c", REF_CHILD, str(path), str(work / "ref"), insert, structure,
+                                table], f"ClickHouse's insert of {path}")
+    return float(out["seconds"]), int(out["rows"]), peak_kb
 
-    Warehouse.open(f"chdb://{work / 'ref'}").backend.release()  # migrations; the session closes at once
-    from chdb import session
 
-    s = session.Session(str(work / "ref"))
-    try:
-        t = time.perf_counter()
-        s.query(insert, params={"path": str(path), "structure": structure})
-        seconds = time.perf_counter() - t
-        rows = int(str(s.query(f"SELECT count() FROM {table}", "CSV")).strip())
-        return seconds, rows
-    finally:
-        s.close()
+REF_CHILD = """
+import json, sys, time
+from chdb import session
+from warehouse.store import Warehouse
+path, home, insert, structure, table = sys.argv[1:]
+Warehouse.open(f"chdb://{home}").backend.release()  # migrations; the session closes at once
+s = session.Session(home)
+t = time.perf_counter()
+s.query(insert, params={"path": path, "structure": structure})
+seconds = time.perf_counter() - t
+rows = int(str(s.query(f"SELECT count() FROM {table}", "CSV")).strip())
+s.close()
+print(json.dumps({"seconds": seconds, "rows": rows}))
+"""
 
 
 # ClickHouse's own way to load a JMeter 2.13 JTL (12 columns, no header) into the requests table: its CSV reader
@@ -248,7 +260,7 @@ def k6_round(big: Path, n: int, work: Path, first: str) -> tuple[float, float]:
         if who == "perfhouse":
             ours, info, peak_kb, anon_kb = perfhouse_ingest(big, work / "k6")
         else:
-            shaped, ref_points = clickhouse_reference(big, work, REF_INSERT, REF_STRUCTURE, "k6_points")
+            shaped, ref_points, ref_kb = clickhouse_reference(big, work, REF_INSERT, REF_STRUCTURE, "k6_points")
     theirs = clickhouse_insert(big, "JSONEachRow", "type String, metric String, data String", work / "raw")
     print(f"  perfhouse ingest   {n / ours:12,.0f} lines/s  ({info['points']:.0f} points, {info['rows']:.0f} requests,"
           f" {info['rejected']:.0f} rejected; hash, parse, points, requests, checks, summaries)")
@@ -256,6 +268,7 @@ def k6_round(big: Path, n: int, work: Path, first: str) -> tuple[float, float]:
           f"(the rest is file-backed pages: chdb's engine library, mapped files)")
     print(f"  ClickHouse insert  {n / shaped:12,.0f} lines/s  (the reference: file() JSONEachRow into a table of "
           f"k6_points' shape, {ref_points} points)")
+    print(f"    peak RSS {ref_kb / 1024:.0f} MB")
     print(f"  ClickHouse insert  {n / theirs:12,.0f} lines/s  (for information: file() JSONEachRow into 3 String "
           f"columns, no parsing of data)")
     return shaped / ours, peak_kb / 1024
@@ -270,13 +283,14 @@ def jtl_round(jtl: Path, rows: int, work: Path, first: str) -> tuple[float, floa
         if who == "perfhouse":
             ours, info, peak_kb, anon_kb = perfhouse_ingest(jtl, work / "jtl")
         else:
-            shaped, ref_rows = clickhouse_reference(jtl, work, JTL_REF_INSERT, JTL_STRUCTURE, "requests")
+            shaped, ref_rows, ref_kb = clickhouse_reference(jtl, work, JTL_REF_INSERT, JTL_STRUCTURE, "requests")
     theirs = clickhouse_insert(jtl, "CSV", ", ".join(f"c{i} String" for i in range(12)), work / "raw")
     print(f"  perfhouse ingest   {rows / ours:12,.0f} rows/s  ({info['rows']:.0f} requests, "
           f"{info['rejected']:.0f} rejected; hash, parse, requests, summaries)")
     print(f"    peak RSS {peak_kb / 1024:.0f} MB, of which allocated (anonymous) {anon_kb / 1024:.0f} MB")
     print(f"  ClickHouse insert  {rows / shaped:12,.0f} rows/s  (the reference: file() CSV, typed, into a table of "
           f"the requests table's shape, {ref_rows} requests)")
+    print(f"    peak RSS {ref_kb / 1024:.0f} MB")
     print(f"  ClickHouse insert  {rows / theirs:12,.0f} rows/s  (for information: file() CSV into 12 String columns, "
           f"no parsing, no sort)")
     return shaped / ours, peak_kb / 1024
@@ -300,7 +314,7 @@ def main() -> int:
     verdicts = []
     for r in range(args.rounds):
         first = "perfhouse" if r % 2 == 0 else "clickhouse"
-        print(f" round {r + 1} ({first} first)")
+        print(f" round {r + 1} ({first} first; {file_creation(work)})")
         pace, peak = k6_round(big, n, work, first)
         verdicts += [ratio(f"k6 JSON round {r + 1}: perfhouse pace / ClickHouse's", pace, PACE_TARGET),
                      ratio(f"k6 JSON round {r + 1}: peak RSS", peak, RSS_TARGET_MB, higher_is_better=False, unit=" MB")]
@@ -315,7 +329,7 @@ def main() -> int:
     print(f"  before: {cpu_load()}; {file_creation(work)}")
     for r in range(args.rounds):
         first = "perfhouse" if r % 2 == 0 else "clickhouse"
-        print(f" round {r + 1} ({first} first)")
+        print(f" round {r + 1} ({first} first; {file_creation(work)})")
         pace, peak = jtl_round(jtl, rows, work, first)
         verdicts += [ratio(f"JTL round {r + 1}: perfhouse pace / ClickHouse's", pace, PACE_TARGET),
                      ratio(f"JTL round {r + 1}: peak RSS", peak, RSS_TARGET_MB, higher_is_better=False, unit=" MB")]
