@@ -6,16 +6,18 @@ Builds a k6 JSON file by replicating real k6 output (timestamps shifted so every
 JTL CSV from a real-shaped JMeter 2.13 row set, then prints, for each of --rounds rounds (the two in turn,
 perfhouse first in odd rounds and ClickHouse first in even ones, so a drift of the machine's speed weighs on
 both): lines/s of perfhouse ingest (measured in a child process, with its peak RSS), of ClickHouse inserting
-the same file straight from file() into a table (the reference), and of a plain json.loads loop, with the
-ratios against the targets: perfhouse at least 0.9 of ClickHouse's pace, peak RSS at most 500 MB.
+the same file straight from file() into a table (the reference, in a child process too, with its peak RSS), and
+of a plain json.loads loop, with the ratios against the targets: perfhouse at least 0.9 of ClickHouse's pace, peak
+RSS at most 500 MB.
 
 The reference is what a ClickHouse user would write to load the file into a table of the shape perfhouse stores
 it in, with default settings: for k6 JSON, its JSONEachRow reader into k6_points (typed columns, k6_points'
 sorting key); for a JTL, its CSV reader with the JTL's columns typed (timeStamp and the integers as integers,
 success as Bool) into the warehouse's requests table (its types, partitions and sorting key), the journey taken
 from the thread name. Both tables are made by the warehouse's own migrations, in a warehouse of their own. Each
-part also prints, for information, the same file read into a table of String columns with no sorting key: no
-parsing and no sort, so no fair pace for a load that parses and sorts.
+part also prints, for information, the reference in perfhouse's insert blocks (65,536 rows, the size of perfhouse's
+parts) and the same file read into a table of String columns with no sorting key: no parsing and no sort, so no
+fair pace for a load that parses and sorts.
 """
 
 from __future__ import annotations
@@ -189,6 +191,21 @@ def clickhouse_reference(path: Path, work: Path, insert: str, structure: str, ta
     return float(out["seconds"]), int(out["rows"]), peak_kb
 
 
+# The reference at perfhouse's part size, for information: the same statement in insert blocks of the rows
+# perfhouse's statements use (warehouse.ingest.sql.BOUNDED: 65,536 rows, the size its 500 MB bound allows), so that
+# parts of the same size are written on both sides. ClickHouse's default insert block is a million rows. Its other
+# defaults (parsing threads and chunks) still take well over 500 MB: its peak is printed beside it.
+BLOCK_ROWS = 65536
+
+
+def bounded(insert: str) -> str:
+    """`insert` in insert blocks of BLOCK_ROWS rows (its other settings kept)."""
+    blocks = (f"max_insert_block_size = {BLOCK_ROWS}, min_insert_block_size_rows = {BLOCK_ROWS}, "
+              f"max_block_size = {BLOCK_ROWS}")
+    body = insert.rstrip()
+    return f"{body}, {blocks}" if "\nSETTINGS " in body else f"{body}\nSETTINGS {blocks}"
+
+
 REF_CHILD = """
 import json, sys, time
 from chdb import session
@@ -261,6 +278,8 @@ def k6_round(big: Path, n: int, work: Path, first: str) -> tuple[float, float]:
             ours, info, peak_kb, anon_kb = perfhouse_ingest(big, work / "k6")
         else:
             shaped, ref_points, ref_kb = clickhouse_reference(big, work, REF_INSERT, REF_STRUCTURE, "k6_points")
+            shutil.rmtree(work / "ref", ignore_errors=True)
+            small, _, small_kb = clickhouse_reference(big, work, bounded(REF_INSERT), REF_STRUCTURE, "k6_points")
     theirs = clickhouse_insert(big, "JSONEachRow", "type String, metric String, data String", work / "raw")
     print(f"  perfhouse ingest   {n / ours:12,.0f} lines/s  ({info['points']:.0f} points, {info['rows']:.0f} requests,"
           f" {info['rejected']:.0f} rejected; hash, parse, points, requests, checks, summaries)")
@@ -269,6 +288,9 @@ def k6_round(big: Path, n: int, work: Path, first: str) -> tuple[float, float]:
     print(f"  ClickHouse insert  {n / shaped:12,.0f} lines/s  (the reference: file() JSONEachRow into a table of "
           f"k6_points' shape, {ref_points} points)")
     print(f"    peak RSS {ref_kb / 1024:.0f} MB")
+    print(f"  ClickHouse insert  {n / small:12,.0f} lines/s  (for information: the reference in {BLOCK_ROWS}-row insert "
+          f"blocks, perfhouse's part size; perfhouse's pace against it {small / ours:.2f})")
+    print(f"    peak RSS {small_kb / 1024:.0f} MB")
     print(f"  ClickHouse insert  {n / theirs:12,.0f} lines/s  (for information: file() JSONEachRow into 3 String "
           f"columns, no parsing of data)")
     return shaped / ours, peak_kb / 1024
@@ -284,6 +306,8 @@ def jtl_round(jtl: Path, rows: int, work: Path, first: str) -> tuple[float, floa
             ours, info, peak_kb, anon_kb = perfhouse_ingest(jtl, work / "jtl")
         else:
             shaped, ref_rows, ref_kb = clickhouse_reference(jtl, work, JTL_REF_INSERT, JTL_STRUCTURE, "requests")
+            shutil.rmtree(work / "ref", ignore_errors=True)
+            small, _, small_kb = clickhouse_reference(jtl, work, bounded(JTL_REF_INSERT), JTL_STRUCTURE, "requests")
     theirs = clickhouse_insert(jtl, "CSV", ", ".join(f"c{i} String" for i in range(12)), work / "raw")
     print(f"  perfhouse ingest   {rows / ours:12,.0f} rows/s  ({info['rows']:.0f} requests, "
           f"{info['rejected']:.0f} rejected; hash, parse, requests, summaries)")
@@ -291,6 +315,9 @@ def jtl_round(jtl: Path, rows: int, work: Path, first: str) -> tuple[float, floa
     print(f"  ClickHouse insert  {rows / shaped:12,.0f} rows/s  (the reference: file() CSV, typed, into a table of "
           f"the requests table's shape, {ref_rows} requests)")
     print(f"    peak RSS {ref_kb / 1024:.0f} MB")
+    print(f"  ClickHouse insert  {rows / small:12,.0f} rows/s  (for information: the reference in {BLOCK_ROWS}-row insert "
+          f"blocks, perfhouse's part size; perfhouse's pace against it {small / ours:.2f})")
+    print(f"    peak RSS {small_kb / 1024:.0f} MB")
     print(f"  ClickHouse insert  {rows / theirs:12,.0f} rows/s  (for information: file() CSV into 12 String columns, "
           f"no parsing, no sort)")
     return shaped / ours, peak_kb / 1024
