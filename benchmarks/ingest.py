@@ -176,7 +176,7 @@ SETTINGS input_format_json_read_objects_as_strings = 1, input_format_skip_unknow
 """
 
 
-def clickhouse_reference(path: Path, work: Path, insert: str, structure: str, table: str) -> tuple[float, int, int]:
+def clickhouse_reference(path: Path, home: Path, insert: str, structure: str, table: str) -> tuple[float, int, int]:
     """ClickHouse (chdb, default settings) running the reference `insert` of the file from file() into `table`, in
     a child process as perfhouse's ingest is: (seconds, rows in the table, the child's peak RSS in KB).
 
@@ -186,7 +186,7 @@ def clickhouse_reference(path: Path, work: Path, insert: str, structure: str, ta
     perfhouse stores. With default settings ClickHouse forms insert blocks of a million rows: its peak memory is
     printed beside its pace, for information (it has no bound to keep).
     """
-    out, peak_kb, _ = _sampled([sys.executable, "-c", REF_CHILD, str(path), str(work / "ref"), insert, structure,
+    out, peak_kb, _ = _sampled([sys.executable, "-c", REF_CHILD, str(path), str(home), insert, structure,
                                 table], f"ClickHouse's insert of {path}")
     return float(out["seconds"]), int(out["rows"]), peak_kb
 
@@ -268,18 +268,33 @@ def python_loop(path: Path) -> float:
     return time.perf_counter() - t
 
 
+def new_dir(work: Path, name: str) -> Path:
+    """A round's own directory, new (one left by an earlier benchmark in the same work directory is removed first).
+
+    Nothing a round writes is deleted before the benchmark ends: on some file systems creating files where many
+    were deleted in the last minutes costs far more (on this machine's ext4, which has no journal, 0.3-0.7 ms a
+    file instead of some 20 µs, for a few minutes), and deleting one measurement's warehouse just before the next
+    would weigh on whichever side runs next, the more the more files it writes. Each round still prints what
+    creating a file costs at its start.
+    """
+    path = work / name
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
 def k6_round(big: Path, n: int, work: Path, first: str) -> tuple[float, float]:
-    """One round on the k6 file: (perfhouse's pace against ClickHouse's, perfhouse's peak RSS in MB)."""
-    for name in ("k6", "ref", "raw"):
-        shutil.rmtree(work / name, ignore_errors=True)
+    """One round on the k6 file, in the round's own new directory `work`: (perfhouse's pace against ClickHouse's,
+    perfhouse's peak RSS in MB)."""
     order = ["perfhouse", "clickhouse"] if first == "perfhouse" else ["clickhouse", "perfhouse"]
     for who in order:
         if who == "perfhouse":
             ours, info, peak_kb, anon_kb = perfhouse_ingest(big, work / "k6")
         else:
-            shaped, ref_points, ref_kb = clickhouse_reference(big, work, REF_INSERT, REF_STRUCTURE, "k6_points")
-            shutil.rmtree(work / "ref", ignore_errors=True)
-            small, _, small_kb = clickhouse_reference(big, work, bounded(REF_INSERT), REF_STRUCTURE, "k6_points")
+            shaped, ref_points, ref_kb = clickhouse_reference(big, work / "ref", REF_INSERT, REF_STRUCTURE,
+                                                              "k6_points")
+            small, _, small_kb = clickhouse_reference(big, work / "ref-blocks", bounded(REF_INSERT), REF_STRUCTURE,
+                                                      "k6_points")
     theirs = clickhouse_insert(big, "JSONEachRow", "type String, metric String, data String", work / "raw")
     print(f"  perfhouse ingest   {n / ours:12,.0f} lines/s  ({info['points']:.0f} points, {info['rows']:.0f} requests,"
           f" {info['rejected']:.0f} rejected; hash, parse, points, requests, checks, summaries)")
@@ -297,17 +312,17 @@ def k6_round(big: Path, n: int, work: Path, first: str) -> tuple[float, float]:
 
 
 def jtl_round(jtl: Path, rows: int, work: Path, first: str) -> tuple[float, float]:
-    """One round on the JTL: (perfhouse's pace against ClickHouse's, perfhouse's peak RSS in MB)."""
-    for name in ("jtl", "ref", "raw"):
-        shutil.rmtree(work / name, ignore_errors=True)
+    """One round on the JTL, in the round's own new directory `work`: (perfhouse's pace against ClickHouse's,
+    perfhouse's peak RSS in MB)."""
     order = ["perfhouse", "clickhouse"] if first == "perfhouse" else ["clickhouse", "perfhouse"]
     for who in order:
         if who == "perfhouse":
             ours, info, peak_kb, anon_kb = perfhouse_ingest(jtl, work / "jtl")
         else:
-            shaped, ref_rows, ref_kb = clickhouse_reference(jtl, work, JTL_REF_INSERT, JTL_STRUCTURE, "requests")
-            shutil.rmtree(work / "ref", ignore_errors=True)
-            small, _, small_kb = clickhouse_reference(jtl, work, bounded(JTL_REF_INSERT), JTL_STRUCTURE, "requests")
+            shaped, ref_rows, ref_kb = clickhouse_reference(jtl, work / "ref", JTL_REF_INSERT, JTL_STRUCTURE,
+                                                            "requests")
+            small, _, small_kb = clickhouse_reference(jtl, work / "ref-blocks", bounded(JTL_REF_INSERT), JTL_STRUCTURE,
+                                                      "requests")
     theirs = clickhouse_insert(jtl, "CSV", ", ".join(f"c{i} String" for i in range(12)), work / "raw")
     print(f"  perfhouse ingest   {rows / ours:12,.0f} rows/s  ({info['rows']:.0f} requests, "
           f"{info['rejected']:.0f} rejected; hash, parse, requests, summaries)")
@@ -342,7 +357,7 @@ def main() -> int:
     for r in range(args.rounds):
         first = "perfhouse" if r % 2 == 0 else "clickhouse"
         print(f" round {r + 1} ({first} first; {file_creation(work)})")
-        pace, peak = k6_round(big, n, work, first)
+        pace, peak = k6_round(big, n, new_dir(work, f"k6-round-{r + 1}"), first)
         verdicts += [ratio(f"k6 JSON round {r + 1}: perfhouse pace / ClickHouse's", pace, PACE_TARGET),
                      ratio(f"k6 JSON round {r + 1}: peak RSS", peak, RSS_TARGET_MB, higher_is_better=False, unit=" MB")]
         print("\n".join(verdicts[-2:]))
@@ -357,13 +372,16 @@ def main() -> int:
     for r in range(args.rounds):
         first = "perfhouse" if r % 2 == 0 else "clickhouse"
         print(f" round {r + 1} ({first} first; {file_creation(work)})")
-        pace, peak = jtl_round(jtl, rows, work, first)
+        pace, peak = jtl_round(jtl, rows, new_dir(work, f"jtl-round-{r + 1}"), first)
         verdicts += [ratio(f"JTL round {r + 1}: perfhouse pace / ClickHouse's", pace, PACE_TARGET),
                      ratio(f"JTL round {r + 1}: peak RSS", peak, RSS_TARGET_MB, higher_is_better=False, unit=" MB")]
         print("\n".join(verdicts[-2:]))
     print(f"  after: {cpu_load()}; {file_creation(work)}")
-    for probe in work.glob(".probe-*"):
-        shutil.rmtree(probe, ignore_errors=True)
+    jtl.unlink()
+    for done in [*work.glob(".probe-*"), *work.glob("*-round-*")]:
+        shutil.rmtree(done, ignore_errors=True)
+    if args.work is None:
+        shutil.rmtree(work, ignore_errors=True)
     print("targets:")
     print("\n".join(verdicts))
     return 0
