@@ -274,8 +274,8 @@ def new_dir(work: Path, name: str) -> Path:
     Nothing a round writes is deleted before the benchmark ends: on some file systems creating files where many
     were deleted in the last minutes costs far more (on this machine's ext4, which has no journal, 0.3-0.7 ms a
     file instead of some 20 µs, for a few minutes), and deleting one measurement's warehouse just before the next
-    would weigh on whichever side runs next, the more the more files it writes. Each round still prints what
-    creating a file costs at its start.
+    would weigh on whichever side runs next, the more so the more files that side writes. Each round still prints
+    what creating a file costs at its start.
     """
     path = work / name
     shutil.rmtree(path, ignore_errors=True)
