@@ -8,7 +8,7 @@ done batches are exactly those; a reader uses the current summary of a run and r
 any run that has none (a batch being committed or rolled back, rows written outside an ingest), so the
 figures are always the ones the raw rows give.
 
-A summary is computed from histograms of durations per step (queries.step_summary), which give the same exact
+A summary is computed from histograms of durations per step (queries.STEP_SUMMARY), which give the same exact
 quantiles as the raw reads bit for bit. Each batch's histogram is kept (table step_histograms): written in its
 commit from its own rows alone (a staged batch's from its staging requests table, which holds that batch alone; a
 small batch's from its rows in requests, by batch id), so the summary adds up the kept histograms of the run's
@@ -42,7 +42,7 @@ TABLE = "step_summaries"
 HISTOGRAMS = "step_histograms"
 # The columns of step_histograms, in the order queries.batch_histogram and queries.DONE_BATCH_HISTOGRAMS select them.
 HISTOGRAM_COLUMNS = "run_id, batch, journey, step, duration_ms, n, errors, first_ts, last_ts"
-# The columns queries.step_summary selects, in its order.
+# The columns queries.STEP_SUMMARY selects, in its order.
 COLUMNS = ("run_id, batch, batches, batches_hash, overall, journey, step, requests, errors, p50, p95, p99, "
            "first_ts, last_ts, summarised_at")
 

@@ -325,13 +325,12 @@ _ABOVE = ", ".join(f"minIf(duration_ms, below > k[{i}])" for i in range(1, len(S
 _QUANTILE = "CASE WHEN k_[{i}] >= requests THEN top_ ELSE at_[{i}] + (h_[{i}] - k_[{i}]) * (above_[{i}] - at_[{i}]) END"
 
 
-def step_summary() -> str:
-    """A run's summary over batches {covered} (its done batches and the batch being committed, {batch}; '' for
-    none): per step and over the whole run (overall = 1, journey and step empty), from the kept histograms of
-    those batches (step_histograms). Its figures equal the raw reads' exact ones bit for bit; `batches` and
-    `batches_hash` say which batches it covers. Its columns go into step_summaries by position."""
-    quantiles = ", ".join(_QUANTILE.format(i=i) for i in range(1, len(SUMMARY_LEVELS) + 1))
-    return f"""
+_SUMMARY_QUANTILES = ", ".join(_QUANTILE.format(i=i) for i in range(1, len(SUMMARY_LEVELS) + 1))
+# A run's summary over batches {covered} (its done batches and the batch being committed, {batch}; '' for none): per
+# step and over the whole run (overall = 1, journey and step empty), from the kept histograms of those batches
+# (step_histograms). Its figures equal the raw reads' exact ones bit for bit; `batches` and `batches_hash` say which
+# batches it covers. Its columns go into step_summaries by position.
+STEP_SUMMARY = f"""
 WITH histogram AS (
     SELECT journey, step, duration_ms, sum(n) AS hn, sum(errors) AS he, min(first_ts) AS hf, max(last_ts) AS hl
     FROM step_histograms
@@ -361,12 +360,9 @@ steps AS (
 )
 SELECT {{run:String}} AS summary_run, {{batch:String}} AS summary_batch, length({{covered:Array(String)}}) AS batches,
        arrayReduce('groupBitXor', arrayMap(b -> sipHash64(b), {{covered:Array(String)}})) AS batches_hash,
-       overall, journey, step, requests, errors_, {quantiles}, first_, last_, now64(6) AS summarised_at
+       overall, journey, step, requests, errors_, {_SUMMARY_QUANTILES}, first_, last_, now64(6) AS summarised_at
 FROM steps
 """
-
-
-STEP_SUMMARY = step_summary()
 
 # The runs that have batches recorded done: those a summary can cover.
 SUMMARISABLE_RUNS = """
@@ -473,16 +469,14 @@ GATE_REGRESSED = """
 SELECT run_id FROM gate_outcomes FINAL WHERE fingerprint = {fingerprint:String} AND worse > 0
 """
 
+# A run's latest gate outcome, in the columns of records.GateOutcome.
+_GATE_OUTCOME = """
+SELECT run_id, outcome, exit_status, worse, inconclusive, baseline_id, toString(judged_at) AS judged_at
+FROM gate_outcomes FINAL WHERE """
 # The latest gate outcome of each run of a fingerprint.
-GATE_OUTCOMES = """
-SELECT run_id, outcome, exit_status, worse, inconclusive, baseline_id, toString(judged_at) AS judged_at
-FROM gate_outcomes FINAL WHERE fingerprint = {fingerprint:String}
-"""
+GATE_OUTCOMES = _GATE_OUTCOME + "fingerprint = {fingerprint:String}\n"
 # One run's latest gate outcome (none before it is gated); the runs of a set of repeats each hold the set's.
-GATE_OUTCOME_OF_RUN = """
-SELECT run_id, outcome, exit_status, worse, inconclusive, baseline_id, toString(judged_at) AS judged_at
-FROM gate_outcomes FINAL WHERE run_id = {run:String}
-"""
+GATE_OUTCOME_OF_RUN = _GATE_OUTCOME + "run_id = {run:String}\n"
 
 BASELINES = """
 SELECT fingerprint, run_id, note, toString(updated_at) AS pinned_at FROM baselines FINAL
