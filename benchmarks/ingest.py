@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -206,6 +207,36 @@ def bounded(insert: str) -> str:
     return f"{body}, {blocks}" if "\nSETTINGS " in body else f"{body}\nSETTINGS {blocks}"
 
 
+@dataclass(frozen=True)
+class References:
+    """ClickHouse's reference insert of a file (`seconds`, the `rows` it stored, `peak_kb`), and the same in
+    perfhouse's insert blocks (`blocks_seconds`, `blocks_peak_kb`)."""
+
+    seconds: float
+    rows: int
+    peak_kb: int
+    blocks_seconds: float
+    blocks_peak_kb: int
+
+    def report(self, count: int, unit: str, ours: float, shape: str) -> None:
+        """Print both inserts' pace over `count` `unit` (perfhouse took `ours` seconds) and their peak RSS."""
+        print(f"  ClickHouse insert  {count / self.seconds:12,.0f} {unit}/s  (the reference: {shape})")
+        print(f"    peak RSS {self.peak_kb / 1024:.0f} MB")
+        print(f"  ClickHouse insert  {count / self.blocks_seconds:12,.0f} {unit}/s  (for information: the reference in "
+              f"{BLOCK_ROWS}-row insert blocks, perfhouse's part size; perfhouse's pace against it "
+              f"{self.blocks_seconds / ours:.2f})")
+        print(f"    peak RSS {self.blocks_peak_kb / 1024:.0f} MB")
+
+
+def clickhouse_references(path: Path, work: Path, insert: str, structure: str, table: str) -> References:
+    """The reference `insert` of the file into `table`, at ClickHouse's defaults and in perfhouse's insert blocks,
+    each in a warehouse of its own under `work`."""
+    seconds, rows, peak_kb = clickhouse_reference(path, work / "ref", insert, structure, table)
+    blocks_seconds, _, blocks_peak_kb = clickhouse_reference(path, work / "ref-blocks", bounded(insert), structure,
+                                                             table)
+    return References(seconds, rows, peak_kb, blocks_seconds, blocks_peak_kb)
+
+
 REF_CHILD = """
 import json, sys, time
 from chdb import session
@@ -291,24 +322,16 @@ def k6_round(big: Path, n: int, work: Path, first: str) -> tuple[float, float]:
         if who == "perfhouse":
             ours, info, peak_kb, anon_kb = perfhouse_ingest(big, work / "k6")
         else:
-            shaped, ref_points, ref_kb = clickhouse_reference(big, work / "ref", REF_INSERT, REF_STRUCTURE,
-                                                              "k6_points")
-            small, _, small_kb = clickhouse_reference(big, work / "ref-blocks", bounded(REF_INSERT), REF_STRUCTURE,
-                                                      "k6_points")
+            refs = clickhouse_references(big, work, REF_INSERT, REF_STRUCTURE, "k6_points")
     theirs = clickhouse_insert(big, "JSONEachRow", "type String, metric String, data String", work / "raw")
     print(f"  perfhouse ingest   {n / ours:12,.0f} lines/s  ({info['points']:.0f} points, {info['rows']:.0f} requests,"
           f" {info['rejected']:.0f} rejected; hash, parse, points, requests, checks, summaries)")
     print(f"    peak RSS {peak_kb / 1024:.0f} MB, of which allocated (anonymous) {anon_kb / 1024:.0f} MB "
           f"(the rest is file-backed pages: chdb's engine library, mapped files)")
-    print(f"  ClickHouse insert  {n / shaped:12,.0f} lines/s  (the reference: file() JSONEachRow into a table of "
-          f"k6_points' shape, {ref_points} points)")
-    print(f"    peak RSS {ref_kb / 1024:.0f} MB")
-    print(f"  ClickHouse insert  {n / small:12,.0f} lines/s  (for information: the reference in {BLOCK_ROWS}-row insert "
-          f"blocks, perfhouse's part size; perfhouse's pace against it {small / ours:.2f})")
-    print(f"    peak RSS {small_kb / 1024:.0f} MB")
+    refs.report(n, "lines", ours, f"file() JSONEachRow into a table of k6_points' shape, {refs.rows} points")
     print(f"  ClickHouse insert  {n / theirs:12,.0f} lines/s  (for information: file() JSONEachRow into 3 String "
           f"columns, no parsing of data)")
-    return shaped / ours, peak_kb / 1024
+    return refs.seconds / ours, peak_kb / 1024
 
 
 def jtl_round(jtl: Path, rows: int, work: Path, first: str) -> tuple[float, float]:
@@ -319,23 +342,15 @@ def jtl_round(jtl: Path, rows: int, work: Path, first: str) -> tuple[float, floa
         if who == "perfhouse":
             ours, info, peak_kb, anon_kb = perfhouse_ingest(jtl, work / "jtl")
         else:
-            shaped, ref_rows, ref_kb = clickhouse_reference(jtl, work / "ref", JTL_REF_INSERT, JTL_STRUCTURE,
-                                                            "requests")
-            small, _, small_kb = clickhouse_reference(jtl, work / "ref-blocks", bounded(JTL_REF_INSERT), JTL_STRUCTURE,
-                                                      "requests")
+            refs = clickhouse_references(jtl, work, JTL_REF_INSERT, JTL_STRUCTURE, "requests")
     theirs = clickhouse_insert(jtl, "CSV", ", ".join(f"c{i} String" for i in range(12)), work / "raw")
     print(f"  perfhouse ingest   {rows / ours:12,.0f} rows/s  ({info['rows']:.0f} requests, "
           f"{info['rejected']:.0f} rejected; hash, parse, requests, summaries)")
     print(f"    peak RSS {peak_kb / 1024:.0f} MB, of which allocated (anonymous) {anon_kb / 1024:.0f} MB")
-    print(f"  ClickHouse insert  {rows / shaped:12,.0f} rows/s  (the reference: file() CSV, typed, into a table of "
-          f"the requests table's shape, {ref_rows} requests)")
-    print(f"    peak RSS {ref_kb / 1024:.0f} MB")
-    print(f"  ClickHouse insert  {rows / small:12,.0f} rows/s  (for information: the reference in {BLOCK_ROWS}-row insert "
-          f"blocks, perfhouse's part size; perfhouse's pace against it {small / ours:.2f})")
-    print(f"    peak RSS {small_kb / 1024:.0f} MB")
+    refs.report(rows, "rows", ours, f"file() CSV, typed, into a table of the requests table's shape, {refs.rows} requests")
     print(f"  ClickHouse insert  {rows / theirs:12,.0f} rows/s  (for information: file() CSV into 12 String columns, "
           f"no parsing, no sort)")
-    return shaped / ours, peak_kb / 1024
+    return refs.seconds / ours, peak_kb / 1024
 
 
 def main() -> int:
