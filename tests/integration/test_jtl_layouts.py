@@ -316,6 +316,20 @@ def test_5x_default_file_without_header_uses_the_17_column_layout(
     assert requests_of(wh, result.run_id) == EXPECTED
 
 
+def test_columns_the_warehouse_does_not_keep_reject_nothing(any_warehouse_url: str, tmp_path: Path) -> None:
+    """grpThreads, allThreads and IdleTime are not read (as in an XML JTL): text, a negative count or a number past
+    64 bits in them rejects no record, on either path, and every kept figure is as written."""
+    damaged = ["-1", "99999999999999999999", "abc", "", "18446744073709551617", "1e3"]
+    rows = [[*row] for row in ROWS_5X]
+    for i, row in enumerate(rows):
+        for name in ("grpThreads", "allThreads", "IdleTime"):
+            row[HEADER_5X.index(name)] = damaged[(i + HEADER_5X.index(name)) % len(damaged)]
+    wh = Warehouse.open(any_warehouse_url)
+    result = wh.ingest(write_jtl(tmp_path / "results.jtl", HEADER_5X, rows), services=SERVICES)
+    assert (result.rows, result.rejected) == (5, 0)
+    assert requests_of(wh, result.run_id) == EXPECTED
+
+
 def test_custom_saveservice_columns_reordered_with_extras(any_warehouse_url: str, tmp_path: Path) -> None:
     """A subset in another order, Hostname/SampleCount/ErrorCount, a sample_variables column, formatted time."""
     header = [
