@@ -68,6 +68,31 @@ def test_each_k6_check_lands_on_its_request_from_json_and_csv(
     assert per_request(wh, runs[0]) == per_request(wh, runs[1])
 
 
+def test_a_k6_json_without_checks_lands_the_same_requests_with_none(
+    any_warehouse_url: str, k6_run: tuple[Path, Path, dict[str, int]], tmp_path: Path
+) -> None:
+    """A file with no checks points derives its requests without joining checks to them: the same requests as
+    the file with its checks, every figure equal but the checks, which are none."""
+    json_out, _, _ = k6_run
+    bare = tmp_path / "no-checks.json"
+    bare.write_text("".join(line for line in json_out.read_text().splitlines(keepends=True)
+                            if json.loads(line).get("metric") != "checks"), encoding="utf-8")
+    wh = Warehouse.open(any_warehouse_url)
+    with_checks, without = wh.ingest(json_out).run_id, wh.ingest(bare).run_id
+
+    def requests(run_id: str, columns: str) -> list[tuple[object, ...]]:
+        rows = wh.backend.query(f"SELECT {columns} FROM requests WHERE run_id = {{r:String}} ORDER BY ALL",
+                                {"r": run_id})
+        return [tuple(r.values()) for r in rows]
+
+    figures = ("toString(ts), journey, step, service, method, url, status, ok, duration_ms, waiting_ms, connect_ms, "
+               "error, vu, trace_id")
+    assert len(requests(with_checks, figures)) == 3 * REQUESTS
+    assert requests(with_checks, figures) == requests(without, figures)
+    assert set(requests(without, "checks, failed_checks, failed_check")) == {(0, 0, "")}
+    assert set(requests(with_checks, "checks")) == {(0,), (1,), (2,)}
+
+
 def test_k6_influx_output_without_vu_keeps_each_steps_checks(
     any_warehouse_url: str, k6_run: tuple[Path, Path, dict[str, int]], tmp_path: Path
 ) -> None:
