@@ -117,7 +117,10 @@ def result_files(tmp: Path) -> tuple[Path, list[Path]]:
         files.append(write(tmp / f"damaged.{fmt.suffix}.gz", gzip.compress(
             document(fmt, lines[:4] + bad + lines[4:]).encode())))
     k6 = next(f for f in FORMATS if f.name == "k6-json")
-    valid = write(tmp / "shop_20240101-000000.json", document(k6, valid_lines(k6, 12)))
+    # one check on its last request: a file with checks joins them to its requests, the damaged one has none
+    check = ('{"type":"Point","metric":"checks","data":{"time":"2024-01-01T00:00:11.5Z","value":1,'
+             '"tags":{"name":"s2","check":"status is 200"}}}')
+    valid = write(tmp / "shop_20240101-000000.json", document(k6, [*valid_lines(k6, 12), check]))
     stats = ("Type,Name,Request Count,Failure Count,Median Response Time,Average Response Time,Min Response Time,"
              "Max Response Time,Average Content Size,Requests/s,Failures/s,50%,66%,75%,80%,90%,95%,98%,99%,99.9%,"
              "99.99%,100%\nGET,/items,10,1,20,21.5,10,40,100,2.5,0.1,20,22,24,25,30,35,38,40,40,40,40\n"
