@@ -49,6 +49,10 @@ def fail_cleanly(fn: F) -> F:
         except KeyboardInterrupt:
             click.echo("perfhouse: interrupted", err=True)
             sys.exit(int(ExitStatus.ABORTED))
+        except OSError as exc:  # the system refused a file operation no check above foresaw: said, not a traceback
+            where = f" ({exc.filename})" if exc.filename else ""
+            click.echo(f"perfhouse: error: {exc.strerror or exc}{where}", err=True)
+            sys.exit(int(ExitStatus.ERROR))
 
     return wrapper  # type: ignore[return-value]
 

@@ -14,9 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.cli import fail_cleanly
 from orchestrator.demo_api import DemoAPI
 from orchestrator.tools import available
 from tests.conftest import ROOT, need
+from warehouse.errors import ExitStatus
 
 pytestmark = pytest.mark.integration
 
@@ -135,6 +137,30 @@ def test_readme_test_command_is_what_ci_runs() -> None:
     demo, tests = setup
     assert demo.endswith("perfhouse demo")
     assert tests in (ROOT / ".ci" / "run").read_text()
+
+
+def test_a_warehouse_directory_that_cannot_be_made_is_one_line(tmp_path: Path) -> None:
+    """A file where the embedded warehouse's directory should be: said in one line with the path, exit 1."""
+    (tmp_path / "afile").write_text("")
+    jtl = tmp_path / "x.jtl"
+    jtl.write_text("timeStamp,elapsed,label,responseCode,responseMessage,threadName,dataType,success,bytes,grpThreads,"
+                   "allThreads,Latency\n1704067200000,10,home,200,OK,shop 1-1,text,true,1,1,1,1\n")
+    proc = perfhouse("--warehouse", f"chdb://{tmp_path}/afile/wh", "ingest", str(jtl))
+    assert proc.returncode == 1
+    assert one_line_error(proc) == f"perfhouse: error: cannot open the embedded warehouse {tmp_path}/afile/wh: Not a directory"
+
+
+def test_an_unforeseen_file_error_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """The one boundary turns an OSError no check foresaw into one line and exit status 1, not a traceback."""
+
+    @fail_cleanly
+    def command() -> None:
+        raise FileNotFoundError(2, "No such file or directory", ".perfhouse/warehouse")
+
+    with pytest.raises(SystemExit) as exited:
+        command()
+    assert exited.value.code == ExitStatus.ERROR
+    assert capsys.readouterr().err == "perfhouse: error: No such file or directory (.perfhouse/warehouse)\n"
 
 
 def test_readme_demo_runs_every_installed_tool(tmp_path: Path) -> None:

@@ -183,9 +183,12 @@ class ChdbBackend:
                 self._close()
 
     def _open(self) -> None:
-        self.path.mkdir(parents=True, exist_ok=True)
         lock_path = self.path.parent / f"{self.path.name}.lock"
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:  # a file in the way, no permission, a read-only or vanished directory
+            raise WarehouseError(f"cannot open the embedded warehouse {self.path}: {exc.strerror or exc}") from None
         deadline = time.monotonic() + self.lock_timeout_s
         while True:
             try:
