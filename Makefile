@@ -9,9 +9,10 @@ lint:
 typecheck:
 	mypy
 
-# Two workers per core (pytest-xdist; tests/conftest.py): a module sharing a fixture stays on one worker
+# Two workers per core (pytest-xdist; tests/conftest.py): a module sharing a fixture stays on one worker. The
+# slowest tests are printed, so what holds `make test` to its 15 minutes shows in every run.
 pytest:
-	python -m pytest -n auto --dist loadgroup
+	python -m pytest -n auto --dist loadgroup --durations=25
 
 golden:
 	python -m pytest tests/unit/test_golden.py tests/integration/test_report_golden.py --update-golden
