@@ -183,6 +183,13 @@ class ChdbBackend:
                 self._close()
 
     def _open(self) -> None:
+        # The engine first: chdb's import changes the whole process's working directory while it loads, so a
+        # relative warehouse path made or locked meanwhile (the default .perfhouse/warehouse, as the thread of
+        # `load_engine_ahead` loads it) would land in chdb's package directory or fail.
+        try:
+            engine = _chdb_session()
+        except Exception as exc:  # a missing or broken chdb
+            raise WarehouseError(f"cannot open the embedded warehouse {self.path}: {exc}") from exc
         lock_path = self.path.parent / f"{self.path.name}.lock"
         try:
             self.path.mkdir(parents=True, exist_ok=True)
@@ -209,7 +216,7 @@ class ChdbBackend:
         os.pwrite(fd, f"pid {os.getpid()} ({' '.join(words)})".encode(), 0)
         self._lock_fd = fd
         try:
-            self._session = _chdb_session().Session(str(self.path))
+            self._session = engine.Session(str(self.path))
             self._session.query(_READ_SETTINGS)
         except Exception as exc:
             self._release()
@@ -328,7 +335,10 @@ class ChdbBackend:
 
 def load_engine_ahead(url: str | None = None) -> None:
     """For a command about to open the warehouse at `url`: begin loading the embedded engine (chdb; most of a short
-    command's time) in a thread, so that it loads while the command imports the rest of what it needs."""
+    command's time) in a thread, so that it loads while the command imports the rest of what it needs.
+
+    chdb's import changes the process's working directory until it ends: until the open that waits for it, the
+    command must only import modules, never use a relative path (`ChdbBackend._open` waits before its own)."""
     url = url or os.environ.get("PERFHOUSE_WAREHOUSE") or DEFAULT_URL
     if url.startswith("chdb://") and "chdb.session" not in sys.modules:
         threading.Thread(target=_load_engine, name="perfhouse-engine", daemon=True).start()
