@@ -3,6 +3,7 @@ gives JMeter rows stored before it the same meaning of `ok`."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import subprocess
 from collections import Counter
@@ -140,3 +141,67 @@ def test_migration_10_reads_stored_jmeter_rows_with_the_new_meaning(any_warehous
         ("jmeter", 503, 0, 0, 0, "", "Service Unavailable"),
         ("k6", 200, 0, 0, 0, "", ""),
     ]
+
+
+def _k6_point(metric: str, at: dt.datetime, value: float, vu: int, it: int, step: str = "") -> str:
+    tags = {"journey": "shop", "step": step, "scenario": "default", "group": ""} if step else {"scenario": "default"}
+    if metric == "checks":
+        tags["check"] = "status is 200"
+    return json.dumps({"metric": metric, "type": "Point", "data": {
+        "time": at.strftime("%Y-%m-%dT%H:%M:%S.%f000Z"), "value": value, "tags": tags,
+        "metadata": {"vu": str(vu), "iter": str(it)}}}) + "\n"
+
+
+def _iterations_file(path: Path) -> int:
+    """Five VUs' iterations of 100 ms for two minutes (a request, its check 10 ms later, the iteration's end),
+    a whole iteration of 41 s whose check comes 40 s after its request, and an iteration cut short (no
+    iteration_duration point) whose check comes 60 s after its request: longer than any whole iteration."""
+    t0 = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
+    ms = dt.timedelta(milliseconds=1)
+    lines = []
+
+    def iteration(vu: int, it: int, start: dt.datetime, check_after_ms: int, end_ms: int | None) -> None:
+        lines.append(_k6_point("http_reqs", start, 1, vu, it, "list"))
+        lines.append(_k6_point("http_req_duration", start, 5.0, vu, it, "list"))
+        lines.append(_k6_point("checks", start + check_after_ms * ms, 1, vu, it, "list"))
+        if end_ms is not None:
+            lines.append(_k6_point("iteration_duration", start + end_ms * ms, end_ms, vu, it))
+
+    for vu in range(1, 6):
+        for it in range(1200):
+            iteration(vu, it, t0 + (100 * it + vu) * ms, 10, 20)
+    iteration(9, 0, t0 + 20_000 * ms, 40_000, 41_000)
+    iteration(8, 0, t0 + 30_000 * ms, 60_000, None)
+    lines.sort(key=lambda line: json.loads(line)["data"]["time"])
+    path.write_text("".join(lines), encoding="utf-8")
+    return 5 * 1200 + 2
+
+
+def test_each_check_lands_on_its_request_across_slices_however_long_its_iteration(
+    any_warehouse_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deriving a run's requests a slice at a time reads its checks past each slice only as far as an iteration
+    can reach (the longest iteration that ended; from the first iteration cut short, minutes): a check 40 s after
+    its request in a long iteration, and 60 s after it in an iteration cut short, land on their requests as they
+    do when the whole run is one slice."""
+    from warehouse.tools.k6 import k6_json
+
+    requests = _iterations_file(tmp_path / "iterations.json")
+    wh = Warehouse.open(any_warehouse_url)
+
+    def landed(per_slice: int, path: Path) -> Counter[tuple[object, ...]]:
+        monkeypatch.setattr(k6_json, "REQUESTS_PER_SLICE", per_slice)
+        run_id = wh.ingest(path).run_id
+        rows = wh.backend.query("SELECT toString(ts) AS ts, vu, checks, failed_checks FROM requests "
+                                "WHERE run_id = {r:String}", {"r": run_id})
+        return Counter(tuple(r.values()) for r in rows)
+
+    sliced = landed(100, tmp_path / "iterations.json")  # 60 slices of 2 s
+    assert sum(sliced.values()) == requests
+    assert {checks for _, _, checks, _ in sliced} == {1}
+    assert [(ts, vu) for ts, vu, _, _ in sliced if vu in ("8", "9")] == [
+        ("2025-06-01 00:00:20.000000", "9"), ("2025-06-01 00:00:30.000000", "8")]
+    whole = tmp_path / "whole.json"  # the same points, with a Metric line: another file, not a duplicate
+    whole.write_text('{"type":"Metric","data":{"name":"checks","type":"rate","contains":"default"},"metric":"checks"}\n'
+                     + (tmp_path / "iterations.json").read_text(encoding="utf-8"), encoding="utf-8")
+    assert landed(10**6, whole) == sliced
