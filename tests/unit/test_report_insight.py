@@ -189,3 +189,21 @@ def test_junit_counts_and_escapes() -> None:
     assert case is not None and case.find("failure").get("message") == 'breached "x"'  # type: ignore[union-attr]
     assert root.find("testsuite").get("name") == "run <1>"  # type: ignore[union-attr]
     assert text.startswith('<?xml version="1.0" encoding="UTF-8"?>\n<testsuites')
+
+
+def test_a_series_is_correlated_over_the_runs_whole_seconds_not_its_partial_first_and_last() -> None:
+    """The last scrape of a run comes after the tool has closed its connections: in the run's last second, an idle
+    sample stands beside the P95 of the last requests. That second (and the first) covers the run only in part, so
+    it does not count: a series that rose with P95 through the run is correlated."""
+    from warehouse.read.records import ReportInfraMean, TimelinePoint
+    from warehouse.report.reports import _infra
+
+    seconds = [f"2026-01-01 10:00:{s:02d}" for s in range(10)]
+    timeline = [TimelinePoint(t, 10.0, 0, 0.0, 1.0, None, None, 20.0 * (i + 1), None) for i, t in enumerate(seconds)]
+    load = [0.1 * (i + 1) for i in range(9)] + [0.0625]  # the last second: only the idle last scrape
+    rows = [ReportInfraMean(t, "http://127.0.0.1:9100/metrics", "sut_cpu_ratio", "{}", v)
+            for t, v in zip(seconds, load, strict=True)]
+    assert insight.pearson(load, [p.p95_ms or 0 for p in timeline]) < insight.CORRELATED  # as it was counted
+    cpu = _infra(rows, timeline).series[0]
+    assert cpu.correlated and cpu.correlation == pytest.approx(1.0)
+    assert cpu.points[-1].value == 0.0625  # the chart still shows every sample

@@ -399,6 +399,10 @@ def _infra(rows: list[ReportInfraMean], timeline: list[TimelinePoint]) -> Infra:
     for r in rows:
         grouped.setdefault((r.source, r.metric, r.series_labels), []).append((r.t, float(r.mean)))
     p95 = {p.t: p.p95_ms for p in timeline if p.p95_ms is not None}
+    # The run's first and last seconds are partial: their requests and a series' samples may cover different parts
+    # of them (the last scrape, taken after the tool has closed its connections, beside the last requests' P95), so
+    # a series is correlated with P95 over the seconds between.
+    inner = set(sorted(p95)[1:-1])
     series: list[InfraSeries] = []
     for (source, metric, labels), points in grouped.items():
         counter = insight.is_counter(metric)
@@ -406,7 +410,7 @@ def _infra(rows: list[ReportInfraMean], timeline: list[TimelinePoint]) -> Infra:
             points = insight.as_rate(points)
         if not points:
             continue
-        paired = [(v, p95[t]) for t, v in points if t in p95]
+        paired = [(v, p95[t]) for t, v in points if t in inner]
         corr = insight.pearson([a for a, _ in paired], [b for _, b in paired])
         series.append(InfraSeries(
             insight.series_name(source, metric, labels, several) + (" (rate/s)" if counter else ""),
