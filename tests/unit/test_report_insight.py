@@ -191,10 +191,10 @@ def test_junit_counts_and_escapes() -> None:
     assert text.startswith('<?xml version="1.0" encoding="UTF-8"?>\n<testsuites')
 
 
-def test_a_series_is_correlated_over_the_runs_whole_seconds_not_its_partial_first_and_last() -> None:
-    """The last scrape of a run comes after the tool has closed its connections: in the run's last second, an idle
-    sample stands beside the P95 of the last requests. That second (and the first) covers the run only in part, so
-    it does not count: a series that rose with P95 through the run is correlated."""
+def test_a_series_is_correlated_over_the_runs_whole_buckets_not_its_partial_first_and_last() -> None:
+    """The last scrape of a run comes after the tool has closed its connections: in the run's last bucket (a
+    second here), an idle sample stands beside the P95 of the last requests. That bucket (and the first) holds the
+    run only in part, so it does not count: a series that rose with P95 through the run is correlated."""
     from warehouse.read.records import ReportInfraMean, TimelinePoint
     from warehouse.report.reports import _infra
 

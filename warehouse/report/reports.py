@@ -399,9 +399,9 @@ def _infra(rows: list[ReportInfraMean], timeline: list[TimelinePoint]) -> Infra:
     for r in rows:
         grouped.setdefault((r.source, r.metric, r.series_labels), []).append((r.t, float(r.mean)))
     p95 = {p.t: p.p95_ms for p in timeline if p.p95_ms is not None}
-    # The run's first and last seconds are partial: their requests and a series' samples may cover different parts
-    # of them (the last scrape, taken after the tool has closed its connections, beside the last requests' P95), so
-    # a series is correlated with P95 over the seconds between.
+    # The run's first and last buckets (seconds in a short run) hold it only in part: their requests and a series'
+    # samples may cover different parts of them (the last scrape, taken after the tool has closed its connections,
+    # beside the last requests' P95), so a series is correlated with P95 over the buckets between.
     inner = set(sorted(p95)[1:-1])
     series: list[InfraSeries] = []
     for (source, metric, labels), points in grouped.items():
