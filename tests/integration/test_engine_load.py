@@ -55,11 +55,11 @@ def test_the_default_warehouse_and_a_relative_input_stay_in_the_working_director
         tmp_path: Path) -> None:
     (tmp_path / "x.jtl").write_text(JTL)
     stray = chdb_directory() / ".perfhouse"
+    env = {k: v for k, v in os.environ.items() if k != "PERFHOUSE_WAREHOUSE"}  # the default warehouse
     assert not stray.exists(), f"a warehouse was left in chdb's package directory: {stray}"
     try:
         proc = subprocess.run([sys.executable, "-c", HELD, "ingest", "x.jtl", "--json"], cwd=tmp_path,
-                              capture_output=True, text=True, timeout=120,
-                              env={k: v for k, v in os.environ.items() if k != "PERFHOUSE_WAREHOUSE"})
+                              capture_output=True, text=True, timeout=120, env=env)
         assert not stray.exists(), "the default warehouse was made in chdb's package directory"
     finally:
         shutil.rmtree(stray, ignore_errors=True)
@@ -67,7 +67,6 @@ def test_the_default_warehouse_and_a_relative_input_stay_in_the_working_director
     assert json.loads(proc.stdout.splitlines()[-1])["status"] == "ingested"
     assert (tmp_path / ".perfhouse" / "warehouse").is_dir()
     listed = subprocess.run([sys.executable, "-m", "orchestrator", "runs", "--json"], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=120,
-                            env={k: v for k, v in os.environ.items() if k != "PERFHOUSE_WAREHOUSE"})
+                            capture_output=True, text=True, timeout=120, env=env)
     assert listed.returncode == 0, listed.stderr
     assert len(json.loads(listed.stdout)) == 1

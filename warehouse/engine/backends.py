@@ -189,13 +189,13 @@ class ChdbBackend:
         try:
             engine = _chdb_session()
         except Exception as exc:  # a missing or broken chdb
-            raise WarehouseError(f"cannot open the embedded warehouse {self.path}: {exc}") from exc
+            raise self._unopenable(exc) from exc
         lock_path = self.path.parent / f"{self.path.name}.lock"
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:  # a file in the way, no permission, a read-only or vanished directory
-            raise WarehouseError(f"cannot open the embedded warehouse {self.path}: {exc.strerror or exc}") from None
+            raise self._unopenable(exc.strerror or exc) from None
         deadline = time.monotonic() + self.lock_timeout_s
         while True:
             try:
@@ -220,7 +220,10 @@ class ChdbBackend:
             self._session.query(_READ_SETTINGS)
         except Exception as exc:
             self._release()
-            raise WarehouseError(f"cannot open the embedded warehouse {self.path}: {exc}") from exc
+            raise self._unopenable(exc) from exc
+
+    def _unopenable(self, why: object) -> WarehouseError:
+        return WarehouseError(f"cannot open the embedded warehouse {self.path}: {why}")
 
     def _reset(self) -> None:
         """A fresh engine session after a failed statement, keeping the file lock: chdb can leave a
